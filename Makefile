@@ -1,0 +1,30 @@
+# Two commands on a fresh machine: `make demo` (main job) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: setup test test-slow demo bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,train,render]"
+	touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest -n 2 -q
+
+test-slow: setup
+	$(PY) -m pytest -q -m slow
+
+bench: setup
+	$(PY) benchmarks/bench_solvers.py
+
+demo: setup
+	$(PY) benchmarks/bench_solvers.py
+
+clean:
+	rm -rf $(VENV) results .pytest_cache .hypothesis

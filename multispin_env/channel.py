@@ -1,0 +1,181 @@
+"""Uplink channel, payload and device models (model.md section 4), and the physical builder of RoundParams.
+
+Units: metres, dB/dBm, Hz, bits, seconds. Arrays put users on the last axis.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from scipy.special import j0
+
+from multispin_env.model import RoundParams
+
+FloatArray = NDArray[np.float64]
+
+#: Draft time per token, s/token, of each device class (model.md section 4).
+DEVICE_CLASSES: Mapping[str, float] = {"high": 0.004, "mid": 0.010, "low": 0.025}
+
+#: Payload models for one uploaded draft token (model.md section 4).
+PAYLOAD_MODELS: tuple[str, ...] = ("token-only", "top-k", "full")
+
+#: Spectral efficiency floor in bit/s/Hz, so a user in a deep fade has a huge but finite upload time.
+MIN_SPECTRAL_EFFICIENCY = 1e-9
+
+
+def payload_bits(model: str = "top-k", vocab_size: int = 32000, prob_bits: int = 16, top_k: int = 1024) -> int:
+    """Bits uploaded per draft token, D (model.md section 4).
+
+    - ``token-only``: the token id, ceil(log2 V) bits;
+    - ``top-k``: the id plus the top-k draft probabilities with their ids, k (ceil(log2 V) + q) + ceil(log2 V);
+    - ``full``: the id plus the full draft distribution, V q + ceil(log2 V).
+    """
+    for name, value in (("vocab_size", vocab_size), ("prob_bits", prob_bits), ("top_k", top_k)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if vocab_size < 2:
+        raise ValueError(f"vocab_size must be >= 2, got {vocab_size}")
+    id_bits = math.ceil(math.log2(vocab_size))
+    if model == "token-only":
+        return id_bits
+    if model == "top-k":
+        return min(top_k, vocab_size) * (id_bits + prob_bits) + id_bits
+    if model == "full":
+        return vocab_size * prob_bits + id_bits
+    raise ValueError(f"payload model must be one of {PAYLOAD_MODELS}, got {model!r}")
+
+
+def path_loss_db(distance_m: ArrayLike) -> FloatArray:
+    """3GPP macro path loss 128.1 + 37.6 log10(d / 1 km), in dB."""
+    return 128.1 + 37.6 * np.log10(np.asarray(distance_m, dtype=np.float64) / 1000.0)
+
+
+def noise_power_dbm(bandwidth_hz: float, noise_density_dbm_hz: float = -174.0, noise_figure_db: float = 9.0) -> float:
+    """Receiver noise power over the whole band W, in dBm."""
+    return noise_density_dbm_hz + noise_figure_db + 10.0 * math.log10(bandwidth_hz)
+
+
+def mean_snr_db(
+    distance_m: ArrayLike,
+    shadowing_db: ArrayLike = 0.0,
+    tx_power_dbm: float = 23.0,
+    bandwidth_hz: float = 10e6,
+    noise_density_dbm_hz: float = -174.0,
+    noise_figure_db: float = 9.0,
+) -> FloatArray:
+    """Large-scale SNR in dB (no fast fading).
+
+    Constant transmit power spectral density over the share: the SNR is the
+    same for any share b_k, so e_k does not depend on b_k (model.md section 4).
+    """
+    received = tx_power_dbm - path_loss_db(distance_m) - np.asarray(shadowing_db, dtype=np.float64)
+    return received - noise_power_dbm(bandwidth_hz, noise_density_dbm_hz, noise_figure_db)
+
+
+def spectral_efficiency(snr_db: ArrayLike, fading_power: ArrayLike = 1.0) -> FloatArray:
+    """e = log2(1 + SNR |h|^2) in bit/s/Hz, floored at :data:`MIN_SPECTRAL_EFFICIENCY`."""
+    snr = np.power(10.0, np.asarray(snr_db, dtype=np.float64) / 10.0) * np.asarray(fading_power)
+    return np.maximum(np.log2(1.0 + snr), MIN_SPECTRAL_EFFICIENCY)
+
+
+def upload_time_per_token(payload: float, bandwidth_hz: float, efficiency: ArrayLike) -> FloatArray:
+    """c_k = D / (W e_k): seconds per draft token with the whole band."""
+    return payload / (bandwidth_hz * np.maximum(np.asarray(efficiency, dtype=np.float64), MIN_SPECTRAL_EFFICIENCY))
+
+
+def fading_correlation(doppler_hz: ArrayLike, dt: ArrayLike) -> FloatArray:
+    """Jakes lag correlation rho = J0(2 pi f_D dt) of the Gauss-Markov fading (model.md section 4)."""
+    return j0(2.0 * np.pi * np.asarray(doppler_hz, dtype=np.float64) * np.asarray(dt, dtype=np.float64))
+
+
+def rayleigh_gains(rng: np.random.Generator, shape: int | tuple[int, ...]) -> NDArray[np.complex128]:
+    """Independent CN(0, 1) channel coefficients h (so E|h|^2 = 1)."""
+    normal = rng.standard_normal((2, *np.atleast_1d(shape)))
+    return (normal[0] + 1j * normal[1]) * math.sqrt(0.5)
+
+
+def gauss_markov_step(
+    gains: NDArray[np.complex128], rho: ArrayLike, rng: np.random.Generator
+) -> NDArray[np.complex128]:
+    """One Gauss-Markov step h' = rho h + sqrt(1 - rho^2) w, w ~ CN(0, 1); keeps E|h|^2 = 1."""
+    rho_arr = np.asarray(rho, dtype=np.float64)
+    return rho_arr * gains + np.sqrt(np.maximum(1.0 - rho_arr * rho_arr, 0.0)) * rayleigh_gains(rng, gains.shape)
+
+
+def draft_times_of(device_classes: Sequence[str]) -> FloatArray:
+    """Draft time per token (s) for each named device class."""
+    unknown = sorted({c for c in device_classes if c not in DEVICE_CLASSES})
+    if unknown:
+        raise ValueError(f"device class must be one of {sorted(DEVICE_CLASSES)}, got {unknown}")
+    return np.array([DEVICE_CLASSES[c] for c in device_classes], dtype=np.float64)
+
+
+def physical_round_params(
+    distance_m: ArrayLike,
+    acceptance: ArrayLike,
+    *,
+    device_classes: Sequence[str] | None = None,
+    draft_time: ArrayLike | None = None,
+    shadowing_db: ArrayLike = 0.0,
+    fading_power: ArrayLike = 1.0,
+    tx_power_dbm: float = 23.0,
+    bandwidth_hz: float = 10e6,
+    noise_density_dbm_hz: float = -174.0,
+    noise_figure_db: float = 9.0,
+    payload: str = "top-k",
+    vocab_size: int = 32000,
+    prob_bits: int = 16,
+    top_k: int = 1024,
+    verify_base: float = 0.060,
+    verify_per_token: float = 0.0005,
+    max_draft: int = 10,
+    downlink_time: float = 0.0,
+) -> RoundParams:
+    """Build :class:`RoundParams` from physical parameters (model.md section 4 defaults).
+
+    :param distance_m: user-server distances in metres, shape (K,)
+    :param acceptance: a_k per user, shape (K,)
+    :param device_classes: names from :data:`DEVICE_CLASSES` (or give ``draft_time`` in s/token)
+    :param shadowing_db: log-normal shadowing loss per user in dB
+    :param fading_power: |h_k|^2 of the fast fading (1 = the mean channel)
+    :param bandwidth_hz: W, the shared uplink band in Hz
+    :param payload: payload model, one of :data:`PAYLOAD_MODELS`
+    """
+    distance = np.asarray(distance_m, dtype=np.float64)
+    if distance.ndim != 1 or distance.size == 0:
+        raise ValueError(f"distance_m must be a non-empty 1-D array (one entry per user), got shape {distance.shape}")
+    if not np.all(np.isfinite(distance)) or np.any(distance <= 0.0):
+        raise ValueError(f"distance_m must be finite and > 0 metres, got {distance}")
+    if not (math.isfinite(bandwidth_hz) and bandwidth_hz > 0):
+        raise ValueError(f"bandwidth_hz must be finite and > 0, got {bandwidth_hz}")
+    if not math.isfinite(tx_power_dbm):
+        raise ValueError(f"tx_power_dbm must be finite, got {tx_power_dbm}")
+    fading = np.asarray(fading_power, dtype=np.float64)
+    if not np.all(np.isfinite(fading)) or np.any(fading < 0.0):
+        raise ValueError(f"fading_power must be finite and >= 0, got {fading}")
+    shadowing = np.asarray(shadowing_db, dtype=np.float64)
+    if not np.all(np.isfinite(shadowing)):
+        raise ValueError(f"shadowing_db must be finite, got {shadowing}")
+    if (device_classes is None) == (draft_time is None):
+        raise ValueError("give exactly one of device_classes or draft_time")
+    if device_classes is not None:
+        if len(device_classes) != distance.size:
+            raise ValueError(
+                f"device_classes must have one entry per user ({distance.size}), got {len(device_classes)}"
+            )
+        draft_time = draft_times_of(device_classes)
+    bits = payload_bits(payload, vocab_size, prob_bits, top_k)
+    snr_db = mean_snr_db(distance, shadowing, tx_power_dbm, bandwidth_hz, noise_density_dbm_hz, noise_figure_db)
+    upload = upload_time_per_token(bits, bandwidth_hz, spectral_efficiency(snr_db, fading))
+    return RoundParams(
+        acceptance=acceptance,
+        draft_time=draft_time,
+        upload_time=upload,
+        verify_base=verify_base,
+        verify_per_token=verify_per_token,
+        max_draft=max_draft,
+        downlink_time=downlink_time,
+    )

@@ -1,0 +1,107 @@
+"""Channel, payload and physical-builder tests (model.md section 4)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy import stats
+from scipy.special import j0
+
+from multispin_env.channel import (
+    DEVICE_CLASSES,
+    fading_correlation,
+    gauss_markov_step,
+    mean_snr_db,
+    path_loss_db,
+    payload_bits,
+    physical_round_params,
+    rayleigh_gains,
+    spectral_efficiency,
+)
+
+
+def test_payload_bits_follow_the_formula() -> None:
+    vocab, q, k = 32000, 16, 1024
+    id_bits = math.ceil(math.log2(vocab))
+    assert id_bits == 15
+    assert payload_bits("token-only") == id_bits
+    assert payload_bits("top-k") == k * (id_bits + q) + id_bits
+    assert payload_bits("full") == vocab * q + id_bits
+    # Model.md's orders of magnitude: ~32 kbit top-k, ~512 kbit full.
+    assert 30_000 < payload_bits("top-k") < 34_000
+    assert 500_000 < payload_bits("full") < 520_000
+
+
+def test_payload_rejects_unknown_model_and_bad_sizes() -> None:
+    with pytest.raises(ValueError, match="payload model"):
+        payload_bits("zip")
+    with pytest.raises(ValueError, match="top_k"):
+        payload_bits("top-k", top_k=0)
+
+
+def test_path_loss_and_snr_at_reference_points() -> None:
+    assert path_loss_db(1000.0) == pytest.approx(128.1)
+    assert path_loss_db(100.0) == pytest.approx(128.1 - 37.6)
+    # 23 dBm, 10 MHz: noise -174 + 9 + 70 = -95 dBm.
+    assert mean_snr_db(1000.0) == pytest.approx(23.0 - 128.1 + 95.0)
+    assert mean_snr_db(1000.0, shadowing_db=8.0) == pytest.approx(23.0 - 128.1 + 95.0 - 8.0)
+
+
+def test_spectral_efficiency_is_shannon_and_floored() -> None:
+    assert spectral_efficiency(10 * math.log10(3.0)) == pytest.approx(2.0)
+    assert spectral_efficiency(20.0, fading_power=0.0) > 0.0
+
+
+def test_upload_time_matches_definition_and_deep_fade_stays_finite() -> None:
+    p = physical_round_params([100.0, 250.0], [0.6, 0.7], device_classes=["high", "low"])
+    snr = mean_snr_db(np.array([100.0, 250.0]))
+    expected = payload_bits("top-k") / (10e6 * np.log2(1 + 10 ** (snr / 10)))
+    np.testing.assert_allclose(p.upload_time, expected, rtol=1e-12)
+    np.testing.assert_allclose(p.draft_time, [DEVICE_CLASSES["high"], DEVICE_CLASSES["low"]])
+    faded = physical_round_params([100.0], [0.6], draft_time=[0.01], fading_power=[0.0])
+    assert np.isfinite(faded.upload_time).all() and faded.upload_time[0] > 1e5
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"distance_m": [-1.0]}, "distance_m"),
+        ({"distance_m": [np.nan]}, "distance_m"),
+        ({"bandwidth_hz": 0.0}, "bandwidth_hz"),
+        ({"fading_power": [-1.0]}, "fading_power"),
+        ({"device_classes": ["phone"]}, "device class"),
+        ({"device_classes": ["high", "low"]}, "device_classes"),
+        ({"payload": "raw"}, "payload"),
+        ({"acceptance": [1.5]}, "acceptance"),
+        ({"max_draft": 0}, "max_draft"),
+    ],
+)
+def test_physical_builder_names_the_bad_field(kwargs: dict, field: str) -> None:
+    args = {"distance_m": [100.0], "acceptance": [0.7], "device_classes": ["mid"]}
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=field):
+        physical_round_params(**args)
+
+
+@given(st.floats(0.0, 200.0), st.floats(1e-4, 1.0))
+def test_fading_correlation_is_bessel_j0(doppler: float, dt: float) -> None:
+    assert fading_correlation(doppler, dt) == pytest.approx(j0(2 * np.pi * doppler * dt), abs=1e-12)
+
+
+def test_rayleigh_gains_have_exponential_power() -> None:
+    power = np.abs(rayleigh_gains(np.random.default_rng(1), 20_000)) ** 2
+    assert stats.kstest(power, "expon").pvalue > 1e-3
+
+
+def test_gauss_markov_keeps_power_and_has_the_requested_lag_one_correlation() -> None:
+    rng = np.random.default_rng(2)
+    rho = float(fading_correlation(10.0, 0.02))
+    h = rayleigh_gains(rng, 20_000)
+    h_next = gauss_markov_step(h, rho, rng)
+    corr = np.mean(h_next * np.conj(h)).real / np.mean(np.abs(h) ** 2)
+    assert corr == pytest.approx(rho, abs=0.02)
+    assert np.mean(np.abs(h_next) ** 2) == pytest.approx(1.0, abs=0.03)
