@@ -194,9 +194,13 @@ class RoundParams:
             raise ValueError(f"draft_time must be > 0 s/token, got {draft_time}")
         if np.any(upload_time <= 0.0):
             raise ValueError(f"upload_time must be > 0 s/token, got {upload_time}")
-        if isinstance(self.max_draft, bool) or not float(self.max_draft).is_integer():
+        try:
+            max_draft = float(self.max_draft)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise ValueError(f"max_draft must be an integer >= 1, got {self.max_draft!r}") from exc
+        if isinstance(self.max_draft, bool) or not max_draft.is_integer():
             raise ValueError(f"max_draft must be an integer >= 1, got {self.max_draft!r}")
-        if int(self.max_draft) < 1:
+        if max_draft < 1:
             raise ValueError(f"max_draft must be an integer >= 1, got {self.max_draft!r}")
         set_ = object.__setattr__
         set_(self, "acceptance", acceptance)
@@ -205,7 +209,7 @@ class RoundParams:
         set_(self, "verify_base", _float_scalar("verify_base", self.verify_base, positive=True))
         set_(self, "verify_per_token", _float_scalar("verify_per_token", self.verify_per_token, positive=False))
         set_(self, "downlink_time", _float_scalar("downlink_time", self.downlink_time, positive=False))
-        set_(self, "max_draft", int(self.max_draft))
+        set_(self, "max_draft", int(max_draft))
         set_(self, "num_users", int(acceptance.size))
 
 

@@ -1,0 +1,22 @@
+"""Analytic controllers and baselines for Multi-SPIN (``model.md`` sections 3 and 7).
+
+:mod:`baselines.solvers` holds the per-round optimisers (P-hom, P-het) and the
+equal-share baselines; round-by-round policies that act through ``env.step``
+build on them.
+"""
+
+from baselines.solvers import (
+    Allocation,
+    equal_bandwidth_fixed,
+    equal_bandwidth_tuned,
+    solve_heterogeneous,
+    solve_homogeneous,
+)
+
+__all__ = [
+    "Allocation",
+    "solve_homogeneous",
+    "solve_heterogeneous",
+    "equal_bandwidth_fixed",
+    "equal_bandwidth_tuned",
+]

@@ -1,0 +1,564 @@
+"""Analytic controllers for one Multi-SPIN round: the paper's two problems and two equal-share baselines.
+
+Everything here is built on the round model of ``model.md`` section 2 (eq. (1)-(5),
+implemented in :mod:`multispin_env.model`) and solves the control problems of
+``model.md`` section 3 under known, static parameters:
+
+* :func:`solve_homogeneous` -- P-hom, one draft length L for all users.
+  Uses the structure of section 3: the equal-finish-time sync time is
+  tau = L s* with s* the root of sum_k c_k / (s - t_k) = 1 (independent of L),
+  the shares b_k = c_k / (s* - t_k) do not depend on L, and
+  G(L) = sum_k N(a_k, L) / (L s* + T0 + kappa K (L + 1) + T_dl) is maximised
+  exactly over L in 0..L_max by evaluating all L at once.
+* :func:`solve_heterogeneous` -- P-het, per-user L_k. Dinkelbach level +
+  search over the sync time tau + Lagrangian (greedy) per-user lengths for the
+  bandwidth budget, then an exact-evaluation local search. The derivation,
+  what is exact and what is heuristic, and the complexity are in
+  ``docs/heterogeneous_solver.md``.
+* :func:`equal_bandwidth_fixed` and :func:`equal_bandwidth_tuned` -- the
+  heterogeneity-unaware baselines of ``model.md`` section 7 (b_k = 1/K).
+
+Every solver returns an :class:`Allocation` whose ``goodput`` is the expected
+goodput of eq. (5) of exactly that allocation (lengths *and* shares), i.e.
+``expected_goodput(params, allocation.draft_lengths, allocation.bandwidth)``.
+
+Units: seconds (s), tokens, tokens/s; bandwidth shares are fractions of the band.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from numpy.typing import NDArray
+
+from multispin_env.model import (
+    FloatArray,
+    RoundParams,
+    expected_tokens,
+    optimal_bandwidth,
+    sync_time,
+    verify_time,
+)
+
+__all__ = [
+    "Allocation",
+    "solve_homogeneous",
+    "solve_heterogeneous",
+    "equal_bandwidth_fixed",
+    "equal_bandwidth_tuned",
+]
+
+IntArray = NDArray[np.int64]
+
+# Heterogeneous-solver tuning (see docs/heterogeneous_solver.md, section 4).
+_GRID_POINTS = 24  # log-spaced sync times in the global sweep and in each zoom round
+_POLE_OFFSETS = np.array([0.003, 0.01, 0.03, 0.1])  # relative offsets above the poles l * t_k
+_MAX_POLES = 96  # cap on distinct poles swept (the densest are thinned)
+_ZOOM_ROUNDS = 2  # refinement sweeps around the best sync time found
+_ZOOM_WIDTH = 0.1  # half-width (log scale) of the first zoom sweep
+_LOCAL_STARTS = 6  # best candidates (with distinct sync times) polished by local search
+_START_MARGIN = 0.01  # starts must be within 1 % of the best candidate's goodput
+_START_SPREAD = 0.02  # minimum |log tau| distance between local-search starts
+_NEWTON_RTOL = 1e-15
+_IMPROVE_RTOL = 1e-13  # a local-search move must raise G by more than this (relative)
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """One round's control decision and its expected performance under eq. (1)-(5) of ``model.md``.
+
+    :param draft_lengths: L_k, tokens drafted by user k this round, int64 in 0..L_max; shape (K,)
+    :param bandwidth: b_k, fraction of the uplink band given to user k; >= 0, exactly 0
+        where L_k = 0, summing to 1 when anyone drafts (all zeros otherwise); shape (K,)
+    :param goodput: G, expected sum token goodput of this allocation, eq. (5), tokens/s
+    :param sync_time: tau, end of the upload phase, eq. (1), s (0 when nobody drafts)
+    :param latency: T = tau + T_ver + T_dl, expected round latency, eq. (3), s
+    """
+
+    draft_lengths: IntArray
+    bandwidth: FloatArray
+    goodput: float
+    sync_time: float
+    latency: float
+
+    def __post_init__(self) -> None:
+        # Frozen result: make the arrays read-only too.
+        for name in ("draft_lengths", "bandwidth"):
+            arr = getattr(self, name)
+            if isinstance(arr, np.ndarray):
+                arr.setflags(write=False)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_params(params: object) -> RoundParams:
+    if not isinstance(params, RoundParams):
+        raise TypeError(
+            f"params must be a multispin_env.model.RoundParams (validated system description), "
+            f"got {type(params).__name__}"
+        )
+    return params
+
+
+def _make_allocation(params: RoundParams, lengths: IntArray, shares: FloatArray) -> Allocation:
+    """Package lengths and shares; goodput, sync time and latency via the model's eq. (1)-(5)."""
+    lengths = lengths.astype(np.int64, copy=False)
+    shares = np.where(lengths > 0, shares, 0.0)
+    tau = float(sync_time(params.draft_time, params.upload_time, lengths, shares))
+    latency = tau + float(verify_time(lengths, params.verify_base, params.verify_per_token)) + params.downlink_time
+    tokens = float(expected_tokens(params.acceptance, lengths).sum())
+    return Allocation(draft_lengths=lengths, bandwidth=shares, goodput=tokens / latency, sync_time=tau, latency=latency)
+
+
+def _token_table(acceptance: FloatArray, max_draft: int) -> FloatArray:
+    """N(a_k, L) of eq. (4) for L = 0..L_max; shape (K, L_max + 1), tokens."""
+    return expected_tokens(acceptance[:, None], np.arange(max_draft + 1, dtype=np.float64))
+
+
+def _homogeneous_sync_unit(draft_time: FloatArray, upload_time: FloatArray) -> float:
+    """s*, the root s > max_k t_k of sum_k c_k / (s - t_k) = 1 (model.md section 3), s/token.
+
+    Newton on 1/F - 1 (concave, increasing), started at a point where F >= 1:
+    the iterates rise monotonically to the root. Both max_k(t_k + c_k) and
+    min_k t_k + sum_k c_k (when above max_k t_k) have F >= 1; the larger one is
+    exact for identical users. Plain floats + tiny numpy reductions: this is
+    the hot path of P-hom.
+    """
+    t, c = draft_time, upload_time
+    s = max(float((t + c).max()), float(t.min() + c.sum()))
+    for _ in range(100):
+        inv = 1.0 / (s - t)
+        total = float(c @ inv)
+        slope = float((c * inv) @ inv)
+        step = total * (total - 1.0) / slope
+        if not step > _NEWTON_RTOL * s:  # also stops on a (rounding) negative step
+            break
+        s += step
+    return s
+
+
+def _sync_times(lengths: FloatArray, draft_time: FloatArray, upload_time: FloatArray) -> FloatArray:
+    """Equal-finish sync time tau(L) for a batch of length vectors (rows), s; 0 for an all-zero row.
+
+    Same root as :func:`multispin_env.model.equal_finish_time` with work = L c and
+    offset = L t, with a tighter monotone start (max of max_k(L_k t_k + L_k c_k)
+    and min over drafting users of L_k t_k + sum_k L_k c_k).
+    """
+    work = lengths * upload_time
+    offset = lengths * draft_time
+    active = lengths > 0
+    none = ~active.any(axis=-1)
+    if none.any():  # a dummy user with root exactly 1 keeps the iteration warning-free
+        work = work.copy()
+        offset = offset.copy()
+        work[none, 0] = 1.0
+        offset[none, 0] = 0.0
+        active = active.copy()
+        active[none, 0] = True
+    off = np.where(active, offset, -1.0)  # inactive users: zero work, harmless gap
+    tau = np.maximum(
+        np.where(active, offset + work, -np.inf).max(axis=-1),
+        np.where(active, offset, np.inf).min(axis=-1) + work.sum(axis=-1),
+    )
+    for _ in range(100):
+        inv = 1.0 / (tau[..., None] - off)
+        term = work * inv
+        total = term.sum(axis=-1)
+        step = total * (total - 1.0) / (term * inv).sum(axis=-1)
+        tau = tau + np.maximum(step, 0.0)
+        if not (step > _NEWTON_RTOL * tau).any():
+            break
+    return np.where(none, 0.0, tau)
+
+
+# --------------------------------------------------------------------------- P-hom
+
+
+def _solve_hom_core(params: RoundParams) -> tuple[int, float, float, FloatArray]:
+    """P-hom core: (L*, G(L*), s*, per-L goodput G(L) for L = 0..L_max)."""
+    t, c = params.draft_time, params.upload_time
+    k = params.num_users
+    s_star = _homogeneous_sync_unit(t, c)
+    lengths = np.arange(params.max_draft + 1, dtype=np.float64)
+    tokens = _token_table(params.acceptance, params.max_draft).sum(axis=0)
+    # G(L) = sum_k N(a_k, L) / (L s* + T0 + kappa K (L+1) + T_dl), all L at once.
+    latency = lengths * s_star + (
+        params.verify_base + params.verify_per_token * k * (lengths + 1.0) + params.downlink_time
+    )
+    goodputs = tokens / latency
+    best = int(goodputs.argmax())  # first maximiser: the shortest draft among ties
+    return best, float(goodputs[best]), s_star, goodputs
+
+
+def solve_homogeneous(params: RoundParams) -> Allocation:
+    """P-hom (``model.md`` section 3): the best common draft length L and the best shares.
+
+    s* = root of sum_k c_k / (s - t_k) = 1 (s/token) gives the equal-finish shares
+    b_k = c_k / (s* - t_k), the same for every L >= 1, and the sync time tau = L s*.
+    The exact integer optimum of G(L) over L in 0..L_max is taken by evaluating
+    every L in one array expression. L = 0 (server-only decoding) is allowed;
+    its bandwidth is all zeros. Ties go to the shorter draft.
+
+    :returns: an :class:`Allocation` with goodput in tokens/s and times in s.
+    """
+    params = _check_params(params)
+    best, _, s_star, _ = _solve_hom_core(params)
+    k = params.num_users
+    lengths = np.full(k, best, dtype=np.int64)
+    if best == 0:
+        return _make_allocation(params, lengths, np.zeros(k))
+    shares = params.upload_time / (s_star - params.draft_time)
+    return _make_allocation(params, lengths, shares / shares.sum())
+
+
+# --------------------------------------------------------------------------- P-het
+
+
+@lru_cache(maxsize=64)
+def _move_tables(k: int, max_draft: int) -> tuple[IntArray, IntArray, IntArray, IntArray, IntArray, IntArray]:
+    """Static local-search neighbourhood indices for K users.
+
+    Singles: every user k to every value v in 0..L_max (the current value is
+    filtered per iteration). Pairs: every i < j with (delta_i, delta_j) in {-1, +1}^2.
+    """
+    single_user, single_value = np.divmod(np.arange(k * (max_draft + 1)), max_draft + 1)
+    first, second = np.triu_indices(k, 1)
+    signs = np.array([[-1, -1], [-1, 1], [1, -1], [1, 1]])
+    pair_i = np.tile(first, 4)
+    pair_j = np.tile(second, 4)
+    pair_di = np.repeat(signs[:, 0], first.size)
+    pair_dj = np.repeat(signs[:, 1], first.size)
+    tables = (single_user, single_value, pair_i, pair_j, pair_di, pair_dj)
+    for arr in tables:
+        arr.setflags(write=False)
+    return tables
+
+
+class _HetProblem:
+    """Arrays of one P-het instance (users on axis 0, draft positions l = 1..L_max on axis 1)."""
+
+    def __init__(self, params: RoundParams) -> None:
+        self.k = params.num_users
+        self.max_draft = params.max_draft
+        self.a = params.acceptance
+        self.t = params.draft_time
+        self.c = params.upload_time
+        self.kappa = params.verify_per_token
+        # Latency of the round without the sync time and without kappa * sum_k L_k.
+        self.base = params.verify_base + params.verify_per_token * self.k + params.downlink_time
+        self.tokens = _token_table(self.a, self.max_draft)  # (K, L_max+1)
+        self.gain = np.diff(self.tokens, axis=1)  # a_k^l, the l-th draft token's expected yield
+        positions = np.arange(1, self.max_draft + 1, dtype=np.float64)
+        self.offset = self.t[:, None] * positions  # l t_k: earliest finish of an l-token draft
+        self.work = self.c[:, None] * positions  # l c_k: its upload time with the whole band
+        self.rows = np.arange(self.k)
+
+    def goodput(self, lengths: IntArray) -> tuple[FloatArray, FloatArray]:
+        """Exact G(L) with equal-finish shares and the sync time tau(L), for a batch of rows."""
+        tau = _sync_times(lengths.astype(np.float64), self.t, self.c)
+        tokens = self.tokens[self.rows, lengths].sum(axis=-1)
+        return tokens / (tau + self.base + self.kappa * lengths.sum(axis=-1)), tau
+
+    def greedy(self, tau: FloatArray, level: float) -> IntArray:
+        """Lagrangian lengths for each fixed sync time in ``tau`` (shape (n,)); returns (2n, K).
+
+        At fixed tau, user k's l-th token costs the share increment
+        w_k(tau, l) - w_k(tau, l-1), w_k(tau, l) = l c_k / (tau - l t_k), and
+        yields a_k^l - level * kappa tokens (Dinkelbach). Yields fall and costs
+        rise with l, so sorting all increments by yield per share and taking a
+        prefix is the Lagrangian solution for every multiplier at once. Per tau
+        we keep the prefix with the best fixed-tau ratio among those fitting
+        the budget, and that prefix plus the next increment.
+        """
+        n = tau.size
+        k, lm = self.k, self.max_draft
+        gap = tau[:, None, None] - self.offset
+        ok = gap > 0.0
+        share = self.work / np.where(ok, gap, 1.0)  # finite everywhere; used only where ok
+        cost = share.copy()
+        cost[..., 1:] -= share[..., :-1]
+        gain = self.gain - level * self.kappa
+        eff = np.full(cost.shape, -np.inf)
+        np.divide(np.broadcast_to(gain, cost.shape), cost, out=eff, where=ok & (gain > 0.0))
+        flat = eff.reshape(n, k * lm)
+        order = np.argsort(flat, axis=1)[:, ::-1]  # best yield per share first
+        eff_sorted = np.take_along_axis(flat, order, axis=1)
+        valid = eff_sorted > -np.inf  # a prefix of each row
+        cum_cost = np.cumsum(np.take_along_axis(cost.reshape(n, k * lm), order, axis=1), axis=1)
+        cum_tokens = k + np.cumsum(self.gain.reshape(-1)[order], axis=1)
+        fits = valid & (cum_cost <= 1.0)
+        count = np.arange(1, k * lm + 1)
+        ratio = np.where(fits, cum_tokens / (tau[:, None] + self.base + self.kappa * count), -np.inf)
+        rows = np.arange(n)
+        best = ratio.argmax(axis=1)
+        has = fits[rows, best]
+        nxt = np.minimum(np.where(has, best + 1, 0), k * lm - 1)
+        # Per user, yields per share fall with l, so "taken" = "at least the threshold".
+        cut_best = np.where(has, eff_sorted[rows, best], np.inf)
+        cut_next = np.where(valid[rows, nxt], eff_sorted[rows, nxt], cut_best)
+        out = np.empty((2 * n, k), dtype=np.int64)
+        out[:n] = (eff >= cut_best[:, None, None]).sum(axis=-1)
+        out[n:] = (eff >= cut_next[:, None, None]).sum(axis=-1)
+        return out
+
+    def local_search(
+        self, starts: IntArray, values: FloatArray, taus: FloatArray
+    ) -> tuple[IntArray, FloatArray, FloatArray]:
+        """Steepest ascent from each start (rows) over single-user changes and pairwise +-1 moves.
+
+        Moves: any user to any other length, and any pair (i, j) by (+-1, +-1).
+        A move to L' improves G iff tau(L') < tau_req(L') = N(L') / G - base - kappa sum L',
+        i.e. iff F(tau_req, L') = sum_k w_k(tau_req, L'_k) < 1 (F decreases in tau).
+        A tangent lower bound on the unchanged users' part of F (F is convex in tau)
+        discards most moves in O(1) each with no false negatives; survivors get
+        the exact O(K) test, improving ones the exact G, and each start takes its
+        best. All starts climb together; duplicates are dropped. Returns the
+        local optima (rows), their goodputs and sync times.
+        """
+        k, lm = self.k, self.max_draft
+        t, c = self.t, self.c
+        s_user, s_val, p_i, p_j, p_di, p_dj = _move_tables(k, lm)
+        n_single = s_user.size
+        mi = np.concatenate([s_user, p_i])
+        mj = np.concatenate([s_user, p_j])
+        pair = np.zeros(mi.size, dtype=bool)
+        pair[n_single:] = True
+        pf = pair.astype(np.float64)
+        lengths, value, tau = starts.copy(), values.astype(np.float64), taus.astype(np.float64)
+        active = np.ones(lengths.shape[0], dtype=bool)
+        active[np.setdiff1d(np.arange(active.size), _distinct_rows(lengths))] = False
+        chunk = max(64, (1 << 18) // k)
+        for _ in range(4 * k * lm + 16):
+            idx = np.flatnonzero(active)
+            if idx.size == 0:
+                break
+            now = lengths[idx]
+            g_now, tau_now = value[idx, None], tau[idx, None]
+            drafting = now > 0
+            gap_now = np.where(drafting, tau_now - now * t, 1.0)
+            w_now = np.where(drafting, now * c / gap_now, 0.0)
+            slope_now = w_now / gap_now
+            tokens_now = self.tokens[self.rows, now].sum(axis=1, keepdims=True)
+            sum_now = now.sum(axis=1, keepdims=True)
+            # Candidate values of the first and second user of every move, (A, M).
+            cur_i, cur_j = now[:, mi], now[:, mj]
+            vi = np.concatenate([np.broadcast_to(s_val, (idx.size, n_single)), now[:, p_i] + p_di], axis=1)
+            vj = np.concatenate([np.broadcast_to(s_val, (idx.size, n_single)), now[:, p_j] + p_dj], axis=1)
+            ok = (vi >= 0) & (vi <= lm) & (vj >= 0) & (vj <= lm) & (pair | (vi != cur_i))
+            vi, vj = np.clip(vi, 0, lm), np.clip(vj, 0, lm)
+            d_tokens = (self.tokens[mi, vi] - self.tokens[mi, cur_i]) + pf * (
+                self.tokens[mj, vj] - self.tokens[mj, cur_j]
+            )
+            d_len = (vi - cur_i) + pair * (vj - cur_j)
+            t_req = (tokens_now + d_tokens) / g_now - self.base - self.kappa * (sum_now + d_len)
+            rest = w_now.sum(axis=1, keepdims=True) - w_now[:, mi] - pf * w_now[:, mj]
+            rest_slope = slope_now.sum(axis=1, keepdims=True) - slope_now[:, mi] - pf * slope_now[:, mj]
+            bound = rest - rest_slope * (t_req - tau_now) + self._share_at(mi, vi, t_req)
+            bound += np.where(pair, self._share_at(mj, vj, t_req), 0.0)
+            sa, sm = np.nonzero(ok & (bound < 1.0) & (t_req > 0.0))
+            order = np.argsort(bound[sa, sm], kind="stable")  # most promising first
+            sa, sm = sa[order], sm[order]
+            improved = np.zeros(idx.size, dtype=bool)
+            pending = np.ones(sa.size, dtype=bool)
+            while True:
+                sel = np.flatnonzero(pending & ~improved[sa])[:chunk]
+                if sel.size == 0:
+                    break
+                pending[sel] = False
+                a_sel, m_sel = sa[sel], sm[sel]
+                cand = now[a_sel]
+                rows = np.arange(sel.size)
+                cand[rows, mi[m_sel]] = vi[a_sel, m_sel]
+                two = pair[m_sel]
+                cand[rows[two], mj[m_sel[two]]] = vj[a_sel[two], m_sel[two]]
+                gap = t_req[a_sel, m_sel][:, None] - cand * t
+                act = cand > 0
+                fine = act & (gap > 0.0)
+                feasible = np.all(~act | fine, axis=1)
+                load = np.where(act, cand * c / np.where(fine, gap, 1.0), 0.0).sum(axis=1)
+                better = np.flatnonzero(feasible & (load < 1.0))
+                if better.size == 0:
+                    continue
+                vals, new_tau = self.goodput(cand[better])
+                owner = a_sel[better]
+                gain = np.flatnonzero(vals > value[idx[owner]] * (1.0 + _IMPROVE_RTOL))
+                if gain.size == 0:
+                    continue
+                # Best improving move per start.
+                by = np.lexsort((-vals[gain], owner[gain]))
+                _, first = np.unique(owner[gain][by], return_index=True)
+                pick = gain[by[first]]
+                target = idx[owner[pick]]
+                lengths[target] = cand[better[pick]]
+                value[target] = vals[pick]
+                tau[target] = new_tau[pick]
+                improved[owner[pick]] = True
+            active[idx[~improved]] = False
+            live = np.flatnonzero(active)
+            if live.size > 1:  # starts that met climb identically from here on
+                active[np.setdiff1d(live, live[_distinct_rows(lengths[live])])] = False
+        return lengths, value, tau
+
+    def _share_at(self, users: IntArray, values: IntArray, tau: FloatArray) -> FloatArray:
+        """w_k(tau, v) = v c_k / (tau - v t_k); 0 for v = 0; inf when v t_k >= tau."""
+        off = values * self.t[users]
+        gap = tau - off
+        ok = gap > 0.0
+        share = np.where(ok, values * self.c[users] / np.where(ok, gap, 1.0), np.inf)
+        return np.where(values > 0, share, 0.0)
+
+
+_ROW_KEY = np.random.default_rng(20260604).uniform(1.0, 2.0, 4096)
+
+
+def _distinct_rows(rows: IntArray) -> IntArray:
+    """Indices of the first occurrence of each distinct row (a float hash: distinct integer rows collide
+    only on an exact linear relation, which has probability zero; a collision would merely drop a
+    candidate)."""
+    k = rows.shape[1]
+    weights = _ROW_KEY[:k] if k <= _ROW_KEY.size else np.random.default_rng(k).uniform(1.0, 2.0, k)
+    return np.unique(rows @ weights, return_index=True)[1]
+
+
+def _diverse_starts(sync: FloatArray, count: int) -> list[int]:
+    """Indices into ``sync`` (candidates sorted best first) of up to ``count`` starts with distinct sync times.
+
+    Candidates whose sync time is within _START_SPREAD (relative) of an already
+    chosen start usually climb to the same local optimum; skipping them spreads
+    the starts over different tau regions (e.g. both sides of a pole).
+    """
+    chosen: list[int] = [0]
+    log_sync = np.log(np.maximum(sync, 1e-300))
+    for idx in range(1, sync.size):
+        if len(chosen) >= count:
+            break
+        if np.abs(log_sync[chosen] - log_sync[idx]).min() > _START_SPREAD:
+            chosen.append(idx)
+    return chosen
+
+
+def solve_heterogeneous(params: RoundParams) -> Allocation:
+    """P-het (``model.md`` section 3): per-user draft lengths L_k in 0..L_max and shares.
+
+    For fixed lengths the best shares equalise the drafting users' finish times
+    (b_k = L_k c_k / (tau - L_k t_k)); the lengths are searched by the
+    decomposition of ``docs/heterogeneous_solver.md``:
+
+    1. warm starts: the P-hom optimum and server-only decoding (all L_k = 0);
+    2. a sweep over the sync time tau (log grid on the range any optimum can
+       occupy, plus points just above the poles l t_k where a drafting-limited
+       user's next token becomes possible), and at each tau the Lagrangian
+       lengths of the bandwidth budget with Dinkelbach level = best G so far
+       (one sort gives the solution for every multiplier mu); two zoom sweeps
+       around the best tau;
+    3. an exact-evaluation local search (any single-user change, pairwise
+       +-1 moves) from the best distinct candidates, until no move improves G.
+
+    Every candidate is scored with the exact goodput of eq. (5). The result
+    matched exhaustive search on every small instance tested (see the doc);
+    for large K it is a local optimum no worse than P-hom.
+
+    :returns: an :class:`Allocation` with goodput in tokens/s and times in s.
+    """
+    params = _check_params(params)
+    prob = _HetProblem(params)
+    k, lm = prob.k, prob.max_draft
+    hom_len, hom_value, s_star, _ = _solve_hom_core(params)
+
+    seeds = [np.zeros((1, k), dtype=np.int64), np.full((1, k), hom_len, dtype=np.int64)]
+    level = max(hom_value, k / prob.base)
+    # Any L with G(L) >= level has l t_k + l c_k <= tau <= sum_k N(a_k, L_max) / level - base
+    # and tau <= tau(L_max, ..., L_max) = L_max s*.
+    low = float((prob.t + prob.c).min())
+    high = min(lm * s_star, float(prob.tokens[:, -1].sum()) / level - prob.base)
+    taus = [np.geomspace(low, max(high, low), _GRID_POINTS)]
+    poles = prob.offset[(prob.offset > low) & (prob.offset < high)]
+    if poles.size:
+        poles = np.unique(np.round(np.log(poles), 3))  # distinct to 0.1 %
+        if poles.size > _MAX_POLES:
+            poles = poles[np.linspace(0, poles.size - 1, _MAX_POLES).round().astype(int)]
+        taus.append((np.exp(poles)[:, None] * (1.0 + _POLE_OFFSETS)).ravel())
+    tau_grid = np.concatenate(taus)
+
+    pool = np.concatenate(seeds)
+    values, sync = prob.goodput(pool)
+    for sweep in range(_ZOOM_ROUNDS + 1):
+        fresh = prob.greedy(tau_grid, level)
+        fresh = fresh[_distinct_rows(fresh)]
+        fresh_values, fresh_sync = prob.goodput(fresh)
+        pool = np.concatenate([pool, fresh])
+        values = np.concatenate([values, fresh_values])
+        sync = np.concatenate([sync, fresh_sync])
+        best = int(values.argmax())
+        level = float(values[best])
+        centre = float(sync[best]) if sync[best] > 0.0 else low
+        width = _ZOOM_WIDTH / 4.0**sweep
+        tau_grid = centre * np.exp(np.linspace(-width, width, _GRID_POINTS))
+
+    keep = _distinct_rows(pool)
+    pool, values, sync = pool[keep], values[keep], sync[keep]
+    order = np.argsort(-values, kind="stable")
+    order = order[values[order] >= values[order[0]] * (1.0 - _START_MARGIN)]
+    starts = _diverse_starts(sync[order], _LOCAL_STARTS)
+    chosen = order[starts]
+    tops, top_values, _ = prob.local_search(pool[chosen], values[chosen], sync[chosen])
+    best_len = tops[int(top_values.argmax())]
+
+    shares, _ = optimal_bandwidth(params.draft_time, params.upload_time, best_len)
+    return _make_allocation(params, best_len.astype(np.int64), shares)
+
+
+# --------------------------------------------------------------------------- equal-share baselines
+
+
+def _equal_shares(k: int, length: int) -> FloatArray:
+    return np.full(k, 1.0 / k) if length > 0 else np.zeros(k)
+
+
+def equal_bandwidth_fixed(params: RoundParams, draft_length: int | None = None) -> Allocation:
+    """Baseline equal-fixed (``model.md`` section 7): b_k = 1/K and L_k = L for every user.
+
+    :param draft_length: the common L in tokens, an integer in 0..L_max; ``None``
+        (default) means the model.md default 4, capped at L_max.
+    :returns: an :class:`Allocation`; its goodput (tokens/s) is eq. (5) of this allocation.
+    """
+    params = _check_params(params)
+    if draft_length is None:
+        length = min(4, params.max_draft)
+    else:
+        if isinstance(draft_length, (bool, np.bool_)) or not isinstance(draft_length, (int, np.integer, float)):
+            raise ValueError(f"draft_length must be an integer in 0..{params.max_draft}, got {draft_length!r}")
+        if not (math.isfinite(draft_length) and float(draft_length).is_integer()):
+            raise ValueError(f"draft_length must be an integer in 0..{params.max_draft}, got {draft_length!r}")
+        length = int(draft_length)
+        if not 0 <= length <= params.max_draft:
+            raise ValueError(f"draft_length must be an integer in 0..{params.max_draft} (max_draft), got {length}")
+    k = params.num_users
+    return _make_allocation(params, np.full(k, length, dtype=np.int64), _equal_shares(k, length))
+
+
+def equal_bandwidth_tuned(params: RoundParams) -> Allocation:
+    """Baseline equal-tuned (``model.md`` section 7): b_k = 1/K and one L tuned for the average user.
+
+    L maximises K N(a_bar, L) / (L (t_bar + K c_bar) + T0 + kappa K (L + 1) + T_dl),
+    the goodput if all K users had the mean acceptance, draft time and upload
+    time (with b = 1/K each user uploads L tokens in L K c_bar s). This is
+    heterogeneity-unaware; the returned ``goodput`` is the true eq. (5) value
+    of the allocation with the real per-user parameters (tokens/s).
+    """
+    params = _check_params(params)
+    k = params.num_users
+    a_bar = float(params.acceptance.mean())
+    t_bar = float(params.draft_time.mean())
+    c_bar = float(params.upload_time.mean())
+    lengths = np.arange(params.max_draft + 1, dtype=np.float64)
+    latency = lengths * (t_bar + k * c_bar) + (
+        params.verify_base + params.verify_per_token * k * (lengths + 1.0) + params.downlink_time
+    )
+    guess = k * expected_tokens(a_bar, lengths) / latency
+    length = int(guess.argmax())
+    return _make_allocation(params, np.full(k, length, dtype=np.int64), _equal_shares(k, length))
