@@ -1,0 +1,140 @@
+"""The single Multi-SPIN environment: one system of K users, one round per step (model.md sections 2, 4, 5).
+
+Registered as ``MultiSpin-Homogeneous-v0`` (one common draft length) and
+``MultiSpin-Heterogeneous-v0`` (one length per user); settings are the keys of
+:meth:`MultiSpinEnv.default_config`, passed as ``gym.make`` keyword arguments
+(or as ``config={...}``).
+
+Action: ``Box(-1, 1, (E + K,), float32)`` with E = 1 (homogeneous) or K:
+
+- entries ``0..E-1`` give draft lengths L = round((x + 1) / 2 * L_max) (the common L when homogeneous);
+- entries ``E..E+K-1`` give share weights w_k = (x + 1) / 2; shares b_k = w_k [L_k > 0] / sum_j w_j [L_j > 0];
+  a drafting user with w_k = 0 gets L_k = 0 (it could not upload) unless all drafting users have w = 0,
+  in which case they share the band equally; users with L_k = 0 get no bandwidth.
+
+Finite out-of-range entries are clipped, NaN/inf or a wrong shape raise ValueError.
+:meth:`~multispin_env.core.MultiSpinEnvAPI.encode_action` inverts the decoding.
+
+Observation: ``Box(float32, (5K + 1,))``, fields (see ``observation_layout``), user order within each:
+
+==========================  ==================================================================  ==========
+field                        value                                                               range
+==========================  ==================================================================  ==========
+``spectral_efficiency``      observed log2(1 + SNR_k |h_k|^2) / 10 of the round-start channel    [0, 10]
+                             estimate (delayed by ``csi_delay`` rounds, plus ``csi_noise_std``)
+``draft_time``               nominal t_k / 10 ms                                                 [0, t_max/10 ms]
+``acceptance``               running estimate (S + w0 a0) / (S + F + w0)                         (0, 1)
+``last_draft_lengths``       L_k / L_max of the last round                                       [0, 1]
+``last_tokens``              n_k / (L_max + 1) of the last round                                 [0, 1]
+``time_left``                max(0, 1 - clock / horizon)                                         [0, 1]
+==========================  ==================================================================  ==========
+
+Reward: ``reward_scale`` (default 0.1) times the tokens of the round, sum_k n_k. Episodes are never
+terminated; they are truncated at the first round ending at or after ``horizon`` simulated seconds, so
+an episode's tokens divided by ``info["clock"]`` is its goodput.
+
+Info (every step): ``tokens``, ``accepted``, ``draft_lengths`` (int arrays (K,)), ``bandwidth`` (K,),
+``latency``, ``sync_time``, ``verify_time`` (s, this round, eq. 1-3), ``clock`` (s, after the round),
+and the true ``acceptance`` rates and ``spectral_efficiency`` (bit/s/Hz) of the *next* round (the
+current state, for oracle policies; also in the reset info).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from numpy.typing import NDArray
+
+from multispin_env.config import EnvConfig, default_config, resolve_config
+from multispin_env.core import MultiSpinCore, MultiSpinEnvAPI
+
+__all__ = ["MultiSpinEnv"]
+
+
+class MultiSpinEnv(MultiSpinEnvAPI, gym.Env[NDArray[np.float32], NDArray[np.float32]]):
+    """One Multi-SPIN system; one step is one round. See the module docstring for spaces, reward and info.
+
+    :param render_mode: None, "ansi" (text table of the last round) or "rgb_array" (matplotlib)
+    :param config: settings dict (keys of :meth:`default_config`); keyword arguments override it
+    """
+
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+
+    def __init__(self, render_mode: str | None = None, config: Mapping[str, Any] | None = None, **kwargs: Any):
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
+        self.render_mode = render_mode
+        self.config: EnvConfig = resolve_config(config, **kwargs)
+        self._core = MultiSpinCore(self.config, 1)
+        low, high = self._core.observation_bounds()
+        self.observation_space = spaces.Box(low.astype(np.float32), high.astype(np.float32), dtype=np.float32)
+        self.action_space = spaces.Box(-1.0, 1.0, (self._core.action_size,), dtype=np.float32)
+        self._action_shape = (self._core.action_size,)
+
+    @classmethod
+    def default_config(cls) -> dict[str, Any]:
+        """Every setting and its default; see :func:`multispin_env.config.default_config` for units."""
+        return default_config()
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[NDArray[np.float32], dict[str, Any]]:
+        super().reset(seed=seed)
+        core = self._core
+        core.reset(self.np_random)
+        info = {key: value[0] for key, value in core.state_info().items()}
+        info["clock"] = float(info["clock"])
+        return core.observation()[0], info
+
+    def step(self, action: NDArray[np.float32]) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
+        core = self._core
+        lengths, shares = core.decode(self._checked_action(action))
+        outcome = core.step(lengths, shares, self.np_random)
+        info = {
+            "tokens": outcome.tokens[0].astype(np.int64),
+            "accepted": outcome.accepted[0].astype(np.int64),
+            "draft_lengths": lengths[0].astype(np.int64),
+            "bandwidth": shares[0],
+            "latency": float(outcome.latency[0]),
+            "sync_time": float(outcome.sync_time[0]),
+            "verify_time": float(outcome.verify_time[0]),
+            "clock": float(core.clock[0]),
+            "acceptance": core.process.rate[0].copy(),
+            "spectral_efficiency": core.true_spectral_efficiency()[0],
+        }
+        return core.observation()[0], float(outcome.reward[0]), False, bool(outcome.truncated[0]), info
+
+    @property
+    def channel_gain(self) -> NDArray[np.complex128]:
+        """The true complex fading gains h_k (K,) of the round about to be played (|h|^2 = 1 on average)."""
+        return self._core.gain[0].copy()
+
+    def _checked_action(self, action: Any) -> NDArray[np.float64]:
+        """One action as a clipped float64 (1, action_size) array; ValueError if malformed."""
+        try:
+            x = np.array(action, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"action must be an array of shape {self._action_shape}, got {action!r}") from exc
+        if x.shape != self._action_shape:
+            raise ValueError(f"action must have shape {self._action_shape}, got {x.shape}")
+        if not np.isfinite(x).all():
+            raise ValueError(f"action contains NaN or inf: {x}")
+        x = x.reshape(1, -1)
+        np.maximum(x, -1.0, out=x)
+        np.minimum(x, 1.0, out=x)
+        return x
+
+    def render(self) -> str | NDArray[np.uint8] | None:
+        if self.render_mode is None:
+            gym.logger.warn(
+                "You are calling render method without specifying any render mode. "
+                'You can specify the render_mode at initialization, e.g. gym.make(id, render_mode="ansi")'
+            )
+            return None
+        if self.render_mode == "ansi":
+            return self._core.render_ansi(0)
+        return self._core.render_rgb(0)

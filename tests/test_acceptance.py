@@ -1,0 +1,166 @@
+"""Acceptance processes (model.md section 5.1): sampled prefixes follow the stated laws."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from multispin_env.acceptance import (
+    ACCEPTANCE_PROCESSES,
+    MarkovAcceptance,
+    PositionalAcceptance,
+    TaskAcceptance,
+    make_acceptance_process,
+)
+from multispin_env.model import expected_tokens
+from multispin_env.scenarios import ACCEPTANCE_PROFILES
+
+PROFILE = ACCEPTANCE_PROFILES["generic"]
+MAX_DRAFT = 10
+
+
+def _prefix_histogram_pvalue(accepted: np.ndarray, survival: np.ndarray) -> float:
+    """Chi-square p-value of accepted-prefix counts against P(A >= i) = survival[i], i = 0..L."""
+    length = survival.size - 1
+    probabilities = survival - np.append(survival[1:], 0.0)  # P(A = i)
+    observed = np.bincount(accepted.astype(int), minlength=length + 1)
+    assert observed.size == length + 1, "a sample exceeded the draft length"
+    expected = probabilities * accepted.size
+    return float(stats.chisquare(observed, expected).pvalue)
+
+
+def _sample(process, rates: np.ndarray, lengths: np.ndarray, rounds: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    process.reset(None, rates, rng)
+    draws = rng.standard_exponential((rounds, *rates.shape))
+    return np.stack([process.sample(lengths, draws[t]) for t in range(rounds)])
+
+
+def test_registry_names_the_four_processes():
+    assert set(ACCEPTANCE_PROCESSES) == {"iid", "positional", "markov", "tasks"}
+
+
+@pytest.mark.parametrize("rate, length", [(0.5, 4), (0.8, 4), (0.9, 10), (0.65, 1)])
+def test_iid_prefix_is_truncated_geometric(rate, length):
+    n = 20000
+    process = make_acceptance_process("iid", n, 1, MAX_DRAFT, {}, PROFILE)
+    accepted = _sample(process, np.full((n, 1), rate), np.full((n, 1), float(length)), 1, seed=1).ravel()
+    survival = rate ** np.arange(length + 1)
+    assert _prefix_histogram_pvalue(accepted, survival) > 1e-3
+    tokens = accepted + 1
+    standard_error = tokens.std() / np.sqrt(n)
+    assert abs(tokens.mean() - expected_tokens(rate, length)) < 5 * standard_error
+
+
+def test_iid_zero_length_accepts_nothing():
+    process = make_acceptance_process("iid", 100, 3, MAX_DRAFT, {}, PROFILE)
+    accepted = _sample(process, np.full((100, 3), 0.9), np.zeros((100, 3)), 3, seed=0)
+    assert np.all(accepted == 0)
+
+
+def test_positional_prefix_law():
+    n, rate, decay, length = 20000, 0.85, 0.8, 6
+    process = PositionalAcceptance(n, 1, MAX_DRAFT, positional_decay=decay)
+    accepted = _sample(process, np.full((n, 1), rate), np.full((n, 1), float(length)), 1, seed=2).ravel()
+    positions = np.arange(length + 1)
+    survival = rate**positions * decay ** (positions * (positions - 1) / 2)  # prod_{j<=i} a d^(j-1)
+    assert _prefix_histogram_pvalue(accepted, survival) > 1e-3
+    assert np.all(process.rate == rate)  # position-1 rate
+
+
+def test_positional_with_decay_one_is_iid():
+    n = 4000
+    lengths = np.full((n, 2), 5.0)
+    rates = np.tile([0.6, 0.85], (n, 1))
+    iid = _sample(make_acceptance_process("iid", n, 2, MAX_DRAFT, {}, PROFILE), rates, lengths, 2, seed=3)
+    positional = _sample(PositionalAcceptance(n, 2, MAX_DRAFT, positional_decay=1.0), rates, lengths, 2, seed=3)
+    np.testing.assert_array_equal(iid, positional)
+
+
+def test_markov_switching_and_regime_rates():
+    n, k, switch, factor = 2000, 3, 0.1, 0.5
+    process = MarkovAcceptance(n, k, MAX_DRAFT, markov_switch_prob=switch, markov_hard_factor=factor)
+    rng = np.random.default_rng(4)
+    base = np.tile([0.6, 0.75, 0.9], (n, 1))
+    process.reset(None, base, rng)
+    flips = 0
+    hard_fraction = []
+    for _ in range(50):
+        before = process.hard.copy()
+        process.advance(np.ones((n, k)), rng)
+        flips += np.count_nonzero(before != process.hard)
+        hard_fraction.append(process.hard.mean())
+        np.testing.assert_allclose(process.rate, np.where(process.hard, base * factor, base))
+    trials = 50 * n * k
+    assert abs(flips / trials - switch) < 5 * np.sqrt(switch * (1 - switch) / trials)
+    assert abs(np.mean(hard_fraction) - 0.5) < 0.02
+    np.testing.assert_allclose(process.mean_rate(base[0]), base[0] * (1 + factor) / 2)
+
+
+def test_markov_sample_uses_the_current_regime():
+    n = 20000
+    process = MarkovAcceptance(n, 1, MAX_DRAFT, markov_switch_prob=0.0, markov_hard_factor=0.5)
+    accepted = _sample(process, np.full((n, 1), 0.8), np.full((n, 1), 3.0), 1, seed=5).ravel()
+    hard = process.hard.ravel()
+    for mask, rate in ((hard, 0.4), (~hard, 0.8)):
+        assert _prefix_histogram_pvalue(accepted[mask], rate ** np.arange(4)) > 1e-3
+
+
+def test_tasks_requests_and_task_mix():
+    n, k, mean_tokens = 500, 4, 20.0
+    process = TaskAcceptance(n, k, MAX_DRAFT, profile=PROFILE, mean_request_tokens=mean_tokens)
+    rng = np.random.default_rng(6)
+    process.reset(None, np.full((n, k), 0.5), rng)
+    assert np.all(np.isin(process.rate, PROFILE.rate_array()))
+    np.testing.assert_array_equal(process.rate, PROFILE.rate_array()[process.task])
+    tasks = [process.task.ravel().copy()]
+    lengths = [process.remaining.ravel().copy()]
+    for _ in range(200):
+        before = process.task.copy(), process.remaining.copy()
+        process.advance(np.ones((n, k)), rng)  # one token per round
+        new = process.remaining > before[1] - 1.0  # a fresh request started
+        tasks.append(process.task[new])
+        lengths.append(process.remaining[new])
+        np.testing.assert_array_equal(process.rate, PROFILE.rate_array()[process.task])
+    tasks_all = np.concatenate(tasks)
+    observed = np.bincount(tasks_all, minlength=len(PROFILE.tasks))
+    assert stats.chisquare(observed, PROFILE.probabilities() * tasks_all.size).pvalue > 1e-3
+    lengths_all = np.concatenate(lengths)
+    assert abs(lengths_all.mean() - mean_tokens) < 5 * lengths_all.std() / np.sqrt(lengths_all.size)
+    expected_mean = PROFILE.probabilities() @ PROFILE.rate_array()
+    np.testing.assert_allclose(process.mean_rate(np.zeros(k)), np.full(k, expected_mean))
+
+
+def test_partial_reset_only_touches_the_given_rows():
+    n, k = 6, 2
+    process = MarkovAcceptance(n, k, MAX_DRAFT)
+    rng = np.random.default_rng(7)
+    process.reset(None, np.full((n, k), 0.7), rng)
+    before = process.rate.copy()
+    rows = np.array([1, 4])
+    process.reset(rows, np.full((n, k), 0.95), rng)
+    untouched = np.setdiff1d(np.arange(n), rows)
+    np.testing.assert_array_equal(process.rate[untouched], before[untouched])
+    assert np.all(np.isin(process.rate[rows], [0.95, 0.95 * process.hard_factor]))
+
+
+@pytest.mark.parametrize(
+    "name, key, value",
+    [
+        ("positional", "positional_decay", 0.0),
+        ("positional", "positional_decay", 1.2),
+        ("markov", "markov_switch_prob", -0.1),
+        ("markov", "markov_hard_factor", 0.0),
+        ("markov", "markov_hard_factor", "high"),
+        ("tasks", "mean_request_tokens", 0.5),
+    ],
+)
+def test_invalid_parameters_name_the_setting(name, key, value):
+    with pytest.raises(ValueError, match=key):
+        make_acceptance_process(name, 1, 2, MAX_DRAFT, {key: value}, PROFILE)
+
+
+def test_unknown_process_name():
+    with pytest.raises(ValueError, match="acceptance_process"):
+        make_acceptance_process("trace", 1, 2, MAX_DRAFT, {}, PROFILE)
