@@ -1,0 +1,411 @@
+"""Benchmark: every analytic policy and any saved agents on the same env config and the same seeds.
+
+    python -m agents.benchmark --env MultiSpin-Heterogeneous-v0 --episodes 20 --seed 0 \\
+        --agents logs/ppo/MultiSpin-Heterogeneous-v0_1 --env-kwargs acceptance_process:markov -o results/
+
+Per policy it reports the goodput mean (tokens/s) with its 95% t-interval, the
+ratio to the oracle policy (mean over episodes of the per-episode ratio, paired
+on seeds, with its 95% interval), the mean draft length (tokens) and the
+bandwidth concentration (mean Herfindahl index, 1/K = equal split). It writes
+
+- ``benchmark.csv`` and ``benchmark.json`` (the JSON adds per-episode values, the
+  env config and, for every agent, paired goodput differences to every analytic policy);
+- ``goodput.png``: bar chart of goodput per policy with 95% intervals;
+- ``training_curve.png``: each agent's evaluation goodput during training
+  (``evaluations.npz`` of its run folder) with the analytic policies' goodput on
+  the same evaluation seeds as horizontal lines (only when a run folder has one);
+
+and prints the table. Without ``--env``/``--env-kwargs`` the first agent's
+training env and env kwargs are used. ``--training-log RUN_DIR`` only plots a
+training curve from a run folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.evaluation import EvaluationResult, evaluate, evaluation_seeds, mean_ci, oracle_name
+from agents.factory import EnvIdError, check_env_id, make_env, resolve_agent
+from agents.hyperparams import ArgumentError, HyperparameterError, parse_key_values
+from agents.train import OneLineParser
+
+DEFAULT_ENV = "MultiSpin-Heterogeneous-v0"
+CSV_COLUMNS: tuple[str, ...] = (
+    "policy",
+    "kind",
+    "goodput_mean",
+    "goodput_ci95",
+    "ratio_to_oracle",
+    "ratio_ci95",
+    "mean_draft_length",
+    "bandwidth_hhi",
+    "episodes",
+    "eval_seconds",
+)
+
+
+class BenchmarkError(ValueError):
+    """A one-line user error (bad agent path, env mismatch...)."""
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """What to evaluate: an analytic policy by name or an agent by path."""
+
+    name: str
+    kind: str  # "analytic" | "agent"
+    path: str | None = None
+
+
+@dataclass
+class BenchmarkRow:
+    """One policy's summary (units: goodput in tokens/s, draft length in tokens)."""
+
+    policy: str
+    kind: str
+    result: EvaluationResult
+    eval_seconds: float
+    ratio_to_oracle: float = math.nan
+    ratio_ci95: float = math.nan
+    paired: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def as_row(self) -> dict[str, Any]:
+        mean, half = self.result.goodput_ci()
+        return {
+            "policy": self.policy,
+            "kind": self.kind,
+            "goodput_mean": mean,
+            "goodput_ci95": half,
+            "ratio_to_oracle": self.ratio_to_oracle,
+            "ratio_ci95": self.ratio_ci95,
+            "mean_draft_length": self.result.mean_draft_length,
+            "bandwidth_hhi": self.result.bandwidth_hhi,
+            "episodes": len(self.result.episodes),
+            "eval_seconds": self.eval_seconds,
+        }
+
+
+def _evaluate_spec(spec: PolicySpec, env_id: str, env_kwargs: dict[str, Any], seeds: list[int]) -> tuple[EvaluationResult, float]:
+    """Evaluate one policy in a fresh env (top-level so worker processes can run it)."""
+    import torch
+
+    torch.set_num_threads(1)
+    env = make_env(env_id, env_kwargs)
+    start = time.perf_counter()
+    if spec.kind == "analytic":
+        from baselines.policies import make_policy
+
+        policy: Any = make_policy(spec.name, env)
+    else:
+        policy = load_agent_policy(spec.path or "", env, spec.name)
+    result = evaluate(env, policy, seeds, name=spec.name)
+    env.close()
+    return result, time.perf_counter() - start
+
+
+def load_agent_policy(path: str | Path, env: Any, name: str = "agent") -> Any:
+    """A saved agent (run folder or .zip) as an :class:`~agents.evaluation.AgentPolicy` for single ``env``."""
+    from agents.evaluation import AgentPolicy
+    from agents.factory import load_model, load_vecnormalize_stats
+
+    info = resolve_agent(path)
+    model = load_model(info)
+    if model.observation_space.shape != env.observation_space.shape:
+        raise BenchmarkError(
+            f"agent {path} observes shape {model.observation_space.shape}, the env gives {env.observation_space.shape}"
+        )
+    vn = load_vecnormalize_stats(info.vecnormalize_path) if info.vecnormalize_path is not None else None
+    return AgentPolicy(model, vn, name=name)
+
+
+def agent_label(path: str) -> tuple[str, str]:
+    """``label=path`` or ``path`` -> (label, path); the default label is ``{algo}/{run folder}``."""
+    if "=" in path and not Path(path).exists():
+        label, _, p = path.partition("=")
+        return label, p
+    info = resolve_agent(path)
+    return f"{info.algo}/{info.model_path.parent.name}", path
+
+
+def paired_comparison(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """Paired (same seeds) goodput difference a - b (tokens/s) and ratio a / b, with 95% half-widths."""
+    diff_mean, diff_half = mean_ci(a - b)
+    ratio_mean, ratio_half = mean_ci(a / np.where(b > 0, b, np.nan)) if np.all(b > 0) else (math.nan, math.nan)
+    return {"diff_mean": diff_mean, "diff_ci95": diff_half, "ratio_mean": ratio_mean, "ratio_ci95": ratio_half}
+
+
+def run_benchmark(
+    env_id: str,
+    env_kwargs: dict[str, Any],
+    episodes: int,
+    seed: int,
+    agents: Sequence[tuple[str, str]] = (),
+    policies: Sequence[str] | None = None,
+    jobs: int = 1,
+    progress: bool = False,
+) -> list[BenchmarkRow]:
+    """Evaluate the analytic ``policies`` (default: all valid for the env) and ``agents`` (label, path)."""
+    check_env_id(env_id)
+    try:
+        probe = make_env(env_id, env_kwargs)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise BenchmarkError(f"env kwargs do not fit {env_id}: {' '.join(str(exc).split())}") from None
+    from baselines.policies import policies_for
+
+    valid = policies_for(probe)
+    probe.close()
+    chosen = list(valid) if policies is None else list(policies)
+    bad = [p for p in chosen if p not in valid]
+    if bad:
+        raise BenchmarkError(f"policies {', '.join(bad)} are not valid on {env_id} (valid: {', '.join(valid)})")
+    specs = [PolicySpec(name, "analytic") for name in chosen] + [PolicySpec(label, "agent", path) for label, path in agents]
+    seeds = evaluation_seeds(seed, episodes)
+    outcomes: list[tuple[EvaluationResult, float]] = []
+    bar = _progress(len(specs), progress)
+    if jobs > 1 and len(specs) > 1:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(_evaluate_spec, s, env_id, env_kwargs, seeds) for s in specs]
+            for fut in futures:
+                outcomes.append(fut.result())
+                bar(1)
+    else:
+        for s in specs:
+            outcomes.append(_evaluate_spec(s, env_id, env_kwargs, seeds))
+            bar(1)
+    bar(0, close=True)
+    rows = [BenchmarkRow(s.name, s.kind, res, secs) for s, (res, secs) in zip(specs, outcomes, strict=True)]
+    oracle = oracle_name([r.policy for r in rows if r.kind == "analytic"])
+    by_name = {r.policy: r for r in rows}
+    for row in rows:
+        if oracle is not None:
+            cmp = paired_comparison(row.result.goodputs, by_name[oracle].result.goodputs)
+            row.ratio_to_oracle, row.ratio_ci95 = cmp["ratio_mean"], cmp["ratio_ci95"]
+        if row.kind == "agent":
+            row.paired = {
+                other.policy: paired_comparison(row.result.goodputs, other.result.goodputs)
+                for other in rows
+                if other.kind == "analytic"
+            }
+    return rows
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    if not enabled:
+        return lambda n, close=False: None
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, desc="benchmark", unit="policy")
+
+    def update(n: int, close: bool = False) -> None:
+        bar.update(n)
+        if close:
+            bar.close()
+
+    return update
+
+
+def format_table(rows: Sequence[BenchmarkRow]) -> str:
+    """The summary as a fixed-width text table (goodput in tokens/s)."""
+    header = f"{'policy':<34} {'goodput (tok/s)':>20} {'of oracle':>16} {'mean L':>7} {'HHI':>6}"
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        d = row.as_row()
+        ratio = f"{100 * d['ratio_to_oracle']:.1f}% +- {100 * d['ratio_ci95']:.1f}" if not math.isnan(d["ratio_to_oracle"]) else "-"
+        lines.append(
+            f"{d['policy']:<34} {d['goodput_mean']:>11.2f} +- {d['goodput_ci95']:>5.2f} {ratio:>16} "
+            f"{d['mean_draft_length']:>7.2f} {d['bandwidth_hhi']:>6.3f}"
+        )
+    return "\n".join(lines)
+
+
+def write_outputs(
+    rows: Sequence[BenchmarkRow],
+    out_dir: Path,
+    meta: dict[str, Any],
+    training_logs: Sequence[tuple[str, Path]] = (),
+    plots: bool = True,
+) -> list[Path]:
+    """Write CSV, JSON and the PNG plots into ``out_dir``; returns the written paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    csv_path = out_dir / "benchmark.csv"
+    with csv_path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(CSV_COLUMNS))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(row.as_row())
+    written.append(csv_path)
+    json_path = out_dir / "benchmark.json"
+    payload = {
+        **meta,
+        "oracle": oracle_name([r.policy for r in rows if r.kind == "analytic"]),
+        "policies": [
+            {**row.as_row(), **({"paired": row.paired} if row.paired else {}), "episodes_detail": row.result.as_dict()["episodes"]}
+            for row in rows
+        ],
+    }
+    json_path.write_text(json.dumps(_json_safe(payload), indent=2))
+    written.append(json_path)
+    if plots:
+        written.append(plot_goodput(rows, out_dir / "goodput.png", title=meta.get("title", "")))
+        curves = [(label, path) for label, path in training_logs if (path / "evaluations.npz").is_file()]
+        if curves:
+            written.append(plot_training_curves(curves, out_dir / "training_curve.png"))
+    return written
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return None if not math.isfinite(float(value)) else float(value)
+    return value
+
+
+def plot_goodput(rows: Sequence[BenchmarkRow], path: Path, title: str = "") -> Path:
+    """Bar chart of mean goodput per policy with 95% intervals; agents in a second colour."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r.policy for r in rows]
+    means = [r.result.goodput_ci()[0] for r in rows]
+    halves = [np.nan_to_num(r.result.goodput_ci()[1]) for r in rows]
+    colors = ["tab:orange" if r.kind == "agent" else "tab:blue" for r in rows]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.7 * len(rows) + 2), 4.2))
+    ax.bar(range(len(rows)), means, yerr=halves, color=colors, capsize=3)
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels(names, rotation=35, ha="right", fontsize=8)
+    ax.set_ylabel("goodput (tokens/s)")
+    low = min(m - h for m, h in zip(means, halves, strict=True))
+    high = max(m + h for m, h in zip(means, halves, strict=True))
+    ax.set_ylim(max(0.0, low - 0.15 * (high - low + 1e-9)), high + 0.05 * (high - low + 1e-9))
+    ax.set_title(title or "goodput per policy (mean, 95% CI)", fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_training_curves(runs: Sequence[tuple[str, Path]], path: Path) -> Path:
+    """Evaluation goodput vs env steps for each run, analytic policies' goodput (same seeds) as horizontal lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    styles = ["--", ":", "-.", (0, (3, 1, 1, 1)), (0, (5, 2)), (0, (1, 1)), (0, (4, 1, 2, 1)), (0, (2, 2))]
+    drawn: set[str] = set()
+    for i, (label, run_dir) in enumerate(runs):
+        data = np.load(run_dir / "evaluations.npz")
+        steps = data["timesteps"]
+        goodput = data["goodput"]
+        mean = goodput.mean(axis=1)
+        n = goodput.shape[1]
+        half = np.array([mean_ci(g)[1] for g in goodput]) if n > 1 else np.zeros_like(mean)
+        line = ax.plot(steps, mean, marker="o", ms=3, label=label)[0]
+        ax.fill_between(steps, mean - np.nan_to_num(half), mean + np.nan_to_num(half), alpha=0.2, color=line.get_color())
+        for j, name in enumerate(data["baseline_names"]):
+            name = str(name)
+            if name in drawn:
+                continue
+            drawn.add(name)
+            level = float(data["baseline_goodput"][j].mean())
+            ax.axhline(level, color=f"C{(j + 2) % 10}", ls=styles[j % len(styles)], lw=1.2, label=name)
+    ax.set_xlabel("training env steps (rounds)")
+    ax.set_ylabel("evaluation goodput (tokens/s)")
+    ax.set_title("training curve vs analytic policies (same evaluation seeds)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right", ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def build_parser(prog: str = "python -m agents.benchmark") -> OneLineParser:
+    p = OneLineParser(prog=prog, description=__doc__.split("\n\n")[0])
+    p.add_argument("--env", default=None, help=f"env id (default: the first agent's, else {DEFAULT_ENV})")
+    p.add_argument("--env-kwargs", nargs="+", default=None, metavar="K:V", help="gym.make kwargs (default: the first agent's)")
+    p.add_argument("--episodes", type=int, default=20, help="episodes per policy (one per seed)")
+    p.add_argument("--seed", type=int, default=0, help="first seed; episode i uses seed + i")
+    p.add_argument("--agents", nargs="+", default=[], metavar="[LABEL=]PATH", help="saved agents: run folders or .zip files")
+    p.add_argument("--policies", nargs="+", default=None, help="analytic policies (default: all valid for the env)")
+    p.add_argument("--training-log", nargs="+", default=[], metavar="RUN_DIR", help="extra run folders whose training curves to plot")
+    p.add_argument("-o", "--output", default="results", help="output folder")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument("-P", "--progress", action="store_true", help="progress bar")
+    p.add_argument("-q", "--quiet", action="store_true", help="do not print the table")
+    return p
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "python -m agents.benchmark") -> int:
+    """Command-line entry point; returns the exit status (0 ok, 2 user error)."""
+    args = build_parser(prog).parse_args(argv)
+    try:
+        rows, out_dir, written = _main(args)
+    except (BenchmarkError, ArgumentError, HyperparameterError, EnvIdError, FileNotFoundError) as exc:
+        print(f"{prog}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        return 2
+    if not args.quiet:
+        print(format_table(rows))
+        print(f"wrote {', '.join(str(p) for p in written)}")
+    return 0
+
+
+def _main(args: argparse.Namespace) -> tuple[list[BenchmarkRow], Path, list[Path]]:
+    if args.episodes < 1:
+        raise BenchmarkError("--episodes must be >= 1")
+    agents = [agent_label(a) for a in args.agents]
+    env_id = args.env
+    env_kwargs = parse_key_values(args.env_kwargs, "--env-kwargs pair") if args.env_kwargs else None
+    if agents:
+        info = resolve_agent(agents[0][1])
+        env_id = env_id or info.env_id
+        if env_kwargs is None:
+            env_kwargs = info.env_kwargs
+    env_id = env_id or DEFAULT_ENV
+    env_kwargs = env_kwargs or {}
+    start = time.perf_counter()
+    rows = run_benchmark(env_id, env_kwargs, args.episodes, args.seed, agents, args.policies, args.jobs, args.progress)
+    meta = {
+        "env_id": env_id,
+        "env_kwargs": env_kwargs,
+        "episodes": args.episodes,
+        "seeds": evaluation_seeds(args.seed, args.episodes),
+        "confidence": 0.95,
+        "wall_seconds": time.perf_counter() - start,
+        "title": f"{env_id} {' '.join(f'{k}={v}' for k, v in env_kwargs.items())}".strip(),
+    }
+    logs: list[tuple[str, Path]] = []
+    for label, path in agents:
+        run_dir = Path(path) if Path(path).is_dir() else Path(path).parent
+        logs.append((label, run_dir))
+    logs += [(Path(p).name, Path(p)) for p in args.training_log]
+    out_dir = Path(args.output)
+    written = write_outputs(rows, out_dir, meta, logs, plots=not args.no_plots)
+    return rows, out_dir, written
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,253 @@
+"""The one evaluation loop: run a policy on a MultiSpin env for given seeds and measure goodput.
+
+Any object with ``predict(obs, deterministic=True) -> (action, state)`` can be
+evaluated: an analytic policy of :mod:`baselines.policies`, or an SB3 model
+through :class:`AgentPolicy` (which applies the agent's VecNormalize
+observation statistics). "Equal terms": the same env config and the same
+seeds, ``env.reset(seed=seeds[i])`` for episode i.
+
+Per-episode metrics (all computed from ``info``, never from the scaled reward):
+
+- goodput (tokens/s) = sum over rounds and users of ``info["tokens"]`` / final ``info["clock"]``;
+- mean draft length (tokens) = mean over rounds and users of the applied L_k;
+- bandwidth concentration = mean over rounds of the Herfindahl index sum_k s_k^2
+  of the applied bandwidth shares renormalised to s_k = b_k / sum_j b_j
+  (1/K: equal split, 1: one user gets the whole band; rounds in which no
+  user uploads are skipped).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+import gymnasium as gym
+import numpy as np
+from numpy.typing import NDArray
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.running_mean_std import RunningMeanStd
+from stable_baselines3.common.vec_env import VecNormalize
+
+
+class Policy(Protocol):
+    """What the evaluation loop needs: SB3's ``predict`` on one unbatched observation."""
+
+    def predict(
+        self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = True
+    ) -> tuple[Any, Any]: ...
+
+
+class AgentPolicy:
+    """An SB3 model as a :class:`Policy` on raw (unnormalised) observations of a single env.
+
+    :param model: the trained SB3 model
+    :param vec_normalize: the VecNormalize whose observation statistics the model was trained with
+        (live: the statistics are read at every call, so a training-time callback sees updates), or None
+    :param name: the policy's name in reports
+    """
+
+    def __init__(self, model: BaseAlgorithm, vec_normalize: VecNormalize | None = None, name: str = "agent") -> None:
+        self.model = model
+        self.vec_normalize = vec_normalize
+        self.name = name
+
+    def reset(self) -> None:
+        """Nothing to forget (the MLP policies are stateless)."""
+
+    def normalize(self, observation: NDArray[Any]) -> NDArray[Any]:
+        """``observation`` normalised with the agent's VecNormalize statistics (unchanged without them)."""
+        vn = self.vec_normalize
+        if vn is None or not vn.norm_obs:
+            return observation
+        rms = vn.obs_rms
+        assert isinstance(rms, RunningMeanStd)
+        normed = (observation - rms.mean) / np.sqrt(rms.var + vn.epsilon)
+        return np.clip(normed, -vn.clip_obs, vn.clip_obs).astype(np.float32)
+
+    def predict(
+        self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = True
+    ) -> tuple[Any, Any]:
+        obs = self.normalize(np.asarray(observation, dtype=np.float32))
+        return self.model.predict(obs, state=state, episode_start=episode_start, deterministic=deterministic)
+
+
+@dataclass
+class EpisodeMetrics:
+    """One evaluation episode.
+
+    :param seed: ``env.reset`` seed
+    :param goodput: tokens/s (all users)
+    :param tokens: tokens generated (all users)
+    :param clock: simulated duration of the episode (s)
+    :param rounds: rounds played
+    :param mean_draft_length: mean applied L_k over rounds and users (tokens)
+    :param bandwidth_hhi: mean Herfindahl index of the bandwidth shares (1/K..1)
+    :param episode_return: sum of rewards (scaled tokens)
+    """
+
+    seed: int
+    goodput: float
+    tokens: float
+    clock: float
+    rounds: int
+    mean_draft_length: float
+    bandwidth_hhi: float
+    episode_return: float
+
+
+def t_critical(n: int, confidence: float = 0.95) -> float:
+    """Two-sided Student-t critical value for a mean of ``n`` samples (inf for n < 2)."""
+    if n < 2:
+        return math.inf
+    from scipy.stats import t
+
+    return float(t.ppf(0.5 + confidence / 2, n - 1))
+
+
+def mean_ci(values: Sequence[float] | NDArray[Any], confidence: float = 0.95) -> tuple[float, float]:
+    """Mean and half-width of its ``confidence`` t-interval (0 half-width for constant values, nan for n < 2)."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.size == 0:
+        return math.nan, math.nan
+    mean = float(x.mean())
+    if x.size < 2:
+        return mean, math.nan
+    half = t_critical(x.size, confidence) * float(x.std(ddof=1)) / math.sqrt(x.size)
+    return mean, half
+
+
+@dataclass
+class EvaluationResult:
+    """All episodes of one policy, with summary statistics."""
+
+    name: str
+    episodes: list[EpisodeMetrics] = field(default_factory=list)
+
+    @property
+    def seeds(self) -> list[int]:
+        return [e.seed for e in self.episodes]
+
+    @property
+    def goodputs(self) -> NDArray[np.float64]:
+        """Per-episode goodput (tokens/s), in seed order."""
+        return np.array([e.goodput for e in self.episodes], dtype=np.float64)
+
+    def goodput_ci(self, confidence: float = 0.95) -> tuple[float, float]:
+        """Mean goodput (tokens/s) and the half-width of its t-interval."""
+        return mean_ci(self.goodputs, confidence)
+
+    @property
+    def mean_draft_length(self) -> float:
+        return float(np.mean([e.mean_draft_length for e in self.episodes]))
+
+    @property
+    def bandwidth_hhi(self) -> float:
+        vals = [e.bandwidth_hhi for e in self.episodes if not math.isnan(e.bandwidth_hhi)]
+        return float(np.mean(vals)) if vals else math.nan
+
+    def as_dict(self) -> dict[str, Any]:
+        mean, half = self.goodput_ci()
+        return {
+            "policy": self.name,
+            "goodput_mean": mean,
+            "goodput_ci95": half,
+            "mean_draft_length": self.mean_draft_length,
+            "bandwidth_hhi": self.bandwidth_hhi,
+            "episodes": [asdict(e) for e in self.episodes],
+        }
+
+
+def applied_allocation(env: gym.Env, action: Any, info: dict[str, Any]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The draft lengths (tokens) and bandwidth shares the env applied in the last step.
+
+    Read from ``info["draft_lengths"]`` / ``info["bandwidth"]`` when the env reports them,
+    else decoded from the action with ``env.unwrapped.decode_action``.
+    """
+    if "draft_lengths" in info and "bandwidth" in info:
+        return np.asarray(info["draft_lengths"], dtype=np.float64), np.asarray(info["bandwidth"], dtype=np.float64)
+    lengths, shares = env.unwrapped.decode_action(action)  # type: ignore[attr-defined]
+    return np.asarray(lengths, dtype=np.float64), np.asarray(shares, dtype=np.float64)
+
+
+def herfindahl(shares: NDArray[np.float64]) -> float:
+    """sum_k s_k^2 of the shares renormalised to sum 1 (nan if no share is positive)."""
+    total = float(np.sum(shares))
+    if total <= 0:
+        return math.nan
+    s = shares / total
+    return float(np.sum(s * s))
+
+
+def run_episode(env: gym.Env, policy: Policy, seed: int, deterministic: bool = True, max_steps: int = 1_000_000) -> EpisodeMetrics:
+    """Play one episode of ``policy`` on ``env`` from ``env.reset(seed=seed)`` and measure it."""
+    obs, info = env.reset(seed=int(seed))
+    reset = getattr(policy, "reset", None)
+    if callable(reset):
+        reset()
+    tokens = 0.0
+    ret = 0.0
+    clock = 0.0
+    rounds = 0
+    length_sum = 0.0
+    length_count = 0
+    hhi_sum = 0.0
+    hhi_count = 0
+    episode_start = np.ones((1,), dtype=bool)
+    state = None
+    for _ in range(max_steps):
+        action, state = policy.predict(obs, state=state, episode_start=episode_start, deterministic=deterministic)
+        episode_start = np.zeros((1,), dtype=bool)
+        obs, reward, terminated, truncated, info = env.step(action)
+        ret += float(reward)
+        tokens += float(np.sum(info["tokens"]))
+        clock = float(info["clock"])
+        rounds += 1
+        lengths, shares = applied_allocation(env, action, info)
+        length_sum += float(lengths.sum())
+        length_count += lengths.size
+        hhi = herfindahl(shares)
+        if not math.isnan(hhi):
+            hhi_sum += hhi
+            hhi_count += 1
+        if terminated or truncated:
+            break
+    return EpisodeMetrics(
+        seed=int(seed),
+        goodput=tokens / clock if clock > 0 else 0.0,
+        tokens=tokens,
+        clock=clock,
+        rounds=rounds,
+        mean_draft_length=length_sum / max(length_count, 1),
+        bandwidth_hhi=hhi_sum / hhi_count if hhi_count else math.nan,
+        episode_return=ret,
+    )
+
+
+def evaluate(env: gym.Env, policy: Policy, seeds: Sequence[int], name: str = "policy", deterministic: bool = True) -> EvaluationResult:
+    """Run ``policy`` for one episode per seed on ``env``; episodes are independent of evaluation order."""
+    return EvaluationResult(name=name, episodes=[run_episode(env, policy, s, deterministic) for s in seeds])
+
+
+def evaluation_seeds(seed: int, n_episodes: int) -> list[int]:
+    """The benchmark's seeds: ``seed, seed + 1, ..., seed + n_episodes - 1``."""
+    return [int(seed) + i for i in range(int(n_episodes))]
+
+
+def evaluate_analytic(
+    env: gym.Env, seeds: Sequence[int], names: Sequence[str] | None = None
+) -> dict[str, EvaluationResult]:
+    """Every analytic policy valid for ``env`` (or ``names``) on ``seeds``; name -> result."""
+    from baselines.policies import make_policy, policies_for
+
+    chosen = tuple(names) if names is not None else policies_for(env)
+    return {name: evaluate(env, make_policy(name, env), seeds, name=name) for name in chosen}
+
+
+def oracle_name(names: Sequence[str]) -> str | None:
+    """The reference policy for ratios: ``het-opt-oracle`` if present, else ``hom-opt-oracle``."""
+    for candidate in ("het-opt-oracle", "hom-opt-oracle"):
+        if candidate in names:
+            return candidate
+    return None

@@ -1,0 +1,56 @@
+"""Training-side wrappers, named in the hyperparameter files with rl-zoo3's ``vec_env_wrapper`` key.
+
+Why :class:`VecHorizonTermination`: the MultiSpin envs reward the tokens of
+each round and truncate the episode when the simulated clock passes
+``horizon``. SB3 bootstraps the value at a truncation, which turns the problem
+into an infinite-horizon discounted sum of tokens *per round*: that objective
+prefers long rounds (long drafts) and ignores how long a round takes -- it is
+not goodput (tokens per second). The observation carries ``time_left``, so the
+end of the episode at the horizon is part of the state: treating it as a real
+termination (no bootstrap) makes the undiscounted return the number of tokens
+generated within ``horizon`` seconds, i.e. ``horizon`` x goodput, and with
+gamma close to 1 the critic learns V ~ goodput x time left, so the advantage of
+a round is about its tokens minus goodput x its latency. The last round, which
+ends after the horizon, is pro-rated (its reward times the share of its latency
+that falls before the horizon), so a long final round earns no free tokens.
+
+Evaluation is unaffected: goodput is always measured from ``info`` of an
+unwrapped env (:mod:`agents.evaluation`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+
+
+class VecHorizonTermination(VecEnvWrapper):
+    """The end of the simulated horizon as a termination (no value bootstrap), last round pro-rated.
+
+    :param venv: SB3 VecEnv of MultiSpin envs (their infos carry ``clock`` and ``latency``, in s)
+    :param horizon: simulated seconds per episode (default: read from the envs' ``config``)
+    """
+
+    def __init__(self, venv: VecEnv, horizon: float | None = None) -> None:
+        super().__init__(venv)
+        if horizon is None:
+            horizon = float(venv.get_attr("config", [0])[0].horizon)
+        self.horizon = float(horizon)
+
+    def reset(self) -> Any:
+        return self.venv.reset()
+
+    def step_wait(self) -> Any:
+        obs, rewards, dones, infos = self.venv.step_wait()
+        for i in np.flatnonzero(dones):
+            info = infos[i]
+            if not info.get("TimeLimit.truncated", False):
+                continue
+            info["TimeLimit.truncated"] = False  # SB3 then treats the step as terminal
+            latency = float(info.get("latency", 0.0))
+            if latency > 0 and "clock" in info:
+                start = float(info["clock"]) - latency
+                rewards[i] = rewards[i] * min(max((self.horizon - start) / latency, 0.0), 1.0)
+        return obs, rewards, dones, infos

@@ -1,0 +1,189 @@
+#!/usr/bin/env python
+"""Where PPO's training wall time goes: the environment vs the learner (issue 4, result 3).
+
+    python benchmarks/bench_training.py                      # tuned PPO, heterogeneous id, 200k steps
+    python benchmarks/bench_training.py --algo sac -n 5000   # any algorithm / budget
+    python benchmarks/bench_training.py --env-kwargs acceptance_process:markov --json results/bench_training.json
+
+Two timers, nested, measure the share of ``model.learn`` wall time spent
+(a) in ``MultiSpinEnv.step``/``reset`` themselves (a gym wrapper directly around
+each env), and (b) in the whole vectorised env stack SB3 steps (DummyVecEnv +
+Monitor + training wrappers + the envs; a VecEnvWrapper under VecNormalize).
+With ``--vec-env batched`` the id's numpy-batched vector env is timed instead
+(through :mod:`agents.vec_env`), if it supports same-step autoreset.
+Everything else -- policy forward passes, rollout buffer, gradient steps,
+VecNormalize, logging -- is the learner. No evaluation callback runs, so the
+shares are those of training proper. The training setup is train.py's (same
+hyperparameter file, wrappers, VecNormalize, one PyTorch thread).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecEnvWrapper, VecMonitor, VecNormalize
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from agents.factory import WrapperChain, _make, build_model, check_env_id, cpu_threads  # noqa: E402
+from agents.hyperparams import import_object, load_hyperparams, parse_key_values, process_hyperparams  # noqa: E402
+
+
+class StepTimer(gym.Wrapper):
+    """Accumulates the wall time of the wrapped env's ``step`` and ``reset`` in a shared list cell (s)."""
+
+    def __init__(self, env: gym.Env, cell: list[float]) -> None:
+        super().__init__(env)
+        self.cell = cell
+
+    def step(self, action: Any) -> Any:
+        t = time.perf_counter()
+        out = self.env.step(action)
+        self.cell[0] += time.perf_counter() - t
+        return out
+
+    def reset(self, **kwargs: Any) -> Any:
+        t = time.perf_counter()
+        out = self.env.reset(**kwargs)
+        self.cell[0] += time.perf_counter() - t
+        return out
+
+
+class VecTimer(VecEnvWrapper):
+    """Wall time of the whole VecEnv stack below it: ``reset`` and ``step_async`` + ``step_wait`` (s)."""
+
+    def __init__(self, venv: VecEnv) -> None:
+        super().__init__(venv)
+        self.seconds = 0.0
+        self.steps = 0
+
+    def reset(self) -> Any:
+        t = time.perf_counter()
+        out = self.venv.reset()
+        self.seconds += time.perf_counter() - t
+        return out
+
+    def step_async(self, actions: np.ndarray) -> None:
+        t = time.perf_counter()
+        self.venv.step_async(actions)
+        self.seconds += time.perf_counter() - t
+
+    def step_wait(self) -> Any:
+        t = time.perf_counter()
+        out = self.venv.step_wait()
+        self.seconds += time.perf_counter() - t
+        self.steps += self.num_envs
+        return out
+
+
+class VectorStepTimer(gym.vector.VectorWrapper):
+    """Wall time of a Gymnasium vector env's own ``step`` and ``reset`` (s), for ``--vec-env batched``."""
+
+    def __init__(self, env: gym.vector.VectorEnv, cell: list[float]) -> None:
+        super().__init__(env)
+        self.cell = cell
+
+    def step(self, actions: Any) -> Any:
+        t = time.perf_counter()
+        out = self.env.step(actions)
+        self.cell[0] += time.perf_counter() - t
+        return out
+
+    def reset(self, **kwargs: Any) -> Any:
+        t = time.perf_counter()
+        out = self.env.reset(**kwargs)
+        self.cell[0] += time.perf_counter() - t
+        return out
+
+
+def profile(algo: str, env_id: str, n_timesteps: int, env_kwargs: dict[str, Any], overrides: dict[str, Any],
+            seed: int = 0, vec_env: str = "dummy", num_threads: int = 1) -> dict[str, Any]:
+    """Train ``algo`` for ``n_timesteps`` with timers in place; returns the timing breakdown (s and shares)."""
+    check_env_id(env_id)
+    cpu_threads(num_threads)
+    probe = _make(env_id, **env_kwargs)
+    action_dim = int(np.prod(probe.action_space.shape or (1,)))
+    probe.close()
+    config = process_hyperparams(algo, env_id, load_hyperparams(algo, env_id), overrides, env_kwargs, n_timesteps, action_dim)
+    cell = [0.0]  # in-process envs only: with subproc the inner timer is not visible here
+    venv: VecEnv
+    if vec_env == "batched":
+        from agents.vec_env import GymnasiumVecEnv
+
+        inner = gym.make_vec(env_id, num_envs=config.n_envs, vectorization_mode="vector_entry_point", **config.env_kwargs)
+        venv = VecMonitor(GymnasiumVecEnv(VectorStepTimer(inner, cell)))
+        venv.seed(seed)
+    else:
+        chain = WrapperChain(config.env_wrappers)
+
+        def make(**kw: Any) -> gym.Env:
+            return chain(StepTimer(_make(env_id, **kw), cell))
+
+        venv = make_vec_env(make, n_envs=config.n_envs, seed=seed, env_kwargs=config.env_kwargs,
+                            vec_env_cls=SubprocVecEnv if vec_env == "subproc" else DummyVecEnv)
+    timer = VecTimer(venv)
+    env: VecEnv = timer
+    for path, kwargs in config.vec_env_wrappers:
+        env = import_object(path)(env, **kwargs)
+    if config.normalize:
+        env = VecNormalize(env, **config.normalize_kwargs)
+    model = build_model(config, env, seed)
+    start = time.perf_counter()
+    model.learn(config.n_timesteps)
+    total = time.perf_counter() - start
+    env.close()
+    env_seconds = cell[0] if vec_env != "subproc" else float("nan")
+    return {
+        "algo": algo,
+        "env_id": env_id,
+        "env_kwargs": env_kwargs,
+        "vec_env": vec_env,
+        "n_envs": config.n_envs,
+        "timesteps": int(model.num_timesteps),
+        "learn_seconds": total,
+        "steps_per_second": model.num_timesteps / total,
+        "env_step_seconds": env_seconds,
+        "vec_env_seconds": timer.seconds,
+        "env_share": env_seconds / total,
+        "vec_env_share": timer.seconds / total,
+        "learner_share": 1.0 - timer.seconds / total,
+        "env_microseconds_per_step": 1e6 * env_seconds / max(timer.steps, 1),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--algo", default="ppo")
+    p.add_argument("--env", default="MultiSpin-Heterogeneous-v0")
+    p.add_argument("-n", "--n-timesteps", type=int, default=200_000)
+    p.add_argument("--env-kwargs", nargs="+", default=None, metavar="K:V")
+    p.add_argument("-params", "--hyperparams", nargs="+", default=None, metavar="K:V")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--vec-env", default="dummy", choices=["dummy", "subproc", "batched"])
+    p.add_argument("--num-threads", type=int, default=1)
+    p.add_argument("--json", default=None, help="also write the result here")
+    args = p.parse_args(argv)
+    result = profile(args.algo, args.env, args.n_timesteps, parse_key_values(args.env_kwargs, "--env-kwargs pair"),
+                     parse_key_values(args.hyperparams, "-params pair"), args.seed, args.vec_env, args.num_threads)
+    print(f"{result['algo']} on {result['env_id']} {result['env_kwargs'] or ''} ({result['vec_env']}): {result['timesteps']} steps in "
+          f"{result['learn_seconds']:.1f} s ({result['steps_per_second']:.0f} steps/s, {result['n_envs']} envs)")
+    print(f"  env.step/reset          {result['env_step_seconds']:7.2f} s  {100 * result['env_share']:5.1f}%  "
+          f"({result['env_microseconds_per_step']:.0f} us/step)")
+    print(f"  VecEnv stack (+Monitor) {result['vec_env_seconds']:7.2f} s  {100 * result['vec_env_share']:5.1f}%")
+    print(f"  learner (rest)          {result['learn_seconds'] - result['vec_env_seconds']:7.2f} s  {100 * result['learner_share']:5.1f}%")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

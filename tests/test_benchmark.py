@@ -1,0 +1,128 @@
+"""The benchmark: files written, analytic rows against the solvers' expected goodput, one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import multispin_env  # noqa: F401  (registers the ids)
+from agents.benchmark import main as bench_main
+from agents.benchmark import paired_comparison, run_benchmark
+from agents.train import main as train_main
+from baselines.policies import ANALYTIC_POLICIES, policies_for
+from baselines.solvers import equal_bandwidth_fixed, equal_bandwidth_tuned, solve_heterogeneous, solve_homogeneous
+
+ENV = "MultiSpin-Heterogeneous-v0"
+TINY_PPO = ["n_envs:2", "n_steps:64", "batch_size:64", "n_epochs:2", "policy_kwargs:dict(net_arch=[16])"]
+
+
+@pytest.fixture(scope="module")
+def tiny_agent(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A PPO run folder (with evaluations.npz) trained for a few hundred steps on 1-second episodes."""
+    log = tmp_path_factory.mktemp("bench") / "logs"
+    argv = ["--algo", "ppo", "-n", "256", "--seed", "0", "-f", str(log), "--eval-freq", "128", "--eval-episodes", "2",
+            "--baselines", "equal-fixed", "het-opt-static", "het-opt-oracle", "--no-tensorboard", "--verbose", "0",
+            "--env-kwargs", "horizon:1.0", "-params", *TINY_PPO]
+    assert train_main(argv) == 0
+    return log / "ppo" / f"{ENV}_1"
+
+
+def test_tiny_benchmark_writes_all_files(tmp_path: Path, tiny_agent: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "results"
+    status = bench_main(["--agents", f"ppo-tiny={tiny_agent}", "--episodes", "3", "--seed", "5", "-o", str(out), "--jobs", "2"])
+    assert status == 0
+    for name in ("benchmark.csv", "benchmark.json", "goodput.png", "training_curve.png"):
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    printed = capsys.readouterr().out
+    assert "het-opt-oracle" in printed and "ppo-tiny" in printed
+
+    with (out / "benchmark.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["policy"] for r in rows] == [*ANALYTIC_POLICIES, "ppo-tiny"]
+    assert [r["kind"] for r in rows] == ["analytic"] * len(ANALYTIC_POLICIES) + ["agent"]
+    for r in rows:
+        assert float(r["goodput_mean"]) > 0 and float(r["goodput_ci95"]) >= 0 and int(r["episodes"]) == 3
+        assert 0 <= float(r["mean_draft_length"]) <= 10
+        assert 1 / 6 - 1e-9 <= float(r["bandwidth_hhi"]) <= 1 + 1e-9
+    oracle = next(r for r in rows if r["policy"] == "het-opt-oracle")
+    assert float(oracle["ratio_to_oracle"]) == pytest.approx(1.0) and float(oracle["ratio_ci95"]) == pytest.approx(0.0)
+
+    report = json.loads((out / "benchmark.json").read_text())
+    # The agent's env config (from its run folder) was used for every policy, on seeds 5, 6, 7.
+    assert report["env_id"] == ENV and report["env_kwargs"] == {"horizon": 1.0}
+    assert report["seeds"] == [5, 6, 7] and report["oracle"] == "het-opt-oracle"
+    agent = report["policies"][-1]
+    assert set(agent["paired"]) == set(ANALYTIC_POLICIES)
+    assert [e["seed"] for e in agent["episodes_detail"]] == [5, 6, 7]
+
+
+def test_training_curve_only(tmp_path: Path, tiny_agent: Path) -> None:
+    out = tmp_path / "curve"
+    status = bench_main(["--training-log", str(tiny_agent), "--policies", "equal-fixed", "--episodes", "2",
+                         "--env-kwargs", "horizon:1.0", "-o", str(out), "-q"])
+    assert status == 0
+    assert (out / "training_curve.png").is_file() and (out / "benchmark.csv").is_file()
+
+
+@pytest.mark.parametrize("env_id", ["MultiSpin-Heterogeneous-v0", "MultiSpin-Homogeneous-v0"])
+def test_analytic_rows_match_the_solvers_expected_goodput(env_id: str) -> None:
+    """iid acceptance, no fading: every round has the mean parameters, so the static and oracle policies play
+    the solver's allocation and their measured goodput must match its expected goodput eq. (5)."""
+    kwargs = {"fading": False, "acceptance_process": "iid"}
+    env = gym.make(env_id, **kwargs)
+    env.reset(seed=0)
+    params = env.unwrapped.mean_round_params()
+    solver_goodput = {
+        "equal-fixed": equal_bandwidth_fixed(params).goodput,
+        "equal-tuned": equal_bandwidth_tuned(params).goodput,
+        "hom-opt-static": solve_homogeneous(params).goodput,
+        "hom-opt-oracle": solve_homogeneous(params).goodput,
+        "het-opt-static": solve_heterogeneous(params).goodput,
+        "het-opt-oracle": solve_heterogeneous(params).goodput,
+    }
+    names = [n for n in policies_for(env) if n in solver_goodput]
+    rows = run_benchmark(env_id, kwargs, episodes=12, seed=100, policies=names, jobs=2)
+    for row in rows:
+        mean, half = row.result.goodput_ci()
+        expected = solver_goodput[row.policy]
+        # Sampling error (95% t-interval) plus 1% for the finite horizon (the last round overshoots it).
+        assert abs(mean - expected) <= half + 0.01 * expected, (row.policy, mean, half, expected)
+
+
+def test_adaptive_policies_stay_below_the_oracle_within_error() -> None:
+    kwargs = {"fading": False, "acceptance_process": "iid"}
+    rows = {r.policy: r for r in run_benchmark(ENV, kwargs, episodes=6, seed=7, policies=["het-opt-adaptive", "het-opt-oracle"])}
+    ratio = rows["het-opt-adaptive"].ratio_to_oracle
+    assert 0.8 < ratio < 1.0 + rows["het-opt-adaptive"].ratio_ci95 + 1e-9
+
+
+def test_paired_comparison() -> None:
+    a = np.array([10.0, 12.0, 11.0])
+    b = np.array([5.0, 6.0, 5.5])
+    cmp = paired_comparison(a, b)
+    assert cmp["diff_mean"] == pytest.approx(5.5)
+    assert cmp["ratio_mean"] == pytest.approx(2.0) and cmp["ratio_ci95"] == pytest.approx(0.0)
+    assert math.isnan(paired_comparison(a, np.zeros(3))["ratio_mean"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--env", "MultiSpin-Homogenous-v0"], "unknown env id"),
+        (["--env", "MultiSpin-Homogeneous-v0", "--policies", "het-opt-oracle"], "not valid on MultiSpin-Homogeneous-v0"),
+        (["--agents", "no/such/run"], "no/such/run"),
+        (["--env-kwargs", "fading"], "malformed --env-kwargs pair 'fading'"),
+        (["--env-kwargs", "fading:maybe"], "env kwargs do not fit"),
+        (["--episodes", "0"], "--episodes must be >= 1"),
+    ],
+)
+def test_benchmark_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+    assert bench_main([*argv, "-o", str(tmp_path / "out")], prog="benchmark") == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("benchmark: error: ") and message in lines[0], lines
