@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup test test-slow demo bench clean
+.PHONY: setup test test-slow demo bench findings clean
 
 setup: $(STAMP)
 
@@ -22,9 +22,13 @@ test-slow: setup
 
 bench: setup
 	$(PY) benchmarks/bench_solvers.py
+	$(PY) benchmarks/bench_env.py
+
+findings: setup
+	$(PY) -m multispin_env.findings -o docs/findings
 
 demo: setup
-	$(PY) benchmarks/bench_solvers.py
+	$(PY) -m agents.demo
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .hypothesis

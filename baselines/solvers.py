@@ -53,17 +53,18 @@ __all__ = [
 
 IntArray = NDArray[np.int64]
 
-# Heterogeneous-solver tuning (see docs/heterogeneous_solver.md, section 4).
+# Heterogeneous-solver tuning (see docs/heterogeneous_solver.md, sections 3-4).
 _GRID_POINTS = 24  # log-spaced sync times in the global sweep and in each zoom round
 _POLE_OFFSETS = np.array([0.003, 0.01, 0.03, 0.1])  # relative offsets above the poles l * t_k
-_MAX_POLES = 96  # cap on distinct poles swept (the densest are thinned)
+_MAX_POLES = 96  # cap on distinct poles swept (evenly thinned beyond it)
 _ZOOM_ROUNDS = 2  # refinement sweeps around the best sync time found
 _ZOOM_WIDTH = 0.1  # half-width (log scale) of the first zoom sweep
-_LOCAL_STARTS = 6  # best candidates (with distinct sync times) polished by local search
-_START_MARGIN = 0.01  # starts must be within 1 % of the best candidate's goodput
+_LOCAL_STARTS = 8  # best candidates (with distinct sync times) polished by local search
+_START_MARGIN = 0.05  # starts must be within 5 % of the best candidate's goodput
 _START_SPREAD = 0.02  # minimum |log tau| distance between local-search starts
 _NEWTON_RTOL = 1e-15
 _IMPROVE_RTOL = 1e-13  # a local-search move must raise G by more than this (relative)
+_UNION_MOVES = 1 << 16  # (starts x moves) above which singles are tried before pairs
 
 
 @dataclass(frozen=True)
@@ -85,11 +86,11 @@ class Allocation:
     latency: float
 
     def __post_init__(self) -> None:
-        # Frozen result: make the arrays read-only too.
+        # Frozen result: hold read-only copies of the arrays.
         for name in ("draft_lengths", "bandwidth"):
-            arr = getattr(self, name)
-            if isinstance(arr, np.ndarray):
-                arr.setflags(write=False)
+            arr = np.array(getattr(self, name))
+            arr.setflags(write=False)
+            object.__setattr__(self, name, arr)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -179,19 +180,17 @@ def _sync_times(lengths: FloatArray, draft_time: FloatArray, upload_time: FloatA
 
 
 def _solve_hom_core(params: RoundParams) -> tuple[int, float, float, FloatArray]:
-    """P-hom core: (L*, G(L*), s*, per-L goodput G(L) for L = 0..L_max)."""
-    t, c = params.draft_time, params.upload_time
-    k = params.num_users
+    """P-hom core: (L*, G(L*), s*, sum_k N(a_k, L) for L = 0..L_max in tokens)."""
+    a, t, c = params.acceptance, params.draft_time, params.upload_time
+    kappa_k = params.verify_per_token * params.num_users
     s_star = _homogeneous_sync_unit(t, c)
     lengths = np.arange(params.max_draft + 1, dtype=np.float64)
-    tokens = _token_table(params.acceptance, params.max_draft).sum(axis=0)
+    # sum_k N(a_k, L), eq. (4) in its expm1 form (accurate for a near 0 or 1).
+    tokens = (np.expm1(np.log(a)[:, None] * (lengths + 1.0)) / (a - 1.0)[:, None]).sum(axis=0)
     # G(L) = sum_k N(a_k, L) / (L s* + T0 + kappa K (L+1) + T_dl), all L at once.
-    latency = lengths * s_star + (
-        params.verify_base + params.verify_per_token * k * (lengths + 1.0) + params.downlink_time
-    )
-    goodputs = tokens / latency
+    goodputs = tokens / (lengths * (s_star + kappa_k) + (params.verify_base + kappa_k + params.downlink_time))
     best = int(goodputs.argmax())  # first maximiser: the shortest draft among ties
-    return best, float(goodputs[best]), s_star, goodputs
+    return best, float(goodputs[best]), s_star, tokens
 
 
 def solve_homogeneous(params: RoundParams) -> Allocation:
@@ -206,36 +205,63 @@ def solve_homogeneous(params: RoundParams) -> Allocation:
     :returns: an :class:`Allocation` with goodput in tokens/s and times in s.
     """
     params = _check_params(params)
-    best, _, s_star, _ = _solve_hom_core(params)
+    best, _, s_star, tokens = _solve_hom_core(params)
     k = params.num_users
     lengths = np.full(k, best, dtype=np.int64)
     if best == 0:
-        return _make_allocation(params, lengths, np.zeros(k))
-    shares = params.upload_time / (s_star - params.draft_time)
-    return _make_allocation(params, lengths, shares / shares.sum())
+        shares = np.zeros(k)
+        tau = 0.0
+    else:
+        t, c = params.draft_time, params.upload_time
+        shares = c / (s_star - t)
+        shares /= shares.sum()
+        # Eq. (1) with these shares (equals best * s* up to rounding).
+        tau = best * float((t + c / shares).max())
+    latency = tau + params.verify_base + params.verify_per_token * k * (best + 1) + params.downlink_time
+    return Allocation(lengths, shares, float(tokens[best]) / latency, tau, latency)
 
 
 # --------------------------------------------------------------------------- P-het
 
 
-@lru_cache(maxsize=64)
-def _move_tables(k: int, max_draft: int) -> tuple[IntArray, IntArray, IntArray, IntArray, IntArray, IntArray]:
-    """Static local-search neighbourhood indices for K users.
+@dataclass(frozen=True)
+class _Moves:
+    """A set of local-search moves: user ``first`` gets ``value_i`` (added to its current length
+    where ``relative``), and where ``two`` user ``second`` gets its current length + ``delta_j``."""
 
-    Singles: every user k to every value v in 0..L_max (the current value is
-    filtered per iteration). Pairs: every i < j with (delta_i, delta_j) in {-1, +1}^2.
+    first: IntArray
+    second: IntArray
+    value_i: IntArray
+    delta_j: IntArray
+    relative: NDArray[np.bool_]
+    two: NDArray[np.bool_]
+
+    def part(self, rows: slice) -> _Moves:
+        return _Moves(*(getattr(self, f)[rows] for f in ("first", "second", "value_i", "delta_j", "relative", "two")))
+
+
+@lru_cache(maxsize=64)
+def _move_tables(k: int, max_draft: int) -> tuple[_Moves, int]:
+    """The local-search neighbourhood for K users and the number of single-user moves (listed first).
+
+    Singles: every user k to every length v in 0..L_max (no-ops are dropped per
+    state). Pairs: every i < j changed by (delta_i, delta_j) in {-1, +1}^2.
     """
     single_user, single_value = np.divmod(np.arange(k * (max_draft + 1)), max_draft + 1)
     first, second = np.triu_indices(k, 1)
     signs = np.array([[-1, -1], [-1, 1], [1, -1], [1, 1]])
-    pair_i = np.tile(first, 4)
-    pair_j = np.tile(second, 4)
-    pair_di = np.repeat(signs[:, 0], first.size)
-    pair_dj = np.repeat(signs[:, 1], first.size)
-    tables = (single_user, single_value, pair_i, pair_j, pair_di, pair_dj)
-    for arr in tables:
-        arr.setflags(write=False)
-    return tables
+    n_single, n_pair = single_user.size, 4 * first.size
+    moves = _Moves(
+        first=np.concatenate([single_user, np.tile(first, 4)]),
+        second=np.concatenate([single_user, np.tile(second, 4)]),
+        value_i=np.concatenate([single_value, np.repeat(signs[:, 0], first.size)]),
+        delta_j=np.concatenate([np.zeros(n_single, dtype=np.int64), np.repeat(signs[:, 1], first.size)]),
+        relative=np.repeat([False, True], [n_single, n_pair]),
+        two=np.repeat([False, True], [n_single, n_pair]),
+    )
+    for name in ("first", "second", "value_i", "delta_j", "relative", "two"):
+        getattr(moves, name).setflags(write=False)
+    return moves, n_single
 
 
 class _HetProblem:
@@ -310,98 +336,121 @@ class _HetProblem:
     ) -> tuple[IntArray, FloatArray, FloatArray]:
         """Steepest ascent from each start (rows) over single-user changes and pairwise +-1 moves.
 
-        Moves: any user to any other length, and any pair (i, j) by (+-1, +-1).
-        A move to L' improves G iff tau(L') < tau_req(L') = N(L') / G - base - kappa sum L',
-        i.e. iff F(tau_req, L') = sum_k w_k(tau_req, L'_k) < 1 (F decreases in tau).
-        A tangent lower bound on the unchanged users' part of F (F is convex in tau)
-        discards most moves in O(1) each with no false negatives; survivors get
-        the exact O(K) test, improving ones the exact G, and each start takes its
-        best. All starts climb together; duplicates are dropped. Returns the
-        local optima (rows), their goodputs and sync times.
+        Moves: any user to any other length ("singles"), and any pair (i, j) by
+        (+-1, +-1) ("pairs"). For small K each step takes the best improving move
+        of both sets; for large K a start first takes its best single and looks
+        at the pairs only when no single improves (variable-neighbourhood
+        descent, same end condition). All starts climb together; starts that
+        meet are merged. Returns the local optima (rows), goodputs and sync times.
         """
         k, lm = self.k, self.max_draft
-        t, c = self.t, self.c
-        s_user, s_val, p_i, p_j, p_di, p_dj = _move_tables(k, lm)
-        n_single = s_user.size
-        mi = np.concatenate([s_user, p_i])
-        mj = np.concatenate([s_user, p_j])
-        pair = np.zeros(mi.size, dtype=bool)
-        pair[n_single:] = True
-        pf = pair.astype(np.float64)
+        moves, n_single = _move_tables(k, lm)
+        split = starts.shape[0] * moves.first.size > _UNION_MOVES
+        singles, pairs = moves.part(slice(0, n_single)), moves.part(slice(n_single, None))
         lengths, value, tau = starts.copy(), values.astype(np.float64), taus.astype(np.float64)
         active = np.ones(lengths.shape[0], dtype=bool)
-        active[np.setdiff1d(np.arange(active.size), _distinct_rows(lengths))] = False
-        chunk = max(64, (1 << 18) // k)
         for _ in range(4 * k * lm + 16):
             idx = np.flatnonzero(active)
             if idx.size == 0:
                 break
-            now = lengths[idx]
-            g_now, tau_now = value[idx, None], tau[idx, None]
-            drafting = now > 0
-            gap_now = np.where(drafting, tau_now - now * t, 1.0)
-            w_now = np.where(drafting, now * c / gap_now, 0.0)
-            slope_now = w_now / gap_now
-            tokens_now = self.tokens[self.rows, now].sum(axis=1, keepdims=True)
-            sum_now = now.sum(axis=1, keepdims=True)
-            # Candidate values of the first and second user of every move, (A, M).
-            cur_i, cur_j = now[:, mi], now[:, mj]
-            vi = np.concatenate([np.broadcast_to(s_val, (idx.size, n_single)), now[:, p_i] + p_di], axis=1)
-            vj = np.concatenate([np.broadcast_to(s_val, (idx.size, n_single)), now[:, p_j] + p_dj], axis=1)
-            ok = (vi >= 0) & (vi <= lm) & (vj >= 0) & (vj <= lm) & (pair | (vi != cur_i))
-            vi, vj = np.clip(vi, 0, lm), np.clip(vj, 0, lm)
-            d_tokens = (self.tokens[mi, vi] - self.tokens[mi, cur_i]) + pf * (
-                self.tokens[mj, vj] - self.tokens[mj, cur_j]
-            )
-            d_len = (vi - cur_i) + pair * (vj - cur_j)
-            t_req = (tokens_now + d_tokens) / g_now - self.base - self.kappa * (sum_now + d_len)
-            rest = w_now.sum(axis=1, keepdims=True) - w_now[:, mi] - pf * w_now[:, mj]
-            rest_slope = slope_now.sum(axis=1, keepdims=True) - slope_now[:, mi] - pf * slope_now[:, mj]
-            bound = rest - rest_slope * (t_req - tau_now) + self._share_at(mi, vi, t_req)
-            bound += np.where(pair, self._share_at(mj, vj, t_req), 0.0)
-            sa, sm = np.nonzero(ok & (bound < 1.0) & (t_req > 0.0))
-            order = np.argsort(bound[sa, sm], kind="stable")  # most promising first
-            sa, sm = sa[order], sm[order]
-            improved = np.zeros(idx.size, dtype=bool)
-            pending = np.ones(sa.size, dtype=bool)
-            while True:
-                sel = np.flatnonzero(pending & ~improved[sa])[:chunk]
-                if sel.size == 0:
-                    break
-                pending[sel] = False
-                a_sel, m_sel = sa[sel], sm[sel]
-                cand = now[a_sel]
-                rows = np.arange(sel.size)
-                cand[rows, mi[m_sel]] = vi[a_sel, m_sel]
-                two = pair[m_sel]
-                cand[rows[two], mj[m_sel[two]]] = vj[a_sel[two], m_sel[two]]
-                gap = t_req[a_sel, m_sel][:, None] - cand * t
-                act = cand > 0
-                fine = act & (gap > 0.0)
-                feasible = np.all(~act | fine, axis=1)
-                load = np.where(act, cand * c / np.where(fine, gap, 1.0), 0.0).sum(axis=1)
-                better = np.flatnonzero(feasible & (load < 1.0))
-                if better.size == 0:
-                    continue
-                vals, new_tau = self.goodput(cand[better])
-                owner = a_sel[better]
-                gain = np.flatnonzero(vals > value[idx[owner]] * (1.0 + _IMPROVE_RTOL))
-                if gain.size == 0:
-                    continue
-                # Best improving move per start.
-                by = np.lexsort((-vals[gain], owner[gain]))
-                _, first = np.unique(owner[gain][by], return_index=True)
-                pick = gain[by[first]]
-                target = idx[owner[pick]]
-                lengths[target] = cand[better[pick]]
-                value[target] = vals[pick]
-                tau[target] = new_tau[pick]
-                improved[owner[pick]] = True
-            active[idx[~improved]] = False
+            if split:
+                stuck = idx[~self._climb(idx, singles, lengths, value, tau)]
+                if stuck.size:
+                    active[stuck[~self._climb(stuck, pairs, lengths, value, tau)]] = False
+            else:
+                active[idx[~self._climb(idx, moves, lengths, value, tau)]] = False
             live = np.flatnonzero(active)
             if live.size > 1:  # starts that met climb identically from here on
                 active[np.setdiff1d(live, live[_distinct_rows(lengths[live])])] = False
         return lengths, value, tau
+
+    def _climb(
+        self, idx: IntArray, moves: _Moves, lengths: IntArray, value: FloatArray, tau: FloatArray
+    ) -> NDArray[np.bool_]:
+        """One ascent step of the states ``idx`` over ``moves``; updates them in place, returns which moved."""
+        moved = np.zeros(idx.size, dtype=bool)
+        if moves.first.size == 0:
+            return moved
+        group = max(1, _UNION_MOVES // moves.first.size)  # bound the (states x moves) temporaries
+        for lo in range(0, idx.size, group):
+            sub = slice(lo, lo + group)
+            moved[sub] = self._climb_group(idx[sub], moves, lengths, value, tau)
+        return moved
+
+    def _climb_group(
+        self, idx: IntArray, moves: _Moves, lengths: IntArray, value: FloatArray, tau: FloatArray
+    ) -> NDArray[np.bool_]:
+        """One ascent step (see :meth:`_climb`).
+
+        A move to L' improves G iff tau(L') < tau_req(L') = N(L') / G - base - kappa sum L',
+        i.e. iff F(tau_req, L') = sum_k w_k(tau_req, L'_k) < 1 (F decreases in tau).
+        The unchanged users' part of F is convex and decreasing in tau, so it is
+        at least its tangent at the current tau: moves whose tangent bound is
+        >= 1 cannot improve (no false negatives) and are dropped in O(1) each.
+        Survivors get the exact O(K) test, the improving ones their exact G, and
+        each state takes its best.
+        """
+        t, c, k, lm = self.t, self.c, self.k, self.max_draft
+        mi, mj, two = moves.first, moves.second, moves.two
+        now = lengths[idx]
+        g_now, tau_now = value[idx, None], tau[idx, None]
+        drafting = now > 0
+        gap_now = np.where(drafting, tau_now - now * t, 1.0)
+        w_now = np.where(drafting, now * c / gap_now, 0.0)
+        slope_now = w_now / gap_now
+        tokens_now = self.tokens[self.rows, now].sum(axis=1, keepdims=True)
+        sum_now = now.sum(axis=1, keepdims=True)
+        # New lengths of each move's users, (A, M); a single leaves "second" (= first) alone.
+        cur_i, cur_j = now[:, mi], now[:, mj]
+        vi = np.where(moves.relative, cur_i, 0) + moves.value_i
+        vj = cur_j + moves.delta_j
+        ok = (vi >= 0) & (vi <= lm) & (vj >= 0) & (vj <= lm) & (two | (vi != cur_i))
+        vi, vj = np.clip(vi, 0, lm), np.clip(vj, 0, lm)
+        d_tokens = self.tokens[mi, vi] - self.tokens[mi, cur_i] + self.tokens[mj, vj] - self.tokens[mj, cur_j]
+        d_len = (vi - cur_i) + (vj - cur_j)
+        t_req = (tokens_now + d_tokens) / g_now - self.base - self.kappa * (sum_now + d_len)
+        rest = w_now.sum(axis=1, keepdims=True) - w_now[:, mi] - np.where(two, w_now[:, mj], 0.0)
+        rest_slope = slope_now.sum(axis=1, keepdims=True) - slope_now[:, mi] - np.where(two, slope_now[:, mj], 0.0)
+        bound = rest - rest_slope * (t_req - tau_now) + self._share_at(mi, vi, t_req)
+        bound += np.where(two, self._share_at(mj, vj, t_req), 0.0)
+        sa, sm = np.nonzero(ok & (bound < 1.0) & (t_req > 0.0))
+        order = np.argsort(bound[sa, sm], kind="stable")  # most promising first
+        sa, sm = sa[order], sm[order]
+        moved = np.zeros(idx.size, dtype=bool)
+        pending = np.ones(sa.size, dtype=bool)
+        chunk = max(64, (1 << 18) // k)
+        while True:
+            sel = np.flatnonzero(pending & ~moved[sa])[:chunk]
+            if sel.size == 0:
+                return moved
+            pending[sel] = False
+            a_sel, m_sel = sa[sel], sm[sel]
+            cand = now[a_sel]
+            rows = np.arange(sel.size)
+            cand[rows, mj[m_sel]] = vj[a_sel, m_sel]  # second first: for singles it is a no-op
+            cand[rows, mi[m_sel]] = vi[a_sel, m_sel]
+            gap = t_req[a_sel, m_sel][:, None] - cand * t
+            act = cand > 0
+            fine = act & (gap > 0.0)
+            feasible = np.all(~act | fine, axis=1)
+            load = np.where(act, cand * c / np.where(fine, gap, 1.0), 0.0).sum(axis=1)
+            better = np.flatnonzero(feasible & (load < 1.0))
+            if better.size == 0:
+                continue
+            vals, new_tau = self.goodput(cand[better])
+            owner = a_sel[better]
+            gain = np.flatnonzero(vals > value[idx[owner]] * (1.0 + _IMPROVE_RTOL))
+            if gain.size == 0:
+                continue
+            # Best improving move per state.
+            by = np.lexsort((-vals[gain], owner[gain]))
+            _, first = np.unique(owner[gain][by], return_index=True)
+            pick = gain[by[first]]
+            target = idx[owner[pick]]
+            lengths[target] = cand[better[pick]]
+            value[target] = vals[pick]
+            tau[target] = new_tau[pick]
+            moved[owner[pick]] = True
 
     def _share_at(self, users: IntArray, values: IntArray, tau: FloatArray) -> FloatArray:
         """w_k(tau, v) = v c_k / (tau - v t_k); 0 for v = 0; inf when v t_k >= tau."""
@@ -456,11 +505,13 @@ def solve_heterogeneous(params: RoundParams) -> Allocation:
        (one sort gives the solution for every multiplier mu); two zoom sweeps
        around the best tau;
     3. an exact-evaluation local search (any single-user change, pairwise
-       +-1 moves) from the best distinct candidates, until no move improves G.
+       +-1 moves) from up to 6 good candidates with distinct sync times,
+       climbing together until no move improves G.
 
-    Every candidate is scored with the exact goodput of eq. (5). The result
-    matched exhaustive search on every small instance tested (see the doc);
-    for large K it is a local optimum no worse than P-hom.
+    Every candidate is scored with the exact goodput of eq. (5). The result is
+    never worse than P-hom and is a local optimum of the moves above; it
+    matched exhaustive search on every small instance tested (about 9,000,
+    K <= 5; see the doc), but global optimality is not proved.
 
     :returns: an :class:`Allocation` with goodput in tokens/s and times in s.
     """

@@ -89,7 +89,7 @@ def brute_force(params: RoundParams) -> tuple[np.ndarray, np.ndarray]:
 
 
 FAMILIES = ["base", "wide", "low_acceptance", "high_acceptance", "deep_fade", "mixed_extremes"]
-PER_FAMILY = 40  # 6 families x 40 = 240 instances, a quarter of them with K = 1 or 2
+PER_FAMILY = 60  # 6 families x 60 = 360 instances, a third of them with K = 1 or 2
 
 
 def _family_instances(family: str) -> list[RoundParams]:
@@ -352,3 +352,138 @@ def test_allocation_arrays_are_read_only() -> None:
         alloc.draft_lengths[0] = 3
     with pytest.raises(ValueError):
         alloc.bandwidth[0] = 0.5
+
+# --------------------------------------------------------------------------- hard instances
+
+# Systems on which a simplified P-het solver fell short of exhaustive search during
+# development (found by random search over K = 3-5). The variant is named for
+# each: "nols" = no local search, "nopairs" = no pairwise moves, "nopoles" = no
+# sync-time points just above the poles l t_k, "onestart" = a single local-search
+# start. The expected optimum is recomputed by brute force here, never stored.
+HARD_INSTANCES: list[dict[str, object]] = [
+    # simpler variant that missed it: nols
+    dict(acceptance=[0.5, 0.5, 0.999999],
+         draft_time=[0.00020391882593537105, 0.027070438510009478, 0.009369087550373262],
+         upload_time=[0.0008283397571796577, 0.0024136519976981517, 0.00010699660439076007],
+         verify_base=0.2307014182227917, verify_per_token=0.0, max_draft=10, downlink_time=0.0),
+    # simpler variant that missed it: nols
+    dict(acceptance=[0.6238527013344557, 0.7483903218342591, 0.37174223144357343, 0.32278620184243295],
+         draft_time=[0.018329559671114052, 0.00040870004818526775, 0.0066376108232427695, 0.00019524731659100635],
+         upload_time=[0.00011918224937008999, 0.024089354718562866, 0.0001230539330978127, 0.0046634285291689585],
+         verify_base=0.03820160720728551, verify_per_token=2.0248219310105998e-05, max_draft=10, downlink_time=0.046339089891758084),
+    # simpler variant that missed it: nols
+    dict(acceptance=[0.6102648942063447, 0.776249293085447, 0.5637204885925771, 0.7739120195161406, 0.640063796532508],
+         draft_time=[0.0003517952185037895, 0.0001422109329373134, 0.02236185616209657, 0.00010312344008669859, 0.004243403584606772],
+         upload_time=[0.001606468195035624, 1.058976890966824e-06, 4.504924348614109e-07, 0.00811724456996653, 0.0020554302613401405],
+         verify_base=0.27625141604903064, verify_per_token=0.0, max_draft=5, downlink_time=0.0),
+    # simpler variant that missed it: nols
+    dict(acceptance=[0.8081296595430165, 0.4757602429508122, 0.45061582799418, 0.8735498993106614, 0.46586393778133106],
+         draft_time=[0.004486712561534537, 0.06681984289799021, 0.0018415198312799245, 0.014437791373864311, 0.006927303161581016],
+         upload_time=[0.024891032155850156, 0.08488684617568532, 1000000.0, 2.9513428237739688e-06, 0.0007113651499288746],
+         verify_base=0.13260041039960832, verify_per_token=0.0015532005478414424, max_draft=5, downlink_time=0.0),
+    # simpler variant that missed it: nols
+    dict(acceptance=[0.6233609530994916, 0.6602476164137214, 0.5827554659560241, 0.3716640763021819],
+         draft_time=[0.0001276763925030869, 0.014204997409014156, 0.0006684434295800944, 0.002208122894129909],
+         upload_time=[0.0028662739891507755, 0.00013325783158076333, 0.011151556285869913, 0.023424053222748424],
+         verify_base=0.022576074571669394, verify_per_token=3.2498596294969496e-05, max_draft=10, downlink_time=0.040480746030102724),
+    # simpler variant that missed it: nols
+    dict(acceptance=[0.0004597429163048701, 0.0017560424688907858, 0.23302294363897164, 0.18822934958112023, 5.333584771210256e-06],
+         draft_time=[0.00023513377864777714, 0.0005896979202723265, 0.002646230964100318, 0.00952798062383967, 0.021233597155999043],
+         upload_time=[6.67679640602326e-07, 4.98128748431023e-07, 1.5089985654665354, 1.2169610707720824e-07, 0.6397715490831735],
+         verify_base=0.30841377352618404, verify_per_token=0.0, max_draft=5, downlink_time=0.009432414169574306),
+    # simpler variant that missed it: nols
+    dict(acceptance=[0.7847076665778199, 0.49983695226438374, 0.47017492553501067, 0.5022068485974335],
+         draft_time=[0.012, 0.004, 0.008, 0.004],
+         upload_time=[1.4249241908190607e-06, 0.006363684975125078, 7.583636541654231e-06, 0.0026202241504463086],
+         verify_base=0.043267337537703766, verify_per_token=0.0, max_draft=10, downlink_time=0.0),
+    # simpler variant that missed it: nopoles
+    dict(acceptance=[0.6251870611833886, 0.8896160645896458, 0.9741250041028349, 0.9849907018330848],
+         draft_time=[0.004, 0.008, 0.012, 0.02],
+         upload_time=[0.0008036689602052343, 2.4911876530611246e-05, 1.0095982031546078e-06, 0.001037309425372346],
+         verify_base=0.04321823915901966, verify_per_token=0.0, max_draft=10, downlink_time=0.0),
+    # simpler variant that missed it: nopoles
+    dict(acceptance=[0.9864458420634097, 0.4293651105463955, 0.742009681585433, 0.7809472299152079],
+         draft_time=[0.01, 0.012, 0.008, 0.02],
+         upload_time=[1.917140123051994e-05, 0.003756617071412479, 0.00017167561376161796, 0.0014381466103232114],
+         verify_base=0.04647094938229691, verify_per_token=0.0, max_draft=10, downlink_time=0.0),
+    # simpler variant that missed it: nopoles
+    dict(acceptance=[0.9633176066042468, 0.5829266861640985, 0.4441989042952389, 0.654306702619419, 0.8959995051756611],
+         draft_time=[0.004, 0.01, 0.008, 0.01, 0.004],
+         upload_time=[1.5885742137763443e-06, 0.0006033661604276125, 0.00017785393970656783, 4.743070567147992e-05, 4.150568938674471e-06],
+         verify_base=0.01832375702964181, verify_per_token=0.0005, max_draft=5, downlink_time=0.0),
+    # simpler variant that missed it: nols
+    dict(acceptance=[0.48888683845351466, 0.6059602755293049, 0.6028940130697453, 0.9196282231604245, 0.32641424652099116],
+         draft_time=[0.012, 0.008, 0.02, 0.01, 0.004],
+         upload_time=[3.405332930896488e-05, 0.009541712517640119, 0.001512161269203686, 1.0499884655549632e-06, 0.0002524821567394039],
+         verify_base=0.08882958018969259, verify_per_token=0.0, max_draft=5, downlink_time=0.0),
+    # simpler variant that missed it: nols
+    dict(acceptance=[0.8267582769447852, 0.7906896395164575, 0.8546539186380258, 0.5480664205960382],
+         draft_time=[0.002207541721068908, 0.003933507359804434, 0.03285031532335506, 0.012616018079187948],
+         upload_time=[0.0029170781525321094, 0.04834164457342979, 3.0655471757955e-05, 0.028623886378066742],
+         verify_base=0.2296604874189869, verify_per_token=0.003693321826187824, max_draft=10, downlink_time=0.01587872285408143),
+    # simpler variant that missed it: nols
+    dict(acceptance=[0.7964263960278374, 0.7581229241795215, 0.5499502186290057, 0.4199678235082805, 0.3524277630029573],
+         draft_time=[0.012, 0.008, 0.004, 0.01, 0.004],
+         upload_time=[1.2503990707463209e-05, 2.310966616270431e-06, 0.0029159020818186705, 3.536377064892272e-05, 0.003060862470896565],
+         verify_base=0.04419108109259168, verify_per_token=0.0, max_draft=5, downlink_time=0.0),
+    # simpler variant that missed it: nols
+    dict(acceptance=[1e-06, 0.999999, 0.5, 0.999999],
+         draft_time=[0.06632838882175499, 0.009780310706960749, 0.0009773147714081185, 0.02472884924421757],
+         upload_time=[0.0002027138316972704, 0.02863131304618448, 0.0015443978445581152, 0.0001510506549467396],
+         verify_base=0.11270129210544624, verify_per_token=1.2518096984941013e-05, max_draft=10, downlink_time=0.022199814642125178),
+    # simpler variant that missed it: nols
+    dict(acceptance=[0.73545327629502, 0.6789428564114524, 0.4751589767869945, 0.9768850788530801, 0.8581107667738403],
+         draft_time=[0.012, 0.004, 0.012, 0.02, 0.004],
+         upload_time=[0.005843698403153839, 0.0031112898877001987, 0.00043962012387647217, 1.1155321407712748e-06, 2.2391374082904697e-06],
+         verify_base=0.04191534163934125, verify_per_token=0.0, max_draft=5, downlink_time=0.0),
+    # simpler variant that missed it: nols
+    dict(acceptance=[0.3585828557435546, 0.32296255762342296, 0.9234157569392867],
+         draft_time=[0.0003495728848603165, 0.046254142505896885, 0.0028120156573323476],
+         upload_time=[0.0007237713798033065, 5.293195673395575, 3.0489662631060105e-06],
+         verify_base=0.027388591984467168, verify_per_token=0.0, max_draft=10, downlink_time=0.037204186213551434),
+    # simpler variant that missed it: nols
+    dict(acceptance=[0.8797010150993592, 0.6819432230172187, 0.32563060730784726, 0.8914968780112114, 0.7774018457600465],
+         draft_time=[0.054564908417583394, 0.00031381816770052127, 0.001041983342946022, 0.006529071070052584, 0.02241249771289635],
+         upload_time=[0.01888267108818922, 0.00017976891493882963, 0.0012444173992260648, 0.00011320261507298819, 0.026167593311251024],
+         verify_base=0.21644200320071383, verify_per_token=0.0, max_draft=5, downlink_time=0.0),
+    # simpler variant that missed it: nols
+    dict(acceptance=[0.4312463540401914, 0.40637045177987163, 0.605666451260064, 0.8848351764985998, 0.7125701694952371],
+         draft_time=[0.0014749002094878792, 0.0006977899480259839, 0.005734466501892795, 0.0028094150198780207, 0.0040633597393016025],
+         upload_time=[0.001043007107914281, 0.00015933950529073182, 0.0179662506707504, 0.0002672696364497855, 0.0005555662539696012],
+         verify_base=0.17335570562088054, verify_per_token=0.0, max_draft=5, downlink_time=0.0),
+    # simpler variant that missed it: nols
+    dict(acceptance=[0.999999, 0.5, 0.999999, 1e-06, 0.5],
+         draft_time=[0.044165255409963036, 0.00040907331591206965, 0.005488488983260635, 0.0005371465685596756, 0.0008940208110252794],
+         upload_time=[5.443187275526523e-06, 4.1186466778010675e-05, 5.269670197873027e-07, 1.3433974666896134e-06, 0.08681105563971067],
+         verify_base=0.062347884036994365, verify_per_token=0.0, max_draft=5, downlink_time=0.0),
+    # simpler variant that missed it: nols
+    dict(acceptance=[0.36722897373802665, 0.7449106119947553, 0.9003109922805914, 0.3990915459477854, 0.9264395819496065],
+         draft_time=[0.0007453246308159082, 0.0030101287796995987, 0.06937891961590803, 0.0006095403172365403, 0.012941173628260269],
+         upload_time=[0.0029203306821825987, 0.008604302312366873, 0.0011676961742724174, 0.012320664646075962, 0.00013053103372535357],
+         verify_base=0.1962355212844592, verify_per_token=5.3110017779734483e-05, max_draft=5, downlink_time=0.023454924593493544),
+    # simpler variant that missed it: nols
+    dict(acceptance=[0.4753158146856784, 0.6401834162919204, 0.8187571532520515, 0.8799242580213753],
+         draft_time=[0.006642956188274884, 0.08955017765581912, 0.00020449516156388034, 0.00011876401791092824],
+         upload_time=[0.030267980222620828, 0.0001388418779081431, 0.004325864619965372, 0.006064656855075002],
+         verify_base=0.13301522155845427, verify_per_token=0.0, max_draft=10, downlink_time=0.0),
+    # simpler variant that missed it: nols
+    dict(acceptance=[0.8845389171544893, 0.9824874160296593, 0.31122793940625876, 0.649308537908508],
+         draft_time=[0.01, 0.01, 0.008, 0.004],
+         upload_time=[1.2499496199973103e-05, 7.989048974086542e-05, 2.122136263931246e-05, 0.00011424893334635635],
+         verify_base=0.07229457729373433, verify_per_token=0.0, max_draft=10, downlink_time=0.0),
+    # simpler variant that missed it: starts within 1 % of the best candidate only
+    dict(acceptance=[0.64295754, 0.72254118, 0.83339955, 0.35122895, 0.65604317],
+         draft_time=[0.01107051, 0.00021825, 0.00094754, 0.00107925, 0.03841637],
+         upload_time=[0.040329871, 8.36703716, 0.0695117553, 0.00122435634, 2.10851469e-07],
+         verify_base=0.19974697105208905, verify_per_token=1.189150017331753e-05, max_draft=5, downlink_time=7.21169129470678e-05),
+]
+
+
+@pytest.mark.parametrize("index", range(len(HARD_INSTANCES)))
+def test_heterogeneous_equals_brute_force_on_hard_instances(index: int) -> None:
+    params = RoundParams(**HARD_INSTANCES[index])  # type: ignore[arg-type]
+    grid, values = brute_force(params)
+    het = solve_heterogeneous(params)
+    best = float(values.max())
+    assert (best - het.goodput) / best <= MAX_GAP, (het, grid[values.argmax()])
+    check_allocation(params, het, equal_finish=True)
