@@ -2,6 +2,8 @@
 
 - :mod:`agents.hyperparams`: YAML files ``agents/hyperparams/{algo}.yml`` keyed by env id;
 - :mod:`agents.factory`: envs, VecNormalize, models, the rl-zoo3 run layout;
+- :mod:`agents.wrappers`: ``VecHorizonTermination`` (the return becomes goodput x horizon);
+- :mod:`agents.vec_env`: SB3 adapter for numpy-batched Gymnasium vector envs (``--vec-env batched``);
 - :mod:`agents.evaluation`: the one evaluation loop (goodput, draft length, bandwidth concentration);
 - :mod:`agents.callbacks`: agent vs analytic-policy goodput during training;
 - :mod:`agents.train` (``train.py``): the training command line;

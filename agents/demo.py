@@ -1,6 +1,6 @@
 """``make demo``: train PPO briefly on the default heterogeneous scenario, benchmark it, write ``results/``.
 
-    python -m agents.demo            # about 5 minutes on 2 cores
+    python -m agents.demo            # about 4 minutes on 2 cores
     python -m agents.demo --quick    # about 1 minute (a smoke run: the agent is still poor)
 
 Steps: (1) ``train.py --algo ppo --env MultiSpin-Heterogeneous-v0 -P`` with the
@@ -13,7 +13,6 @@ policy and the agent on the same seeds; (3) ``results/benchmark.{csv,json}``,
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections.abc import Sequence
@@ -27,7 +26,7 @@ DEMO_ENV = "MultiSpin-Heterogeneous-v0"
 
 def main(argv: Sequence[str] | None = None) -> int:
     p = OneLineParser(prog="python -m agents.demo", description=__doc__.split("\n\n")[0])
-    p.add_argument("-n", "--n-timesteps", type=int, default=400_000, help="PPO training env steps")
+    p.add_argument("-n", "--n-timesteps", type=int, default=800_000, help="PPO training env steps")
     p.add_argument("--episodes", type=int, default=20, help="benchmark episodes per policy")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", default="results", help="results folder")

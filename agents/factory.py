@@ -242,7 +242,10 @@ def resolve_agent(path: str | Path) -> RunInfo:
     """
     path = Path(path)
     if path.is_dir():
-        candidates = [p for p in sorted(path.glob("*.zip")) if p.name != "best_model.zip"]
+        named = sorted(path.glob("*/args.yml"))
+        env_zip = path / f"{named[0].parent.name}.zip" if named else None
+        candidates = [env_zip] if env_zip is not None and env_zip.is_file() else []
+        candidates += [p for p in sorted(path.glob("*.zip")) if p.name != "best_model.zip" and p not in candidates]
         if not candidates and (path / "best_model.zip").is_file():
             candidates = [path / "best_model.zip"]
         if not candidates:

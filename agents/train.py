@@ -198,6 +198,12 @@ def _train(args: argparse.Namespace, config: Any, eval_env: Any, run_dir: Path, 
     if args.verbose:
         print(f"Training {args.algo} on {args.env} for {config.n_timesteps} steps ({config.n_envs} envs), seed {args.seed}")
         print(f"Log path: {run_dir}")
+    if args.progress:
+        import warnings
+
+        from tqdm import TqdmExperimentalWarning
+
+        warnings.filterwarnings("ignore", category=TqdmExperimentalWarning)
     learn_kwargs: dict[str, Any] = {"callback": callbacks, "progress_bar": bool(args.progress), "tb_log_name": args.algo.upper()}
     if args.log_interval > 0:
         learn_kwargs["log_interval"] = args.log_interval

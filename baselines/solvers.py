@@ -505,13 +505,13 @@ def solve_heterogeneous(params: RoundParams) -> Allocation:
        (one sort gives the solution for every multiplier mu); two zoom sweeps
        around the best tau;
     3. an exact-evaluation local search (any single-user change, pairwise
-       +-1 moves) from up to 6 good candidates with distinct sync times,
+       +-1 moves) from up to 8 good candidates with distinct sync times,
        climbing together until no move improves G.
 
     Every candidate is scored with the exact goodput of eq. (5). The result is
     never worse than P-hom and is a local optimum of the moves above; it
-    matched exhaustive search on every small instance tested (about 9,000,
-    K <= 5; see the doc), but global optimality is not proved.
+    matched exhaustive search on every small instance tested (about 18,000,
+    K <= 6; see the doc), but global optimality is not proved.
 
     :returns: an :class:`Allocation` with goodput in tokens/s and times in s.
     """

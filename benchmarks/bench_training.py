@@ -159,6 +159,33 @@ def profile(algo: str, env_id: str, n_timesteps: int, env_kwargs: dict[str, Any]
     }
 
 
+def env_throughput(env_id: str, env_kwargs: dict[str, Any], n_envs: int, steps: int = 2000, seed: int = 0) -> dict[str, float]:
+    """Microseconds per env step (one sub-env, one round) of the single env and of the batched vector env.
+
+    Random actions; the single env is stepped through ``gym.make`` (with its default wrappers) and reset on
+    truncation, the vector env (``gym.make_vec``, vector entry point) autoresets itself.
+    """
+    rng = np.random.default_rng(seed)
+    env = _make(env_id, **env_kwargs)
+    env.reset(seed=seed)
+    actions = rng.uniform(-1, 1, (steps, *env.action_space.shape)).astype(np.float32)
+    t = time.perf_counter()
+    for a in actions:
+        if env.step(a)[3]:
+            env.reset()
+    single = 1e6 * (time.perf_counter() - t) / steps
+    env.close()
+    venv = gym.make_vec(env_id, num_envs=n_envs, vectorization_mode="vector_entry_point", **env_kwargs)
+    venv.reset(seed=seed)
+    batch = rng.uniform(-1, 1, (steps // n_envs + 1, n_envs, *venv.single_action_space.shape)).astype(np.float32)
+    t = time.perf_counter()
+    for a in batch:
+        venv.step(a)
+    batched = 1e6 * (time.perf_counter() - t) / (len(batch) * n_envs)
+    venv.close()
+    return {"single_env_us_per_step": single, "batched_env_us_per_step": batched, "n_envs": float(n_envs)}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--algo", default="ppo")
@@ -179,6 +206,16 @@ def main(argv: list[str] | None = None) -> int:
           f"({result['env_microseconds_per_step']:.0f} us/step)")
     print(f"  VecEnv stack (+Monitor) {result['vec_env_seconds']:7.2f} s  {100 * result['vec_env_share']:5.1f}%")
     print(f"  learner (rest)          {result['learn_seconds'] - result['vec_env_seconds']:7.2f} s  {100 * result['learner_share']:5.1f}%")
+    # What the env share would be if the same learner stepped the numpy-batched vector env instead
+    # (needs same-step autoreset in the vector env to plug into SB3: see agents/vec_env.py).
+    thr = env_throughput(args.env, parse_key_values(args.env_kwargs, "--env-kwargs pair"), result["n_envs"], seed=args.seed)
+    learner_us = 1e6 * (result["learn_seconds"] - result["vec_env_seconds"]) / max(result["timesteps"], 1)
+    overhead_us = 1e6 * (result["vec_env_seconds"] - result["env_step_seconds"]) / max(result["timesteps"], 1)
+    projected = thr["batched_env_us_per_step"] / (learner_us + thr["batched_env_us_per_step"])
+    result.update(thr, learner_us_per_step=learner_us, vec_overhead_us_per_step=overhead_us, projected_batched_env_share=projected)
+    print(f"  env alone: {thr['single_env_us_per_step']:.0f} us/step single, {thr['batched_env_us_per_step']:.0f} us/step batched "
+          f"({result['n_envs']} envs); learner {learner_us:.0f} us/step -> projected env share with the batched env "
+          f"{100 * projected:.1f}%")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2))

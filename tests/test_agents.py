@@ -34,12 +34,14 @@ from agents.hyperparams import (
 )
 from agents.train import main as train_main
 
-# Tiny, fast settings for smoke runs: a few hundred steps, small nets, short episodes.
+# Tiny, fast settings for smoke runs: a few hundred steps, small nets, short episodes; observation
+# normalisation forced on so the VecNormalize save/restore path is exercised (the tuned files turn it off).
+NORM = "normalize:dict(norm_obs=True, norm_reward=True)"
 TINY: dict[str, list[str]] = {
-    "ppo": ["n_envs:2", "n_steps:64", "batch_size:64", "n_epochs:2", "policy_kwargs:dict(net_arch=[16])"],
-    "a2c": ["n_envs:2", "n_steps:8", "policy_kwargs:dict(net_arch=[16])"],
-    "sac": ["learning_starts:50", "batch_size:32", "train_freq:4", "gradient_steps:1", "buffer_size:2000", "policy_kwargs:dict(net_arch=[16])"],
-    "td3": ["learning_starts:50", "batch_size:32", "train_freq:4", "gradient_steps:1", "buffer_size:2000", "policy_kwargs:dict(net_arch=[16])"],
+    "ppo": ["n_envs:2", "n_steps:64", "batch_size:64", "n_epochs:2", "policy_kwargs:dict(net_arch=[16])", NORM],
+    "a2c": ["n_envs:2", "n_steps:8", "policy_kwargs:dict(net_arch=[16])", NORM],
+    "sac": ["learning_starts:50", "batch_size:32", "train_freq:4", "gradient_steps:1", "buffer_size:2000", "policy_kwargs:dict(net_arch=[16])", NORM],
+    "td3": ["learning_starts:50", "batch_size:32", "train_freq:4", "gradient_steps:1", "buffer_size:2000", "policy_kwargs:dict(net_arch=[16])", NORM],
 }
 SHORT_EPISODES = ["horizon:2.0"]
 
@@ -66,6 +68,8 @@ def test_packaged_files_have_tuned_entries_for_both_ids(algo: str) -> None:
         assert env_id in table, f"{algo}.yml has no entry for {env_id}"
         cfg = process_hyperparams(algo, env_id, table[env_id], action_dim=7)
         assert cfg.n_timesteps > 0 and cfg.n_envs >= 1
+        # Horizon end as termination: the return is the tokens within the horizon (goodput x horizon).
+        assert cfg.vec_env_wrappers == [("agents.wrappers.VecHorizonTermination", {})]
     assert "default" in table
 
 

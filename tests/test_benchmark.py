@@ -126,3 +126,14 @@ def test_benchmark_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFix
     assert bench_main([*argv, "-o", str(tmp_path / "out")], prog="benchmark") == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("benchmark: error: ") and message in lines[0], lines
+
+
+def test_demo_end_to_end_on_a_tiny_budget(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from agents.demo import main as demo_main
+
+    out = tmp_path / "results"
+    assert demo_main(["-n", "256", "--episodes", "2", "-o", str(out), "-f", str(tmp_path / "logs")]) == 0
+    for name in ("benchmark.csv", "benchmark.json", "goodput.png", "training_curve.png"):
+        assert (out / name).is_file(), name
+    printed = capsys.readouterr().out
+    assert "het-opt-oracle" in printed and "ppo" in printed and "demo finished" in printed

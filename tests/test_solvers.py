@@ -224,9 +224,16 @@ def test_homogeneous_shares_do_not_depend_on_length(seed: int) -> None:
 def test_homogeneous_shares_grow_with_draft_and_upload_time(field: str, seed: int) -> None:
     rng = np.random.default_rng(seed)
     k = int(rng.integers(3, 9))
-    values = {"acceptance": np.full(k, rng.uniform(0.6, 0.9)), "draft_time": np.full(k, 0.01), "upload_time": np.full(k, 1e-3)}
-    spread = np.sort(rng.uniform(0.004, 0.025, k)) if field == "draft_time" else np.sort(_log_uniform(rng, 1e-4, 5e-3, k))
-    values[field] = spread
+    values = {
+        "acceptance": np.full(k, rng.uniform(0.6, 0.9)),
+        "draft_time": np.full(k, 0.01),
+        "upload_time": np.full(k, 1e-3),
+    }
+    # Users identical except for the one field, sorted ascending in it.
+    if field == "draft_time":
+        values[field] = np.sort(rng.uniform(0.004, 0.025, k))
+    else:
+        values[field] = np.sort(_log_uniform(rng, 1e-4, 5e-3, k))
     params = RoundParams(**values)
     hom = solve_homogeneous(params)
     assert hom.draft_lengths[0] >= 1

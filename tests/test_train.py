@@ -16,7 +16,8 @@ from agents.factory import load_model, load_vecnormalize_stats, resolve_agent
 from agents.train import main as train_main
 
 REPO = Path(__file__).resolve().parents[1]
-TINY_PPO = ["n_envs:2", "n_steps:64", "batch_size:64", "n_epochs:2", "policy_kwargs:dict(net_arch=[16])"]
+TINY_PPO = ["n_envs:2", "n_steps:64", "batch_size:64", "n_epochs:2", "policy_kwargs:dict(net_arch=[16])",
+            "normalize:dict(norm_obs=True, norm_reward=True)"]
 ENV = "MultiSpin-Heterogeneous-v0"
 
 
