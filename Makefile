@@ -18,6 +18,7 @@ test: setup
 	$(PY) -m pytest -n 2 -q
 
 test-slow: setup
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,train,render,zoo]"
 	$(PY) -m pytest -q -m slow
 
 bench: setup

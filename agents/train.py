@@ -78,7 +78,8 @@ def build_parser(prog: str = "train.py") -> OneLineParser:
     p.add_argument("--env-kwargs", nargs="+", default=None, metavar="K:V", help="gym.make kwargs, e.g. acceptance_process:markov")
     p.add_argument("-params", "--hyperparams", nargs="+", default=None, metavar="K:V", help="override hyperparameters, e.g. learning_rate:0.001")
     p.add_argument("-conf", "--conf-file", default=None, help="hyperparameter YAML (default: agents/hyperparams/{algo}.yml)")
-    p.add_argument("--vec-env", default="dummy", choices=list(VEC_ENV_TYPES), help="VecEnv type (batched: the id's numpy-batched vector env)")
+    p.add_argument("--vec-env", default="batched", choices=list(VEC_ENV_TYPES),
+                   help="VecEnv type: batched (default: the id's numpy-batched vector env, one process), dummy or subproc (SB3)")
     p.add_argument("-P", "--progress", action="store_true", help="show a progress bar (tqdm + rich)")
     p.add_argument("-tb", "--tensorboard-log", default="", help="TensorBoard folder (default: {run}/tensorboard)")
     p.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard events")

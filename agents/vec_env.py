@@ -83,12 +83,12 @@ class GymnasiumVecEnv(VecEnv):
             if self.mode == AutoresetMode.SAME_STEP:
                 final_obs = info["final_obs"]
                 final_info = info.get("final_info", {})
+                ended_infos = self._split_info(final_info) if final_info else None
                 for i in np.flatnonzero(dones):
+                    # SB3 reports the step's info for an ended episode (the reset info is not returned).
+                    if ended_infos is not None:
+                        infos[i] = ended_infos[i]
                     infos[i]["terminal_observation"] = final_obs[i]
-                    if final_info:
-                        for key, value in final_info.items():
-                            if not key.startswith("_") and final_info.get(f"_{key}", np.ones(self.num_envs, bool))[i]:
-                                infos[i].setdefault(key, value[i])
             else:
                 obs = np.array(obs, copy=True)
                 for i in np.flatnonzero(dones):
@@ -128,11 +128,12 @@ class GymnasiumVecEnv(VecEnv):
 
 
 def make_batched_vec_env(env_id: str, n_envs: int, env_kwargs: dict[str, Any] | None = None) -> GymnasiumVecEnv:
-    """``gym.make_vec(env_id, n_envs, vectorization_mode="vector_entry_point")`` adapted for SB3.
+    """``gym.make_vec(env_id, n_envs, vectorization_mode="vector_entry_point", autoreset_mode=SAME_STEP)``
+    adapted for SB3.
 
     Raises ValueError if the id has no vector entry point or its autoreset mode is not supported.
     """
-    kwargs = dict(env_kwargs or {})
+    kwargs = {"autoreset_mode": AutoresetMode.SAME_STEP, **(env_kwargs or {})}
     try:
         venv = gym.make_vec(env_id, num_envs=n_envs, vectorization_mode="vector_entry_point", **kwargs)
     except gym.error.Error as exc:

@@ -9,8 +9,8 @@ Two timers, nested, measure the share of ``model.learn`` wall time spent
 (a) in ``MultiSpinEnv.step``/``reset`` themselves (a gym wrapper directly around
 each env), and (b) in the whole vectorised env stack SB3 steps (DummyVecEnv +
 Monitor + training wrappers + the envs; a VecEnvWrapper under VecNormalize).
-With ``--vec-env batched`` the id's numpy-batched vector env is timed instead
-(through :mod:`agents.vec_env`), if it supports same-step autoreset.
+With ``--vec-env batched`` the id's numpy-batched vector env (same-step
+autoreset, through :mod:`agents.vec_env`) is timed instead.
 Everything else -- policy forward passes, rollout buffer, gradient steps,
 VecNormalize, logging -- is the learner. No evaluation callback runs, so the
 shares are those of training proper. The training setup is train.py's (same
@@ -118,7 +118,8 @@ def profile(algo: str, env_id: str, n_timesteps: int, env_kwargs: dict[str, Any]
     if vec_env == "batched":
         from agents.vec_env import GymnasiumVecEnv
 
-        inner = gym.make_vec(env_id, num_envs=config.n_envs, vectorization_mode="vector_entry_point", **config.env_kwargs)
+        inner = gym.make_vec(env_id, num_envs=config.n_envs, vectorization_mode="vector_entry_point",
+                             autoreset_mode=gym.vector.AutoresetMode.SAME_STEP, **config.env_kwargs)
         venv = VecMonitor(GymnasiumVecEnv(VectorStepTimer(inner, cell)))
         venv.seed(seed)
     else:

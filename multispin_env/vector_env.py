@@ -6,10 +6,17 @@ reward and per-round quantities are those of :class:`~multispin_env.envs.MultiSp
 (same config keys, same :class:`~multispin_env.core.MultiSpinCore`), batched on a
 leading axis of size ``num_envs``.
 
-Autoreset follows Gymnasium 1.x's ``AutoresetMode.NEXT_STEP`` (as its built-in
-CartPoleVectorEnv): a sub-env truncated at step t is reset at step t + 1, whose
-action it ignores; that step returns the reset observation, reward 0 and
-terminated = truncated = False for it.
+Autoreset (``gym.make_vec(id, num_envs=N, autoreset_mode=...)``, Gymnasium 1.x modes):
+
+- ``NEXT_STEP`` (default, as Gymnasium's CartPoleVectorEnv): a sub-env truncated at
+  step t is reset at step t + 1, whose action it ignores; that step returns the reset
+  observation, reward 0 and terminated = truncated = False for it.
+- ``SAME_STEP`` (what SB3 expects): a sub-env truncated at step t is reset within step
+  t; the step returns the new episode's first observation, the truncated episode's
+  last one in ``info["final_obs"]`` and its round info in ``info["final_info"]``
+  (both masked by ``info["_final_obs"]`` / ``info["_final_info"]``).
+- ``DISABLED``: nothing is reset automatically; ``reset(options={"reset_mask": mask})``
+  resets the masked sub-envs only (available in every mode).
 
 Info: a dict of arrays with one row per sub-env, plus a boolean ``_key`` mask per
 key (Gymnasium's vector-info convention). The per-round keys (``tokens``,
@@ -49,6 +56,7 @@ class MultiSpinVectorEnv(MultiSpinEnvAPI, VectorEnv[NDArray[np.float32], NDArray
     :param render_mode: None, "ansi" or "rgb_array"; :meth:`render` returns one frame per sub-env
     :param config: settings dict (keys of :func:`multispin_env.config.default_config`); keyword arguments
         override it. With ``resample_population=False`` every sub-env has the same fixed population.
+    :param autoreset_mode: ``AutoresetMode`` (or its name/value): NEXT_STEP (default), SAME_STEP or DISABLED
     """
 
     metadata = {
@@ -62,8 +70,11 @@ class MultiSpinVectorEnv(MultiSpinEnvAPI, VectorEnv[NDArray[np.float32], NDArray
         num_envs: int = 1,
         render_mode: str | None = None,
         config: Mapping[str, Any] | None = None,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         **kwargs: Any,
     ) -> None:
+        self.autoreset_mode = _autoreset_mode(autoreset_mode)
+        self.metadata = {**type(self).metadata, "autoreset_mode": self.autoreset_mode}
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
         self.render_mode = render_mode
@@ -86,15 +97,45 @@ class MultiSpinVectorEnv(MultiSpinEnvAPI, VectorEnv[NDArray[np.float32], NDArray
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[NDArray[np.float32], dict[str, Any]]:
-        """Reset every sub-env; ``seed`` reseeds the one generator all sub-envs draw from."""
+        """Reset every sub-env, or only those of ``options["reset_mask"]`` (a bool array (num_envs,)).
+
+        ``seed`` reseeds the one generator all sub-envs draw from. The info holds the state keys,
+        masked to the sub-envs that were reset.
+        """
         super().reset(seed=seed)
         core = self._core
-        core.reset(self.np_random)
-        self._prev_done = np.zeros(self.num_envs, dtype=bool)
+        mask = self._reset_mask(options)
+        if mask is None:
+            core.reset(self.np_random)
+            mask = np.ones(self.num_envs, dtype=bool)
+        else:
+            self._restart(mask)
+        self._prev_done = self._prev_done & ~mask
         info = core.state_info()
-        mask = np.ones(self.num_envs, dtype=bool)
         info.update({f"_{key}": mask for key in list(info)})
         return core.observation(), info
+
+    def _reset_mask(self, options: dict[str, Any] | None) -> NDArray[np.bool_] | None:
+        """The validated ``options["reset_mask"]`` (None for a full reset)."""
+        if not options or "reset_mask" not in options:
+            return None
+        mask = options["reset_mask"]
+        if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_ or mask.shape != (self.num_envs,):
+            raise ValueError(f"options['reset_mask'] must be a bool numpy array of shape ({self.num_envs},), "
+                             f"got {mask!r}")
+        if not mask.any():
+            raise ValueError("options['reset_mask'] must select at least one sub-env")
+        return mask.copy()
+
+    def _restart(self, mask: NDArray[np.bool_]) -> None:
+        """New episodes in the sub-envs of ``mask``, the others untouched."""
+        core = self._core
+        # The last round's arrays may be shared with the outcome just returned: copy before zeroing rows.
+        core.last_draft_lengths = core.last_draft_lengths.copy()
+        core.last_tokens = core.last_tokens.copy()
+        index = np.flatnonzero(mask)
+        core._reset_rows(index, index.size, self.np_random)
+        core._update_channel(self.np_random)
 
     def step(
         self, actions: NDArray[np.float32]
@@ -105,6 +146,8 @@ class MultiSpinVectorEnv(MultiSpinEnvAPI, VectorEnv[NDArray[np.float32], NDArray
         core = self._core
         rng = self.np_random
         lengths, shares = core.decode(self._checked_actions(actions))
+        if self.autoreset_mode is not AutoresetMode.NEXT_STEP:
+            return self._step_without_delayed_reset(lengths, shares)
         resetting = self._prev_done
         any_reset = bool(resetting.any())
         outcome = core.step(lengths, shares, rng, resetting if any_reset else None)
@@ -127,6 +170,31 @@ class MultiSpinVectorEnv(MultiSpinEnvAPI, VectorEnv[NDArray[np.float32], NDArray
         terminated = np.zeros(self.num_envs, dtype=bool)
         return core.observation(), reward, terminated, truncated, info
 
+    def _step_without_delayed_reset(
+        self, lengths: NDArray[np.float64], shares: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float32], NDArray[np.float64], NDArray[np.bool_], NDArray[np.bool_], dict[str, Any]]:
+        """SAME_STEP and DISABLED: every sub-env plays the round; SAME_STEP then restarts the truncated ones."""
+        core = self._core
+        outcome = core.step(lengths, shares, self.np_random)
+        truncated = outcome.truncated
+        info = core.info_arrays(outcome)
+        everyone = np.ones(self.num_envs, dtype=bool)
+        info.update({f"_{key}": everyone for key in ROUND_INFO_KEYS + STATE_INFO_KEYS})
+        obs = core.observation()
+        if self.autoreset_mode is AutoresetMode.SAME_STEP and truncated.any():
+            final_info = {key: np.array(value) for key, value in info.items() if not key.startswith("_")}
+            final_info.update({f"_{key}": truncated for key in list(final_info)})
+            self._restart(truncated)
+            played = ~truncated
+            for key in ROUND_INFO_KEYS:  # as in NEXT_STEP: zero and masked out where a new episode began
+                info[key] = np.where(_column(played, info[key]), info[key], 0)
+                info[f"_{key}"] = played
+            info.update(core.state_info())
+            info.update(final_obs=obs, _final_obs=truncated.copy(), final_info=final_info, _final_info=truncated.copy())
+            obs = core.observation()
+        terminated = np.zeros(self.num_envs, dtype=bool)
+        return obs, outcome.reward, terminated, truncated, info
+
     @property
     def channel_gain(self) -> NDArray[np.complex128]:
         """The true complex fading gains h (num_envs, K) of the rounds about to be played."""
@@ -142,3 +210,20 @@ class MultiSpinVectorEnv(MultiSpinEnvAPI, VectorEnv[NDArray[np.float32], NDArray
             return None
         draw = self._core.render_ansi if self.render_mode == "ansi" else self._core.render_rgb
         return tuple(draw(i) for i in range(self.num_envs))
+
+
+def _autoreset_mode(mode: AutoresetMode | str) -> AutoresetMode:
+    """``mode`` as an AutoresetMode (accepts the enum, its name or its value); ValueError otherwise."""
+    if isinstance(mode, AutoresetMode):
+        return mode
+    if isinstance(mode, str):
+        for candidate in AutoresetMode:
+            if mode in (candidate.name, candidate.value):
+                return candidate
+    names = ", ".join(m.name for m in AutoresetMode)
+    raise ValueError(f"autoreset_mode must be one of {names}, got {mode!r}")
+
+
+def _column(mask: NDArray[np.bool_], values: NDArray[Any]) -> NDArray[np.bool_]:
+    """``mask`` (num_envs,) shaped to broadcast against ``values`` (num_envs, ...)."""
+    return mask.reshape(mask.shape + (1,) * (np.ndim(values) - 1))

@@ -352,3 +352,26 @@ def test_horizon_termination_stops_bootstrap_and_prorates_the_last_round() -> No
         total += rewards[0]
     else:
         pytest.fail("episode did not end")
+
+
+def test_batched_vector_env_through_the_adapter_matches_sb3_conventions() -> None:
+    from agents.vec_env import make_batched_vec_env
+
+    venv = make_batched_vec_env("MultiSpin-Heterogeneous-v0", 3, {"horizon": 0.5})
+    time_left = venv.venv.unwrapped.observation_layout["time_left"]
+    venv.seed(1)
+    obs = venv.reset()
+    assert obs.shape == (3, venv.observation_space.shape[0]) and obs.dtype == np.float32
+    episodes = 0
+    rng = np.random.default_rng(0)
+    for _ in range(80):
+        obs, rewards, dones, infos = venv.step(rng.uniform(-1, 1, (3, *venv.action_space.shape)).astype(np.float32))
+        assert rewards.dtype == np.float32 and np.all(rewards > 0) and all("tokens" in info for info in infos)
+        for i in np.flatnonzero(dones):
+            episodes += 1
+            assert infos[i]["TimeLimit.truncated"] is True
+            assert infos[i]["terminal_observation"][time_left] == pytest.approx(0.0)
+            assert infos[i]["clock"] >= 0.5  # the ended round's info, not the new episode's
+            assert obs[i, time_left] == pytest.approx(1.0)
+    assert episodes >= 3
+    venv.close()

@@ -29,6 +29,7 @@ def test_run_folder_layout_and_goodput_evaluation(tmp_path: Path) -> None:
     log = tmp_path / "logs"
     argv = [
         "--algo", "ppo", "-n", "256", "--seed", "1", "-f", str(log), "--eval-freq", "128", "--eval-episodes", "2",
+        "--vec-env", "dummy",
         "--env-kwargs", "horizon:1.0", "fading:False", "--baselines", "equal-fixed", "het-opt-static",
         "-params", *TINY_PPO, "--verbose", "0",
     ]
@@ -67,6 +68,19 @@ def test_run_folder_layout_and_goodput_evaluation(tmp_path: Path) -> None:
     # Two runs in the same folder get consecutive numbers.
     assert train_main([*argv, "--no-eval", "--no-tensorboard"]) == 0
     assert [p.name for p in _run_dirs(log, "ppo")] == [f"{ENV}_1", f"{ENV}_2"]
+
+
+def test_training_on_the_batched_vector_env(tmp_path: Path) -> None:
+    log = tmp_path / "logs"
+    argv = ["--algo", "ppo", "-n", "256", "--seed", "0", "-f", str(log), "--vec-env", "batched", "--no-tensorboard",
+            "--eval-freq", "256", "--eval-episodes", "1", "--baselines", "equal-fixed", "--verbose", "0",
+            "--env-kwargs", "horizon:0.5", "-params", *TINY_PPO]
+    assert train_main(argv) == 0
+    (run_dir,) = _run_dirs(log, "ppo")
+    assert (run_dir / f"{ENV}.zip").is_file()
+    # VecMonitor over the batched env records the finished episodes
+    lines = (run_dir / "monitor.csv").read_text().splitlines()
+    assert lines[0].startswith("#") and lines[1] == "r,l,t" and len(lines) > 3
 
 
 def test_continue_training_from_a_saved_agent(tmp_path: Path) -> None:

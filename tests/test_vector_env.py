@@ -1,4 +1,4 @@
-"""The numpy-batched vector env: make_vec wiring, NEXT_STEP autoreset, determinism, agreement with the single env."""
+"""The numpy-batched vector env: make_vec wiring, autoreset modes, determinism, agreement with the single env."""
 
 from __future__ import annotations
 
@@ -173,3 +173,82 @@ def test_vector_render():
     envs.step(envs.action_space.sample())
     frames = envs.render()
     assert isinstance(frames, tuple) and len(frames) == 2 and all("latency" in f for f in frames)
+
+
+def _episode_actions(envs, steps, seed):
+    return np.random.default_rng(seed).uniform(-1, 1, (steps, *envs.action_space.shape)).astype(np.float32)
+
+
+def test_same_step_autoreset():
+    horizon = 0.5
+    envs = gym.make_vec(HET, num_envs=5, autoreset_mode="SAME_STEP", horizon=horizon)
+    assert envs.metadata["autoreset_mode"] is AutoresetMode.SAME_STEP
+    time_left = envs.unwrapped.observation_layout["time_left"].start
+    obs, _ = envs.reset(seed=2)
+    episodes = np.zeros(5, dtype=int)
+    for action in _episode_actions(envs, 150, 2):
+        obs, reward, terminated, truncated, info = envs.step(action)
+        assert not terminated.any() and np.all(reward > 0.0)  # every sub-env plays every step
+        if truncated.any():
+            final_obs, final_info = info["final_obs"], info["final_info"]
+            assert np.array_equal(info["_final_obs"], truncated) and np.array_equal(info["_final_info"], truncated)
+            # the ended episode's last observation and round, then the new episode's first observation
+            assert np.all(final_obs[truncated, time_left] == 0.0) and np.all(obs[truncated, time_left] == 1.0)
+            assert np.all(final_info["clock"][truncated] >= horizon)
+            np.testing.assert_allclose(0.1 * final_info["tokens"][truncated].sum(axis=1), reward[truncated])
+            assert np.all(info["clock"][truncated] == 0.0) and np.all(info["tokens"][truncated] == 0)
+        else:
+            assert "final_obs" not in info
+        assert np.array_equal(info["_tokens"], ~truncated) and info["_clock"].all()
+        assert np.all(info["clock"][~truncated] < horizon)
+        episodes += truncated
+    assert episodes.min() >= 2
+
+
+def test_same_step_runs_are_seed_deterministic():
+    def run(seed):
+        envs = MultiSpinVectorEnv(num_envs=3, horizon=0.4, autoreset_mode=AutoresetMode.SAME_STEP)
+        out = [envs.reset(seed=seed)]
+        out += [envs.step(a) for a in _episode_actions(envs, 60, 0)]
+        return out
+
+    first, second = run(5), run(5)
+    for a, b in zip(first, second, strict=True):
+        assert data_equivalence(a, b, exact=True)
+
+
+def test_disabled_autoreset_and_reset_mask():
+    envs = gym.make_vec(HET, num_envs=4, autoreset_mode=AutoresetMode.DISABLED, horizon=0.3)
+    time_left = envs.unwrapped.observation_layout["time_left"].start
+    envs.reset(seed=0)
+    ended = np.zeros(4, dtype=bool)
+    for action in _episode_actions(envs, 100, 1):
+        before = envs.unwrapped._core.clock.copy()
+        obs, reward, _, truncated, info = envs.step(action)
+        assert np.all(info["clock"] > before)  # nobody is reset by step
+        ended |= truncated
+        if ended.any() and not ended.all():
+            break
+    assert ended.any() and not ended.all()
+    clocks = info["clock"].copy()
+    obs, info = envs.reset(options={"reset_mask": ended})
+    assert np.array_equal(info["_clock"], ended)
+    assert np.all(obs[ended, time_left] == 1.0) and np.all(info["clock"][ended] == 0.0)
+    np.testing.assert_array_equal(envs.unwrapped._core.clock[~ended], clocks[~ended])  # the others untouched
+    assert np.all(obs[ended, envs.unwrapped.observation_layout["last_tokens"]] == 0.0)
+
+
+@pytest.mark.parametrize(
+    "mask, message",
+    [(np.zeros(3, dtype=bool), "at least one"), (np.ones(2, dtype=bool), "shape"), (np.ones(3), "bool")],
+)
+def test_reset_mask_validation(mask, message):
+    envs = MultiSpinVectorEnv(num_envs=3)
+    envs.reset(seed=0)
+    with pytest.raises(ValueError, match=message):
+        envs.reset(options={"reset_mask": mask})
+
+
+def test_unknown_autoreset_mode():
+    with pytest.raises(ValueError, match="autoreset_mode"):
+        MultiSpinVectorEnv(num_envs=2, autoreset_mode="sometimes")
