@@ -1,17 +1,20 @@
 """Environment throughput: MultiSpin-Heterogeneous-v0 beside CartPole-v1 measured the same way, as ratios.
 
-Three measurements, each for both environments in the same run:
+Three measurements, each for MultiSpin with both backends (config ``backend``: "numba", the JIT-compiled
+kernels and the default when numba is installed, and "numpy", the reference implementation) and for
+CartPole-v1, all in the same run:
 
 - ``gym.make`` single env: env-steps/s of a Python loop of ``step`` with pre-drawn
   random actions, resetting when an episode ends (wrappers included, as a user gets them);
 - ``gym.make_vec`` with 64 and 256 sub-envs through the ``vector_entry_point``
-  (MultiSpin's numpy-batched env, CartPole's CartPoleVectorEnv): env-steps/s =
+  (MultiSpin's batched env, CartPole's CartPoleVectorEnv): env-steps/s =
   batch steps/s x num_envs (autoreset included).
 
-Goals (issue 3): single env >= 0.5x CartPole; vector env at 256 >= 0.5x CartPole's.
+Goals (issue 3), for the default backend: single env >= 0.5x CartPole; vector env at 256 >= 0.5x CartPole's.
 The machine may be shared, so time is this process's CPU time by default
 (``--clock wall`` for wall time), the cases are interleaved over several rounds
 and the best rate of each is kept (best-of-N is the least disturbed by background load).
+The numba kernels are compiled (or loaded from numba's cache) when the envs are built, before any timing.
 Prints a markdown table. Usage: ``python benchmarks/bench_env.py [--rounds 5] [--seconds 0.5]``.
 """
 
@@ -31,14 +34,16 @@ except ImportError:  # run from a checkout without an installed package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import multispin_env  # noqa: F401
 
+from multispin_env.config import numba_available, resolve_config  # noqa: E402
+
 MULTISPIN = "MultiSpin-Heterogeneous-v0"
 CARTPOLE = "CartPole-v1"
 GOAL = 0.5
 
 
-def single_runner(env_id: str, seed: int = 0) -> Callable[[int], None]:
+def single_runner(env_id: str, seed: int = 0, **kwargs: object) -> Callable[[int], None]:
     """A function stepping a gym.make'd env n times with pre-drawn random actions."""
-    env = gym.make(env_id)
+    env = gym.make(env_id, **kwargs)
     env.reset(seed=seed)
     env.action_space.seed(seed)
     actions = [env.action_space.sample() for _ in range(1024)]
@@ -52,9 +57,9 @@ def single_runner(env_id: str, seed: int = 0) -> Callable[[int], None]:
     return run
 
 
-def vector_runner(env_id: str, num_envs: int, seed: int = 0) -> Callable[[int], None]:
+def vector_runner(env_id: str, num_envs: int, seed: int = 0, **kwargs: object) -> Callable[[int], None]:
     """A function stepping a gym.make_vec'd (vector_entry_point) env n batch steps with pre-drawn actions."""
-    envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point")
+    envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
     envs.reset(seed=seed)
     envs.action_space.seed(seed)
     actions = [envs.action_space.sample() for _ in range(64)]
@@ -87,29 +92,41 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     clock = time.process_time if args.clock == "process" else time.perf_counter
 
-    cases: dict[str, tuple[int, Callable[[int], None], Callable[[int], None]]] = {
-        "`gym.make` single env": (1, single_runner(MULTISPIN), single_runner(CARTPOLE)),
-        "`gym.make_vec`, 64 envs": (64, vector_runner(MULTISPIN, 64), vector_runner(CARTPOLE, 64)),
-        "`gym.make_vec`, 256 envs": (256, vector_runner(MULTISPIN, 256), vector_runner(CARTPOLE, 256)),
+    default = resolve_config().backend  # what gym.make gives without a backend setting
+    backends = ["numba", "numpy"] if numba_available() else ["numpy"]
+    measurements = {
+        "`gym.make` single env": (1, lambda **kw: single_runner(MULTISPIN, **kw), single_runner(CARTPOLE)),
+        "`gym.make_vec`, 64 envs": (64, lambda **kw: vector_runner(MULTISPIN, 64, **kw), vector_runner(CARTPOLE, 64)),
+        "`gym.make_vec`, 256 envs": (
+            256, lambda **kw: vector_runner(MULTISPIN, 256, **kw), vector_runner(CARTPOLE, 256)
+        ),
     }
-    best = {name: [0.0, 0.0] for name in cases}
+    # Case (measurement, backend or None for CartPole) -> (env-steps per call, runner).
+    cases: dict[tuple[str, str | None], tuple[int, Callable[[int], None]]] = {}
+    for name, (num_envs, make_ours, cartpole) in measurements.items():
+        for backend in backends:
+            cases[(name, backend)] = (num_envs, make_ours(backend=backend))
+        cases[(name, None)] = (num_envs, cartpole)
+    best = dict.fromkeys(cases, 0.0)
     for _ in range(args.rounds):
-        for name, (num_envs, ours, cartpole) in cases.items():
-            best[name][0] = max(best[name][0], num_envs * rate(ours, args.seconds, clock))
-            best[name][1] = max(best[name][1], num_envs * rate(cartpole, args.seconds, clock))
+        for case, (num_envs, run) in cases.items():
+            best[case] = max(best[case], num_envs * rate(run, args.seconds, clock))
 
     goals = {"`gym.make` single env": GOAL, "`gym.make_vec`, 256 envs": GOAL}
     print(
         f"Env-steps per {args.clock} second, best of {args.rounds} interleaved rounds "
-        f"({MULTISPIN}, K = 6, default config)\n"
+        f"({MULTISPIN}, K = 6, default config; default backend here: {default})\n"
     )
-    print("| measurement | MultiSpin env-steps/s | CartPole-v1 env-steps/s | ratio | goal |")
-    print("|---|---:|---:|---:|---|")
-    for name, (ours, cartpole) in best.items():
-        ratio = ours / cartpole
-        goal = goals.get(name)
-        verdict = "-" if goal is None else f">= {goal}x: {'met' if ratio >= goal else 'missed'}"
-        print(f"| {name} | {ours:,.0f} | {cartpole:,.0f} | {ratio:.2f}x | {verdict} |")
+    print("| measurement | backend | MultiSpin env-steps/s | CartPole-v1 env-steps/s | ratio | goal |")
+    print("|---|---|---:|---:|---:|---|")
+    for name in measurements:
+        cartpole = best[(name, None)]
+        for backend in backends:
+            ours = best[(name, backend)]
+            ratio = ours / cartpole
+            goal = goals.get(name) if backend == default else None
+            verdict = "-" if goal is None else f">= {goal}x: {'met' if ratio >= goal else 'missed'}"
+            print(f"| {name} | {backend} | {ours:,.0f} | {cartpole:,.0f} | {ratio:.2f}x | {verdict} |")
 
 
 if __name__ == "__main__":

@@ -67,6 +67,10 @@ class AcceptanceProcess:
     name: ClassVar[str] = ""
     #: Config keys of this process's parameters and their defaults.
     defaults: ClassVar[dict[str, float]] = {}
+    #: Whether the state evolves between rounds (:meth:`advance` is not a no-op, and may draw randomness).
+    #: False: the state is a function of the base rates alone, so resetting rows to unchanged base rates
+    #: changes nothing.
+    evolves: ClassVar[bool] = False
 
     def __init__(self, num_envs: int, num_users: int, max_draft: int) -> None:
         shape = (num_envs, num_users)
@@ -81,9 +85,10 @@ class AcceptanceProcess:
     def reset(self, rows: BoolArray | None, base_rate: FloatArray, rng: np.random.Generator) -> None:
         """Restart the process in ``rows`` (a boolean mask over envs; None = all) from ``base_rate`` (num_envs, K)."""
         sel = slice(None) if rows is None else rows
-        self.base_rate[sel] = base_rate[sel]
-        self.rate[sel] = base_rate[sel]
-        self._hazard[sel] = -np.log(base_rate[sel])
+        rates = base_rate[sel]
+        self.base_rate[sel] = rates
+        self.rate[sel] = rates
+        self._hazard[sel] = -np.log(rates)
 
     def sample(self, draft_lengths: FloatArray, exponential: FloatArray) -> FloatArray:
         """Accepted prefix lengths A = min(L, floor(E / -log a)) for E ~ Exp(1) (``exponential``), as floats."""
@@ -148,6 +153,7 @@ class MarkovAcceptance(AcceptanceProcess):
 
     name = "markov"
     defaults = {"markov_switch_prob": 0.05, "markov_hard_factor": 0.6}
+    evolves = True
 
     def __init__(
         self,
@@ -204,6 +210,7 @@ class TaskAcceptance(AcceptanceProcess):
 
     name = "tasks"
     defaults = {"mean_request_tokens": 100.0}
+    evolves = True
 
     def __init__(
         self,

@@ -25,6 +25,8 @@ PAYLOAD_MODELS: tuple[str, ...] = ("token-only", "top-k", "full")
 #: Spectral efficiency floor in bit/s/Hz, so a user in a deep fade has a huge but finite upload time.
 MIN_SPECTRAL_EFFICIENCY = 1e-9
 
+_SQRT_HALF = math.sqrt(0.5)
+
 
 def payload_bits(model: str = "top-k", vocab_size: int = 32000, prob_bits: int = 16, top_k: int = 1024) -> int:
     """Bits uploaded per draft token, D (model.md section 4).
@@ -93,16 +95,31 @@ def fading_correlation(doppler_hz: ArrayLike, dt: ArrayLike) -> FloatArray:
 
 def rayleigh_gains(rng: np.random.Generator, shape: int | tuple[int, ...]) -> NDArray[np.complex128]:
     """Independent CN(0, 1) channel coefficients h (so E|h|^2 = 1)."""
-    normal = rng.standard_normal((2, *np.atleast_1d(shape)))
-    return (normal[0] + 1j * normal[1]) * math.sqrt(0.5)
+    dims = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    return complex_normal(rng.standard_normal((2, *dims)))
+
+
+def complex_normal(normal: FloatArray) -> NDArray[np.complex128]:
+    """CN(0, 1) variates (z1 + i z2) / sqrt(2) from standard normals ``normal`` of shape (2, ...)."""
+    return normal[0] * _SQRT_HALF + 1j * (normal[1] * _SQRT_HALF)
 
 
 def gauss_markov_step(
-    gains: NDArray[np.complex128], rho: ArrayLike, rng: np.random.Generator
+    gains: NDArray[np.complex128],
+    rho: ArrayLike,
+    rng: np.random.Generator | None = None,
+    innovation: NDArray[np.complex128] | None = None,
 ) -> NDArray[np.complex128]:
-    """One Gauss-Markov step h' = rho h + sqrt(1 - rho^2) w, w ~ CN(0, 1); keeps E|h|^2 = 1."""
+    """One Gauss-Markov step h' = rho h + sqrt(1 - rho^2) w, w ~ CN(0, 1); keeps E|h|^2 = 1.
+
+    w is ``innovation`` when given (pre-drawn, the shape of ``gains``), else drawn from ``rng``.
+    """
     rho_arr = np.asarray(rho, dtype=np.float64)
-    return rho_arr * gains + np.sqrt(np.maximum(1.0 - rho_arr * rho_arr, 0.0)) * rayleigh_gains(rng, gains.shape)
+    if innovation is None:
+        if rng is None:
+            raise ValueError("gauss_markov_step needs rng or innovation")
+        innovation = rayleigh_gains(rng, gains.shape)
+    return rho_arr * gains + np.sqrt(np.maximum(1.0 - rho_arr * rho_arr, 0.0)) * innovation
 
 
 def draft_times_of(device_classes: Sequence[str]) -> FloatArray:

@@ -8,6 +8,7 @@ invalid setting.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,10 +17,13 @@ from multispin_env._checks import flag_setting, integer_setting, real_setting
 from multispin_env.acceptance import ACCEPTANCE_PROCESSES, make_acceptance_process
 from multispin_env.scenarios import ACCEPTANCE_PROFILES, AcceptanceProfile, Scenario, get_scenario
 
-__all__ = ["EnvConfig", "default_config", "resolve_config", "DEFAULT_TASK_PROFILE"]
+__all__ = ["BACKENDS", "EnvConfig", "default_config", "numba_available", "resolve_config", "DEFAULT_TASK_PROFILE"]
 
 #: Task mix of the ``tasks`` acceptance process when the scenario names no acceptance profile.
 DEFAULT_TASK_PROFILE = "generic"
+
+#: Values of the ``backend`` setting.
+BACKENDS = ("auto", "numpy", "numba")
 
 
 def default_config() -> dict[str, Any]:
@@ -53,6 +57,11 @@ def default_config() -> dict[str, Any]:
       acceptance rates) drawn from ``population_seed``, the same for every reset and every vector sub-env;
       True draws a new population from the reset's random generator at each reset.
     - ``population_seed`` (0): seed of the fixed population.
+    - ``backend`` ("auto"): implementation of the round: "numba" (JIT-compiled kernels, needs numba; the
+      first env of a process loads them from numba's on-disk cache, or compiles them once), "numpy" (the
+      reference implementation), or "auto": numba when it can be imported, else numpy. Both compute the
+      same model with the same floating-point operations and draw the same random numbers: same seed and
+      actions, same trajectory.
     """
     return {
         "homogeneous": False,
@@ -78,6 +87,7 @@ def default_config() -> dict[str, Any]:
         "reward_scale": 0.1,
         "resample_population": False,
         "population_seed": 0,
+        "backend": "auto",
     }
 
 
@@ -108,6 +118,7 @@ class EnvConfig:
     reward_scale: float
     resample_population: bool
     population_seed: int
+    backend: str  # "numpy" or "numba" ("auto" resolved)
     settings: Mapping[str, Any]
 
 
@@ -168,5 +179,29 @@ def resolve_config(config: Mapping[str, Any] | None = None, **kwargs: Any) -> En
         reward_scale=real_setting("reward_scale", merged["reward_scale"], 0.0, low_open=True),
         resample_population=flag_setting("resample_population", merged["resample_population"]),
         population_seed=integer_setting("population_seed", merged["population_seed"], 0),
+        backend=_backend(merged["backend"]),
         settings=merged,
     )
+
+
+def numba_available() -> bool:
+    """Whether numba can be imported (it is imported on the first call, cached by Python afterwards)."""
+    try:
+        importlib.import_module("numba")
+    except ImportError:
+        return False
+    return True
+
+
+def _backend(value: Any) -> str:
+    """The ``backend`` setting resolved to "numpy" or "numba"; ValueError naming it if invalid or unavailable."""
+    if not isinstance(value, str) or value not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {value!r}")
+    if value == "numpy":
+        return value
+    if numba_available():
+        return "numba"
+    if value == "numba":
+        raise ValueError('backend="numba" needs numba, which cannot be imported: pip install numba '
+                         '(or use backend="auto" or "numpy")')
+    return "numpy"

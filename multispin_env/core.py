@@ -16,23 +16,33 @@ One round, for every system at once:
    channel takes one Gauss-Markov step h' = rho h + sqrt(1 - rho^2) w, rho = J0(2 pi f_D T)
    (model.md section 4), giving the channel of the next round.
 
-The hot path avoids per-step allocations of constants and RoundParams objects;
-formulas are inlined with the equation they implement.
+The numpy methods here are the reference implementation ("numpy" backend; formulas inlined with the
+equation they implement). With ``backend="numba"`` (config; the default when numba is importable)
+:meth:`MultiSpinCore.decode`, :meth:`MultiSpinCore.step`, :meth:`MultiSpinCore.step_single`,
+:meth:`MultiSpinCore.observation`, :meth:`MultiSpinCore.info_arrays` and the channel update and restarts run
+the JIT-compiled kernels of :mod:`multispin_env._kernels` on the same state, which is packed for them into a
+few float64 arrays (rows ``P_*``, ``C_*``, ``H_*`` below) and a ring buffer of complex gains. Both backends
+draw the same variates from the env's numpy Generator in the same order (per round: the blocks of
+:meth:`MultiSpinCore._next_block`, the acceptance process's draws, restarts, CSI noise) and compute in the
+same floating-point order, so a seed gives the same trajectory with either.
 """
 
 from __future__ import annotations
 
-import collections
+import importlib
 import math
+from types import ModuleType
 from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
+from scipy.special import log1p
 
-from multispin_env.acceptance import make_acceptance_process
+from multispin_env.acceptance import PositionalAcceptance, make_acceptance_process
 from multispin_env.channel import (
     DEVICE_CLASSES,
     MIN_SPECTRAL_EFFICIENCY,
+    complex_normal,
     fading_correlation,
     gauss_markov_step,
     rayleigh_gains,
@@ -60,6 +70,19 @@ _LN2 = math.log(2.0)
 # L_k c_k = 0 and share 0, and 0 / _TINY_SHARE = 0 is its (zero) upload time without a 0/0.
 _TINY_SHARE = 1e-300
 
+# Rows of the packed state arrays (n, K each), shared by both backends and indexed by the numba kernels.
+# (numba's cache does not notice a change of these numbers: clear multispin_env/__pycache__/_kernels* then.)
+#: ``_population``: nominal t_k (s/token), linear mean SNR, c_k (s/token) and ln(1 + SNR) of the mean channel.
+P_DRAFT_TIME, P_SNR, P_MEAN_UPLOAD_TIME, P_MEAN_NATS = range(4)
+#: ``_counts``: discounted accepted draft tokens S and first rejections F; last round's L_k and n_k.
+C_SUCCESSES, C_FAILURES, C_LAST_DRAFT_LENGTHS, C_LAST_TOKENS = range(4)
+#: ``_channel``: c_k (s/token) and ln(1 + SNR |h|^2) of the true channel, ln(1 + SNR |h_hat|^2) of the estimate.
+H_UPLOAD_TIME, H_NATS, H_OBSERVED_NATS = range(3)
+#: Per-user rows of a kernel round's output: L_k, b_k, A_k, n_k and (single-env step) the next round's e_k.
+R_DRAFT_LENGTHS, R_BANDWIDTH, R_ACCEPTED, R_TOKENS, R_SPECTRAL_EFFICIENCY = range(5)
+#: Per-env rows of a kernel round's output: tau, T_ver, T (s), reward, clock after the round (s).
+E_SYNC_TIME, E_VERIFY_TIME, E_LATENCY, E_REWARD, E_CLOCK = range(5)
+
 
 class RoundOutcome(NamedTuple):
     """What one round produced, arrays over envs (and users on the last axis)."""
@@ -84,7 +107,8 @@ class MultiSpinCore:
     State (rows = envs): ``clock`` (s), the complex fading ``gain`` h, the true
     ``spectral_efficiency`` e_k and ``upload_time`` c_k (s/token) of the round about
     to be played, the acceptance process, the discounted acceptance counts, and the
-    last round's draft lengths and tokens.
+    last round's draft lengths and tokens. Arrays are updated in place (packed for the
+    kernels: see the module docstring); the outputs of the methods never alias them.
     """
 
     def __init__(self, config: EnvConfig, num_envs: int) -> None:
@@ -130,14 +154,14 @@ class MultiSpinCore:
             config.acceptance_process, n, k, scenario.max_draft, config.settings, config.task_profile
         )
 
-        # Population arrays, (n, K).
+        # Population arrays, (n, K): views of the packed ``_population`` (never rebound).
         self.populations: list[Population] = []
         self.snr_db = np.zeros((n, k))
-        self._snr_linear = np.zeros((n, k))
-        self.draft_time = np.zeros((n, k))
+        self._population = np.ones((4, n, k))
+        self._population[P_SNR] = 0.0
+        self._channel = np.empty((3, n, k))
+        self._link_views()
         self.base_acceptance = np.full((n, k), 0.5)
-        self.mean_upload_time = np.ones((n, k))
-        self._mean_nats = np.ones((n, k))
         self._fixed_population: Population | None = None
         if not config.resample_population:
             self._fixed_population = scenario.sample_population(np.random.default_rng(config.population_seed))
@@ -145,24 +169,28 @@ class MultiSpinCore:
 
         # Dynamic state.
         self.clock = np.zeros(n)
-        self.gain = np.ones((n, k), dtype=np.complex128)
-        self._history: collections.deque[NDArray[np.complex128]] = collections.deque(maxlen=config.csi_delay + 1)
-        self.upload_time = self.mean_upload_time
-        self._nats = self._mean_nats  # ln(1 + SNR |h|^2) of the true channel
-        self._observed_nats = self._nats  # the same for the observed channel estimate
-        self.successes = np.zeros((n, k))
-        self.failures = np.zeros((n, k))
-        self.last_draft_lengths = np.zeros((n, k))
-        self.last_tokens = np.zeros((n, k))
-        self.last_outcome: RoundOutcome | None = None
+        # Complex gains h of this round and the csi_delay rounds before: a ring buffer, newest at _newest.
+        self._gains = np.ones((config.csi_delay + 1, n, k), dtype=np.complex128)
+        self._newest = 0
+        # Channel of the round about to be played (views of the packed ``_channel``, written in place).
+        self._channel[H_UPLOAD_TIME] = self.mean_upload_time
+        self._channel[H_NATS] = self._mean_nats
+        self._channel[H_OBSERVED_NATS] = self._mean_nats
+        # Discounted acceptance counts and the last round (properties successes, ..., last_tokens).
+        self._counts = np.zeros((4, n, k))
+        self._last_round: RoundOutcome | tuple[FloatArray, FloatArray, BoolArray] | None = None
+        self._process_ready = False  # True after a full reset
         self._ones = np.ones(k)
-        self._reward_per_token = np.full(k, config.reward_scale)
 
-        # Exp(1) variates of the acceptance samples are drawn in blocks of `_block_rounds` rounds (fewer,
-        # larger RNG calls for small batches); a full reset discards the unused rest.
-        self._block_rounds = max(1, min(64, 2048 // (n * k)))
+        # Random variates of a round come from blocks of `_block_rounds` rounds (fewer, larger RNG calls: each
+        # costs ~1 us, ~7 us for the numba backend's normals): Exp(1) (the acceptance samples) and N(0, 1)
+        # (fading innovations, drafting-time jitter), drawn in this order when a block is used up; a full
+        # reset discards the unused rest.
+        self._block_rounds = max(1, min(64, 16384 // (n * k)))
         self._block_index = self._block_rounds
         self._exponential_block = np.zeros((0, n, k))
+        self._normal_block = np.zeros((self._block_rounds, 2, 0, 0))  # (rounds, 2, n, k) with fading
+        self._jitter_block = np.zeros((self._block_rounds, 0, 0))  # (rounds, n, k) with jitter
 
         # Observation = clip(concatenated raw fields * scale, low, high), scale and high tiled to the batch.
         per_user = (1.0 / (_LN2 * CHANNEL_SCALE), 1.0 / DRAFT_TIME_SCALE, 1.0, 1.0 / self.max_draft,
@@ -170,6 +198,140 @@ class MultiSpinCore:
         scale = np.append(np.repeat(per_user, k), 1.0 / config.horizon)
         self._obs_scale = np.tile(scale, (n, 1))
         self._obs_high = np.tile(self.observation_bounds()[1], (n, 1))
+
+        # Backend: the numba kernels, or None for the numpy reference.
+        self.backend = config.backend
+        self._kernels: ModuleType | None = None
+        if config.backend == "numba":
+            self._setup_kernels(np.stack((scale, self._obs_high[0])))
+
+    def _link_views(self) -> None:
+        """The per-field views of the packed population and channel arrays (never rebound)."""
+        self.draft_time = self._population[P_DRAFT_TIME]  # nominal t_k, s/token
+        self._snr_linear = self._population[P_SNR]
+        self.mean_upload_time = self._population[P_MEAN_UPLOAD_TIME]  # c_k of the mean channel, s/token
+        self._mean_nats = self._population[P_MEAN_NATS]
+        self.upload_time = self._channel[H_UPLOAD_TIME]  # c_k of the current channel, s/token
+        self._nats = self._channel[H_NATS]  # ln(1 + SNR |h|^2) of the true channel
+        self._observed_nats = self._channel[H_OBSERVED_NATS]  # the same for the observed channel estimate
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle/deepcopy support: the kernels module is re-imported, the views re-linked on unpickling."""
+        state = self.__dict__.copy()
+        state["_kernels"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._link_views()
+        if self.backend == "numba":
+            self._kernels = importlib.import_module("multispin_env._kernels")
+
+    def _setup_kernels(self, observation_scale: FloatArray) -> None:
+        """Load the numba kernels (compiled, or loaded from numba's cache, on the first use in a process)."""
+        kernels = importlib.import_module("multispin_env._kernels")
+        config, scenario = self.config, self.scenario
+        constants = np.zeros(1, dtype=kernels.CONSTANTS)
+        values = {
+            "verify_base": self._verify_base,
+            "verify_per_token": self._verify_per_token,
+            "downlink_time": self._downlink_time,
+            "batch_tokens": self._batch_tokens,
+            "reward_scale": self._reward_scale,
+            "forgetting": self._forgetting,
+            "prior_tokens": self._prior_tokens,
+            "prior_rest": self._prior_weight - self._prior_tokens,
+            "horizon": self._horizon,
+            "upload_numerator": self._upload_numerator,
+            "min_nats": self._min_nats,
+            "two_pi_doppler": 2.0 * np.pi * np.float64(scenario.doppler_hz),  # as channel.fading_correlation
+            "jitter": self._jitter,
+            "half_max_draft": self._half_max_draft,
+            "inverse_ln2": 1.0 / _LN2,
+            "length_entries": self.length_entries,
+            "fading": config.fading,
+            "positional": isinstance(self.process, PositionalAcceptance),
+            "observed_is_true": self._observed_is_true,
+        }
+        for name, value in values.items():
+            constants[name] = value
+        self._constants = constants
+        self._observation_scale = np.ascontiguousarray(observation_scale)  # (2, S): scale, high
+        process = self.process
+        self._cumulative_hazard = (
+            process._cumulative_hazard if isinstance(process, PositionalAcceptance) else np.zeros((1, 1, 1))
+        )
+        self._no_noise = np.zeros((0, 0), dtype=np.complex128)
+        self._no_normals = np.zeros((2, 0, 0))
+        self._no_rows = np.zeros(0, dtype=np.int64)
+        self._all_rows = np.arange(self.num_envs, dtype=np.int64)
+        # Restarts within the round's kernel call: no draw would come between the round's and theirs, and the
+        # acceptance process needs no reset (see _reset_rows).
+        self._restart_in_kernel = not (self.process.evolves or config.resample_population or self._csi_noise > 0.0)
+        # The single-env step updates the channel and observes in its kernel unless the estimate needs noise.
+        self._finish_in_kernel = self._csi_noise == 0.0
+        self._kernels = kernels
+
+    # ------------------------------------------------------------------ state
+    @property
+    def gain(self) -> NDArray[np.complex128]:
+        """Complex fading gains h (n, K) of the round about to be played (a view of the gain ring buffer)."""
+        return self._gains[self._newest]
+
+    @gain.setter
+    def gain(self, value: ArrayLike) -> None:
+        self._gains[self._newest] = value
+
+    @property
+    def successes(self) -> FloatArray:
+        """Discounted accepted draft tokens S (n, K) of the acceptance estimate."""
+        return self._counts[C_SUCCESSES]
+
+    @successes.setter
+    def successes(self, value: ArrayLike) -> None:
+        self._counts[C_SUCCESSES] = value
+
+    @property
+    def failures(self) -> FloatArray:
+        """Discounted first rejections F (n, K) of the acceptance estimate."""
+        return self._counts[C_FAILURES]
+
+    @failures.setter
+    def failures(self, value: ArrayLike) -> None:
+        self._counts[C_FAILURES] = value
+
+    @property
+    def last_draft_lengths(self) -> FloatArray:
+        """L_k (n, K) of the last round (0 after a reset); assigning copies into the state."""
+        return self._counts[C_LAST_DRAFT_LENGTHS]
+
+    @last_draft_lengths.setter
+    def last_draft_lengths(self, value: ArrayLike) -> None:
+        self._counts[C_LAST_DRAFT_LENGTHS] = value
+
+    @property
+    def last_tokens(self) -> FloatArray:
+        """n_k (n, K) of the last round (0 after a reset); assigning copies into the state."""
+        return self._counts[C_LAST_TOKENS]
+
+    @last_tokens.setter
+    def last_tokens(self, value: ArrayLike) -> None:
+        self._counts[C_LAST_TOKENS] = value
+
+    @property
+    def last_outcome(self) -> RoundOutcome | None:
+        """The last round's :class:`RoundOutcome` (None after a reset)."""
+        last = self._last_round
+        if last is None or isinstance(last, RoundOutcome):
+            return last
+        rounds, per_env, truncated = last  # the single-env kernel step's buffers
+        outcome = RoundOutcome(*rounds[:4], *per_env[:4], truncated)
+        self._last_round = outcome
+        return outcome
+
+    @last_outcome.setter
+    def last_outcome(self, value: RoundOutcome | None) -> None:
+        self._last_round = value
 
     # ------------------------------------------------------------------ layout
     @property
@@ -219,30 +381,35 @@ class MultiSpinCore:
     def reset(self, rng: np.random.Generator) -> None:
         """Start new episodes in every env, drawing from ``rng``."""
         self._block_index = self._block_rounds
-        self.gain = np.ones((self.num_envs, self.num_users), dtype=np.complex128)
-        self._history.clear()
-        self._history.extend([self.gain] * (self.config.csi_delay + 1))
-        self.successes = np.zeros_like(self.successes)
-        self.failures = np.zeros_like(self.failures)
-        self.last_draft_lengths = np.zeros_like(self.last_draft_lengths)
-        self.last_tokens = np.zeros_like(self.last_tokens)
-        self.last_outcome = None
+        self._gains[...] = 1.0
+        self._newest = 0
+        self._counts[...] = 0.0
+        self._last_round = None
+        self._process_ready = False
         self._reset_rows(slice(None), self.num_envs, rng)
+        self._process_ready = True  # every row's process state is now its population's
         self._update_channel(rng)
 
     def _reset_rows(self, rows: NDArray[np.intp] | slice, count: int, rng: np.random.Generator) -> None:
         """New episodes in ``rows`` (``count`` envs): population (if resampled), clock, channel, acceptance."""
         if self.config.resample_population:
             self._set_populations(rows, [self.scenario.sample_population(rng) for _ in range(count)])
+        if self._kernels is not None:
+            index = self._all_rows[rows] if isinstance(rows, slice) else np.asarray(rows)
+            if index.dtype == np.bool_:
+                index = np.flatnonzero(index)
+            normals = rng.standard_normal((2, count, self.num_users)) if self.config.fading else self._no_normals
+            self._kernels.reset_rows(index.astype(np.int64, copy=False), normals, self.config.fading, self.clock,
+                                     self._gains, self._counts)
+            # A process that does not evolve, reset to the same (fixed) population's rates, would not change.
+            if self.process.evolves or self.config.resample_population or not self._process_ready:
+                self.process.reset(rows, self.base_acceptance, rng)
+            return
         self.clock[rows] = 0.0
         fresh = rayleigh_gains(rng, (count, self.num_users)) if self.config.fading else 1.0
-        self.gain[rows] = fresh
-        for past in self._history:
-            if past is not self.gain:
-                past[rows] = fresh
+        self._gains[:, rows] = fresh  # the delayed estimates start from the fresh channel too
         self.process.reset(rows, self.base_acceptance, rng)
-        for counts in (self.successes, self.failures, self.last_draft_lengths, self.last_tokens):
-            counts[rows] = 0.0
+        self._counts[:, rows] = 0.0
 
     # ----------------------------------------------------------------- action
     def decode(self, action: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -254,18 +421,26 @@ class MultiSpinCore:
         - users with L_k = 0 get no bandwidth; a drafting user with w_k = 0 cannot upload, so its length
           becomes 0 too, unless *every* drafting user has w_k = 0: then they share the band equally;
         - shares b_k = w_k [L_k > 0] / sum_j w_j [L_j > 0] (linear normalisation: any ratio is reachable).
+
+        The numba backend clips too, and raises ValueError for NaN or inf.
         """
+        if self._kernels is not None:
+            actions = np.ascontiguousarray(action, dtype=np.float64)
+            out = np.empty((2, actions.shape[0], self.num_users))
+            if not self._kernels.decode(actions, self._half_max_draft, self.length_entries, out):
+                raise ValueError(f"action contains NaN or inf: {action}")
+            return out[0], out[1]
         split = self.length_entries
         scale = self._decode_scale if action.shape[0] == self.num_envs else self._decode_scale[:1]
         scaled = action * scale
         scaled += scale  # (x + 1) * scale: lengths in [0, L_max], weights in [0, 1]
         lengths = np.rint(scaled[:, :split])
         weights = scaled[:, split:] * (lengths > 0.0)
-        total = weights @ self._ones
+        total = np.cumsum(weights, axis=1)[:, -1]  # a sequential sum (the kernels' order)
         if not total.all():
             empty = total == 0.0
             weights[empty] = np.broadcast_to(lengths > 0.0, weights.shape)[empty]
-            total = weights @ self._ones
+            total = np.cumsum(weights, axis=1)[:, -1]
             total[total == 0.0] = 1.0
         lengths = lengths * (weights > 0.0)
         return lengths, weights / total[:, None]
@@ -325,12 +500,15 @@ class MultiSpinCore:
 
         ``reset_rows`` (boolean mask over envs) start new episodes in those envs after the round (their
         outcome is still returned; the vector env discards it), sharing one channel update with the others.
+        The outcome's arrays are not shared with the state.
         """
+        if self._kernels is not None:
+            return self._step_kernels(draft_lengths, bandwidth, rng, reset_rows)
         n, k = draft_lengths.shape
+        exponential, normals, jitter = self._round_draws(rng)
         draft_time = self.draft_time
         if self._jitter > 0.0:  # model.md section 5.3: t_k times a mean-one log-normal factor
-            sigma = self._jitter
-            draft_time = draft_time * np.exp(sigma * rng.standard_normal((n, k)) - 0.5 * sigma * sigma)
+            draft_time = draft_time * jitter
         # eq. (1): finish time L t + L c / b of each drafting user (0 for L = 0), sync = the latest one
         finish = (draft_lengths * self.upload_time) / np.maximum(bandwidth, _TINY_SHARE)
         finish += draft_lengths * draft_time
@@ -339,39 +517,168 @@ class MultiSpinCore:
         verify = (draft_lengths @ self._ones + self._batch_tokens) * self._verify_per_token + self._verify_base
         latency = sync + verify + self._downlink_time
         # eq. (4): sampled accepted prefixes and tokens n_k = A_k + 1
-        accepted = self.process.sample(draft_lengths, self._exponential_draws(rng))
+        accepted = self.process.sample(draft_lengths, exponential)
         tokens = accepted + 1.0
-        reward = tokens @ self._reward_per_token
+        reward = (tokens @ self._ones) * self._reward_scale  # an exact integer sum
         # Observed outcomes update the discounted counts (accepted tokens; a first rejection if A < L).
-        self.successes *= self._forgetting
-        self.successes += accepted
-        self.failures *= self._forgetting
-        self.failures += accepted < draft_lengths
+        successes, failures = self.successes, self.failures
+        successes *= self._forgetting
+        successes += accepted
+        failures *= self._forgetting
+        failures += accepted < draft_lengths
         self.process.advance(tokens, rng)
         self.clock += latency
         truncated = self.clock >= self._horizon
-        self.last_draft_lengths = draft_lengths
+        self.last_draft_lengths = draft_lengths  # copied into the state
         self.last_tokens = tokens
         outcome = RoundOutcome(draft_lengths, bandwidth, accepted, tokens, sync, verify, latency, reward, truncated)
-        self.last_outcome = outcome
+        self._last_round = outcome
         if self.config.fading:  # Gauss-Markov step over the round's duration (model.md section 4)
-            self._evolve_gain(latency, rng)
+            self._evolve_gain(latency, normals)
         if reset_rows is not None:
-            self.last_draft_lengths = draft_lengths.copy()
-            self.last_tokens = tokens.copy()
             index = np.flatnonzero(reset_rows)
             self._reset_rows(index, index.size, rng)
         self._update_channel(rng)
         return outcome
 
-    def _exponential_draws(self, rng: np.random.Generator) -> FloatArray:
-        """This round's Exp(1) variates (n, K) for the acceptance samples, served from pre-drawn blocks."""
-        i = self._block_index
-        if i == self._block_rounds:
-            self._exponential_block = rng.standard_exponential((self._block_rounds, self.num_envs, self.num_users))
-            i = 0
+    def _step_kernels(
+        self, draft_lengths: FloatArray, bandwidth: FloatArray, rng: np.random.Generator, reset_rows: BoolArray | None
+    ) -> RoundOutcome:
+        """:meth:`step` by the numba kernel (same draws in the same order: blocks, advance, resets, CSI noise)."""
+        n, k = draft_lengths.shape
+        block = self._next_block(rng)
+        draft_lengths = np.ascontiguousarray(draft_lengths, dtype=np.float64)
+        bandwidth = np.ascontiguousarray(bandwidth, dtype=np.float64)
+        rounds = np.empty((4, n, k))  # rows R_ACCEPTED and R_TOKENS are written
+        per_env = np.empty((5, n))
+        truncated = np.empty(n, dtype=bool)
+        restarts, restart_normals = self._no_rows, self._no_normals
+        if reset_rows is not None and self._restart_in_kernel and self._process_ready:  # no draw comes between
+            restarts = reset_rows.nonzero()[0]  # (np.flatnonzero, faster)
+            if self.config.fading:
+                restart_normals = rng.standard_normal((2, restarts.size, k))  # as rayleigh_gains in _reset_rows
+            reset_rows = None
+        channel_update = reset_rows is None and self._finish_in_kernel
+        self._kernels.play_round(
+            draft_lengths, bandwidth, self._population, self._counts, self._channel, self._gains, self._newest,
+            self.clock, self.process._hazard, self._cumulative_hazard, self._exponential_block, self._normal_block,
+            self._jitter_block, block, restarts, restart_normals, self._constants, channel_update, rounds, per_env,
+            truncated,
+        )  # fmt: skip
+        self._block_index = block + 1
+        if self.config.fading:
+            self._newest = (self._newest + 1) % self._gains.shape[0]
+        outcome = RoundOutcome(draft_lengths, bandwidth, rounds[R_ACCEPTED], rounds[R_TOKENS], *per_env[:4], truncated)
+        self._last_round = outcome
+        if self.process.evolves:
+            self.process.advance(outcome.tokens, rng)
+        if reset_rows is not None:
+            index = np.flatnonzero(reset_rows)
+            self._reset_rows(index, index.size, rng)
+        if not channel_update:
+            self._update_channel(rng)
+        return outcome
+
+    def step_single(
+        self, action: FloatArray, rng: np.random.Generator
+    ) -> tuple[NDArray[np.float32], float, bool, dict[str, Any]]:
+        """The single env's step (batch of one): one raw float64 action (action_size,), checked, clipped,
+        decoded and played. Returns (observation (S,), reward, truncated, info) with the single env's info
+        (int64 ``tokens``/``accepted``/``draft_lengths``, float ``latency``/``sync_time``/``verify_time``/
+        ``clock``, new arrays). ValueError (state and generator untouched) if an entry is NaN or inf.
+        """
+        kernels = self._kernels
+        if kernels is None:
+            if not np.isfinite(action).all():
+                raise ValueError(f"action contains NaN or inf: {action}")
+            x = np.minimum(np.maximum(action, -1.0), 1.0).reshape(1, -1)
+            lengths, shares = self.decode(x)
+            outcome = self.step(lengths, shares, rng)
+            info = {
+                "tokens": outcome.tokens[0].astype(np.int64),
+                "accepted": outcome.accepted[0].astype(np.int64),
+                "draft_lengths": lengths[0].astype(np.int64),
+                "bandwidth": shares[0],
+                "latency": float(outcome.latency[0]),
+                "sync_time": float(outcome.sync_time[0]),
+                "verify_time": float(outcome.verify_time[0]),
+                "clock": float(self.clock[0]),
+                "acceptance": self.process.rate[0].copy(),
+                "spectral_efficiency": self.true_spectral_efficiency()[0],
+            }
+            return self.observation()[0], float(outcome.reward[0]), bool(outcome.truncated[0]), info
+        if self._block_index == self._block_rounds and not np.isfinite(action).all():
+            raise ValueError(f"action contains NaN or inf: {action}")  # before the block refill draws
+        block = self._next_block(rng)
+        k = self.num_users
+        rounds = np.empty((5, 1, k))
+        per_env = np.empty((5, 1))
+        truncated = np.empty(1, dtype=bool)
+        ints = np.empty((3, 1, k), dtype=np.int64)
+        obs = np.empty((1, self.observation_size), dtype=np.float32)
+        status = kernels.step_action(
+            action, self._population, self._counts, self._channel, self._gains, self._newest, self.clock,
+            self.process._hazard, self._cumulative_hazard, self._exponential_block, self._normal_block,
+            self._jitter_block, block, self._constants, self._finish_in_kernel, self._observation_scale,
+            rounds, per_env, truncated, ints, obs,
+        )  # fmt: skip
+        if status < 0:
+            raise ValueError(f"action contains NaN or inf: {action}")
+        self._block_index = block + 1
+        if self.config.fading:
+            self._newest = (self._newest + 1) % self._gains.shape[0]
+        self._last_round = (rounds, per_env, truncated)
+        if self.process.evolves:
+            self.process.advance(rounds[R_TOKENS], rng)
+        if not self._finish_in_kernel:  # the estimate's noise is drawn after the process's draws
+            self._update_channel(rng)
+            np.multiply(self._nats, 1.0 / _LN2, out=rounds[R_SPECTRAL_EFFICIENCY])
+            obs = self.observation()
+        sync, verify, latency, reward, clock = per_env[:, 0].tolist()
+        tokens, accepted, lengths = ints[:, 0]
+        info = {
+            "tokens": tokens,
+            "accepted": accepted,
+            "draft_lengths": lengths,
+            "bandwidth": rounds[R_BANDWIDTH, 0],
+            "latency": latency,
+            "sync_time": sync,
+            "verify_time": verify,
+            "clock": clock,
+            "acceptance": self.process.rate[0].copy(),
+            "spectral_efficiency": rounds[R_SPECTRAL_EFFICIENCY, 0],
+        }
+        return obs[0], reward, status > 0, info
+
+    def _next_block(self, rng: np.random.Generator) -> int:
+        """Index of this round's variates in the blocks, refilling them when used up (the caller stores
+        index + 1 in ``_block_index`` once the round is played)."""
+        if self._block_index < self._block_rounds:
+            return self._block_index
+        shape = (self._block_rounds, self.num_envs, self.num_users)
+        self._exponential_block = rng.standard_exponential(shape)
+        if self.config.fading:
+            self._normal_block = self._standard_normal(rng, (self._block_rounds, 2, self.num_envs, self.num_users))
+        if self._jitter > 0.0:  # log-normal factors exp(sigma z - sigma^2 / 2) of the draft times
+            sigma = self._jitter
+            self._jitter_block = np.exp(sigma * self._standard_normal(rng, shape) - 0.5 * sigma * sigma)
+        self._block_index = 0
+        return 0
+
+    def _standard_normal(self, rng: np.random.Generator, shape: tuple[int, ...]) -> FloatArray:
+        """``rng.standard_normal(shape)``; the numba backend draws the identical values twice as fast."""
+        if self._kernels is None:
+            return rng.standard_normal(shape)
+        out = np.empty(shape)
+        self._kernels.standard_normal(rng, out.reshape(-1))
+        return out
+
+    def _round_draws(self, rng: np.random.Generator) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """This round's variates: Exp(1) (n, K) of the acceptance samples, N(0, 1) (2, n, K) of the fading
+        innovation and the drafting-time jitter factors (n, K) (the last two empty when unused)."""
+        i = self._next_block(rng)
         self._block_index = i + 1
-        return self._exponential_block[i]
+        return self._exponential_block[i], self._normal_block[i], self._jitter_block[i]
 
     def _max_over_users(self, values: FloatArray) -> FloatArray:
         """max over the user axis; column-wise for large batches (a short-axis reduction is slow in numpy)."""
@@ -383,32 +690,43 @@ class MultiSpinCore:
         return result
 
     # ---------------------------------------------------------------- channel
-    def _evolve_gain(self, dt: FloatArray, rng: np.random.Generator) -> None:
-        """Gauss-Markov step h' = rho h + sqrt(1 - rho^2) w, rho = J0(2 pi f_D dt) (model.md section 4)."""
+    def _evolve_gain(self, dt: FloatArray, normals: FloatArray) -> None:
+        """Gauss-Markov step h' = rho h + sqrt(1 - rho^2) w, rho = J0(2 pi f_D dt) (model.md section 4), with
+        w = (z1 + i z2) / sqrt(2) from the pre-drawn normals (2, n, K), into the next slot of the ring."""
         rho = fading_correlation(self._doppler_hz, dt[:, None])
-        self.gain = gauss_markov_step(self.gain, rho, rng)
-        self._history.append(self.gain)
+        following = (self._newest + 1) % self._gains.shape[0]
+        self._gains[following] = gauss_markov_step(self.gain, rho, innovation=complex_normal(normals))
+        self._newest = following
 
     def _update_channel(self, rng: np.random.Generator) -> None:
-        """Spectral efficiency and upload time of the current channel, and the observed estimate."""
+        """Spectral efficiency and upload time of the current channel, and the observed estimate (in place).
+
+        The estimate is the channel of ``csi_delay`` rounds ago plus CN(0, csi_noise_std^2) noise drawn here.
+        """
+        shape = (self.num_envs, self.num_users)
+        noise = self._csi_noise * rayleigh_gains(rng, shape) if self._csi_noise > 0.0 else None
+        if self._kernels is not None:
+            self._kernels.update_channel(self._population, self._channel, self._gains, self._newest, self._constants,
+                                         self._no_noise if noise is None else noise)
+            return
         if self.config.fading:
             gain = self.gain
-            power = (gain * gain.conj()).real  # |h|^2
-            nats = np.log1p(self._snr_linear * power)  # ln(1 + SNR |h|^2) = e ln 2
-            np.maximum(nats, self._min_nats, out=nats)
-            self._nats = nats
-            self.upload_time = self._upload_numerator / nats  # c_k = D / (W e_k)
+            power = np.square(gain.real) + np.square(gain.imag)  # |h|^2
+            nats = log1p(self._snr_linear * power)  # ln(1 + SNR |h|^2) = e ln 2
+            np.maximum(nats, self._min_nats, out=self._nats)
+            np.divide(self._upload_numerator, self._nats, out=self.upload_time)  # c_k = D / (W e_k)
         else:  # |h|^2 = 1: the population's mean channel, exactly as Scenario.upload_time
-            self.upload_time = self.mean_upload_time
-            self._nats = self._mean_nats
+            self.upload_time[...] = self.mean_upload_time
+            self._nats[...] = self._mean_nats
         if self._observed_is_true:
-            self._observed_nats = self._nats
+            self._observed_nats[...] = self._nats
             return
-        estimate = self._history[0] if self.config.fading else self.gain
-        if self._csi_noise > 0.0:
-            estimate = estimate + self._csi_noise * rayleigh_gains(rng, estimate.shape)
-        power = (estimate * estimate.conj()).real
-        self._observed_nats = np.maximum(np.log1p(self._snr_linear * power), self._min_nats)
+        oldest = (self._newest + 1) % self._gains.shape[0]
+        estimate = self._gains[oldest] if self.config.fading else self.gain
+        if noise is not None:
+            estimate = estimate + noise
+        power = np.square(estimate.real) + np.square(estimate.imag)
+        np.maximum(log1p(self._snr_linear * power), self._min_nats, out=self._observed_nats)
 
     # ------------------------------------------------------------ observation
     def acceptance_estimate(self) -> FloatArray:
@@ -417,7 +735,12 @@ class MultiSpinCore:
         return numerator / (numerator + self.failures + (self._prior_weight - self._prior_tokens))
 
     def observation(self) -> NDArray[np.float32]:
-        """The float32 observations (n, observation_size); see :attr:`observation_layout`."""
+        """The float32 observations (n, observation_size), a new array; see :attr:`observation_layout`."""
+        if self._kernels is not None:
+            out = np.empty((self.num_envs, self.observation_size), dtype=np.float32)
+            self._kernels.observe(self._population, self._counts, self._channel, self.clock, self._constants,
+                                  self._observation_scale, out)
+            return out
         numerator = self.successes + self._prior_tokens
         denominator = numerator + self.failures
         denominator += self._prior_weight - self._prior_tokens
@@ -480,17 +803,31 @@ class MultiSpinCore:
 
     def info_arrays(self, outcome: RoundOutcome) -> dict[str, Any]:
         """Per-round info arrays (rows = envs); every array is new (not shared with the state)."""
+        if self._kernels is not None:  # one kernel call for the conversions and copies
+            shape = outcome.tokens.shape
+            ints, floats, clock = np.empty((3, *shape), dtype=np.int64), np.empty((2, *shape)), np.empty(shape[0])
+            self._kernels.round_info(outcome.tokens, outcome.accepted, outcome.draft_lengths, self._channel,
+                                     self.clock, self.process.rate, self._constants, ints, floats, clock)
+            tokens, accepted, draft_lengths = ints
+            acceptance, efficiency = floats
+        else:
+            tokens = outcome.tokens.astype(np.int64)
+            accepted = outcome.accepted.astype(np.int64)
+            draft_lengths = outcome.draft_lengths.astype(np.int64)
+            clock = self.clock.copy()
+            acceptance = self.process.rate.copy()
+            efficiency = self.true_spectral_efficiency()
         return {
-            "tokens": outcome.tokens.astype(np.int64),
-            "accepted": outcome.accepted.astype(np.int64),
-            "draft_lengths": outcome.draft_lengths.astype(np.int64),
+            "tokens": tokens,
+            "accepted": accepted,
+            "draft_lengths": draft_lengths,
             "bandwidth": outcome.bandwidth,
             "latency": outcome.latency,
             "sync_time": outcome.sync_time,
             "verify_time": outcome.verify_time,
-            "clock": self.clock.copy(),
-            "acceptance": self.process.rate.copy(),
-            "spectral_efficiency": self.true_spectral_efficiency(),
+            "clock": clock,
+            "acceptance": acceptance,
+            "spectral_efficiency": efficiency,
         }
 
     def state_info(self) -> dict[str, Any]:
@@ -593,14 +930,19 @@ class MultiSpinEnvAPI:
         """Actions as a float64 (batch, action_size) array, clipped into [-1, 1]; ValueError if malformed."""
         size = self._core.action_size
         try:
-            x = np.array(action, dtype=np.float64)
+            x = np.array(action, dtype=np.float64, order="C")
         except (TypeError, ValueError) as exc:
             raise ValueError(f"action must be an array of {size} numbers, got {action!r}") from exc
         if x.ndim == 0 or x.shape[-1] != size:
             raise ValueError(f"action must have {size} entries on the last axis, got shape {x.shape}")
+        x = x.reshape(-1, size)
+        kernels = self._core._kernels
+        if kernels is not None:
+            if not kernels.clip_actions(x):
+                raise ValueError(f"action contains NaN or inf: {x}")
+            return x
         if not np.isfinite(x).all():
             raise ValueError(f"action contains NaN or inf: {x}")
-        x = x.reshape(-1, size)
         np.maximum(x, -1.0, out=x)
         np.minimum(x, 1.0, out=x)
         return x

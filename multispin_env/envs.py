@@ -91,42 +91,20 @@ class MultiSpinEnv(MultiSpinEnvAPI, gym.Env[NDArray[np.float32], NDArray[np.floa
         return core.observation()[0], info
 
     def step(self, action: NDArray[np.float32]) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
-        core = self._core
-        lengths, shares = core.decode(self._checked_action(action))
-        outcome = core.step(lengths, shares, self.np_random)
-        info = {
-            "tokens": outcome.tokens[0].astype(np.int64),
-            "accepted": outcome.accepted[0].astype(np.int64),
-            "draft_lengths": lengths[0].astype(np.int64),
-            "bandwidth": shares[0],
-            "latency": float(outcome.latency[0]),
-            "sync_time": float(outcome.sync_time[0]),
-            "verify_time": float(outcome.verify_time[0]),
-            "clock": float(core.clock[0]),
-            "acceptance": core.process.rate[0].copy(),
-            "spectral_efficiency": core.true_spectral_efficiency()[0],
-        }
-        return core.observation()[0], float(outcome.reward[0]), False, bool(outcome.truncated[0]), info
+        try:
+            x = np.ascontiguousarray(action, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"action must be an array of shape {self._action_shape}, got {action!r}") from exc
+        if x.shape != self._action_shape:
+            raise ValueError(f"action must have shape {self._action_shape}, got {x.shape}")
+        # Checks NaN/inf, clips, decodes and plays the round (one kernel call with the numba backend).
+        obs, reward, truncated, info = self._core.step_single(x, self.np_random)
+        return obs, reward, False, truncated, info
 
     @property
     def channel_gain(self) -> NDArray[np.complex128]:
         """The true complex fading gains h_k (K,) of the round about to be played (|h|^2 = 1 on average)."""
         return self._core.gain[0].copy()
-
-    def _checked_action(self, action: Any) -> NDArray[np.float64]:
-        """One action as a clipped float64 (1, action_size) array; ValueError if malformed."""
-        try:
-            x = np.array(action, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"action must be an array of shape {self._action_shape}, got {action!r}") from exc
-        if x.shape != self._action_shape:
-            raise ValueError(f"action must have shape {self._action_shape}, got {x.shape}")
-        if not np.isfinite(x).all():
-            raise ValueError(f"action contains NaN or inf: {x}")
-        x = x.reshape(1, -1)
-        np.maximum(x, -1.0, out=x)
-        np.minimum(x, 1.0, out=x)
-        return x
 
     def render(self) -> str | NDArray[np.uint8] | None:
         if self.render_mode is None:
