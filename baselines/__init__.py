@@ -5,6 +5,7 @@ equal-share baselines; round-by-round policies that act through ``env.step``
 build on them.
 """
 
+from baselines import solvers
 from baselines.solvers import (
     Allocation,
     equal_bandwidth_fixed,
@@ -13,10 +14,4 @@ from baselines.solvers import (
     solve_homogeneous,
 )
 
-__all__ = [
-    "Allocation",
-    "solve_homogeneous",
-    "solve_heterogeneous",
-    "equal_bandwidth_fixed",
-    "equal_bandwidth_tuned",
-]
+__all__ = list(solvers.__all__)

@@ -37,12 +37,11 @@ from agents.factory import WrapperChain, _make, build_model, check_env_id, cpu_t
 from agents.hyperparams import import_object, load_hyperparams, parse_key_values, process_hyperparams  # noqa: E402
 
 
-class StepTimer(gym.Wrapper):
-    """Accumulates the wall time of the wrapped env's ``step`` and ``reset`` in a shared list cell (s)."""
+class _TimedStepReset:
+    """Adds the wall time (s) of the wrapped ``env``'s ``step`` and ``reset`` to a shared list cell."""
 
-    def __init__(self, env: gym.Env, cell: list[float]) -> None:
-        super().__init__(env)
-        self.cell = cell
+    env: Any
+    cell: list[float]
 
     def step(self, action: Any) -> Any:
         t = time.perf_counter()
@@ -55,6 +54,14 @@ class StepTimer(gym.Wrapper):
         out = self.env.reset(**kwargs)
         self.cell[0] += time.perf_counter() - t
         return out
+
+
+class StepTimer(_TimedStepReset, gym.Wrapper):
+    """Wall time of the wrapped env's ``step`` and ``reset`` (s)."""
+
+    def __init__(self, env: gym.Env, cell: list[float]) -> None:
+        super().__init__(env)
+        self.cell = cell
 
 
 class VecTimer(VecEnvWrapper):
@@ -84,24 +91,12 @@ class VecTimer(VecEnvWrapper):
         return out
 
 
-class VectorStepTimer(gym.vector.VectorWrapper):
+class VectorStepTimer(_TimedStepReset, gym.vector.VectorWrapper):
     """Wall time of a Gymnasium vector env's own ``step`` and ``reset`` (s), for ``--vec-env batched``."""
 
     def __init__(self, env: gym.vector.VectorEnv, cell: list[float]) -> None:
         super().__init__(env)
         self.cell = cell
-
-    def step(self, actions: Any) -> Any:
-        t = time.perf_counter()
-        out = self.env.step(actions)
-        self.cell[0] += time.perf_counter() - t
-        return out
-
-    def reset(self, **kwargs: Any) -> Any:
-        t = time.perf_counter()
-        out = self.env.reset(**kwargs)
-        self.cell[0] += time.perf_counter() - t
-        return out
 
 
 def profile(algo: str, env_id: str, n_timesteps: int, env_kwargs: dict[str, Any], overrides: dict[str, Any],

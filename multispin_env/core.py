@@ -390,6 +390,12 @@ class MultiSpinCore:
         self._process_ready = True  # every row's process state is now its population's
         self._update_channel(rng)
 
+    def restart(self, rows: BoolArray, rng: np.random.Generator) -> None:
+        """New episodes now in the envs of the mask ``rows``, the others untouched (partial and same-step resets)."""
+        index = np.flatnonzero(rows)
+        self._reset_rows(index, index.size, rng)
+        self._update_channel(rng)
+
     def _reset_rows(self, rows: NDArray[np.intp] | slice, count: int, rng: np.random.Generator) -> None:
         """New episodes in ``rows`` (``count`` envs): population (if resampled), clock, channel, acceptance."""
         if self.config.resample_population:

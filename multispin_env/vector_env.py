@@ -109,7 +109,7 @@ class MultiSpinVectorEnv(MultiSpinEnvAPI, VectorEnv[NDArray[np.float32], NDArray
             core.reset(self.np_random)
             mask = np.ones(self.num_envs, dtype=bool)
         else:
-            self._restart(mask)
+            core.restart(mask, self.np_random)
         self._prev_done = self._prev_done & ~mask
         info = core.state_info()
         info.update({f"_{key}": mask for key in list(info)})
@@ -126,16 +126,6 @@ class MultiSpinVectorEnv(MultiSpinEnvAPI, VectorEnv[NDArray[np.float32], NDArray
         if not mask.any():
             raise ValueError("options['reset_mask'] must select at least one sub-env")
         return mask.copy()
-
-    def _restart(self, mask: NDArray[np.bool_]) -> None:
-        """New episodes in the sub-envs of ``mask``, the others untouched."""
-        core = self._core
-        # The last round's arrays may be shared with the outcome just returned: copy before zeroing rows.
-        core.last_draft_lengths = core.last_draft_lengths.copy()
-        core.last_tokens = core.last_tokens.copy()
-        index = np.flatnonzero(mask)
-        core._reset_rows(index, index.size, self.np_random)
-        core._update_channel(self.np_random)
 
     def step(
         self, actions: NDArray[np.float32]
@@ -184,7 +174,7 @@ class MultiSpinVectorEnv(MultiSpinEnvAPI, VectorEnv[NDArray[np.float32], NDArray
         if self.autoreset_mode is AutoresetMode.SAME_STEP and truncated.any():
             final_info = {key: np.array(value) for key, value in info.items() if not key.startswith("_")}
             final_info.update({f"_{key}": truncated for key in list(final_info)})
-            self._restart(truncated)
+            core.restart(truncated, self.np_random)
             played = ~truncated
             for key in ROUND_INFO_KEYS:  # as in NEXT_STEP: zero and masked out where a new episode began
                 info[key] = np.where(_column(played, info[key]), info[key], 0)
