@@ -1,4 +1,4 @@
-"""Analytic controllers and baselines for Multi-SPIN (``model.md`` sections 3 and 7).
+"""Analytic controllers and baselines for Multi-SPIN (docs/model.md sections 3 and 7).
 
 :mod:`baselines.solvers` holds the per-round optimisers (P-hom, P-het) and the
 equal-share baselines; round-by-round policies that act through ``env.step``

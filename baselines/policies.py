@@ -1,15 +1,15 @@
-"""Analytic policies that act on a MultiSpin env through ``encode_action`` (model.md section 7).
+"""Analytic policies that act on a MultiSpin env through ``encode_action`` (docs/model.md section 7).
 
 Every policy has an SB3-like ``predict(obs, state=None, episode_start=None,
 deterministic=True) -> (action, state)`` so one evaluation loop serves agents
 and baselines. Information levels of the optimising policies:
 
 - ``static``: solved once per population from the mean parameters
-  (``env.unwrapped.mean_round_params()``: mean channel, base acceptance);
+  (:func:`baselines.information.static_params`: mean channel, mean acceptance);
 - ``adaptive``: re-solved every round from the observation only (the
   observed channel and the running acceptance estimate);
 - ``oracle``: re-solved every round from the true acceptance and channel of
-  the round about to be played (``env.unwrapped.round_params()``).
+  the round about to be played (:func:`baselines.information.oracle_params`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
+from gymnasium.vector import VectorEnv
 
 from baselines.solvers import (
     Allocation,
@@ -27,11 +27,10 @@ from baselines.solvers import (
     solve_heterogeneous,
     solve_homogeneous,
 )
+from baselines.information import INFORMATION_LEVELS, round_params_for
 from multispin_env.model import RoundParams
 
 Solver = Callable[[RoundParams], Allocation]
-
-INFORMATION_LEVELS: tuple[str, ...] = ("static", "adaptive", "oracle")
 
 _SOLVERS: dict[str, tuple[Solver, bool]] = {
     # name -> (solver, gives one common length)
@@ -50,38 +49,45 @@ ANALYTIC_POLICIES: tuple[str, ...] = ("equal-fixed", "equal-tuned") + tuple(
 class AnalyticPolicy:
     """A solver applied to the information of one level, acting through ``env.unwrapped.encode_action``.
 
-    :param env: a MultiSpin env (single, possibly wrapped) the policy is bound to
+    :param env: a MultiSpin env the policy is bound to: a single env (possibly wrapped) or a vector env
     :param solver: RoundParams -> Allocation
-    :param information: ``static``, ``adaptive`` or ``oracle``
+    :param information: ``static``, ``adaptive`` or ``oracle`` (:mod:`baselines.information`)
     :param name: the policy's name in reports
+
+    Bound to a vector env of N sub-envs, :meth:`predict` takes the batch of N observations and returns N
+    actions (sub-env i planned with its own state). Bound to a single env it takes one observation; an
+    ``adaptive`` policy also takes a batch of observations (each is all it needs).
     """
 
-    def __init__(self, env: gym.Env, solver: Solver, information: str = "static", name: str | None = None) -> None:
+    def __init__(self, env: Any, solver: Solver, information: str = "static", name: str | None = None) -> None:
         if information not in INFORMATION_LEVELS:
             raise ValueError(f"information must be one of {INFORMATION_LEVELS}, got {information!r}")
         self.env = env
         self.solver = solver
         self.information = information
         self.name = name or f"{getattr(solver, '__name__', 'solver')}-{information}"
-        self._static_action: np.ndarray | None = None
+        unwrapped = getattr(env, "unwrapped", env)
+        #: Number of sub-envs of a vector env (None for a single env).
+        self.num_envs: int | None = unwrapped.num_envs if isinstance(unwrapped, VectorEnv) else None
+        self._observation_size = unwrapped.core.observation_size
+        self._static_actions: dict[int, np.ndarray] = {}
         self.last_allocation: Allocation | None = None
 
     def reset(self) -> None:
-        """Forget the cached static solution (call after ``env.reset()``: the population may have changed)."""
-        self._static_action = None
+        """Forget the cached static solutions (call after ``env.reset()``: the population may have changed)."""
+        self._static_actions.clear()
 
-    def _params(self, obs: np.ndarray) -> RoundParams:
-        unwrapped = self.env.unwrapped
-        if self.information == "oracle":
-            return unwrapped.round_params()
-        if self.information == "adaptive":
-            return unwrapped.round_params_from_observation(obs)
-        return unwrapped.mean_round_params()
-
-    def _act(self, obs: np.ndarray) -> np.ndarray:
-        allocation = self.solver(self._params(obs))
+    def _act(self, obs: np.ndarray, index: int) -> np.ndarray:
+        allocation = self.solver(round_params_for(self.env, self.information, obs, index))
         self.last_allocation = allocation
         return self.env.unwrapped.encode_action(allocation.draft_lengths, allocation.bandwidth)
+
+    def _act_cached(self, obs: np.ndarray, index: int, restart: bool) -> np.ndarray:
+        if self.information != "static":
+            return self._act(obs, index)
+        if restart or index not in self._static_actions:
+            self._static_actions[index] = self._act(obs, index)
+        return self._static_actions[index].copy()
 
     def predict(
         self,
@@ -90,28 +96,42 @@ class AnalyticPolicy:
         episode_start: np.ndarray | None = None,
         deterministic: bool = True,
     ) -> tuple[np.ndarray, Any]:
-        """Action for one (unbatched) observation, SB3 style; ``state`` is passed through."""
-        obs = np.asarray(observation)
-        if self.information != "static":
-            return self._act(obs), state
-        if self._static_action is None or (episode_start is not None and np.any(episode_start)):
-            self._static_action = self._act(obs)
-        return self._static_action.copy(), state
+        """Action(s) for the observation(s), SB3 style; ``state`` is passed through.
+
+        ``episode_start`` (one flag per observation) marks new episodes: static solutions are recomputed there.
+        """
+        obs = np.asarray(observation, dtype=np.float64)
+        size = self._observation_size
+        if obs.ndim == 0 or obs.shape[-1] != size:
+            raise ValueError(f"{self.name}: observation must have {size} entries on the last axis, got {obs.shape}")
+        starts = np.zeros(obs.shape[:-1], dtype=bool) if episode_start is None else np.asarray(episode_start, bool)
+        if self.num_envs is not None:
+            if obs.shape != (self.num_envs, size):
+                raise ValueError(f"{self.name}: bound to a vector env of {self.num_envs} sub-envs, expected "
+                                 f"observations of shape ({self.num_envs}, {size}), got {obs.shape}")
+            starts = np.broadcast_to(starts, (self.num_envs,))
+            return np.stack([self._act_cached(obs[i], i, bool(starts[i])) for i in range(self.num_envs)]), state
+        if obs.ndim == 1:
+            return self._act_cached(obs, 0, bool(np.any(starts))), state
+        if self.information != "adaptive" or obs.ndim != 2:
+            raise ValueError(f"{self.name}: bound to a single env, expected one observation of shape ({size},), "
+                             f"got {obs.shape}; bind the policy to a vector env to act on a batch")
+        return np.stack([self._act(row, 0) for row in obs]), state
 
 
-def policies_for(env: gym.Env) -> tuple[str, ...]:
+def policies_for(env: Any) -> tuple[str, ...]:
     """The analytic policies that ``env`` can express (het-opt needs per-user lengths)."""
     if env.unwrapped.config.homogeneous:
         return tuple(name for name in ANALYTIC_POLICIES if not name.startswith("het-opt"))
     return ANALYTIC_POLICIES
 
 
-def make_policy(name: str, env: gym.Env) -> AnalyticPolicy:
+def make_policy(name: str, env: Any) -> AnalyticPolicy:
     """Build the analytic policy ``name`` (one of :data:`ANALYTIC_POLICIES`) bound to ``env``."""
     if name not in ANALYTIC_POLICIES:
         raise ValueError(f"unknown analytic policy {name!r}; known: {list(ANALYTIC_POLICIES)}")
     if name not in policies_for(env):
-        raise ValueError(f"policy {name!r} needs per-user draft lengths; {env.spec.id if env.spec else env} has one")
+        raise ValueError(f"policy {name!r} needs per-user draft lengths; {getattr(env, 'spec', None) or env} has one")
     solver_name, _, level = name.rpartition("-") if name.count("-") == 2 else (name, "", "static")
     solver, _ = _SOLVERS[solver_name]
     return AnalyticPolicy(env, solver, level, name=name)

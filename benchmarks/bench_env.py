@@ -1,8 +1,6 @@
 """Environment throughput: MultiSpin-Heterogeneous-v0 beside CartPole-v1 measured the same way, as ratios.
 
-Three measurements, each for MultiSpin with both backends (config ``backend``: "numba", the JIT-compiled
-kernels and the default when numba is installed, and "numpy", the reference implementation) and for
-CartPole-v1, all in the same run:
+Three measurements, each for MultiSpin (the compiled round) and for CartPole-v1, all in the same run:
 
 - ``gym.make`` single env: env-steps/s of a Python loop of ``step`` with pre-drawn
   random actions, resetting when an episode ends (wrappers included, as a user gets them);
@@ -10,7 +8,7 @@ CartPole-v1, all in the same run:
   (MultiSpin's batched env, CartPole's CartPoleVectorEnv): env-steps/s =
   batch steps/s x num_envs (autoreset included).
 
-Goals (issue 3), for the default backend: single env >= 0.5x CartPole; vector env at 256 >= 0.5x CartPole's.
+Goals: single env >= 0.5x CartPole; vector env at 256 >= 0.5x CartPole's.
 The machine may be shared, so time is this process's CPU time by default
 (``--clock wall`` for wall time), the cases are interleaved over several rounds
 and the best rate of each is kept (best-of-N is the least disturbed by background load).
@@ -33,8 +31,6 @@ try:
 except ImportError:  # run from a checkout without an installed package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import multispin_env  # noqa: F401
-
-from multispin_env.config import numba_available, resolve_config  # noqa: E402
 
 MULTISPIN = "MultiSpin-Heterogeneous-v0"
 CARTPOLE = "CartPole-v1"
@@ -92,21 +88,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     clock = time.process_time if args.clock == "process" else time.perf_counter
 
-    default = resolve_config().backend  # what gym.make gives without a backend setting
-    backends = ["numba", "numpy"] if numba_available() else ["numpy"]
     measurements = {
-        "`gym.make` single env": (1, lambda **kw: single_runner(MULTISPIN, **kw), single_runner(CARTPOLE)),
-        "`gym.make_vec`, 64 envs": (64, lambda **kw: vector_runner(MULTISPIN, 64, **kw), vector_runner(CARTPOLE, 64)),
-        "`gym.make_vec`, 256 envs": (
-            256, lambda **kw: vector_runner(MULTISPIN, 256, **kw), vector_runner(CARTPOLE, 256)
-        ),
+        "`gym.make` single env": (1, single_runner(MULTISPIN), single_runner(CARTPOLE)),
+        "`gym.make_vec`, 64 envs": (64, vector_runner(MULTISPIN, 64), vector_runner(CARTPOLE, 64)),
+        "`gym.make_vec`, 256 envs": (256, vector_runner(MULTISPIN, 256), vector_runner(CARTPOLE, 256)),
     }
-    # Case (measurement, backend or None for CartPole) -> (env-steps per call, runner).
-    cases: dict[tuple[str, str | None], tuple[int, Callable[[int], None]]] = {}
-    for name, (num_envs, make_ours, cartpole) in measurements.items():
-        for backend in backends:
-            cases[(name, backend)] = (num_envs, make_ours(backend=backend))
-        cases[(name, None)] = (num_envs, cartpole)
+    # Case (measurement, env) -> (env-steps per call, runner).
+    cases: dict[tuple[str, str], tuple[int, Callable[[int], None]]] = {}
+    for name, (num_envs, ours, cartpole) in measurements.items():
+        cases[(name, MULTISPIN)] = (num_envs, ours)
+        cases[(name, CARTPOLE)] = (num_envs, cartpole)
     best = dict.fromkeys(cases, 0.0)
     for _ in range(args.rounds):
         for case, (num_envs, run) in cases.items():
@@ -115,18 +106,16 @@ def main(argv: list[str] | None = None) -> None:
     goals = {"`gym.make` single env": GOAL, "`gym.make_vec`, 256 envs": GOAL}
     print(
         f"Env-steps per {args.clock} second, best of {args.rounds} interleaved rounds "
-        f"({MULTISPIN}, K = 6, default config; default backend here: {default})\n"
+        f"({MULTISPIN}, K = 6, default config)\n"
     )
-    print("| measurement | backend | MultiSpin env-steps/s | CartPole-v1 env-steps/s | ratio | goal |")
-    print("|---|---|---:|---:|---:|---|")
+    print("| measurement | MultiSpin env-steps/s | CartPole-v1 env-steps/s | ratio | goal |")
+    print("|---|---:|---:|---:|---|")
     for name in measurements:
-        cartpole = best[(name, None)]
-        for backend in backends:
-            ours = best[(name, backend)]
-            ratio = ours / cartpole
-            goal = goals.get(name) if backend == default else None
-            verdict = "-" if goal is None else f">= {goal}x: {'met' if ratio >= goal else 'missed'}"
-            print(f"| {name} | {backend} | {ours:,.0f} | {cartpole:,.0f} | {ratio:.2f}x | {verdict} |")
+        ours, cartpole = best[(name, MULTISPIN)], best[(name, CARTPOLE)]
+        ratio = ours / cartpole
+        goal = goals.get(name)
+        verdict = "-" if goal is None else f">= {goal}x: {'met' if ratio >= goal else 'missed'}"
+        print(f"| {name} | {ours:,.0f} | {cartpole:,.0f} | {ratio:.2f}x | {verdict} |")
 
 
 if __name__ == "__main__":

@@ -1,19 +1,22 @@
-"""Acceptance processes (model.md section 5.1), batched over arrays of shape (num_envs, K).
+"""Acceptance processes (docs/model.md section 5.1), batched over arrays of shape (num_envs, K).
 
-Every process keeps the per-token acceptance rate of each user for the round
-about to be played (:attr:`AcceptanceProcess.rate`) and samples the number of
-accepted draft tokens A_k as a *prefix*: draft token i is accepted only if all
-tokens before it were, so A_k is the index of the first rejection (or L_k when
-the whole draft is accepted). The mean N(a, L) of eq. (4) is never used in the
-simulation.
+Every process keeps, for the round about to be played, each user's per-token acceptance rate
+(:attr:`AcceptanceProcess.rate`, the rate of draft position 1) and the table the round samples from,
+:attr:`AcceptanceProcess.cumulative_hazard`: H_k(i) = -sum_{j<=i} log a_{k,j} for draft positions
+i = 1..L_max, a_{k,j} the acceptance probability of position j given the positions before it were accepted.
+The accepted prefix is sampled the same way for every process (:func:`accepted_prefix`):
 
-Sampling uses one exponential variate per user: with cumulative hazard
-H(i) = -sum_{j<=i} log a_{k,j} (a_{k,j} the rate of draft position j), the
-accepted prefix is A = min(L, #{i : H(i) <= E}), E ~ Exp(1), because
-P(A >= i) = P(E >= H(i)) = prod_{j<=i} a_{k,j}. For a rate that does not
-depend on the position, H(i) = i (-log a) and A = min(L, floor(E / -log a)).
+    A_k = #{i <= L_k : H_k(i) <= E},  E ~ Exp(1),  so  P(A_k >= i) = P(E >= H_k(i)) = prod_{j<=i} a_{k,j}.
 
-Processes (selected by name, :data:`ACCEPTANCE_PROCESSES`):
+Draft token i is accepted only if all tokens before it were, so A_k is the index of the first rejection (or
+L_k when the whole draft is accepted). The mean N(a, L) of eq. (4) is never used in the simulation.
+
+A process is a small component: its constructor takes the batch shape and its settings (the config fields
+named in :attr:`AcceptanceProcess.parameters`), :meth:`~AcceptanceProcess.reset` and
+:meth:`~AcceptanceProcess.advance` keep ``rate`` and ``cumulative_hazard`` up to date, and
+:func:`register_acceptance_process` makes it selectable by name (docs/model.md section 9).
+
+Processes (:data:`ACCEPTANCE_PROCESSES`):
 
 - ``iid``: a_k fixed, the population's rate (the paper's model).
 - ``positional``: a_{k,i} = a_k d^(i-1), d = ``positional_decay``.
@@ -27,15 +30,17 @@ Processes (selected by name, :data:`ACCEPTANCE_PROCESSES`):
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+from numba import float64, njit, types, vectorize
 from numpy.typing import NDArray
 
-from multispin_env._checks import real_setting
+from multispin_env._numba import JIT, jit_cache
 from multispin_env.scenarios import AcceptanceProfile
+
+if TYPE_CHECKING:
+    from multispin_env.config import EnvConfig
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -47,26 +52,69 @@ __all__ = [
     "PositionalAcceptance",
     "MarkovAcceptance",
     "TaskAcceptance",
+    "accepted_prefix",
+    "acceptance_estimate",
+    "sample_prefixes",
     "make_acceptance_process",
+    "register_acceptance_process",
 ]
+
+with jit_cache():
+
+    @vectorize([float64(float64, float64, float64, float64)], cache=JIT["cache"])
+    def acceptance_estimate(successes, failures, prior, prior_weight):
+        """The observed acceptance estimate a_hat = (S + w0 a0) / (S + F + w0) (docs/model.md section 5.4): S and F
+        the discounted accepted draft tokens and first rejections, a0 the prior rate, w0 its weight."""
+        numerator = successes + prior_weight * prior
+        return numerator / (numerator + failures + prior_weight * (1.0 - prior))
+
+    @njit(**JIT, inline="always")
+    def accepted_prefix(cumulative_hazard, i, k, draft_length, draw):
+        """A = min(L, #{j : H(j) <= E}): the accepted prefix of user k of system i, drafting ``draft_length``
+        tokens, for the Exp(1) variate ``draw``; ``cumulative_hazard[i, k]`` is the user's H(1..L_max).
+
+        H is non-decreasing, so counting every position below E and capping at L is the prefix; the count has
+        no data-dependent branch (a loop that stops at the first rejection is 3x slower on random draws).
+        """
+        reached = 0.0
+        for j in range(cumulative_hazard.shape[2]):
+            reached += np.float64(cumulative_hazard[i, k, j] <= draw)
+        return min(reached, draft_length)
+
+    @njit(types.void(types.float64[:, :, ::1], types.float64[:, ::1], types.float64[:, ::1], types.float64[:, ::1]),
+          **JIT)
+    def _sample_prefixes(cumulative_hazard, draft_lengths, exponential, out):
+        for i in range(out.shape[0]):
+            for k in range(out.shape[1]):
+                out[i, k] = accepted_prefix(cumulative_hazard, i, k, draft_lengths[i, k], exponential[i, k])
+
+
+def sample_prefixes(cumulative_hazard: FloatArray, draft_lengths: FloatArray, exponential: FloatArray) -> FloatArray:
+    """:func:`accepted_prefix` of every user (n, K), as the compiled round samples them, as floats."""
+    lengths = np.ascontiguousarray(draft_lengths, dtype=np.float64)
+    draws = np.ascontiguousarray(exponential, dtype=np.float64)
+    out = np.empty(lengths.shape)
+    _sample_prefixes(np.ascontiguousarray(cumulative_hazard, dtype=np.float64), lengths, draws, out)
+    return out
 
 
 class AcceptanceProcess:
-    """Base class: a per-round acceptance rate per user and prefix sampling (i.i.d. in the positions).
+    """Base class: a per-round acceptance rate per user, the same for every draft position (i.i.d.).
 
     :param num_envs: number of independent systems (batch rows)
     :param num_users: K
     :param max_draft: L_max, tokens
 
-    Attributes (all shape (num_envs, K)):
+    Attributes (updated in place, never rebound: the compiled round holds them):
 
-    - ``rate``: a_k of the round about to be played (for ``positional``: the rate of draft position 1);
-    - ``base_rate``: the population's rate a_k the process was reset with.
+    - ``rate`` (num_envs, K): a_k of the round about to be played (the rate of draft position 1);
+    - ``cumulative_hazard`` (num_envs, K, L_max): H_k(i) for i = 1..L_max (see the module docstring);
+    - ``base_rate`` (num_envs, K): the population's rate a_k the process was reset with.
     """
 
     name: ClassVar[str] = ""
-    #: Config keys of this process's parameters and their defaults.
-    defaults: ClassVar[dict[str, float]] = {}
+    #: Config fields (:class:`~multispin_env.config.EnvConfig`) passed to the constructor as keywords.
+    parameters: ClassVar[tuple[str, ...]] = ()
     #: Whether the state evolves between rounds (:meth:`advance` is not a no-op, and may draw randomness).
     #: False: the state is a function of the base rates alone, so resetting rows to unchanged base rates
     #: changes nothing.
@@ -77,41 +125,63 @@ class AcceptanceProcess:
         self.num_envs = num_envs
         self.num_users = num_users
         self.max_draft = max_draft
+        self.positions = np.arange(1, max_draft + 1, dtype=np.float64)
         self.base_rate: FloatArray = np.full(shape, 0.5)
         self.rate: FloatArray = np.full(shape, 0.5)
-        # -log a: per-token hazard of rejection (> 0 since a < 1).
-        self._hazard: FloatArray = -np.log(self.rate)
+        self.cumulative_hazard: FloatArray = np.zeros((*shape, max_draft))
+        self.set_rates(None, self.rate)
+
+    def set_rates(self, where: BoolArray | None, rates: FloatArray) -> None:
+        """Give the users of the mask ``where`` (None: all) the position-independent ``rates`` (one per selected
+        user): ``rate`` = a and H(i) = i (-log a)."""
+        sel = slice(None) if where is None else where
+        self.rate[sel] = rates
+        self.cumulative_hazard[sel] = -np.log(self.rate[sel])[..., None] * self.positions
 
     def reset(self, rows: BoolArray | None, base_rate: FloatArray, rng: np.random.Generator) -> None:
         """Restart the process in ``rows`` (a boolean mask over envs; None = all) from ``base_rate`` (num_envs, K)."""
         sel = slice(None) if rows is None else rows
-        rates = base_rate[sel]
-        self.base_rate[sel] = rates
-        self.rate[sel] = rates
-        self._hazard[sel] = -np.log(rates)
-
-    def sample(self, draft_lengths: FloatArray, exponential: FloatArray) -> FloatArray:
-        """Accepted prefix lengths A = min(L, floor(E / -log a)) for E ~ Exp(1) (``exponential``), as floats."""
-        accepted = np.divide(exponential, self._hazard)
-        np.floor(accepted, out=accepted)
-        return np.minimum(accepted, draft_lengths, out=accepted)
+        self.base_rate[sel] = base_rate[sel]
+        self.set_rates(rows, base_rate[sel])
 
     def advance(self, tokens: FloatArray, rng: np.random.Generator) -> None:
         """Evolve the process after a round in which each user gained ``tokens`` (no-op for i.i.d.)."""
+
+    def sample(self, draft_lengths: FloatArray, exponential: FloatArray) -> FloatArray:
+        """Accepted prefixes (n, K) for the Exp(1) variates ``exponential``, as the round samples them."""
+        return sample_prefixes(self.cumulative_hazard, draft_lengths, exponential)
+
+    def survival(self) -> FloatArray:
+        """P(A_k >= i) = exp(-H_k(i)) for i = 1..L_max, shape (num_envs, K, L_max): the current acceptance curve."""
+        return np.exp(-self.cumulative_hazard)
 
     def mean_rate(self, base_rate: FloatArray) -> FloatArray:
         """Long-run mean rate per user given the population's ``base_rate`` (what a static policy plans with)."""
         return np.array(base_rate, dtype=np.float64)
 
 
+#: Acceptance processes by name (:func:`register_acceptance_process` adds one).
+ACCEPTANCE_PROCESSES: dict[str, type[AcceptanceProcess]] = {}
+
+
+def register_acceptance_process(cls: type[AcceptanceProcess]) -> type[AcceptanceProcess]:
+    """Class decorator: make ``cls`` selectable as ``acceptance_process=cls.name``."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} needs a non-empty class attribute name")
+    ACCEPTANCE_PROCESSES[cls.name] = cls
+    return cls
+
+
+@register_acceptance_process
 class IIDAcceptance(AcceptanceProcess):
-    """i.i.d. acceptance with the population's fixed rate a_k (model.md eq. (4))."""
+    """i.i.d. acceptance with the population's fixed rate a_k (docs/model.md eq. (4))."""
 
     name = "iid"
 
 
+@register_acceptance_process
 class PositionalAcceptance(AcceptanceProcess):
-    """Acceptance falling with the draft position: a_{k,i} = a_k d^(i-1) (model.md section 5.1).
+    """Acceptance falling with the draft position: a_{k,i} = a_k d^(i-1) (docs/model.md section 5.1).
 
     :param positional_decay: d in (0, 1]; d = 1 is i.i.d. (measured: 0.805, 0.632, 0.483 for positions 1-3,
         i.e. d ~ 0.79)
@@ -120,30 +190,24 @@ class PositionalAcceptance(AcceptanceProcess):
     """
 
     name = "positional"
-    defaults = {"positional_decay": 0.8}
+    parameters = ("positional_decay",)
 
-    def __init__(self, num_envs: int, num_users: int, max_draft: int, *, positional_decay: float = 0.8) -> None:
-        super().__init__(num_envs, num_users, max_draft)
-        self.decay = real_setting("positional_decay", positional_decay, 0.0, 1.0, low_open=True)
+    def __init__(self, num_envs: int, num_users: int, max_draft: int, *, positional_decay: float) -> None:
+        self.decay = float(positional_decay)
         positions = np.arange(1, max_draft + 1, dtype=np.float64)
-        self._positions = positions
         # -sum_{j<=i} log d^(j-1) = -log(d) i (i - 1) / 2
-        self._decay_hazard = -math.log(self.decay) * positions * (positions - 1.0) / 2.0
-        self._cumulative_hazard: FloatArray = np.zeros((num_envs, num_users, max_draft))
+        self._decay_hazard = -np.log(self.decay) * positions * (positions - 1.0) / 2.0
+        super().__init__(num_envs, num_users, max_draft)
 
-    def reset(self, rows: BoolArray | None, base_rate: FloatArray, rng: np.random.Generator) -> None:
-        super().reset(rows, base_rate, rng)
-        sel = slice(None) if rows is None else rows
-        self._cumulative_hazard[sel] = self._hazard[sel][..., None] * self._positions + self._decay_hazard
-
-    def sample(self, draft_lengths: FloatArray, exponential: FloatArray) -> FloatArray:
-        """A = min(L, #{i : H(i) <= E}), H the cumulative hazard of positions 1..L_max."""
-        reached = np.count_nonzero(self._cumulative_hazard <= exponential[..., None], axis=-1)
-        return np.minimum(reached, draft_lengths)
+    def set_rates(self, where: BoolArray | None, rates: FloatArray) -> None:
+        super().set_rates(where, rates)
+        sel = slice(None) if where is None else where
+        self.cumulative_hazard[sel] += self._decay_hazard
 
 
+@register_acceptance_process
 class MarkovAcceptance(AcceptanceProcess):
-    """Sticky two-regime (easy/hard content) hidden Markov acceptance (model.md section 5.1).
+    """Sticky two-regime (easy/hard content) hidden Markov acceptance (docs/model.md section 5.1).
 
     :param markov_switch_prob: probability per round that a user's regime flips (both directions)
     :param markov_hard_factor: hard-regime rate = a_k * factor, factor in (0, 1]
@@ -152,54 +216,45 @@ class MarkovAcceptance(AcceptanceProcess):
     """
 
     name = "markov"
-    defaults = {"markov_switch_prob": 0.05, "markov_hard_factor": 0.6}
+    parameters = ("markov_switch_prob", "markov_hard_factor")
     evolves = True
 
     def __init__(
-        self,
-        num_envs: int,
-        num_users: int,
-        max_draft: int,
-        *,
-        markov_switch_prob: float = 0.05,
-        markov_hard_factor: float = 0.6,
+        self, num_envs: int, num_users: int, max_draft: int, *, markov_switch_prob: float, markov_hard_factor: float
     ) -> None:
         super().__init__(num_envs, num_users, max_draft)
-        self.switch_prob = real_setting("markov_switch_prob", markov_switch_prob, 0.0, 1.0)
-        self.hard_factor = real_setting("markov_hard_factor", markov_hard_factor, 0.0, 1.0, low_open=True)
-        shape = (num_envs, num_users)
+        self.switch_prob = float(markov_switch_prob)
+        self.hard_factor = float(markov_hard_factor)
         #: True where the user is in the hard regime.
-        self.hard: BoolArray = np.zeros(shape, dtype=bool)
-        self._easy_hazard: FloatArray = np.ones(shape)
-        self._hard_hazard: FloatArray = np.ones(shape)
+        self.hard: BoolArray = np.zeros((num_envs, num_users), dtype=bool)
 
-    def _apply_regime(self) -> None:
-        np.copyto(self.rate, np.where(self.hard, self.base_rate * self.hard_factor, self.base_rate))
-        np.copyto(self._hazard, np.where(self.hard, self._hard_hazard, self._easy_hazard))
+    def _apply_regime(self, where: BoolArray) -> None:
+        self.set_rates(where, np.where(self.hard, self.base_rate * self.hard_factor, self.base_rate)[where])
 
     def reset(self, rows: BoolArray | None, base_rate: FloatArray, rng: np.random.Generator) -> None:
-        super().reset(rows, base_rate, rng)
         sel = slice(None) if rows is None else rows
-        self._easy_hazard[sel] = -np.log(base_rate[sel])
-        self._hard_hazard[sel] = -np.log(base_rate[sel] * self.hard_factor)
+        self.base_rate[sel] = base_rate[sel]
         self.hard[sel] = rng.random(self.hard[sel].shape) < 0.5
-        self._apply_regime()
+        where = np.zeros(self.hard.shape, dtype=bool)
+        where[sel] = True
+        self._apply_regime(where)
 
     def advance(self, tokens: FloatArray, rng: np.random.Generator) -> None:
         flips = rng.random(self.hard.shape) < self.switch_prob
         if flips.any():
             self.hard ^= flips
-            self._apply_regime()
+            self._apply_regime(flips)
 
     def mean_rate(self, base_rate: FloatArray) -> FloatArray:
         return np.asarray(base_rate, dtype=np.float64) * (1.0 + self.hard_factor) / 2.0
 
 
+@register_acceptance_process
 class TaskAcceptance(AcceptanceProcess):
-    """Requests of random length, each of a task drawn from an acceptance profile (model.md section 5.1).
+    """Requests of random length, each of a task drawn from an acceptance profile (docs/model.md section 5.1).
 
     :param mean_request_tokens: mean request length in tokens (>= 1); lengths are geometric on {1, 2, ...}
-    :param profile: the task mix: task rates and request frequencies
+    :param task_profile: the task mix: task rates and request frequencies
 
     A round's tokens count towards the user's current request; when the request is
     complete (its remaining length drops to 0 or below), the next round starts a
@@ -209,7 +264,7 @@ class TaskAcceptance(AcceptanceProcess):
     """
 
     name = "tasks"
-    defaults = {"mean_request_tokens": 100.0}
+    parameters = ("mean_request_tokens", "task_profile")
     evolves = True
 
     def __init__(
@@ -218,15 +273,14 @@ class TaskAcceptance(AcceptanceProcess):
         num_users: int,
         max_draft: int,
         *,
-        profile: AcceptanceProfile,
-        mean_request_tokens: float = 100.0,
+        task_profile: AcceptanceProfile,
+        mean_request_tokens: float,
     ) -> None:
         super().__init__(num_envs, num_users, max_draft)
-        self.mean_request_tokens = real_setting("mean_request_tokens", mean_request_tokens, 1.0, 1e12)
-        self.profile = profile
-        self.task_rates = profile.rate_array()
-        self._task_hazard = -np.log(self.task_rates)
-        self._task_cdf = np.cumsum(profile.probabilities())
+        self.mean_request_tokens = float(mean_request_tokens)
+        self.profile = task_profile
+        self.task_rates = task_profile.rate_array()
+        self._task_cdf = np.cumsum(task_profile.probabilities())
         shape = (num_envs, num_users)
         #: Index into ``profile.tasks`` of each user's current task.
         self.task: NDArray[np.intp] = np.zeros(shape, dtype=np.intp)
@@ -238,8 +292,7 @@ class TaskAcceptance(AcceptanceProcess):
         task = np.searchsorted(self._task_cdf, rng.random(count), side="right")
         task = np.minimum(task, self.task_rates.size - 1)  # guards a cumulative sum that ends just below 1
         self.task[where] = task
-        self.rate[where] = self.task_rates[task]
-        self._hazard[where] = self._task_hazard[task]
+        self.set_rates(where, self.task_rates[task])
         self.remaining[where] = rng.geometric(1.0 / self.mean_request_tokens, count)
 
     def reset(self, rows: BoolArray | None, base_rate: FloatArray, rng: np.random.Generator) -> None:
@@ -260,28 +313,12 @@ class TaskAcceptance(AcceptanceProcess):
         return np.full(np.shape(base_rate), mean)
 
 
-#: Acceptance processes by name.
-ACCEPTANCE_PROCESSES: dict[str, type[AcceptanceProcess]] = {
-    cls.name: cls for cls in (IIDAcceptance, PositionalAcceptance, MarkovAcceptance, TaskAcceptance)
-}
-
-
-def make_acceptance_process(
-    name: str,
-    num_envs: int,
-    num_users: int,
-    max_draft: int,
-    parameters: Mapping[str, Any],
-    profile: AcceptanceProfile,
-) -> AcceptanceProcess:
-    """Build the process ``name`` taking its parameters (keys of its ``defaults``) from ``parameters``.
-
-    ``profile`` is the task mix of the ``tasks`` process (ignored by the others).
-    """
+def make_acceptance_process(config: EnvConfig, num_envs: int) -> AcceptanceProcess:
+    """The process ``config.acceptance_process`` for ``num_envs`` systems of ``config``'s scenario, with its
+    parameters (the config fields it names in ``parameters``; validated by the config)."""
+    name = config.acceptance_process
     if name not in ACCEPTANCE_PROCESSES:
         raise ValueError(f"acceptance_process must be one of {sorted(ACCEPTANCE_PROCESSES)}, got {name!r}")
     cls = ACCEPTANCE_PROCESSES[name]
-    kwargs: dict[str, Any] = {key: parameters.get(key, default) for key, default in cls.defaults.items()}
-    if cls is TaskAcceptance:
-        kwargs["profile"] = profile
-    return cls(num_envs, num_users, max_draft, **kwargs)
+    kwargs: dict[str, Any] = {key: getattr(config, key) for key in cls.parameters}
+    return cls(num_envs, config.scenario.num_users, config.scenario.max_draft, **kwargs)

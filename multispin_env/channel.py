@@ -8,10 +8,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+import llvmlite.binding as llvm
 import numpy as np
+from numba import complex128, float64, types, vectorize
+from numba.extending import get_cython_function_address
 from numpy.typing import ArrayLike, NDArray
-from scipy.special import j0
 
+from multispin_env._numba import JIT, jit_cache
 from multispin_env.model import RoundParams
 
 FloatArray = NDArray[np.float64]
@@ -26,6 +29,36 @@ PAYLOAD_MODELS: tuple[str, ...] = ("token-only", "top-k", "full")
 MIN_SPECTRAL_EFFICIENCY = 1e-9
 
 _SQRT_HALF = math.sqrt(0.5)
+_LN2 = math.log(2.0)
+
+# scipy's Bessel J0 (double j0(double, int skip_dispatch), the function behind scipy.special.j0) under a fixed
+# symbol name, so that compiled code calling it can be cached (cached code links by name).
+llvm.add_symbol("multispin_env_scipy_j0", get_cython_function_address("scipy.special.cython_special", "j0"))
+_scipy_j0 = types.ExternalFunction("multispin_env_scipy_j0", types.float64(types.float64, types.intc))
+
+# The formulas the compiled round calls (numba ufuncs: numpy calls them on arrays, the kernels on scalars).
+with jit_cache():
+
+    @vectorize([float64(float64, float64)], cache=JIT["cache"])
+    def efficiency(snr, fading_power):
+        """Spectral efficiency e = log2(1 + SNR |h|^2) in bit/s/Hz from the linear SNR, floored at
+        :data:`MIN_SPECTRAL_EFFICIENCY` (section 4)."""
+        return max(math.log1p(snr * fading_power) / _LN2, MIN_SPECTRAL_EFFICIENCY)
+
+    @vectorize([float64(float64, float64, float64)], cache=JIT["cache"])
+    def upload_time_per_token(payload, bandwidth_hz, spectral_efficiency):
+        """c_k = D / (W e_k): seconds per draft token with the whole band (e_k floored as in :func:`efficiency`)."""
+        return payload / (bandwidth_hz * max(spectral_efficiency, MIN_SPECTRAL_EFFICIENCY))
+
+    @vectorize([float64(float64, float64)], cache=JIT["cache"])
+    def fading_correlation(doppler_hz, dt):
+        """Jakes lag correlation rho = J0(2 pi f_D dt) of the Gauss-Markov fading (section 4)."""
+        return _scipy_j0(2.0 * math.pi * doppler_hz * dt, 0)
+
+    @vectorize([complex128(complex128, float64, complex128)], cache=JIT["cache"])
+    def gauss_markov_step(gain, rho, innovation):
+        """One Gauss-Markov step h' = rho h + sqrt(1 - rho^2) w with w ~ CN(0, 1) (section 4); keeps E|h|^2 = 1."""
+        return rho * gain + math.sqrt(max(1.0 - rho * rho, 0.0)) * innovation
 
 
 def payload_bits(model: str = "top-k", vocab_size: int = 32000, prob_bits: int = 16, top_k: int = 1024) -> int:
@@ -77,20 +110,14 @@ def mean_snr_db(
     return received - noise_power_dbm(bandwidth_hz, noise_density_dbm_hz, noise_figure_db)
 
 
+def snr_linear(snr_db: ArrayLike) -> FloatArray:
+    """10^(SNR/10): the linear SNR of a value in dB."""
+    return np.power(10.0, np.asarray(snr_db, dtype=np.float64) / 10.0)
+
+
 def spectral_efficiency(snr_db: ArrayLike, fading_power: ArrayLike = 1.0) -> FloatArray:
-    """e = log2(1 + SNR |h|^2) in bit/s/Hz, floored at :data:`MIN_SPECTRAL_EFFICIENCY`."""
-    snr = np.power(10.0, np.asarray(snr_db, dtype=np.float64) / 10.0) * np.asarray(fading_power)
-    return np.maximum(np.log2(1.0 + snr), MIN_SPECTRAL_EFFICIENCY)
-
-
-def upload_time_per_token(payload: float, bandwidth_hz: float, efficiency: ArrayLike) -> FloatArray:
-    """c_k = D / (W e_k): seconds per draft token with the whole band."""
-    return payload / (bandwidth_hz * np.maximum(np.asarray(efficiency, dtype=np.float64), MIN_SPECTRAL_EFFICIENCY))
-
-
-def fading_correlation(doppler_hz: ArrayLike, dt: ArrayLike) -> FloatArray:
-    """Jakes lag correlation rho = J0(2 pi f_D dt) of the Gauss-Markov fading (model.md section 4)."""
-    return j0(2.0 * np.pi * np.asarray(doppler_hz, dtype=np.float64) * np.asarray(dt, dtype=np.float64))
+    """:func:`efficiency` of a mean SNR in dB: e = log2(1 + SNR |h|^2) in bit/s/Hz, floored."""
+    return efficiency(snr_linear(snr_db), fading_power)
 
 
 def rayleigh_gains(rng: np.random.Generator, shape: int | tuple[int, ...]) -> NDArray[np.complex128]:
@@ -102,24 +129,6 @@ def rayleigh_gains(rng: np.random.Generator, shape: int | tuple[int, ...]) -> ND
 def complex_normal(normal: FloatArray) -> NDArray[np.complex128]:
     """CN(0, 1) variates (z1 + i z2) / sqrt(2) from standard normals ``normal`` of shape (2, ...)."""
     return normal[0] * _SQRT_HALF + 1j * (normal[1] * _SQRT_HALF)
-
-
-def gauss_markov_step(
-    gains: NDArray[np.complex128],
-    rho: ArrayLike,
-    rng: np.random.Generator | None = None,
-    innovation: NDArray[np.complex128] | None = None,
-) -> NDArray[np.complex128]:
-    """One Gauss-Markov step h' = rho h + sqrt(1 - rho^2) w, w ~ CN(0, 1); keeps E|h|^2 = 1.
-
-    w is ``innovation`` when given (pre-drawn, the shape of ``gains``), else drawn from ``rng``.
-    """
-    rho_arr = np.asarray(rho, dtype=np.float64)
-    if innovation is None:
-        if rng is None:
-            raise ValueError("gauss_markov_step needs rng or innovation")
-        innovation = rayleigh_gains(rng, gains.shape)
-    return rho_arr * gains + np.sqrt(np.maximum(1.0 - rho_arr * rho_arr, 0.0)) * innovation
 
 
 def draft_times_of(device_classes: Sequence[str]) -> FloatArray:

@@ -1,207 +1,187 @@
-"""Configuration of the Multi-SPIN environments: keys, documented defaults and validation.
+"""Every setting of the Multi-SPIN environments, declared once: default, unit, valid range and meaning.
 
-:func:`default_config` is the single source of the keys; ``gym.make(id, **kwargs)``
-(or ``config={...}``) overrides them and :func:`resolve_config` validates the
-result into an :class:`EnvConfig`, raising ``ValueError`` naming any unknown or
-invalid setting.
+:class:`EnvConfig` is the one declaration. Each field has its default, a comment-like ``doc`` and its check;
+:meth:`EnvConfig.__post_init__` validates every field (a one-line ValueError naming the setting) and resolves
+the scenario. :func:`default_config` derives the ``{key: default}`` dict from the fields, and
+``gym.make(id, **kwargs)`` (or ``config={...}``) overrides them through :func:`resolve_config`. The ranges are
+those of docs/model.md section 4.1.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Mapping
-from dataclasses import dataclass
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from multispin_env._checks import flag_setting, integer_setting, real_setting
-from multispin_env.acceptance import ACCEPTANCE_PROCESSES, make_acceptance_process
+from multispin_env.acceptance import ACCEPTANCE_PROCESSES
+from multispin_env.channel import PAYLOAD_MODELS
+from multispin_env.model import MAX_DRAFT, MAX_USERS
 from multispin_env.scenarios import ACCEPTANCE_PROFILES, AcceptanceProfile, Scenario, get_scenario
 
-__all__ = ["BACKENDS", "EnvConfig", "default_config", "numba_available", "resolve_config", "DEFAULT_TASK_PROFILE"]
+__all__ = ["EnvConfig", "default_config", "resolve_config", "DEFAULT_TASK_PROFILE", "MAX_CSI_DELAY", "SETTINGS"]
 
 #: Task mix of the ``tasks`` acceptance process when the scenario names no acceptance profile.
 DEFAULT_TASK_PROFILE = "generic"
+#: Longest CSI delay, rounds (the state keeps this many past channels per user).
+MAX_CSI_DELAY = 1000
 
-#: Values of the ``backend`` setting.
-BACKENDS = ("auto", "numpy", "numba")
+Check = Callable[[str, Any], Any]
 
 
-def default_config() -> dict[str, Any]:
-    """The environment settings and their defaults (units in the comments; model.md sections 4-5).
+def _setting(default: Any, check: Check, doc: str) -> Any:
+    """A settings field: its default, the check that validates (and normalises) a value, and its meaning."""
+    return field(default=default, metadata={"check": check, "doc": doc})
 
-    - ``homogeneous`` (False): one common draft length for all users (P-hom) instead of one per user (P-het);
-      set by the registered ids.
-    - ``scenario`` ("base"): a preset name from :data:`multispin_env.scenarios.SCENARIOS` or a Scenario.
-    - ``num_users``, ``max_draft``, ``payload``, ``device_mix``, ``doppler_hz`` (None): override the
-      scenario's K, L_max (tokens), payload model, device-class weights and Doppler f_D (Hz); None keeps it.
-    - ``fading`` (True): Rayleigh block fading evolving by Gauss-Markov steps with rho = J0(2 pi f_D dt),
-      dt = the round latency. False: |h|^2 = 1 in every round (the population's mean channel, shadowing fixed).
-    - ``csi_delay`` (0): the observed channel is the one of this many rounds ago.
-    - ``csi_noise_std`` (0.0): std of the CN(0, std^2) estimation error added to the observed h.
-    - ``draft_time_jitter`` (0.0): sigma of a mean-one log-normal factor exp(sigma Z - sigma^2/2)
-      multiplying every t_k in every round.
-    - ``acceptance_process`` ("iid"): one of "iid", "positional", "markov", "tasks" (model.md section 5.1).
-    - ``positional_decay`` (0.8): d of the positional process, a_k,i = a_k d^(i-1).
-    - ``markov_switch_prob`` (0.05): per-round probability that a user's easy/hard regime flips.
-    - ``markov_hard_factor`` (0.6): hard-regime rate = a_k * factor.
-    - ``mean_request_tokens`` (100.0): mean request length (tokens) of the tasks process; each new request
-      draws its task from the scenario's acceptance profile ("generic" if it has none).
-    - ``acceptance_forgetting`` (0.9): per-round forgetting factor lambda of the observed acceptance estimate.
-    - ``acceptance_prior`` (0.7), ``acceptance_prior_weight`` (2.0): prior rate a0 and its weight w0
-      (pseudo-tokens) of that estimate: a_hat = (S + w0 a0) / (S + F + w0), S and F the discounted counts of
-      accepted draft tokens and of first rejections.
-    - ``horizon`` (10.0): simulated seconds per episode; the episode is truncated at the first round
-      ending at or after it.
-    - ``reward_scale`` (0.1): reward per generated token (reward = scale * sum_k n_k).
-    - ``resample_population`` (False): False keeps one population (distances, shadowing, device classes,
-      acceptance rates) drawn from ``population_seed``, the same for every reset and every vector sub-env;
-      True draws a new population from the reset's random generator at each reset.
-    - ``population_seed`` (0): seed of the fixed population.
-    - ``backend`` ("auto"): implementation of the round: "numba" (JIT-compiled kernels, needs numba; the
-      first env of a process loads them from numba's on-disk cache, or compiles them once), "numpy" (the
-      reference implementation), or "auto": numba when it can be imported, else numpy. Both compute the
-      same model with the same floating-point operations and draw the same random numbers: same seed and
-      actions, same trajectory.
+
+def _flag() -> Check:
+    return flag_setting
+
+
+def _integer(low: int, high: int | None = None) -> Check:
+    return lambda name, value: integer_setting(name, value, low, high)
+
+
+def _real(low: float, high: float, *, low_open: bool = False, high_open: bool = False) -> Check:
+    return lambda name, value: real_setting(name, value, low, high, low_open=low_open, high_open=high_open)
+
+
+def _optional(check: Check) -> Check:
+    return lambda name, value: None if value is None else check(name, value)
+
+
+def _choice(choices: Callable[[], Mapping[str, Any]]) -> Check:
+    def check(name: str, value: Any) -> str:
+        names = choices()
+        if not isinstance(value, str) or value not in names:
+            raise ValueError(f"{name} must be one of {sorted(names)}, got {value!r}")
+        return value
+
+    return check
+
+
+def _scenario(name: str, value: Any) -> str | Scenario:
+    if not isinstance(value, (str, Scenario)):
+        raise ValueError(f"{name} must be a preset name or a Scenario, got {value!r}")
+    return value
+
+
+def _device_mix(name: str, value: Any) -> Mapping[str, float] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{name} must map device classes to weights, got {value!r}")
+    for weight in value.values():  # finite weights whose sum is finite (1e308 + 1e308 = inf)
+        real_setting(f"{name} weight", weight, 0.0, 1e12)
+    return dict(value)
+
+
+def _payload(name: str, value: Any) -> str | None:
+    if value is not None and value not in PAYLOAD_MODELS:
+        raise ValueError(f"{name} must be one of {PAYLOAD_MODELS} or None, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """The validated settings of one environment (units and ranges in each field's ``doc``).
+
+    After validation ``scenario`` holds the resolved :class:`~multispin_env.scenarios.Scenario` (the preset with
+    the overrides ``num_users`` ... ``doppler_hz`` applied) and ``task_profile`` the task mix of the ``tasks``
+    process.
     """
-    return {
-        "homogeneous": False,
-        "scenario": "base",
-        "num_users": None,
-        "max_draft": None,
-        "payload": None,
-        "device_mix": None,
-        "doppler_hz": None,
-        "fading": True,
-        "csi_delay": 0,
-        "csi_noise_std": 0.0,
-        "draft_time_jitter": 0.0,
-        "acceptance_process": "iid",
-        "positional_decay": 0.8,
-        "markov_switch_prob": 0.05,
-        "markov_hard_factor": 0.6,
-        "mean_request_tokens": 100.0,
-        "acceptance_forgetting": 0.9,
-        "acceptance_prior": 0.7,
-        "acceptance_prior_weight": 2.0,
-        "horizon": 10.0,
-        "reward_scale": 0.1,
-        "resample_population": False,
-        "population_seed": 0,
-        "backend": "auto",
-    }
+
+    homogeneous: bool = _setting(False, _flag(), "one common draft length for all users (P-hom) instead of one "
+                                 "per user (P-het); fixed by the registered ids")
+    scenario: Any = _setting("base", _scenario, "a preset name from multispin_env.scenarios.SCENARIOS or a Scenario")
+    num_users: int | None = _setting(None, _optional(_integer(1, MAX_USERS)),
+                                     f"K, users (1..{MAX_USERS}); None keeps the scenario's")
+    max_draft: int | None = _setting(None, _optional(_integer(1, MAX_DRAFT)),
+                                     f"L_max, tokens (1..{MAX_DRAFT}); None keeps the scenario's")
+    payload: str | None = _setting(None, _payload, "payload model per draft token (token-only, top-k, full); None "
+                                   "keeps the scenario's")
+    device_mix: Mapping[str, float] | None = _setting(None, _device_mix, "device class -> weight (each <= 1e12); "
+                                                      "None keeps the scenario's")
+    doppler_hz: float | None = _setting(None, _optional(_real(0.0, 1e4)), "f_D of the fading, Hz (0..1e4: 500 km/h "
+                                        "at 6 GHz is 2.8 kHz); None keeps the scenario's")
+    fading: bool = _setting(True, _flag(), "Rayleigh block fading evolving by Gauss-Markov steps, rho = "
+                            "J0(2 pi f_D T); False: |h|^2 = 1 every round (shadowing fixed)")
+    csi_delay: int = _setting(0, _integer(0, MAX_CSI_DELAY), "rounds by which the observed channel lags the true one")
+    csi_noise_std: float = _setting(0.0, _real(0.0, 10.0), "std of the CN(0, std^2) error added to the observed h")
+    draft_time_jitter: float = _setting(0.0, _real(0.0, 3.0), "sigma of a mean-one log-normal factor exp(sigma Z - "
+                                        "sigma^2/2) on every t_k each round (0..3)")
+    acceptance_process: str = _setting("iid", _choice(lambda: ACCEPTANCE_PROCESSES), "iid, positional, markov or tasks "
+                                       "(docs/model.md section 5.1)")
+    positional_decay: float = _setting(0.8, _real(0.0, 1.0, low_open=True), "d of the positional process, "
+                                       "a_k,i = a_k d^(i-1)")
+    markov_switch_prob: float = _setting(0.05, _real(0.0, 1.0), "per-round probability that a user's easy/hard "
+                                         "regime flips")
+    markov_hard_factor: float = _setting(0.6, _real(0.0, 1.0, low_open=True), "hard-regime rate = a_k * factor")
+    mean_request_tokens: float = _setting(100.0, _real(1.0, 1e12), "mean request length of the tasks process, tokens")
+    acceptance_forgetting: float = _setting(0.9, _real(0.0, 1.0), "per-round forgetting factor lambda of the "
+                                            "observed acceptance estimate")
+    acceptance_prior: float = _setting(0.7, _real(0.0, 1.0, low_open=True, high_open=True), "prior rate a0 of "
+                                       "the estimate a_hat = (S + w0 a0) / (S + F + w0)")
+    acceptance_prior_weight: float = _setting(2.0, _real(0.0, 1e6, low_open=True), "prior weight w0 of that "
+                                              "estimate, pseudo-tokens")
+    horizon: float = _setting(10.0, _real(0.0, 1e9, low_open=True), "simulated seconds per episode; truncated at "
+                              "the first round ending at or after it")
+    reward_scale: float = _setting(0.1, _real(0.0, 1e6, low_open=True), "reward per generated token")
+    resample_population: bool = _setting(False, _flag(), "True: a new population at each reset; False: one "
+                                         "population from population_seed for every reset and sub-env")
+    population_seed: int = _setting(0, _integer(0, 2**63 - 1), "seed of the fixed population")
+
+    task_profile: AcceptanceProfile = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        for spec in dataclasses.fields(self):
+            if spec.init:
+                object.__setattr__(self, spec.name, spec.metadata["check"](spec.name, getattr(self, spec.name)))
+        overrides = {key: getattr(self, key) for key in SCENARIO_OVERRIDES if getattr(self, key) is not None}
+        try:
+            scenario = get_scenario(self.scenario, **overrides)
+        except (TypeError, ValueError) as exc:
+            names = ", ".join(["scenario", *overrides])
+            raise ValueError(f"invalid scenario setting ({names}): {exc}") from exc
+        for name in ("num_users", "max_draft"):  # a Scenario given directly is bounded too
+            integer_setting(f"scenario.{name}", getattr(scenario, name), 1, MAX_USERS if name == "num_users"
+                            else MAX_DRAFT)
+        real_setting("scenario.doppler_hz", scenario.doppler_hz, 0.0, 1e4)
+        profile_name = scenario.acceptance_profile or DEFAULT_TASK_PROFILE
+        if profile_name not in ACCEPTANCE_PROFILES:
+            raise ValueError(f"scenario's acceptance_profile {profile_name!r} is not registered")
+        object.__setattr__(self, "scenario", scenario)
+        object.__setattr__(self, "task_profile", ACCEPTANCE_PROFILES[profile_name])
 
 
 #: Config keys that override the Scenario field of the same name when not None.
 SCENARIO_OVERRIDES = ("num_users", "max_draft", "payload", "device_mix", "doppler_hz")
 
+#: The settings: name -> the doc of its field (for listings and docs).
+SETTINGS: Mapping[str, str] = {spec.name: spec.metadata["doc"] for spec in dataclasses.fields(EnvConfig) if spec.init}
 
-@dataclass(frozen=True)
-class EnvConfig:
-    """Validated settings (see :func:`default_config` for meanings and units).
 
-    ``scenario`` is the resolved Scenario with the overrides applied; ``settings``
-    keeps every key's value as given, for the acceptance process's parameters.
+def default_config() -> dict[str, Any]:
+    """Every setting and its default (the fields of :class:`EnvConfig`; units in their ``doc``)."""
+    return {spec.name: spec.default for spec in dataclasses.fields(EnvConfig) if spec.init}
+
+
+def resolve_config(
+    config: Mapping[str, Any] | None = None, *, fixed: Mapping[str, Any] | None = None, **kwargs: Any
+) -> EnvConfig:
+    """Merge ``config`` and ``kwargs`` (kwargs win) over the defaults and validate them into an EnvConfig.
+
+    :param fixed: settings fixed by a registered id; giving one of them is an error
+    Raises a ValueError naming the first unknown or invalid setting.
     """
-
-    homogeneous: bool
-    scenario: Scenario
-    fading: bool
-    csi_delay: int
-    csi_noise_std: float
-    draft_time_jitter: float
-    acceptance_process: str
-    task_profile: AcceptanceProfile
-    acceptance_forgetting: float
-    acceptance_prior: float
-    acceptance_prior_weight: float
-    horizon: float
-    reward_scale: float
-    resample_population: bool
-    population_seed: int
-    backend: str  # "numpy" or "numba" ("auto" resolved)
-    settings: Mapping[str, Any]
-
-
-def resolve_config(config: Mapping[str, Any] | None = None, **kwargs: Any) -> EnvConfig:
-    """Merge ``config`` and ``kwargs`` (kwargs win) over :func:`default_config` and validate.
-
-    Raises ValueError naming the first unknown or invalid setting.
-    """
-    defaults = default_config()
-    merged = dict(defaults)
+    if config is not None and not isinstance(config, Mapping):
+        raise ValueError(f"config must be a dict of settings, got {config!r}")
     given = {**dict(config or {}), **kwargs}
-    unknown = sorted(set(given) - set(defaults))
+    unknown = sorted(set(given) - set(SETTINGS))
     if unknown:
-        raise ValueError(f"unknown setting(s) {unknown}; known settings: {sorted(defaults)}")
-    merged.update(given)
-
-    overrides = {key: merged[key] for key in SCENARIO_OVERRIDES if merged[key] is not None}
-    for key in ("num_users", "max_draft"):
-        if key in overrides:
-            overrides[key] = integer_setting(key, overrides[key], 1)
-    if "doppler_hz" in overrides:
-        overrides["doppler_hz"] = real_setting("doppler_hz", overrides["doppler_hz"], 0.0)
-    if "device_mix" in overrides and not isinstance(overrides["device_mix"], Mapping):
-        raise ValueError(f"device_mix must map device classes to weights, got {overrides['device_mix']!r}")
-    scenario_value = merged["scenario"]
-    if not isinstance(scenario_value, (str, Scenario)):
-        raise ValueError(f"scenario must be a preset name or a Scenario, got {scenario_value!r}")
-    try:
-        scenario = get_scenario(scenario_value, **overrides)
-    except (TypeError, ValueError) as exc:
-        names = ", ".join(["scenario", *overrides])
-        raise ValueError(f"invalid scenario setting ({names}): {exc}") from exc
-
-    process = merged["acceptance_process"]
-    if process not in ACCEPTANCE_PROCESSES:
-        raise ValueError(f"acceptance_process must be one of {sorted(ACCEPTANCE_PROCESSES)}, got {process!r}")
-    profile_name = scenario.acceptance_profile or DEFAULT_TASK_PROFILE
-    if profile_name not in ACCEPTANCE_PROFILES:
-        raise ValueError(f"scenario's acceptance_profile {profile_name!r} is not registered")
-    for name in ACCEPTANCE_PROCESSES:  # every process's parameters are validated, used or not
-        make_acceptance_process(name, 1, 1, 1, merged, ACCEPTANCE_PROFILES[profile_name])
-
-    return EnvConfig(
-        homogeneous=flag_setting("homogeneous", merged["homogeneous"]),
-        scenario=scenario,
-        fading=flag_setting("fading", merged["fading"]),
-        csi_delay=integer_setting("csi_delay", merged["csi_delay"], 0),
-        csi_noise_std=real_setting("csi_noise_std", merged["csi_noise_std"], 0.0),
-        draft_time_jitter=real_setting("draft_time_jitter", merged["draft_time_jitter"], 0.0),
-        acceptance_process=process,
-        task_profile=ACCEPTANCE_PROFILES[profile_name],
-        acceptance_forgetting=real_setting("acceptance_forgetting", merged["acceptance_forgetting"], 0.0, 1.0),
-        acceptance_prior=real_setting("acceptance_prior", merged["acceptance_prior"], 0.0, 1.0, low_open=True,
-                               high_open=True),
-        acceptance_prior_weight=real_setting("acceptance_prior_weight", merged["acceptance_prior_weight"], 0.0,
-                                      low_open=True),
-        horizon=real_setting("horizon", merged["horizon"], 0.0, low_open=True),
-        reward_scale=real_setting("reward_scale", merged["reward_scale"], 0.0, low_open=True),
-        resample_population=flag_setting("resample_population", merged["resample_population"]),
-        population_seed=integer_setting("population_seed", merged["population_seed"], 0),
-        backend=_backend(merged["backend"]),
-        settings=merged,
-    )
-
-
-def numba_available() -> bool:
-    """Whether numba can be imported (it is imported on the first call, cached by Python afterwards)."""
-    try:
-        importlib.import_module("numba")
-    except ImportError:
-        return False
-    return True
-
-
-def _backend(value: Any) -> str:
-    """The ``backend`` setting resolved to "numpy" or "numba"; ValueError naming it if invalid or unavailable."""
-    if not isinstance(value, str) or value not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {value!r}")
-    if value == "numpy":
-        return value
-    if numba_available():
-        return "numba"
-    if value == "numba":
-        raise ValueError('backend="numba" needs numba, which cannot be imported: pip install numba '
-                         '(or use backend="auto" or "numpy")')
-    return "numpy"
+        raise ValueError(f"unknown setting(s) {unknown}; known settings: {sorted(SETTINGS)}")
+    clash = sorted(set(given) & set(fixed or {}))
+    if clash:
+        raise ValueError(f"setting(s) {clash} are fixed by this environment id; use the other id instead")
+    return EnvConfig(**{**given, **dict(fixed or {})})

@@ -1,4 +1,4 @@
-"""The single Multi-SPIN environment: one system of K users, one round per step (model.md sections 2, 4, 5).
+"""The single Multi-SPIN environment: one system of K users, one round per step (docs/model.md sections 2, 4, 5, 8).
 
 Registered as ``MultiSpin-Homogeneous-v0`` (one common draft length) and
 ``MultiSpin-Heterogeneous-v0`` (one length per user); settings are the keys of
@@ -13,7 +13,8 @@ Action: ``Box(-1, 1, (E + K,), float32)`` with E = 1 (homogeneous) or K:
   in which case they share the band equally; users with L_k = 0 get no bandwidth.
 
 Finite out-of-range entries are clipped, NaN/inf or a wrong shape raise ValueError.
-:meth:`~multispin_env.core.MultiSpinEnvAPI.encode_action` inverts the decoding.
+:meth:`~multispin_env.spaces.MultiSpinEnvAPI.encode_action` inverts the decoding. The registered ids fix
+``homogeneous``; passing it to ``gym.make`` with an id raises ValueError.
 
 Observation: ``Box(float32, (5K + 1,))``, fields (see ``observation_layout``), user order within each:
 
@@ -23,7 +24,7 @@ field                        value                                              
 ``spectral_efficiency``      observed log2(1 + SNR_k |h_k|^2) / 10 of the round-start channel    [0, 10]
                              estimate (delayed by ``csi_delay`` rounds, plus ``csi_noise_std``)
 ``draft_time``               nominal t_k / 10 ms                                                 [0, t_max/10 ms]
-``acceptance``               running estimate (S + w0 a0) / (S + F + w0)                         (0, 1)
+``acceptance``               running estimate (S + w0 a0) / (S + F + w0)                         [0, 1]
 ``last_draft_lengths``       L_k / L_max of the last round                                       [0, 1]
 ``last_tokens``              n_k / (L_max + 1) of the last round                                 [0, 1]
 ``time_left``                max(0, 1 - clock / horizon)                                         [0, 1]
@@ -42,7 +43,7 @@ current state, for oracle policies; also in the reset info).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -50,9 +51,12 @@ from gymnasium import spaces
 from numpy.typing import NDArray
 
 from multispin_env.config import EnvConfig, default_config, resolve_config
-from multispin_env.core import MultiSpinCore, MultiSpinEnvAPI
+from multispin_env.core import MultiSpinCore
+from multispin_env.registration import ENV_IDS
+from multispin_env.rendering import render_ansi, render_rgb
+from multispin_env.spaces import MultiSpinEnvAPI
 
-__all__ = ["MultiSpinEnv"]
+__all__ = ["MultiSpinEnv", "MultiSpinHomogeneousEnv", "MultiSpinHeterogeneousEnv"]
 
 
 class MultiSpinEnv(MultiSpinEnvAPI, gym.Env[NDArray[np.float32], NDArray[np.float32]]):
@@ -63,12 +67,14 @@ class MultiSpinEnv(MultiSpinEnvAPI, gym.Env[NDArray[np.float32], NDArray[np.floa
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+    #: Settings fixed by the registered id this class serves (giving one of them is a ValueError).
+    fixed_settings: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(self, render_mode: str | None = None, config: Mapping[str, Any] | None = None, **kwargs: Any):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
         self.render_mode = render_mode
-        self.config: EnvConfig = resolve_config(config, **kwargs)
+        self.config: EnvConfig = resolve_config(config, fixed=self.fixed_settings, **kwargs)
         self._core = MultiSpinCore(self.config, 1)
         low, high = self._core.observation_bounds()
         self.observation_space = spaces.Box(low.astype(np.float32), high.astype(np.float32), dtype=np.float32)
@@ -92,12 +98,17 @@ class MultiSpinEnv(MultiSpinEnvAPI, gym.Env[NDArray[np.float32], NDArray[np.floa
 
     def step(self, action: NDArray[np.float32]) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
         try:
-            x = np.ascontiguousarray(action, dtype=np.float64)
+            raw = np.asarray(action)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"action must be an array of shape {self._action_shape}, got {action!r}") from exc
-        if x.shape != self._action_shape:
-            raise ValueError(f"action must have shape {self._action_shape}, got {x.shape}")
-        # Checks NaN/inf, clips, decodes and plays the round (one kernel call with the numba backend).
+        if raw.dtype.kind not in "iuf":  # complex, strings, dates, objects, bools
+            raise ValueError(f"action must hold real numbers, got dtype {raw.dtype}: {action!r}")
+        if raw.shape != self._action_shape:
+            raise ValueError(f"action must have shape {self._action_shape}, got {raw.shape}")
+        x = np.ascontiguousarray(raw, dtype=np.float64)
+        if not x.flags.writeable:  # the compiled step takes writable arrays (np.frombuffer, setflags)
+            x = x.copy()
+        # Checks NaN/inf, clips, decodes and plays the round in one kernel call.
         obs, reward, truncated, info = self._core.step_single(x, self.np_random)
         return obs, reward, False, truncated, info
 
@@ -114,5 +125,17 @@ class MultiSpinEnv(MultiSpinEnvAPI, gym.Env[NDArray[np.float32], NDArray[np.floa
             )
             return None
         if self.render_mode == "ansi":
-            return self._core.render_ansi(0)
-        return self._core.render_rgb(0)
+            return render_ansi(self._core, 0)
+        return render_rgb(self._core, 0)
+
+
+class MultiSpinHomogeneousEnv(MultiSpinEnv):
+    """``MultiSpin-Homogeneous-v0``: one common draft length for all users (the paper's P-hom)."""
+
+    fixed_settings = ENV_IDS["MultiSpin-Homogeneous-v0"]
+
+
+class MultiSpinHeterogeneousEnv(MultiSpinEnv):
+    """``MultiSpin-Heterogeneous-v0``: one draft length per user (the paper's P-het)."""
+
+    fixed_settings = ENV_IDS["MultiSpin-Heterogeneous-v0"]

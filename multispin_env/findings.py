@@ -592,6 +592,7 @@ def figure6_rows(cfg: FindingsConfig, scenario: str | Scenario = "base") -> list
     import gymnasium as gym
 
     import multispin_env  # noqa: F401  (registers the environments)
+    from baselines.information import static_params
 
     rows = []
     for k in cfg.mc_users:
@@ -608,7 +609,7 @@ def figure6_rows(cfg: FindingsConfig, scenario: str | Scenario = "base") -> list
             )
             try:
                 env.reset(seed=population_seed)
-                params = env.unwrapped.mean_round_params()
+                params = static_params(env)
                 allocations = policy_allocations(params)
                 for policy, res in allocations.items():
                     shares = res.bandwidth if res.draft_lengths.any() else np.full(k, 1.0 / k)

@@ -1,47 +1,89 @@
-"""The Multi-SPIN round model (``model.md`` section 2) as vectorised numpy functions.
+"""The Multi-SPIN round model (docs/model.md sections 2-3): each formula written once.
 
-Array functions put users on the last axis; any leading axes are a batch (the
-vector env and the solvers evaluate many systems or many length vectors at
-once). :class:`RoundParams` is the validated, user-facing description of one
-system; the ``expected_*`` functions take it.
+The per-formula functions (:func:`expected_tokens`, :func:`finish_time`, :func:`verification_time`,
+:func:`latency`) are numba ufuncs, called on arrays by the solvers and on scalars by the compiled round
+(:mod:`multispin_env._kernels`). Array functions put users on the last axis; any leading axes are a batch (the
+solvers evaluate many systems or many length vectors at once). :class:`RoundParams` is the validated,
+user-facing description of one system; the ``expected_*`` functions take it.
 
 Units: seconds, tokens, tokens/s; bandwidth shares are fractions of the band.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from numba import float64, vectorize
 from numpy.typing import ArrayLike, NDArray
+
+from multispin_env._checks import integer_setting, real_setting
+from multispin_env._numba import JIT, jit_cache
 
 FloatArray = NDArray[np.float64]
 
 __all__ = [
+    "MAX_USERS",
+    "MAX_DRAFT",
     "RoundParams",
     "expected_tokens",
     "equal_finish_time",
     "optimal_bandwidth",
-    "finish_times",
+    "finish_time",
     "sync_time",
+    "verification_time",
     "verify_time",
+    "latency",
     "round_latency",
     "expected_goodput",
     "validate_allocation",
 ]
 
+#: Largest number of users K of a system (memory of the batched state grows with it).
+MAX_USERS = 4096
+#: Largest draft length L_max, tokens (the acceptance tables have L_max entries per user).
+MAX_DRAFT = 256
 
-def expected_tokens(acceptance: ArrayLike, draft_lengths: ArrayLike) -> FloatArray:
-    """Expected tokens per round, eq. (4): N(a, L) = (1 - a^(L+1)) / (1 - a).
+# The per-formula functions below are numba ufuncs: numpy calls them on arrays (broadcasting, as the solvers
+# do) and the compiled round (multispin_env._kernels) calls the same functions on scalars, so each formula is
+# written once. They are compiled when this module is first imported, or loaded from numba's cache.
+with jit_cache():
 
-    Written as ``-expm1((L+1) log a) / (1 - a)`` so it stays accurate for
-    ``a`` within 1e-6 of 0 or 1. Broadcasts ``acceptance`` against
-    ``draft_lengths``.
-    """
-    a = np.asarray(acceptance, dtype=np.float64)
-    lengths = np.asarray(draft_lengths, dtype=np.float64)
-    return -np.expm1((lengths + 1.0) * np.log(a)) / (1.0 - a)
+    @vectorize([float64(float64, float64)], cache=JIT["cache"])
+    def expected_tokens(acceptance, draft_length):
+        """Expected tokens per round under i.i.d. acceptance, eq. (4): N(a, L) = (1 - a^(L+1)) / (1 - a).
+
+        Written as ``-expm1((L+1) log a) / (1 - a)`` so it stays accurate for ``a`` within 1e-6 of 0 or 1.
+        """
+        return -math.expm1((draft_length + 1.0) * math.log(acceptance)) / (1.0 - acceptance)
+
+    @vectorize([float64(float64, float64, float64, float64)], cache=JIT["cache"])
+    def finish_time(draft_length, draft_time, upload_time, share):
+        """User k's upload end, the term of eq. (1): L_k t_k + L_k c_k / b_k in seconds.
+
+        0 for a user that does not draft (L_k = 0), inf for a drafting user without bandwidth (b_k = 0).
+        """
+        # Branch-free where it matters: numba vectorises this loop and evaluates every lane, so the division
+        # must not see 0 / 0 (it would raise numpy's "invalid value" flag for a user that is not even drafting).
+        denominator = share if share > 0.0 else 1.0
+        finish = draft_length * draft_time + draft_length * upload_time / denominator
+        if draft_length <= 0.0:
+            return 0.0
+        if share <= 0.0:
+            return math.inf
+        return finish
+
+    @vectorize([float64(float64, float64, float64)], cache=JIT["cache"])
+    def verification_time(batch_tokens, verify_base, verify_per_token):
+        """Batch verification time, eq. (2): T_ver = T0 + kappa N for N = sum_k (L_k + 1) tokens, seconds."""
+        return verify_base + verify_per_token * batch_tokens
+
+    @vectorize([float64(float64, float64, float64)], cache=JIT["cache"])
+    def latency(sync, verify, downlink):
+        """Round latency, eq. (3): T = tau + T_ver + T_dl, seconds."""
+        return sync + verify + downlink
 
 
 def equal_finish_time(
@@ -103,58 +145,36 @@ def optimal_bandwidth(
     return shares, tau
 
 
-def finish_times(
-    draft_time: ArrayLike, upload_time: ArrayLike, draft_lengths: ArrayLike, bandwidth: ArrayLike
-) -> FloatArray:
-    """Per-user upload finish time L_k t_k + L_k c_k / b_k (inf when drafting with no share, 0 when L_k = 0)."""
-    lengths = np.asarray(draft_lengths, dtype=np.float64)
-    shares = np.asarray(bandwidth, dtype=np.float64)
-    drafting = lengths > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        upload = np.where(drafting, lengths * np.asarray(upload_time) / shares, 0.0)
-    return np.where(drafting, lengths * np.asarray(draft_time) + upload, 0.0)
-
-
 def sync_time(
     draft_time: ArrayLike, upload_time: ArrayLike, draft_lengths: ArrayLike, bandwidth: ArrayLike
 ) -> FloatArray:
-    """Upload-phase end, eq. (1): the latest finish time over drafting users (0 if none drafts)."""
-    return finish_times(draft_time, upload_time, draft_lengths, bandwidth).max(axis=-1)
+    """Upload-phase end, eq. (1): the latest :func:`finish_time` over the users (0 if none drafts)."""
+    return finish_time(draft_lengths, draft_time, upload_time, bandwidth).max(axis=-1)
 
 
 def verify_time(draft_lengths: ArrayLike, verify_base: ArrayLike, verify_per_token: ArrayLike) -> FloatArray:
-    """Batch verification time, eq. (2): T0 + kappa * sum_k (L_k + 1)."""
+    """:func:`verification_time` of a batch of drafts: N = sum_k (L_k + 1) over the last axis."""
     lengths = np.asarray(draft_lengths, dtype=np.float64)
-    return np.asarray(verify_base) + np.asarray(verify_per_token) * (lengths + 1.0).sum(axis=-1)
+    return verification_time((lengths + 1.0).sum(axis=-1), verify_base, verify_per_token)
 
 
 def _float_vector(name: str, value: Any) -> FloatArray:
+    """``value`` as a read-only float64 vector (K,); ValueError naming ``name`` for anything but finite reals."""
     try:
-        arr = np.array(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
+        raw = np.asarray(value)
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ValueError(f"{name} must be an array of numbers, got {value!r}") from exc
+    if raw.dtype.kind not in "iuf":  # strings, bools, complex, objects (also ints too large for int64)
+        raise ValueError(f"{name} must be an array of real numbers, got {value!r}")
+    arr = np.array(raw, dtype=np.float64)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be one-dimensional (one entry per user), got shape {arr.shape}")
-    if arr.size == 0:
-        raise ValueError(f"{name} is empty: the system needs at least one user (K >= 1)")
+    if arr.size == 0 or arr.size > MAX_USERS:
+        raise ValueError(f"{name} must have 1 to {MAX_USERS} entries (one per user), got {arr.size}")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or inf: {arr}")
     arr.setflags(write=False)
     return arr
-
-
-def _float_scalar(name: str, value: Any, *, positive: bool) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a number, got {value!r}") from exc
-    if not np.isfinite(number):
-        raise ValueError(f"{name} must be finite, got {number}")
-    if positive and number <= 0.0:
-        raise ValueError(f"{name} must be > 0, got {number}")
-    if not positive and number < 0.0:
-        raise ValueError(f"{name} must be >= 0, got {number}")
-    return number
 
 
 @dataclass(frozen=True)
@@ -166,7 +186,7 @@ class RoundParams:
     :param upload_time: c_k = D / (W e_k), seconds per draft token with the whole band (> 0); shape (K,)
     :param verify_base: T0, seconds for one batched verification pass (> 0)
     :param verify_per_token: kappa, seconds per token in the verification batch (>= 0)
-    :param max_draft: L_max, the longest draft in tokens (integer >= 1)
+    :param max_draft: L_max, the longest draft in tokens (integer in 1..MAX_DRAFT)
     :param downlink_time: T_dl, seconds of downlink/feedback per round (>= 0)
     """
 
@@ -194,22 +214,19 @@ class RoundParams:
             raise ValueError(f"draft_time must be > 0 s/token, got {draft_time}")
         if np.any(upload_time <= 0.0):
             raise ValueError(f"upload_time must be > 0 s/token, got {upload_time}")
-        try:
-            max_draft = float(self.max_draft)
-        except (TypeError, ValueError, OverflowError) as exc:
-            raise ValueError(f"max_draft must be an integer >= 1, got {self.max_draft!r}") from exc
-        if isinstance(self.max_draft, bool) or not max_draft.is_integer():
-            raise ValueError(f"max_draft must be an integer >= 1, got {self.max_draft!r}")
-        if max_draft < 1:
-            raise ValueError(f"max_draft must be an integer >= 1, got {self.max_draft!r}")
+        max_draft = self.max_draft
+        if isinstance(max_draft, (float, np.floating)) and float(max_draft).is_integer():
+            max_draft = int(max_draft)  # 7.0 from a float computation is a length of 7
+        max_draft = integer_setting("max_draft", max_draft, 1, MAX_DRAFT)
         set_ = object.__setattr__
         set_(self, "acceptance", acceptance)
         set_(self, "draft_time", draft_time)
         set_(self, "upload_time", upload_time)
-        set_(self, "verify_base", _float_scalar("verify_base", self.verify_base, positive=True))
-        set_(self, "verify_per_token", _float_scalar("verify_per_token", self.verify_per_token, positive=False))
-        set_(self, "downlink_time", _float_scalar("downlink_time", self.downlink_time, positive=False))
-        set_(self, "max_draft", int(max_draft))
+        # Times up to 1e9 s: beyond, sums of them lose every digit of a per-token term.
+        set_(self, "verify_base", real_setting("verify_base", self.verify_base, 0.0, 1e9, low_open=True))
+        set_(self, "verify_per_token", real_setting("verify_per_token", self.verify_per_token, 0.0, 1e9))
+        set_(self, "downlink_time", real_setting("downlink_time", self.downlink_time, 0.0, 1e9))
+        set_(self, "max_draft", max_draft)
         set_(self, "num_users", int(acceptance.size))
 
 
@@ -252,7 +269,7 @@ def round_latency(params: RoundParams, draft_lengths: ArrayLike, bandwidth: Arra
         tau = optimal_bandwidth(params.draft_time, params.upload_time, lengths)[1]
     else:
         tau = sync_time(params.draft_time, params.upload_time, lengths, shares)
-    return tau + verify_time(lengths, params.verify_base, params.verify_per_token) + params.downlink_time
+    return latency(tau, verify_time(lengths, params.verify_base, params.verify_per_token), params.downlink_time)
 
 
 def expected_goodput(params: RoundParams, draft_lengths: ArrayLike, bandwidth: ArrayLike | None = None) -> FloatArray:

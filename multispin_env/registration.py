@@ -6,7 +6,7 @@ import gymnasium as gym
 
 __all__ = ["ENV_IDS", "register_envs"]
 
-#: Registered ids and the kwargs that distinguish them.
+#: Registered ids and the settings each fixes (its env classes reject them as keyword arguments).
 ENV_IDS: dict[str, dict[str, bool]] = {
     "MultiSpin-Homogeneous-v0": {"homogeneous": True},
     "MultiSpin-Heterogeneous-v0": {"homogeneous": False},
@@ -17,14 +17,15 @@ def register_envs() -> None:
     """Register every id of :data:`ENV_IDS` that is not yet in ``gym.registry``.
 
     No TimeLimit (``max_episode_steps=None``): episodes are truncated by the simulated clock
-    (the ``horizon`` setting). ``gym.make_vec`` uses the numpy-batched ``vector_entry_point``.
+    (the ``horizon`` setting). ``gym.make_vec`` uses the batched ``vector_entry_point``. Each id's classes
+    are ``MultiSpin<Variant>Env`` and ``MultiSpin<Variant>VectorEnv``, ``<Variant>`` the id's middle part.
     """
-    for env_id, kwargs in ENV_IDS.items():
+    for env_id in ENV_IDS:
         if env_id in gym.registry:
             continue
+        variant = env_id.split("-")[1]
         gym.register(
             id=env_id,
-            entry_point="multispin_env.envs:MultiSpinEnv",
-            vector_entry_point="multispin_env.vector_env:MultiSpinVectorEnv",
-            kwargs=dict(kwargs),
+            entry_point=f"multispin_env.envs:MultiSpin{variant}Env",
+            vector_entry_point=f"multispin_env.vector_env:MultiSpin{variant}VectorEnv",
         )

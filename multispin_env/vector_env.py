@@ -29,7 +29,7 @@ current state.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -39,9 +39,15 @@ from gymnasium.vector.utils import batch_space
 from numpy.typing import NDArray
 
 from multispin_env.config import EnvConfig, default_config, resolve_config
-from multispin_env.core import MultiSpinCore, MultiSpinEnvAPI
+from multispin_env.core import MultiSpinCore
+from multispin_env.registration import ENV_IDS
+from multispin_env.rendering import render_ansi, render_rgb
+from multispin_env.spaces import MultiSpinEnvAPI, checked_actions
 
-__all__ = ["MultiSpinVectorEnv", "ROUND_INFO_KEYS", "STATE_INFO_KEYS"]
+__all__ = [
+    "MultiSpinVectorEnv", "MultiSpinHomogeneousVectorEnv", "MultiSpinHeterogeneousVectorEnv", "ROUND_INFO_KEYS",
+    "STATE_INFO_KEYS",
+]
 
 #: Info keys that describe the round just played (absent for sub-envs reset in the step).
 ROUND_INFO_KEYS = ("tokens", "accepted", "draft_lengths", "bandwidth", "latency", "sync_time", "verify_time")
@@ -64,6 +70,8 @@ class MultiSpinVectorEnv(MultiSpinEnvAPI, VectorEnv[NDArray[np.float32], NDArray
         "render_fps": 4,
         "autoreset_mode": AutoresetMode.NEXT_STEP,
     }
+    #: Settings fixed by the registered id this class serves (giving one of them is a ValueError).
+    fixed_settings: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(
         self,
@@ -78,7 +86,7 @@ class MultiSpinVectorEnv(MultiSpinEnvAPI, VectorEnv[NDArray[np.float32], NDArray
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}")
         self.render_mode = render_mode
-        self.config: EnvConfig = resolve_config(config, **kwargs)
+        self.config: EnvConfig = resolve_config(config, fixed=self.fixed_settings, **kwargs)
         self._core = MultiSpinCore(self.config, num_envs)
         self.num_envs = self._core.num_envs
         low, high = self._core.observation_bounds()
@@ -135,7 +143,7 @@ class MultiSpinVectorEnv(MultiSpinEnvAPI, VectorEnv[NDArray[np.float32], NDArray
             raise ValueError(f"actions must have shape {self._actions_shape}, got {np.shape(actions)}")
         core = self._core
         rng = self.np_random
-        lengths, shares = core.decode(self._checked_actions(actions))
+        lengths, shares = core.decode(checked_actions(actions, core.action_size))
         if self.autoreset_mode is not AutoresetMode.NEXT_STEP:
             return self._step_without_delayed_reset(lengths, shares)
         resetting = self._prev_done
@@ -198,8 +206,8 @@ class MultiSpinVectorEnv(MultiSpinEnvAPI, VectorEnv[NDArray[np.float32], NDArray
                 'You can specify the render_mode at initialization, e.g. gym.make_vec(id, render_mode="ansi")'
             )
             return None
-        draw = self._core.render_ansi if self.render_mode == "ansi" else self._core.render_rgb
-        return tuple(draw(i) for i in range(self.num_envs))
+        draw = render_ansi if self.render_mode == "ansi" else render_rgb
+        return tuple(draw(self._core, i) for i in range(self.num_envs))
 
 
 def _autoreset_mode(mode: AutoresetMode | str) -> AutoresetMode:
@@ -217,3 +225,15 @@ def _autoreset_mode(mode: AutoresetMode | str) -> AutoresetMode:
 def _column(mask: NDArray[np.bool_], values: NDArray[Any]) -> NDArray[np.bool_]:
     """``mask`` (num_envs,) shaped to broadcast against ``values`` (num_envs, ...)."""
     return mask.reshape(mask.shape + (1,) * (np.ndim(values) - 1))
+
+
+class MultiSpinHomogeneousVectorEnv(MultiSpinVectorEnv):
+    """The batched ``MultiSpin-Homogeneous-v0`` (``gym.make_vec``): one common draft length per system."""
+
+    fixed_settings = ENV_IDS["MultiSpin-Homogeneous-v0"]
+
+
+class MultiSpinHeterogeneousVectorEnv(MultiSpinVectorEnv):
+    """The batched ``MultiSpin-Heterogeneous-v0`` (``gym.make_vec``): one draft length per user."""
+
+    fixed_settings = ENV_IDS["MultiSpin-Heterogeneous-v0"]

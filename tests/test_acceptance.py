@@ -1,4 +1,4 @@
-"""Acceptance processes (model.md section 5.1): sampled prefixes follow the stated laws."""
+"""Acceptance processes (docs/model.md section 5.1): sampled prefixes follow the stated laws."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from multispin_env.acceptance import (
     TaskAcceptance,
     make_acceptance_process,
 )
+from multispin_env.config import EnvConfig
 from multispin_env.model import expected_tokens
 from multispin_env.scenarios import ACCEPTANCE_PROFILES
 
@@ -37,6 +38,12 @@ def _sample(process, rates: np.ndarray, lengths: np.ndarray, rounds: int, seed: 
     return np.stack([process.sample(lengths, draws[t]) for t in range(rounds)])
 
 
+def _process(name: str, num_envs: int, num_users: int, **parameters):
+    """The process ``name`` as an env with these settings builds it."""
+    config = EnvConfig(acceptance_process=name, num_users=num_users, max_draft=MAX_DRAFT, **parameters)
+    return make_acceptance_process(config, num_envs)
+
+
 def test_registry_names_the_four_processes():
     assert set(ACCEPTANCE_PROCESSES) == {"iid", "positional", "markov", "tasks"}
 
@@ -44,7 +51,7 @@ def test_registry_names_the_four_processes():
 @pytest.mark.parametrize("rate, length", [(0.5, 4), (0.8, 4), (0.9, 10), (0.65, 1)])
 def test_iid_prefix_is_truncated_geometric(rate, length):
     n = 20000
-    process = make_acceptance_process("iid", n, 1, MAX_DRAFT, {}, PROFILE)
+    process = _process("iid", n, 1)
     accepted = _sample(process, np.full((n, 1), rate), np.full((n, 1), float(length)), 1, seed=1).ravel()
     survival = rate ** np.arange(length + 1)
     assert _prefix_histogram_pvalue(accepted, survival) > 1e-3
@@ -54,7 +61,7 @@ def test_iid_prefix_is_truncated_geometric(rate, length):
 
 
 def test_iid_zero_length_accepts_nothing():
-    process = make_acceptance_process("iid", 100, 3, MAX_DRAFT, {}, PROFILE)
+    process = _process("iid", 100, 3)
     accepted = _sample(process, np.full((100, 3), 0.9), np.zeros((100, 3)), 3, seed=0)
     assert np.all(accepted == 0)
 
@@ -73,7 +80,7 @@ def test_positional_with_decay_one_is_iid():
     n = 4000
     lengths = np.full((n, 2), 5.0)
     rates = np.tile([0.6, 0.85], (n, 1))
-    iid = _sample(make_acceptance_process("iid", n, 2, MAX_DRAFT, {}, PROFILE), rates, lengths, 2, seed=3)
+    iid = _sample(_process("iid", n, 2), rates, lengths, 2, seed=3)
     positional = _sample(PositionalAcceptance(n, 2, MAX_DRAFT, positional_decay=1.0), rates, lengths, 2, seed=3)
     np.testing.assert_array_equal(iid, positional)
 
@@ -109,7 +116,7 @@ def test_markov_sample_uses_the_current_regime():
 
 def test_tasks_requests_and_task_mix():
     n, k, mean_tokens = 500, 4, 20.0
-    process = TaskAcceptance(n, k, MAX_DRAFT, profile=PROFILE, mean_request_tokens=mean_tokens)
+    process = TaskAcceptance(n, k, MAX_DRAFT, task_profile=PROFILE, mean_request_tokens=mean_tokens)
     rng = np.random.default_rng(6)
     process.reset(None, np.full((n, k), 0.5), rng)
     assert np.all(np.isin(process.rate, PROFILE.rate_array()))
@@ -134,7 +141,7 @@ def test_tasks_requests_and_task_mix():
 
 def test_partial_reset_only_touches_the_given_rows():
     n, k = 6, 2
-    process = MarkovAcceptance(n, k, MAX_DRAFT)
+    process = _process("markov", n, k)
     rng = np.random.default_rng(7)
     process.reset(None, np.full((n, k), 0.7), rng)
     before = process.rate.copy()
@@ -158,9 +165,9 @@ def test_partial_reset_only_touches_the_given_rows():
 )
 def test_invalid_parameters_name_the_setting(name, key, value):
     with pytest.raises(ValueError, match=key):
-        make_acceptance_process(name, 1, 2, MAX_DRAFT, {key: value}, PROFILE)
+        _process(name, 1, 2, **{key: value})
 
 
 def test_unknown_process_name():
     with pytest.raises(ValueError, match="acceptance_process"):
-        make_acceptance_process("trace", 1, 2, MAX_DRAFT, {}, PROFILE)
+        _process("trace", 1, 2)

@@ -17,6 +17,7 @@ from agents.benchmark import paired_comparison, run_benchmark
 from agents.train import main as train_main
 from baselines.policies import ANALYTIC_POLICIES, policies_for
 from baselines.solvers import equal_bandwidth_fixed, equal_bandwidth_tuned, solve_heterogeneous, solve_homogeneous
+from baselines.information import static_params
 
 ENV = "MultiSpin-Heterogeneous-v0"
 TINY_PPO = ["n_envs:2", "n_steps:64", "batch_size:64", "n_epochs:2", "policy_kwargs:dict(net_arch=[16])"]
@@ -77,7 +78,7 @@ def test_analytic_rows_match_the_solvers_expected_goodput(env_id: str) -> None:
     kwargs = {"fading": False, "acceptance_process": "iid"}
     env = gym.make(env_id, **kwargs)
     env.reset(seed=0)
-    params = env.unwrapped.mean_round_params()
+    params = static_params(env.unwrapped)
     solver_goodput = {
         "equal-fixed": equal_bandwidth_fixed(params).goodput,
         "equal-tuned": equal_bandwidth_tuned(params).goodput,

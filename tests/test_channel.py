@@ -101,7 +101,7 @@ def test_gauss_markov_keeps_power_and_has_the_requested_lag_one_correlation() ->
     rng = np.random.default_rng(2)
     rho = float(fading_correlation(10.0, 0.02))
     h = rayleigh_gains(rng, 20_000)
-    h_next = gauss_markov_step(h, rho, rng)
+    h_next = gauss_markov_step(h, rho, rayleigh_gains(rng, h.shape))
     corr = np.mean(h_next * np.conj(h)).real / np.mean(np.abs(h) ** 2)
     assert corr == pytest.approx(rho, abs=0.02)
     assert np.mean(np.abs(h_next) ** 2) == pytest.approx(1.0, abs=0.03)

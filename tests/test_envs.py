@@ -21,10 +21,11 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import multispin_env
 from multispin_env.acceptance import ACCEPTANCE_PROCESSES
-from multispin_env.config import default_config
+from multispin_env.config import SETTINGS, default_config
 from multispin_env.envs import MultiSpinEnv
 from multispin_env.model import expected_goodput, expected_tokens, round_latency
 from multispin_env.registration import ENV_IDS, register_envs
+from baselines.information import adaptive_params, oracle_params, static_params
 
 REPO = Path(__file__).resolve().parents[1]
 # Generated from the registry: every MultiSpin id is checked.
@@ -52,11 +53,22 @@ def test_registry_holds_both_ids_with_vector_entry_points():
     assert REGISTERED_IDS == sorted(ENV_IDS)
     for env_id in REGISTERED_IDS:
         spec = gym.spec(env_id)
-        assert spec.entry_point == "multispin_env.envs:MultiSpinEnv"
-        assert spec.vector_entry_point == "multispin_env.vector_env:MultiSpinVectorEnv"
+        variant = env_id.split("-")[1]
+        assert spec.entry_point == f"multispin_env.envs:MultiSpin{variant}Env"
+        assert spec.vector_entry_point == f"multispin_env.vector_env:MultiSpin{variant}VectorEnv"
         assert spec.max_episode_steps is None
-    assert gym.spec(HOM).kwargs == {"homogeneous": True}
-    assert gym.spec(HET).kwargs == {"homogeneous": False}
+        assert spec.kwargs == {}
+        for maker in (gym.make, gym.make_vec):
+            env = maker(env_id)
+            assert env.unwrapped.config.homogeneous == ENV_IDS[env_id]["homogeneous"]
+
+
+@pytest.mark.parametrize("env_id", REGISTERED_IDS)
+@pytest.mark.parametrize("homogeneous", [True, False])
+def test_an_id_rejects_the_setting_it_fixes(env_id: str, homogeneous: bool):
+    for maker in (gym.make, gym.make_vec):
+        with pytest.raises(ValueError, match="homogeneous.*fixed by this environment id"):
+            maker(env_id, homogeneous=homogeneous)
 
 
 def test_registration_is_idempotent():
@@ -138,8 +150,9 @@ def test_checkers_with_resampled_populations_and_no_fading():
 def test_default_config_documented_and_overridable():
     config = MultiSpinEnv.default_config()
     assert config == default_config()
-    for key in config:
-        assert f"``{key}``" in default_config.__doc__, f"{key} is not documented"
+    assert set(config) == set(SETTINGS)
+    for key, doc in SETTINGS.items():
+        assert len(doc) > 10, f"{key} is not documented"
     env = make(HET, config={"horizon": 3.0, "num_users": 4}, reward_scale=1.0, num_users=3)
     assert env.config.horizon == 3.0 and env.config.reward_scale == 1.0
     assert env.num_users == 3  # kwargs win over the config dict
@@ -190,7 +203,7 @@ def test_scenario_overrides_apply():
     scenario = env.config.scenario
     assert (scenario.num_users, scenario.max_draft, scenario.payload, scenario.doppler_hz) == (3, 5, "token-only", 0.0)
     env.reset(seed=0)
-    np.testing.assert_array_equal(env.mean_round_params().draft_time, np.full(3, 0.004))
+    np.testing.assert_array_equal(static_params(env).draft_time, np.full(3, 0.004))
     assert env.action_space.shape == (4,)
 
 
@@ -344,23 +357,23 @@ def test_same_seed_same_actions_identical_trajectory(process):
 def test_fixed_population_ignores_reset_seed_and_resampling_does_not():
     env = make(HET)
     env.reset(seed=1)
-    first = env.mean_round_params()
+    first = static_params(env)
     env.reset(seed=2)
-    second = env.mean_round_params()
+    second = static_params(env)
     np.testing.assert_array_equal(first.upload_time, second.upload_time)
     np.testing.assert_array_equal(first.acceptance, second.acceptance)
     other_population = make(HET, population_seed=7)
     other_population.reset(seed=1)
-    assert not np.array_equal(other_population.mean_round_params().upload_time, first.upload_time)
+    assert not np.array_equal(static_params(other_population).upload_time, first.upload_time)
 
     resampling = make(HET, resample_population=True)
     resampling.reset(seed=1)
-    a = resampling.mean_round_params()
+    a = static_params(resampling)
     resampling.reset()
-    b = resampling.mean_round_params()
+    b = static_params(resampling)
     assert not np.array_equal(a.upload_time, b.upload_time)
     resampling.reset(seed=1)
-    np.testing.assert_array_equal(resampling.mean_round_params().upload_time, a.upload_time)
+    np.testing.assert_array_equal(static_params(resampling).upload_time, a.upload_time)
 
 
 def test_round_accounting_and_truncation():
@@ -408,7 +421,7 @@ def test_observation_fields_recover_the_physics():
         ["spectral_efficiency", "draft_time", "acceptance", "last_draft_lengths", "last_tokens", "time_left"]
     )
     assert sum(s.stop - s.start for s in layout.values()) == env.observation_space.shape[0]
-    truth = env.round_params()
+    truth = oracle_params(env)
     np.testing.assert_allclose(env.upload_time_from_observation(obs), truth.upload_time, rtol=1e-6)
     np.testing.assert_allclose(env.spectral_efficiency_from_observation(obs), info["spectral_efficiency"], rtol=1e-6)
     np.testing.assert_allclose(env.draft_time_from_observation(obs), truth.draft_time, rtol=1e-6)
@@ -428,10 +441,10 @@ def test_observation_fields_recover_the_physics():
         )
         np.testing.assert_allclose(obs[layout["last_draft_lengths"]], lengths / 10, rtol=1e-6)
         np.testing.assert_allclose(obs[layout["last_tokens"]], info["tokens"] / 11, rtol=1e-6)
-        truth = env.round_params()
+        truth = oracle_params(env)
         np.testing.assert_allclose(env.upload_time_from_observation(obs), truth.upload_time, rtol=1e-6)
         np.testing.assert_array_equal(info["acceptance"], truth.acceptance)
-    params = env.round_params_from_observation(obs)
+    params = adaptive_params(env, obs)
     np.testing.assert_allclose(params.upload_time, truth.upload_time, rtol=1e-6)
 
 
@@ -458,8 +471,8 @@ def test_csi_noise_perturbs_only_the_observation():
 def test_fading_off_iid_is_exactly_the_solver_model():
     env = make(HET, fading=False, horizon=1e9)
     env.reset(seed=0)
-    params = env.mean_round_params()
-    truth = env.round_params()
+    params = static_params(env)
+    truth = oracle_params(env)
     np.testing.assert_array_equal(params.upload_time, truth.upload_time)
     np.testing.assert_array_equal(params.acceptance, truth.acceptance)
     lengths = np.array([3, 5, 1, 0, 7, 4])
@@ -490,7 +503,7 @@ def test_iid_sampler_statistics_in_the_env():
     lengths = np.array([4, 4, 4, 2, 6, 4])
     action = constant_policy(env, lengths)
     accepted = np.array([env.step(action)[4]["accepted"] for _ in range(5000)])
-    rates = env.mean_round_params().acceptance
+    rates = static_params(env).acceptance
     for user in range(6):
         survival = rates[user] ** np.arange(lengths[user] + 1)
         probabilities = survival - np.append(survival[1:], 0.0)
@@ -523,9 +536,9 @@ def test_info_contents_and_oracle_params():
     env = make(HET, acceptance_process="markov", markov_switch_prob=0.5)
     _, info = env.reset(seed=0)
     assert set(info) == {"clock", "acceptance", "spectral_efficiency"}
-    np.testing.assert_array_equal(info["acceptance"], env.round_params().acceptance)
+    np.testing.assert_array_equal(info["acceptance"], oracle_params(env).acceptance)
     for _ in range(5):
-        upcoming = env.round_params()
+        upcoming = oracle_params(env)
         _, _, _, _, info = env.step(constant_policy(env, 3))
         assert set(info) == {
             "tokens", "accepted", "draft_lengths", "bandwidth", "latency", "sync_time", "verify_time",
@@ -533,8 +546,8 @@ def test_info_contents_and_oracle_params():
         }
         expected_latency = round_latency(upcoming, info["draft_lengths"], info["bandwidth"])
         assert info["latency"] == pytest.approx(float(expected_latency), rel=1e-12)
-        np.testing.assert_array_equal(info["acceptance"], env.round_params().acceptance)
-        rates = env.mean_round_params().acceptance
+        np.testing.assert_array_equal(info["acceptance"], oracle_params(env).acceptance)
+        rates = static_params(env).acceptance
         np.testing.assert_allclose(rates, env._core.base_acceptance[0] * 0.8)
 
 
@@ -544,7 +557,7 @@ def test_draft_time_jitter_is_mean_preserving():
     env.reset(seed=0)
     action = env.encode_action([10], [1.0])
     sync = np.array([env.step(action)[4]["sync_time"] for _ in range(4000)])
-    params = env.mean_round_params()
+    params = static_params(env)
     upload = 10 * params.upload_time[0]
     draft = (sync - upload) / 10  # per-token draft time of each round
     assert draft.std() > 0.005

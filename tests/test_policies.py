@@ -9,6 +9,7 @@ import pytest
 import multispin_env  # noqa: F401  (registers the ids)
 from baselines.policies import ANALYTIC_POLICIES, INFORMATION_LEVELS, make_policy, policies_for
 from baselines.solvers import solve_heterogeneous, solve_homogeneous
+from baselines.information import adaptive_params, oracle_params, static_params
 
 HET = "MultiSpin-Heterogeneous-v0"
 HOM = "MultiSpin-Homogeneous-v0"
@@ -63,9 +64,9 @@ def test_information_levels_read_what_they_should() -> None:
     obs, _ = env.reset(seed=5)
     unwrapped = env.unwrapped
     for level, params in (
-        ("static", unwrapped.mean_round_params()),
-        ("adaptive", unwrapped.round_params_from_observation(obs)),
-        ("oracle", unwrapped.round_params()),
+        ("static", static_params(unwrapped)),
+        ("adaptive", adaptive_params(unwrapped, obs)),
+        ("oracle", oracle_params(unwrapped)),
     ):
         policy = make_policy(f"het-opt-{level}", env)
         policy.predict(obs)
@@ -87,7 +88,7 @@ def test_static_policy_goodput_matches_the_solver_without_fading(name: str, solv
     tokens_all, latency_all = np.concatenate(tokens), np.concatenate(latency)
     # Fixed action and no fading: every round has the same latency.
     np.testing.assert_allclose(latency_all, latency_all[0], rtol=1e-12)
-    expected = solver(env.unwrapped.mean_round_params()).goodput
+    expected = solver(static_params(env.unwrapped)).goodput
     measured = tokens_all.sum() / latency_all.sum()
     standard_error = tokens_all.std(ddof=1) / np.sqrt(tokens_all.size) / latency_all[0]
     assert abs(measured - expected) < 4.0 * standard_error, (measured, expected, standard_error)
@@ -103,7 +104,7 @@ def test_static_policy_resolves_after_a_new_population() -> None:
         policy.predict(obs)
         allocations.append(policy.last_allocation.goodput)
         assert policy.last_allocation.goodput == pytest.approx(
-            solve_heterogeneous(env.unwrapped.mean_round_params()).goodput
+            solve_heterogeneous(static_params(env.unwrapped)).goodput
         )
     assert allocations[0] != allocations[1]
 

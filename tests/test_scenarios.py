@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from baselines.information import static_params
 from multispin_env.channel import DEVICE_CLASSES
 from multispin_env.model import RoundParams, expected_tokens
 from multispin_env.scenarios import (
@@ -81,7 +82,7 @@ def test_presets_are_accepted_by_the_environment(name: str) -> None:
     env = gym.make("MultiSpin-Heterogeneous-v0", scenario=name, num_users=3)
     try:
         env.reset(seed=0)
-        assert env.unwrapped.mean_round_params().num_users == 3
+        assert static_params(env.unwrapped).num_users == 3
     finally:
         env.close()
 

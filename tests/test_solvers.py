@@ -26,7 +26,7 @@ from multispin_env.model import (
     RoundParams,
     equal_finish_time,
     expected_goodput,
-    finish_times,
+    finish_time,
     optimal_bandwidth,
     round_latency,
     sync_time,
@@ -125,7 +125,7 @@ def check_allocation(params: RoundParams, alloc: Allocation, *, equal_finish: bo
     assert alloc.sync_time == pytest.approx(tau, rel=1e-12)
     assert np.isfinite([alloc.goodput, alloc.latency, alloc.sync_time]).all() and alloc.goodput > 0.0
     if equal_finish and drafting.any():
-        finish = finish_times(params.draft_time, params.upload_time, lengths, shares)
+        finish = finish_time(lengths, params.draft_time, params.upload_time, shares)
         assert np.allclose(finish[drafting], alloc.sync_time, rtol=1e-9, atol=0.0)
 
 

@@ -1,0 +1,92 @@
+"""What each information level of an analytic controller knows, as RoundParams (docs/model.md section 7.1).
+
+- ``static``: the population's mean system: mean channel (|h|^2 = 1) and the acceptance process's long-run
+  mean rates; solved once per population;
+- ``adaptive``: what the observation shows: the observed channel estimate (delayed/noisy when configured) and
+  the running acceptance estimate;
+- ``oracle``: the true acceptance rates and channel of the round about to be played.
+
+Each builder takes a MultiSpin env (single or vector, wrapped or not) and, for the vector env, the index of
+the sub-env; ``adaptive_params`` takes one observation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+
+from multispin_env.core import MultiSpinCore
+from multispin_env.model import RoundParams
+
+__all__ = ["INFORMATION_LEVELS", "adaptive_params", "oracle_params", "round_params_for", "static_params"]
+
+#: The information levels, from least to most informed.
+INFORMATION_LEVELS: tuple[str, ...] = ("static", "adaptive", "oracle")
+
+
+def _unwrapped(env: Any) -> Any:
+    unwrapped = getattr(env, "unwrapped", env)
+    if not isinstance(getattr(unwrapped, "core", None), MultiSpinCore):
+        raise ValueError(f"expected a MultiSpin env (single or vector), got {env!r}")
+    return unwrapped
+
+
+def _system(core: MultiSpinCore, acceptance: ArrayLike, draft_time: ArrayLike, upload_time: ArrayLike) -> RoundParams:
+    scenario = core.scenario
+    return RoundParams(
+        acceptance=acceptance,
+        draft_time=draft_time,
+        upload_time=upload_time,
+        verify_base=scenario.verify_base,
+        verify_per_token=scenario.verify_per_token,
+        max_draft=scenario.max_draft,
+        downlink_time=scenario.downlink_time,
+    )
+
+
+def _index(core: MultiSpinCore, index: int) -> int:
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < core.num_envs:
+        raise ValueError(f"index must be a sub-env index in 0..{core.num_envs - 1}, got {index!r}")
+    return int(index)
+
+
+def oracle_params(env: Any, index: int = 0) -> RoundParams:
+    """The true system of sub-env ``index``'s round about to be played: current acceptance rates (the rate of
+    draft position 1 for ``positional``), nominal draft times and the upload times of the true channel."""
+    core = _unwrapped(env).core
+    i = _index(core, index)
+    return _system(core, core.process.rate[i], core.draft_time[i], core.upload_time[i])
+
+
+def static_params(env: Any, index: int = 0) -> RoundParams:
+    """The mean system of sub-env ``index``'s population: mean channel (|h|^2 = 1) and the acceptance
+    process's long-run mean rates. With ``fading=False`` and i.i.d. acceptance it is the simulated system."""
+    core = _unwrapped(env).core
+    i = _index(core, index)
+    return _system(core, core.process.mean_rate(core.base_acceptance[i]), core.draft_time[i],
+                   core.mean_upload_time[i])
+
+
+def adaptive_params(env: Any, observation: ArrayLike) -> RoundParams:
+    """The system as one observation shows it: estimated acceptance a_hat_k and upload times c_k of the
+    observed channel, nominal draft times."""
+    unwrapped = _unwrapped(env)
+    obs = np.asarray(observation, dtype=np.float64)
+    size = unwrapped.core.observation_size
+    if obs.shape != (size,):
+        raise ValueError(f"expected one observation of shape ({size},), got {obs.shape}")
+    return _system(unwrapped.core, unwrapped.acceptance_from_observation(obs), unwrapped.draft_time_from_observation(obs),
+                   unwrapped.upload_time_from_observation(obs))
+
+
+def round_params_for(env: Any, information: str, observation: ArrayLike, index: int = 0) -> RoundParams:
+    """The RoundParams of the information level ``information`` for sub-env ``index`` with ``observation``."""
+    if information == "oracle":
+        return oracle_params(env, index)
+    if information == "adaptive":
+        return adaptive_params(env, observation)
+    if information == "static":
+        return static_params(env, index)
+    raise ValueError(f"information must be one of {INFORMATION_LEVELS}, got {information!r}")

@@ -1,0 +1,114 @@
+"""numba settings shared by every compiled function of the package: one on-disk cache that follows the sources.
+
+numba keys a cached function on its own source file only: a kernel that calls a formula of ``model.py``, or
+reads a row number of ``layout.py``, would keep running stale machine code after that file changed. So every
+compiled function of the package is cached in one directory named after a hash of all the compiled modules'
+sources (:data:`JIT_SOURCES`) and the numba version: any change to any of them starts a new, empty cache.
+
+The directory is the first writable one of: ``$NUMBA_CACHE_DIR/multispin_env`` when that variable is set, the
+package's ``__pycache__`` (numba's own default), ``$XDG_CACHE_HOME/multispin_env`` (``~/.cache``), and the
+system temporary directory (with one warning, e.g. for a read-only install without a writable home). When
+none is writable, functions are compiled in every process without caching (with one warning).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import numba
+
+__all__ = ["JIT", "JIT_SOURCES", "CACHE_DIR", "cache_candidates", "choose_cache_dir", "jit_cache"]
+
+#: The modules whose source the compiled code depends on (their hash names the cache directory).
+JIT_SOURCES = ("_numba.py", "layout.py", "model.py", "channel.py", "acceptance.py", "_kernels.py")
+
+_PACKAGE = Path(__file__).resolve().parent
+_PREFIX = "numba-"
+
+
+def _fingerprint() -> str:
+    digest = hashlib.sha256(numba.__version__.encode())
+    for name in JIT_SOURCES:
+        try:
+            digest.update((_PACKAGE / name).read_bytes())
+        except OSError:  # a source-less install: numba cannot cache it anyway
+            digest.update(name.encode())
+    return digest.hexdigest()[:16]
+
+
+def _writable(directory: Path) -> bool:
+    """Whether files can be created in ``directory`` (created if missing)."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError:
+        return False
+    return True
+
+
+def cache_candidates() -> list[tuple[Path, bool]]:
+    """The base directories tried in order, each with whether choosing it deserves a warning."""
+    candidates: list[tuple[Path, bool]] = []
+    user_dir = os.environ.get("NUMBA_CACHE_DIR")
+    if user_dir:
+        candidates.append((Path(user_dir) / "multispin_env", False))
+    candidates.append((_PACKAGE / "__pycache__", False))
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    candidates.append((Path(xdg) / "multispin_env", False))
+    candidates.append((Path(tempfile.gettempdir()) / f"multispin_env-{os.getuid() if hasattr(os, 'getuid') else 0}",
+                       True))
+    return candidates
+
+
+def choose_cache_dir(candidates: list[tuple[Path, bool]], fingerprint: str) -> Path | None:
+    """The cache directory ``<first writable base>/numba-<fingerprint>``, or None (one warning) if none is.
+
+    Stale ``numba-*`` siblings in the package's own ``__pycache__`` are removed (they can never be used again).
+    """
+    for base, warn in candidates:
+        directory = base / f"{_PREFIX}{fingerprint}"
+        if not _writable(directory):
+            continue
+        if warn:
+            warnings.warn(f"multispin_env: no writable numba cache in the package or the home directory; "
+                          f"compiled kernels are cached in {directory}", RuntimeWarning, stacklevel=2)
+        if base == _PACKAGE / "__pycache__":
+            for stale in base.glob(f"{_PREFIX}*"):
+                if stale != directory:
+                    shutil.rmtree(stale, ignore_errors=True)
+        return directory
+    warnings.warn("multispin_env: no writable directory for numba's cache; kernels are compiled in every "
+                  "process (about 10 s)", RuntimeWarning, stacklevel=2)
+    return None
+
+
+#: Where the package's compiled functions are cached (None: not cached).
+CACHE_DIR = choose_cache_dir(cache_candidates(), _fingerprint())
+
+#: Options of every ``njit``/``vectorize`` of the package. numpy's floating-point error model: x / 0 = inf,
+#: as numpy, without ZeroDivisionError checks in the hot loops.
+JIT = {"cache": CACHE_DIR is not None, "error_model": "numpy"}
+
+
+@contextlib.contextmanager
+def jit_cache() -> Iterator[None]:
+    """Decorate the package's compiled functions inside this block: they are cached in :data:`CACHE_DIR`.
+
+    numba picks a function's cache directory when it is decorated, from ``numba.config.CACHE_DIR``; it is set
+    for the block only, so other libraries' numba caches are unaffected.
+    """
+    previous = numba.config.CACHE_DIR
+    if CACHE_DIR is not None:
+        numba.config.CACHE_DIR = str(CACHE_DIR)
+    try:
+        yield
+    finally:
+        numba.config.CACHE_DIR = previous

@@ -1,0 +1,63 @@
+"""The packed state of a batch of systems: which row of which array holds what (read by the compiled round).
+
+The simulator keeps its per-user state in a few C-contiguous float64 arrays of shape (rows, n, K) -- n systems,
+K users -- so one kernel call can update all of them. The row numbers below are the only place that layout is
+written down; :mod:`multispin_env.core` allocates the arrays and :mod:`multispin_env._kernels` indexes them.
+Everything here is plain data (no imports from the package), so importing it creates no cycle.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = [
+    "P_DRAFT_TIME", "P_SNR", "P_MEAN_UPLOAD_TIME", "P_MEAN_EFFICIENCY", "POPULATION_ROWS",
+    "C_SUCCESSES", "C_FAILURES", "C_LAST_DRAFT_LENGTHS", "C_LAST_TOKENS", "COUNT_ROWS",
+    "H_UPLOAD_TIME", "H_EFFICIENCY", "H_OBSERVED_EFFICIENCY", "CHANNEL_ROWS",
+    "R_DRAFT_LENGTHS", "R_BANDWIDTH", "R_ACCEPTED", "R_TOKENS", "ROUND_ROWS",
+    "E_SYNC_TIME", "E_VERIFY_TIME", "E_LATENCY", "E_REWARD", "E_CLOCK", "ENV_ROWS",
+    "CONSTANT_FIELDS", "CONSTANTS",
+]
+
+#: ``population``: nominal draft time t_k (s/token), linear mean SNR, upload time c_k (s/token) and spectral
+#: efficiency e_k (bit/s/Hz) of the mean channel |h|^2 = 1.
+P_DRAFT_TIME, P_SNR, P_MEAN_UPLOAD_TIME, P_MEAN_EFFICIENCY = range(4)
+POPULATION_ROWS = 4
+#: ``counts``: discounted accepted draft tokens S and first rejections F (docs/model.md section 5.4); the last
+#: round's L_k and n_k.
+C_SUCCESSES, C_FAILURES, C_LAST_DRAFT_LENGTHS, C_LAST_TOKENS = range(4)
+COUNT_ROWS = 4
+#: ``channel``: c_k (s/token) and e_k (bit/s/Hz) of the true channel of the round about to be played, and e_k of
+#: its observed estimate.
+H_UPLOAD_TIME, H_EFFICIENCY, H_OBSERVED_EFFICIENCY = range(3)
+CHANNEL_ROWS = 3
+#: Per-user rows of a round's output: L_k, b_k, A_k, n_k.
+R_DRAFT_LENGTHS, R_BANDWIDTH, R_ACCEPTED, R_TOKENS = range(4)
+ROUND_ROWS = 4
+#: Per-system rows of a round's output: tau, T_ver, T (s), reward, clock after the round (s).
+E_SYNC_TIME, E_VERIFY_TIME, E_LATENCY, E_REWARD, E_CLOCK = range(5)
+ENV_ROWS = 5
+
+#: The constants of one batch that the compiled round reads: (name, numpy type, meaning). The core fills a
+#: record of :data:`CONSTANTS` from these names in one loop (``MultiSpinCore.kernel_constants``).
+CONSTANT_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("verify_base", "f8", "T0, s (eq. 2)"),
+    ("verify_per_token", "f8", "kappa, s/token (eq. 2)"),
+    ("downlink_time", "f8", "T_dl, s (eq. 3)"),
+    ("reward_scale", "f8", "reward per token"),
+    ("acceptance_forgetting", "f8", "lambda of the acceptance estimate (section 5.4)"),
+    ("acceptance_prior", "f8", "a0 of the acceptance estimate"),
+    ("acceptance_prior_weight", "f8", "w0 of the acceptance estimate, pseudo-tokens"),
+    ("horizon", "f8", "episode length, s"),
+    ("payload_bits", "f8", "D, bits per draft token (section 4)"),
+    ("bandwidth_hz", "f8", "W, Hz"),
+    ("doppler_hz", "f8", "f_D of the Gauss-Markov fading, Hz (section 4)"),
+    ("draft_time_jitter", "f8", "sigma of the log-normal drafting-time factor (section 5.3; 0: none)"),
+    ("max_draft", "f8", "L_max, tokens"),
+    ("length_entries", "i8", "action entries of the lengths: 1 (homogeneous) or K"),
+    ("fading", "i8", "1: Gauss-Markov fading; 0: |h|^2 = 1"),
+    ("observed_is_true", "i8", "1: the observed channel is the true one (no CSI delay or noise)"),
+)
+
+#: The record type of those constants (a record array of length 1 is passed to the kernels).
+CONSTANTS = np.dtype([(name, kind) for name, kind, _ in CONSTANT_FIELDS])
