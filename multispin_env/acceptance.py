@@ -33,7 +33,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-from numba import float64, njit, types, vectorize
+from numba import njit, vectorize
 from numpy.typing import NDArray
 
 from multispin_env._numba import JIT, jit_cache
@@ -61,7 +61,7 @@ __all__ = [
 
 with jit_cache():
 
-    @vectorize([float64(float64, float64, float64, float64)], cache=JIT["cache"])
+    @vectorize(cache=JIT["cache"])
     def acceptance_estimate(successes, failures, prior, prior_weight):
         """The observed acceptance estimate a_hat = (S + w0 a0) / (S + F + w0) (docs/model.md section 5.4): S and F
         the discounted accepted draft tokens and first rejections, a0 the prior rate, w0 its weight."""
@@ -81,8 +81,7 @@ with jit_cache():
             reached += np.float64(cumulative_hazard[i, k, j] <= draw)
         return min(reached, draft_length)
 
-    @njit(types.void(types.float64[:, :, ::1], types.float64[:, ::1], types.float64[:, ::1], types.float64[:, ::1]),
-          **JIT)
+    @njit(**JIT)  # compiled on first use (tests, analysis), not at import
     def _sample_prefixes(cumulative_hazard, draft_lengths, exponential, out):
         for i in range(out.shape[0]):
             for k in range(out.shape[1]):

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 
 import llvmlite.binding as llvm
 import numpy as np
-from numba import complex128, float64, types, vectorize
+from numba import types, vectorize
 from numba.extending import get_cython_function_address
 from numpy.typing import ArrayLike, NDArray
 
@@ -39,23 +39,23 @@ _scipy_j0 = types.ExternalFunction("multispin_env_scipy_j0", types.float64(types
 # The formulas the compiled round calls (numba ufuncs: numpy calls them on arrays, the kernels on scalars).
 with jit_cache():
 
-    @vectorize([float64(float64, float64)], cache=JIT["cache"])
+    @vectorize(cache=JIT["cache"])
     def efficiency(snr, fading_power):
         """Spectral efficiency e = log2(1 + SNR |h|^2) in bit/s/Hz from the linear SNR, floored at
         :data:`MIN_SPECTRAL_EFFICIENCY` (section 4)."""
         return max(math.log1p(snr * fading_power) / _LN2, MIN_SPECTRAL_EFFICIENCY)
 
-    @vectorize([float64(float64, float64, float64)], cache=JIT["cache"])
+    @vectorize(cache=JIT["cache"])
     def upload_time_per_token(payload, bandwidth_hz, spectral_efficiency):
         """c_k = D / (W e_k): seconds per draft token with the whole band (e_k floored as in :func:`efficiency`)."""
         return payload / (bandwidth_hz * max(spectral_efficiency, MIN_SPECTRAL_EFFICIENCY))
 
-    @vectorize([float64(float64, float64)], cache=JIT["cache"])
+    @vectorize(cache=JIT["cache"])
     def fading_correlation(doppler_hz, dt):
         """Jakes lag correlation rho = J0(2 pi f_D dt) of the Gauss-Markov fading (section 4)."""
         return _scipy_j0(2.0 * math.pi * doppler_hz * dt, 0)
 
-    @vectorize([complex128(complex128, float64, complex128)], cache=JIT["cache"])
+    @vectorize(cache=JIT["cache"])
     def gauss_markov_step(gain, rho, innovation):
         """One Gauss-Markov step h' = rho h + sqrt(1 - rho^2) w with w ~ CN(0, 1) (section 4); keeps E|h|^2 = 1."""
         return rho * gain + math.sqrt(max(1.0 - rho * rho, 0.0)) * innovation

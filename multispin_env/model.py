@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from numba import float64, vectorize
+from numba import vectorize
 from numpy.typing import ArrayLike, NDArray
 
 from multispin_env._checks import integer_setting, real_setting
@@ -48,10 +48,11 @@ MAX_DRAFT = 256
 
 # The per-formula functions below are numba ufuncs: numpy calls them on arrays (broadcasting, as the solvers
 # do) and the compiled round (multispin_env._kernels) calls the same functions on scalars, so each formula is
-# written once. They are compiled when this module is first imported, or loaded from numba's cache.
+# written once. They are compiled for the argument types of their first call (or loaded from numba's cache),
+# not at import: building a ufunc's numpy loop costs ~0.1 s, which every ``import multispin_env`` would pay.
 with jit_cache():
 
-    @vectorize([float64(float64, float64)], cache=JIT["cache"])
+    @vectorize(cache=JIT["cache"])
     def expected_tokens(acceptance, draft_length):
         """Expected tokens per round under i.i.d. acceptance, eq. (4): N(a, L) = (1 - a^(L+1)) / (1 - a).
 
@@ -59,7 +60,7 @@ with jit_cache():
         """
         return -math.expm1((draft_length + 1.0) * math.log(acceptance)) / (1.0 - acceptance)
 
-    @vectorize([float64(float64, float64, float64, float64)], cache=JIT["cache"])
+    @vectorize(cache=JIT["cache"])
     def finish_time(draft_length, draft_time, upload_time, share):
         """User k's upload end, the term of eq. (1): L_k t_k + L_k c_k / b_k in seconds.
 
@@ -75,12 +76,12 @@ with jit_cache():
             return math.inf
         return finish
 
-    @vectorize([float64(float64, float64, float64)], cache=JIT["cache"])
+    @vectorize(cache=JIT["cache"])
     def verification_time(batch_tokens, verify_base, verify_per_token):
         """Batch verification time, eq. (2): T_ver = T0 + kappa N for N = sum_k (L_k + 1) tokens, seconds."""
         return verify_base + verify_per_token * batch_tokens
 
-    @vectorize([float64(float64, float64, float64)], cache=JIT["cache"])
+    @vectorize(cache=JIT["cache"])
     def latency(sync, verify, downlink):
         """Round latency, eq. (3): T = tau + T_ver + T_dl, seconds."""
         return sync + verify + downlink
