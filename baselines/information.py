@@ -43,6 +43,9 @@ def _system(core: MultiSpinCore, acceptance: ArrayLike, draft_time: ArrayLike, u
         verify_per_token=scenario.verify_per_token,
         max_draft=scenario.max_draft,
         downlink_time=scenario.downlink_time,
+        verify_knee_tokens=scenario.verify_knee_tokens,
+        verify_profile=scenario.verify_table,
+        upload_deadline=core.config.upload_deadline,
     )
 
 

@@ -110,7 +110,7 @@ def _make_allocation(params: RoundParams, lengths: IntArray, shares: FloatArray)
     lengths = lengths.astype(np.int64, copy=False)
     shares = np.where(lengths > 0, shares, 0.0)
     tau = float(sync_time(params.draft_time, params.upload_time, lengths, shares))
-    latency = tau + float(verify_time(lengths, params.verify_base, params.verify_per_token)) + params.downlink_time
+    latency = tau + float(verify_time(lengths, params)) + params.downlink_time
     tokens = float(expected_tokens(params.acceptance, lengths).sum())
     return Allocation(draft_lengths=lengths, bandwidth=shares, goodput=tokens / latency, sync_time=tau, latency=latency)
 

@@ -42,6 +42,7 @@ from multispin_env.layout import (
     H_EFFICIENCY,
     H_OBSERVED_EFFICIENCY,
     H_UPLOAD_TIME,
+    P_DRAFT_POWER,
     P_DRAFT_TIME,
     P_MEAN_EFFICIENCY,
     P_MEAN_UPLOAD_TIME,
@@ -49,9 +50,11 @@ from multispin_env.layout import (
     R_ACCEPTED,
     R_BANDWIDTH,
     R_DRAFT_LENGTHS,
+    R_DROPPED,
+    R_ENERGY,
     R_TOKENS,
 )
-from multispin_env.model import finish_time, latency, verification_time
+from multispin_env.model import device_energy, finish_time, latency, upload_end, verification_time
 
 __all__ = [
     "clip_actions", "decode", "play_round", "update_channel", "observe", "step_action", "reset_rows", "round_info",
@@ -72,6 +75,8 @@ _generator = types.NumPyRandomGeneratorType("NumPyRandomGeneratorType")
 _state = (_f8_3, _f8_3, _f8_3, _c16_3, types.int64, _f8_1)  # population, counts, channel, gains, newest, clock
 # cumulative hazard (n, K, L_max), Exp(1), N(0, 1) pairs, jitter factors, round index in the blocks
 _draws = (_f8_3, _f8_3, _f8_4, _f8_3, types.int64)
+# the verification profile of eq. (2'): tokens, seconds
+_profile = (_f8_1, _f8_1)
 
 with jit_cache():
 
@@ -198,25 +203,28 @@ with jit_cache():
 
     @njit(
         types.void(
-            _f8_2, _f8_2, *_state, *_draws, types.int64[::1], _f8_3, _constants, types.boolean, _f8_3, _f8_2,
-            types.boolean[::1],
+            _f8_2, _f8_2, *_state, *_draws, types.int64[::1], _f8_3, _constants, *_profile, types.boolean, _f8_3,
+            _f8_2, types.boolean[::1],
         ),
         **JIT,
     )
     def play_round(
         draft_lengths, bandwidth, population, counts, channel, gains, newest, clock,
         cumulative_hazard, exponential, normals, jitter, block, restarts, restart_normals, constants,
-        channel_update, rounds, per_env, truncated,
+        verify_tokens, verify_seconds, channel_update, rounds, per_env, truncated,
     ):  # fmt: skip
         """One round of every system with decoded lengths L_k (tokens) and shares b_k (n, K).
 
-        - sync time tau = max_k finish_time(L_k, t_k, c_k, b_k) (eq. 1), t_k times the factor
-          ``jitter[block]`` = exp(sigma z - sigma^2 / 2) when sigma > 0 (section 5.3); T_ver (eq. 2) of the
-          batch's N = sum_k (L_k + 1) tokens; T = tau + T_ver + T_dl (eq. 3);
+        - upload ends u_k = finish_time(L_k, t_k, c_k, b_k) (eq. 1), t_k times the factor ``jitter[block]``
+          = exp(sigma z - sigma^2 / 2) when sigma > 0 (section 5.3); users with u_k > deadline are dropped
+          (eq. 1'): A_k = 0, one token, counted in the batch as L_k = 0; tau = the deadline if anyone was
+          dropped, else max_k u_k; T_ver (eq. 2') of the batch's N = sum_k (L_k + 1) tokens over the profile
+          ``verify_tokens``/``verify_seconds``; T = tau + T_ver + T_dl (eq. 3);
         - accepted prefixes A_k from E = ``exponential[block]`` and the process's ``cumulative_hazard``
-          (section 5.1), tokens n_k = A_k + 1 (eq. 4); reward = reward_scale sum_k n_k;
-        - discounted counts S = lambda S + A, F = lambda F + [A < L] (section 5.4); last lengths/tokens;
-          clock += T; truncated = clock >= horizon;
+          (section 5.1), tokens n_k = A_k + 1 (eq. 4); energy E_k (section 5.7);
+          reward = reward_scale (sum_k n_k - energy_weight sum_k E_k);
+        - discounted counts S = lambda S + A, F = lambda F + [A < L] of the users not dropped (section 5.4);
+          last lengths/tokens; clock += T; truncated = clock >= horizon;
         - fading (section 4): h' = rho h + sqrt(1 - rho^2) w, rho = J0(2 pi f_D T), w = (z1 + i z2) / sqrt 2
           from ``normals[block]``, written into the next slot of the ring ``gains`` (the caller advances
           ``newest``);
@@ -224,34 +232,52 @@ with jit_cache():
           between; else empty arrays and the caller restarts them);
         - ``channel_update``: then :func:`update_channel` without estimation noise.
 
-        Outputs: ``rounds`` (>= 4, n, K) rows R_ACCEPTED and R_TOKENS (the other rows untouched); ``per_env``
-        (5, n) rows E_SYNC_TIME, E_VERIFY_TIME, E_LATENCY (s), E_REWARD, E_CLOCK (s); ``truncated`` (n,).
+        Outputs: ``rounds`` (ROUND_ROWS, n, K) rows R_ACCEPTED, R_TOKENS, R_DROPPED, R_ENERGY (the others
+        untouched); ``per_env`` (5, n) rows E_SYNC_TIME, E_VERIFY_TIME, E_LATENCY (s), E_REWARD, E_CLOCK (s);
+        ``truncated`` (n,).
         """
         c = constants[0]
         jittered = c.draft_time_jitter > 0.0
+        deadline = c.upload_deadline
         forgetting = c.acceptance_forgetting
         n, num_users = draft_lengths.shape
         following = (newest + 1) % gains.shape[0]
         for i in range(n):
             sync = 0.0
             batch_tokens = 0.0
+            any_dropped = False
             for k in range(num_users):
                 length = draft_lengths[i, k]
                 draft_time = population[P_DRAFT_TIME, i, k]
                 if jittered:
                     draft_time = draft_time * jitter[block, i, k]
-                sync = max(sync, finish_time(length, draft_time, channel[H_UPLOAD_TIME, i, k], bandwidth[i, k]))
-                batch_tokens += length + 1.0
-            verify = verification_time(batch_tokens, c.verify_base, c.verify_per_token)
+                finish = finish_time(length, draft_time, channel[H_UPLOAD_TIME, i, k], bandwidth[i, k])
+                dropped = finish > deadline
+                any_dropped |= dropped
+                stop = upload_end(finish, deadline)
+                rounds[R_DROPPED, i, k] = np.float64(dropped)
+                rounds[R_ENERGY, i, k] = device_energy(length, draft_time, stop, population[P_DRAFT_POWER, i, k],
+                                                       c.transmit_power_w)
+                if not dropped:
+                    sync = max(sync, finish)
+                    batch_tokens += length
+                batch_tokens += 1.0
+            if any_dropped:
+                sync = deadline
+            verify = verification_time(batch_tokens, verify_tokens, verify_seconds)
             round_latency = latency(sync, verify, c.downlink_time)
             token_sum = 0.0
+            energy_sum = 0.0
             for k in range(num_users):
                 length = draft_lengths[i, k]
-                accepted = accepted_prefix(cumulative_hazard, i, k, length, exponential[block, i, k])
+                kept = rounds[R_DROPPED, i, k] == 0.0
+                accepted = accepted_prefix(cumulative_hazard, i, k, length, exponential[block, i, k]) if kept else 0.0
                 tokens = accepted + 1.0
                 token_sum += tokens
+                energy_sum += rounds[R_ENERGY, i, k]
+                observed = length if kept else 0.0  # a dropped draft was never verified: no evidence
                 counts[C_SUCCESSES, i, k] = counts[C_SUCCESSES, i, k] * forgetting + accepted
-                counts[C_FAILURES, i, k] = counts[C_FAILURES, i, k] * forgetting + np.float64(accepted < length)
+                counts[C_FAILURES, i, k] = counts[C_FAILURES, i, k] * forgetting + np.float64(accepted < observed)
                 counts[C_LAST_DRAFT_LENGTHS, i, k] = length
                 counts[C_LAST_TOKENS, i, k] = tokens
                 rounds[R_ACCEPTED, i, k] = accepted
@@ -261,7 +287,7 @@ with jit_cache():
             per_env[E_SYNC_TIME, i] = sync
             per_env[E_VERIFY_TIME, i] = verify
             per_env[E_LATENCY, i] = round_latency
-            per_env[E_REWARD, i] = token_sum * c.reward_scale
+            per_env[E_REWARD, i] = (token_sum - c.energy_weight * energy_sum) * c.reward_scale
             per_env[E_CLOCK, i] = clock[i]
             if c.fading:
                 rho = fading_correlation(c.doppler_hz, round_latency)
@@ -277,7 +303,7 @@ with jit_cache():
     @njit(types.void(_f8_3, _f8_3, _f8_3, _f8_1, _constants, _f8_2, types.float32[:, ::1]), **JIT)
     def observe(population, counts, channel, clock, constants, observation_scale, out):
         """float32 observations (n, 5K + 1): each raw field times its scale ``observation_scale[0]``, clipped
-        into [0, ``observation_scale[1]``] (docs/model.md section 8.2).
+        into [0, ``observation_scale[1]``] (docs/model.md section 5.5).
 
         Fields (K entries each, then one): observed e_k (bit/s/Hz), nominal t_k (s/token), the acceptance
         estimate a_hat, last L_k, last n_k; horizon - clock (s).
@@ -309,14 +335,14 @@ with jit_cache():
 
     @njit(
         types.int64(
-            _f8_1, *_state, *_draws, _constants, types.boolean, _f8_2, _f8_3, _f8_2, types.boolean[::1],
+            _f8_1, *_state, *_draws, _constants, *_profile, types.boolean, _f8_2, _f8_3, _f8_2, types.boolean[::1],
             types.int64[:, :, ::1], types.float32[:, ::1],
         ),
         **JIT,
     )
     def step_action(
         action, population, counts, channel, gains, newest, clock,
-        cumulative_hazard, exponential, normals, jitter, block, constants,
+        cumulative_hazard, exponential, normals, jitter, block, constants, verify_tokens, verify_seconds,
         finish, observation_scale, rounds, per_env, truncated, info, out,
     ):  # fmt: skip
         """The single env's step: one raw action (A,) of a batch of one system, decoded and played in one call.
@@ -334,7 +360,7 @@ with jit_cache():
         play_round(
             rounds[R_DRAFT_LENGTHS], rounds[R_BANDWIDTH], population, counts, channel, gains, newest, clock,
             cumulative_hazard, exponential, normals, jitter, block, np.empty(0, dtype=np.int64),
-            np.empty((2, 0, 0)), constants, finish, rounds, per_env, truncated,
+            np.empty((2, 0, 0)), constants, verify_tokens, verify_seconds, finish, rounds, per_env, truncated,
         )  # fmt: skip
         num_users = rounds.shape[2]
         for k in range(num_users):

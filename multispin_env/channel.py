@@ -22,6 +22,12 @@ FloatArray = NDArray[np.float64]
 #: Draft time per token, s/token, of each device class (model.md section 4).
 DEVICE_CLASSES: Mapping[str, float] = {"high": 0.004, "mid": 0.010, "low": 0.025}
 
+#: Power drawn while drafting, W, of each device class (docs/model.md section 5.7). ASSUMED orders of
+#: magnitude, not measurements of these draft models: sustained LLM decoding was measured at < 2 W on an NPU
+#: module (Hailo-10H), a few W on flagship phones and 34.1 W on a laptop GPU (RTX 4050) in arXiv 2603.23640
+#: (Qwen 2.5 1.5B, 4-bit); a small draft model on a fast (high) device draws more than on a slow (low) one.
+DEVICE_DRAFT_POWER_W: Mapping[str, float] = {"high": 8.0, "mid": 4.0, "low": 2.0}
+
 #: Payload models for one uploaded draft token (model.md section 4).
 PAYLOAD_MODELS: tuple[str, ...] = ("token-only", "top-k", "full")
 
@@ -133,10 +139,24 @@ def complex_normal(normal: FloatArray) -> NDArray[np.complex128]:
 
 def draft_times_of(device_classes: Sequence[str]) -> FloatArray:
     """Draft time per token (s) for each named device class."""
-    unknown = sorted({c for c in device_classes if c not in DEVICE_CLASSES})
+    return _per_class(DEVICE_CLASSES, device_classes)
+
+
+def draft_powers_of(device_classes: Sequence[str]) -> FloatArray:
+    """Drafting power (W) for each named device class (:data:`DEVICE_DRAFT_POWER_W`)."""
+    return _per_class(DEVICE_DRAFT_POWER_W, device_classes)
+
+
+def _per_class(table: Mapping[str, float], device_classes: Sequence[str]) -> FloatArray:
+    unknown = sorted({c for c in device_classes if c not in table})
     if unknown:
-        raise ValueError(f"device class must be one of {sorted(DEVICE_CLASSES)}, got {unknown}")
-    return np.array([DEVICE_CLASSES[c] for c in device_classes], dtype=np.float64)
+        raise ValueError(f"device class must be one of {sorted(table)}, got {unknown}")
+    return np.array([table[c] for c in device_classes], dtype=np.float64)
+
+
+def dbm_to_watts(power_dbm: float) -> float:
+    """10^(P/10) mW in W: 23 dBm is 0.2 W."""
+    return 10.0 ** (power_dbm / 10.0) / 1000.0
 
 
 def physical_round_params(

@@ -77,6 +77,15 @@ def _device_mix(name: str, value: Any) -> Mapping[str, float] | None:
     return dict(value)
 
 
+def _verify_profile(name: str, value: Any) -> Any:
+    if value is None or isinstance(value, str):
+        return value
+    try:
+        return tuple((float(tokens), float(seconds)) for tokens, seconds in value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(f"{name} must be a profile name or (tokens, seconds) pairs, got {value!r}") from exc
+
+
 def _payload(name: str, value: Any) -> str | None:
     if value is not None and value not in PAYLOAD_MODELS:
         raise ValueError(f"{name} must be one of {PAYLOAD_MODELS} or None, got {value!r}")
@@ -105,6 +114,16 @@ class EnvConfig:
                                                       "None keeps the scenario's")
     doppler_hz: float | None = _setting(None, _optional(_real(0.0, 1e4)), "f_D of the fading, Hz (0..1e4: 500 km/h "
                                         "at 6 GHz is 2.8 kHz); None keeps the scenario's")
+    verify_knee_tokens: float | None = _setting(None, _optional(_real(0.0, 1e6)), "batch tokens verified in T0 "
+                                                "before T_ver grows, eq. (2'); None keeps the scenario's (0)")
+    verify_profile: Any = _setting(None, _verify_profile, "a measured verification profile: a name from "
+                                   "multispin_env.scenarios.VERIFY_PROFILES or (tokens, seconds) pairs; None keeps "
+                                   "the scenario's")
+    upload_deadline: float | None = _setting(0.5, _optional(_real(0.0, 1e9, low_open=True)), "seconds after the "
+                                             "round start at which the server stops waiting for uploads; later "
+                                             "users are dropped (eq. (1')); None: no deadline")
+    energy_weight: float = _setting(0.0, _real(0.0, 1e6), "tokens per joule traded off in the reward: reward = "
+                                    "scale (sum_k n_k - weight sum_k E_k) (section 5.7)")
     fading: bool = _setting(True, _flag(), "Rayleigh block fading evolving by Gauss-Markov steps, rho = "
                             "J0(2 pi f_D T); False: |h|^2 = 1 every round (shadowing fixed)")
     csi_delay: int = _setting(0, _integer(0, MAX_CSI_DELAY), "rounds by which the observed channel lags the true one")
@@ -156,7 +175,8 @@ class EnvConfig:
 
 
 #: Config keys that override the Scenario field of the same name when not None.
-SCENARIO_OVERRIDES = ("num_users", "max_draft", "payload", "device_mix", "doppler_hz")
+SCENARIO_OVERRIDES = ("num_users", "max_draft", "payload", "device_mix", "doppler_hz", "verify_knee_tokens",
+                      "verify_profile")
 
 #: The settings: name -> the doc of its field (for listings and docs).
 SETTINGS: Mapping[str, str] = {spec.name: spec.metadata["doc"] for spec in dataclasses.fields(EnvConfig) if spec.init}

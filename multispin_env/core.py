@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from multispin_env.acceptance import AcceptanceProcess, acceptance_estimate, make_acceptance_process
-from multispin_env.channel import efficiency, rayleigh_gains, snr_linear, upload_time_per_token
+from multispin_env.channel import dbm_to_watts, efficiency, rayleigh_gains, snr_linear, upload_time_per_token
 from multispin_env.config import EnvConfig
 from multispin_env.layout import (
     C_FAILURES,
@@ -41,6 +41,7 @@ from multispin_env.layout import (
     H_EFFICIENCY,
     H_OBSERVED_EFFICIENCY,
     H_UPLOAD_TIME,
+    P_DRAFT_POWER,
     P_DRAFT_TIME,
     P_MEAN_EFFICIENCY,
     P_MEAN_UPLOAD_TIME,
@@ -49,6 +50,8 @@ from multispin_env.layout import (
     R_ACCEPTED,
     R_BANDWIDTH,
     R_DRAFT_LENGTHS,
+    R_DROPPED,
+    R_ENERGY,
     R_TOKENS,
     ROUND_ROWS,
 )
@@ -80,8 +83,10 @@ class RoundOutcome(NamedTuple):
     sync_time: FloatArray  # (n,), s, eq. (1)
     verify_time: FloatArray  # (n,), s, eq. (2)
     latency: FloatArray  # (n,), s, eq. (3)
-    reward: FloatArray  # (n,), reward_scale * sum_k n_k
+    reward: FloatArray  # (n,), reward_scale * (sum_k n_k - energy_weight * sum_k E_k)
     truncated: BoolArray  # (n,), clock >= horizon
+    dropped: FloatArray  # (n, K), 1.0 where the upload missed the deadline (eq. 1')
+    energy: FloatArray  # (n, K), J (section 5.7)
 
 
 class MultiSpinCore:
@@ -152,6 +157,7 @@ class MultiSpinCore:
         scale = observation_scale(k, self.max_draft, config.horizon)
         self._observation_scale = np.ascontiguousarray(np.stack((scale, self.observation_bounds()[1])))
         self._constants = self.kernel_constants()
+        self._verify_profile = tuple(np.ascontiguousarray(a) for a in scenario.verify_profile_points)
         self._no_noise = np.zeros((0, 0), dtype=np.complex128)
         self._no_normals = np.zeros((2, 0, 0))
         self._no_rows = np.zeros(0, dtype=np.int64)
@@ -167,7 +173,13 @@ class MultiSpinCore:
         """The record of :data:`~multispin_env.layout.CONSTANTS` the kernels read, filled by name from the
         derived values below, the resolved scenario's fields or the config's settings (in that order: the
         scenario holds the resolved value of the config's overrides such as ``doppler_hz``)."""
-        derived = {"length_entries": self.length_entries, "observed_is_true": self._observed_is_true}
+        deadline = self.config.upload_deadline
+        derived = {
+            "length_entries": self.length_entries,
+            "observed_is_true": self._observed_is_true,
+            "upload_deadline": np.inf if deadline is None else deadline,
+            "transmit_power_w": dbm_to_watts(self.scenario.tx_power_dbm),
+        }
         record = np.zeros(1, dtype=CONSTANTS)
         for name in CONSTANTS.names:
             if name in derived:
@@ -234,7 +246,8 @@ class MultiSpinCore:
         if last is None or isinstance(last, RoundOutcome):
             return last
         rounds, per_env, truncated = last  # the single-env kernel step's buffers
-        outcome = RoundOutcome(*rounds[:ROUND_ROWS], *per_env[:4], truncated)
+        outcome = RoundOutcome(rounds[R_DRAFT_LENGTHS], rounds[R_BANDWIDTH], rounds[R_ACCEPTED], rounds[R_TOKENS],
+                               *per_env[:4], truncated, rounds[R_DROPPED], rounds[R_ENERGY])
         self._last_round = outcome
         return outcome
 
@@ -258,6 +271,7 @@ class MultiSpinCore:
         mean_efficiency = efficiency(snr, 1.0)
         self._population[P_SNR, index] = snr
         self._population[P_DRAFT_TIME, index] = [p.draft_time for p in populations]
+        self._population[P_DRAFT_POWER, index] = [p.draft_power for p in populations]
         self._population[P_MEAN_EFFICIENCY, index] = mean_efficiency
         self._population[P_MEAN_UPLOAD_TIME, index] = upload_time_per_token(
             self.scenario.payload_bits, self.scenario.bandwidth_hz, mean_efficiency)
@@ -321,7 +335,7 @@ class MultiSpinCore:
         block = self._next_block(rng)
         draft_lengths = np.ascontiguousarray(draft_lengths, dtype=np.float64)
         bandwidth = np.ascontiguousarray(bandwidth, dtype=np.float64)
-        rounds = np.empty((ROUND_ROWS, n, k))  # rows R_ACCEPTED and R_TOKENS are written
+        rounds = np.empty((ROUND_ROWS, n, k))  # rows R_ACCEPTED, R_TOKENS, R_DROPPED, R_ENERGY are written
         per_env = np.empty((ENV_ROWS, n))
         truncated = np.empty(n, dtype=bool)
         restarts, restart_normals = self._no_rows, self._no_normals
@@ -334,13 +348,14 @@ class MultiSpinCore:
         self._kernels.play_round(
             draft_lengths, bandwidth, self._population, self._counts, self._channel, self._gains, self._newest,
             self.clock, self.process.cumulative_hazard, self._exponential_block, self._normal_block,
-            self._jitter_block, block, restarts, restart_normals, self._constants, channel_update, rounds, per_env,
-            truncated,
+            self._jitter_block, block, restarts, restart_normals, self._constants, *self._verify_profile,
+            channel_update, rounds, per_env, truncated,
         )  # fmt: skip
         self._block_index = block + 1
         if self.config.fading:
             self._newest = (self._newest + 1) % self._gains.shape[0]
-        outcome = RoundOutcome(draft_lengths, bandwidth, rounds[R_ACCEPTED], rounds[R_TOKENS], *per_env[:4], truncated)
+        outcome = RoundOutcome(draft_lengths, bandwidth, rounds[R_ACCEPTED], rounds[R_TOKENS], *per_env[:4], truncated,
+                               rounds[R_DROPPED], rounds[R_ENERGY])
         self._last_round = outcome
         if self.process.evolves:
             self.process.advance(outcome.tokens, rng)
@@ -369,7 +384,8 @@ class MultiSpinCore:
         status = self._kernels.step_action(
             action, self._population, self._counts, self._channel, self._gains, self._newest, self.clock,
             self.process.cumulative_hazard, self._exponential_block, self._normal_block, self._jitter_block, block,
-            self._constants, self._finish_in_kernel, self._observation_scale, rounds, per_env, truncated, ints, obs,
+            self._constants, *self._verify_profile, self._finish_in_kernel, self._observation_scale, rounds, per_env,
+            truncated, ints, obs,
         )  # fmt: skip
         if status < 0:
             raise ValueError(f"action contains NaN or inf: {action}")
@@ -389,6 +405,8 @@ class MultiSpinCore:
             "accepted": accepted,
             "draft_lengths": lengths,
             "bandwidth": rounds[R_BANDWIDTH, 0],
+            "dropped": rounds[R_DROPPED, 0] > 0.0,
+            "energy": rounds[R_ENERGY, 0],
             "latency": latency,
             "sync_time": sync,
             "verify_time": verify,
@@ -432,7 +450,7 @@ class MultiSpinCore:
 
     # ------------------------------------------------------------ observation
     def observation(self) -> NDArray[np.float32]:
-        """The float32 observations (n, observation_size), a new array (docs/model.md section 8.2)."""
+        """The float32 observations (n, observation_size), a new array (docs/model.md section 5.5)."""
         out = np.empty((self.num_envs, self.observation_size), dtype=np.float32)
         self._kernels.observe(self._population, self._counts, self._channel, self.clock, self._constants,
                               self._observation_scale, out)
@@ -451,6 +469,8 @@ class MultiSpinCore:
             "accepted": accepted,
             "draft_lengths": draft_lengths,
             "bandwidth": outcome.bandwidth,
+            "dropped": outcome.dropped > 0.0,
+            "energy": outcome.energy,
             "latency": outcome.latency,
             "sync_time": outcome.sync_time,
             "verify_time": outcome.verify_time,

@@ -11,18 +11,18 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = [
-    "P_DRAFT_TIME", "P_SNR", "P_MEAN_UPLOAD_TIME", "P_MEAN_EFFICIENCY", "POPULATION_ROWS",
+    "P_DRAFT_TIME", "P_SNR", "P_MEAN_UPLOAD_TIME", "P_MEAN_EFFICIENCY", "P_DRAFT_POWER", "POPULATION_ROWS",
     "C_SUCCESSES", "C_FAILURES", "C_LAST_DRAFT_LENGTHS", "C_LAST_TOKENS", "COUNT_ROWS",
     "H_UPLOAD_TIME", "H_EFFICIENCY", "H_OBSERVED_EFFICIENCY", "CHANNEL_ROWS",
-    "R_DRAFT_LENGTHS", "R_BANDWIDTH", "R_ACCEPTED", "R_TOKENS", "ROUND_ROWS",
+    "R_DRAFT_LENGTHS", "R_BANDWIDTH", "R_ACCEPTED", "R_TOKENS", "R_DROPPED", "R_ENERGY", "ROUND_ROWS",
     "E_SYNC_TIME", "E_VERIFY_TIME", "E_LATENCY", "E_REWARD", "E_CLOCK", "ENV_ROWS",
     "CONSTANT_FIELDS", "CONSTANTS",
 ]
 
 #: ``population``: nominal draft time t_k (s/token), linear mean SNR, upload time c_k (s/token) and spectral
-#: efficiency e_k (bit/s/Hz) of the mean channel |h|^2 = 1.
-P_DRAFT_TIME, P_SNR, P_MEAN_UPLOAD_TIME, P_MEAN_EFFICIENCY = range(4)
-POPULATION_ROWS = 4
+#: efficiency e_k (bit/s/Hz) of the mean channel |h|^2 = 1, drafting power (W).
+P_DRAFT_TIME, P_SNR, P_MEAN_UPLOAD_TIME, P_MEAN_EFFICIENCY, P_DRAFT_POWER = range(5)
+POPULATION_ROWS = 5
 #: ``counts``: discounted accepted draft tokens S and first rejections F (docs/model.md section 5.4); the last
 #: round's L_k and n_k.
 C_SUCCESSES, C_FAILURES, C_LAST_DRAFT_LENGTHS, C_LAST_TOKENS = range(4)
@@ -31,19 +31,21 @@ COUNT_ROWS = 4
 #: its observed estimate.
 H_UPLOAD_TIME, H_EFFICIENCY, H_OBSERVED_EFFICIENCY = range(3)
 CHANNEL_ROWS = 3
-#: Per-user rows of a round's output: L_k, b_k, A_k, n_k.
-R_DRAFT_LENGTHS, R_BANDWIDTH, R_ACCEPTED, R_TOKENS = range(4)
-ROUND_ROWS = 4
+#: Per-user rows of a round's output: L_k, b_k, A_k, n_k, 1.0 if dropped at the deadline, energy (J).
+R_DRAFT_LENGTHS, R_BANDWIDTH, R_ACCEPTED, R_TOKENS, R_DROPPED, R_ENERGY = range(6)
+ROUND_ROWS = 6
 #: Per-system rows of a round's output: tau, T_ver, T (s), reward, clock after the round (s).
 E_SYNC_TIME, E_VERIFY_TIME, E_LATENCY, E_REWARD, E_CLOCK = range(5)
 ENV_ROWS = 5
 
 #: The constants of one batch that the compiled round reads: (name, numpy type, meaning). The core fills a
-#: record of :data:`CONSTANTS` from these names in one loop (``MultiSpinCore.kernel_constants``).
+#: record of :data:`CONSTANTS` from these names in one loop (``MultiSpinCore.kernel_constants``). The
+#: verification profile of eq. (2') is an array pair, passed to the kernels beside this record.
 CONSTANT_FIELDS: tuple[tuple[str, str, str], ...] = (
-    ("verify_base", "f8", "T0, s (eq. 2)"),
-    ("verify_per_token", "f8", "kappa, s/token (eq. 2)"),
     ("downlink_time", "f8", "T_dl, s (eq. 3)"),
+    ("upload_deadline", "f8", "s after the round start; later uploads are dropped (eq. 1'; inf: none)"),
+    ("transmit_power_w", "f8", "P_tx, W (section 5.7)"),
+    ("energy_weight", "f8", "tokens per joule taken off the reward (section 5.7)"),
     ("reward_scale", "f8", "reward per token"),
     ("acceptance_forgetting", "f8", "lambda of the acceptance estimate (section 5.4)"),
     ("acceptance_prior", "f8", "a0 of the acceptance estimate"),

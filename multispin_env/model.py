@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from numba import vectorize
+from numba import njit, vectorize
 from numpy.typing import ArrayLike, NDArray
 
 from multispin_env._checks import integer_setting, real_setting
@@ -38,7 +38,12 @@ __all__ = [
     "latency",
     "round_latency",
     "expected_goodput",
+    "expected_user_tokens",
     "validate_allocation",
+    "verification_profile",
+    "verification_times",
+    "upload_end",
+    "device_energy",
 ]
 
 #: Largest number of users K of a system (memory of the batched state grows with it).
@@ -76,10 +81,41 @@ with jit_cache():
             return math.inf
         return finish
 
+    @njit(**JIT, inline="always")
+    def verification_time(batch_tokens, profile_tokens, profile_seconds):
+        """Batch verification time T_ver(N) of N = sum_k (L_k + 1) tokens, eq. (2'): the piecewise-linear
+        profile through the points (profile_tokens[j], profile_seconds[j]) (increasing tokens, >= 2 points),
+        flat below the first point and extended with the last segment's slope beyond the last one.
+
+        The paper's affine T0 + kappa N, the knee T0 + kappa max(0, N - knee) and a measured table are all
+        such profiles (:func:`verification_profile`).
+        """
+        last = profile_tokens.size - 1
+        if batch_tokens <= profile_tokens[0]:
+            return profile_seconds[0]
+        j = 1
+        while j < last and batch_tokens > profile_tokens[j]:
+            j += 1
+        slope = (profile_seconds[j] - profile_seconds[j - 1]) / (profile_tokens[j] - profile_tokens[j - 1])
+        return profile_seconds[j - 1] + (batch_tokens - profile_tokens[j - 1]) * slope
+
+    @njit(**JIT)
+    def _verification_times(batch_tokens, profile_tokens, profile_seconds, out):
+        for j in range(batch_tokens.size):
+            out[j] = verification_time(batch_tokens[j], profile_tokens, profile_seconds)
+
     @vectorize(cache=JIT["cache"])
-    def verification_time(batch_tokens, verify_base, verify_per_token):
-        """Batch verification time, eq. (2): T_ver = T0 + kappa N for N = sum_k (L_k + 1) tokens, seconds."""
-        return verify_base + verify_per_token * batch_tokens
+    def upload_end(finish, deadline):
+        """When user k's upload stops, eq. (1'): its finish time, or the deadline if that comes first
+        (``deadline`` = inf: none). A user with finish > deadline is dropped from the batch."""
+        return min(finish, deadline)
+
+    @vectorize(cache=JIT["cache"])
+    def device_energy(draft_length, draft_time, stop, draft_power, transmit_power):
+        """Energy of user k in one round, J (docs/model.md section 5.7): P_draft L_k t_k drafting plus
+        P_tx (stop - L_k t_k) transmitting until its upload ends or is cut at the deadline (``stop``)."""
+        drafting = draft_length * draft_time
+        return draft_power * drafting + transmit_power * max(stop - drafting, 0.0)
 
     @vectorize(cache=JIT["cache"])
     def latency(sync, verify, downlink):
@@ -153,10 +189,44 @@ def sync_time(
     return finish_time(draft_lengths, draft_time, upload_time, bandwidth).max(axis=-1)
 
 
-def verify_time(draft_lengths: ArrayLike, verify_base: ArrayLike, verify_per_token: ArrayLike) -> FloatArray:
-    """:func:`verification_time` of a batch of drafts: N = sum_k (L_k + 1) over the last axis."""
+def verification_profile(
+    verify_base: float, verify_per_token: float, knee_tokens: float = 0.0, profile: ArrayLike | None = None
+) -> tuple[FloatArray, FloatArray]:
+    """The verification-time model as a piecewise-linear profile (tokens, seconds), eq. (2').
+
+    :param verify_base: T0, s (used without ``profile``)
+    :param verify_per_token: kappa, s/token (used without ``profile``)
+    :param knee_tokens: batch tokens verified in T0 before the time grows (0: the paper's affine eq. (2))
+    :param profile: a measured table of (tokens, seconds) points, >= 2, tokens increasing, seconds
+        non-decreasing; replaces the three numbers above
+    """
+    if profile is not None:
+        table = np.array(profile, dtype=np.float64)
+        if table.ndim != 2 or table.shape[1] != 2 or table.shape[0] < 2 or not np.all(np.isfinite(table)):
+            raise ValueError(f"verify_profile must be >= 2 finite (tokens, seconds) pairs, got {profile!r}")
+        tokens, seconds = table[:, 0].copy(), table[:, 1].copy()
+        if np.any(np.diff(tokens) <= 0) or np.any(np.diff(seconds) < 0) or tokens[0] < 0 or seconds[0] <= 0:
+            raise ValueError("verify_profile must have increasing tokens >= 0 and non-decreasing seconds > 0, "
+                             f"got {profile!r}")
+        return tokens, seconds
+    if knee_tokens > 0.0:
+        return np.array([0.0, knee_tokens, knee_tokens + 1.0]), np.array(
+            [verify_base, verify_base, verify_base + verify_per_token])
+    return np.array([0.0, 1.0]), np.array([verify_base, verify_base + verify_per_token])
+
+
+def verification_times(batch_tokens: ArrayLike, profile: tuple[FloatArray, FloatArray]) -> FloatArray:
+    """:func:`verification_time` of an array of batch sizes N (tokens) for ``profile`` = (tokens, seconds)."""
+    tokens = np.asarray(batch_tokens, dtype=np.float64)
+    out = np.empty(tokens.shape)
+    _verification_times(np.ascontiguousarray(tokens).reshape(-1), profile[0], profile[1], out.reshape(-1))
+    return out
+
+
+def verify_time(draft_lengths: ArrayLike, params: RoundParams) -> FloatArray:
+    """T_ver of a batch of drafts, eq. (2'): N = sum_k (L_k + 1) over the last axis, ``params``' profile."""
     lengths = np.asarray(draft_lengths, dtype=np.float64)
-    return verification_time((lengths + 1.0).sum(axis=-1), verify_base, verify_per_token)
+    return verification_times((lengths + 1.0).sum(axis=-1), params.verify_profile_points)
 
 
 def _float_vector(name: str, value: Any) -> FloatArray:
@@ -180,7 +250,7 @@ def _float_vector(name: str, value: Any) -> FloatArray:
 
 @dataclass(frozen=True)
 class RoundParams:
-    """Everything that fixes the expected goodput of one Multi-SPIN system (model.md sections 2-3).
+    """Everything that fixes the expected goodput of one Multi-SPIN system (docs/model.md sections 2-3).
 
     :param acceptance: a_k, per-token acceptance rate of user k's draft, in (0, 1); shape (K,)
     :param draft_time: t_k, seconds per drafted token on device k (> 0); shape (K,)
@@ -189,36 +259,60 @@ class RoundParams:
     :param verify_per_token: kappa, seconds per token in the verification batch (>= 0)
     :param max_draft: L_max, the longest draft in tokens (integer in 1..MAX_DRAFT)
     :param downlink_time: T_dl, seconds of downlink/feedback per round (>= 0)
+    :param verify_knee_tokens: batch tokens verified in T0 before the time grows, eq. (2') (0: eq. (2))
+    :param verify_profile: a measured (tokens, seconds) table replacing T0, kappa and the knee, eq. (2')
+    :param upload_deadline: seconds after the round start at which the server stops waiting; a user whose
+        upload would end later is dropped (one token, eq. (1')); None: no deadline
+    :param survival: P(A_k >= i) for i = 1..L_max, shape (K, L_max), non-increasing in i, in [0, 1]; the
+        acceptance curve of any process (section 5.1); None: the i.i.d. curve a_k^i
     """
 
-    acceptance: FloatArray
+    acceptance: FloatArray | None
     draft_time: FloatArray
     upload_time: FloatArray
     verify_base: float = 0.060
     verify_per_token: float = 0.0005
     max_draft: int = 10
     downlink_time: float = 0.0
+    verify_knee_tokens: float = 0.0
+    verify_profile: Any = None
+    upload_deadline: float | None = None
+    survival: FloatArray | None = None
     num_users: int = field(init=False)
+    #: (tokens, seconds) of the verification profile, eq. (2').
+    verify_profile_points: tuple[FloatArray, FloatArray] = field(init=False, repr=False, compare=False)
+    #: E[n_k](L) for L = 0..L_max, shape (K, L_max + 1): 1 + sum_{i<=L} survival[k, i-1] (eq. (4)).
+    token_table: FloatArray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        acceptance = _float_vector("acceptance", self.acceptance)
         draft_time = _float_vector("draft_time", self.draft_time)
         upload_time = _float_vector("upload_time", self.upload_time)
-        if not (draft_time.shape == upload_time.shape == acceptance.shape):
+        max_draft = self.max_draft
+        if isinstance(max_draft, (float, np.floating)) and float(max_draft).is_integer():
+            max_draft = int(max_draft)  # 7.0 from a float computation is a length of 7
+        max_draft = integer_setting("max_draft", max_draft, 1, MAX_DRAFT)
+        k = draft_time.size
+        if self.acceptance is None and self.survival is None:
+            raise ValueError("give acceptance (i.i.d. rates) or survival (acceptance curves)")
+        acceptance = None if self.acceptance is None else _float_vector("acceptance", self.acceptance)
+        if not (draft_time.shape == upload_time.shape and (acceptance is None or acceptance.shape == (k,))):
             raise ValueError(
                 "acceptance, draft_time and upload_time must have one entry per user (equal lengths), got "
-                f"{acceptance.size}, {draft_time.size} and {upload_time.size}"
+                f"{None if acceptance is None else acceptance.size}, {draft_time.size} and {upload_time.size}"
             )
-        if np.any((acceptance <= 0.0) | (acceptance >= 1.0)):
+        if acceptance is not None and np.any((acceptance <= 0.0) | (acceptance >= 1.0)):
             raise ValueError(f"acceptance must lie in the open interval (0, 1), got {acceptance}")
         if np.any(draft_time <= 0.0):
             raise ValueError(f"draft_time must be > 0 s/token, got {draft_time}")
         if np.any(upload_time <= 0.0):
             raise ValueError(f"upload_time must be > 0 s/token, got {upload_time}")
-        max_draft = self.max_draft
-        if isinstance(max_draft, (float, np.floating)) and float(max_draft).is_integer():
-            max_draft = int(max_draft)  # 7.0 from a float computation is a length of 7
-        max_draft = integer_setting("max_draft", max_draft, 1, MAX_DRAFT)
+        if self.survival is None:
+            survival = acceptance[:, None] ** np.arange(1, max_draft + 1)
+        else:
+            survival = _survival(self.survival, k, max_draft)
+        if acceptance is None:
+            acceptance = np.clip(survival[:, 0], 1e-12, 1.0 - 1e-12)  # the position-1 rate, for reports
+            acceptance.setflags(write=False)
         set_ = object.__setattr__
         set_(self, "acceptance", acceptance)
         set_(self, "draft_time", draft_time)
@@ -227,8 +321,47 @@ class RoundParams:
         set_(self, "verify_base", real_setting("verify_base", self.verify_base, 0.0, 1e9, low_open=True))
         set_(self, "verify_per_token", real_setting("verify_per_token", self.verify_per_token, 0.0, 1e9))
         set_(self, "downlink_time", real_setting("downlink_time", self.downlink_time, 0.0, 1e9))
+        set_(self, "verify_knee_tokens", real_setting("verify_knee_tokens", self.verify_knee_tokens, 0.0, 1e9))
+        if self.upload_deadline is not None:
+            set_(self, "upload_deadline", real_setting("upload_deadline", self.upload_deadline, 0.0, 1e9,
+                                                       low_open=True))
         set_(self, "max_draft", max_draft)
-        set_(self, "num_users", int(acceptance.size))
+        set_(self, "num_users", int(k))
+        survival.setflags(write=False)
+        set_(self, "survival", survival)
+        table = np.concatenate([np.ones((k, 1)), 1.0 + np.cumsum(survival, axis=1)], axis=1)
+        table.setflags(write=False)
+        set_(self, "token_table", table)
+        set_(self, "verify_profile_points", verification_profile(
+            self.verify_base, self.verify_per_token, self.verify_knee_tokens, self.verify_profile))
+
+    @property
+    def deadline(self) -> float:
+        """The upload deadline in seconds (inf when there is none)."""
+        return math.inf if self.upload_deadline is None else self.upload_deadline
+
+
+def _survival(value: Any, num_users: int, max_draft: int) -> FloatArray:
+    """``value`` as a survival table (K, L_max): finite, in [0, 1], non-increasing along the draft."""
+    try:
+        table = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(f"survival must be an array of numbers, got {value!r}") from exc
+    if table.shape != (num_users, max_draft):
+        raise ValueError(f"survival must have shape (K, L_max) = ({num_users}, {max_draft}), got {table.shape}")
+    if not np.all(np.isfinite(table)) or np.any((table < 0.0) | (table > 1.0)):
+        raise ValueError("survival must hold probabilities in [0, 1]")
+    if np.any(np.diff(table, axis=1) > 1e-12):
+        raise ValueError("survival must be non-increasing along the draft: P(A >= i + 1) <= P(A >= i)")
+    return table
+
+
+def expected_user_tokens(params: RoundParams, draft_lengths: ArrayLike) -> FloatArray:
+    """E[n_k](L_k) = 1 + sum_{i<=L_k} P(A_k >= i) per user (eq. (4) for any acceptance curve); users on the
+    last axis, leading batch axes kept."""
+    lengths = np.asarray(draft_lengths).astype(np.int64)
+    return np.take_along_axis(np.broadcast_to(params.token_table, (*lengths.shape[:-1], *params.token_table.shape)),
+                              lengths[..., None], axis=-1)[..., 0]
 
 
 def validate_allocation(params: RoundParams, draft_lengths: ArrayLike, bandwidth: ArrayLike | None) -> tuple[
@@ -260,27 +393,37 @@ def validate_allocation(params: RoundParams, draft_lengths: ArrayLike, bandwidth
     return lengths, shares
 
 
+def _allocation_outcome(
+    params: RoundParams, lengths: FloatArray, shares: FloatArray | None
+) -> tuple[FloatArray, FloatArray]:
+    """Expected tokens and latency of an allocation, eq. (1')-(4): users whose upload would end after the
+    deadline are dropped (one token each, counted in the batch as L_k = 0) and the sync time is the deadline."""
+    if shares is None:
+        shares, _ = optimal_bandwidth(params.draft_time, params.upload_time, lengths)
+    finish = finish_time(lengths, params.draft_time, params.upload_time, shares)
+    dropped = finish > params.deadline
+    kept = np.where(dropped, 0.0, lengths)
+    tau = np.where(dropped.any(axis=-1), params.deadline, np.where(dropped, 0.0, finish).max(axis=-1))
+    tokens = expected_user_tokens(params, kept).sum(axis=-1)
+    return tokens, latency(tau, verify_time(kept, params), params.downlink_time)
+
+
 def round_latency(params: RoundParams, draft_lengths: ArrayLike, bandwidth: ArrayLike | None = None) -> FloatArray:
-    """Round latency T = tau + T_ver + T_dl, eq. (3), in seconds.
+    """Round latency T = tau + T_ver + T_dl, eq. (3) (with the deadline of eq. (1')), in seconds.
 
     ``bandwidth=None`` uses the optimal (equal-finish-time) shares for these lengths.
     """
     lengths, shares = validate_allocation(params, draft_lengths, bandwidth)
-    if shares is None:
-        tau = optimal_bandwidth(params.draft_time, params.upload_time, lengths)[1]
-    else:
-        tau = sync_time(params.draft_time, params.upload_time, lengths, shares)
-    return latency(tau, verify_time(lengths, params.verify_base, params.verify_per_token), params.downlink_time)
+    return _allocation_outcome(params, lengths, shares)[1]
 
 
 def expected_goodput(params: RoundParams, draft_lengths: ArrayLike, bandwidth: ArrayLike | None = None) -> FloatArray:
-    """Sum token goodput under i.i.d. acceptance, eq. (1)-(5), in tokens/s.
+    """Sum token goodput, eq. (1)-(5) with eq. (1'), (2') and any acceptance curve, in tokens/s.
 
-    G = sum_k N(a_k, L_k) / T. A drafting user with zero share never finishes,
-    so its goodput is 0. ``bandwidth=None`` uses the optimal shares for the
-    lengths. Leading batch axes of ``draft_lengths``/``bandwidth`` give a
-    batch of goodputs.
+    G = sum_k E[n_k](L_k) / T. A drafting user with zero share never finishes, so with no deadline its
+    goodput is 0. ``bandwidth=None`` uses the optimal shares for the lengths. Leading batch axes of
+    ``draft_lengths``/``bandwidth`` give a batch of goodputs.
     """
-    lengths, _ = validate_allocation(params, draft_lengths, bandwidth)
-    tokens = expected_tokens(params.acceptance, lengths).sum(axis=-1)
-    return tokens / round_latency(params, lengths, bandwidth)
+    lengths, shares = validate_allocation(params, draft_lengths, bandwidth)
+    tokens, total = _allocation_outcome(params, lengths, shares)
+    return tokens / total

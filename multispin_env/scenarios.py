@@ -20,13 +20,14 @@ from numpy.typing import ArrayLike, NDArray
 from multispin_env.channel import (
     DEVICE_CLASSES,
     PAYLOAD_MODELS,
+    draft_powers_of,
     draft_times_of,
     mean_snr_db,
     payload_bits,
     spectral_efficiency,
     upload_time_per_token,
 )
-from multispin_env.model import RoundParams
+from multispin_env.model import RoundParams, verification_profile
 
 FloatArray = NDArray[np.float64]
 
@@ -207,6 +208,36 @@ register_acceptance_profile(
 
 
 @dataclass(frozen=True)
+class VerifyProfile:
+    """A measured batch-verification time profile: (tokens, seconds) points, eq. (2') of docs/model.md."""
+
+    name: str
+    points: tuple[tuple[float, float], ...]
+    source: str
+
+
+#: Measured verification profiles by name (``Scenario.verify_profile`` / the ``verify_profile`` setting).
+VERIFY_PROFILES: dict[str, VerifyProfile] = {
+    profile.name: profile
+    for profile in (
+        VerifyProfile(
+            "llama2-7b-prefill",
+            ((16, 0.0057), (64, 0.0062), (128, 0.0077), (256, 0.0116), (512, 0.0202), (1024, 0.0384),
+             (2048, 0.078)),
+            "Llama-2-7B prefill time against prompt tokens, jetstream-pytorch PR #68: flat to ~64 tokens, then "
+            "~37 us/token.",
+        ),
+        VerifyProfile(
+            "llama-7b-f16-v100",
+            ((1, 0.0326), (2, 0.039), (3, 0.0395)),
+            "Llama-7B F16 on a V100, batch of 1-3 tokens, llama.cpp issue #3649: the first extra token costs "
+            "6.4 ms, the next 0.5 ms (extended linearly beyond 3 tokens at that slope).",
+        ),
+    )
+}
+
+
+@dataclass(frozen=True)
 class Population:
     """One drawn user population (all arrays have shape (K,))."""
 
@@ -221,6 +252,11 @@ class Population:
     @property
     def num_users(self) -> int:
         return int(self.distance_m.size)
+
+    @property
+    def draft_power(self) -> FloatArray:
+        """Drafting power per user, W (docs/model.md section 5.7)."""
+        return draft_powers_of(self.device_class)
 
 
 def _range(name: str, value: Any, low: float, high: float, *, closed: bool = True) -> tuple[float, float]:
@@ -254,6 +290,9 @@ class Scenario:
     :param acceptance_profile: name of an :class:`AcceptanceProfile`; each user's task (and so a_k) is drawn from it
     :param verify_base: T0, s
     :param verify_per_token: kappa, s/token
+    :param verify_knee_tokens: batch tokens verified in T0 before the time grows, eq. (2') (0: eq. (2))
+    :param verify_profile: a name from :data:`VERIFY_PROFILES` or a (tokens, seconds) table replacing T0,
+        kappa and the knee; None: the affine/knee model
     :param downlink_time: T_dl, s
     """
 
@@ -274,6 +313,8 @@ class Scenario:
     verify_base: float = 0.060
     verify_per_token: float = 0.0005
     downlink_time: float = 0.0
+    verify_knee_tokens: float = 0.0
+    verify_profile: Any = None
     description: str = "model.md section 4 base scenario"
 
     def __post_init__(self) -> None:
@@ -285,7 +326,7 @@ class Scenario:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-        for name in ("shadowing_sigma_db", "doppler_hz", "verify_per_token", "downlink_time"):
+        for name in ("shadowing_sigma_db", "doppler_hz", "verify_per_token", "downlink_time", "verify_knee_tokens"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
@@ -297,13 +338,18 @@ class Scenario:
         object.__setattr__(
             self, "acceptance_range", _range("acceptance_range", self.acceptance_range, 0.0, 1.0, closed=False)
         )
+        if isinstance(self.verify_profile, str) and self.verify_profile not in VERIFY_PROFILES:
+            raise ValueError(f"verify_profile must be one of {sorted(VERIFY_PROFILES)}, a (tokens, seconds) table "
+                             f"or None, got {self.verify_profile!r}")
+        self.verify_profile_points  # validates a table  # noqa: B018
         if self.payload not in PAYLOAD_MODELS:
             raise ValueError(f"payload must be one of {PAYLOAD_MODELS}, got {self.payload!r}")
         mix = dict(self.device_mix)
         unknown = sorted(set(mix) - set(DEVICE_CLASSES))
         if unknown or not mix:
             raise ValueError(f"device_mix must map classes from {sorted(DEVICE_CLASSES)} to weights, got {mix!r}")
-        if any(not math.isfinite(float(w)) or float(w) < 0 for w in mix.values()) or sum(mix.values()) <= 0:
+        if (any(not math.isfinite(float(w)) or float(w) < 0 for w in mix.values()) or sum(mix.values()) <= 0
+                or not math.isfinite(sum(mix.values()))):
             raise ValueError(f"device_mix weights must be finite, >= 0 and not all 0, got {mix!r}")
         object.__setattr__(self, "device_mix", mix)
         if self.acceptance_profile is not None and self.acceptance_profile not in ACCEPTANCE_PROFILES:
@@ -322,6 +368,21 @@ class Scenario:
     @property
     def profile(self) -> AcceptanceProfile | None:
         return None if self.acceptance_profile is None else ACCEPTANCE_PROFILES[self.acceptance_profile]
+
+    @property
+    def verify_table(self) -> tuple[tuple[float, float], ...] | None:
+        """The verification profile's (tokens, seconds) points, or None for the affine/knee model."""
+        if self.verify_profile is None:
+            return None
+        if isinstance(self.verify_profile, str):
+            return VERIFY_PROFILES[self.verify_profile].points
+        return tuple((float(n), float(t)) for n, t in self.verify_profile)
+
+    @property
+    def verify_profile_points(self) -> tuple[FloatArray, FloatArray]:
+        """The verification time model as (tokens, seconds) points, eq. (2')."""
+        return verification_profile(self.verify_base, self.verify_per_token, self.verify_knee_tokens,
+                                    self.verify_table)
 
     @property
     def payload_bits(self) -> int:
@@ -365,6 +426,8 @@ class Scenario:
             verify_per_token=self.verify_per_token,
             max_draft=self.max_draft,
             downlink_time=self.downlink_time,
+            verify_knee_tokens=self.verify_knee_tokens,
+            verify_profile=self.verify_table,
         )
 
 

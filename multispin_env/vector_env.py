@@ -50,7 +50,9 @@ __all__ = [
 ]
 
 #: Info keys that describe the round just played (absent for sub-envs reset in the step).
-ROUND_INFO_KEYS = ("tokens", "accepted", "draft_lengths", "bandwidth", "latency", "sync_time", "verify_time")
+ROUND_INFO_KEYS = (
+    "tokens", "accepted", "draft_lengths", "bandwidth", "dropped", "energy", "latency", "sync_time", "verify_time",
+)
 #: Info keys that describe every sub-env's current state.
 STATE_INFO_KEYS = ("clock", "acceptance", "spectral_efficiency")
 
