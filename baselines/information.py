@@ -1,10 +1,12 @@
 """What each information level of an analytic controller knows, as RoundParams (docs/model.md section 7.1).
 
 - ``static``: the population's mean system: mean channel (|h|^2 = 1) and the acceptance process's long-run
-  mean rates; solved once per population;
+  (nominal) acceptance curve; solved once per population;
 - ``adaptive``: what the observation shows: the observed channel estimate (delayed/noisy when configured) and
-  the running acceptance estimate;
-- ``oracle``: the true acceptance rates and channel of the round about to be played.
+  the curve the process's shape implies for the running acceptance estimate;
+- ``oracle``: the true acceptance curve and channel of the round about to be played.
+
+Every level also carries the scenario's verification profile (eq. (2')) and the upload deadline (eq. (1')).
 
 Each builder takes a MultiSpin env (single or vector, wrapped or not) and, for the vector env, the index of
 the sub-env; ``adaptive_params`` takes one observation.
@@ -33,10 +35,12 @@ def _unwrapped(env: Any) -> Any:
     return unwrapped
 
 
-def _system(core: MultiSpinCore, acceptance: ArrayLike, draft_time: ArrayLike, upload_time: ArrayLike) -> RoundParams:
+def _system(core: MultiSpinCore, acceptance: ArrayLike, draft_time: ArrayLike, upload_time: ArrayLike,
+            survival: ArrayLike) -> RoundParams:
     scenario = core.scenario
     return RoundParams(
         acceptance=acceptance,
+        survival=survival,
         draft_time=draft_time,
         upload_time=upload_time,
         verify_base=scenario.verify_base,
@@ -60,7 +64,7 @@ def oracle_params(env: Any, index: int = 0) -> RoundParams:
     draft position 1 for ``positional``), nominal draft times and the upload times of the true channel."""
     core = _unwrapped(env).core
     i = _index(core, index)
-    return _system(core, core.process.rate[i], core.draft_time[i], core.upload_time[i])
+    return _system(core, core.process.rate[i], core.draft_time[i], core.upload_time[i], core.process.survival()[i])
 
 
 def static_params(env: Any, index: int = 0) -> RoundParams:
@@ -68,8 +72,9 @@ def static_params(env: Any, index: int = 0) -> RoundParams:
     process's long-run mean rates. With ``fading=False`` and i.i.d. acceptance it is the simulated system."""
     core = _unwrapped(env).core
     i = _index(core, index)
-    return _system(core, core.process.mean_rate(core.base_acceptance[i]), core.draft_time[i],
-                   core.mean_upload_time[i])
+    base = core.base_acceptance[i]
+    return _system(core, core.process.mean_rate(base), core.draft_time[i], core.mean_upload_time[i],
+                   core.process.mean_survival(base))
 
 
 def adaptive_params(env: Any, observation: ArrayLike) -> RoundParams:
@@ -80,8 +85,9 @@ def adaptive_params(env: Any, observation: ArrayLike) -> RoundParams:
     size = unwrapped.core.observation_size
     if obs.shape != (size,):
         raise ValueError(f"expected one observation of shape ({size},), got {obs.shape}")
-    return _system(unwrapped.core, unwrapped.acceptance_from_observation(obs), unwrapped.draft_time_from_observation(obs),
-                   unwrapped.upload_time_from_observation(obs))
+    estimate = unwrapped.acceptance_from_observation(obs)
+    return _system(unwrapped.core, estimate, unwrapped.draft_time_from_observation(obs),
+                   unwrapped.upload_time_from_observation(obs), unwrapped.core.process.survival_from_rate(estimate))
 
 
 def round_params_for(env: Any, information: str, observation: ArrayLike, index: int = 0) -> RoundParams:

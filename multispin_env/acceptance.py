@@ -151,12 +151,23 @@ class AcceptanceProcess:
         return sample_prefixes(self.cumulative_hazard, draft_lengths, exponential)
 
     def survival(self) -> FloatArray:
-        """P(A_k >= i) = exp(-H_k(i)) for i = 1..L_max, shape (num_envs, K, L_max): the current acceptance curve."""
+        """P(A_k >= i) = exp(-H_k(i)) for i = 1..L_max, shape (num_envs, K, L_max): the current acceptance curve
+        (what an oracle plans with)."""
         return np.exp(-self.cumulative_hazard)
 
     def mean_rate(self, base_rate: FloatArray) -> FloatArray:
-        """Long-run mean rate per user given the population's ``base_rate`` (what a static policy plans with)."""
+        """Long-run mean rate per user given the population's ``base_rate`` (position 1 for positional)."""
         return np.array(base_rate, dtype=np.float64)
+
+    def mean_survival(self, base_rate: FloatArray) -> FloatArray:
+        """The long-run (nominal) acceptance curve P(A_k >= i), i = 1..L_max, given the population's
+        ``base_rate`` (..., K): what a static policy plans with. i.i.d. in the positions: a^i."""
+        return self.survival_from_rate(self.mean_rate(base_rate))
+
+    def survival_from_rate(self, rate: FloatArray) -> FloatArray:
+        """The curve P(A_k >= i) this process's shape implies for a position-1 rate ``rate`` (..., K), e.g. an
+        estimate from observed outcomes (what an adaptive policy plans with). i.i.d.: rate^i."""
+        return np.asarray(rate, dtype=np.float64)[..., None] ** np.arange(1, self.max_draft + 1)
 
 
 #: Acceptance processes by name (:func:`register_acceptance_process` adds one).
@@ -203,6 +214,10 @@ class PositionalAcceptance(AcceptanceProcess):
         sel = slice(None) if where is None else where
         self.cumulative_hazard[sel] += self._decay_hazard
 
+    def survival_from_rate(self, rate: FloatArray) -> FloatArray:
+        """a^i d^(i (i - 1) / 2): the position-1 rate ``rate`` decaying by d per position."""
+        return super().survival_from_rate(rate) * np.exp(-self._decay_hazard)
+
 
 @register_acceptance_process
 class MarkovAcceptance(AcceptanceProcess):
@@ -246,6 +261,11 @@ class MarkovAcceptance(AcceptanceProcess):
 
     def mean_rate(self, base_rate: FloatArray) -> FloatArray:
         return np.asarray(base_rate, dtype=np.float64) * (1.0 + self.hard_factor) / 2.0
+
+    def mean_survival(self, base_rate: FloatArray) -> FloatArray:
+        """Each regime half of the time: (a^i + (a f)^i) / 2 (not (mean a)^i: the regime holds for a round)."""
+        base = np.asarray(base_rate, dtype=np.float64)
+        return 0.5 * (self.survival_from_rate(base) + self.survival_from_rate(base * self.hard_factor))
 
 
 @register_acceptance_process
@@ -310,6 +330,12 @@ class TaskAcceptance(AcceptanceProcess):
     def mean_rate(self, base_rate: FloatArray) -> FloatArray:
         mean = float(self.profile.probabilities() @ self.task_rates)
         return np.full(np.shape(base_rate), mean)
+
+    def mean_survival(self, base_rate: FloatArray) -> FloatArray:
+        """The task mix's curve sum_j p_j a_j^i (tasks hold for whole requests, not single tokens)."""
+        curves = self.survival_from_rate(self.task_rates)  # (tasks, L_max)
+        mix = self.profile.probabilities() @ curves
+        return np.broadcast_to(mix, (*np.shape(base_rate), self.max_draft)).copy()
 
 
 def make_acceptance_process(config: EnvConfig, num_envs: int) -> AcceptanceProcess:

@@ -171,3 +171,27 @@ def test_invalid_parameters_name_the_setting(name, key, value):
 def test_unknown_process_name():
     with pytest.raises(ValueError, match="acceptance_process"):
         _process("trace", 1, 2)
+
+
+@pytest.mark.parametrize("name, params", [("iid", {}), ("positional", {"positional_decay": 0.7}),
+                                          ("markov", {"markov_switch_prob": 0.2}),
+                                          ("tasks", {"mean_request_tokens": 5.0})])
+def test_nominal_curve_is_the_long_run_average_of_the_current_curve(name, params):
+    """mean_survival (static policies) is the time average of survival() (the oracle's curve); survival_from_rate
+    (adaptive policies) reproduces the current curve from the current position-1 rate for i.i.d.-shaped and
+    positional processes."""
+    n, k = 400, 3
+    process = _process(name, n, k, **params)
+    rng = np.random.default_rng(11)
+    base = rng.uniform(0.5, 0.9, (n, k))
+    process.reset(None, base, rng)
+    total = np.zeros((n, k, MAX_DRAFT))
+    rounds = 200
+    for _ in range(rounds):
+        total += process.survival()
+        if name in ("iid", "positional"):
+            np.testing.assert_allclose(process.survival_from_rate(process.rate), process.survival(), rtol=1e-12)
+        process.advance(np.full((n, k), 3.0), rng)
+    average = total.mean(axis=0) / rounds  # over systems and rounds, per user
+    nominal = process.mean_survival(base).mean(axis=0)
+    np.testing.assert_allclose(average, nominal, atol=0.02)
