@@ -1,4 +1,4 @@
-"""Uplink channel, payload and device models (model.md section 4), and the physical builder of RoundParams.
+"""Uplink channel, payload and device models (docs/model.md section 4), and the physical builder of RoundParams.
 
 Units: metres, dB/dBm, Hz, bits, seconds. Arrays put users on the last axis.
 """
@@ -19,7 +19,7 @@ from multispin_env.model import RoundParams
 
 FloatArray = NDArray[np.float64]
 
-#: Draft time per token, s/token, of each device class (model.md section 4).
+#: Draft time per token, s/token, of each device class (docs/model.md section 4).
 DEVICE_CLASSES: Mapping[str, float] = {"high": 0.004, "mid": 0.010, "low": 0.025}
 
 #: Power drawn while drafting, W, of each device class (docs/model.md section 5.7). ASSUMED orders of
@@ -28,7 +28,7 @@ DEVICE_CLASSES: Mapping[str, float] = {"high": 0.004, "mid": 0.010, "low": 0.025
 #: (Qwen 2.5 1.5B, 4-bit); a small draft model on a fast (high) device draws more than on a slow (low) one.
 DEVICE_DRAFT_POWER_W: Mapping[str, float] = {"high": 8.0, "mid": 4.0, "low": 2.0}
 
-#: Payload models for one uploaded draft token (model.md section 4).
+#: Payload models for one uploaded draft token (docs/model.md section 4).
 PAYLOAD_MODELS: tuple[str, ...] = ("token-only", "top-k", "full")
 
 #: Spectral efficiency floor in bit/s/Hz, so a user in a deep fade has a huge but finite upload time.
@@ -68,7 +68,7 @@ with jit_cache():
 
 
 def payload_bits(model: str = "top-k", vocab_size: int = 32000, prob_bits: int = 16, top_k: int = 1024) -> int:
-    """Bits uploaded per draft token, D (model.md section 4).
+    """Bits uploaded per draft token, D (docs/model.md section 4).
 
     - ``token-only``: the token id, ceil(log2 V) bits;
     - ``top-k``: the id plus the top-k draft probabilities with their ids, k (ceil(log2 V) + q) + ceil(log2 V);
@@ -110,7 +110,7 @@ def mean_snr_db(
     """Large-scale SNR in dB (no fast fading).
 
     Constant transmit power spectral density over the share: the SNR is the
-    same for any share b_k, so e_k does not depend on b_k (model.md section 4).
+    same for any share b_k, so e_k does not depend on b_k (docs/model.md section 4).
     """
     received = tx_power_dbm - path_loss_db(distance_m) - np.asarray(shadowing_db, dtype=np.float64)
     return received - noise_power_dbm(bandwidth_hz, noise_density_dbm_hz, noise_figure_db)
@@ -180,7 +180,7 @@ def physical_round_params(
     max_draft: int = 10,
     downlink_time: float = 0.0,
 ) -> RoundParams:
-    """Build :class:`RoundParams` from physical parameters (model.md section 4 defaults).
+    """Build :class:`RoundParams` from physical parameters (docs/model.md section 4 defaults).
 
     :param distance_m: user-server distances in metres, shape (K,)
     :param acceptance: a_k per user, shape (K,)

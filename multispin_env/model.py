@@ -129,7 +129,7 @@ def equal_finish_time(
     """Equalised finish time: the root tau > max(offset) of sum_k work_k / (tau - offset_k) = 1.
 
     With ``work = L c`` and ``offset = L t`` this is the sync time of the best
-    shares for fixed lengths (model.md section 3); with ``work = c`` and
+    shares for fixed lengths (docs/model.md section 3); with ``work = c`` and
     ``offset = t`` it is the homogeneous s*. Entries with ``work == 0`` (users
     that do not draft) are ignored; a batch row with none active gets 0.
 
@@ -163,7 +163,7 @@ def equal_finish_time(
 def optimal_bandwidth(
     draft_time: ArrayLike, upload_time: ArrayLike, draft_lengths: ArrayLike
 ) -> tuple[FloatArray, FloatArray]:
-    """Best shares for fixed lengths and the resulting sync time (model.md section 3).
+    """Best shares for fixed lengths and the resulting sync time (docs/model.md section 3).
 
     b_k = L_k c_k / (tau - L_k t_k) with tau from :func:`equal_finish_time`;
     every drafting user finishes at tau, non-drafting users get 0 and the

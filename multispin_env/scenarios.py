@@ -1,4 +1,4 @@
-"""Scenario presets: user populations and their physical parameters (model.md section 4).
+"""Scenario presets: user populations and their physical parameters (docs/model.md section 4).
 
 A :class:`Scenario` is a frozen description; :meth:`Scenario.sample_population`
 draws one user population (distances, shadowing, device classes, acceptance
@@ -80,13 +80,13 @@ def register_acceptance_profile(profile: AcceptanceProfile) -> AcceptanceProfile
     return profile
 
 
-# Rates spanning model.md section 4's measured range (0.5-0.9); the named model-pair profiles refine this.
+# Rates spanning docs/model.md section 4's measured range (0.5-0.9); the named model-pair profiles refine this.
 register_acceptance_profile(
     AcceptanceProfile(
         name="generic",
         rates={"chat": 0.65, "code": 0.80, "math": 0.72, "translation": 0.55, "summarisation": 0.60},
         weights={"chat": 0.3, "code": 0.2, "math": 0.15, "translation": 0.15, "summarisation": 0.2},
-        source="model.md section 4: measured per-token acceptance of 0.5-0.9 across model pairs and tasks",
+        source="docs/model.md section 4: measured per-token acceptance of 0.5-0.9 across model pairs and tasks",
     )
 )
 
@@ -170,7 +170,7 @@ register_acceptance_profile(
 #: Qwen3-1.7B drafting for Qwen3-32B in vLLM, draft length 5, thinking mode, T = 1, text-only math questions
 #: (MathVision-mini): mean 3.87 tokens per target pass and 0.573 of drafted tokens accepted (= 2.87 / 5, consistent),
 #: from a public experiment log (RESULTS.md of a vLLM speculative-decoding study, April 2026). Inverting eq. (4) at
-#: L = 5 gives a = 0.82, in line with model.md section 4 ("~0.8").
+#: L = 5 gives a = 0.82, in line with docs/model.md section 4 ("~0.8").
 QWEN_MATH_MEAN_TOKENS, QWEN_DRAFT_LENGTH = 3.87, 5
 
 
@@ -199,7 +199,7 @@ register_acceptance_profile(
         weights={task: 1.0 for task in LLAMA_SPS_MEAN_TOKENS},
         source=(
             "Qwen3-1.7B -> Qwen3-32B (vLLM, L = 5, T = 1, thinking mode): 3.87 mean tokens per round on math "
-            "questions (public experiment log, 2026) -> a = 0.82 via E[n] = (1 - a^(L+1)) / (1 - a); model.md "
+            "questions (public experiment log, 2026) -> a = 0.82 via E[n] = (1 - a^(L+1)) / (1 - a); docs/model.md "
             "section 4 (~0.8). Other tasks: ASSUMED to keep the llama2 profile's log-odds offsets from math. "
             "Equal task weights (assumption)."
         ),
@@ -273,7 +273,7 @@ def _range(name: str, value: Any, low: float, high: float, *, closed: bool = Tru
 
 @dataclass(frozen=True)
 class Scenario:
-    """A family of Multi-SPIN systems; the defaults are model.md section 4's base scenario.
+    """A family of Multi-SPIN systems; the defaults are docs/model.md section 4's base scenario.
 
     :param num_users: K
     :param max_draft: L_max, tokens
@@ -315,7 +315,7 @@ class Scenario:
     downlink_time: float = 0.0
     verify_knee_tokens: float = 0.0
     verify_profile: Any = None
-    description: str = "model.md section 4 base scenario"
+    description: str = "docs/model.md section 4 base scenario"
 
     def __post_init__(self) -> None:
         for name in ("num_users", "max_draft"):
@@ -483,7 +483,7 @@ DEVICE_MIXES: Mapping[str, Mapping[str, float]] = {
 }
 
 #: Channel spreads: (distance range in m, shadowing sigma in dB). "none" puts every user at the mean distance of the
-#: base range with no shadowing; "base" is model.md section 4; "wide" is a larger cell with heavier shadowing (an
+#: base range with no shadowing; "base" is docs/model.md section 4; "wide" is a larger cell with heavier shadowing (an
 #: assumption chosen to span cell-edge users, not a measured deployment).
 CHANNEL_SPREADS: Mapping[str, tuple[tuple[float, float], float]] = {
     "none": ((175.0, 175.0), 0.0),

@@ -1,4 +1,4 @@
-"""Channel, payload and physical-builder tests (model.md section 4)."""
+"""Channel, payload and physical-builder tests (docs/model.md section 4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Property tests for the round model (model.md section 2, eq. (1)-(5)) and RoundParams validation."""
+"""Property tests for the round model (docs/model.md section 2, eq. (1)-(5)) and RoundParams validation."""
 
 from __future__ import annotations
 
@@ -251,5 +251,5 @@ def test_extremes_stay_finite(k: int, acceptance: float) -> None:
     assert np.allclose(shares.sum(axis=1)[drafting], 1.0, rtol=1e-12)
     s_star = float(equal_finish_time(params.upload_time, params.draft_time))
     assert math.isfinite(s_star) and s_star > params.draft_time.max()
-    # Homogeneous identity (model.md section 3): tau(L, ..., L) = L s*.
+    # Homogeneous identity (docs/model.md section 3): tau(L, ..., L) = L s*.
     assert float(tau[0]) == pytest.approx(10 * s_star, rel=1e-12)

@@ -1,4 +1,4 @@
-"""Analytic policies acting through env.step (model.md section 7)."""
+"""Analytic policies acting through env.step (docs/model.md section 7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Scenario presets, acceptance profiles and heterogeneity knobs (issue 5, model.md section 4)."""
+"""Scenario presets, acceptance profiles and heterogeneity knobs (issue 5, docs/model.md section 4)."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ PRESETS = (
 def test_existing_api_is_intact() -> None:
     base = get_scenario()
     assert base == Scenario() and base.name == "base"
-    # model.md section 4 defaults
+    # docs/model.md section 4 defaults
     assert (base.num_users, base.max_draft, base.bandwidth_hz) == (6, 10, 10e6)
     assert base.distance_range_m == (50.0, 300.0) and base.shadowing_sigma_db == 8.0
     assert base.acceptance_range == (0.5, 0.9) and base.payload == "top-k"
