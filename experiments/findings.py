@@ -3,8 +3,9 @@
 One command writes every figure (PNG), the CSV of the numbers it plots, and a
 summary of the heterogeneity sweep::
 
-    python -m multispin_env.findings -o results/findings           # full grid, a few minutes on 2 cores
-    python -m multispin_env.findings -o /tmp/findings --quick      # tiny grid, a few seconds (used by the tests)
+    python -m experiments.findings                                 # full grid into results/findings, ~1 min on 2 cores
+    python -m experiments.findings -o docs/findings                # regenerate the committed figures (make findings-docs)
+    python -m experiments.findings -o /tmp/findings --quick        # tiny grid, a few seconds (used by the tests)
 
 Figures (``figN_*.png`` + ``figN_*.csv``):
 
@@ -1059,8 +1060,13 @@ def _fig6_text(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Command line (``python -m experiments.findings``; also the ``multispin-findings`` console entry point).
+
+    :param argv: arguments without the program name; ``None`` reads ``sys.argv``
+    :returns: the exit status, 0 on success
+    """
     parser = argparse.ArgumentParser(
-        prog="python -m multispin_env.findings",
+        prog="python -m experiments.findings",
         description="Reproduce the Multi-SPIN paper's findings: figures 1-6 (PNG + CSV) and a gain summary.",
     )
     parser.add_argument("-o", "--out", default="results/findings", help="output directory (default: %(default)s)")
