@@ -21,6 +21,8 @@ implemented in :mod:`multispin_env.model`) and solves the control problems of
 Every solver returns an :class:`Allocation` whose ``goodput`` is the expected
 goodput of eq. (5) of exactly that allocation (lengths *and* shares), i.e.
 ``expected_goodput(params, allocation.draft_lengths, allocation.bandwidth)``.
+:data:`SOLVERS` is the one list of them (name -> :class:`SolverSpec`) that the
+policies, the findings experiments and the benchmarks read.
 
 Units: seconds (s), tokens, tokens/s; bandwidth shares are fractions of the band.
 """
@@ -28,8 +30,10 @@ Units: seconds (s), tokens, tokens/s; bandwidth shares are fractions of the band
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from types import MappingProxyType
 
 import numpy as np
 from numpy.typing import NDArray
@@ -45,6 +49,8 @@ from multispin_env.model import (
 
 __all__ = [
     "Allocation",
+    "SolverSpec",
+    "SOLVERS",
     "solve_homogeneous",
     "solve_heterogeneous",
     "equal_bandwidth_fixed",
@@ -613,3 +619,43 @@ def equal_bandwidth_tuned(params: RoundParams) -> Allocation:
     guess = k * expected_tokens(a_bar, lengths) / latency
     length = int(guess.argmax())
     return _make_allocation(params, np.full(k, length, dtype=np.int64), _equal_shares(k, length))
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class SolverSpec:
+    """One per-round controller of this module, as listed in :data:`SOLVERS`.
+
+    :param name: the controller's name in policies, reports and figures (e.g. ``het-opt``)
+    :param solve: RoundParams -> Allocation
+    :param common_length: True if every user gets the same draft length (expressible in
+        ``MultiSpin-Homogeneous-v0``); False if lengths are per user (needs the heterogeneous env)
+    :param per_information_level: True if the policy layer offers it at each information level
+        (static / adaptive / oracle parameters); False for the heterogeneity-unaware baselines,
+        which are solved once from the mean parameters
+    :param problem: what it solves, with the ``model.md`` section
+    """
+
+    name: str
+    solve: Callable[[RoundParams], Allocation]
+    common_length: bool
+    per_information_level: bool
+    problem: str
+
+
+#: Every solver by name, in report order (baselines first). Read-only.
+SOLVERS: Mapping[str, SolverSpec] = MappingProxyType(
+    {
+        spec.name: spec
+        for spec in (
+            SolverSpec("equal-fixed", equal_bandwidth_fixed, True, False, "b_k = 1/K, L = 4 (model.md section 7)"),
+            SolverSpec(
+                "equal-tuned", equal_bandwidth_tuned, True, False, "b_k = 1/K, L tuned for the mean user (section 7)"
+            ),
+            SolverSpec("hom-opt", solve_homogeneous, True, True, "P-hom: best common L and shares (section 3)"),
+            SolverSpec("het-opt", solve_heterogeneous, False, True, "P-het: best per-user L_k and shares (section 3)"),
+        )
+    }
+)

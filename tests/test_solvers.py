@@ -15,7 +15,9 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
+import baselines
 from baselines import (
+    SOLVERS,
     Allocation,
     equal_bandwidth_fixed,
     equal_bandwidth_tuned,
@@ -351,6 +353,28 @@ def test_equal_tuned_is_tuned_for_the_average_user(seed: int) -> None:
 def test_solvers_require_round_params(solver: Callable[[RoundParams], Allocation], bad: object) -> None:
     with pytest.raises(TypeError, match="RoundParams"):
         solver(bad)  # type: ignore[arg-type]
+
+
+def test_registry_lists_every_solver_with_its_length_structure() -> None:
+    assert list(SOLVERS) == ["equal-fixed", "equal-tuned", "hom-opt", "het-opt"]
+    assert {spec.solve for spec in SOLVERS.values()} == {
+        equal_bandwidth_fixed, equal_bandwidth_tuned, solve_homogeneous, solve_heterogeneous
+    }
+    with pytest.raises(TypeError):
+        SOLVERS["mine"] = SOLVERS["hom-opt"]  # type: ignore[index]
+    rng = np.random.default_rng(11)
+    params = [make_instance(rng, family, 5, 6) for family in FAMILIES]
+    for name, spec in SOLVERS.items():
+        assert spec.name == name
+        allocs = [spec.solve(p) for p in params]
+        common = [bool(np.all(a.draft_lengths == a.draft_lengths[0])) for a in allocs]
+        if spec.common_length:
+            assert all(common), name
+        else:  # a per-user solver does use its freedom on some of these systems
+            assert not all(common), name
+    # baselines re-exports exactly the solvers module's public names.
+    assert baselines.__all__ == baselines.solvers.__all__
+    assert all(hasattr(baselines, name) for name in baselines.__all__)
 
 
 def test_allocation_arrays_are_read_only() -> None:
