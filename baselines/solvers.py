@@ -79,8 +79,10 @@ _UNION_MOVES = 1 << 16  # (starts x moves) above which singles are tried before 
 # it, which keeps reciprocals such as 1 / (tau - L_k t_k) finite; in the search this moves the
 # latency (>= 1 unit) by at most L_max K _FLOOR units, far below rounding.
 _FLOOR = 1e-300
-_EPS2 = 2.0 * float(np.finfo(np.float64).eps)
-_T_FLOOR = _FLOOR / _EPS2  # so that c_k >= 2 eps t_k (see _scaled) is >= _FLOOR too
+# Uploads are at least this fraction of the drafting time (see _scaled), which moves tau by at most
+# as much, relative: far below the 1e-9 to which the solvers are checked against exhaustive search.
+_MIN_UPLOAD_RATIO = 1e-12
+_T_FLOOR = _FLOOR / _MIN_UPLOAD_RATIO  # so that c_k >= _MIN_UPLOAD_RATIO t_k is >= _FLOOR too
 
 
 @dataclass(frozen=True)
@@ -146,8 +148,7 @@ def _check_round(latency: float, tokens: float, lengths: IntArray, tau: float) -
             f"the round latency of draft lengths {lengths.tolist()} overflows float64 (sync time {tau} s): "
             "draft_time, upload_time, verify_base, verify_per_token or downlink_time is too large for this allocation"
         )
-    with np.errstate(over="ignore"):
-        goodput = float(np.float64(tokens) / latency)
+    goodput = float(tokens) / float(latency)  # Python floats: an overflow gives inf, rejected here
     if not math.isfinite(goodput):
         raise ValueError(
             f"the goodput of a {latency:g} s round overflows float64: verify_base + verify_per_token * K + "
@@ -191,11 +192,14 @@ def _sync_times(lengths: FloatArray, draft_time: FloatArray, upload_time: FloatA
 def _scaled(draft_time: FloatArray, upload_time: FloatArray, unit: float) -> tuple[FloatArray, FloatArray]:
     """t_k / unit and c_k / unit, floored (see _FLOOR); callers guard against overflow of the quotients.
 
-    c_k is raised to 2 eps t_k: an upload shorter than that is lost in rounding when added to the
-    drafting time (L t_k + L c_k == L t_k), which would leave Newton's start on a pole.
+    c_k is raised to _MIN_UPLOAD_RATIO t_k. Newton in :func:`multispin_env.model.equal_finish_time`
+    starts at max_k L_k (t_k + c_k); for a user whose upload is below ~1e-14 of its drafting time
+    that start sits on its pole, the first step falls under the stopping tolerance and the root
+    returned is wrong (F = 1.36 instead of 1 in a 3-user case), and below 2 eps the start is the
+    pole itself (division by zero).
     """
     t = np.maximum(draft_time / unit, _T_FLOOR)
-    return t, np.maximum(upload_time / unit, t * _EPS2)
+    return t, np.maximum(upload_time / unit, t * _MIN_UPLOAD_RATIO)
 
 
 def _normalised_shares(work: FloatArray, gap: FloatArray) -> FloatArray:

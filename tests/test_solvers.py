@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 from scipy.optimize import minimize
 
 import baselines
-from baselines.solvers import _equal_finish_shares, _make_allocation
 from baselines import (
     SOLVERS,
     Allocation,
@@ -27,10 +26,12 @@ from baselines import (
     solve_heterogeneous,
     solve_homogeneous,
 )
+from baselines.solvers import _equal_finish_shares, _make_allocation
 from multispin_env.model import (
     RoundParams,
     equal_finish_time,
     expected_goodput,
+    expected_tokens,
     finish_times,
     optimal_bandwidth,
     round_latency,
@@ -666,3 +667,51 @@ def test_solvers_over_the_whole_valid_range(params: RoundParams) -> None:
                 continue
             best = max(best, alloc.goodput)
         assert results["het-opt"].goodput >= best * (1 - MAX_GAP)
+
+
+def _root_by_bisection(work: np.ndarray, offset: np.ndarray) -> float:
+    """The equal-finish root of sum_k w_k / (tau - o_k) = 1 by bisection: an oracle independent of Newton."""
+    active = work > 0.0
+    if not active.any():
+        return 0.0
+    w, o = work[active], offset[active]
+    lo, hi = float(o.max()), float(o.max() + w.sum())  # F(lo+) = inf > 1 >= F(hi)
+    for _ in range(2000):
+        mid = 0.5 * (lo + hi)
+        if mid in (lo, hi):
+            break
+        if np.sum(w / (mid - o)) > 1.0:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def test_a_drafting_bound_user_with_a_negligible_upload() -> None:
+    # User 0 drafts slowly but uploads in 1e-16 of its drafting time; users 1-2 alone need a longer
+    # sync time. Newton started on user 0's pole stopped there (model.equal_finish_time returns
+    # NaN here, and a root with F = 1.36 at a ratio of 1e-15).
+    params = RoundParams(
+        acceptance=[0.9, 0.8, 0.7],
+        draft_time=[1.05e-3, 4.87e-4, 1e-9],
+        upload_time=[1.05e-19, 5.07e-4, 1.43e-4],
+        verify_base=0.01,
+        verify_per_token=1e-4,
+        max_draft=2,
+    )
+    best = 0.0
+    for row in itertools.product(range(3), repeat=3):
+        lengths = np.array(row, dtype=float)
+        tau = _root_by_bisection(lengths * params.upload_time, lengths * params.draft_time)
+        latency = tau + float(np.sum(lengths + 1)) * params.verify_per_token + params.verify_base
+        best = max(best, float(expected_tokens(params.acceptance, lengths).sum()) / latency)
+    het = solve_heterogeneous(params)
+    assert abs(het.goodput - best) <= MAX_GAP * best
+    oracle = _root_by_bisection(het.draft_lengths * params.upload_time, het.draft_lengths * params.draft_time)
+    assert het.sync_time == pytest.approx(oracle, rel=1e-9)
+    check_allocation(params, het, equal_finish=False)
+    hom = solve_homogeneous(params)
+    check_allocation(params, hom, equal_finish=False)
+    assert hom.sync_time == pytest.approx(
+        _root_by_bisection(hom.draft_lengths * params.upload_time, hom.draft_lengths * params.draft_time), rel=1e-9
+    )
