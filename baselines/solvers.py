@@ -44,7 +44,6 @@ from multispin_env.model import (
     RoundParams,
     equal_finish_time,
     expected_tokens,
-    optimal_bandwidth,
     sync_time,
     verify_time,
 )
@@ -347,16 +346,15 @@ class _HetProblem:
     """Arrays of one P-het instance (users on axis 0, draft positions l = 1..L_max on axis 1).
 
     ``draft_time`` and ``upload_time`` are t_k and c_k in units of the server-only latency
-    (:func:`_scaled`; users that can never draft profitably get finite stand-ins, see
+    ``unit`` = T0 + kappa K + T_dl (:func:`_scaled`; users that can never draft profitably get finite stand-ins, see
     :func:`solve_heterogeneous`).
     """
 
-    def __init__(self, params: RoundParams, draft_time: FloatArray, upload_time: FloatArray) -> None:
+    def __init__(self, params: RoundParams, draft_time: FloatArray, upload_time: FloatArray, unit: float) -> None:
         self.k = params.num_users
         self.max_draft = params.max_draft
         self.a = params.acceptance
-        # Times in units of the server-only latency (see _FLOOR); goodputs are G * that latency.
-        unit = _server_only_latency(params)
+        # Times in units of the server-only latency ``unit`` (see _FLOOR); goodputs are G * unit.
         self.t = draft_time
         self.c = upload_time
         self.kappa = params.verify_per_token / unit
@@ -619,7 +617,7 @@ def solve_heterogeneous(params: RoundParams) -> Allocation:
     if out.any():
         t = np.where(out, np.minimum(t, 2.0 * reach), t)
         c = np.where(out, np.minimum(c, 2.0 * reach), c)
-    prob = _HetProblem(params, t, c)
+    prob = _HetProblem(params, t, c, base)
     hom_len, hom_value, s_star, _, _ = _solve_hom_core(params)
 
     seeds = [np.zeros((1, k), dtype=np.int64), np.full((1, k), hom_len, dtype=np.int64)]
@@ -662,7 +660,12 @@ def solve_heterogeneous(params: RoundParams) -> Allocation:
     best_len = tops[int(top_values.argmax())]
 
     best_len = best_len.astype(np.int64)
-    return _make_allocation(params, best_len, _equal_finish_shares(params, best_len))
+    het = _make_allocation(params, best_len, _equal_finish_shares(params, best_len))
+    # P-het contains P-hom; when the search ends on (a rounding twin of) its optimum, report P-hom's
+    # own allocation so that G(P-het) >= G(P-hom) holds exactly (e.g. a gain of 0, not -2e-16, for
+    # identical users).
+    hom = solve_homogeneous(params)
+    return hom if hom.goodput >= het.goodput else het
 
 
 # --------------------------------------------------------------------------- equal-share baselines

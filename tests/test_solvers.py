@@ -715,3 +715,16 @@ def test_a_drafting_bound_user_with_a_negligible_upload() -> None:
     assert hom.sync_time == pytest.approx(
         _root_by_bisection(hom.draft_lengths * params.upload_time, hom.draft_lengths * params.draft_time), rel=1e-9
     )
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_heterogeneous_is_never_below_homogeneous_even_by_rounding(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(2, 9))
+    identical = RoundParams(  # the fig. 5 "only a differs" row at spread 0: no gain, exactly
+        acceptance=np.full(k, 0.7), draft_time=np.full(k, 0.004), upload_time=np.full(k, 1e-3 * (seed + 1))
+    )
+    assert solve_heterogeneous(identical).goodput == solve_homogeneous(identical).goodput
+    for family in FAMILIES:
+        params = make_instance(rng, family, k, 6)
+        assert solve_heterogeneous(params).goodput >= solve_homogeneous(params).goodput
