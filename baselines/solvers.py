@@ -128,8 +128,8 @@ def _server_only_latency(params: RoundParams) -> float:
     Every allocation's latency is at least this, and every solver divides by it;
     valid but huge settings can make it overflow float64, which no allocation survives.
     """
-    with np.errstate(over="ignore"):
-        base = params.verify_base + params.verify_per_token * params.num_users + params.downlink_time
+    # Python floats: an overflow gives inf (no numpy warning), rejected here.
+    base = params.verify_base + params.verify_per_token * params.num_users + params.downlink_time
     if not math.isfinite(base):
         raise ValueError(
             "verify_base + verify_per_token * K + downlink_time overflows float64: the round latency cannot be "
@@ -265,9 +265,10 @@ def _solve_hom_core(params: RoundParams) -> tuple[int, float, float, FloatArray,
     t_u, c_u = _scaled(t, c, unit)
     root = float(equal_finish_time(c_u, t_u))
     s_star = root * (unit / base)
-    if not s_star + kappa_k / base < 1.0:
+    per_token = s_star + kappa_k / base  # latency added by each common draft token, in units of base
+    if not per_token < 1.0:
         return 0, float(k), s_star, tokens, np.zeros(k)
-    scaled = tokens / (lengths * (s_star + kappa_k / base) + 1.0)  # G(L) * base, all L at once
+    scaled = tokens / (lengths * per_token + 1.0)  # G(L) * base, all L at once
     best = int(scaled.argmax())  # first maximiser: the shortest draft among ties
     # optimal_bandwidth's shares for L_k = 1 (any common L gives the same), from the root just found.
     return best, float(scaled[best]), s_star, tokens, _normalised_shares(c_u, root - t_u)
@@ -294,8 +295,8 @@ def solve_homogeneous(params: RoundParams) -> Allocation:
     else:
         # Eq. (1) with these shares (equals best * s* up to rounding).
         tau = best * float((params.draft_time + params.upload_time / shares).max())
-    with np.errstate(over="ignore"):  # beyond float range only when verify_base is near it; rejected below
-        latency = tau + params.verify_base + params.verify_per_token * k * (best + 1) + params.downlink_time
+    # Python floats: beyond float range (only when verify_base is near it) gives inf, rejected by _check_round.
+    latency = tau + params.verify_base + params.verify_per_token * k * (best + 1) + params.downlink_time
     return Allocation(lengths, shares, _check_round(latency, float(tokens[best]), lengths, tau), tau, latency)
 
 
