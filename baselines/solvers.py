@@ -287,6 +287,11 @@ def solve_homogeneous(params: RoundParams) -> Allocation:
     """
     params = _check_params(params)
     best, _, _, tokens, shares = _solve_hom_core(params)
+    return _hom_allocation(params, best, tokens, shares)
+
+
+def _hom_allocation(params: RoundParams, best: int, tokens: FloatArray, shares: FloatArray) -> Allocation:
+    """The P-hom allocation from :func:`_solve_hom_core`'s L*, token sums and shares."""
     k = params.num_users
     lengths = np.full(k, best, dtype=np.int64)
     if best == 0:
@@ -619,7 +624,7 @@ def solve_heterogeneous(params: RoundParams) -> Allocation:
         t = np.where(out, np.minimum(t, 2.0 * reach), t)
         c = np.where(out, np.minimum(c, 2.0 * reach), c)
     prob = _HetProblem(params, t, c, base)
-    hom_len, hom_value, s_star, _, _ = _solve_hom_core(params)
+    hom_len, hom_value, s_star, hom_tokens, hom_shares = _solve_hom_core(params)
 
     seeds = [np.zeros((1, k), dtype=np.int64), np.full((1, k), hom_len, dtype=np.int64)]
     level = max(hom_value, k / prob.base)
@@ -665,7 +670,10 @@ def solve_heterogeneous(params: RoundParams) -> Allocation:
     # P-het contains P-hom; when the search ends on (a rounding twin of) its optimum, report P-hom's
     # own allocation so that G(P-het) >= G(P-hom) holds exactly (e.g. a gain of 0, not -2e-16, for
     # identical users).
-    hom = solve_homogeneous(params)
+    try:
+        hom = _hom_allocation(params, hom_len, hom_tokens, hom_shares)
+    except ValueError:  # P-hom's round leaves the float range where P-het's does not
+        return het
     return hom if hom.goodput >= het.goodput else het
 
 
