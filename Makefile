@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup test test-slow demo bench findings clean
+.PHONY: setup test test-slow demo bench findings findings-docs clean
 
 setup: $(STAMP)
 
@@ -25,8 +25,12 @@ bench: setup
 	$(PY) benchmarks/bench_solvers.py
 	$(PY) benchmarks/bench_env.py
 
+# Figures into results/findings (gitignored); findings-docs regenerates the committed docs/findings/.
 findings: setup
-	$(PY) -m multispin_env.findings -o docs/findings
+	$(PY) -m experiments.findings -o results/findings
+
+findings-docs: setup
+	$(PY) -m experiments.findings -o docs/findings
 
 demo: setup
 	$(PY) -m agents.demo

@@ -20,30 +20,25 @@ from typing import Any
 import numpy as np
 from gymnasium.vector import VectorEnv
 
-from baselines.solvers import (
-    Allocation,
-    equal_bandwidth_fixed,
-    equal_bandwidth_tuned,
-    solve_heterogeneous,
-    solve_homogeneous,
-)
 from baselines.information import INFORMATION_LEVELS, round_params_for
+from baselines.solvers import SOLVERS, Allocation
 from multispin_env.model import RoundParams
 
 Solver = Callable[[RoundParams], Allocation]
 
-_SOLVERS: dict[str, tuple[Solver, bool]] = {
-    # name -> (solver, gives one common length)
-    "equal-fixed": (equal_bandwidth_fixed, True),
-    "equal-tuned": (equal_bandwidth_tuned, True),
-    "hom-opt": (solve_homogeneous, True),
-    "het-opt": (solve_heterogeneous, False),
+#: Policy name -> (solver name in :data:`baselines.solvers.SOLVERS`, information level).
+_POLICY_SOLVER: dict[str, tuple[str, str]] = {
+    **{name: (name, "static") for name, spec in SOLVERS.items() if not spec.per_information_level},
+    **{
+        f"{name}-{level}": (name, level)
+        for name, spec in SOLVERS.items()
+        if spec.per_information_level
+        for level in INFORMATION_LEVELS
+    },
 }
 
 #: Every analytic policy name: the equal-share baselines, and hom-opt / het-opt at each information level.
-ANALYTIC_POLICIES: tuple[str, ...] = ("equal-fixed", "equal-tuned") + tuple(
-    f"{solver}-{level}" for solver in ("hom-opt", "het-opt") for level in INFORMATION_LEVELS
-)
+ANALYTIC_POLICIES: tuple[str, ...] = tuple(_POLICY_SOLVER)
 
 
 class AnalyticPolicy:
@@ -122,7 +117,7 @@ class AnalyticPolicy:
 def policies_for(env: Any) -> tuple[str, ...]:
     """The analytic policies that ``env`` can express (het-opt needs per-user lengths)."""
     if env.unwrapped.config.homogeneous:
-        return tuple(name for name in ANALYTIC_POLICIES if not name.startswith("het-opt"))
+        return tuple(name for name in ANALYTIC_POLICIES if SOLVERS[_POLICY_SOLVER[name][0]].common_length)
     return ANALYTIC_POLICIES
 
 
@@ -132,6 +127,5 @@ def make_policy(name: str, env: Any) -> AnalyticPolicy:
         raise ValueError(f"unknown analytic policy {name!r}; known: {list(ANALYTIC_POLICIES)}")
     if name not in policies_for(env):
         raise ValueError(f"policy {name!r} needs per-user draft lengths; {getattr(env, 'spec', None) or env} has one")
-    solver_name, _, level = name.rpartition("-") if name.count("-") == 2 else (name, "", "static")
-    solver, _ = _SOLVERS[solver_name]
-    return AnalyticPolicy(env, solver, level, name=name)
+    solver_name, level = _POLICY_SOLVER[name]
+    return AnalyticPolicy(env, SOLVERS[solver_name].solve, level, name=name)

@@ -6,7 +6,8 @@ implemented in :mod:`multispin_env.model`) and solves the control problems of
 
 * :func:`solve_homogeneous` -- P-hom, one draft length L for all users.
   Uses the structure of section 3: the equal-finish-time sync time is
-  tau = L s* with s* the root of sum_k c_k / (s - t_k) = 1 (independent of L),
+  tau = L s* with s* the root of sum_k c_k / (s - t_k) = 1 (independent of L;
+  :func:`multispin_env.model.equal_finish_time` with work c, offset t),
   the shares b_k = c_k / (s* - t_k) do not depend on L, and
   G(L) = sum_k N(a_k, L) / (L s* + T0 + kappa K (L + 1) + T_dl) is maximised
   exactly over L in 0..L_max by evaluating all L at once.
@@ -21,6 +22,8 @@ implemented in :mod:`multispin_env.model`) and solves the control problems of
 Every solver returns an :class:`Allocation` whose ``goodput`` is the expected
 goodput of eq. (5) of exactly that allocation (lengths *and* shares), i.e.
 ``expected_goodput(params, allocation.draft_lengths, allocation.bandwidth)``.
+:data:`SOLVERS` is the one list of them (name -> :class:`SolverSpec`) that the
+policies, the findings experiments and the benchmarks read.
 
 Units: seconds (s), tokens, tokens/s; bandwidth shares are fractions of the band.
 """
@@ -28,8 +31,10 @@ Units: seconds (s), tokens, tokens/s; bandwidth shares are fractions of the band
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from types import MappingProxyType
 
 import numpy as np
 from numpy.typing import NDArray
@@ -37,14 +42,16 @@ from numpy.typing import NDArray
 from multispin_env.model import (
     FloatArray,
     RoundParams,
+    equal_finish_time,
     expected_tokens,
-    optimal_bandwidth,
     sync_time,
     verify_time,
 )
 
 __all__ = [
     "Allocation",
+    "SolverSpec",
+    "SOLVERS",
     "solve_homogeneous",
     "solve_heterogeneous",
     "equal_bandwidth_fixed",
@@ -62,9 +69,19 @@ _ZOOM_WIDTH = 0.1  # half-width (log scale) of the first zoom sweep
 _LOCAL_STARTS = 8  # best candidates (with distinct sync times) polished by local search
 _START_MARGIN = 0.05  # starts must be within 5 % of the best candidate's goodput
 _START_SPREAD = 0.02  # minimum |log tau| distance between local-search starts
-_NEWTON_RTOL = 1e-15
 _IMPROVE_RTOL = 1e-13  # a local-search move must raise G by more than this (relative)
 _UNION_MOVES = 1 << 16  # (starts x moves) above which singles are tried before pairs
+# The optimisers work in scaled time units (G depends on the unit only through a common factor;
+# the shares not at all), so settings anywhere in the float range give quantities of order 1: the
+# length search in units of the server-only latency T0 + kappa K + T_dl, equal-finish roots in
+# units of the drafting users' largest t_k or c_k. Scaled per-user times below _FLOOR are raised to
+# it, which keeps reciprocals such as 1 / (tau - L_k t_k) finite; in the search this moves the
+# latency (>= 1 unit) by at most L_max K _FLOOR units, far below rounding.
+_FLOOR = 1e-300
+# Uploads are at least this fraction of the drafting time (see _scaled), which moves tau by at most
+# as much, relative: far below the 1e-9 to which the solvers are checked against exhaustive search.
+_MIN_UPLOAD_RATIO = 1e-12
+_T_FLOOR = _FLOOR / _MIN_UPLOAD_RATIO  # so that c_k >= _MIN_UPLOAD_RATIO t_k is >= _FLOOR too
 
 
 @dataclass(frozen=True)
@@ -105,14 +122,53 @@ def _check_params(params: object) -> RoundParams:
     return params
 
 
+def _server_only_latency(params: RoundParams) -> float:
+    """Latency of a round in which nobody drafts, T0 + kappa K + T_dl (eq. (3) with L = 0), s.
+
+    Every allocation's latency is at least this, and every solver divides by it;
+    valid but huge settings can make it overflow float64, which no allocation survives.
+    """
+    # Python floats: an overflow gives inf (no numpy warning), rejected here.
+    base = params.verify_base + params.verify_per_token * params.num_users + params.downlink_time
+    if not math.isfinite(base):
+        raise ValueError(
+            "verify_base + verify_per_token * K + downlink_time overflows float64: the round latency cannot be "
+            f"represented (verify_base={params.verify_base}, verify_per_token={params.verify_per_token}, "
+            f"downlink_time={params.downlink_time}, K={params.num_users})"
+        )
+    return base
+
+
+def _check_round(latency: float, tokens: float, lengths: IntArray, tau: float) -> float:
+    """The goodput tokens / latency (tokens/s); ValueError naming the settings when it or the latency (s)
+    left the float64 range."""
+    if not math.isfinite(latency):
+        raise ValueError(
+            f"the round latency of draft lengths {lengths.tolist()} overflows float64 (sync time {tau} s): "
+            "draft_time, upload_time, verify_base, verify_per_token or downlink_time is too large for this allocation"
+        )
+    goodput = float(tokens) / float(latency)  # Python floats: an overflow gives inf, rejected here
+    if not math.isfinite(goodput):
+        raise ValueError(
+            f"the goodput of a {latency:g} s round overflows float64: verify_base + verify_per_token * K + "
+            "downlink_time is too small to describe a round"
+        )
+    return goodput
+
+
 def _make_allocation(params: RoundParams, lengths: IntArray, shares: FloatArray) -> Allocation:
-    """Package lengths and shares; goodput, sync time and latency via the model's eq. (1)-(5)."""
+    """Package lengths and shares; goodput, sync time and latency via the model's eq. (1)-(5).
+
+    Raises ValueError naming the settings when this allocation's latency exceeds the
+    float64 range (e.g. the fixed baseline giving a user with upload_time = 1e308 s/token a draft).
+    """
     lengths = lengths.astype(np.int64, copy=False)
     shares = np.where(lengths > 0, shares, 0.0)
-    tau = float(sync_time(params.draft_time, params.upload_time, lengths, shares))
-    latency = tau + float(verify_time(lengths, params)) + params.downlink_time
-    tokens = float(expected_tokens(params.acceptance, lengths).sum())
-    return Allocation(draft_lengths=lengths, bandwidth=shares, goodput=tokens / latency, sync_time=tau, latency=latency)
+    with np.errstate(over="ignore"):  # an overflowing finish time becomes inf, rejected below
+        tau = float(sync_time(params.draft_time, params.upload_time, lengths, shares))
+        latency = tau + float(verify_time(lengths, params)) + params.downlink_time
+    goodput = _check_round(latency, float(expected_tokens(params.acceptance, lengths).sum()), lengths, tau)
+    return Allocation(draft_lengths=lengths, bandwidth=shares, goodput=goodput, sync_time=tau, latency=latency)
 
 
 def _token_table(acceptance: FloatArray, max_draft: int) -> FloatArray:
@@ -120,77 +176,102 @@ def _token_table(acceptance: FloatArray, max_draft: int) -> FloatArray:
     return expected_tokens(acceptance[:, None], np.arange(max_draft + 1, dtype=np.float64))
 
 
-def _homogeneous_sync_unit(draft_time: FloatArray, upload_time: FloatArray) -> float:
-    """s*, the root s > max_k t_k of sum_k c_k / (s - t_k) = 1 (model.md section 3), s/token.
-
-    Newton on 1/F - 1 (concave, increasing), started at a point where F >= 1:
-    the iterates rise monotonically to the root. Both max_k(t_k + c_k) and
-    min_k t_k + sum_k c_k (when above max_k t_k) have F >= 1; the larger one is
-    exact for identical users. Plain floats + tiny numpy reductions: this is
-    the hot path of P-hom.
-    """
-    t, c = draft_time, upload_time
-    s = max(float((t + c).max()), float(t.min() + c.sum()))
-    for _ in range(100):
-        inv = 1.0 / (s - t)
-        total = float(c @ inv)
-        slope = float((c * inv) @ inv)
-        step = total * (total - 1.0) / slope
-        if not step > _NEWTON_RTOL * s:  # also stops on a (rounding) negative step
-            break
-        s += step
-    return s
-
-
 def _sync_times(lengths: FloatArray, draft_time: FloatArray, upload_time: FloatArray) -> FloatArray:
     """Equal-finish sync time tau(L) for a batch of length vectors (rows), s; 0 for an all-zero row.
 
-    Same root as :func:`multispin_env.model.equal_finish_time` with work = L c and
-    offset = L t, with a tighter monotone start (max of max_k(L_k t_k + L_k c_k)
-    and min over drafting users of L_k t_k + sum_k L_k c_k).
+    The root of sum_k L_k c_k / (tau - L_k t_k) = 1 (model.md section 3), solved by
+    :func:`multispin_env.model.equal_finish_time` with work = L c and offset = L t.
     """
-    work = lengths * upload_time
-    offset = lengths * draft_time
-    active = lengths > 0
-    none = ~active.any(axis=-1)
-    if none.any():  # a dummy user with root exactly 1 keeps the iteration warning-free
-        work = work.copy()
-        offset = offset.copy()
-        work[none, 0] = 1.0
-        offset[none, 0] = 0.0
-        active = active.copy()
-        active[none, 0] = True
-    off = np.where(active, offset, -1.0)  # inactive users: zero work, harmless gap
-    tau = np.maximum(
-        np.where(active, offset + work, -np.inf).max(axis=-1),
-        np.where(active, offset, np.inf).min(axis=-1) + work.sum(axis=-1),
-    )
-    for _ in range(100):
-        inv = 1.0 / (tau[..., None] - off)
-        term = work * inv
-        total = term.sum(axis=-1)
-        step = total * (total - 1.0) / (term * inv).sum(axis=-1)
-        tau = tau + np.maximum(step, 0.0)
-        if not (step > _NEWTON_RTOL * tau).any():
-            break
-    return np.where(none, 0.0, tau)
+    return equal_finish_time(lengths * upload_time, lengths * draft_time)
 
 
 # --------------------------------------------------------------------------- P-hom
 
 
-def _solve_hom_core(params: RoundParams) -> tuple[int, float, float, FloatArray]:
-    """P-hom core: (L*, G(L*), s*, sum_k N(a_k, L) for L = 0..L_max in tokens)."""
-    a, t, c = params.acceptance, params.draft_time, params.upload_time
-    kappa_k = params.verify_per_token * params.num_users
-    s_star = _homogeneous_sync_unit(t, c)
+def _scaled(draft_time: FloatArray, upload_time: FloatArray, unit: float) -> tuple[FloatArray, FloatArray]:
+    """t_k / unit and c_k / unit, floored (see _FLOOR); callers guard against overflow of the quotients.
+
+    c_k is raised to _MIN_UPLOAD_RATIO t_k. Newton in :func:`multispin_env.model.equal_finish_time`
+    starts at max_k L_k (t_k + c_k); for a user whose upload is below ~1e-14 of its drafting time
+    that start sits on its pole, the first step falls under the stopping tolerance and the root
+    returned is wrong (F = 1.36 instead of 1 in a 3-user case), and below 2 eps the start is the
+    pole itself (division by zero).
+    """
+    t = np.maximum(draft_time / unit, _T_FLOOR)
+    return t, np.maximum(upload_time / unit, t * _MIN_UPLOAD_RATIO)
+
+
+def _normalised_shares(work: FloatArray, gap: FloatArray) -> FloatArray:
+    """Shares w_k / gap_k (gap_k = tau - L_k t_k) scaled to sum to 1; 0 where w_k = 0 (model.md section 3).
+
+    With a user whose drafting alone nearly fills the sync time (gap_k << tau), tau is known only
+    to an ulp, which leaves the sum of the shares off 1 by up to ulp(tau) sum_k w_k / gap_k^2;
+    scaling every share by that sum would delay the other users by as much, relative. Instead the
+    user with the largest w_k / gap_k^2 (whose finish time depends least on its share) takes the
+    remainder 1 - sum of the others, and every user finishes at tau to about an ulp.
+    """
+    shares = work / gap  # callers give gap > 0 everywhere and some w_k > 0
+    total = float(shares.sum())
+    if abs(total - 1.0) <= 1e-12:
+        return shares / total
+    r = int(np.argmax(shares / gap))
+    rest = total - shares[r]
+    if rest < 1.0:
+        shares[r] = 1.0 - rest
+        return shares
+    return shares / total
+
+
+def _equal_finish_shares(params: RoundParams, lengths: IntArray) -> FloatArray:
+    """The best shares for fixed lengths, as :func:`multispin_env.model.optimal_bandwidth` (model.md section 3).
+
+    Computed in units of the drafting users' largest t_k or c_k (the shares do not depend on the
+    unit), so that times near the float maximum or minimum cannot overflow; normalised by
+    :func:`_normalised_shares`.
+    """
+    drafting = lengths > 0
+    if not drafting.any():
+        return np.zeros(lengths.shape)
+    unit = max(float(params.draft_time[drafting].max()), float(params.upload_time[drafting].max()))
+    # Non-drafting users get unit times (no overflow); their work L_k c_k is 0 and their gap tau > 0.
+    t, c = _scaled(np.where(drafting, params.draft_time, unit), np.where(drafting, params.upload_time, unit), unit)
+    work, offset = lengths * c, lengths * t
+    tau = float(equal_finish_time(work, offset))
+    return _normalised_shares(work, tau - offset)
+
+
+def _solve_hom_core(params: RoundParams) -> tuple[int, float, float, FloatArray, FloatArray]:
+    """P-hom core in units of base = T0 + kappa K + T_dl: (L*, G(L*) * base, s* / base,
+    sum_k N(a_k, L) for L = 0..L_max in tokens, shares b_k).
+
+    G(L) = sum_k N(a_k, L) / (L (s* + kappa K) + base) (eq. (3)-(5) with tau = L s*). Since
+    N(a, L) < L + 1, G(L) < K (L + 1) / (L (s* + kappa K) + base), which is at most G(0) = K / base
+    unless s* + kappa K < base: drafting pays only then. And s* >= max_k (t_k + c_k) (the sum is
+    >= 1 there), so when that already reaches base the root is not needed: L* = 0 exactly, s* is
+    reported as inf and the shares as zeros. This also keeps a user whose upload or draft takes
+    ~1e308 s out of all arithmetic.
+    """
+    k = params.num_users
+    t, c = params.draft_time, params.upload_time
+    base = _server_only_latency(params)
+    kappa_k = params.verify_per_token * k
     lengths = np.arange(params.max_draft + 1, dtype=np.float64)
-    # sum_k N(a_k, L), eq. (4) in its expm1 form (accurate for a near 0 or 1).
-    tokens = (np.expm1(np.log(a)[:, None] * (lengths + 1.0)) / (a - 1.0)[:, None]).sum(axis=0)
-    # G(L) = sum_k N(a_k, L) / (L s* + T0 + kappa K (L+1) + T_dl), all L at once.
-    goodputs = tokens / (lengths * (s_star + kappa_k) + (params.verify_base + kappa_k + params.downlink_time))
-    best = int(goodputs.argmax())  # first maximiser: the shortest draft among ties
-    return best, float(goodputs[best]), s_star, tokens
+    tokens = expected_tokens(params.acceptance[:, None], lengths).sum(axis=0)  # sum_k N(a_k, L), eq. (4)
+    # s* >= max_k (t_k + c_k) >= unit: no root needed when that reaches base - kappa K.
+    unit = float(np.maximum(t, c).max())
+    if not unit < base - kappa_k:
+        return 0, float(k), math.inf, tokens, np.zeros(k)
+    # s* in units of unit (t_k, c_k <= 1: no overflow), then in units of base.
+    t_u, c_u = _scaled(t, c, unit)
+    root = float(equal_finish_time(c_u, t_u))
+    s_star = root * (unit / base)
+    per_token = s_star + kappa_k / base  # latency added by each common draft token, in units of base
+    if not per_token < 1.0:
+        return 0, float(k), s_star, tokens, np.zeros(k)
+    scaled = tokens / (lengths * per_token + 1.0)  # G(L) * base, all L at once
+    best = int(scaled.argmax())  # first maximiser: the shortest draft among ties
+    # optimal_bandwidth's shares for L_k = 1 (any common L gives the same), from the root just found.
+    return best, float(scaled[best]), s_star, tokens, _normalised_shares(c_u, root - t_u)
 
 
 def solve_homogeneous(params: RoundParams) -> Allocation:
@@ -205,20 +286,23 @@ def solve_homogeneous(params: RoundParams) -> Allocation:
     :returns: an :class:`Allocation` with goodput in tokens/s and times in s.
     """
     params = _check_params(params)
-    best, _, s_star, tokens = _solve_hom_core(params)
+    best, _, _, tokens, shares = _solve_hom_core(params)
+    return _hom_allocation(params, best, tokens, shares)
+
+
+def _hom_allocation(params: RoundParams, best: int, tokens: FloatArray, shares: FloatArray) -> Allocation:
+    """The P-hom allocation from :func:`_solve_hom_core`'s L*, token sums and shares."""
     k = params.num_users
     lengths = np.full(k, best, dtype=np.int64)
     if best == 0:
         shares = np.zeros(k)
         tau = 0.0
     else:
-        t, c = params.draft_time, params.upload_time
-        shares = c / (s_star - t)
-        shares /= shares.sum()
         # Eq. (1) with these shares (equals best * s* up to rounding).
-        tau = best * float((t + c / shares).max())
+        tau = best * float((params.draft_time + params.upload_time / shares).max())
+    # Python floats: beyond float range (only when verify_base is near it) gives inf, rejected by _check_round.
     latency = tau + params.verify_base + params.verify_per_token * k * (best + 1) + params.downlink_time
-    return Allocation(lengths, shares, float(tokens[best]) / latency, tau, latency)
+    return Allocation(lengths, shares, _check_round(latency, float(tokens[best]), lengths, tau), tau, latency)
 
 
 # --------------------------------------------------------------------------- P-het
@@ -265,17 +349,23 @@ def _move_tables(k: int, max_draft: int) -> tuple[_Moves, int]:
 
 
 class _HetProblem:
-    """Arrays of one P-het instance (users on axis 0, draft positions l = 1..L_max on axis 1)."""
+    """Arrays of one P-het instance (users on axis 0, draft positions l = 1..L_max on axis 1).
 
-    def __init__(self, params: RoundParams) -> None:
+    ``draft_time`` and ``upload_time`` are t_k and c_k in units of the server-only latency
+    ``unit`` = T0 + kappa K + T_dl (:func:`_scaled`; users that can never draft profitably get finite stand-ins, see
+    :func:`solve_heterogeneous`).
+    """
+
+    def __init__(self, params: RoundParams, draft_time: FloatArray, upload_time: FloatArray, unit: float) -> None:
         self.k = params.num_users
         self.max_draft = params.max_draft
         self.a = params.acceptance
-        self.t = params.draft_time
-        self.c = params.upload_time
-        self.kappa = params.verify_per_token
-        # Latency of the round without the sync time and without kappa * sum_k L_k.
-        self.base = params.verify_base + params.verify_per_token * self.k + params.downlink_time
+        # Times in units of the server-only latency ``unit`` (see _FLOOR); goodputs are G * unit.
+        self.t = draft_time
+        self.c = upload_time
+        self.kappa = params.verify_per_token / unit
+        # Latency of the round without the sync time and without kappa * sum_k L_k: 1 in these units.
+        self.base = 1.0
         self.tokens = _token_table(self.a, self.max_draft)  # (K, L_max+1)
         self.gain = np.diff(self.tokens, axis=1)  # a_k^l, the l-th draft token's expected yield
         positions = np.arange(1, self.max_draft + 1, dtype=np.float64)
@@ -516,9 +606,25 @@ def solve_heterogeneous(params: RoundParams) -> Allocation:
     :returns: an :class:`Allocation` with goodput in tokens/s and times in s.
     """
     params = _check_params(params)
-    prob = _HetProblem(params)
-    k, lm = prob.k, prob.max_draft
-    hom_len, hom_value, s_star, _ = _solve_hom_core(params)
+    k, lm = params.num_users, params.max_draft
+    # In units of base = T0 + kappa K + T_dl (see _FLOOR). A user drafting any token makes
+    # tau >= t_k + c_k (full band), so every such allocation has G <= sum_j N(a_j, L_max) / (t_k + c_k + 1);
+    # it beats server-only decoding (G = K, always a candidate) only if t_k + c_k < reach. Users
+    # beyond it have L_k = 0 in the optimum: they get finite stand-in times just past the bound, which
+    # keep them out exactly and keep a user with upload_time (or draft_time) ~1e308 s from
+    # overflowing the search's arithmetic.
+    reach = float(expected_tokens(params.acceptance, lm).sum()) / k - 1.0
+    base = _server_only_latency(params)
+    with np.errstate(over="ignore"):  # t_k / base beyond float range is inf: out of reach
+        t, c = _scaled(params.draft_time, params.upload_time, base)
+    out = ~(t < reach - c)  # t_k + c_k >= reach, without inf - inf for infinite t_k or c_k
+    if out.all():
+        return _make_allocation(params, np.zeros(k, dtype=np.int64), np.zeros(k))
+    if out.any():
+        t = np.where(out, np.minimum(t, 2.0 * reach), t)
+        c = np.where(out, np.minimum(c, 2.0 * reach), c)
+    prob = _HetProblem(params, t, c, base)
+    hom_len, hom_value, s_star, hom_tokens, hom_shares = _solve_hom_core(params)
 
     seeds = [np.zeros((1, k), dtype=np.int64), np.full((1, k), hom_len, dtype=np.int64)]
     level = max(hom_value, k / prob.base)
@@ -559,8 +665,16 @@ def solve_heterogeneous(params: RoundParams) -> Allocation:
     tops, top_values, _ = prob.local_search(pool[chosen], values[chosen], sync[chosen])
     best_len = tops[int(top_values.argmax())]
 
-    shares, _ = optimal_bandwidth(params.draft_time, params.upload_time, best_len)
-    return _make_allocation(params, best_len.astype(np.int64), shares)
+    best_len = best_len.astype(np.int64)
+    het = _make_allocation(params, best_len, _equal_finish_shares(params, best_len))
+    # P-het contains P-hom; when the search ends on (a rounding twin of) its optimum, report P-hom's
+    # own allocation so that G(P-het) >= G(P-hom) holds exactly (e.g. a gain of 0, not -2e-16, for
+    # identical users).
+    try:
+        hom = _hom_allocation(params, hom_len, hom_tokens, hom_shares)
+    except ValueError:  # P-hom's round leaves the float range where P-het's does not
+        return het
+    return hom if hom.goodput >= het.goodput else het
 
 
 # --------------------------------------------------------------------------- equal-share baselines
@@ -603,13 +717,54 @@ def equal_bandwidth_tuned(params: RoundParams) -> Allocation:
     """
     params = _check_params(params)
     k = params.num_users
+    base = _server_only_latency(params)
     a_bar = float(params.acceptance.mean())
-    t_bar = float(params.draft_time.mean())
-    c_bar = float(params.upload_time.mean())
     lengths = np.arange(params.max_draft + 1, dtype=np.float64)
-    latency = lengths * (t_bar + k * c_bar) + (
-        params.verify_base + params.verify_per_token * k * (lengths + 1.0) + params.downlink_time
-    )
-    guess = k * expected_tokens(a_bar, lengths) / latency
-    length = int(guess.argmax())
+    # The latency above is L (t_bar + K c_bar + kappa K) + base; in units of base (a mean user
+    # with t or c near 1e308 s makes this inf, and then only L = 0 can be right).
+    with np.errstate(over="ignore"):
+        per_token = float(params.draft_time.mean()) + k * float(params.upload_time.mean()) + params.verify_per_token * k
+        ratio = per_token / base
+        guess = expected_tokens(a_bar, lengths) / (1.0 + lengths * ratio) if math.isfinite(ratio) else lengths == 0
+    length = int(np.argmax(guess))  # first maximiser: the shortest draft among ties
     return _make_allocation(params, np.full(k, length, dtype=np.int64), _equal_shares(k, length))
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class SolverSpec:
+    """One per-round controller of this module, as listed in :data:`SOLVERS`.
+
+    :param name: the controller's name in policies, reports and figures (e.g. ``het-opt``)
+    :param solve: RoundParams -> Allocation
+    :param common_length: True if every user gets the same draft length (expressible in
+        ``MultiSpin-Homogeneous-v0``); False if lengths are per user (needs the heterogeneous env)
+    :param per_information_level: True if the policy layer offers it at each information level
+        (static / adaptive / oracle parameters); False for the heterogeneity-unaware baselines,
+        which are solved once from the mean parameters
+    :param problem: what it solves, with the ``model.md`` section
+    """
+
+    name: str
+    solve: Callable[[RoundParams], Allocation]
+    common_length: bool
+    per_information_level: bool
+    problem: str
+
+
+#: Every solver by name, in report order (baselines first). Read-only.
+SOLVERS: Mapping[str, SolverSpec] = MappingProxyType(
+    {
+        spec.name: spec
+        for spec in (
+            SolverSpec("equal-fixed", equal_bandwidth_fixed, True, False, "b_k = 1/K, L = 4 (model.md section 7)"),
+            SolverSpec(
+                "equal-tuned", equal_bandwidth_tuned, True, False, "b_k = 1/K, L tuned for the mean user (section 7)"
+            ),
+            SolverSpec("hom-opt", solve_homogeneous, True, True, "P-hom: best common L and shares (section 3)"),
+            SolverSpec("het-opt", solve_heterogeneous, False, True, "P-het: best per-user L_k and shares (section 3)"),
+        )
+    }
+)

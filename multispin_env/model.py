@@ -131,33 +131,65 @@ def equal_finish_time(
     With ``work = L c`` and ``offset = L t`` this is the sync time of the best
     shares for fixed lengths (docs/model.md section 3); with ``work = c`` and
     ``offset = t`` it is the homogeneous s*. Entries with ``work == 0`` (users
-    that do not draft) are ignored; a batch row with none active gets 0.
+    that do not draft) are ignored; a batch row with none active gets 0. Leading axes are a batch.
 
-    Newton's method on ``1/F(tau) - 1`` (F the sum above), started at
-    ``max(offset + work)`` where F >= 1: ``1/F`` is a harmonic mean of affine
-    functions, hence concave and increasing, so the iterates rise
-    monotonically to the root without overshooting, and one step is exact when
-    a single user (or identical users) draft.
+    Newton's method on ``1/F(tau) - 1`` (F the sum above), started at the larger of
+    ``max(offset + work)`` and ``min(offset) + sum(work)`` over active users, where F >= 1: ``1/F`` is a
+    harmonic mean of affine functions, hence concave and increasing, so the iterates rise monotonically to
+    the root without overshooting, and one step is exact when a single user (or identical users) draft. It
+    stops when a step is below ``rtol * tau`` *and* F is within 1e-9 of 1 (started on the pole of a user whose
+    work is tiny next to its offset, the first steps are tiny while F is still far above 1), or when tau stops
+    moving. Compiled (:func:`_equal_finish_rows`): the solvers call it for one system in their hot path,
+    where numpy's per-call overhead would dominate.
     """
-    work_arr = np.asarray(work, dtype=np.float64)
-    offset_arr = np.asarray(offset, dtype=np.float64)
-    work_arr, offset_arr = np.broadcast_arrays(work_arr, offset_arr)
-    active = work_arr > 0.0
-    any_active = active.any(axis=-1)
-    tau = np.where(active, offset_arr + work_arr, -np.inf).max(axis=-1, initial=-np.inf)
-    tau = np.where(any_active, tau, 1.0)
-    # Inactive users get a harmless unit gap and zero weight.
-    safe_work = np.where(active, work_arr, 0.0)
-    for _ in range(max_iter):
-        gap = np.where(active, tau[..., None] - offset_arr, 1.0)
-        term = safe_work / gap
-        total = term.sum(axis=-1)
-        slope = (term / gap).sum(axis=-1)  # -F'(tau) > 0
-        step = np.where(any_active, total * (total - 1.0) / np.where(any_active, slope, 1.0), 0.0)
-        tau = tau + np.maximum(step, 0.0)
-        if np.all(step <= rtol * tau):
-            break
-    return np.where(any_active, tau, 0.0)
+    work_arr, offset_arr = np.broadcast_arrays(np.asarray(work, dtype=np.float64),
+                                               np.asarray(offset, dtype=np.float64))
+    shape = work_arr.shape
+    rows = int(np.prod(shape[:-1], dtype=np.int64))
+    out = np.empty(rows)
+    _equal_finish_rows(np.ascontiguousarray(work_arr).reshape(rows, shape[-1]),
+                       np.ascontiguousarray(offset_arr).reshape(rows, shape[-1]), rtol, max_iter, out)
+    return out.reshape(shape[:-1]) if shape[:-1] else np.float64(out[0])
+
+
+with jit_cache():
+
+    @njit(**JIT)
+    def _equal_finish_rows(work, offset, rtol, max_iter, out):
+        """:func:`equal_finish_time` of each row of ``work``/``offset`` (rows, K) into ``out`` (rows,)."""
+        for r in range(work.shape[0]):
+            start = -math.inf
+            lowest = math.inf
+            pole = -math.inf
+            total_work = 0.0
+            for k in range(work.shape[1]):
+                if work[r, k] > 0.0:
+                    start = max(start, offset[r, k] + work[r, k])
+                    lowest = min(lowest, offset[r, k])
+                    pole = max(pole, offset[r, k])
+                    total_work += work[r, k]
+            if total_work == 0.0:
+                out[r] = 0.0
+                continue
+            # An upload below an ulp of its offset puts the start on the pole: step off it.
+            tau = max(start, lowest + total_work, np.nextafter(pole, math.inf))
+            for _ in range(max_iter):
+                total = 0.0
+                slope = 0.0
+                for k in range(work.shape[1]):
+                    if work[r, k] > 0.0:
+                        inverse = 1.0 / (tau - offset[r, k])
+                        term = work[r, k] * inverse
+                        total += term
+                        slope += term * inverse  # -F'(tau) > 0
+                step = total * (total - 1.0) / slope
+                new = tau + step if step > 0.0 else tau
+                # Converged, or stuck at the last representable tau (an ill-conditioned root).
+                done = new == tau or (step <= rtol * new and total <= 1.0 + 1e-9)
+                tau = new
+                if done:
+                    break
+            out[r] = tau
 
 
 def optimal_bandwidth(

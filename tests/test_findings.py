@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from baselines.solvers import equal_bandwidth_fixed, equal_bandwidth_tuned, solve_heterogeneous, solve_homogeneous
-from multispin_env import findings
+from experiments import findings
 from multispin_env.model import RoundParams, equal_finish_time, expected_goodput
 from multispin_env.scenarios import get_scenario, heterogeneity_scenario
 

@@ -13,19 +13,25 @@ from typing import Callable
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from scipy.optimize import minimize
 
+import baselines
 from baselines import (
+    SOLVERS,
     Allocation,
     equal_bandwidth_fixed,
     equal_bandwidth_tuned,
     solve_heterogeneous,
     solve_homogeneous,
 )
+from baselines.solvers import _equal_finish_shares, _make_allocation
 from multispin_env.model import (
     RoundParams,
     equal_finish_time,
     expected_goodput,
+    expected_tokens,
     finish_time,
     optimal_bandwidth,
     round_latency,
@@ -353,6 +359,28 @@ def test_solvers_require_round_params(solver: Callable[[RoundParams], Allocation
         solver(bad)  # type: ignore[arg-type]
 
 
+def test_registry_lists_every_solver_with_its_length_structure() -> None:
+    assert list(SOLVERS) == ["equal-fixed", "equal-tuned", "hom-opt", "het-opt"]
+    assert {spec.solve for spec in SOLVERS.values()} == {
+        equal_bandwidth_fixed, equal_bandwidth_tuned, solve_homogeneous, solve_heterogeneous
+    }
+    with pytest.raises(TypeError):
+        SOLVERS["mine"] = SOLVERS["hom-opt"]  # type: ignore[index]
+    rng = np.random.default_rng(11)
+    params = [make_instance(rng, family, 5, 6) for family in FAMILIES]
+    for name, spec in SOLVERS.items():
+        assert spec.name == name
+        allocs = [spec.solve(p) for p in params]
+        common = [bool(np.all(a.draft_lengths == a.draft_lengths[0])) for a in allocs]
+        if spec.common_length:
+            assert all(common), name
+        else:  # a per-user solver does use its freedom on some of these systems
+            assert not all(common), name
+    # baselines re-exports exactly the solvers module's public names.
+    assert baselines.__all__ == baselines.solvers.__all__
+    assert all(hasattr(baselines, name) for name in baselines.__all__)
+
+
 def test_allocation_arrays_are_read_only() -> None:
     alloc = solve_heterogeneous(make_instance(np.random.default_rng(7), "base", 4, 6))
     with pytest.raises(ValueError):
@@ -494,3 +522,212 @@ def test_heterogeneous_equals_brute_force_on_hard_instances(index: int) -> None:
     best = float(values.max())
     assert (best - het.goodput) / best <= MAX_GAP, (het, grid[values.argmax()])
     check_allocation(params, het, equal_finish=True)
+
+
+# --------------------------------------------------------------------------- extreme but valid inputs (issue 9)
+
+HUGE = float(np.finfo(np.float64).max)  # the largest finite time RoundParams accepts, ~1.8e308 s
+
+
+def _restricted_optimum(params: RoundParams, free: np.ndarray) -> tuple[float, float]:
+    """Exhaustive (P-het, P-hom) optima when only the users in ``free`` may draft (the others keep L_k = 0).
+
+    Exact for systems whose other users take ~1e308 s per token: any allocation that gives them a
+    token has a latency beyond 1e308 s, i.e. a goodput below 1e-305 tokens/s.
+    """
+    idx = np.flatnonzero(free)
+    grid = np.zeros(((params.max_draft + 1) ** idx.size, params.num_users), dtype=np.int64)
+    grid[:, idx] = list(itertools.product(range(params.max_draft + 1), repeat=idx.size))
+    values = expected_goodput(params, grid)
+    hom = float(values[0]) if idx.size < params.num_users else float(values[grid.min(1) == grid.max(1)].max())
+    return float(values.max()), hom
+
+
+@pytest.mark.parametrize("value", [1e308, HUGE])
+@pytest.mark.parametrize("field", ["upload_time", "draft_time"])
+@pytest.mark.parametrize(("k", "slow"), [(1, 1), (2, 1), (3, 2), (3, 3), (4, 1)])
+def test_a_user_taking_1e308_s_per_token_does_not_draft(value: float, field: str, k: int, slow: int) -> None:
+    rng = np.random.default_rng(k * 10 + slow)
+    base = make_instance(rng, "base", k, 4)
+    times = {"draft_time": base.draft_time.copy(), "upload_time": base.upload_time.copy()}
+    times[field][:slow] = value  # e.g. a deep fade: one token's upload takes 1e308 s
+    params = RoundParams(acceptance=base.acceptance, max_draft=4, **times)
+    free = np.arange(k) >= slow
+    best_het, best_hom = _restricted_optimum(params, free)
+
+    het, hom = solve_heterogeneous(params), solve_homogeneous(params)
+    assert np.all(het.draft_lengths[:slow] == 0) and np.all(het.bandwidth[:slow] == 0.0)
+    assert (best_het - het.goodput) / best_het <= MAX_GAP and het.goodput <= best_het * (1 + TIE)
+    # One common length would make the slow user draft too: server-only decoding is the P-hom optimum.
+    assert np.all(hom.draft_lengths == 0) and abs(hom.goodput - best_hom) <= TIE * best_hom
+    tuned = equal_bandwidth_tuned(params)  # the mean user is as slow: it does not draft either
+    assert np.all(tuned.draft_lengths == 0)
+    for alloc in (het, hom, tuned):
+        check_allocation(params, alloc, equal_finish=True)
+    # The fixed baseline does give the slow user 4 tokens: a latency beyond float range, named.
+    with pytest.raises(ValueError, match="overflows float64.*upload_time"):
+        equal_bandwidth_fixed(params)
+
+
+@pytest.mark.parametrize(
+    ("scalars", "outcome"),
+    [
+        ({"verify_base": 1e9}, "drafts"),  # verification dwarfs drafting: draft everything
+        ({"downlink_time": 1e9}, "drafts"),
+        ({"verify_base": 1e9, "verify_per_token": 1e9}, "optimum"),  # each drafted token costs 1e9 s
+        ({"verify_base": HUGE, "downlink_time": HUGE}, "verify_base"),  # beyond RoundParams' 1e9 s bound
+        ({"verify_per_token": 1e308}, "verify_per_token"),
+    ],
+)
+def test_huge_verification_and_downlink_times(scalars: dict[str, float], outcome: str) -> None:
+    users = {"acceptance": [0.6, 0.8, 0.9], "draft_time": [0.004, 0.01, 0.025], "upload_time": [1e-3, 2e-4, 5e-3]}
+    if outcome not in ("drafts", "optimum"):  # scalar times are bounded to 1e9 s (docs/model.md 4.1): named
+        with pytest.raises(ValueError, match=outcome):
+            RoundParams(**users, max_draft=3, **scalars)
+        return
+    params = RoundParams(**users, max_draft=3, **scalars)
+    solvers = [solve_heterogeneous, solve_homogeneous, equal_bandwidth_tuned, equal_bandwidth_fixed]
+    best_het, best_hom = _restricted_optimum(params, np.ones(3, dtype=bool))
+    het, hom = solve_heterogeneous(params), solve_homogeneous(params)
+    # Goodputs are ~1e-300 tokens/s here: relative gaps (pytest.approx's absolute 1e-12 would pass anything).
+    assert abs(het.goodput - best_het) <= MAX_GAP * best_het and abs(hom.goodput - best_hom) <= MAX_GAP * best_hom
+    if outcome == "drafts":  # a drafted token costs nothing next to the verification pass: draft all
+        assert het.draft_lengths.tolist() == hom.draft_lengths.tolist() == [3, 3, 3]
+    else:
+        assert het.goodput > hom.goodput * (1 + 1e-3)  # a case where per-user lengths pay
+    for solver in solvers:
+        check_allocation(params, solver(params), equal_finish=solver in (solve_heterogeneous, solve_homogeneous))
+
+
+FIELDS = ("acceptance", "draft_time", "upload_time", "verify_base", "verify_per_token", "max_draft", "downlink_time")
+
+
+def _seconds(zero: bool) -> st.SearchStrategy[float]:
+    """Any time RoundParams accepts, log-uniform over the float range, plus its ends."""
+    exponents = st.floats(-323.0, 308.25).map(lambda e: 10.0**e).filter(lambda x: 0.0 < x < float("inf"))
+    ends = [5e-324, 2.2250738585072014e-308, 1.0, 1e308, HUGE] + ([0.0] if zero else [])
+    return st.one_of(exponents, st.sampled_from(ends))
+
+
+def _scalar_seconds(zero: bool) -> st.SearchStrategy[float]:
+    """Any T0, kappa or T_dl RoundParams accepts (up to 1e9 s), log-uniform, plus its ends."""
+    exponents = st.floats(-323.0, 9.0).map(lambda e: 10.0**e).filter(lambda x: 0.0 < x <= 1e9)
+    return st.one_of(exponents, st.sampled_from([5e-324, 2.2250738585072014e-308, 1.0, 1e9] + ([0.0] if zero else [])))
+
+
+@st.composite
+def extreme_params(draw: st.DrawFn) -> RoundParams:
+    k = draw(st.integers(1, 3))
+    users = st.lists(_seconds(False), min_size=k, max_size=k)
+    acceptance = st.floats(0.0, 1.0, exclude_min=True, exclude_max=True)
+    return RoundParams(
+        acceptance=draw(st.lists(acceptance, min_size=k, max_size=k)),
+        draft_time=draw(users),
+        upload_time=draw(users),
+        verify_base=draw(_scalar_seconds(False)),
+        verify_per_token=draw(_scalar_seconds(True)),
+        downlink_time=draw(_scalar_seconds(True)),
+        max_draft=draw(st.integers(1, 3)),
+    )
+
+
+@given(extreme_params())
+def test_solvers_over_the_whole_valid_range(params: RoundParams) -> None:
+    """Any valid RoundParams: an allocation consistent with eq. (1)-(5), or a ValueError naming the settings.
+
+    Never a ZeroDivisionError, an OverflowError, a RuntimeWarning (errors under this suite's
+    filterwarnings) or a NaN; and P-het is at least as good as every other solver.
+    """
+    results: dict[str, Allocation] = {}
+    for name, spec in SOLVERS.items():
+        try:
+            alloc = spec.solve(params)
+        except ValueError as exc:
+            assert any(field in str(exc) for field in FIELDS), exc
+            continue
+        results[name] = alloc
+        lengths, shares = alloc.draft_lengths, alloc.bandwidth
+        assert np.all((lengths >= 0) & (lengths <= params.max_draft))
+        assert np.all(shares >= 0.0) and np.all(shares[lengths == 0] == 0.0)
+        if lengths.any():
+            assert shares.sum() == pytest.approx(1.0, rel=1e-12)
+        assert np.isfinite([alloc.goodput, alloc.latency, alloc.sync_time]).all()
+        assert alloc.goodput >= 0.0 and alloc.latency > 0.0
+        if spec.common_length:
+            assert np.all(lengths == lengths[0])
+    if "het-opt" in results:
+        for name, alloc in results.items():
+            assert results["het-opt"].goodput >= alloc.goodput * (1 - 1e-9), name
+        # Exhaustive search over the lengths, each with its equal-finish shares computed the solvers'
+        # overflow-safe way (model.optimal_bandwidth itself overflows or loses the shares to rounding
+        # at these extremes); allocations whose round leaves the float range are skipped.
+        best = 0.0
+        for row in itertools.product(range(params.max_draft + 1), repeat=params.num_users):
+            lengths = np.array(row, dtype=np.int64)
+            try:
+                alloc = _make_allocation(params, lengths, _equal_finish_shares(params, lengths))
+            except ValueError:
+                continue
+            best = max(best, alloc.goodput)
+        assert results["het-opt"].goodput >= best * (1 - MAX_GAP)
+
+
+def _root_by_bisection(work: np.ndarray, offset: np.ndarray) -> float:
+    """The equal-finish root of sum_k w_k / (tau - o_k) = 1 by bisection: an oracle independent of Newton."""
+    active = work > 0.0
+    if not active.any():
+        return 0.0
+    w, o = work[active], offset[active]
+    lo, hi = float(o.max()), float(o.max() + w.sum())  # F(lo+) = inf > 1 >= F(hi)
+    for _ in range(2000):
+        mid = 0.5 * (lo + hi)
+        if mid in (lo, hi):
+            break
+        if np.sum(w / (mid - o)) > 1.0:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def test_a_drafting_bound_user_with_a_negligible_upload() -> None:
+    # User 0 drafts slowly but uploads in 1e-16 of its drafting time; users 1-2 alone need a longer
+    # sync time. Newton started on user 0's pole stopped there (model.equal_finish_time returns
+    # NaN here, and a root with F = 1.36 at a ratio of 1e-15).
+    params = RoundParams(
+        acceptance=[0.9, 0.8, 0.7],
+        draft_time=[1.05e-3, 4.87e-4, 1e-9],
+        upload_time=[1.05e-19, 5.07e-4, 1.43e-4],
+        verify_base=0.01,
+        verify_per_token=1e-4,
+        max_draft=2,
+    )
+    best = 0.0
+    for row in itertools.product(range(3), repeat=3):
+        lengths = np.array(row, dtype=float)
+        tau = _root_by_bisection(lengths * params.upload_time, lengths * params.draft_time)
+        latency = tau + float(np.sum(lengths + 1)) * params.verify_per_token + params.verify_base
+        best = max(best, float(expected_tokens(params.acceptance, lengths).sum()) / latency)
+    het = solve_heterogeneous(params)
+    assert abs(het.goodput - best) <= MAX_GAP * best
+    oracle = _root_by_bisection(het.draft_lengths * params.upload_time, het.draft_lengths * params.draft_time)
+    assert het.sync_time == pytest.approx(oracle, rel=1e-9)
+    check_allocation(params, het, equal_finish=False)
+    hom = solve_homogeneous(params)
+    check_allocation(params, hom, equal_finish=False)
+    assert hom.sync_time == pytest.approx(
+        _root_by_bisection(hom.draft_lengths * params.upload_time, hom.draft_lengths * params.draft_time), rel=1e-9
+    )
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_heterogeneous_is_never_below_homogeneous_even_by_rounding(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    k = int(rng.integers(2, 9))
+    identical = RoundParams(  # the fig. 5 "only a differs" row at spread 0: no gain, exactly
+        acceptance=np.full(k, 0.7), draft_time=np.full(k, 0.004), upload_time=np.full(k, 1e-3 * (seed + 1))
+    )
+    assert solve_heterogeneous(identical).goodput == solve_homogeneous(identical).goodput
+    for family in FAMILIES:
+        params = make_instance(rng, family, k, 6)
+        assert solve_heterogeneous(params).goodput >= solve_homogeneous(params).goodput

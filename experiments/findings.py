@@ -3,8 +3,9 @@
 One command writes every figure (PNG), the CSV of the numbers it plots, and a
 summary of the heterogeneity sweep::
 
-    python -m multispin_env.findings -o results/findings           # full grid, a few minutes on 2 cores
-    python -m multispin_env.findings -o /tmp/findings --quick      # tiny grid, a few seconds (used by the tests)
+    python -m experiments.findings                                 # full grid into results/findings, ~1 min on 2 cores
+    python -m experiments.findings -o docs/findings                # regenerate the committed figures (make findings-docs)
+    python -m experiments.findings -o /tmp/findings --quick        # tiny grid, a few seconds (used by the tests)
 
 Figures (``figN_*.png`` + ``figN_*.csv``):
 
@@ -38,7 +39,8 @@ from typing import Any
 
 import numpy as np
 
-from multispin_env.model import RoundParams, expected_goodput
+from baselines.solvers import SOLVERS
+from multispin_env.model import RoundParams, equal_finish_time, expected_goodput
 from multispin_env.scenarios import (
     CHANNEL_SPREADS,
     HETEROGENEITY_LEVELS,
@@ -67,8 +69,9 @@ __all__ = [
     "main",
 ]
 
-#: Policies compared in figures 3, 4 and 6, best first.
-POLICIES: tuple[str, ...] = ("het-opt", "hom-opt", "equal-tuned", "equal-fixed", "server-only")
+#: Policies compared in figures 3, 4 and 6, best first: every solver of :data:`baselines.solvers.SOLVERS`
+#: (the registry lists baselines first, so reversed it is best first) and server-only decoding.
+POLICIES: tuple[str, ...] = (*reversed(SOLVERS), "server-only")
 
 #: Baselines het-opt is compared with in figure 5 (hom-opt knows every user's channel and device; the equal-share
 #: baselines are heterogeneity-unaware).
@@ -164,22 +167,6 @@ QUICK = FindingsConfig(
 # --- Policies ---------------------------------------------------------------------------------------------------
 
 
-def _solvers() -> dict[str, Callable[[RoundParams], Any]]:
-    from baselines.solvers import (  # imported late: the solvers live outside this package
-        equal_bandwidth_fixed,
-        equal_bandwidth_tuned,
-        solve_heterogeneous,
-        solve_homogeneous,
-    )
-
-    return {
-        "het-opt": solve_heterogeneous,
-        "hom-opt": solve_homogeneous,
-        "equal-tuned": equal_bandwidth_tuned,
-        "equal-fixed": equal_bandwidth_fixed,
-    }
-
-
 @dataclass(frozen=True)
 class PolicyResult:
     """One policy's static allocation on one system and its expected goodput (tokens/s, eq. 5)."""
@@ -194,7 +181,6 @@ def policy_allocations(params: RoundParams, policies: Sequence[str] = POLICIES) 
 
     ``server-only`` drafts nothing (all lengths 0): the server decodes one token per user per round.
     """
-    solvers = _solvers()
     k = params.num_users
     out: dict[str, PolicyResult] = {}
     for name in policies:
@@ -202,9 +188,9 @@ def policy_allocations(params: RoundParams, policies: Sequence[str] = POLICIES) 
             zeros = np.zeros(k, dtype=np.int64)
             out[name] = PolicyResult(zeros, np.zeros(k), float(expected_goodput(params, zeros, np.zeros(k))))
             continue
-        if name not in solvers:
+        if name not in SOLVERS:
             raise ValueError(f"unknown policy {name!r}; known: {POLICIES}")
-        alloc = solvers[name](params)
+        alloc = SOLVERS[name].solve(params)
         out[name] = PolicyResult(
             np.asarray(alloc.draft_lengths, dtype=np.int64).copy(),
             np.asarray(alloc.bandwidth, dtype=np.float64).copy(),
@@ -324,8 +310,6 @@ def figure1_rows(cfg: FindingsConfig) -> list[dict[str, Any]]:
 
 def _homogeneous_shares(params: RoundParams) -> np.ndarray:
     """b_k = c_k / (s* - t_k), the P-hom optimal shares for any common L >= 1 (model.md section 3)."""
-    from multispin_env.model import equal_finish_time
-
     s_star = float(equal_finish_time(params.upload_time, params.draft_time))
     shares = params.upload_time / (s_star - params.draft_time)
     return shares / shares.sum()
@@ -1060,8 +1044,13 @@ def _fig6_text(rows: Sequence[Mapping[str, Any]]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Command line (``python -m experiments.findings``; also the ``multispin-findings`` console entry point).
+
+    :param argv: arguments without the program name; ``None`` reads ``sys.argv``
+    :returns: the exit status, 0 on success
+    """
     parser = argparse.ArgumentParser(
-        prog="python -m multispin_env.findings",
+        prog="python -m experiments.findings",
         description="Reproduce the Multi-SPIN paper's findings: figures 1-6 (PNG + CSV) and a gain summary.",
     )
     parser.add_argument("-o", "--out", default="results/findings", help="output directory (default: %(default)s)")
