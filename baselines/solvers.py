@@ -45,6 +45,9 @@ from multispin_env.model import (
     equal_finish_time,
     expected_tokens,
     sync_time,
+    expected_user_tokens,
+    finish_time,
+    verification_times,
     verify_time,
 )
 
@@ -123,13 +126,12 @@ def _check_params(params: object) -> RoundParams:
 
 
 def _server_only_latency(params: RoundParams) -> float:
-    """Latency of a round in which nobody drafts, T0 + kappa K + T_dl (eq. (3) with L = 0), s.
+    """Latency of a round in which nobody drafts, T_ver(K) + T_dl (eq. (2'), (3) with L = 0), s.
 
-    Every allocation's latency is at least this, and every solver divides by it;
-    valid but huge settings can make it overflow float64, which no allocation survives.
+    Every allocation's latency is at least this (T_ver does not decrease with the batch), and every solver
+    divides by it.
     """
-    # Python floats: an overflow gives inf (no numpy warning), rejected here.
-    base = params.verify_base + params.verify_per_token * params.num_users + params.downlink_time
+    base = float(verification_times(float(params.num_users), params.verify_profile_points)) + params.downlink_time
     if not math.isfinite(base):
         raise ValueError(
             "verify_base + verify_per_token * K + downlink_time overflows float64: the round latency cannot be "
@@ -137,6 +139,19 @@ def _server_only_latency(params: RoundParams) -> float:
             f"downlink_time={params.downlink_time}, K={params.num_users})"
         )
     return base
+
+
+def _rest_latency(params: RoundParams, unit: float) -> FloatArray:
+    """(T_ver(K + S) + T_dl) / unit for S = 0..K L_max drafted tokens in the batch (eq. (2'), (3)): the
+    latency of a round besides its sync time, in units of ``unit``."""
+    batch = params.num_users + np.arange(params.num_users * params.max_draft + 1, dtype=np.float64)
+    return (verification_times(batch, params.verify_profile_points) + params.downlink_time) / unit
+
+
+def _deadline(params: RoundParams, unit: float) -> float:
+    """The upload deadline U (eq. (1')) in units of ``unit`` (inf without one): an allocation whose sync time
+    exceeds it loses the late users' drafts, so no optimum has one; the solvers treat it as a constraint."""
+    return params.deadline / unit
 
 
 def _check_round(latency: float, tokens: float, lengths: IntArray, tau: float) -> float:
@@ -157,23 +172,23 @@ def _check_round(latency: float, tokens: float, lengths: IntArray, tau: float) -
 
 
 def _make_allocation(params: RoundParams, lengths: IntArray, shares: FloatArray) -> Allocation:
-    """Package lengths and shares; goodput, sync time and latency via the model's eq. (1)-(5).
+    """Package lengths and shares; goodput, sync time and latency via the model's eq. (1)-(5), (1'), (2').
 
-    Raises ValueError naming the settings when this allocation's latency exceeds the
-    float64 range (e.g. the fixed baseline giving a user with upload_time = 1e308 s/token a draft).
+    A user whose upload would end after the deadline is dropped (one token, L_k = 0 in the batch, tau = the
+    deadline): that is what the round does with such an allocation (only the heterogeneity-unaware baselines
+    return one). Raises ValueError naming the settings when this allocation's latency exceeds the float64
+    range (e.g. the fixed baseline giving a user with upload_time = 1e308 s/token a draft).
     """
     lengths = lengths.astype(np.int64, copy=False)
     shares = np.where(lengths > 0, shares, 0.0)
     with np.errstate(over="ignore"):  # an overflowing finish time becomes inf, rejected below
-        tau = float(sync_time(params.draft_time, params.upload_time, lengths, shares))
-        latency = tau + float(verify_time(lengths, params)) + params.downlink_time
-    goodput = _check_round(latency, float(expected_tokens(params.acceptance, lengths).sum()), lengths, tau)
+        finish = finish_time(lengths, params.draft_time, params.upload_time, shares)
+        dropped = finish > params.deadline
+        kept = np.where(dropped, 0, lengths)
+        tau = params.deadline if dropped.any() else float(finish.max())
+        latency = tau + float(verify_time(kept, params)) + params.downlink_time
+    goodput = _check_round(latency, float(expected_user_tokens(params, kept).sum()), lengths, tau)
     return Allocation(draft_lengths=lengths, bandwidth=shares, goodput=goodput, sync_time=tau, latency=latency)
-
-
-def _token_table(acceptance: FloatArray, max_draft: int) -> FloatArray:
-    """N(a_k, L) of eq. (4) for L = 0..L_max; shape (K, L_max + 1), tokens."""
-    return expected_tokens(acceptance[:, None], np.arange(max_draft + 1, dtype=np.float64))
 
 
 def _sync_times(lengths: FloatArray, draft_time: FloatArray, upload_time: FloatArray) -> FloatArray:
@@ -241,35 +256,35 @@ def _equal_finish_shares(params: RoundParams, lengths: IntArray) -> FloatArray:
 
 
 def _solve_hom_core(params: RoundParams) -> tuple[int, float, float, FloatArray, FloatArray]:
-    """P-hom core in units of base = T0 + kappa K + T_dl: (L*, G(L*) * base, s* / base,
-    sum_k N(a_k, L) for L = 0..L_max in tokens, shares b_k).
+    """P-hom core in units of base = T_ver(K) + T_dl: (L*, G(L*) * base, s* / base, sum_k E[n_k](L) for
+    L = 0..L_max in tokens, shares b_k).
 
-    G(L) = sum_k N(a_k, L) / (L (s* + kappa K) + base) (eq. (3)-(5) with tau = L s*). Since
-    N(a, L) < L + 1, G(L) < K (L + 1) / (L (s* + kappa K) + base), which is at most G(0) = K / base
-    unless s* + kappa K < base: drafting pays only then. And s* >= max_k (t_k + c_k) (the sum is
-    >= 1 there), so when that already reaches base the root is not needed: L* = 0 exactly, s* is
-    reported as inf and the shares as zeros. This also keeps a user whose upload or draft takes
-    ~1e308 s out of all arithmetic.
+    G(L) = sum_k E[n_k](L) / (L s* + T_ver(K (L + 1)) + T_dl) (eq. (2')-(5) with tau = L s*), over the
+    lengths whose sync time L s* meets the deadline (eq. (1')). Since E[n_k](L) <= L + 1 and T_ver does not
+    decrease, G(L) <= K (L + 1) / (L s* + base), which is at most G(0) = K / base unless s* < base: drafting
+    pays only then. And s* >= max_k (t_k + c_k) (the sum is >= 1 there), so when that already reaches base
+    the root is not needed: L* = 0 exactly, s* is reported as inf and the shares as zeros. This also keeps
+    a user whose upload or draft takes ~1e308 s out of all arithmetic.
     """
     k = params.num_users
     t, c = params.draft_time, params.upload_time
     base = _server_only_latency(params)
-    kappa_k = params.verify_per_token * k
-    lengths = np.arange(params.max_draft + 1, dtype=np.float64)
-    tokens = expected_tokens(params.acceptance[:, None], lengths).sum(axis=0)  # sum_k N(a_k, L), eq. (4)
-    # s* >= max_k (t_k + c_k) >= unit: no root needed when that reaches base - kappa K.
+    lengths = np.arange(params.max_draft + 1)
+    tokens = params.token_table.sum(axis=0)  # sum_k E[n_k](L), eq. (4) for any acceptance curve
+    # s* >= max_k (t_k + c_k) >= unit: no root needed when that reaches base.
     unit = float(np.maximum(t, c).max())
-    if not unit < base - kappa_k:
+    if not unit < base:
         return 0, float(k), math.inf, tokens, np.zeros(k)
     # s* in units of unit (t_k, c_k <= 1: no overflow), then in units of base.
     t_u, c_u = _scaled(t, c, unit)
     root = float(equal_finish_time(c_u, t_u))
     s_star = root * (unit / base)
-    per_token = s_star + kappa_k / base  # latency added by each common draft token, in units of base
-    if not per_token < 1.0:
-        return 0, float(k), s_star, tokens, np.zeros(k)
-    scaled = tokens / (lengths * per_token + 1.0)  # G(L) * base, all L at once
-    best = int(scaled.argmax())  # first maximiser: the shortest draft among ties
+    sync = lengths * s_star
+    rest = _rest_latency(params, base)[k * lengths]  # (T_ver(K (L + 1)) + T_dl) / base
+    scaled = np.where(sync <= _deadline(params, base), tokens / (sync + rest), -np.inf)  # G(L) * base, all L
+    best = int(scaled.argmax())  # first maximiser: the shortest draft among ties (L = 0 is always feasible)
+    if best == 0:
+        return 0, float(scaled[0]), s_star, tokens, np.zeros(k)
     # optimal_bandwidth's shares for L_k = 1 (any common L gives the same), from the root just found.
     return best, float(scaled[best]), s_star, tokens, _normalised_shares(c_u, root - t_u)
 
@@ -300,8 +315,7 @@ def _hom_allocation(params: RoundParams, best: int, tokens: FloatArray, shares: 
     else:
         # Eq. (1) with these shares (equals best * s* up to rounding).
         tau = best * float((params.draft_time + params.upload_time / shares).max())
-    # Python floats: beyond float range (only when verify_base is near it) gives inf, rejected by _check_round.
-    latency = tau + params.verify_base + params.verify_per_token * k * (best + 1) + params.downlink_time
+    latency = tau + float(verify_time(lengths, params)) + params.downlink_time
     return Allocation(lengths, shares, _check_round(latency, float(tokens[best]), lengths, tau), tau, latency)
 
 
@@ -363,10 +377,14 @@ class _HetProblem:
         # Times in units of the server-only latency ``unit`` (see _FLOOR); goodputs are G * unit.
         self.t = draft_time
         self.c = upload_time
-        self.kappa = params.verify_per_token / unit
-        # Latency of the round without the sync time and without kappa * sum_k L_k: 1 in these units.
-        self.base = 1.0
-        self.tokens = _token_table(self.a, self.max_draft)  # (K, L_max+1)
+        # Latency of the round besides its sync time, by drafted tokens S in the batch (eq. (2'), (3)): 1 at
+        # S = 0 in these units, non-decreasing.
+        self.rest = _rest_latency(params, unit)
+        # The per-token verification costs the Lagrangian greedy tries: each segment slope of T_ver in reach
+        # (one for the affine eq. (2); 0 and kappa with a knee; a measured profile's slopes).
+        self.kappas = np.unique(np.round(np.diff(self.rest), 15)) if self.rest.size > 1 else np.zeros(1)
+        self.deadline = _deadline(params, unit)
+        self.tokens = params.token_table  # (K, L_max+1): E[n_k](L) for any acceptance curve
         self.gain = np.diff(self.tokens, axis=1)  # a_k^l, the l-th draft token's expected yield
         positions = np.arange(1, self.max_draft + 1, dtype=np.float64)
         self.offset = self.t[:, None] * positions  # l t_k: earliest finish of an l-token draft
@@ -377,14 +395,20 @@ class _HetProblem:
         """Exact G(L) with equal-finish shares and the sync time tau(L), for a batch of rows."""
         tau = _sync_times(lengths.astype(np.float64), self.t, self.c)
         tokens = self.tokens[self.rows, lengths].sum(axis=-1)
-        return tokens / (tau + self.base + self.kappa * lengths.sum(axis=-1)), tau
+        value = tokens / (tau + self.rest[lengths.sum(axis=-1)])
+        return np.where(tau <= self.deadline, value, -np.inf), tau  # past the deadline: infeasible (eq. (1'))
 
     def greedy(self, tau: FloatArray, level: float) -> IntArray:
+        """:meth:`greedy_at` for every per-token verification cost in ``kappas``; returns (2 n len(kappas), K)."""
+        return np.concatenate([self.greedy_at(tau, level, kappa) for kappa in self.kappas])
+
+    def greedy_at(self, tau: FloatArray, level: float, kappa: float) -> IntArray:
         """Lagrangian lengths for each fixed sync time in ``tau`` (shape (n,)); returns (2n, K).
 
         At fixed tau, user k's l-th token costs the share increment
         w_k(tau, l) - w_k(tau, l-1), w_k(tau, l) = l c_k / (tau - l t_k), and
-        yields a_k^l - level * kappa tokens (Dinkelbach). Yields fall and costs
+        yields P(A_k >= l) - level * kappa tokens (Dinkelbach; kappa one slope of T_ver, the prefix's own
+        ratio below uses the exact T_ver). Yields fall and costs
         rise with l, so sorting all increments by yield per share and taking a
         prefix is the Lagrangian solution for every multiplier at once. Per tau
         we keep the prefix with the best fixed-tau ratio among those fitting
@@ -397,7 +421,7 @@ class _HetProblem:
         share = self.work / np.where(ok, gap, 1.0)  # finite everywhere; used only where ok
         cost = share.copy()
         cost[..., 1:] -= share[..., :-1]
-        gain = self.gain - level * self.kappa
+        gain = self.gain - level * kappa
         eff = np.full(cost.shape, -np.inf)
         np.divide(np.broadcast_to(gain, cost.shape), cost, out=eff, where=ok & (gain > 0.0))
         flat = eff.reshape(n, k * lm)
@@ -408,7 +432,7 @@ class _HetProblem:
         cum_tokens = k + np.cumsum(self.gain.reshape(-1)[order], axis=1)
         fits = valid & (cum_cost <= 1.0)
         count = np.arange(1, k * lm + 1)
-        ratio = np.where(fits, cum_tokens / (tau[:, None] + self.base + self.kappa * count), -np.inf)
+        ratio = np.where(fits, cum_tokens / (tau[:, None] + self.rest[count]), -np.inf)
         rows = np.arange(n)
         best = ratio.argmax(axis=1)
         has = fits[rows, best]
@@ -472,7 +496,8 @@ class _HetProblem:
     ) -> NDArray[np.bool_]:
         """One ascent step (see :meth:`_climb`).
 
-        A move to L' improves G iff tau(L') < tau_req(L') = N(L') / G - base - kappa sum L',
+        A move to L' improves G iff tau(L') < tau_req(L') = N(L') / G - rest(sum L') (and meets the deadline:
+        tau_req is capped at it),
         i.e. iff F(tau_req, L') = sum_k w_k(tau_req, L'_k) < 1 (F decreases in tau).
         The unchanged users' part of F is convex and decreasing in tau, so it is
         at least its tangent at the current tau: moves whose tangent bound is
@@ -498,7 +523,7 @@ class _HetProblem:
         vi, vj = np.clip(vi, 0, lm), np.clip(vj, 0, lm)
         d_tokens = self.tokens[mi, vi] - self.tokens[mi, cur_i] + self.tokens[mj, vj] - self.tokens[mj, cur_j]
         d_len = (vi - cur_i) + (vj - cur_j)
-        t_req = (tokens_now + d_tokens) / g_now - self.base - self.kappa * (sum_now + d_len)
+        t_req = np.minimum((tokens_now + d_tokens) / g_now - self.rest[sum_now + d_len], self.deadline)
         rest = w_now.sum(axis=1, keepdims=True) - w_now[:, mi] - np.where(two, w_now[:, mj], 0.0)
         rest_slope = slope_now.sum(axis=1, keepdims=True) - slope_now[:, mi] - np.where(two, slope_now[:, mj], 0.0)
         bound = rest - rest_slope * (t_req - tau_now) + self._share_at(mi, vi, t_req)
@@ -613,7 +638,7 @@ def solve_heterogeneous(params: RoundParams) -> Allocation:
     # beyond it have L_k = 0 in the optimum: they get finite stand-in times just past the bound, which
     # keep them out exactly and keep a user with upload_time (or draft_time) ~1e308 s from
     # overflowing the search's arithmetic.
-    reach = float(expected_tokens(params.acceptance, lm).sum()) / k - 1.0
+    reach = float(params.token_table[:, -1].sum()) / k - 1.0
     base = _server_only_latency(params)
     with np.errstate(over="ignore"):  # t_k / base beyond float range is inf: out of reach
         t, c = _scaled(params.draft_time, params.upload_time, base)
@@ -627,11 +652,12 @@ def solve_heterogeneous(params: RoundParams) -> Allocation:
     hom_len, hom_value, s_star, hom_tokens, hom_shares = _solve_hom_core(params)
 
     seeds = [np.zeros((1, k), dtype=np.int64), np.full((1, k), hom_len, dtype=np.int64)]
-    level = max(hom_value, k / prob.base)
-    # Any L with G(L) >= level has l t_k + l c_k <= tau <= sum_k N(a_k, L_max) / level - base
+    level = max(hom_value, k / prob.rest[0])
+    # Any L with G(L) >= level has l t_k + l c_k <= tau <= sum_k N(a_k, L_max) / level - rest(0), and tau <= the
+    # deadline
     # and tau <= tau(L_max, ..., L_max) = L_max s*.
     low = float((prob.t + prob.c).min())
-    high = min(lm * s_star, float(prob.tokens[:, -1].sum()) / level - prob.base)
+    high = min(lm * s_star, float(prob.tokens[:, -1].sum()) / level - prob.rest[0], prob.deadline)
     taus = [np.geomspace(low, max(high, low), _GRID_POINTS)]
     poles = prob.offset[(prob.offset > low) & (prob.offset < high)]
     if poles.size:
@@ -709,23 +735,27 @@ def equal_bandwidth_fixed(params: RoundParams, draft_length: int | None = None) 
 def equal_bandwidth_tuned(params: RoundParams) -> Allocation:
     """Baseline equal-tuned (``model.md`` section 7): b_k = 1/K and one L tuned for the average user.
 
-    L maximises K N(a_bar, L) / (L (t_bar + K c_bar) + T0 + kappa K (L + 1) + T_dl),
-    the goodput if all K users had the mean acceptance, draft time and upload
-    time (with b = 1/K each user uploads L tokens in L K c_bar s). This is
-    heterogeneity-unaware; the returned ``goodput`` is the true eq. (5) value
-    of the allocation with the real per-user parameters (tokens/s).
+    L maximises K N_bar(L) / (L (t_bar + K c_bar) + T_ver(K (L + 1)) + T_dl) over the L whose sync time
+    L (t_bar + K c_bar) meets the deadline: the goodput if all K users had the mean acceptance curve
+    (N_bar(L) the users' mean E[n](L)), draft time and upload time (with b = 1/K each user uploads L tokens
+    in L K c_bar s). This is heterogeneity-unaware; the returned ``goodput`` is the true eq. (5) value of
+    the allocation with the real per-user parameters (tokens/s).
     """
     params = _check_params(params)
     k = params.num_users
     base = _server_only_latency(params)
-    a_bar = float(params.acceptance.mean())
-    lengths = np.arange(params.max_draft + 1, dtype=np.float64)
-    # The latency above is L (t_bar + K c_bar + kappa K) + base; in units of base (a mean user
-    # with t or c near 1e308 s makes this inf, and then only L = 0 can be right).
-    with np.errstate(over="ignore"):
-        per_token = float(params.draft_time.mean()) + k * float(params.upload_time.mean()) + params.verify_per_token * k
-        ratio = per_token / base
-        guess = expected_tokens(a_bar, lengths) / (1.0 + lengths * ratio) if math.isfinite(ratio) else lengths == 0
+    lengths = np.arange(params.max_draft + 1)
+    mean_tokens = params.token_table.mean(axis=0)  # the mean user's E[n](L)
+    # Sync time L (t_bar + K c_bar) in units of base (a mean user with t or c near 1e308 s makes this inf, and
+    # then only L = 0 can be right).
+    with np.errstate(over="ignore", invalid="ignore"):
+        ratio = (float(params.draft_time.mean()) + k * float(params.upload_time.mean())) / base
+        if math.isfinite(ratio):
+            sync = lengths * ratio
+            rest = _rest_latency(params, base)[k * lengths]
+            guess = np.where(sync <= _deadline(params, base), mean_tokens / (sync + rest), -np.inf)
+        else:
+            guess = (lengths == 0).astype(np.float64)
     length = int(np.argmax(guess))  # first maximiser: the shortest draft among ties
     return _make_allocation(params, np.full(k, length, dtype=np.int64), _equal_shares(k, length))
 
