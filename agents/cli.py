@@ -108,7 +108,10 @@ def list_main(argv: Sequence[str] | None = None) -> int:
     """``multispin-list``: print the registered env ids and the scenario presets, one line each."""
     parser = OneLineParser(prog="multispin-list", description="List the MultiSpin env ids and scenario presets.")
     parser.parse_args(argv)
-    print("\n".join(listing()))
+    try:
+        print("\n".join(listing()), flush=True)
+    except BrokenPipeError:  # `multispin-list | head`
+        sys.stderr.close()
     return 0
 
 

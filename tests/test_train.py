@@ -221,6 +221,13 @@ def test_rl_zoo3_enjoy_and_plots_read_our_logs(tmp_path: Path, ppo_run: Path) ->
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
     )
     assert plots.returncode == 0, plots.stderr[-2000:]
+    table = subprocess.run(  # evaluations.npz's goodput key, aggregated by rl-zoo3
+        [sys.executable, "-m", "rl_zoo3.plots.all_plots", "-a", "ppo", "-e", ENV, "-f", str(folder), "-k", "goodput",
+         "-o", str(tmp_path / "all"), "--no-display"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
+    )
+    assert table.returncode == 0, table.stderr[-2000:]
+    assert (tmp_path / "all.pkl").is_file() and ENV in table.stdout
 
 
 # -- one-line errors ------------------------------------------------------------------------------
