@@ -182,10 +182,11 @@ def test_sigterm_saves_the_model(tmp_path: Path) -> None:
          "-params", *TINY["ppo"]],
         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
-    deadline = time.monotonic() + 90
-    while not list(log.glob(f"ppo/{ENV}_1/{ENV}/config.yml")) and time.monotonic() < deadline:
+    monitor = log / "ppo" / f"{ENV}_1" / "monitor.csv"
+    deadline = time.monotonic() + 120
+    # Episodes in monitor.csv: learn() has started (the handler is installed just before it).
+    while not (monitor.is_file() and len(monitor.read_text().splitlines()) > 3) and time.monotonic() < deadline:
         time.sleep(0.2)
-    time.sleep(1.0)  # inside learn()
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err[-2000:]
@@ -206,25 +207,32 @@ def test_progress_bar_stops_at_its_total() -> None:
     assert bar.pbar.n == 200
 
 
-def test_rl_zoo3_enjoy_and_plots_read_our_logs(tmp_path: Path, ppo_run: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg"}
-    folder = ppo_run.parent.parent
+def zoo_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg"}
+
+
+def test_rl_zoo3_enjoy_reads_our_logs(tmp_path: Path, ppo_run: Path) -> None:
     enjoy = subprocess.run(
-        [sys.executable, "-m", "rl_zoo3.enjoy", "--algo", "ppo", "--env", ENV, "-f", str(folder), "--gym-packages", "multispin_env",
-         "-n", "30", "--no-render", "--deterministic"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
+        [sys.executable, "-m", "rl_zoo3.enjoy", "--algo", "ppo", "--env", ENV, "-f", str(ppo_run.parent.parent),
+         "--gym-packages", "multispin_env", "-n", "30", "--no-render", "--deterministic"],
+        capture_output=True, text=True, env=zoo_env(), cwd=tmp_path, timeout=180,
     )
     assert enjoy.returncode == 0, enjoy.stderr[-2000:]
     assert "Loading" in enjoy.stdout
+
+
+@pytest.mark.slow
+def test_rl_zoo3_plots_read_our_logs(tmp_path: Path, ppo_run: Path) -> None:
+    folder = str(ppo_run.parent.parent)
     plots = subprocess.run(
-        [sys.executable, "-m", "rl_zoo3.plots.plot_train", "-a", "ppo", "-e", "MultiSpin-Heterogeneous", "-f", str(folder), "-w", "2"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
+        [sys.executable, "-m", "rl_zoo3.plots.plot_train", "-a", "ppo", "-e", "MultiSpin-Heterogeneous", "-f", folder, "-w", "2"],
+        capture_output=True, text=True, env=zoo_env(), cwd=tmp_path, timeout=180,
     )
     assert plots.returncode == 0, plots.stderr[-2000:]
     table = subprocess.run(  # evaluations.npz's goodput key, aggregated by rl-zoo3
-        [sys.executable, "-m", "rl_zoo3.plots.all_plots", "-a", "ppo", "-e", ENV, "-f", str(folder), "-k", "goodput",
+        [sys.executable, "-m", "rl_zoo3.plots.all_plots", "-a", "ppo", "-e", ENV, "-f", folder, "-k", "goodput",
          "-o", str(tmp_path / "all"), "--no-display"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
+        capture_output=True, text=True, env=zoo_env(), cwd=tmp_path, timeout=180,
     )
     assert table.returncode == 0, table.stderr[-2000:]
     assert (tmp_path / "all.pkl").is_file() and ENV in table.stdout
