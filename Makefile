@@ -1,4 +1,4 @@
-# Two commands on a fresh machine: `make demo` (main job) and `make test`.
+# Two commands on a fresh machine: `make demo` (main job) and `make test`; timings in README "Quick start".
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -18,8 +18,7 @@ test: setup
 	$(PY) -m pytest -n 2 -q
 
 test-slow: setup
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,train,render,zoo]"
-	$(PY) -m pytest -q -m slow
+	$(PY) -m pytest -n 2 -q -m slow
 
 bench: setup
 	$(PY) benchmarks/bench_solvers.py

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Train an SB3 agent on a MultiSpin env with rl-zoo3's flags and output layout (see agents/train.py).
+"""Train an RL agent on a MultiSpin env: rl-zoo3's training command with our extension points (agents/train.py).
 
     python train.py --algo ppo --env MultiSpin-Heterogeneous-v0 -n 200000 -P
 """

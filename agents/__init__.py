@@ -1,16 +1,13 @@
-"""RL agents for the MultiSpin envs: rl-zoo3-format hyperparameters, training, evaluation and the benchmark.
+"""RL agents for the MultiSpin envs, trained through rl-zoo3 (hyperparameters in ``agents/hyperparams/{algo}.yml``).
 
-- :mod:`agents.hyperparams`: YAML files ``agents/hyperparams/{algo}.yml`` keyed by env id;
-- :mod:`agents.factory`: envs, VecNormalize, models, the rl-zoo3 run layout;
-- :mod:`agents.wrappers`: ``VecHorizonTermination`` (the return becomes goodput x horizon);
-- :mod:`agents.vec_env`: SB3 adapter for numpy-batched Gymnasium vector envs (``--vec-env batched``);
+What is ours (rl-zoo3, SB3 and sb3-contrib provide the rest):
+
+- :mod:`agents.train` (``train.py``, ``multispin-train``): rl-zoo3's ExperimentManager with our extension points;
+- :mod:`agents.vec_env`: SB3 adapter for the numpy-batched Gymnasium vector envs (``--vec-env batched``);
+- :mod:`agents.wrappers`: ``VecHorizonTermination`` (the return becomes goodput x horizon), ``EpisodeGoodputReward``;
+- :mod:`agents.callbacks`: ``GoodputEvalCallback``, the agent against the analytic policies on paired seeds;
+- :mod:`agents.search`: the ``--optimize`` search spaces;
 - :mod:`agents.evaluation`: the one evaluation loop (goodput, draft length, bandwidth concentration);
-- :mod:`agents.callbacks`: agent vs analytic-policy goodput during training;
-- :mod:`agents.train` (``train.py``): the training command line;
-- :mod:`agents.benchmark`: every policy on the same seeds, CSV/JSON/PNG;
-- :mod:`agents.demo`: ``make demo``.
+- :mod:`agents.runs`: which saved model of a run folder to load;
+- :mod:`agents.benchmark` (``multispin-benchmark``), :mod:`agents.demo` (``multispin-demo``), :mod:`agents.cli` (``multispin-list``).
 """
-
-from agents.hyperparams import ALGOS
-
-__all__ = ["ALGOS"]

@@ -10,7 +10,7 @@ bandwidth concentration (mean Herfindahl index, 1/K = equal split). It writes
 
 - ``benchmark.csv`` and ``benchmark.json`` (the JSON adds per-episode values, the
   env config and, for every agent, paired goodput differences to every analytic policy);
-- ``goodput.png``: bar chart of goodput per policy with 95% intervals;
+- ``goodput.png``: bar chart of goodput per policy (error bars: 95% t-intervals; agents hatched);
 - ``training_curve.png``: each agent's evaluation goodput during training
   (``evaluations.npz`` of its run folder) with the analytic policies' goodput on
   the same evaluation seeds as horizontal lines (only when a run folder has one);
@@ -36,10 +36,9 @@ from typing import Any
 
 import numpy as np
 
+from agents.cli import HelpFormatter, OneLineParser, store_dict_or_words
 from agents.evaluation import EvaluationResult, evaluate, evaluation_seeds, mean_ci, oracle_name
-from agents.factory import EnvIdError, check_env_id, make_env, resolve_agent
-from agents.hyperparams import ArgumentError, HyperparameterError, parse_key_values
-from agents.train import OneLineParser
+from agents.runs import resolve_agent
 
 DEFAULT_ENV = "MultiSpin-Heterogeneous-v0"
 CSV_COLUMNS: tuple[str, ...] = (
@@ -58,6 +57,21 @@ CSV_COLUMNS: tuple[str, ...] = (
 
 class BenchmarkError(ValueError):
     """A one-line user error (bad agent path, env mismatch...)."""
+
+
+def make_env(env_id: str, env_kwargs: dict[str, Any]) -> Any:
+    """One env of a MultiSpin id; unknown ids and bad settings become :class:`BenchmarkError`."""
+    import gymnasium as gym
+
+    from agents.cli import UserError, check_env_id
+
+    try:
+        check_env_id(env_id)
+        return gym.make(env_id, **env_kwargs)
+    except UserError as exc:
+        raise BenchmarkError(str(exc)) from None
+    except (TypeError, ValueError, KeyError) as exc:
+        raise BenchmarkError(f"env kwargs do not fit {env_id}: {' '.join(str(exc).split())}") from None
 
 
 @dataclass(frozen=True)
@@ -117,17 +131,44 @@ def _evaluate_spec(spec: PolicySpec, env_id: str, env_kwargs: dict[str, Any], se
 
 def load_agent_policy(path: str | Path, env: Any, name: str = "agent") -> Any:
     """A saved agent (run folder or .zip) as an :class:`~agents.evaluation.AgentPolicy` for single ``env``."""
+    from rl_zoo3.utils import ALGOS
+    from stable_baselines3.common.vec_env import VecNormalize
+
     from agents.evaluation import AgentPolicy
-    from agents.factory import load_model, load_vecnormalize_stats
 
     info = resolve_agent(path)
-    model = load_model(info)
-    if model.observation_space.shape != env.observation_space.shape:
-        raise BenchmarkError(
-            f"agent {path} observes shape {model.observation_space.shape}, the env gives {env.observation_space.shape}"
-        )
-    vn = load_vecnormalize_stats(info.vecnormalize_path) if info.vecnormalize_path is not None else None
+    if info.algo is None:
+        raise BenchmarkError(f"cannot tell the algorithm of {info.model_path} (no args.yml, not under logs/ALGO/)")
+    model = ALGOS[info.algo].load(str(info.model_path), device="cpu")
+    for what in ("observation", "action"):
+        mine, theirs = getattr(model, f"{what}_space").shape, getattr(env, f"{what}_space").shape
+        if mine != theirs:
+            raise BenchmarkError(f"agent {path} has {what} shape {mine}, the env gives {theirs} (another id or num_users?)")
+    vn = None
+    if info.vecnormalize_path is not None:
+        vn = VecNormalize.load(str(info.vecnormalize_path), _StatsOnly(env))
+        vn.training, vn.norm_reward = False, False
     return AgentPolicy(model, vn, name=name)
+
+
+class _StatsOnly:
+    """The spaces VecNormalize.load checks, without a live env (only its statistics are used)."""
+
+    num_envs = 1
+    render_mode = None
+
+    def __init__(self, env: Any) -> None:
+        self.observation_space = env.observation_space
+        self.action_space = env.action_space
+
+
+def describe_agent(path: str | Path) -> str:
+    """Which model file of ``path`` the benchmark loads, and why (a killed run has no final model)."""
+    info = resolve_agent(path)
+    what = {"final": "final model", "best": "best model (no final model)", "checkpoint": "last checkpoint (no final or best model)",
+            "file": "model file"}[info.kind]
+    stats = f", VecNormalize statistics {info.vecnormalize_path}" if info.vecnormalize_path else ""
+    return f"{info.model_path} ({what}{stats})"
 
 
 def agent_label(path: str) -> tuple[str, str]:
@@ -157,11 +198,7 @@ def run_benchmark(
     progress: bool = False,
 ) -> list[BenchmarkRow]:
     """Evaluate the analytic ``policies`` (default: all valid for the env) and ``agents`` (label, path)."""
-    check_env_id(env_id)
-    try:
-        probe = make_env(env_id, env_kwargs)
-    except (TypeError, ValueError, KeyError) as exc:
-        raise BenchmarkError(f"env kwargs do not fit {env_id}: {' '.join(str(exc).split())}") from None
+    probe = make_env(env_id, env_kwargs)
     from baselines.policies import policies_for
 
     valid = policies_for(probe)
@@ -278,75 +315,102 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def plot_goodput(rows: Sequence[BenchmarkRow], path: Path, title: str = "") -> Path:
-    """Bar chart of mean goodput per policy with 95% intervals; agents in a second colour."""
+def _pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    names = [r.policy for r in rows]
+    return plt
+
+
+def goodput_figure(rows: Sequence[BenchmarkRow], title: str = "") -> Any:
+    """Bar chart of mean goodput per policy; error bars are 95% t-intervals, learned agents hatched and in the legend."""
+    from matplotlib.patches import Patch
+
+    plt = _pyplot()
     means = [r.result.goodput_ci()[0] for r in rows]
-    halves = [np.nan_to_num(r.result.goodput_ci()[1]) for r in rows]
-    colors = ["tab:orange" if r.kind == "agent" else "tab:blue" for r in rows]
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.7 * len(rows) + 2), 4.2))
-    ax.bar(range(len(rows)), means, yerr=halves, color=colors, capsize=3)
+    halves = [float(np.nan_to_num(r.result.goodput_ci()[1])) for r in rows]
+    agent = [r.kind == "agent" for r in rows]
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.7 * len(rows) + 2), 4.6))
+    bars = ax.bar(range(len(rows)), means, yerr=halves, color=["tab:orange" if a else "tab:blue" for a in agent], capsize=3)
+    for bar, is_agent in zip(bars, agent, strict=True):
+        if is_agent:
+            bar.set_hatch("//")
     ax.set_xticks(range(len(rows)))
-    ax.set_xticklabels(names, rotation=35, ha="right", fontsize=8)
+    ax.set_xticklabels([r.policy for r in rows], rotation=35, ha="right", fontsize=8)
     ax.set_ylabel("goodput (tokens/s)")
-    high = max(m + h for m, h in zip(means, halves, strict=True))
-    ax.set_ylim(0.0, 1.08 * high)  # bars start at zero: heights compare as ratios
+    ax.set_ylim(0.0, 1.15 * max(m + h for m, h in zip(means, halves, strict=True)))  # from zero: heights compare as ratios
     for i, (m, h) in enumerate(zip(means, halves, strict=True)):
         ax.text(i, m + h, f"{m:.1f}", ha="center", va="bottom", fontsize=7)
-    ax.set_title(title or "goodput per policy (mean, 95% CI)", fontsize=10)
+    n = len(rows[0].result.episodes) if rows else 0
+    ax.set_title((title + "\n" if title else "") + f"mean over {n} episodes (same seeds); error bars: 95% t-interval of the mean",
+                 fontsize=9)
+    handles = [Patch(color="tab:blue", label="analytic policy")]
+    if any(agent):
+        handles.append(Patch(facecolor="tab:orange", hatch="//", label="learned agent"))
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
+    return fig
+
+
+def plot_goodput(rows: Sequence[BenchmarkRow], path: Path, title: str = "") -> Path:
+    """Write :func:`goodput_figure` to ``path``."""
+    fig = goodput_figure(rows, title)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _pyplot().close(fig)
     return path
 
 
-def plot_training_curves(runs: Sequence[tuple[str, Path]], path: Path) -> Path:
-    """Evaluation goodput vs env steps for each run, analytic policies' goodput (same seeds) as horizontal lines."""
-    import matplotlib
+def training_figure(runs: Sequence[tuple[str, Path]]) -> Any:
+    """Evaluation goodput vs env steps per run; the analytic policies' goodput on the same seeds as labelled levels.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    The band is the 95% t-interval of the mean over the evaluation episodes, cut at zero (goodput cannot be
+    negative); the legend sits outside the axes and gives every level's value, so levels that nearly
+    coincide (adaptive and oracle often do) stay readable.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(9.0, 4.5))
     styles = ["--", ":", "-.", (0, (3, 1, 1, 1)), (0, (5, 2)), (0, (1, 1)), (0, (4, 1, 2, 1)), (0, (2, 2))]
-    drawn: set[str] = set()
-    for i, (label, run_dir) in enumerate(runs):
+    levels: dict[str, float] = {}
+    for label, run_dir in runs:
         data = np.load(run_dir / "evaluations.npz")
-        steps = data["timesteps"]
-        goodput = data["goodput"]
+        steps, goodput = data["timesteps"], data["goodput"]
         mean = goodput.mean(axis=1)
         n = goodput.shape[1]
-        half = np.array([mean_ci(g)[1] for g in goodput]) if n > 1 else np.zeros_like(mean)
-        line = ax.plot(steps, mean, marker="o", ms=3, label=label)[0]
-        ax.fill_between(steps, mean - np.nan_to_num(half), mean + np.nan_to_num(half), alpha=0.2, color=line.get_color())
+        half = np.nan_to_num(np.array([mean_ci(g)[1] for g in goodput])) if n > 1 else np.zeros_like(mean)
+        line = ax.plot(steps, mean, marker="o", ms=3, lw=2, label=f"{label} (mean of {n} episodes)")[0]
+        if n > 1:
+            ax.fill_between(steps, np.maximum(mean - half, 0.0), mean + half, alpha=0.2, color=line.get_color(),
+                            label=f"{label}: 95% t-interval")
         for j, name in enumerate(data["baseline_names"]):
-            name = str(name)
-            if name in drawn:
-                continue
-            drawn.add(name)
-            level = float(data["baseline_goodput"][j].mean())
-            ax.axhline(level, color=f"C{(j + 2) % 10}", ls=styles[j % len(styles)], lw=1.2, label=name)
+            levels.setdefault(str(name), float(data["baseline_goodput"][j].mean()))
+    for j, (name, level) in enumerate(sorted(levels.items(), key=lambda kv: -kv[1])):
+        ax.axhline(level, color=f"C{(j + 2) % 10}", ls=styles[j % len(styles)], lw=1.2, label=f"{name}: {level:.1f}")
+    ax.set_ylim(bottom=0.0)
     ax.set_xlabel("training env steps (rounds)")
     ax.set_ylabel("evaluation goodput (tokens/s)")
     ax.set_title("training curve vs analytic policies (same evaluation seeds)", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right", ncol=2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.tight_layout()
+    return fig
+
+
+def plot_training_curves(runs: Sequence[tuple[str, Path]], path: Path) -> Path:
+    """Write :func:`training_figure` to ``path``."""
+    fig = training_figure(runs)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _pyplot().close(fig)
     return path
 
 
 def build_parser(prog: str = "python -m agents.benchmark") -> OneLineParser:
-    p = OneLineParser(prog=prog, description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog=prog, description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     p.add_argument("--env", default=None, help=f"env id (default: the first agent's, else {DEFAULT_ENV})")
-    p.add_argument("--env-kwargs", nargs="+", default=None, metavar="K:V", help="gym.make kwargs (default: the first agent's)")
+    p.add_argument("--env-kwargs", nargs="+", default=None, metavar="K:V", action=store_dict_or_words(),
+                   help="gym.make kwargs, e.g. acceptance_process:markov fading:False (default: the first agent's)")
     p.add_argument("--episodes", type=int, default=20, help="episodes per policy (one per seed)")
     p.add_argument("--seed", type=int, default=0, help="first seed; episode i uses seed + i")
     p.add_argument("--agents", nargs="+", default=[], metavar="[LABEL=]PATH", help="saved agents: run folders or .zip files")
@@ -365,7 +429,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m agents.benchm
     args = build_parser(prog).parse_args(argv)
     try:
         rows, out_dir, written = _main(args)
-    except (BenchmarkError, ArgumentError, HyperparameterError, EnvIdError, FileNotFoundError) as exc:
+    except (BenchmarkError, ValueError, FileNotFoundError) as exc:
         print(f"{prog}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     if not args.quiet:
@@ -379,7 +443,7 @@ def _main(args: argparse.Namespace) -> tuple[list[BenchmarkRow], Path, list[Path
         raise BenchmarkError("--episodes must be >= 1")
     agents = [agent_label(a) for a in args.agents]
     env_id = args.env
-    env_kwargs = parse_key_values(args.env_kwargs, "--env-kwargs pair") if args.env_kwargs else None
+    env_kwargs = args.env_kwargs
     if agents:
         info = resolve_agent(agents[0][1])
         env_id = env_id or info.env_id
@@ -387,6 +451,10 @@ def _main(args: argparse.Namespace) -> tuple[list[BenchmarkRow], Path, list[Path
             env_kwargs = info.env_kwargs
     env_id = env_id or DEFAULT_ENV
     env_kwargs = env_kwargs or {}
+    loaded = {label: describe_agent(path) for label, path in agents}
+    if not args.quiet:
+        for label, what in loaded.items():
+            print(f"agent {label}: loading {what}", flush=True)
     start = time.perf_counter()
     rows = run_benchmark(env_id, env_kwargs, args.episodes, args.seed, agents, args.policies, args.jobs, args.progress)
     meta = {
@@ -395,6 +463,7 @@ def _main(args: argparse.Namespace) -> tuple[list[BenchmarkRow], Path, list[Path
         "episodes": args.episodes,
         "seeds": evaluation_seeds(args.seed, args.episodes),
         "confidence": 0.95,
+        "agents": loaded,
         "wall_seconds": time.perf_counter() - start,
         "title": f"{env_id} {' '.join(f'{k}={v}' for k, v in env_kwargs.items())}".strip(),
     }
@@ -406,6 +475,11 @@ def _main(args: argparse.Namespace) -> tuple[list[BenchmarkRow], Path, list[Path
     out_dir = Path(args.output)
     written = write_outputs(rows, out_dir, meta, logs, plots=not args.no_plots)
     return rows, out_dir, written
+
+
+def console_main() -> None:
+    """``multispin-benchmark``."""
+    sys.exit(main(prog="multispin-benchmark"))
 
 
 if __name__ == "__main__":

@@ -1,15 +1,16 @@
-"""Training callback: evaluate the agent's goodput next to the analytic policies' goodput on the same seeds.
+"""Goodput evaluation against the analytic policies, as an SB3 ``EvalCallback`` named in the YAML ``callback:`` key.
 
 At the start of training every analytic policy valid for the env is evaluated
 once on the evaluation seeds (they do not learn, so once is enough); then every
-``eval_freq`` env steps the agent is evaluated on the same seeds with the same
-env config, through :func:`agents.evaluation.evaluate`. Everything is written
-to ``{log_path}/evaluations.npz``:
+``eval_freq`` calls the agent is evaluated on the same seeds and the same env
+config (paired seeds, :mod:`agents.evaluation`). The model with the best mean
+goodput is saved as ``best_model.zip`` (with ``{env}/vecnormalize_best.pkl``).
+``evaluations.npz`` holds SB3's keys and ours:
 
 ==================== ============== ====================================================
 key                  shape          meaning
 ==================== ============== ====================================================
-timesteps            (E,)           env steps at each evaluation (SB3 EvalCallback's)
+timesteps            (E,)           env steps at each evaluation (SB3's)
 results              (E, N)         episode returns (scaled tokens; SB3's)
 ep_lengths           (E, N)         rounds per episode (SB3's)
 goodput              (E, N)         agent's per-episode goodput, tokens/s
@@ -22,8 +23,9 @@ baseline_goodput     (B, N)         their per-episode goodput, tokens/s
 ==================== ============== ====================================================
 
 TensorBoard gets ``eval/goodput`` (tokens/s), ``eval/goodput_share_of_oracle``,
-``eval/mean_draft_length``, ``eval/bandwidth_hhi`` and one flat line per
-analytic policy, ``baselines/{name}`` (tokens/s).
+``eval/mean_draft_length``, ``eval/bandwidth_hhi`` and ``baselines/{name}`` (tokens/s).
+``train.py`` configures the env, seeds and paths (:meth:`GoodputEvalCallback.configure`);
+under plain ``python -m rl_zoo3.train`` the callback builds its env from the training env's spec.
 """
 
 from __future__ import annotations
@@ -35,68 +37,105 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import EvalCallback
+from stable_baselines3.common.vec_env import DummyVecEnv
 
 from agents.evaluation import AgentPolicy, EvaluationResult, evaluate, evaluate_analytic, oracle_name
 
+#: First evaluation seed (+ 1000 * the training seed), away from the training envs' seeds.
+EVAL_SEED_OFFSET = 10_000
 
-class GoodputEvalCallback(BaseCallback):
+
+class _NoEnvYet(DummyVecEnv):
+    """Placeholder: EvalCallback wants a VecEnv at construction, rl-zoo3 builds YAML callbacks without one."""
+
+    def __init__(self) -> None:  # noqa: D107 - deliberately does not build any env
+        self.envs = []
+
+
+class GoodputEvalCallback(EvalCallback):
     """Periodic goodput evaluation of the agent against the analytic policies (same env config, same seeds).
 
-    :param eval_env: a single (``gym.make``'d) env with the training env config
-    :param seeds: evaluation seeds, one episode each
+    "Reward" in SB3's sense (``last_mean_reward``, ``best_mean_reward``) is the mean goodput here, tokens/s.
+
+    :param baselines: analytic policies evaluated once (None: all valid for the env; ``[]``: none)
+    :param n_eval_episodes: episodes per evaluation, one per seed
     :param eval_freq: evaluate every ``eval_freq`` callback calls (= env steps / n_envs)
-    :param log_path: folder of ``evaluations.npz`` (None: not written)
-    :param best_model_save_path: folder of ``best_model.zip`` (best mean goodput; None: not saved)
-    :param env_name: rl-zoo3 env folder name, for the best model's VecNormalize statistics
-    :param baselines: analytic policies to evaluate once (None: all valid for the env; ``()``: none)
-    :param eval_at_start: also evaluate before the first step (timestep 0 of a fresh model)
+    :param first_seed: seed of the first evaluation episode (None: 10000 + 1000 * training seed)
+    :param verbose: 1 prints each evaluation
     """
 
     def __init__(
         self,
-        eval_env: gym.Env,
-        seeds: Sequence[int],
-        eval_freq: int,
-        log_path: str | Path | None = None,
-        best_model_save_path: str | Path | None = None,
-        env_name: str | None = None,
         baselines: Sequence[str] | None = None,
-        eval_at_start: bool = True,
-        verbose: int = 0,
+        n_eval_episodes: int = 5,
+        eval_freq: int = 10_000,
+        first_seed: int | None = None,
+        verbose: int = 1,
     ) -> None:
-        super().__init__(verbose=verbose)
-        self.eval_env = eval_env
-        self.seeds = [int(s) for s in seeds]
-        self.eval_freq = max(int(eval_freq), 1)
-        self.log_path = Path(log_path) if log_path is not None else None
-        self.best_model_save_path = Path(best_model_save_path) if best_model_save_path is not None else None
-        self.env_name = env_name
-        self.baseline_names = tuple(baselines) if baselines is not None else None
-        self.eval_at_start = eval_at_start
+        super().__init__(_NoEnvYet(), n_eval_episodes=n_eval_episodes, eval_freq=eval_freq, verbose=verbose)
+        self.baseline_names = None if baselines is None else tuple(baselines)
+        self.first_seed = first_seed
+        self.single_env: gym.Env | None = None
+        self.params_path: Path | None = None
         self.baseline_results: dict[str, EvaluationResult] = {}
         self.history: list[EvaluationResult] = []
-        self.timesteps: list[int] = []
         self.wall_time: list[float] = []
-        self.best_goodput = -np.inf
         self._t0 = 0.0
         self._last_eval_step = -1
 
+    def configure(
+        self,
+        env: gym.Env,
+        eval_freq: int,
+        n_eval_episodes: int,
+        seed: int,
+        log_path: str | Path | None,
+        params_path: str | Path | None,
+    ) -> None:
+        """Set what train.py knows: the single eval env, frequency (calls), episodes, training seed and paths."""
+        self.single_env = env
+        self.eval_env = DummyVecEnv([lambda: env])
+        self.eval_freq = max(int(eval_freq), 1)
+        self.n_eval_episodes = int(n_eval_episodes)
+        if self.first_seed is None:
+            self.first_seed = EVAL_SEED_OFFSET + 1000 * int(seed)
+        self.log_path = str(Path(log_path) / "evaluations") if log_path is not None else None
+        self.best_model_save_path = str(log_path) if log_path is not None else None
+        self.params_path = Path(params_path) if params_path is not None else None
+
+    @property
+    def seeds(self) -> list[int]:
+        first = self.first_seed if self.first_seed is not None else EVAL_SEED_OFFSET
+        return [first + i for i in range(self.n_eval_episodes)]
+
     # -- SB3 hooks -------------------------------------------------------------------------------
+    def _init_callback(self) -> None:
+        if self.single_env is None:
+            # Plain rl-zoo3: rebuild the training env (id and kwargs) from its spec.
+            spec = self.training_env.get_attr("spec", [0])[0]
+            self.single_env = gym.make(spec.id, **{k: v for k, v in spec.kwargs.items() if k != "autoreset_mode"})
+            self.eval_env = DummyVecEnv([lambda: self.single_env])
+            self.eval_freq = max(self.eval_freq // self.training_env.num_envs, 1)
+        # Not EvalCallback's: it warns that the (placeholder) eval VecEnv differs from the training env.
+        if self.callback_on_new_best is not None:
+            self.callback_on_new_best.init_callback(self.model)
+
     def _on_training_start(self) -> None:
         self._t0 = time.perf_counter()
+        assert self.single_env is not None
         if not self.baseline_results:
-            self.baseline_results = evaluate_analytic(self.eval_env, self.seeds, self.baseline_names)
+            self.baseline_results = evaluate_analytic(self.single_env, self.seeds, self.baseline_names)
             if self.verbose:
                 for name, res in self.baseline_results.items():
                     mean, half = res.goodput_ci()
                     print(f"baseline {name:<18} goodput {mean:8.2f} +- {half:.2f} tokens/s")
-        if self.eval_at_start and self.num_timesteps == 0:
+        if self.num_timesteps == 0:
             self._evaluate()
 
     def _on_step(self) -> bool:
-        if self.n_calls % self.eval_freq == 0:
-            self._evaluate()
+        if self.eval_freq > 0 and self.n_calls % self.eval_freq == 0:
+            return self._evaluate()
         return True
 
     def _on_training_end(self) -> None:
@@ -108,17 +147,29 @@ class GoodputEvalCallback(BaseCallback):
     def oracle(self) -> str | None:
         return oracle_name(list(self.baseline_results))
 
-    def _evaluate(self) -> None:
+    def share_of_oracle(self, result: EvaluationResult) -> float | None:
+        """Mean agent goodput / mean oracle goodput on the same seeds (None without an oracle)."""
+        if self.oracle is None:
+            return None
+        ref = float(self.baseline_results[self.oracle].goodputs.mean())
+        return float(result.goodputs.mean()) / ref if ref > 0 else None
+
+    def _evaluate(self) -> bool:
+        assert self.single_env is not None
+        # VecNormalize.normalize_obs reads the live training statistics: no sync needed.
         policy = AgentPolicy(self.model, self.model.get_vec_normalize_env(), name="agent")
-        result = evaluate(self.eval_env, policy, self.seeds, name="agent")
+        result = evaluate(self.single_env, policy, self.seeds, name="agent")
         self._last_eval_step = self.num_timesteps
         self.history.append(result)
-        self.timesteps.append(int(self.num_timesteps))
+        self.evaluations_timesteps.append(int(self.num_timesteps))
+        self.evaluations_results.append([e.episode_return for e in result.episodes])
+        self.evaluations_length.append([e.rounds for e in result.episodes])
         self.wall_time.append(time.perf_counter() - self._t0)
         mean, half = result.goodput_ci()
+        self.last_mean_reward = mean
         self.logger.record("eval/goodput", mean)
-        self.logger.record("eval/mean_reward", float(np.mean([e.episode_return for e in result.episodes])))
-        self.logger.record("eval/mean_ep_length", float(np.mean([e.rounds for e in result.episodes])))
+        self.logger.record("eval/mean_reward", float(np.mean(self.evaluations_results[-1])))
+        self.logger.record("eval/mean_ep_length", float(np.mean(self.evaluations_length[-1])))
         self.logger.record("eval/mean_draft_length", result.mean_draft_length)
         self.logger.record("eval/bandwidth_hhi", result.bandwidth_hhi)
         for name, res in self.baseline_results.items():
@@ -131,27 +182,25 @@ class GoodputEvalCallback(BaseCallback):
             print(f"eval at {self.num_timesteps} steps: goodput {mean:.2f} +- {half:.2f} tokens/s{extra}")
         self.logger.dump(self.num_timesteps)
         self._save()
-        if mean > self.best_goodput:
-            self.best_goodput = mean
+        continue_training = True
+        if mean > self.best_mean_reward:
+            self.best_mean_reward = mean
             self._save_best()
-
-    def share_of_oracle(self, result: EvaluationResult) -> float | None:
-        """Mean agent goodput / mean oracle goodput on the same seeds (None without an oracle)."""
-        oracle = self.oracle
-        if oracle is None:
-            return None
-        ref = float(self.baseline_results[oracle].goodputs.mean())
-        return float(result.goodputs.mean()) / ref if ref > 0 else None
+            if self.callback_on_new_best is not None:
+                continue_training = self.callback_on_new_best.on_step()
+        if self.callback is not None:
+            continue_training = continue_training and self._on_event()
+        return continue_training
 
     def _save(self) -> None:
         if self.log_path is None:
             return
-        self.log_path.mkdir(parents=True, exist_ok=True)
+        Path(self.log_path).parent.mkdir(parents=True, exist_ok=True)
         names = list(self.baseline_results)
         data: dict[str, Any] = {
-            "timesteps": np.array(self.timesteps, dtype=np.int64),
-            "results": np.array([[e.episode_return for e in r.episodes] for r in self.history]),
-            "ep_lengths": np.array([[e.rounds for e in r.episodes] for r in self.history], dtype=np.int64),
+            "timesteps": np.array(self.evaluations_timesteps, dtype=np.int64),
+            "results": np.array(self.evaluations_results),
+            "ep_lengths": np.array(self.evaluations_length, dtype=np.int64),
             "goodput": np.array([r.goodputs for r in self.history]),
             "mean_draft_length": np.array([r.mean_draft_length for r in self.history]),
             "bandwidth_hhi": np.array([r.bandwidth_hhi for r in self.history]),
@@ -162,15 +211,14 @@ class GoodputEvalCallback(BaseCallback):
             "baseline_draft_length": np.array([self.baseline_results[n].mean_draft_length for n in names]),
             "baseline_hhi": np.array([self.baseline_results[n].bandwidth_hhi for n in names]),
         }
-        np.savez(self.log_path / "evaluations.npz", **data)
+        np.savez(f"{self.log_path}.npz", **data)
 
     def _save_best(self) -> None:
         if self.best_model_save_path is None:
             return
-        self.best_model_save_path.mkdir(parents=True, exist_ok=True)
-        self.model.save(str(self.best_model_save_path / "best_model.zip"))
+        Path(self.best_model_save_path).mkdir(parents=True, exist_ok=True)
+        self.model.save(str(Path(self.best_model_save_path) / "best_model.zip"))
         vec_normalize = self.model.get_vec_normalize_env()
-        if vec_normalize is not None and self.env_name is not None:
-            params = self.best_model_save_path / self.env_name
-            params.mkdir(parents=True, exist_ok=True)
-            vec_normalize.save(str(params / "vecnormalize_best.pkl"))
+        if vec_normalize is not None and self.params_path is not None:
+            self.params_path.mkdir(parents=True, exist_ok=True)
+            vec_normalize.save(str(self.params_path / "vecnormalize_best.pkl"))

@@ -1,14 +1,14 @@
-"""``make demo``: train PPO briefly on the default heterogeneous scenario, benchmark it, write ``results/``.
+"""``make demo`` / ``multispin-demo``: train PPO briefly on the default heterogeneous scenario, benchmark it, write ``results/``.
 
-    python -m agents.demo            # about 4 minutes on 2 cores
-    python -m agents.demo --quick    # about 1 minute (a smoke run: the agent is still poor)
+    python -m agents.demo            # 800k rounds of PPO, then 20 benchmark episodes per policy
+    python -m agents.demo --quick    # a smoke run: 20k rounds, 5 episodes (the agent is still poor)
 
-Steps: (1) ``train.py --algo ppo --env MultiSpin-Heterogeneous-v0 -P`` with the
-tuned hyperparameters of ``agents/hyperparams/ppo.yml`` and a reduced budget,
-evaluating the agent against the analytic policies during training (progress
-bar); (2) ``python -m agents.benchmark`` on the trained agent: every analytic
-policy and the agent on the same seeds; (3) ``results/benchmark.{csv,json}``,
-``results/goodput.png``, ``results/training_curve.png``, and the table printed.
+Steps: (1) ``train.py --algo ppo --env MultiSpin-Heterogeneous-v0 -P`` with the tuned
+hyperparameters of ``agents/hyperparams/ppo.yml`` and a reduced budget, evaluating the
+agent against the analytic policies during training; (2) the benchmark on the trained
+agent: every analytic policy and the agent on the same seeds; (3)
+``results/benchmark.{csv,json}``, ``results/goodput.png``, ``results/training_curve.png``
+and the table printed. Times and expected numbers are in the README ("Quick start").
 """
 
 from __future__ import annotations
@@ -19,44 +19,54 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agents import benchmark
-from agents.train import OneLineParser, build_parser, run
+from agents.cli import HelpFormatter, OneLineParser
 
 DEMO_ENV = "MultiSpin-Heterogeneous-v0"
+DESCRIPTION = """Train PPO briefly on MultiSpin-Heterogeneous-v0, benchmark it against every analytic policy
+on the same seeds, and write benchmark.csv/.json, goodput.png and training_curve.png."""
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = OneLineParser(prog="python -m agents.demo", description=__doc__.split("\n\n")[0])
-    p.add_argument("-n", "--n-timesteps", type=int, default=800_000, help="PPO training env steps")
+def main(argv: Sequence[str] | None = None, prog: str = "python -m agents.demo") -> int:
+    from agents.train import main as train_main
+
+    p = OneLineParser(prog=prog, description=DESCRIPTION, formatter_class=HelpFormatter)
+    p.add_argument("-n", "--n-timesteps", type=int, default=800_000, help="PPO training env steps (rounds)")
     p.add_argument("--episodes", type=int, default=20, help="benchmark episodes per policy")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="training seed; benchmark seeds are seed..seed+episodes-1")
     p.add_argument("-o", "--output", default="results", help="results folder")
     p.add_argument("-f", "--log-folder", default="logs", help="training log folder")
-    p.add_argument("--quick", action="store_true", help="a one-minute smoke run (20k steps, 5 episodes)")
+    p.add_argument("--quick", action="store_true", help="a smoke run: 20,000 steps and 5 episodes (about a minute)")
     args = p.parse_args(argv)
     if args.quick:
         args.n_timesteps, args.episodes = 20_000, 5
     start = time.perf_counter()
 
     print(f"[1/2] training PPO on {DEMO_ENV} for {args.n_timesteps} steps", flush=True)
-    train_args = build_parser().parse_args(
+    status = train_main(
         [
             "--algo", "ppo", "--env", DEMO_ENV, "-n", str(args.n_timesteps), "--seed", str(args.seed),
             "-f", args.log_folder, "-P", "--eval-freq", str(max(args.n_timesteps // 8, 1)), "--eval-episodes", "5",
             "--num-threads", "1", "--verbose", "0",
-        ]
+        ],
+        prog=prog,
     )
-    trained = run(train_args)
-    print(f"      saved {trained.model_path} ({trained.train_seconds:.0f} s)", flush=True)
+    if status:
+        return status
+    runs = sorted(Path(args.log_folder, "ppo").glob(f"{DEMO_ENV}_*"), key=lambda q: int(q.name.rsplit("_", 1)[1]))
+    run_dir = runs[-1]
+    print(f"      saved {run_dir} ({time.perf_counter() - start:.0f} s)", flush=True)
 
     print(f"[2/2] benchmark: every analytic policy and the agent, {args.episodes} episodes each", flush=True)
     status = benchmark.main(
-        [
-            "--agents", f"ppo={trained.run_dir}", "--episodes", str(args.episodes), "--seed", str(args.seed),
-            "-o", args.output, "--jobs", "2", "-P",
-        ]
+        ["--agents", f"ppo={run_dir}", "--episodes", str(args.episodes), "--seed", str(args.seed), "-o", args.output, "--jobs", "2", "-P"]
     )
     print(f"demo finished in {time.perf_counter() - start:.0f} s; results in {Path(args.output).resolve()}")
     return status
+
+
+def console_main() -> None:
+    """``multispin-demo``."""
+    sys.exit(main(prog="multispin-demo"))
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ import gymnasium as gym
 import numpy as np
 from numpy.typing import NDArray
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.vec_env import VecNormalize
 
 
@@ -54,22 +53,14 @@ class AgentPolicy:
         self.name = name
 
     def reset(self) -> None:
-        """Nothing to forget (the MLP policies are stateless)."""
-
-    def normalize(self, observation: NDArray[Any]) -> NDArray[Any]:
-        """``observation`` normalised with the agent's VecNormalize statistics (unchanged without them)."""
-        vn = self.vec_normalize
-        if vn is None or not vn.norm_obs:
-            return observation
-        rms = vn.obs_rms
-        assert isinstance(rms, RunningMeanStd)
-        normed = (observation - rms.mean) / np.sqrt(rms.var + vn.epsilon)
-        return np.clip(normed, -vn.clip_obs, vn.clip_obs).astype(np.float32)
+        """Nothing to forget: a recurrent policy's state travels through ``predict``'s ``state`` argument."""
 
     def predict(
         self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = True
     ) -> tuple[Any, Any]:
-        obs = self.normalize(np.asarray(observation, dtype=np.float32))
+        obs = np.asarray(observation, dtype=np.float32)
+        if self.vec_normalize is not None:
+            obs = self.vec_normalize.normalize_obs(obs)
         return self.model.predict(obs, state=state, episode_start=episode_start, deterministic=deterministic)
 
 

@@ -1,280 +1,348 @@
-"""Train an SB3 agent on a MultiSpin env with rl-zoo3's flags and output layout.
+"""``train.py`` / ``multispin-train``: rl-zoo3's training command with the MultiSpin extension points.
 
-    python train.py --algo ppo --env MultiSpin-Heterogeneous-v0 -n 200000 --seed 0 -P
+Every rl-zoo3 flag works (``python -m rl_zoo3.train --help``), including ``--optimize``,
+``--n-trials``, ``--storage``/``--study-name``, ``-i``, ``--save-freq`` and ``-P``; the
+algorithms are rl-zoo3's (SB3 and sb3-contrib: ``ppo_lstm``, ``tqc``...). What is ours:
 
-writes ``logs/{algo}/{env}_{run}/`` (see :mod:`agents.factory` for the files).
-Errors in the command line (unknown env id or algorithm, malformed ``k:v``
-pairs, hyperparameters that do not fit the algorithm, bad env kwargs) print a
-single ``train.py: error: ...`` line and exit with status 2.
+- :class:`MultiSpinExperimentManager` (an rl-zoo3 ``ExperimentManager``) trains on the id's
+  numpy-batched vector env (``--vec-env batched``, the default here; agents/vec_env.py), reads
+  ``agents/hyperparams/{algo}.yml`` by default, configures the goodput evaluation callback named in
+  the YAML (``callback: agents.callbacks.GoodputEvalCallback``), and makes ``--optimize`` rank
+  trials by mean episode goodput with the search spaces of :mod:`agents.search`;
+- ``--baselines``: which analytic policies the evaluation runs next to the agent;
+- checks of the command line with one-line errors (exit status 2, no half-made run folder),
+  VecNormalize statistics saved with every checkpoint and loaded with it, ``training.yml``
+  (done steps, fps, final goodput), and SIGTERM handled like Ctrl-C (the model is saved).
+
+rl-zoo3 builds its parser inside ``rl_zoo3.train.train()``; :func:`zoo_parser` captures that parser
+instead of copying it, and :func:`main` runs ``train()`` with our manager and parsed arguments.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import shutil
+import signal
 import sys
 import time
-from collections import OrderedDict
-from collections.abc import Sequence
-from dataclasses import dataclass
+import warnings
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-import numpy as np
+import gymnasium as gym
 import yaml
+from rl_zoo3 import exp_manager as zoo_exp_manager
+from rl_zoo3.exp_manager import ExperimentManager
+from rl_zoo3.utils import ALGOS
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback, CheckpointCallback
-from stable_baselines3.common.utils import set_random_seed
+from stable_baselines3.common.callbacks import CheckpointCallback, ProgressBarCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.save_util import load_from_zip_file
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecMonitor, VecNormalize
 
 from agents.callbacks import GoodputEvalCallback
-from agents.factory import (
-    VEC_ENV_TYPES,
-    EnvIdError,
-    RunInfo,
-    check_env_id,
-    cpu_threads,
-    env_name,
-    make_env,
-    make_train_env,
-    next_run_dir,
-    save_run,
-    vecnormalize_path,
-)
-from agents.hyperparams import (
-    ALGOS,
-    ArgumentError,
-    HyperparameterError,
-    load_hyperparams,
-    parse_key_values,
-    process_hyperparams,
-    yaml_safe,
-)
+from agents.cli import UserError, check_env_id, multispin_ids, one_line, store_dict_or_words
+from agents.runs import resolve_agent, vecnormalize_for
+from agents.search import CONVERTERS, SAMPLERS
+from agents.wrappers import EpisodeGoodputReward
 
-DEFAULT_ENV = "MultiSpin-Heterogeneous-v0"
-#: Evaluation seeds start here (+ 1000 * --seed), away from the training envs' seeds.
-EVAL_SEED_OFFSET = 10_000
+HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """argparse whose errors are one line (``prog: error: message``), without the usage block."""
+class BoundedProgressBar(ProgressBarCallback):
+    """SB3's progress bar, stopped at its total: rollouts of n_steps x n_envs overshoot a budget that is no multiple."""
 
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
-
-
-def build_parser(prog: str = "train.py") -> OneLineParser:
-    """The command line: rl-zoo3's flag names (a subset) plus ``--eval-seed`` and ``--no-tensorboard``."""
-    p = OneLineParser(prog=prog, description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--algo", default="ppo", help=f"RL algorithm ({', '.join(ALGOS)})")
-    p.add_argument("--env", default=DEFAULT_ENV, help="registered env id")
-    p.add_argument("-n", "--n-timesteps", type=int, default=-1, help="training env steps (overrides the YAML's n_timesteps)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (-1: draw one)")
-    p.add_argument("-f", "--log-folder", default="logs", help="log folder: runs go to {log_folder}/{algo}/{env}_{run}")
-    p.add_argument("--eval-freq", type=int, default=10_000, help="evaluate every n env steps (<= 0: only at start and end)")
-    p.add_argument("--eval-episodes", type=int, default=10, help="evaluation episodes (one per seed)")
-    p.add_argument("--eval-seed", type=int, default=None, help=f"first evaluation seed (default {EVAL_SEED_OFFSET} + 1000 * seed)")
-    p.add_argument("--no-eval", action="store_true", help="no evaluation at all (no analytic baselines either)")
-    p.add_argument("--baselines", nargs="*", default=None, metavar="POLICY", help="analytic policies evaluated next to the agent (default: all valid for the env; no names: none)")
-    p.add_argument("--env-kwargs", nargs="+", default=None, metavar="K:V", help="gym.make kwargs, e.g. acceptance_process:markov")
-    p.add_argument("-params", "--hyperparams", nargs="+", default=None, metavar="K:V", help="override hyperparameters, e.g. learning_rate:0.001")
-    p.add_argument("-conf", "--conf-file", default=None, help="hyperparameter YAML (default: agents/hyperparams/{algo}.yml)")
-    p.add_argument("--vec-env", default="batched", choices=list(VEC_ENV_TYPES),
-                   help="VecEnv type: batched (default: the id's numpy-batched vector env, one process), dummy or subproc (SB3)")
-    p.add_argument("-P", "--progress", action="store_true", help="show a progress bar (tqdm + rich)")
-    p.add_argument("-tb", "--tensorboard-log", default="", help="TensorBoard folder (default: {run}/tensorboard)")
-    p.add_argument("--no-tensorboard", action="store_true", help="do not write TensorBoard events")
-    p.add_argument("-i", "--trained-agent", default="", help="continue training this agent (.zip)")
-    p.add_argument("--num-threads", type=int, default=1, help="PyTorch threads (-1: PyTorch's default)")
-    p.add_argument("--save-freq", type=int, default=-1, help="checkpoint every n env steps (<= 0: none)")
-    p.add_argument("--log-interval", type=int, default=-1, help="SB3 log interval (-1: the algorithm's default)")
-    p.add_argument("--gym-packages", nargs="+", default=[], help="extra modules to import (rl-zoo3 compatibility)")
-    p.add_argument("--verbose", type=int, default=1, help="0: quiet, 1: info")
-    return p
+    def _on_step(self) -> bool:
+        self.pbar.update(max(0, min(self.training_env.num_envs, self.pbar.total - self.pbar.n)))
+        return True
 
 
-@dataclass
-class TrainResult:
-    """What a training run produced."""
+class MultiSpinExperimentManager(ExperimentManager):
+    """rl-zoo3's ExperimentManager with the batched vector env, goodput evaluation and goodput search."""
 
-    run_dir: Path
-    model_path: Path
-    model: BaseAlgorithm
-    eval_callback: GoodputEvalCallback | None
-    train_seconds: float
+    def __init__(self, args: argparse.Namespace, *positional: Any, vec_env_type: str = "batched", **kwargs: Any) -> None:
+        self.batched = vec_env_type == "batched"
+        super().__init__(args, *positional, vec_env_type="dummy" if self.batched else vec_env_type, **kwargs)
+        self.baselines: list[str] | None = getattr(args, "baselines", None)
+
+    # -- set-up: one-line errors, no half-made run folder ----------------------------------------------
+    def setup_experiment(self) -> tuple[BaseAlgorithm, dict[str, Any]] | None:
+        try:
+            return super().setup_experiment()
+        except UserError:
+            self._discard_run_folder()
+            raise
+        except (ValueError, TypeError, AssertionError, KeyError, AttributeError) as exc:
+            self._discard_run_folder()
+            raise UserError(f"cannot set up {self.algo} on {self.env_name.gym_id}: {one_line(exc)}") from None
+
+    def _discard_run_folder(self) -> None:
+        folder = Path(self.save_path)
+        if folder.is_dir() and not any(folder.rglob("*.zip")):
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _preprocess_hyperparams(self, hyperparams: dict[str, Any]) -> Any:
+        out = super()._preprocess_hyperparams(hyperparams)
+        if self.optimize_hyperparameters:
+            # Trials are ranked by rl-zoo3's own evaluation on goodput-reward envs (create_envs); the
+            # analytic-policy callback would only repeat that work in every trial.
+            self.specified_callbacks = []
+        return out
+
+    # -- envs --------------------------------------------------------------------------------------------
+    def create_envs(self, n_envs: int, eval_env: bool = False, no_log: bool = False) -> VecEnv:
+        env_id = self.env_name.gym_id
+        if eval_env:
+            # Only --optimize builds rl-zoo3 eval envs here: their episode return is the episode goodput.
+            def make() -> gym.Env:
+                return EpisodeGoodputReward(gym.make(env_id, **self.eval_env_kwargs))
+
+            env: VecEnv
+            if self.batched:  # wrapped like the training env: sync_envs_normalization walks both stacks
+                env = VecMonitor(DummyVecEnv([make] * n_envs))
+                env.seed(self.seed)
+            else:
+                env = make_vec_env(make, n_envs=n_envs, seed=self.seed, vec_env_cls=DummyVecEnv)
+            if self.vec_env_wrapper is not None:
+                env = self.vec_env_wrapper(env)
+            return self._maybe_normalize(env, eval_env=True)
+        if not self.batched:
+            return super().create_envs(n_envs, eval_env=False, no_log=no_log)
+        if self.env_wrapper is not None:
+            raise UserError("env_wrapper cannot wrap the batched vector env; use vec_env_wrapper or --vec-env dummy")
+        from agents.vec_env import make_batched_vec_env
+
+        env = make_batched_vec_env(env_id, n_envs, self.env_kwargs)
+        env.seed(self.seed)
+        env = VecMonitor(env, filename=None if no_log else os.path.join(self.save_path, "monitor.csv"))
+        if self.vec_env_wrapper is not None:
+            env = self.vec_env_wrapper(env)
+        return self._maybe_normalize(env, eval_env=False)
+
+    def _maybe_normalize(self, env: VecEnv, eval_env: bool) -> VecEnv:
+        if not self.continue_training:
+            return super()._maybe_normalize(env, eval_env)
+        self._check_spaces(env)
+        stats = vecnormalize_for(self.trained_agent, str(self.env_name))
+        if stats is None or stats.name == "vecnormalize.pkl":
+            return super()._maybe_normalize(env, eval_env)  # rl-zoo3 loads {env}/vecnormalize.pkl
+        print(f"Loading VecNormalize statistics {stats}")
+        env = VecNormalize.load(str(stats), env)
+        if eval_env:
+            env.training, env.norm_reward = False, False
+        return env
+
+    def _check_spaces(self, env: VecEnv) -> None:
+        data, _, _ = load_from_zip_file(self.trained_agent, load_data=True, device="cpu")
+        for what, space in (("observation", env.observation_space), ("action", env.action_space)):
+            saved = (data or {}).get(f"{what}_space")
+            if saved is not None and saved.shape != space.shape:
+                raise UserError(
+                    f"{self.trained_agent} has {what} shape {saved.shape}, {self.env_name.gym_id} with these env kwargs "
+                    f"has {space.shape} (continue with the env kwargs it was trained with)"
+                )
+
+    def _load_pretrained_agent(self, hyperparams: dict[str, Any], env: VecEnv) -> BaseAlgorithm:
+        print(f"Loading pretrained agent {self.trained_agent}")
+        return super()._load_pretrained_agent(hyperparams, env)
+
+    # -- callbacks ---------------------------------------------------------------------------------------
+    def create_callbacks(self) -> None:
+        if self.show_progress:
+            from tqdm import TqdmExperimentalWarning
+
+            warnings.filterwarnings("ignore", category=TqdmExperimentalWarning)  # SB3's bar is tqdm.rich
+            self.callbacks.insert(0, BoundedProgressBar())  # first: rl-zoo3 closes callbacks[0] on Ctrl-C
+        if self.save_freq > 0:
+            self.save_freq = max(self.save_freq // self.n_envs, 1)
+            # save_vecnormalize: a checkpoint resumed with -i keeps its normalisation statistics.
+            self.callbacks.append(CheckpointCallback(self.save_freq, self.save_path, "rl_model", save_vecnormalize=True, verbose=1))
+        goodput = [cb for cb in self.callbacks if isinstance(cb, GoodputEvalCallback)]
+        if self.eval_freq <= 0 or self.optimize_hyperparameters:
+            self.callbacks = [cb for cb in self.callbacks if not isinstance(cb, GoodputEvalCallback)]
+            return
+        if not goodput:
+            goodput = [GoodputEvalCallback(verbose=self.verbose)]
+            self.callbacks.append(goodput[0])
+        self.eval_freq = max(self.eval_freq // self.n_envs, 1)
+        env = gym.make(self.env_name.gym_id, **self.eval_env_kwargs)
+        if self.baselines is not None:
+            from baselines.policies import policies_for
+
+            bad = [name for name in self.baselines if name not in policies_for(env)]
+            if bad:
+                raise UserError(f"unknown or invalid baseline(s) {', '.join(bad)}; valid here: {', '.join(policies_for(env))}")
+        for cb in goodput:
+            cb.verbose = min(cb.verbose, self.verbose)
+            if self.baselines is not None:
+                cb.baseline_names = tuple(self.baselines)
+            cb.configure(env, self.eval_freq, self.n_eval_episodes, self.seed, self.save_path, self.params_path)
+
+    # -- training and saving -----------------------------------------------------------------------------
+    def _save_config(self, saved_hyperparams: dict[str, Any]) -> None:
+        saved_hyperparams["n_timesteps"] = self.n_timesteps  # the run's budget, not only the YAML's
+        super()._save_config(saved_hyperparams)
+
+    def learn(self, model: BaseAlgorithm) -> None:
+        start = time.perf_counter()
+        with sigterm_as_interrupt():
+            super().learn(model)
+        seconds = time.perf_counter() - start
+        done = int(model.num_timesteps)  # rl-zoo3 learns with reset_num_timesteps=True
+        summary: dict[str, Any] = {"train_seconds": seconds, "num_timesteps": done, "planned_timesteps": int(self.n_timesteps),
+                                   "fps": done / max(seconds, 1e-9)}
+        for cb in self.callbacks:
+            if isinstance(cb, GoodputEvalCallback) and cb.history:
+                summary["final_goodput"] = float(cb.history[-1].goodputs.mean())
+                share = cb.share_of_oracle(cb.history[-1])
+                if share is not None:
+                    summary["final_share_of_oracle"] = share
+        Path(self.params_path, "training.yml").write_text(yaml.safe_dump(summary, sort_keys=True))
+
+    # -- hyperparameter search -----------------------------------------------------------------------------
+    def hyperparameters_optimization(self) -> None:
+        sampler = SAMPLERS.get(self.algo)
+        table = zoo_exp_manager.HYPERPARAMS_SAMPLER
+        original = table.get(self.algo)
+        if sampler is not None:
+            table[self.algo] = sampler  # rl-zoo3's objective looks the sampler up in this table
+        try:
+            super().hyperparameters_optimization()
+        except ValueError as exc:  # optuna: "No trials are completed yet." when every trial was pruned
+            raise UserError(f"hyperparameter search: {one_line(exc)}") from None
+        finally:
+            if original is not None:
+                table[self.algo] = original
+
+    def load_trial(self, storage: str, study_name: str, trial_id: int | None = None, convert: bool = True) -> dict[str, Any]:
+        params = super().load_trial(storage, study_name, trial_id, convert=False)
+        if not convert:
+            return params
+        converter = CONVERTERS.get(self.algo) or zoo_exp_manager.HYPERPARAMS_CONVERTER[self.algo]
+        return converter(params)
 
 
-class TrainError(ValueError):
-    """A one-line user error raised while preparing a run."""
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """During training, SIGTERM (``kill``, a job scheduler) acts like Ctrl-C: rl-zoo3 then saves the model."""
+
+    def interrupt(signum: int, frame: Any) -> NoReturn:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
-USER_ERRORS = (TrainError, ArgumentError, HyperparameterError, EnvIdError)
+class _Captured(Exception):
+    pass
 
 
-def _env_error(env_id: str, exc: BaseException) -> TrainError:
-    return TrainError(f"env kwargs do not fit {env_id}: {' '.join(str(exc).split())}")
+def zoo_parser(prog: str = "train.py") -> argparse.ArgumentParser:
+    """rl-zoo3's own training parser (built inside ``train()``), with our defaults and ``--baselines``."""
+    import rl_zoo3.train as zoo_train
+
+    def capture(self: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> NoReturn:
+        raise _Captured(self)
+
+    original = argparse.ArgumentParser.parse_args
+    argparse.ArgumentParser.parse_args = capture  # type: ignore[method-assign]
+    try:
+        zoo_train.train()
+    except _Captured as captured:
+        parser: argparse.ArgumentParser = captured.args[0]
+    finally:
+        argparse.ArgumentParser.parse_args = original  # type: ignore[method-assign]
+    parser.prog = prog
+    parser.description = "Train an RL agent on a MultiSpin env: rl-zoo3's flags, MultiSpin defaults (agents/train.py)."
+    parser.error = lambda message: parser.exit(2, f"{prog}: error: {one_line(message)}\n")  # type: ignore[method-assign]
+    for flag in ("--env-kwargs", "--eval-env-kwargs", "--hyperparams"):
+        parser._option_string_actions[flag].__class__ = store_dict_or_words()
+    vec_env = parser._option_string_actions["--vec-env"]
+    vec_env.choices = ["batched", "dummy", "subproc"]
+    vec_env.help = "VecEnv type: batched (the id's numpy-batched vector env, one process; default), dummy or subproc (SB3)"
+    parser.set_defaults(env="MultiSpin-Heterogeneous-v0", vec_env="batched", num_threads=1, eval_freq=10_000, eval_episodes=10)
+    parser._option_string_actions["--env"].help = "environment id (MultiSpin-Heterogeneous-v0 or MultiSpin-Homogeneous-v0)"
+    parser._option_string_actions["--num-threads"].help = "PyTorch threads (1 is fastest for these small networks; -1: PyTorch's default)"
+    parser.add_argument("--baselines", nargs="*", default=None, metavar="POLICY",
+                        help="analytic policies evaluated next to the agent (default: all valid for the env; no names: none)")
+    return parser
 
 
-def run(args: argparse.Namespace) -> TrainResult:
-    """Train as ``args`` says and save the run; raises the one-line errors (see :func:`main`)."""
+def check_args(args: argparse.Namespace) -> None:
+    """What rl-zoo3 would only assert on or silently accept; raises :class:`UserError`."""
     import importlib
 
     for module in args.gym_packages:
         importlib.import_module(module)
-    if args.algo not in ALGOS:
-        raise TrainError(f"unknown algorithm {args.algo!r}; known: {', '.join(ALGOS)}")
     check_env_id(args.env)
-    env_kwargs = parse_key_values(args.env_kwargs, "--env-kwargs pair")
-    overrides = parse_key_values(args.hyperparams, "-params pair")
-    if args.trained_agent and not (args.trained_agent.endswith(".zip") and Path(args.trained_agent).is_file()):
-        raise TrainError(f"--trained-agent must be an existing .zip file, got {args.trained_agent!r}")
-    if args.seed < 0:
-        args.seed = int(np.random.randint(2**31 - 1))
-    set_random_seed(args.seed)
-    cpu_threads(args.num_threads)
-
-    raw = load_hyperparams(args.algo, args.env, args.conf_file)
-    # One throw-away config to learn the env kwargs, then the action size (for action noise).
-    pre = process_hyperparams(args.algo, args.env, {k: v for k, v in raw.items() if k not in ("noise_type", "noise_std")},
-                              {k: v for k, v in overrides.items() if k not in ("noise_type", "noise_std")}, env_kwargs, args.n_timesteps)
-    try:
-        eval_env = make_env(args.env, pre.env_kwargs)
-    except (TypeError, ValueError, KeyError) as exc:
-        raise _env_error(args.env, exc) from None
-    action_dim = int(np.prod(eval_env.action_space.shape or (1,)))
-    if args.baselines and not args.no_eval:
-        from baselines.policies import policies_for
-
-        bad = [name for name in args.baselines if name not in policies_for(eval_env)]
-        if bad:
-            raise TrainError(f"unknown or invalid baseline(s) {', '.join(bad)} for {args.env}; valid: {', '.join(policies_for(eval_env))}")
-    config = process_hyperparams(args.algo, args.env, raw, overrides, env_kwargs, args.n_timesteps, action_dim)
-
-    run_dir = next_run_dir(args.log_folder, args.algo, args.env)
-    params_dir = run_dir / env_name(args.env)
-    params_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        return _train(args, config, eval_env, run_dir, params_dir)
-    except USER_ERRORS:
-        shutil.rmtree(run_dir, ignore_errors=True)  # no half-made run folder for a user error
-        raise
-
-
-def _train(args: argparse.Namespace, config: Any, eval_env: Any, run_dir: Path, params_dir: Path) -> TrainResult:
-    if args.no_tensorboard:
-        tb_dir: Path | None = None
-    elif args.tensorboard_log:
-        tb_dir = Path(args.tensorboard_log) / env_name(args.env)
-    else:
-        tb_dir = run_dir / "tensorboard"
-
-    vn_path = vecnormalize_path(args.trained_agent, args.env) if args.trained_agent else None
-    train_env = make_train_env(config, args.seed, args.vec_env, monitor_dir=run_dir, vecnormalize_path=vn_path)
-    try:
-        model = _make_model(args, config, train_env, tb_dir)
-    except BaseException:
-        train_env.close()
-        raise
-    _save_config(args, config.saved, params_dir)
-
-    callbacks: list[BaseCallback] = []
-    eval_callback: GoodputEvalCallback | None = None
-    if not args.no_eval:
-        first = args.eval_seed if args.eval_seed is not None else EVAL_SEED_OFFSET + 1000 * args.seed
-        eval_freq = max(args.eval_freq // config.n_envs, 1) if args.eval_freq > 0 else 10**12
-        eval_callback = GoodputEvalCallback(
-            eval_env,
-            seeds=[first + i for i in range(args.eval_episodes)],
-            eval_freq=eval_freq,
-            log_path=run_dir,
-            best_model_save_path=run_dir,
-            env_name=env_name(args.env),
-            baselines=args.baselines,
-            eval_at_start=not args.trained_agent,
-            verbose=args.verbose,
-        )
-        callbacks.append(eval_callback)
-    if args.save_freq > 0:
-        callbacks.append(CheckpointCallback(max(args.save_freq // config.n_envs, 1), str(run_dir), name_prefix="rl_model"))
-
-    if args.verbose:
-        print(f"Training {args.algo} on {args.env} for {config.n_timesteps} steps ({config.n_envs} envs), seed {args.seed}")
-        print(f"Log path: {run_dir}")
-    if args.progress:
-        import warnings
-
-        from tqdm import TqdmExperimentalWarning
-
-        warnings.filterwarnings("ignore", category=TqdmExperimentalWarning)
-    learn_kwargs: dict[str, Any] = {"callback": callbacks, "progress_bar": bool(args.progress), "tb_log_name": args.algo.upper()}
-    if args.log_interval > 0:
-        learn_kwargs["log_interval"] = args.log_interval
-    start = time.perf_counter()
-    try:
-        model.learn(config.n_timesteps, reset_num_timesteps=not args.trained_agent, **learn_kwargs)
-    except KeyboardInterrupt:
-        pass  # save what was learnt, like rl-zoo3
-    seconds = time.perf_counter() - start
-    model_path = save_run(model, run_dir, args.env)
-    summary = {"train_seconds": seconds, "num_timesteps": int(model.num_timesteps), "fps": config.n_timesteps / max(seconds, 1e-9)}
-    if eval_callback is not None and eval_callback.history:
-        summary["final_goodput"] = float(eval_callback.history[-1].goodputs.mean())
-        share = eval_callback.share_of_oracle(eval_callback.history[-1])
-        if share is not None:
-            summary["final_share_of_oracle"] = share
-    (params_dir / "training.yml").write_text(yaml.safe_dump(summary, sort_keys=True))
-    train_env.close()
-    if args.verbose:
-        print(f"Saved {model_path} ({seconds:.0f} s, {int(model.num_timesteps)} steps)")
-    return TrainResult(run_dir=run_dir, model_path=model_path, model=model, eval_callback=eval_callback, train_seconds=seconds)
-
-
-def _make_model(args: argparse.Namespace, config: Any, train_env: Any, tb_dir: Path | None) -> BaseAlgorithm:
-    from agents.factory import build_model
-
-    if not args.trained_agent:
-        return build_model(config, train_env, args.seed, tensorboard_log=tb_dir, verbose=max(args.verbose - 1, 0))
-    # Continue training: the architecture comes from the .zip, the other hyperparameters from the file/-params.
-    kwargs = {k: v for k, v in config.model_kwargs.items() if k not in ("policy", "policy_kwargs")}
-    cls = ALGOS[args.algo]
-    try:
-        model = cls.load(
-            args.trained_agent,
-            env=train_env,
-            seed=args.seed,
-            tensorboard_log=str(tb_dir) if tb_dir is not None else None,
-            verbose=max(args.verbose - 1, 0),
-            device="cpu",
-            **kwargs,
-        )
-    except (TypeError, ValueError, AssertionError, KeyError) as exc:
-        raise TrainError(f"cannot continue {args.trained_agent} with {args.algo}: {' '.join(str(exc).split())}") from None
-    return model
-
-
-def _save_config(args: argparse.Namespace, saved: dict[str, Any], params_dir: Path) -> None:
-    (params_dir / "config.yml").write_text(yaml.safe_dump(yaml_safe(saved), sort_keys=True))
-    ordered = OrderedDict((k, vars(args)[k]) for k in sorted(vars(args)))
-    as_dict = {k: yaml_safe(v) for k, v in ordered.items()}
-    as_dict["env_kwargs"] = parse_key_values(args.env_kwargs, "--env-kwargs pair") or None
-    as_dict["hyperparams"] = parse_key_values(args.hyperparams, "-params pair") or None
-    (params_dir / "args.yml").write_text(yaml.safe_dump(yaml_safe(as_dict), sort_keys=True))
-    command = " ".join(getattr(sys, "orig_argv", sys.argv))
-    (params_dir / "command.txt").write_text(command + "\n")
+    if args.n_timesteps != -1 and args.n_timesteps <= 0:
+        raise UserError(f"-n/--n-timesteps must be a positive number of steps (or -1: the YAML's n_timesteps), got {args.n_timesteps}")
+    if Path(args.log_folder).exists() and not Path(args.log_folder).is_dir():
+        raise UserError(f"-f/--log-folder {args.log_folder!r} is a file, not a folder")
+    if args.eval_freq > 0 and args.eval_episodes < 1:
+        raise UserError(f"--eval-episodes must be >= 1 (or --eval-freq -1: no evaluation), got {args.eval_episodes}")
+    if args.conf_file is None:
+        path = HYPERPARAMS_DIR / f"{args.algo}.yml"
+        if not path.is_file():
+            have = ", ".join(sorted(p.stem for p in HYPERPARAMS_DIR.glob("*.yml")))
+            raise UserError(f"no hyperparameters for {args.algo} in {HYPERPARAMS_DIR} (have: {have}); pass -conf FILE")
+        args.conf_file = str(path)
+    if args.trained_agent:
+        if not (args.trained_agent.endswith(".zip") and Path(args.trained_agent).is_file()):
+            raise UserError(f"-i/--trained-agent must be an existing .zip file, got {args.trained_agent!r}")
+        saved = resolve_agent(args.trained_agent).algo
+        if saved is not None and saved != args.algo:
+            raise UserError(f"{args.trained_agent} was trained with {saved}, not {args.algo}: use --algo {saved}")
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "train.py") -> int:
     """Command-line entry point; returns the exit status (0 ok, 2 user error)."""
-    parser = build_parser(prog)
+    import rl_zoo3.train as zoo_train
+
+    parser = zoo_parser(prog)
     args = parser.parse_args(argv)
     try:
-        run(args)
-    except USER_ERRORS as exc:
-        print(f"{prog}: error: {' '.join(str(exc).split())}", file=sys.stderr)
+        check_args(args)
+    except UserError as exc:
+        print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
         return 2
+
+    original_parse = argparse.ArgumentParser.parse_args
+    original_manager = zoo_train.ExperimentManager
+
+    def parsed(self: argparse.ArgumentParser, *a: Any, **k: Any) -> argparse.Namespace:
+        argparse.ArgumentParser.parse_args = original_parse  # type: ignore[method-assign]
+        return args
+
+    argparse.ArgumentParser.parse_args = parsed  # type: ignore[method-assign]
+    zoo_train.ExperimentManager = MultiSpinExperimentManager  # type: ignore[misc]
+    try:
+        zoo_train.train()
+    except UserError as exc:
+        print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    finally:
+        argparse.ArgumentParser.parse_args = original_parse  # type: ignore[method-assign]
+        zoo_train.ExperimentManager = original_manager  # type: ignore[misc]
     return 0
 
 
-__all__ = ["main", "run", "build_parser", "TrainResult", "RunInfo"]
+def console_main() -> None:
+    """``multispin-train``."""
+    sys.exit(main(prog="multispin-train"))
+
+
+__all__ = ["ALGOS", "MultiSpinExperimentManager", "UserError", "check_env_id", "main", "multispin_ids", "zoo_parser"]
 
 if __name__ == "__main__":
     sys.exit(main(prog="python -m agents.train"))

@@ -1,4 +1,4 @@
-"""Training-side wrappers, named in the hyperparameter files with rl-zoo3's ``vec_env_wrapper`` key.
+"""Training-side wrappers: VecHorizonTermination (rl-zoo3 ``vec_env_wrapper`` key) and the search-time EpisodeGoodputReward.
 
 Why :class:`VecHorizonTermination`: the MultiSpin envs reward the tokens of
 each round and truncate the episode when the simulated clock passes
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
@@ -54,3 +55,30 @@ class VecHorizonTermination(VecEnvWrapper):
                 start = float(info["clock"]) - latency
                 rewards[i] = rewards[i] * min(max((self.horizon - start) / latency, 0.0), 1.0)
         return obs, rewards, dones, infos
+
+
+class EpisodeGoodputReward(gym.Wrapper):
+    """Reward 0 during the episode and the episode's goodput (tokens / final clock, tokens/s) at its last step.
+
+    Why: rl-zoo3's hyperparameter search ranks trials by mean episode return; on this env that return
+    is then the mean episode goodput, the quantity the analytic policies optimise. Evaluation only.
+    The episode's end is reported as a termination, so :class:`VecHorizonTermination` (which rl-zoo3
+    also wraps around eval envs, to keep their VecNormalize aligned) leaves that reward whole.
+
+    :param env: a MultiSpin env (its infos carry ``tokens`` and ``clock``, s)
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self._tokens = 0.0
+
+    def reset(self, **kwargs: Any) -> Any:
+        self._tokens = 0.0
+        return self.env.reset(**kwargs)
+
+    def step(self, action: Any) -> Any:
+        obs, _, terminated, truncated, info = self.env.step(action)
+        self._tokens += float(np.sum(info["tokens"]))
+        ended = terminated or truncated
+        reward = self._tokens / float(info["clock"]) if ended and info["clock"] > 0 else 0.0
+        return obs, reward, ended, False, info

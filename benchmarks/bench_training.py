@@ -14,7 +14,7 @@ autoreset, through :mod:`agents.vec_env`) is timed instead.
 Everything else -- policy forward passes, rollout buffer, gradient steps,
 VecNormalize, logging -- is the learner. No evaluation callback runs, so the
 shares are those of training proper. The training setup is train.py's (same
-hyperparameter file, wrappers, VecNormalize, one PyTorch thread).
+hyperparameter file and rl-zoo3 processing, wrappers, VecNormalize, one PyTorch thread).
 """
 
 from __future__ import annotations
@@ -33,8 +33,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.factory import WrapperChain, _make, build_model, check_env_id, cpu_threads  # noqa: E402
-from agents.hyperparams import import_object, load_hyperparams, parse_key_values, process_hyperparams  # noqa: E402
+from agents.cli import check_env_id, store_dict_or_words  # noqa: E402
 
 
 class _TimedStepReset:
@@ -102,38 +101,47 @@ class VectorStepTimer(_TimedStepReset, gym.vector.VectorWrapper):
 def profile(algo: str, env_id: str, n_timesteps: int, env_kwargs: dict[str, Any], overrides: dict[str, Any],
             seed: int = 0, vec_env: str = "dummy", num_threads: int = 1) -> dict[str, Any]:
     """Train ``algo`` for ``n_timesteps`` with timers in place; returns the timing breakdown (s and shares)."""
+    import tempfile
+
+    import torch
+    from rl_zoo3.utils import ALGOS
+
+    from agents.train import HYPERPARAMS_DIR, MultiSpinExperimentManager
+
     check_env_id(env_id)
-    cpu_threads(num_threads)
-    probe = _make(env_id, **env_kwargs)
-    action_dim = int(np.prod(probe.action_space.shape or (1,)))
-    probe.close()
-    config = process_hyperparams(algo, env_id, load_hyperparams(algo, env_id), overrides, env_kwargs, n_timesteps, action_dim)
+    torch.set_num_threads(num_threads)
+    # train.py's hyperparameter processing (rl-zoo3's), without its envs: ours carry the timers.
+    manager = MultiSpinExperimentManager(
+        argparse.Namespace(), algo, env_id, tempfile.mkdtemp(), n_timesteps=n_timesteps, eval_freq=-1, hyperparams=overrides,
+        env_kwargs=env_kwargs, seed=seed, vec_env_type=vec_env, config=str(HYPERPARAMS_DIR / f"{algo}.yml"), verbose=0,
+    )
+    raw, saved = manager.read_hyperparameters()
+    hyperparams, env_wrapper, _, vec_env_wrapper = manager._preprocess_hyperparams(raw)
+    n_envs, env_kwargs = manager.n_envs, manager.env_kwargs
     cell = [0.0]  # in-process envs only: with subproc the inner timer is not visible here
     venv: VecEnv
     if vec_env == "batched":
         from agents.vec_env import GymnasiumVecEnv
 
-        inner = gym.make_vec(env_id, num_envs=config.n_envs, vectorization_mode="vector_entry_point",
-                             autoreset_mode=gym.vector.AutoresetMode.SAME_STEP, **config.env_kwargs)
+        inner = gym.make_vec(env_id, num_envs=n_envs, vectorization_mode="vector_entry_point",
+                             autoreset_mode=gym.vector.AutoresetMode.SAME_STEP, **env_kwargs)
         venv = VecMonitor(GymnasiumVecEnv(VectorStepTimer(inner, cell)))
         venv.seed(seed)
     else:
-        chain = WrapperChain(config.env_wrappers)
-
         def make(**kw: Any) -> gym.Env:
-            return chain(StepTimer(_make(env_id, **kw), cell))
+            env = StepTimer(gym.make(env_id, **kw), cell)
+            return env_wrapper(env) if env_wrapper is not None else env
 
-        venv = make_vec_env(make, n_envs=config.n_envs, seed=seed, env_kwargs=config.env_kwargs,
+        venv = make_vec_env(make, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs,
                             vec_env_cls=SubprocVecEnv if vec_env == "subproc" else DummyVecEnv)
     timer = VecTimer(venv)
-    env: VecEnv = timer
-    for path, kwargs in config.vec_env_wrappers:
-        env = import_object(path)(env, **kwargs)
-    if config.normalize:
-        env = VecNormalize(env, **config.normalize_kwargs)
-    model = build_model(config, env, seed)
+    env: VecEnv = timer if vec_env_wrapper is None else vec_env_wrapper(timer)
+    if manager.normalize:
+        env = VecNormalize(env, **manager.normalize_kwargs)
+    hyperparams = manager._preprocess_action_noise(hyperparams, saved, env)
+    model = ALGOS[algo](env=env, seed=seed, device="cpu", **hyperparams)
     start = time.perf_counter()
-    model.learn(config.n_timesteps)
+    model.learn(manager.n_timesteps)
     total = time.perf_counter() - start
     env.close()
     env_seconds = cell[0] if vec_env != "subproc" else float("nan")
@@ -142,7 +150,7 @@ def profile(algo: str, env_id: str, n_timesteps: int, env_kwargs: dict[str, Any]
         "env_id": env_id,
         "env_kwargs": env_kwargs,
         "vec_env": vec_env,
-        "n_envs": config.n_envs,
+        "n_envs": n_envs,
         "timesteps": int(model.num_timesteps),
         "learn_seconds": total,
         "steps_per_second": model.num_timesteps / total,
@@ -162,7 +170,7 @@ def env_throughput(env_id: str, env_kwargs: dict[str, Any], n_envs: int, steps: 
     truncation, the vector env (``gym.make_vec``, vector entry point) autoresets itself.
     """
     rng = np.random.default_rng(seed)
-    env = _make(env_id, **env_kwargs)
+    env = gym.make(env_id, **env_kwargs)
     env.reset(seed=seed)
     actions = rng.uniform(-1, 1, (steps, *env.action_space.shape)).astype(np.float32)
     t = time.perf_counter()
@@ -187,15 +195,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--algo", default="ppo")
     p.add_argument("--env", default="MultiSpin-Heterogeneous-v0")
     p.add_argument("-n", "--n-timesteps", type=int, default=200_000)
-    p.add_argument("--env-kwargs", nargs="+", default=None, metavar="K:V")
-    p.add_argument("-params", "--hyperparams", nargs="+", default=None, metavar="K:V")
+    p.add_argument("--env-kwargs", nargs="+", default={}, metavar="K:V", action=store_dict_or_words())
+    p.add_argument("-params", "--hyperparams", nargs="+", default={}, metavar="K:V", action=store_dict_or_words())
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--vec-env", default="dummy", choices=["dummy", "subproc", "batched"])
     p.add_argument("--num-threads", type=int, default=1)
     p.add_argument("--json", default=None, help="also write the result here")
     args = p.parse_args(argv)
-    result = profile(args.algo, args.env, args.n_timesteps, parse_key_values(args.env_kwargs, "--env-kwargs pair"),
-                     parse_key_values(args.hyperparams, "-params pair"), args.seed, args.vec_env, args.num_threads)
+    result = profile(args.algo, args.env, args.n_timesteps, args.env_kwargs, args.hyperparams, args.seed, args.vec_env, args.num_threads)
     print(f"{result['algo']} on {result['env_id']} {result['env_kwargs'] or ''} ({result['vec_env']}): {result['timesteps']} steps in "
           f"{result['learn_seconds']:.1f} s ({result['steps_per_second']:.0f} steps/s, {result['n_envs']} envs)")
     print(f"  env.step/reset          {result['env_step_seconds']:7.2f} s  {100 * result['env_share']:5.1f}%  "
@@ -204,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  learner (rest)          {result['learn_seconds'] - result['vec_env_seconds']:7.2f} s  {100 * result['learner_share']:5.1f}%")
     # What the env share would be if the same learner stepped the numpy-batched vector env instead
     # (needs same-step autoreset in the vector env to plug into SB3: see agents/vec_env.py).
-    thr = env_throughput(args.env, parse_key_values(args.env_kwargs, "--env-kwargs pair"), result["n_envs"], seed=args.seed)
+    thr = env_throughput(args.env, args.env_kwargs, result["n_envs"], seed=args.seed)
     learner_us = 1e6 * (result["learn_seconds"] - result["vec_env_seconds"]) / max(result["timesteps"], 1)
     overhead_us = 1e6 * (result["vec_env_seconds"] - result["env_step_seconds"]) / max(result["timesteps"], 1)
     projected = thr["batched_env_us_per_step"] / (learner_us + thr["batched_env_us_per_step"])

@@ -123,3 +123,14 @@ def test_an_acceptance_process_added_as_the_docs_say_drives_the_round(drifting_e
 def test_an_unregistered_process_name_lists_the_registered_ones() -> None:
     with pytest.raises(ValueError, match=r"acceptance_process must be one of \['iid', 'markov'"):
         gym.make("MultiSpin-Heterogeneous-v0", acceptance_process="drifting-unregistered")
+
+
+def test_nothing_in_the_repository_points_outside_it() -> None:
+    """A user who clones the repository has no ../shared: docs/model.md is the model reference."""
+    import subprocess
+
+    tracked = subprocess.run(["git", "ls-files"], cwd=PACKAGE.parent, capture_output=True, text=True, check=True)
+    for name in tracked.stdout.split():
+        path = PACKAGE.parent / name
+        if path.suffix in (".py", ".md", ".toml", ".cfg", ".yml", ".yaml", ".txt", "") and path.is_file():
+            assert "../shared" not in path.read_text(errors="ignore"), name

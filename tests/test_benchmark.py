@@ -28,7 +28,7 @@ def tiny_agent(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A PPO run folder (with evaluations.npz) trained for a few hundred steps on 1-second episodes."""
     log = tmp_path_factory.mktemp("bench") / "logs"
     argv = ["--algo", "ppo", "-n", "256", "--seed", "0", "-f", str(log), "--eval-freq", "128", "--eval-episodes", "2",
-            "--baselines", "equal-fixed", "het-opt-static", "het-opt-oracle", "--no-tensorboard", "--verbose", "0",
+            "--baselines", "equal-fixed", "het-opt-static", "het-opt-oracle", "--verbose", "0",
             "--env-kwargs", "horizon:1.0", "-params", *TINY_PPO]
     assert train_main(argv) == 0
     return log / "ppo" / f"{ENV}_1"
@@ -115,7 +115,8 @@ def test_paired_comparison() -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--env", "MultiSpin-Homogenous-v0"], "unknown env id"),
+        (["--env", "MultiSpin-Homogenous-v0"], "is not a registered env id; MultiSpin ids: MultiSpin-Heterogeneous-v0"),
+        (["--env", "CartPole-v1"], "'CartPole-v1' is not a MultiSpin env"),
         (["--env", "MultiSpin-Homogeneous-v0", "--policies", "het-opt-oracle"], "not valid on MultiSpin-Homogeneous-v0"),
         (["--agents", "no/such/run"], "no/such/run"),
         (["--env-kwargs", "fading"], "malformed --env-kwargs pair 'fading'"),
@@ -124,7 +125,11 @@ def test_paired_comparison() -> None:
     ],
 )
 def test_benchmark_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
-    assert bench_main([*argv, "-o", str(tmp_path / "out")], prog="benchmark") == 2
+    try:
+        status = bench_main([*argv, "-o", str(tmp_path / "out")], prog="benchmark")
+    except SystemExit as exc:  # argparse
+        status = exc.code
+    assert status == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("benchmark: error: ") and message in lines[0], lines
 
@@ -138,3 +143,69 @@ def test_demo_end_to_end_on_a_tiny_budget(tmp_path: Path, capsys: pytest.Capture
         assert (out / name).is_file(), name
     printed = capsys.readouterr().out
     assert "het-opt-oracle" in printed and "ppo" in printed and "demo finished" in printed
+
+
+def test_agent_on_the_other_id_is_refused_in_one_line(tiny_agent: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A heterogeneous agent (12 actions) on the homogeneous id (7 actions): the action shapes are checked too."""
+    status = bench_main(["--agents", str(tiny_agent), "--env", "MultiSpin-Homogeneous-v0", "--episodes", "1", "-o", str(tmp_path)],
+                        prog="benchmark")
+    assert status == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "has action shape (12,), the env gives (7,)" in lines[0], lines
+
+
+def test_a_killed_run_loads_its_best_then_its_latest_checkpoint(tiny_agent: Path, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    from agents.runs import resolve_agent
+
+    run = tmp_path / "ppo" / f"{ENV}_1"
+    (run / ENV).mkdir(parents=True)
+    (run / ENV / "args.yml").write_text((tiny_agent / ENV / "args.yml").read_text())
+    model = (tiny_agent / f"{ENV}.zip").read_bytes()
+    for steps in (12000, 24000):  # alphabetically rl_model_12000 comes first; 24000 is the latest
+        (run / f"rl_model_{steps}_steps.zip").write_bytes(model)
+    info = resolve_agent(run)
+    assert (info.model_path.name, info.kind) == ("rl_model_24000_steps.zip", "checkpoint")
+    (run / "best_model.zip").write_bytes(model)
+    assert resolve_agent(run).model_path.name == "best_model.zip"
+    (run / f"{ENV}.zip").write_bytes(model)
+    assert resolve_agent(run).model_path.name == f"{ENV}.zip"
+    assert bench_main(["--agents", str(run), "--policies", "equal-fixed", "--episodes", "1", "-o", str(tmp_path / "o"), "--no-plots"]) == 0
+    assert f"loading {run / f'{ENV}.zip'} (final model" in capsys.readouterr().out
+
+
+def test_plots_explain_themselves(tiny_agent: Path) -> None:
+    """training_curve: legend outside the data, every level's value in it, band cut at zero;
+    goodput: the error bars and the learned agent named."""
+    from agents.benchmark import goodput_figure, run_benchmark, training_figure
+
+    fig = training_figure([("ppo", tiny_agent)])
+    ax = fig.axes[0]
+    legend = ax.get_legend()
+    fig.canvas.draw()
+    assert legend.get_window_extent().x0 >= ax.get_window_extent().x1  # beside the axes, not over the data
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert any(t.startswith("het-opt-oracle: ") and t.split(": ")[1].replace(".", "").isdigit() for t in labels), labels
+    assert any("95% t-interval" in t for t in labels)
+    band = next(c for c in ax.collections if c.get_label().endswith("95% t-interval"))
+    assert band.get_paths()[0].vertices[:, 1].min() >= 0.0
+    assert ax.get_ylim()[0] == 0.0
+
+    rows = run_benchmark(ENV, {"horizon": 1.0}, 2, 0, [("ppo-tiny", str(tiny_agent))], ["equal-fixed"])
+    fig = goodput_figure(rows)
+    ax = fig.axes[0]
+    assert "error bars: 95% t-interval" in ax.get_title()
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["analytic policy", "learned agent"]
+    assert [bar.get_hatch() for bar in ax.patches] == [None, "//"]
+
+
+def test_help_texts(capsys: pytest.CaptureFixture[str]) -> None:
+    from agents.demo import main as demo_main
+
+    for main, prog in ((bench_main, "benchmark"), (demo_main, "demo")):
+        with pytest.raises(SystemExit):
+            main(["--help"], prog=prog)
+        text = " ".join(capsys.readouterr().out.split())
+        assert "``" not in text and "(default: None)" not in text
+        assert all(option.count("default") <= 1 for option in text.split(" --")), text
+        assert "(default: 20)" in text  # --episodes

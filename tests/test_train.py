@@ -1,190 +1,314 @@
-"""train.py: output layout, evaluation against the analytic policies, continued training, one-line CLI errors."""
+"""train.py on rl-zoo3's ExperimentManager: run layout, goodput evaluation, sb3-contrib algorithms, --optimize,
+continued training and checkpoints, rl-zoo3's enjoy/plots on our logs, one-line CLI errors."""
 
 from __future__ import annotations
 
 import os
+import pickle
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from stable_baselines3.common.vec_env import VecNormalize
 
 import multispin_env  # noqa: F401  (registers the ids)
-from agents.factory import load_model, load_vecnormalize_stats, resolve_agent
+from agents.runs import read_yaml, resolve_agent
 from agents.train import main as train_main
 
 REPO = Path(__file__).resolve().parents[1]
-TINY_PPO = ["n_envs:2", "n_steps:64", "batch_size:64", "n_epochs:2", "policy_kwargs:dict(net_arch=[16])",
-            "normalize:dict(norm_obs=True, norm_reward=True)"]
 ENV = "MultiSpin-Heterogeneous-v0"
+NORM = "normalize:dict(norm_obs=True, norm_reward=True)"  # the tuned files turn obs normalisation off
+TINY = {
+    "ppo": ["n_envs:2", "n_steps:64", "batch_size:64", "n_epochs:2", "policy_kwargs:dict(net_arch=[16])", NORM],
+    "ppo_lstm": ["n_envs:2", "n_steps:32", "batch_size:32", "n_epochs:1", "policy_kwargs:dict(lstm_hidden_size=8, net_arch=[8])"],
+    "a2c": ["n_envs:2", "n_steps:8", "policy_kwargs:dict(net_arch=[16])", NORM],
+    "sac": ["learning_starts:50", "batch_size:32", "train_freq:4", "gradient_steps:1", "buffer_size:2000", "policy_kwargs:dict(net_arch=[16])"],
+    "td3": ["learning_starts:50", "batch_size:32", "train_freq:4", "gradient_steps:1", "buffer_size:2000", "policy_kwargs:dict(net_arch=[16])"],
+    "tqc": ["learning_starts:50", "batch_size:32", "train_freq:4", "gradient_steps:1", "buffer_size:2000",
+            "policy_kwargs:dict(net_arch=[16], n_quantiles=5)", "top_quantiles_to_drop_per_net:1"],
+}
+QUIET = ["--verbose", "0"]
 
 
-def _run_dirs(log: Path, algo: str, env_id: str = ENV) -> list[Path]:
+def runs(log: Path, algo: str, env_id: str = ENV) -> list[Path]:
     return sorted((log / algo).glob(f"{env_id}_*"), key=lambda p: int(p.name.rsplit("_", 1)[1]))
 
 
-def test_run_folder_layout_and_goodput_evaluation(tmp_path: Path) -> None:
-    log = tmp_path / "logs"
-    argv = [
-        "--algo", "ppo", "-n", "256", "--seed", "1", "-f", str(log), "--eval-freq", "128", "--eval-episodes", "2",
-        "--vec-env", "dummy",
-        "--env-kwargs", "horizon:1.0", "fading:False", "--baselines", "equal-fixed", "het-opt-static",
-        "-params", *TINY_PPO, "--verbose", "0",
-    ]
+def train(log: Path, algo: str = "ppo", steps: int = 256, *extra: str, env_id: str = ENV, horizon: float = 1.0) -> Path:
+    argv = ["--algo", algo, "--env", env_id, "-n", str(steps), "--seed", "1", "-f", str(log), "--eval-freq", "-1",
+            "--env-kwargs", f"horizon:{horizon}", "-params", *TINY[algo], *QUIET, *extra]
     assert train_main(argv) == 0
-    (run_dir,) = _run_dirs(log, "ppo")
-    assert run_dir.name == f"{ENV}_1"
-    params = run_dir / ENV
-    for path in (
-        run_dir / f"{ENV}.zip",
-        run_dir / "best_model.zip",
-        run_dir / "evaluations.npz",
-        run_dir / "0.monitor.csv",
-        params / "config.yml",
-        params / "args.yml",
-        params / "command.txt",
-        params / "vecnormalize.pkl",
-        params / "training.yml",
-    ):
+    return runs(log, algo, env_id)[-1]
+
+
+@pytest.fixture(scope="module")
+def ppo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny PPO run (obs normalisation on) with two checkpoints."""
+    return train(tmp_path_factory.mktemp("ppo") / "logs", "ppo", 256, "--save-freq", "128")
+
+
+def test_run_layout_goodput_evaluation_and_honest_records(tmp_path: Path) -> None:
+    log = tmp_path / "logs"
+    # -n 200 is no multiple of the 128-step rollouts: 256 steps are done.
+    argv = ["--algo", "ppo", "-n", "200", "--seed", "1", "-f", str(log), "--eval-freq", "128", "--eval-episodes", "2",
+            "--vec-env", "dummy", "--env-kwargs", "horizon:1.0", "fading:False", "--baselines", "equal-fixed", "het-opt-static",
+            "-params", *TINY["ppo"], *QUIET]
+    assert train_main(argv) == 0
+    (run,) = runs(log, "ppo")
+    params = run / ENV
+    for path in (run / f"{ENV}.zip", run / "best_model.zip", run / "evaluations.npz", run / "0.monitor.csv",
+                 params / "config.yml", params / "args.yml", params / "command.txt", params / "vecnormalize.pkl",
+                 params / "vecnormalize_best.pkl", params / "training.yml"):
         assert path.is_file(), path
-    events = list((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
-    assert events, "no TensorBoard events"
+    config = read_yaml(params / "config.yml")
+    assert config["n_envs"] == 2 and config["callback"] == "agents.callbacks.GoodputEvalCallback"
+    assert config["n_timesteps"] == 200  # the run's budget, not the YAML's 1.2M
+    args = read_yaml(params / "args.yml")
+    assert (args["algo"], args["env"], args["seed"], args["env_kwargs"]) == ("ppo", ENV, 1, {"horizon": 1.0, "fading": False})
+    summary = yaml.safe_load((params / "training.yml").read_text())
+    assert (summary["num_timesteps"], summary["planned_timesteps"]) == (256, 200)
+    assert summary["fps"] == pytest.approx(256 / summary["train_seconds"])  # from the steps done, not planned
+    assert summary["final_goodput"] > 0
 
-    config = yaml.safe_load((params / "config.yml").read_text())
-    assert config["n_envs"] == 2 and config["env_kwargs"] == {"horizon": 1.0, "fading": False}
-    args = yaml.safe_load((params / "args.yml").read_text())
-    assert (args["algo"], args["env"], args["seed"], args["n_timesteps"]) == ("ppo", ENV, 1, 256)
-
-    data = np.load(run_dir / "evaluations.npz")
-    # Evaluated at 0, 128 and 256 steps, 2 episodes each, on the same seeds as the baselines.
-    assert list(data["timesteps"]) == [0, 128, 256]
-    assert data["goodput"].shape == (3, 2) and data["results"].shape == (3, 2)
-    assert np.all(data["goodput"] > 0)
+    data = np.load(run / "evaluations.npz")
+    assert list(data["timesteps"]) == [0, 128, 256]  # at the start, every 128 steps
+    assert data["goodput"].shape == (3, 2) and data["results"].shape == (3, 2) and np.all(data["goodput"] > 0)
     assert list(data["baseline_names"]) == ["equal-fixed", "het-opt-static"]
-    assert data["baseline_goodput"].shape == (2, 2) and np.all(data["baseline_goodput"] > 0)
-    assert len(data["seeds"]) == 2
-    # Two runs in the same folder get consecutive numbers.
-    assert train_main([*argv, "--no-eval", "--no-tensorboard"]) == 0
-    assert [p.name for p in _run_dirs(log, "ppo")] == [f"{ENV}_1", f"{ENV}_2"]
+    assert data["baseline_goodput"].shape == (2, 2) and list(data["seeds"]) == [11_000, 11_001]
+    # Two runs in the same folder get consecutive numbers (rl-zoo3's rule).
+    assert train_main([*argv, "--eval-freq", "-1"]) == 0
+    assert [p.name for p in runs(log, "ppo")] == [f"{ENV}_1", f"{ENV}_2"]
 
 
-def test_training_on_the_batched_vector_env(tmp_path: Path) -> None:
-    log = tmp_path / "logs"
-    argv = ["--algo", "ppo", "-n", "256", "--seed", "0", "-f", str(log), "--vec-env", "batched", "--no-tensorboard",
-            "--eval-freq", "256", "--eval-episodes", "1", "--baselines", "equal-fixed", "--verbose", "0",
-            "--env-kwargs", "horizon:0.5", "-params", *TINY_PPO]
-    assert train_main(argv) == 0
-    (run_dir,) = _run_dirs(log, "ppo")
-    assert (run_dir / f"{ENV}.zip").is_file()
-    # VecMonitor over the batched env records the finished episodes
-    lines = (run_dir / "monitor.csv").read_text().splitlines()
+def test_batched_vector_env_is_the_default_and_monitored(tmp_path: Path) -> None:
+    run = train(tmp_path, "ppo", 256, horizon=0.5)
+    assert read_yaml(run / ENV / "args.yml")["vec_env"] == "batched"
+    lines = (run / "monitor.csv").read_text().splitlines()  # VecMonitor over the batched env
     assert lines[0].startswith("#") and lines[1] == "r,l,t" and len(lines) > 3
 
 
-def test_continue_training_from_a_saved_agent(tmp_path: Path) -> None:
-    log = tmp_path / "logs"
-    common = ["--algo", "ppo", "--seed", "2", "-f", str(log), "--no-eval", "--no-tensorboard", "--verbose", "0",
-              "--env-kwargs", "horizon:2.0", "-params", *TINY_PPO]
-    assert train_main([*common, "-n", "256"]) == 0
-    (first,) = _run_dirs(log, "ppo")
-    first_model = load_model(resolve_agent(first))
-    first_stats = load_vecnormalize_stats(first / ENV / "vecnormalize.pkl")
-    assert first_model.num_timesteps == 256
+@pytest.mark.parametrize(("algo", "env_id"), [("ppo_lstm", ENV), ("tqc", ENV), ("a2c", "MultiSpin-Homogeneous-v0"),
+                                              ("sac", ENV), ("td3", "MultiSpin-Homogeneous-v0")])
+def test_algorithms_train_on_our_ids_and_the_benchmark_loads_them(tmp_path: Path, algo: str, env_id: str) -> None:
+    import gymnasium as gym
 
-    assert train_main([*common, "-n", "128", "-i", str(first / f"{ENV}.zip")]) == 0
-    second = _run_dirs(log, "ppo")[-1]
-    assert second != first
-    cont = load_model(resolve_agent(second))
-    # The timestep counter continues and the VecNormalize statistics carried over (not restarted).
-    assert cont.num_timesteps == 256 + 128
-    cont_stats = load_vecnormalize_stats(second / ENV / "vecnormalize.pkl")
-    assert cont_stats.obs_rms.count > first_stats.obs_rms.count + 100
-    # Training went on from the saved weights: closer to them than a fresh network is.
-    w0 = first_model.policy.parameters_to_vector()
-    w1 = cont.policy.parameters_to_vector()
-    fresh_args = [*common, "-n", "128", "--seed", "5"]
-    assert train_main(fresh_args) == 0
-    fresh = load_model(resolve_agent(_run_dirs(log, "ppo")[-1]))
-    assert np.linalg.norm(w1 - w0) < np.linalg.norm(fresh.policy.parameters_to_vector() - w0)
-    assert yaml.safe_load((second / ENV / "args.yml").read_text())["trained_agent"].endswith(f"{ENV}.zip")
+    from agents.benchmark import load_agent_policy
+    from agents.evaluation import run_episode
+
+    run = train(tmp_path, algo, 160, env_id=env_id)
+    assert (run / f"{env_id}.zip").is_file() and resolve_agent(run).algo == algo
+    env = gym.make(env_id, horizon=1.0)
+    first, again = (run_episode(env, load_agent_policy(run, env), seed=3) for _ in range(2))
+    assert first == again and first.goodput > 0  # deterministic replay, recurrent state included
+
+
+def test_packaged_hyperparameters_cover_both_ids_with_our_extension_points() -> None:
+    for path in sorted((REPO / "agents" / "hyperparams").glob("*.yml")):
+        table = yaml.safe_load(path.read_text())
+        for env_id in ("MultiSpin-Homogeneous-v0", "MultiSpin-Heterogeneous-v0"):
+            entry = table[env_id]
+            assert entry["vec_env_wrapper"] == "agents.wrappers.VecHorizonTermination", path
+            assert entry["callback"] == "agents.callbacks.GoodputEvalCallback", path
+    assert {p.stem for p in (REPO / "agents" / "hyperparams").glob("*.yml")} >= {"ppo", "ppo_lstm", "tqc", "a2c", "sac", "td3"}
+
+
+def test_optimize_ranks_trials_by_goodput_over_a_shared_storage(tmp_path: Path) -> None:
+    import optuna
+
+    storage = tmp_path / "study.log"
+    argv = ["--algo", "ppo", "-n", "256", "--seed", "0", "-f", str(tmp_path / "opt"), "--optimize", "--n-trials", "2",
+            "--n-startup-trials", "1", "--n-evaluations", "1", "--eval-episodes", "2", "--storage", str(storage),
+            "--study-name", "s", "--no-optim-plots", "--env-kwargs", "horizon:1.0", "-params", "n_envs:2", *QUIET]
+    assert train_main(argv) == 0
+    assert train_main(argv) == 0  # a second worker joins the same study
+    study = optuna.load_study(study_name="s", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(storage))))
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(study.trials) == 4 and done
+    # The objective is the mean episode goodput (tokens/s): between a few and ~150 tokens/s on these envs.
+    assert all(5 < t.value < 200 for t in done)
+    assert {"learning_rate", "n_steps_pow", "gae_lambda", "net_width", "log_std_init"} <= set(done[0].params)
+    assert "one_minus_gamma" not in done[0].params  # gamma stays the YAML's 0.999 (agents/search.py)
+    assert list((tmp_path / "opt" / "ppo").glob("report_*.csv"))
+
+    # --trial-id trains with that trial's hyperparameters.
+    trial = done[-1]
+    assert trial.number > 0  # rl-zoo3 ignores --trial-id 0
+    run = train(tmp_path / "logs", "ppo", 128, "--storage", str(storage), "--study-name", "s", "--trial-id", str(trial.number))
+    assert read_yaml(run / ENV / "config.yml")["learning_rate"] == pytest.approx(trial.params["learning_rate"])
+
+
+def obs_count(path: Path) -> float:
+    """Observations behind saved VecNormalize statistics."""
+    with path.open("rb") as f:
+        stats = pickle.load(f)
+    assert isinstance(stats, VecNormalize)
+    return float(stats.obs_rms.count)
+
+
+def test_continue_training_keeps_the_normalisation_statistics(tmp_path: Path, ppo_run: Path) -> None:
+    first = obs_count(ppo_run / ENV / "vecnormalize.pkl")
+    cont = train(tmp_path, "ppo", 128, "-i", str(ppo_run / f"{ENV}.zip"))
+    assert obs_count(cont / ENV / "vecnormalize.pkl") > first + 100
+
+
+def test_checkpoints_save_and_resume_their_normalisation_statistics(tmp_path: Path, ppo_run: Path) -> None:
+    """A killed run leaves only checkpoints: resuming one must not restart VecNormalize from scratch."""
+    checkpoint = ppo_run / "rl_model_128_steps.zip"
+    stats = ppo_run / "rl_model_vecnormalize_128_steps.pkl"
+    assert checkpoint.is_file() and stats.is_file()
+    killed = tmp_path / "ppo" / f"{ENV}_1"
+    killed.mkdir(parents=True)
+    for name in ("rl_model_128_steps.zip", "rl_model_vecnormalize_128_steps.pkl"):
+        (killed / name).write_bytes((ppo_run / name).read_bytes())
+    (killed / ENV).mkdir()
+    for name in ("args.yml", "config.yml"):
+        (killed / ENV / name).write_text((ppo_run / ENV / name).read_text())
+    saved = obs_count(stats)
+    resumed = train(tmp_path / "resumed", "ppo", 128, "-i", str(killed / "rl_model_128_steps.zip"))
+    assert obs_count(resumed / ENV / "vecnormalize.pkl") > saved + 100
+
+
+def test_sigterm_saves_the_model(tmp_path: Path) -> None:
+    """``kill`` (SIGTERM) stops training like Ctrl-C: rl-zoo3 saves the model and exits normally."""
+    log = tmp_path / "logs"
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "train.py"), "-n", "10000000", "-f", str(log), "--eval-freq", "-1", "--env-kwargs", "horizon:1.0",
+         "-params", *TINY["ppo"]],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    monitor = log / "ppo" / f"{ENV}_1" / "monitor.csv"
+    deadline = time.monotonic() + 120
+    # Episodes in monitor.csv: learn() has started (the handler is installed just before it).
+    while not (monitor.is_file() and len(monitor.read_text().splitlines()) > 3) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
+    assert (log / "ppo" / f"{ENV}_1" / f"{ENV}.zip").is_file()
+
+
+def test_progress_bar_stops_at_its_total() -> None:
+    from types import SimpleNamespace
+
+    from agents.train import BoundedProgressBar
+
+    bar = BoundedProgressBar()
+    bar.pbar = SimpleNamespace(total=200, n=0)  # type: ignore[assignment]
+    bar.pbar.update = lambda k: setattr(bar.pbar, "n", bar.pbar.n + k)  # type: ignore[attr-defined]
+    bar.model = SimpleNamespace(get_env=lambda: SimpleNamespace(num_envs=64))  # type: ignore[assignment]
+    for _ in range(4):  # 256 steps done on a 200-step budget
+        bar._on_step()
+    assert bar.pbar.n == 200
+
+
+def zoo_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO), "MPLBACKEND": "Agg"}
+
+
+def test_rl_zoo3_enjoy_reads_our_logs(tmp_path: Path, ppo_run: Path) -> None:
+    enjoy = subprocess.run(
+        [sys.executable, "-m", "rl_zoo3.enjoy", "--algo", "ppo", "--env", ENV, "-f", str(ppo_run.parent.parent),
+         "--gym-packages", "multispin_env", "-n", "30", "--no-render", "--deterministic"],
+        capture_output=True, text=True, env=zoo_env(), cwd=tmp_path, timeout=180,
+    )
+    assert enjoy.returncode == 0, enjoy.stderr[-2000:]
+    assert "Loading" in enjoy.stdout
+
+
+@pytest.mark.slow
+def test_rl_zoo3_plots_read_our_logs(tmp_path: Path, ppo_run: Path) -> None:
+    folder = str(ppo_run.parent.parent)
+    plots = subprocess.run(
+        [sys.executable, "-m", "rl_zoo3.plots.plot_train", "-a", "ppo", "-e", "MultiSpin-Heterogeneous", "-f", folder, "-w", "2"],
+        capture_output=True, text=True, env=zoo_env(), cwd=tmp_path, timeout=180,
+    )
+    assert plots.returncode == 0, plots.stderr[-2000:]
+    table = subprocess.run(  # evaluations.npz's goodput key, aggregated by rl-zoo3
+        [sys.executable, "-m", "rl_zoo3.plots.all_plots", "-a", "ppo", "-e", ENV, "-f", folder, "-k", "goodput",
+         "-o", str(tmp_path / "all"), "--no-display"],
+        capture_output=True, text=True, env=zoo_env(), cwd=tmp_path, timeout=180,
+    )
+    assert table.returncode == 0, table.stderr[-2000:]
+    assert (tmp_path / "all.pkl").is_file() and ENV in table.stdout
+
+
+# -- one-line errors ------------------------------------------------------------------------------
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str], tmp_path: Path) -> str:
+    try:
+        status = train_main([*argv, "-f", str(tmp_path / "logs"), *QUIET])
+    except SystemExit as exc:  # argparse
+        status = exc.code
+    assert status == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("train.py: error: "), lines
+    assert not list((tmp_path / "logs").rglob("*.yml")), "a half-made run folder was left"
+    return lines[0]
 
 
 ONE_LINE_ERRORS = [
-    (["--env", "MultiSpin-Heterogenous-v0"], "unknown env id 'MultiSpin-Heterogenous-v0'; did you mean MultiSpin-Heterogeneous-v0?"),
-    (["--env", "NoSuchEnv-v9"], "unknown env id 'NoSuchEnv-v9'"),
-    (["--algo", "dqn"], "unknown algorithm 'dqn'"),
-    (["-params", "learning_rate"], "malformed -params pair 'learning_rate'"),
-    (["-params", "learning_rate=0.1"], "malformed -params pair"),
-    (["--env-kwargs", "fading"], "malformed --env-kwargs pair 'fading'"),
-    (["--env-kwargs", "nonsense:1"], "env kwargs do not fit MultiSpin-Heterogeneous-v0"),
-    (["--env-kwargs", "acceptance_process:sometimes"], "env kwargs do not fit"),
-    (["-params", "n_epochs:3", "--algo", "sac"], "n_epochs do not fit sac"),
-    (["-params", "buffer_size:100"], "buffer_size do not fit ppo"),
-    (["-params", "batch_size:-1"], "hyperparameters do not fit ppo"),
-    (["-params", "learning_rate:fast"], "learning_rate"),
-    (["-i", "missing.zip"], "--trained-agent must be an existing .zip file"),
+    (["--env", "Nope-v0"], "MultiSpin ids: MultiSpin-Heterogeneous-v0, MultiSpin-Homogeneous-v0"),
+    (["--env", "CartPole-v1"], "'CartPole-v1' is not a MultiSpin env"),
+    (["-n", "-5"], "-n/--n-timesteps must be a positive number of steps"),
+    (["-n", "0"], "-n/--n-timesteps must be a positive number of steps"),
+    (["--eval-episodes", "0"], "--eval-episodes must be >= 1"),
+    (["-i", "missing.zip"], "-i/--trained-agent must be an existing .zip file"),
     (["--baselines", "het-opt-magic"], "unknown or invalid baseline(s) het-opt-magic"),
+    (["-params", "learning_rate"], "malformed -params pair 'learning_rate'"),
+    (["-params", "x:dict("], "cannot parse -params pair"),
+    (["--env-kwargs", "nonsense:1"], "cannot set up ppo on MultiSpin-Heterogeneous-v0"),
+    (["-params", "n_epochs:3", "--algo", "sac"], "n_epochs"),
+    (["--algo", "dqn"], "no hyperparameters for dqn"),
     (["--vec-env", "threads"], "invalid choice"),
     (["--no-such-flag"], "unrecognized arguments"),
-    (["-n", "ten"], "invalid int value"),
 ]
 
 
 @pytest.mark.parametrize(("argv", "message"), ONE_LINE_ERRORS)
 def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
-    with pytest.raises(SystemExit) if _is_argparse_error(argv) else _no_raise():
-        status = train_main([*argv, "-f", str(tmp_path), "--verbose", "0"])
-        assert status == 2
-    err = capsys.readouterr().err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("train.py: error: ") and message in lines[0], lines[0]
-    assert not list(tmp_path.rglob("*.zip"))
-    assert not [p for p in tmp_path.rglob("*") if p.is_dir() and p.name.startswith("MultiSpin")]
+    line = one_line_error(capsys, argv, tmp_path)
+    assert message in line, line
+    assert "Hopper" not in line
 
 
-def _is_argparse_error(argv: list[str]) -> bool:
-    return argv[0] in ("--vec-env", "--no-such-flag", "-n")
+def test_log_folder_that_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "afile").write_text("x")
+    assert train_main(["-f", str(tmp_path / "afile"), *QUIET]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
 
 
-class _no_raise:
-    def __enter__(self) -> None:
-        return None
+@pytest.mark.parametrize("algo", ["sac", "a2c"])
+def test_continuing_with_another_algorithm_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], ppo_run: Path, algo: str) -> None:
+    line = one_line_error(capsys, ["--algo", algo, "-i", str(ppo_run / f"{ENV}.zip")], tmp_path)
+    assert f"was trained with ppo, not {algo}: use --algo ppo" in line
 
-    def __exit__(self, *exc: object) -> bool:
-        return False
+
+def test_continuing_with_other_env_shapes_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], ppo_run: Path) -> None:
+    line = one_line_error(capsys, ["-i", str(ppo_run / f"{ENV}.zip"), "--env-kwargs", "num_users:3"], tmp_path)
+    assert "has observation shape (31,)" in line and "(16,)" in line
+
+
+def test_help_shows_each_default_once_and_our_extension_flags() -> None:
+    proc = subprocess.run([sys.executable, str(REPO / "train.py"), "--help"], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.returncode == 0
+    text = " ".join(proc.stdout.split())
+    assert "--baselines" in text and "batched" in text and "--optimize-hyperparameters" in text and "--storage" in text
+    assert "(default: None)" not in text and ") (default" not in text
 
 
 def test_cli_error_from_the_command_line_has_no_traceback(tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run(
         [sys.executable, str(REPO / "train.py"), "--algo", "td3", "-params", "n_steps_per_update:4", "-f", str(tmp_path)],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=tmp_path, timeout=120,
     )
     assert proc.returncode == 2
-    assert proc.stderr.strip() == "train.py: error: hyperparameter(s) n_steps_per_update do not fit td3"
-    assert "Traceback" not in proc.stderr + proc.stdout
-
-
-@pytest.mark.slow
-def test_rl_zoo3_trains_our_ids_unmodified(tmp_path: Path) -> None:
-    """``python -m rl_zoo3.train --algo ppo --env MultiSpin-Heterogeneous-v0 --gym-packages multispin_env`` works."""
-    pytest.importorskip("rl_zoo3")
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    for extra in ([], ["-conf", str(REPO / "agents" / "hyperparams" / "ppo.yml")]):
-        proc = subprocess.run(
-            [sys.executable, "-m", "rl_zoo3.train", "--algo", "ppo", "--env", ENV, "--gym-packages", "multispin_env",
-             "-n", "2048", "--eval-freq", "1024", "--eval-episodes", "2", "--seed", "0", "-f", str(tmp_path / "zoo"), *extra],
-            capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600,
-        )
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    runs = sorted((tmp_path / "zoo" / "ppo").glob(f"{ENV}_*"))
-    assert len(runs) == 2
-    for run in runs:
-        assert (run / f"{ENV}.zip").is_file() and (run / "evaluations.npz").is_file()
-    # Our tuned file was used by the second run (normalize -> vecnormalize.pkl), and our loader reads rl-zoo3's layout.
-    assert (runs[1] / ENV / "vecnormalize.pkl").is_file()
-    info = resolve_agent(runs[1])
-    assert info.algo == "ppo" and info.env_id == ENV and info.vecnormalize_path is not None
+    assert proc.stderr.strip().splitlines()[-1].startswith("train.py: error: cannot set up td3")
+    assert "n_steps_per_update" in proc.stderr and "Traceback" not in proc.stderr + proc.stdout

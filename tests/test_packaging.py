@@ -1,0 +1,69 @@
+"""The installed package: console scripts, package data, the listing command, the per-id docs pages."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import tomllib
+from pathlib import Path
+
+import gymnasium as gym
+import pytest
+import yaml
+
+import multispin_env  # noqa: F401  (registers the ids)
+from multispin_env.registration import ENV_IDS
+from multispin_env.scenarios import SCENARIOS
+
+REPO = Path(__file__).resolve().parents[1]
+PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+
+
+@pytest.mark.parametrize("name", ["multispin-train", "multispin-benchmark", "multispin-demo", "multispin-list"])
+def test_console_scripts_point_at_callables(name: str) -> None:
+    module, _, attr = PYPROJECT["project"]["scripts"][name].partition(":")
+    assert callable(getattr(importlib.import_module(module), attr))
+
+
+def test_package_data_ships_hyperparameters_and_type_markers() -> None:
+    data = PYPROJECT["tool"]["setuptools"]["package-data"]
+    assert "hyperparams/*.yml" in data["agents"]
+    for package in ("agents", "multispin_env", "baselines"):
+        assert "py.typed" in data[package] and (REPO / package / "py.typed").is_file()
+
+
+def test_project_files() -> None:
+    assert "MIT License" in (REPO / "LICENSE").read_text()
+    citation = yaml.safe_load((REPO / "CITATION.cff").read_text())
+    assert citation["license"] == "MIT" and "2606.04581" in str(citation["preferred-citation"])
+    assert "## Unreleased" in (REPO / "CHANGELOG.md").read_text()
+    assert "build/" in (REPO / ".gitignore").read_text().split()
+    assert PYPROJECT["project"]["urls"]
+
+
+def test_listing_has_one_line_per_id_and_preset(capsys: pytest.CaptureFixture[str]) -> None:
+    from agents.cli import list_main
+
+    assert list_main([]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 + len(ENV_IDS) + len(SCENARIOS)
+    for name in [*ENV_IDS, *SCENARIOS]:
+        assert sum(line.split()[0] == name for line in lines if line.startswith("  ")) == 1, name
+
+
+@pytest.mark.parametrize("env_id", list(ENV_IDS))
+def test_every_id_has_a_docs_page_linked_from_the_readme(env_id: str) -> None:
+    page = (REPO / "docs" / "envs" / f"{env_id}.md").read_text()
+    assert f"(docs/envs/{env_id}.md)" in (REPO / "README.md").read_text()
+    for section in ("## Description", "## Action space", "## Observation space", "## Reward", "## Starting state",
+                    "## Episode end", "## Arguments", "## Version history"):
+        assert section in page, section
+    env = gym.make(env_id)
+    (n_actions,) = env.action_space.shape
+    (n_obs,) = env.observation_space.shape
+    assert f"Box(-1, 1, ({n_actions},))" in page and f"Box(float32, ({n_obs},))" in page
+    # Every setting of the env is documented on its page.
+    for key in env.unwrapped.default_config():
+        if key != "homogeneous":  # fixed by the id
+            assert re.search(rf"`{key}`", page), key
+    assert env.spec.max_episode_steps is None and env.spec.reward_threshold is None  # episodes end on simulated time
