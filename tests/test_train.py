@@ -312,3 +312,19 @@ def test_cli_error_from_the_command_line_has_no_traceback(tmp_path: Path) -> Non
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("train.py: error: cannot set up td3")
     assert "n_steps_per_update" in proc.stderr and "Traceback" not in proc.stderr + proc.stdout
+
+
+@pytest.mark.slow
+def test_plain_rl_zoo3_trains_our_ids_with_the_goodput_callback(tmp_path: Path) -> None:
+    """``python -m rl_zoo3.train --gym-packages multispin_env -conf agents/hyperparams/ppo.yml``: the callback
+    named in the YAML builds its eval env from the training env's spec."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "rl_zoo3.train", "--algo", "ppo", "--env", ENV, "--gym-packages", "multispin_env",
+         "-conf", str(REPO / "agents" / "hyperparams" / "ppo.yml"), "-n", "1024", "--eval-freq", "512", "--eval-episodes", "2",
+         "--seed", "0", "-f", str(tmp_path / "zoo"), "--env-kwargs", "horizon:1.0", "-params", "n_envs:2", "n_steps:256"],
+        capture_output=True, text=True, env=zoo_env(), cwd=tmp_path, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "baseline het-opt-oracle" in proc.stdout and "eval at 0 steps: goodput" in proc.stdout
+    (run,) = (tmp_path / "zoo" / "ppo").glob(f"{ENV}_*")
+    assert (run / f"{ENV}.zip").is_file() and (run / "evaluations.npz").is_file()
