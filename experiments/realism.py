@@ -107,11 +107,11 @@ FULL = RealismConfig(
     populations=20,
     knees=(0.0, 8.0, 16.0, 24.0, 32.0, 48.0, 64.0, 128.0, 256.0),
     deadlines=(None, 0.5, 0.2, 0.1, 0.075, 0.05, 0.035, 0.02),
-    mc_populations=3,
-    mc_episodes=2,
+    mc_populations=4,
+    mc_episodes=3,
     mc_horizon_s=10.0,
     energy_users=4,
-    energy_populations=10,
+    energy_populations=20,
     energy_prices=(0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0),
 )
 
@@ -215,7 +215,8 @@ def deadline_mc_rows(cfg: RealismConfig) -> list[dict[str, Any]]:
     """Monte-Carlo goodput of het-opt-oracle and het-opt-static in ``MultiSpin-Heterogeneous-v0`` with Rayleigh
     fading on and ``upload_deadline`` = U (iid acceptance, the env's fixed population of ``population_seed``):
     one row per episode, goodput = tokens / clock, ``dropped_fraction`` = dropped uploads / drafting user-rounds
-    (info["dropped"] over L_k > 0)."""
+    (info["dropped"] over L_k > 0), ``planned_goodput`` = the expected goodput (eq. (5)) of the policy's first
+    plan (for het-opt-static: the analytic optimum of the population on the mean channel)."""
     import gymnasium as gym
 
     import multispin_env  # noqa: F401  (registers the environments)
@@ -236,8 +237,13 @@ def deadline_mc_rows(cfg: RealismConfig) -> list[dict[str, Any]]:
                         policy.reset()
                         tokens = drafting = dropped = rounds = 0
                         longest = 0.0
+                        planned = math.nan
                         while True:
                             action, _ = policy.predict(obs)
+                            if math.isnan(planned) and policy.last_allocation is not None:
+                                # Expected goodput of the first round's plan: for het-opt-static that is the
+                                # analytic optimum of this population on the mean channel (fading off).
+                                planned = float(policy.last_allocation.goodput)
                             obs, _, terminated, truncated, info = env.step(action)
                             tokens += int(np.sum(info["tokens"]))
                             drafting += int(np.count_nonzero(info["draft_lengths"]))
@@ -251,6 +257,7 @@ def deadline_mc_rows(cfg: RealismConfig) -> list[dict[str, Any]]:
                             "deadline_s": math.inf if deadline is None else float(deadline),
                             "population": pop, "episode": episode, "policy": name, "rounds": rounds,
                             "goodput": tokens / float(info["clock"]),
+                            "planned_goodput": planned,
                             "dropped_fraction": dropped / drafting if drafting else 0.0,
                             "longest_round_s": longest,
                         })
@@ -507,7 +514,12 @@ def plot_energy(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
                 continue
             label = "het-opt, L_max capped" if method == "cap" else "exact argmax G - w P (price w)"
             ax.plot([r["device_power_w"] for r in sub], [r["goodput"] for r in sub], style, color=colour, label=label)
+            last: tuple[float, float] | None = None
             for r in sub:
+                here = (r["device_power_w"], r["goodput"])
+                if last is not None and abs(here[0] - last[0]) < 0.05 and abs(here[1] - last[1]) < 0.5:
+                    continue  # a cap beyond the optimum's lengths (or a price too low to bind) repeats the point
+                last = here
                 text = f"{r['max_draft']}" if method == "cap" else f"w={r['price_tokens_per_j']:g}"
                 ax.annotate(text, (r["device_power_w"], r["goodput"]), fontsize=6, xytext=(3, -8 if method == "cap"
                             else 3), textcoords="offset points", color=colour)

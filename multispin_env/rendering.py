@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 if TYPE_CHECKING:
     from multispin_env.core import MultiSpinCore
 
-__all__ = ["render_ansi", "render_rgb"]
+__all__ = ["render_ansi", "render_figure", "render_rgb"]
 
 
 def render_ansi(core: MultiSpinCore, index: int = 0) -> str:
@@ -45,13 +45,10 @@ def render_ansi(core: MultiSpinCore, index: int = 0) -> str:
     return "\n".join(lines)
 
 
-def render_rgb(core: MultiSpinCore, index: int = 0) -> NDArray[np.uint8]:
-    """An RGB image (H, W, 3) of system ``index``'s last round (needs matplotlib, the ``render`` extra)."""
+def render_figure(core: MultiSpinCore, index: int = 0):  # -> matplotlib.figure.Figure
+    """The matplotlib Figure of :func:`render_rgb` (needs matplotlib, the ``render`` extra): draft lengths and
+    tokens per user (left), bandwidth shares (right); before the first round a note instead of empty axes."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg", force=False)
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as exc:  # pragma: no cover - depends on the optional extra
         from gymnasium.error import DependencyNotInstalled
@@ -59,8 +56,8 @@ def render_rgb(core: MultiSpinCore, index: int = 0) -> NDArray[np.uint8]:
         raise DependencyNotInstalled('rgb_array rendering needs matplotlib: pip install "multispin-env[render]"') from exc
     users = np.arange(core.num_users)
     outcome = core.last_outcome
+    # constrained layout: each panel's labels get their own room (no y-label over the other panel)
     figure = Figure(figsize=(6.4, 3.6), dpi=80, layout="constrained")
-    canvas = FigureCanvasAgg(figure)
     left, right = figure.subplots(1, 2)
     if outcome is None:  # before the first round: say so instead of drawing empty axes
         for axes in (left, right):
@@ -77,5 +74,13 @@ def render_rgb(core: MultiSpinCore, index: int = 0) -> NDArray[np.uint8]:
     right.set_ylabel("bandwidth share b_k")
     right.set_ylim(0, 1)
     figure.suptitle(f"clock {core.clock[index]:.3f} s", fontsize="small")
+    return figure
+
+
+def render_rgb(core: MultiSpinCore, index: int = 0) -> NDArray[np.uint8]:
+    """An RGB image (H, W, 3) of system ``index``'s last round (needs matplotlib, the ``render`` extra)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(render_figure(core, index))
     canvas.draw()
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()

@@ -584,3 +584,26 @@ def test_render_modes():
 def test_package_exports():
     assert multispin_env.MultiSpinEnv is MultiSpinEnv
     assert hasattr(multispin_env, "MultiSpinVectorEnv")
+
+
+def test_rgb_render_labels_do_not_overlap_and_say_when_no_round_was_played():
+    """Issue 10: the y-label of the right panel sat over the left panel, and the axes were empty before the
+    first step."""
+    from multispin_env.rendering import render_figure
+
+    env = make(HET, render_mode="rgb_array")
+    env.reset(seed=0)
+    figure = render_figure(env.unwrapped.core)
+    assert [t.get_text() for a in figure.axes for t in a.texts] == ["no round played yet"] * 2
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(figure).draw()
+    left, right = figure.axes
+    renderer = figure.canvas.get_renderer()
+    label = right.yaxis.label.get_window_extent(renderer)
+    assert label.x0 >= left.get_window_extent(renderer).x1  # the right panel's y-label is right of the left axes
+    env.step(env.action_space.sample())
+    frame = env.render()
+    assert frame.ndim == 3 and frame.shape[2] == 3
+    figure = render_figure(env.unwrapped.core)
+    assert not any(a.texts for a in figure.axes) and len(figure.axes[0].patches) == 2 * env.unwrapped.num_users
