@@ -397,16 +397,19 @@ def summarise(knee: Sequence[Mapping[str, Any]], deadline: Sequence[Mapping[str,
     for x in het_g:
         lines.append(f"| {x:g} | {het_g[x]:.1f} | {het_l[x]:.2f} | {hom_g[x]:.1f} | {hom_l[x]:.2f} |")
     lines += ["", "| deadline (s) | het-opt goodput, fading off | het-opt mean L | hom-opt goodput | "
-              + " | ".join(f"{p} MC goodput, fading on | {p} dropped" for p in MC_POLICIES) + " |",
-              "|---|---:|---:|---:|" + "---:|---:|" * len(MC_POLICIES)]
+              + " | ".join(f"{p} MC goodput, fading on | {p} dropped" for p in MC_POLICIES)
+              + " | het-opt-static plan, expected (MC populations, mean channel) |",
+              "|---|---:|---:|---:|" + "---:|---:|" * len(MC_POLICIES) + "---:|"]
     het_g = _means(deadline, "deadline", "goodput", solver="het-opt")
     het_l = _means(deadline, "deadline", "mean_draft_length", solver="het-opt")
     hom_g = _means(deadline, "deadline", "goodput", solver="hom-opt")
     mc_g = {p: _means(mc, "deadline", "goodput", policy=p) for p in MC_POLICIES}
     mc_d = {p: _means(mc, "deadline", "dropped_fraction", policy=p) for p in MC_POLICIES}
+    planned = _means(mc, "deadline", "planned_goodput", policy="het-opt-static")
     for x in het_g:
         cells = " | ".join(f"{mc_g[p].get(x, math.nan):.1f} | {mc_d[p].get(x, math.nan):.1%}" for p in MC_POLICIES)
-        lines.append(f"| {x} | {het_g[x]:.1f} | {het_l[x]:.2f} | {hom_g[x]:.1f} | {cells} |")
+        lines.append(f"| {x} | {het_g[x]:.1f} | {het_l[x]:.2f} | {hom_g[x]:.1f} | {cells} | "
+                     f"{planned.get(x, math.nan):.1f} |")
     lines += ["", "| method | K | L_max | price w (tok/J) | goodput (tok/s) | device power (W) | energy/round (J) | "
               "tokens/J | Pareto (method) | Pareto (both) |", "|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for r in energy:
