@@ -31,8 +31,10 @@ from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
 import json
 import math
+import socket
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -165,6 +167,20 @@ def env_spec(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     return RAY_SINGLE_ENV, config
 
 
+def check_address(address: str, timeout: float = 5.0) -> None:
+    """Fail fast (RLlibError) if a ``host:port`` / ``ray://host:port`` Ray address does not accept connections
+    (``ray.init`` would retry for minutes); ``auto`` and addresses without a port are left to Ray."""
+    if address == "auto":
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise RLlibError(f"could not connect to Ray at {address!r}: {exc.strerror or exc}") from exc
+
+
 def build_config(args: argparse.Namespace) -> Any:
     """The PPOConfig of the command's arguments (new API stack: RLModule, EnvRunners, Learner)."""
     from ray.rllib.algorithms.ppo import PPOConfig
@@ -196,15 +212,24 @@ def build_config(args: argparse.Namespace) -> Any:
             entropy_coeff=0.0,
             kl_coeff=0.0,  # SB3's PPO has no KL penalty
         )
-        .rl_module(model_config=DefaultModelConfig(fcnet_hiddens=[64, 64], fcnet_activation="tanh",
-                                                   vf_share_layers=False))
         .debugging(seed=args.seed, log_level="ERROR")
     )
+    model = dataclasses.asdict(DefaultModelConfig(fcnet_hiddens=[64, 64], fcnet_activation="tanh",
+                                                  vf_share_layers=False))
+    module_spec = RLModuleSpec()
+    if args.log_std_init is not None:  # SB3's free, state-independent log-std (agents/rllib_module.py)
+        from agents.rllib_module import FreeStdPPOModule
+
+        model.update(free_log_std=True, log_std_init=args.log_std_init)
+        module_spec = RLModuleSpec(module_class=FreeStdPPOModule)
     if env_name == RAY_MULTI_ENV:
         config = config.multi_agent(
             policies={SHARED_MODULE},
             policy_mapping_fn=lambda agent_id, *_, **__: SHARED_MODULE,
-        ).rl_module(rl_module_spec=MultiRLModuleSpec(rl_module_specs={SHARED_MODULE: RLModuleSpec()}))
+        ).rl_module(model_config=model, rl_module_spec=MultiRLModuleSpec(rl_module_specs={SHARED_MODULE:
+                                                                                          module_spec}))
+    else:
+        config = config.rl_module(model_config=model, rl_module_spec=module_spec)
     return config
 
 
@@ -428,6 +453,8 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--gamma", type=float, default=0.999)
     p.add_argument("--gae-lambda", type=float, default=0.5)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--log-std-init", type=float, default=None, help="free, state-independent log-std starting "
+                   "here (SB3's; its ppo.yml uses -1); default: RLlib's state-dependent log-std")
     p.add_argument("--no-horizon-termination", dest="horizon_termination", action="store_false",
                    help="keep the truncation at the horizon (RLlib bootstraps the value there)")
     p.add_argument("--save-freq", type=_non_negative, default=0, help="also checkpoint every N iterations (0: only "
@@ -444,6 +471,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         env_spec(args)  # bad settings fail here, in one line, before Ray starts
+        if args.address:
+            check_address(args.address)
     except RLlibError as exc:
         print(f"multispin-rllib: error: {exc}", file=sys.stderr)
         return 2

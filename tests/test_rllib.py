@@ -64,6 +64,7 @@ def test_horizon_termination_pro_rates_the_last_round() -> None:
         (["--minibatch", "512", "--train-batch", "256"], "exceeds --train-batch"),
         (["--iterations", "0"], "expected an integer >= 1"),
         (["--reward-mode", "greedy"], "invalid choice"),
+        (["--address", "127.0.0.1:1"], "could not connect to Ray at '127.0.0.1:1'"),
     ],
 )
 def test_cli_errors_are_one_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -90,7 +91,7 @@ def test_rllib_trains_and_the_policy_evaluates_next_to_baselines(env: str, tmp_p
     out = tmp_path / "run"
     argv = ["--env", env, *TINY, "--save-freq", "1", "-o", str(out)]
     if env == "multiagent":
-        argv += ["--reward-mode", "selfish"]
+        argv += ["--reward-mode", "selfish", "--log-std-init", "-1"]
     assert main(argv) == 0
     record = json.loads((out / "run.json").read_text())
     assert len(record["iterations"]) == 2
@@ -101,6 +102,9 @@ def test_rllib_trains_and_the_policy_evaluates_next_to_baselines(env: str, tmp_p
 
     policy = load_policy(out)
     assert policy.per_user == (env == "multiagent")
+    if env == "multiagent":  # SB3's free log-std, started at -1 and trained for 2 short iterations
+        assert type(policy.module).__name__ == "FreeStdPPOModule"
+        assert np.allclose(policy.module.pi.log_std.detach().numpy(), -1.0, atol=0.2)
     env_id, settings = eval_env_id(out)
     assert env_id == "MultiSpin-Heterogeneous-v0"
     eval_env = gym.make(env_id, **settings)
