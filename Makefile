@@ -34,7 +34,7 @@ $(RLLIB_STAMP): pyproject.toml constraints.txt
 	touch $(RLLIB_STAMP)
 
 test-rllib: $(RLLIB_STAMP)
-	$(RLLIB_PY) -m pytest -q -o addopts="" tests/test_rllib.py tests/test_multiagent.py
+	$(RLLIB_PY) -m pytest -q -o addopts="" tests/test_rllib.py tests/test_multiagent.py tests/test_sweep.py
 
 bench: setup
 	$(PY) benchmarks/bench_solvers.py

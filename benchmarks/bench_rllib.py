@@ -64,8 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     oracle = results[ORACLE].goodputs
     rows = []
     print(f"{args.env} {args.env_kwargs}, seeds {seeds[0]}..{seeds[-1]}")
-    print(f"| policy | goodput (tokens/s) | share of {ORACLE} | training env steps | training wall s |")
-    print("|---|---:|---:|---:|---:|")
+    print(f"| policy | goodput (tokens/s) | share of {ORACLE} | mean L | bandwidth HHI | training rounds | "
+          "training wall s |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name, result in results.items():
         mean, half = result.goodput_ci()
         share, share_half = mean_ci(result.goodputs / oracle)
@@ -73,9 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         steps = info.get("env_steps")
         wall = info.get("wall_s")
         print(f"| {name} | {mean:.2f} +- {half:.2f} | {100 * share:.1f}% +- {100 * share_half:.1f}% | "
-              f"{'' if steps is None else f'{steps:.0f}'} | {'' if wall is None else f'{wall:.0f}'} |")
+              f"{result.mean_draft_length:.2f} | {result.bandwidth_hhi:.2f} | {'' if steps is None else f'{steps:.0f}'} | {'' if wall is None else f'{wall:.0f}'} |")
         rows.append({"policy": name, **info, "goodput_mean": mean, "goodput_ci95": half, "share_of_oracle": share,
                      "share_ci95": share_half, "mean_draft_length": result.mean_draft_length,
+                     "bandwidth_hhi": result.bandwidth_hhi,
                      "goodputs": result.goodputs.tolist()})
     if args.output:
         out = Path(args.output)
