@@ -73,8 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         info = meta[name]
         steps = info.get("env_steps")
         wall = info.get("wall_s")
+        steps_text = "" if steps is None else f"{steps:.0f}"
+        wall_text = "" if wall is None else f"{wall:.0f}"
         print(f"| {name} | {mean:.2f} +- {half:.2f} | {100 * share:.1f}% +- {100 * share_half:.1f}% | "
-              f"{result.mean_draft_length:.2f} | {result.bandwidth_hhi:.2f} | {'' if steps is None else f'{steps:.0f}'} | {'' if wall is None else f'{wall:.0f}'} |")
+              f"{result.mean_draft_length:.2f} | {result.bandwidth_hhi:.2f} | {steps_text} | {wall_text} |")
         rows.append({"policy": name, **info, "goodput_mean": mean, "goodput_ci95": half, "share_of_oracle": share,
                      "share_ci95": share_half, "mean_draft_length": result.mean_draft_length,
                      "bandwidth_hhi": result.bandwidth_hhi,
