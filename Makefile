@@ -4,14 +4,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup test test-slow demo bench findings findings-docs clean
+.PHONY: setup test test-slow test-rllib demo bench findings findings-docs clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,train,render]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,train,render,multiagent]"
 	touch $(STAMP)
 
 test: setup
@@ -19,6 +19,21 @@ test: setup
 
 test-slow: setup
 	$(PY) -m pytest -n 2 -q -m slow
+	$(MAKE) test-rllib
+
+# Ray RLlib pins gymnasium==1.2.2, so its tests run in a venv of their own.
+RLLIB_VENV ?= .venv-rllib
+RLLIB_PY := $(RLLIB_VENV)/bin/python
+RLLIB_STAMP := $(RLLIB_VENV)/.installed-stamp
+
+$(RLLIB_STAMP): pyproject.toml constraints.txt
+	test -x $(RLLIB_PY) || $(PYTHON) -m venv $(RLLIB_VENV)
+	$(RLLIB_PY) -m pip install --quiet --upgrade pip
+	$(RLLIB_PY) -m pip install --quiet -c constraints.txt -e ".[dev,rllib,multiagent]"
+	touch $(RLLIB_STAMP)
+
+test-rllib: $(RLLIB_STAMP)
+	$(RLLIB_PY) -m pytest -q -o addopts="" tests/test_rllib.py tests/test_multiagent.py tests/test_sweep.py
 
 bench: setup
 	$(PY) benchmarks/bench_solvers.py
@@ -35,4 +50,4 @@ demo: setup
 	$(PY) -m agents.demo
 
 clean:
-	rm -rf $(VENV) results .pytest_cache .hypothesis
+	rm -rf $(VENV) $(RLLIB_VENV) results .pytest_cache .hypothesis

@@ -130,7 +130,16 @@ def _evaluate_spec(spec: PolicySpec, env_id: str, env_kwargs: dict[str, Any], se
 
 
 def load_agent_policy(path: str | Path, env: Any, name: str = "agent") -> Any:
-    """A saved agent (run folder or .zip) as an :class:`~agents.evaluation.AgentPolicy` for single ``env``."""
+    """A saved agent as a policy for single ``env``: an SB3 run folder or .zip (an
+    :class:`~agents.evaluation.AgentPolicy`), or an RLlib run dir of ``agents.rllib`` (its ``run.json``; needs
+    the ``rllib`` extra), so that both are benchmarked on the same seeds next to the analytic policies."""
+    if (Path(path) / "run.json").is_file():
+        from agents.rllib import RLlibError, load_policy
+
+        try:
+            return load_policy(path, name)
+        except (ImportError, RLlibError) as exc:
+            raise BenchmarkError(f"cannot load the RLlib run {path}: {exc}") from exc
     from rl_zoo3.utils import ALGOS
     from stable_baselines3.common.vec_env import VecNormalize
 

@@ -1,0 +1,497 @@
+"""Ray RLlib PPO on the MultiSpin envs: the single-agent ids, and the per-user multi-agent env with one shared policy.
+
+    python -m agents.rllib --env MultiSpin-Heterogeneous-v0 --iterations 50 --env-kwargs fading:False -o logs/rllib/het
+    python -m agents.rllib --env multiagent --reward-mode selfish --num-env-runners 2 --envs-per-runner 4
+    python -m agents.rllib --address ray://head:10001 ...        # join a running Ray cluster (local Ray otherwise)
+
+Needs the optional extra ``multispin-env[rllib]`` (``ray[rllib]``, which pins gymnasium==1.2.2: ``make test-slow``
+installs it into its own venv ``.venv-rllib``). On a cluster every node needs multispin-env installed.
+
+``--env`` is a registered id (``MultiSpin-Heterogeneous-v0``, ``MultiSpin-Homogeneous-v0``) or ``multiagent``
+(:func:`multispin_env.multiagent.parallel_env`, every user an agent, all agents mapped to one shared module
+``shared``: parameter sharing). The envs are registered for Ray's workers with ``ray.tune.registry.register_env``
+(Gymnasium's registry is per process; the creators import multispin_env in the worker).
+
+Training uses the SB3 PPO hyperparameters of ``agents/hyperparams/ppo.yml`` for the heterogeneous id (1024 env
+steps per iteration, minibatches of 256, 10 epochs, lr 1e-3, gamma 0.999, GAE lambda 0.5, clip 0.2, 64x64 tanh
+MLPs) and, like its ``VecHorizonTermination``, treats the end of the horizon as a termination with the last round
+pro-rated (``--no-horizon-termination`` keeps RLlib's truncation bootstrap), so the return is goodput x horizon.
+
+Output dir (``-o``, default ``logs/rllib/<env>_<n>``): ``run.json`` (arguments, env settings, per-iteration
+summaries), ``checkpoint/`` (the latest, ``Algorithm.save_to_path``), ``checkpoints/iter_NNNNNN`` every
+``--save-freq`` iterations, and TensorBoard event files in ``tb/`` (``tensorboard --logdir DIR/tb``).
+
+:class:`RLlibPolicy` (``load_policy(run_dir)``) wraps a trained module in SB3's ``predict`` so it can be evaluated
+with :func:`agents.evaluation.evaluate` next to SB3 agents and the analytic baselines on the same seeds; a shared
+per-user module acts on the single heterogeneous env (each user's observation is cut out of the full one), so
+centralised and decentralised policies are compared on identical episodes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import json
+import math
+import socket
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+__all__ = [
+    "MULTIAGENT", "RLlibPolicy", "build_config", "load_policy", "main", "per_user_observations",
+    "register_ray_envs",
+]
+
+#: ``--env`` value of the per-user multi-agent env.
+MULTIAGENT = "multiagent"
+SINGLE_IDS = ("MultiSpin-Heterogeneous-v0", "MultiSpin-Homogeneous-v0")
+RAY_SINGLE_ENV = "multispin-single"
+RAY_MULTI_ENV = "multispin-multiagent"
+SHARED_MODULE = "shared"
+SINGLE_MODULE = "default_policy"
+
+
+class RLlibError(ValueError):
+    """A one-line user error of the command."""
+
+
+# ----------------------------------------------------------------------------- envs
+class HorizonTermination(gym.Wrapper):
+    """The end of the simulated horizon as a termination, the last round's reward pro-rated to the part of its
+    latency before the horizon (the Gymnasium twin of :class:`agents.wrappers.VecHorizonTermination`)."""
+
+    def step(self, action: Any) -> Any:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if truncated:
+            reward = reward * _pro_rata(info, self.env.unwrapped.config.horizon)
+            terminated, truncated = True, False
+        return obs, reward, terminated, truncated, info
+
+
+def _pro_rata(info: Mapping[str, Any], horizon: float) -> float:
+    latency = float(info.get("latency", 0.0))
+    if latency <= 0.0:
+        return 1.0
+    start = float(info["clock"]) - latency
+    return min(max((horizon - start) / latency, 0.0), 1.0)
+
+
+def make_single_env(env_config: Mapping[str, Any]) -> gym.Env:
+    """RLlib env creator of a registered id: ``{"env_id", "settings", "horizon_termination"}``."""
+    import multispin_env  # noqa: F401  (registers the ids in this worker's Gymnasium registry)
+
+    env = gym.make(env_config["env_id"], **dict(env_config.get("settings", {})))
+    return HorizonTermination(env) if env_config.get("horizon_termination", True) else env
+
+
+def make_multi_env(env_config: Mapping[str, Any]) -> Any:
+    """RLlib env creator of the per-user env: ``{"settings", "reward_mode", "horizon_termination"}``."""
+    from ray.rllib.env.wrappers.pettingzoo_env import ParallelPettingZooEnv
+
+    from multispin_env.multiagent import parallel_env
+
+    env = parallel_env(reward_mode=env_config.get("reward_mode", "shared"), **dict(env_config.get("settings", {})))
+    if env_config.get("horizon_termination", True):
+        env = _ParallelHorizonTermination(env)
+    return ParallelPettingZooEnv(env)
+
+
+class _ParallelHorizonTermination:
+    """:class:`HorizonTermination` for the ParallelEnv (attribute access falls through to the env)."""
+
+    def __init__(self, env: Any) -> None:
+        self.env = env
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.env, name)
+
+    def step(self, actions: Any) -> Any:
+        obs, rewards, terminations, truncations, infos = self.env.step(actions)
+        if any(truncations.values()):
+            horizon = self.env.config.horizon
+            rewards = {a: r * _pro_rata(infos[a], horizon) for a, r in rewards.items()}
+            terminations = {a: True for a in terminations}
+            truncations = {a: False for a in truncations}
+        return obs, rewards, terminations, truncations, infos
+
+
+def register_ray_envs() -> None:
+    """Register both env creators under :data:`RAY_SINGLE_ENV` / :data:`RAY_MULTI_ENV` for Ray's workers."""
+    from ray.tune.registry import register_env
+
+    register_env(RAY_SINGLE_ENV, make_single_env)
+    register_env(RAY_MULTI_ENV, make_multi_env)
+
+
+# --------------------------------------------------------------------------- config
+def parse_env_kwargs(items: Sequence[str]) -> dict[str, Any]:
+    """``key:value`` pairs, values as Python literals (``fading:False``, ``num_users:8``, ``scenario:'base'``)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition(":")
+        if not sep or not key:
+            raise RLlibError(f"--env-kwargs entries are key:value, got {item!r}")
+        try:
+            out[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            out[key] = text  # a bare word: a string
+    return out
+
+
+def env_spec(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
+    """The Ray env name and its env_config; validates the settings here (one-line error) by building one env."""
+    settings = parse_env_kwargs(args.env_kwargs)
+    config: dict[str, Any] = {"settings": settings, "horizon_termination": args.horizon_termination}
+    try:
+        if args.env == MULTIAGENT:
+            config["reward_mode"] = args.reward_mode
+            from multispin_env.multiagent import parallel_env
+
+            parallel_env(reward_mode=args.reward_mode, **settings).close()
+            return RAY_MULTI_ENV, config
+        if args.env not in SINGLE_IDS:
+            raise RLlibError(f"--env must be one of {[*SINGLE_IDS, MULTIAGENT]}, got {args.env!r}")
+        config["env_id"] = args.env
+        make_single_env(config).close()
+    except RLlibError:
+        raise
+    except ValueError as exc:
+        raise RLlibError(f"bad env setting: {exc}") from exc
+    return RAY_SINGLE_ENV, config
+
+
+def check_address(address: str, timeout: float = 5.0) -> None:
+    """Fail fast (RLlibError) if a ``host:port`` / ``ray://host:port`` Ray address does not accept connections
+    (``ray.init`` would retry for minutes); ``auto`` and addresses without a port are left to Ray."""
+    if address == "auto":
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise RLlibError(f"could not connect to Ray at {address!r}: {exc.strerror or exc}") from exc
+
+
+def build_config(args: argparse.Namespace) -> Any:
+    """The PPOConfig of the command's arguments (new API stack: RLModule, EnvRunners, Learner)."""
+    from ray.rllib.algorithms.ppo import PPOConfig
+    from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+    from ray.rllib.core.rl_module.multi_rl_module import MultiRLModuleSpec
+    from ray.rllib.core.rl_module.rl_module import RLModuleSpec
+
+    env_name, env_config = env_spec(args)
+    config = (
+        PPOConfig()
+        .environment(env_name, env_config=env_config)
+        .framework("torch")
+        .env_runners(
+            num_env_runners=args.num_env_runners,
+            num_envs_per_env_runner=args.envs_per_runner,
+            rollout_fragment_length="auto",
+            num_cpus_per_env_runner=args.cpus_per_runner,
+        )
+        .learners(num_learners=0)
+        .training(
+            train_batch_size_per_learner=args.train_batch,
+            minibatch_size=args.minibatch,
+            num_epochs=args.epochs,
+            lr=args.lr,
+            gamma=args.gamma,
+            lambda_=args.gae_lambda,
+            clip_param=0.2,
+            vf_clip_param=1e6,  # returns are tokens x reward_scale (tens): no value clipping, as SB3
+            entropy_coeff=0.0,
+            kl_coeff=0.0,  # SB3's PPO has no KL penalty
+        )
+        .debugging(seed=args.seed, log_level="ERROR")
+    )
+    model = dataclasses.asdict(DefaultModelConfig(fcnet_hiddens=[64, 64], fcnet_activation="tanh",
+                                                  vf_share_layers=False))
+    module_spec = RLModuleSpec()
+    if args.log_std_init is not None:  # SB3's free, state-independent log-std (agents/rllib_module.py)
+        from agents.rllib_module import FreeStdPPOModule
+
+        model.update(free_log_std=True, log_std_init=args.log_std_init)
+        module_spec = RLModuleSpec(module_class=FreeStdPPOModule)
+    if env_name == RAY_MULTI_ENV:
+        config = config.multi_agent(
+            policies={SHARED_MODULE},
+            policy_mapping_fn=lambda agent_id, *_, **__: SHARED_MODULE,
+        ).rl_module(model_config=model, rl_module_spec=MultiRLModuleSpec(rl_module_specs={SHARED_MODULE:
+                                                                                          module_spec}))
+    else:
+        config = config.rl_module(model_config=model, rl_module_spec=module_spec)
+    return config
+
+
+# ---------------------------------------------------------------------------- train
+def _summary(result: Mapping[str, Any]) -> dict[str, float]:
+    """Scalars of one ``algo.train()`` result worth logging (missing ones are nan)."""
+    runners = result.get("env_runners", {})
+    learners = result.get("learners", {})
+    learner = learners.get(SHARED_MODULE) or learners.get(SINGLE_MODULE) or {}
+    return {
+        "env_steps": float(result.get("num_env_steps_sampled_lifetime", runners.get("num_env_steps_sampled_lifetime",
+                                                                                   math.nan))),
+        "episode_return_mean": float(runners.get("episode_return_mean", math.nan)),
+        "episode_len_mean": float(runners.get("episode_len_mean", math.nan)),
+        "policy_loss": float(learner.get("policy_loss", math.nan)),
+        "vf_loss": float(learner.get("vf_loss", math.nan)),
+        "entropy": float(learner.get("entropy", math.nan)),
+        "time_this_iter_s": float(result.get("time_this_iter_s", math.nan)),
+    }
+
+
+def next_run_dir(root: Path, env: str) -> Path:
+    name = "multiagent" if env == MULTIAGENT else env.split("-")[1].lower()
+    n = 1
+    while (root / f"{name}_{n}").exists():
+        n += 1
+    return root / f"{name}_{n}"
+
+
+def train(args: argparse.Namespace) -> Path:
+    """Train as the arguments say; returns the output dir (see the module docstring for its layout)."""
+    import ray
+    from tensorboardX import SummaryWriter
+
+    out = Path(args.output) if args.output else next_run_dir(Path("logs/rllib"), args.env)
+    config = build_config(args)  # validates the env settings before Ray starts
+    out.mkdir(parents=True, exist_ok=True)
+    if args.address:
+        try:
+            ray.init(address=args.address, log_to_driver=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise RLlibError(f"could not connect to Ray at {args.address!r}: {first}") from exc
+    else:
+        ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False)
+    register_ray_envs()
+    record: dict[str, Any] = {
+        "env": args.env,
+        "env_config": config.env_config,
+        "module_id": SHARED_MODULE if args.env == MULTIAGENT else SINGLE_MODULE,
+        "args": {k: v for k, v in vars(args).items() if k != "func"},
+        "iterations": [],
+    }
+    writer = SummaryWriter(str(out / "tb"))
+    start = time.perf_counter()
+    try:
+        algo = config.build_algo()
+        for iteration in range(1, args.iterations + 1):
+            summary = _summary(algo.train())
+            summary["wall_s"] = time.perf_counter() - start
+            record["iterations"].append(summary)
+            step = int(summary["env_steps"]) if math.isfinite(summary["env_steps"]) else iteration
+            for key, value in summary.items():
+                if math.isfinite(value):
+                    writer.add_scalar(f"rllib/{key}", value, step)
+            print(f"iter {iteration:4d}  env steps {summary['env_steps']:>9.0f}  "
+                  f"return {summary['episode_return_mean']:8.3f}  {summary['wall_s']:7.1f} s", flush=True)
+            if args.save_freq and iteration % args.save_freq == 0:
+                algo.save_to_path(str((out / "checkpoints" / f"iter_{iteration:06d}").resolve()))
+        algo.save_to_path(str((out / "checkpoint").resolve()))
+        record["wall_s"] = time.perf_counter() - start
+        algo.stop()
+    finally:
+        writer.close()
+        (out / "run.json").write_text(json.dumps(record, indent=1, default=str))
+        ray.shutdown()
+    print(f"saved {out / 'checkpoint'} ({record.get('wall_s', math.nan):.1f} s)")
+    return out
+
+
+# ---------------------------------------------------------------------------- policy
+def per_user_observations(observation: Any, num_users: int) -> np.ndarray:
+    """The per-user observations (K, 7) of :mod:`multispin_env.multiagent` cut out of a single env's (5K + 1,)
+    observation: own channel, draft time, acceptance, last length, last tokens, time left, drafting users / K."""
+    obs = np.asarray(observation, dtype=np.float32)
+    k = num_users
+    if obs.shape != (5 * k + 1,):
+        raise ValueError(f"observation must have {5 * k + 1} entries, got shape {obs.shape}")
+    own = obs[: 5 * k].reshape(5, k).T  # fields in OBSERVATION_FIELDS order, users within each
+    out = np.empty((k, 7), dtype=np.float32)
+    out[:, :5] = own
+    out[:, 5] = obs[5 * k]
+    out[:, 6] = np.count_nonzero(own[:, 3] > 0) / k
+    return out
+
+
+class RLlibPolicy:
+    """A trained RLlib module with SB3's ``predict(obs, state=None, episode_start=None, deterministic=True)``.
+
+    :param module: a torch RLModule (``RLModule.from_checkpoint``)
+    :param per_user: the module is the shared per-user policy of the multi-agent env; ``predict`` then takes a
+        single heterogeneous env's observation (5K + 1,) and returns its joint action (2K,), or takes a dict
+        ``{agent: obs}`` of :mod:`multispin_env.multiagent` and returns ``{agent: action}``
+    :param num_users: K (needed with ``per_user``)
+    :param name: the policy's name in reports
+
+    Deterministic actions are the Gaussian's mean, stochastic ones a sample; both clipped into [-1, 1].
+    """
+
+    def __init__(self, module: Any, per_user: bool = False, num_users: int | None = None, name: str = "rllib"):
+        if per_user and not num_users:
+            raise ValueError("num_users is needed for a per-user module")
+        self.module = module
+        self.per_user = per_user
+        self.num_users = num_users
+        self.name = name
+
+    def reset(self) -> None:
+        """Nothing to forget (MLP modules are stateless)."""
+
+    def _act(self, batch: np.ndarray, deterministic: bool) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            out = self.module.forward_inference({"obs": torch.as_tensor(batch, dtype=torch.float32)})
+            dist = self.module.get_inference_action_dist_cls().from_logits(out["action_dist_inputs"])
+            if deterministic:
+                dist = dist.to_deterministic()
+            action = dist.sample().cpu().numpy()
+        return np.clip(action, -1.0, 1.0).astype(np.float32)
+
+    def predict(
+        self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = True
+    ) -> tuple[Any, Any]:
+        if isinstance(observation, Mapping):
+            agents = list(observation)
+            actions = self._act(np.stack([observation[a] for a in agents]), deterministic)
+            return dict(zip(agents, actions, strict=True)), state
+        obs = np.asarray(observation, dtype=np.float32)
+        if self.per_user:
+            assert self.num_users is not None
+            if obs.ndim == 2:  # a batch of single-env observations
+                return np.stack([self.predict(o, deterministic=deterministic)[0] for o in obs]), state
+            actions = self._act(per_user_observations(obs, self.num_users), deterministic)  # (K, 2)
+            return np.concatenate([actions[:, 0], actions[:, 1]]), state
+        batch = obs[None] if obs.ndim == 1 else obs
+        actions = self._act(batch, deterministic)
+        return (actions[0] if obs.ndim == 1 else actions), state
+
+
+def load_policy(run_dir: str | Path, name: str | None = None) -> RLlibPolicy:
+    """The policy of a run dir written by :func:`train` (its ``checkpoint/``), without starting Ray."""
+    from ray.rllib.core.rl_module.rl_module import RLModule
+
+    run = Path(run_dir)
+    meta_path = run / "run.json"
+    if not meta_path.is_file():
+        raise RLlibError(f"{run} is not an agents.rllib run dir (no run.json)")
+    meta = json.loads(meta_path.read_text())
+    module_dir = run / "checkpoint" / "learner_group" / "learner" / "rl_module" / meta["module_id"]
+    if not module_dir.is_dir():
+        raise RLlibError(f"no trained module at {module_dir}")
+    module = RLModule.from_checkpoint(str(module_dir.resolve()))
+    per_user = meta["env"] == MULTIAGENT
+    num_users = None
+    if per_user:
+        from multispin_env.multiagent import parallel_env
+
+        num_users = parallel_env(**meta["env_config"]["settings"]).num_users
+    return RLlibPolicy(module, per_user=per_user, num_users=num_users, name=name or f"rllib-{run.name}")
+
+
+def eval_env_id(run_dir: str | Path) -> tuple[str, dict[str, Any]]:
+    """The single env id and settings a run's policy is evaluated on (the heterogeneous id for per-user runs)."""
+    meta = json.loads((Path(run_dir) / "run.json").read_text())
+    env_id = meta["env_config"].get("env_id", "MultiSpin-Heterogeneous-v0")
+    return env_id, dict(meta["env_config"]["settings"])
+
+
+# ------------------------------------------------------------------------------ CLI
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # one line, no usage dump
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def make_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="multispin-rllib", description="Train RLlib PPO on a MultiSpin env (single or per-user).")
+    p.add_argument("--env", default="MultiSpin-Heterogeneous-v0", help=f"{', '.join(SINGLE_IDS)} or {MULTIAGENT}")
+    p.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY:VALUE", help="env settings, e.g. fading:False")
+    p.add_argument("--reward-mode", choices=("shared", "selfish"), default="shared", help="multiagent only")
+    p.add_argument("--address", default=None, help="Ray cluster address to join (default: start a local Ray)")
+    p.add_argument("--num-cpus", type=_positive, default=None, help="CPUs of the local Ray (default: all)")
+    p.add_argument("--num-env-runners", type=_non_negative, default=2, help="remote sampling workers (0: driver)")
+    p.add_argument("--envs-per-runner", type=_positive, default=4, help="vectorised envs per env runner")
+    p.add_argument("--cpus-per-runner", type=float, default=1.0, help="Ray CPUs reserved per env runner")
+    p.add_argument("--iterations", type=_positive, default=100, help="training iterations (algo.train() calls)")
+    p.add_argument("--train-batch", type=_positive, default=1024, help="env steps per iteration")
+    p.add_argument("--minibatch", type=_positive, default=256)
+    p.add_argument("--epochs", type=_positive, default=10)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--gamma", type=float, default=0.999)
+    p.add_argument("--gae-lambda", type=float, default=0.5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--log-std-init", type=float, default=None, help="free, state-independent log-std starting "
+                   "here (SB3's; its ppo.yml uses -1); default: RLlib's state-dependent log-std")
+    p.add_argument("--no-horizon-termination", dest="horizon_termination", action="store_false",
+                   help="keep the truncation at the horizon (RLlib bootstraps the value there)")
+    p.add_argument("--save-freq", type=_non_negative, default=0, help="also checkpoint every N iterations (0: only "
+                   "at the end)")
+    p.add_argument("-o", "--output", default=None, help="output dir (default logs/rllib/<env>_<n>)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    if args.minibatch > args.train_batch:
+        print(f"multispin-rllib: error: --minibatch {args.minibatch} exceeds --train-batch {args.train_batch}",
+              file=sys.stderr)
+        return 2
+    try:
+        env_spec(args)  # bad settings fail here, in one line, before Ray starts
+        if args.address:
+            check_address(args.address)
+    except RLlibError as exc:
+        print(f"multispin-rllib: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        print("multispin-rllib: error: ray[rllib] is not installed: pip install 'multispin-env[rllib]'",
+              file=sys.stderr)
+        return 2
+    try:
+        train(args)
+    except RLlibError as exc:
+        print(f"multispin-rllib: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("multispin-rllib: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
