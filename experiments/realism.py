@@ -3,7 +3,7 @@ and device energy, on the base scenario (docs/model.md section 4).
 
 One command writes every table (CSV, one markdown) and figure (PNG)::
 
-    python -m experiments.realism -o docs/realism            # the documented run, ~2-3 min on 2 busy cores
+    python -m experiments.realism -o docs/realism            # the documented run, 25-45 s on 2 busy cores
     python -m experiments.realism -o /tmp/realism --quick    # tiny grid, a few seconds (used by the tests)
 
 Outputs (in ``-o DIR``):

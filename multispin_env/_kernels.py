@@ -57,7 +57,7 @@ from multispin_env.layout import (
 from multispin_env.model import device_energy, finish_time, latency, upload_end, verification_time
 
 __all__ = [
-    "clip_actions", "decode", "play_round", "update_channel", "observe", "step_action", "reset_rows", "round_info",
+    "clip_actions", "decode", "play_round", "play_actions", "update_channel", "observe", "step_action", "reset_rows",
     "standard_normal",
 ]
 
@@ -300,6 +300,34 @@ with jit_cache():
         if channel_update:
             update_channel(population, channel, gains, newest, constants, np.empty((0, 0), dtype=np.complex128))
 
+    @njit(
+        types.boolean(
+            _f8_2, *_state, *_draws, types.int64[::1], _f8_3, _constants, *_profile, types.boolean, _f8_3, _f8_2,
+            types.boolean[::1],
+        ),
+        **JIT,
+    )
+    def play_actions(
+        actions, population, counts, channel, gains, newest, clock,
+        cumulative_hazard, exponential, normals, jitter, block, restarts, restart_normals, constants,
+        verify_tokens, verify_seconds, channel_update, rounds, per_env, truncated,
+    ):  # fmt: skip
+        """:func:`decode` raw actions (n, A) into ``rounds`` rows R_DRAFT_LENGTHS and R_BANDWIDTH, then
+        :func:`play_round` them: the vector env's step in one call. False (nothing changed) if an action entry
+        is NaN or inf."""
+        c = constants[0]
+        flat = actions.ravel()
+        if not _all_finite(flat):
+            return False
+        for i in range(actions.shape[0]):
+            _decode_row(flat, i * actions.shape[1], i, c.max_draft * 0.5, c.length_entries, rounds)
+        play_round(
+            rounds[R_DRAFT_LENGTHS], rounds[R_BANDWIDTH], population, counts, channel, gains, newest, clock,
+            cumulative_hazard, exponential, normals, jitter, block, restarts, restart_normals, constants,
+            verify_tokens, verify_seconds, channel_update, rounds, per_env, truncated,
+        )  # fmt: skip
+        return True
+
     @njit(types.void(_f8_3, _f8_3, _f8_3, _f8_1, _constants, _f8_2, types.float32[:, ::1]), **JIT)
     def observe(population, counts, channel, clock, constants, observation_scale, out):
         """float32 observations (n, 5K + 1): each raw field times its scale ``observation_scale[0]``, clipped
@@ -370,21 +398,6 @@ with jit_cache():
         if finish:
             observe(population, counts, channel, clock, constants, observation_scale, out)
         return np.int64(truncated[0])
-
-    @njit(types.void(_f8_2, _f8_2, _f8_2, _f8_3, _f8_1, _f8_2, types.int64[:, :, ::1], _f8_3, _f8_1), **JIT)
-    def round_info(tokens, accepted, draft_lengths, channel, clock, rate, ints, floats, clock_out):
-        """The vector env's per-round info arrays, new: ``ints`` (3, n, K) = n_k, A_k, L_k as int64; ``floats``
-        (2, n, K) = the acceptance process's current rates a_k and the true spectral efficiency e_k (bit/s/Hz)
-        of the next round; ``clock_out`` (n,) = clock (s)."""
-        n, num_users = tokens.shape
-        for i in range(n):
-            clock_out[i] = clock[i]
-            for k in range(num_users):
-                ints[0, i, k] = np.int64(tokens[i, k])
-                ints[1, i, k] = np.int64(accepted[i, k])
-                ints[2, i, k] = np.int64(draft_lengths[i, k])
-                floats[0, i, k] = rate[i, k]
-                floats[1, i, k] = channel[H_EFFICIENCY, i, k]
 
     @njit(types.void(_generator, _f8_1), **JIT)
     def standard_normal(rng, out):

@@ -332,10 +332,29 @@ class MultiSpinCore:
         The outcome's arrays are not shared with the state.
         """
         n, k = draft_lengths.shape
+        rounds = np.empty((ROUND_ROWS, n, k))
+        rounds[R_DRAFT_LENGTHS] = draft_lengths
+        rounds[R_BANDWIDTH] = bandwidth
+        self._play(rounds, rng, reset_rows, None)
+        return self._last_round
+
+    def step_actions(
+        self, actions: FloatArray, rng: np.random.Generator, reset_rows: BoolArray | None = None
+    ) -> RoundOutcome:
+        """:meth:`decode` and :meth:`step` in one kernel call: raw float64 actions (n, action_size), clipped
+        into [-1, 1]; ValueError (state and generator untouched) if an entry is NaN or inf."""
+        if self._block_index == self._block_rounds and not np.isfinite(actions).all():
+            raise ValueError(f"action contains NaN or inf: {actions}")  # before the block refill draws
+        self._play(np.empty((ROUND_ROWS, actions.shape[0], self.num_users)), rng, reset_rows, actions)
+        return self._last_round
+
+    def _play(
+        self, rounds: FloatArray, rng: np.random.Generator, reset_rows: BoolArray | None, actions: FloatArray | None
+    ) -> None:
+        """The round of :meth:`step` (lengths and shares already in ``rounds``) or of :meth:`step_actions`
+        (raw ``actions``, decoded by the kernel into ``rounds``); the outcome goes to ``_last_round``."""
+        n, k = rounds.shape[1:]
         block = self._next_block(rng)
-        draft_lengths = np.ascontiguousarray(draft_lengths, dtype=np.float64)
-        bandwidth = np.ascontiguousarray(bandwidth, dtype=np.float64)
-        rounds = np.empty((ROUND_ROWS, n, k))  # rows R_ACCEPTED, R_TOKENS, R_DROPPED, R_ENERGY are written
         per_env = np.empty((ENV_ROWS, n))
         truncated = np.empty(n, dtype=bool)
         restarts, restart_normals = self._no_rows, self._no_normals
@@ -345,17 +364,18 @@ class MultiSpinCore:
                 restart_normals = rng.standard_normal((2, restarts.size, k))  # as in _reset_rows
             reset_rows = None
         channel_update = reset_rows is None and self._finish_in_kernel
-        self._kernels.play_round(
-            draft_lengths, bandwidth, self._population, self._counts, self._channel, self._gains, self._newest,
-            self.clock, self.process.cumulative_hazard, self._exponential_block, self._normal_block,
-            self._jitter_block, block, restarts, restart_normals, self._constants, *self._verify_profile,
-            channel_update, rounds, per_env, truncated,
-        )  # fmt: skip
+        state = (self._population, self._counts, self._channel, self._gains, self._newest, self.clock,
+                 self.process.cumulative_hazard, self._exponential_block, self._normal_block, self._jitter_block, block,
+                 restarts, restart_normals, self._constants, *self._verify_profile, channel_update)
+        if actions is None:
+            self._kernels.play_round(rounds[R_DRAFT_LENGTHS], rounds[R_BANDWIDTH], *state, rounds, per_env, truncated)
+        elif not self._kernels.play_actions(actions, *state, rounds, per_env, truncated):
+            raise ValueError(f"action contains NaN or inf: {actions}")
         self._block_index = block + 1
         if self.config.fading:
             self._newest = (self._newest + 1) % self._gains.shape[0]
-        outcome = RoundOutcome(draft_lengths, bandwidth, rounds[R_ACCEPTED], rounds[R_TOKENS], *per_env[:4], truncated,
-                               rounds[R_DROPPED], rounds[R_ENERGY])
+        outcome = RoundOutcome(rounds[R_DRAFT_LENGTHS], rounds[R_BANDWIDTH], rounds[R_ACCEPTED], rounds[R_TOKENS],
+                               *per_env[:4], truncated, rounds[R_DROPPED], rounds[R_ENERGY])
         self._last_round = outcome
         if self.process.evolves:
             self.process.advance(outcome.tokens, rng)
@@ -363,7 +383,6 @@ class MultiSpinCore:
             self._reset_rows(np.flatnonzero(reset_rows), rng)
         if not channel_update:
             self._update_channel(rng)
-        return outcome
 
     def step_single(
         self, action: FloatArray, rng: np.random.Generator
@@ -456,15 +475,24 @@ class MultiSpinCore:
                               self._observation_scale, out)
         return out
 
-    def info_arrays(self, outcome: RoundOutcome) -> dict[str, Any]:
-        """Per-round info arrays (rows = envs); every array is new (not shared with the state)."""
-        shape = outcome.tokens.shape
-        ints, floats, clock = np.empty((3, *shape), dtype=np.int64), np.empty((2, *shape)), np.empty(shape[0])
-        self._kernels.round_info(outcome.tokens, outcome.accepted, outcome.draft_lengths, self._channel,
-                                 self.clock, self.process.rate, ints, floats, clock)
-        tokens, accepted, draft_lengths = ints
-        acceptance, spectral_efficiency = floats
-        return {
+    @staticmethod
+    def discard(outcome: RoundOutcome, rows: NDArray[np.intp]) -> None:
+        """Zero the round of the systems ``rows`` in ``outcome`` (its per-user rows, times, reward) and clear their
+        truncation: the vector env's sub-envs that ignored the action and started a new episode instead. Two
+        writes into the round's buffers rather than one per field."""
+        for row in rows:  # a few rows a step: basic indexing is cheaper than fancy indexing here
+            outcome.tokens.base[:, row] = 0.0  # L, b, A, n, dropped, energy (the layout's round rows)
+            outcome.sync_time.base[:4, row] = 0.0  # tau, T_ver, T, reward
+        outcome.truncated[rows] = False
+
+    def report(self, outcome: RoundOutcome) -> tuple[NDArray[np.float32], dict[str, Any]]:
+        """The observations (n, observation_size) and the per-round info arrays (rows = envs) after the round
+        ``outcome`` of :meth:`step`/:meth:`step_actions`; every array is new (the outcome's own arrays are new
+        each round, the state's are copied)."""
+        rounds = outcome.tokens.base  # the round's buffer in layout rows; the outcome's per-user rows view it
+        counts = rounds[: R_TOKENS + 1].astype(np.int64)  # one cast of the leading rows (b_k's cast is unused)
+        tokens, accepted, draft_lengths = counts[R_TOKENS], counts[R_ACCEPTED], counts[R_DRAFT_LENGTHS]
+        return self.observation(), {
             "tokens": tokens,
             "accepted": accepted,
             "draft_lengths": draft_lengths,
@@ -474,9 +502,9 @@ class MultiSpinCore:
             "latency": outcome.latency,
             "sync_time": outcome.sync_time,
             "verify_time": outcome.verify_time,
-            "clock": clock,
-            "acceptance": acceptance,
-            "spectral_efficiency": spectral_efficiency,
+            "clock": self.clock.copy(),
+            "acceptance": self.process.rate.copy(),
+            "spectral_efficiency": self.spectral_efficiency.copy(),
         }
 
     def state_info(self) -> dict[str, Any]:

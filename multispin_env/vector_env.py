@@ -55,6 +55,8 @@ ROUND_INFO_KEYS = (
 )
 #: Info keys that describe every sub-env's current state.
 STATE_INFO_KEYS = ("clock", "acceptance", "spectral_efficiency")
+_ROUND_MASKS = tuple(f"_{key}" for key in ROUND_INFO_KEYS)
+_STATE_MASKS = tuple(f"_{key}" for key in STATE_INFO_KEYS)
 
 
 class MultiSpinVectorEnv(MultiSpinEnvAPI, VectorEnv[NDArray[np.float32], NDArray[np.float32], NDArray[Any]]):
@@ -144,43 +146,35 @@ class MultiSpinVectorEnv(MultiSpinEnvAPI, VectorEnv[NDArray[np.float32], NDArray
         if np.shape(actions) != self._actions_shape:
             raise ValueError(f"actions must have shape {self._actions_shape}, got {np.shape(actions)}")
         core = self._core
-        rng = self.np_random
-        lengths, shares = core.decode(checked_actions(actions, core.action_size))
+        raw = checked_actions(actions, core.action_size)
         if self.autoreset_mode is not AutoresetMode.NEXT_STEP:
-            return self._step_without_delayed_reset(lengths, shares)
+            return self._step_without_delayed_reset(raw)
         resetting = self._prev_done
         any_reset = bool(resetting.any())
-        outcome = core.step(lengths, shares, rng, resetting if any_reset else None)
+        outcome = core.step_actions(raw, self.np_random, resetting if any_reset else None)
         reward = outcome.reward
         truncated = outcome.truncated
-        if any_reset:
-            index = np.flatnonzero(resetting)
-            for key in ROUND_INFO_KEYS:
-                getattr(outcome, key)[index] = 0
-            reward[index] = 0.0
-            truncated[index] = False
-        info = core.info_arrays(outcome)
+        if any_reset:  # those sub-envs ignored the action: zero reward, not truncated, round info masked out
+            core.discard(outcome, np.flatnonzero(resetting))
+        obs, info = core.report(outcome)
         played = ~resetting
         everyone = np.ones(self.num_envs, dtype=bool)
-        for key in ROUND_INFO_KEYS:
-            info[f"_{key}"] = played
-        for key in STATE_INFO_KEYS:
-            info[f"_{key}"] = everyone
+        info.update(dict.fromkeys(_ROUND_MASKS, played))
+        info.update(dict.fromkeys(_STATE_MASKS, everyone))
         self._prev_done = truncated.copy()
         terminated = np.zeros(self.num_envs, dtype=bool)
-        return core.observation(), reward, terminated, truncated, info
+        return obs, reward, terminated, truncated, info
 
     def _step_without_delayed_reset(
-        self, lengths: NDArray[np.float64], shares: NDArray[np.float64]
+        self, actions: NDArray[np.float64]
     ) -> tuple[NDArray[np.float32], NDArray[np.float64], NDArray[np.bool_], NDArray[np.bool_], dict[str, Any]]:
         """SAME_STEP and DISABLED: every sub-env plays the round; SAME_STEP then restarts the truncated ones."""
         core = self._core
-        outcome = core.step(lengths, shares, self.np_random)
+        outcome = core.step_actions(actions, self.np_random)
         truncated = outcome.truncated
-        info = core.info_arrays(outcome)
+        obs, info = core.report(outcome)
         everyone = np.ones(self.num_envs, dtype=bool)
-        info.update({f"_{key}": everyone for key in ROUND_INFO_KEYS + STATE_INFO_KEYS})
-        obs = core.observation()
+        info.update(dict.fromkeys(_ROUND_MASKS + _STATE_MASKS, everyone))
         if self.autoreset_mode is AutoresetMode.SAME_STEP and truncated.any():
             final_info = {key: np.array(value) for key, value in info.items() if not key.startswith("_")}
             final_info.update({f"_{key}": truncated for key in list(final_info)})
