@@ -43,8 +43,9 @@ def _instance(seed: int) -> RoundParams:
     c = 10.0 ** rng.uniform(-4.5, -1.5, k)
     kind = seed % 3
     verify = {"verify_base": float(rng.uniform(0.01, 0.1)), "verify_per_token": float(10.0 ** rng.uniform(-4, -2))}
-    if kind == 1:  # a knee
-        verify["verify_knee_tokens"] = KNEES[seed % len(KNEES)]
+    if kind == 1:  # a knee: from the set, or inside this batch's range so that T_ver kinks within it
+        in_range = float(rng.uniform(k, k * (max_draft + 1)))
+        verify["verify_knee_tokens"] = KNEES[(seed // 6) % len(KNEES)] if (seed // 3) % 2 else in_range
     elif kind == 2:  # a measured-looking monotone profile
         tokens = np.cumsum(rng.integers(1, 12, int(rng.integers(2, 6))))
         seconds = np.cumsum(rng.uniform(0.0, 0.02, tokens.size)) + rng.uniform(0.01, 0.08)
