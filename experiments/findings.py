@@ -634,8 +634,9 @@ def _simulate(env: Any, action: Any, seed: int) -> tuple[float, int]:
 # --- Files --------------------------------------------------------------------------------------------------------
 
 
-def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
-    """Write ``rows`` (dicts with the same keys) as CSV; floats with up to 10 significant digits."""
+def write_csv(path: Path, rows: Sequence[Mapping[str, Any]], digits: int = 10) -> Path:
+    """Write ``rows`` (dicts) as CSV, the union of their keys as columns; floats with up to ``digits``
+    significant digits."""
     path.parent.mkdir(parents=True, exist_ok=True)
     keys: list[str] = []
     for row in rows:
@@ -644,17 +645,18 @@ def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
         writer = csv.DictWriter(handle, fieldnames=keys)
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: (f"{v:.10g}" if isinstance(v, float) else v) for k, v in row.items()})
+            writer.writerow({k: (f"{v:.{digits}g}" if isinstance(v, float) else v) for k, v in row.items()})
     return path
 
 
-def _pyplot():
+def _pyplot(dpi: int = 130):
+    """matplotlib's pyplot on the Agg backend with this package's figure style (``dpi`` of saved figures)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 130, "axes.grid": True, "grid.alpha": 0.3,
+    plt.rcParams.update({"figure.dpi": min(110, dpi), "savefig.dpi": dpi, "axes.grid": True, "grid.alpha": 0.3,
                          "font.size": 9, "axes.titlesize": 10, "legend.fontsize": 8})
     return plt
 

@@ -26,7 +26,6 @@ matplotlib is imported only when plotting (Agg backend).
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import itertools
 import math
@@ -51,6 +50,7 @@ from multispin_env.model import (
     upload_end,
     verification_times,
 )
+from experiments import findings
 from multispin_env.scenarios import Population, Scenario, get_scenario
 
 __all__ = [
@@ -424,27 +424,13 @@ def summarise(knee: Sequence[Mapping[str, Any]], deadline: Sequence[Mapping[str,
 
 
 def write_csv(path: Path, rows: Sequence[Mapping[str, Any]]) -> Path:
-    """Write ``rows`` (dicts) as CSV; floats with up to 8 significant digits (the outputs stay small)."""
-    keys: list[str] = []
-    for row in rows:
-        keys += [k for k in row if k not in keys]
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=keys)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: (f"{v:.8g}" if isinstance(v, float) else v) for k, v in row.items()})
-    return path
+    """:func:`experiments.findings.write_csv` with 8 significant digits (the outputs stay small)."""
+    return findings.write_csv(path, rows, digits=8)
 
 
 def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "axes.grid": True, "grid.alpha": 0.3,
-                         "font.size": 9, "axes.titlesize": 10, "legend.fontsize": 8})
-    return plt
+    """The findings' figure style, saved at 100 dpi (small committed PNGs)."""
+    return findings._pyplot(dpi=100)
 
 
 _COLOURS = {"het-opt": "#1b6ca8", "hom-opt": "#e07b00", "het-opt-oracle": "#2a9d3f", "het-opt-static": "#9b59b6"}
