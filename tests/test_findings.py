@@ -214,3 +214,15 @@ def test_summary_names_the_settings_that_reach_the_paper_gain() -> None:
     text = findings.gain_summary_markdown(summary)
     assert "mean gain >= 88% in 1 of 2 settings" in text
     assert "mean gain < 5% in 1 settings" in text
+
+
+def test_make_findings_does_not_write_over_the_committed_figures() -> None:
+    """Issue 10: `make findings` wrote into the committed docs/findings/; it writes results/findings (gitignored)
+    and only `make findings-docs` regenerates the committed figures."""
+    import re
+    from pathlib import Path
+
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    recipe = re.search(r"^findings:.*\n((?:\t.*\n)+)", makefile, re.M).group(1)
+    assert "docs/findings" not in recipe and "results/findings" in recipe
+    assert "-o docs/findings" in re.search(r"^findings-docs:.*\n((?:\t.*\n)+)", makefile, re.M).group(1)

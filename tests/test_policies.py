@@ -115,3 +115,34 @@ def test_information_level_is_validated() -> None:
     assert INFORMATION_LEVELS == ("static", "adaptive", "oracle")
     with pytest.raises(ValueError, match="information"):
         AnalyticPolicy(gym.make(HET), solve_heterogeneous, "psychic")
+
+
+@pytest.mark.parametrize("name", ["het-opt-static", "het-opt-adaptive", "het-opt-oracle", "equal-tuned"])
+def test_policies_act_on_vector_envs_one_action_per_sub_env(name: str) -> None:
+    """Issue 10: bound to a vector env a policy failed in predict; each sub-env now gets its own plan."""
+    envs = gym.make_vec(HET, num_envs=3, resample_population=True)
+    obs, _ = envs.reset(seed=4)
+    policy = make_policy(name, envs)
+    for _ in range(3):
+        actions, _ = policy.predict(obs)
+        assert actions.shape == envs.action_space.shape
+        for i in range(3):  # the action of sub-env i is the solver's plan for sub-env i's own information
+            lengths, _ = envs.unwrapped.decode_action(actions[i])
+            if name != "het-opt-adaptive" and name != "equal-tuned":
+                from baselines.information import oracle_params, static_params
+
+                params = (static_params if name.endswith("static") else oracle_params)(envs, i)
+                np.testing.assert_array_equal(lengths, solve_heterogeneous(params).draft_lengths)
+        obs, *_ = envs.step(actions)
+    assert len({tuple(envs.unwrapped.decode_action(a)[0]) for a in actions}) > 1  # populations differ
+
+
+def test_a_single_env_policy_refuses_a_batch_it_cannot_plan() -> None:
+    """Issue 10: a single-env policy silently returned one action for a batch of observations."""
+    env = gym.make(HET)
+    obs, _ = env.reset(seed=0)
+    batch = np.stack([obs, obs])
+    with pytest.raises(ValueError, match="bind the policy to a vector env"):
+        make_policy("het-opt-oracle", env).predict(batch)
+    actions, _ = make_policy("het-opt-adaptive", env).predict(batch)  # the observation is all it needs
+    assert actions.shape == (2, *env.action_space.shape)
