@@ -43,8 +43,6 @@ from multispin_env.model import (
     FloatArray,
     RoundParams,
     equal_finish_time,
-    expected_tokens,
-    sync_time,
     expected_user_tokens,
     finish_time,
     verification_times,

@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 
 import gymnasium as gym
-import numpy as np
 
 import multispin_env  # noqa: F401
 from agents.evaluation import evaluate, evaluate_analytic, evaluation_seeds, mean_ci

@@ -12,7 +12,7 @@ pytest.importorskip("pettingzoo")
 from pettingzoo.test import parallel_api_test, parallel_seed_test  # noqa: E402
 
 import multispin_env  # noqa: E402,F401
-from multispin_env.multiagent import MultiSpinParallelEnv, parallel_env  # noqa: E402
+from multispin_env.multiagent import parallel_env  # noqa: E402
 
 SMALL = {"num_users": 3, "horizon": 1.0}
 
