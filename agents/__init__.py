@@ -3,7 +3,7 @@
 What is ours (rl-zoo3, SB3 and sb3-contrib provide the rest):
 
 - :mod:`agents.train` (``train.py``, ``multispin-train``): rl-zoo3's ExperimentManager with our extension points;
-- :mod:`agents.vec_env`: SB3 adapter for the numpy-batched Gymnasium vector envs (``--vec-env batched``);
+- :mod:`agents.vec_env`: SB3 adapter for the compiled, batched Gymnasium vector envs (``--vec-env batched``);
 - :mod:`agents.wrappers`: ``VecHorizonTermination`` (the return becomes goodput x horizon), ``EpisodeGoodputReward``;
 - :mod:`agents.callbacks`: ``GoodputEvalCallback``, the agent against the analytic policies on paired seeds;
 - :mod:`agents.search`: the ``--optimize`` search spaces;

@@ -5,7 +5,7 @@ Every rl-zoo3 flag works (``python -m rl_zoo3.train --help``), including ``--opt
 algorithms are rl-zoo3's (SB3 and sb3-contrib: ``ppo_lstm``, ``tqc``...). What is ours:
 
 - :class:`MultiSpinExperimentManager` (an rl-zoo3 ``ExperimentManager``) trains on the id's
-  numpy-batched vector env (``--vec-env batched``, the default here; agents/vec_env.py), reads
+  compiled, batched vector env (``--vec-env batched``, the default here; agents/vec_env.py), reads
   ``agents/hyperparams/{algo}.yml`` by default, configures the goodput evaluation callback named in
   the YAML (``callback: agents.callbacks.GoodputEvalCallback``), and makes ``--optimize`` rank
   trials by mean episode goodput with the search spaces of :mod:`agents.search`;
@@ -269,7 +269,7 @@ def zoo_parser(prog: str = "train.py") -> argparse.ArgumentParser:
         parser._option_string_actions[flag].__class__ = store_dict_or_words()
     vec_env = parser._option_string_actions["--vec-env"]
     vec_env.choices = ["batched", "dummy", "subproc"]
-    vec_env.help = "VecEnv type: batched (the id's numpy-batched vector env, one process; default), dummy or subproc (SB3)"
+    vec_env.help = "VecEnv type: batched (the id's compiled, batched vector env, one process; default), dummy or subproc (SB3)"
     parser.set_defaults(env="MultiSpin-Heterogeneous-v0", vec_env="batched", num_threads=1, eval_freq=10_000, eval_episodes=10)
     parser._option_string_actions["--env"].help = "environment id (MultiSpin-Heterogeneous-v0 or MultiSpin-Homogeneous-v0)"
     parser._option_string_actions["--num-threads"].help = "PyTorch threads (1 is fastest for these small networks; -1: PyTorch's default)"

@@ -1,4 +1,4 @@
-"""SB3 VecEnv over a numpy-batched Gymnasium VectorEnv (``gym.make_vec``): ``--vec-env batched``.
+"""SB3 VecEnv over a compiled, batched Gymnasium VectorEnv (``gym.make_vec``): ``--vec-env batched``.
 
 SB3 expects same-step autoreset: when sub-env i ends, ``step`` returns its reset
 observation and puts the last one in ``infos[i]["terminal_observation"]``

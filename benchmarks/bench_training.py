@@ -9,7 +9,7 @@ Two timers, nested, measure the share of ``model.learn`` wall time spent
 (a) in ``MultiSpinEnv.step``/``reset`` themselves (a gym wrapper directly around
 each env), and (b) in the whole vectorised env stack SB3 steps (DummyVecEnv +
 Monitor + training wrappers + the envs; a VecEnvWrapper under VecNormalize).
-With ``--vec-env batched`` the id's numpy-batched vector env (same-step
+With ``--vec-env batched`` the id's compiled, batched vector env (same-step
 autoreset, through :mod:`agents.vec_env`) is timed instead.
 Everything else -- policy forward passes, rollout buffer, gradient steps,
 VecNormalize, logging -- is the learner. No evaluation callback runs, so the
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
           f"({result['env_microseconds_per_step']:.0f} us/step)")
     print(f"  VecEnv stack (+Monitor) {result['vec_env_seconds']:7.2f} s  {100 * result['vec_env_share']:5.1f}%")
     print(f"  learner (rest)          {result['learn_seconds'] - result['vec_env_seconds']:7.2f} s  {100 * result['learner_share']:5.1f}%")
-    # What the env share would be if the same learner stepped the numpy-batched vector env instead
+    # What the env share would be if the same learner stepped the compiled, batched vector env instead
     # (needs same-step autoreset in the vector env to plug into SB3: see agents/vec_env.py).
     thr = env_throughput(args.env, args.env_kwargs, result["n_envs"], seed=args.seed)
     learner_us = 1e6 * (result["learn_seconds"] - result["vec_env_seconds"]) / max(result["timesteps"], 1)

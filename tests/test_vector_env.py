@@ -1,4 +1,4 @@
-"""The numpy-batched vector env: make_vec wiring, autoreset modes, determinism, agreement with the single env."""
+"""The compiled, batched vector env: make_vec wiring, autoreset modes, determinism, agreement with the single env."""
 
 from __future__ import annotations
 
