@@ -68,7 +68,7 @@ from numpy.typing import ArrayLike, NDArray
 from multispin_env.config import EnvConfig, resolve_config
 from multispin_env.core import MultiSpinCore
 from multispin_env.rendering import render_ansi
-from multispin_env.spaces import encode_action, observation_layout
+from multispin_env.spaces import CoreAccess, encode_action, observation_layout
 
 try:
     from pettingzoo import ParallelEnv
@@ -87,7 +87,7 @@ AGENT_OBSERVATION_FIELDS = (
 _OWN_FIELDS = ("spectral_efficiency", "draft_time", "acceptance", "last_draft_lengths", "last_tokens")
 
 
-class MultiSpinParallelEnv(ParallelEnv):
+class MultiSpinParallelEnv(CoreAccess, ParallelEnv):
     """One Multi-SPIN system with one agent per user; see the module docstring for spaces, rewards and info.
 
     :param reward_mode: ``"shared"`` (default) or ``"selfish"``
@@ -145,19 +145,6 @@ class MultiSpinParallelEnv(ParallelEnv):
 
     def action_space(self, agent: str) -> spaces.Box:
         return self.action_spaces[agent]
-
-    @property
-    def core(self) -> MultiSpinCore:
-        """The simulator state (read it, do not change it)."""
-        return self._core
-
-    @property
-    def num_users(self) -> int:
-        return self._core.num_users
-
-    @property
-    def max_draft(self) -> int:
-        return self._core.max_draft
 
     # ------------------------------------------------------------- episodes
     def reset(

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 FloatArray = NDArray[np.float64]
 
 __all__ = [
-    "ACCEPTANCE_EPS", "CHANNEL_OBS_MAX", "CHANNEL_SCALE", "DRAFT_TIME_SCALE", "OBSERVATION_FIELDS",
+    "ACCEPTANCE_EPS", "CHANNEL_OBS_MAX", "CHANNEL_SCALE", "DRAFT_TIME_SCALE", "OBSERVATION_FIELDS", "CoreAccess",
     "MultiSpinEnvAPI", "encode_action", "observation_bounds", "observation_layout", "observation_scale",
 ]
 
@@ -144,18 +144,11 @@ def checked_actions(action: Any, size: int) -> FloatArray:
     return np.array(raw, dtype=np.float64, order="C").reshape(-1, size)
 
 
-class MultiSpinEnvAPI:
-    """Methods shared by :class:`~multispin_env.envs.MultiSpinEnv` and the vector env (both hold ``_core``).
-
-    Observations and actions may carry leading batch axes everywhere here.
-    """
+class CoreAccess:
+    """Read access to the simulator state of an env that holds a :class:`~multispin_env.core.MultiSpinCore` as
+    ``_core`` (the single, vector and per-user multi-agent envs)."""
 
     _core: MultiSpinCore
-
-    @property
-    def observation_layout(self) -> dict[str, slice]:
-        """Slices of the observation fields (:data:`OBSERVATION_FIELDS`) on the last axis."""
-        return observation_layout(self._core.num_users)
 
     @property
     def core(self) -> MultiSpinCore:
@@ -176,6 +169,18 @@ class MultiSpinEnvAPI:
     def scenario(self) -> Scenario:
         """The resolved scenario (population model, channel and verification parameters)."""
         return self._core.scenario
+
+
+class MultiSpinEnvAPI(CoreAccess):
+    """Methods shared by :class:`~multispin_env.envs.MultiSpinEnv` and the vector env (both hold ``_core``).
+
+    Observations and actions may carry leading batch axes everywhere here.
+    """
+
+    @property
+    def observation_layout(self) -> dict[str, slice]:
+        """Slices of the observation fields (:data:`OBSERVATION_FIELDS`) on the last axis."""
+        return observation_layout(self._core.num_users)
 
     def decode_action(self, action: ArrayLike) -> tuple[NDArray[np.int64], FloatArray]:
         """(draft_lengths, bandwidth) an action decodes to (docs/model.md section 8.1); leading axes kept.
