@@ -29,3 +29,14 @@ def register_envs() -> None:
             entry_point=f"multispin_env.envs:MultiSpin{variant}Env",
             vector_entry_point=f"multispin_env.vector_env:MultiSpin{variant}VectorEnv",
         )
+    # The benchmark tasks (multispin_env.suite): the heterogeneous id with each task's settings as kwargs.
+    from multispin_env.suite import TASK_SPECS
+
+    for env_id, spec in TASK_SPECS.items():
+        if env_id not in gym.registry:
+            gym.register(
+                id=env_id,
+                entry_point="multispin_env.envs:MultiSpinHeterogeneousEnv",
+                vector_entry_point="multispin_env.vector_env:MultiSpinHeterogeneousVectorEnv",
+                kwargs=dict(spec.settings),
+            )

@@ -1,0 +1,76 @@
+"""Recompute the reference goodputs of the benchmark suite (``multispin_env/suite_references.json``).
+
+For every task of :data:`multispin_env.suite.TASKS`: the mean episode goodput (tokens/s) of server-only decoding
+(every L_k = 0) and of het-opt-oracle on the task's evaluation seeds; :func:`multispin_env.suite.normalized_score`
+maps them to 0 and 100. Deterministic given the seeds. Usage::
+
+    python -m experiments.suite_references                 # all tasks, writes the package's JSON (~2 min)
+    python -m experiments.suite_references --tasks MultiSpinSuite/IIDStatic-v0 -o /tmp/refs.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+import multispin_env  # noqa: F401  (registers the ids)
+from agents.evaluation import evaluate, evaluate_analytic
+from multispin_env import suite
+
+
+class ServerOnly:
+    """The policy of every L_k = 0 (the target model decodes one token per user per round), SB3-like."""
+
+    def __init__(self, env: gym.Env) -> None:
+        k = env.unwrapped.num_users
+        self._action = env.unwrapped.encode_action(np.zeros(k), np.zeros(k))
+
+    def reset(self) -> None:
+        """Nothing to forget."""
+
+    def predict(self, observation: Any, state: Any = None, episode_start: Any = None,
+                deterministic: bool = True) -> tuple[np.ndarray, Any]:
+        return self._action.copy(), state
+
+
+def references(env_id: str) -> dict[str, float]:
+    """{"server-only": g0, "het-opt-oracle": g100} for task ``env_id``, tokens/s."""
+    spec = suite.task(env_id)
+    env = gym.make(env_id)
+    seeds = list(spec.eval_seeds)
+    server = evaluate(env, ServerOnly(env), seeds, name="server-only")
+    oracle = evaluate_analytic(env, seeds, ["het-opt-oracle"])["het-opt-oracle"]
+    return {"server-only": float(server.goodputs.mean()), "het-opt-oracle": float(oracle.goodputs.mean())}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m experiments.suite_references", description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", nargs="+", default=list(suite.TASKS), help="task ids (default: all)")
+    parser.add_argument("-o", "--out", default=str(Path(suite.__file__).with_name("suite_references.json")),
+                        help="output JSON (default: the package's %(default)s)")
+    args = parser.parse_args(argv)
+    unknown = [t for t in args.tasks if t not in suite.TASK_SPECS]
+    if unknown:
+        parser.error(f"unknown task(s) {unknown}; the tasks are {list(suite.TASKS)}")
+    table: dict[str, dict[str, float]] = {}
+    for env_id in args.tasks:
+        start = time.perf_counter()
+        table[env_id] = references(env_id)
+        print(f"{env_id:38s} server-only {table[env_id]['server-only']:8.2f}  het-opt-oracle "
+              f"{table[env_id]['het-opt-oracle']:8.2f} tok/s  ({time.perf_counter() - start:.1f} s)")
+    Path(args.out).write_text(json.dumps({"command": "python -m experiments.suite_references",
+                                          "seeds": "each task's eval_seeds", "tasks": table}, indent=1) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""The MultiSpin benchmark suite: standard tasks with fixed settings and evaluation seeds, and normalized scores.
+
+A task is ``MultiSpin-Heterogeneous-v0`` with a fixed set of settings (population, horizon, what varies), a fixed
+tuple of evaluation seeds and a sentence saying what it tests (docs/suite.md). Each is registered as a Gymnasium
+id in the ``MultiSpinSuite`` namespace (``gym.make("MultiSpinSuite/IIDStatic-v0")``); :data:`TASKS` is the tuple
+of those ids, defined here once.
+
+:func:`normalized_score` maps an episode-mean goodput (tokens/s) on a task's evaluation seeds to
+100 (g - g_server) / (g_oracle - g_server): 0 = server-only decoding (every L_k = 0), 100 = het-opt-oracle, both
+measured on the task's evaluation seeds. The reference goodputs ship in ``suite_references.json``; they are
+recomputed by ``python -m experiments.suite_references`` (the env package cannot run the analytic policies
+itself: it does not import the controllers).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+__all__ = ["NAMESPACE", "TASKS", "TASK_SPECS", "Task", "normalized_score", "reference_goodputs", "task"]
+
+#: Gymnasium namespace of the task ids.
+NAMESPACE = "MultiSpinSuite"
+#: Evaluation seeds of every task (one episode each).
+EVAL_SEEDS: tuple[int, ...] = tuple(range(1000, 1010))
+_REFERENCES = Path(__file__).with_name("suite_references.json")
+
+
+@dataclass(frozen=True)
+class Task:
+    """One standard task.
+
+    :param name: the id's name part (``MultiSpinSuite/<name>-v0``)
+    :param tests: what the task tests, one sentence (docs/suite.md)
+    :param settings: the env settings that define it (over the defaults of docs/model.md section 4.1)
+    :param eval_seeds: the reset seeds of its evaluation episodes
+    """
+
+    name: str
+    tests: str
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    eval_seeds: tuple[int, ...] = EVAL_SEEDS
+
+    @property
+    def env_id(self) -> str:
+        return f"{NAMESPACE}/{self.name}-v0"
+
+
+_STATIC = {"fading": False}
+#: The tasks by id (every task: base scenario, its fixed population, 10 s episodes, i.i.d. acceptance unless
+#: stated, the default 0.5 s upload deadline).
+TASK_SPECS: dict[str, Task] = {
+    spec.env_id: spec
+    for spec in (
+        Task("IIDStatic", "the paper's static system: i.i.d. acceptance, no fading; adaptive control should match "
+             "the oracle", dict(_STATIC)),
+        Task("Markov", "acceptance drifting between easy and hard regimes (markov), static channel: tracking a hidden "
+             "state from outcomes", dict(_STATIC, acceptance_process="markov")),
+        Task("Tasks", "acceptance changing with each request's task (tasks process), static channel",
+             dict(_STATIC, acceptance_process="tasks")),
+        Task("Positional", "acceptance falling along the draft (positional): planning with the right curve",
+             dict(_STATIC, acceptance_process="positional")),
+        Task("Fading", "Rayleigh fading with current channel information", {}),
+        Task("StaleCSI1", "fading with channel information one round old", {"csi_delay": 1}),
+        Task("StaleCSI3", "fading with channel information three rounds old", {"csi_delay": 3}),
+        Task("NoisyCSI", "fading with a noisy channel estimate (CN(0, 0.3^2) error)", {"csi_noise_std": 0.3}),
+        Task("HighMobility", "fast fading (Doppler 100 Hz): the channel decorrelates within a few rounds",
+             {"doppler_hz": 100.0}),
+        Task("Jitter", "draft times jittering from round to round (log-normal sigma 0.5), static channel",
+             dict(_STATIC, draft_time_jitter=0.5)),
+        Task("LargeK", "32 users sharing the band and the verification batch, static channel",
+             dict(_STATIC, num_users=32)),
+        Task("Knee", "verification flat up to a knee of 64 batch tokens (eq. (2')), static channel",
+             dict(_STATIC, verify_knee_tokens=64.0)),
+        Task("TightDeadline", "fading with a 0.02 s upload deadline (eq. (1')), below the unconstrained "
+             "optimum's sync time: late uploads are dropped", {"upload_deadline": 0.02}),
+    )
+}
+
+#: The task ids, in report order.
+TASKS: tuple[str, ...] = tuple(TASK_SPECS)
+
+
+def task(env_id: str) -> Task:
+    """The :class:`Task` of ``env_id``; ValueError listing the tasks otherwise."""
+    if env_id not in TASK_SPECS:
+        raise ValueError(f"unknown task {env_id!r}; the tasks are {list(TASKS)}")
+    return TASK_SPECS[env_id]
+
+
+@lru_cache(maxsize=1)
+def _references() -> dict[str, dict[str, float]]:
+    return json.loads(_REFERENCES.read_text())["tasks"]
+
+
+def reference_goodputs(env_id: str) -> tuple[float, float]:
+    """(server-only, het-opt-oracle) mean episode goodput, tokens/s, on the task's evaluation seeds."""
+    task(env_id)
+    references = _references()
+    if env_id not in references:
+        raise ValueError(f"no reference goodputs for {env_id}: run python -m experiments.suite_references")
+    entry = references[env_id]
+    return entry["server-only"], entry["het-opt-oracle"]
+
+
+def normalized_score(env_id: str, goodput: float) -> float:
+    """100 (goodput - server-only) / (het-opt-oracle - server-only) on task ``env_id``; ``goodput`` in tokens/s,
+    the mean episode goodput on the task's evaluation seeds."""
+    low, high = reference_goodputs(env_id)
+    return 100.0 * (float(goodput) - low) / (high - low)

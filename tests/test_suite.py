@@ -1,0 +1,69 @@
+"""The benchmark suite (multispin_env.suite, docs/suite.md): registered tasks, documented, with normalized scores
+whose shipped references reproduce."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import multispin_env  # noqa: F401  (registers the ids)
+from experiments.suite_references import references
+from multispin_env import suite
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "suite.md"
+
+
+def test_at_least_ten_tasks_each_registered_documented_and_with_references() -> None:
+    assert len(suite.TASKS) >= 10 and len(set(suite.TASKS)) == len(suite.TASKS)
+    docs = DOCS.read_text()
+    shipped = json.loads(Path(suite.__file__).with_name("suite_references.json").read_text())["tasks"]
+    for env_id in suite.TASKS:
+        spec = gym.spec(env_id)
+        assert spec.kwargs == dict(suite.task(env_id).settings)
+        assert f"`{env_id}`" in docs and suite.task(env_id).tests in docs
+        assert set(shipped[env_id]) == {"server-only", "het-opt-oracle"}
+        low, high = suite.reference_goodputs(env_id)
+        assert high > low > 0
+
+
+@pytest.mark.parametrize("env_id", suite.TASKS)
+def test_every_task_passes_the_gymnasium_checker(env_id: str) -> None:
+    env = gym.make(env_id)
+    for key, value in suite.task(env_id).settings.items():
+        got = getattr(env.unwrapped.config, key, None)
+        if key in ("num_users", "doppler_hz", "verify_knee_tokens"):
+            got = getattr(env.unwrapped.config.scenario, key)
+        assert got == value, key
+    check_env(env.unwrapped, skip_render_check=True)
+
+
+@pytest.mark.parametrize("env_id", ["MultiSpinSuite/Markov-v0", "MultiSpinSuite/TightDeadline-v0"])
+def test_shipped_references_reproduce(env_id: str) -> None:
+    """The command's numbers for two tasks (deterministic given the seeds) equal the shipped ones."""
+    low, high = suite.reference_goodputs(env_id)
+    fresh = references(env_id)
+    assert fresh["server-only"] == pytest.approx(low, rel=1e-12)
+    assert fresh["het-opt-oracle"] == pytest.approx(high, rel=1e-12)
+
+
+def test_normalized_score_maps_server_only_to_0_and_the_oracle_to_100() -> None:
+    env_id = suite.TASKS[0]
+    low, high = suite.reference_goodputs(env_id)
+    assert suite.normalized_score(env_id, low) == 0.0
+    assert suite.normalized_score(env_id, high) == pytest.approx(100.0, abs=1e-12)
+    assert suite.normalized_score(env_id, (low + high) / 2) == pytest.approx(50.0)
+    with pytest.raises(ValueError, match="unknown task"):
+        suite.normalized_score("MultiSpin-Heterogeneous-v0", 100.0)
+
+
+def test_task_ids_work_for_vector_envs() -> None:
+    envs = gym.make_vec("MultiSpinSuite/LargeK-v0", num_envs=2)
+    obs, _ = envs.reset(seed=0)
+    assert obs.shape == (2, 5 * 32 + 1) and envs.unwrapped.num_users == 32
+    _, reward, *_ = envs.step(envs.action_space.sample())
+    assert np.all(reward > 0)
