@@ -26,6 +26,7 @@ Processes (:data:`ACCEPTANCE_PROCESSES`):
 - ``tasks``: each user serves a stream of requests of geometric length (mean
   ``mean_request_tokens`` tokens); a new request draws its task, hence its rate,
   from an :class:`~multispin_env.scenarios.AcceptanceProfile`.
+- ``mixture``: rates of varying difficulty, Beta around a_k, drawn every round or per request.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ __all__ = [
     "PositionalAcceptance",
     "MarkovAcceptance",
     "TaskAcceptance",
+    "MixtureAcceptance",
+    "MIXTURE_SCOPES",
     "accepted_prefix",
     "acceptance_estimate",
     "sample_prefixes",
@@ -336,6 +339,69 @@ class TaskAcceptance(AcceptanceProcess):
         curves = self.survival_from_rate(self.task_rates)  # (tasks, L_max)
         mix = self.profile.probabilities() @ curves
         return np.broadcast_to(mix, (*np.shape(base_rate), self.max_draft)).copy()
+
+
+#: When the mixture process draws a new rate: every round, or with every new request.
+MIXTURE_SCOPES = ("round", "request")
+
+
+@register_acceptance_process
+class MixtureAcceptance(AcceptanceProcess):
+    """Rates of varying difficulty: each user's rate is drawn from Beta(kappa a_k, kappa (1 - a_k)) around the
+    population's a_k, anew every round or with every request (docs/model.md section 5.1).
+
+    :param mixture_concentration: kappa = alpha + beta of the Beta distribution (> 0); large kappa is i.i.d.
+    :param mixture_scope: "round" (a new rate every round) or "request" (one rate per request of geometric
+        length, mean ``mean_request_tokens`` tokens)
+    :param mean_request_tokens: mean request length, tokens (scope "request")
+
+    Within a round the rate r holds for every position, so the round's curve is r^i; averaged over the Beta
+    it is E[r^i] = prod_{j<i} (kappa a + j) / (kappa + j): the unconditional acceptance falls along the draft
+    more slowly than a^i, i.e. the conditional rate rises, as measured (docs/model.md section 5.1). That
+    curve is what static and adaptive policies plan with.
+    """
+
+    name = "mixture"
+    parameters = ("mixture_concentration", "mixture_scope", "mean_request_tokens")
+    evolves = True
+
+    def __init__(self, num_envs: int, num_users: int, max_draft: int, *, mixture_concentration: float,
+                 mixture_scope: str, mean_request_tokens: float) -> None:
+        super().__init__(num_envs, num_users, max_draft)
+        self.concentration = float(mixture_concentration)
+        self.scope = mixture_scope
+        self.mean_request_tokens = float(mean_request_tokens)
+        #: Tokens left in each user's current request (scope "request").
+        self.remaining: FloatArray = np.ones((num_envs, num_users))
+
+    def _draw(self, where: BoolArray, rng: np.random.Generator) -> None:
+        mean = self.base_rate[where]
+        rate = rng.beta(self.concentration * mean, self.concentration * (1.0 - mean))
+        self.set_rates(where, np.clip(rate, 1e-12, 1.0 - 1e-12))  # a Beta draw can round to 0 or 1
+        if self.scope == "request":
+            self.remaining[where] = rng.geometric(1.0 / self.mean_request_tokens, int(np.count_nonzero(where)))
+
+    def reset(self, rows: BoolArray | None, base_rate: FloatArray, rng: np.random.Generator) -> None:
+        sel = slice(None) if rows is None else rows
+        self.base_rate[sel] = base_rate[sel]
+        where = np.zeros(self.rate.shape, dtype=bool)
+        where[sel] = True
+        self._draw(where, rng)
+
+    def advance(self, tokens: FloatArray, rng: np.random.Generator) -> None:
+        if self.scope == "round":
+            self._draw(np.ones(self.rate.shape, dtype=bool), rng)
+            return
+        self.remaining -= tokens
+        done = self.remaining <= 0.0
+        if done.any():
+            self._draw(done, rng)
+
+    def survival_from_rate(self, rate: FloatArray) -> FloatArray:
+        """E[r^i] = prod_{j<i} (kappa a + j) / (kappa + j) for Beta rates of mean ``rate`` (..., K)."""
+        mean = np.asarray(rate, dtype=np.float64)[..., None]
+        steps = np.arange(self.max_draft, dtype=np.float64)
+        return np.cumprod((self.concentration * mean + steps) / (self.concentration + steps), axis=-1)
 
 
 def make_acceptance_process(config: EnvConfig, num_envs: int) -> AcceptanceProcess:

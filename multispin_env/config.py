@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from multispin_env._checks import flag_setting, integer_setting, real_setting
-from multispin_env.acceptance import ACCEPTANCE_PROCESSES
+from multispin_env.acceptance import ACCEPTANCE_PROCESSES, MIXTURE_SCOPES
 from multispin_env.channel import PAYLOAD_MODELS
 from multispin_env.model import MAX_DRAFT, MAX_USERS
 from multispin_env.scenarios import ACCEPTANCE_PROFILES, AcceptanceProfile, Scenario, get_scenario
@@ -130,14 +130,20 @@ class EnvConfig:
     csi_noise_std: float = _setting(0.0, _real(0.0, 10.0), "std of the CN(0, std^2) error added to the observed h")
     draft_time_jitter: float = _setting(0.0, _real(0.0, 3.0), "sigma of a mean-one log-normal factor exp(sigma Z - "
                                         "sigma^2/2) on every t_k each round (0..3)")
-    acceptance_process: str = _setting("iid", _choice(lambda: ACCEPTANCE_PROCESSES), "iid, positional, markov or tasks "
-                                       "(docs/model.md section 5.1)")
+    acceptance_process: str = _setting("iid", _choice(lambda: ACCEPTANCE_PROCESSES), "iid, positional, markov, tasks "
+                                       "or mixture (docs/model.md section 5.1), or a registered process")
     positional_decay: float = _setting(0.8, _real(0.0, 1.0, low_open=True), "d of the positional process, "
                                        "a_k,i = a_k d^(i-1)")
     markov_switch_prob: float = _setting(0.05, _real(0.0, 1.0), "per-round probability that a user's easy/hard "
                                          "regime flips")
     markov_hard_factor: float = _setting(0.6, _real(0.0, 1.0, low_open=True), "hard-regime rate = a_k * factor")
-    mean_request_tokens: float = _setting(100.0, _real(1.0, 1e12), "mean request length of the tasks process, tokens")
+    mean_request_tokens: float = _setting(100.0, _real(1.0, 1e12), "mean request length of the tasks and mixture "
+                                          "processes, tokens")
+    mixture_concentration: float = _setting(9.745, _real(0.0, 1e6, low_open=True), "kappa = alpha + beta of the "
+                                            "mixture process's Beta rates (default: fitted to vLLM's measured "
+                                            "acceptance by position, preset scenario vllm-drafter)")
+    mixture_scope: str = _setting("round", _choice(lambda: dict.fromkeys(MIXTURE_SCOPES)), "when the mixture "
+                                  "process draws a new rate: every round or per request")
     acceptance_forgetting: float = _setting(0.9, _real(0.0, 1.0), "per-round forgetting factor lambda of the "
                                             "observed acceptance estimate")
     acceptance_prior: float = _setting(0.7, _real(0.0, 1.0, low_open=True, high_open=True), "prior rate a0 of "

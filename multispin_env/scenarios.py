@@ -462,6 +462,20 @@ register_scenario(
     )
 )
 
+#: Unconditional acceptance by draft position 1-6 of a 16-token drafter (vLLM PR #52992): 71.2%, 51.7%, 39.0%,
+#: 30.5%, 24.4%, 20.0%. A Beta-rate mixture of mean VLLM_DRAFTER_RATE and concentration 9.745 (the mixture
+#: process's default ``mixture_concentration``) reproduces them within 0.005 (docs/model.md section 5.1).
+VLLM_DRAFTER_ACCEPTANCE: tuple[float, ...] = (0.712, 0.517, 0.390, 0.305, 0.244, 0.200)
+VLLM_DRAFTER_RATE = 0.7078
+register_scenario(
+    Scenario(
+        name="vllm-drafter",
+        acceptance_range=(VLLM_DRAFTER_RATE, VLLM_DRAFTER_RATE),
+        description="base scenario with every user's mean acceptance fitted to a measured 16-token drafter; "
+        "use with acceptance_process='mixture' (vLLM PR #52992)",
+    )
+)
+
 
 # --- Heterogeneity knobs (issue 5) -------------------------------------------------------------------------------
 #

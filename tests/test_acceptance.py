@@ -45,7 +45,7 @@ def _process(name: str, num_envs: int, num_users: int, **parameters):
 
 
 def test_registry_names_the_four_processes():
-    assert set(ACCEPTANCE_PROCESSES) == {"iid", "positional", "markov", "tasks"}
+    assert set(ACCEPTANCE_PROCESSES) == {"iid", "positional", "markov", "tasks", "mixture"}
 
 
 @pytest.mark.parametrize("rate, length", [(0.5, 4), (0.8, 4), (0.9, 10), (0.65, 1)])
@@ -175,7 +175,8 @@ def test_unknown_process_name():
 
 @pytest.mark.parametrize("name, params", [("iid", {}), ("positional", {"positional_decay": 0.7}),
                                           ("markov", {"markov_switch_prob": 0.2}),
-                                          ("tasks", {"mean_request_tokens": 5.0})])
+                                          ("tasks", {"mean_request_tokens": 5.0}), ("mixture", {}),
+                                          ("mixture", {"mixture_scope": "request", "mean_request_tokens": 5.0})])
 def test_nominal_curve_is_the_long_run_average_of_the_current_curve(name, params):
     """mean_survival (static policies) is the time average of survival() (the oracle's curve); survival_from_rate
     (adaptive policies) reproduces the current curve from the current position-1 rate for i.i.d.-shaped and
@@ -195,3 +196,52 @@ def test_nominal_curve_is_the_long_run_average_of_the_current_curve(name, params
     average = total.mean(axis=0) / rounds  # over systems and rounds, per user
     nominal = process.mean_survival(base).mean(axis=0)
     np.testing.assert_allclose(average, nominal, atol=0.02)
+
+
+def test_the_vllm_drafter_preset_matches_the_measured_acceptance_by_position():
+    """issue 13: the mixture curve E[r^i] of the preset within 0.02 of vLLM's 71.2, 51.7, 39.0, 30.5, 24.4, 20.0%."""
+    import gymnasium as gym
+
+    import multispin_env  # noqa: F401
+    from multispin_env.scenarios import VLLM_DRAFTER_ACCEPTANCE
+
+    env = gym.make("MultiSpin-Heterogeneous-v0", scenario="vllm-drafter", acceptance_process="mixture").unwrapped
+    env.reset(seed=0)
+    curve = env.core.process.mean_survival(env.core.base_acceptance[0])[:, :6]
+    assert np.abs(curve - np.array(VLLM_DRAFTER_ACCEPTANCE)).max() < 0.02
+
+
+def test_mixture_prefixes_follow_the_beta_mixture_curve_and_its_conditional_rate_rises():
+    n, k = 4000, 2
+    process = _process("mixture", n, k, mixture_concentration=4.0)
+    rng = np.random.default_rng(12)
+    process.reset(None, np.full((n, k), 0.7), rng)
+    accepted = []
+    for _ in range(5):  # a fresh Beta rate per round
+        draws = rng.standard_exponential((n, k))
+        accepted.append(process.sample(np.full((n, k), float(MAX_DRAFT)), draws))
+        process.advance(np.ones((n, k)), rng)
+    accepted = np.concatenate(accepted).ravel()
+    survival = np.concatenate([[1.0], process.mean_survival(np.full(1, 0.7))[0]])
+    assert _prefix_histogram_pvalue(accepted, survival) > 1e-3
+    conditional = survival[1:] / survival[:-1]
+    assert np.all(np.diff(conditional) > 0)  # rounds of varying difficulty: later positions survive more often
+
+
+def test_mixture_per_request_keeps_a_rate_for_the_whole_request():
+    n, k = 200, 3
+    process = _process("mixture", n, k, mixture_scope="request", mean_request_tokens=20.0)
+    rng = np.random.default_rng(13)
+    process.reset(None, np.full((n, k), 0.6), rng)
+    before = process.rate.copy()
+    remaining = process.remaining.copy()
+    process.advance(np.ones((n, k)), rng)
+    same = remaining > 1.0  # requests that did not end this round keep their rate
+    np.testing.assert_array_equal(process.rate[same], before[same])
+    assert np.any(process.rate[~same] != before[~same]) or not np.any(~same)
+
+
+@pytest.mark.parametrize("key, value", [("mixture_concentration", 0.0), ("mixture_scope", "token")])
+def test_invalid_mixture_settings_name_the_setting(key, value):
+    with pytest.raises(ValueError, match=key):
+        _process("mixture", 1, 2, **{key: value})
