@@ -84,18 +84,20 @@ def store_dict_or_words() -> type[argparse.Action]:
 
 
 def listing() -> list[str]:
-    """One line per registered MultiSpin id and per scenario preset."""
-    import gymnasium as gym
-
+    """One line per registered MultiSpin id, per benchmark task and per scenario preset."""
     import multispin_env  # noqa: F401  (registers the ids)
     from multispin_env.registration import ENV_IDS
     from multispin_env.scenarios import SCENARIOS
+    from multispin_env.suite import TASK_SPECS
 
     lines = ["env ids (gym.make(id, **settings); settings: MultiSpinEnv.default_config()):"]
-    for env_id in ENV_IDS:
-        homogeneous = (gym.spec(env_id).kwargs or {}).get("homogeneous")
-        kind = "one common draft length (P-hom)" if homogeneous else "one draft length per user (P-het)"
+    for env_id, fixed in ENV_IDS.items():
+        kind = "one common draft length (P-hom)" if fixed["homogeneous"] else "one draft length per user (P-het)"
         lines.append(f"  {env_id:<30} {kind}")
+    lines.append("benchmark tasks (docs/suite.md; multispin_env.suite.normalized_score):")
+    for env_id, spec in TASK_SPECS.items():
+        text = spec.tests if len(spec.tests) <= 90 else spec.tests[:87] + "..."
+        lines.append(f"  {env_id:<38} {text}")
     lines.append("scenario presets (scenario=NAME):")
     for name, scenario in SCENARIOS.items():
         text = " ".join(scenario.description.split())
