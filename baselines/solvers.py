@@ -734,8 +734,9 @@ def equal_bandwidth_tuned(params: RoundParams) -> Allocation:
     """Baseline equal-tuned (``model.md`` section 7): b_k = 1/K and one L tuned for the average user.
 
     L maximises K N_bar(L) / (L (t_bar + K c_bar) + T_ver(K (L + 1)) + T_dl) over the L whose sync time
-    L (t_bar + K c_bar) meets the deadline: the goodput if all K users had the mean acceptance curve
-    (N_bar(L) the users' mean E[n](L)), draft time and upload time (with b = 1/K each user uploads L tokens
+    L (t_bar + K c_bar) meets the deadline: the goodput if all K users were the average user (N_bar(L) =
+    N(a_bar, L) of the mean rate for i.i.d. acceptance, else the E[n](L) of the users' mean acceptance curve),
+    with the mean draft time and upload time (with b = 1/K each user uploads L tokens
     in L K c_bar s). This is heterogeneity-unaware; the returned ``goodput`` is the true eq. (5) value of
     the allocation with the real per-user parameters (tokens/s).
     """
@@ -743,7 +744,12 @@ def equal_bandwidth_tuned(params: RoundParams) -> Allocation:
     k = params.num_users
     base = _server_only_latency(params)
     lengths = np.arange(params.max_draft + 1)
-    mean_tokens = params.token_table.mean(axis=0)  # the mean user's E[n](L)
+    # The average user's E[n](L): with i.i.d. rates the paper's N(a_bar, L) of the mean rate; with other curves
+    # (survival given) the users' mean curve.
+    positions = np.arange(1, params.max_draft + 1)
+    iid = np.allclose(params.survival, params.acceptance[:, None] ** positions, rtol=1e-12, atol=0.0)
+    curve = float(params.acceptance.mean()) ** positions if iid else params.survival.mean(axis=0)
+    mean_tokens = np.concatenate([[1.0], 1.0 + np.cumsum(curve)])
     # Sync time L (t_bar + K c_bar) in units of base (a mean user with t or c near 1e308 s makes this inf, and
     # then only L = 0 can be right).
     with np.errstate(over="ignore", invalid="ignore"):
