@@ -37,20 +37,8 @@ def _unwrapped(env: Any) -> Any:
 
 def _system(core: MultiSpinCore, acceptance: ArrayLike, draft_time: ArrayLike, upload_time: ArrayLike,
             survival: ArrayLike) -> RoundParams:
-    scenario = core.scenario
-    return RoundParams(
-        acceptance=acceptance,
-        survival=survival,
-        draft_time=draft_time,
-        upload_time=upload_time,
-        verify_base=scenario.verify_base,
-        verify_per_token=scenario.verify_per_token,
-        max_draft=scenario.max_draft,
-        downlink_time=scenario.downlink_time,
-        verify_knee_tokens=scenario.verify_knee_tokens,
-        verify_profile=scenario.verify_table,
-        upload_deadline=core.config.upload_deadline,
-    )
+    return core.scenario.system_params(acceptance, draft_time, upload_time, survival=survival,
+                                       upload_deadline=core.config.upload_deadline)
 
 
 def _index(core: MultiSpinCore, index: int) -> int:

@@ -57,7 +57,7 @@ from multispin_env.layout import (
 from multispin_env.model import device_energy, finish_time, latency, upload_end, verification_time
 
 __all__ = [
-    "clip_actions", "decode", "play_round", "play_actions", "update_channel", "observe", "step_action", "reset_rows",
+    "decode", "play_round", "play_actions", "update_channel", "observe", "step_action", "reset_rows",
     "standard_normal",
 ]
 
@@ -92,16 +92,6 @@ with jit_cache():
     def _clip(value, high):
         """``value`` clipped into [0, high]."""
         return min(max(value, 0.0), high)
-
-    @njit(types.boolean(_f8_2), **JIT)
-    def clip_actions(actions):
-        """Clip raw actions (n, A) into [-1, 1] in place; False (nothing changed) if an entry is NaN or inf."""
-        flat = actions.ravel()
-        if not _all_finite(flat):
-            return False
-        for j in range(flat.size):
-            flat[j] = min(max(flat[j], -1.0), 1.0)
-        return True
 
     @njit(**JIT, inline="always")
     def _decode_row(actions, start, i, half_max_draft, length_entries, out):
@@ -315,12 +305,8 @@ with jit_cache():
         """:func:`decode` raw actions (n, A) into ``rounds`` rows R_DRAFT_LENGTHS and R_BANDWIDTH, then
         :func:`play_round` them: the vector env's step in one call. False (nothing changed) if an action entry
         is NaN or inf."""
-        c = constants[0]
-        flat = actions.ravel()
-        if not _all_finite(flat):
+        if not decode(actions, constants, rounds):  # rows R_DRAFT_LENGTHS and R_BANDWIDTH
             return False
-        for i in range(actions.shape[0]):
-            _decode_row(flat, i * actions.shape[1], i, c.max_draft * 0.5, c.length_entries, rounds)
         play_round(
             rounds[R_DRAFT_LENGTHS], rounds[R_BANDWIDTH], population, counts, channel, gains, newest, clock,
             cumulative_hazard, exponential, normals, jitter, block, restarts, restart_normals, constants,

@@ -35,7 +35,6 @@ PAYLOAD_MODELS: tuple[str, ...] = ("token-only", "top-k", "full")
 MIN_SPECTRAL_EFFICIENCY = 1e-9
 
 _SQRT_HALF = math.sqrt(0.5)
-_LN2 = math.log(2.0)
 
 # scipy's Bessel J0 (double j0(double, int skip_dispatch), the function behind scipy.special.j0) under a fixed
 # symbol name, so that compiled code calling it can be cached (cached code links by name).

@@ -54,7 +54,7 @@ from multispin_env.config import EnvConfig, default_config, resolve_config
 from multispin_env.core import MultiSpinCore
 from multispin_env.registration import ENV_IDS
 from multispin_env.rendering import render_ansi, render_rgb
-from multispin_env.spaces import MultiSpinEnvAPI
+from multispin_env.spaces import MultiSpinEnvAPI, real_array
 
 __all__ = ["MultiSpinEnv", "MultiSpinHomogeneousEnv", "MultiSpinHeterogeneousEnv"]
 
@@ -97,12 +97,7 @@ class MultiSpinEnv(MultiSpinEnvAPI, gym.Env[NDArray[np.float32], NDArray[np.floa
         return core.observation()[0], info
 
     def step(self, action: NDArray[np.float32]) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
-        try:
-            raw = np.asarray(action)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"action must be an array of shape {self._action_shape}, got {action!r}") from exc
-        if raw.dtype.kind not in "iuf":  # complex, strings, dates, objects, bools
-            raise ValueError(f"action must hold real numbers, got dtype {raw.dtype}: {action!r}")
+        raw = real_array(action, self._action_shape)
         if raw.shape != self._action_shape:
             raise ValueError(f"action must have shape {self._action_shape}, got {raw.shape}")
         x = np.ascontiguousarray(raw, dtype=np.float64)

@@ -418,16 +418,32 @@ class Scenario:
         self, population: Population, fading_power: ArrayLike = 1.0, acceptance: ArrayLike | None = None
     ) -> RoundParams:
         """RoundParams of ``population`` under ``fading_power`` (1 = mean channel) and ``acceptance`` (default: the population's)."""
+        return self.system_params(population.acceptance if acceptance is None else acceptance,
+                                  population.draft_time, self.upload_time(population.snr_db, fading_power))
+
+    def system_params(
+        self,
+        acceptance: ArrayLike | None,
+        draft_time: ArrayLike,
+        upload_time: ArrayLike,
+        *,
+        survival: ArrayLike | None = None,
+        upload_deadline: float | None = None,
+    ) -> RoundParams:
+        """RoundParams of users with these rates (or acceptance curves ``survival``), t_k and c_k (s/token) on
+        this scenario's server: its T0, kappa, knee or profile, L_max and T_dl, and ``upload_deadline`` (s)."""
         return RoundParams(
-            acceptance=population.acceptance if acceptance is None else acceptance,
-            draft_time=population.draft_time,
-            upload_time=self.upload_time(population.snr_db, fading_power),
+            acceptance=acceptance,
+            survival=survival,
+            draft_time=draft_time,
+            upload_time=upload_time,
             verify_base=self.verify_base,
             verify_per_token=self.verify_per_token,
             max_draft=self.max_draft,
             downlink_time=self.downlink_time,
             verify_knee_tokens=self.verify_knee_tokens,
             verify_profile=self.verify_table,
+            upload_deadline=upload_deadline,
         )
 
 

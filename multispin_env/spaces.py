@@ -23,7 +23,7 @@ FloatArray = NDArray[np.float64]
 
 __all__ = [
     "ACCEPTANCE_EPS", "CHANNEL_OBS_MAX", "CHANNEL_SCALE", "DRAFT_TIME_SCALE", "OBSERVATION_FIELDS", "CoreAccess",
-    "MultiSpinEnvAPI", "encode_action", "observation_bounds", "observation_layout", "observation_scale",
+    "MultiSpinEnvAPI", "checked_actions", "encode_action", "real_array", "observation_bounds", "observation_layout", "observation_scale",
 ]
 
 #: Observation unit of the channel entry: spectral efficiency in units of 10 bit/s/Hz.
@@ -130,15 +130,22 @@ def encode_action(
     return np.concatenate([length_entries, share_entries], axis=-1).astype(np.float32)
 
 
-def checked_actions(action: Any, size: int) -> FloatArray:
-    """``action`` as a new, writable float64 (batch, size) array; ValueError unless it holds real numbers with
-    ``size`` entries on the last axis (NaN/inf are found by the compiled decoder)."""
+def real_array(action: Any, shape: object) -> NDArray[Any]:
+    """``action`` as a numpy array of real numbers (not copied); ValueError otherwise, ``shape`` (the expected
+    shape, formatted only for the message) naming what was expected."""
     try:
         raw = np.asarray(action)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"action must be an array of {size} numbers, got {action!r}") from exc
+        raise ValueError(f"action must be an array of shape {shape}, got {action!r}") from exc
     if raw.dtype.kind not in "iuf":  # complex, strings, dates, objects, bools
         raise ValueError(f"action must hold real numbers, got dtype {raw.dtype}: {action!r}")
+    return raw
+
+
+def checked_actions(action: Any, size: int) -> FloatArray:
+    """``action`` as a new, writable float64 (batch, size) array; ValueError unless it holds real numbers with
+    ``size`` entries on the last axis (NaN/inf are found by the compiled decoder)."""
+    raw = real_array(action, ("...", size))
     if raw.ndim == 0 or raw.shape[-1] != size:
         raise ValueError(f"action must have {size} entries on the last axis, got shape {raw.shape}")
     return np.array(raw, dtype=np.float64, order="C").reshape(-1, size)
