@@ -140,6 +140,12 @@ class AcceptanceProcess:
         self.rate[sel] = rates
         self.cumulative_hazard[sel] = -np.log(self.rate[sel])[..., None] * self.positions
 
+    def _user_mask(self, rows: BoolArray | None) -> BoolArray:
+        """A (num_envs, K) mask of every user of the systems ``rows`` (None: all)."""
+        where = np.zeros(self.rate.shape, dtype=bool)
+        where[slice(None) if rows is None else rows] = True
+        return where
+
     def reset(self, rows: BoolArray | None, base_rate: FloatArray, rng: np.random.Generator) -> None:
         """Restart the process in ``rows`` (a boolean mask over envs; None = all) from ``base_rate`` (num_envs, K)."""
         sel = slice(None) if rows is None else rows
@@ -252,8 +258,7 @@ class MarkovAcceptance(AcceptanceProcess):
         sel = slice(None) if rows is None else rows
         self.base_rate[sel] = base_rate[sel]
         self.hard[sel] = rng.random(self.hard[sel].shape) < 0.5
-        where = np.zeros(self.hard.shape, dtype=bool)
-        where[sel] = True
+        where = self._user_mask(rows)
         self._apply_regime(where)
 
     def advance(self, tokens: FloatArray, rng: np.random.Generator) -> None:
@@ -320,8 +325,7 @@ class TaskAcceptance(AcceptanceProcess):
     def reset(self, rows: BoolArray | None, base_rate: FloatArray, rng: np.random.Generator) -> None:
         sel = slice(None) if rows is None else rows
         self.base_rate[sel] = base_rate[sel]
-        where = np.zeros(self.task.shape, dtype=bool)
-        where[sel] = True
+        where = self._user_mask(rows)
         self._new_requests(where, rng)
 
     def advance(self, tokens: FloatArray, rng: np.random.Generator) -> None:
@@ -384,8 +388,7 @@ class MixtureAcceptance(AcceptanceProcess):
     def reset(self, rows: BoolArray | None, base_rate: FloatArray, rng: np.random.Generator) -> None:
         sel = slice(None) if rows is None else rows
         self.base_rate[sel] = base_rate[sel]
-        where = np.zeros(self.rate.shape, dtype=bool)
-        where[sel] = True
+        where = self._user_mask(rows)
         self._draw(where, rng)
 
     def advance(self, tokens: FloatArray, rng: np.random.Generator) -> None:
