@@ -45,6 +45,7 @@ findings: setup
 
 findings-docs: setup
 	$(PY) -m experiments.findings -o docs/findings
+	$(PY) -m experiments.findings -o docs/findings/mixture --figures 5 --acceptance-process mixture
 
 demo: setup
 	$(PY) -m agents.demo

@@ -40,6 +40,8 @@ from typing import Any
 import numpy as np
 
 from baselines.solvers import SOLVERS
+from multispin_env.acceptance import ACCEPTANCE_PROCESSES, make_acceptance_process
+from multispin_env.config import resolve_config
 from multispin_env.model import RoundParams, equal_finish_time, expected_goodput
 from multispin_env.scenarios import (
     CHANNEL_SPREADS,
@@ -123,6 +125,9 @@ class FindingsConfig:
     mc_episodes: int
     mc_horizon_s: float
     seed: int = 0
+    #: acceptance process whose nominal survival curve (``mean_survival``) the goodputs of figures 3-5 use;
+    #: "iid" is the paper's a^i (docs/model.md eq. (4)), e.g. "mixture" gives E[r^i] of Beta rates (section 5.1)
+    acceptance_process: str = "iid"
 
 
 FULL = FindingsConfig(
@@ -208,11 +213,20 @@ def _rng(cfg: FindingsConfig, *keys: int) -> np.random.Generator:
     return np.random.default_rng([cfg.seed, *keys])
 
 
+def _nominal_survival(scenario: Scenario, process: str, rates: np.ndarray) -> np.ndarray:
+    """The long-run curve P(A_k >= i) (K, L_max) of acceptance process ``process`` for users of mean rates
+    ``rates`` on ``scenario`` (the process's own ``mean_survival``, with its default parameters)."""
+    config = resolve_config(scenario=scenario, acceptance_process=process)
+    return make_acceptance_process(config, 1).mean_survival(rates)
+
+
 def _instance(task: tuple[Scenario, tuple[int, ...], Sequence[str]]) -> tuple[dict[str, float], dict[str, Any]]:
     """Goodputs of ``policies`` on one population drawn from ``scenario``, plus a few features of it."""
-    scenario, seed_key, policies = task
+    scenario, seed_key, policies, process = task
     population = scenario.sample_population(np.random.default_rng(list(seed_key)))
     params = scenario.round_params(population)
+    if process != "iid":
+        params = replace(params, acceptance=None, survival=_nominal_survival(scenario, process, params.acceptance))
     allocations = policy_allocations(params, policies)
     features: dict[str, Any] = {
         "draft_time_ratio": float(params.draft_time.max() / params.draft_time.min()),
@@ -254,7 +268,7 @@ def _goodput_rows(
     ``[cfg.seed, figure, i]``, so a sweep that changes one knob (W, payload, a spread...) changes only that knob.
     """
     tasks = [
-        (scenario, (cfg.seed, figure, instance), tuple(policies))
+        (scenario, (cfg.seed, figure, instance), tuple(policies), cfg.acceptance_process)
         for _, scenario in settings
         for instance in range(populations)
     ]
@@ -379,6 +393,7 @@ PRESETS_IN_SUMMARY: tuple[str, ...] = (
     "acceptance-only",
     "llama2",
     "qwen",
+    "vllm-drafter",
 )
 
 
@@ -1061,10 +1076,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="root seed of every random population (default: 0)")
     parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
                         help="worker processes for figures 3-5 (default: %(default)s)")
+    parser.add_argument("--acceptance-process", default="iid", choices=sorted(ACCEPTANCE_PROCESSES),
+                        help="process whose nominal acceptance curve figures 3-5 use (default: %(default)s, the "
+                        "paper's a^i); e.g. mixture for the rising conditional acceptance of docs/model.md 5.1")
     args = parser.parse_args(argv)
     cfg = QUICK if args.quick else FULL
-    if args.seed != cfg.seed:
-        cfg = replace(cfg, seed=args.seed)
+    cfg = replace(cfg, seed=args.seed, acceptance_process=args.acceptance_process)
     figures = [f.strip() for f in args.figures.split(",") if f.strip()]
     start = time.perf_counter()
     written = run(args.out, cfg, figures=figures, jobs=args.jobs)
