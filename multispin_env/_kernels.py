@@ -219,7 +219,8 @@ with jit_cache():
           from ``normals[block]``, written into the next slot of the ring ``gains`` (the caller advances
           ``newest``);
         - then :func:`reset_rows` of the systems ``restarts`` with ``restart_normals`` (when no other draw comes
-          between; else empty arrays and the caller restarts them);
+          between; else empty arrays and the caller restarts them); their round is zeroed (every row of
+          ``rounds``, ``per_env`` but the clock) and not truncated, as they ignored the action;
         - ``channel_update``: then :func:`update_channel` without estimation noise.
 
         Outputs: ``rounds`` (ROUND_ROWS, n, K) rows R_ACCEPTED, R_TOKENS, R_DROPPED, R_ENERGY (the others
@@ -287,6 +288,14 @@ with jit_cache():
         newest = following if c.fading else newest
         if restarts.size:
             reset_rows(restarts, restart_normals, c.fading != 0, clock, gains, counts)
+            for j in range(restarts.size):  # they ignored the action: no round, no reward, not truncated
+                i = restarts[j]
+                for row in range(rounds.shape[0]):
+                    for k in range(num_users):
+                        rounds[row, i, k] = 0.0
+                for row in range(E_CLOCK):
+                    per_env[row, i] = 0.0
+                truncated[i] = False
         if channel_update:
             update_channel(population, channel, gains, newest, constants, np.empty((0, 0), dtype=np.complex128))
 

@@ -327,8 +327,8 @@ class MultiSpinCore:
     ) -> RoundOutcome:
         """Play one round with decoded lengths/shares (n, K); returns the outcome and advances the state.
 
-        ``reset_rows`` (boolean mask over envs) start new episodes in those envs after the round (their
-        outcome is still returned; the vector env discards it), sharing one channel update with the others.
+        ``reset_rows`` (boolean mask over envs) start new episodes in those envs instead: they ignore the action
+        (their round in the outcome is zero and not truncated) and share one channel update with the others.
         The outcome's arrays are not shared with the state.
         """
         n, k = draft_lengths.shape
@@ -380,7 +380,9 @@ class MultiSpinCore:
         if self.process.evolves:
             self.process.advance(outcome.tokens, rng)
         if reset_rows is not None:
-            self._reset_rows(np.flatnonzero(reset_rows), rng)
+            rows = np.flatnonzero(reset_rows)
+            self._reset_rows(rows, rng)
+            self.discard(outcome, rows)
         if not channel_update:
             self._update_channel(rng)
 
@@ -478,8 +480,8 @@ class MultiSpinCore:
     @staticmethod
     def discard(outcome: RoundOutcome, rows: NDArray[np.intp]) -> None:
         """Zero the round of the systems ``rows`` in ``outcome`` (its per-user rows, times, reward) and clear their
-        truncation: the vector env's sub-envs that ignored the action and started a new episode instead. Two
-        writes into the round's buffers rather than one per field."""
+        truncation: the sub-envs that ignored the action and started a new episode instead (what the kernel
+        does itself when it restarts them). Two writes into the round's buffers rather than one per field."""
         for row in rows:  # a few rows a step: basic indexing is cheaper than fancy indexing here
             outcome.tokens.base[:, row] = 0.0  # L, b, A, n, dropped, energy (the layout's round rows)
             outcome.sync_time.base[:4, row] = 0.0  # tau, T_ver, T, reward

@@ -151,11 +151,10 @@ class MultiSpinVectorEnv(MultiSpinEnvAPI, VectorEnv[NDArray[np.float32], NDArray
             return self._step_without_delayed_reset(raw)
         resetting = self._prev_done
         any_reset = bool(resetting.any())
+        # The resetting sub-envs ignore the action: the core zeroes their round (reward 0, not truncated).
         outcome = core.step_actions(raw, self.np_random, resetting if any_reset else None)
         reward = outcome.reward
         truncated = outcome.truncated
-        if any_reset:  # those sub-envs ignored the action: zero reward, not truncated, round info masked out
-            core.discard(outcome, np.flatnonzero(resetting))
         obs, info = core.report(outcome)
         played = ~resetting
         everyone = np.ones(self.num_envs, dtype=bool)
