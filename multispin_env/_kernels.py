@@ -176,16 +176,16 @@ with jit_cache():
                 power = h.real * h.real + h.imag * h.imag
                 channel[H_OBSERVED_EFFICIENCY, i, k] = efficiency(population[P_SNR, i, k], power)
 
-    @njit(types.void(types.int64[::1], _f8_3, types.boolean, _f8_1, _c16_3, _f8_3), **JIT)
-    def reset_rows(rows, normals, fading, clock, gains, counts):
-        """Restart systems ``rows``: clock 0, counts 0, every slot of the gain ring h = (z1 + i z2) / sqrt 2 from
-        ``normals`` (2, len(rows), K) (Rayleigh, as channel.rayleigh_gains) or h = 1 without fading."""
+    @njit(types.void(types.int64[::1], _c16_2, _f8_1, _c16_3, _f8_3), **JIT)
+    def reset_rows(rows, start_gains, clock, gains, counts):
+        """Restart systems ``rows``: clock 0, counts 0, every slot of the gain ring h = ``start_gains`` (len(rows),
+        K) (the fading model's ``initial_gains``: CN(0, 1), or 1 without fading)."""
         num_users = gains.shape[2]
         for j in range(rows.size):
             i = rows[j]
             clock[i] = 0.0
             for k in range(num_users):
-                h = complex(normals[0, j, k] * _SQRT_HALF, normals[1, j, k] * _SQRT_HALF) if fading else 1.0 + 0.0j
+                h = start_gains[j, k]
                 for slot in range(gains.shape[0]):
                     gains[slot, i, k] = h
                 for row in range(counts.shape[0]):
@@ -193,14 +193,14 @@ with jit_cache():
 
     @njit(
         types.void(
-            _f8_2, _f8_2, *_state, *_draws, types.int64[::1], _f8_3, _constants, *_profile, types.boolean, _f8_3,
+            _f8_2, _f8_2, *_state, *_draws, types.int64[::1], _c16_2, _constants, *_profile, types.boolean, _f8_3,
             _f8_2, types.boolean[::1],
         ),
         **JIT,
     )
     def play_round(
         draft_lengths, bandwidth, population, counts, channel, gains, newest, clock,
-        cumulative_hazard, exponential, normals, jitter, block, restarts, restart_normals, constants,
+        cumulative_hazard, exponential, normals, jitter, block, restarts, restart_gains, constants,
         verify_tokens, verify_seconds, channel_update, rounds, per_env, truncated,
     ):  # fmt: skip
         """One round of every system with decoded lengths L_k (tokens) and shares b_k (n, K).
@@ -218,7 +218,7 @@ with jit_cache():
         - fading (section 4): h' = rho h + sqrt(1 - rho^2) w, rho = J0(2 pi f_D T), w = (z1 + i z2) / sqrt 2
           from ``normals[block]``, written into the next slot of the ring ``gains`` (the caller advances
           ``newest``);
-        - then :func:`reset_rows` of the systems ``restarts`` with ``restart_normals`` (when no other draw comes
+        - then :func:`reset_rows` of the systems ``restarts`` to ``restart_gains`` (when no other draw comes
           between; else empty arrays and the caller restarts them); their round is zeroed (every row of
           ``rounds``, ``per_env`` but the clock) and not truncated, as they ignored the action;
         - ``channel_update``: then :func:`update_channel` without estimation noise.
@@ -287,7 +287,7 @@ with jit_cache():
                     gains[following, i, k] = gauss_markov_step(gains[newest, i, k], rho, innovation)
         newest = following if c.fading else newest
         if restarts.size:
-            reset_rows(restarts, restart_normals, c.fading != 0, clock, gains, counts)
+            reset_rows(restarts, restart_gains, clock, gains, counts)
             for j in range(restarts.size):  # they ignored the action: no round, no reward, not truncated
                 i = restarts[j]
                 for row in range(rounds.shape[0]):
@@ -301,14 +301,14 @@ with jit_cache():
 
     @njit(
         types.boolean(
-            _f8_2, *_state, *_draws, types.int64[::1], _f8_3, _constants, *_profile, types.boolean, _f8_3, _f8_2,
+            _f8_2, *_state, *_draws, types.int64[::1], _c16_2, _constants, *_profile, types.boolean, _f8_3, _f8_2,
             types.boolean[::1],
         ),
         **JIT,
     )
     def play_actions(
         actions, population, counts, channel, gains, newest, clock,
-        cumulative_hazard, exponential, normals, jitter, block, restarts, restart_normals, constants,
+        cumulative_hazard, exponential, normals, jitter, block, restarts, restart_gains, constants,
         verify_tokens, verify_seconds, channel_update, rounds, per_env, truncated,
     ):  # fmt: skip
         """:func:`decode` raw actions (n, A) into ``rounds`` rows R_DRAFT_LENGTHS and R_BANDWIDTH, then
@@ -318,7 +318,7 @@ with jit_cache():
             return False
         play_round(
             rounds[R_DRAFT_LENGTHS], rounds[R_BANDWIDTH], population, counts, channel, gains, newest, clock,
-            cumulative_hazard, exponential, normals, jitter, block, restarts, restart_normals, constants,
+            cumulative_hazard, exponential, normals, jitter, block, restarts, restart_gains, constants,
             verify_tokens, verify_seconds, channel_update, rounds, per_env, truncated,
         )  # fmt: skip
         return True
@@ -383,7 +383,7 @@ with jit_cache():
         play_round(
             rounds[R_DRAFT_LENGTHS], rounds[R_BANDWIDTH], population, counts, channel, gains, newest, clock,
             cumulative_hazard, exponential, normals, jitter, block, np.empty(0, dtype=np.int64),
-            np.empty((2, 0, 0)), constants, verify_tokens, verify_seconds, finish, rounds, per_env, truncated,
+            np.empty((0, 0), dtype=np.complex128), constants, verify_tokens, verify_seconds, finish, rounds, per_env, truncated,
         )  # fmt: skip
         num_users = rounds.shape[2]
         for k in range(num_users):

@@ -72,6 +72,120 @@ with jit_cache():
         return rho * gain + math.sqrt(max(1.0 - rho * rho, 0.0)) * innovation
 
 
+# --- Fading models (docs/model.md section 5.2) -------------------------------------------------------------------
+
+
+class FadingModel:
+    """Small-scale fading of every user's complex gain h (docs/model.md section 5.2): the channel component of the
+    round, chosen by the ``fading`` setting (:func:`make_fading_model`).
+
+    Its public methods are what the rest of the package needs: the start gains of an episode
+    (:meth:`initial_gains`), the lag correlation over a round (:meth:`correlation`), one step of the gain
+    (:meth:`step`), and the channel's conditional law given a delayed, noisy estimate (:meth:`predict`, what a
+    predictive controller plans with). The compiled round runs the same step through the ufuncs
+    :func:`fading_correlation` and :func:`gauss_markov_step` (numba cannot call a Python method from a kernel,
+    and a first-class function argument costs ~30 us per kernel call); ``kernel_code`` tells it which.
+    """
+
+    #: the name in :data:`FADING_MODELS`
+    name: str = ""
+    #: True if h changes between rounds (the round keeps a ring of past gains for the CSI delay)
+    evolves: bool = False
+    #: which fading step the compiled round runs: 0 none (h = 1), 1 Gauss-Markov with Jakes correlation
+    kernel_code: int = 0
+
+    def initial_gains(self, normals: FloatArray) -> NDArray[np.complex128]:
+        """Start gains h (...) of an episode from N(0, 1) pairs ``normals`` (2, ...) (unused if h is fixed)."""
+        raise NotImplementedError
+
+    def correlation(self, interval_s: ArrayLike) -> FloatArray:
+        """rho = E[h(t + dt) h(t)*] for lags ``interval_s`` (s)."""
+        raise NotImplementedError
+
+    def step(self, gain: ArrayLike, interval_s: ArrayLike, innovation: ArrayLike) -> NDArray[np.complex128]:
+        """The gain ``interval_s`` (s) after ``gain``, with CN(0, 1) ``innovation`` (eq. (5.2a))."""
+        raise NotImplementedError
+
+    def predict(
+        self, estimate: ArrayLike, intervals_s: ArrayLike, noise_std: float = 0.0
+    ) -> tuple[NDArray[np.complex128], FloatArray]:
+        """Conditional law of the current gain h given the estimate h_hat = h' + CN(0, noise_std^2) of the gain
+        h' that preceded it by the round latencies ``intervals_s`` (..., d) (s; d = the CSI delay, may be 0; the
+        leading axes broadcast against ``estimate``'s, e.g. (n, 1, d) for estimates (n, K)):
+        h | h_hat ~ CN(mean, variance) (eq. (5.2b)). Returns (mean, variance), shaped like ``estimate``."""
+        raise NotImplementedError
+
+
+class NoFading(FadingModel):
+    """``fading=False``: h = 1 in every round (the population's mean channel)."""
+
+    name = "none"
+
+    def initial_gains(self, normals: FloatArray) -> NDArray[np.complex128]:
+        return np.ones(np.shape(normals)[1:], dtype=np.complex128)
+
+    def correlation(self, interval_s: ArrayLike) -> FloatArray:
+        return np.ones_like(np.asarray(interval_s, dtype=np.float64))
+
+    def step(self, gain: ArrayLike, interval_s: ArrayLike, innovation: ArrayLike) -> NDArray[np.complex128]:
+        return np.ones(np.broadcast_shapes(np.shape(gain), np.shape(interval_s), np.shape(innovation)),
+                       dtype=np.complex128)
+
+    def predict(
+        self, estimate: ArrayLike, intervals_s: ArrayLike, noise_std: float = 0.0
+    ) -> tuple[NDArray[np.complex128], FloatArray]:
+        shape = np.shape(estimate)
+        return np.ones(shape, dtype=np.complex128), np.zeros(shape)
+
+
+class JakesFading(FadingModel):
+    """``fading=True``: Rayleigh fading h ~ CN(0, 1), first-order Gauss-Markov from round to round with the
+    Jakes correlation rho = J0(2 pi f_D dt) over the round latency dt (docs/model.md section 5.2).
+
+    :param doppler_hz: f_D, the maximum Doppler shift, Hz
+    """
+
+    name = "jakes"
+    evolves = True
+    kernel_code = 1
+
+    def __init__(self, doppler_hz: float) -> None:
+        self.doppler_hz = float(doppler_hz)
+
+    def initial_gains(self, normals: FloatArray) -> NDArray[np.complex128]:
+        return complex_normal(np.asarray(normals, dtype=np.float64))
+
+    def correlation(self, interval_s: ArrayLike) -> FloatArray:
+        return fading_correlation(self.doppler_hz, np.asarray(interval_s, dtype=np.float64))
+
+    def step(self, gain: ArrayLike, interval_s: ArrayLike, innovation: ArrayLike) -> NDArray[np.complex128]:
+        return gauss_markov_step(np.asarray(gain, dtype=np.complex128), self.correlation(interval_s),
+                                 np.asarray(innovation, dtype=np.complex128))
+
+    def predict(
+        self, estimate: ArrayLike, intervals_s: ArrayLike, noise_std: float = 0.0
+    ) -> tuple[NDArray[np.complex128], FloatArray]:
+        # h = r h' + sqrt(1 - r^2) w with r = prod of the rounds' rho (unit-power Gauss-Markov), and
+        # h_hat = h' + n: E[h' | h_hat] = h_hat / (1 + s^2), Var = s^2 / (1 + s^2) (eq. (5.2b)).
+        estimate = np.asarray(estimate, dtype=np.complex128)
+        intervals = np.asarray(intervals_s, dtype=np.float64)
+        lag = np.prod(self.correlation(intervals), axis=-1) if intervals.ndim and intervals.shape[-1] else 1.0
+        shrink = 1.0 / (1.0 + noise_std * noise_std)
+        mean = lag * shrink * estimate
+        variance = np.broadcast_to(1.0 - lag * lag * shrink, estimate.shape).astype(np.float64)
+        return mean, variance
+
+
+#: Fading models by name.
+FADING_MODELS: dict[str, type[FadingModel]] = {"none": NoFading, "jakes": JakesFading}
+
+
+def make_fading_model(fading: bool, doppler_hz: float) -> FadingModel:
+    """The fading component of a config: :class:`JakesFading` at ``doppler_hz`` (Hz) if ``fading``, else
+    :class:`NoFading`."""
+    return JakesFading(doppler_hz) if fading else NoFading()
+
+
 def payload_bits(model: str = "top-k", vocab_size: int = 32000, prob_bits: int = 16, top_k: int = 1024) -> int:
     """Bits uploaded per draft token, D (docs/model.md section 4).
 

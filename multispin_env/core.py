@@ -27,7 +27,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from multispin_env.acceptance import AcceptanceProcess, acceptance_estimate, make_acceptance_process
-from multispin_env.channel import dbm_to_watts, efficiency, rayleigh_gains, snr_linear, upload_time_per_token
+from multispin_env.channel import (
+    FadingModel,
+    dbm_to_watts,
+    efficiency,
+    make_fading_model,
+    rayleigh_gains,
+    snr_linear,
+    upload_time_per_token,
+)
 from multispin_env.config import EnvConfig
 from multispin_env.layout import (
     C_FAILURES,
@@ -123,6 +131,7 @@ class MultiSpinCore:
         self._observed_is_true = config.csi_delay == 0 and config.csi_noise_std == 0.0
 
         self.process: AcceptanceProcess = make_acceptance_process(config, n)
+        self.fading: FadingModel = make_fading_model(config.fading, scenario.doppler_hz)
 
         # Packed state (never rebound: the public attributes are views of it).
         self._population = np.ones((POPULATION_ROWS, n, k))
@@ -159,7 +168,8 @@ class MultiSpinCore:
         self._constants = self.kernel_constants()
         self._verify_profile = tuple(np.ascontiguousarray(a) for a in scenario.verify_profile_points)
         self._no_noise = np.zeros((0, 0), dtype=np.complex128)
-        self._no_normals = np.zeros((2, 0, 0))
+        self._no_normals = np.zeros((2, n, k))  # (2, count, K) stand-in when the start gains are not random
+        self._no_gains = np.zeros((0, 0), dtype=np.complex128)
         self._no_rows = np.zeros(0, dtype=np.int64)
         # Restarts within the round's kernel call when no draw would come between the round's and theirs (and
         # the acceptance process needs no reset, see _reset_rows).
@@ -179,6 +189,7 @@ class MultiSpinCore:
             "observed_is_true": self._observed_is_true,
             "upload_deadline": np.inf if deadline is None else deadline,
             "transmit_power_w": dbm_to_watts(self.scenario.tx_power_dbm),
+            "fading": self.fading.kernel_code,
         }
         record = np.zeros(1, dtype=CONSTANTS)
         for name in CONSTANTS.names:
@@ -294,13 +305,18 @@ class MultiSpinCore:
         self._reset_rows(np.flatnonzero(rows), rng)
         self._update_channel(rng)
 
+    def _start_gains(self, count: int, rng: np.random.Generator) -> NDArray[np.complex128]:
+        """Start gains (count, K) of ``count`` new episodes from the fading model (N(0, 1) pairs drawn only when
+        the gains are random)."""
+        normals = rng.standard_normal((2, count, self.num_users)) if self.fading.evolves else self._no_normals[:, :count]
+        return np.ascontiguousarray(self.fading.initial_gains(normals))
+
     def _reset_rows(self, index: NDArray[np.intp], rng: np.random.Generator) -> None:
         """New episodes in the envs ``index``: population (if resampled), clock, counts, channel, acceptance."""
         count = index.size
         if self.config.resample_population:
             self._set_populations(index, [self.scenario.sample_population(rng) for _ in range(count)])
-        normals = rng.standard_normal((2, count, self.num_users)) if self.config.fading else self._no_normals
-        self._kernels.reset_rows(index.astype(np.int64, copy=False), normals, self.config.fading, self.clock,
+        self._kernels.reset_rows(index.astype(np.int64, copy=False), self._start_gains(count, rng), self.clock,
                                  self._gains, self._counts)
         # A process that does not evolve, reset to the same (fixed) population's rates, would not change.
         if self.process.evolves or self.config.resample_population or not self._process_ready:
@@ -357,22 +373,21 @@ class MultiSpinCore:
         block = self._next_block(rng)
         per_env = np.empty((ENV_ROWS, n))
         truncated = np.empty(n, dtype=bool)
-        restarts, restart_normals = self._no_rows, self._no_normals
+        restarts, restart_gains = self._no_rows, self._no_gains
         if reset_rows is not None and self._restart_in_kernel and self._process_ready:  # no draw comes between
             restarts = reset_rows.nonzero()[0]
-            if self.config.fading:
-                restart_normals = rng.standard_normal((2, restarts.size, k))  # as in _reset_rows
+            restart_gains = self._start_gains(restarts.size, rng)  # as in _reset_rows
             reset_rows = None
         channel_update = reset_rows is None and self._finish_in_kernel
         state = (self._population, self._counts, self._channel, self._gains, self._newest, self.clock,
                  self.process.cumulative_hazard, self._exponential_block, self._normal_block, self._jitter_block, block,
-                 restarts, restart_normals, self._constants, *self._verify_profile, channel_update)
+                 restarts, restart_gains, self._constants, *self._verify_profile, channel_update)
         if actions is None:
             self._kernels.play_round(rounds[R_DRAFT_LENGTHS], rounds[R_BANDWIDTH], *state, rounds, per_env, truncated)
         elif not self._kernels.play_actions(actions, *state, rounds, per_env, truncated):
             raise ValueError(f"action contains NaN or inf: {actions}")
         self._block_index = block + 1
-        if self.config.fading:
+        if self.fading.evolves:
             self._newest = (self._newest + 1) % self._gains.shape[0]
         outcome = RoundOutcome(rounds[R_DRAFT_LENGTHS], rounds[R_BANDWIDTH], rounds[R_ACCEPTED], rounds[R_TOKENS],
                                *per_env[:4], truncated, rounds[R_DROPPED], rounds[R_ENERGY])
@@ -411,7 +426,7 @@ class MultiSpinCore:
         if status < 0:
             raise ValueError(f"action contains NaN or inf: {action}")
         self._block_index = block + 1
-        if self.config.fading:
+        if self.fading.evolves:
             self._newest = (self._newest + 1) % self._gains.shape[0]
         self._last_round = (rounds, per_env, truncated)
         if self.process.evolves:
@@ -444,7 +459,7 @@ class MultiSpinCore:
             return self._block_index
         shape = (self._block_rounds, self.num_envs, self.num_users)
         self._exponential_block = rng.standard_exponential(shape)
-        if self.config.fading:
+        if self.fading.evolves:
             self._normal_block = self._standard_normal(rng, (self._block_rounds, 2, self.num_envs, self.num_users))
         sigma = self.config.draft_time_jitter
         if sigma > 0.0:  # log-normal factors exp(sigma z - sigma^2 / 2) of the draft times (section 5.3)

@@ -57,7 +57,7 @@ CONSTANT_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("draft_time_jitter", "f8", "sigma of the log-normal drafting-time factor (section 5.3; 0: none)"),
     ("max_draft", "f8", "L_max, tokens"),
     ("length_entries", "i8", "action entries of the lengths: 1 (homogeneous) or K"),
-    ("fading", "i8", "1: Gauss-Markov fading; 0: |h|^2 = 1"),
+    ("fading", "i8", "the fading model's kernel_code: 1 Gauss-Markov (Jakes); 0 none, |h|^2 = 1"),
     ("observed_is_true", "i8", "1: the observed channel is the true one (no CSI delay or noise)"),
 )
 

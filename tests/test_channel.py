@@ -12,6 +12,10 @@ from scipy import stats
 from scipy.special import j0
 
 from multispin_env.channel import (
+    FADING_MODELS,
+    JakesFading,
+    NoFading,
+    make_fading_model,
     DEVICE_CLASSES,
     fading_correlation,
     gauss_markov_step,
@@ -105,3 +109,62 @@ def test_gauss_markov_keeps_power_and_has_the_requested_lag_one_correlation() ->
     corr = np.mean(h_next * np.conj(h)).real / np.mean(np.abs(h) ** 2)
     assert corr == pytest.approx(rho, abs=0.02)
     assert np.mean(np.abs(h_next) ** 2) == pytest.approx(1.0, abs=0.03)
+
+
+# --- Fading models (docs/model.md section 5.2) ----------------------------------------------------------------------
+
+
+def test_fading_setting_chooses_the_component_the_round_uses() -> None:
+    import gymnasium as gym
+
+    faded = gym.make("MultiSpin-Heterogeneous-v0", doppler_hz=30.0).unwrapped._core
+    assert isinstance(faded.fading, JakesFading) and faded.fading.doppler_hz == 30.0
+    assert faded.kernel_constants()["fading"][0] == JakesFading.kernel_code
+    static = gym.make("MultiSpin-Heterogeneous-v0", fading=False).unwrapped._core
+    assert isinstance(static.fading, NoFading) and static.kernel_constants()["fading"][0] == NoFading.kernel_code
+    static.reset(np.random.default_rng(0))
+    assert np.all(static.gain == 1.0)
+    assert set(FADING_MODELS) == {"none", "jakes"}
+
+
+def test_jakes_model_steps_with_the_bessel_correlation() -> None:
+    model = make_fading_model(True, 50.0)
+    rng = np.random.default_rng(1)
+    start = model.initial_gains(rng.standard_normal((2, 200_000)))
+    assert np.mean(np.abs(start) ** 2) == pytest.approx(1.0, abs=0.01)
+    nxt = model.step(start, 0.004, rayleigh_gains(rng, start.shape))
+    rho = j0(2 * np.pi * 50.0 * 0.004)
+    assert model.correlation(0.004) == pytest.approx(rho, rel=1e-12)
+    assert np.mean(nxt * np.conj(start)).real == pytest.approx(rho, abs=0.01)
+    assert np.mean(np.abs(nxt) ** 2) == pytest.approx(1.0, abs=0.01)
+
+
+@pytest.mark.parametrize("noise_std", [0.0, 0.5])
+def test_jakes_prediction_is_the_conditional_law_of_the_current_gain(noise_std: float) -> None:
+    """MMSE prediction (eq. (5.2b)) from a gain observed 3 rounds (of given latencies) earlier with noise: the
+    error h - mean has the predicted variance and is uncorrelated with the estimate; by simulation."""
+    model = JakesFading(80.0)
+    rng = np.random.default_rng(2)
+    n = 400_000
+    intervals = np.array([0.002, 0.003, 0.0025])
+    past = rayleigh_gains(rng, n)
+    gain = past
+    for dt in intervals:
+        gain = model.step(gain, dt, rayleigh_gains(rng, n))
+    estimate = past + noise_std * rayleigh_gains(rng, n)
+    mean, variance = model.predict(estimate, intervals, noise_std)
+    error = gain - mean
+    assert np.mean(np.abs(error) ** 2) == pytest.approx(variance[0], rel=0.02)
+    assert abs(np.mean(error * np.conj(estimate))) < 0.01
+    assert np.allclose(variance, variance[0])
+    # No delay and no noise: the estimate is the gain.
+    exact_mean, exact_var = model.predict(estimate, np.zeros((0,)), 0.0)
+    assert np.array_equal(exact_mean, estimate) and np.all(exact_var == 0.0)
+
+
+def test_no_fading_is_the_mean_channel() -> None:
+    model = NoFading()
+    assert np.all(model.initial_gains(np.zeros((2, 3, 4))) == 1.0) and model.initial_gains(np.zeros((2, 3, 4))).shape == (3, 4)
+    mean, var = model.predict(np.full(5, 0.3 + 0.1j), np.ones((5, 2)), 0.4)
+    assert np.all(mean == 1.0) and np.all(var == 0.0)
+    assert np.all(model.correlation([0.1, 1.0]) == 1.0)
