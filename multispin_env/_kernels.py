@@ -27,7 +27,7 @@ from numba import from_dtype, njit, types
 
 from multispin_env._numba import JIT, jit_cache
 from multispin_env.acceptance import accepted_prefix, acceptance_estimate
-from multispin_env.channel import efficiency, fading_correlation, gauss_markov_step, upload_time_per_token
+from multispin_env.channel import complex_gain, efficiency, fading_correlation, gauss_markov_step, upload_time_per_token
 from multispin_env.layout import (
     C_FAILURES,
     C_LAST_DRAFT_LENGTHS,
@@ -61,7 +61,6 @@ __all__ = [
     "standard_normal",
 ]
 
-_SQRT_HALF = math.sqrt(0.5)
 
 # Argument types (fixed dtypes and C layouts: one compiled signature per kernel).
 _f8_1 = types.float64[::1]
@@ -283,7 +282,7 @@ with jit_cache():
             if c.fading:
                 rho = fading_correlation(c.doppler_hz, round_latency)
                 for k in range(num_users):
-                    innovation = complex(normals[block, 0, i, k] * _SQRT_HALF, normals[block, 1, i, k] * _SQRT_HALF)
+                    innovation = complex_gain(normals[block, 0, i, k], normals[block, 1, i, k])
                     gains[following, i, k] = gauss_markov_step(gains[newest, i, k], rho, innovation)
         newest = following if c.fading else newest
         if restarts.size:

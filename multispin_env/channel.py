@@ -67,6 +67,11 @@ with jit_cache():
         return _scipy_j0(2.0 * math.pi * doppler_hz * dt, 0)
 
     @vectorize(cache=JIT["cache"])
+    def complex_gain(z1, z2):
+        """A CN(0, 1) variate (z1 + i z2) / sqrt(2) from two independent N(0, 1) variates (section 5.2)."""
+        return complex(z1 * _SQRT_HALF, z2 * _SQRT_HALF)
+
+    @vectorize(cache=JIT["cache"])
     def gauss_markov_step(gain, rho, innovation):
         """One Gauss-Markov step h' = rho h + sqrt(1 - rho^2) w with w ~ CN(0, 1) (section 4); keeps E|h|^2 = 1."""
         return rho * gain + math.sqrt(max(1.0 - rho * rho, 0.0)) * innovation
@@ -253,7 +258,7 @@ def rayleigh_gains(rng: np.random.Generator, shape: int | tuple[int, ...]) -> ND
 
 def complex_normal(normal: FloatArray) -> NDArray[np.complex128]:
     """CN(0, 1) variates (z1 + i z2) / sqrt(2) from standard normals ``normal`` of shape (2, ...)."""
-    return normal[0] * _SQRT_HALF + 1j * (normal[1] * _SQRT_HALF)
+    return complex_gain(normal[0], normal[1])
 
 
 def draft_times_of(device_classes: Sequence[str]) -> FloatArray:
