@@ -24,11 +24,11 @@ import inspect
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from multispin_env.traces import AcceptanceTrace, save_trace
 
-__all__ = ["record_request", "record_trace", "tiny_causal_lm", "main", "console_main"]
+__all__ = ["RecordedRequest", "record_request", "record_trace", "tiny_causal_lm", "main", "console_main"]
 
 
 def _torch() -> Any:
@@ -53,9 +53,16 @@ def _greedy_draft(model: Any, context: Any, count: int) -> Any:
     return torch.cat(tokens, dim=1)
 
 
+class RecordedRequest(NamedTuple):
+    """One request of greedy speculative decoding."""
+
+    rounds: list[int]  # A_max of each round, tokens
+    tokens: list[int]  # the generated token ids (the target's greedy continuation of the prompt)
+
+
 def record_request(target: Any, draft: Any, prompt_ids: Sequence[int], *, max_draft: int, max_new_tokens: int,
-                   eos_token_id: int | None = None) -> tuple[list[int], int]:
-    """Greedy speculative decoding of one prompt; returns (A_max of each round, tokens generated).
+                   eos_token_id: int | None = None) -> RecordedRequest:
+    """Greedy speculative decoding of one prompt: the rounds' A_max and the generated tokens.
 
     :param target: the verifying causal LM (a ``transformers`` model, eval mode, on its device)
     :param draft: the drafting causal LM (same vocabulary)
@@ -70,9 +77,8 @@ def record_request(target: Any, draft: Any, prompt_ids: Sequence[int], *, max_dr
     device = next(target.parameters()).device
     context = torch.tensor([list(prompt_ids)], dtype=torch.long, device=device)
     rounds: list[int] = []
-    generated = 0
     with torch.no_grad():
-        while generated < max_new_tokens:
+        while context.shape[1] - len(prompt_ids) < max_new_tokens:
             proposal = _greedy_draft(draft, context.to(next(draft.parameters()).device), max_draft).to(device)
             logits = target(input_ids=torch.cat([context, proposal], dim=1)).logits
             # The target's greedy token after the context and after each of the first L_max - 1 draft tokens,
@@ -82,11 +88,14 @@ def record_request(target: Any, draft: Any, prompt_ids: Sequence[int], *, max_dr
             accepted = int(agree.cumprod(dim=0).sum())
             rounds.append(accepted)
             new = verified[: accepted + 1]  # accepted draft tokens equal the target's; then its own token
-            generated += accepted + 1
-            context = torch.cat([context, new[None]], dim=1)
             if eos_token_id is not None and bool((new == eos_token_id).any()):
+                # The target ended the request: keep the tokens up to its EOS (the round's A_max stays as
+                # measured: the draft's agreement does not depend on where the text ends).
+                end = int((new == eos_token_id).nonzero()[0, 0]) + 1
+                context = torch.cat([context, new[None, :end]], dim=1)
                 break
-    return rounds, generated
+            context = torch.cat([context, new[None]], dim=1)
+    return RecordedRequest(rounds, context[0, len(prompt_ids):].tolist())
 
 
 def record_trace(target: Any, draft: Any, prompts: Sequence[Sequence[int]], *, max_draft: int,
@@ -96,10 +105,10 @@ def record_trace(target: Any, draft: Any, prompts: Sequence[Sequence[int]], *, m
     (``prompt`` index, ``new_tokens``)."""
     requests, fields = [], []
     for index, prompt in enumerate(prompts):
-        rounds, generated = record_request(target, draft, prompt, max_draft=max_draft,
-                                           max_new_tokens=max_new_tokens, eos_token_id=eos_token_id)
-        requests.append(rounds)
-        fields.append({"prompt": index, "new_tokens": generated})
+        recorded = record_request(target, draft, prompt, max_draft=max_draft, max_new_tokens=max_new_tokens,
+                                  eos_token_id=eos_token_id)
+        requests.append(recorded.rounds)
+        fields.append({"prompt": index, "new_tokens": len(recorded.tokens)})
     meta = {"max_new_tokens": max_new_tokens, "verification": "greedy", **(metadata or {})}
     return AcceptanceTrace.from_requests(requests, max_draft, meta), fields
 
@@ -117,7 +126,8 @@ def tiny_causal_lm(seed: int, *, vocab_size: int = 64, hidden_size: int = 32, la
 
     config = LlamaConfig(vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=2 * hidden_size,
                          num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=4,
-                         max_position_embeddings=1024, initializer_range=0.5, tie_word_embeddings=False)
+                         max_position_embeddings=1024, initializer_range=0.5, tie_word_embeddings=False,
+                         bos_token_id=None, eos_token_id=None, pad_token_id=None)  # no EOS: requests run to length
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
     if noise_of is not None:
