@@ -151,6 +151,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _load(auto: Any, option: str, name: str) -> Any:
+    """``auto.from_pretrained(name)``; a ValueError naming the option when it cannot be loaded."""
+    if (Path(name).is_absolute() or name.startswith((".", "~"))) and not Path(name).expanduser().is_dir():
+        raise ValueError(f"{option} {name!r} is not a folder")
+    try:
+        return auto.from_pretrained(name)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+        raise ValueError(f"{option} {name!r} cannot be loaded: {first}") from exc
+
+
 def main(argv: Sequence[str] | None = None) -> Path:
     """Run the command; returns the written trace file."""
     args = _parser().parse_args(argv)
@@ -168,9 +179,9 @@ def main(argv: Sequence[str] | None = None) -> Path:
     _torch()
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(args.target)
-    target = AutoModelForCausalLM.from_pretrained(args.target).to(args.device).eval()
-    draft = AutoModelForCausalLM.from_pretrained(args.draft).to(args.device).eval()
+    tokenizer = _load(AutoTokenizer, "--target", args.target)
+    target = _load(AutoModelForCausalLM, "--target", args.target).to(args.device).eval()
+    draft = _load(AutoModelForCausalLM, "--draft", args.draft).to(args.device).eval()
     ids = [tokenizer(prompt)["input_ids"] for prompt in prompts]
     metadata = {"target": args.target, "draft": args.draft, "prompts": str(args.prompts), "label": args.label}
     trace, fields = record_trace(target, draft, ids, max_draft=args.max_draft, max_new_tokens=args.max_new_tokens,
@@ -182,7 +193,8 @@ def main(argv: Sequence[str] | None = None) -> Path:
 
 
 def console_main() -> None:
-    """Entry point of ``multispin-record-trace``: bad input prints one line, no traceback."""
+    """Entry point of ``multispin-record-trace``: bad input (also a model that cannot be loaded) prints one
+    line, no traceback."""
     try:
         main()
     except ValueError as exc:

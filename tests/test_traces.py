@@ -283,3 +283,25 @@ def test_the_command_rejects_bad_input_in_one_line(recorder, tmp_path):
         recorder.main([*base, "--prompts", str(tmp_path / "missing.txt")])
     with pytest.raises(ValueError, match="--max-draft must be in"):
         recorder.main([*base, "--prompts", str(empty), "--max-draft", "0"])
+
+
+def test_the_console_script_reports_bad_input_without_a_traceback(recorder, tmp_path, monkeypatch):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("hello\n")
+    monkeypatch.setattr("sys.argv", ["multispin-record-trace", "--target", str(tmp_path / "no-model"), "--draft",
+                                     str(tmp_path / "no-model"), "--prompts", str(prompts), "-o",
+                                     str(tmp_path / "o.jsonl")])
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(SystemExit) as raised:
+        recorder.console_main()
+    message = str(raised.value.code)
+    assert message.startswith("multispin-record-trace: error: --target") and "is not a folder" in message
+    assert "\n" not in message
+
+
+@pytest.mark.slow
+def test_the_example_trace_regenerates_byte_for_byte(recorder, tmp_path):
+    from experiments.make_example_trace import make_example_trace
+    from multispin_env.traces import EXAMPLE_TRACE
+
+    assert make_example_trace(tmp_path / "example.jsonl").read_bytes() == EXAMPLE_TRACE.read_bytes()
