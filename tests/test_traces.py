@@ -174,11 +174,11 @@ def test_shipped_example_runs_out_of_the_box_with_every_analytic_policy():
 @pytest.fixture(scope="module")
 def recorder():
     pytest.importorskip("transformers")
-    from experiments import record_trace
-
     import torch
 
-    torch.set_num_threads(1)
+    from experiments import record_trace
+
+    torch.set_num_threads(1)  # pytest-xdist already runs one worker per core
     return record_trace
 
 
