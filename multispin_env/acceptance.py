@@ -27,6 +27,8 @@ Processes (:data:`ACCEPTANCE_PROCESSES`):
   ``mean_request_tokens`` tokens); a new request draws its task, hence its rate,
   from an :class:`~multispin_env.scenarios.AcceptanceProfile`.
 - ``mixture``: rates of varying difficulty, Beta around a_k, drawn every round or per request.
+- ``trace``: recorded rounds of a real draft/target pair replayed (:mod:`multispin_env.traces`): each round a
+  user's accepted prefix is min(A_max, L_k) of the next recorded round of its current request.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from numpy.typing import NDArray
 
 from multispin_env._numba import JIT, jit_cache
 from multispin_env.scenarios import AcceptanceProfile
+from multispin_env.traces import AcceptanceTrace, load_trace, token_rate
 
 if TYPE_CHECKING:
     from multispin_env.config import EnvConfig
@@ -54,6 +57,7 @@ __all__ = [
     "MarkovAcceptance",
     "TaskAcceptance",
     "MixtureAcceptance",
+    "TraceAcceptance",
     "MIXTURE_SCOPES",
     "accepted_prefix",
     "acceptance_estimate",
@@ -405,6 +409,89 @@ class MixtureAcceptance(AcceptanceProcess):
         mean = np.asarray(rate, dtype=np.float64)[..., None]
         steps = np.arange(self.max_draft, dtype=np.float64)
         return np.cumprod((self.concentration * mean + steps) / (self.concentration + steps), axis=-1)
+
+
+@register_acceptance_process
+class TraceAcceptance(AcceptanceProcess):
+    """Replay of a recorded acceptance trace (docs/model.md section 5.1, docs/traces.md).
+
+    :param trace_path: the trace file (JSON lines, :mod:`multispin_env.traces`); None: the shipped example
+        (tiny random models, for smoke tests only)
+
+    Each user serves requests drawn uniformly from the trace's requests, independently of the other users and
+    of its earlier requests. Every round plays the next recorded round of the user's request: the round's
+    table is H(i) = 0 for i <= A_max and +inf beyond, so the accepted prefix is min(A_max, L_k) for every draw.
+    Once its recorded rounds are used up the request ends and the next round starts a new one. A round
+    consumes one recorded round whatever L_k and whether the upload was dropped (open-loop replay: a draft
+    shorter than A_max would have moved the real context differently).
+
+    A_max is clipped to the env's L_max (exact: no draft is longer); a trace recorded with a smaller L_max
+    than the env's raises a ValueError (a longer draft's outcome is unknown). The population's rates are not
+    used. ``rate`` is the current request's per-token rate (:func:`~multispin_env.traces.token_rate` at
+    L_max); :meth:`mean_survival` is the trace's pooled curve P(A_max >= i), the same for every user.
+    """
+
+    name = "trace"
+    parameters = ("trace_path",)
+    evolves = True
+
+    def __init__(self, num_envs: int, num_users: int, max_draft: int, *, trace_path: str | None = None) -> None:
+        trace = load_trace(trace_path)
+        if trace.max_draft < max_draft:
+            raise ValueError(f"trace_path: the trace was recorded with drafts of up to {trace.max_draft} tokens, "
+                             f"fewer than the env's max_draft {max_draft}: record with a larger max draft or set "
+                             f"max_draft <= {trace.max_draft}")
+        self.trace: AcceptanceTrace = trace
+        self._accepted = np.minimum(trace.accepted, max_draft).astype(np.float64)
+        self._starts = trace.request_starts
+        self._request_rates = np.array([token_rate(trace.request(r), max_draft) for r in range(trace.num_requests)])
+        shape = (num_envs, num_users)
+        #: Index of each user's current request in the trace.
+        self.request: NDArray[np.intp] = np.zeros(shape, dtype=np.intp)
+        #: Index of the round about to be played within that request.
+        self.round: NDArray[np.intp] = np.zeros(shape, dtype=np.intp)
+        super().__init__(num_envs, num_users, max_draft)
+        self._apply(None)
+
+    @property
+    def accepted_max(self) -> FloatArray:
+        """A_max (clipped to L_max) of each user's round about to be played, tokens (num_envs, K)."""
+        return self._accepted[self._starts[self.request] + self.round]
+
+    def _new_requests(self, where: BoolArray, rng: np.random.Generator) -> None:
+        self.request[where] = rng.integers(self.trace.num_requests, size=int(np.count_nonzero(where)))
+        self.round[where] = 0
+
+    def _apply(self, where: BoolArray | None) -> None:
+        sel = slice(None) if where is None else where
+        self.rate[sel] = self._request_rates[self.request[sel]]
+        reached = self.positions <= self.accepted_max[sel][..., None]
+        self.cumulative_hazard[sel] = np.where(reached, 0.0, np.inf)
+
+    def reset(self, rows: BoolArray | None, base_rate: FloatArray, rng: np.random.Generator) -> None:
+        sel = slice(None) if rows is None else rows
+        self.base_rate[sel] = base_rate[sel]
+        where = self._user_mask(rows)
+        self._new_requests(where, rng)
+        self._apply(where)
+
+    def advance(self, tokens: FloatArray, rng: np.random.Generator) -> None:
+        self.round += 1
+        done = self._starts[self.request] + self.round >= self._starts[self.request + 1]
+        if done.any():
+            self._new_requests(done, rng)
+        self._apply(None)
+
+    def mean_rate(self, base_rate: FloatArray) -> FloatArray:
+        """The per-token rate of the whole trace (:func:`~multispin_env.traces.token_rate` at L_max)."""
+        return np.full(np.shape(base_rate), token_rate(self.trace.accepted, self.max_draft))
+
+    def mean_survival(self, base_rate: FloatArray) -> FloatArray:
+        """The trace's curve P(A_max >= i) over all recorded rounds pooled: a user drawing requests uniformly
+        spends a share of its rounds in each request proportional to the request's rounds (renewal-reward), so
+        the long-run per-round distribution is the pooled one, for every user alike."""
+        curve = self.trace.survival(self.max_draft)
+        return np.broadcast_to(curve, (*np.shape(base_rate), self.max_draft)).copy()
 
 
 def make_acceptance_process(config: EnvConfig, num_envs: int) -> AcceptanceProcess:

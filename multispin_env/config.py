@@ -10,6 +10,7 @@ those of docs/model.md section 4.1.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ from multispin_env.acceptance import ACCEPTANCE_PROCESSES, MIXTURE_SCOPES
 from multispin_env.channel import PAYLOAD_MODELS
 from multispin_env.model import MAX_DRAFT, MAX_USERS
 from multispin_env.scenarios import ACCEPTANCE_PROFILES, AcceptanceProfile, Scenario, get_scenario
+from multispin_env.traces import load_trace
 
 __all__ = ["EnvConfig", "default_config", "resolve_config", "DEFAULT_TASK_PROFILE", "MAX_CSI_DELAY", "SETTINGS"]
 
@@ -86,6 +88,19 @@ def _verify_profile(name: str, value: Any) -> Any:
         raise ValueError(f"{name} must be a profile name or (tokens, seconds) pairs, got {value!r}") from exc
 
 
+def _trace_path(name: str, value: Any) -> str | None:
+    """A readable, valid trace file (its path as a string), or None (the shipped example)."""
+    if value is None:
+        return None
+    if not isinstance(value, (str, os.PathLike)):
+        raise ValueError(f"{name} must be a path to a trace file or None, got {value!r}")
+    try:
+        load_trace(value)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {exc}") from exc
+    return os.fspath(value)
+
+
 def _payload(name: str, value: Any) -> str | None:
     if value is not None and value not in PAYLOAD_MODELS:
         raise ValueError(f"{name} must be one of {PAYLOAD_MODELS} or None, got {value!r}")
@@ -130,8 +145,8 @@ class EnvConfig:
     csi_noise_std: float = _setting(0.0, _real(0.0, 10.0), "std of the CN(0, std^2) error added to the observed h")
     draft_time_jitter: float = _setting(0.0, _real(0.0, 3.0), "sigma of a mean-one log-normal factor exp(sigma Z - "
                                         "sigma^2/2) on every t_k each round (0..3)")
-    acceptance_process: str = _setting("iid", _choice(lambda: ACCEPTANCE_PROCESSES), "iid, positional, markov, tasks "
-                                       "or mixture (docs/model.md section 5.1), or a registered process")
+    acceptance_process: str = _setting("iid", _choice(lambda: ACCEPTANCE_PROCESSES), "iid, positional, markov, tasks, "
+                                       "mixture or trace (docs/model.md section 5.1), or a registered process")
     positional_decay: float = _setting(0.8, _real(0.0, 1.0, low_open=True), "d of the positional process, "
                                        "a_k,i = a_k d^(i-1)")
     markov_switch_prob: float = _setting(0.05, _real(0.0, 1.0), "per-round probability that a user's easy/hard "
@@ -144,6 +159,9 @@ class EnvConfig:
                                             "acceptance by position, preset scenario vllm-drafter)")
     mixture_scope: str = _setting("round", _choice(lambda: dict.fromkeys(MIXTURE_SCOPES)), "when the mixture "
                                   "process draws a new rate: every round or per request")
+    trace_path: str | None = _setting(None, _trace_path, "acceptance trace replayed by the trace process "
+                                      "(JSON lines, docs/traces.md); None: the shipped example, recorded on tiny "
+                                      "random models (smoke tests only)")
     acceptance_forgetting: float = _setting(0.9, _real(0.0, 1.0), "per-round forgetting factor lambda of the "
                                             "observed acceptance estimate")
     acceptance_prior: float = _setting(0.7, _real(0.0, 1.0, low_open=True, high_open=True), "prior rate a0 of "

@@ -44,8 +44,8 @@ def _process(name: str, num_envs: int, num_users: int, **parameters):
     return make_acceptance_process(config, num_envs)
 
 
-def test_registry_names_the_four_processes():
-    assert set(ACCEPTANCE_PROCESSES) == {"iid", "positional", "markov", "tasks", "mixture"}
+def test_registry_names_the_built_in_processes():
+    assert set(ACCEPTANCE_PROCESSES) == {"iid", "positional", "markov", "tasks", "mixture", "trace"}
 
 
 @pytest.mark.parametrize("rate, length", [(0.5, 4), (0.8, 4), (0.9, 10), (0.65, 1)])
@@ -170,13 +170,14 @@ def test_invalid_parameters_name_the_setting(name, key, value):
 
 def test_unknown_process_name():
     with pytest.raises(ValueError, match="acceptance_process"):
-        _process("trace", 1, 2)
+        _process("no-such-process", 1, 2)
 
 
 @pytest.mark.parametrize("name, params", [("iid", {}), ("positional", {"positional_decay": 0.7}),
                                           ("markov", {"markov_switch_prob": 0.2}),
                                           ("tasks", {"mean_request_tokens": 5.0}), ("mixture", {}),
-                                          ("mixture", {"mixture_scope": "request", "mean_request_tokens": 5.0})])
+                                          ("mixture", {"mixture_scope": "request", "mean_request_tokens": 5.0}),
+                                          ("trace", {})])
 def test_nominal_curve_is_the_long_run_average_of_the_current_curve(name, params):
     """mean_survival (static policies) is the time average of survival() (the oracle's curve); survival_from_rate
     (adaptive policies) reproduces the current curve from the current position-1 rate for i.i.d.-shaped and

@@ -45,7 +45,7 @@ PARAMS = {"acceptance": [0.6, 0.8], "draft_time": [0.01, 0.02], "upload_time": [
         ("csi_delay", 10**9),
         ("max_draft", 10**9),
         ("acceptance_process", ["iid"]),
-        ("acceptance_process", "trace"),
+        ("acceptance_process", "no-such-process"),
         ("device_mix", {"high": 1e308, "low": 1e308}),
         ("device_mix", ["high"]),
         ("fading", "yes"),

@@ -169,7 +169,7 @@ def test_default_config_documented_and_overridable():
         ("csi_delay", 1.5),
         ("csi_noise_std", -0.1),
         ("draft_time_jitter", "big"),
-        ("acceptance_process", "trace"),
+        ("acceptance_process", "no-such-process"),
         ("num_users", 0),
         ("max_draft", True),
         ("fading", "yes"),

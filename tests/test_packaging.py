@@ -19,7 +19,8 @@ REPO = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 
 
-@pytest.mark.parametrize("name", ["multispin-train", "multispin-benchmark", "multispin-demo", "multispin-list"])
+@pytest.mark.parametrize("name", ["multispin-train", "multispin-benchmark", "multispin-demo", "multispin-list",
+                                  "multispin-record-trace"])
 def test_console_scripts_point_at_callables(name: str) -> None:
     module, _, attr = PYPROJECT["project"]["scripts"][name].partition(":")
     assert callable(getattr(importlib.import_module(module), attr))
@@ -30,6 +31,15 @@ def test_package_data_ships_hyperparameters_and_type_markers() -> None:
     assert "hyperparams/*.yml" in data["agents"]
     for package in ("agents", "multispin_env", "baselines"):
         assert "py.typed" in data[package] and (REPO / package / "py.typed").is_file()
+
+
+def test_package_data_ships_the_labelled_example_trace() -> None:
+    from multispin_env.traces import EXAMPLE_TRACE, load_trace
+
+    patterns = PYPROJECT["tool"]["setuptools"]["package-data"]["multispin_env"]
+    relative = EXAMPLE_TRACE.relative_to(REPO / "multispin_env")
+    assert any(relative.match(pattern) for pattern in patterns)
+    assert load_trace().metadata["label"] == "tiny random models, for smoke tests only"
 
 
 def test_project_files() -> None:

@@ -1,0 +1,209 @@
+"""Recorded acceptance traces: the file format, its reader/writer and checks (docs/traces.md).
+
+A trace holds, for each request of a real draft/target pair, the rounds of greedy speculative decoding: per
+round the accepted prefix A_max that a draft of the recording's maximal length L_max got. Under greedy
+verification a draft of length L <= L_max drafted from the same context then gets min(A_max, L) exactly
+(its first L tokens are the same greedy tokens). The ``trace`` acceptance process
+(:class:`multispin_env.acceptance.TraceAcceptance`) replays it.
+
+The file is JSON lines (UTF-8): a header line, then one line per request::
+
+    {"format": "multispin-acceptance-trace", "version": 1, "max_draft": 16, "metadata": {...}}
+    {"accepted": [3, 16, 0, 7]}
+    {"accepted": [16, 16, 2]}
+
+``accepted`` lists the request's rounds in order, integers in 0..max_draft; other keys of a request line
+(the recorder writes ``prompt`` and ``new_tokens``) are kept out of the replay. ``metadata`` is free JSON
+(the models, the prompts, a label). This module needs numpy only: the recorder that runs models lives in
+``experiments/record_trace.py``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from multispin_env.model import MAX_DRAFT
+
+__all__ = [
+    "EXAMPLE_TRACE",
+    "TRACE_FORMAT",
+    "TRACE_VERSION",
+    "AcceptanceTrace",
+    "load_trace",
+    "save_trace",
+    "token_rate",
+]
+
+#: The ``format`` value of a trace file's header line.
+TRACE_FORMAT = "multispin-acceptance-trace"
+#: The format version this module reads and writes.
+TRACE_VERSION = 1
+#: The trace shipped with the package (recorded on tiny random models: for smoke tests only), used when
+#: ``trace_path`` is None; ``python -m experiments.make_example_trace`` regenerates it.
+EXAMPLE_TRACE = Path(__file__).resolve().parent / "data" / "example_trace.jsonl"
+
+IntArray = NDArray[np.int64]
+
+
+def token_rate(accepted: NDArray[Any], draft_length: int) -> float:
+    """The per-token rate sum A / (sum A + #{A < L}) of rounds that accepted ``accepted`` (A_max clipped to
+    ``draft_length`` = L, tokens): what the acceptance estimate of docs/model.md section 5.4 converges to
+    (no prior, no forgetting) when every round drafts L tokens. Clipped into [1e-12, 1 - 1e-12] (a rate
+    must lie in (0, 1)); 1 - 1e-12 when every draft was accepted whole."""
+    clipped = np.minimum(accepted, draft_length)
+    successes = float(clipped.sum())
+    failures = float(np.count_nonzero(clipped < draft_length))
+    rate = successes / (successes + failures) if successes + failures > 0 else 0.0
+    return min(max(rate, 1e-12), 1.0 - 1e-12)
+
+
+@dataclass(frozen=True)
+class AcceptanceTrace:
+    """A validated trace (read-only arrays).
+
+    :param accepted: A_max of every round, requests one after the other, tokens (int64, rounds,)
+    :param request_starts: offsets (requests + 1,): request r's rounds are ``accepted[starts[r]:starts[r+1]]``
+    :param max_draft: L_max of the recording, tokens
+    :param metadata: free JSON metadata of the file (models, prompts, label)
+    """
+
+    accepted: IntArray
+    request_starts: IntArray
+    max_draft: int
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_requests(cls, requests: Sequence[Sequence[int]], max_draft: int,
+                      metadata: Mapping[str, Any] | None = None) -> AcceptanceTrace:
+        """A trace from each request's list of A_max; ValueError naming the first bad entry."""
+        limit = _max_draft("max_draft", max_draft)
+        if len(requests) == 0:
+            raise ValueError("a trace needs at least one request")
+        for r, rounds in enumerate(requests):
+            _check_rounds(f"request {r}", rounds, limit)
+        lengths = np.array([len(rounds) for rounds in requests], dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        accepted = np.concatenate([np.asarray(rounds, dtype=np.int64) for rounds in requests])
+        accepted.flags.writeable = starts.flags.writeable = False
+        return cls(accepted, starts, limit, dict(metadata or {}))
+
+    @property
+    def num_requests(self) -> int:
+        return self.request_starts.size - 1
+
+    @property
+    def num_rounds(self) -> int:
+        return self.accepted.size
+
+    def request(self, index: int) -> IntArray:
+        """A_max of the rounds of request ``index``."""
+        return self.accepted[self.request_starts[index]:self.request_starts[index + 1]]
+
+    def survival(self, max_draft: int | None = None) -> NDArray[np.float64]:
+        """P(A_max >= i), i = 1..``max_draft`` (default: the recording's L_max), over all rounds pooled: the
+        per-round distribution a user replaying the trace sees in the long run (docs/model.md section 5.1)."""
+        length = self.max_draft if max_draft is None else max_draft
+        positions = np.arange(1, length + 1)
+        return (self.accepted[:, None] >= positions).mean(axis=0)
+
+    def requests(self) -> list[list[int]]:
+        """Each request's A_max as a list (what :func:`save_trace` writes)."""
+        return [self.request(r).tolist() for r in range(self.num_requests)]
+
+
+def _max_draft(where: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= MAX_DRAFT:
+        raise ValueError(f"{where} must be an integer in [1, {MAX_DRAFT}], got {value!r}")
+    return int(value)
+
+
+def _check_rounds(where: str, rounds: Any, max_draft: int) -> None:
+    if not isinstance(rounds, (list, tuple, np.ndarray)) or len(rounds) == 0:
+        raise ValueError(f"{where}: accepted must be a non-empty list of integers, got {rounds!r}")
+    for j, value in enumerate(rounds):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value <= max_draft:
+            raise ValueError(f"{where}, round {j}: accepted must be an integer in [0, {max_draft}] (max_draft), "
+                             f"got {value!r}")
+
+
+def save_trace(path: str | os.PathLike[str], trace: AcceptanceTrace,
+               request_fields: Sequence[Mapping[str, Any]] | None = None) -> Path:
+    """Write ``trace`` as JSON lines to ``path`` (parent folders created); returns the path.
+
+    :param request_fields: optional extra keys for each request line (e.g. the recorder's ``prompt`` index and
+        ``new_tokens``), one mapping per request; the replay ignores them
+    """
+    extras = list(request_fields) if request_fields is not None else [{}] * trace.num_requests
+    if len(extras) != trace.num_requests:
+        raise ValueError(f"request_fields has {len(extras)} entries for {trace.num_requests} requests")
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    header = {"format": TRACE_FORMAT, "version": TRACE_VERSION, "max_draft": trace.max_draft,
+              "metadata": dict(trace.metadata)}
+    lines = [json.dumps(header, sort_keys=True)]
+    lines += [json.dumps({**extra, "accepted": rounds}) for extra, rounds in zip(extras, trace.requests(), strict=True)]
+    target.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return target
+
+
+def load_trace(path: str | os.PathLike[str] | None = None) -> AcceptanceTrace:
+    """Read and validate a trace file (None: the shipped :data:`EXAMPLE_TRACE`); a one-line ValueError naming
+    the file, the line and the problem otherwise. Cached on the file's path, size and modification time."""
+    source = EXAMPLE_TRACE if path is None else Path(path)
+    try:
+        stat = source.stat()
+    except OSError as exc:
+        raise ValueError(f"trace file {str(source)!r} cannot be read: {exc.strerror or exc}") from exc
+    if not source.is_file():
+        raise ValueError(f"trace file {str(source)!r} is not a file")
+    return _load(str(source.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _load(path: str, size: int, mtime_ns: int) -> AcceptanceTrace:
+    del size, mtime_ns  # cache keys only: a rewritten file is read again
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"trace file {path!r} cannot be read as UTF-8 text: {exc}") from exc
+    lines = [(number, line) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    if not lines:
+        raise ValueError(f"trace file {path!r} is empty")
+    records = []
+    for number, line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"trace file {path!r}, line {number}: not JSON ({exc.msg})") from exc
+        if not isinstance(record, dict):
+            raise ValueError(f"trace file {path!r}, line {number}: expected a JSON object, got {line[:60]!r}")
+        records.append((number, record))
+    (first, header), requests = records[0], records[1:]
+    if header.get("format") != TRACE_FORMAT:
+        raise ValueError(f"trace file {path!r}, line {first}: the header must have format {TRACE_FORMAT!r}, "
+                         f"got {header.get('format')!r}")
+    if header.get("version") != TRACE_VERSION:
+        raise ValueError(f"trace file {path!r}: version {header.get('version')!r} is not supported (this reader "
+                         f"reads version {TRACE_VERSION})")
+    max_draft = _max_draft(f"trace file {path!r}: header max_draft", header.get("max_draft"))
+    metadata = header.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise ValueError(f"trace file {path!r}: header metadata must be a JSON object, got {metadata!r}")
+    if not requests:
+        raise ValueError(f"trace file {path!r} has a header but no request lines")
+    rounds = []
+    for number, record in requests:
+        if "accepted" not in record:
+            raise ValueError(f"trace file {path!r}, line {number}: a request line needs the key 'accepted'")
+        _check_rounds(f"trace file {path!r}, line {number}", record["accepted"], max_draft)
+        rounds.append(record["accepted"])
+    return AcceptanceTrace.from_requests(rounds, max_draft, metadata)
