@@ -26,7 +26,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 from numpy.typing import NDArray
 
-from multispin_env.layout import Q_ACTIVE, Q_ARRIVAL, Q_HEAD, Q_REMAINING, Q_WAITING, REQUEST_ROWS
+from multispin_env.layout import (
+    Q_ACTIVE,
+    Q_ARRIVAL,
+    Q_HEAD,
+    Q_REMAINING,
+    Q_WAITING,
+    REQUEST_ROWS,
+)
 
 if TYPE_CHECKING:
     from multispin_env.acceptance import AcceptanceProcess

@@ -3,6 +3,8 @@ idle users, the observation and info with and without arrivals."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -148,3 +150,34 @@ def test_single_and_vector_env_trajectories_are_identical_with_arrivals() -> Non
 def test_invalid_arrival_settings_name_the_setting(key, value) -> None:
     with pytest.raises(ValueError, match=key):
         gym.make(HET, **{key: value})
+
+
+@pytest.mark.parametrize("name", ["het-opt-oracle", "het-opt-static", "equal-fixed"])
+def test_analytic_policies_solve_on_the_active_users(name: str) -> None:
+    """Idle users get L_k = 0 and no band; the active users get the solver's allocation of the system of the
+    active users alone (the round leaves the idle users out)."""
+    from baselines.information import round_params_for
+    from baselines.policies import _POLICY_SOLVER, make_policy
+    from baselines.solvers import SOLVERS
+
+    env = gym.make(HET, arrival_rate=1.0, mean_request_tokens=10.0, horizon=1e9)
+    unwrapped = env.unwrapped
+    obs, _ = env.reset(seed=5)
+    policy = make_policy(name, env)
+    solver_name, level = _POLICY_SOLVER[name]
+    checked = 0
+    for _ in range(80):
+        action, _ = policy.predict(obs)
+        active = unwrapped.core.requests.active[0].copy()
+        lengths, shares = unwrapped.decode_action(action)
+        assert np.all(lengths[~active] == 0) and np.all(shares[~active] == 0.0)
+        if 0 < active.sum() < active.size:
+            params = round_params_for(env, level, obs)
+            sub = dataclasses.replace(params, acceptance=params.acceptance[active], survival=params.survival[active],
+                                      draft_time=params.draft_time[active], upload_time=params.upload_time[active])
+            expected = SOLVERS[solver_name].solve(sub)
+            np.testing.assert_array_equal(lengths[active], expected.draft_lengths)
+            np.testing.assert_allclose(shares[active], expected.bandwidth / expected.bandwidth.sum(), atol=1e-6)
+            checked += 1
+        obs, _, _, _, _ = env.step(action)
+    assert checked > 10
