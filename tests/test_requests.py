@@ -181,3 +181,26 @@ def test_analytic_policies_solve_on_the_active_users(name: str) -> None:
             checked += 1
         obs, _, _, _, _ = env.step(action)
     assert checked > 10
+
+
+def test_benchmark_metrics_with_arrivals() -> None:
+    """Completion times are those the info reports; Jain's index is 1 for equal rates and 1/K for one user."""
+    from agents.evaluation import jain_fairness, run_episode
+    from baselines.policies import make_policy
+
+    assert jain_fairness(np.array([2.0, 2.0, 2.0])) == pytest.approx(1.0)
+    assert jain_fairness(np.array([3.0, 0.0, 0.0, 0.0])) == pytest.approx(0.25)
+    env = gym.make(HET, arrival_rate=1.0, mean_request_tokens=15.0, horizon=5.0)
+    episode = run_episode(env, make_policy("equal-fixed", env), seed=3)
+    policy, times = make_policy("equal-fixed", env), []
+    obs, _ = env.reset(seed=3)  # replay: the same seed and a deterministic policy give the same episode
+    truncated = False
+    user_tokens = np.zeros(env.unwrapped.num_users)
+    while not truncated:
+        obs, _, _, truncated, info = env.step(policy.predict(obs)[0])
+        times += info["completion_time"][info["completed"]].tolist()
+        user_tokens += info["tokens"]
+    assert episode.completion_times == times and len(times) > 5
+    assert episode.fairness == pytest.approx(jain_fairness(user_tokens / info["clock"]))
+    plain = gym.make(HET, horizon=1.0)
+    assert run_episode(plain, make_policy("equal-fixed", plain), seed=0).completion_times is None
