@@ -14,7 +14,8 @@ section 2) per :meth:`MultiSpinCore.step`. :class:`~multispin_env.envs.MultiSpin
 Steps 1-4 run in the kernels of :mod:`multispin_env._kernels`; this class owns the state they work on (packed
 as :mod:`multispin_env.layout` says), draws the random variates from the env's numpy Generator and hands the
 outcome back. Per round the draws come in this order: the blocks of :meth:`MultiSpinCore._next_block` when
-used up, the acceptance process's own draws, restarts, CSI estimation noise; a seed gives one trajectory.
+used up, the acceptance process's own draws, the requests' draws (arrivals, new requests' lengths and tasks:
+:mod:`multispin_env.requests`), restarts, CSI estimation noise; a seed gives one trajectory.
 """
 
 from __future__ import annotations
@@ -390,7 +391,8 @@ class MultiSpinCore:
             reset_rows = None
         channel_update = reset_rows is None and self._finish_in_kernel
         state = (self._population, self._counts, self._channel, self._gains, self._newest, self.clock,
-                 self._request_state, self.process.cumulative_hazard, self._exponential_block, self._normal_block, self._jitter_block, block,
+                 self._request_state, self.process.cumulative_hazard, self._exponential_block, self._normal_block,
+                 self._jitter_block, block,
                  restarts, restart_normals, self._constants, *self._verify_profile, channel_update)
         if actions is None:
             self._kernels.play_round(rounds[R_DRAFT_LENGTHS], rounds[R_BANDWIDTH], *state, rounds, per_env, truncated)
@@ -429,7 +431,8 @@ class MultiSpinCore:
         obs = np.empty((1, self.observation_size), dtype=np.float32)
         status = self._kernels.step_action(
             action, self._population, self._counts, self._channel, self._gains, self._newest, self.clock,
-            self._request_state, self.process.cumulative_hazard, self._exponential_block, self._normal_block, self._jitter_block, block,
+            self._request_state, self.process.cumulative_hazard, self._exponential_block, self._normal_block,
+            self._jitter_block, block,
             self._constants, *self._verify_profile, self._finish_in_kernel, self._observation_scale, rounds, per_env,
             truncated, ints, obs,
         )  # fmt: skip
