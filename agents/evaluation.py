@@ -14,6 +14,13 @@ Per-episode metrics (all computed from ``info``, never from the scaled reward):
   of the applied bandwidth shares renormalised to s_k = b_k / sum_j b_j
   (1/K: equal split, 1: one user gets the whole band; rounds in which no
   user uploads are skipped).
+
+With request arrivals (docs/model.md section 5.8; ``info["completed"]`` present) also:
+
+- the completion time of every request completed in the episode (s; pooled over episodes: mean and 95th
+  percentile);
+- Jain's fairness index of the users' token rates x_k = tokens_k / clock, (sum x_k)^2 / (K sum x_k^2)
+  (1: equal rates, 1/K: one user gets everything).
 """
 
 from __future__ import annotations
@@ -76,6 +83,9 @@ class EpisodeMetrics:
     :param mean_draft_length: mean applied L_k over rounds and users (tokens)
     :param bandwidth_hhi: mean Herfindahl index of the bandwidth shares (1/K..1)
     :param episode_return: sum of rewards (scaled tokens)
+    :param completion_times: with arrivals, the completion time (s) of every request completed in the episode;
+        None without arrivals
+    :param fairness: Jain's index of the users' token rates (1/K..1)
     """
 
     seed: int
@@ -86,6 +96,8 @@ class EpisodeMetrics:
     mean_draft_length: float
     bandwidth_hhi: float
     episode_return: float
+    completion_times: list[float] | None = None
+    fairness: float = math.nan
 
 
 def t_critical(n: int, confidence: float = 0.95) -> float:
@@ -138,14 +150,38 @@ class EvaluationResult:
         vals = [e.bandwidth_hhi for e in self.episodes if not math.isnan(e.bandwidth_hhi)]
         return float(np.mean(vals)) if vals else math.nan
 
+    @property
+    def arrivals(self) -> bool:
+        """Whether the episodes had request arrivals (completion times measured)."""
+        return any(e.completion_times is not None for e in self.episodes)
+
+    @property
+    def completion_times(self) -> NDArray[np.float64]:
+        """Completion times (s) of every request completed in any episode."""
+        return np.array([t for e in self.episodes for t in (e.completion_times or [])], dtype=np.float64)
+
+    def completion_summary(self) -> dict[str, float]:
+        """Requests completed, mean and 95th percentile of their completion time (s, pooled over episodes) and
+        the mean Jain fairness index; nan without arrivals or completions."""
+        times = self.completion_times
+        done = times.size > 0
+        return {
+            "requests_completed": float(times.size) if self.arrivals else math.nan,
+            "completion_mean": float(times.mean()) if done else math.nan,
+            "completion_p95": float(np.percentile(times, 95)) if done else math.nan,
+            "fairness": float(np.mean([e.fairness for e in self.episodes])) if self.arrivals else math.nan,
+        }
+
     def as_dict(self) -> dict[str, Any]:
         mean, half = self.goodput_ci()
+        summary = self.completion_summary() if self.arrivals else {}
         return {
             "policy": self.name,
             "goodput_mean": mean,
             "goodput_ci95": half,
             "mean_draft_length": self.mean_draft_length,
             "bandwidth_hhi": self.bandwidth_hhi,
+            **summary,
             "episodes": [asdict(e) for e in self.episodes],
         }
 
@@ -171,6 +207,13 @@ def herfindahl(shares: NDArray[np.float64]) -> float:
     return float(np.sum(s * s))
 
 
+def jain_fairness(rates: NDArray[np.float64]) -> float:
+    """Jain's index (sum x_k)^2 / (K sum x_k^2) of non-negative rates (1 if all are 0)."""
+    x = np.asarray(rates, dtype=np.float64)
+    squares = float(np.sum(x * x))
+    return float(np.sum(x)) ** 2 / (x.size * squares) if squares > 0 else 1.0
+
+
 def run_episode(env: gym.Env, policy: Policy, seed: int, deterministic: bool = True, max_steps: int = 1_000_000) -> EpisodeMetrics:
     """Play one episode of ``policy`` on ``env`` from ``env.reset(seed=seed)`` and measure it."""
     obs, info = env.reset(seed=int(seed))
@@ -187,12 +230,17 @@ def run_episode(env: gym.Env, policy: Policy, seed: int, deterministic: bool = T
     hhi_count = 0
     episode_start = np.ones((1,), dtype=bool)
     state = None
+    user_tokens = 0.0
+    completion_times: list[float] | None = [] if "active" in info else None  # arrivals: reset info has "active"
     for _ in range(max_steps):
         action, state = policy.predict(obs, state=state, episode_start=episode_start, deterministic=deterministic)
         episode_start = np.zeros((1,), dtype=bool)
         obs, reward, terminated, truncated, info = env.step(action)
         ret += float(reward)
         tokens += float(np.sum(info["tokens"]))
+        user_tokens = user_tokens + np.asarray(info["tokens"], dtype=np.float64)
+        if completion_times is not None:
+            completion_times += np.asarray(info["completion_time"])[np.asarray(info["completed"])].tolist()
         clock = float(info["clock"])
         rounds += 1
         lengths, shares = applied_allocation(env, action, info)
@@ -213,6 +261,9 @@ def run_episode(env: gym.Env, policy: Policy, seed: int, deterministic: bool = T
         mean_draft_length=length_sum / max(length_count, 1),
         bandwidth_hhi=hhi_sum / hhi_count if hhi_count else math.nan,
         episode_return=ret,
+        completion_times=completion_times,
+        fairness=jain_fairness(np.asarray(user_tokens) / clock) if completion_times is not None and clock > 0
+        else math.nan,
     )
 
 

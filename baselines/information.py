@@ -10,19 +10,26 @@ Every level also carries the scenario's verification profile (eq. (2')) and the 
 
 Each builder takes a MultiSpin env (single or vector, wrapped or not) and, for the vector env, the index of
 the sub-env; ``adaptive_params`` takes one observation.
+
+With request arrivals (docs/model.md section 5.8) a policy plans for the users the observation shows active:
+:func:`solve_for_active` solves the system of those users and gives the idle ones L_k = 0 and no band.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from numpy.typing import ArrayLike
+from numpy.typing import ArrayLike, NDArray
 
+from baselines.solvers import Allocation
 from multispin_env.core import MultiSpinCore
-from multispin_env.model import RoundParams
+from multispin_env.model import RoundParams, verification_times
 
-__all__ = ["INFORMATION_LEVELS", "adaptive_params", "oracle_params", "round_params_for", "static_params"]
+__all__ = ["INFORMATION_LEVELS", "active_users", "adaptive_params", "oracle_params", "round_params_for",
+           "solve_for_active", "static_params"]
 
 #: The information levels, from least to most informed.
 INFORMATION_LEVELS: tuple[str, ...] = ("static", "adaptive", "oracle")
@@ -87,3 +94,33 @@ def round_params_for(env: Any, information: str, observation: ArrayLike, index: 
     if information == "static":
         return static_params(env, index)
     raise ValueError(f"information must be one of {INFORMATION_LEVELS}, got {information!r}")
+
+
+def active_users(env: Any, observation: ArrayLike) -> NDArray[np.bool_] | None:
+    """The users one observation shows with a request (docs/model.md section 5.8), or None without arrivals
+    (every user is always busy)."""
+    unwrapped = _unwrapped(env)
+    if not unwrapped.core.arrivals:
+        return None
+    return unwrapped.observation_field(np.asarray(observation, dtype=np.float64), "active") > 0.5
+
+
+def solve_for_active(solver: Callable[[RoundParams], Allocation], params: RoundParams,
+                     active: NDArray[np.bool_] | None) -> Allocation:
+    """``solver``'s allocation for the active users of ``params`` (all users if ``active`` is None): it solves
+    the system of the active users alone (an idle user adds nothing to the round, section 5.8) and gives the
+    idle users L_k = 0 and b_k = 0; nobody active: nobody drafts (goodput 0, latency of an empty batch)."""
+    if active is None or active.all():
+        return solver(params)
+    lengths = np.zeros(params.num_users, dtype=np.int64)
+    shares = np.zeros(params.num_users)
+    if not active.any():
+        empty = float(verification_times(0.0, params.verify_profile_points)) + params.downlink_time  # eq. (2'), (3)
+        return Allocation(lengths, shares, 0.0, 0.0, empty)
+    sub = dataclasses.replace(params, acceptance=params.acceptance[active], draft_time=params.draft_time[active],
+                              upload_time=params.upload_time[active], survival=params.survival[active]
+                              if params.survival is not None else None)
+    allocation = solver(sub)
+    lengths[active] = allocation.draft_lengths
+    shares[active] = allocation.bandwidth
+    return Allocation(lengths, shares, allocation.goodput, allocation.sync_time, allocation.latency)

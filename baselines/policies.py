@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from gymnasium.vector import VectorEnv
 
-from baselines.information import INFORMATION_LEVELS, round_params_for
+from baselines.information import INFORMATION_LEVELS, active_users, round_params_for, solve_for_active
 from baselines.solvers import SOLVERS, Allocation
 from multispin_env.model import RoundParams
 
@@ -65,7 +65,8 @@ class AnalyticPolicy:
         #: Number of sub-envs of a vector env (None for a single env).
         self.num_envs: int | None = unwrapped.num_envs if isinstance(unwrapped, VectorEnv) else None
         self._observation_size = unwrapped.core.observation_size
-        self._static_actions: dict[int, np.ndarray] = {}
+        # static solutions by (sub-env, the active users' flags with arrivals: docs/model.md section 5.8)
+        self._static_actions: dict[tuple[int, bytes], np.ndarray] = {}
         self.last_allocation: Allocation | None = None
 
     def reset(self) -> None:
@@ -73,16 +74,22 @@ class AnalyticPolicy:
         self._static_actions.clear()
 
     def _act(self, obs: np.ndarray, index: int) -> np.ndarray:
-        allocation = self.solver(round_params_for(self.env, self.information, obs, index))
+        params = round_params_for(self.env, self.information, obs, index)
+        allocation = solve_for_active(self.solver, params, active_users(self.env, obs))
         self.last_allocation = allocation
         return self.env.unwrapped.encode_action(allocation.draft_lengths, allocation.bandwidth)
 
     def _act_cached(self, obs: np.ndarray, index: int, restart: bool) -> np.ndarray:
         if self.information != "static":
             return self._act(obs, index)
-        if restart or index not in self._static_actions:
-            self._static_actions[index] = self._act(obs, index)
-        return self._static_actions[index].copy()
+        active = active_users(self.env, obs)
+        key = (index, b"" if active is None else active.tobytes())
+        if restart:
+            for stale in [cached for cached in self._static_actions if cached[0] == index]:
+                del self._static_actions[stale]
+        if key not in self._static_actions:
+            self._static_actions[key] = self._act(obs, index)
+        return self._static_actions[key].copy()
 
     def predict(
         self,

@@ -1,10 +1,11 @@
 """Recompute the reference goodputs of the benchmark suite (``multispin_env/suite_references.json``).
 
-For every task of :data:`multispin_env.suite.TASKS`: the mean episode goodput (tokens/s) of server-only decoding
-(every L_k = 0) and of het-opt-oracle on the task's evaluation seeds; :func:`multispin_env.suite.normalized_score`
-maps them to 0 and 100. Deterministic given the seeds. Usage::
+For every task of :data:`multispin_env.suite.TASKS`: the task's metric (mean episode goodput in tokens/s, or the
+mean request completion time in s for the arrival tasks) of server-only decoding (every L_k = 0) and of
+het-opt-oracle on the task's evaluation seeds; :func:`multispin_env.suite.normalized_score` maps them to 0 and
+100. Deterministic given the seeds. An existing output file keeps the tasks not recomputed. Usage::
 
-    python -m experiments.suite_references                 # all tasks, writes the package's JSON (~2 min)
+    python -m experiments.suite_references                 # all tasks, writes the package's JSON (~3 min)
     python -m experiments.suite_references --tasks MultiSpinSuite/IIDStatic-v0 -o /tmp/refs.json
 """
 
@@ -22,7 +23,7 @@ import gymnasium as gym
 import numpy as np
 
 import multispin_env  # noqa: F401  (registers the ids)
-from agents.evaluation import evaluate, evaluate_analytic
+from agents.evaluation import EvaluationResult, evaluate, evaluate_analytic
 from multispin_env import suite
 
 
@@ -41,14 +42,23 @@ class ServerOnly:
         return self._action.copy(), state
 
 
+def metric(result: EvaluationResult, name: str) -> float:
+    """The suite metric ``name`` (:data:`multispin_env.suite.METRICS`) of an evaluation."""
+    if name == "goodput":
+        return float(result.goodputs.mean())
+    if name == "completion_mean":
+        return result.completion_summary()["completion_mean"]
+    raise ValueError(f"metric must be one of {sorted(suite.METRICS)}, got {name!r}")
+
+
 def references(env_id: str) -> dict[str, float]:
-    """{"server-only": g0, "het-opt-oracle": g100} for task ``env_id``, tokens/s."""
+    """{"server-only": v0, "het-opt-oracle": v100} of task ``env_id``'s metric (tokens/s or s)."""
     spec = suite.task(env_id)
     env = gym.make(env_id)
     seeds = list(spec.eval_seeds)
     server = evaluate(env, ServerOnly(env), seeds, name="server-only")
     oracle = evaluate_analytic(env, seeds, ["het-opt-oracle"])["het-opt-oracle"]
-    return {"server-only": float(server.goodputs.mean()), "het-opt-oracle": float(oracle.goodputs.mean())}
+    return {"server-only": metric(server, spec.metric), "het-opt-oracle": metric(oracle, spec.metric)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -60,14 +70,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [t for t in args.tasks if t not in suite.TASK_SPECS]
     if unknown:
         parser.error(f"unknown task(s) {unknown}; the tasks are {list(suite.TASKS)}")
-    table: dict[str, dict[str, float]] = {}
+    out = Path(args.out)
+    table: dict[str, dict[str, float]] = json.loads(out.read_text())["tasks"] if out.is_file() else {}
     for env_id in args.tasks:
         start = time.perf_counter()
         table[env_id] = references(env_id)
+        unit = "tok/s" if suite.task(env_id).metric == "goodput" else "s"
         print(f"{env_id:38s} server-only {table[env_id]['server-only']:8.2f}  het-opt-oracle "
-              f"{table[env_id]['het-opt-oracle']:8.2f} tok/s  ({time.perf_counter() - start:.1f} s)")
-    Path(args.out).write_text(json.dumps({"command": "python -m experiments.suite_references",
-                                          "seeds": "each task's eval_seeds", "tasks": table}, indent=1) + "\n")
+              f"{table[env_id]['het-opt-oracle']:8.2f} {unit}  ({time.perf_counter() - start:.1f} s)")
+    table = {env_id: table[env_id] for env_id in suite.TASKS if env_id in table}  # report order
+    out.write_text(json.dumps({"command": "python -m experiments.suite_references",
+                               "seeds": "each task's eval_seeds", "tasks": table}, indent=1) + "\n")
     print(f"wrote {args.out}")
     return 0
 

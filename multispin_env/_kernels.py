@@ -47,6 +47,8 @@ from multispin_env.layout import (
     P_MEAN_EFFICIENCY,
     P_MEAN_UPLOAD_TIME,
     P_SNR,
+    Q_ACTIVE,
+    Q_REMAINING,
     R_ACCEPTED,
     R_BANDWIDTH,
     R_DRAFT_LENGTHS,
@@ -71,7 +73,8 @@ _c16_2 = types.complex128[:, ::1]
 _c16_3 = types.complex128[:, :, ::1]
 _constants = types.Array(from_dtype(CONSTANTS), 1, "C")
 _generator = types.NumPyRandomGeneratorType("NumPyRandomGeneratorType")
-_state = (_f8_3, _f8_3, _f8_3, _c16_3, types.int64, _f8_1)  # population, counts, channel, gains, newest, clock
+# population, counts, channel, gains, newest, clock, requests (empty without arrivals)
+_state = (_f8_3, _f8_3, _f8_3, _c16_3, types.int64, _f8_1, _f8_3)
 # cumulative hazard (n, K, L_max), Exp(1), N(0, 1) pairs, jitter factors, round index in the blocks
 _draws = (_f8_3, _f8_3, _f8_4, _f8_3, types.int64)
 # the verification profile of eq. (2'): tokens, seconds
@@ -122,6 +125,23 @@ with jit_cache():
             # a drafting user without bandwidth cannot upload
             out[R_DRAFT_LENGTHS, i, k] *= np.float64(out[R_BANDWIDTH, i, k] > 0.0)
             out[R_BANDWIDTH, i, k] /= total
+
+    @njit(**JIT, inline="always")
+    def _idle_users_out(draft_lengths, bandwidth, requests, i):
+        """Arrivals (docs/model.md section 5.8): users of system i without a request draft nothing (L_k = 0) and
+        get no band; the active users' shares b_k are rescaled to sum to what they summed to before plus the
+        idle users' (1 after decoding), so the idle users' band goes to the active ones in proportion."""
+        num_users = draft_lengths.shape[1]
+        active_sum = 0.0
+        total = 0.0
+        for k in range(num_users):
+            total += bandwidth[i, k]
+            active_sum += bandwidth[i, k] * requests[Q_ACTIVE, i, k]
+        factor = total / active_sum if active_sum > 0.0 else 0.0
+        for k in range(num_users):
+            live = requests[Q_ACTIVE, i, k]
+            draft_lengths[i, k] *= live
+            bandwidth[i, k] *= live * factor
 
     @njit(types.boolean(_f8_2, _constants, _f8_3), **JIT)
     def decode(actions, constants, out):
@@ -198,7 +218,7 @@ with jit_cache():
         **JIT,
     )
     def play_round(
-        draft_lengths, bandwidth, population, counts, channel, gains, newest, clock,
+        draft_lengths, bandwidth, population, counts, channel, gains, newest, clock, requests,
         cumulative_hazard, exponential, normals, jitter, block, restarts, restart_gains, constants,
         verify_tokens, verify_seconds, channel_update, rounds, per_env, truncated,
     ):  # fmt: skip
@@ -217,6 +237,9 @@ with jit_cache():
         - fading (section 4): h' = rho h + sqrt(1 - rho^2) w, rho = J0(2 pi f_D T), w = (z1 + i z2) / sqrt 2
           from ``normals[block]``, written into the next slot of the ring ``gains`` (the caller advances
           ``newest``);
+        - arrivals (constant ``arrivals``, section 5.8): a user whose ``requests`` row Q_ACTIVE is 0 is idle: L_k = 0,
+          no band (the active users' shares rescaled), no token in the batch, n_k = 0, counts untouched; an
+          active user's n_k is capped at its request's remaining tokens Q_REMAINING (the surplus is not counted);
         - then :func:`reset_rows` of the systems ``restarts`` to ``restart_gains`` (when no other draw comes
           between; else empty arrays and the caller restarts them); their round is zeroed (every row of
           ``rounds``, ``per_env`` but the clock) and not truncated, as they ignored the action;
@@ -230,9 +253,12 @@ with jit_cache():
         jittered = c.draft_time_jitter > 0.0
         deadline = c.upload_deadline
         forgetting = c.acceptance_forgetting
+        arrivals = c.arrivals != 0
         n, num_users = draft_lengths.shape
         following = (newest + 1) % gains.shape[0]
         for i in range(n):
+            if arrivals:
+                _idle_users_out(draft_lengths, bandwidth, requests, i)
             sync = 0.0
             batch_tokens = 0.0
             any_dropped = False
@@ -251,7 +277,7 @@ with jit_cache():
                 if not dropped:
                     sync = max(sync, finish)
                     batch_tokens += length
-                batch_tokens += 1.0
+                batch_tokens += requests[Q_ACTIVE, i, k] if arrivals else 1.0  # the target's token
             if any_dropped:
                 sync = deadline
             verify = verification_time(batch_tokens, verify_tokens, verify_seconds)
@@ -263,11 +289,16 @@ with jit_cache():
                 kept = rounds[R_DROPPED, i, k] == 0.0
                 accepted = accepted_prefix(cumulative_hazard, i, k, length, exponential[block, i, k]) if kept else 0.0
                 tokens = accepted + 1.0
+                factor = forgetting
+                if arrivals:  # idle: nothing; active: up to the request's end
+                    live = requests[Q_ACTIVE, i, k]
+                    tokens = min(tokens, requests[Q_REMAINING, i, k]) * live
+                    factor = forgetting if live > 0.0 else 1.0  # an idle user's counts stay as they were
                 token_sum += tokens
                 energy_sum += rounds[R_ENERGY, i, k]
                 observed = length if kept else 0.0  # a dropped draft was never verified: no evidence
-                counts[C_SUCCESSES, i, k] = counts[C_SUCCESSES, i, k] * forgetting + accepted
-                counts[C_FAILURES, i, k] = counts[C_FAILURES, i, k] * forgetting + np.float64(accepted < observed)
+                counts[C_SUCCESSES, i, k] = counts[C_SUCCESSES, i, k] * factor + accepted
+                counts[C_FAILURES, i, k] = counts[C_FAILURES, i, k] * factor + np.float64(accepted < observed)
                 counts[C_LAST_DRAFT_LENGTHS, i, k] = length
                 counts[C_LAST_TOKENS, i, k] = tokens
                 rounds[R_ACCEPTED, i, k] = accepted
@@ -306,7 +337,7 @@ with jit_cache():
         **JIT,
     )
     def play_actions(
-        actions, population, counts, channel, gains, newest, clock,
+        actions, population, counts, channel, gains, newest, clock, requests,
         cumulative_hazard, exponential, normals, jitter, block, restarts, restart_gains, constants,
         verify_tokens, verify_seconds, channel_update, rounds, per_env, truncated,
     ):  # fmt: skip
@@ -316,19 +347,20 @@ with jit_cache():
         if not decode(actions, constants, rounds):  # rows R_DRAFT_LENGTHS and R_BANDWIDTH
             return False
         play_round(
-            rounds[R_DRAFT_LENGTHS], rounds[R_BANDWIDTH], population, counts, channel, gains, newest, clock,
+            rounds[R_DRAFT_LENGTHS], rounds[R_BANDWIDTH], population, counts, channel, gains, newest, clock, requests,
             cumulative_hazard, exponential, normals, jitter, block, restarts, restart_gains, constants,
             verify_tokens, verify_seconds, channel_update, rounds, per_env, truncated,
         )  # fmt: skip
         return True
 
-    @njit(types.void(_f8_3, _f8_3, _f8_3, _f8_1, _constants, _f8_2, types.float32[:, ::1]), **JIT)
-    def observe(population, counts, channel, clock, constants, observation_scale, out):
-        """float32 observations (n, 5K + 1): each raw field times its scale ``observation_scale[0]``, clipped
-        into [0, ``observation_scale[1]``] (docs/model.md section 5.5).
+    @njit(types.void(_f8_3, _f8_3, _f8_3, _f8_1, _f8_3, _constants, _f8_2, types.float32[:, ::1]), **JIT)
+    def observe(population, counts, channel, clock, requests, constants, observation_scale, out):
+        """float32 observations (n, 5K + 1, or 7K + 1 with arrivals): each raw field times its scale
+        ``observation_scale[0]``, clipped into [0, ``observation_scale[1]``] (docs/model.md section 5.5).
 
         Fields (K entries each, then one): observed e_k (bit/s/Hz), nominal t_k (s/token), the acceptance
-        estimate a_hat, last L_k, last n_k; horizon - clock (s).
+        estimate a_hat, last L_k, last n_k; horizon - clock (s); with arrivals then the active flag and the
+        tokens left in the request (K each, section 5.8).
         """
         c = constants[0]
         n = clock.size
@@ -354,6 +386,13 @@ with jit_cache():
                 out[i, j] = _clip(counts[C_LAST_TOKENS, i, k] * scale[j], high[j])
             j = 5 * num_users
             out[i, j] = _clip((c.horizon - clock[i]) * scale[j], high[j])
+            if c.arrivals:
+                for k in range(num_users):
+                    j = 5 * num_users + 1 + k
+                    out[i, j] = _clip(requests[Q_ACTIVE, i, k] * scale[j], high[j])
+                for k in range(num_users):
+                    j = 6 * num_users + 1 + k
+                    out[i, j] = _clip(requests[Q_REMAINING, i, k] * scale[j], high[j])
 
     @njit(
         types.int64(
@@ -363,7 +402,7 @@ with jit_cache():
         **JIT,
     )
     def step_action(
-        action, population, counts, channel, gains, newest, clock,
+        action, population, counts, channel, gains, newest, clock, requests,
         cumulative_hazard, exponential, normals, jitter, block, constants, verify_tokens, verify_seconds,
         finish, observation_scale, rounds, per_env, truncated, info, out,
     ):  # fmt: skip
@@ -380,7 +419,7 @@ with jit_cache():
         c = constants[0]
         _decode_row(action, 0, 0, c.max_draft * 0.5, c.length_entries, rounds)
         play_round(
-            rounds[R_DRAFT_LENGTHS], rounds[R_BANDWIDTH], population, counts, channel, gains, newest, clock,
+            rounds[R_DRAFT_LENGTHS], rounds[R_BANDWIDTH], population, counts, channel, gains, newest, clock, requests,
             cumulative_hazard, exponential, normals, jitter, block, np.empty(0, dtype=np.int64),
             np.empty((0, 0), dtype=np.complex128), constants, verify_tokens, verify_seconds, finish, rounds, per_env, truncated,
         )  # fmt: skip
@@ -390,7 +429,7 @@ with jit_cache():
             info[1, 0, k] = np.int64(rounds[R_ACCEPTED, 0, k])
             info[2, 0, k] = np.int64(rounds[R_DRAFT_LENGTHS, 0, k])
         if finish:
-            observe(population, counts, channel, clock, constants, observation_scale, out)
+            observe(population, counts, channel, clock, requests, constants, observation_scale, out)
         return np.int64(truncated[0])
 
     @njit(types.void(_generator, _f8_1), **JIT)

@@ -23,9 +23,8 @@ Processes (:data:`ACCEPTANCE_PROCESSES`):
 - ``markov``: a sticky two-regime hidden Markov chain per user; the easy
   regime has the population's rate a_k, the hard one a_k * ``markov_hard_factor``;
   each round each user switches regime with probability ``markov_switch_prob``.
-- ``tasks``: each user serves a stream of requests of geometric length (mean
-  ``mean_request_tokens`` tokens); a new request draws its task, hence its rate,
-  from an :class:`~multispin_env.scenarios.AcceptanceProfile`.
+- ``tasks``: each new request of a user (:mod:`multispin_env.requests`) draws its
+  task, hence its rate, from an :class:`~multispin_env.scenarios.AcceptanceProfile`.
 - ``mixture``: rates of varying difficulty, Beta around a_k, drawn every round or per request.
 - ``trace``: recorded rounds of a real draft/target pair replayed (:mod:`multispin_env.traces`): each round a
   user's accepted prefix is min(A_max, L_k) of the next recorded round of its current request.
@@ -159,6 +158,15 @@ class AcceptanceProcess:
     def advance(self, tokens: FloatArray, rng: np.random.Generator) -> None:
         """Evolve the process after a round in which each user gained ``tokens`` (no-op for i.i.d.)."""
 
+    @property
+    def per_request(self) -> bool:
+        """Whether the rates change with each request (then the core keeps a
+        :class:`~multispin_env.requests.Requests` that calls :meth:`start_requests`)."""
+        return False
+
+    def start_requests(self, where: BoolArray, rng: np.random.Generator) -> None:
+        """New requests begin for the users of the mask ``where`` (n, K) (no-op unless :attr:`per_request`)."""
+
     def sample(self, draft_lengths: FloatArray, exponential: FloatArray) -> FloatArray:
         """Accepted prefixes (n, K) for the Exp(1) variates ``exponential``, as the round samples them."""
         return sample_prefixes(self.cumulative_hazard, draft_lengths, exponential)
@@ -284,59 +292,40 @@ class MarkovAcceptance(AcceptanceProcess):
 class TaskAcceptance(AcceptanceProcess):
     """Requests of random length, each of a task drawn from an acceptance profile (docs/model.md section 5.1).
 
-    :param mean_request_tokens: mean request length in tokens (>= 1); lengths are geometric on {1, 2, ...}
     :param task_profile: the task mix: task rates and request frequencies
 
-    A round's tokens count towards the user's current request; when the request is
-    complete (its remaining length drops to 0 or below), the next round starts a
-    new request with a newly drawn task and length. The population's rate is not
-    used: each user's rate is the current task's. :meth:`mean_rate` is the
-    request-weighted mean rate of the profile.
+    Each request of a user (:mod:`multispin_env.requests`: lengths of mean ``mean_request_tokens``, back to back
+    or arriving) draws a task, hence the user's rate, when it starts. The population's rate is not used: each
+    user's rate is the current task's. :meth:`mean_rate` is the request-weighted mean rate of the profile.
     """
 
     name = "tasks"
-    parameters = ("mean_request_tokens", "task_profile")
+    parameters = ("task_profile",)
     evolves = True
 
-    def __init__(
-        self,
-        num_envs: int,
-        num_users: int,
-        max_draft: int,
-        *,
-        task_profile: AcceptanceProfile,
-        mean_request_tokens: float,
-    ) -> None:
+    def __init__(self, num_envs: int, num_users: int, max_draft: int, *, task_profile: AcceptanceProfile) -> None:
         super().__init__(num_envs, num_users, max_draft)
-        self.mean_request_tokens = float(mean_request_tokens)
         self.profile = task_profile
         self.task_rates = task_profile.rate_array()
         self._task_cdf = np.cumsum(task_profile.probabilities())
-        shape = (num_envs, num_users)
         #: Index into ``profile.tasks`` of each user's current task.
-        self.task: NDArray[np.intp] = np.zeros(shape, dtype=np.intp)
-        #: Tokens left in each user's current request.
-        self.remaining: FloatArray = np.ones(shape)
+        self.task: NDArray[np.intp] = np.zeros((num_envs, num_users), dtype=np.intp)
 
-    def _new_requests(self, where: BoolArray, rng: np.random.Generator) -> None:
+    @property
+    def per_request(self) -> bool:
+        return True
+
+    def start_requests(self, where: BoolArray, rng: np.random.Generator) -> None:
         count = int(np.count_nonzero(where))
         task = np.searchsorted(self._task_cdf, rng.random(count), side="right")
         task = np.minimum(task, self.task_rates.size - 1)  # guards a cumulative sum that ends just below 1
         self.task[where] = task
         self.set_rates(where, self.task_rates[task])
-        self.remaining[where] = rng.geometric(1.0 / self.mean_request_tokens, count)
 
     def reset(self, rows: BoolArray | None, base_rate: FloatArray, rng: np.random.Generator) -> None:
+        """The base rates only: the tasks are drawn when the users' requests start."""
         sel = slice(None) if rows is None else rows
         self.base_rate[sel] = base_rate[sel]
-        where = self._user_mask(rows)
-        self._new_requests(where, rng)
-
-    def advance(self, tokens: FloatArray, rng: np.random.Generator) -> None:
-        self.remaining -= tokens
-        done = self.remaining <= 0.0
-        if done.any():
-            self._new_requests(done, rng)
 
     def mean_rate(self, base_rate: FloatArray) -> FloatArray:
         mean = float(self.profile.probabilities() @ self.task_rates)
@@ -359,9 +348,8 @@ class MixtureAcceptance(AcceptanceProcess):
     population's a_k, anew every round or with every request (docs/model.md section 5.1).
 
     :param mixture_concentration: kappa = alpha + beta of the Beta distribution (> 0); large kappa is i.i.d.
-    :param mixture_scope: "round" (a new rate every round) or "request" (one rate per request of geometric
-        length, mean ``mean_request_tokens`` tokens)
-    :param mean_request_tokens: mean request length, tokens (scope "request")
+    :param mixture_scope: "round" (a new rate every round) or "request" (one rate per request,
+        :mod:`multispin_env.requests`)
 
     Within a round the rate r holds for every position, so the round's curve is r^i; averaged over the Beta
     it is E[r^i] = prod_{j<i} (kappa a + j) / (kappa + j): the unconditional acceptance falls along the draft
@@ -370,39 +358,38 @@ class MixtureAcceptance(AcceptanceProcess):
     """
 
     name = "mixture"
-    parameters = ("mixture_concentration", "mixture_scope", "mean_request_tokens")
+    parameters = ("mixture_concentration", "mixture_scope")
     evolves = True
 
     def __init__(self, num_envs: int, num_users: int, max_draft: int, *, mixture_concentration: float,
-                 mixture_scope: str, mean_request_tokens: float) -> None:
+                 mixture_scope: str) -> None:
         super().__init__(num_envs, num_users, max_draft)
         self.concentration = float(mixture_concentration)
         self.scope = mixture_scope
-        self.mean_request_tokens = float(mean_request_tokens)
-        #: Tokens left in each user's current request (scope "request").
-        self.remaining: FloatArray = np.ones((num_envs, num_users))
+
+    @property
+    def per_request(self) -> bool:
+        return self.scope == "request"
 
     def _draw(self, where: BoolArray, rng: np.random.Generator) -> None:
         mean = self.base_rate[where]
         rate = rng.beta(self.concentration * mean, self.concentration * (1.0 - mean))
         self.set_rates(where, np.clip(rate, 1e-12, 1.0 - 1e-12))  # a Beta draw can round to 0 or 1
+
+    def start_requests(self, where: BoolArray, rng: np.random.Generator) -> None:
         if self.scope == "request":
-            self.remaining[where] = rng.geometric(1.0 / self.mean_request_tokens, int(np.count_nonzero(where)))
+            self._draw(where, rng)
 
     def reset(self, rows: BoolArray | None, base_rate: FloatArray, rng: np.random.Generator) -> None:
+        """Scope "round": a rate for the first round; scope "request": the rates come with the requests."""
         sel = slice(None) if rows is None else rows
         self.base_rate[sel] = base_rate[sel]
-        where = self._user_mask(rows)
-        self._draw(where, rng)
+        if self.scope == "round":
+            self._draw(self._user_mask(rows), rng)
 
     def advance(self, tokens: FloatArray, rng: np.random.Generator) -> None:
         if self.scope == "round":
             self._draw(np.ones(self.rate.shape, dtype=bool), rng)
-            return
-        self.remaining -= tokens
-        done = self.remaining <= 0.0
-        if done.any():
-            self._draw(done, rng)
 
     def survival_from_rate(self, rate: FloatArray) -> FloatArray:
         """E[r^i] = prod_{j<i} (kappa a + j) / (kappa + j) for Beta rates of mean ``rate`` (..., K)."""

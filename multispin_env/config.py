@@ -19,6 +19,7 @@ from multispin_env._checks import flag_setting, integer_setting, real_setting
 from multispin_env.acceptance import ACCEPTANCE_PROCESSES, MIXTURE_SCOPES
 from multispin_env.channel import PAYLOAD_MODELS
 from multispin_env.model import MAX_DRAFT, MAX_USERS
+from multispin_env.requests import REQUEST_LENGTHS
 from multispin_env.scenarios import ACCEPTANCE_PROFILES, AcceptanceProfile, Scenario, get_scenario
 from multispin_env.traces import load_trace
 
@@ -152,8 +153,14 @@ class EnvConfig:
     markov_switch_prob: float = _setting(0.05, _real(0.0, 1.0), "per-round probability that a user's easy/hard "
                                          "regime flips")
     markov_hard_factor: float = _setting(0.6, _real(0.0, 1.0, low_open=True), "hard-regime rate = a_k * factor")
-    mean_request_tokens: float = _setting(100.0, _real(1.0, 1e12), "mean request length of the tasks and mixture "
-                                          "processes, tokens")
+    mean_request_tokens: float = _setting(100.0, _real(1.0, 1e12), "mean request length, tokens: of the arrivals' "
+                                          "requests and of those the tasks and mixture processes reset on")
+    request_length: str = _setting("geometric", _choice(lambda: dict.fromkeys(REQUEST_LENGTHS)), "distribution of "
+                                   "a request's length, mean mean_request_tokens: geometric on {1, 2, ...} or "
+                                   "fixed (docs/model.md section 5.8)")
+    arrival_rate: float | None = _setting(None, _optional(_real(0.0, 1e6, low_open=True)), "requests per second "
+                                          "per user, Poisson (docs/model.md section 5.8); None: every user is "
+                                          "always busy")
     mixture_concentration: float = _setting(9.745, _real(0.0, 1e6, low_open=True), "kappa = alpha + beta of the "
                                             "mixture process's Beta rates (default: fitted to vLLM's measured "
                                             "acceptance by position, preset scenario vllm-drafter)")

@@ -14,7 +14,8 @@ section 2) per :meth:`MultiSpinCore.step`. :class:`~multispin_env.envs.MultiSpin
 Steps 1-4 run in the kernels of :mod:`multispin_env._kernels`; this class owns the state they work on (packed
 as :mod:`multispin_env.layout` says), draws the random variates from the env's numpy Generator and hands the
 outcome back. Per round the draws come in this order: the blocks of :meth:`MultiSpinCore._next_block` when
-used up, the acceptance process's own draws, restarts, CSI estimation noise; a seed gives one trajectory.
+used up, the acceptance process's own draws, the requests' draws (arrivals, new requests' lengths and tasks:
+:mod:`multispin_env.requests`), restarts, CSI estimation noise; a seed gives one trajectory.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from multispin_env.layout import (
     CHANNEL_ROWS,
     CONSTANTS,
     COUNT_ROWS,
+    E_LATENCY,
     ENV_ROWS,
     H_EFFICIENCY,
     H_OBSERVED_EFFICIENCY,
@@ -55,6 +57,7 @@ from multispin_env.layout import (
     P_MEAN_UPLOAD_TIME,
     P_SNR,
     POPULATION_ROWS,
+    REQUEST_ROWS,
     R_ACCEPTED,
     R_BANDWIDTH,
     R_DRAFT_LENGTHS,
@@ -63,13 +66,21 @@ from multispin_env.layout import (
     R_TOKENS,
     ROUND_ROWS,
 )
+from multispin_env.requests import Requests
 from multispin_env.scenarios import Population
 from multispin_env.spaces import observation_bounds, observation_layout, observation_scale
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 
-__all__ = ["MultiSpinCore", "RoundOutcome", "MAX_STATE_ENTRIES"]
+__all__ = ["MultiSpinCore", "RoundOutcome", "MAX_STATE_ENTRIES", "ARRIVAL_ROUND_KEYS", "ARRIVAL_STATE_KEYS"]
+
+#: Info keys of the round just played that exist with arrivals (docs/model.md section 5.8): per user, whether
+#: a request ended in it (at most one does) and its completion time in s (0 where none ended).
+ARRIVAL_ROUND_KEYS = ("completed", "completion_time")
+#: Info keys of the current state that exist with arrivals: whether the user has a request for the round about
+#: to be played, the tokens left in it and the requests queued behind it.
+ARRIVAL_STATE_KEYS = ("active", "remaining", "queued")
 
 #: Largest num_envs * K * max(L_max, csi_delay + 1) of one batch (the acceptance tables and the gain ring):
 #: 2^27 float64 entries are 1 GiB.
@@ -127,11 +138,19 @@ class MultiSpinCore:
         #: Action entries that encode draft lengths (1 common length, or one per user).
         self.length_entries = 1 if config.homogeneous else k
         self.action_size = self.length_entries + k
-        self.observation_size = observation_layout(k)["time_left"].stop
+        #: Whether requests arrive (``arrival_rate`` set; docs/model.md section 5.8).
+        self.arrivals = config.arrival_rate is not None
+        self.observation_size = max(where.stop for where in observation_layout(k, self.arrivals).values())
         self._observed_is_true = config.csi_delay == 0 and config.csi_noise_std == 0.0
 
         self.process: AcceptanceProcess = make_acceptance_process(config, n)
         self.fading: FadingModel = make_fading_model(config.fading, scenario.doppler_hz)
+        #: The users' requests (None when no one needs them: no arrivals and a process without requests).
+        self.requests: Requests | None = None
+        if self.arrivals or self.process.per_request:
+            self.requests = Requests(n, k, process=self.process, mean_tokens=config.mean_request_tokens,
+                                     length=config.request_length, arrival_rate=config.arrival_rate)
+        self._request_state = self.requests.state if self.requests is not None else np.zeros((REQUEST_ROWS, 0, 0))
 
         # Packed state (never rebound: the public attributes are views of it).
         self._population = np.ones((POPULATION_ROWS, n, k))
@@ -163,7 +182,8 @@ class MultiSpinCore:
         self._normal_block = np.zeros((self._block_rounds, 2, 0, 0))  # (rounds, 2, n, k) with fading
         self._jitter_block = np.zeros((self._block_rounds, 0, 0))  # (rounds, n, k) with jitter
 
-        scale = observation_scale(k, self.max_draft, config.horizon)
+        scale = observation_scale(k, self.max_draft, config.horizon,
+                                  config.mean_request_tokens if self.arrivals else None)
         self._observation_scale = np.ascontiguousarray(np.stack((scale, self.observation_bounds()[1])))
         self._constants = self.kernel_constants()
         self._verify_profile = tuple(np.ascontiguousarray(a) for a in scenario.verify_profile_points)
@@ -174,9 +194,10 @@ class MultiSpinCore:
         # Restarts within the round's kernel call when no draw would come between the round's and theirs (and
         # the acceptance process needs no reset, see _reset_rows).
         self._restart_in_kernel = not (self.process.evolves or config.resample_population
-                                       or config.csi_noise_std > 0.0)
-        # The single-env step updates the channel and observes in its kernel unless the estimate needs noise.
-        self._finish_in_kernel = config.csi_noise_std == 0.0
+                                       or config.csi_noise_std > 0.0 or self.requests is not None)
+        # The single-env step updates the channel and observes in its kernel unless the estimate needs noise or
+        # the observation shows requests (they arrive and start after the round).
+        self._finish_in_kernel = config.csi_noise_std == 0.0 and not self.arrivals
         self._kernels = _kernels()
 
     def kernel_constants(self) -> NDArray[np.void]:
@@ -190,6 +211,7 @@ class MultiSpinCore:
             "upload_deadline": np.inf if deadline is None else deadline,
             "transmit_power_w": dbm_to_watts(self.scenario.tx_power_dbm),
             "fading": self.fading.kernel_code,
+            "arrivals": self.arrivals,
         }
         record = np.zeros(1, dtype=CONSTANTS)
         for name in CONSTANTS.names:
@@ -264,7 +286,7 @@ class MultiSpinCore:
 
     def observation_bounds(self) -> tuple[FloatArray, FloatArray]:
         """Low and high of one observation (the Box of the single observation space)."""
-        return observation_bounds(self.num_users, self.scenario, self.draft_time)
+        return observation_bounds(self.num_users, self.scenario, self.draft_time, self.arrivals)
 
     def acceptance_estimate(self) -> FloatArray:
         """a_hat = (S + w0 a0) / (S + F + w0) (n, K), the estimate the observation shows (section 5.4)."""
@@ -323,6 +345,10 @@ class MultiSpinCore:
             rows = np.zeros(self.num_envs, dtype=bool)
             rows[index] = True
             self.process.reset(rows, self.base_acceptance, rng)
+        if self.requests is not None:  # right after the process: a new request's task follows its reset
+            rows = np.zeros(self.num_envs, dtype=bool)
+            rows[index] = True
+            self.requests.reset(rows, rng)
 
     # ----------------------------------------------------------------- action
     def decode(self, actions: FloatArray) -> tuple[FloatArray, FloatArray]:
@@ -380,7 +406,8 @@ class MultiSpinCore:
             reset_rows = None
         channel_update = reset_rows is None and self._finish_in_kernel
         state = (self._population, self._counts, self._channel, self._gains, self._newest, self.clock,
-                 self.process.cumulative_hazard, self._exponential_block, self._normal_block, self._jitter_block, block,
+                 self._request_state, self.process.cumulative_hazard, self._exponential_block, self._normal_block,
+                 self._jitter_block, block,
                  restarts, restart_gains, self._constants, *self._verify_profile, channel_update)
         if actions is None:
             self._kernels.play_round(rounds[R_DRAFT_LENGTHS], rounds[R_BANDWIDTH], *state, rounds, per_env, truncated)
@@ -394,6 +421,8 @@ class MultiSpinCore:
         self._last_round = outcome
         if self.process.evolves:
             self.process.advance(outcome.tokens, rng)
+        if self.requests is not None:
+            self.requests.advance(outcome.tokens, outcome.latency, self.clock, rng)
         if reset_rows is not None:
             rows = np.flatnonzero(reset_rows)
             self._reset_rows(rows, rng)
@@ -419,7 +448,8 @@ class MultiSpinCore:
         obs = np.empty((1, self.observation_size), dtype=np.float32)
         status = self._kernels.step_action(
             action, self._population, self._counts, self._channel, self._gains, self._newest, self.clock,
-            self.process.cumulative_hazard, self._exponential_block, self._normal_block, self._jitter_block, block,
+            self._request_state, self.process.cumulative_hazard, self._exponential_block, self._normal_block,
+            self._jitter_block, block,
             self._constants, *self._verify_profile, self._finish_in_kernel, self._observation_scale, rounds, per_env,
             truncated, ints, obs,
         )  # fmt: skip
@@ -431,6 +461,8 @@ class MultiSpinCore:
         self._last_round = (rounds, per_env, truncated)
         if self.process.evolves:
             self.process.advance(rounds[R_TOKENS], rng)
+        if self.requests is not None:
+            self.requests.advance(rounds[R_TOKENS], per_env[E_LATENCY], self.clock, rng)
         if not self._finish_in_kernel:  # the estimate's noise is drawn after the process's draws
             self._update_channel(rng)
             obs = self.observation()
@@ -450,6 +482,8 @@ class MultiSpinCore:
             "acceptance": self.process.rate[0].copy(),
             "spectral_efficiency": self.spectral_efficiency[0].copy(),
         }
+        if self.arrivals:
+            info.update({key: value[0] for key, value in self.arrival_info().items()})
         return obs[0], reward, status > 0, info
 
     def _next_block(self, rng: np.random.Generator) -> int:
@@ -488,8 +522,8 @@ class MultiSpinCore:
     def observation(self) -> NDArray[np.float32]:
         """The float32 observations (n, observation_size), a new array (docs/model.md section 5.5)."""
         out = np.empty((self.num_envs, self.observation_size), dtype=np.float32)
-        self._kernels.observe(self._population, self._counts, self._channel, self.clock, self._constants,
-                              self._observation_scale, out)
+        self._kernels.observe(self._population, self._counts, self._channel, self.clock, self._request_state,
+                              self._constants, self._observation_scale, out)
         return out
 
     @staticmethod
@@ -509,7 +543,7 @@ class MultiSpinCore:
         rounds = outcome.tokens.base  # the round's buffer in layout rows; the outcome's per-user rows view it
         counts = rounds[: R_TOKENS + 1].astype(np.int64)  # one cast of the leading rows (b_k's cast is unused)
         tokens, accepted, draft_lengths = counts[R_TOKENS], counts[R_ACCEPTED], counts[R_DRAFT_LENGTHS]
-        return self.observation(), {
+        info = {
             "tokens": tokens,
             "accepted": accepted,
             "draft_lengths": draft_lengths,
@@ -523,11 +557,30 @@ class MultiSpinCore:
             "acceptance": self.process.rate.copy(),
             "spectral_efficiency": self.spectral_efficiency.copy(),
         }
+        if self.arrivals:
+            info.update(self.arrival_info())
+        return self.observation(), info
+
+    def arrival_info(self) -> dict[str, Any]:
+        """With arrivals: the info keys :data:`ARRIVAL_ROUND_KEYS` (of the last round) and
+        :data:`ARRIVAL_STATE_KEYS` (of the current state), new arrays (n, K)."""
+        requests = self.requests
+        return {
+            "completed": requests.completed.copy(),
+            "completion_time": requests.completion_time.copy(),
+            "active": requests.active,
+            "remaining": requests.remaining.astype(np.int64),
+            "queued": requests.waiting.astype(np.int64),
+        }
 
     def state_info(self) -> dict[str, Any]:
         """Info after a reset: the clock and the true state of the first round."""
-        return {
+        info = {
             "clock": self.clock.copy(),
             "acceptance": self.process.rate.copy(),
             "spectral_efficiency": self.spectral_efficiency.copy(),
         }
+        if self.arrivals:
+            arrival_info = self.arrival_info()
+            info.update({key: arrival_info[key] for key in ARRIVAL_STATE_KEYS})
+        return info

@@ -30,6 +30,10 @@ field                        value                                              
 ``time_left``                max(0, 1 - clock / horizon)                                         [0, 1]
 ==========================  ==================================================================  ==========
 
+With request arrivals (``arrival_rate`` set, docs/model.md section 5.8) the observation is ``(7K + 1,)``: then
+``active`` (1 if the user has a request, [0, 1]) and ``remaining`` (its tokens left / ``mean_request_tokens``,
+[0, 10]); idle users' actions are ignored, and tokens past a request's end are not counted.
+
 Reward: ``reward_scale`` (default 0.1) times the tokens of the round, sum_k n_k. Episodes are never
 terminated; they are truncated at the first round ending at or after ``horizon`` simulated seconds, so
 an episode's tokens divided by ``info["clock"]`` is its goodput.
@@ -37,7 +41,9 @@ an episode's tokens divided by ``info["clock"]`` is its goodput.
 Info (every step): ``tokens``, ``accepted``, ``draft_lengths`` (int arrays (K,)), ``bandwidth`` (K,),
 ``latency``, ``sync_time``, ``verify_time`` (s, this round, eq. 1-3), ``clock`` (s, after the round),
 and the true ``acceptance`` rates and ``spectral_efficiency`` (bit/s/Hz) of the *next* round (the
-current state, for oracle policies; also in the reset info).
+current state, for oracle policies; also in the reset info). With arrivals also ``completed`` and
+``completion_time`` (s) of this round and ``active``, ``remaining``, ``queued`` of the next (docs/model.md
+section 5.6).
 """
 
 from __future__ import annotations

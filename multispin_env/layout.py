@@ -16,6 +16,7 @@ __all__ = [
     "H_UPLOAD_TIME", "H_EFFICIENCY", "H_OBSERVED_EFFICIENCY", "CHANNEL_ROWS",
     "R_DRAFT_LENGTHS", "R_BANDWIDTH", "R_ACCEPTED", "R_TOKENS", "R_DROPPED", "R_ENERGY", "ROUND_ROWS",
     "E_SYNC_TIME", "E_VERIFY_TIME", "E_LATENCY", "E_REWARD", "E_CLOCK", "ENV_ROWS",
+    "Q_ACTIVE", "Q_REMAINING", "Q_ARRIVAL", "Q_WAITING", "Q_HEAD", "REQUEST_ROWS",
     "CONSTANT_FIELDS", "CONSTANTS",
 ]
 
@@ -37,6 +38,10 @@ ROUND_ROWS = 6
 #: Per-system rows of a round's output: tau, T_ver, T (s), reward, clock after the round (s).
 E_SYNC_TIME, E_VERIFY_TIME, E_LATENCY, E_REWARD, E_CLOCK = range(5)
 ENV_ROWS = 5
+#: ``requests`` (docs/model.md section 5.8): 1.0 while the user has a request in progress, the tokens left in
+#: it, its arrival time (s), the requests queued behind it and the ring-buffer slot of the oldest queued one.
+Q_ACTIVE, Q_REMAINING, Q_ARRIVAL, Q_WAITING, Q_HEAD = range(5)
+REQUEST_ROWS = 5
 
 #: The constants of one batch that the compiled round reads: (name, numpy type, meaning). The core fills a
 #: record of :data:`CONSTANTS` from these names in one loop (``MultiSpinCore.kernel_constants``). The
@@ -59,6 +64,7 @@ CONSTANT_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("length_entries", "i8", "action entries of the lengths: 1 (homogeneous) or K"),
     ("fading", "i8", "the fading model's kernel_code: 1 Gauss-Markov (Jakes); 0 none, |h|^2 = 1"),
     ("observed_is_true", "i8", "1: the observed channel is the true one (no CSI delay or noise)"),
+    ("arrivals", "i8", "1: requests arrive (section 5.8): idle users play no part, tokens count to the request end"),
 )
 
 #: The record type of those constants (a record array of length 1 is passed to the kernels).

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 FloatArray = NDArray[np.float64]
 
 __all__ = [
-    "ACCEPTANCE_EPS", "CHANNEL_OBS_MAX", "CHANNEL_SCALE", "DRAFT_TIME_SCALE", "OBSERVATION_FIELDS", "CoreAccess",
+    "ACCEPTANCE_EPS", "ARRIVAL_OBSERVATION_FIELDS", "REMAINING_OBS_MAX", "CHANNEL_OBS_MAX", "CHANNEL_SCALE", "DRAFT_TIME_SCALE", "OBSERVATION_FIELDS", "CoreAccess",
     "MultiSpinEnvAPI", "checked_actions", "encode_action", "real_array", "observation_bounds", "observation_layout", "observation_scale",
 ]
 
@@ -44,20 +44,30 @@ OBSERVATION_FIELDS: tuple[tuple[str, str | int, str], ...] = (
     ("last_tokens", "K", "n_k / (L_max + 1) of the last round (0 after reset)"),
     ("time_left", 1, "max(0, 1 - clock / horizon)"),
 )
+#: Fields appended when requests arrive (``arrival_rate`` set, docs/model.md section 5.8).
+ARRIVAL_OBSERVATION_FIELDS: tuple[tuple[str, str | int, str], ...] = (
+    ("active", "K", "1 if the user has a request in progress, else 0"),
+    ("remaining", "K", "tokens left in the user's request / mean_request_tokens, clipped at REMAINING_OBS_MAX"),
+)
+#: Largest observable remaining-tokens entry (requests 10 times longer than the mean read as 10).
+REMAINING_OBS_MAX = 10.0
 
 
-def observation_layout(num_users: int) -> dict[str, slice]:
-    """Slices of each field of :data:`OBSERVATION_FIELDS` on the observation's last axis (user order)."""
+def observation_layout(num_users: int, arrivals: bool = False) -> dict[str, slice]:
+    """Slices of each field of :data:`OBSERVATION_FIELDS` (then :data:`ARRIVAL_OBSERVATION_FIELDS` if
+    ``arrivals``) on the observation's last axis (user order)."""
     layout, start = {}, 0
-    for name, entries, _ in OBSERVATION_FIELDS:
+    for name, entries, _ in OBSERVATION_FIELDS + (ARRIVAL_OBSERVATION_FIELDS if arrivals else ()):
         size = num_users if entries == "K" else int(entries)
         layout[name] = slice(start, start + size)
         start += size
     return layout
 
 
-def observation_scale(num_users: int, max_draft: int, horizon: float) -> FloatArray:
-    """Factor of each observation entry: raw value (bit/s/Hz, s/token, -, tokens, tokens, s) times it."""
+def observation_scale(num_users: int, max_draft: int, horizon: float,
+                      mean_request_tokens: float | None = None) -> FloatArray:
+    """Factor of each observation entry: raw value (bit/s/Hz, s/token, -, tokens, tokens, s; with arrivals
+    (``mean_request_tokens`` given) then -, tokens) times it."""
     per_field = {
         "spectral_efficiency": 1.0 / CHANNEL_SCALE,
         "draft_time": 1.0 / DRAFT_TIME_SCALE,
@@ -65,20 +75,25 @@ def observation_scale(num_users: int, max_draft: int, horizon: float) -> FloatAr
         "last_draft_lengths": 1.0 / max_draft,
         "last_tokens": 1.0 / (max_draft + 1),
         "time_left": 1.0 / horizon,
+        "active": 1.0,
+        "remaining": 1.0 / (mean_request_tokens or 1.0),
     }
-    layout = observation_layout(num_users)
-    scale = np.empty(layout["time_left"].stop)
+    layout = observation_layout(num_users, mean_request_tokens is not None)
+    scale = np.empty(max(where.stop for where in layout.values()))
     for name, where in layout.items():
         scale[where] = per_field[name]
     return scale
 
 
-def observation_bounds(num_users: int, scenario: Scenario, draft_time: FloatArray) -> tuple[FloatArray, FloatArray]:
+def observation_bounds(num_users: int, scenario: Scenario, draft_time: FloatArray,
+                       arrivals: bool = False) -> tuple[FloatArray, FloatArray]:
     """Low and high of one observation (the Box of the single observation space); ``draft_time`` (n, K) the
     populations' t_k in s/token, so that a slowest device outside the scenario's classes is covered."""
-    layout = observation_layout(num_users)
-    size = layout["time_left"].stop
+    layout = observation_layout(num_users, arrivals)
+    size = max(where.stop for where in layout.values())
     low, high = np.zeros(size), np.ones(size)
+    if arrivals:
+        high[layout["remaining"]] = REMAINING_OBS_MAX
     high[layout["spectral_efficiency"]] = CHANNEL_OBS_MAX
     classes = [name for name, weight in scenario.device_mix.items() if weight > 0]
     slowest = max([DEVICE_CLASSES[name] for name in classes] + [float(np.max(draft_time))])
@@ -186,8 +201,9 @@ class MultiSpinEnvAPI(CoreAccess):
 
     @property
     def observation_layout(self) -> dict[str, slice]:
-        """Slices of the observation fields (:data:`OBSERVATION_FIELDS`) on the last axis."""
-        return observation_layout(self._core.num_users)
+        """Slices of the observation fields (:data:`OBSERVATION_FIELDS`, then with arrivals
+        :data:`ARRIVAL_OBSERVATION_FIELDS`) on the last axis."""
+        return observation_layout(self._core.num_users, self._core.arrivals)
 
     def decode_action(self, action: ArrayLike) -> tuple[NDArray[np.int64], FloatArray]:
         """(draft_lengths, bandwidth) an action decodes to (docs/model.md section 8.1); leading axes kept.

@@ -5,9 +5,10 @@ tuple of evaluation seeds and a sentence saying what it tests (docs/suite.md). E
 id in the ``MultiSpinSuite`` namespace (``gym.make("MultiSpinSuite/IIDStatic-v0")``); :data:`TASKS` is the tuple
 of those ids, defined here once.
 
-:func:`normalized_score` maps an episode-mean goodput (tokens/s) on a task's evaluation seeds to
-100 (g - g_server) / (g_oracle - g_server): 0 = server-only decoding (every L_k = 0), 100 = het-opt-oracle, both
-measured on the task's evaluation seeds. The reference goodputs ship in ``suite_references.json``; they are
+:func:`normalized_score` maps a task's metric on its evaluation seeds to 100 (v - v_server) / (v_oracle - v_server):
+0 = server-only decoding (every L_k = 0), 100 = het-opt-oracle, both measured on the task's evaluation seeds. The
+metric (:data:`METRICS`) is the episode-mean goodput (tokens/s), or for the request-arrival tasks the mean request
+completion time (s; lower is better, the formula is the same). The reference goodputs ship in ``suite_references.json``; they are
 recomputed by ``python -m experiments.suite_references`` (the env package cannot run the analytic policies
 itself: it does not import the controllers).
 """
@@ -21,13 +22,20 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["NAMESPACE", "TASKS", "TASK_SPECS", "Task", "normalized_score", "reference_goodputs", "task"]
+__all__ = ["METRICS", "NAMESPACE", "TASKS", "TASK_SPECS", "Task", "normalized_score", "reference_goodputs",
+           "reference_values", "task"]
 
 #: Gymnasium namespace of the task ids.
 NAMESPACE = "MultiSpinSuite"
 #: Evaluation seeds of every task (one episode each).
 EVAL_SEEDS: tuple[int, ...] = tuple(range(1000, 1010))
 _REFERENCES = Path(__file__).with_name("suite_references.json")
+#: What a task's normalized score measures, by name.
+METRICS: Mapping[str, str] = {
+    "goodput": "mean episode goodput on the evaluation seeds, tokens/s (higher is better)",
+    "completion_mean": "mean completion time of the requests completed in the evaluation episodes (pooled), s "
+                       "(lower is better; docs/model.md section 5.8)",
+}
 
 
 @dataclass(frozen=True)
@@ -38,12 +46,14 @@ class Task:
     :param tests: what the task tests, one sentence (docs/suite.md)
     :param settings: the env settings that define it (over the defaults of docs/model.md section 4.1)
     :param eval_seeds: the reset seeds of its evaluation episodes
+    :param metric: what its normalized score measures, a key of :data:`METRICS`
     """
 
     name: str
     tests: str
     settings: Mapping[str, Any] = field(default_factory=dict)
     eval_seeds: tuple[int, ...] = EVAL_SEEDS
+    metric: str = "goodput"
 
     @property
     def env_id(self) -> str:
@@ -51,6 +61,10 @@ class Task:
 
 
 _STATIC = {"fading": False}
+# Request arrivals (docs/model.md section 5.8; docs/suite.md): requests of 50 tokens on average, 60 s episodes
+# (queues start empty). The rates load het-opt-adaptive's saturated goodput (~120 tokens/s with every user busy)
+# to ~37% and ~85%.
+_ARRIVALS = dict(_STATIC, mean_request_tokens=50.0, horizon=60.0)
 #: The tasks by id (every task: base scenario, its fixed population, 10 s episodes, i.i.d. acceptance unless
 #: stated, the default 0.5 s upload deadline).
 TASK_SPECS: dict[str, Task] = {
@@ -78,6 +92,12 @@ TASK_SPECS: dict[str, Task] = {
              dict(_STATIC, verify_knee_tokens=64.0)),
         Task("TightDeadline", "fading with a 0.02 s upload deadline (eq. (1')), below the unconstrained "
              "optimum's sync time: late uploads are dropped", {"upload_deadline": 0.02}),
+        Task("ArrivalsLight", "Poisson request arrivals at light load (0.15 requests/s per user, ~37% of the "
+             "saturated goodput): idle users, mean request completion time", dict(_ARRIVALS, arrival_rate=0.15),
+             metric="completion_mean"),
+        Task("ArrivalsHeavy", "Poisson request arrivals at heavy load (0.34 requests/s per user, ~85% of the "
+             "saturated goodput): queues, mean request completion time", dict(_ARRIVALS, arrival_rate=0.34),
+             metric="completion_mean"),
     )
 }
 
@@ -98,7 +118,13 @@ def _references() -> dict[str, dict[str, float]]:
 
 
 def reference_goodputs(env_id: str) -> tuple[float, float]:
-    """(server-only, het-opt-oracle) mean episode goodput, tokens/s, on the task's evaluation seeds."""
+    """(server-only, het-opt-oracle) mean episode goodput, tokens/s, on the task's evaluation seeds (for a task
+    of another metric: its values, see :func:`reference_values`)."""
+    return reference_values(env_id)
+
+
+def reference_values(env_id: str) -> tuple[float, float]:
+    """(server-only, het-opt-oracle) values of the task's metric (:data:`METRICS`) on its evaluation seeds."""
     task(env_id)
     references = _references()
     if env_id not in references:
@@ -107,8 +133,9 @@ def reference_goodputs(env_id: str) -> tuple[float, float]:
     return entry["server-only"], entry["het-opt-oracle"]
 
 
-def normalized_score(env_id: str, goodput: float) -> float:
-    """100 (goodput - server-only) / (het-opt-oracle - server-only) on task ``env_id``; ``goodput`` in tokens/s,
-    the mean episode goodput on the task's evaluation seeds."""
-    low, high = reference_goodputs(env_id)
-    return 100.0 * (float(goodput) - low) / (high - low)
+def normalized_score(env_id: str, value: float) -> float:
+    """100 (value - server-only) / (het-opt-oracle - server-only) on task ``env_id``; ``value`` the task's metric
+    (:data:`METRICS`) on its evaluation seeds: the mean episode goodput in tokens/s, or for the arrival tasks
+    the mean request completion time in s."""
+    low, high = reference_values(env_id)
+    return 100.0 * (float(value) - low) / (high - low)

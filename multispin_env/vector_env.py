@@ -39,7 +39,7 @@ from gymnasium.vector.utils import batch_space
 from numpy.typing import NDArray
 
 from multispin_env.config import EnvConfig, default_config, resolve_config
-from multispin_env.core import MultiSpinCore
+from multispin_env.core import ARRIVAL_ROUND_KEYS, ARRIVAL_STATE_KEYS, MultiSpinCore
 from multispin_env.registration import ENV_IDS
 from multispin_env.rendering import render_ansi, render_rgb
 from multispin_env.spaces import MultiSpinEnvAPI, checked_actions
@@ -55,7 +55,6 @@ ROUND_INFO_KEYS = (
 )
 #: Info keys that describe every sub-env's current state.
 STATE_INFO_KEYS = ("clock", "acceptance", "spectral_efficiency")
-_ROUND_MASKS = tuple(f"_{key}" for key in ROUND_INFO_KEYS)
 _STATE_MASKS = tuple(f"_{key}" for key in STATE_INFO_KEYS)
 
 
@@ -100,6 +99,11 @@ class MultiSpinVectorEnv(MultiSpinEnvAPI, VectorEnv[NDArray[np.float32], NDArray
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._actions_shape = (self.num_envs, self._core.action_size)
         self._prev_done = np.zeros(self.num_envs, dtype=bool)
+        arrivals = self._core.arrivals
+        #: Info keys of the round played and of the state (with arrivals, also docs/model.md section 5.8's).
+        self._round_keys = ROUND_INFO_KEYS + (ARRIVAL_ROUND_KEYS if arrivals else ())
+        self._round_masks = tuple(f"_{key}" for key in self._round_keys)
+        self._state_masks = _STATE_MASKS + tuple(f"_{key}" for key in ARRIVAL_STATE_KEYS if arrivals)
 
     @classmethod
     def default_config(cls) -> dict[str, Any]:
@@ -158,8 +162,8 @@ class MultiSpinVectorEnv(MultiSpinEnvAPI, VectorEnv[NDArray[np.float32], NDArray
         obs, info = core.report(outcome)
         played = ~resetting
         everyone = np.ones(self.num_envs, dtype=bool)
-        info.update(dict.fromkeys(_ROUND_MASKS, played))
-        info.update(dict.fromkeys(_STATE_MASKS, everyone))
+        info.update(dict.fromkeys(self._round_masks, played))
+        info.update(dict.fromkeys(self._state_masks, everyone))
         self._prev_done = truncated.copy()
         terminated = np.zeros(self.num_envs, dtype=bool)
         return obs, reward, terminated, truncated, info
@@ -173,13 +177,13 @@ class MultiSpinVectorEnv(MultiSpinEnvAPI, VectorEnv[NDArray[np.float32], NDArray
         truncated = outcome.truncated
         obs, info = core.report(outcome)
         everyone = np.ones(self.num_envs, dtype=bool)
-        info.update(dict.fromkeys(_ROUND_MASKS + _STATE_MASKS, everyone))
+        info.update(dict.fromkeys(self._round_masks + self._state_masks, everyone))
         if self.autoreset_mode is AutoresetMode.SAME_STEP and truncated.any():
             final_info = {key: np.array(value) for key, value in info.items() if not key.startswith("_")}
             final_info.update({f"_{key}": truncated for key in list(final_info)})
             core.restart(truncated, self.np_random)
             played = ~truncated
-            for key in ROUND_INFO_KEYS:  # as in NEXT_STEP: zero and masked out where a new episode began
+            for key in self._round_keys:  # as in NEXT_STEP: zero and masked out where a new episode began
                 info[key] = np.where(_column(played, info[key]), info[key], 0)
                 info[f"_{key}"] = played
             info.update(core.state_info())

@@ -39,6 +39,8 @@ class Settings:
         seconds) points replacing T0, kappa and the knee (eq. 2'), or None
     :param upload_deadline: s; uploads ending later are dropped (eq. 1'), inf for none
     :param transmit_power_w: P_tx, W; ``energy_weight``: tokens per joule off the reward (section 5.7)
+    :param mean_request_tokens: with arrivals (section 5.8) the mean request length, tokens (the observation's
+        unit of the remaining tokens); None without arrivals
     """
 
     verify_base: float
@@ -60,6 +62,7 @@ class Settings:
     upload_deadline: float = np.inf
     transmit_power_w: float = 0.2
     energy_weight: float = 0.0
+    mean_request_tokens: float | None = None
 
 
 @dataclass
@@ -81,6 +84,8 @@ class Round:
     gain: ComplexArray  # h' of the next round, section 4
     efficiency: FloatArray  # e' = log2(1 + SNR |h'|^2) of the next round, bit/s/Hz, section 4.2
     upload_time: FloatArray  # c' = D / (W e'), s/token, section 4.2
+    completed: NDArray[np.bool_] | None = None  # arrivals: the user's request ended in the round, section 5.8
+    completion_time: FloatArray | None = None  # its end (the round's) minus its arrival, s; 0 where none ended
 
 
 def decode_action(action: FloatArray, num_users: int, max_draft: int) -> tuple[FloatArray, FloatArray]:
@@ -96,6 +101,16 @@ def decode_action(action: FloatArray, num_users: int, max_draft: int) -> tuple[F
     lengths[weights == 0.0] = 0.0  # a drafting user without bandwidth cannot upload
     total = weights.sum(axis=1, keepdims=True)
     return lengths, weights / np.where(total > 0.0, total, 1.0)
+
+
+def idle_users_out(lengths: FloatArray, shares: FloatArray, active: NDArray[np.bool_]) -> tuple[FloatArray, FloatArray]:
+    """Section 5.8: users without a request draft nothing and get no band; the idle users' band goes to the
+    active ones in proportion to their shares (which then sum to what all shares summed to)."""
+    kept = np.where(active, shares, 0.0)
+    active_sum = kept.sum(axis=1, keepdims=True)
+    scale = np.where(active_sum > 0.0, shares.sum(axis=1, keepdims=True) / np.where(active_sum > 0.0, active_sum, 1.0),
+                     0.0)
+    return np.where(active, lengths, 0.0), kept * scale
 
 
 def spectral_efficiency(snr: FloatArray, gain: ComplexArray) -> FloatArray:
@@ -130,6 +145,9 @@ def play_round(
     exponential: FloatArray,
     normals: FloatArray | None,
     jitter: FloatArray | None,
+    active: NDArray[np.bool_] | None = None,
+    remaining: FloatArray | None = None,
+    arrival: FloatArray | None = None,
 ) -> Round:
     """One round of n systems (section 2, 4, 5).
 
@@ -144,7 +162,12 @@ def play_round(
     :param exponential: Exp(1) variates E_k (n, K)
     :param normals: N(0, 1) pairs (2, n, K) of the fading innovation (None without fading)
     :param jitter: log-normal factors of t_k (n, K) (None without jitter), section 5.3
+    :param active: arrivals (section 5.8): users with a request (n, K), None without arrivals; ``remaining``
+        its tokens left, ``arrival`` its arrival time (s); ``lengths`` and ``shares`` before idle users are
+        taken out (:func:`idle_users_out`)
     """
+    if active is not None:
+        lengths, shares = idle_users_out(lengths, shares, active)
     t = draft_time * jitter if jitter is not None else draft_time  # eq. (1) uses the jittered t_k
     drafting = lengths > 0
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -153,12 +176,20 @@ def play_round(
     verified = np.where(dropped, 0.0, lengths)  # a dropped user counts in the batch as L_k = 0
     # eq. (1)/(1'): the latest upload that made it, or the deadline if anyone was cut; 0 when nobody drafts
     tau = np.where(dropped.any(axis=1), s.upload_deadline, np.where(dropped, 0.0, finish).max(axis=1))
-    t_ver = verification_time(s, (verified + 1.0).sum(axis=1))  # eq. (2')
+    targets = 1.0 if active is None else active.astype(np.float64)  # an idle user is not in the batch
+    t_ver = verification_time(s, (verified + targets).sum(axis=1))  # eq. (2')
     latency = tau + t_ver + s.downlink_time  # eq. (3)
 
     # Section 5.1: A_k = #{i <= L_k : H_k(i) <= E_k}; H rises with i, so this is min(L_k, #{i : H_k(i) <= E_k}).
     accepted = np.minimum(verified, (cumulative_hazard <= exponential[..., None]).sum(axis=2))
     tokens = accepted + 1.0  # eq. (4); a dropped user gets the target's one token
+    forgetting = s.forgetting
+    completed = completion_time = None
+    if active is not None:  # section 5.8: idle users gain nothing; tokens past the request's end do not count
+        tokens = np.where(active, np.minimum(tokens, remaining), 0.0)
+        forgetting = np.where(active, s.forgetting, 1.0)  # an idle user's counts stay
+        completed = active & (remaining - tokens <= 0.0)
+        completion_time = np.where(completed, (clock + latency)[:, None] - arrival, 0.0)
     # Section 5.7: drafting at P_draft for L t, then transmitting at P_tx until the upload ends or is cut.
     drafting_time = lengths * t
     energy = draft_power * drafting_time + s.transmit_power_w * np.maximum(
@@ -181,13 +212,15 @@ def play_round(
         reward=s.reward_scale * (tokens.sum(axis=1) - s.energy_weight * energy.sum(axis=1)),  # sections 8.2, 5.7
         dropped=dropped,
         energy=energy,
-        successes=s.forgetting * successes + accepted,  # section 5.4
-        failures=s.forgetting * failures + (accepted < verified),  # a dropped draft shows no rejection
+        successes=forgetting * successes + accepted,  # section 5.4
+        failures=forgetting * failures + (accepted < verified),  # a dropped draft shows no rejection
         clock=new_clock,
         truncated=new_clock >= s.horizon,  # section 8.2: truncated at or after the horizon
         gain=next_gain,
         efficiency=efficiency,
         upload_time=s.payload_bits / (s.bandwidth_hz * efficiency),  # c = D / (W e), section 4.2
+        completed=completed,
+        completion_time=completion_time,
     )
 
 
@@ -200,8 +233,11 @@ def observation(
     last_lengths: FloatArray,
     last_tokens: FloatArray,
     clock: FloatArray,
+    active: NDArray[np.bool_] | None = None,
+    remaining: FloatArray | None = None,
 ) -> NDArray[np.float32]:
-    """Section 5.5: float32 observations (n, 5K + 1) of the state (all arrays (n, K) but ``clock`` (n,), s).
+    """Section 5.5: float32 observations (n, 5K + 1) of the state (all arrays (n, K) but ``clock`` (n,), s);
+    with arrivals (section 5.8) then the users' ``active`` flags and ``remaining`` tokens (n, 7K + 1).
 
     :param observed_efficiency: e_hat_k of the channel estimate, bit/s/Hz (section 5.2)
     :param draft_time: nominal t_k, s/token
@@ -215,4 +251,6 @@ def observation(
         np.clip(last_tokens / (s.max_draft + 1), 0.0, 1.0),
         np.clip(1.0 - clock / s.horizon, 0.0, 1.0)[:, None],
     ]
+    if s.mean_request_tokens is not None:
+        fields += [active.astype(np.float64), np.clip(remaining / s.mean_request_tokens, 0.0, 10.0)]
     return np.concatenate(fields, axis=1).astype(np.float32)

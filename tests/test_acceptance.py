@@ -15,6 +15,7 @@ from multispin_env.acceptance import (
 )
 from multispin_env.config import EnvConfig
 from multispin_env.model import expected_tokens
+from multispin_env.requests import Requests
 from multispin_env.scenarios import ACCEPTANCE_PROFILES
 
 PROFILE = ACCEPTANCE_PROFILES["generic"]
@@ -42,6 +43,26 @@ def _process(name: str, num_envs: int, num_users: int, **parameters):
     """The process ``name`` as an env with these settings builds it."""
     config = EnvConfig(acceptance_process=name, num_users=num_users, max_draft=MAX_DRAFT, **parameters)
     return make_acceptance_process(config, num_envs)
+
+
+def _busy_requests(process, mean_tokens: float) -> Requests:
+    """Back-to-back requests of geometric length (no arrivals) telling ``process`` when one starts, as the core
+    keeps them."""
+    return Requests(process.num_envs, process.num_users, process=process, mean_tokens=mean_tokens,
+                    length="geometric", arrival_rate=None)
+
+
+def _reset(process, requests, base, rng) -> None:
+    process.reset(None, base, rng)
+    if requests is not None:
+        requests.reset(np.ones(process.num_envs, dtype=bool), rng)
+
+
+def _advance(process, requests, tokens, rng) -> None:
+    """After a round: the process evolves, then the requests (the core's order)."""
+    process.advance(tokens, rng)
+    if requests is not None:
+        requests.advance(tokens, np.zeros(process.num_envs), np.zeros(process.num_envs), rng)
 
 
 def test_registry_names_the_built_in_processes():
@@ -116,19 +137,20 @@ def test_markov_sample_uses_the_current_regime():
 
 def test_tasks_requests_and_task_mix():
     n, k, mean_tokens = 500, 4, 20.0
-    process = TaskAcceptance(n, k, MAX_DRAFT, task_profile=PROFILE, mean_request_tokens=mean_tokens)
+    process = TaskAcceptance(n, k, MAX_DRAFT, task_profile=PROFILE)
+    requests = _busy_requests(process, mean_tokens)
     rng = np.random.default_rng(6)
-    process.reset(None, np.full((n, k), 0.5), rng)
+    _reset(process, requests, np.full((n, k), 0.5), rng)
     assert np.all(np.isin(process.rate, PROFILE.rate_array()))
     np.testing.assert_array_equal(process.rate, PROFILE.rate_array()[process.task])
     tasks = [process.task.ravel().copy()]
-    lengths = [process.remaining.ravel().copy()]
+    lengths = [requests.remaining.ravel().copy()]
     for _ in range(200):
-        before = process.task.copy(), process.remaining.copy()
-        process.advance(np.ones((n, k)), rng)  # one token per round
-        new = process.remaining > before[1] - 1.0  # a fresh request started
+        before = process.task.copy(), requests.remaining.copy()
+        _advance(process, requests, np.ones((n, k)), rng)  # one token per round
+        new = requests.remaining > before[1] - 1.0  # a fresh request started
         tasks.append(process.task[new])
-        lengths.append(process.remaining[new])
+        lengths.append(requests.remaining[new])
         np.testing.assert_array_equal(process.rate, PROFILE.rate_array()[process.task])
     tasks_all = np.concatenate(tasks)
     observed = np.bincount(tasks_all, minlength=len(PROFILE.tasks))
@@ -183,17 +205,19 @@ def test_nominal_curve_is_the_long_run_average_of_the_current_curve(name, params
     (adaptive policies) reproduces the current curve from the current position-1 rate for i.i.d.-shaped and
     positional processes."""
     n, k = 400, 3
+    mean_tokens = params.pop("mean_request_tokens", None)
     process = _process(name, n, k, **params)
+    requests = _busy_requests(process, mean_tokens) if process.per_request else None
     rng = np.random.default_rng(11)
     base = rng.uniform(0.5, 0.9, (n, k))
-    process.reset(None, base, rng)
+    _reset(process, requests, base, rng)
     total = np.zeros((n, k, MAX_DRAFT))
     rounds = 200
     for _ in range(rounds):
         total += process.survival()
         if name in ("iid", "positional"):
             np.testing.assert_allclose(process.survival_from_rate(process.rate), process.survival(), rtol=1e-12)
-        process.advance(np.full((n, k), 3.0), rng)
+        _advance(process, requests, np.full((n, k), 3.0), rng)
     average = total.mean(axis=0) / rounds  # over systems and rounds, per user
     nominal = process.mean_survival(base).mean(axis=0)
     np.testing.assert_allclose(average, nominal, atol=0.02)
@@ -231,12 +255,13 @@ def test_mixture_prefixes_follow_the_beta_mixture_curve_and_its_conditional_rate
 
 def test_mixture_per_request_keeps_a_rate_for_the_whole_request():
     n, k = 200, 3
-    process = _process("mixture", n, k, mixture_scope="request", mean_request_tokens=20.0)
+    process = _process("mixture", n, k, mixture_scope="request")
+    requests = _busy_requests(process, 20.0)
     rng = np.random.default_rng(13)
-    process.reset(None, np.full((n, k), 0.6), rng)
+    _reset(process, requests, np.full((n, k), 0.6), rng)
     before = process.rate.copy()
-    remaining = process.remaining.copy()
-    process.advance(np.ones((n, k)), rng)
+    remaining = requests.remaining.copy()
+    _advance(process, requests, np.ones((n, k)), rng)
     same = remaining > 1.0  # requests that did not end this round keep their rate
     np.testing.assert_array_equal(process.rate[same], before[same])
     assert np.any(process.rate[~same] != before[~same]) or not np.any(~same)

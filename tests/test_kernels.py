@@ -22,9 +22,18 @@ from numpy.typing import NDArray
 
 import multispin_env  # noqa: F401  (registers the ids)
 from multispin_env.core import MultiSpinCore
+from multispin_env.layout import Q_ARRIVAL
 from multispin_env.model import expected_tokens
 from multispin_env.scenarios import get_scenario
-from reference_round import Round, Settings, decode_action, observation, play_round, spectral_efficiency
+from reference_round import (
+    Round,
+    Settings,
+    decode_action,
+    idle_users_out,
+    observation,
+    play_round,
+    spectral_efficiency,
+)
 
 HET, HOM = "MultiSpin-Heterogeneous-v0", "MultiSpin-Homogeneous-v0"
 RTOL = 1e-12  # float64 quantities: the kernels and the oracle differ only in summation order and log2 vs log1p
@@ -45,12 +54,13 @@ def settings_of(core: MultiSpinCore, draft_time_high: float) -> Settings:
         verify_knee_tokens=scenario.verify_knee_tokens, verify_table=scenario.verify_table,
         upload_deadline=np.inf if config.upload_deadline is None else config.upload_deadline,
         transmit_power_w=10.0 ** (scenario.tx_power_dbm / 10.0) / 1000.0, energy_weight=config.energy_weight,
+        mean_request_tokens=config.mean_request_tokens if config.arrival_rate is not None else None,
     )
 
 
 def pre_round_state(core: MultiSpinCore) -> dict[str, Any]:
     """Copies of everything the oracle's round reads from the state (public attributes only)."""
-    return {
+    state = {
         "draft_power": np.array([[p.draft_power for p in core.populations]]).reshape(core.draft_time.shape),
         "draft_time": core.draft_time.copy(),
         "upload_time": core.upload_time.copy(),
@@ -61,6 +71,10 @@ def pre_round_state(core: MultiSpinCore) -> dict[str, Any]:
         "failures": core.failures.copy(),
         "clock": core.clock.copy(),
     }
+    if core.arrivals:  # section 5.8: the request each user is serving in the round (read from the public state)
+        state.update(active=core.requests.active.copy(), remaining=core.requests.remaining.copy(),
+                     arrival=core.requests.state[Q_ARRIVAL].copy())
+    return state
 
 
 def round_draws(core: MultiSpinCore, rng: np.random.Generator) -> tuple[dict[str, Any], np.random.Generator]:
@@ -145,6 +159,12 @@ CONFIGS = [
     (HOM, 5, dict(acceptance_process="iid", fading=False, verify_profile="llama2-7b-prefill", upload_deadline=None)),
     (HET, None, dict(acceptance_process="markov", verify_profile=((1, 0.03), (4, 0.031), (8, 0.05)),
                      energy_weight=2.0)),
+    # Arrivals (section 5.8): idle users, shares rescaled over the active ones, tokens capped at the request's end.
+    (HET, None, dict(acceptance_process="tasks", arrival_rate=3.0, mean_request_tokens=6.0, horizon=2.0)),
+    (HET, 5, dict(acceptance_process="iid", arrival_rate=1.0, mean_request_tokens=4.0, request_length="fixed",
+                  upload_deadline=0.06, horizon=2.0)),
+    (HOM, 5, dict(acceptance_process="mixture", mixture_scope="request", arrival_rate=5.0, mean_request_tokens=8.0,
+                  autoreset_mode="SAME_STEP", horizon=2.0)),
 ]
 ROUNDS = 100  # > one block of 64 rounds: the vector envs cross a block refill (the single envs refill at resets)
 
@@ -180,10 +200,20 @@ def test_round_matches_reference(env_id: str, num_envs: int | None, settings: di
     test_rng = np.random.default_rng(1234)
 
     def reference_observation(rows: NDArray[np.bool_], efficiency_seen: NDArray[np.float64], last_lengths: Any,
-                              last_tokens: Any, successes: Any, failures: Any, clock: Any) -> NDArray[np.float32]:
-        """The oracle's observation of the systems ``rows`` (the other arguments hold those rows only)."""
+                              last_tokens: Any, successes: Any, failures: Any, clock: Any,
+                              ended: NDArray[np.bool_] | None = None, final_info: Any = None) -> NDArray[np.float32]:
+        """The oracle's observation of the systems ``rows`` (the other arguments hold those rows only); with
+        arrivals, the requests of the state after the round (they arrive and start between rounds), for the
+        systems ``ended`` (restarted within the step) those of their final info."""
+        requests = {}
+        if core.arrivals:
+            active, remaining = core.requests.active.copy(), core.requests.remaining.copy()
+            if ended is not None and ended.any():
+                active[ended] = final_info["active"][ended]
+                remaining[ended] = final_info["remaining"][ended]
+            requests = dict(active=active[rows], remaining=remaining[rows])
         return observation(s, efficiency_seen, core.draft_time[rows], successes, failures, last_lengths, last_tokens,
-                           clock)
+                           clock, **requests)
 
     def check_start(rows: NDArray[np.bool_], gain0: NDArray[np.complex128], obs: NDArray[np.float32]) -> None:
         """A fresh episode in ``rows``: start gain, clock and counts 0, every ring slot the start gain."""
@@ -195,6 +225,8 @@ def test_round_matches_reference(env_id: str, num_envs: int | None, settings: di
         expected = reference_observation(rows, e0, zeros, zeros, zeros, zeros, np.zeros(int(rows.sum())))
         np.testing.assert_allclose(np.reshape(obs, (n, -1))[rows], expected, rtol=OBS_RTOL, atol=OBS_ATOL)
         history[:, rows] = gain0
+        if core.arrivals:  # an episode starts with every user idle and no request queued (section 5.8)
+            assert not core.requests.in_system()[rows].any()
 
     # A first seeded reset, then a checked one from a generator state the test can copy.
     env.reset(seed=7)
@@ -208,12 +240,15 @@ def test_round_matches_reference(env_id: str, num_envs: int | None, settings: di
     same_step = vector and unwrapped.autoreset_mode is AutoresetMode.SAME_STEP
     resetting = np.zeros(n, dtype=bool)  # NEXT_STEP autoreset: sub-envs truncated in the last step
     resets = 0
+    idle = capped = completed = 0  # arrivals: rounds of idle users, of tokens past a request's end, completions
     for _ in range(ROUNDS):
         pre = pre_round_state(core)
         draws, rng_after_block = round_draws(core, unwrapped.np_random)
         action = random_actions(test_rng, n, core.action_size, num_users)
         lengths, shares = decode_action(action, num_users, s.max_draft)
         oracle = play_round(s, lengths=lengths, shares=shares, **pre, **draws)
+        if core.arrivals:
+            lengths, shares = idle_users_out(lengths, shares, pre["active"])
 
         obs, reward, terminated, truncated, info = env.step(action if vector else action[0])
         assert not np.any(terminated)
@@ -225,6 +260,13 @@ def test_round_matches_reference(env_id: str, num_envs: int | None, settings: di
         if ended.any():
             assert_round(oracle, info["final_info"], reward, truncated, ended, lengths, shares)
             assert not np.any(info["_tokens"][ended]) and np.all(info["_final_obs"] == ended)
+        if core.arrivals:
+            idle += int((~pre["active"][kept]).sum())
+            capped += int((pre["active"] & (oracle.tokens < oracle.accepted + 1.0))[kept].sum())
+            completed += int(oracle.completed[kept].sum())
+            for key in ("completed", "completion_time"):
+                np.testing.assert_allclose(np.reshape(info[key], (n, -1))[kept], getattr(oracle, key)[kept],
+                                           rtol=RTOL, err_msg=key)
         np.testing.assert_allclose(core.successes[kept], oracle.successes[kept], rtol=RTOL)
         np.testing.assert_allclose(core.failures[kept], oracle.failures[kept], rtol=RTOL)
         # Next round's state: the true channel (info, eq. of section 4.2) and the process's position-1 rate.
@@ -237,15 +279,16 @@ def test_round_matches_reference(env_id: str, num_envs: int | None, settings: di
         # Observation of the played systems: the channel estimate is the gain of `delay` rounds ago (section 5.2).
         history = np.concatenate([history[1:], oracle.gain[None]])
         expected = reference_observation(everyone, spectral_efficiency(pre["snr"], history[0]), lengths,
-                                         oracle.tokens, oracle.successes, oracle.failures, oracle.clock)
+                                         oracle.tokens, oracle.successes, oracle.failures, oracle.clock, ended,
+                                         info.get("final_info"))
         last_obs = np.where(ended[:, None], info["final_obs"], np.reshape(obs, (n, -1))) if ended.any() else obs
         np.testing.assert_allclose(np.reshape(last_obs, (n, -1))[played], expected[played], rtol=OBS_RTOL,
                                    atol=OBS_ATOL)
         if ended.any():
             # Restarted after the round's draws: with a process that does not evolve, the start gains are the
             # next N(0, 1) pairs (core.py: _reset_rows draws them first); else the process's draws come first.
-            gain0 = (start_gain(rng_after_block, int(ended.sum()), num_users, s.fading) if not core.process.evolves
-                     else core.gain[ended].copy())
+            gain0 = (start_gain(rng_after_block, int(ended.sum()), num_users, s.fading)
+                     if not core.process.evolves and core.requests is None else core.gain[ended].copy())
             check_start(ended, gain0, obs)
             resets += int(ended.sum())
 
@@ -271,6 +314,7 @@ def test_round_matches_reference(env_id: str, num_envs: int | None, settings: di
             assert info["clock"] == 0.0
             resets += 1
     assert resets >= 3, "the horizon should end several episodes"
+    assert not core.arrivals or min(idle, capped, completed) > 0, "idle users, capped tokens and completions"
     env.close()
 
 

@@ -27,8 +27,12 @@ def test_at_least_ten_tasks_each_registered_documented_and_with_references() -> 
         assert spec.kwargs == dict(suite.task(env_id).settings)
         assert f"`{env_id}`" in docs and suite.task(env_id).tests in docs
         assert set(shipped[env_id]) == {"server-only", "het-opt-oracle"}
-        low, high = suite.reference_goodputs(env_id)
-        assert high > low > 0
+        low, high = suite.reference_values(env_id)
+        assert suite.task(env_id).metric in suite.METRICS
+        if suite.task(env_id).metric == "goodput":
+            assert high > low > 0
+        else:  # completion time: the oracle completes requests sooner
+            assert low > high > 0
 
 
 @pytest.mark.parametrize("env_id", suite.TASKS)
@@ -49,6 +53,23 @@ def test_shipped_references_reproduce(env_id: str) -> None:
     fresh = references(env_id)
     assert fresh["server-only"] == pytest.approx(low, rel=1e-12)
     assert fresh["het-opt-oracle"] == pytest.approx(high, rel=1e-12)
+
+
+@pytest.mark.slow
+def test_shipped_arrival_references_reproduce() -> None:
+    """An arrival task's references (mean completion times, ~35 s to recompute) reproduce."""
+    env_id = "MultiSpinSuite/ArrivalsHeavy-v0"
+    low, high = suite.reference_values(env_id)
+    fresh = references(env_id)
+    assert fresh["server-only"] == pytest.approx(low, rel=1e-12)
+    assert fresh["het-opt-oracle"] == pytest.approx(high, rel=1e-12)
+
+
+def test_arrival_tasks_have_the_arrival_observation() -> None:
+    for env_id in ("MultiSpinSuite/ArrivalsLight-v0", "MultiSpinSuite/ArrivalsHeavy-v0"):
+        env = gym.make(env_id)
+        k = env.unwrapped.num_users
+        assert env.observation_space.shape == (7 * k + 1,) and suite.task(env_id).metric == "completion_mean"
 
 
 def test_normalized_score_maps_server_only_to_0_and_the_oracle_to_100() -> None:
