@@ -408,7 +408,9 @@ class TraceAcceptance(AcceptanceProcess):
     Each user serves requests drawn uniformly from the trace's requests, independently of the other users and
     of its earlier requests. Every round plays the next recorded round of the user's request: the round's
     table is H(i) = 0 for i <= A_max and +inf beyond, so the accepted prefix is min(A_max, L_k) for every draw.
-    Once its recorded rounds are used up the request ends and the next round starts a new one. A round
+    Once its recorded rounds are used up the request ends and the next round starts a new one. With request
+    arrivals (``arrival_rate``) every arriving request starts on a freshly drawn recorded request, idle users
+    consume no recorded round, and a request that outlasts its recording continues on another one. A round
     consumes one recorded round whatever L_k and whether the upload was dropped (open-loop replay: a draft
     shorter than A_max would have moved the real context differently).
 
@@ -462,8 +464,13 @@ class TraceAcceptance(AcceptanceProcess):
         self._new_requests(where, rng)
         self._apply(where)
 
+    def start_requests(self, where: BoolArray, rng: np.random.Generator) -> None:
+        """With request arrivals (section 5.8): a user's new request replays a freshly drawn recorded request."""
+        self._new_requests(where, rng)
+        self._apply(where)
+
     def advance(self, tokens: FloatArray, rng: np.random.Generator) -> None:
-        self.round += 1
+        self.round += np.asarray(tokens) > 0.0  # an idle user (arrivals: n_k = 0) plays no recorded round
         done = self._starts[self.request] + self.round >= self._starts[self.request + 1]
         if done.any():
             self._new_requests(done, rng)
