@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 from baselines.solvers import Allocation
 from multispin_env.model import optimal_bandwidth
 
-__all__ = ["BanditPolicy", "CONTEXTS", "UCBLengths"]
+__all__ = ["CONTEXTS", "BanditPolicy", "UCBLengths"]
 
 #: Channel contexts of a user's arms: its observed upload time per token c_hat_k is at most, or more than,
 #: :data:`FADE_RATIO` times its median over the episode's rounds so far (a deep fade, as far as the estimate

@@ -31,7 +31,12 @@ from numpy.typing import NDArray
 
 from baselines.information import adaptive_params
 from baselines.solvers import Allocation, solve_heterogeneous
-from multispin_env.channel import efficiency, fading_correlation, snr_linear, upload_time_per_token
+from multispin_env.channel import (
+    efficiency,
+    fading_correlation,
+    snr_linear,
+    upload_time_per_token,
+)
 from multispin_env.model import RoundParams, allocation_outcome
 
 __all__ = ["PredictivePolicy", "channel_prediction", "lag_correlation", "sample_fading_power"]

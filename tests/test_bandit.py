@@ -45,7 +45,7 @@ def test_ucb_index_picks_untried_neighbours_then_the_best_mean() -> None:
 def test_the_bandit_never_sees_model_parameters() -> None:
     """Two systems that differ in what the observation does not show (population's acceptance, verification,
     deadline, Doppler, acceptance process, CSI noise): fed the same observations, the bandit acts identically."""
-    common = dict(num_users=4)
+    common = {"num_users": 4}
     env_a = gym.make(HET, **common)
     env_b = gym.make(HET, **common, population_seed=5, verify_knee_tokens=64.0, upload_deadline=0.05,
                      doppler_hz=300.0, acceptance_process="markov", csi_noise_std=0.5)

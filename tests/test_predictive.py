@@ -12,7 +12,12 @@ from scipy import stats
 import multispin_env  # noqa: F401  (registers the ids)
 from baselines.information import adaptive_params
 from baselines.policies import ANALYTIC_POLICIES, make_policy
-from baselines.predictive import PredictivePolicy, channel_prediction, lag_correlation, sample_fading_power
+from baselines.predictive import (
+    PredictivePolicy,
+    channel_prediction,
+    lag_correlation,
+    sample_fading_power,
+)
 from baselines.solvers import solve_heterogeneous
 from multispin_env.channel import fading_correlation, rayleigh_gains
 from multispin_env.model import allocation_outcome, expected_goodput, round_latency
