@@ -84,7 +84,7 @@ def store_dict_or_words() -> type[argparse.Action]:
 
 
 def listing() -> list[str]:
-    """One line per registered MultiSpin id, per benchmark task and per scenario preset."""
+    """One line per registered MultiSpin id, per benchmark task, per analytic policy and per scenario preset."""
     import multispin_env  # noqa: F401  (registers the ids)
     from multispin_env.registration import ENV_IDS
     from multispin_env.scenarios import SCENARIOS
@@ -98,6 +98,10 @@ def listing() -> list[str]:
     for env_id, spec in TASK_SPECS.items():
         text = spec.tests if len(spec.tests) <= 90 else spec.tests[:87] + "..."
         lines.append(f"  {env_id:<38} {text}")
+    from baselines.policies import ANALYTIC_POLICIES
+
+    lines.append("analytic policies (multispin-benchmark --policies NAME; docs/model.md section 7):")
+    lines.extend(f"  {name}" for name in ANALYTIC_POLICIES)
     lines.append("scenario presets (scenario=NAME):")
     for name, scenario in SCENARIOS.items():
         text = " ".join(scenario.description.split())
@@ -107,8 +111,9 @@ def listing() -> list[str]:
 
 
 def list_main(argv: Sequence[str] | None = None) -> int:
-    """``multispin-list``: print the registered env ids and the scenario presets, one line each."""
-    parser = OneLineParser(prog="multispin-list", description="List the MultiSpin env ids and scenario presets.")
+    """``multispin-list``: print the registered env ids, tasks, analytic policies and scenario presets, one line each."""
+    parser = OneLineParser(prog="multispin-list",
+                           description="List the MultiSpin env ids, tasks, analytic policies and scenario presets.")
     parser.parse_args(argv)
     try:
         print("\n".join(listing()), flush=True)

@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 from gymnasium.vector import VectorEnv
 
+from baselines.bandit import BanditPolicy
 from baselines.information import INFORMATION_LEVELS, active_users, round_params_for, solve_for_active
+from baselines.predictive import PredictivePolicy
 from baselines.solvers import SOLVERS, Allocation
 from multispin_env.model import RoundParams
 
@@ -37,8 +39,13 @@ _POLICY_SOLVER: dict[str, tuple[str, str]] = {
     },
 }
 
-#: Every analytic policy name: the equal-share baselines, and hom-opt / het-opt at each information level.
-ANALYTIC_POLICIES: tuple[str, ...] = tuple(_POLICY_SOLVER)
+#: Policies with a state of their own (per-user lengths: the heterogeneous env only): name -> class(env).
+_STATEFUL_POLICIES: dict[str, Callable[[Any], Any]] = {"het-opt-predictive": PredictivePolicy,
+                                                      "bandit-ucb": BanditPolicy}
+
+#: Every analytic policy name: the equal-share baselines, hom-opt / het-opt at each information level,
+#: het-opt-predictive (:mod:`baselines.predictive`) and bandit-ucb (:mod:`baselines.bandit`).
+ANALYTIC_POLICIES: tuple[str, ...] = (*_POLICY_SOLVER, *_STATEFUL_POLICIES)
 
 
 class AnalyticPolicy:
@@ -124,15 +131,17 @@ class AnalyticPolicy:
 def policies_for(env: Any) -> tuple[str, ...]:
     """The analytic policies that ``env`` can express (het-opt needs per-user lengths)."""
     if env.unwrapped.config.homogeneous:
-        return tuple(name for name in ANALYTIC_POLICIES if SOLVERS[_POLICY_SOLVER[name][0]].common_length)
+        return tuple(name for name in _POLICY_SOLVER if SOLVERS[_POLICY_SOLVER[name][0]].common_length)
     return ANALYTIC_POLICIES
 
 
-def make_policy(name: str, env: Any) -> AnalyticPolicy:
+def make_policy(name: str, env: Any) -> Any:
     """Build the analytic policy ``name`` (one of :data:`ANALYTIC_POLICIES`) bound to ``env``."""
     if name not in ANALYTIC_POLICIES:
         raise ValueError(f"unknown analytic policy {name!r}; known: {list(ANALYTIC_POLICIES)}")
     if name not in policies_for(env):
         raise ValueError(f"policy {name!r} needs per-user draft lengths; {getattr(env, 'spec', None) or env} has one")
+    if name in _STATEFUL_POLICIES:
+        return _STATEFUL_POLICIES[name](env)
     solver_name, level = _POLICY_SOLVER[name]
     return AnalyticPolicy(env, SOLVERS[solver_name].solve, level, name=name)

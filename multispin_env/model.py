@@ -38,6 +38,7 @@ __all__ = [
     "latency",
     "round_latency",
     "expected_goodput",
+    "allocation_outcome",
     "expected_user_tokens",
     "validate_allocation",
     "verification_profile",
@@ -426,13 +427,15 @@ def validate_allocation(params: RoundParams, draft_lengths: ArrayLike, bandwidth
 
 
 def _allocation_outcome(
-    params: RoundParams, lengths: FloatArray, shares: FloatArray | None
+    params: RoundParams, lengths: FloatArray, shares: FloatArray | None, upload_time: FloatArray | None = None
 ) -> tuple[FloatArray, FloatArray]:
     """Expected tokens and latency of an allocation, eq. (1')-(4): users whose upload would end after the
-    deadline are dropped (one token each, counted in the batch as L_k = 0) and the sync time is the deadline."""
+    deadline are dropped (one token each, counted in the batch as L_k = 0) and the sync time is the deadline.
+    ``upload_time`` (c_k with leading axes broadcasting against the allocation) replaces ``params.upload_time``."""
+    upload = params.upload_time if upload_time is None else upload_time
     if shares is None:
-        shares, _ = optimal_bandwidth(params.draft_time, params.upload_time, lengths)
-    finish = finish_time(lengths, params.draft_time, params.upload_time, shares)
+        shares, _ = optimal_bandwidth(params.draft_time, upload, lengths)
+    finish = finish_time(lengths, params.draft_time, upload, shares)
     dropped = finish > params.deadline
     kept = np.where(dropped, 0.0, lengths)
     tau = np.where(dropped.any(axis=-1), params.deadline, np.where(dropped, 0.0, finish).max(axis=-1))
@@ -459,3 +462,26 @@ def expected_goodput(params: RoundParams, draft_lengths: ArrayLike, bandwidth: A
     lengths, shares = validate_allocation(params, draft_lengths, bandwidth)
     tokens, total = _allocation_outcome(params, lengths, shares)
     return tokens / total
+
+
+def allocation_outcome(
+    params: RoundParams,
+    draft_lengths: ArrayLike,
+    bandwidth: ArrayLike | None = None,
+    upload_time: ArrayLike | None = None,
+) -> tuple[FloatArray, FloatArray]:
+    """Expected tokens sum_k E[n_k] and latency T (s) of an allocation, eq. (1')-(4), the two terms of
+    :func:`expected_goodput`'s ratio.
+
+    :param upload_time: c_k in s/token replacing ``params.upload_time``, users on the last axis and leading
+        axes broadcasting against the allocation's (e.g. (M, 1, K) channel draws for (C, K) allocations give
+        (M, C) outcomes); > 0. None: ``params.upload_time``
+    """
+    lengths, shares = validate_allocation(params, draft_lengths, bandwidth)
+    upload = None
+    if upload_time is not None:
+        upload = np.asarray(upload_time, dtype=np.float64)
+        if upload.shape[-1:] != (params.num_users,) or not np.all(upload > 0.0) or not np.all(np.isfinite(upload)):
+            raise ValueError(f"upload_time must be finite and > 0 with {params.num_users} entries (one per user) on "
+                             f"the last axis, got shape {upload.shape}")
+    return _allocation_outcome(params, lengths, shares, upload)
