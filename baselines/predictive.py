@@ -6,12 +6,13 @@ the channel model's parameters (Doppler f_D, the CSI delay and noise, each user'
 static level knows the mean channel) and plans with the distribution of the round's channel given the
 estimate (docs/model.md section 7.2):
 
-- the lag correlation r over the rounds since the observed channel, eq. (6), from the round latencies the
+- the lag correlation r over the rounds since the observed channel, eq. (5.2b), from the round latencies the
   observation's ``time_left`` shows;
-- the MMSE prediction of h and its error, eq. (7), hence the Rician law of |h|^2 that M channel draws sample;
+- the MMSE prediction of h and its error (the fading model's ``predict``, eq. (5.2b)), hence the Rician law
+  of |h|^2 that M channel draws sample;
 - candidates: the P-het solution (:func:`baselines.solvers.solve_heterogeneous`) for the observed channel
   (het-opt-adaptive's plan), for the MMSE channel power, for quantiles of the drawn powers and for some single
-  draws; the candidate with the best sample-average goodput, eq. (8), over the M draws is played (the deadline
+  draws; the candidate with the best sample-average goodput, eq. (10), over the M draws is played (the deadline
   of eq. (1') applied per draw, :func:`multispin_env.model.allocation_outcome`).
 
 Acceptance: the running estimate of the observation, as het-opt-adaptive. Without uncertainty (no delay, no
@@ -33,40 +34,18 @@ from baselines.information import adaptive_params
 from baselines.solvers import Allocation, solve_heterogeneous
 from multispin_env.channel import (
     efficiency,
-    fading_correlation,
     snr_linear,
     upload_time_per_token,
 )
 from multispin_env.model import RoundParams, allocation_outcome
 
-__all__ = ["PredictivePolicy", "channel_prediction", "lag_correlation", "sample_fading_power"]
+__all__ = ["PredictivePolicy", "sample_fading_power"]
 
 FloatArray = NDArray[np.float64]
 
 
-def lag_correlation(doppler_hz: float, latencies: FloatArray) -> float:
-    """r = prod_j J0(2 pi f_D T_j), eq. (6): correlation of the gain across rounds of latencies T_j (s).
-
-    1 for no rounds (the estimate is of the round's own channel)."""
-    return float(np.prod(fading_correlation(doppler_hz, np.asarray(latencies, dtype=np.float64))))
-
-
-def channel_prediction(observed_power: FloatArray, correlation: float, noise_std: float) -> tuple[FloatArray, float]:
-    """MMSE prediction of the round's gain from the estimate h_hat = h_lagged + CN(0, s^2), eq. (7).
-
-    :param observed_power: |h_hat_k|^2 per user
-    :param correlation: r of eq. (6)
-    :param noise_std: s, the estimate's noise standard deviation (``csi_noise_std``)
-    :return: (|mu_k|, sigma^2): the magnitude of E[h_k | h_hat_k] = r h_hat_k / (1 + s^2) and the error
-        variance 1 - r^2 / (1 + s^2) (the same for every user)
-    """
-    gain = 1.0 + noise_std * noise_std
-    mean = correlation * np.sqrt(np.maximum(observed_power, 0.0)) / gain
-    return mean, max(1.0 - correlation * correlation / gain, 0.0)
-
-
 def sample_fading_power(mean: FloatArray, variance: float, normals: FloatArray) -> FloatArray:
-    """Draws of |h_k|^2 = |mu_k + sigma w|^2, w ~ CN(0, 1), eq. (7) (the phase of mu is irrelevant: w is
+    """Draws of |h_k|^2 = |mu_k + sigma w|^2, w ~ CN(0, 1), eq. (5.2b) (the phase of mu is irrelevant: w is
     circularly symmetric); ``normals`` (2, M, K) standard normals give (M, K) draws."""
     scale = math.sqrt(variance / 2.0)
     return (mean + scale * normals[0]) ** 2 + (scale * normals[1]) ** 2
@@ -76,7 +55,7 @@ class PredictivePolicy:
     """het-opt-predictive (module docstring), SB3-like ``predict``, bound to a heterogeneous MultiSpin env.
 
     :param env: a single env (possibly wrapped) or a vector env of N sub-envs (one state each)
-    :param draws: M, channel draws of the sample average, eq. (8)
+    :param draws: M, channel draws of the sample average, eq. (10)
     :param quantiles: per-user quantiles of the drawn |h|^2 planned with as candidates
     :param draw_candidates: how many of the draws are planned with as candidates
     :param seed: seed of the draws; each episode's generator is seeded from it and the episode's first
@@ -109,7 +88,6 @@ class PredictivePolicy:
         self._fading = bool(config.fading)
         self._delay = int(config.csi_delay)
         self._noise_std = float(config.csi_noise_std)
-        self._doppler_hz = float(core.scenario.doppler_hz)
         self._horizon = float(config.horizon)
         n = self.num_envs or 1
         self._latencies: list[list[float]] = [[] for _ in range(n)]  # latencies of the rounds played, s
@@ -147,11 +125,14 @@ class PredictivePolicy:
         if not self._fading:  # the channel is the population's mean channel, whatever the estimate shows
             return solve_heterogeneous(dataclasses.replace(adaptive, upload_time=core.mean_upload_time[index]))
         lag = int(min(self._rounds[index], self._delay))
-        correlation = lag_correlation(self._doppler_hz, np.array(self._latencies[index][-lag:] if lag else []))
+        intervals = np.array(self._latencies[index][-lag:] if lag else [])
         snr = snr_linear(core.snr_db[index])
         # |h_hat|^2 from the observed e_hat = log2(1 + SNR |h_hat|^2) (section 5.2); the floor gives ~0.
         observed = np.expm1(self._unwrapped.spectral_efficiency_from_observation(obs) * math.log(2.0)) / snr
-        mean, variance = channel_prediction(observed, correlation, self._noise_std)
+        # The fading model's conditional law of h given |h_hat| (eq. (5.2b); the phase is irrelevant, see
+        # sample_fading_power): |mu_k| and the error variance, the same for every user.
+        mu, error = core.fading.predict(np.sqrt(np.maximum(observed, 0.0)), intervals, self._noise_std)
+        mean, variance = np.abs(mu), float(max(error.max(initial=0.0), 0.0))
         adaptive_plan = solve_heterogeneous(adaptive)
         if variance <= 0.0:  # perfect CSI: the observed channel is the round's
             return adaptive_plan
@@ -191,7 +172,7 @@ class PredictivePolicy:
 
 
 def best_on_draws(params: RoundParams, plans: list[Allocation], upload_time: FloatArray) -> Allocation:
-    """The plan with the best sample-average goodput, eq. (8): sum_m E[tokens]_m / sum_m T_m over the channel
+    """The plan with the best sample-average goodput, eq. (10): sum_m E[tokens]_m / sum_m T_m over the channel
     draws ``upload_time`` (M, K) (c_k in s/token), with the deadline applied per draw; ties go to the first."""
     lengths = np.stack([p.draft_lengths for p in plans])
     shares = np.stack([p.bandwidth for p in plans])

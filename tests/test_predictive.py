@@ -12,46 +12,37 @@ from scipy import stats
 import multispin_env  # noqa: F401  (registers the ids)
 from baselines.information import adaptive_params
 from baselines.policies import ANALYTIC_POLICIES, make_policy
-from baselines.predictive import (
-    PredictivePolicy,
-    channel_prediction,
-    lag_correlation,
-    sample_fading_power,
-)
+from baselines.predictive import PredictivePolicy, sample_fading_power
 from baselines.solvers import solve_heterogeneous
-from multispin_env.channel import fading_correlation, rayleigh_gains
+from multispin_env.channel import JakesFading, rayleigh_gains
 from multispin_env.model import allocation_outcome, expected_goodput, round_latency
 
 HET = "MultiSpin-Heterogeneous-v0"
 
 
 def test_prediction_is_the_conditional_law_of_the_gauss_markov_channel() -> None:
-    """eq. (7) against simulation: h_lag ~ CN(0, 1), h = r h_lag + sqrt(1 - r^2) w, h_hat = h_lag + CN(0, s^2);
-    the draws of |h|^2 given |h_hat| follow the simulated conditional law (KS test in a thin bin of |h_hat|)."""
+    """eq. (5.2b) as the policy uses it (the fading model's predict on |h_hat|) against simulation: h_lag ~
+    CN(0, 1), h = r h_lag + sqrt(1 - r^2) w, h_hat = h_lag + CN(0, s^2); the draws of |h|^2 given |h_hat| follow
+    the simulated conditional law (KS test in a thin bin of |h_hat|)."""
     rng = np.random.default_rng(0)
-    r, s, n = 0.6, 0.4, 2_000_000
+    model, intervals = JakesFading(10.0), np.array([0.004, 0.006])
+    r, s, n = float(np.prod(model.correlation(intervals))), 0.4, 2_000_000
     lagged = rayleigh_gains(rng, n)
     true = r * lagged + np.sqrt(1 - r * r) * rayleigh_gains(rng, n)
     estimate = lagged + s * rayleigh_gains(rng, n)
-    mean, variance = channel_prediction(np.abs(estimate) ** 2, r, s)
+    mean, variance = model.predict(np.abs(estimate), intervals, s)
     # Linear MMSE: E[h | h_hat] = r h_hat / (1 + s^2), error variance 1 - r^2 / (1 + s^2).
-    assert variance == pytest.approx(1 - r * r / (1 + s * s))
+    assert variance[0] == pytest.approx(1 - r * r / (1 + s * s))
     error = true - r * estimate / (1 + s * s)
-    assert np.mean(np.abs(error) ** 2) == pytest.approx(variance, rel=0.01)
-    np.testing.assert_allclose(mean, r * np.abs(estimate) / (1 + s * s))
+    assert np.mean(np.abs(error) ** 2) == pytest.approx(variance[0], rel=0.01)
+    np.testing.assert_allclose(np.abs(mean), r * np.abs(estimate) / (1 + s * s))
     chosen = np.abs(np.abs(estimate) - 1.2) < 0.01
     simulated = np.abs(true[chosen]) ** 2
-    mu, var = channel_prediction(np.array([1.2 ** 2]), r, s)
-    drawn = sample_fading_power(mu, var, rng.standard_normal((2, 20_000, 1)))[:, 0]
+    mu, var = model.predict(np.array([1.2]), intervals, s)
+    drawn = sample_fading_power(np.abs(mu), var[0], rng.standard_normal((2, 20_000, 1)))[:, 0]
     assert stats.ks_2samp(simulated, drawn).pvalue > 0.01
-    wrong = sample_fading_power(mu * 0.8, var, rng.standard_normal((2, 20_000, 1)))[:, 0]
+    wrong = sample_fading_power(np.abs(mu) * 0.8, var[0], rng.standard_normal((2, 20_000, 1)))[:, 0]
     assert stats.ks_2samp(simulated, wrong).pvalue < 1e-6  # the test can tell a wrong mean
-
-
-def test_lag_correlation_is_the_product_of_the_round_correlations() -> None:
-    latencies = np.array([0.08, 0.11, 0.5])
-    assert lag_correlation(10.0, latencies) == pytest.approx(np.prod(fading_correlation(10.0, latencies)))
-    assert lag_correlation(10.0, np.array([])) == 1.0
 
 
 def test_allocation_outcome_is_expected_goodputs_terms_per_channel_draw() -> None:
