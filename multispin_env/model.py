@@ -155,41 +155,48 @@ def equal_finish_time(
 with jit_cache():
 
     @njit(**JIT)
+    def equal_finish_root(work, offset, rtol, max_iter):
+        """:func:`equal_finish_time` of one system: ``work``, ``offset`` of shape (K,); 0 when none is active.
+
+        Compiled code (the batched solvers of ``baselines``) calls it directly, one system at a time.
+        """
+        start = -math.inf
+        lowest = math.inf
+        pole = -math.inf
+        total_work = 0.0
+        for k in range(work.shape[0]):
+            if work[k] > 0.0:
+                start = max(start, offset[k] + work[k])
+                lowest = min(lowest, offset[k])
+                pole = max(pole, offset[k])
+                total_work += work[k]
+        if total_work == 0.0:
+            return 0.0
+        # An upload below an ulp of its offset puts the start on the pole: step off it.
+        tau = max(start, lowest + total_work, np.nextafter(pole, math.inf))
+        for _ in range(max_iter):
+            total = 0.0
+            slope = 0.0
+            for k in range(work.shape[0]):
+                if work[k] > 0.0:
+                    inverse = 1.0 / (tau - offset[k])
+                    term = work[k] * inverse
+                    total += term
+                    slope += term * inverse  # -F'(tau) > 0
+            step = total * (total - 1.0) / slope
+            new = tau + step if step > 0.0 else tau
+            # Converged, or stuck at the last representable tau (an ill-conditioned root).
+            done = new == tau or (step <= rtol * new and total <= 1.0 + 1e-9)
+            tau = new
+            if done:
+                break
+        return tau
+
+    @njit(**JIT)
     def _equal_finish_rows(work, offset, rtol, max_iter, out):
         """:func:`equal_finish_time` of each row of ``work``/``offset`` (rows, K) into ``out`` (rows,)."""
         for r in range(work.shape[0]):
-            start = -math.inf
-            lowest = math.inf
-            pole = -math.inf
-            total_work = 0.0
-            for k in range(work.shape[1]):
-                if work[r, k] > 0.0:
-                    start = max(start, offset[r, k] + work[r, k])
-                    lowest = min(lowest, offset[r, k])
-                    pole = max(pole, offset[r, k])
-                    total_work += work[r, k]
-            if total_work == 0.0:
-                out[r] = 0.0
-                continue
-            # An upload below an ulp of its offset puts the start on the pole: step off it.
-            tau = max(start, lowest + total_work, np.nextafter(pole, math.inf))
-            for _ in range(max_iter):
-                total = 0.0
-                slope = 0.0
-                for k in range(work.shape[1]):
-                    if work[r, k] > 0.0:
-                        inverse = 1.0 / (tau - offset[r, k])
-                        term = work[r, k] * inverse
-                        total += term
-                        slope += term * inverse  # -F'(tau) > 0
-                step = total * (total - 1.0) / slope
-                new = tau + step if step > 0.0 else tau
-                # Converged, or stuck at the last representable tau (an ill-conditioned root).
-                done = new == tau or (step <= rtol * new and total <= 1.0 + 1e-9)
-                tau = new
-                if done:
-                    break
-            out[r] = tau
+            out[r] = equal_finish_root(work[r], offset[r], rtol, max_iter)
 
 
 def optimal_bandwidth(
