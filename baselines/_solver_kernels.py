@@ -235,6 +235,25 @@ with jit_cache(__file__) as _cache:
         return tokens / (tau + rest[total]), tau
 
     @njit(**_OPTS)
+    def _goodput_bound(lengths, t, c, table, rest):
+        """An upper bound on G(L) * base: tau(L) is at least Newton's start max(max_k (o_k + w_k),
+        min_k o_k + sum_k w_k) over drafting users (o_k = L_k t_k, w_k = L_k c_k; F >= 1 there)."""
+        tokens = 0.0
+        total = 0
+        top = 0.0
+        lowest = math.inf
+        work = 0.0
+        for k in range(lengths.size):
+            tokens += table[k, lengths[k]]
+            if lengths[k] > 0:
+                total += lengths[k]
+                top = max(top, lengths[k] * (t[k] + c[k]))
+                lowest = min(lowest, lengths[k] * t[k])
+                work += lengths[k] * c[k]
+        start = max(top, lowest + work) if total > 0 else 0.0
+        return tokens / (start + rest[total])
+
+    @njit(**_OPTS, inline="always")
     def _heap_push(keys, users, size, key, user):
         i = size
         keys[i] = key
@@ -248,7 +267,7 @@ with jit_cache(__file__) as _cache:
             i = parent
         return size + 1
 
-    @njit(**_OPTS)
+    @njit(**_OPTS, inline="always")
     def _heap_pop(keys, users, size):
         key, user = keys[0], users[0]
         size -= 1
@@ -269,83 +288,83 @@ with jit_cache(__file__) as _cache:
             i = big
         return key, user, size
 
+    @njit(**_OPTS, inline="always")
+    def _ratio_key(tau, level, kappa, t_k, c_k, gain_k, l):
+        """Yield per share of user k's (l+1)-th token at the fixed sync time tau, times tau; -inf when the token
+        does not fit before tau or yields nothing (both then hold for longer drafts too). See :func:`_greedy_at`."""
+        gap = tau - (l + 1) * t_k
+        yield_ = gain_k[l] - level * kappa
+        if gap <= 0.0 or yield_ <= 0.0:
+            return -math.inf
+        return yield_ * gap * (tau - l * t_k) / c_k
+
+    @njit(**_OPTS, inline="always")
+    def _count_at_least(tau, level, kappa, t_k, c_k, gain_k, lm, cut):
+        """Tokens of user k whose key (:func:`_ratio_key`, falling in l) is >= ``cut``."""
+        n = 0
+        while n < lm and _ratio_key(tau, level, kappa, t_k, c_k, gain_k, n) >= cut:
+            n += 1
+        return n
+
     @njit(**_OPTS)
-    def _greedy_at(tau, level, kappa, t, c, gain, rest, lm, eff, heap_keys, heap_users, out_best, out_next):
+    def _greedy_at(tau, level, kappa, t, c, gain, rest, lm, taken, heap_keys, heap_users, out_best, out_next):
         """Lagrangian lengths at the fixed sync time ``tau`` into ``out_best`` and ``out_next``.
 
         At fixed tau user k's l-th token costs the share increment w_k(tau, l) - w_k(tau, l-1),
-        w_k(tau, l) = l c_k / (tau - l t_k), and yields P(A_k >= l) - level * kappa tokens (Dinkelbach; kappa
-        one slope of T_ver, the prefix's own ratio uses the exact T_ver). Yields fall and costs rise with l,
-        so the increments taken in order of yield per share (a K-way merge of the users' falling
-        ratios) give the Lagrangian solution for every multiplier. Kept: the prefix with the best fixed-tau
-        ratio among those fitting the budget (``out_best``) and that prefix plus the next increment
-        (``out_next``); per user "taken" = "ratio at least the cut".
+        w_k(tau, l) = l c_k / (tau - l t_k), which is c_k tau / (g_l g_{l-1}) with g_l = tau - l t_k, and
+        yields P(A_k >= l) - level * kappa tokens (Dinkelbach; kappa one slope of T_ver, the prefix's own
+        ratio uses the exact T_ver). Yields fall and costs rise with l, so the increments taken in order of
+        yield per share (a K-way merge of the users' falling ratios, keys of :func:`_ratio_key`) give the
+        Lagrangian solution for every multiplier. Kept: the prefix with the best fixed-tau ratio among those
+        fitting the budget (``out_best``) and that prefix plus the next increment (``out_next``); per user
+        "taken" = "key at least the cut".
         """
         k_n = t.size
         size = 0
         for k in range(k_n):
-            previous = 0.0
-            for l in range(lm):
-                eff[k, l] = -math.inf
-                gap = tau - (l + 1) * t[k]
-                if gap <= 0.0:
-                    continue
-                share = (l + 1) * c[k] / gap
-                yield_ = gain[k, l] - level * kappa
-                if yield_ > 0.0:
-                    eff[k, l] = yield_ / (share - previous)
-                previous = share
-            if eff[k, 0] > -math.inf:
-                size = _heap_push(heap_keys, heap_users, size, eff[k, 0], k)
+            taken[k] = 0
+            key = _ratio_key(tau, level, kappa, t[k], c[k], gain[k], 0)
+            if key > -math.inf:
+                size = _heap_push(heap_keys, heap_users, size, key, k)
         # Walk the merged order while the budget holds; track the best ratio prefix.
-        taken = np.zeros(k_n, dtype=np.int64)
         cum_cost = 0.0
         cum_tokens = float(k_n)
         count = 0
-        best_ratio = -math.inf
+        best_tokens = 0.0
+        best_time = 1.0
         cut_best = math.inf
         cut_next = math.inf
         has_best = False
         while size > 0:
             key, user, size = _heap_pop(heap_keys, heap_users, size)
             l = taken[user]
-            gap_now = tau - (l + 1) * t[user]
-            share_now = (l + 1) * c[user] / gap_now
-            share_before = l * c[user] / (tau - l * t[user]) if l > 0 else 0.0
-            cum_cost += share_now - share_before
+            cum_cost += c[user] * tau / ((tau - (l + 1) * t[user]) * (tau - l * t[user]))
             if not cum_cost <= 1.0:  # costs are positive: no later prefix fits either
                 if cut_next == math.inf:
                     cut_next = key
                 break
             cum_tokens += gain[user, l]
             count += 1
-            ratio = cum_tokens / (tau + rest[count])
-            if ratio > best_ratio:
-                best_ratio = ratio
+            time_ = tau + rest[count]
+            if not has_best or cum_tokens * best_time > best_tokens * time_:  # a better ratio
+                best_tokens, best_time = cum_tokens, time_
                 cut_best = key
                 has_best = True
                 cut_next = math.inf  # the increment after this prefix: set by the next pop
-            elif cut_next == math.inf and has_best:
+            elif cut_next == math.inf:
                 cut_next = key
             taken[user] = l + 1
-            if l + 1 < lm and eff[user, l + 1] > -math.inf:
-                size = _heap_push(heap_keys, heap_users, size, eff[user, l + 1], user)
-        if not has_best:  # no increment fits: both rows are (at most) the first increment
-            first = cut_next
+            if l + 1 < lm:
+                key = _ratio_key(tau, level, kappa, t[user], c[user], gain[user], l + 1)
+                if key > -math.inf:
+                    size = _heap_push(heap_keys, heap_users, size, key, user)
+        if not has_best:  # no increment fits: the rows are none and (at most) the first increment
             cut_best = math.inf
-            cut_next = first
         elif cut_next == math.inf:  # the best prefix took every valid increment
             cut_next = cut_best
         for k in range(k_n):
-            nb = 0
-            nn = 0
-            for l in range(lm):
-                if eff[k, l] >= cut_best:
-                    nb += 1
-                if eff[k, l] >= cut_next:
-                    nn += 1
-            out_best[k] = nb
-            out_next[k] = nn
+            out_best[k] = _count_at_least(tau, level, kappa, t[k], c[k], gain[k], lm, cut_best)
+            out_next[k] = _count_at_least(tau, level, kappa, t[k], c[k], gain[k], lm, cut_next)
 
     @njit(**_OPTS)
     def _row_hash(row, weights):
@@ -367,7 +386,7 @@ with jit_cache(__file__) as _cache:
                 first[order[j]] = True
         return np.flatnonzero(first)
 
-    @njit(**_OPTS)
+    @njit(**_OPTS, inline="always")
     def _share_at(length, t_k, c_k, tau):
         """w_k(tau, v) = v c_k / (tau - v t_k); 0 for v = 0; inf when v t_k >= tau."""
         if length == 0:
@@ -377,34 +396,26 @@ with jit_cache(__file__) as _cache:
             return math.inf
         return length * c_k / gap
 
-    @njit(**_OPTS)
-    def _move_value(now, i, vi, j, vj, g_now, tau_now, w, slope, w_sum, slope_sum, tokens_now, sum_now, t, c, table,
-                    rest, deadline, work, offset, cand):
-        """(G, tau) of the state ``now`` with user i at length vi and (j >= 0) user j at vj, or (-inf, 0) when the
-        move cannot improve G (see :func:`_climb`)."""
-        d_tokens = table[i, vi] - table[i, now[i]]
-        d_len = vi - now[i]
-        part = w_sum - w[i]
-        part_slope = slope_sum - slope[i]
-        if j >= 0:
-            d_tokens += table[j, vj] - table[j, now[j]]
-            d_len += vj - now[j]
-            part -= w[j]
-            part_slope -= slope[j]
-        t_req = min((tokens_now + d_tokens) / g_now - rest[sum_now + d_len], deadline)
+    @njit(**_OPTS, inline="always")
+    def _tangent_pass(w_rest, slope_rest, tau_now, t_req, length, t_k, c_k):
+        """Whether a move can improve G by the tangent test of :func:`_climb`: the unchanged users' share at
+        ``t_req`` is at least ``w_rest - slope_rest (t_req - tau_now)``; ``length`` is the changed user's new
+        length (scalars only: this runs for every move)."""
         if not t_req > 0.0:
-            return -math.inf, 0.0
-        bound = part - part_slope * (t_req - tau_now) + _share_at(vi, t[i], c[i], t_req)
-        if j >= 0:
-            bound += _share_at(vj, t[j], c[j], t_req)
-        if not bound < 1.0:
-            return -math.inf, 0.0
-        # Exact test F(tau_req, L') < 1.
+            return False
+        return w_rest - slope_rest * (t_req - tau_now) + _share_at(length, t_k, c_k, t_req) < 1.0
+
+    @njit(**_OPTS)
+    def _move_value(now, i, vi, j, vj, t_req, t, c, table, rest, deadline, work, offset, cand, beat):
+        """(G, tau) of the state ``now`` with user i at length vi and (j >= 0) user j at vj, or (-inf, 0) when the
+        move does not improve G (F(t_req, L') >= 1, see :func:`_climb`) or cannot beat ``beat``."""
         for k in range(now.size):
             cand[k] = now[k]
         cand[i] = vi
         if j >= 0:
             cand[j] = vj
+        if _goodput_bound(cand, t, c, table, rest) <= beat:
+            return -math.inf, 0.0
         load = 0.0
         for k in range(now.size):
             load += _share_at(cand[k], t[k], c[k], t_req)
@@ -439,22 +450,31 @@ with jit_cache(__file__) as _cache:
             slope_sum += slope[k]
             tokens_now += table[k, now[k]]
             sum_now += now[k]
+        inv_g = 1.0 / g_now
         best_g = g_now * (1.0 + IMPROVE_RTOL)  # a move must beat this
         best_tau = tau_now
         best_i, best_vi, best_j, best_vj = -1, 0, -1, 0
         if singles:
             for i in range(k_n):
+                base_tokens = tokens_now - table[i, now[i]]
+                base_len = sum_now - now[i]
+                w_rest, slope_rest = w_sum - w[i], slope_sum - slope[i]
                 for vi in range(lm + 1):
                     if vi == now[i]:
                         continue
-                    value, new_tau = _move_value(now, i, vi, -1, 0, g_now, tau_now, w, slope, w_sum, slope_sum,
-                                                 tokens_now, sum_now, t, c, table, rest, deadline, work, offset,
-                                                 cand)
+                    t_req = min((base_tokens + table[i, vi]) * inv_g - rest[base_len + vi], deadline)
+                    if not _tangent_pass(w_rest, slope_rest, tau_now, t_req, vi, t[i], c[i]):
+                        continue
+                    value, new_tau = _move_value(now, i, vi, -1, 0, t_req, t, c, table, rest, deadline, work,
+                                                 offset, cand, best_g)
                     if value > best_g:
                         best_g, best_tau, best_i, best_vi, best_j, best_vj = value, new_tau, i, vi, -1, 0
         if pairs:
             for i in range(k_n):
                 for j in range(i + 1, k_n):
+                    base_tokens = tokens_now - table[i, now[i]] - table[j, now[j]]
+                    base_len = sum_now - now[i] - now[j]
+                    w_rest, slope_rest = w_sum - w[i] - w[j], slope_sum - slope[i] - slope[j]
                     for di in (-1, 1):
                         vi = now[i] + di
                         if vi < 0 or vi > lm:
@@ -463,9 +483,14 @@ with jit_cache(__file__) as _cache:
                             vj = now[j] + dj
                             if vj < 0 or vj > lm:
                                 continue
-                            value, new_tau = _move_value(now, i, vi, j, vj, g_now, tau_now, w, slope, w_sum,
-                                                         slope_sum, tokens_now, sum_now, t, c, table, rest,
-                                                         deadline, work, offset, cand)
+                            t_req = min((base_tokens + table[i, vi] + table[j, vj]) * inv_g
+                                        - rest[base_len + vi + vj], deadline)
+                            # The tangent test with user j's new share counted in the unchanged part.
+                            w_j = _share_at(vj, t[j], c[j], t_req) if t_req > 0.0 else math.inf
+                            if not _tangent_pass(w_rest + w_j, slope_rest, tau_now, t_req, vi, t[i], c[i]):
+                                continue
+                            value, new_tau = _move_value(now, i, vi, j, vj, t_req, t, c, table, rest, deadline,
+                                                         work, offset, cand, best_g)
                             if value > best_g:
                                 best_g, best_tau, best_i, best_vi, best_j, best_vj = value, new_tau, i, vi, j, vj
         if best_i < 0:
@@ -507,11 +532,16 @@ with jit_cache(__file__) as _cache:
         if not any_in:
             return hom_len, hom_shares
         # Per-token verification costs the greedy tries: each segment slope of T_ver in reach (eq. (2')).
-        slopes = np.empty(max(rest.size - 1, 1))
-        slopes[0] = 0.0
-        for s in range(rest.size - 1):
-            slopes[s] = np.round(rest[s + 1] - rest[s], 15)
-        kappas = np.unique(slopes)
+        # Differences of the rest latencies (~rest[-1] in size) carry rounding noise of a few ulp of rest[-1]:
+        # slopes closer than 1e-12 rest[-1] are one segment's.
+        slopes = np.sort(rest[1:] - rest[:-1])
+        kappas = np.empty(slopes.size)
+        n_kappas = 0
+        for s in range(slopes.size):
+            if n_kappas == 0 or slopes[s] - kappas[n_kappas - 1] > 1e-12 * rest[-1]:
+                kappas[n_kappas] = slopes[s]
+                n_kappas += 1
+        kappas = kappas[:n_kappas]
         gain = np.empty((k_n, lm))
         for k in range(k_n):
             for l in range(lm):
@@ -565,18 +595,28 @@ with jit_cache(__file__) as _cache:
         n_pool = 2
         for r in range(2):
             values[r], sync[r] = _goodput(pool[r], t, c, table, rest, deadline, work, offset)
-        eff = np.empty((k_n, lm))
+        taken = np.empty(k_n, dtype=np.int64)
         heap_keys = np.empty(k_n)
         heap_users = np.empty(k_n, dtype=np.int64)
         fresh = np.empty((per_sweep * n_grid, k_n), dtype=np.int64)
         for sweep in range(ZOOM_ROUNDS + 1):
             n_fresh = 0
+            n_kept = 0
             for kappa in kappas:
                 for q in range(tau_grid.size):
-                    _greedy_at(tau_grid[q], level, kappa, t, c, gain, rest, lm, eff, heap_keys, heap_users,
+                    _greedy_at(tau_grid[q], level, kappa, t, c, gain, rest, lm, taken, heap_keys, heap_users,
                                fresh[n_fresh], fresh[n_fresh + 1])
+                    # Neighbouring sync times often give the same rows: keep a row only if it is new here.
+                    for row in (n_fresh, n_fresh + 1):
+                        if n_kept == 0 or not np.array_equal(fresh[row], fresh[n_kept - 1]):
+                            fresh[n_kept] = fresh[row]
+                            n_kept += 1
                     n_fresh += 2
-            for r in _distinct(fresh, n_fresh, weights):
+            # Rows that cannot come within START_MARGIN of the best so far can be neither the best nor a start.
+            floor = level * (1.0 - START_MARGIN)
+            for r in _distinct(fresh, n_kept, weights):
+                if _goodput_bound(fresh[r], t, c, table, rest) < floor:
+                    continue
                 pool[n_pool] = fresh[r]
                 values[n_pool], sync[n_pool] = _goodput(pool[n_pool], t, c, table, rest, deadline, work, offset)
                 n_pool += 1
