@@ -21,7 +21,7 @@ import numpy as np
 from gymnasium.vector import VectorEnv
 
 from baselines.information import INFORMATION_LEVELS, round_params_for
-from baselines.solvers import SOLVERS, Allocation
+from baselines.solvers import SOLVERS, Allocation, solve_batch
 from multispin_env.model import RoundParams
 
 Solver = Callable[[RoundParams], Allocation]
@@ -67,6 +67,8 @@ class AnalyticPolicy:
         self._observation_size = unwrapped.core.observation_size
         self._static_actions: dict[int, np.ndarray] = {}
         self.last_allocation: Allocation | None = None
+        # A registered solver is solved for all sub-envs of a vector env in one batched call.
+        self._batch_solver = next((n for n, spec in SOLVERS.items() if spec.solve is solver), None)
 
     def reset(self) -> None:
         """Forget the cached static solutions (call after ``env.reset()``: the population may have changed)."""
@@ -83,6 +85,23 @@ class AnalyticPolicy:
         if restart or index not in self._static_actions:
             self._static_actions[index] = self._act(obs, index)
         return self._static_actions[index].copy()
+
+    def _act_batch(self, obs: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """Actions of all sub-envs of the vector env: the systems to (re-)solve are solved in one batched call."""
+        cached = self.information == "static"
+        todo = [i for i in range(self.num_envs) if not cached or starts[i] or i not in self._static_actions]
+        actions: dict[int, np.ndarray] = {}
+        if todo:
+            systems = [round_params_for(self.env, self.information, obs[i], i) for i in todo]
+            allocations = solve_batch(self._batch_solver, systems)
+            encode = self.env.unwrapped.encode_action
+            for i, allocation in zip(todo, allocations, strict=True):
+                actions[i] = encode(allocation.draft_lengths, allocation.bandwidth)
+                if cached:
+                    self._static_actions[i] = actions[i]
+            self.last_allocation = allocations[-1]
+        return np.stack([actions[i] if i in actions else self._static_actions[i].copy()
+                         for i in range(self.num_envs)])
 
     def predict(
         self,
@@ -105,6 +124,8 @@ class AnalyticPolicy:
                 raise ValueError(f"{self.name}: bound to a vector env of {self.num_envs} sub-envs, expected "
                                  f"observations of shape ({self.num_envs}, {size}), got {obs.shape}")
             starts = np.broadcast_to(starts, (self.num_envs,))
+            if self._batch_solver is not None:
+                return self._act_batch(obs, starts), state
             return np.stack([self._act_cached(obs[i], i, bool(starts[i])) for i in range(self.num_envs)]), state
         if obs.ndim == 1:
             return self._act_cached(obs, 0, bool(np.any(starts))), state
