@@ -39,11 +39,12 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from multispin_env.model import (
     FloatArray,
     RoundParams,
+    token_table,
     verification_times,
 )
 
@@ -245,6 +246,45 @@ class PackedSystems:
             profile_seconds=np.concatenate([ps for _, ps in profiles]),
             downlink_time=np.array([p.downlink_time for p in systems], dtype=np.float64),
             deadline=np.array([p.deadline for p in systems], dtype=np.float64),
+        )
+
+
+    @classmethod
+    def uniform(cls, template: RoundParams, draft_time: ArrayLike, upload_time: ArrayLike,
+                survival: ArrayLike) -> PackedSystems:
+        """N systems that share ``template``'s K, L_max, verification profile, downlink time and deadline and
+        differ in their users (e.g. the sub-envs of a vector env), packed without building N RoundParams.
+
+        :param draft_time: t_k, s/token, (N, K), > 0
+        :param upload_time: c_k, s/token, (N, K), > 0
+        :param survival: P(A_k >= i) for i = 1..L_max, (N, K, L_max), in [0, 1], non-increasing in i
+        """
+        k, lm = template.num_users, template.max_draft
+        t = np.array(draft_time, dtype=np.float64)
+        c = np.array(upload_time, dtype=np.float64)
+        curves = np.asarray(survival, dtype=np.float64)
+        if t.ndim != 2 or t.shape[1] != k or c.shape != t.shape or curves.shape != (*t.shape, lm):
+            raise ValueError(f"draft_time and upload_time must have shape (N, {k}) and survival (N, {k}, {lm}), got "
+                             f"{t.shape}, {c.shape} and {curves.shape}")
+        if not (np.all(np.isfinite(t)) and np.all(np.isfinite(c)) and np.all(t > 0.0) and np.all(c > 0.0)):
+            raise ValueError("draft_time and upload_time must be finite and > 0 s/token")
+        if not (np.all((curves >= 0.0) & (curves <= 1.0)) and np.all(np.diff(curves, axis=-1) <= 1e-12)):
+            raise ValueError("survival must hold probabilities in [0, 1], non-increasing along the draft")
+        n = t.shape[0]
+        if n == 0:
+            raise ValueError("the batch must hold at least one system, got N = 0")
+        tokens, seconds = template.verify_profile_points
+        return cls(
+            user_start=np.arange(0, n * k + 1, k, dtype=np.int64),
+            draft_time=t.reshape(-1),
+            upload_time=c.reshape(-1),
+            token_table=token_table(curves).reshape(n * k, lm + 1),
+            max_draft=np.full(n, lm, dtype=np.int64),
+            profile_start=np.arange(0, n * tokens.size + 1, tokens.size, dtype=np.int64),
+            profile_tokens=np.tile(tokens, n),
+            profile_seconds=np.tile(seconds, n),
+            downlink_time=np.full(n, template.downlink_time),
+            deadline=np.full(n, template.deadline),
         )
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "round_latency",
     "expected_goodput",
     "expected_user_tokens",
+    "token_table",
     "validate_allocation",
     "verification_profile",
     "verification_times",
@@ -368,7 +369,7 @@ class RoundParams:
         set_(self, "num_users", int(k))
         survival.setflags(write=False)
         set_(self, "survival", survival)
-        table = np.concatenate([np.ones((k, 1)), 1.0 + np.cumsum(survival, axis=1)], axis=1)
+        table = token_table(survival)
         table.setflags(write=False)
         set_(self, "token_table", table)
         set_(self, "verify_profile_points", verification_profile(
@@ -393,6 +394,13 @@ def _survival(value: Any, num_users: int, max_draft: int) -> FloatArray:
     if np.any(np.diff(table, axis=1) > 1e-12):
         raise ValueError("survival must be non-increasing along the draft: P(A >= i + 1) <= P(A >= i)")
     return table
+
+
+def token_table(survival: ArrayLike) -> FloatArray:
+    """E[n_k](L) = 1 + sum_{i<=L} P(A_k >= i) for L = 0..L_max (eq. (4) for any acceptance curve), tokens, from
+    the survival table P(A_k >= i), i = 1..L_max, on the last axis (leading axes kept; shape (..., L_max + 1))."""
+    survival = np.asarray(survival, dtype=np.float64)
+    return np.concatenate([np.ones((*survival.shape[:-1], 1)), 1.0 + np.cumsum(survival, axis=-1)], axis=-1)
 
 
 def expected_user_tokens(params: RoundParams, draft_lengths: ArrayLike) -> FloatArray:
