@@ -289,25 +289,17 @@ with jit_cache(__file__) as _cache:
         return key, user, size
 
     @njit(**_OPTS, inline="always")
-    def _ratio_key(tau, level, kappa, t_k, c_k, gain_k, l):
-        """Yield per share of user k's (l+1)-th token at the fixed sync time tau, times tau; -inf when the token
-        does not fit before tau or yields nothing (both then hold for longer drafts too). See :func:`_greedy_at`."""
+    def _ratio_key(tau, yield_, t_k, inv_c_k, l):
+        """Yield per share of user k's (l+1)-th token at the fixed sync time tau, times tau, from its yield
+        P(A_k >= l + 1) - level kappa; -inf when the token does not fit before tau or yields nothing (both then
+        hold for longer drafts too). See :func:`_greedy_at`. Scalars only: it runs for every token tried."""
         gap = tau - (l + 1) * t_k
-        yield_ = gain_k[l] - level * kappa
         if gap <= 0.0 or yield_ <= 0.0:
             return -math.inf
-        return yield_ * gap * (tau - l * t_k) / c_k
-
-    @njit(**_OPTS, inline="always")
-    def _count_at_least(tau, level, kappa, t_k, c_k, gain_k, lm, cut):
-        """Tokens of user k whose key (:func:`_ratio_key`, falling in l) is >= ``cut``."""
-        n = 0
-        while n < lm and _ratio_key(tau, level, kappa, t_k, c_k, gain_k, n) >= cut:
-            n += 1
-        return n
+        return yield_ * gap * (tau - l * t_k) * inv_c_k
 
     @njit(**_OPTS)
-    def _greedy_at(tau, level, kappa, t, c, gain, rest, lm, taken, heap_keys, heap_users, out_best, out_next):
+    def _greedy_at(tau, level, kappa, t, c, inv_c, gain, rest, lm, taken, heap_keys, heap_users, out_best, out_next):
         """Lagrangian lengths at the fixed sync time ``tau`` into ``out_best`` and ``out_next``.
 
         At fixed tau user k's l-th token costs the share increment w_k(tau, l) - w_k(tau, l-1),
@@ -321,9 +313,10 @@ with jit_cache(__file__) as _cache:
         """
         k_n = t.size
         size = 0
+        toll = level * kappa  # the Dinkelbach price of one more token's verification
         for k in range(k_n):
             taken[k] = 0
-            key = _ratio_key(tau, level, kappa, t[k], c[k], gain[k], 0)
+            key = _ratio_key(tau, gain[k, 0] - toll, t[k], inv_c[k], 0)
             if key > -math.inf:
                 size = _heap_push(heap_keys, heap_users, size, key, k)
         # Walk the merged order while the budget holds; track the best ratio prefix.
@@ -355,16 +348,21 @@ with jit_cache(__file__) as _cache:
                 cut_next = key
             taken[user] = l + 1
             if l + 1 < lm:
-                key = _ratio_key(tau, level, kappa, t[user], c[user], gain[user], l + 1)
+                key = _ratio_key(tau, gain[user, l + 1] - toll, t[user], inv_c[user], l + 1)
                 if key > -math.inf:
                     size = _heap_push(heap_keys, heap_users, size, key, user)
         if not has_best:  # no increment fits: the rows are none and (at most) the first increment
             cut_best = math.inf
         elif cut_next == math.inf:  # the best prefix took every valid increment
             cut_next = cut_best
-        for k in range(k_n):
-            out_best[k] = _count_at_least(tau, level, kappa, t[k], c[k], gain[k], lm, cut_best)
-            out_next[k] = _count_at_least(tau, level, kappa, t[k], c[k], gain[k], lm, cut_next)
+        for k in range(k_n):  # keys fall in l: count while at least the cut
+            n = 0
+            while n < lm and _ratio_key(tau, gain[k, n] - toll, t[k], inv_c[k], n) >= cut_best:
+                n += 1
+            out_best[k] = n
+            while n < lm and _ratio_key(tau, gain[k, n] - toll, t[k], inv_c[k], n) >= cut_next:
+                n += 1
+            out_next[k] = n
 
     @njit(**_OPTS)
     def _row_hash(row, weights):
@@ -596,6 +594,7 @@ with jit_cache(__file__) as _cache:
         for r in range(2):
             values[r], sync[r] = _goodput(pool[r], t, c, table, rest, deadline, work, offset)
         taken = np.empty(k_n, dtype=np.int64)
+        inv_c = 1.0 / c
         heap_keys = np.empty(k_n)
         heap_users = np.empty(k_n, dtype=np.int64)
         fresh = np.empty((per_sweep * n_grid, k_n), dtype=np.int64)
@@ -604,12 +603,18 @@ with jit_cache(__file__) as _cache:
             n_kept = 0
             for kappa in kappas:
                 for q in range(tau_grid.size):
-                    _greedy_at(tau_grid[q], level, kappa, t, c, gain, rest, lm, taken, heap_keys, heap_users,
+                    _greedy_at(tau_grid[q], level, kappa, t, c, inv_c, gain, rest, lm, taken, heap_keys, heap_users,
                                fresh[n_fresh], fresh[n_fresh + 1])
                     # Neighbouring sync times often give the same rows: keep a row only if it is new here.
                     for row in (n_fresh, n_fresh + 1):
-                        if n_kept == 0 or not np.array_equal(fresh[row], fresh[n_kept - 1]):
-                            fresh[n_kept] = fresh[row]
+                        same = n_kept > 0
+                        for k in range(k_n):
+                            if not same:
+                                break
+                            same = fresh[row, k] == fresh[n_kept - 1, k]
+                        if not same:
+                            for k in range(k_n):
+                                fresh[n_kept, k] = fresh[row, k]
                             n_kept += 1
                     n_fresh += 2
             # Rows that cannot come within START_MARGIN of the best so far can be neither the best nor a start.
