@@ -43,6 +43,7 @@ START_MARGIN = 0.05  # starts must be within 5 % of the best candidate's goodput
 START_SPREAD = 0.02  # minimum |log tau| distance between local-search starts
 IMPROVE_RTOL = 1e-13  # a local-search move must raise G by more than this (relative)
 UNION_MOVES = 1 << 16  # (starts x moves) above which singles are tried before pairs
+LINEAR_MERGE = 16  # up to this many users the greedy's K-way merge scans them instead of keeping a heap
 # Scaled per-user times below FLOOR are raised to it, which keeps reciprocals such as 1 / (tau - L_k t_k)
 # finite; uploads are at least MIN_UPLOAD_RATIO of the drafting time (see _scale). Both move the results far
 # below the 1e-9 to which the solvers are checked against exhaustive search.
@@ -314,10 +315,14 @@ with jit_cache(__file__) as _cache:
         k_n = t.size
         size = 0
         toll = level * kappa  # the Dinkelbach price of one more token's verification
+        # Few users: the merge scans the users' next keys (heap_keys[k]); many: a binary heap.
+        linear = k_n <= LINEAR_MERGE
         for k in range(k_n):
             taken[k] = 0
             key = _ratio_key(tau, gain[k, 0] - toll, t[k], inv_c[k], 0)
-            if key > -math.inf:
+            if linear:
+                heap_keys[k] = key
+            elif key > -math.inf:
                 size = _heap_push(heap_keys, heap_users, size, key, k)
         # Walk the merged order while the budget holds; track the best ratio prefix.
         cum_cost = 0.0
@@ -328,8 +333,19 @@ with jit_cache(__file__) as _cache:
         cut_best = math.inf
         cut_next = math.inf
         has_best = False
-        while size > 0:
-            key, user, size = _heap_pop(heap_keys, heap_users, size)
+        while True:
+            if linear:
+                user = 0
+                for k in range(1, k_n):
+                    if heap_keys[k] > heap_keys[user]:
+                        user = k
+                key = heap_keys[user]
+                if key == -math.inf:
+                    break
+            else:
+                if size == 0:
+                    break
+                key, user, size = _heap_pop(heap_keys, heap_users, size)
             l = taken[user]
             cum_cost += c[user] * tau / ((tau - (l + 1) * t[user]) * (tau - l * t[user]))
             if not cum_cost <= 1.0:  # costs are positive: no later prefix fits either
@@ -347,10 +363,11 @@ with jit_cache(__file__) as _cache:
             elif cut_next == math.inf:
                 cut_next = key
             taken[user] = l + 1
-            if l + 1 < lm:
-                key = _ratio_key(tau, gain[user, l + 1] - toll, t[user], inv_c[user], l + 1)
-                if key > -math.inf:
-                    size = _heap_push(heap_keys, heap_users, size, key, user)
+            key = _ratio_key(tau, gain[user, l + 1] - toll, t[user], inv_c[user], l + 1) if l + 1 < lm else -math.inf
+            if linear:
+                heap_keys[user] = key
+            elif key > -math.inf:
+                size = _heap_push(heap_keys, heap_users, size, key, user)
         if not has_best:  # no increment fits: the rows are none and (at most) the first increment
             cut_best = math.inf
         elif cut_next == math.inf:  # the best prefix took every valid increment
