@@ -608,8 +608,10 @@ with jit_cache(__file__) as _cache:
         for k in range(k_n):
             pool[1, k] = hom_len
         n_pool = 2
+        pool_hash = np.empty(capacity)
         for r in range(2):
             values[r], sync[r] = _goodput(pool[r], t, c, table, rest, deadline, work, offset)
+            pool_hash[r] = _row_hash(pool[r], weights)
         taken = np.empty(k_n, dtype=np.int64)
         inv_c = 1.0 / c
         heap_keys = np.empty(k_n)
@@ -639,6 +641,16 @@ with jit_cache(__file__) as _cache:
             for r in _distinct(fresh, n_kept, weights):
                 if _goodput_bound(fresh[r], t, c, table, rest) < floor:
                     continue
+                # A row already in the pool (from an earlier sweep) is not scored again.
+                key = _row_hash(fresh[r], weights)
+                known = False
+                for q in range(n_pool):
+                    if pool_hash[q] == key:
+                        known = True
+                        break
+                if known:
+                    continue
+                pool_hash[n_pool] = key
                 pool[n_pool] = fresh[r]
                 values[n_pool], sync[n_pool] = _goodput(pool[n_pool], t, c, table, rest, deadline, work, offset)
                 n_pool += 1
