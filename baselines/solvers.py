@@ -351,7 +351,8 @@ def _solve_many(problem: str, systems: list[RoundParams]) -> list[Allocation]:
         stop = start + params.num_users
         lengths = result.draft_lengths[start:stop]
         tau, latency = float(result.sync_time[i]), float(result.latency[i])
-        _check_status(params, int(result.status[i]), lengths, tau, latency)
+        if result.status[i]:
+            _check_status(params, int(result.status[i]), lengths, tau, latency)
         allocations.append(Allocation(lengths, result.bandwidth[start:stop], float(result.goodput[i]), tau, latency))
         start = stop
     return allocations
