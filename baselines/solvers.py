@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import InitVar, dataclass
 from types import MappingProxyType
 
 import numpy as np
@@ -212,6 +212,7 @@ class PackedSystems:
         ``profile_start[i]:profile_start[i + 1]`` of ``profile_tokens`` (tokens) and ``profile_seconds`` (s)
     :param downlink_time: T_dl per system, s, (N,)
     :param deadline: upload deadline per system, s (inf: none), (N,)
+    :param check: validate the layout and values (ValueError); :meth:`of` skips it for validated RoundParams
     """
 
     user_start: IntArray
@@ -224,6 +225,48 @@ class PackedSystems:
     profile_seconds: FloatArray
     downlink_time: FloatArray
     deadline: FloatArray
+    #: Check the layout and values (False only for packs built from validated RoundParams by :meth:`of`).
+    check: InitVar[bool] = True
+
+    def __post_init__(self, check: bool) -> None:
+        # The compiled code does not bound-check: a malformed pack is refused here, not read out of bounds.
+        if not check:
+            return
+        set_ = object.__setattr__
+        for name in ("user_start", "max_draft", "profile_start"):
+            value = np.asarray(getattr(self, name))
+            if value.ndim != 1 or value.dtype.kind not in "iu":
+                raise ValueError(f"PackedSystems.{name} must be a 1-D integer array, got {value.dtype} {value.shape}")
+            set_(self, name, np.ascontiguousarray(value, dtype=np.int64))
+        for name in ("draft_time", "upload_time", "token_table", "profile_tokens", "profile_seconds",
+                     "downlink_time", "deadline"):
+            value = np.asarray(getattr(self, name))
+            if value.dtype.kind not in "iuf":
+                raise ValueError(f"PackedSystems.{name} must hold real numbers, got {value.dtype}")
+            set_(self, name, np.ascontiguousarray(value, dtype=np.float64))
+        n, starts = self.max_draft.size, self.user_start
+        users, profiles = self.draft_time.size, self.profile_start
+        if n == 0 or starts.shape != (n + 1,) or profiles.shape != (n + 1,):
+            raise ValueError(f"PackedSystems: user_start and profile_start must have N + 1 entries for N >= 1 systems "
+                             f"(N = {n}), got {starts.shape} and {profiles.shape}")
+        if starts[0] != 0 or np.any(np.diff(starts) < 1) or starts[-1] != users:
+            raise ValueError(f"PackedSystems.user_start must rise from 0 to the {users} users, >= 1 user per system")
+        if self.upload_time.shape != (users,) or self.draft_time.ndim != 1:
+            raise ValueError("PackedSystems: draft_time and upload_time must be 1-D with one entry per user")
+        if np.any(self.max_draft < 1) or self.token_table.ndim != 2 or self.token_table.shape[0] != users or \
+                self.token_table.shape[1] < int(self.max_draft.max()) + 1:
+            raise ValueError("PackedSystems: max_draft must be >= 1 and token_table (users, >= max L_max + 1)")
+        if profiles[0] != 0 or np.any(np.diff(profiles) < 2) or profiles[-1] != self.profile_tokens.size or \
+                self.profile_seconds.shape != self.profile_tokens.shape:
+            raise ValueError("PackedSystems: each verification profile needs >= 2 (tokens, seconds) points")
+        if self.downlink_time.shape != (n,) or self.deadline.shape != (n,):
+            raise ValueError(f"PackedSystems: downlink_time and deadline must have one entry per system ({n})")
+        finite = (self.draft_time, self.upload_time, self.token_table, self.profile_tokens, self.profile_seconds,
+                  self.downlink_time)
+        if not all(np.all(np.isfinite(a)) for a in finite) or np.any(np.isnan(self.deadline)):
+            raise ValueError("PackedSystems: times, tables and profiles must be finite (deadline: inf for none)")
+        if np.any(self.draft_time <= 0.0) or np.any(self.upload_time <= 0.0) or np.any(self.deadline <= 0.0):
+            raise ValueError("PackedSystems: draft_time, upload_time and deadline must be > 0 s")
 
     @classmethod
     def of(cls, systems: Sequence[RoundParams]) -> PackedSystems:
@@ -246,6 +289,7 @@ class PackedSystems:
             profile_seconds=np.concatenate([ps for _, ps in profiles]),
             downlink_time=np.array([p.downlink_time for p in systems], dtype=np.float64),
             deadline=np.array([p.deadline for p in systems], dtype=np.float64),
+            check=False,
         )
 
 
@@ -266,8 +310,6 @@ class PackedSystems:
         if t.ndim != 2 or t.shape[1] != k or c.shape != t.shape or curves.shape != (*t.shape, lm):
             raise ValueError(f"draft_time and upload_time must have shape (N, {k}) and survival (N, {k}, {lm}), got "
                              f"{t.shape}, {c.shape} and {curves.shape}")
-        if not (np.all(np.isfinite(t)) and np.all(np.isfinite(c)) and np.all(t > 0.0) and np.all(c > 0.0)):
-            raise ValueError("draft_time and upload_time must be finite and > 0 s/token")
         if not (np.all((curves >= 0.0) & (curves <= 1.0)) and np.all(np.diff(curves, axis=-1) <= 1e-12)):
             raise ValueError("survival must hold probabilities in [0, 1], non-increasing along the draft")
         n = t.shape[0]

@@ -115,7 +115,7 @@ def test_bad_input_is_refused_with_a_clear_error() -> None:
     assert solve_packed("het", PackedSystems.uniform(template, **good)).status.tolist() == [0]
     for field, value, message in (
         ("draft_time", [[0.004, 0.01]], "shape"),
-        ("upload_time", [[-1e-3]], "> 0"),
+        ("upload_time", [[-1e-3]], "> 0 s"),
         ("draft_time", [[np.nan]], "finite"),
         ("survival", np.full((1, 1, 10), 1.5), "probabilities"),
         ("survival", np.linspace(0.1, 0.9, 10).reshape(1, 1, 10), "non-increasing"),
@@ -151,3 +151,25 @@ def test_importing_baselines_compiles_nothing() -> None:
     code = "import sys, baselines, baselines.policies; print('baselines._solver_kernels' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_malformed_pack_is_refused_before_the_compiled_code_reads_it() -> None:
+    """The compiled solvers do not bound-check: PackedSystems checks its layout (ValueError, no crash)."""
+    import dataclasses
+
+    packed = PackedSystems.of([RoundParams(acceptance=[0.6, 0.8], draft_time=[0.004, 0.01], upload_time=[1e-3] * 2),
+                               RoundParams(acceptance=[0.7], draft_time=[0.01], upload_time=[2e-3], max_draft=4)])
+    fields = {f.name: getattr(packed, f.name) for f in dataclasses.fields(packed)}
+    for change, message in (
+        ({"user_start": np.array([0, 2, 5])}, "user_start"),
+        ({"user_start": np.array([0.0, 2.0, 3.0])}, "integer"),
+        ({"max_draft": np.array([10, 11])}, "token_table"),
+        ({"profile_start": np.array([0, 1, 4])}, "profile"),
+        ({"deadline": np.array([np.inf])}, "one entry per system"),
+        ({"upload_time": np.array([1e-3, np.inf, 2e-3])}, "finite"),
+        ({"draft_time": np.array([0.004, 0.0, 0.01])}, "> 0 s"),
+        ({"token_table": fields["token_table"].astype(str)}, "real numbers"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            PackedSystems(**{**fields, **change})
+    assert not solve_packed("het", PackedSystems(**fields)).status.any()
