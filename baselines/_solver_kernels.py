@@ -300,7 +300,8 @@ with jit_cache(__file__) as _cache:
         return yield_ * gap * (tau - l * t_k) * inv_c_k
 
     @njit(**_OPTS)
-    def _greedy_at(tau, level, kappa, t, c, inv_c, gain, rest, lm, taken, heap_keys, heap_users, out_best, out_next):
+    def _greedy_at(tau, level, kappa, t, c, inv_c, gain, rest, lm, taken, popped, heap_keys, heap_users, out_best,
+                   out_next):
         """Lagrangian lengths at the fixed sync time ``tau`` into ``out_best`` and ``out_next``.
 
         At fixed tau user k's l-th token costs the share increment w_k(tau, l) - w_k(tau, l-1),
@@ -310,7 +311,8 @@ with jit_cache(__file__) as _cache:
         yield per share (a K-way merge of the users' falling ratios, keys of :func:`_ratio_key`) give the
         Lagrangian solution for every multiplier. Kept: the prefix with the best fixed-tau ratio among those
         fitting the budget (``out_best``) and that prefix plus the next increment (``out_next``); per user
-        "taken" = "key at least the cut".
+        "taken" = "key at least the cut": the users popped up to the cut (``popped``, in order) and any
+        not yet popped key equal to it.
         """
         k_n = t.size
         size = 0
@@ -328,6 +330,7 @@ with jit_cache(__file__) as _cache:
         cum_cost = 0.0
         cum_tokens = float(k_n)
         count = 0
+        best_count = 0
         best_tokens = 0.0
         best_time = 1.0
         cut_best = math.inf
@@ -347,6 +350,7 @@ with jit_cache(__file__) as _cache:
                     break
                 key, user, size = _heap_pop(heap_keys, heap_users, size)
             l = taken[user]
+            popped[count] = user
             cum_cost += c[user] * tau / ((tau - (l + 1) * t[user]) * (tau - l * t[user]))
             if not cum_cost <= 1.0:  # costs are positive: no later prefix fits either
                 if cut_next == math.inf:
@@ -357,6 +361,7 @@ with jit_cache(__file__) as _cache:
             time_ = tau + rest[count]
             if not has_best or cum_tokens * best_time > best_tokens * time_:  # a better ratio
                 best_tokens, best_time = cum_tokens, time_
+                best_count = count
                 cut_best = key
                 has_best = True
                 cut_next = math.inf  # the increment after this prefix: set by the next pop
@@ -368,15 +373,28 @@ with jit_cache(__file__) as _cache:
                 heap_keys[user] = key
             elif key > -math.inf:
                 size = _heap_push(heap_keys, heap_users, size, key, user)
+        # popped[:best_count] is the best prefix; popped[best_count] (if any) the next increment.
+        next_count = best_count
         if not has_best:  # no increment fits: the rows are none and (at most) the first increment
             cut_best = math.inf
-        elif cut_next == math.inf:  # the best prefix took every valid increment
+        if cut_next == math.inf:  # the best prefix took every valid increment
             cut_next = cut_best
-        for k in range(k_n):  # keys fall in l: count while at least the cut
-            n = 0
+        else:
+            next_count = best_count + 1
+        for k in range(k_n):
+            out_best[k] = 0
+        for q in range(best_count):
+            out_best[popped[q]] += 1
+        for k in range(k_n):
+            out_next[k] = out_best[k]
+        if next_count > best_count:
+            out_next[popped[best_count]] += 1
+        for k in range(k_n):  # keys fall in l: add the keys equal to a cut that were not popped
+            n = out_best[k]
             while n < lm and _ratio_key(tau, gain[k, n] - toll, t[k], inv_c[k], n) >= cut_best:
                 n += 1
             out_best[k] = n
+            n = max(n, out_next[k])
             while n < lm and _ratio_key(tau, gain[k, n] - toll, t[k], inv_c[k], n) >= cut_next:
                 n += 1
             out_next[k] = n
@@ -613,6 +631,7 @@ with jit_cache(__file__) as _cache:
             values[r], sync[r] = _goodput(pool[r], t, c, table, rest, deadline, work, offset)
             pool_hash[r] = _row_hash(pool[r], weights)
         taken = np.empty(k_n, dtype=np.int64)
+        popped = np.empty(k_n * lm + 1, dtype=np.int64)
         inv_c = 1.0 / c
         heap_keys = np.empty(k_n)
         heap_users = np.empty(k_n, dtype=np.int64)
@@ -622,8 +641,8 @@ with jit_cache(__file__) as _cache:
             n_kept = 0
             for kappa in kappas:
                 for q in range(tau_grid.size):
-                    _greedy_at(tau_grid[q], level, kappa, t, c, inv_c, gain, rest, lm, taken, heap_keys, heap_users,
-                               fresh[n_fresh], fresh[n_fresh + 1])
+                    _greedy_at(tau_grid[q], level, kappa, t, c, inv_c, gain, rest, lm, taken, popped, heap_keys,
+                               heap_users, fresh[n_fresh], fresh[n_fresh + 1])
                     # Neighbouring sync times often give the same rows: keep a row only if it is new here.
                     for row in (n_fresh, n_fresh + 1):
                         same = n_kept > 0
