@@ -111,9 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         for problem, name in SOLVER_OF.items():
             fast = problem == "P-hom" or k <= 16
             repeats = (3 if args.quick else 20) if fast else (1 if args.quick else 3)
-            results[problem, k] = median_per_system(lambda name=name: solve_batch(name, systems), n, repeats, clock)
+            results[problem, k] = median_per_system(lambda name=name, systems=systems: solve_batch(name, systems), n,
+                                                  repeats, clock)
             solve = SOLVERS[name].solve
-            single = median_per_system(lambda solve=solve: [solve(p) for p in systems], n, max(1, repeats // 3),
+            single = median_per_system(lambda solve=solve, systems=systems: [solve(p) for p in systems], n,
+                                       max(1, repeats // 3),
                                        clock)
             row[problem] = (results[problem, k], single)
         hom, het = solve_batch("hom-opt", systems), solve_batch("het-opt", systems)
