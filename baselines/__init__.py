@@ -9,11 +9,15 @@ from baselines import solvers
 from baselines.solvers import (
     SOLVERS,
     Allocation,
+    BatchResult,
+    PackedSystems,
     SolverSpec,
     equal_bandwidth_fixed,
     equal_bandwidth_tuned,
+    solve_batch,
     solve_heterogeneous,
     solve_homogeneous,
+    solve_packed,
 )
 
 __all__ = list(solvers.__all__)

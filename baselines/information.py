@@ -28,8 +28,10 @@ from baselines.solvers import Allocation
 from multispin_env.core import MultiSpinCore
 from multispin_env.model import RoundParams, verification_times
 
-__all__ = ["INFORMATION_LEVELS", "active_users", "adaptive_params", "oracle_params", "round_params_for",
-           "solve_for_active", "static_params"]
+__all__ = ["INFORMATION_LEVELS", "active_users", "adaptive_params", "oracle_batch", "oracle_params",
+           "round_params_for", "solve_for_active", "static_params"]
+
+FloatArray = NDArray[np.float64]
 
 #: The information levels, from least to most informed.
 INFORMATION_LEVELS: tuple[str, ...] = ("static", "adaptive", "oracle")
@@ -60,6 +62,17 @@ def oracle_params(env: Any, index: int = 0) -> RoundParams:
     core = _unwrapped(env).core
     i = _index(core, index)
     return _system(core, core.process.rate[i], core.draft_time[i], core.upload_time[i], core.process.survival()[i])
+
+
+def oracle_batch(env: Any) -> tuple[RoundParams, FloatArray, FloatArray, FloatArray]:
+    """:func:`oracle_params` of every sub-env at once, as arrays: (the system of sub-env 0, whose K, L_max,
+    verification profile, downlink time and deadline all sub-envs share; t_k s/token (N, K); c_k of the true
+    channel s/token (N, K); the true survival curves (N, K, L_max)) -- for the batched solvers
+    (:meth:`baselines.solvers.PackedSystems.uniform`)."""
+    core = _unwrapped(env).core
+    survival = core.process.survival()
+    template = _system(core, core.process.rate[0], core.draft_time[0], core.upload_time[0], survival[0])
+    return template, core.draft_time, core.upload_time, survival
 
 
 def static_params(env: Any, index: int = 0) -> RoundParams:

@@ -21,9 +21,9 @@ import numpy as np
 from gymnasium.vector import VectorEnv
 
 from baselines.bandit import BanditPolicy
-from baselines.information import INFORMATION_LEVELS, active_users, round_params_for, solve_for_active
+from baselines.information import INFORMATION_LEVELS, active_users, oracle_batch, round_params_for, solve_for_active
 from baselines.predictive import PredictivePolicy
-from baselines.solvers import SOLVERS, Allocation
+from baselines.solvers import _BATCHED, SOLVERS, Allocation, PackedSystems, solve_batch, solve_packed
 from multispin_env.model import RoundParams
 
 Solver = Callable[[RoundParams], Allocation]
@@ -75,6 +75,11 @@ class AnalyticPolicy:
         # static solutions by (sub-env, the active users' flags with arrivals: docs/model.md section 5.8)
         self._static_actions: dict[tuple[int, bytes], np.ndarray] = {}
         self.last_allocation: Allocation | None = None
+        # A registered solver is solved for all sub-envs of a vector env in one batched call (with request
+        # arrivals each sub-env solves its own active users' system instead: their sizes differ).
+        self._batch_solver = next((n for n, spec in SOLVERS.items() if spec.solve is solver), None)
+        if unwrapped.core.arrivals:
+            self._batch_solver = None
 
     def reset(self) -> None:
         """Forget the cached static solutions (call after ``env.reset()``: the population may have changed)."""
@@ -98,6 +103,37 @@ class AnalyticPolicy:
             self._static_actions[key] = self._act(obs, index)
         return self._static_actions[key].copy()
 
+    def _act_batch(self, obs: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """Actions of all sub-envs of the vector env: the systems to (re-)solve are solved in one batched call
+        (the oracle's straight from the env's arrays, :func:`baselines.information.oracle_batch`)."""
+        cached = self.information == "static"
+        keys = [(i, b"") for i in range(self.num_envs)]  # as _act_cached's keys without arrivals
+        todo = [i for i in range(self.num_envs) if not cached or starts[i] or keys[i] not in self._static_actions]
+        if not todo:
+            return np.stack([self._static_actions[key].copy() for key in keys])
+        k = self.env.unwrapped.core.num_users
+        problem = _BATCHED.get(self._batch_solver)
+        if self.information == "oracle" and problem is not None:
+            result = solve_packed(problem, PackedSystems.uniform(*oracle_batch(self.env)))
+            if result.status.any():  # a round beyond the float64 range: the per-system path names the settings
+                solve_batch(self._batch_solver, [round_params_for(self.env, "oracle", obs[i], i)
+                                                 for i in np.flatnonzero(result.status)])
+            lengths, shares = result.draft_lengths.reshape(-1, k), result.bandwidth.reshape(-1, k)
+            self.last_allocation = Allocation(lengths[-1], shares[-1], float(result.goodput[-1]),
+                                              float(result.sync_time[-1]), float(result.latency[-1]))
+        else:
+            systems = [round_params_for(self.env, self.information, obs[i], i) for i in todo]
+            allocations = solve_batch(self._batch_solver, systems)
+            lengths = np.stack([allocation.draft_lengths for allocation in allocations])
+            shares = np.stack([allocation.bandwidth for allocation in allocations])
+            self.last_allocation = allocations[-1]
+        actions = self.env.unwrapped.encode_action(lengths, shares)
+        if not cached:
+            return actions
+        for row, i in enumerate(todo):
+            self._static_actions[keys[i]] = actions[row]
+        return np.stack([self._static_actions[key].copy() for key in keys])
+
     def predict(
         self,
         observation: np.ndarray,
@@ -119,6 +155,8 @@ class AnalyticPolicy:
                 raise ValueError(f"{self.name}: bound to a vector env of {self.num_envs} sub-envs, expected "
                                  f"observations of shape ({self.num_envs}, {size}), got {obs.shape}")
             starts = np.broadcast_to(starts, (self.num_envs,))
+            if self._batch_solver is not None:
+                return self._act_batch(obs, starts), state
             return np.stack([self._act_cached(obs[i], i, bool(starts[i])) for i in range(self.num_envs)]), state
         if obs.ndim == 1:
             return self._act_cached(obs, 0, bool(np.any(starts))), state

@@ -98,17 +98,44 @@ CACHE_DIR = choose_cache_dir(cache_candidates(), _fingerprint())
 JIT = {"cache": CACHE_DIR is not None, "error_model": "numpy"}
 
 
+def _module_cache_dir(source: Path) -> Path | None:
+    """``CACHE_DIR/<stem>-<hash of source>`` for a compiled module outside :data:`JIT_SOURCES` (None: no cache).
+
+    Such a module (e.g. the batched solvers of ``baselines``) calls the formulas of ``model.py``: its cache must
+    follow both its own source and the package's (:data:`CACHE_DIR` already follows the latter). Older
+    ``<stem>-*`` directories are removed (they can never be used again).
+    """
+    if CACHE_DIR is None:
+        return None
+    try:
+        digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    except OSError:  # a source-less install: numba cannot cache it anyway
+        return None
+    directory = CACHE_DIR / f"{source.stem}-{digest}"
+    if not _writable(directory):
+        return None
+    for stale in CACHE_DIR.glob(f"{source.stem}-*"):
+        if stale != directory:
+            shutil.rmtree(stale, ignore_errors=True)
+    return directory
+
+
 @contextlib.contextmanager
-def jit_cache() -> Iterator[None]:
+def jit_cache(source: str | os.PathLike[str] | None = None) -> Iterator[bool]:
     """Decorate the package's compiled functions inside this block: they are cached in :data:`CACHE_DIR`.
 
     numba picks a function's cache directory when it is decorated, from ``numba.config.CACHE_DIR``; it is set
     for the block only, so other libraries' numba caches are unaffected.
+
+    :param source: the file of a compiled module outside this package (``__file__``): its functions are
+        cached in a sub-directory named after a hash of that file (see :func:`_module_cache_dir`)
+    :returns: (as the ``with`` target) whether the block's functions may be cached (``cache=`` of njit)
     """
+    directory = CACHE_DIR if source is None else _module_cache_dir(Path(source).resolve())
     previous = numba.config.CACHE_DIR
-    if CACHE_DIR is not None:
-        numba.config.CACHE_DIR = str(CACHE_DIR)
+    if directory is not None:
+        numba.config.CACHE_DIR = str(directory)
     try:
-        yield
+        yield directory is not None
     finally:
         numba.config.CACHE_DIR = previous

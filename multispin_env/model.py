@@ -40,6 +40,7 @@ __all__ = [
     "expected_goodput",
     "allocation_outcome",
     "expected_user_tokens",
+    "token_table",
     "validate_allocation",
     "verification_profile",
     "verification_times",
@@ -156,41 +157,48 @@ def equal_finish_time(
 with jit_cache():
 
     @njit(**JIT)
+    def equal_finish_root(work, offset, rtol, max_iter):
+        """:func:`equal_finish_time` of one system: ``work``, ``offset`` of shape (K,); 0 when none is active.
+
+        Compiled code (the batched solvers of ``baselines``) calls it directly, one system at a time.
+        """
+        start = -math.inf
+        lowest = math.inf
+        pole = -math.inf
+        total_work = 0.0
+        for k in range(work.shape[0]):
+            if work[k] > 0.0:
+                start = max(start, offset[k] + work[k])
+                lowest = min(lowest, offset[k])
+                pole = max(pole, offset[k])
+                total_work += work[k]
+        if total_work == 0.0:
+            return 0.0
+        # An upload below an ulp of its offset puts the start on the pole: step off it.
+        tau = max(start, lowest + total_work, np.nextafter(pole, math.inf))
+        for _ in range(max_iter):
+            total = 0.0
+            slope = 0.0
+            for k in range(work.shape[0]):
+                if work[k] > 0.0:
+                    inverse = 1.0 / (tau - offset[k])
+                    term = work[k] * inverse
+                    total += term
+                    slope += term * inverse  # -F'(tau) > 0
+            step = total * (total - 1.0) / slope
+            new = tau + step if step > 0.0 else tau
+            # Converged, or stuck at the last representable tau (an ill-conditioned root).
+            done = new == tau or (step <= rtol * new and total <= 1.0 + 1e-9)
+            tau = new
+            if done:
+                break
+        return tau
+
+    @njit(**JIT)
     def _equal_finish_rows(work, offset, rtol, max_iter, out):
         """:func:`equal_finish_time` of each row of ``work``/``offset`` (rows, K) into ``out`` (rows,)."""
         for r in range(work.shape[0]):
-            start = -math.inf
-            lowest = math.inf
-            pole = -math.inf
-            total_work = 0.0
-            for k in range(work.shape[1]):
-                if work[r, k] > 0.0:
-                    start = max(start, offset[r, k] + work[r, k])
-                    lowest = min(lowest, offset[r, k])
-                    pole = max(pole, offset[r, k])
-                    total_work += work[r, k]
-            if total_work == 0.0:
-                out[r] = 0.0
-                continue
-            # An upload below an ulp of its offset puts the start on the pole: step off it.
-            tau = max(start, lowest + total_work, np.nextafter(pole, math.inf))
-            for _ in range(max_iter):
-                total = 0.0
-                slope = 0.0
-                for k in range(work.shape[1]):
-                    if work[r, k] > 0.0:
-                        inverse = 1.0 / (tau - offset[r, k])
-                        term = work[r, k] * inverse
-                        total += term
-                        slope += term * inverse  # -F'(tau) > 0
-                step = total * (total - 1.0) / slope
-                new = tau + step if step > 0.0 else tau
-                # Converged, or stuck at the last representable tau (an ill-conditioned root).
-                done = new == tau or (step <= rtol * new and total <= 1.0 + 1e-9)
-                tau = new
-                if done:
-                    break
-            out[r] = tau
+            out[r] = equal_finish_root(work[r], offset[r], rtol, max_iter)
 
 
 def optimal_bandwidth(
@@ -362,7 +370,7 @@ class RoundParams:
         set_(self, "num_users", int(k))
         survival.setflags(write=False)
         set_(self, "survival", survival)
-        table = np.concatenate([np.ones((k, 1)), 1.0 + np.cumsum(survival, axis=1)], axis=1)
+        table = token_table(survival)
         table.setflags(write=False)
         set_(self, "token_table", table)
         set_(self, "verify_profile_points", verification_profile(
@@ -387,6 +395,13 @@ def _survival(value: Any, num_users: int, max_draft: int) -> FloatArray:
     if np.any(np.diff(table, axis=1) > 1e-12):
         raise ValueError("survival must be non-increasing along the draft: P(A >= i + 1) <= P(A >= i)")
     return table
+
+
+def token_table(survival: ArrayLike) -> FloatArray:
+    """E[n_k](L) = 1 + sum_{i<=L} P(A_k >= i) for L = 0..L_max (eq. (4) for any acceptance curve), tokens, from
+    the survival table P(A_k >= i), i = 1..L_max, on the last axis (leading axes kept; shape (..., L_max + 1))."""
+    survival = np.asarray(survival, dtype=np.float64)
+    return np.concatenate([np.ones((*survival.shape[:-1], 1)), 1.0 + np.cumsum(survival, axis=-1)], axis=-1)
 
 
 def expected_user_tokens(params: RoundParams, draft_lengths: ArrayLike) -> FloatArray:
