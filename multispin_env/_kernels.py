@@ -59,8 +59,8 @@ from multispin_env.layout import (
 from multispin_env.model import device_energy, finish_time, latency, upload_end, verification_time
 
 __all__ = [
-    "decode", "play_round", "play_actions", "update_channel", "observe", "step_action", "reset_rows",
-    "standard_normal",
+    "decode", "play_round", "step_actions", "update_channel", "observe", "reset_rows",
+    "standard_exponential", "standard_normal",
 ]
 
 
@@ -195,16 +195,17 @@ with jit_cache():
                 power = h.real * h.real + h.imag * h.imag
                 channel[H_OBSERVED_EFFICIENCY, i, k] = efficiency(population[P_SNR, i, k], power)
 
-    @njit(types.void(types.int64[::1], _c16_2, _f8_1, _c16_3, _f8_3), **JIT)
-    def reset_rows(rows, start_gains, clock, gains, counts):
-        """Restart systems ``rows``: clock 0, counts 0, every slot of the gain ring h = ``start_gains`` (len(rows),
-        K) (the fading model's ``initial_gains``: CN(0, 1), or 1 without fading)."""
+    @njit(types.void(types.int64[::1], _f8_3, types.boolean, _f8_1, _c16_3, _f8_3), **JIT)
+    def reset_rows(rows, normals, fading, clock, gains, counts):
+        """Restart systems ``rows``: clock 0, counts 0, every slot of the gain ring h = the fading model's start
+        gain: CN(0, 1) from the N(0, 1) pairs ``normals`` (2, len(rows), K) (``complex_gain``, as
+        ``JakesFading.initial_gains``), or 1 without fading (``NoFading``)."""
         num_users = gains.shape[2]
         for j in range(rows.size):
             i = rows[j]
             clock[i] = 0.0
             for k in range(num_users):
-                h = start_gains[j, k]
+                h = complex_gain(normals[0, j, k], normals[1, j, k]) if fading else 1.0 + 0.0j
                 for slot in range(gains.shape[0]):
                     gains[slot, i, k] = h
                 for row in range(counts.shape[0]):
@@ -212,14 +213,14 @@ with jit_cache():
 
     @njit(
         types.void(
-            _f8_2, _f8_2, *_state, *_draws, types.int64[::1], _c16_2, _constants, *_profile, types.boolean, _f8_3,
+            _f8_2, _f8_2, *_state, *_draws, types.int64[::1], _f8_3, _constants, *_profile, types.boolean, _f8_3,
             _f8_2, types.boolean[::1],
         ),
         **JIT,
     )
     def play_round(
         draft_lengths, bandwidth, population, counts, channel, gains, newest, clock, requests,
-        cumulative_hazard, exponential, normals, jitter, block, restarts, restart_gains, constants,
+        cumulative_hazard, exponential, normals, jitter, block, restarts, restart_normals, constants,
         verify_tokens, verify_seconds, channel_update, rounds, per_env, truncated,
     ):  # fmt: skip
         """One round of every system with decoded lengths L_k (tokens) and shares b_k (n, K).
@@ -240,7 +241,7 @@ with jit_cache():
         - arrivals (constant ``arrivals``, section 5.8): a user whose ``requests`` row Q_ACTIVE is 0 is idle: L_k = 0,
           no band (the active users' shares rescaled), no token in the batch, n_k = 0, counts untouched; an
           active user's n_k is capped at its request's remaining tokens Q_REMAINING (the surplus is not counted);
-        - then :func:`reset_rows` of the systems ``restarts`` to ``restart_gains`` (when no other draw comes
+        - then :func:`reset_rows` of the systems ``restarts`` with ``restart_normals`` (when no other draw comes
           between; else empty arrays and the caller restarts them); their round is zeroed (every row of
           ``rounds``, ``per_env`` but the clock) and not truncated, as they ignored the action;
         - ``channel_update``: then :func:`update_channel` without estimation noise.
@@ -317,7 +318,7 @@ with jit_cache():
                     gains[following, i, k] = gauss_markov_step(gains[newest, i, k], rho, innovation)
         newest = following if c.fading else newest
         if restarts.size:
-            reset_rows(restarts, restart_gains, clock, gains, counts)
+            reset_rows(restarts, restart_normals, c.fading != 0, clock, gains, counts)
             for j in range(restarts.size):  # they ignored the action: no round, no reward, not truncated
                 i = restarts[j]
                 for row in range(rounds.shape[0]):
@@ -328,30 +329,6 @@ with jit_cache():
                 truncated[i] = False
         if channel_update:
             update_channel(population, channel, gains, newest, constants, np.empty((0, 0), dtype=np.complex128))
-
-    @njit(
-        types.boolean(
-            _f8_2, *_state, *_draws, types.int64[::1], _c16_2, _constants, *_profile, types.boolean, _f8_3, _f8_2,
-            types.boolean[::1],
-        ),
-        **JIT,
-    )
-    def play_actions(
-        actions, population, counts, channel, gains, newest, clock, requests,
-        cumulative_hazard, exponential, normals, jitter, block, restarts, restart_gains, constants,
-        verify_tokens, verify_seconds, channel_update, rounds, per_env, truncated,
-    ):  # fmt: skip
-        """:func:`decode` raw actions (n, A) into ``rounds`` rows R_DRAFT_LENGTHS and R_BANDWIDTH, then
-        :func:`play_round` them: the vector env's step in one call. False (nothing changed) if an action entry
-        is NaN or inf."""
-        if not decode(actions, constants, rounds):  # rows R_DRAFT_LENGTHS and R_BANDWIDTH
-            return False
-        play_round(
-            rounds[R_DRAFT_LENGTHS], rounds[R_BANDWIDTH], population, counts, channel, gains, newest, clock, requests,
-            cumulative_hazard, exponential, normals, jitter, block, restarts, restart_gains, constants,
-            verify_tokens, verify_seconds, channel_update, rounds, per_env, truncated,
-        )  # fmt: skip
-        return True
 
     @njit(types.void(_f8_3, _f8_3, _f8_3, _f8_1, _f8_3, _constants, _f8_2, types.float32[:, ::1]), **JIT)
     def observe(population, counts, channel, clock, requests, constants, observation_scale, out):
@@ -396,41 +373,50 @@ with jit_cache():
 
     @njit(
         types.int64(
-            _f8_1, *_state, *_draws, _constants, *_profile, types.boolean, _f8_2, _f8_3, _f8_2, types.boolean[::1],
-            types.int64[:, :, ::1], types.float32[:, ::1],
+            _f8_2, *_state, *_draws, types.int64[::1], _f8_3, _constants, *_profile, types.boolean, _f8_2, _f8_3,
+            _f8_2, types.boolean[::1], types.int64[:, :, ::1], types.float32[:, ::1],
         ),
         **JIT,
     )
-    def step_action(
-        action, population, counts, channel, gains, newest, clock, requests,
-        cumulative_hazard, exponential, normals, jitter, block, constants, verify_tokens, verify_seconds,
-        finish, observation_scale, rounds, per_env, truncated, info, out,
+    def step_actions(
+        actions, population, counts, channel, gains, newest, clock, requests,
+        cumulative_hazard, exponential, normals, jitter, block, restarts, restart_normals, constants,
+        verify_tokens, verify_seconds, finish, observation_scale, rounds, per_env, truncated, info, out,
     ):  # fmt: skip
-        """The single env's step: one raw action (A,) of a batch of one system, decoded and played in one call.
+        """The env's step in one call (single env: a batch of one): raw actions (n, A) clipped and decoded by
+        :func:`decode` into ``rounds`` rows R_DRAFT_LENGTHS and R_BANDWIDTH, the round played by
+        :func:`play_round` (with the restarts), ``info`` (3, n, K) filled with tokens n_k, accepted A_k and
+        lengths L_k as int64 and, when ``finish`` (no later draw: no CSI estimation noise, no Python restart, no
+        arrivals), the channel updated and the observations written into ``out`` (n, S).
 
-        Returns -1 (nothing changed) if the action has a NaN or inf entry, else the number of truncated systems.
-        Clips and decodes as :func:`decode` into ``rounds`` rows R_DRAFT_LENGTHS and R_BANDWIDTH, plays the round
-        (:func:`play_round`) and, when ``finish`` (no CSI estimation noise), updates the channel and writes the
-        observation into ``out`` (1, 5K + 1). ``info`` (3, 1, K) gets tokens n_k, accepted A_k and lengths L_k
-        as int64.
+        Returns -1 (nothing changed) if an action entry is NaN or inf, else the number of truncated systems.
         """
-        if not _all_finite(action):
+        if not decode(actions, constants, rounds):  # rows R_DRAFT_LENGTHS and R_BANDWIDTH
             return -1
-        c = constants[0]
-        _decode_row(action, 0, 0, c.max_draft * 0.5, c.length_entries, rounds)
         play_round(
             rounds[R_DRAFT_LENGTHS], rounds[R_BANDWIDTH], population, counts, channel, gains, newest, clock, requests,
-            cumulative_hazard, exponential, normals, jitter, block, np.empty(0, dtype=np.int64),
-            np.empty((0, 0), dtype=np.complex128), constants, verify_tokens, verify_seconds, finish, rounds, per_env, truncated,
+            cumulative_hazard, exponential, normals, jitter, block, restarts, restart_normals, constants,
+            verify_tokens, verify_seconds, finish, rounds, per_env, truncated,
         )  # fmt: skip
-        num_users = rounds.shape[2]
-        for k in range(num_users):
-            info[0, 0, k] = np.int64(rounds[R_TOKENS, 0, k])
-            info[1, 0, k] = np.int64(rounds[R_ACCEPTED, 0, k])
-            info[2, 0, k] = np.int64(rounds[R_DRAFT_LENGTHS, 0, k])
+        n, num_users = rounds.shape[1], rounds.shape[2]
+        ended = 0
+        for i in range(n):
+            for k in range(num_users):
+                info[0, i, k] = np.int64(rounds[R_TOKENS, i, k])
+                info[1, i, k] = np.int64(rounds[R_ACCEPTED, i, k])
+                info[2, i, k] = np.int64(rounds[R_DRAFT_LENGTHS, i, k])
+            ended += truncated[i]
         if finish:
             observe(population, counts, channel, clock, requests, constants, observation_scale, out)
-        return np.int64(truncated[0])
+        return ended
+
+    @njit(types.void(_generator, _f8_1), **JIT)
+    def standard_exponential(rng, out):
+        """Fill ``out`` with Exp(1) variates of the numpy Generator ``rng``: the same values, in the same order,
+        leaving ``rng`` in the same state as ``rng.standard_exponential(out.size)`` (numba runs numpy's
+        ziggurat on the same bit generator), ~20% faster."""
+        for j in range(out.size):
+            out[j] = rng.standard_exponential()
 
     @njit(types.void(_generator, _f8_1), **JIT)
     def standard_normal(rng, out):

@@ -71,6 +71,7 @@ from multispin_env.scenarios import Population
 from multispin_env.spaces import observation_bounds, observation_layout, observation_scale
 
 FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
 BoolArray = NDArray[np.bool_]
 
 __all__ = ["MultiSpinCore", "RoundOutcome", "MAX_STATE_ENTRIES", "ARRIVAL_ROUND_KEYS", "ARRIVAL_STATE_KEYS"]
@@ -106,6 +107,10 @@ class RoundOutcome(NamedTuple):
     truncated: BoolArray  # (n,), clock >= horizon
     dropped: FloatArray  # (n, K), 1.0 where the upload missed the deadline (eq. 1')
     energy: FloatArray  # (n, K), J (section 5.7)
+    #: (3, n, K) int64 n_k, A_k, L_k when the kernel wrote them (raw-action steps), else None
+    counts: IntArray | None = None
+    #: (n, S) float32 observations after the round when the kernel wrote them (nothing drawn after it), else None
+    observation: NDArray[np.float32] | None = None
 
 
 class MultiSpinCore:
@@ -188,8 +193,7 @@ class MultiSpinCore:
         self._constants = self.kernel_constants()
         self._verify_profile = tuple(np.ascontiguousarray(a) for a in scenario.verify_profile_points)
         self._no_noise = np.zeros((0, 0), dtype=np.complex128)
-        self._no_normals = np.zeros((2, n, k))  # (2, count, K) stand-in when the start gains are not random
-        self._no_gains = np.zeros((0, 0), dtype=np.complex128)
+        self._no_normals = np.zeros((2, 0, 0))
         self._no_rows = np.zeros(0, dtype=np.int64)
         # Restarts within the round's kernel call when no draw would come between the round's and theirs (and
         # the acceptance process needs no reset, see _reset_rows).
@@ -327,19 +331,18 @@ class MultiSpinCore:
         self._reset_rows(np.flatnonzero(rows), rng)
         self._update_channel(rng)
 
-    def _start_gains(self, count: int, rng: np.random.Generator) -> NDArray[np.complex128]:
-        """Start gains (count, K) of ``count`` new episodes from the fading model (N(0, 1) pairs drawn only when
-        the gains are random)."""
-        normals = rng.standard_normal((2, count, self.num_users)) if self.fading.evolves else self._no_normals[:, :count]
-        return np.ascontiguousarray(self.fading.initial_gains(normals))
+    def _start_normals(self, count: int, rng: np.random.Generator) -> FloatArray:
+        """N(0, 1) pairs (2, count, K) of ``count`` new episodes' start gains, drawn only when the fading model's
+        start gains are random (the kernel turns them into gains as the model's ``initial_gains`` does)."""
+        return self._standard_normal(rng, (2, count, self.num_users)) if self.fading.evolves else self._no_normals
 
     def _reset_rows(self, index: NDArray[np.intp], rng: np.random.Generator) -> None:
         """New episodes in the envs ``index``: population (if resampled), clock, counts, channel, acceptance."""
         count = index.size
         if self.config.resample_population:
             self._set_populations(index, [self.scenario.sample_population(rng) for _ in range(count)])
-        self._kernels.reset_rows(index.astype(np.int64, copy=False), self._start_gains(count, rng), self.clock,
-                                 self._gains, self._counts)
+        self._kernels.reset_rows(index.astype(np.int64, copy=False), self._start_normals(count, rng),
+                                 self.fading.kernel_code != 0, self.clock, self._gains, self._counts)
         # A process that does not evolve, reset to the same (fixed) population's rates, would not change.
         if self.process.evolves or self.config.resample_population or not self._process_ready:
             rows = np.zeros(self.num_envs, dtype=bool)
@@ -399,25 +402,32 @@ class MultiSpinCore:
         block = self._next_block(rng)
         per_env = np.empty((ENV_ROWS, n))
         truncated = np.empty(n, dtype=bool)
-        restarts, restart_gains = self._no_rows, self._no_gains
+        restarts, restart_normals = self._no_rows, self._no_normals
         if reset_rows is not None and self._restart_in_kernel and self._process_ready:  # no draw comes between
             restarts = reset_rows.nonzero()[0]
-            restart_gains = self._start_gains(restarts.size, rng)  # as in _reset_rows
+            restart_normals = self._start_normals(restarts.size, rng)  # as in _reset_rows
             reset_rows = None
         channel_update = reset_rows is None and self._finish_in_kernel
         state = (self._population, self._counts, self._channel, self._gains, self._newest, self.clock,
                  self._request_state, self.process.cumulative_hazard, self._exponential_block, self._normal_block,
                  self._jitter_block, block,
-                 restarts, restart_gains, self._constants, *self._verify_profile, channel_update)
+                 restarts, restart_normals, self._constants, *self._verify_profile, channel_update)
+        ints = observation = None
         if actions is None:
             self._kernels.play_round(rounds[R_DRAFT_LENGTHS], rounds[R_BANDWIDTH], *state, rounds, per_env, truncated)
-        elif not self._kernels.play_actions(actions, *state, rounds, per_env, truncated):
-            raise ValueError(f"action contains NaN or inf: {actions}")
+        else:
+            ints = np.empty((3, n, k), dtype=np.int64)
+            # The observations come out of the same kernel call when nothing is drawn after the round.
+            observation = np.empty((n if channel_update else 0, self.observation_size), dtype=np.float32)
+            if self._kernels.step_actions(actions, *state[:-1], channel_update, self._observation_scale, rounds,
+                                          per_env, truncated, ints, observation) < 0:
+                raise ValueError(f"action contains NaN or inf: {actions}")
         self._block_index = block + 1
         if self.fading.evolves:
             self._newest = (self._newest + 1) % self._gains.shape[0]
         outcome = RoundOutcome(rounds[R_DRAFT_LENGTHS], rounds[R_BANDWIDTH], rounds[R_ACCEPTED], rounds[R_TOKENS],
-                               *per_env[:4], truncated, rounds[R_DROPPED], rounds[R_ENERGY])
+                               *per_env[:4], truncated, rounds[R_DROPPED], rounds[R_ENERGY], ints,
+                               observation if channel_update else None)
         self._last_round = outcome
         if self.process.evolves:
             self.process.advance(outcome.tokens, rng)
@@ -446,12 +456,12 @@ class MultiSpinCore:
         truncated = np.empty(1, dtype=bool)
         ints = np.empty((3, 1, k), dtype=np.int64)
         obs = np.empty((1, self.observation_size), dtype=np.float32)
-        status = self._kernels.step_action(
-            action, self._population, self._counts, self._channel, self._gains, self._newest, self.clock,
-            self._request_state, self.process.cumulative_hazard, self._exponential_block, self._normal_block,
-            self._jitter_block, block,
-            self._constants, *self._verify_profile, self._finish_in_kernel, self._observation_scale, rounds, per_env,
-            truncated, ints, obs,
+        status = self._kernels.step_actions(
+            action.reshape(1, -1), self._population, self._counts, self._channel, self._gains, self._newest,
+            self.clock, self._request_state, self.process.cumulative_hazard, self._exponential_block,
+            self._normal_block, self._jitter_block, block, self._no_rows, self._no_normals, self._constants,
+            *self._verify_profile, self._finish_in_kernel, self._observation_scale, rounds, per_env, truncated, ints,
+            obs,
         )  # fmt: skip
         if status < 0:
             raise ValueError(f"action contains NaN or inf: {action}")
@@ -492,7 +502,8 @@ class MultiSpinCore:
         if self._block_index < self._block_rounds:
             return self._block_index
         shape = (self._block_rounds, self.num_envs, self.num_users)
-        self._exponential_block = rng.standard_exponential(shape)
+        self._exponential_block = np.empty(shape)  # = rng.standard_exponential(shape), drawn by a kernel
+        self._kernels.standard_exponential(rng, self._exponential_block.reshape(-1))
         if self.fading.evolves:
             self._normal_block = self._standard_normal(rng, (self._block_rounds, 2, self.num_envs, self.num_users))
         sigma = self.config.draft_time_jitter
@@ -534,15 +545,20 @@ class MultiSpinCore:
         for row in rows:  # a few rows a step: basic indexing is cheaper than fancy indexing here
             outcome.tokens.base[:, row] = 0.0  # L, b, A, n, dropped, energy (the layout's round rows)
             outcome.sync_time.base[:4, row] = 0.0  # tau, T_ver, T, reward
+            if outcome.counts is not None:
+                outcome.counts[:, row] = 0
         outcome.truncated[rows] = False
 
     def report(self, outcome: RoundOutcome) -> tuple[NDArray[np.float32], dict[str, Any]]:
         """The observations (n, observation_size) and the per-round info arrays (rows = envs) after the round
         ``outcome`` of :meth:`step`/:meth:`step_actions`; every array is new (the outcome's own arrays are new
         each round, the state's are copied)."""
-        rounds = outcome.tokens.base  # the round's buffer in layout rows; the outcome's per-user rows view it
-        counts = rounds[: R_TOKENS + 1].astype(np.int64)  # one cast of the leading rows (b_k's cast is unused)
-        tokens, accepted, draft_lengths = counts[R_TOKENS], counts[R_ACCEPTED], counts[R_DRAFT_LENGTHS]
+        if outcome.counts is not None:
+            tokens, accepted, draft_lengths = outcome.counts
+        else:
+            rounds = outcome.tokens.base  # the round's buffer in layout rows; the outcome's per-user rows view it
+            counts = rounds[: R_TOKENS + 1].astype(np.int64)  # one cast of the leading rows (b_k's is unused)
+            tokens, accepted, draft_lengths = counts[R_TOKENS], counts[R_ACCEPTED], counts[R_DRAFT_LENGTHS]
         info = {
             "tokens": tokens,
             "accepted": accepted,
@@ -559,7 +575,7 @@ class MultiSpinCore:
         }
         if self.arrivals:
             info.update(self.arrival_info())
-        return self.observation(), info
+        return self.observation() if outcome.observation is None else outcome.observation, info
 
     def arrival_info(self) -> dict[str, Any]:
         """With arrivals: the info keys :data:`ARRIVAL_ROUND_KEYS` (of the last round) and

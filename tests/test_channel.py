@@ -168,3 +168,19 @@ def test_no_fading_is_the_mean_channel() -> None:
     mean, var = model.predict(np.full(5, 0.3 + 0.1j), np.ones((5, 2)), 0.4)
     assert np.all(mean == 1.0) and np.all(var == 0.0)
     assert np.all(model.correlation([0.1, 1.0]) == 1.0)
+
+
+def test_the_compiled_restart_draws_the_models_start_gains() -> None:
+    """The kernel's restart turns N(0, 1) pairs into start gains as the fading model's initial_gains does."""
+    from multispin_env.core import _kernels
+
+    rng = np.random.default_rng(4)
+    n, k, slots = 5, 3, 2
+    normals = rng.standard_normal((2, 2, k))
+    gains = np.zeros((slots, n, k), dtype=np.complex128)
+    rows = np.array([1, 3])
+    for model in (JakesFading(10.0), NoFading()):
+        _kernels().reset_rows(rows, normals if model.evolves else np.zeros((2, 0, 0)), model.kernel_code != 0,
+                              np.ones(n), gains, np.ones((4, n, k)))
+        for slot in range(slots):
+            np.testing.assert_array_equal(gains[slot, rows], model.initial_gains(normals))

@@ -413,3 +413,16 @@ def test_fading_lag_one_correlation_is_jakes() -> None:
     assert abs(estimate - rho) <= 5.0 * standard_error, (estimate, rho, standard_error)
     # Stationarity: E|h|^2 = 1; the mean over 64 x 6 independent chains and 200 rounds is within 5%.
     assert abs(float(np.mean(np.abs(gains) ** 2)) - 1.0) < 0.05
+
+
+@pytest.mark.parametrize("name", ["standard_normal", "standard_exponential"])
+def test_kernel_draws_are_numpys_values_and_leave_the_generator_in_numpys_state(name: str) -> None:
+    """The core draws its blocks of variates through these kernels; seeded runs must be numpy's streams."""
+    from multispin_env.core import _kernels
+
+    expected_rng, kernel_rng = np.random.default_rng(11), np.random.default_rng(11)
+    expected = getattr(expected_rng, name)(1000)
+    out = np.empty(1000)
+    getattr(_kernels(), name)(kernel_rng, out)
+    np.testing.assert_array_equal(out, expected)
+    assert kernel_rng.bit_generator.state == expected_rng.bit_generator.state
