@@ -42,8 +42,8 @@ from typing import Any
 import numpy as np
 
 from agents.cli import HelpFormatter, OneLineParser, UserError, one_line
+from agents.train import HYPERPARAMS_DIR
 
-HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
 #: Agents trained by ``--train`` when ``--agents`` is not given (names of agents/hyperparams files).
 DEFAULT_AGENTS: tuple[str, ...] = ("ppo", "ppo_residual", "ppo_lstm")
 DEFAULT_SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4)
@@ -73,8 +73,10 @@ def agent_command(agent: str) -> list[str]:
 
 
 def short(task: str) -> str:
-    """``MultiSpinSuite/IIDStatic-v0`` -> ``IIDStatic``."""
-    return task.split("/")[-1].removesuffix("-v0")
+    """A suite task's name: ``MultiSpinSuite/IIDStatic-v0`` -> ``IIDStatic``."""
+    from multispin_env.suite import task as suite_task
+
+    return suite_task(task).name
 
 
 @dataclass(frozen=True)
@@ -563,12 +565,12 @@ def build_parser(prog: str = "multispin-leaderboard") -> OneLineParser:
 def check_args(args: argparse.Namespace) -> None:
     """Resolve task names and check the command line; raises :class:`UserError`."""
     from baselines.policies import ANALYTIC_POLICIES
-    from multispin_env.suite import TASKS
+    from multispin_env.suite import TASK_SPECS, TASKS
 
     if args.tasks is None:
         args.tasks = list(TASKS)
     else:
-        by_name = {short(t): t for t in TASKS}
+        by_name = {TASK_SPECS[t].name: t for t in TASKS}
         bad = [t for t in args.tasks if t not in TASKS and t not in by_name]
         if bad:
             raise UserError(f"unknown task(s) {', '.join(bad)}; the tasks are {', '.join(by_name)}")

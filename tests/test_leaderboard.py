@@ -15,7 +15,7 @@ from scipy.stats import trim_mean
 
 import multispin_env  # noqa: F401  (registers the ids)
 from agents.leaderboard import DEFAULT_AGENTS, PLAIN_GOAL, aggregate, agent_command, agent_names, goal_checks, main
-from multispin_env.suite import TASKS, normalized_score, reference_goodputs
+from multispin_env.suite import TASK_SPECS, TASKS, normalized_score, reference_goodputs
 
 REPO = Path(__file__).resolve().parents[1]
 TASK = "MultiSpinSuite/IIDStatic-v0"
@@ -61,8 +61,8 @@ def test_aggregate_scores_iqm_with_bootstrap_cis_and_goal_checks() -> None:
     per_task = {c["task"]: c for c in checks if "learned" in c}
     for t in tasks:
         expected = trim_mean(scores[t], 0.25) >= 95.0
-        assert per_task[t.split("/")[-1][:-3]]["met"] == expected
-        assert per_task[t.split("/")[-1][:-3]]["analytic"] == "het-opt-adaptive"  # the oracle is not a rival
+        assert per_task[TASK_SPECS[t].name]["met"] == expected
+        assert per_task[TASK_SPECS[t].name]["analytic"] == "het-opt-adaptive"  # the oracle is not a rival
     plain = next(c for c in checks if "share_of_oracle" in c)
     oracle = reference_goodputs(PLAIN_GOAL[0])[1]
     shares = [r["goodput"] / oracle for r in results if r["task"] == PLAIN_GOAL[0] and r["entry"] == "ppo"]
