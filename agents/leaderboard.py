@@ -105,15 +105,19 @@ class Job:
         return out / "jobs" / short(self.task) / f"{name}.json"
 
 
-def _final_model(folder: Path) -> Path | None:
-    """The final model of the newest run under a training log folder (None: no finished training)."""
-    from agents.runs import resolve_agent
+def _final_model(folder: Path, timesteps: int | None = None) -> Path | None:
+    """The final model of the newest run under a training log folder (None: no finished training, or one with
+    another budget than ``timesteps`` env steps when given)."""
+    from agents.runs import read_yaml, resolve_agent
 
     for args_file in sorted(folder.rglob("*/args.yml"), key=lambda p: p.stat().st_mtime, reverse=True):
         try:
             info = resolve_agent(args_file.parent.parent)
         except FileNotFoundError:
             continue
+        summary = args_file.parent / "training.yml"
+        if timesteps is not None and (not summary.is_file() or read_yaml(summary).get("planned_timesteps") != timesteps):
+            return None
         if info.kind == "final":
             return info.model_path
     return None
@@ -151,7 +155,7 @@ def run_job(job: Job, out: Path) -> dict[str, Any]:
     result: dict[str, Any] = {"task": job.task, "entry": job.entry, "kind": job.kind, "seed": job.seed}
     if job.kind == "agent":
         assert job.run is not None
-        if job.train and _final_model(Path(job.run)) is None:
+        if job.train and _final_model(Path(job.run), job.timesteps) is None:
             _train(job)
         from agents.runs import read_yaml, resolve_agent
 
@@ -163,7 +167,7 @@ def run_job(job: Job, out: Path) -> dict[str, Any]:
         for summary in model.parent.glob("*/training.yml"):
             record = read_yaml(summary)
             result.update(train_seconds=record.get("train_seconds"), num_timesteps=record.get("num_timesteps"),
-                          fps=record.get("fps"))
+                          planned_timesteps=record.get("planned_timesteps"), fps=record.get("fps"))
     env = gym.make(job.task)
     start = time.perf_counter()
     if job.kind == "analytic":
@@ -199,6 +203,8 @@ def _finished(job: Job, out: Path) -> dict[str, Any] | None:
             return None
         if not job.train and job.run is not None and Path(job.run).resolve() not in model.resolve().parents:
             return None
+        if job.train and job.timesteps is not None and result.get("planned_timesteps") != job.timesteps:
+            return None  # trained with another budget: train again
     return result
 
 

@@ -95,11 +95,20 @@ def test_tiny_leaderboard_trains_evaluates_writes_and_resumes(tmp_path: Path, ca
     assert "3 of 4 results kept" in printed and "[1/1] IIDStatic ppo seed 1" in printed
     assert {m: os.stat(m).st_mtime for m in models} == models  # not retrained
 
+    # Another budget retrains (a stored run of 256 steps is no run of 512).
+    assert main([*argv[:-4], "--timesteps", "512", "--reps", "200", "--seeds", "0", "--no-plots"]) == 0
+    printed = capsys.readouterr().out
+    retrained = json.loads((out / "jobs" / "IIDStatic" / "ppo_seed0.json").read_text())
+    assert retrained["planned_timesteps"] == 512 and "[1/1] IIDStatic ppo seed 0" in printed
+    models.pop(retrained["model"])
+    assert {m: os.stat(m).st_mtime for m in models} == models  # seed 1 untouched
+
     # Without --train the saved agents are found under --runs.
     assert main(["--runs", str(runs), "-o", str(tmp_path / "again"), "--tasks", "IIDStatic", "--baselines", "--reps", "200", "--no-plots"]) == 0
     again = json.loads((tmp_path / "again" / "leaderboard.json").read_text())
     assert sorted(r["seed"] for r in again["runs"]) == [0, 1]
-    assert {r["seed"]: r["goodputs"] for r in again["runs"]} == {r["seed"]: r["goodputs"] for r in trained}
+    seed1 = json.loads((out / "jobs" / "IIDStatic" / "ppo_seed1.json").read_text())
+    assert {r["seed"]: r["goodputs"] for r in again["runs"]} == {0: retrained["goodputs"], 1: seed1["goodputs"]}
 
 
 @pytest.mark.parametrize(("argv", "message"), [
