@@ -342,7 +342,7 @@ def aggregate(results: Sequence[dict[str, Any]], tasks: Sequence[str], reps: int
     for entry, kind in sorted(kinds.items()):
         have = [t for t in tasks if (t, entry) in by]
         if kind == "agent":
-            common = set.intersection(*(set(int(r["seed"]) for r in by[(t, entry)]) for t in have))
+            common = set.intersection(*({int(r["seed"]) for r in by[(t, entry)]} for t in have))
             if not common:
                 continue
             seeds = sorted(common)
@@ -402,7 +402,8 @@ def git_commit() -> str:
     root = Path(__file__).resolve().parents[1]
     try:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=True,
+                               timeout=10).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return head + ("+dirty" if dirty else "")
@@ -418,11 +419,10 @@ def markdown(agg: dict[str, Any], checks: Sequence[dict[str, Any]], tasks: Seque
     """The leaderboard as Markdown: scores per task (best non-oracle entry in bold), aggregates, goal checks."""
     entries = entry_order(agg)
     cells = {(r["task"], r["entry"]): r for r in agg["board"]}
-    lines = [f"Measured at commit `{meta['commit']}`: {meta['wall_seconds'] / 60:.1f} min wall on {meta['jobs']} process(es) "
-             f"(training {meta['train_seconds_total'] / 60:.1f} min, evaluation {meta['eval_seconds_total'] / 60:.1f} min summed over "
-             f"jobs, resumed runs included). "
-             "Normalized score: 0 = server-only, 100 = het-opt-oracle; learned agents: IQM over training seeds "
-             "[stratified-bootstrap 95% CI].", "", "| task | " + " | ".join(entries) + " |", "|---" * (len(entries) + 1) + "|"]
+    lines = [(f"Measured at commit `{meta['commit']}`: {meta['wall_seconds'] / 60:.1f} min wall on {meta['jobs']} process(es) "
+              f"(training {meta['train_seconds_total'] / 60:.1f} min, evaluation {meta['eval_seconds_total'] / 60:.1f} min summed "
+              "over jobs, resumed runs included). Normalized score: 0 = server-only, 100 = het-opt-oracle; learned agents: IQM "
+              "over training seeds [stratified-bootstrap 95% CI]."), "", "| task | " + " | ".join(entries) + " |", "|---" * (len(entries) + 1) + "|"]
     for task in tasks:
         present = [cells[(task, e)] for e in entries if (task, e) in cells]
         if not present:

@@ -84,9 +84,8 @@ class VecResidual(VecEnvWrapper):
 
     def __init__(self, venv: VecEnv, base: str = DEFAULT_BASE, max_length_offset: float = 2.0,
                  max_share_factor: float = 2.0) -> None:
-        from baselines.policies import make_policy
-
         from agents.vec_env import GymnasiumVecEnv
+        from baselines.policies import make_policy
 
         _check_bounds(max_length_offset, max_share_factor)
         self.base, self.max_length_offset, self.max_share_factor = base, float(max_length_offset), float(max_share_factor)
@@ -98,7 +97,7 @@ class VecResidual(VecEnvWrapper):
         elif isinstance(inner, DummyVecEnv):
             self._policies = [make_policy(base, env) for env in inner.envs]
         else:
-            raise ValueError(f"VecResidual needs the batched vector env or a DummyVecEnv, got {type(inner).__name__}")
+            raise TypeError(f"VecResidual needs the batched vector env or a DummyVecEnv, got {type(inner).__name__}")
         obs_space = venv.observation_space
         act_space = venv.action_space
         assert isinstance(obs_space, spaces.Box) and isinstance(act_space, spaces.Box)

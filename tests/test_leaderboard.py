@@ -14,7 +14,7 @@ import pytest
 from scipy.stats import trim_mean
 
 import multispin_env  # noqa: F401  (registers the ids)
-from agents.leaderboard import DEFAULT_AGENTS, PLAIN_GOAL, aggregate, agent_command, agent_names, goal_checks, main
+from agents.leaderboard import DEFAULT_AGENTS, PLAIN_GOAL, agent_command, agent_names, aggregate, goal_checks, main
 from multispin_env.suite import TASK_SPECS, TASKS, normalized_score, reference_goodputs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -129,7 +129,7 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[s
 def test_command_line_error_has_no_traceback_and_make_target_exists() -> None:
     assert "\nleaderboard: setup" in (REPO / "Makefile").read_text()
     proc = subprocess.run([sys.executable, "-m", "agents.leaderboard", "--tasks", "Nope"], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "unknown task(s) Nope" in proc.stderr
 
 
