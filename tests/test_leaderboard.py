@@ -103,9 +103,10 @@ def test_tiny_leaderboard_trains_evaluates_writes_and_resumes(tmp_path: Path, ca
     models.pop(retrained["model"])
     assert {m: os.stat(m).st_mtime for m in models} == models  # seed 1 untouched
 
-    # Without --train the saved agents are found under --runs.
-    assert main(["--runs", str(runs), "-o", str(tmp_path / "again"), "--tasks", "IIDStatic", "--baselines", "--reps", "200", "--no-plots"]) == 0
-    again = json.loads((tmp_path / "again" / "leaderboard.json").read_text())
+    # Without --train the saved agents are found under --runs, and their stored evaluations reused.
+    assert main(["--runs", str(runs), "-o", str(out), "--tasks", "IIDStatic", "--baselines", "--reps", "200", "--no-plots"]) == 0
+    assert "2 of 2 results kept" in capsys.readouterr().out
+    again = json.loads((out / "leaderboard.json").read_text())
     assert sorted(r["seed"] for r in again["runs"]) == [0, 1]
     seed1 = json.loads((out / "jobs" / "IIDStatic" / "ppo_seed1.json").read_text())
     assert {r["seed"]: r["goodputs"] for r in again["runs"]} == {0: retrained["goodputs"], 1: seed1["goodputs"]}
