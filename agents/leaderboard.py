@@ -9,6 +9,11 @@ controllers every policy of :func:`baselines.policies.policies_for` valid on the
 --agent residual``). Saved agents are found under ``--runs`` by their ``args.yml`` (task, seed, hyperparameter file);
 ``--train`` trains the missing (agent, task, seed) runs first, into ``RUNS/{agent}/{task}/seed{seed}``.
 
+A learned agent is evaluated at its best model (``--model best``, the default): the goodput evaluation callback
+checkpoints the model with the best mean goodput on validation episodes during training (``--validation`` episodes
+at the start, every tenth of the budget and at the end; seeds 10000 + 1000 x training seed + i, disjoint from the task's evaluation seeds), so a
+residual agent that drifts below its controller keeps its starting point. ``--model final`` takes the last model.
+
 Every entry is evaluated on the task's evaluation seeds (one episode each) and scored with
 :func:`multispin_env.suite.normalized_score` (0 = server-only, 100 = het-opt-oracle). Learned agents are aggregated
 over their training seeds with rliable: the interquartile mean (IQM) per task and over tasks with stratified
@@ -47,6 +52,8 @@ from agents.train import HYPERPARAMS_DIR
 #: Agents trained by ``--train`` when ``--agents`` is not given (names of agents/hyperparams files).
 DEFAULT_AGENTS: tuple[str, ...] = ("ppo", "ppo_residual", "ppo_lstm")
 DEFAULT_SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4)
+#: Budget assumed for the validation schedule when --timesteps is not given (the files' own budgets are ~1e6).
+DEFAULT_BUDGET = 1_000_000
 #: The goal "plain agent >= 97% of the oracle's goodput on every seed" is checked on this task with this agent.
 PLAIN_GOAL = ("MultiSpinSuite/IIDStatic-v0", "ppo", 0.97)
 RUN_COLUMNS = ("task", "entry", "kind", "seed", "goodput", "score", "eval_seconds", "train_seconds", "num_timesteps",
@@ -90,6 +97,8 @@ class Job:
     :param run: run folder to evaluate (a saved agent) or log folder to train into (``--train``)
     :param train: train the run first unless it has a final model
     :param timesteps: training budget, env steps (None: the hyperparameter file's)
+    :param model: ``best`` (the run's best_model.zip when it has one) or ``final``
+    :param validation: validation episodes of each evaluation during training (0: none)
     """
 
     kind: str
@@ -99,6 +108,8 @@ class Job:
     run: str | None = None
     train: bool = False
     timesteps: int | None = None
+    model: str = "best"
+    validation: int = 5
 
     def result_path(self, out: Path) -> Path:
         name = self.entry if self.seed is None else f"{self.entry}_seed{self.seed}"
@@ -130,8 +141,12 @@ def _train(job: Job) -> None:
     folder = Path(job.run)
     if folder.exists():
         shutil.rmtree(folder)  # a killed training: start it again from scratch (same seed)
-    argv = [*agent_command(job.entry), "--env", job.task, "--seed", str(job.seed), "-f", str(folder),
-            "--eval-freq", "-1", "--verbose", "0", "-n", str(job.timesteps if job.timesteps else -1)]
+    budget = job.timesteps or DEFAULT_BUDGET
+    # Validation for the best-model checkpoint: at the start, every tenth of the budget (>= 10k steps) and at the
+    # end; no baselines.
+    validation = ["--eval-freq", str(max(budget // 10, 10_000)), "--eval-episodes", str(job.validation), "--baselines"]
+    argv = [*agent_command(job.entry), "--env", job.task, "--seed", str(job.seed), "-f", str(folder), "--verbose", "0",
+            "-n", str(job.timesteps if job.timesteps else -1), *(validation if job.validation > 0 else ["--eval-freq", "-1"])]
     with open(os.devnull, "w") as sink:  # rl-zoo3 prints its hyperparameters and SB3 tables
         saved, sys.stdout = sys.stdout, sink
         try:
@@ -162,6 +177,8 @@ def run_job(job: Job, out: Path) -> dict[str, Any]:
         model = _final_model(Path(job.run)) if job.train else resolve_agent(job.run).model_path
         if model is None:
             raise UserError(f"no final model under {job.run}")
+        if job.model == "best" and (model.parent / "best_model.zip").is_file():
+            model = model.parent / "best_model.zip"  # loaded with its vecnormalize_best.pkl (agents.runs)
         result["model"] = str(model)
         result["model_mtime"] = model.stat().st_mtime
         for summary in model.parent.glob("*/training.yml"):
@@ -205,6 +222,8 @@ def _finished(job: Job, out: Path) -> dict[str, Any] | None:
             return None
         if job.train and job.timesteps is not None and result.get("planned_timesteps") != job.timesteps:
             return None  # trained with another budget: train again
+        if (job.model == "best") != (model.name == "best_model.zip") and (model.parent / "best_model.zip").is_file():
+            return None  # evaluated with the other --model choice
     return result
 
 
@@ -254,9 +273,10 @@ def plan(args: argparse.Namespace) -> list[Job]:
             for task in args.tasks:
                 for seed in args.seeds or DEFAULT_SEEDS:
                     folder = runs / agent / short(task) / f"seed{seed}"
-                    jobs.append(Job("agent", task, agent, seed, run=str(folder), train=True, timesteps=args.timesteps))
+                    jobs.append(Job("agent", task, agent, seed, run=str(folder), train=True, timesteps=args.timesteps,
+                                    model=args.model, validation=args.validation))
     else:
-        jobs += saved_runs(runs, args.tasks, args.agents, args.seeds)
+        jobs += [Job(j.kind, j.task, j.entry, j.seed, run=j.run, model=args.model) for j in saved_runs(runs, args.tasks, args.agents, args.seeds)]
     return jobs
 
 
@@ -560,6 +580,10 @@ def build_parser(prog: str = "multispin-leaderboard") -> OneLineParser:
     p.add_argument("--agents", nargs="+", default=None, metavar="AGENT",
                    help=f"agents (hyperparameter files; --train default: {' '.join(DEFAULT_AGENTS)}; else every saved agent)")
     p.add_argument("--seeds", nargs="+", type=int, default=None, help=f"training seeds (--train default: {' '.join(map(str, DEFAULT_SEEDS))}; else all saved)")
+    p.add_argument("--model", choices=("best", "final"), default="best",
+                   help="which model of a learned run to score: best on validation episodes during training, or final")
+    p.add_argument("--validation", type=int, default=5,
+                   help="--train: validation episodes per evaluation (every tenth of the budget) for the best model; 0: none")
     p.add_argument("--tasks", nargs="+", default=None, metavar="TASK", help="suite tasks, by id or name (default: all)")
     p.add_argument("--baselines", nargs="*", default=None, metavar="POLICY", help="analytic controllers (default: all valid; no names: none)")
     p.add_argument("--jobs", type=int, default=1, help="worker processes (one job each: a training or an evaluation)")
@@ -592,6 +616,8 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError(f"unknown analytic controller(s) {', '.join(bad)}; known: {', '.join(ANALYTIC_POLICIES)}")
     if args.jobs < 1:
         raise UserError(f"--jobs must be >= 1, got {args.jobs}")
+    if args.validation < 0:
+        raise UserError(f"--validation must be >= 0 episodes, got {args.validation}")
     if args.reps < 100:
         raise UserError(f"--reps must be >= 100, got {args.reps}")
     if args.timesteps is not None and (args.timesteps <= 0 or not args.train):

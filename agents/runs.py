@@ -138,6 +138,7 @@ def resolve_agent(path: str | Path) -> RunInfo:
         algo=algo if algo in ALGOS else None,
         env_id=env_id,
         env_kwargs=env_kwargs,
-        vecnormalize_path=vecnormalize_for(model_path, env_id.split(":")[-1] if env_id else None),
+        # rl-zoo3 names the folder with "/" replaced by "-" (MultiSpinSuite/IIDStatic-v0 -> MultiSpinSuite-IIDStatic-v0).
+        vecnormalize_path=vecnormalize_for(model_path, env_id.split(":")[-1].replace("/", "-") if env_id else None),
         vec_env_wrapper=config.get("vec_env_wrapper"),
     )

@@ -15,6 +15,7 @@ from scipy.stats import trim_mean
 
 import multispin_env  # noqa: F401  (registers the ids)
 from agents.leaderboard import DEFAULT_AGENTS, PLAIN_GOAL, agent_command, agent_names, aggregate, goal_checks, main
+from agents.runs import resolve_agent
 from multispin_env.suite import TASK_SPECS, TASKS, normalized_score, reference_goodputs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,7 +73,7 @@ def test_aggregate_scores_iqm_with_bootstrap_cis_and_goal_checks() -> None:
 def test_tiny_leaderboard_trains_evaluates_writes_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     runs, out = tmp_path / "runs", tmp_path / "board"
     argv = ["--runs", str(runs), "-o", str(out), "--tasks", "IIDStatic", "--baselines", "equal-fixed", "het-opt-static",
-            "--train", "--agents", "ppo", "--seeds", "0", "1", "--timesteps", "256", "--reps", "200"]
+            "--train", "--agents", "ppo", "--seeds", "0", "1", "--validation", "1", "--timesteps", "256", "--reps", "200"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     for name in ("runs.csv", "leaderboard.csv", "leaderboard.json", "leaderboard.md", "leaderboard.png", "aggregate.png", "profiles.png"):
@@ -82,7 +83,9 @@ def test_tiny_leaderboard_trains_evaluates_writes_and_resumes(tmp_path: Path, ca
     static = next(r for r in data["runs"] if r["entry"] == "het-opt-static")
     assert static["score"] == pytest.approx(100.0, abs=1e-6)  # without fading het-opt-static plays the oracle's allocation
     trained = [r for r in data["runs"] if r["entry"] == "ppo"]
-    assert all(r["num_timesteps"] >= 256 and r["train_seconds"] > 0 and Path(r["model"]).is_file() for r in trained)
+    assert all(r["num_timesteps"] >= 256 and r["train_seconds"] > 0 and Path(r["model"]).name == "best_model.zip" for r in trained)
+    for r in trained:  # the best model on the validation episodes, with its own VecNormalize statistics
+        assert resolve_agent(r["model"]).vecnormalize_path.name == "vecnormalize_best.pkl"
     assert trained[0]["goodputs"] != trained[1]["goodputs"]  # two seeds, two agents
     assert data["commit"] and data["wall_seconds"] > 0 and any(g["task"] == "IIDStatic" for g in data["goals"])
     assert "| IIDStatic |" in printed and "Goals (measured)" in printed
@@ -117,12 +120,18 @@ def test_tiny_leaderboard_trains_evaluates_writes_and_resumes(tmp_path: Path, ca
     (["--agents", "dqn"], "unknown agent(s) dqn"),
     (["--baselines", "het-opt-magic"], "unknown analytic controller(s) het-opt-magic"),
     (["--jobs", "0"], "--jobs must be >= 1"),
+    (["--validation", "-1"], "--validation must be >= 0"),
+    (["--model", "worst"], "invalid choice: 'worst'"),
     (["--timesteps", "100"], "needs --train"),
     (["--train", "--timesteps", "-1"], "--timesteps must be a positive number"),
     (["--baselines", "--tasks", "IIDStatic"], "nothing to evaluate"),
 ])
 def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
-    assert main([*argv, "--runs", str(tmp_path / "none"), "-o", str(tmp_path / "out")]) == 2
+    try:
+        status = main([*argv, "--runs", str(tmp_path / "none"), "-o", str(tmp_path / "out")])
+    except SystemExit as exc:  # argparse
+        status = exc.code
+    assert status == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("multispin-leaderboard: error: ") and message in lines[0], lines
 
