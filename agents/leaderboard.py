@@ -384,7 +384,8 @@ def aggregate(results: Sequence[dict[str, Any]], tasks: Sequence[str], reps: int
             over[entry] = {"kind": kinds[entry], "tasks": [short(t) for t in covered[entry]], "runs_per_task": int(matrices[entry].shape[0]),
                            **{name: {"value": float(point[entry][i]), "ci95": [float(interval[entry][0, i]), float(interval[entry][1, i])]}
                               for i, name in enumerate(names)}}
-        taus = np.linspace(0.0, 110.0, 111)
+        low = min(0.0, 10.0 * math.floor(min(float(m.min()) for m in matrices.values()) / 10.0))
+        taus = np.linspace(low, 110.0, 111)  # down to the lowest score: scores below server-only (< 0) happen
         dist, dist_ci = rly.create_performance_profile(matrices, taus, reps=min(reps, 2000))
         profiles = {"tau": taus.tolist(), **{e: {"fraction": dist[e].tolist(), "ci95": np.asarray(dist_ci[e]).tolist()} for e in matrices}}
     return {"board": board, "aggregate": over, "profiles": profiles, "metrics": list(names)}
@@ -517,10 +518,9 @@ def plot_board(agg: dict[str, Any], tasks: Sequence[str], path: Path) -> Path:
             ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=7, color="white" if value < 70 else "black")
     ax.set_xticks(range(len(entries)), [e + (" *" if agg_kind(agg, e) == "agent" else "") for e in entries], rotation=40, ha="right", fontsize=8)
     ax.set_yticks(range(len(rows)), [short(t) for t in rows], fontsize=8)
-    fig.colorbar(image, ax=ax, label="normalized score (100 = het-opt-oracle)")
-    ax.set_title("MultiSpin suite: normalized score per task (* learned: IQM over seeds)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.colorbar(image, ax=ax, label="normalized score")
+    ax.set_title("normalized score per task (0 = server-only, 100 = het-opt-oracle; * learned: IQM over seeds)", fontsize=8)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -542,10 +542,15 @@ def plot_rliable(agg: dict[str, Any], out: Path) -> list[Path]:
     taus = np.asarray(agg["profiles"]["tau"])
     dist = {e: np.asarray(agg["profiles"][e]["fraction"]) for e in entries}
     cis = {e: np.asarray(agg["profiles"][e]["ci95"]) for e in entries}
+    from matplotlib.lines import Line2D
+
     fig, ax = plt.subplots(figsize=(7, 4.5))
+    palette = plt.cm.tab10 if len(entries) <= 10 else plt.cm.tab20
+    colors = {e: palette(i % palette.N) for i, e in enumerate(reversed(entries))}
     plot_utils.plot_performance_profiles(dist, taus, performance_profile_cis=cis, ax=ax, xlabel=r"normalized score $\tau$",
-                                         colors=dict(zip(entries, plt.cm.tab20(np.linspace(0, 1, len(entries))), strict=True)))
-    ax.legend(entries, fontsize=7, loc="lower left")
+                                         colors=colors)
+    ax.legend([Line2D([0], [0], color=colors[e], lw=2) for e in reversed(entries)], list(reversed(entries)), fontsize=7,
+              loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.savefig(out / "profiles.png", dpi=120, bbox_inches="tight")
     plt.close(fig)
     return [out / "aggregate.png", out / "profiles.png"]
