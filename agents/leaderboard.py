@@ -14,8 +14,9 @@ checkpoints the model with the best mean goodput on validation episodes during t
 at the start, every tenth of the budget and at the end; seeds 10000 + 1000 x training seed + i, disjoint from the task's evaluation seeds), so a
 residual agent that drifts below its controller keeps its starting point. ``--model final`` takes the last model.
 
-Every entry is evaluated on the task's evaluation seeds (one episode each) and scored with
-:func:`multispin_env.suite.normalized_score` (0 = server-only, 100 = het-opt-oracle). Learned agents are aggregated
+Every entry is evaluated on the task's evaluation seeds (one episode each) and its task metric (goodput, or the mean
+request completion time on the arrival tasks) scored with :func:`multispin_env.suite.normalized_score` (0 =
+server-only, 100 = het-opt-oracle). Learned agents are aggregated
 over their training seeds with rliable: the interquartile mean (IQM) per task and over tasks with stratified
 bootstrap 95% CIs, and performance profiles. Each (task, entry, seed) job writes its result to
 ``OUT/jobs/...json`` as it finishes; a killed run, started again, keeps the finished results (and finished trainings).
@@ -56,9 +57,9 @@ DEFAULT_SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4)
 DEFAULT_BUDGET = 1_000_000
 #: The goal "plain agent >= 97% of the oracle's goodput on every seed" is checked on this task with this agent.
 PLAIN_GOAL = ("MultiSpinSuite/IIDStatic-v0", "ppo", 0.97)
-RUN_COLUMNS = ("task", "entry", "kind", "seed", "goodput", "score", "eval_seconds", "train_seconds", "num_timesteps",
+RUN_COLUMNS = ("task", "entry", "kind", "seed", "metric", "value", "goodput", "score", "eval_seconds", "train_seconds", "num_timesteps",
                "fps", "model")
-BOARD_COLUMNS = ("task", "entry", "kind", "runs", "score", "ci_low", "ci_high", "goodput")
+BOARD_COLUMNS = ("task", "entry", "kind", "runs", "score", "ci_low", "ci_high", "metric", "value", "goodput")
 
 
 # -- entries ------------------------------------------------------------------------------------------------------
@@ -163,7 +164,7 @@ def run_job(job: Job, out: Path) -> dict[str, Any]:
     import torch
 
     import multispin_env  # noqa: F401  (registers the ids)
-    from agents.evaluation import evaluate
+    from agents.evaluation import evaluate, suite_metric
     from multispin_env.suite import normalized_score, task
 
     torch.set_num_threads(1)
@@ -197,9 +198,11 @@ def run_job(job: Job, out: Path) -> dict[str, Any]:
         policy = load_agent_policy(result["model"], env, job.entry)
     evaluation = evaluate(env, policy, task(job.task).eval_seeds, name=job.entry)
     env.close()
-    goodput = float(evaluation.goodputs.mean())
-    result.update(goodput=goodput, goodputs=evaluation.goodputs.tolist(), score=normalized_score(job.task, goodput),
-                  eval_seconds=time.perf_counter() - start)
+    # The score is of the task's metric: goodput, or the mean completion time on the arrival tasks.
+    metric = task(job.task).metric
+    value = suite_metric(evaluation, metric)
+    result.update(goodput=float(evaluation.goodputs.mean()), goodputs=evaluation.goodputs.tolist(), metric=metric,
+                  value=value, score=normalized_score(job.task, value), eval_seconds=time.perf_counter() - start)
     path = job.result_path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -304,7 +307,9 @@ def run_jobs(jobs: Sequence[Job], out: Path, n_jobs: int, log: Any = print) -> t
             return
         results.append(outcome)
         extra = f", trained {outcome['train_seconds']:.0f} s" if job.train and outcome.get("train_seconds") else ""
-        log(f"[{n}/{len(todo)}] {what}: score {outcome['score']:.1f} ({outcome['goodput']:.1f} tokens/s{extra})")
+        measured = (f"{outcome['goodput']:.1f} tokens/s" if outcome.get("metric", "goodput") == "goodput"
+                    else f"mean completion {outcome['value']:.2f} s, {outcome['goodput']:.1f} tokens/s")
+        log(f"[{n}/{len(todo)}] {what}: score {outcome['score']:.1f} ({measured}{extra})")
 
     if n_jobs <= 1 or len(todo) <= 1:
         for n, job in enumerate(todo, 1):
@@ -347,7 +352,8 @@ def aggregate(results: Sequence[dict[str, Any]], tasks: Sequence[str], reps: int
     board: list[dict[str, Any]] = []
     for (task, entry), rows in sorted(by.items(), key=lambda kv: (tasks.index(kv[0][0]), kv[0][1])):
         scores = np.array([r["score"] for r in rows], dtype=float)
-        row = {"task": task, "entry": entry, "kind": kinds[entry], "runs": len(rows), "goodput": float(np.mean([r["goodput"] for r in rows]))}
+        row = {"task": task, "entry": entry, "kind": kinds[entry], "runs": len(rows), "metric": rows[0].get("metric", "goodput"),
+               "value": float(np.mean([r.get("value", r["goodput"]) for r in rows])), "goodput": float(np.mean([r["goodput"] for r in rows]))}
         if kinds[entry] == "agent":
             point, interval = rly.get_interval_estimates({entry: scores[:, None]}, lambda x: np.array([metrics.aggregate_iqm(x)]),
                                                         reps=reps, random_state=rng)
