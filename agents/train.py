@@ -47,7 +47,7 @@ from agents.callbacks import GoodputEvalCallback
 from agents.cli import UserError, check_env_id, multispin_ids, one_line, store_dict_or_words
 from agents.runs import resolve_agent, vecnormalize_for
 from agents.search import CONVERTERS, SAMPLERS
-from agents.wrappers import EpisodeGoodputReward
+from agents.wrappers import EpisodeGoodputReward, deterministic_rounding
 
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
 
@@ -120,7 +120,7 @@ class MultiSpinExperimentManager(ExperimentManager):
             else:
                 env = make_vec_env(make, n_envs=n_envs, seed=self.seed, vec_env_cls=DummyVecEnv)
             if self.vec_env_wrapper is not None:
-                env = self.vec_env_wrapper(env)
+                env = deterministic_rounding(self.vec_env_wrapper(env))  # trials are ranked as evaluated: rint
             return self._maybe_normalize(env, eval_env=True)
         if not self.batched:
             return super().create_envs(n_envs, eval_env=False, no_log=no_log)

@@ -125,6 +125,9 @@ class VecStochasticRounding(VecEnvWrapper):
         super().__init__(venv)
         self.length_entries, self.max_draft = length_entries(venv)
         self.rng = np.random.default_rng(seed)
+        #: False passes actions through (the env's deterministic rounding): evaluation envs built with the
+        #: training wrappers (rl-zoo3's --optimize) turn it off.
+        self.enabled = True
 
     def seed(self, seed: int | None = None) -> Any:
         self.rng = np.random.default_rng(None if seed is None else [int(seed), 0x5EED])
@@ -143,7 +146,17 @@ class VecStochasticRounding(VecEnvWrapper):
         return out
 
     def step_async(self, actions: NDArray[Any]) -> None:
-        self.venv.step_async(self.round_actions(actions))
+        self.venv.step_async(self.round_actions(actions) if self.enabled else actions)
 
     def step_wait(self) -> Any:
         return self.venv.step_wait()
+
+
+def deterministic_rounding(venv: VecEnv) -> VecEnv:
+    """Turn off every :class:`VecStochasticRounding` in a VecEnv wrapper stack (for evaluation); returns ``venv``."""
+    layer: Any = venv
+    while layer is not None:
+        if isinstance(layer, VecStochasticRounding):
+            layer.enabled = False
+        layer = getattr(layer, "venv", None)
+    return venv

@@ -15,7 +15,7 @@ from agents.evaluation import evaluate
 from agents.residual import ResidualPolicy, VecResidual, compose
 from agents.runs import read_yaml
 from agents.vec_env import make_batched_vec_env
-from agents.wrappers import VecStochasticRounding, stochastic_round
+from agents.wrappers import VecStochasticRounding, deterministic_rounding, stochastic_round
 from baselines.policies import make_policy
 
 TASK = "MultiSpinSuite/IIDStatic-v0"
@@ -55,6 +55,16 @@ def test_vec_stochastic_rounding_plays_a_neighbouring_length_without_bias_and_is
     assert np.all(np.abs(played.mean(axis=0) - x) <= 5 * sigma + 1e-12)
     again, _ = lengths_played(1)
     assert np.array_equal(played, again)  # seeded
+
+
+def test_deterministic_rounding_turns_the_wrapper_off_for_evaluation() -> None:
+    venv = deterministic_rounding(VecStochasticRounding(make_batched_vec_env(TASK, 2, SHORT)))
+    venv.seed(0)
+    venv.reset()
+    action = np.full((2, venv.action_space.shape[0]), 0.13, dtype=np.float32)
+    _, _, _, infos = venv.step(action)
+    half = venv.max_draft / 2
+    assert all(np.all(info["draft_lengths"] == np.rint((0.13 + 1) * half)) for info in infos)
 
 
 def test_evaluation_rounds_deterministically() -> None:
