@@ -74,9 +74,11 @@ def agent_command(agent: str) -> list[str]:
 
     if agent in ALGOS:
         return ["--algo", agent]
-    algo, _, variant = agent.rpartition("_")
-    if algo in ALGOS and variant:
-        return ["--algo", algo, "--agent", variant]
+    parts = agent.split("_")
+    for cut in range(len(parts) - 1, 0, -1):  # the longest algorithm prefix: ppo_lstm_x is ppo_lstm + x
+        algo, variant = "_".join(parts[:cut]), "_".join(parts[cut:])
+        if algo in ALGOS:
+            return ["--algo", algo, "--agent", variant]
     raise UserError(f"cannot tell the algorithm of agent {agent!r} (name a file of {HYPERPARAMS_DIR})")
 
 

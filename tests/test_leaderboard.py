@@ -27,6 +27,8 @@ def test_agents_are_the_hyperparameter_files() -> None:
     assert agent_command("ppo") == ["--algo", "ppo"]
     assert agent_command("ppo_lstm") == ["--algo", "ppo_lstm"]  # an rl-zoo3 algorithm, not ppo + "lstm"
     assert agent_command("ppo_residual") == ["--algo", "ppo", "--agent", "residual"]
+    assert agent_command("ppo_residual_predictive") == ["--algo", "ppo", "--agent", "residual_predictive"]
+    assert agent_command("ppo_lstm_x") == ["--algo", "ppo_lstm", "--agent", "x"]
 
 
 def _result(task: str, entry: str, score: float, seed: int | None = None) -> dict:

@@ -168,7 +168,7 @@ def test_bad_residual_settings_are_one_line_errors() -> None:
         VecResidual(venv, base="het-opt-magic")
 
 
-@pytest.mark.parametrize(("algo", "agent"), [("ppo", "residual"), ("ppo_lstm", None)])
+@pytest.mark.parametrize(("algo", "agent"), [("ppo", "residual"), ("ppo_lstm", None), ("ppo", "residual_predictive")])
 def test_residual_and_recurrent_agents_train_and_evaluate_on_a_suite_task(tmp_path: Path, algo: str, agent: str | None) -> None:
     from agents.benchmark import load_agent_policy
     from agents.train import main as train_main
@@ -185,6 +185,8 @@ def test_residual_and_recurrent_agents_train_and_evaluate_on_a_suite_task(tmp_pa
     assert "agents.wrappers.VecStochasticRounding" in config["vec_env_wrapper"]
     env = gym.make(TASK, horizon=1.0)
     policy = load_agent_policy(run, env)
-    assert isinstance(policy, ResidualPolicy) == (agent == "residual")
+    assert isinstance(policy, ResidualPolicy) == (agent is not None)
+    if agent == "residual_predictive":
+        assert policy.controller.name == "het-opt-predictive"
     first, again = (evaluate(env, load_agent_policy(run, env), [3, 4]) for _ in range(2))
     assert first.episodes == again.episodes and first.goodputs.min() > 0  # deterministic evaluation
