@@ -645,7 +645,7 @@ def check_args(args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None, prog: str = "multispin-leaderboard") -> int:
     """Command-line entry point; returns the exit status (0 ok, 1 some jobs failed, 2 user error, 130 interrupted)."""
     args = build_parser(prog).parse_args(argv)
-    start = time.perf_counter()
+    start, commit = time.perf_counter(), git_commit()  # the code the jobs run, before anything is edited meanwhile
     out = Path(args.output)
     try:
         check_args(args)
@@ -665,7 +665,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "multispin-leaderboard")
         return 1
     agg = aggregate(results, args.tasks, reps=args.reps)
     checks = goal_checks(agg, results, args.tasks)
-    meta = {"commit": git_commit(), "wall_seconds": time.perf_counter() - start, "jobs": args.jobs, "cpus": os.cpu_count(),
+    meta = {"commit": commit, "wall_seconds": time.perf_counter() - start, "jobs": args.jobs, "cpus": os.cpu_count(),
             "command": " ".join([prog, *(argv if argv is not None else sys.argv[1:])]), "tasks": list(args.tasks),
             "timesteps": args.timesteps,
             "train_seconds_total": float(sum(r.get("train_seconds") or 0.0 for r in results)),
