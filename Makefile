@@ -4,14 +4,14 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup test test-slow test-rllib demo bench findings findings-docs clean
+.PHONY: setup test test-slow test-rllib demo bench findings findings-docs leaderboard clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,train,render,multiagent,traces]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,train,render,multiagent,traces,bench]"
 	touch $(STAMP)
 
 test: setup
@@ -49,6 +49,12 @@ findings-docs: setup
 
 demo: setup
 	$(PY) -m agents.demo
+
+# Every analytic controller and every saved agent under runs/leaderboard on every suite task (README "Leaderboard");
+# LEADERBOARD_ARGS=--train --timesteps N trains the missing runs first.
+JOBS ?= 2
+leaderboard: setup
+	$(PY) -m agents.leaderboard --runs runs/leaderboard -o results/leaderboard --jobs $(JOBS) $(LEADERBOARD_ARGS)
 
 clean:
 	rm -rf $(VENV) $(RLLIB_VENV) results .pytest_cache .hypothesis

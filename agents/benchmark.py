@@ -154,27 +154,39 @@ def load_agent_policy(path: str | Path, env: Any, name: str = "agent") -> Any:
     info = resolve_agent(path)
     if info.algo is None:
         raise BenchmarkError(f"cannot tell the algorithm of {info.model_path} (no args.yml, not under logs/ALGO/)")
+    from agents.residual import ResidualPolicy, residual_settings
+
     model = ALGOS[info.algo].load(str(info.model_path), device="cpu")
+    residual = residual_settings(info.vec_env_wrapper)
+    # A residual agent also observes the controller's action (as many entries as the env's action).
+    extra = 0 if residual is None else int(env.action_space.shape[-1])
+    expected = {"observation": (int(env.observation_space.shape[-1]) + extra,), "action": env.action_space.shape}
     for what in ("observation", "action"):
-        mine, theirs = getattr(model, f"{what}_space").shape, getattr(env, f"{what}_space").shape
+        mine, theirs = getattr(model, f"{what}_space").shape, expected[what]
         if mine != theirs:
             raise BenchmarkError(f"agent {path} has {what} shape {mine}, the env gives {theirs} (another id or num_users?)")
     vn = None
     if info.vecnormalize_path is not None:
-        vn = VecNormalize.load(str(info.vecnormalize_path), _StatsOnly(env))
+        vn = VecNormalize.load(str(info.vecnormalize_path), _StatsOnly(model))
         vn.training, vn.norm_reward = False, False
-    return AgentPolicy(model, vn, name=name)
+    agent = AgentPolicy(model, vn, name=name)
+    if residual is None:
+        return agent
+    try:
+        return ResidualPolicy(agent, env, name=name, **residual)
+    except (TypeError, ValueError) as exc:
+        raise BenchmarkError(f"agent {path}: bad residual settings {residual}: {exc}") from None
 
 
 class _StatsOnly:
-    """The spaces VecNormalize.load checks, without a live env (only its statistics are used)."""
+    """The spaces VecNormalize.load checks (the model's), without a live env (only its statistics are used)."""
 
     num_envs = 1
     render_mode = None
 
-    def __init__(self, env: Any) -> None:
-        self.observation_space = env.observation_space
-        self.action_space = env.action_space
+    def __init__(self, model: Any) -> None:
+        self.observation_space = model.observation_space
+        self.action_space = model.action_space
 
 
 def describe_agent(path: str | Path) -> str:

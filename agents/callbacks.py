@@ -41,6 +41,7 @@ from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from agents.evaluation import AgentPolicy, EvaluationResult, evaluate, evaluate_analytic, oracle_name
+from agents.residual import ResidualPolicy, find_residual
 
 #: First evaluation seed (+ 1000 * the training seed), away from the training envs' seeds.
 EVAL_SEED_OFFSET = 10_000
@@ -157,7 +158,10 @@ class GoodputEvalCallback(EvalCallback):
     def _evaluate(self) -> bool:
         assert self.single_env is not None
         # VecNormalize.normalize_obs reads the live training statistics: no sync needed.
-        policy = AgentPolicy(self.model, self.model.get_vec_normalize_env(), name="agent")
+        policy: Any = AgentPolicy(self.model, self.model.get_vec_normalize_env(), name="agent")
+        residual = find_residual(self.model.get_env())
+        if residual is not None:  # the agent corrects an analytic controller (agents/residual.py)
+            policy = ResidualPolicy(policy, self.single_env, name="agent", **residual.settings())
         result = evaluate(self.single_env, policy, self.seeds, name="agent")
         self._last_eval_step = self.num_timesteps
         self.history.append(result)

@@ -293,3 +293,15 @@ def oracle_name(names: Sequence[str]) -> str | None:
         if candidate in names:
             return candidate
     return None
+
+
+def suite_metric(result: EvaluationResult, name: str) -> float:
+    """The suite metric ``name`` (:data:`multispin_env.suite.METRICS`) of an evaluation on a task's seeds: the mean
+    episode goodput (tokens/s) or the mean completion time of the completed requests (s)."""
+    from multispin_env import suite
+
+    if name == "goodput":
+        return float(result.goodputs.mean())
+    if name == "completion_mean":
+        return result.completion_summary()["completion_mean"]
+    raise ValueError(f"metric must be one of {sorted(suite.METRICS)}, got {name!r}")

@@ -59,6 +59,8 @@ class RunInfo:
     :param env_id: training env id (None if unknown)
     :param env_kwargs: training env kwargs
     :param vecnormalize_path: the VecNormalize statistics saved with that model (None: none)
+    :param vec_env_wrapper: the run's rl-zoo3 ``vec_env_wrapper`` hyperparameter (None: none), e.g. to find
+        the :class:`~agents.residual.VecResidual` settings of a residual agent
     """
 
     model_path: Path
@@ -67,6 +69,7 @@ class RunInfo:
     env_id: str | None
     env_kwargs: dict[str, Any]
     vecnormalize_path: Path | None
+    vec_env_wrapper: Any = None
 
 
 def _pick_model(folder: Path) -> tuple[Path, str]:
@@ -135,5 +138,7 @@ def resolve_agent(path: str | Path) -> RunInfo:
         algo=algo if algo in ALGOS else None,
         env_id=env_id,
         env_kwargs=env_kwargs,
-        vecnormalize_path=vecnormalize_for(model_path, env_id.split(":")[-1] if env_id else None),
+        # rl-zoo3 names the folder with "/" replaced by "-" (MultiSpinSuite/IIDStatic-v0 -> MultiSpinSuite-IIDStatic-v0).
+        vecnormalize_path=vecnormalize_for(model_path, env_id.split(":")[-1].replace("/", "-") if env_id else None),
+        vec_env_wrapper=config.get("vec_env_wrapper"),
     )

@@ -36,7 +36,7 @@ import gymnasium as gym
 import yaml
 from rl_zoo3 import exp_manager as zoo_exp_manager
 from rl_zoo3.exp_manager import ExperimentManager
-from rl_zoo3.utils import ALGOS
+from rl_zoo3.utils import ALGOS, EnvironmentName
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import CheckpointCallback, ProgressBarCallback
 from stable_baselines3.common.env_util import make_vec_env
@@ -47,7 +47,7 @@ from agents.callbacks import GoodputEvalCallback
 from agents.cli import UserError, check_env_id, multispin_ids, one_line, store_dict_or_words
 from agents.runs import resolve_agent, vecnormalize_for
 from agents.search import CONVERTERS, SAMPLERS
-from agents.wrappers import EpisodeGoodputReward
+from agents.wrappers import EpisodeGoodputReward, deterministic_rounding
 
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
 
@@ -84,6 +84,19 @@ class MultiSpinExperimentManager(ExperimentManager):
         if folder.is_dir() and not any(folder.rglob("*.zip")):
             shutil.rmtree(folder, ignore_errors=True)
 
+    def read_hyperparameters(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        # A suite task (MultiSpinSuite/...-v0) without an entry of its own uses the entry of the id it is
+        # registered on (same env classes), not rl-zoo3's untuned "default".
+        real = self.env_name
+        key = hyperparams_key(self.config, real.gym_id)
+        if key != real.gym_id:
+            print(f"Using the {key} hyperparameters for {real.gym_id}")
+            self.env_name = EnvironmentName(key)
+        try:
+            return super().read_hyperparameters()
+        finally:
+            self.env_name = real
+
     def _preprocess_hyperparams(self, hyperparams: dict[str, Any]) -> Any:
         out = super()._preprocess_hyperparams(hyperparams)
         if self.optimize_hyperparameters:
@@ -107,7 +120,7 @@ class MultiSpinExperimentManager(ExperimentManager):
             else:
                 env = make_vec_env(make, n_envs=n_envs, seed=self.seed, vec_env_cls=DummyVecEnv)
             if self.vec_env_wrapper is not None:
-                env = self.vec_env_wrapper(env)
+                env = deterministic_rounding(self.vec_env_wrapper(env))  # trials are ranked as evaluated: rint
             return self._maybe_normalize(env, eval_env=True)
         if not self.batched:
             return super().create_envs(n_envs, eval_env=False, no_log=no_log)
@@ -225,6 +238,23 @@ class MultiSpinExperimentManager(ExperimentManager):
         return converter(params)
 
 
+def hyperparams_key(config: str, env_id: str) -> str:
+    """The entry of hyperparameter file ``config`` that trains ``env_id``: its own, else (a suite task) the entry
+    of the MultiSpin id registered with the same env class, else ``env_id`` (rl-zoo3 then uses ``default``)."""
+    if not config.endswith((".yml", ".yaml")) or not Path(config).is_file():
+        return env_id
+    table = yaml.safe_load(Path(config).read_text()) or {}
+    if env_id in table or env_id not in gym.registry:
+        return env_id
+    from multispin_env.registration import ENV_IDS
+
+    entry_point = gym.spec(env_id).entry_point
+    for base in ENV_IDS:
+        if base in table and gym.spec(base).entry_point == entry_point:
+            return base
+    return env_id
+
+
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
     """During training, SIGTERM (``kill``, a job scheduler) acts like Ctrl-C: rl-zoo3 then saves the model."""
@@ -273,6 +303,9 @@ def zoo_parser(prog: str = "train.py") -> argparse.ArgumentParser:
     parser.set_defaults(env="MultiSpin-Heterogeneous-v0", vec_env="batched", num_threads=1, eval_freq=10_000, eval_episodes=10)
     parser._option_string_actions["--env"].help = "environment id (MultiSpin-Heterogeneous-v0 or MultiSpin-Homogeneous-v0)"
     parser._option_string_actions["--num-threads"].help = "PyTorch threads (1 is fastest for these small networks; -1: PyTorch's default)"
+    parser.add_argument("--agent", default=None, metavar="VARIANT",
+                        help="hyperparameter variant: agents/hyperparams/{algo}_{VARIANT}.yml (e.g. --algo ppo --agent "
+                             "residual: corrections to het-opt-adaptive, agents/residual.py)")
     parser.add_argument("--baselines", nargs="*", default=None, metavar="POLICY",
                         help="analytic policies evaluated next to the agent (default: all valid for the env; no names: none)")
     return parser
@@ -291,11 +324,15 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError(f"-f/--log-folder {args.log_folder!r} is a file, not a folder")
     if args.eval_freq > 0 and args.eval_episodes < 1:
         raise UserError(f"--eval-episodes must be >= 1 (or --eval-freq -1: no evaluation), got {args.eval_episodes}")
+    if args.agent is not None and args.conf_file is not None:
+        raise UserError("--agent picks a packaged hyperparameter file; do not combine it with -conf")
     if args.conf_file is None:
-        path = HYPERPARAMS_DIR / f"{args.algo}.yml"
+        stem = args.algo if args.agent is None else f"{args.algo}_{args.agent}"
+        path = HYPERPARAMS_DIR / f"{stem}.yml"
         if not path.is_file():
             have = ", ".join(sorted(p.stem for p in HYPERPARAMS_DIR.glob("*.yml")))
-            raise UserError(f"no hyperparameters for {args.algo} in {HYPERPARAMS_DIR} (have: {have}); pass -conf FILE")
+            what = args.algo if args.agent is None else f"{args.algo} --agent {args.agent}"
+            raise UserError(f"no hyperparameters for {what} in {HYPERPARAMS_DIR} (have: {have}); pass -conf FILE")
         args.conf_file = str(path)
     if args.trained_agent:
         if not (args.trained_agent.endswith(".zip") and Path(args.trained_agent).is_file()):

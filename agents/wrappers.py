@@ -1,4 +1,5 @@
-"""Training-side wrappers: VecHorizonTermination (rl-zoo3 ``vec_env_wrapper`` key) and the search-time EpisodeGoodputReward.
+"""Training-side wrappers: VecHorizonTermination and VecStochasticRounding (rl-zoo3 ``vec_env_wrapper`` key) and
+the search-time EpisodeGoodputReward.
 
 Why :class:`VecHorizonTermination`: the MultiSpin envs reward the tokens of
 each round and truncate the episode when the simulated clock passes
@@ -14,6 +15,14 @@ a round is about its tokens minus goodput x its latency. The last round, which
 ends after the horizon, is pro-rated (its reward times the share of its latency
 that falls before the horizon), so a long final round earns no free tokens.
 
+Why :class:`VecStochasticRounding`: the env rounds each continuous length entry to the nearest integer
+(L = rint(x), docs/model.md section 8.1). Once the policy's noise is small, a small move of the mean
+length changes nothing the env plays, so the policy gradient of the length vanishes and training
+can stall between two integers (issue 12: one of four PPO seeds stuck at 89.6% of the oracle on
+i.i.d. acceptance). Rounding stochastically during training, floor(x) + Bernoulli(x - floor(x)),
+makes the expected played length equal to x, so the return is piecewise linear in x and its
+gradient does not vanish. Evaluation keeps the env's deterministic rounding.
+
 Evaluation is unaffected: goodput is always measured from ``info`` of an
 unwrapped env (:mod:`agents.evaluation`).
 """
@@ -24,6 +33,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from numpy.typing import NDArray
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 
@@ -82,3 +92,71 @@ class EpisodeGoodputReward(gym.Wrapper):
         ended = terminated or truncated
         reward = self._tokens / float(info["clock"]) if ended and info["clock"] > 0 else 0.0
         return obs, reward, ended, False, info
+
+
+def length_entries(venv: VecEnv) -> tuple[int, int]:
+    """(number of length entries at the start of the action, L_max in tokens) of a VecEnv of MultiSpin envs:
+    the action is lengths then one share per user (docs/model.md section 8.1)."""
+    num_users = int(venv.get_attr("num_users", [0])[0])
+    max_draft = int(venv.get_attr("max_draft", [0])[0])
+    assert venv.action_space.shape is not None
+    return int(venv.action_space.shape[-1]) - num_users, max_draft
+
+
+def stochastic_round(x: NDArray[np.float64], rng: np.random.Generator) -> NDArray[np.float64]:
+    """floor(x) + Bernoulli(x - floor(x)) elementwise: an integer with expectation exactly ``x``."""
+    low = np.floor(x)
+    return low + (rng.random(np.shape(x)) < (x - low))
+
+
+class VecStochasticRounding(VecEnvWrapper):
+    """Rounds the continuous draft-length entries of the actions stochastically (unbiased) before the env does.
+
+    The env decodes length entry a in [-1, 1] to rint((a + 1) L_max / 2) tokens; this wrapper replaces a by the
+    entry of floor(x) or floor(x) + 1 (x = (a + 1) L_max / 2) with probabilities that make E[L] = x, so the env's
+    own rounding then leaves it unchanged. Share entries pass through. Training only: evaluation plays the
+    env's deterministic rounding.
+
+    :param venv: SB3 VecEnv of MultiSpin envs
+    :param seed: seed of the rounding's random stream (:meth:`seed` reseeds it from the env seed)
+    """
+
+    def __init__(self, venv: VecEnv, seed: int | None = None) -> None:
+        super().__init__(venv)
+        self.length_entries, self.max_draft = length_entries(venv)
+        self.rng = np.random.default_rng(seed)
+        #: False passes actions through (the env's deterministic rounding): evaluation envs built with the
+        #: training wrappers (rl-zoo3's --optimize) turn it off.
+        self.enabled = True
+
+    def seed(self, seed: int | None = None) -> Any:
+        self.rng = np.random.default_rng(None if seed is None else [int(seed), 0x5EED])
+        return self.venv.seed(seed)
+
+    def reset(self) -> Any:
+        return self.venv.reset()
+
+    def round_actions(self, actions: NDArray[Any]) -> NDArray[np.float64]:
+        """Actions (n, A) with each length entry moved to an integer length, chosen without bias."""
+        out = np.array(actions, dtype=np.float64, copy=True)
+        half = self.max_draft / 2.0
+        entries = np.clip(out[:, : self.length_entries], -1.0, 1.0)
+        lengths = stochastic_round((entries + 1.0) * half, self.rng)
+        out[:, : self.length_entries] = lengths / half - 1.0
+        return out
+
+    def step_async(self, actions: NDArray[Any]) -> None:
+        self.venv.step_async(self.round_actions(actions) if self.enabled else actions)
+
+    def step_wait(self) -> Any:
+        return self.venv.step_wait()
+
+
+def deterministic_rounding(venv: VecEnv) -> VecEnv:
+    """Turn off every :class:`VecStochasticRounding` in a VecEnv wrapper stack (for evaluation); returns ``venv``."""
+    layer: Any = venv
+    while layer is not None:
+        if isinstance(layer, VecStochasticRounding):
+            layer.enabled = False
+        layer = getattr(layer, "venv", None)
+    return venv

@@ -23,7 +23,7 @@ import gymnasium as gym
 import numpy as np
 
 import multispin_env  # noqa: F401  (registers the ids)
-from agents.evaluation import EvaluationResult, evaluate, evaluate_analytic
+from agents.evaluation import evaluate, evaluate_analytic, suite_metric
 from multispin_env import suite
 
 
@@ -42,15 +42,6 @@ class ServerOnly:
         return self._action.copy(), state
 
 
-def metric(result: EvaluationResult, name: str) -> float:
-    """The suite metric ``name`` (:data:`multispin_env.suite.METRICS`) of an evaluation."""
-    if name == "goodput":
-        return float(result.goodputs.mean())
-    if name == "completion_mean":
-        return result.completion_summary()["completion_mean"]
-    raise ValueError(f"metric must be one of {sorted(suite.METRICS)}, got {name!r}")
-
-
 def references(env_id: str) -> dict[str, float]:
     """{"server-only": v0, "het-opt-oracle": v100} of task ``env_id``'s metric (tokens/s or s)."""
     spec = suite.task(env_id)
@@ -58,7 +49,7 @@ def references(env_id: str) -> dict[str, float]:
     seeds = list(spec.eval_seeds)
     server = evaluate(env, ServerOnly(env), seeds, name="server-only")
     oracle = evaluate_analytic(env, seeds, ["het-opt-oracle"])["het-opt-oracle"]
-    return {"server-only": metric(server, spec.metric), "het-opt-oracle": metric(oracle, spec.metric)}
+    return {"server-only": suite_metric(server, spec.metric), "het-opt-oracle": suite_metric(oracle, spec.metric)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,7 +20,7 @@ PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 
 
 @pytest.mark.parametrize("name", ["multispin-train", "multispin-benchmark", "multispin-demo", "multispin-list",
-                                  "multispin-record-trace"])
+                                  "multispin-record-trace", "multispin-leaderboard"])
 def test_console_scripts_point_at_callables(name: str) -> None:
     module, _, attr = PYPROJECT["project"]["scripts"][name].partition(":")
     assert callable(getattr(importlib.import_module(module), attr))

@@ -112,9 +112,10 @@ def test_packaged_hyperparameters_cover_both_ids_with_our_extension_points() -> 
         table = yaml.safe_load(path.read_text())
         for env_id in ("MultiSpin-Homogeneous-v0", "MultiSpin-Heterogeneous-v0"):
             entry = table[env_id]
-            assert entry["vec_env_wrapper"] == "agents.wrappers.VecHorizonTermination", path
+            wrappers = entry["vec_env_wrapper"] if isinstance(entry["vec_env_wrapper"], list) else [entry["vec_env_wrapper"]]
+            assert wrappers[0] == "agents.wrappers.VecHorizonTermination", path  # innermost: sees the env's truncation
             assert entry["callback"] == "agents.callbacks.GoodputEvalCallback", path
-    assert {p.stem for p in (REPO / "agents" / "hyperparams").glob("*.yml")} >= {"ppo", "ppo_lstm", "tqc", "a2c", "sac", "td3"}
+    assert {p.stem for p in (REPO / "agents" / "hyperparams").glob("*.yml")} >= {"ppo", "ppo_lstm", "ppo_residual", "tqc", "a2c", "sac", "td3"}
 
 
 def test_optimize_ranks_trials_by_goodput_over_a_shared_storage(tmp_path: Path) -> None:
@@ -266,6 +267,8 @@ ONE_LINE_ERRORS = [
     (["--env-kwargs", "nonsense:1"], "cannot set up ppo on MultiSpin-Heterogeneous-v0"),
     (["-params", "n_epochs:3", "--algo", "sac"], "n_epochs"),
     (["--algo", "dqn"], "no hyperparameters for dqn"),
+    (["--agent", "magic"], "no hyperparameters for ppo --agent magic"),
+    (["--agent", "residual", "-conf", "agents/hyperparams/ppo.yml"], "do not combine it with -conf"),
     (["--vec-env", "threads"], "invalid choice"),
     (["--no-such-flag"], "unrecognized arguments"),
 ]

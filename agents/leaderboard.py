@@ -1,0 +1,689 @@
+"""``multispin-leaderboard`` / ``make leaderboard``: every analytic controller and every saved agent on every suite task.
+
+    multispin-leaderboard --runs runs/leaderboard -o results/leaderboard --jobs 2                # evaluate saved agents
+    multispin-leaderboard --train --timesteps 300000 --agents ppo ppo_residual --seeds 0 1 2 3 4  # train, then evaluate
+
+Entries and tasks come from their registries: the tasks are :data:`multispin_env.suite.TASKS`, the analytic
+controllers every policy of :func:`baselines.policies.policies_for` valid on the task, the agents the files of
+``agents/hyperparams`` (an agent is named by its file: ``ppo``, ``ppo_lstm``, ``ppo_residual`` = ``--algo ppo
+--agent residual``). Saved agents are found under ``--runs`` by their ``args.yml`` (task, seed, hyperparameter file);
+``--train`` trains the missing (agent, task, seed) runs first, into ``RUNS/{agent}/{task}/seed{seed}``.
+
+A learned agent is evaluated at its best model (``--model best``, the default): the goodput evaluation callback
+checkpoints the model with the best mean goodput on validation episodes during training (``--validation`` episodes
+at the start, every tenth of the budget and at the end; seeds 10000 + 1000 x training seed + i, disjoint from the task's evaluation seeds), so a
+residual agent that drifts below its controller keeps its starting point. ``--model final`` takes the last model.
+
+Every entry is evaluated on the task's evaluation seeds (one episode each) and its task metric (goodput, or the mean
+request completion time on the arrival tasks) scored with :func:`multispin_env.suite.normalized_score` (0 =
+server-only, 100 = het-opt-oracle). Learned agents are aggregated
+over their training seeds with rliable: the interquartile mean (IQM) per task and over tasks with stratified
+bootstrap 95% CIs, and performance profiles. Each (task, entry, seed) job writes its result to
+``OUT/jobs/...json`` as it finishes; a killed run, started again, keeps the finished results (and finished trainings).
+
+Outputs in ``OUT``: ``leaderboard.csv`` (one row per task and entry), ``runs.csv`` (one row per evaluated run),
+``leaderboard.json`` (all of it, the aggregates, the goal checks, the commit and the wall time), ``leaderboard.md``,
+``leaderboard.png`` (scores per task), ``aggregate.png`` (rliable interval estimates) and ``profiles.png``
+(performance profiles).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import multiprocessing
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.cli import HelpFormatter, OneLineParser, UserError, one_line
+from agents.train import HYPERPARAMS_DIR
+
+#: Agents trained by ``--train`` when ``--agents`` is not given (names of agents/hyperparams files).
+DEFAULT_AGENTS: tuple[str, ...] = ("ppo", "ppo_residual", "ppo_lstm")
+DEFAULT_SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4)
+#: Budget assumed for the validation schedule when --timesteps is not given (the files' own budgets are ~1e6).
+DEFAULT_BUDGET = 1_000_000
+#: The goal "plain agent >= 97% of the oracle's goodput on every seed" is checked on this task with this agent.
+PLAIN_GOAL = ("MultiSpinSuite/IIDStatic-v0", "ppo", 0.97)
+RUN_COLUMNS = ("task", "entry", "kind", "seed", "metric", "value", "goodput", "score", "eval_seconds", "train_seconds", "num_timesteps",
+               "fps", "model")
+BOARD_COLUMNS = ("task", "entry", "kind", "runs", "score", "ci_low", "ci_high", "metric", "value", "goodput")
+
+
+# -- entries ------------------------------------------------------------------------------------------------------
+def agent_names() -> tuple[str, ...]:
+    """Every agent: the stems of the hyperparameter files."""
+    return tuple(sorted(p.stem for p in HYPERPARAMS_DIR.glob("*.yml")))
+
+
+def agent_command(agent: str) -> list[str]:
+    """The train.py flags that select ``agent``'s hyperparameter file: ``--algo A`` or ``--algo A --agent V``."""
+    from rl_zoo3.utils import ALGOS
+
+    if agent in ALGOS:
+        return ["--algo", agent]
+    parts = agent.split("_")
+    for cut in range(len(parts) - 1, 0, -1):  # the longest algorithm prefix: ppo_lstm_x is ppo_lstm + x
+        algo, variant = "_".join(parts[:cut]), "_".join(parts[cut:])
+        if algo in ALGOS:
+            return ["--algo", algo, "--agent", variant]
+    raise UserError(f"cannot tell the algorithm of agent {agent!r} (name a file of {HYPERPARAMS_DIR})")
+
+
+def short(task: str) -> str:
+    """A suite task's name: ``MultiSpinSuite/IIDStatic-v0`` -> ``IIDStatic``."""
+    from multispin_env.suite import task as suite_task
+
+    return suite_task(task).name
+
+
+@dataclass(frozen=True)
+class Job:
+    """One unit of work: evaluate an analytic controller, or (train and) evaluate one agent run on one task.
+
+    :param kind: ``analytic`` or ``agent``
+    :param task: suite task id
+    :param entry: policy name or agent name
+    :param seed: training seed (agents)
+    :param run: run folder to evaluate (a saved agent) or log folder to train into (``--train``)
+    :param train: train the run first unless it has a final model
+    :param timesteps: training budget, env steps (None: the hyperparameter file's)
+    :param model: ``best`` (the run's best_model.zip when it has one) or ``final``
+    :param validation: validation episodes of each evaluation during training (0: none)
+    """
+
+    kind: str
+    task: str
+    entry: str
+    seed: int | None = None
+    run: str | None = None
+    train: bool = False
+    timesteps: int | None = None
+    model: str = "best"
+    validation: int = 5
+
+    def result_path(self, out: Path) -> Path:
+        name = self.entry if self.seed is None else f"{self.entry}_seed{self.seed}"
+        return out / "jobs" / short(self.task) / f"{name}.json"
+
+
+def _final_model(folder: Path, timesteps: int | None = None) -> Path | None:
+    """The final model of the newest run under a training log folder (None: no finished training, or one with
+    another budget than ``timesteps`` env steps when given)."""
+    from agents.runs import read_yaml, resolve_agent
+
+    for args_file in sorted(folder.rglob("*/args.yml"), key=lambda p: p.stat().st_mtime, reverse=True):
+        try:
+            info = resolve_agent(args_file.parent.parent)
+        except FileNotFoundError:
+            continue
+        summary = args_file.parent / "training.yml"
+        if timesteps is not None and (not summary.is_file() or read_yaml(summary).get("planned_timesteps") != timesteps):
+            return None
+        if info.kind == "final":
+            return info.model_path
+    return None
+
+
+def _train(job: Job) -> None:
+    from agents.train import main as train_main
+
+    assert job.run is not None and job.seed is not None
+    folder = Path(job.run)
+    if folder.exists():
+        shutil.rmtree(folder)  # a killed training: start it again from scratch (same seed)
+    budget = job.timesteps or DEFAULT_BUDGET
+    # Validation for the best-model checkpoint: at the start, every tenth of the budget (>= 10k steps) and at the
+    # end; no baselines.
+    validation = ["--eval-freq", str(max(budget // 10, 10_000)), "--eval-episodes", str(job.validation), "--baselines"]
+    argv = [*agent_command(job.entry), "--env", job.task, "--seed", str(job.seed), "-f", str(folder), "--verbose", "0",
+            "-n", str(job.timesteps if job.timesteps else -1), *(validation if job.validation > 0 else ["--eval-freq", "-1"])]
+    with open(os.devnull, "w") as sink:  # rl-zoo3 prints its hyperparameters and SB3 tables
+        saved, sys.stdout = sys.stdout, sink
+        try:
+            status = train_main(argv)
+        finally:
+            sys.stdout = saved
+    if status != 0:
+        raise UserError(f"training {job.entry} on {job.task} (seed {job.seed}) failed with status {status}")
+
+
+def run_job(job: Job, out: Path) -> dict[str, Any]:
+    """Do ``job`` and write its result to ``job.result_path(out)`` (atomically); returns the result."""
+    import gymnasium as gym
+    import torch
+
+    import multispin_env  # noqa: F401  (registers the ids)
+    from agents.evaluation import evaluate, suite_metric
+    from multispin_env.suite import normalized_score, task
+
+    torch.set_num_threads(1)
+    result: dict[str, Any] = {"task": job.task, "entry": job.entry, "kind": job.kind, "seed": job.seed}
+    if job.kind == "agent":
+        assert job.run is not None
+        if job.train and _final_model(Path(job.run), job.timesteps) is None:
+            _train(job)
+        from agents.runs import read_yaml, resolve_agent
+
+        model = _final_model(Path(job.run)) if job.train else resolve_agent(job.run).model_path
+        if model is None:
+            raise UserError(f"no final model under {job.run}")
+        if job.model == "best" and (model.parent / "best_model.zip").is_file():
+            model = model.parent / "best_model.zip"  # loaded with its vecnormalize_best.pkl (agents.runs)
+        result["model"] = str(model)
+        result["model_mtime"] = model.stat().st_mtime
+        for summary in model.parent.glob("*/training.yml"):
+            record = read_yaml(summary)
+            result.update(train_seconds=record.get("train_seconds"), num_timesteps=record.get("num_timesteps"),
+                          planned_timesteps=record.get("planned_timesteps"), fps=record.get("fps"))
+    env = gym.make(job.task)
+    start = time.perf_counter()
+    if job.kind == "analytic":
+        from baselines.policies import make_policy
+
+        policy: Any = make_policy(job.entry, env)
+    else:
+        from agents.benchmark import load_agent_policy
+
+        policy = load_agent_policy(result["model"], env, job.entry)
+    evaluation = evaluate(env, policy, task(job.task).eval_seeds, name=job.entry)
+    env.close()
+    # The score is of the task's metric: goodput, or the mean completion time on the arrival tasks.
+    metric = task(job.task).metric
+    value = suite_metric(evaluation, metric)
+    result.update(goodput=float(evaluation.goodputs.mean()), goodputs=evaluation.goodputs.tolist(), metric=metric,
+                  value=value, score=normalized_score(job.task, value), eval_seconds=time.perf_counter() - start)
+    path = job.result_path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1))
+    tmp.replace(path)
+    return result
+
+
+def _finished(job: Job, out: Path) -> dict[str, Any] | None:
+    """The stored result of ``job`` if it is still valid (an agent's: the same model file, unchanged)."""
+    path = job.result_path(out)
+    if not path.is_file():
+        return None
+    result = json.loads(path.read_text())
+    if job.kind == "agent":
+        model = Path(result.get("model", ""))
+        if not model.is_file() or model.stat().st_mtime != result.get("model_mtime"):
+            return None
+        if not job.train and job.run is not None and Path(job.run).resolve() not in model.resolve().parents:
+            return None
+        if job.train and job.timesteps is not None and result.get("planned_timesteps") != job.timesteps:
+            return None  # trained with another budget: train again
+        if (job.model == "best") != (model.name == "best_model.zip") and (model.parent / "best_model.zip").is_file():
+            return None  # evaluated with the other --model choice
+    return result
+
+
+# -- planning -------------------------------------------------------------------------------------------------------
+def saved_runs(runs: Path, tasks: Sequence[str], agents: Sequence[str] | None, seeds: Sequence[int] | None) -> list[Job]:
+    """Evaluation jobs of the saved agents under ``runs`` (newest run per agent, task and seed)."""
+    from agents.runs import read_yaml, resolve_agent
+
+    found: dict[tuple[str, str, int], tuple[float, Path]] = {}
+    for args_file in runs.rglob("*/args.yml") if runs.is_dir() else []:
+        args = read_yaml(args_file)
+        env, seed = args.get("env"), args.get("seed")
+        agent = Path(str(args.get("conf_file") or args.get("algo"))).stem
+        if env not in tasks or seed is None or (agents is not None and agent not in agents):
+            continue
+        if seeds is not None and int(seed) not in seeds:
+            continue
+        key, stamp = (agent, str(env), int(seed)), args_file.stat().st_mtime
+        if key not in found or stamp > found[key][0]:
+            found[key] = (stamp, args_file.parent.parent)
+    jobs = []
+    for (agent, task, seed), (_, run) in sorted(found.items()):
+        try:
+            resolve_agent(run)
+        except FileNotFoundError:  # a training killed before its first save, or still running
+            print(f"skipping {run}: no model saved yet", flush=True)
+            continue
+        jobs.append(Job("agent", task, agent, seed, run=str(run)))
+    return jobs
+
+
+def plan(args: argparse.Namespace) -> list[Job]:
+    """All jobs of the command line: analytic controllers, then agent runs (to train or found)."""
+    import gymnasium as gym
+
+    import multispin_env  # noqa: F401
+    from baselines.policies import policies_for
+
+    jobs: list[Job] = []
+    for task in args.tasks:
+        valid = policies_for(gym.make(task))
+        chosen = valid if args.baselines is None else [b for b in args.baselines if b in valid]
+        jobs += [Job("analytic", task, name) for name in chosen]
+    runs = Path(args.runs)
+    if args.train:
+        for agent in args.agents or DEFAULT_AGENTS:
+            for task in args.tasks:
+                for seed in args.seeds or DEFAULT_SEEDS:
+                    folder = runs / agent / short(task) / f"seed{seed}"
+                    jobs.append(Job("agent", task, agent, seed, run=str(folder), train=True, timesteps=args.timesteps,
+                                    model=args.model, validation=args.validation))
+    else:
+        jobs += [Job(j.kind, j.task, j.entry, j.seed, run=j.run, model=args.model) for j in saved_runs(runs, args.tasks, args.agents, args.seeds)]
+    return jobs
+
+
+def run_jobs(jobs: Sequence[Job], out: Path, n_jobs: int, log: Any = print) -> tuple[list[dict[str, Any]], list[str]]:
+    """Run the unfinished jobs (trainings first: they are the long ones) on ``n_jobs`` processes; returns every
+    job's result and the error lines of the failed ones."""
+    results: list[dict[str, Any]] = []
+    todo = []
+    for job in jobs:
+        done = _finished(job, out)
+        if done is None:
+            todo.append(job)
+        else:
+            results.append(done)
+    if len(results):
+        log(f"{len(results)} of {len(jobs)} results kept from an earlier run in {out / 'jobs'}")
+    todo.sort(key=lambda j: (not j.train, j.kind == "analytic"))
+    errors: list[str] = []
+
+    def report(job: Job, outcome: dict[str, Any] | BaseException, n: int) -> None:
+        what = f"{short(job.task)} {job.entry}" + ("" if job.seed is None else f" seed {job.seed}")
+        if isinstance(outcome, BaseException):
+            errors.append(f"{what}: {one_line(outcome)}")
+            log(f"[{n}/{len(todo)}] {what}: FAILED {one_line(outcome)}")
+            return
+        results.append(outcome)
+        extra = f", trained {outcome['train_seconds']:.0f} s" if job.train and outcome.get("train_seconds") else ""
+        measured = (f"{outcome['goodput']:.1f} tokens/s" if outcome.get("metric", "goodput") == "goodput"
+                    else f"mean completion {outcome['value']:.2f} s, {outcome['goodput']:.1f} tokens/s")
+        log(f"[{n}/{len(todo)}] {what}: score {outcome['score']:.1f} ({measured}{extra})")
+
+    if n_jobs <= 1 or len(todo) <= 1:
+        for n, job in enumerate(todo, 1):
+            try:
+                outcome: dict[str, Any] | BaseException = run_job(job, out)
+            except Exception as exc:  # noqa: BLE001 - one failed job must not lose the others
+                outcome = exc
+            report(job, outcome, n)
+        return results, errors
+    # spawn: no forked copies of torch / numba thread pools.
+    with ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures: dict[Future[dict[str, Any]], Job] = {pool.submit(run_job, job, out): job for job in todo}
+        try:
+            for n, future in enumerate(as_completed(futures), 1):
+                exc = future.exception()
+                report(futures[future], exc if exc is not None else future.result(), n)
+        except KeyboardInterrupt:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    return results, errors
+
+
+# -- aggregation --------------------------------------------------------------------------------------------------
+def aggregate(results: Sequence[dict[str, Any]], tasks: Sequence[str], reps: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """Scores per task and entry (learned agents: IQM over seeds with a stratified-bootstrap 95% CI) and, per agent,
+    the rliable aggregates over tasks (IQM, median, mean, optimality gap with 95% CIs) and performance profiles."""
+    import warnings
+
+    from rliable import library as rly
+    from rliable import metrics
+
+    # arch (under rliable) warns that its RandomState argument is deprecated; rliable passes one.
+    warnings.filterwarnings("ignore", message="random_state is deprecated", category=FutureWarning)
+    rng = np.random.RandomState(seed)
+    by: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    kinds: dict[str, str] = {}
+    for r in results:
+        by.setdefault((r["task"], r["entry"]), []).append(r)
+        kinds[r["entry"]] = r["kind"]
+    board: list[dict[str, Any]] = []
+    for (task, entry), rows in sorted(by.items(), key=lambda kv: (tasks.index(kv[0][0]), kv[0][1])):
+        scores = np.array([r["score"] for r in rows], dtype=float)
+        row = {"task": task, "entry": entry, "kind": kinds[entry], "runs": len(rows), "metric": rows[0].get("metric", "goodput"),
+               "value": float(np.mean([r.get("value", r["goodput"]) for r in rows])), "goodput": float(np.mean([r["goodput"] for r in rows]))}
+        if kinds[entry] == "agent":
+            point, interval = rly.get_interval_estimates({entry: scores[:, None]}, lambda x: np.array([metrics.aggregate_iqm(x)]),
+                                                        reps=reps, random_state=rng)
+            row.update(score=float(point[entry][0]), ci_low=float(interval[entry][0, 0]), ci_high=float(interval[entry][1, 0]),
+                       seeds=sorted(int(r["seed"]) for r in rows), scores=scores.tolist())
+        else:
+            row.update(score=float(scores[0]), ci_low=float(scores[0]), ci_high=float(scores[0]))
+        board.append(row)
+    # Over tasks: each agent on the tasks where it has runs, with the seeds it has on all of them.
+    matrices: dict[str, np.ndarray] = {}
+    covered: dict[str, list[str]] = {}
+    for entry, kind in sorted(kinds.items()):
+        have = [t for t in tasks if (t, entry) in by]
+        if kind == "agent":
+            common = set.intersection(*({int(r["seed"]) for r in by[(t, entry)]} for t in have))
+            if not common:
+                continue
+            seeds = sorted(common)
+            matrices[entry] = np.array([[next(r["score"] for r in by[(t, entry)] if int(r["seed"]) == s) for t in have] for s in seeds])
+        else:
+            matrices[entry] = np.array([[by[(t, entry)][0]["score"] for t in have]])
+        covered[entry] = have
+    names = ("IQM", "Median", "Mean", "Optimality gap")
+
+    def four(x: np.ndarray) -> np.ndarray:
+        return np.array([metrics.aggregate_iqm(x), metrics.aggregate_median(x), metrics.aggregate_mean(x),
+                         metrics.aggregate_optimality_gap(x, 100.0)])
+
+    over: dict[str, Any] = {}
+    profiles: dict[str, Any] = {}
+    if matrices:
+        point, interval = rly.get_interval_estimates(matrices, four, reps=reps, random_state=rng)
+        for entry in matrices:
+            over[entry] = {"kind": kinds[entry], "tasks": [short(t) for t in covered[entry]], "runs_per_task": int(matrices[entry].shape[0]),
+                           **{name: {"value": float(point[entry][i]), "ci95": [float(interval[entry][0, i]), float(interval[entry][1, i])]}
+                              for i, name in enumerate(names)}}
+        low = min(0.0, 10.0 * math.floor(min(float(m.min()) for m in matrices.values()) / 10.0))
+        taus = np.linspace(low, 110.0, 111)  # down to the lowest score: scores below server-only (< 0) happen
+        dist, dist_ci = rly.create_performance_profile(matrices, taus, reps=min(reps, 2000))
+        profiles = {"tau": taus.tolist(), **{e: {"fraction": dist[e].tolist(), "ci95": np.asarray(dist_ci[e]).tolist()} for e in matrices}}
+    return {"board": board, "aggregate": over, "profiles": profiles, "metrics": list(names)}
+
+
+def goal_checks(agg: dict[str, Any], results: Sequence[dict[str, Any]], tasks: Sequence[str]) -> list[dict[str, Any]]:
+    """The issue's goals, as measured: per task, best learned IQM >= best non-oracle analytic score; on the i.i.d.
+    static task, every seed of the plain agent at >= 97% of het-opt-oracle's goodput."""
+    from multispin_env.suite import reference_goodputs
+
+    checks = []
+    for task in tasks:
+        rows = [r for r in agg["board"] if r["task"] == task]
+        learned = [r for r in rows if r["kind"] == "agent"]
+        analytic = [r for r in rows if r["kind"] == "analytic" and "oracle" not in r["entry"]]
+        if not learned or not analytic:
+            continue
+        best_l, best_a = max(learned, key=lambda r: r["score"]), max(analytic, key=lambda r: r["score"])
+        checks.append({"goal": "best learned IQM >= best non-oracle analytic", "task": short(task), "met": best_l["score"] >= best_a["score"],
+                       "learned": best_l["entry"], "learned_score": best_l["score"], "analytic": best_a["entry"], "analytic_score": best_a["score"]})
+    task, agent, share = PLAIN_GOAL
+    runs = [r for r in results if r["task"] == task and r["entry"] == agent]
+    if runs:
+        oracle = reference_goodputs(task)[1]
+        ratios = {int(r["seed"]): r["goodput"] / oracle for r in runs}
+        checks.append({"goal": f"{agent} seeds >= {share:.0%} of het-opt-oracle goodput", "task": short(task),
+                       "met": all(v >= share for v in ratios.values()), "share_of_oracle": ratios,
+                       "seeds_met": f"{sum(v >= share for v in ratios.values())}/{len(ratios)}"})
+    return checks
+
+
+# -- outputs --------------------------------------------------------------------------------------------------------
+def git_commit() -> str:
+    """The checkout's commit (``+dirty`` with uncommitted changes), or ``unknown`` outside a git checkout."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=True,
+                               timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+def _fmt(row: dict[str, Any]) -> str:
+    if row["kind"] == "agent" and row["runs"] > 1:
+        return f"{row['score']:.1f} [{row['ci_low']:.1f}, {row['ci_high']:.1f}]"
+    return f"{row['score']:.1f}"
+
+
+def markdown(agg: dict[str, Any], checks: Sequence[dict[str, Any]], tasks: Sequence[str], meta: dict[str, Any]) -> str:
+    """The leaderboard as Markdown: scores per task (best non-oracle entry in bold), aggregates, goal checks."""
+    entries = entry_order(agg)
+    cells = {(r["task"], r["entry"]): r for r in agg["board"]}
+    lines = [(f"Measured at commit `{meta['commit']}`: {meta['wall_seconds'] / 60:.1f} min wall on {meta['jobs']} process(es) "
+              f"(training {meta['train_seconds_total'] / 60:.1f} min, evaluation {meta['eval_seconds_total'] / 60:.1f} min summed "
+              "over jobs, resumed runs included). Normalized score: 0 = server-only, 100 = het-opt-oracle; learned agents: IQM "
+              "over training seeds [stratified-bootstrap 95% CI]."), "", "| task | " + " | ".join(entries) + " |", "|---" * (len(entries) + 1) + "|"]
+    for task in tasks:
+        present = [cells[(task, e)] for e in entries if (task, e) in cells]
+        if not present:
+            continue
+        rivals = [r for r in present if "oracle" not in r["entry"]]
+        best = max(rivals, key=lambda r: r["score"])["entry"] if rivals else None
+        row = []
+        for e in entries:
+            cell = cells.get((task, e))
+            text = "" if cell is None else _fmt(cell)
+            row.append(f"**{text}**" if e == best else text)
+        lines.append(f"| {short(task)} | " + " | ".join(row) + " |")
+    if agg["aggregate"]:
+        lines += ["", "Over tasks (rliable, stratified bootstrap 95% CIs):", "",
+                  "| entry | tasks | runs/task | " + " | ".join(agg["metrics"]) + " |", "|---" * (3 + len(agg["metrics"])) + "|"]
+        for entry, a in sorted(agg["aggregate"].items(), key=lambda kv: -kv[1]["IQM"]["value"]):
+            vals = " | ".join(f"{a[m]['value']:.1f} [{a[m]['ci95'][0]:.1f}, {a[m]['ci95'][1]:.1f}]" for m in agg["metrics"])
+            lines.append(f"| {entry} | {len(a['tasks'])} | {a['runs_per_task']} | {vals} |")
+    if checks:
+        lines += ["", "Goals (measured):", ""]
+        lines += [f"- {'met' if c['met'] else 'MISSED'}: {c['task']}: {c['goal']}" + _check_detail(c) for c in checks]
+    return "\n".join(lines) + "\n"
+
+
+def agg_kind(agg: dict[str, Any], entry: str) -> str:
+    return next(r["kind"] for r in agg["board"] if r["entry"] == entry)
+
+
+def entry_order(agg: dict[str, Any]) -> list[str]:
+    """Analytic controllers in registry order, then the agents by name."""
+    from baselines.policies import ANALYTIC_POLICIES
+
+    entries = {r["entry"] for r in agg["board"]}
+
+    def key(e: str) -> tuple[int, int, str]:
+        if agg_kind(agg, e) == "agent":
+            return (1, 0, e)
+        return (0, ANALYTIC_POLICIES.index(e) if e in ANALYTIC_POLICIES else len(ANALYTIC_POLICIES), e)
+
+    return sorted(entries, key=key)
+
+
+def _check_detail(check: dict[str, Any]) -> str:
+    if "learned" in check:
+        return f" ({check['learned']} {check['learned_score']:.1f} vs {check['analytic']} {check['analytic_score']:.1f})"
+    shares = ", ".join(f"seed {s}: {100 * v:.1f}%" for s, v in sorted(check["share_of_oracle"].items()))
+    return f" ({check['seeds_met']}; {shares})"
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_board(agg: dict[str, Any], tasks: Sequence[str], path: Path) -> Path:
+    """Heat map of the normalized score per task (rows) and entry (columns; learned agents: IQM)."""
+    plt = _pyplot()
+    entries = entry_order(agg)
+    rows = [t for t in tasks if any(r["task"] == t for r in agg["board"])]
+    grid = np.full((len(rows), len(entries)), np.nan)
+    for r in agg["board"]:
+        if r["task"] in rows:
+            grid[rows.index(r["task"]), entries.index(r["entry"])] = r["score"]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * len(entries), 1.2 + 0.4 * len(rows)))
+    image = ax.imshow(np.clip(grid, 0, 110), cmap="viridis", vmin=0, vmax=110, aspect="auto")
+    for (i, j), value in np.ndenumerate(grid):
+        if np.isfinite(value):
+            ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=7, color="white" if value < 70 else "black")
+    ax.set_xticks(range(len(entries)), [e + (" *" if agg_kind(agg, e) == "agent" else "") for e in entries], rotation=40, ha="right", fontsize=8)
+    ax.set_yticks(range(len(rows)), [short(t) for t in rows], fontsize=8)
+    fig.colorbar(image, ax=ax, label="normalized score")
+    ax.set_title("normalized score per task (0 = server-only, 100 = het-opt-oracle; * learned: IQM over seeds)", fontsize=8)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def plot_rliable(agg: dict[str, Any], out: Path) -> list[Path]:
+    """rliable's interval-estimate plot of the aggregates and its performance-profile plot."""
+    from rliable import plot_utils
+
+    plt = _pyplot()
+    if not agg["aggregate"]:
+        return []
+    entries = sorted(agg["aggregate"], key=lambda e: agg["aggregate"][e]["IQM"]["value"])
+    point = {e: np.array([agg["aggregate"][e][m]["value"] for m in agg["metrics"]]) for e in entries}
+    interval = {e: np.array([[agg["aggregate"][e][m]["ci95"][k] for m in agg["metrics"]] for k in (0, 1)]) for e in entries}
+    fig, _ = plot_utils.plot_interval_estimates(point, interval, metric_names=agg["metrics"], algorithms=entries,
+                                                xlabel="normalized score")
+    fig.savefig(out / "aggregate.png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    taus = np.asarray(agg["profiles"]["tau"])
+    dist = {e: np.asarray(agg["profiles"][e]["fraction"]) for e in entries}
+    cis = {e: np.asarray(agg["profiles"][e]["ci95"]) for e in entries}
+    from matplotlib.lines import Line2D
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    palette = plt.cm.tab10 if len(entries) <= 10 else plt.cm.tab20
+    colors = {e: palette(i % palette.N) for i, e in enumerate(reversed(entries))}
+    plot_utils.plot_performance_profiles(dist, taus, performance_profile_cis=cis, ax=ax, xlabel=r"normalized score $\tau$",
+                                         colors=colors)
+    ax.legend([Line2D([0], [0], color=colors[e], lw=2) for e in reversed(entries)], list(reversed(entries)), fontsize=7,
+              loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    fig.savefig(out / "profiles.png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return [out / "aggregate.png", out / "profiles.png"]
+
+
+def write_outputs(results: Sequence[dict[str, Any]], agg: dict[str, Any], checks: Sequence[dict[str, Any]],
+                  tasks: Sequence[str], meta: dict[str, Any], out: Path, plots: bool = True) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "runs.csv", out / "leaderboard.csv", out / "leaderboard.json", out / "leaderboard.md"]
+    ordered = sorted(results, key=lambda r: (tasks.index(r["task"]), r["kind"], r["entry"], r["seed"] or 0))
+    for path, columns, rows in ((written[0], RUN_COLUMNS, ordered), (written[1], BOARD_COLUMNS, agg["board"])):
+        with path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+    payload = {**meta, "board": agg["board"], "aggregate": agg["aggregate"], "profiles": agg["profiles"], "goals": checks, "runs": ordered}
+    written[2].write_text(json.dumps(payload, indent=1, default=lambda v: None if isinstance(v, float) and not math.isfinite(v) else str(v)))
+    written[3].write_text(markdown(agg, checks, tasks, meta))
+    if plots:
+        written.append(plot_board(agg, tasks, out / "leaderboard.png"))
+        written += plot_rliable(agg, out)
+    return written
+
+
+# -- command line -------------------------------------------------------------------------------------------------
+def build_parser(prog: str = "multispin-leaderboard") -> OneLineParser:
+    p = OneLineParser(prog=prog, description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
+    p.add_argument("--runs", default="runs/leaderboard", help="folder of saved agents (searched for args.yml); --train trains into it")
+    p.add_argument("-o", "--output", default="results/leaderboard", help="output folder")
+    p.add_argument("--train", action="store_true", help="train the missing (agent, task, seed) runs first")
+    p.add_argument("--timesteps", type=int, default=None, help="--train budget per run, env steps (default: the hyperparameter file's)")
+    p.add_argument("--agents", nargs="+", default=None, metavar="AGENT",
+                   help=f"agents (hyperparameter files; --train default: {' '.join(DEFAULT_AGENTS)}; else every saved agent)")
+    p.add_argument("--seeds", nargs="+", type=int, default=None, help=f"training seeds (--train default: {' '.join(map(str, DEFAULT_SEEDS))}; else all saved)")
+    p.add_argument("--model", choices=("best", "final"), default="best",
+                   help="which model of a learned run to score: best on validation episodes during training, or final")
+    p.add_argument("--validation", type=int, default=5,
+                   help="--train: validation episodes per evaluation (every tenth of the budget) for the best model; 0: none")
+    p.add_argument("--tasks", nargs="+", default=None, metavar="TASK", help="suite tasks, by id or name (default: all)")
+    p.add_argument("--baselines", nargs="*", default=None, metavar="POLICY", help="analytic controllers (default: all valid; no names: none)")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes (one job each: a training or an evaluation)")
+    p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples of the 95%% CIs")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    return p
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Resolve task names and check the command line; raises :class:`UserError`."""
+    from baselines.policies import ANALYTIC_POLICIES
+    from multispin_env.suite import TASK_SPECS, TASKS
+
+    if args.tasks is None:
+        args.tasks = list(TASKS)
+    else:
+        by_name = {TASK_SPECS[t].name: t for t in TASKS}
+        bad = [t for t in args.tasks if t not in TASKS and t not in by_name]
+        if bad:
+            raise UserError(f"unknown task(s) {', '.join(bad)}; the tasks are {', '.join(by_name)}")
+        args.tasks = [t if t in TASKS else by_name[t] for t in args.tasks]
+    known = agent_names()
+    bad = [a for a in args.agents or [] if a not in known]
+    if bad:
+        raise UserError(f"unknown agent(s) {', '.join(bad)}; agents (agents/hyperparams): {', '.join(known)}")
+    for agent in args.agents or (DEFAULT_AGENTS if args.train else ()):
+        agent_command(agent)
+    bad = [b for b in args.baselines or [] if b not in ANALYTIC_POLICIES]
+    if bad:
+        raise UserError(f"unknown analytic controller(s) {', '.join(bad)}; known: {', '.join(ANALYTIC_POLICIES)}")
+    if args.jobs < 1:
+        raise UserError(f"--jobs must be >= 1, got {args.jobs}")
+    if args.validation < 0:
+        raise UserError(f"--validation must be >= 0 episodes, got {args.validation}")
+    if args.reps < 100:
+        raise UserError(f"--reps must be >= 100, got {args.reps}")
+    if args.timesteps is not None and (args.timesteps <= 0 or not args.train):
+        raise UserError("--timesteps must be a positive number of env steps, and needs --train")
+    for flag, folder in (("--runs", args.runs), ("-o/--output", args.output)):
+        if Path(folder).exists() and not Path(folder).is_dir():
+            raise UserError(f"{flag} {folder!r} is a file, not a folder")
+    if not args.train and not Path(args.runs).is_dir() and args.agents:
+        raise UserError(f"--runs {args.runs!r} does not exist (train with --train)")
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "multispin-leaderboard") -> int:
+    """Command-line entry point; returns the exit status (0 ok, 1 some jobs failed, 2 user error, 130 interrupted)."""
+    args = build_parser(prog).parse_args(argv)
+    start, commit = time.perf_counter(), git_commit()  # the code the jobs run, before anything is edited meanwhile
+    out = Path(args.output)
+    try:
+        check_args(args)
+        jobs = plan(args)
+        if not jobs:
+            raise UserError("nothing to evaluate: no analytic controllers chosen and no saved agents found under --runs")
+        print(f"{len(jobs)} jobs ({sum(j.train for j in jobs)} with training) on {args.jobs} process(es); results in {out / 'jobs'}", flush=True)
+        results, errors = run_jobs(jobs, out, args.jobs, log=lambda line: print(line, flush=True))
+    except UserError as exc:
+        print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted; finished results are kept in {out / 'jobs'} (run the same command to resume)", file=sys.stderr)
+        return 130
+    if not results:
+        print(f"{prog}: error: every job failed: {errors[0]}", file=sys.stderr)
+        return 1
+    agg = aggregate(results, args.tasks, reps=args.reps)
+    checks = goal_checks(agg, results, args.tasks)
+    meta = {"commit": commit, "wall_seconds": time.perf_counter() - start, "jobs": args.jobs, "cpus": os.cpu_count(),
+            "command": " ".join([prog, *(argv if argv is not None else sys.argv[1:])]), "tasks": list(args.tasks),
+            "timesteps": args.timesteps,
+            "train_seconds_total": float(sum(r.get("train_seconds") or 0.0 for r in results)),
+            "eval_seconds_total": float(sum(r.get("eval_seconds") or 0.0 for r in results)), "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "errors": errors}
+    written = write_outputs(results, agg, checks, args.tasks, meta, out, plots=not args.no_plots)
+    print(markdown(agg, checks, args.tasks, meta))
+    print(f"wrote {', '.join(str(p) for p in written)}")
+    for line in errors:
+        print(f"{prog}: job failed: {line}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def console_main() -> None:
+    """``multispin-leaderboard``."""
+    sys.exit(main())
+
+
+__all__ = ["DEFAULT_AGENTS", "Job", "aggregate", "goal_checks", "main", "plan", "run_job", "run_jobs"]
+
+if __name__ == "__main__":
+    sys.exit(main(prog="python -m agents.leaderboard"))

@@ -1,0 +1,195 @@
+"""Residual agent: the policy outputs a bounded correction to an analytic controller's allocation.
+
+The agent starts at the analytic controller (a zero action plays it exactly) and can only learn to improve on it.
+The action has the env's shape, each entry in [-1, 1] (docs/model.md section 8.1 for the env's action):
+
+- length entry: the controller's length plus ``max_length_offset`` x entry tokens (a continuous length, rounded by
+  the env, or without bias by :class:`~agents.wrappers.VecStochasticRounding` during training);
+- share entry: the controller's bandwidth weight times ``max_share_factor ** entry`` (then renormalised, so the
+  correction is multiplicative); a user the controller leaves idle that the correction makes draft starts from the
+  smallest weight of the drafting users.
+
+The observation is the env's with the controller's action appended (its encoded allocation, entries in [-1, 1]).
+:class:`VecResidual` is a VecEnv wrapper (rl-zoo3 ``vec_env_wrapper`` key, ``agents/hyperparams/ppo_residual.yml``)
+that calls the controller once per step on the whole batch; :class:`ResidualPolicy` plays a trained residual agent
+on a single env through the same two functions (:func:`augment`, :func:`compose`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from numpy.typing import NDArray
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
+
+from agents.wrappers import length_entries
+
+__all__ = ["DEFAULT_BASE", "ResidualPolicy", "VecResidual", "augment", "compose", "residual_settings"]
+
+#: The analytic controller a residual agent corrects by default.
+DEFAULT_BASE = "het-opt-adaptive"
+#: Dotted name of :class:`VecResidual` as it appears in a run's config.yml.
+WRAPPER_NAME = f"{__name__}.VecResidual"
+
+
+def augment(observation: NDArray[Any], base_action: NDArray[Any]) -> NDArray[np.float32]:
+    """The residual agent's observation: the env's observation(s) with the controller's action(s) appended."""
+    return np.concatenate([np.asarray(observation, np.float32), np.asarray(base_action, np.float32)], axis=-1)
+
+
+def compose(base_action: NDArray[Any], correction: NDArray[Any], n_lengths: int, max_draft: int,
+            max_length_offset: float, max_share_factor: float) -> NDArray[np.float32]:
+    """The env action(s) of the controller's action(s) ``base_action`` corrected by ``correction`` (same shape).
+
+    A zero correction returns ``base_action`` bit for bit where the env reads it (length entries and the share
+    entries of drafting users; idle users' shares are ignored by the decoder).
+
+    :param n_lengths: number of length entries at the start of the action
+    :param max_draft: L_max, tokens
+    :param max_length_offset: largest length correction, tokens
+    :param max_share_factor: largest multiplicative weight correction (> 1)
+    """
+    base = np.asarray(base_action, dtype=np.float64)
+    delta = np.clip(np.asarray(correction, dtype=np.float64), -1.0, 1.0)
+    out = np.empty(np.broadcast_shapes(base.shape, delta.shape))
+    out[..., :n_lengths] = np.clip(base[..., :n_lengths] + delta[..., :n_lengths] * (2.0 * max_length_offset / max_draft), -1.0, 1.0)
+    weights = (np.clip(base[..., n_lengths:], -1.0, 1.0) + 1.0) * 0.5  # the decoder's w_k (docs/model.md 8.1)
+    drafting = weights > 0.0
+    smallest = np.where(drafting, weights, np.inf).min(axis=-1, keepdims=True)
+    weights = np.where(drafting, weights, np.where(np.isfinite(smallest), smallest, 1.0))
+    weights = weights * np.power(float(max_share_factor), delta[..., n_lengths:])
+    weights = weights / weights.max(axis=-1, keepdims=True)  # exactly 1 for the controller's largest weight
+    out[..., n_lengths:] = 2.0 * weights - 1.0
+    return out.astype(np.float32)
+
+
+def _check_bounds(max_length_offset: float, max_share_factor: float) -> None:
+    if not (np.isfinite(max_length_offset) and max_length_offset > 0):
+        raise ValueError(f"max_length_offset must be a positive number of tokens, got {max_length_offset!r}")
+    if not (np.isfinite(max_share_factor) and max_share_factor > 1):
+        raise ValueError(f"max_share_factor must be a number > 1, got {max_share_factor!r}")
+
+
+class VecResidual(VecEnvWrapper):
+    """A VecEnv of MultiSpin envs on which actions are bounded corrections to an analytic controller.
+
+    :param venv: SB3 VecEnv over the batched vector env (``--vec-env batched``) or a DummyVecEnv of MultiSpin envs
+    :param base: analytic policy name (:data:`baselines.policies.ANALYTIC_POLICIES`)
+    :param max_length_offset: largest length correction, tokens
+    :param max_share_factor: largest multiplicative bandwidth-weight correction
+    """
+
+    def __init__(self, venv: VecEnv, base: str = DEFAULT_BASE, max_length_offset: float = 2.0,
+                 max_share_factor: float = 2.0) -> None:
+        from agents.vec_env import GymnasiumVecEnv
+        from baselines.policies import make_policy
+
+        _check_bounds(max_length_offset, max_share_factor)
+        self.base, self.max_length_offset, self.max_share_factor = base, float(max_length_offset), float(max_share_factor)
+        self.n_lengths, self.max_draft = length_entries(venv)
+        inner = venv.unwrapped
+        # One controller bound to the whole batch (one call per step), or one per sub-env of a DummyVecEnv.
+        if isinstance(inner, GymnasiumVecEnv):
+            self._policies: list[Any] = [make_policy(base, inner.venv)]
+        elif isinstance(inner, DummyVecEnv):
+            self._policies = [make_policy(base, env) for env in inner.envs]
+        else:
+            raise TypeError(f"VecResidual needs the batched vector env or a DummyVecEnv, got {type(inner).__name__}")
+        obs_space = venv.observation_space
+        act_space = venv.action_space
+        assert isinstance(obs_space, spaces.Box) and isinstance(act_space, spaces.Box)
+        observation_space = spaces.Box(np.concatenate([obs_space.low, act_space.low]).astype(np.float32),
+                                       np.concatenate([obs_space.high, act_space.high]).astype(np.float32), dtype=np.float32)
+        super().__init__(venv, observation_space=observation_space,
+                         action_space=spaces.Box(-1.0, 1.0, act_space.shape, dtype=np.float32))
+        self._base_actions = np.zeros((self.num_envs, *act_space.shape), dtype=np.float32)
+
+    def _plan(self, obs: NDArray[Any], starts: NDArray[np.bool_]) -> None:
+        if len(self._policies) == 1:
+            self._base_actions, _ = self._policies[0].predict(obs, episode_start=starts)
+        else:
+            for i, policy in enumerate(self._policies):
+                self._base_actions[i], _ = policy.predict(obs[i], episode_start=starts[i : i + 1])
+
+    def reset(self) -> NDArray[np.float32]:
+        obs = self.venv.reset()
+        self._plan(obs, np.ones(self.num_envs, dtype=bool))
+        return augment(obs, self._base_actions)
+
+    def step_async(self, actions: NDArray[Any]) -> None:
+        self.venv.step_async(compose(self._base_actions, actions, self.n_lengths, self.max_draft,
+                                     self.max_length_offset, self.max_share_factor))
+
+    def step_wait(self) -> Any:
+        obs, rewards, dones, infos = self.venv.step_wait()
+        for i in np.flatnonzero(dones):
+            # Terminal observations carry the last planned action: planning for them would advance the
+            # controllers' per-env state. SB3 reads them only to bootstrap truncations, and
+            # VecHorizonTermination turns the horizon's truncation into a termination.
+            if "terminal_observation" in infos[i]:
+                infos[i]["terminal_observation"] = augment(infos[i]["terminal_observation"], self._base_actions[i])
+        self._plan(obs, np.asarray(dones, dtype=bool))
+        return augment(obs, self._base_actions), rewards, dones, infos
+
+    def settings(self) -> dict[str, Any]:
+        """The keyword arguments that rebuild this wrapper (saved in the run's config.yml by rl-zoo3)."""
+        return {"base": self.base, "max_length_offset": self.max_length_offset, "max_share_factor": self.max_share_factor}
+
+
+class ResidualPolicy:
+    """A trained residual agent as a policy on a single MultiSpin env (SB3-style ``predict``).
+
+    :param agent: the agent's policy on augmented observations (an :class:`~agents.evaluation.AgentPolicy`)
+    :param env: the single env it plays on
+    :param base: analytic policy name; ``max_length_offset``, ``max_share_factor``: as in :class:`VecResidual`
+    """
+
+    def __init__(self, agent: Any, env: Any, base: str = DEFAULT_BASE, max_length_offset: float = 2.0,
+                 max_share_factor: float = 2.0, name: str = "residual") -> None:
+        from baselines.policies import make_policy
+
+        _check_bounds(max_length_offset, max_share_factor)
+        self.agent, self.name = agent, name
+        self.controller = make_policy(base, env)
+        unwrapped = env.unwrapped
+        self.n_lengths = int(env.action_space.shape[-1]) - int(unwrapped.num_users)
+        self.max_draft = int(unwrapped.max_draft)
+        self.max_length_offset, self.max_share_factor = float(max_length_offset), float(max_share_factor)
+
+    def reset(self) -> None:
+        self.controller.reset()
+        reset = getattr(self.agent, "reset", None)
+        if callable(reset):
+            reset()
+
+    def predict(self, observation: Any, state: Any = None, episode_start: Any = None,
+                deterministic: bool = True) -> tuple[NDArray[np.float32], Any]:
+        base, _ = self.controller.predict(observation, episode_start=episode_start)
+        correction, state = self.agent.predict(augment(observation, base), state=state, episode_start=episode_start,
+                                               deterministic=deterministic)
+        return compose(base, correction, self.n_lengths, self.max_draft, self.max_length_offset,
+                       self.max_share_factor), state
+
+
+def residual_settings(vec_env_wrapper: Any) -> dict[str, Any] | None:
+    """The :class:`VecResidual` keyword arguments named in an rl-zoo3 ``vec_env_wrapper`` entry (a name, a
+    ``{name: kwargs}`` mapping or a list of those), or None if it names no residual wrapper."""
+    entries: Sequence[Any] = vec_env_wrapper if isinstance(vec_env_wrapper, list) else [vec_env_wrapper]
+    for entry in entries:
+        if entry == WRAPPER_NAME:
+            return {}
+        if isinstance(entry, Mapping) and WRAPPER_NAME in entry:
+            return dict(entry[WRAPPER_NAME] or {})
+    return None
+
+
+def find_residual(venv: VecEnv | None) -> VecResidual | None:
+    """The :class:`VecResidual` in a VecEnv wrapper stack (None if there is none)."""
+    while venv is not None:
+        if isinstance(venv, VecResidual):
+            return venv
+        venv = getattr(venv, "venv", None)
+    return None

@@ -1,0 +1,154 @@
+"""multispin-leaderboard (agents/leaderboard.py): planning from the registries, resumable jobs, rliable aggregates,
+goal checks, the output files and one-line CLI errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.stats import trim_mean
+
+import multispin_env  # noqa: F401  (registers the ids)
+from agents.leaderboard import DEFAULT_AGENTS, PLAIN_GOAL, agent_command, agent_names, aggregate, goal_checks, main
+from agents.runs import resolve_agent
+from multispin_env.suite import TASK_SPECS, TASKS, normalized_score, reference_goodputs
+
+REPO = Path(__file__).resolve().parents[1]
+TASK = "MultiSpinSuite/IIDStatic-v0"
+
+
+def test_agents_are_the_hyperparameter_files() -> None:
+    assert set(DEFAULT_AGENTS) <= set(agent_names())
+    assert agent_command("ppo") == ["--algo", "ppo"]
+    assert agent_command("ppo_lstm") == ["--algo", "ppo_lstm"]  # an rl-zoo3 algorithm, not ppo + "lstm"
+    assert agent_command("ppo_residual") == ["--algo", "ppo", "--agent", "residual"]
+    assert agent_command("ppo_residual_predictive") == ["--algo", "ppo", "--agent", "residual_predictive"]
+    assert agent_command("ppo_lstm_x") == ["--algo", "ppo_lstm", "--agent", "x"]
+
+
+def _result(task: str, entry: str, score: float, seed: int | None = None) -> dict:
+    low, high = reference_goodputs(task)
+    goodput = low + score / 100 * (high - low)
+    return {"task": task, "entry": entry, "kind": "analytic" if seed is None else "agent", "seed": seed,
+            "goodput": goodput, "score": normalized_score(task, goodput)}
+
+
+def test_aggregate_scores_iqm_with_bootstrap_cis_and_goal_checks() -> None:
+    tasks = list(TASKS[:2])
+    rng = np.random.default_rng(0)
+    results = [_result(t, "het-opt-adaptive", 95.0) for t in tasks] + [_result(t, "het-opt-oracle", 100.0) for t in tasks]
+    scores = {t: rng.normal(96.0, 2.0, 5) for t in tasks}
+    results += [_result(t, "ppo", s, seed) for t in tasks for seed, s in enumerate(scores[t])]
+    agg = aggregate(results, tasks, reps=500)
+    cell = {(r["task"], r["entry"]): r for r in agg["board"]}
+    for t in tasks:
+        row = cell[(t, "ppo")]
+        assert row["score"] == pytest.approx(trim_mean(scores[t], 0.25))  # rliable's IQM
+        assert row["ci_low"] <= row["score"] <= row["ci_high"] and row["runs"] == 5
+        assert cell[(t, "het-opt-adaptive")]["score"] == pytest.approx(95.0)
+    over = agg["aggregate"]["ppo"]
+    both = np.stack([scores[t] for t in tasks], axis=1)
+    assert over["IQM"]["value"] == pytest.approx(trim_mean(both.ravel(), 0.25))
+    assert over["IQM"]["ci95"][0] <= over["IQM"]["value"] <= over["IQM"]["ci95"][1]
+    assert over["Mean"]["value"] == pytest.approx(both.mean())
+    assert agg["aggregate"]["het-opt-oracle"]["Optimality gap"]["value"] == pytest.approx(0.0, abs=1e-9)
+    fraction = np.asarray(agg["profiles"]["ppo"]["fraction"])
+    assert fraction[0] == 1.0 and np.all(np.diff(fraction) <= 0)  # profiles fall with tau
+
+    checks = goal_checks(agg, results, tasks)
+    per_task = {c["task"]: c for c in checks if "learned" in c}
+    for t in tasks:
+        expected = trim_mean(scores[t], 0.25) >= 95.0
+        assert per_task[TASK_SPECS[t].name]["met"] == expected
+        assert per_task[TASK_SPECS[t].name]["analytic"] == "het-opt-adaptive"  # the oracle is not a rival
+    plain = next(c for c in checks if "share_of_oracle" in c)
+    oracle = reference_goodputs(PLAIN_GOAL[0])[1]
+    shares = [r["goodput"] / oracle for r in results if r["task"] == PLAIN_GOAL[0] and r["entry"] == "ppo"]
+    assert plain["met"] == all(s >= 0.97 for s in shares)
+
+
+def test_tiny_leaderboard_trains_evaluates_writes_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    runs, out = tmp_path / "runs", tmp_path / "board"
+    argv = ["--runs", str(runs), "-o", str(out), "--tasks", "IIDStatic", "--baselines", "equal-fixed", "het-opt-static",
+            "--train", "--agents", "ppo", "--seeds", "0", "1", "--validation", "1", "--timesteps", "256", "--reps", "200"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    for name in ("runs.csv", "leaderboard.csv", "leaderboard.json", "leaderboard.md", "leaderboard.png", "aggregate.png", "profiles.png"):
+        assert (out / name).is_file(), name
+    data = json.loads((out / "leaderboard.json").read_text())
+    assert {(r["entry"], r["seed"]) for r in data["runs"]} == {("equal-fixed", None), ("het-opt-static", None), ("ppo", 0), ("ppo", 1)}
+    static = next(r for r in data["runs"] if r["entry"] == "het-opt-static")
+    assert static["score"] == pytest.approx(100.0, abs=1e-6)  # without fading het-opt-static plays the oracle's allocation
+    trained = [r for r in data["runs"] if r["entry"] == "ppo"]
+    assert all(r["num_timesteps"] >= 256 and r["train_seconds"] > 0 and Path(r["model"]).name == "best_model.zip" for r in trained)
+    for r in trained:  # the best model on the validation episodes, with its own VecNormalize statistics
+        assert resolve_agent(r["model"]).vecnormalize_path.name == "vecnormalize_best.pkl"
+    assert trained[0]["goodputs"] != trained[1]["goodputs"]  # two seeds, two agents
+    assert data["commit"] and data["wall_seconds"] > 0 and any(g["task"] == "IIDStatic" for g in data["goals"])
+    assert "| IIDStatic |" in printed and "Goals (measured)" in printed
+    models = {r["model"]: os.stat(r["model"]).st_mtime for r in trained}
+
+    # A killed run resumes: finished jobs (and trainings) are kept; a lost result is redone from the saved model.
+    (out / "jobs" / "IIDStatic" / "ppo_seed1.json").unlink()
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "3 of 4 results kept" in printed and "[1/1] IIDStatic ppo seed 1" in printed
+    assert {m: os.stat(m).st_mtime for m in models} == models  # not retrained
+
+    # Another budget retrains (a stored run of 256 steps is no run of 512).
+    assert main([*argv[:-4], "--timesteps", "512", "--reps", "200", "--seeds", "0", "--no-plots"]) == 0
+    printed = capsys.readouterr().out
+    retrained = json.loads((out / "jobs" / "IIDStatic" / "ppo_seed0.json").read_text())
+    assert retrained["planned_timesteps"] == 512 and "[1/1] IIDStatic ppo seed 0" in printed
+    models.pop(retrained["model"])
+    assert {m: os.stat(m).st_mtime for m in models} == models  # seed 1 untouched
+
+    # Without --train the saved agents are found under --runs, and their stored evaluations reused.
+    assert main(["--runs", str(runs), "-o", str(out), "--tasks", "IIDStatic", "--baselines", "--reps", "200", "--no-plots"]) == 0
+    assert "2 of 2 results kept" in capsys.readouterr().out
+    again = json.loads((out / "leaderboard.json").read_text())
+    assert sorted(r["seed"] for r in again["runs"]) == [0, 1]
+    seed1 = json.loads((out / "jobs" / "IIDStatic" / "ppo_seed1.json").read_text())
+    assert {r["seed"]: r["goodputs"] for r in again["runs"]} == {0: retrained["goodputs"], 1: seed1["goodputs"]}
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--tasks", "Nope"], "unknown task(s) Nope; the tasks are IIDStatic"),
+    (["--agents", "dqn"], "unknown agent(s) dqn"),
+    (["--baselines", "het-opt-magic"], "unknown analytic controller(s) het-opt-magic"),
+    (["--jobs", "0"], "--jobs must be >= 1"),
+    (["--validation", "-1"], "--validation must be >= 0"),
+    (["--model", "worst"], "invalid choice: 'worst'"),
+    (["--timesteps", "100"], "needs --train"),
+    (["--train", "--timesteps", "-1"], "--timesteps must be a positive number"),
+    (["--baselines", "--tasks", "IIDStatic"], "nothing to evaluate"),
+])
+def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+    try:
+        status = main([*argv, "--runs", str(tmp_path / "none"), "-o", str(tmp_path / "out")])
+    except SystemExit as exc:  # argparse
+        status = exc.code
+    assert status == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("multispin-leaderboard: error: ") and message in lines[0], lines
+
+
+def test_command_line_error_has_no_traceback_and_make_target_exists() -> None:
+    assert "\nleaderboard: setup" in (REPO / "Makefile").read_text()
+    proc = subprocess.run([sys.executable, "-m", "agents.leaderboard", "--tasks", "Nope"], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "unknown task(s) Nope" in proc.stderr
+
+
+@pytest.mark.slow
+def test_jobs_run_in_parallel_processes(tmp_path: Path) -> None:
+    out = tmp_path / "board"
+    assert main(["-o", str(out), "--runs", str(tmp_path / "runs"), "--tasks", "IIDStatic", "Markov", "--baselines",
+                 "het-opt-static", "het-opt-adaptive", "--jobs", "2", "--no-plots", "--reps", "200"]) == 0
+    data = json.loads((out / "leaderboard.json").read_text())
+    assert len(data["runs"]) == 4 and data["jobs"] == 2
