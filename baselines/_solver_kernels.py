@@ -123,6 +123,17 @@ with jit_cache(__file__) as _cache:
         _normalised_shares(work, tau - offset, out)
 
     @njit(**_OPTS)
+    def _scored(tokens, tau, total):
+        """(goodput tokens/s, sync time s, latency s, status) of a round of ``tokens`` expected tokens, sync time
+        ``tau`` and latency ``total`` (eq. (5)), with the overflow status of either."""
+        if not math.isfinite(total):
+            return 0.0, tau, total, LATENCY_OVERFLOW
+        goodput = tokens / total
+        if not math.isfinite(goodput):
+            return goodput, tau, total, GOODPUT_OVERFLOW
+        return goodput, tau, total, OK
+
+    @njit(**_OPTS)
     def _outcome(lengths, shares, t_raw, c_raw, table, ptok, psec, downlink, deadline):
         """(goodput tokens/s, sync time s, latency s, status) of an allocation, eq. (1)-(5) with (1'), (2').
 
@@ -145,13 +156,7 @@ with jit_cache(__file__) as _cache:
                 batch += lengths[k] + 1
         if dropped:
             tau = deadline
-        total = latency(tau, _verify(batch, ptok, psec), downlink)
-        if not math.isfinite(total):
-            return 0.0, tau, total, LATENCY_OVERFLOW
-        goodput = tokens / total
-        if not math.isfinite(goodput):
-            return goodput, tau, total, GOODPUT_OVERFLOW
-        return goodput, tau, total, OK
+        return _scored(tokens, tau, latency(tau, _verify(batch, ptok, psec), downlink))
 
     @njit(**_OPTS)
     def _hom_core(t_raw, c_raw, table, lm, base, rest, deadline, shares):
@@ -211,13 +216,7 @@ with jit_cache(__file__) as _cache:
                 tau = max(tau, finish_time(float(best), t_raw[k], c_raw[k], shares[k]))
         for k in range(k_n):
             tokens += table[k, best]
-        total = latency(tau, _verify(k_n * (best + 1), ptok, psec), downlink)
-        if not math.isfinite(total):
-            return 0.0, tau, total, LATENCY_OVERFLOW
-        goodput = tokens / total
-        if not math.isfinite(goodput):
-            return goodput, tau, total, GOODPUT_OVERFLOW
-        return goodput, tau, total, OK
+        return _scored(tokens, tau, latency(tau, _verify(k_n * (best + 1), ptok, psec), downlink))
 
     # ----------------------------------------------------------------------------------------- P-het
 
