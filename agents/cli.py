@@ -43,6 +43,21 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
 
 
+def int_at_least(low: int) -> Any:
+    """An argparse ``type``: an integer >= ``low``, else a one-line error naming the value."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {value}")
+        return value
+
+    return parse
+
+
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Shows each option's default once: appended unless the help already speaks of it or there is none."""
 

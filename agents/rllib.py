@@ -44,6 +44,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from agents.cli import OneLineParser, int_at_least
+
 __all__ = [
     "MULTIAGENT", "RLlibPolicy", "build_config", "load_policy", "main", "per_user_observations",
     "register_ray_envs",
@@ -410,33 +412,11 @@ def eval_env_id(run_dir: str | Path) -> tuple[str, dict[str, Any]]:
 
 
 # ------------------------------------------------------------------------------ CLI
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> Any:  # one line, no usage dump
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
+_positive, _non_negative = int_at_least(1), int_at_least(0)
 
 
 def make_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="multispin-rllib", description="Train RLlib PPO on a MultiSpin env (single or per-user).")
+    p = OneLineParser(prog="multispin-rllib", description="Train RLlib PPO on a MultiSpin env (single or per-user).")
     p.add_argument("--env", default="MultiSpin-Heterogeneous-v0", help=f"{', '.join(SINGLE_IDS)} or {MULTIAGENT}")
     p.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY:VALUE", help="env settings, e.g. fading:False")
     p.add_argument("--reward-mode", choices=("shared", "selfish"), default="shared", help="multiagent only")
