@@ -664,6 +664,16 @@ def write_csv(path: Path, rows: Sequence[Mapping[str, Any]], digits: int = 10) -
     return path
 
 
+def save_figure(fig: Any, path: Path) -> Path:
+    """Lay out, write to ``path`` and close a figure of :func:`_pyplot`; returns ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def _pyplot(dpi: int = 130):
     """matplotlib's pyplot on the Agg backend with this package's figure style (``dpi`` of saved figures)."""
     import matplotlib
@@ -739,10 +749,7 @@ def plot_figure1(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     axes[1].set_ylabel("b_k x K")
     _plain_log_ticks(axes)
     fig.suptitle("Fig. 1  Homogeneous optimum: slow devices and weak channels get more bandwidth", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_figure2(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
@@ -774,10 +781,7 @@ def plot_figure2(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
         ax.set_title(title)
         ax.legend()
     fig.suptitle("Fig. 2  Heterogeneous optimum: better drafts get longer drafts and more bandwidth", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _plot_policies_vs(ax: Any, rows: Sequence[Mapping[str, Any]], key: str, policies: Sequence[str] = POLICIES) -> None:
@@ -804,10 +808,7 @@ def plot_figure3(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     axes[1].set_title("(b) gain of het-opt")
     axes[1].legend()
     fig.suptitle("Fig. 3  Goodput against the number of users (base scenario)", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_figure4(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
@@ -835,10 +836,7 @@ def plot_figure4(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     axes[1].legend(fontsize=7)
     axes[1].set_title(f"(b) against the payload model (W = {pay[0]['bandwidth_mhz']:g} MHz)" if pay else "(b)")
     fig.suptitle("Fig. 4  Goodput against uplink bandwidth and payload (base scenario, K = 6)", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_figure5(summary: Sequence[Mapping[str, Any]], path: Path) -> Path:
@@ -904,10 +902,7 @@ def plot_figure5(summary: Sequence[Mapping[str, Any]], path: Path) -> Path:
     ax.set_title("(d) named levels and K (equal-fixed: see CSV, off scale)")
     ax.legend(ncol=2, fontsize=6.5, loc="upper left")
     fig.suptitle("Fig. 5  Gain of the heterogeneous optimum as users become more different", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_figure6(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
@@ -933,10 +928,7 @@ def plot_figure6(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     axes[1].set_title("(b) relative difference")
     axes[1].legend(fontsize=7)
     fig.suptitle("Fig. 6  Monte-Carlo check in MultiSpin-Heterogeneous-v0 (iid acceptance, no fading)", fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 # --- Driver -------------------------------------------------------------------------------------------------------

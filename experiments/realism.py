@@ -453,10 +453,7 @@ def plot_knee(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     axes[1].set_ylabel("optimal mean draft length (tokens)")
     fig.suptitle("Goodput and optimal draft length vs the knee: T_ver = 60 ms + 0.5 ms x max(0, N - k0), "
                  "base scenario (K = 6, L_max = 10, N <= 66)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return findings.save_figure(fig, path)
 
 
 def plot_deadline(rows: Sequence[Mapping[str, Any]], mc: Sequence[Mapping[str, Any]], path: Path) -> Path:
@@ -486,10 +483,7 @@ def plot_deadline(rows: Sequence[Mapping[str, Any]], mc: Sequence[Mapping[str, A
     axes[2].set_ylabel("dropped uploads (% of drafting user-rounds)")
     fig.suptitle("Goodput vs the upload deadline, base scenario: analytic optimum (mean channel) and the env "
                  "with Rayleigh fading", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return findings.save_figure(fig, path)
 
 
 def plot_energy(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
@@ -518,10 +512,7 @@ def plot_energy(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
         ax.legend(loc="lower right")
     fig.suptitle("Goodput vs device energy of the analytic optimum (P_draft 8/4/2 W, P_tx 0.2 W; "
                  "cap labels = L_max)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return findings.save_figure(fig, path)
 
 
 # --- Driver --------------------------------------------------------------------------------------------------------
