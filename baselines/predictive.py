@@ -85,7 +85,6 @@ class PredictivePolicy:
         self._unwrapped = unwrapped
         self.num_envs: int | None = unwrapped.num_envs if isinstance(unwrapped, VectorEnv) else None
         config = unwrapped.config
-        self._fading = bool(config.fading)
         self._delay = int(config.csi_delay)
         self._noise_std = float(config.csi_noise_std)
         self._horizon = float(config.horizon)
@@ -122,7 +121,7 @@ class PredictivePolicy:
         """The allocation for sub-env ``index`` with observation ``obs`` (its state already updated)."""
         adaptive = adaptive_params(self.env, obs)
         core = self._core
-        if not self._fading:  # the channel is the population's mean channel, whatever the estimate shows
+        if not core.fading.evolves:  # the channel is the population's mean channel, whatever the estimate shows
             return solve_heterogeneous(dataclasses.replace(adaptive, upload_time=core.mean_upload_time[index]))
         lag = int(min(self._rounds[index], self._delay))
         intervals = np.array(self._latencies[index][-lag:] if lag else [])

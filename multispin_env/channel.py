@@ -92,7 +92,7 @@ class FadingModel:
     and a first-class function argument costs ~30 us per kernel call); ``kernel_code`` tells it which.
     """
 
-    #: the name in :data:`FADING_MODELS`
+    #: the model's name in reports
     name: str = ""
     #: True if h changes between rounds (the round keeps a ring of past gains for the CSI delay)
     evolves: bool = False
@@ -179,10 +179,6 @@ class JakesFading(FadingModel):
         mean = lag * shrink * estimate
         variance = np.broadcast_to(1.0 - lag * lag * shrink, estimate.shape).astype(np.float64)
         return mean, variance
-
-
-#: Fading models by name.
-FADING_MODELS: dict[str, type[FadingModel]] = {"none": NoFading, "jakes": JakesFading}
 
 
 def make_fading_model(fading: bool, doppler_hz: float) -> FadingModel:

@@ -12,7 +12,6 @@ from scipy import stats
 from scipy.special import j0
 
 from multispin_env.channel import (
-    FADING_MODELS,
     JakesFading,
     NoFading,
     make_fading_model,
@@ -124,7 +123,6 @@ def test_fading_setting_chooses_the_component_the_round_uses() -> None:
     assert isinstance(static.fading, NoFading) and static.kernel_constants()["fading"][0] == NoFading.kernel_code
     static.reset(np.random.default_rng(0))
     assert np.all(static.gain == 1.0)
-    assert set(FADING_MODELS) == {"none", "jakes"}
 
 
 def test_jakes_model_steps_with_the_bessel_correlation() -> None:
