@@ -34,7 +34,7 @@ GOODPUT_OVERFLOW = 3  # tokens / latency overflows float64
 
 # Heterogeneous-solver tuning (docs/heterogeneous_solver.md, sections 3-4).
 GRID_POINTS = 12  # log-spaced sync times in the global sweep and in each zoom round (24 until 2026-11-30: the
-# same optima on all tests and 2,300 stress instances, ~15% less time)
+# same optima on all solver tests and stress_solvers.py, in less time)
 POLE_OFFSETS = np.array([0.003, 0.01, 0.03, 0.1])  # relative offsets above the poles l * t_k
 MAX_POLES = 96  # cap on distinct poles swept (evenly thinned beyond it)
 ZOOM_ROUNDS = 2  # refinement sweeps around the best sync time found
