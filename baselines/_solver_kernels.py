@@ -33,10 +33,11 @@ LATENCY_OVERFLOW = 2  # the chosen allocation's latency overflows float64
 GOODPUT_OVERFLOW = 3  # tokens / latency overflows float64
 
 # Heterogeneous-solver tuning (docs/heterogeneous_solver.md, sections 3-4).
-GRID_POINTS = 12  # log-spaced sync times in the global sweep and in each zoom round (24 until 2026-11-30: the
-# same optima on all solver tests and stress_solvers.py, in less time)
+GRID_POINTS = 12  # log-spaced sync times in the global sweep (24 until 2026-11-30: the same optima on all solver
+# tests and stress_solvers.py, in less time)
 POLE_OFFSETS = np.array([0.003, 0.01, 0.03, 0.1])  # relative offsets above the poles l * t_k
 MAX_POLES = 96  # cap on distinct poles swept (evenly thinned beyond it)
+ZOOM_POINTS = 8  # log-spaced sync times in each zoom round (12 until 2026-11-30)
 ZOOM_ROUNDS = 2  # refinement sweeps around the best sync time found
 ZOOM_WIDTH = 0.1  # half-width (log scale) of the first zoom sweep
 LOCAL_STARTS = 8  # best candidates (with distinct sync times) polished by local search
@@ -406,6 +407,13 @@ with jit_cache(__file__) as _cache:
             h += row[k] * weights[k]
         return h
 
+    @njit(**_OPTS, inline="always")
+    def _same_row(a, b):
+        for k in range(a.size):
+            if a[k] != b[k]:
+                return False
+        return True
+
     @njit(**_OPTS)
     def _distinct(rows, n, weights):
         """Indices (in order of first occurrence) of the distinct rows among rows[:n]."""
@@ -436,7 +444,11 @@ with jit_cache(__file__) as _cache:
         length (scalars only: this runs for every move)."""
         if not t_req > 0.0:
             return False
-        return w_rest - slope_rest * (t_req - tau_now) + _share_at(length, t_k, c_k, t_req) < 1.0
+        room = 1.0 - w_rest + slope_rest * (t_req - tau_now)  # what the tangent leaves for the changed user
+        if length == 0:
+            return room > 0.0
+        gap = t_req - length * t_k
+        return gap > 0.0 and length * c_k < room * gap  # its share length c_k / gap < room, without a division
 
     @njit(**_OPTS)
     def _move_value(now, i, vi, j, vj, t_req, t, c, table, rest, deadline, work, offset, cand, beat):
@@ -457,7 +469,7 @@ with jit_cache(__file__) as _cache:
         return _goodput(cand, t, c, table, rest, deadline, work, offset)
 
     @njit(**_OPTS)
-    def _climb(now, g_now, tau_now, t, c, table, rest, deadline, lm, singles, pairs, work, offset, cand):
+    def _climb(now, g_now, tau_now, t, c, table, rest, deadline, lm, singles, pairs, work, offset, cand, w, slope):
         """One steepest-ascent step of the state ``now`` (updated in place); returns (moved, G, tau).
 
         Moves: any user to any other length (``singles``) and any pair i < j by (+-1, +-1) (``pairs``). A move
@@ -465,16 +477,17 @@ with jit_cache(__file__) as _cache:
         rest(sum L') capped at the deadline (F decreases in tau). The unchanged users' part of F is convex and
         decreasing, so at least its tangent at the current tau: moves whose tangent bound reaches 1 cannot
         improve and are dropped in O(1). Survivors get the exact O(K) test, the improving ones their exact G,
-        and the state takes the best.
+        and the state takes the best. Both tests use tau_req of the best move found so far (G = its value): a
+        move that cannot beat it is dropped before its root is solved.
         """
         k_n = now.size
-        w = np.zeros(k_n)
-        slope = np.zeros(k_n)
         w_sum = 0.0
         slope_sum = 0.0
         tokens_now = 0.0
         sum_now = 0
         for k in range(k_n):
+            w[k] = 0.0
+            slope[k] = 0.0
             if now[k] > 0:
                 gap = tau_now - now[k] * t[k]
                 w[k] = now[k] * c[k] / gap
@@ -483,8 +496,8 @@ with jit_cache(__file__) as _cache:
             slope_sum += slope[k]
             tokens_now += table[k, now[k]]
             sum_now += now[k]
-        inv_g = 1.0 / g_now
         best_g = g_now * (1.0 + IMPROVE_RTOL)  # a move must beat this
+        inv_g = 1.0 / best_g
         best_tau = tau_now
         best_i, best_vi, best_j, best_vj = -1, 0, -1, 0
         if singles:
@@ -502,6 +515,7 @@ with jit_cache(__file__) as _cache:
                                                  offset, cand, best_g)
                     if value > best_g:
                         best_g, best_tau, best_i, best_vi, best_j, best_vj = value, new_tau, i, vi, -1, 0
+                        inv_g = 1.0 / best_g
         if pairs:
             for i in range(k_n):
                 for j in range(i + 1, k_n):
@@ -526,6 +540,7 @@ with jit_cache(__file__) as _cache:
                                                          work, offset, cand, best_g)
                             if value > best_g:
                                 best_g, best_tau, best_i, best_vi, best_j, best_vj = value, new_tau, i, vi, j, vj
+                                inv_g = 1.0 / best_g
         if best_i < 0:
             return False, g_now, tau_now
         now[best_i] = best_vi
@@ -584,42 +599,69 @@ with jit_cache(__file__) as _cache:
         offset = np.empty(k_n)
 
         level = max(hom_value, k_n / rest[0])
-        # Any L with G(L) >= level has l t_k + l c_k <= tau <= sum_k N(a_k, L_max) / level - rest(0), within the
-        # deadline and tau <= tau(L_max, ..., L_max) = L_max s*.
+        # Any L with G(L) >= level has l t_k + l c_k <= tau(L) <= the bound below (section 3), within the deadline
+        # and tau <= tau(L_max, ..., L_max) = L_max s*.
+        # Every per-token slope of rest is at least slopes[0], so tau <= N(L) / level - rest(sum L) <=
+        # sum_k max_l (N_k(l) / level - slopes[0] l) - rest(0).
         low = math.inf
-        top_tokens = 0.0
+        top = -rest[0]
+        slope_min = max(slopes[0], 0.0) if slopes.size else 0.0
         for k in range(k_n):
             low = min(low, t[k] + c[k])
-            top_tokens += table[k, lm]
-        high = min(lm * s_star, top_tokens / level - rest[0], deadline)
+            gain_k = 0.0
+            for l in range(1, lm + 1):
+                gain_k = max(gain_k, (table[k, l] - table[k, 0]) / level - slope_min * l)
+            top += table[k, 0] / level + gain_k
+        high = min(lm * s_star, top, deadline)
         high = max(high, low)
-        # Poles l t_k in (low, high), distinct to 0.1 % on a log scale, evenly thinned to MAX_POLES.
-        poles = np.empty(k_n * lm)
+        # Poles l t_k in (low, high), distinct to 0.1 % on a log scale, evenly thinned to MAX_POLES; per pole the
+        # smallest c_k / t_k of its users. At tau = l t_k (1 + d) user k needs the share c_k / (d t_k) for its l
+        # tokens: the offsets d <= c_k / t_k cannot let it draft them, so only the larger offsets are swept.
+        log_pole = np.empty(k_n * lm)
+        ratio = np.empty(k_n * lm)
         n_poles = 0
         for k in range(k_n):
             for l in range(1, lm + 1):
                 p = l * t[k]
-                if low < p < high:
-                    poles[n_poles] = np.round(math.log(p), 3)
+                if low < p < high and c[k] < POLE_OFFSETS[-1] * t[k]:
+                    log_pole[n_poles] = np.round(math.log(p), 3)
+                    ratio[n_poles] = c[k] / t[k]
                     n_poles += 1
-        poles = np.unique(poles[:n_poles])
+        order = np.argsort(log_pole[:n_poles])
+        poles = np.empty(n_poles)
+        pole_ratio = np.empty(n_poles)
+        n_distinct = 0
+        for q in order:
+            if n_distinct > 0 and log_pole[q] == poles[n_distinct - 1]:
+                pole_ratio[n_distinct - 1] = min(pole_ratio[n_distinct - 1], ratio[q])
+            else:
+                poles[n_distinct] = log_pole[q]
+                pole_ratio[n_distinct] = ratio[q]
+                n_distinct += 1
+        poles, pole_ratio = poles[:n_distinct], pole_ratio[:n_distinct]
         if poles.size > MAX_POLES:
-            pick = np.empty(MAX_POLES)
+            pick = np.empty(MAX_POLES, dtype=np.int64)
             for q in range(MAX_POLES):
-                pick[q] = poles[int(np.round(q * (poles.size - 1) / (MAX_POLES - 1)))]
-            poles = pick
-        n_grid = GRID_POINTS + poles.size * POLE_OFFSETS.size
+                pick[q] = int(np.round(q * (poles.size - 1) / (MAX_POLES - 1)))
+            poles, pole_ratio = poles[pick], pole_ratio[pick]
+        n_grid = GRID_POINTS
+        for q in range(poles.size):
+            for o in range(POLE_OFFSETS.size):
+                n_grid += pole_ratio[q] < POLE_OFFSETS[o]
         tau_grid = np.empty(n_grid)
         log_low, log_high = math.log(low), math.log(high)
         for q in range(GRID_POINTS):
             tau_grid[q] = math.exp(log_low + (log_high - log_low) * q / (GRID_POINTS - 1))
         tau_grid[0], tau_grid[GRID_POINTS - 1] = low, high
+        n_tau = GRID_POINTS
         for q in range(poles.size):
             for o in range(POLE_OFFSETS.size):
-                tau_grid[GRID_POINTS + q * POLE_OFFSETS.size + o] = math.exp(poles[q]) * (1.0 + POLE_OFFSETS[o])
+                if pole_ratio[q] < POLE_OFFSETS[o]:
+                    tau_grid[n_tau] = math.exp(poles[q]) * (1.0 + POLE_OFFSETS[o])
+                    n_tau += 1
 
         per_sweep = 2 * kappas.size
-        capacity = 2 + per_sweep * (n_grid + ZOOM_ROUNDS * GRID_POINTS)
+        capacity = 2 + per_sweep * (n_grid + ZOOM_ROUNDS * ZOOM_POINTS)
         pool = np.zeros((capacity, k_n), dtype=np.int64)
         values = np.empty(capacity)
         sync = np.empty(capacity)
@@ -635,7 +677,7 @@ with jit_cache(__file__) as _cache:
         inv_c = 1.0 / c
         heap_keys = np.empty(k_n)
         heap_users = np.empty(k_n, dtype=np.int64)
-        fresh = np.empty((per_sweep * n_grid, k_n), dtype=np.int64)
+        fresh = np.empty((per_sweep * max(n_grid, ZOOM_POINTS), k_n), dtype=np.int64)
         for sweep in range(ZOOM_ROUNDS + 1):
             n_fresh = 0
             n_kept = 0
@@ -677,9 +719,9 @@ with jit_cache(__file__) as _cache:
             level = values[best]
             centre = sync[best] if sync[best] > 0.0 else low
             width = ZOOM_WIDTH / 4.0**sweep
-            tau_grid = np.empty(GRID_POINTS)
-            for q in range(GRID_POINTS):
-                tau_grid[q] = centre * math.exp(-width + 2.0 * width * q / (GRID_POINTS - 1))
+            tau_grid = np.empty(ZOOM_POINTS)
+            for q in range(ZOOM_POINTS):
+                tau_grid[q] = centre * math.exp(-width + 2.0 * width * q / (ZOOM_POINTS - 1))
 
         # Local search from up to LOCAL_STARTS good candidates with distinct sync times.
         keep = _distinct(pool, n_pool, weights)
@@ -710,6 +752,8 @@ with jit_cache(__file__) as _cache:
         active = np.ones(n_starts, dtype=np.bool_)
         split = n_starts * (k_n * (lm + 1) + 2 * k_n * (k_n - 1)) > UNION_MOVES
         cand = np.empty(k_n, dtype=np.int64)
+        w = np.empty(k_n)  # _climb's per-user shares and their slopes at the state's sync time
+        slope = np.empty(k_n)
         for _ in range(4 * k_n * lm + 16):
             any_active = False
             for s in range(n_starts):
@@ -717,14 +761,14 @@ with jit_cache(__file__) as _cache:
                     continue
                 if split:  # variable neighbourhood: pairs only when no single improves
                     moved, state_g[s], state_tau[s] = _climb(states[s], state_g[s], state_tau[s], t, c, table,
-                                                             rest, deadline, lm, True, False, work, offset, cand)
+                                                             rest, deadline, lm, True, False, work, offset, cand, w, slope)
                     if not moved:
                         moved, state_g[s], state_tau[s] = _climb(states[s], state_g[s], state_tau[s], t, c,
                                                                  table, rest, deadline, lm, False, True, work,
-                                                                 offset, cand)
+                                                                 offset, cand, w, slope)
                 else:
                     moved, state_g[s], state_tau[s] = _climb(states[s], state_g[s], state_tau[s], t, c, table,
-                                                             rest, deadline, lm, True, True, work, offset, cand)
+                                                             rest, deadline, lm, True, True, work, offset, cand, w, slope)
                 active[s] = moved
                 any_active |= moved
             if not any_active:
@@ -734,7 +778,7 @@ with jit_cache(__file__) as _cache:
                 if not active[s]:
                     continue
                 for r in range(s):
-                    if active[r] and np.all(states[r] == states[s]):
+                    if active[r] and _same_row(states[r], states[s]):
                         active[s] = False
                         break
         best = np.argmax(state_g)
