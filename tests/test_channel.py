@@ -9,13 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats
-from scipy.special import j0
+from scipy.special import j0, log1p
 
 from multispin_env.channel import (
     JakesFading,
     NoFading,
     make_fading_model,
     DEVICE_CLASSES,
+    efficiency,
     fading_correlation,
     gauss_markov_step,
     mean_snr_db,
@@ -57,6 +58,18 @@ def test_path_loss_and_snr_at_reference_points() -> None:
 def test_spectral_efficiency_is_shannon_and_floored() -> None:
     assert spectral_efficiency(10 * math.log10(3.0)) == pytest.approx(2.0)
     assert spectral_efficiency(20.0, fading_power=0.0) > 0.0
+
+
+def test_efficiency_is_scipys_log1p_to_the_bit() -> None:
+    # The round's log1p inlines log(1 + x) where scipy's (cephes) log1p does the same and calls scipy elsewhere:
+    # the efficiencies, hence every trajectory, are the doubles scipy.special.log1p gives.
+    rng = np.random.default_rng(3)
+    x = np.concatenate([10.0 ** rng.uniform(-12.0, 9.0, 200_000), rng.uniform(-0.5, 0.5, 100_000),
+                        np.nextafter(math.sqrt(2.0) - 1.0, [-1.0, 1.0]), np.nextafter(math.sqrt(0.5) - 1.0, [-1.0, 1.0]),
+                        [0.0, math.sqrt(2.0) - 1.0, math.sqrt(0.5) - 1.0, np.inf]])
+    expected = np.maximum(log1p(x) * (1.0 / math.log(2.0)), 1e-9)  # as efficiency scales it
+    np.testing.assert_array_equal(efficiency(x, 1.0), expected)
+    assert np.isnan(efficiency(np.nan, 1.0))
 
 
 def test_upload_time_matches_definition_and_deep_fade_stays_finite() -> None:
