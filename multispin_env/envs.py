@@ -106,9 +106,10 @@ class MultiSpinEnv(MultiSpinEnvAPI, gym.Env[NDArray[np.float32], NDArray[np.floa
         raw = real_array(action, self._action_shape)
         if raw.shape != self._action_shape:
             raise ValueError(f"action must have shape {self._action_shape}, got {raw.shape}")
-        x = np.ascontiguousarray(raw, dtype=np.float64)
-        if not x.flags.writeable:  # the compiled step takes writable arrays (np.frombuffer, setflags)
-            x = x.copy()
+        # The compiled step takes a writable, contiguous float64 array (np.frombuffer and setflags give read-only
+        # ones); it does not write into it, so a conforming action is used as it is and any other is copied.
+        flags = raw.flags
+        x = raw if raw.dtype == np.float64 and flags.c_contiguous and flags.writeable else raw.astype(np.float64)
         # Checks NaN/inf, clips, decodes and plays the round in one kernel call.
         obs, reward, truncated, info = self._core.step_single(x, self.np_random)
         return obs, reward, False, truncated, info
