@@ -13,7 +13,7 @@ The machine may be shared, so time is this process's CPU time by default
 (``--clock wall`` for wall time), the cases are interleaved over several rounds
 and the best rate of each is kept (best-of-N is the least disturbed by background load).
 The numba kernels are compiled (or loaded from numba's cache) when the envs are built, before any timing.
-Prints a markdown table. Usage: ``python benchmarks/bench_env.py [--rounds 5] [--seconds 0.5]``.
+Prints a markdown table. Usage: ``python benchmarks/bench_env.py [--rounds 10] [--seconds 0.5]``.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def rate(run: Callable[[int], None], seconds: float, clock: Callable[[], float] 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved repetitions; the best rate is kept")
+    parser.add_argument("--rounds", type=int, default=10, help="interleaved repetitions; the best rate is kept")
     parser.add_argument("--seconds", type=float, default=0.5, help="seconds per timed chunk")
     parser.add_argument("--clock", choices=("process", "wall"), default="process", help="CPU time or wall time")
     args = parser.parse_args(argv)
