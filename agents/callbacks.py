@@ -38,10 +38,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.callbacks import EvalCallback
-from stable_baselines3.common.vec_env import DummyVecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, unwrap_vec_wrapper
 
 from agents.evaluation import AgentPolicy, EvaluationResult, evaluate, evaluate_analytic, oracle_name
-from agents.residual import ResidualPolicy, find_residual
+from agents.residual import ResidualPolicy, VecResidual
 
 #: First evaluation seed (+ 1000 * the training seed), away from the training envs' seeds.
 EVAL_SEED_OFFSET = 10_000
@@ -159,7 +159,7 @@ class GoodputEvalCallback(EvalCallback):
         assert self.single_env is not None
         # VecNormalize.normalize_obs reads the live training statistics: no sync needed.
         policy: Any = AgentPolicy(self.model, self.model.get_vec_normalize_env(), name="agent")
-        residual = find_residual(self.model.get_env())
+        residual = unwrap_vec_wrapper(self.model.get_env(), VecResidual)
         if residual is not None:  # the agent corrects an analytic controller (agents/residual.py)
             policy = ResidualPolicy(policy, self.single_env, name="agent", **residual.settings())
         result = evaluate(self.single_env, policy, self.seeds, name="agent")

@@ -47,7 +47,8 @@ from typing import Any
 
 import numpy as np
 
-from agents.cli import HelpFormatter, OneLineParser, UserError, one_line
+from agents.benchmark import _json_safe, _pyplot
+from agents.cli import HelpFormatter, OneLineParser, UserError, int_at_least, one_line
 from agents.train import HYPERPARAMS_DIR
 
 #: Agents trained by ``--train`` when ``--agents`` is not given (names of agents/hyperparams files).
@@ -501,15 +502,6 @@ def _check_detail(check: dict[str, Any]) -> str:
     return f" ({check['seeds_met']}; {shares})"
 
 
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_board(agg: dict[str, Any], tasks: Sequence[str], path: Path) -> Path:
     """Heat map of the normalized score per task (rows) and entry (columns; learned agents: IQM)."""
     plt = _pyplot()
@@ -575,7 +567,7 @@ def write_outputs(results: Sequence[dict[str, Any]], agg: dict[str, Any], checks
             writer.writeheader()
             writer.writerows(rows)
     payload = {**meta, "board": agg["board"], "aggregate": agg["aggregate"], "profiles": agg["profiles"], "goals": checks, "runs": ordered}
-    written[2].write_text(json.dumps(payload, indent=1, default=lambda v: None if isinstance(v, float) and not math.isfinite(v) else str(v)))
+    written[2].write_text(json.dumps(_json_safe(payload), indent=1, default=str))  # NaN/inf -> null: valid JSON
     written[3].write_text(markdown(agg, checks, tasks, meta))
     if plots:
         written.append(plot_board(agg, tasks, out / "leaderboard.png"))
@@ -589,18 +581,18 @@ def build_parser(prog: str = "multispin-leaderboard") -> OneLineParser:
     p.add_argument("--runs", default="runs/leaderboard", help="folder of saved agents (searched for args.yml); --train trains into it")
     p.add_argument("-o", "--output", default="results/leaderboard", help="output folder")
     p.add_argument("--train", action="store_true", help="train the missing (agent, task, seed) runs first")
-    p.add_argument("--timesteps", type=int, default=None, help="--train budget per run, env steps (default: the hyperparameter file's)")
+    p.add_argument("--timesteps", type=int_at_least(1), default=None, help="--train budget per run, env steps (default: the hyperparameter file's)")
     p.add_argument("--agents", nargs="+", default=None, metavar="AGENT",
                    help=f"agents (hyperparameter files; --train default: {' '.join(DEFAULT_AGENTS)}; else every saved agent)")
     p.add_argument("--seeds", nargs="+", type=int, default=None, help=f"training seeds (--train default: {' '.join(map(str, DEFAULT_SEEDS))}; else all saved)")
     p.add_argument("--model", choices=("best", "final"), default="best",
                    help="which model of a learned run to score: best on validation episodes during training, or final")
-    p.add_argument("--validation", type=int, default=5,
+    p.add_argument("--validation", type=int_at_least(0), default=5,
                    help="--train: validation episodes per evaluation (every tenth of the budget) for the best model; 0: none")
     p.add_argument("--tasks", nargs="+", default=None, metavar="TASK", help="suite tasks, by id or name (default: all)")
     p.add_argument("--baselines", nargs="*", default=None, metavar="POLICY", help="analytic controllers (default: all valid; no names: none)")
-    p.add_argument("--jobs", type=int, default=1, help="worker processes (one job each: a training or an evaluation)")
-    p.add_argument("--reps", type=int, default=2000, help="bootstrap resamples of the 95%% CIs")
+    p.add_argument("--jobs", type=int_at_least(1), default=1, help="worker processes (one job each: a training or an evaluation)")
+    p.add_argument("--reps", type=int_at_least(100), default=2000, help="bootstrap resamples of the 95%% CIs")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     return p
 
@@ -627,14 +619,8 @@ def check_args(args: argparse.Namespace) -> None:
     bad = [b for b in args.baselines or [] if b not in ANALYTIC_POLICIES]
     if bad:
         raise UserError(f"unknown analytic controller(s) {', '.join(bad)}; known: {', '.join(ANALYTIC_POLICIES)}")
-    if args.jobs < 1:
-        raise UserError(f"--jobs must be >= 1, got {args.jobs}")
-    if args.validation < 0:
-        raise UserError(f"--validation must be >= 0 episodes, got {args.validation}")
-    if args.reps < 100:
-        raise UserError(f"--reps must be >= 100, got {args.reps}")
-    if args.timesteps is not None and (args.timesteps <= 0 or not args.train):
-        raise UserError("--timesteps must be a positive number of env steps, and needs --train")
+    if args.timesteps is not None and not args.train:
+        raise UserError("--timesteps needs --train")
     for flag, folder in (("--runs", args.runs), ("-o/--output", args.output)):
         if Path(folder).exists() and not Path(folder).is_dir():
             raise UserError(f"{flag} {folder!r} is a file, not a folder")

@@ -184,12 +184,3 @@ def residual_settings(vec_env_wrapper: Any) -> dict[str, Any] | None:
         if isinstance(entry, Mapping) and WRAPPER_NAME in entry:
             return dict(entry[WRAPPER_NAME] or {})
     return None
-
-
-def find_residual(venv: VecEnv | None) -> VecResidual | None:
-    """The :class:`VecResidual` in a VecEnv wrapper stack (None if there is none)."""
-    while venv is not None:
-        if isinstance(venv, VecResidual):
-            return venv
-        venv = getattr(venv, "venv", None)
-    return None

@@ -121,11 +121,11 @@ def test_tiny_leaderboard_trains_evaluates_writes_and_resumes(tmp_path: Path, ca
     (["--tasks", "Nope"], "unknown task(s) Nope; the tasks are IIDStatic"),
     (["--agents", "dqn"], "unknown agent(s) dqn"),
     (["--baselines", "het-opt-magic"], "unknown analytic controller(s) het-opt-magic"),
-    (["--jobs", "0"], "--jobs must be >= 1"),
-    (["--validation", "-1"], "--validation must be >= 0"),
+    (["--jobs", "0"], "argument --jobs: expected an integer >= 1, got 0"),
+    (["--validation", "-1"], "argument --validation: expected an integer >= 0, got -1"),
     (["--model", "worst"], "invalid choice: 'worst'"),
     (["--timesteps", "100"], "needs --train"),
-    (["--train", "--timesteps", "-1"], "--timesteps must be a positive number"),
+    (["--train", "--timesteps", "-1"], "argument --timesteps: expected an integer >= 1, got -1"),
     (["--baselines", "--tasks", "IIDStatic"], "nothing to evaluate"),
 ])
 def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
