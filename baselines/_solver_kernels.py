@@ -605,7 +605,7 @@ with jit_cache(__file__) as _cache:
         # sum_k max_l (N_k(l) / level - slopes[0] l) - rest(0).
         low = math.inf
         top = -rest[0]
-        slope_min = max(slopes[0], 0.0) if slopes.size else 0.0
+        slope_min = max(slopes[0], 0.0)  # rest has K L_max + 1 >= 2 entries
         for k in range(k_n):
             low = min(low, t[k] + c[k])
             gain_k = 0.0
@@ -644,21 +644,18 @@ with jit_cache(__file__) as _cache:
             for q in range(MAX_POLES):
                 pick[q] = int(np.round(q * (poles.size - 1) / (MAX_POLES - 1)))
             poles, pole_ratio = poles[pick], pole_ratio[pick]
-        n_grid = GRID_POINTS
-        for q in range(poles.size):
-            for o in range(POLE_OFFSETS.size):
-                n_grid += pole_ratio[q] < POLE_OFFSETS[o]
-        tau_grid = np.empty(n_grid)
+        tau_grid = np.empty(GRID_POINTS + poles.size * POLE_OFFSETS.size)
         log_low, log_high = math.log(low), math.log(high)
         for q in range(GRID_POINTS):
             tau_grid[q] = math.exp(log_low + (log_high - log_low) * q / (GRID_POINTS - 1))
         tau_grid[0], tau_grid[GRID_POINTS - 1] = low, high
-        n_tau = GRID_POINTS
+        n_grid = GRID_POINTS
         for q in range(poles.size):
             for o in range(POLE_OFFSETS.size):
                 if pole_ratio[q] < POLE_OFFSETS[o]:
-                    tau_grid[n_tau] = math.exp(poles[q]) * (1.0 + POLE_OFFSETS[o])
-                    n_tau += 1
+                    tau_grid[n_grid] = math.exp(poles[q]) * (1.0 + POLE_OFFSETS[o])
+                    n_grid += 1
+        tau_grid = tau_grid[:n_grid]
 
         per_sweep = 2 * kappas.size
         capacity = 2 + per_sweep * (n_grid + ZOOM_ROUNDS * ZOOM_POINTS)

@@ -403,7 +403,7 @@ class MultiSpinCore:
         """The round of :meth:`step` (lengths and shares already in ``rounds``) or of :meth:`step_actions`
         (raw ``actions``, decoded by the kernel into ``rounds``); the outcome goes to ``_last_round``."""
         n, k = rounds.shape[1:]
-        block = self._block_index if self._block_index < self._block_rounds else self._next_block(rng)
+        block = self._next_block(rng)
         per_env = np.empty((ENV_ROWS, n))
         truncated = np.empty(n, dtype=bool)
         restarts, restart_normals = self._no_rows, self._no_normals
@@ -455,7 +455,7 @@ class MultiSpinCore:
         """
         if self._block_index == self._block_rounds and not np.isfinite(action).all():
             raise ValueError(f"action contains NaN or inf: {action}")  # before the block refill draws
-        block = self._block_index if self._block_index < self._block_rounds else self._next_block(rng)
+        block = self._next_block(rng)
         k = self.num_users
         rounds = np.empty((ROUND_ROWS, 1, k))
         per_env = np.empty((ENV_ROWS, 1))

@@ -43,9 +43,10 @@ def _assert_same(allocation: Allocation, single: Allocation) -> None:
         single.goodput, single.sync_time, single.latency)
 
 
-@pytest.mark.parametrize("solver", list(SOLVERS))
+@pytest.mark.parametrize("solver", ["hom-opt", "het-opt"])  # the compiled ones (equal-* solve_batch loops .solve)
 def test_one_batched_call_equals_the_single_system_solves(solver: str) -> None:
     systems = _mixed()
+    assert not solve_packed(solver[:3], PackedSystems.of(systems)).status.any()
     batch = solve_batch(solver, systems)
     assert len(batch) == len(systems)
     for params, allocation in zip(systems, batch, strict=True):
@@ -61,19 +62,6 @@ def test_batched_solutions_match_exhaustive_search() -> None:
         assert het_alloc.goodput <= best_het * (1 + 1e-12)
         assert hom_alloc.goodput >= best_hom * (1 - MAX_GAP)
         assert het_alloc.goodput >= hom_alloc.goodput
-
-
-def test_packed_arrays_give_the_same_result() -> None:
-    systems = _mixed()
-    result = solve_packed("het", PackedSystems.of(systems))
-    assert not result.status.any()
-    start = 0
-    for i, params in enumerate(systems):
-        stop = start + params.num_users
-        single = solve_heterogeneous(params)
-        np.testing.assert_array_equal(result.draft_lengths[start:stop], single.draft_lengths)
-        assert result.goodput[i] == single.goodput
-        start = stop
 
 
 def test_uniform_packing_of_a_vector_env_equals_its_oracle_systems() -> None:
