@@ -27,6 +27,7 @@ import numpy as np
 from gymnasium.vector import VectorEnv
 from numpy.typing import NDArray
 
+from baselines.information import observation_starts_episode
 from baselines.solvers import Allocation
 from multispin_env.model import optimal_bandwidth
 
@@ -158,7 +159,7 @@ class BanditPolicy:
         time_left = float(api.time_left_from_observation(obs))
         tokens = np.rint(api.observation_field(obs, "last_tokens") * (self._max_draft + 1))
         episode = self.episodes[index]
-        if start or episode is None or not np.any(tokens):  # a reset observation shows no last round
+        if start or episode is None or observation_starts_episode(api, obs):
             words = np.frombuffer(np.asarray(obs, dtype=np.float32).tobytes(), dtype=np.uint32)
             rng = np.random.default_rng([self.seed, *words.tolist()])
             episode = _Episode(UCBLengths(self._num_users, self._max_draft, self.exploration, rng), time_left)

@@ -28,7 +28,8 @@ from baselines.solvers import Allocation
 from multispin_env.core import MultiSpinCore
 from multispin_env.model import RoundParams, verification_times
 
-__all__ = ["INFORMATION_LEVELS", "active_users", "adaptive_params", "oracle_batch", "oracle_params",
+__all__ = ["INFORMATION_LEVELS", "active_users", "adaptive_params", "observation_starts_episode", "oracle_batch",
+           "oracle_params",
            "round_params_for", "solve_for_active", "static_params"]
 
 FloatArray = NDArray[np.float64]
@@ -116,6 +117,16 @@ def active_users(env: Any, observation: ArrayLike) -> NDArray[np.bool_] | None:
     if not unwrapped.core.arrivals:
         return None
     return unwrapped.observation_field(np.asarray(observation, dtype=np.float64), "active") > 0.5
+
+
+def observation_starts_episode(env: Any, observation: ArrayLike) -> bool:
+    """Whether one observation is a reset's: the whole horizon left and no last round. Either alone can mislead:
+    with arrivals a round of idle users shows no tokens (section 5.8), and with a horizon ~1e7 times a round the
+    float32 time left of a played round can round to 1; after any played round not both."""
+    unwrapped = _unwrapped(env)
+    obs = np.asarray(observation, dtype=np.float64)
+    return bool(unwrapped.time_left_from_observation(obs) >= 1.0
+                and not np.any(unwrapped.observation_field(obs, "last_tokens")))
 
 
 def solve_for_active(solver: Callable[[RoundParams], Allocation], params: RoundParams,

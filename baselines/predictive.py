@@ -30,7 +30,7 @@ import numpy as np
 from gymnasium.vector import VectorEnv
 from numpy.typing import NDArray
 
-from baselines.information import adaptive_params
+from baselines.information import adaptive_params, observation_starts_episode
 from baselines.solvers import Allocation, solve_heterogeneous
 from multispin_env.channel import (
     efficiency,
@@ -103,9 +103,9 @@ class PredictivePolicy:
     def _observe(self, index: int, obs: FloatArray, start: bool) -> None:
         """Update sub-env ``index``'s round count and latency history from its new observation."""
         clock = self._horizon * (1.0 - float(self._unwrapped.time_left_from_observation(obs)))
-        # A reset observation shows no last round (every n_k >= 1 after a round), so an episode start is seen
-        # even when the caller's episode_start flag is missing (e.g. a vector env's NEXT_STEP reset step).
-        if start or self._rngs[index] is None or not np.any(self._unwrapped.observation_field(obs, "last_tokens")):
+        # The observation shows an episode start even when the caller's episode_start flag is missing (e.g. a
+        # vector env's NEXT_STEP reset step).
+        if start or self._rngs[index] is None or observation_starts_episode(self._unwrapped, obs):
             words = np.frombuffer(np.asarray(obs, dtype=np.float32).tobytes(), dtype=np.uint32)
             self._rngs[index] = np.random.default_rng([self.seed, *words.tolist()])
             self._latencies[index] = []

@@ -146,3 +146,22 @@ def test_a_single_env_policy_refuses_a_batch_it_cannot_plan() -> None:
         make_policy("het-opt-oracle", env).predict(batch)
     actions, _ = make_policy("het-opt-adaptive", env).predict(batch)  # the observation is all it needs
     assert actions.shape == (2, *env.action_space.shape)
+
+
+@pytest.mark.parametrize("name", ["het-opt-predictive", "bandit-ucb"])
+def test_learning_policies_keep_their_history_through_rounds_without_tokens(name: str) -> None:
+    # With arrivals a round in which every user is idle shows no tokens (section 5.8); only a reset observation
+    # starts an episode, so the history the policy keeps per episode is not thrown away mid-episode.
+    env = gym.make("MultiSpin-Heterogeneous-v0", arrival_rate=0.05, horizon=30.0, fading=True, csi_delay=1)
+    policy = make_policy(name, env)
+    obs, _ = env.reset(seed=4)
+    history = (lambda: policy._rngs[0]) if name == "het-opt-predictive" else (lambda: policy.episodes[0])
+    obs, *_ = env.step(policy.predict(obs)[0])
+    first, silent = history(), 0
+    for _ in range(150):
+        obs, _, _, truncated, _ = env.step(policy.predict(obs)[0])
+        silent += not np.any(env.unwrapped.observation_field(obs, "last_tokens"))
+        if truncated:
+            break
+        assert history() is first
+    assert silent > 0  # the case happened
