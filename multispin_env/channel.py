@@ -105,10 +105,13 @@ class FadingModel:
 
     #: the model's name in reports
     name: str = ""
-    #: True if h changes between rounds (the round keeps a ring of past gains for the CSI delay)
-    evolves: bool = False
     #: which fading step the compiled round runs: 0 none (h = 1), 1 Gauss-Markov with Jakes correlation
     kernel_code: int = 0
+
+    @property
+    def evolves(self) -> bool:
+        """True if h changes between rounds (the round keeps a ring of past gains for the CSI delay)."""
+        return self.kernel_code != 0
 
     def initial_gains(self, normals: FloatArray) -> NDArray[np.complex128]:
         """Start gains h (...) of an episode from N(0, 1) pairs ``normals`` (2, ...) (unused if h is fixed)."""
@@ -162,7 +165,6 @@ class JakesFading(FadingModel):
     """
 
     name = "jakes"
-    evolves = True
     kernel_code = 1
 
     def __init__(self, doppler_hz: float) -> None:

@@ -346,7 +346,7 @@ class MultiSpinCore:
         if self.config.resample_population:
             self._set_populations(index, [self.scenario.sample_population(rng) for _ in range(count)])
         self._kernels.reset_rows(index.astype(np.int64, copy=False), self._start_normals(count, rng),
-                                 self.fading.kernel_code != 0, self.clock, self._gains, self._counts)
+                                 self.fading.evolves, self.clock, self._gains, self._counts)
         # A process that does not evolve, reset to the same (fixed) population's rates, would not change.
         if self.process.evolves or self.config.resample_population or not self._process_ready:
             rows = np.zeros(self.num_envs, dtype=bool)

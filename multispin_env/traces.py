@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from multispin_env._checks import integer_setting
 from multispin_env.model import MAX_DRAFT
 
 __all__ = [
@@ -121,18 +122,14 @@ class AcceptanceTrace:
 
 
 def _max_draft(where: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= MAX_DRAFT:
-        raise ValueError(f"{where} must be an integer in [1, {MAX_DRAFT}], got {value!r}")
-    return int(value)
+    return integer_setting(where, value, 1, MAX_DRAFT)
 
 
 def _check_rounds(where: str, rounds: Any, max_draft: int) -> None:
     if not isinstance(rounds, (list, tuple, np.ndarray)) or len(rounds) == 0:
         raise ValueError(f"{where}: accepted must be a non-empty list of integers, got {rounds!r}")
     for j, value in enumerate(rounds):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 0 <= value <= max_draft:
-            raise ValueError(f"{where}, round {j}: accepted must be an integer in [0, {max_draft}] (max_draft), "
-                             f"got {value!r}")
+        integer_setting(f"{where}, round {j}: accepted", value, 0, max_draft)
 
 
 def save_trace(path: str | os.PathLike[str], trace: AcceptanceTrace,
