@@ -140,28 +140,34 @@ def test_requests_are_used_up_in_order_then_users_draw_new_ones_independently(tm
 def test_with_arrivals_each_request_starts_a_recorded_one_and_idle_users_play_no_round(tmp_path):
     """Request arrivals (docs/model.md 5.8): an arriving request replays a fresh recorded request from its
     round 0; an idle user's recorded round does not move; the accepted prefix is still min(A_max, L)."""
-    requests = [[6, 0, 1, 2], [2, 5], [4, 4, 5, 3, 0]]
+    # Recordings of 60 rounds outlast the env's requests (mean 8 tokens, a few rounds): a user's replay position
+    # is back at 0 after an idle spell only because the arriving request started a fresh recording.
+    requests = np.random.default_rng(0).integers(0, 7, (3, 60)).tolist()
     path = _write(tmp_path / "three.jsonl", requests)
     env = gym.make(HET, acceptance_process="trace", trace_path=str(path), num_users=3, max_draft=6,
                    upload_deadline=None, arrival_rate=0.5, mean_request_tokens=8.0).unwrapped
     env.reset(seed=3)
     process = env.core.process
     action = env.encode_action([4, 4, 4], [1 / 3] * 3)
-    idle_rounds = starts = 0
+    idle_rounds = arrivals = 0
+    was_idle = np.zeros(3, dtype=bool)
     for _ in range(400):
         before = (process.request[0].copy(), process.round[0].copy())
         _, _, _, _, info = env.step(action)
         played = info["tokens"] > 0
         recorded = np.array([requests[r][j] for r, j in zip(*before, strict=True)])
         np.testing.assert_array_equal(info["accepted"][played], np.minimum(recorded, 4)[played])
-        after_round = process.round[0]
-        idle = ~played
-        idle_rounds += int(idle.sum())
+        # A request that arrived during an idle spell plays its first round from a fresh recording's round 0.
+        arrived = was_idle & played
+        assert np.all(before[1][arrived] == 0)
+        arrivals += int(arrived.sum())
         # An idle user's replay position stays (unless a request arrived and started a fresh recorded one).
-        fresh = after_round == 0
-        assert np.all((after_round[idle] == before[1][idle]) | fresh[idle])
-        starts += int((played & fresh).sum())
-    assert idle_rounds > 50 and starts > 20
+        idle = ~played
+        after_round = process.round[0]
+        assert np.all((after_round[idle] == before[1][idle]) | (after_round[idle] == 0))
+        idle_rounds += int(idle.sum())
+        was_idle = idle
+    assert idle_rounds > 50 and arrivals > 10
 
 
 def test_the_pooled_curve_is_the_long_run_distribution_of_the_replayed_prefixes(tmp_path):
