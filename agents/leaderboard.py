@@ -49,7 +49,7 @@ import numpy as np
 
 from agents.benchmark import _json_safe, _pyplot
 from agents.cli import HelpFormatter, OneLineParser, UserError, int_at_least, one_line
-from agents.train import HYPERPARAMS_DIR
+from agents.train import HYPERPARAMS_DIR, agent_names
 
 #: Agents trained by ``--train`` when ``--agents`` is not given (names of agents/hyperparams files).
 DEFAULT_AGENTS: tuple[str, ...] = ("ppo", "ppo_residual", "ppo_lstm")
@@ -64,11 +64,6 @@ BOARD_COLUMNS = ("task", "entry", "kind", "runs", "score", "ci_low", "ci_high", 
 
 
 # -- entries ------------------------------------------------------------------------------------------------------
-def agent_names() -> tuple[str, ...]:
-    """Every agent: the stems of the hyperparameter files."""
-    return tuple(sorted(p.stem for p in HYPERPARAMS_DIR.glob("*.yml")))
-
-
 def agent_command(agent: str) -> list[str]:
     """The train.py flags that select ``agent``'s hyperparameter file: ``--algo A`` or ``--algo A --agent V``."""
     from rl_zoo3.utils import ALGOS

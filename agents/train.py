@@ -52,6 +52,11 @@ from agents.wrappers import EpisodeGoodputReward, deterministic_rounding
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
 
 
+def agent_names() -> tuple[str, ...]:
+    """Every agent (``--algo`` with its own hyperparameters): the stems of the hyperparameter files."""
+    return tuple(sorted(p.stem for p in HYPERPARAMS_DIR.glob("*.yml")))
+
+
 class BoundedProgressBar(ProgressBarCallback):
     """SB3's progress bar, stopped at its total: rollouts of n_steps x n_envs overshoot a budget that is no multiple."""
 
@@ -330,7 +335,7 @@ def check_args(args: argparse.Namespace) -> None:
         stem = args.algo if args.agent is None else f"{args.algo}_{args.agent}"
         path = HYPERPARAMS_DIR / f"{stem}.yml"
         if not path.is_file():
-            have = ", ".join(sorted(p.stem for p in HYPERPARAMS_DIR.glob("*.yml")))
+            have = ", ".join(agent_names())
             what = args.algo if args.agent is None else f"{args.algo} --agent {args.agent}"
             raise UserError(f"no hyperparameters for {what} in {HYPERPARAMS_DIR} (have: {have}); pass -conf FILE")
         args.conf_file = str(path)

@@ -32,11 +32,7 @@ from numpy.typing import NDArray
 
 from baselines.information import adaptive_params, observation_starts_episode
 from baselines.solvers import Allocation, solve_heterogeneous
-from multispin_env.channel import (
-    efficiency,
-    snr_linear,
-    upload_time_per_token,
-)
+from multispin_env.channel import snr_linear
 from multispin_env.model import RoundParams, allocation_outcome
 
 __all__ = ["PredictivePolicy", "sample_fading_power"]
@@ -90,7 +86,6 @@ class PredictivePolicy:
         self._horizon = float(config.horizon)
         n = self.num_envs or 1
         self._latencies: list[list[float]] = [[] for _ in range(n)]  # latencies of the rounds played, s
-        self._rounds = np.zeros(n, dtype=np.int64)
         self._clock = np.zeros(n)
         self._rngs: list[np.random.Generator | None] = [None] * n
         self.last_allocation: Allocation | None = None
@@ -109,11 +104,9 @@ class PredictivePolicy:
             words = np.frombuffer(np.asarray(obs, dtype=np.float32).tobytes(), dtype=np.uint32)
             self._rngs[index] = np.random.default_rng([self.seed, *words.tolist()])
             self._latencies[index] = []
-            self._rounds[index] = 0
         else:
             self._latencies[index].append(max(clock - self._clock[index], 0.0))
             self._latencies[index] = self._latencies[index][-max(self._delay, 1):]
-            self._rounds[index] += 1
         self._clock[index] = clock
 
     # ------------------------------------------------------------------ planning
@@ -123,7 +116,7 @@ class PredictivePolicy:
         core = self._core
         if not core.fading.evolves:  # the channel is the population's mean channel, whatever the estimate shows
             return solve_heterogeneous(dataclasses.replace(adaptive, upload_time=core.mean_upload_time[index]))
-        lag = int(min(self._rounds[index], self._delay))
+        lag = min(len(self._latencies[index]), self._delay)  # the history holds the last max(delay, 1)
         intervals = np.array(self._latencies[index][-lag:] if lag else [])
         snr = snr_linear(core.snr_db[index])
         # |h_hat|^2 from the observed e_hat = log2(1 + SNR |h_hat|^2) (section 5.2); the floor gives ~0.
@@ -138,12 +131,11 @@ class PredictivePolicy:
         rng = self._rngs[index]
         assert rng is not None
         power = sample_fading_power(mean, variance, rng.standard_normal((2, self.draws, snr.size)))
-        scenario = core.scenario
-        upload = upload_time_per_token(scenario.payload_bits, scenario.bandwidth_hz, efficiency(snr, power))
+        upload = core.scenario.upload_time(core.snr_db[index], power)
         planning = [mean * mean + variance, *np.quantile(power, self.quantiles, axis=0), *power[:self.draw_candidates]]
         plans = [adaptive_plan]
         for fading_power in planning:
-            c = upload_time_per_token(scenario.payload_bits, scenario.bandwidth_hz, efficiency(snr, fading_power))
+            c = core.scenario.upload_time(core.snr_db[index], fading_power)
             plans.append(solve_heterogeneous(dataclasses.replace(adaptive, upload_time=c)))
         return best_on_draws(adaptive, plans, upload)
 

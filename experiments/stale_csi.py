@@ -54,6 +54,11 @@ SETTINGS: dict[str, Setting] = {
 }
 
 
+def setting_for(label: str) -> Setting:
+    """The setting of ``label``: one of :data:`SETTINGS`, or a suite task id on its evaluation seeds."""
+    return SETTINGS.get(label) or Setting(label, label, suite.task(label).eval_seeds)
+
+
 def measure(setting: Setting, policies: Sequence[str]) -> dict[str, np.ndarray]:
     """Per-seed episode goodputs (tokens/s) of every policy on ``setting``."""
     env = gym.make(setting.env_id, **setting.settings)
@@ -62,12 +67,12 @@ def measure(setting: Setting, policies: Sequence[str]) -> dict[str, np.ndarray]:
 
 def table(results: dict[str, dict[str, np.ndarray]], policies: Sequence[str]) -> list[str]:
     """Markdown rows: goodput +- CI (normalized score for suite tasks), then the paired differences."""
-    paired = [p for p in PAIRED if p in policies and p != "het-opt-adaptive"]
+    paired = [p for p in PAIRED if p in policies]
     diff_header = [f"{p} - het-opt-adaptive" for p in paired] if "het-opt-adaptive" in policies else []
     lines = ["| setting | seeds | " + " | ".join([*policies, *diff_header]) + " |",
              "|---|---:|" + "---:|" * (len(policies) + len(diff_header))]
     for label, goodputs in results.items():
-        setting = SETTINGS.get(label) or Setting(label, label, suite.task(label).eval_seeds)
+        setting = setting_for(label)
         cells = []
         for name in policies:
             mean, half = mean_ci(goodputs[name])
@@ -94,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     results = {}
     for label in args.settings:
-        setting = SETTINGS.get(label) or Setting(label, label, suite.task(label).eval_seeds)
+        setting = setting_for(label)
         results[label] = measure(setting, args.policies)
         print(f"done {label}", file=sys.stderr, flush=True)
     print("\n".join(table(results, args.policies)))
