@@ -23,7 +23,7 @@ from gymnasium.vector import VectorEnv
 from baselines.bandit import BanditPolicy
 from baselines.information import INFORMATION_LEVELS, active_users, oracle_batch, round_params_for, solve_for_active
 from baselines.predictive import PredictivePolicy
-from baselines.solvers import _BATCHED, SOLVERS, Allocation, PackedSystems, solve_batch, solve_packed
+from baselines.solvers import SOLVERS, Allocation, PackedSystems, solve_batch, solve_packed
 from multispin_env.model import RoundParams
 
 Solver = Callable[[RoundParams], Allocation]
@@ -112,7 +112,7 @@ class AnalyticPolicy:
         if not todo:
             return np.stack([self._static_actions[key].copy() for key in keys])
         k = self.env.unwrapped.core.num_users
-        problem = _BATCHED.get(self._batch_solver)
+        problem = SOLVERS[self._batch_solver].packed
         if self.information == "oracle" and problem is not None:
             result = solve_packed(problem, PackedSystems.uniform(*oracle_batch(self.env)))
             if result.status.any():  # a round beyond the float64 range: the per-system path names the settings

@@ -456,7 +456,7 @@ def solve_batch(solver: str, systems: Sequence[RoundParams]) -> list[Allocation]
     if solver not in SOLVERS:
         raise ValueError(f"unknown solver {solver!r}; known: {list(SOLVERS)}")
     systems = _as_systems(systems)
-    problem = _BATCHED.get(solver)
+    problem = SOLVERS[solver].packed
     if problem is None:
         return [SOLVERS[solver].solve(params) for params in systems]
     return _solve_many(problem, systems)
@@ -540,6 +540,8 @@ class SolverSpec:
         (static / adaptive / oracle parameters); False for the heterogeneity-unaware baselines,
         which are solved once from the mean parameters
     :param problem: what it solves, with the ``model.md`` section
+    :param packed: the problem of :func:`solve_packed` its compiled batched form solves (``hom``, ``het``); None:
+        :func:`solve_batch` solves the systems one by one
     """
 
     name: str
@@ -547,6 +549,7 @@ class SolverSpec:
     common_length: bool
     per_information_level: bool
     problem: str
+    packed: str | None = None
 
 
 #: Every solver by name, in report order (baselines first). Read-only.
@@ -558,10 +561,9 @@ SOLVERS: Mapping[str, SolverSpec] = MappingProxyType(
             SolverSpec(
                 "equal-tuned", equal_bandwidth_tuned, True, False, "b_k = 1/K, L tuned for the mean user (section 7)"
             ),
-            SolverSpec("hom-opt", solve_homogeneous, True, True, "P-hom: best common L and shares (section 3)"),
-            SolverSpec("het-opt", solve_heterogeneous, False, True, "P-het: best per-user L_k and shares (section 3)"),
+            SolverSpec("hom-opt", solve_homogeneous, True, True, "P-hom: best common L and shares (section 3)", "hom"),
+            SolverSpec("het-opt", solve_heterogeneous, False, True, "P-het: best per-user L_k and shares (section 3)",
+                       "het"),
         )
     }
 )
-#: The solvers of SOLVERS with a compiled batched form: name -> problem of :func:`solve_packed`.
-_BATCHED = {"hom-opt": "hom", "het-opt": "het"}
