@@ -44,6 +44,7 @@ from numpy.typing import ArrayLike, NDArray
 from multispin_env.model import (
     FloatArray,
     RoundParams,
+    _survival,
     token_table,
     verification_times,
 )
@@ -310,11 +311,8 @@ class PackedSystems:
         if t.ndim != 2 or t.shape[1] != k or c.shape != t.shape or curves.shape != (*t.shape, lm):
             raise ValueError(f"draft_time and upload_time must have shape (N, {k}) and survival (N, {k}, {lm}), got "
                              f"{t.shape}, {c.shape} and {curves.shape}")
-        if not (np.all((curves >= 0.0) & (curves <= 1.0)) and np.all(np.diff(curves, axis=-1) <= 1e-12)):
-            raise ValueError("survival must hold probabilities in [0, 1], non-increasing along the draft")
+        _survival(curves.reshape(-1, lm), curves.size // lm, lm)  # RoundParams' check, the N K users as rows
         n = t.shape[0]
-        if n == 0:
-            raise ValueError("the batch must hold at least one system, got N = 0")
         tokens, seconds = template.verify_profile_points
         return cls(
             user_start=np.arange(0, n * k + 1, k, dtype=np.int64),
