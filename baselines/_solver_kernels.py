@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 from multispin_env._numba import JIT, jit_cache
-from multispin_env.model import equal_finish_root, finish_time, latency, verification_time
+from multispin_env.model import ROOT_MAX_ITER, ROOT_RTOL, equal_finish_root, finish_time, latency, verification_time
 
 # Solver kinds of solve_packed.
 HOM = 0
@@ -52,8 +52,6 @@ LINEAR_MERGE = 16  # up to this many users the greedy's K-way merge scans them i
 FLOOR = 1e-300
 MIN_UPLOAD_RATIO = 1e-12
 T_FLOOR = FLOOR / MIN_UPLOAD_RATIO
-ROOT_RTOL = 1e-14  # equal_finish_time's defaults
-ROOT_ITER = 200
 # Random weights of the row hash that finds distinct length vectors (a collision of distinct integer rows
 # needs an exact linear relation: probability zero; it would merely drop a candidate).
 ROW_KEY = np.random.default_rng(20260604).uniform(1.0, 2.0, 4096)
@@ -120,7 +118,7 @@ with jit_cache(__file__) as _cache:
             c[k] = max((c_raw[k] if lengths[k] > 0 else unit) / unit, t[k] * MIN_UPLOAD_RATIO)
         work = lengths * c
         offset = lengths * t
-        tau = equal_finish_root(work, offset, ROOT_RTOL, ROOT_ITER)
+        tau = equal_finish_root(work, offset, ROOT_RTOL, ROOT_MAX_ITER)
         _normalised_shares(work, tau - offset, out)
 
     @njit(**_OPTS)
@@ -180,7 +178,7 @@ with jit_cache(__file__) as _cache:
         t = np.empty(k_n)
         c = np.empty(k_n)
         _scale(t_raw, c_raw, unit, t, c)
-        root = equal_finish_root(c, t, ROOT_RTOL, ROOT_ITER)
+        root = equal_finish_root(c, t, ROOT_RTOL, ROOT_MAX_ITER)
         s_star = root * (unit / base)
         best = 0
         best_value = -math.inf
@@ -231,7 +229,7 @@ with jit_cache(__file__) as _cache:
             offset[k] = lengths[k] * t[k]
             tokens += table[k, lengths[k]]
             total += lengths[k]
-        tau = equal_finish_root(work, offset, ROOT_RTOL, ROOT_ITER)
+        tau = equal_finish_root(work, offset, ROOT_RTOL, ROOT_MAX_ITER)
         if tau > deadline:
             return -math.inf, tau
         return tokens / (tau + rest[total]), tau

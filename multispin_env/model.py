@@ -27,6 +27,8 @@ FloatArray = NDArray[np.float64]
 __all__ = [
     "MAX_USERS",
     "MAX_DRAFT",
+    "ROOT_MAX_ITER",
+    "ROOT_RTOL",
     "RoundParams",
     "expected_tokens",
     "equal_finish_time",
@@ -52,6 +54,9 @@ __all__ = [
 MAX_USERS = 4096
 #: Largest draft length L_max, tokens (the acceptance tables have L_max entries per user).
 MAX_DRAFT = 256
+#: The equal-finish root's tolerance (relative step) and iteration cap (:func:`equal_finish_time`; the solvers too).
+ROOT_RTOL = 1e-14
+ROOT_MAX_ITER = 200
 
 # The per-formula functions below are numba ufuncs: numpy calls them on arrays (broadcasting, as the solvers
 # do) and the compiled round (multispin_env._kernels) calls the same functions on scalars, so each formula is
@@ -126,7 +131,7 @@ with jit_cache():
 
 
 def equal_finish_time(
-    work: ArrayLike, offset: ArrayLike, *, rtol: float = 1e-14, max_iter: int = 200
+    work: ArrayLike, offset: ArrayLike, *, rtol: float = ROOT_RTOL, max_iter: int = ROOT_MAX_ITER
 ) -> FloatArray:
     """Equalised finish time: the root tau > max(offset) of sum_k work_k / (tau - offset_k) = 1.
 
