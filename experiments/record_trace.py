@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from multispin_env.model import MAX_DRAFT
 from multispin_env.traces import AcceptanceTrace, save_trace
 
 __all__ = ["RecordedRequest", "record_request", "record_trace", "tiny_causal_lm", "main", "console_main"]
@@ -165,8 +166,8 @@ def _load(auto: Any, option: str, name: str) -> Any:
 def main(argv: Sequence[str] | None = None) -> Path:
     """Run the command; returns the written trace file."""
     args = _parser().parse_args(argv)
-    if not 1 <= args.max_draft <= 256:
-        raise ValueError(f"--max-draft must be in [1, 256], got {args.max_draft}")
+    if not 1 <= args.max_draft <= MAX_DRAFT:
+        raise ValueError(f"--max-draft must be in [1, {MAX_DRAFT}], got {args.max_draft}")
     if args.max_new_tokens < 1:
         raise ValueError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
     try:
