@@ -46,7 +46,14 @@ def test_project_files() -> None:
     assert "MIT License" in (REPO / "LICENSE").read_text()
     citation = yaml.safe_load((REPO / "CITATION.cff").read_text())
     assert citation["license"] == "MIT" and "2606.04581" in str(citation["preferred-citation"])
-    assert "## Unreleased" in (REPO / "CHANGELOG.md").read_text()
+    changelog = (REPO / "CHANGELOG.md").read_text()
+    assert "## Unreleased" in changelog
+    # The version is declared once (multispin_env.__version__, read by pyproject.toml); the citation and the
+    # changelog name it.
+    assert PYPROJECT["project"]["dynamic"] == ["version"]
+    assert PYPROJECT["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "multispin_env.__version__"}
+    assert str(citation["version"]) == multispin_env.__version__
+    assert re.search(rf"^## \[{re.escape(multispin_env.__version__)}\] - \d{{4}}-\d{{2}}-\d{{2}}$", changelog, re.M)
     assert "build/" in (REPO / ".gitignore").read_text().split()
     assert PYPROJECT["project"]["urls"]
 
