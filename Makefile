@@ -50,7 +50,7 @@ findings-docs: setup
 demo: setup
 	$(PY) -m agents.demo
 
-# Every analytic controller and every saved agent under runs/leaderboard on every suite task (README "Leaderboard");
+# Every analytic controller and every saved agent under runs/leaderboard on every suite task (docs/leaderboard.md);
 # LEADERBOARD_ARGS=--train --timesteps N trains the missing runs first.
 JOBS ?= 2
 leaderboard: setup
