@@ -15,8 +15,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
-#: Top-level modules of the training stack; none may be needed by ``multispin_env`` or ``baselines``.
-TRAINING_STACK = ("torch", "stable_baselines3", "sb3_contrib", "rl_zoo3")
+#: Top-level modules of the training stack (the ``train`` extra); none may be needed by ``multispin_env``,
+#: ``baselines`` or ``multispin-list``.
+TRAINING_STACK = ("torch", "stable_baselines3", "sb3_contrib", "rl_zoo3", "yaml")
 #: Their distribution names, as pip installs them.
 TRAINING_DISTRIBUTIONS = ("torch", "stable-baselines3", "sb3-contrib", "rl-zoo3")
 
@@ -40,6 +41,9 @@ BASE_USE = textwrap.dedent(
     action, _ = policy.predict(obs, deterministic=True)
     obs, reward, terminated, truncated, info = env.step(action)
     assert reward > 0 and info["tokens"].sum() > 0, reward
+    from agents.cli import list_main  # multispin-list
+
+    assert list_main([]) == 0
     print("ok")
     """
 )
@@ -73,7 +77,7 @@ def test_core_dependencies_leave_the_training_stack_to_the_train_extra() -> None
 
 
 def test_envs_solvers_and_controllers_work_with_the_training_stack_blocked() -> None:
-    """With torch, SB3, sb3-contrib and rl-zoo3 unimportable (a meta-path hook in a fresh interpreter)."""
+    """With torch, SB3, sb3-contrib, rl-zoo3 and PyYAML unimportable (a meta-path hook in a fresh interpreter)."""
     result = subprocess.run([sys.executable, "-c", BLOCKER + BASE_USE], capture_output=True, text=True, cwd=REPO,
                             timeout=600)
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-2000:]
