@@ -40,7 +40,7 @@ USERS = (1, 6, 16, 64, 256)
 SOLVER_OF = {"P-hom": "hom-opt", "P-het": "het-opt"}
 MAX_DRAFT = 10
 VECTOR_ENVS = 256
-# (solver, K, limit in seconds per system of a batched call): the speed goals of the compiled solvers.
+# (solver, K, limit in seconds per system of a batched call): the speed targets.
 TARGETS = (("P-hom", 6, 10e-6), ("P-het", 6, 100e-6), ("P-het", 64, 2e-3))
 # het-opt-oracle on a VECTOR_ENVS-env vector env, env-steps/s (the same goals).
 ORACLE_TARGET = 20_000.0
