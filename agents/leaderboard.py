@@ -551,10 +551,29 @@ def plot_rliable(agg: dict[str, Any], out: Path) -> list[Path]:
     return [out / "aggregate.png", out / "profiles.png"]
 
 
+def relative_to_runs(result: dict[str, Any], runs: Path) -> dict[str, Any]:
+    """``result`` with its model path relative to the runs folder (a model outside it keeps its path).
+
+    The written tables are copied into the docs and read elsewhere: a path relative to ``--runs`` names the run
+    wherever the runs folder lies, an absolute one only on the machine that made it.
+    """
+    model = result.get("model")
+    if not model:
+        return result
+    try:
+        return {**result, "model": Path(model).resolve().relative_to(runs.resolve()).as_posix()}
+    except ValueError:
+        return result
+
+
 def write_outputs(results: Sequence[dict[str, Any]], agg: dict[str, Any], checks: Sequence[dict[str, Any]],
-                  tasks: Sequence[str], meta: dict[str, Any], out: Path, plots: bool = True) -> list[Path]:
+                  tasks: Sequence[str], meta: dict[str, Any], out: Path, plots: bool = True,
+                  runs: Path | None = None) -> list[Path]:
+    """Write the tables and plots into ``out``; model paths relative to ``runs`` when given."""
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "runs.csv", out / "leaderboard.csv", out / "leaderboard.json", out / "leaderboard.md"]
+    if runs is not None:
+        results = [relative_to_runs(r, runs) for r in results]
     ordered = sorted(results, key=lambda r: (tasks.index(r["task"]), r["kind"], r["entry"], r["seed"] or 0))
     for path, columns, rows in ((written[0], RUN_COLUMNS, ordered), (written[1], BOARD_COLUMNS, agg["board"])):
         with path.open("w", newline="") as f:
@@ -651,7 +670,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "multispin-leaderboard")
             "timesteps": args.timesteps,
             "train_seconds_total": float(sum(r.get("train_seconds") or 0.0 for r in results)),
             "eval_seconds_total": float(sum(r.get("eval_seconds") or 0.0 for r in results)), "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "errors": errors}
-    written = write_outputs(results, agg, checks, args.tasks, meta, out, plots=not args.no_plots)
+    written = write_outputs(results, agg, checks, args.tasks, meta, out, plots=not args.no_plots,
+                            runs=Path(args.runs))
     print(markdown(agg, checks, args.tasks, meta))
     print(f"wrote {', '.join(str(p) for p in written)}")
     for line in errors:

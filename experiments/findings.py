@@ -1,4 +1,4 @@
-"""Paper findings, reproduced: figures 1-6 and the CSV behind each (issue 5, model.md section 6).
+"""Paper findings, reproduced: figures 1-6 and the CSV behind each (model.md section 6).
 
 One command writes every figure (PNG), the CSV of the numbers it plots, and a
 summary of the heterogeneity sweep::

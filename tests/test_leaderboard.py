@@ -3,6 +3,7 @@ goal checks, the output files and one-line CLI errors."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -87,11 +88,14 @@ def test_tiny_leaderboard_trains_evaluates_writes_and_resumes(tmp_path: Path, ca
     trained = [r for r in data["runs"] if r["entry"] == "ppo"]
     assert all(r["num_timesteps"] >= 256 and r["train_seconds"] > 0 and Path(r["model"]).name == "best_model.zip" for r in trained)
     for r in trained:  # the best model on the validation episodes, with its own VecNormalize statistics
-        assert resolve_agent(r["model"]).vecnormalize_path.name == "vecnormalize_best.pkl"
+        assert not Path(r["model"]).is_absolute()  # relative to --runs: the tables hold no machine's paths
+        assert resolve_agent(runs / r["model"]).vecnormalize_path.name == "vecnormalize_best.pkl"
+    with (out / "runs.csv").open() as f:
+        assert {row["model"] for row in csv.DictReader(f) if row["model"]} == {r["model"] for r in trained}
     assert trained[0]["goodputs"] != trained[1]["goodputs"]  # two seeds, two agents
     assert data["commit"] and data["wall_seconds"] > 0 and any(g["task"] == "IIDStatic" for g in data["goals"])
     assert "| IIDStatic |" in printed and "Goals (measured)" in printed
-    models = {r["model"]: os.stat(r["model"]).st_mtime for r in trained}
+    models = {str(runs / r["model"]): os.stat(runs / r["model"]).st_mtime for r in trained}
 
     # A killed run resumes: finished jobs (and trainings) are kept; a lost result is redone from the saved model.
     (out / "jobs" / "IIDStatic" / "ppo_seed1.json").unlink()
