@@ -118,9 +118,9 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     split = argv.index("--") if "--" in argv else len(argv)
     own, command = argv[:split], argv[split + 1:]
     p = build_parser(prog)
-    args = p.parse_args(own)  # first, so that --help and the sweep's own errors come before the command's
-    if split == len(argv):
+    if split == len(argv) and not {"-h", "--help"} & set(argv):
         p.error("give the command after --, e.g. -- python train.py --seed {seed}")
+    args = p.parse_args(own)
     if not command:
         p.error("the command after -- is empty")
     values = [str(v) for v in (args.seeds if args.seeds is not None else args.values)]

@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import json
 import math
+from functools import partial
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from cli_helpers import cli_error
 
 import multispin_env  # noqa: F401  (registers the ids)
 from agents.benchmark import main as bench_main
@@ -121,17 +123,11 @@ def test_paired_comparison() -> None:
         (["--agents", "no/such/run"], "no/such/run"),
         (["--env-kwargs", "fading"], "malformed --env-kwargs pair 'fading'"),
         (["--env-kwargs", "fading:maybe"], "env kwargs do not fit"),
-        (["--episodes", "0"], "--episodes must be >= 1"),
+        (["--episodes", "0"], "argument --episodes: expected an integer >= 1, got 0"),
     ],
 )
 def test_benchmark_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
-    try:
-        status = bench_main([*argv, "-o", str(tmp_path / "out")], prog="benchmark")
-    except SystemExit as exc:  # argparse
-        status = exc.code
-    assert status == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("benchmark: error: ") and message in lines[0], lines
+    cli_error(partial(bench_main, prog="benchmark"), [*argv, "-o", str(tmp_path / "out")], capsys, "benchmark", message)
 
 
 def test_demo_end_to_end_on_a_tiny_budget(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import assert_one_line_error, cli_error
 from scipy.stats import trim_mean
 
 import multispin_env  # noqa: F401  (registers the ids)
@@ -129,20 +130,14 @@ def test_tiny_leaderboard_trains_evaluates_writes_and_resumes(tmp_path: Path, ca
     (["--baselines", "--tasks", "IIDStatic"], "nothing to evaluate"),
 ])
 def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
-    try:
-        status = main([*argv, "--runs", str(tmp_path / "none"), "-o", str(tmp_path / "out")])
-    except SystemExit as exc:  # argparse
-        status = exc.code
-    assert status == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("multispin-leaderboard: error: ") and message in lines[0], lines
+    cli_error(main, [*argv, "--runs", str(tmp_path / "none"), "-o", str(tmp_path / "out")], capsys, "multispin-leaderboard", message)
 
 
 def test_command_line_error_has_no_traceback_and_make_target_exists() -> None:
     assert "\nleaderboard: setup" in (REPO / "Makefile").read_text()
     proc = subprocess.run([sys.executable, "-m", "agents.leaderboard", "--tasks", "Nope"], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120, check=False)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "unknown task(s) Nope" in proc.stderr
+    assert_one_line_error(proc.returncode, proc.stderr, "python -m agents.leaderboard", "unknown task(s) Nope")
 
 
 @pytest.mark.slow
