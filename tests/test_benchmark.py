@@ -205,3 +205,36 @@ def test_help_texts(capsys: pytest.CaptureFixture[str]) -> None:
         assert "``" not in text and "(default: None)" not in text
         assert all(option.count("default") <= 1 for option in text.split(" --")), text
         assert "(default: 20)" in text  # --episodes
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+@pytest.mark.parametrize("name", [f"{ENV}.zip", f"{ENV}/vecnormalize.pkl"])
+def test_a_truncated_or_corrupt_run_file_is_one_line_naming_it(tiny_agent: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                name: str, damage: str) -> None:
+    import shutil
+
+    run = tmp_path / "ppo" / f"{ENV}_1"
+    shutil.copytree(tiny_agent, run)
+    data = (run / name).read_bytes()
+    assert len(data) > 100
+    (run / name).write_bytes(data[: len(data) // 2] if damage == "truncated" else b"\x80\x04 not a pickle " * 8)
+    argv = ["--agents", str(run), "--policies", "equal-fixed", "--episodes", "1", "-o", str(tmp_path / "o")]
+    line = cli_error(partial(bench_main, prog="benchmark"), argv, capsys, "benchmark", f"cannot load {run / name}")
+    assert not (tmp_path / "o").exists(), line  # found before any evaluation
+
+
+def test_flags_that_load_runs_or_eval_values_say_so(capsys: pytest.CaptureFixture[str]) -> None:
+    """A run folder is code (pickles) and --env-kwargs values go through eval: the help of those flags says so."""
+    from agents.leaderboard import main as board_main
+    from agents.train import zoo_parser
+
+    texts = {}
+    for name, main in (("benchmark", bench_main), ("leaderboard", board_main)):
+        with pytest.raises(SystemExit):
+            main(["--help"])
+        texts[name] = " ".join(capsys.readouterr().out.split())
+    texts["train"] = " ".join(zoo_parser().format_help().split())
+    for name in ("benchmark", "leaderboard", "train"):
+        assert "a run folder is code" in texts[name] and "pickles" in texts[name], name
+    for name in ("benchmark", "train"):
+        assert "run with eval" in texts[name], name

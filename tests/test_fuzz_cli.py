@@ -4,11 +4,17 @@ folder is). The scripts are read from pyproject.toml, so a new script without ca
 
 from __future__ import annotations
 
+import ast
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
 from cli_helpers import assert_one_line_error, console_error, console_scripts, launch
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from agents.cli import UserError, plain_value
 
 ENV = "MultiSpin-Heterogeneous-v0"
 
@@ -152,10 +158,10 @@ def test_help_exits_0(script: str, capsys: pytest.CaptureFixture[str], monkeypat
 
 
 def test_the_real_entry_points_in_new_interpreters(tmp_path: Path) -> None:
-    """A few cases through pyproject's entry points in fresh interpreters, started together (the imports dominate)."""
+    """A few cases through pyproject's entry points in fresh interpreters, started together (the imports dominate;
+    tests/test_train_interrupt.py starts multispin-train this way too)."""
     (tmp_path / "f").write_text("a file")
     cases = [("multispin-findings", ["--figures", "9"], "argument --figures"),
-             ("multispin-train", ["--device", "bogus"], "is not a PyTorch device"),
              ("multispin-sweep", ["--seeds", "0", "--log-dir", str(tmp_path / "f" / "x"), "--", "echo", "{seed}"], "--log-dir")]
     procs = [launch(script, argv, cwd=tmp_path) for script, argv, _ in cases]
     try:
@@ -166,3 +172,42 @@ def test_the_real_entry_points_in_new_interpreters(tmp_path: Path) -> None:
         for proc in procs:
             proc.kill()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]
+
+
+#: Places a command may put a substituted value, also inside an expression that --env-kwargs evaluates.
+TEMPLATES = ("{v}", "'{v}'", '"{v}"', "[{v}]", "dict(a={v})", "f'{v}'", "'''{v}'''", "x.{v}", "{v}.y")
+
+
+#: Pieces of Python text: joined at random they often form expressions, calls among them.
+PIECES = ("a", "1", "1e-3", "-", "+", "/", ".", "_", "x.y", "()", "(", ")", "'", '"', "[", "]", ",", ":", " ", "=", "\\")
+
+
+@given(st.lists(st.sampled_from(PIECES), max_size=6).map("".join))
+@example("__import__('os').system('true')")
+@example("');__import__('os').system('true');('")
+@example("a()")
+def test_a_value_that_could_add_a_call_is_not_a_plain_value(text: str) -> None:
+    """What multispin-sweep --values accepts: substituted into any template, the expression calls nothing the
+    template did not call already (a quote, bracket or parenthesis would let a value do that)."""
+    for template in TEMPLATES:
+        try:
+            with warnings.catch_warnings():  # "invalid escape sequence" of a backslash piece
+                warnings.simplefilter("ignore", (DeprecationWarning, SyntaxWarning))
+                tree = ast.parse(template.replace("{v}", text), mode="eval")
+        except SyntaxError:
+            continue
+        if sum(isinstance(node, ast.Call) for node in ast.walk(tree)) > template.count("dict("):
+            with pytest.raises(UserError, match="is not a plain value"):
+                plain_value(text, "value")
+            return
+
+
+@pytest.mark.parametrize(("text", "ok"), [("0.5", True), ("-1", True), ("1e-3", True), ("urban", True), ("a/b", True),
+                                          ("True", True), ("'a'", False), ("a b", False), ("f(1)", False), ("", False),
+                                          ("x:1", False), ("[1]", False)])
+def test_plain_values(text: str, ok: bool) -> None:
+    if ok:
+        assert plain_value(text, "value") == text
+    else:
+        with pytest.raises(UserError, match="is not a plain value"):
+            plain_value(text, "value")
