@@ -20,11 +20,13 @@ ENV = "MultiSpin-Heterogeneous-v0"
 
 #: script -> (argv, text the error line must contain). Placeholders: {file} an existing file, {notdir} a path
 #: under that file (no folder can be made there), {missing} a path that does not exist, {badyaml} a file of
-#: malformed YAML, {corrupt_zip} a truncated model zip in a run folder ({corrupt_run}), {badargs_run} a run
+#: malformed YAML, {unwritable} a folder that cannot be made although its parent is a folder (in /proc where
+#: there is one: permissions do not stop root), {corrupt_zip} a truncated model zip in a run folder ({corrupt_run}), {badargs_run} a run
 #: folder whose args.yml is malformed ({badargs_runs}: the folder holding it), {prompts} a one-line text file.
 CASES: dict[str, list[tuple[list[str], str]]] = {
     "multispin-train": [
         (["-f", "{notdir}"], "-f/--log-folder"),
+        (["-f", "{unwritable}"], "-f/--log-folder"),
         (["--device", "bogus"], "--device 'bogus' is not a PyTorch device"),
         (["-conf", "{missing}.yml"], "-conf/--conf-file"),
         (["-conf", "{badyaml}"], "is not valid YAML"),
@@ -53,6 +55,7 @@ CASES: dict[str, list[tuple[list[str], str]]] = {
     "multispin-demo": [
         (["-o", "{file}"], "is a file, not a folder"),
         (["-f", "{notdir}"], "-f/--log-folder"),
+        (["-o", "{unwritable}"], "-o/--output"),
         (["--seed", "-1"], "expected an integer >= 0"),
         (["--episodes", "0"], "expected an integer >= 1"),
         (["-n", "0"], "expected an integer >= 1"),
@@ -66,6 +69,7 @@ CASES: dict[str, list[tuple[list[str], str]]] = {
         (["--figures", "abc"], "argument --figures"),
         (["--figures", ","], "argument --figures"),
         (["-o", "{notdir}"], "-o/--out"),
+        (["-o", "{unwritable}"], "-o/--out"),
         (["-o", "{file}"], "is a file, not a folder"),
         (["--seed", "-1"], "expected an integer >= 0"),
         (["--jobs", "0"], "expected an integer >= 1"),
@@ -81,6 +85,7 @@ CASES: dict[str, list[tuple[list[str], str]]] = {
     "multispin-sweep": [
         (["--seeds", "0", "echo", "{seed}"], "give the command after --"),
         (["--seeds", "0", "--log-dir", "{notdir}", "--", "echo", "{seed}"], "--log-dir"),
+        (["--seeds", "0", "--log-dir", "{unwritable}", "--", "echo", "{seed}"], "--log-dir"),
         (["--values", "__import__('os')", "--", "echo", "{value}"], "is not a plain value"),
         (["--values", "'a'", "--", "echo", "{value}"], "is not a plain value"),
         (["--values", "a", "a", "--", "echo", "{value}"], "values repeat"),
@@ -119,7 +124,9 @@ def places(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     (badargs / ENV).mkdir(parents=True)
     (badargs / f"{ENV}.zip").write_bytes(b"PK\x03\x04 truncated")
     (badargs / ENV / "args.yml").write_text("env: [MultiSpin\nseed: 0\n")
-    return {"file": str(root / "file"), "notdir": str(root / "file" / "sub"), "missing": str(root / "missing"),
+    unwritable = Path("/proc/x") if Path("/proc/self").is_dir() else root / "file" / "sub"
+    return {"file": str(root / "file"), "notdir": str(root / "file" / "sub"), "unwritable": str(unwritable),
+            "missing": str(root / "missing"),
             "badyaml": str(root / "bad.yml"), "corrupt_zip": str(corrupt / f"{ENV}.zip"), "corrupt_run": str(corrupt),
             "badargs_run": str(badargs), "badargs_runs": str(root / "badargs"), "prompts": str(root / "prompts.txt")}
 
