@@ -196,6 +196,8 @@ def describe_agent(path: str | Path) -> str:
     what = {"final": "final model", "best": "best model (no final model)", "checkpoint": "last checkpoint (no final or best model)",
             "file": "model file"}[info.kind]
     stats = f", VecNormalize statistics {info.vecnormalize_path}" if info.vecnormalize_path else ""
+    if info.training.get("interrupted") and info.kind in ("final", "best"):
+        stats += f"; training interrupted at {info.training.get('num_timesteps')} of {info.training.get('planned_timesteps')} steps"
     return f"{info.model_path} ({what}{stats})"
 
 

@@ -119,15 +119,14 @@ class Job:
 def _final_model(folder: Path, timesteps: int | None = None) -> Path | None:
     """The final model of the newest run under a training log folder (None: no finished training, one that was
     interrupted, or one with another budget than ``timesteps`` env steps when given)."""
-    from agents.runs import read_yaml, resolve_agent
+    from agents.runs import resolve_agent
 
     for args_file in sorted(folder.rglob("*/args.yml"), key=lambda p: p.stat().st_mtime, reverse=True):
         try:
             info = resolve_agent(args_file.parent.parent)
         except FileNotFoundError:
             continue
-        summary = args_file.parent / "training.yml"
-        record = read_yaml(summary) if summary.is_file() else {}
+        record = info.training
         if record.get("interrupted"):  # saved on Ctrl-C / SIGTERM: a final model, but not of the whole budget
             return None
         if timesteps is not None and record.get("planned_timesteps") != timesteps:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -102,6 +102,7 @@ class RunInfo:
     :param vecnormalize_path: the VecNormalize statistics saved with that model (None: none)
     :param vec_env_wrapper: the run's rl-zoo3 ``vec_env_wrapper`` hyperparameter (None: none), e.g. to find
         the :class:`~agents.residual.VecResidual` settings of a residual agent
+    :param training: the run's ``training.yml`` (done and planned steps, ``interrupted``...; empty: none)
     """
 
     model_path: Path
@@ -111,6 +112,7 @@ class RunInfo:
     env_kwargs: dict[str, Any]
     vecnormalize_path: Path | None
     vec_env_wrapper: Any = None
+    training: dict[str, Any] = field(default_factory=dict)
 
 
 def _pick_model(folder: Path) -> tuple[Path, str]:
@@ -164,10 +166,13 @@ def resolve_agent(path: str | Path) -> RunInfo:
     folder = model_path.parent
     args: dict[str, Any] = {}
     config: dict[str, Any] = {}
+    training: dict[str, Any] = {}
     for args_file in sorted(folder.glob("*/args.yml")):
         args = read_yaml(args_file)
         if (args_file.parent / "config.yml").is_file():
             config = read_yaml(args_file.parent / "config.yml")
+        if (args_file.parent / "training.yml").is_file():
+            training = read_yaml(args_file.parent / "training.yml")
         break
     algo = str(args.get("algo") or folder.parent.name).lower()
     env_id = args.get("env")
@@ -186,4 +191,5 @@ def resolve_agent(path: str | Path) -> RunInfo:
         # rl-zoo3 names the folder with "/" replaced by "-" (MultiSpinSuite/IIDStatic-v0 -> MultiSpinSuite-IIDStatic-v0).
         vecnormalize_path=vecnormalize_for(model_path, env_id.split(":")[-1].replace("/", "-") if env_id else None),
         vec_env_wrapper=config.get("vec_env_wrapper"),
+        training=training,
     )

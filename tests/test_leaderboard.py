@@ -147,3 +147,23 @@ def test_jobs_run_in_parallel_processes(tmp_path: Path) -> None:
                  "het-opt-static", "het-opt-adaptive", "--jobs", "2", "--no-plots", "--reps", "200"]) == 0
     data = json.loads((out / "leaderboard.json").read_text())
     assert len(data["runs"]) == 4 and data["jobs"] == 2
+
+
+@pytest.mark.parametrize("interrupted", [False, True])
+def test_an_interrupted_training_is_not_taken_for_a_finished_one(tmp_path: Path, interrupted: bool) -> None:
+    """--train trains again a run whose training.yml says it was interrupted (its final model is not the budget's)."""
+    import yaml
+
+    from agents.leaderboard import _final_model
+
+    task = "MultiSpinSuite/IIDStatic-v0"
+    run = tmp_path / "ppo" / "MultiSpinSuite-IIDStatic-v0_1"
+    (run / "MultiSpinSuite-IIDStatic-v0").mkdir(parents=True)
+    (run / "MultiSpinSuite-IIDStatic-v0.zip").write_bytes(b"model")
+    (run / "MultiSpinSuite-IIDStatic-v0" / "args.yml").write_text(yaml.safe_dump({"algo": "ppo", "env": task, "seed": 0}))
+    (run / "MultiSpinSuite-IIDStatic-v0" / "training.yml").write_text(
+        yaml.safe_dump({"interrupted": interrupted, "planned_timesteps": 1000, "num_timesteps": 400 if interrupted else 1000}))
+    expected = None if interrupted else run / "MultiSpinSuite-IIDStatic-v0.zip"
+    assert _final_model(tmp_path, 1000) == expected
+    assert _final_model(tmp_path) == expected
+    assert _final_model(tmp_path, 2000) is None

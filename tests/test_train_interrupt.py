@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 from cli_helpers import launch
 
+from agents.benchmark import describe_agent
 from agents.runs import resolve_agent
 
 ENV = "MultiSpin-Heterogeneous-v0"
@@ -63,3 +64,5 @@ def test_sigint_and_sigterm_save_the_run_and_exit_130_143(tmp_path: Path) -> Non
         summary = yaml.safe_load((run / ENV / "training.yml").read_text())
         assert summary["interrupted"] is True and summary["signal"] == signal.Signals(signum).name
         assert 0 < summary["num_timesteps"] == model.num_timesteps < summary["planned_timesteps"]
+        assert info.training["interrupted"] is True
+        assert "training interrupted at" in describe_agent(run)
