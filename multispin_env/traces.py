@@ -167,14 +167,16 @@ def load_trace(path: str | os.PathLike[str] | None = None) -> AcceptanceTrace:
 
 @functools.lru_cache(maxsize=8)
 def _load(path: str, size: int, mtime_ns: int) -> AcceptanceTrace:
-    """Read and validate the file line by line: each request line's rounds are checked at once (their types with
-    one pass over the list, their values as an int64 array) and kept as an array, not as Python ints; only a line
-    that fails is checked entry by entry, for a message naming the entry."""
+    """Read and validate the file line by line. The rounds of all request lines are gathered in one list and checked
+    at once (their types in one pass, their values as one int64 array): per-line checks cost more than parsing. Only
+    when that fails are the lines checked one by one, for a message naming the line and the entry."""
     del size, mtime_ns  # cache keys only: a rewritten file is read again
     where = f"trace file {path!r}"
     header: dict[str, Any] | None = None
     max_draft = 0
-    chunks: list[IntArray] = []
+    rounds: list[Any] = []  # every request's rounds, one after the other
+    lengths: list[int] = []
+    numbers: list[int] = []  # the line of each request
     try:
         with open(path, encoding="utf-8") as lines:
             for number, line in enumerate(lines, start=1):
@@ -186,16 +188,26 @@ def _load(path: str, size: int, mtime_ns: int) -> AcceptanceTrace:
                     continue
                 if "accepted" not in record:
                     raise ValueError(f"{where}, line {number}: a request line needs the key 'accepted'")
-                chunks.append(_rounds_array(f"{where}, line {number}", record["accepted"], max_draft))
+                accepted = record["accepted"]
+                if type(accepted) is not list or not accepted:
+                    _check_rounds(f"{where}, line {number}", accepted, max_draft)  # raises
+                rounds.extend(accepted)
+                lengths.append(len(accepted))
+                numbers.append(number)
     except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"{where} cannot be read as UTF-8 text: {exc}") from exc
     if header is None:
         raise ValueError(f"{where} is empty")
-    if not chunks:
+    if not lengths:
         raise ValueError(f"{where} has a header but no request lines")
-    lengths = np.array([chunk.size for chunk in chunks], dtype=np.int64)
+    accepted = _rounds_array(rounds, max_draft)
+    if accepted is None:  # find the first bad line and entry
+        start = 0
+        for number, length in zip(numbers, lengths, strict=True):
+            _check_rounds(f"{where}, line {number}", rounds[start:start + length], max_draft)
+            start += length
+        raise AssertionError(f"{where}: rounds rejected by the array check but by no line")
     starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    accepted = np.concatenate(chunks)
     accepted.flags.writeable = starts.flags.writeable = False
     return AcceptanceTrace(accepted, starts, max_draft, header.get("metadata", {}))
 
@@ -232,14 +244,12 @@ def _check_header(where: str, number: int, header: dict[str, Any]) -> int:
     return max_draft
 
 
-def _rounds_array(where: str, rounds: Any, max_draft: int) -> IntArray:
-    """A request's rounds as an int64 array; :func:`_check_rounds`'s error for the first bad entry otherwise."""
-    if type(rounds) is list and rounds and set(map(type, rounds)) == {int}:  # bools are not ints here
-        try:
-            array = np.array(rounds, dtype=np.int64)
-        except OverflowError:
-            array = None
-        if array is not None and array.min() >= 0 and array.max() <= max_draft:
-            return array
-    _check_rounds(where, rounds, max_draft)  # raises, naming the entry
-    raise AssertionError(f"{where}: rounds rejected by the fast check but not by the full one")
+def _rounds_array(rounds: list[Any], max_draft: int) -> IntArray | None:
+    """``rounds`` as an int64 array if every entry is an int (not a bool) in 0..max_draft, else None."""
+    if set(map(type, rounds)) != {int}:
+        return None
+    try:
+        array = np.array(rounds, dtype=np.int64)
+    except OverflowError:
+        return None
+    return array if array.min() >= 0 and array.max() <= max_draft else None
