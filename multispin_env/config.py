@@ -174,8 +174,9 @@ class EnvConfig:
                                             "observed acceptance estimate")
     acceptance_prior: float = _setting(0.7, _real(0.0, 1.0, low_open=True, high_open=True), "prior rate a0 of "
                                        "the estimate a_hat = (S + w0 a0) / (S + F + w0)")
-    acceptance_prior_weight: float = _setting(2.0, _real(0.0, 1e6, low_open=True), "prior weight w0 of that "
-                                              "estimate, pseudo-tokens")
+    acceptance_prior_weight: float = _setting(2.0, _real(1e-6, 1e6), "prior weight w0 of that estimate, "
+                                              "pseudo-tokens (>= 1e-6: w0 a0 and w0 (1 - a0) cannot both "
+                                              "underflow to 0, so a_hat is never 0 / 0)")
     horizon: float = _setting(10.0, _real(0.0, 1e9, low_open=True), "simulated seconds per episode; truncated at "
                               "the first round ending at or after it")
     reward_scale: float = _setting(0.1, _real(0.0, 1e6, low_open=True), "reward per generated token")

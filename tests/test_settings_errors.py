@@ -63,7 +63,10 @@ def test_a_bad_point_of_a_long_verify_profile_is_named_in_a_short_line() -> None
 # Values that were accepted and gave NaN/inf observations or a foreign exception: now each is rejected naming the
 # setting, or gives finite rounds.
 EDGE_CASES = [
-    ({"acceptance_prior_weight": 5e-324, "acceptance_forgetting": 0.0}, None),
+    ({"acceptance_prior_weight": 5e-324, "acceptance_prior": 0.5}, "acceptance_prior_weight"),  # a_hat was 0 / 0
+    ({"acceptance_prior_weight": 1e-6, "acceptance_prior": 0.5, "acceptance_forgetting": 0.0}, None),
+    ({"acceptance_prior_weight": 1e-6, "acceptance_prior": 5e-324}, None),
+    ({"acceptance_prior_weight": 1e-6, "acceptance_prior": 1 - 1e-16}, None),
     ({"verify_profile": [(0, 0.01), (1, 1e308)]}, "verify_profile point 1 seconds"),
     ({"verify_profile": [(0, 0.01), (1e-300, 1e9)]}, "verify_profile point 1: tokens must exceed"),
     ({"verify_profile": [(0, 0.01), (1, 1e9)], "horizon": 1e9}, None),
