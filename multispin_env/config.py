@@ -16,8 +16,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from multispin_env._checks import IntegerRange, RealRange, flag_setting
+from multispin_env._checks import IntegerRange, RealRange, flag_setting, short_repr
 from multispin_env.acceptance import ACCEPTANCE_PROCESSES, MIXTURE_SCOPES
+from multispin_env.model import MAX_DRAFT, MAX_USERS
 from multispin_env.requests import REQUEST_LENGTHS
 from multispin_env.scenarios import ACCEPTANCE_PROFILES, AcceptanceProfile, Scenario, get_scenario
 from multispin_env.traces import load_trace
@@ -83,7 +84,7 @@ class Choice:
     def __call__(self, name: str, value: Any) -> str:
         names = self.choices()
         if not isinstance(value, str) or value not in names:
-            raise ValueError(f"{name} must be one of {sorted(names)}, got {value!r}")
+            raise ValueError(f"{name} must be one of {sorted(names)}, got {short_repr(value)}")
         return value
 
 
@@ -93,7 +94,7 @@ def _choice(choices: Callable[[], Mapping[str, Any]]) -> Check:
 
 def _scenario(name: str, value: Any) -> str | Scenario:
     if not isinstance(value, (str, Scenario)):
-        raise ValueError(f"{name} must be a preset name or a Scenario, got {value!r}")
+        raise ValueError(f"{name} must be a preset name or a Scenario, got {short_repr(value)}")
     return value
 
 
@@ -103,7 +104,7 @@ def _trace_path(name: str, value: Any) -> str | None:
     if value is None:
         return None
     if not isinstance(value, (str, os.PathLike)):
-        raise ValueError(f"{name} must be a path to a trace file or None, got {value!r}")
+        raise ValueError(f"{name} must be a path to a trace file or None, got {short_repr(value)}")
     return os.fspath(value)
 
 
@@ -121,9 +122,9 @@ class EnvConfig:
     scenario: Any = _setting("base", _scenario, "a preset name from multispin_env.scenarios.SCENARIOS or a Scenario")
     # The settings that override a Scenario field are checked by that field's own check (scenarios.Scenario).
     num_users: int | None = _setting(None, _scenario_check("num_users"),
-                                     "K, users (scenario's range); None keeps the scenario's")
+                                     f"K, users (1..{MAX_USERS}); None keeps the scenario's")
     max_draft: int | None = _setting(None, _scenario_check("max_draft"),
-                                     "L_max, tokens (scenario's range); None keeps the scenario's")
+                                     f"L_max, tokens (1..{MAX_DRAFT}); None keeps the scenario's")
     payload: str | None = _setting(None, _scenario_check("payload"), "payload model per draft token (token-only, "
                                    "top-k, full); None keeps the scenario's")
     device_mix: Mapping[str, float] | None = _setting(None, _scenario_check("device_mix"), "device class -> weight "
@@ -243,12 +244,12 @@ def resolve_config(
     TypeError and a ValueError) in Python's words for an unexpected keyword argument.
     """
     if config is not None and not isinstance(config, Mapping):
-        raise ValueError(f"config must be a dict of settings, got {config!r}")
+        raise ValueError(f"config must be a dict of settings, got {short_repr(config)}")
     known = ", ".join(sorted(SETTINGS))
     unknown = [key for key in kwargs if key not in SETTINGS]
     if unknown:
-        raise UnknownSettingError(f"{_keyword_owner()}() got an unexpected keyword argument {unknown[0]!r}; known settings: "
-                                  f"{known}")
+        raise UnknownSettingError(f"{_keyword_owner()}() got an unexpected keyword argument {unknown[0]!r}; "
+                                  f"known settings: {known}")
     unknown = [key for key in (config or {}) if key not in SETTINGS]  # keys of any type: listed, not sorted
     if unknown:
         raise UnknownSettingError(f"config has unknown setting(s) {', '.join(map(repr, unknown))}; known "

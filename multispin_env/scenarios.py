@@ -262,16 +262,19 @@ def verify_profile_setting(name: str, value: Any) -> str | tuple[tuple[float, fl
     try:
         points = list(value)
     except TypeError as exc:
-        raise ValueError(f"{name} must be a profile name or (tokens, seconds) pairs, got a "
-                         f"{type(value).__name__}") from exc
+        raise ValueError(f"{name} must be a profile name or (tokens, seconds) pairs, got {short_repr(value)}") from exc
     if len(points) < 2:
         raise ValueError(f"{name} must have at least 2 (tokens, seconds) points, got {len(points)}")
     table = []
     for i, point in enumerate(points):
-        if isinstance(point, (str, bytes)) or not hasattr(point, "__len__") or len(point) != 2:
+        try:
+            pair = () if isinstance(point, (str, bytes)) else tuple(point)
+        except TypeError:
+            pair = ()
+        if len(pair) != 2:
             raise ValueError(f"{name} point {i} must be a (tokens, seconds) pair, got {short_repr(point)}")
-        tokens = VERIFY_PROFILE_TOKENS(f"{name} point {i} tokens", point[0])
-        seconds = VERIFY_PROFILE_SECONDS(f"{name} point {i} seconds", point[1])
+        tokens = VERIFY_PROFILE_TOKENS(f"{name} point {i} tokens", pair[0])
+        seconds = VERIFY_PROFILE_SECONDS(f"{name} point {i} seconds", pair[1])
         if table and tokens < table[-1][0] + 1.0:
             raise ValueError(f"{name} point {i}: tokens must exceed the previous point's by at least 1, got "
                              f"{tokens!r} after {table[-1][0]!r}")
@@ -289,7 +292,7 @@ def device_mix_setting(name: str, value: Any) -> dict[str, float]:
     unknown = [key for key in value if key not in DEVICE_CLASSES]
     if unknown:
         raise ValueError(f"{name} must map classes from {sorted(DEVICE_CLASSES)} to weights, got unknown class(es) "
-                         f"{', '.join(map(repr, unknown))}")
+                         f"{', '.join(short_repr(key, 40) for key in unknown[:8])}")
     mix = {key: DEVICE_WEIGHT(f"{name} weight of {key!r}", weight) for key, weight in value.items()}
     if sum(mix.values()) <= 0:
         raise ValueError(f"{name} weights must not all be 0, got {mix!r}")
