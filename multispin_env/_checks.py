@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["IntegerRange", "RealRange", "flag_setting", "integer_setting", "real_setting", "short_repr"]
+__all__ = ["IntegerRange", "RealRange", "flag_setting", "integer_setting", "interval", "is_real", "real_setting",
+           "short_repr"]
 
 
 def short_repr(value: Any, limit: int = 60) -> str:
@@ -50,13 +51,22 @@ def integer_setting(name: str, value: Any, low: int, high: int | None = None) ->
     return int(value)
 
 
+def interval(low: float, high: float, low_open: bool = False, high_open: bool = False) -> str:
+    """The interval as the messages and docs write it: ``[0.0, 1.0)``."""
+    return f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+
+
+def is_real(value: Any) -> bool:
+    """Whether ``value`` is a real number: int, float or a numpy real scalar, not a bool, string or complex."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
 def real_setting(
     name: str, value: Any, low: float, high: float = math.inf, *, low_open: bool = False, high_open: bool = False
 ) -> float:
     """``value`` as a finite float in the interval low..high (open ends as flagged); ValueError otherwise."""
-    lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
-    message = f"{name} must be a finite number in {lo}{low}, {high}{hi}, got {short_repr(value)}"
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+    message = f"{name} must be a finite number in {interval(low, high, low_open, high_open)}, got {short_repr(value)}"
+    if not is_real(value):
         raise ValueError(message)
     try:
         number = float(value)
@@ -93,3 +103,6 @@ class RealRange:
 
     def __call__(self, name: str, value: Any) -> float:
         return real_setting(name, value, self.low, self.high, low_open=self.low_open, high_open=self.high_open)
+
+    def __str__(self) -> str:
+        return interval(self.low, self.high, self.low_open, self.high_open)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from multispin_env._checks import IntegerRange, RealRange, real_setting, short_repr
+from multispin_env._checks import IntegerRange, RealRange, is_real, real_setting, short_repr
 from multispin_env.channel import (
     DEVICE_CLASSES,
     PAYLOAD_MODELS,
@@ -265,23 +265,38 @@ def verify_profile_setting(name: str, value: Any) -> str | tuple[tuple[float, fl
         raise ValueError(f"{name} must be a profile name or (tokens, seconds) pairs, got {short_repr(value)}") from exc
     if len(points) < 2:
         raise ValueError(f"{name} must have at least 2 (tokens, seconds) points, got {len(points)}")
-    table = []
+    table: list[tuple[float, float]] = []
     for i, point in enumerate(points):
         try:
             pair = () if isinstance(point, (str, bytes)) else tuple(point)
         except TypeError:
             pair = ()
-        if len(pair) != 2:
-            raise ValueError(f"{name} point {i} must be a (tokens, seconds) pair, got {short_repr(point)}")
-        tokens = VERIFY_PROFILE_TOKENS(f"{name} point {i} tokens", pair[0])
-        seconds = VERIFY_PROFILE_SECONDS(f"{name} point {i} seconds", pair[1])
+        where = f"{name}[{i}] = {short_repr(pair if len(pair) == 2 else point)}"
+        if len(pair) != 2 or not (is_real(pair[0]) and is_real(pair[1])):
+            raise ValueError(f"{name} must be a profile name or (tokens, seconds) pairs of real numbers: {where}")
+        try:
+            tokens = VERIFY_PROFILE_TOKENS(f"{name} tokens", pair[0])
+            seconds = VERIFY_PROFILE_SECONDS(f"{name} seconds", pair[1])
+        except ValueError as exc:
+            if all(_finite(x) for x in pair):
+                raise ValueError(f"{name} must have tokens in {VERIFY_PROFILE_TOKENS} and seconds in "
+                                 f"{VERIFY_PROFILE_SECONDS}: {where}") from exc
+            raise ValueError(f"{where} is not finite") from exc
         if table and tokens < table[-1][0] + 1.0:
-            raise ValueError(f"{name} point {i}: tokens must exceed the previous point's by at least 1, got "
-                             f"{tokens!r} after {table[-1][0]!r}")
+            raise ValueError(f"{name} tokens must increase by at least 1 from point to point: {where} after "
+                             f"{table[-1]}")
         if table and seconds < table[-1][1]:
-            raise ValueError(f"{name} point {i}: seconds must not decrease, got {seconds!r} after {table[-1][1]!r}")
+            raise ValueError(f"{name} seconds must not decrease: {where} after {table[-1]}")
         table.append((tokens, seconds))
     return tuple(table)
+
+
+def _finite(number: Any) -> bool:
+    """math.isfinite, with ints too large for a float counted as finite (they are; isfinite raises on them)."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return True
 
 
 def device_mix_setting(name: str, value: Any) -> dict[str, float]:
