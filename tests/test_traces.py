@@ -88,11 +88,19 @@ def test_bad_trace_files_raise_one_line_errors_naming_the_problem(tmp_path, line
 
 def test_missing_file_and_bad_setting_types(tmp_path):
     with pytest.raises(ValueError, match="trace_path: trace file .* cannot be read"):
-        EnvConfig(trace_path=tmp_path / "missing.jsonl")
+        EnvConfig(acceptance_process="trace", trace_path=tmp_path / "missing.jsonl")
     with pytest.raises(ValueError, match="trace_path: trace file .* is not a file"):
-        EnvConfig(trace_path=tmp_path)
+        EnvConfig(acceptance_process="trace", trace_path=tmp_path)
     with pytest.raises(ValueError, match="trace_path must be a path"):
         EnvConfig(trace_path=3)
+
+
+def test_the_trace_file_is_read_only_when_replayed(tmp_path):
+    """Another acceptance process never reads the file (a large trace costs seconds to validate)."""
+    missing = tmp_path / "missing.jsonl"
+    assert EnvConfig(acceptance_process="iid", trace_path=missing).trace_path == str(missing)
+    with pytest.raises(ValueError, match="trace_path: trace file .* cannot be read"):
+        EnvConfig(acceptance_process="trace", trace_path=missing)
 
 
 def test_a_trace_shorter_than_the_env_draft_is_refused_and_a_longer_one_clipped(tmp_path):
