@@ -71,7 +71,7 @@ from multispin_env.layout import (
 )
 from multispin_env.requests import Requests
 from multispin_env.scenarios import Population
-from multispin_env.spaces import observation_bounds, observation_layout, observation_scale
+from multispin_env.spaces import check_finite, nonfinite_error, observation_bounds, observation_layout, observation_scale
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -363,7 +363,7 @@ class MultiSpinCore:
         [-1, 1] (docs/model.md section 8.1); ValueError if an entry is NaN or inf."""
         out = np.empty((2, actions.shape[0], self.num_users))
         if not self._kernels.decode(actions, self._constants, out):
-            raise ValueError(f"action contains NaN or inf: {actions}")
+            raise nonfinite_error(actions)
         return out[R_DRAFT_LENGTHS], out[R_BANDWIDTH]
 
     # ------------------------------------------------------------------- step
@@ -392,8 +392,10 @@ class MultiSpinCore:
     ) -> RoundOutcome:
         """:meth:`decode` and :meth:`step` in one kernel call: raw float64 actions (n, action_size), clipped
         into [-1, 1]; ValueError (state and generator untouched) if an entry is NaN or inf."""
-        if self._block_index == self._block_rounds and not np.isfinite(actions).all():
-            raise ValueError(f"action contains NaN or inf: {actions}")  # before the block refill draws
+        # The kernel rejects a NaN/inf action before it changes anything, but a block refill or the restarts'
+        # start gains would be drawn before it runs: check first whenever something is drawn first.
+        if reset_rows is not None or self._block_index == self._block_rounds:
+            check_finite(actions)
         self._play(np.empty((ROUND_ROWS, actions.shape[0], self.num_users)), rng, reset_rows, actions)
         return self._last_round
 
@@ -425,7 +427,7 @@ class MultiSpinCore:
             observation = np.empty((n if channel_update else 0, self.observation_size), dtype=np.float32)
             if self._kernels.step_actions(actions, *state[:-1], channel_update, self._observation_scale, rounds,
                                           per_env, truncated, ints, observation) < 0:
-                raise ValueError(f"action contains NaN or inf: {actions}")
+                raise nonfinite_error(actions)
         self._block_index = block + 1
         if self.fading.evolves:
             self._newest = (self._newest + 1) % self._gains.shape[0]
@@ -453,8 +455,8 @@ class MultiSpinCore:
         decoded and played in one kernel call. Returns (observation (S,), reward, truncated, info) with the
         single env's info (new arrays). ValueError (state and generator untouched) if an entry is NaN or inf.
         """
-        if self._block_index == self._block_rounds and not np.isfinite(action).all():
-            raise ValueError(f"action contains NaN or inf: {action}")  # before the block refill draws
+        if self._block_index == self._block_rounds:  # the block refill draws before the kernel's check
+            check_finite(action)
         block = self._next_block(rng)
         k = self.num_users
         rounds = np.empty((ROUND_ROWS, 1, k))
@@ -470,7 +472,7 @@ class MultiSpinCore:
             obs,
         )  # fmt: skip
         if status < 0:
-            raise ValueError(f"action contains NaN or inf: {action}")
+            raise nonfinite_error(action)
         self._block_index = block + 1
         if self.fading.evolves:
             self._newest = (self._newest + 1) % self._gains.shape[0]

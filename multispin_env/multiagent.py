@@ -68,7 +68,7 @@ from numpy.typing import ArrayLike, NDArray
 from multispin_env.config import EnvConfig, resolve_config
 from multispin_env.core import MultiSpinCore
 from multispin_env.rendering import render_ansi
-from multispin_env.spaces import CoreAccess, encode_action, observation_layout
+from multispin_env.spaces import CoreAccess, encode_action, nonfinite_error, observation_layout
 
 try:
     from pettingzoo import ParallelEnv
@@ -187,8 +187,9 @@ class MultiSpinParallelEnv(CoreAccess, ParallelEnv):
             if raw.dtype.kind not in "iuf" or raw.shape != (2,):
                 raise ValueError(f"action of {agent} must be 2 real numbers (length entry, bid), got {action!r}")
             joint[:, self._index[agent]] = raw
-        if not np.isfinite(joint).all():
-            raise ValueError(f"actions contain NaN or inf: {dict(actions)}")
+        if not np.isfinite(joint).all():  # name the first bad entry, not the whole dict
+            agent = next(a for a, action in actions.items() if not np.isfinite(np.asarray(action, float)).all())
+            raise nonfinite_error(np.asarray(actions[agent], float), f"actions[{agent!r}]")
         return joint.reshape(-1)
 
     def step(

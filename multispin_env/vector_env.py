@@ -185,7 +185,8 @@ class MultiSpinVectorEnv(MultiSpinEnvAPI, VectorEnv[NDArray[np.float32], NDArray
             core.restart(truncated, self.np_random)
             played = ~truncated
             for key in self._round_keys:  # as in NEXT_STEP: zero and masked out where a new episode began
-                info[key] = np.where(_column(played, info[key]), info[key], 0)
+                value = info[key]  # a zero of the value's own dtype: every key keeps its dtype on every step
+                info[key] = np.where(_column(played, value), value, np.zeros((), dtype=value.dtype))
                 info[f"_{key}"] = played
             info.update(core.state_info())
             info.update(final_obs=obs, _final_obs=truncated.copy(), final_info=final_info, _final_info=truncated.copy())
