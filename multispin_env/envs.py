@@ -12,7 +12,8 @@ Action: ``Box(-1, 1, (E + K,), float32)`` with E = 1 (homogeneous) or K:
   a drafting user with w_k = 0 gets L_k = 0 (it could not upload) unless all drafting users have w = 0,
   in which case they share the band equally; users with L_k = 0 get no bandwidth.
 
-Finite out-of-range entries are clipped, NaN/inf or a wrong shape raise ValueError.
+Finite out-of-range entries are clipped, NaN/inf or a wrong shape raise ValueError (one line naming the first
+bad entry) and leave the env as it was.
 :meth:`~multispin_env.spaces.MultiSpinEnvAPI.encode_action` inverts the decoding. The registered ids fix
 ``homogeneous``; passing it to ``gym.make`` with an id raises ValueError.
 
@@ -41,9 +42,9 @@ an episode's tokens divided by ``info["clock"]`` is its goodput.
 Info (every step): ``tokens``, ``accepted``, ``draft_lengths`` (int arrays (K,)), ``bandwidth`` (K,),
 ``latency``, ``sync_time``, ``verify_time`` (s, this round, eq. 1-3), ``clock`` (s, after the round),
 and the true ``acceptance`` rates and ``spectral_efficiency`` (bit/s/Hz) of the *next* round (the
-current state, for oracle policies; also in the reset info). With arrivals also ``completed`` and
-``completion_time`` (s) of this round and ``active``, ``remaining``, ``queued`` of the next (docs/model.md
-section 5.6).
+current state, for oracle policies; also in the reset info). With arrivals also ``completed``,
+``completion_time`` (s) and ``blocked`` (requests dropped at a full queue) of this round and ``active``,
+``remaining``, ``queued`` of the next (docs/model.md section 5.6). Every key keeps its type on every step.
 """
 
 from __future__ import annotations

@@ -23,7 +23,10 @@ key (Gymnasium's vector-info convention). The per-round keys (``tokens``,
 ``accepted``, ``draft_lengths``, ``bandwidth``, ``latency``, ``sync_time``,
 ``verify_time``) are zero and masked out for sub-envs that were reset in that step;
 ``clock``, ``acceptance`` and ``spectral_efficiency`` describe every sub-env's
-current state.
+current state. Every key keeps its dtype and shape on every step, in every mode.
+
+A rejected action (NaN/inf, a wrong shape or dtype) raises ValueError and changes nothing: the state and the
+generator are as before it, in every autoreset mode (docs/model.md section 8.1).
 """
 
 from __future__ import annotations
