@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import reprlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,7 +87,8 @@ def _verify_profile(name: str, value: Any) -> Any:
     try:
         return tuple((float(tokens), float(seconds)) for tokens, seconds in value)
     except (TypeError, ValueError, OverflowError) as exc:
-        raise ValueError(f"{name} must be a profile name or (tokens, seconds) pairs, got {value!r}") from exc
+        raise ValueError(f"{name} must be a profile name or (tokens, seconds) pairs, got "
+                         f"{reprlib.repr(value)}") from exc  # reprlib: a long table gives a short line
 
 
 def _trace_path(name: str, value: Any) -> str | None:
