@@ -163,6 +163,10 @@ class EnvConfig:
     arrival_rate: float | None = _setting(None, _optional(_real(0.0, 1e6, low_open=True)), "requests per second "
                                           "per user, Poisson (docs/model.md section 5.8); None: every user is "
                                           "always busy")
+    max_queued_requests: int = _setting(1000, _integer(0, 10**6), "with arrivals, requests a user can hold "
+                                        "queued behind its current one (0..1,000,000); a request arriving when "
+                                        "its queue is full is blocked: dropped and counted in info['blocked'] "
+                                        "(docs/model.md section 5.8)")
     mixture_concentration: float = _setting(9.745, _real(1e-6, 1e6), "kappa = alpha + beta of the "
                                             "mixture process's Beta rates (default: fitted to vLLM's measured "
                                             "acceptance by position, preset scenario vllm-drafter)")

@@ -69,7 +69,7 @@ from multispin_env._checks import short_repr
 from multispin_env.config import EnvConfig, resolve_config
 from multispin_env.core import MultiSpinCore
 from multispin_env.rendering import render_ansi
-from multispin_env.spaces import CoreAccess, encode_action, observation_layout
+from multispin_env.spaces import CoreAccess, encode_action, nonfinite_error, observation_layout
 
 try:
     from pettingzoo import ParallelEnv
@@ -190,8 +190,8 @@ class MultiSpinParallelEnv(CoreAccess, ParallelEnv):
             if raw.dtype.kind not in "iuf" or raw.shape != (2,):
                 raise ValueError(f"action of {agent} must be 2 real numbers (length entry, bid), got "
                                  f"{_listing([action])}")
-            if not np.isfinite(raw).all():
-                raise ValueError(f"action of {agent} contains NaN or inf: {raw.tolist()}")
+            if not np.isfinite(raw).all():  # name the first bad entry, not the whole dict
+                raise nonfinite_error(raw, f"actions[{agent!r}]")
             joint[:, self._index[agent]] = raw
         return joint.reshape(-1)
 

@@ -89,10 +89,6 @@ SCENARIO_VALUES = _strategies(Scenario := scenarios.Scenario)
 # Settings drawn specially: the trace file (the trace fuzz below) and the id-fixed flag (the env class is drawn).
 for _name in ("trace_path", "homogeneous"):
     CONFIG_VALUES.pop(_name, None)
-# The request queue is not bounded yet: near the top of arrival_rate's range (1e6 requests/s) the queued requests
-# of one long round need terabytes. Until the queue has a documented limit, arrivals are drawn up to 10 per second.
-CONFIG_VALUES["arrival_rate"] = st.one_of(st.none(), st.floats(_ends(EnvConfig.__dataclass_fields__[
-    "arrival_rate"].metadata["check"].check)[0], 10.0))
 
 
 def test_every_declared_setting_is_drawn() -> None:
