@@ -140,7 +140,7 @@ def test_residual_policy_network_starts_at_the_controller_and_loads_trained_weig
     from stable_baselines3 import PPO
 
     venv = VecResidual(make_batched_vec_env(TASK, 4, SHORT), share_per_token=True)
-    model = PPO(ResidualMlpPolicy, venv, n_steps=16, batch_size=16, seed=0)
+    model = PPO(ResidualMlpPolicy, venv, n_steps=16, batch_size=16, seed=0, device="cpu")
     obs = venv.reset()
     for _ in range(20):
         correction, _ = model.predict(obs, deterministic=True)
@@ -151,7 +151,7 @@ def test_residual_policy_network_starts_at_the_controller_and_loads_trained_weig
     with torch.no_grad():
         model.policy.action_net.bias.fill_(0.25)
     model.save(tmp_path / "agent")
-    loaded = PPO.load(tmp_path / "agent")
+    loaded = PPO.load(tmp_path / "agent", device="cpu")
     assert isinstance(loaded.policy, ResidualMlpPolicy)
     np.testing.assert_allclose(loaded.predict(obs, deterministic=True)[0], 0.25)
 
