@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Where PPO's training wall time goes: the environment vs the learner (issue 4, result 3).
+"""Where PPO's training wall time goes: the environment vs the learner (docs/results.md, result 3).
 
     python benchmarks/bench_training.py                      # tuned PPO, heterogeneous id, 200k steps
     python benchmarks/bench_training.py --algo sac -n 5000   # any algorithm / budget

@@ -230,7 +230,7 @@ VERIFY_PROFILES: dict[str, VerifyProfile] = {
         VerifyProfile(
             "llama-7b-f16-v100",
             ((1, 0.0326), (2, 0.039), (3, 0.0395)),
-            "Llama-7B F16 on a V100, batch of 1-3 tokens, llama.cpp issue #3649: the first extra token costs "
+            "Llama-7B F16 on a V100, batch of 1-3 tokens, llama.cpp#3649 on GitHub: the first extra token costs "
             "6.4 ms, the next 0.5 ms (extended linearly beyond 3 tokens at that slope).",
         ),
     )
@@ -493,7 +493,7 @@ register_scenario(
 )
 
 
-# --- Heterogeneity knobs (issue 5) -------------------------------------------------------------------------------
+# --- Heterogeneity knobs -------------------------------------------------------------------------------------
 #
 # Three independent knobs say how different the users are; each maps onto Scenario fields.
 #   acceptance spread -> acceptance_range = centre +- spread / 2        (spread of a_k)

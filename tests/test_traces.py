@@ -318,7 +318,7 @@ def test_the_command_rejects_bad_input_in_one_line(recorder, tmp_path):
         recorder.main([*base, "--prompts", str(empty), "--max-draft", "0"])
 
 
-def test_the_console_script_reports_bad_input_without_a_traceback(recorder, tmp_path, monkeypatch):
+def test_the_console_script_reports_bad_input_without_a_traceback(recorder, tmp_path, monkeypatch, capsys):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("hello\n")
     monkeypatch.setattr("sys.argv", ["multispin-record-trace", "--target", str(tmp_path / "no-model"), "--draft",
@@ -327,9 +327,10 @@ def test_the_console_script_reports_bad_input_without_a_traceback(recorder, tmp_
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(SystemExit) as raised:
         recorder.console_main()
-    message = str(raised.value.code)
+    assert raised.value.code == 2
+    message = capsys.readouterr().err
     assert message.startswith("multispin-record-trace: error: --target") and "is not a folder" in message
-    assert "\n" not in message
+    assert message.count("\n") == 1
 
 
 @pytest.mark.slow
