@@ -130,6 +130,13 @@ class GoodputEvalCallback(EvalCallback):
         self.best_model_save_path = str(log_path) if log_path is not None else None
         self.params_path = Path(params_path) if params_path is not None else None
 
+    def check_agent(self, model: Any) -> None:
+        """ValueError (one line) unless ``model`` can play the evaluation env (:func:`check_agent_fits`)."""
+        assert self.single_env is not None
+        residual = unwrap_vec_wrapper(model.get_env(), VecResidual) is not None  # also observes the controller's action
+        check_agent_fits(model, self.single_env, model.get_vec_normalize_env(), "the agent",
+                         int(self.single_env.action_space.shape[-1]) if residual else 0)
+
     @property
     def seeds(self) -> list[int]:
         first = self.first_seed if self.first_seed is not None else EVAL_SEED_OFFSET
@@ -143,7 +150,7 @@ class GoodputEvalCallback(EvalCallback):
             self.single_env = gym.make(spec.id, **{k: v for k, v in spec.kwargs.items() if k != "autoreset_mode"})
             self.eval_env = DummyVecEnv([lambda: self.single_env])
             self.eval_freq = max(self.eval_freq // self.training_env.num_envs, 1)
-        check_agent_fits(self.model, self.single_env, self.model.get_vec_normalize_env())
+        self.check_agent(self.model)
         # Not EvalCallback's: it warns that the (placeholder) eval VecEnv differs from the training env.
         if self.callback_on_new_best is not None:
             self.callback_on_new_best.init_callback(self.model)

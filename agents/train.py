@@ -43,7 +43,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecMonitor, VecNormalize
 
-from agents.callbacks import GoodputEvalCallback, check_agent_fits
+from agents.callbacks import GoodputEvalCallback
 from agents.cli import UserError, check_env_id, multispin_ids, one_line, store_dict_or_words
 from agents.runs import resolve_agent, vecnormalize_for
 from agents.search import CONVERTERS, SAMPLERS
@@ -79,7 +79,7 @@ class MultiSpinExperimentManager(ExperimentManager):
             result = super().setup_experiment()
             for cb in self.callbacks:  # an evaluation env the agent cannot play (another K...): refuse before training
                 if result is not None and isinstance(cb, GoodputEvalCallback) and cb.single_env is not None:
-                    check_agent_fits(result[0], cb.single_env, result[0].get_vec_normalize_env(), "the agent")
+                    cb.check_agent(result[0])
             return result
         except UserError:
             self._discard_run_folder()
