@@ -154,22 +154,21 @@ def load_agent_policy(path: str | Path, env: Any, name: str = "agent") -> Any:
     info = resolve_agent(path)
     if info.algo is None:
         raise BenchmarkError(f"cannot tell the algorithm of {info.model_path} (no args.yml, not under logs/ALGO/)")
+    from agents.callbacks import check_agent_fits
     from agents.residual import ResidualPolicy, residual_settings
 
     model = load_run_file(info.model_path, lambda: ALGOS[info.algo].load(str(info.model_path), device="cpu"))
     residual = residual_settings(info.vec_env_wrapper)
-    # A residual agent also observes the controller's action (as many entries as the env's action).
-    extra = 0 if residual is None else int(env.action_space.shape[-1])
-    expected = {"observation": (int(env.observation_space.shape[-1]) + extra,), "action": env.action_space.shape}
-    for what in ("observation", "action"):
-        mine, theirs = getattr(model, f"{what}_space").shape, expected[what]
-        if mine != theirs:
-            raise BenchmarkError(f"agent {path} has {what} shape {mine}, the env gives {theirs} (another id or num_users?)")
     vn = None
     if info.vecnormalize_path is not None:
         stats = info.vecnormalize_path
         vn = load_run_file(stats, lambda: VecNormalize.load(str(stats), _StatsOnly(model)))
         vn.training, vn.norm_reward = False, False
+    try:
+        # A residual agent also observes the controller's action (as many entries as the env's action).
+        check_agent_fits(model, env, vn, f"agent {path}", extra_observation=0 if residual is None else int(env.action_space.shape[-1]))
+    except ValueError as exc:
+        raise BenchmarkError(str(exc)) from None
     agent = AgentPolicy(model, vn, name=name)
     if residual is None:
         return agent

@@ -47,6 +47,31 @@ from agents.residual import ResidualPolicy, VecResidual
 EVAL_SEED_OFFSET = 10_000
 
 
+def check_agent_fits(model: Any, env: gym.Env, vec_normalize: Any = None, what: str = "the agent",
+                     extra_observation: int = 0) -> None:
+    """ValueError (one line) unless ``model`` can play ``env``: a user-set model (agents/userset.py) any number of
+    users with its training layout, any other model only its training observation and action shapes.
+
+    :param extra_observation: entries the agent observes beyond the env's observation (a residual agent's
+        controller action, agents/residual.py)
+    """
+    from agents.userset import check_layout, is_userset
+
+    if is_userset(model) and not extra_observation:
+        check_layout(model, env, what)
+        size = env.observation_space.shape
+        if vec_normalize is not None and vec_normalize.norm_obs and vec_normalize.observation_space.shape != size:
+            raise ValueError(f"{what} normalises observations of shape {vec_normalize.observation_space.shape}, "
+                             f"the env gives {size} (train user-set agents with norm_obs=False to run them at any K)")
+        return
+    expected = {"observation": (int(env.observation_space.shape[-1]) + extra_observation,), "action": env.action_space.shape}
+    for kind in ("observation", "action"):
+        mine, theirs = getattr(model, f"{kind}_space").shape, expected[kind]
+        if mine != theirs:
+            raise ValueError(f"{what} has {kind} shape {mine}, the env gives {theirs} (another id or num_users? "
+                             "only user-set agents run at another K)")
+
+
 class _NoEnvYet(DummyVecEnv):
     """Placeholder: EvalCallback wants a VecEnv at construction, rl-zoo3 builds YAML callbacks without one."""
 
@@ -105,6 +130,13 @@ class GoodputEvalCallback(EvalCallback):
         self.best_model_save_path = str(log_path) if log_path is not None else None
         self.params_path = Path(params_path) if params_path is not None else None
 
+    def check_agent(self, model: Any) -> None:
+        """ValueError (one line) unless ``model`` can play the evaluation env (:func:`check_agent_fits`)."""
+        assert self.single_env is not None
+        residual = unwrap_vec_wrapper(model.get_env(), VecResidual) is not None  # also observes the controller's action
+        check_agent_fits(model, self.single_env, model.get_vec_normalize_env(), "the agent",
+                         int(self.single_env.action_space.shape[-1]) if residual else 0)
+
     @property
     def seeds(self) -> list[int]:
         first = self.first_seed if self.first_seed is not None else EVAL_SEED_OFFSET
@@ -118,6 +150,7 @@ class GoodputEvalCallback(EvalCallback):
             self.single_env = gym.make(spec.id, **{k: v for k, v in spec.kwargs.items() if k != "autoreset_mode"})
             self.eval_env = DummyVecEnv([lambda: self.single_env])
             self.eval_freq = max(self.eval_freq // self.training_env.num_envs, 1)
+        self.check_agent(self.model)
         # Not EvalCallback's: it warns that the (placeholder) eval VecEnv differs from the training env.
         if self.callback_on_new_best is not None:
             self.callback_on_new_best.init_callback(self.model)

@@ -91,7 +91,11 @@ class MultiSpinExperimentManager(ExperimentManager):
     # -- set-up: one-line errors, no half-made run folder ----------------------------------------------
     def setup_experiment(self) -> tuple[BaseAlgorithm, dict[str, Any]] | None:
         try:
-            return super().setup_experiment()
+            result = super().setup_experiment()
+            for cb in self.callbacks:  # an evaluation env the agent cannot play (another K...): refuse before training
+                if result is not None and isinstance(cb, GoodputEvalCallback) and cb.single_env is not None:
+                    cb.check_agent(result[0])
+            return result
         except UserError:
             self._discard_run_folder()
             raise
@@ -119,6 +123,12 @@ class MultiSpinExperimentManager(ExperimentManager):
 
     def _preprocess_hyperparams(self, hyperparams: dict[str, Any]) -> Any:
         out = super()._preprocess_hyperparams(hyperparams)
+        from agents.userset import names_userset, with_env_layout
+
+        if names_userset(out[0].get("policy")):  # it learns which entries are per-user fields from the env
+            probe = gym.make(self.env_name.gym_id, **self.env_kwargs)
+            out[0]["policy_kwargs"] = with_env_layout(out[0].get("policy_kwargs"), probe)
+            probe.close()
         if self.optimize_hyperparameters:
             # Trials are ranked by rl-zoo3's own evaluation on goodput-reward envs (create_envs); the
             # analytic-policy callback would only repeat that work in every trial.

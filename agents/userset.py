@@ -1,0 +1,273 @@
+"""User-set policy: one shared per-user network, so the same weights play any number of users K.
+
+:class:`UserSetPolicy` is an SB3 ``ActorCriticPolicy`` for the MultiSpin envs' flat observation and action
+(docs/model.md sections 8.1-8.2), named in rl-zoo3's YAML as ``policy: agents.userset.UserSetPolicy``
+(``agents/hyperparams/ppo_userset.yml``; ``train.py --algo ppo --agent userset``). Per observation:
+
+1. the observation is cut into users by :func:`multispin_env.spaces.observation_layout`: user k's row x_k holds
+   its entry of every per-user field (with the arrival fields when the env has arrivals), g the global fields
+   (``time_left``);
+2. a shared encoder maps [x_k, g] to h_k (the same weights for every user);
+3. the summary s = [mean_k h_k, max_k h_k, g] is permutation-invariant and does not depend on K's size; a
+   context layer maps it to c;
+4. a shared head maps [h_k, c] to user k's length and share entries, placed at the env's action layout
+   (entries k and E + k, docs/model.md section 8.1); in the homogeneous env (one common length entry) that
+   entry comes from c;
+5. the value comes from the summary alone (the critic has its own encoder, so that value gradients do not
+   move the actor's features).
+
+The Gaussian's log-std has one entry per action kind (length, share), shared by the users, so the parameter
+count does not depend on K. Permuting the users permutes the action entries and leaves the value unchanged.
+
+A model trained at one K runs at any other: :meth:`UserSetPolicy.predict` reads K from the observation's size
+instead of the saved observation space. The observation fields the model was trained with are a policy kwarg
+(``observation_fields``, saved in the model; ``train.py`` sets them from the training env), and
+:func:`check_layout` refuses an env with other per-user fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch as th
+from gymnasium import spaces
+from stable_baselines3.common.distributions import DiagGaussianDistribution
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.type_aliases import Schedule
+from torch import nn
+
+from multispin_env.spaces import ARRIVAL_OBSERVATION_FIELDS, OBSERVATION_FIELDS, observation_layout
+
+__all__ = ["POLICY_NAME", "UserSetPolicy", "check_layout", "env_layout", "is_userset", "names_userset", "with_env_layout"]
+
+#: The policy's dotted name (rl-zoo3's ``policy:`` key).
+POLICY_NAME = f"{__name__}.UserSetPolicy"
+#: Field names of the observation without / with request arrivals, in order (docs/model.md section 8.1).
+_BASE_FIELDS = tuple(name for name, _, _ in OBSERVATION_FIELDS)
+_ARRIVAL_FIELDS = _BASE_FIELDS + tuple(name for name, _, _ in ARRIVAL_OBSERVATION_FIELDS)
+_PER_USER = {name for name, entries, _ in OBSERVATION_FIELDS + ARRIVAL_OBSERVATION_FIELDS if entries == "K"}
+
+
+def env_layout(env: Any) -> tuple[tuple[str, ...], bool]:
+    """(observation field names in order, homogeneous) of a MultiSpin single or vector env."""
+    base = env.unwrapped
+    return tuple(base.observation_layout), bool(base.core.homogeneous)
+
+
+def describe_fields(fields: Sequence[str]) -> str:
+    """A layout for messages: its per-user and global fields."""
+    per_user = [f for f in fields if f in _PER_USER]
+    return f"per-user [{', '.join(per_user)}], global [{', '.join(f for f in fields if f not in _PER_USER)}]"
+
+
+class _SetNet(nn.Module):
+    """Shared per-user encoder and permutation-invariant context.
+
+    :param user_size: per-user fields F
+    :param global_size: global entries G
+    :param hidden: width H of every layer
+    """
+
+    def __init__(self, user_size: int, global_size: int, hidden: int) -> None:
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Linear(user_size + global_size, hidden), nn.Tanh(),
+                                     nn.Linear(hidden, hidden), nn.Tanh())
+        self.context = nn.Sequential(nn.Linear(2 * hidden + global_size, hidden), nn.Tanh())
+
+    def forward(self, users: th.Tensor, glob: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """users (B, K, F), glob (B, G) -> per-user features (B, K, H), context (B, H)."""
+        h = self.encoder(th.cat([users, glob.unsqueeze(1).expand(-1, users.shape[1], -1)], dim=-1))
+        summary = th.cat([h.mean(dim=1), h.amax(dim=1), glob], dim=-1)
+        return h, self.context(summary)
+
+
+class UserSetPolicy(ActorCriticPolicy):
+    """Permutation-equivariant actor-critic for the MultiSpin envs (see the module docstring).
+
+    Takes ActorCriticPolicy's arguments (``log_std_init``, ``ortho_init``, ``optimizer_class``...); ``net_arch``,
+    ``use_sde`` and a custom features extractor do not apply. Its own:
+
+    :param hidden: width of every layer of the encoders and heads (>= 1)
+    :param observation_fields: the env's observation field names in order (``observation_layout``'s keys), which
+        tell the per-user from the global fields; None: inferred from the observation size (ValueError if both
+        layouts, with and without arrivals, fit it)
+    :param homogeneous: whether the env has one common length entry (None: read from the action size)
+    """
+
+    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, lr_schedule: Schedule,
+                 *args: Any, hidden: int = 64, observation_fields: Sequence[str] | None = None,
+                 homogeneous: bool | None = None, **kwargs: Any) -> None:
+        if not isinstance(observation_space, spaces.Box) or len(observation_space.shape) != 1:
+            raise ValueError(f"UserSetPolicy needs a flat Box observation, got {observation_space}")
+        if not isinstance(action_space, spaces.Box) or len(action_space.shape) != 1:
+            raise ValueError(f"UserSetPolicy needs a flat Box action, got {action_space}")
+        if kwargs.get("use_sde"):
+            raise ValueError("UserSetPolicy does not support use_sde")
+        if not (isinstance(hidden, int) and hidden >= 1):
+            raise ValueError(f"UserSetPolicy hidden must be an integer >= 1, got {hidden!r}")
+        size = int(observation_space.shape[0])
+        if observation_fields is None:
+            fitting = [f for f in (_BASE_FIELDS, _ARRIVAL_FIELDS) if _users_for(f, size) is not None]
+            if len(fitting) != 1:
+                raise ValueError(f"UserSetPolicy cannot tell the observation fields from {size} entries; pass "
+                                 "observation_fields (train.py sets them from the env)")
+            observation_fields = fitting[0]
+        self.observation_fields = tuple(str(f) for f in observation_fields)
+        if self.observation_fields not in (_BASE_FIELDS, _ARRIVAL_FIELDS):
+            raise ValueError(f"UserSetPolicy observation_fields must be {list(_BASE_FIELDS)} or "
+                             f"{list(_ARRIVAL_FIELDS)}, got {list(self.observation_fields)}")
+        users = _users_for(self.observation_fields, size)
+        if users is None:
+            raise ValueError(f"UserSetPolicy: an observation of {size} entries does not fit the fields "
+                             f"{describe_fields(self.observation_fields)}")
+        length_entries = int(action_space.shape[0]) - users
+        if homogeneous is None:
+            homogeneous = length_entries == 1 and users > 1
+        if length_entries != (1 if homogeneous else users):
+            raise ValueError(f"UserSetPolicy: action of {action_space.shape[0]} entries does not fit {users} users "
+                             f"({'homogeneous' if homogeneous else 'heterogeneous'})")
+        self.homogeneous = bool(homogeneous)
+        self.hidden = hidden
+        self._indices: dict[int, tuple[th.Tensor, th.Tensor]] = {}
+        super().__init__(observation_space, action_space, lr_schedule, *args, **kwargs)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(hidden=self.hidden, observation_fields=self.observation_fields, homogeneous=self.homogeneous)
+        return data
+
+    # -- networks --------------------------------------------------------------------------------------------
+    def _build(self, lr_schedule: Schedule) -> None:
+        n_user = sum(f in _PER_USER for f in self.observation_fields)
+        n_global = len(self.observation_fields) - n_user  # every global field has one entry
+        hidden = self.hidden
+        self.actor = _SetNet(n_user, n_global, hidden)
+        self.critic = _SetNet(n_user, n_global, hidden)
+        self.user_head = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.Tanh(), nn.Linear(hidden, 2))
+        self.common_length = nn.Linear(hidden, 1)  # homogeneous env only: the common length entry
+        self.value_net = nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, 1))
+        # One log-std per action kind (length, share), shared by the users.
+        self.log_std = nn.Parameter(th.full((2,), float(self.log_std_init)), requires_grad=True)
+        if self.ortho_init:
+            # SB3's gains: sqrt(2) hidden layers, 0.01 action outputs (start near the mean action), 1 value output.
+            for module in (self.actor, self.critic, self.user_head[0], self.value_net[0]):
+                module.apply(lambda m: self.init_weights(m, gain=float(np.sqrt(2))))
+            for module, gain in ((self.user_head[2], 0.01), (self.common_length, 0.01), (self.value_net[2], 1.0)):
+                module.apply(lambda m, g=gain: self.init_weights(m, gain=g))
+        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+
+    def _split(self, obs: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+        """(B, N) observations -> per-user rows (B, K, F) and global entries (B, G), K from N."""
+        size = int(obs.shape[-1])
+        if size not in self._indices:
+            users = _users_for(self.observation_fields, size)
+            if users is None:
+                raise ValueError(f"UserSetPolicy: an observation of {size} entries does not fit the fields "
+                                 f"{describe_fields(self.observation_fields)} it was trained with")
+            layout = observation_layout(users, "active" in self.observation_fields)
+            user_rows = [np.arange(s.start, s.stop) for f, s in layout.items() if f in _PER_USER]
+            global_entries = [s.start for f, s in layout.items() if f not in _PER_USER]
+            self._indices[size] = (th.as_tensor(np.stack(user_rows, axis=1), device=obs.device),
+                                   th.as_tensor(global_entries, device=obs.device))
+        user_idx, global_idx = self._indices[size]
+        obs = obs.float()
+        return obs[:, user_idx], obs[:, global_idx]
+
+    def _mean_and_value(self, obs: th.Tensor, value: bool = True) -> tuple[th.Tensor, th.Tensor | None]:
+        users, glob = self._split(obs)
+        h, c = self.actor(users, glob)
+        out = self.user_head(th.cat([h, c.unsqueeze(1).expand_as(h)], dim=-1))  # (B, K, 2)
+        lengths = self.common_length(c) if self.homogeneous else out[..., 0]
+        mean = th.cat([lengths, out[..., 1]], dim=-1)
+        return mean, (self.value_net(self.critic(users, glob)[1]) if value else None)
+
+    def _distribution(self, mean: th.Tensor) -> DiagGaussianDistribution:
+        users = mean.shape[-1] - (1 if self.homogeneous else mean.shape[-1] // 2)
+        log_std = th.cat([self.log_std[:1].expand(mean.shape[-1] - users), self.log_std[1:].expand(users)])
+        return DiagGaussianDistribution(int(mean.shape[-1])).proba_distribution(mean, log_std)
+
+    # -- SB3's interface -----------------------------------------------------------------------------------
+    def forward(self, obs: th.Tensor, deterministic: bool = False) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
+        mean, values = self._mean_and_value(obs)
+        distribution = self._distribution(mean)
+        actions = distribution.get_actions(deterministic=deterministic)
+        return actions, values, distribution.log_prob(actions)
+
+    def evaluate_actions(self, obs: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
+        mean, values = self._mean_and_value(obs)
+        distribution = self._distribution(mean)
+        return values, distribution.log_prob(actions), distribution.entropy()
+
+    def get_distribution(self, obs: th.Tensor) -> DiagGaussianDistribution:
+        return self._distribution(self._mean_and_value(obs, value=False)[0])
+
+    def predict_values(self, obs: th.Tensor) -> th.Tensor:
+        users, glob = self._split(obs)
+        return self.value_net(self.critic(users, glob)[1])
+
+    def _predict(self, observation: th.Tensor, deterministic: bool = False) -> th.Tensor:
+        return self.get_distribution(observation).get_actions(deterministic=deterministic)
+
+    def predict(self, observation: Any, state: Any = None, episode_start: Any = None,
+                deterministic: bool = False) -> tuple[np.ndarray, Any]:
+        """SB3's ``predict`` for one observation (N,) or a batch (B, N) of any number of users (not only the
+        trained K): the saved observation and action spaces give the layout, not the size."""
+        if isinstance(observation, dict):
+            raise ValueError("UserSetPolicy takes the flat MultiSpin observation, not a dict")
+        obs = np.asarray(observation, dtype=np.float32)
+        if obs.ndim not in (1, 2):
+            raise ValueError(f"UserSetPolicy: observation must be (N,) or (batch, N), got shape {obs.shape}")
+        self.set_training_mode(False)
+        with th.no_grad():
+            actions = self._predict(th.as_tensor(obs.reshape(-1, obs.shape[-1]), device=self.device), deterministic)
+        low, high = float(np.min(self.action_space.low)), float(np.max(self.action_space.high))
+        out = np.clip(actions.cpu().numpy(), low, high)
+        return (out[0] if obs.ndim == 1 else out), state
+
+
+def _users_for(fields: Sequence[str], size: int) -> int | None:
+    """K such that the observation of these fields has ``size`` entries (None: no K >= 1 fits)."""
+    per_user = sum(f in _PER_USER for f in fields)
+    users, rest = divmod(size - (len(fields) - per_user), per_user)
+    return users if rest == 0 and users >= 1 else None
+
+
+def is_userset(model: Any) -> bool:
+    """Whether an SB3 model (or policy) is a user-set model (runs at any K)."""
+    return isinstance(getattr(model, "policy", model), UserSetPolicy)
+
+
+def check_layout(model: Any, env: Any, what: str = "the model") -> None:
+    """ValueError (one line, naming both layouts) unless the user-set ``model`` was trained with ``env``'s
+    observation fields and action kind (any K)."""
+    policy = getattr(model, "policy", model)
+    fields, homogeneous = env_layout(env)
+    if tuple(fields) != policy.observation_fields:
+        raise ValueError(f"{what} was trained on the observation fields {describe_fields(policy.observation_fields)}, "
+                         f"the env has {describe_fields(fields)} (request arrivals on in one and off in the other?)")
+    if homogeneous != policy.homogeneous:
+        kind = {True: "homogeneous (one length entry)", False: "heterogeneous (one length per user)"}
+        raise ValueError(f"{what} was trained on a {kind[policy.homogeneous]} env, the env is {kind[homogeneous]}")
+
+
+def names_userset(policy: Any) -> bool:
+    """Whether an SB3 ``policy`` argument (class or name) is :class:`UserSetPolicy` (or a subclass)."""
+    return policy == POLICY_NAME or (isinstance(policy, type) and issubclass(policy, UserSetPolicy))
+
+
+def with_env_layout(policy_kwargs: dict[str, Any] | None, env: Any) -> dict[str, Any]:
+    """The user-set policy's ``policy_kwargs`` with ``observation_fields`` and ``homogeneous`` read from ``env`` (a
+    MultiSpin env); ValueError if the kwargs already name another layout."""
+    fields, homogeneous = env_layout(env)
+    kwargs = dict(policy_kwargs or {})
+    given = kwargs.get("observation_fields")
+    if given is not None and tuple(given) != fields:
+        raise ValueError(f"policy_kwargs observation_fields {describe_fields(given)} do not fit the env's "
+                         f"{describe_fields(fields)}")
+    given = kwargs.get("homogeneous")
+    if given is not None and bool(given) != homogeneous:
+        raise ValueError(f"policy_kwargs homogeneous={given} does not fit the env (homogeneous={homogeneous})")
+    kwargs.update(observation_fields=fields, homogeneous=homogeneous)
+    return kwargs
