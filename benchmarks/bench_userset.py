@@ -6,8 +6,8 @@
 
 Both agents are set up exactly as ``train.py --algo ppo [--agent userset]`` sets them up (their hyperparameter files,
 the batched vector env, wrappers and VecNormalize; no evaluation callback) and then trained in alternating chunks,
-so that a machine shared with other jobs slows both alike. CPU time is this process's (``time.process_time``,
-one PyTorch thread), which other jobs do not inflate; the ratio userset / ppo is the figure to read.
+so that any background load slows both alike. CPU time is this process's (``time.process_time``, one PyTorch
+thread), which background load does not inflate; the ratio userset / ppo is the figure to read.
 """
 
 from __future__ import annotations
