@@ -1,14 +1,14 @@
 """``make demo`` / ``multispin-demo``: train PPO briefly on the default heterogeneous scenario, benchmark it, write ``results/``.
 
-    python -m agents.demo            # 800k rounds of PPO, then 20 benchmark episodes per policy
+    python -m agents.demo            # PPO for ppo.yml's budget, then 20 benchmark episodes per policy
     python -m agents.demo --quick    # a smoke run: 20k rounds, 5 episodes (the agent is still poor)
 
-Steps: (1) ``train.py --algo ppo --env MultiSpin-Heterogeneous-v0 -P`` with the tuned
-hyperparameters of ``agents/hyperparams/ppo.yml`` and a reduced budget, evaluating the
+Steps: (1) ``train.py --algo ppo --env MultiSpin-Heterogeneous-v0 -P`` with the hyperparameters and
+budget of ``agents/hyperparams/ppo.yml`` (``-n`` sets another budget), evaluating the
 agent against the analytic policies during training; (2) the benchmark on the trained
 agent: every analytic policy and the agent on the same seeds; (3)
 ``results/benchmark.{csv,json}``, ``results/goodput.png``, ``results/training_curve.png``
-and the table printed. Times and expected numbers are in the README ("Quick start").
+and the table printed. Times and expected numbers are in docs/training.md.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import yaml
+
 from agents import benchmark
 from agents.cli import HelpFormatter, OneLineParser
 
@@ -26,11 +28,19 @@ DESCRIPTION = """Train PPO briefly on MultiSpin-Heterogeneous-v0, benchmark it a
 on the same seeds, and write benchmark.csv/.json, goodput.png and training_curve.png."""
 
 
+def yaml_budget() -> int:
+    """The training budget (rounds) of the demo env's entry in ``agents/hyperparams/ppo.yml``."""
+    from agents.train import HYPERPARAMS_DIR
+
+    return int(yaml.safe_load((HYPERPARAMS_DIR / "ppo.yml").read_text())[DEMO_ENV]["n_timesteps"])
+
+
 def main(argv: Sequence[str] | None = None, prog: str = "python -m agents.demo") -> int:
     from agents.train import main as train_main
 
     p = OneLineParser(prog=prog, description=DESCRIPTION, formatter_class=HelpFormatter)
-    p.add_argument("-n", "--n-timesteps", type=int, default=800_000, help="PPO training env steps (rounds)")
+    p.add_argument("-n", "--n-timesteps", type=int, default=None,
+                   help="PPO training env steps (rounds; default: the n_timesteps of agents/hyperparams/ppo.yml)")
     p.add_argument("--episodes", type=int, default=20, help="benchmark episodes per policy")
     p.add_argument("--seed", type=int, default=0, help="training seed; benchmark seeds are seed..seed+episodes-1")
     p.add_argument("-o", "--output", default="results", help="results folder")
@@ -39,6 +49,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m agents.demo")
     args = p.parse_args(argv)
     if args.quick:
         args.n_timesteps, args.episodes = 20_000, 5
+    if args.n_timesteps is None:
+        args.n_timesteps = yaml_budget()
     start = time.perf_counter()
 
     print(f"[1/2] training PPO on {DEMO_ENV} for {args.n_timesteps} steps", flush=True)
