@@ -3,6 +3,7 @@
 
     python benchmarks/bench_policy_noise.py                               # MultiSpinSuite/IIDStatic-v0, 8 episodes
     python benchmarks/bench_policy_noise.py --sigmas 0 0.05 0.1 --noise lengths
+    python benchmarks/bench_policy_noise.py --agent logs/ppo/MultiSpinSuite-IIDStatic-v0_1 --sigmas 0
 
 PPO's Gaussian policy plays its mean action plus N(0, sigma^2) noise on every action entry (in the action's
 [-1, 1] units: one draft token is 2 / L_max, 0.2 for L_max = 10), and PPO improves the return of that noisy
@@ -12,7 +13,9 @@ noisy policy would: noise on the length entries, the share entries or both (``--
 lengths of the users to which the oracle gives the fewest tokens (its shortest drafts, the slow devices on
 IIDStatic) moved by ``--offsets`` tokens (-1 with L = 1 excludes them: L = 0). Goodput = tokens / clock per
 episode (eq. (5) as the env measures it), mean over the episodes (seeds 10000.., common to every cell), printed
-as a share of the noise-free oracle's. Writes nothing.
+as a share of the noise-free oracle's. ``--agent RUN`` also prints a trained agent's allocation (its mean action,
+deterministic) next to the oracle's on the same episodes, per user, and the policy's noise std per action entry.
+Writes nothing.
 """
 
 from __future__ import annotations
@@ -59,6 +62,37 @@ def noisy_goodput(env: gym.Env, sigma: float, offset: float, moved: np.ndarray, 
     return float(np.mean(goodputs))
 
 
+def compare_allocations(env: gym.Env, run: str, seeds: list[int]) -> None:
+    """Per user: mean draft length and bandwidth share (docs/model.md section 8.1) of the saved agent ``run`` and of
+    het-opt-oracle over the rounds of the ``seeds`` episodes (each policy plays its own episode), and the agent's
+    exploration std per action entry (a state-independent Gaussian policy)."""
+    import torch
+
+    from agents.benchmark import load_agent_policy
+
+    base = env.unwrapped
+    agent = load_agent_policy(run, env)
+    for name, policy in (("agent", agent), ("het-opt-oracle", make_policy("het-opt-oracle", env))):
+        lengths, shares = [], []
+        for seed in seeds:
+            obs, _ = env.reset(seed=seed)
+            policy.reset()
+            while True:
+                action = policy.predict(obs, deterministic=True)[0]
+                obs, _, terminated, truncated, info = env.step(action)
+                lengths.append(info["draft_lengths"])
+                shares.append(info["bandwidth"])
+                if terminated or truncated:
+                    break
+        print(f"{name:>15}: mean L_k {np.round(np.mean(lengths, axis=0), 2).tolist()}, "
+              f"mean b_k {np.round(np.mean(shares, axis=0), 3).tolist()}")
+    log_std = getattr(getattr(agent, "model", None), "policy", None)
+    if log_std is not None and hasattr(log_std, "log_std"):
+        std = torch.exp(log_std.log_std).detach().numpy().astype(np.float64)
+        print(f"{'agent std':>15}: lengths {np.round(std[:base.num_users], 3).tolist()}, "
+              f"shares {np.round(std[base.num_users:], 3).tolist()} (action units)")
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python benchmarks/bench_policy_noise.py", description=__doc__.splitlines()[0])
     p.add_argument("--env", default="MultiSpinSuite/IIDStatic-v0")
@@ -70,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="tokens added to the lengths of the users with the oracle's shortest drafts")
     p.add_argument("--noise", choices=["all", "lengths", "shares"], default="all", help="which action entries are noisy")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise")
+    p.add_argument("--agent", default=None, metavar="RUN", help="also compare this saved agent's allocation with the oracle's")
     args = p.parse_args(argv)
     if args.episodes < 1:
         p.error(f"--episodes must be >= 1, got {args.episodes}")
@@ -81,6 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     lengths, shares = env.unwrapped.decode_action(make_policy("het-opt-oracle", env).predict(obs)[0])
     moved = (lengths == lengths.min()).astype(np.float64)
     seeds = [10_000 + i for i in range(args.episodes)]
+    if args.agent is not None:
+        compare_allocations(env, args.agent, seeds)
     rng = np.random.default_rng(args.seed)
     reference = noisy_goodput(env, 0.0, 0.0, moved, args.noise, seeds, rng)
     print(f"{args.env}: het-opt-oracle's first allocation L = {lengths.tolist()}, b = {np.round(shares, 3).tolist()}; "
