@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -28,11 +29,11 @@ DESCRIPTION = """Train PPO briefly on MultiSpin-Heterogeneous-v0, benchmark it a
 on the same seeds, and write benchmark.csv/.json, goodput.png and training_curve.png."""
 
 
-def yaml_budget() -> int:
-    """The training budget (rounds) of the demo env's entry in ``agents/hyperparams/ppo.yml``."""
+def ppo_entry() -> dict[str, Any]:
+    """The demo env's entry of ``agents/hyperparams/ppo.yml`` (its budget and rollout size set the demo's)."""
     from agents.train import HYPERPARAMS_DIR
 
-    return int(yaml.safe_load((HYPERPARAMS_DIR / "ppo.yml").read_text())[DEMO_ENV]["n_timesteps"])
+    return dict(yaml.safe_load((HYPERPARAMS_DIR / "ppo.yml").read_text())[DEMO_ENV])
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m agents.demo") -> int:
@@ -49,15 +50,18 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m agents.demo")
     args = p.parse_args(argv)
     if args.quick:
         args.n_timesteps, args.episodes = 20_000, 5
+    entry = ppo_entry()
     if args.n_timesteps is None:
-        args.n_timesteps = yaml_budget()
+        args.n_timesteps = int(float(entry["n_timesteps"]))
+    # About 8 evaluations, at most one per rollout (n_envs x n_steps rounds): one every call would dominate a short run.
+    eval_freq = max(args.n_timesteps // 8, int(entry["n_envs"]) * int(entry["n_steps"]))
     start = time.perf_counter()
 
     print(f"[1/2] training PPO on {DEMO_ENV} for {args.n_timesteps} steps", flush=True)
     status = train_main(
         [
             "--algo", "ppo", "--env", DEMO_ENV, "-n", str(args.n_timesteps), "--seed", str(args.seed),
-            "-f", args.log_folder, "-P", "--eval-freq", str(max(args.n_timesteps // 8, 1)), "--eval-episodes", "5",
+            "-f", args.log_folder, "-P", "--eval-freq", str(eval_freq), "--eval-episodes", "5",
             "--num-threads", "1", "--verbose", "0",
         ],
         prog=prog,
