@@ -1,9 +1,15 @@
 #!/usr/bin/env python
-"""Where PPO's training wall time goes: the environment vs the learner (issue 4, result 3).
+"""Where PPO's training time goes (the environment vs the learner), and the previous ppo.yml against the current one.
 
-    python benchmarks/bench_training.py                      # tuned PPO, heterogeneous id, 200k steps
+    python benchmarks/bench_training.py                      # ppo.yml, heterogeneous id, 200k steps
     python benchmarks/bench_training.py --algo sac -n 5000   # any algorithm / budget
     python benchmarks/bench_training.py --env-kwargs acceptance_process:markov --json results/bench_training.json
+    python benchmarks/bench_training.py --compare -n 150000 --env MultiSpinSuite/IIDStatic-v0   # docs/training.md
+
+``--compare`` trains :data:`REFERENCE_PPO` (ppo.yml's settings before the fast configuration) and the current
+ppo.yml one after the other (same env, budget and seed) and prints, for each, rounds per CPU-second
+(``time.process_time`` around ``model.learn``: other jobs on the machine inflate it far less than wall time) and
+the trained agent's share of the oracle's goodput on ``--eval-episodes`` seeded episodes, then the ratios.
 
 Two timers, nested, measure the share of ``model.learn`` wall time spent
 (a) in ``MultiSpinEnv.step``/``reset`` themselves (a gym wrapper directly around
