@@ -1,23 +1,30 @@
-# Two commands on a fresh machine: `make demo` (main job) and `make test`; timings in README "Quick start".
+# Two commands on a fresh machine: `make demo` (main job) and `make test`; timings in docs/getting-started.md.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup test test-slow test-rllib demo bench findings findings-docs leaderboard clean
+.PHONY: setup test test-slow test-rllib demo bench findings findings-docs leaderboard docs clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,train,render,multiagent,traces,bench]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev,train,render,multiagent,traces,bench,docs]"
 	touch $(STAMP)
 
 test: setup
 	$(PY) -m pytest -n 2 -q
 
-test-slow: setup
+# torchrl (the slow test that wraps every id with torchrl's GymEnv) is installed for test-slow only.
+TORCHRL_STAMP := $(VENV)/.torchrl-stamp
+
+$(TORCHRL_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[torchrl]"
+	touch $(TORCHRL_STAMP)
+
+test-slow: setup $(TORCHRL_STAMP)
 	$(PY) -m pytest -n 2 -q -m slow
 	$(MAKE) test-rllib
 
@@ -50,11 +57,16 @@ findings-docs: setup
 demo: setup
 	$(PY) -m agents.demo
 
-# Every analytic controller and every saved agent under runs/leaderboard on every suite task (README "Leaderboard");
+# Every analytic controller and every saved agent under runs/leaderboard on every suite task (docs/leaderboard.md);
 # LEADERBOARD_ARGS=--train --timesteps N trains the missing runs first.
 JOBS ?= 2
 leaderboard: setup
 	$(PY) -m agents.leaderboard --runs runs/leaderboard -o results/leaderboard --jobs $(JOBS) $(LEADERBOARD_ARGS)
 
+# The documentation site (mkdocs.yml) into site/, strictly: any warning (a broken internal link, a missing page,
+# a docstring mkdocstrings cannot read) fails the build.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(PY) -m mkdocs build --strict --quiet
+
 clean:
-	rm -rf $(VENV) $(RLLIB_VENV) results .pytest_cache .hypothesis
+	rm -rf $(VENV) $(RLLIB_VENV) results site .pytest_cache .hypothesis

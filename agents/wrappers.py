@@ -18,7 +18,7 @@ that falls before the horizon), so a long final round earns no free tokens.
 Why :class:`VecStochasticRounding`: the env rounds each continuous length entry to the nearest integer
 (L = rint(x), docs/model.md section 8.1). Once the policy's noise is small, a small move of the mean
 length changes nothing the env plays, so the policy gradient of the length vanishes and training
-can stall between two integers (issue 12: one of four PPO seeds stuck at 89.6% of the oracle on
+can stall between two integers (one of four PPO seeds stuck at 89.6% of the oracle on
 i.i.d. acceptance). Rounding stochastically during training, floor(x) + Bernoulli(x - floor(x)),
 makes the expected played length equal to x, so the return is piecewise linear in x and its
 gradient does not vanish. Evaluation keeps the env's deterministic rounding.

@@ -207,7 +207,7 @@ class PackedSystems:
     :param user_start: (N + 1,) system i owns users ``user_start[i]:user_start[i + 1]``
     :param draft_time: t_k, s/token, (U,)
     :param upload_time: c_k, s/token, (U,)
-    :param token_table: E[n_k](L) for L = 0..L_max of its system (zero-padded), tokens, (U, max L_max + 1)
+    :param token_table: E[n_k | L] for L = 0..L_max of its system (zero-padded), tokens, (U, max L_max + 1)
     :param max_draft: L_max per system, tokens, (N,)
     :param profile_start: (N + 1,) system i's verification profile (eq. (2')) is
         ``profile_start[i]:profile_start[i + 1]`` of ``profile_tokens`` (tokens) and ``profile_seconds`` (s)
@@ -403,7 +403,7 @@ def solve_homogeneous(params: RoundParams) -> Allocation:
 
     s* = root of sum_k c_k / (s - t_k) = 1 (s/token) gives the equal-finish shares
     b_k = c_k / (s* - t_k), the same for every L >= 1, and the sync time tau = L s*.
-    The exact integer optimum of G(L) = sum_k E[n_k](L) / (L s* + T_ver(K (L + 1)) + T_dl) over L in
+    The exact integer optimum of G(L) = sum_k E[n_k | L] / (L s* + T_ver(K (L + 1)) + T_dl) over L in
     0..L_max (among the L whose sync time meets the deadline, eq. (1')) is taken by evaluating every L.
     L = 0 (server-only decoding) is allowed; its bandwidth is all zeros. Ties go to the shorter draft.
     Drafting pays only if s* < T_ver(K) + T_dl, and s* >= max_k (t_k + c_k): when that already reaches it,
@@ -494,7 +494,7 @@ def equal_bandwidth_tuned(params: RoundParams) -> Allocation:
 
     L maximises K N_bar(L) / (L (t_bar + K c_bar) + T_ver(K (L + 1)) + T_dl) over the L whose sync time
     L (t_bar + K c_bar) meets the deadline: the goodput if all K users were the average user (N_bar(L) =
-    N(a_bar, L) of the mean rate for i.i.d. acceptance, else the E[n](L) of the users' mean acceptance curve),
+    N(a_bar, L) of the mean rate for i.i.d. acceptance, else the E[n | L] of the users' mean acceptance curve),
     with the mean draft time and upload time (with b = 1/K each user uploads L tokens
     in L K c_bar s). This is heterogeneity-unaware; the returned ``goodput`` is the true eq. (5) value of
     the allocation with the real per-user parameters (tokens/s).
@@ -503,7 +503,7 @@ def equal_bandwidth_tuned(params: RoundParams) -> Allocation:
     k = params.num_users
     base = _server_only_latency(params)
     lengths = np.arange(params.max_draft + 1)
-    # The average user's E[n](L): with i.i.d. rates the paper's N(a_bar, L) of the mean rate; with other curves
+    # The average user's E[n | L]: with i.i.d. rates the paper's N(a_bar, L) of the mean rate; with other curves
     # (survival given) the users' mean curve.
     positions = np.arange(1, params.max_draft + 1)
     iid = np.allclose(params.survival, params.acceptance[:, None] ** positions, rtol=1e-12, atol=0.0)

@@ -1,4 +1,4 @@
-"""What planning with the right acceptance curve changes (issue 11, part 3), measured in the environment.
+"""What planning with the right acceptance curve changes, measured in the environment.
 
 Usage: ``python benchmarks/bench_curves.py [--episodes 10] [--horizon 10] [--processes positional,tasks,markov]``
 
@@ -10,7 +10,7 @@ For each acceptance process (docs/model.md section 5.1) het-opt-static and het-o
   P(A_k >= i) (static: the long-run curve, e.g. the task mix sum_j p_j a_j^i; oracle: the current one);
 - ``iid``: the same RoundParams with ``survival=None``, i.e. the i.i.d. model a^i of the rate the
   information level reports (static: the process's long-run mean rate, position 1 for positional; oracle: the
-  current position-1 rate), which is what every level planned with before issue 11.
+  current position-1 rate), which is what every level planned with before the round model took curves.
 
 Goodput = tokens / simulated clock of each episode (eq. (5) as the env measures it), mean over episodes, with
 the mean drafted length per user and round. Prints a markdown table; writes nothing.

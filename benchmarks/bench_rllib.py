@@ -1,4 +1,4 @@
-"""RLlib policies next to SB3 agents and the analytic baselines, on one env config and the same seeds (issue 14).
+"""RLlib policies next to SB3 agents and the analytic baselines, on one env config and the same seeds.
 
     python benchmarks/bench_rllib.py --rllib logs/rllib/heterogeneous_1 logs/rllib/multiagent_1 \\
         --sb3 logs/ppo/MultiSpin-Heterogeneous-v0_1 --env-kwargs fading:False --episodes 30 -o results/rllib

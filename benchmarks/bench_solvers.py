@@ -40,9 +40,9 @@ USERS = (1, 6, 16, 64, 256)
 SOLVER_OF = {"P-hom": "hom-opt", "P-het": "het-opt"}
 MAX_DRAFT = 10
 VECTOR_ENVS = 256
-# (solver, K, limit in seconds per system of a batched call) from issue 12 section 3.
+# (solver, K, limit in seconds per system of a batched call): the speed targets.
 TARGETS = (("P-hom", 6, 10e-6), ("P-het", 6, 100e-6), ("P-het", 64, 2e-3))
-# het-opt-oracle on a VECTOR_ENVS-env vector env, env-steps/s (issue 12 section 3).
+# het-opt-oracle on a VECTOR_ENVS-env vector env, env-steps/s (the same goals).
 ORACLE_TARGET = 20_000.0
 
 
@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     rate = oracle_env_steps(2 if args.quick else 10, clock)
     print(f"\nhet-opt-oracle on a {VECTOR_ENVS}-env gym.make_vec env (policy + step): {rate:,.0f} env-steps/s")
 
-    print("\nTargets (issue 12 section 3):")
+    print("\nTargets:")
     for name, k, limit in TARGETS:
         measured = results[name, k]
         verdict = "met" if measured <= limit else "MISSED"

@@ -1,4 +1,4 @@
-"""Experiments on top of the env package and its controllers (issue 9, item 6).
+"""Experiments on top of the env package and its controllers.
 
 Figure and study scripts live here, outside :mod:`multispin_env`, so the
 environment never depends on its controllers (:mod:`baselines`, :mod:`agents`).

@@ -1,4 +1,4 @@
-"""Round-realism findings (issue 11): the analytic optimum against the verification knee, the upload deadline
+"""Round-realism findings: the analytic optimum against the verification knee, the upload deadline
 and device energy, on the base scenario (docs/model.md section 4).
 
 One command writes every table (CSV, one markdown) and figure (PNG)::

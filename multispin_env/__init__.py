@@ -16,7 +16,7 @@ from multispin_env.registration import ENV_IDS, register_envs
 from multispin_env.scenarios import SCENARIOS, Scenario, get_scenario
 from multispin_env.vector_env import MultiSpinVectorEnv
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 register_envs()
 

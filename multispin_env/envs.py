@@ -1,49 +1,13 @@
 """The single Multi-SPIN environment: one system of K users, one round per step (docs/model.md sections 2, 4, 5, 8).
 
-Registered as ``MultiSpin-Homogeneous-v0`` (one common draft length) and
-``MultiSpin-Heterogeneous-v0`` (one length per user); settings are the keys of
-:meth:`MultiSpinEnv.default_config`, passed as ``gym.make`` keyword arguments
-(or as ``config={...}``).
+Registered as ``MultiSpin-Homogeneous-v0`` (:class:`MultiSpinHomogeneousEnv`, one common draft length) and
+``MultiSpin-Heterogeneous-v0`` (:class:`MultiSpinHeterogeneousEnv`, one length per user); settings are the keys of
+:meth:`MultiSpinEnv.default_config`, passed as ``gym.make`` keyword arguments (or as ``config={...}``).
 
-Action: ``Box(-1, 1, (E + K,), float32)`` with E = 1 (homogeneous) or K:
-
-- entries ``0..E-1`` give draft lengths L = round((x + 1) / 2 * L_max) (the common L when homogeneous);
-- entries ``E..E+K-1`` give share weights w_k = (x + 1) / 2; shares b_k = w_k [L_k > 0] / sum_j w_j [L_j > 0];
-  a drafting user with w_k = 0 gets L_k = 0 (it could not upload) unless all drafting users have w = 0,
-  in which case they share the band equally; users with L_k = 0 get no bandwidth.
-
-Finite out-of-range entries are clipped, NaN/inf or a wrong shape raise ValueError.
-:meth:`~multispin_env.spaces.MultiSpinEnvAPI.encode_action` inverts the decoding. The registered ids fix
-``homogeneous``; passing it to ``gym.make`` with an id raises ValueError.
-
-Observation: ``Box(float32, (5K + 1,))``, fields (see ``observation_layout``), user order within each:
-
-==========================  ==================================================================  ==========
-field                        value                                                               range
-==========================  ==================================================================  ==========
-``spectral_efficiency``      observed log2(1 + SNR_k |h_k|^2) / 10 of the round-start channel    [0, 10]
-                             estimate (delayed by ``csi_delay`` rounds, plus ``csi_noise_std``)
-``draft_time``               nominal t_k / 10 ms                                                 [0, t_max/10 ms]
-``acceptance``               running estimate (S + w0 a0) / (S + F + w0)                         [0, 1]
-``last_draft_lengths``       L_k / L_max of the last round                                       [0, 1]
-``last_tokens``              n_k / (L_max + 1) of the last round                                 [0, 1]
-``time_left``                max(0, 1 - clock / horizon)                                         [0, 1]
-==========================  ==================================================================  ==========
-
-With request arrivals (``arrival_rate`` set, docs/model.md section 5.8) the observation is ``(7K + 1,)``: then
-``active`` (1 if the user has a request, [0, 1]) and ``remaining`` (its tokens left / ``mean_request_tokens``,
-[0, 10]); idle users' actions are ignored, and tokens past a request's end are not counted.
-
-Reward: ``reward_scale`` (default 0.1) times the tokens of the round, sum_k n_k. Episodes are never
-terminated; they are truncated at the first round ending at or after ``horizon`` simulated seconds, so
-an episode's tokens divided by ``info["clock"]`` is its goodput.
-
-Info (every step): ``tokens``, ``accepted``, ``draft_lengths`` (int arrays (K,)), ``bandwidth`` (K,),
-``latency``, ``sync_time``, ``verify_time`` (s, this round, eq. 1-3), ``clock`` (s, after the round),
-and the true ``acceptance`` rates and ``spectral_efficiency`` (bit/s/Hz) of the *next* round (the
-current state, for oracle policies; also in the reset info). With arrivals also ``completed`` and
-``completion_time`` (s) of this round and ``active``, ``remaining``, ``queued`` of the next (docs/model.md
-section 5.6).
+The documentation of an id is in the docstrings, Gymnasium style: the id's class has its description, action
+space and version history, :class:`MultiSpinEnv` the observation space, reward, info, starting state and episode
+end that every id shares. The documentation site renders them as one page per registered id
+(``docs/gen_pages.py``), with the settings table built from :data:`multispin_env.config.SETTINGS`.
 """
 
 from __future__ import annotations
@@ -66,7 +30,62 @@ __all__ = ["MultiSpinEnv", "MultiSpinHomogeneousEnv", "MultiSpinHeterogeneousEnv
 
 
 class MultiSpinEnv(MultiSpinEnvAPI, gym.Env[NDArray[np.float32], NDArray[np.float32]]):
-    """One Multi-SPIN system; one step is one round. See the module docstring for spaces, reward and info.
+    r"""One Multi-SPIN system; one step is one round (the sections below hold for every registered id).
+
+    ## Observation space
+
+    `Box(float32, (5K + 1,))`, `Box(float32, (31,))` for the default K = 6 users. Fields in this order, K entries
+    each (user order), then one (`env.unwrapped.observation_layout` gives the slices):
+
+    | field | value | unit / scale | range |
+    |---|---|---|---|
+    | `spectral_efficiency` | observed log2(1 + SNR_k \|h_k\|^2) / 10 of the round-start channel estimate (delayed by `csi_delay` rounds, plus `csi_noise_std` estimation error) | (bit/s/Hz) / 10 | [0, 10] |
+    | `draft_time` | nominal per-token drafting time t_k of the device / 10 ms | 10 ms | [0, t_max / 10 ms] |
+    | `acceptance` | running acceptance estimate (S + w0 a0) / (S + F + w0), S and F discounted counts of accepted draft tokens and first rejections | probability | [0, 1] |
+    | `last_draft_lengths` | L_k / L_max of the last round | fraction of L_max | [0, 1] |
+    | `last_tokens` | n_k / (L_max + 1), tokens user k kept in the last round | fraction | [0, 1] |
+    | `time_left` | max(0, 1 - clock / `horizon`) | fraction of the horizon | [0, 1] |
+
+    With `arrival_rate` set (docs/model.md section 5.8) the observation is `Box(float32, (7K + 1,))`: then `active`
+    (1 if the user has a request in progress, [0, 1]) and `remaining` (tokens left in it / `mean_request_tokens`,
+    [0, 10]). A user without a request is idle: its action entries are ignored, and tokens past a request's end
+    are not counted.
+
+    ## Reward
+
+    `reward_scale` (default 0.1) x the tokens generated in the round, sum_k n_k (each user keeps its accepted draft
+    prefix plus one target token), minus `energy_weight` (tokens per joule, default 0) x the devices' energy of the
+    round (docs/model.md section 5.7). The reward is scaled tokens, not tokens/s: an episode's goodput (tokens/s) is
+    its tokens divided by the final `info["clock"]`. Training in this package wraps the vectorised env in
+    `agents.wrappers.VecHorizonTermination` so that the return is the tokens within the horizon (goodput x horizon).
+
+    ## Info
+
+    Every step: `tokens`, `accepted`, `draft_lengths` (int arrays (K,), tokens), `bandwidth` (K, shares summing to 1
+    over uploading users), `dropped` (bool (K,): the upload missed `upload_deadline`, so the draft was discarded and
+    the user got one token), `energy` (J per user this round), `latency`, `sync_time`, `verify_time` (s, this
+    round, docs/model.md eq. (1)-(3) with (1') and (2')), `clock` (s, simulated time after the round), and the true
+    `acceptance` rates and `spectral_efficiency` (bit/s/Hz) of the *next* round (the current state, for oracle
+    policies; also in the reset info). With arrivals also `completed` and `completion_time` (s) of this round and
+    `active`, `remaining`, `queued` of the next (docs/model.md section 5.6).
+
+    ## Starting state
+
+    `reset(seed=...)` sets the clock to 0 s and zeroes the last-round fields (`last_draft_lengths`, `last_tokens`;
+    `time_left` = 1). The population (distances, shadowing, device classes, base acceptance rates) is drawn once
+    from `population_seed` and kept for every reset (or redrawn from the reset's generator with
+    `resample_population=True`); the channel starts from a fresh stationary Rayleigh draw (`fading=True`, else
+    \|h\|^2 = 1) and the delayed estimates start from it; the acceptance process restarts from the population's
+    rates; the acceptance estimate starts from its prior (`acceptance_prior` 0.7, weight
+    `acceptance_prior_weight` 2).
+
+    ## Episode end
+
+    Never terminated. Truncated at the first round ending at or after `horizon` simulated seconds (default 10 s;
+    about 100 rounds near the optimum, fewer with long drafts). There is no `max_episode_steps` (the number of
+    rounds depends on the policy's round latencies) and no `reward_threshold` (the achievable goodput depends on the
+    scenario, the population and the settings; compare against the analytic policies, `baselines.policies`, on the
+    same seeds instead).
 
     :param render_mode: None, "ansi" (text table of the last round) or "rgb_array" (matplotlib)
     :param config: settings dict (keys of :meth:`default_config`); keyword arguments override it
@@ -132,12 +151,75 @@ class MultiSpinEnv(MultiSpinEnvAPI, gym.Env[NDArray[np.float32], NDArray[np.floa
 
 
 class MultiSpinHomogeneousEnv(MultiSpinEnv):
-    """``MultiSpin-Homogeneous-v0``: one common draft length for all users (the paper's P-hom)."""
+    """``MultiSpin-Homogeneous-v0``: one common draft length for all users (the paper's P-hom).
+
+    ## Description
+
+    Multi-SPIN (arXiv 2606.04581): K edge devices each draft tokens with a small language model, upload the drafts
+    over a shared FDMA uplink (bandwidth share b_k) and an edge server verifies all drafts in one batch with the
+    large target model; each user keeps its accepted prefix plus one target token. One step is one such round.
+    Here every user drafts the same number of tokens L (the homogeneous problem P-hom); the controls are L and the
+    bandwidth shares; the objective is the sum token goodput, tokens per second. The analytic optimum of the round
+    is `baselines.solvers.solve_homogeneous` (exact); the het-opt policies do not apply to this id.
+
+    ## Action space
+
+    `Box(-1, 1, (K + 1,), float32)`, `Box(-1, 1, (7,))` for K = 6:
+
+    - entry `0`: the common draft length L = round((x_0 + 1) / 2 x L_max) tokens for every user, rounded half to
+      even (L_max = `max_draft`, 10 in the base scenario);
+    - entries `1..K`: bandwidth share weights w_k = (x + 1) / 2; shares b_k = w_k / sum_j w_j over the drafting
+      users (fractions of the uplink band); a user with w_k = 0 drafts nothing unless all weights are 0 (then
+      equal shares).
+
+    Finite out-of-range entries are clipped; NaN/inf or a wrong shape raise `ValueError`.
+    `env.unwrapped.encode_action(draft_lengths, bandwidth)` gives the action of an allocation.
+
+    ## Version history
+
+    - v0 (multispin-env 0.1.0, fingerprinted at 0.2.0): the model of docs/model.md. Before 0.2.0 the round gained
+      the upload deadline (default 0.5 s), the verification knee/profile and device energy under v0, and seeded
+      trajectories changed once with the compiled round's unified prefix sampling (CHANGELOG.md). Request
+      arrivals (`arrival_rate`, `request_length`) are opt-in settings; without them the spaces and trajectories
+      are unchanged. From 0.2.0 on a change of the id's seeded trajectory is a new version.
+    """
 
     fixed_settings = ENV_IDS["MultiSpin-Homogeneous-v0"]
 
 
 class MultiSpinHeterogeneousEnv(MultiSpinEnv):
-    """``MultiSpin-Heterogeneous-v0``: one draft length per user (the paper's P-het)."""
+    """``MultiSpin-Heterogeneous-v0``: one draft length per user (the paper's P-het).
+
+    ## Description
+
+    Multi-SPIN (arXiv 2606.04581): K edge devices each draft L_k tokens with a small language model, upload the
+    drafts over a shared FDMA uplink (bandwidth share b_k) and an edge server verifies all drafts in one batch with
+    the large target model; each user keeps its accepted prefix plus one target token. One step is one such round.
+    The controls are every user's draft length and bandwidth share (the heterogeneous problem P-het); the objective
+    is the sum token goodput, tokens per second. The analytic optimum of the round is
+    `baselines.solvers.solve_heterogeneous`; `baselines.policies` plays it at static, adaptive and oracle
+    information. The benchmark tasks `MultiSpinSuite/<Name>-v0` are this id with fixed settings (docs/suite.md).
+
+    ## Action space
+
+    `Box(-1, 1, (2K,), float32)`, `Box(-1, 1, (12,))` for K = 6:
+
+    - entries `0..K-1`: draft lengths L_k = round((x_k + 1) / 2 x L_max) tokens, rounded half to even
+      (L_max = `max_draft`, 10 in the base scenario);
+    - entries `K..2K-1`: bandwidth share weights w_k = (x + 1) / 2; shares b_k = w_k [L_k > 0] / sum_j w_j [L_j > 0]
+      (fractions of the uplink band). Users with L_k = 0 get no band; a drafting user with w_k = 0 drafts nothing
+      unless every drafting user has w = 0 (then they share equally).
+
+    Finite out-of-range entries are clipped; NaN/inf or a wrong shape raise `ValueError`.
+    `env.unwrapped.encode_action(draft_lengths, bandwidth)` gives the action of an allocation.
+
+    ## Version history
+
+    - v0 (multispin-env 0.1.0, fingerprinted at 0.2.0): the model of docs/model.md. Before 0.2.0 the round gained
+      the upload deadline (default 0.5 s), the verification knee/profile and device energy under v0, and seeded
+      trajectories changed once with the compiled round's unified prefix sampling (CHANGELOG.md). Request
+      arrivals (`arrival_rate`, `request_length`) are opt-in settings; without them the spaces and trajectories
+      are unchanged. From 0.2.0 on a change of the id's seeded trajectory is a new version.
+    """
 
     fixed_settings = ENV_IDS["MultiSpin-Heterogeneous-v0"]

@@ -327,7 +327,7 @@ class RoundParams:
     num_users: int = field(init=False)
     #: (tokens, seconds) of the verification profile, eq. (2').
     verify_profile_points: tuple[FloatArray, FloatArray] = field(init=False, repr=False, compare=False)
-    #: E[n_k](L) for L = 0..L_max, shape (K, L_max + 1): 1 + sum_{i<=L} survival[k, i-1] (eq. (4)).
+    #: E[n_k | L] for L = 0..L_max, shape (K, L_max + 1): 1 + sum_{i<=L} survival[k, i-1] (eq. (4)).
     token_table: FloatArray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -403,14 +403,14 @@ def _survival(value: Any, num_users: int, max_draft: int) -> FloatArray:
 
 
 def token_table(survival: ArrayLike) -> FloatArray:
-    """E[n_k](L) = 1 + sum_{i<=L} P(A_k >= i) for L = 0..L_max (eq. (4) for any acceptance curve), tokens, from
+    """E[n_k | L] = 1 + sum_{i<=L} P(A_k >= i) for L = 0..L_max (eq. (4) for any acceptance curve), tokens, from
     the survival table P(A_k >= i), i = 1..L_max, on the last axis (leading axes kept; shape (..., L_max + 1))."""
     survival = np.asarray(survival, dtype=np.float64)
     return np.concatenate([np.ones((*survival.shape[:-1], 1)), 1.0 + np.cumsum(survival, axis=-1)], axis=-1)
 
 
 def expected_user_tokens(params: RoundParams, draft_lengths: ArrayLike) -> FloatArray:
-    """E[n_k](L_k) = 1 + sum_{i<=L_k} P(A_k >= i) per user (eq. (4) for any acceptance curve); users on the
+    """E[n_k | L_k] = 1 + sum_{i<=L_k} P(A_k >= i) per user (eq. (4) for any acceptance curve); users on the
     last axis, leading batch axes kept."""
     lengths = np.asarray(draft_lengths).astype(np.int64)
     return np.take_along_axis(np.broadcast_to(params.token_table, (*lengths.shape[:-1], *params.token_table.shape)),
@@ -475,7 +475,7 @@ def round_latency(params: RoundParams, draft_lengths: ArrayLike, bandwidth: Arra
 def expected_goodput(params: RoundParams, draft_lengths: ArrayLike, bandwidth: ArrayLike | None = None) -> FloatArray:
     """Sum token goodput, eq. (1)-(5) with eq. (1'), (2') and any acceptance curve, in tokens/s.
 
-    G = sum_k E[n_k](L_k) / T. A drafting user with zero share never finishes, so with no deadline its
+    G = sum_k E[n_k | L_k] / T. A drafting user with zero share never finishes, so with no deadline its
     goodput is 0. ``bandwidth=None`` uses the optimal shares for the lengths. Leading batch axes of
     ``draft_lengths``/``bandwidth`` give a batch of goodputs.
     """

@@ -224,7 +224,7 @@ def test_nominal_curve_is_the_long_run_average_of_the_current_curve(name, params
 
 
 def test_the_vllm_drafter_preset_matches_the_measured_acceptance_by_position():
-    """issue 13: the mixture curve E[r^i] of the preset within 0.02 of vLLM's 71.2, 51.7, 39.0, 30.5, 24.4, 20.0%."""
+    """The mixture curve E[r^i] of the preset within 0.02 of vLLM's 71.2, 51.7, 39.0, 30.5, 24.4, 20.0%."""
     import gymnasium as gym
 
     import multispin_env  # noqa: F401

@@ -1,4 +1,4 @@
-"""Bad input, tried as a new user would: each gets a one-line ValueError naming what is wrong (issue 9, item 7).
+"""Bad input, tried as a new user would: each gets a one-line ValueError naming what is wrong.
 
 Before these fixes each case below crashed deep in numpy or numba (OverflowError, TypeError, "No matching
 definition"), or was accepted and produced NaN/inf or gigabytes of state.

@@ -587,8 +587,8 @@ def test_package_exports():
 
 
 def test_rgb_render_labels_do_not_overlap_and_say_when_no_round_was_played():
-    """Issue 10: the y-label of the right panel sat over the left panel, and the axes were empty before the
-    first step."""
+    """The y-label of the right panel must not sit over the left panel, and the axes say so when no round was
+    played yet (they were empty)."""
     from multispin_env.rendering import render_figure
 
     env = make(HET, render_mode="rgb_array")

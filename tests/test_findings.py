@@ -241,7 +241,7 @@ def test_summary_names_the_settings_that_reach_the_paper_gain() -> None:
 
 
 def test_make_findings_does_not_write_over_the_committed_figures() -> None:
-    """Issue 10: `make findings` wrote into the committed docs/findings/; it writes results/findings (gitignored)
+    """`make findings` must not write into the committed docs/findings/: it writes results/findings (gitignored)
     and only `make findings-docs` regenerates the committed figures."""
     import re
     from pathlib import Path

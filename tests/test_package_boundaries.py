@@ -1,4 +1,4 @@
-"""The env package stands alone: ``multispin_env`` imports nothing from its controllers or experiments (issue 9).
+"""The env package stands alone: ``multispin_env`` imports nothing from its controllers or experiments.
 
 Checked two ways: each module imported in a fresh interpreter (what actually gets
 loaded, including through third-party code), and a static scan of every import

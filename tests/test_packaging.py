@@ -46,7 +46,14 @@ def test_project_files() -> None:
     assert "MIT License" in (REPO / "LICENSE").read_text()
     citation = yaml.safe_load((REPO / "CITATION.cff").read_text())
     assert citation["license"] == "MIT" and "2606.04581" in str(citation["preferred-citation"])
-    assert "## Unreleased" in (REPO / "CHANGELOG.md").read_text()
+    changelog = (REPO / "CHANGELOG.md").read_text()
+    assert "## Unreleased" in changelog
+    # The version is declared once (multispin_env.__version__, read by pyproject.toml); the citation and the
+    # changelog name it.
+    assert PYPROJECT["project"]["dynamic"] == ["version"]
+    assert PYPROJECT["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "multispin_env.__version__"}
+    assert str(citation["version"]) == multispin_env.__version__
+    assert re.search(rf"^## \[{re.escape(multispin_env.__version__)}\] - \d{{4}}-\d{{2}}-\d{{2}}$", changelog, re.M)
     assert "build/" in (REPO / ".gitignore").read_text().split()
     assert PYPROJECT["project"]["urls"]
 
@@ -67,19 +74,45 @@ def test_listing_has_one_line_per_id_and_preset(capsys: pytest.CaptureFixture[st
     assert "P-hom" in kinds["MultiSpin-Homogeneous-v0"] and "P-het" in kinds["MultiSpin-Heterogeneous-v0"]
 
 
-@pytest.mark.parametrize("env_id", list(ENV_IDS))
-def test_every_id_has_a_docs_page_linked_from_the_readme(env_id: str) -> None:
-    page = (REPO / "docs" / "envs" / f"{env_id}.md").read_text()
-    assert f"(docs/envs/{env_id}.md)" in (REPO / "README.md").read_text()
-    for section in ("## Description", "## Action space", "## Observation space", "## Reward", "## Starting state",
-                    "## Episode end", "## Arguments", "## Version history"):
-        assert section in page, section
+def _gen_pages():
+    """docs/gen_pages.py, the generator of the site's env pages (loaded as a module: docs/ is no package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gen_pages", REPO / "docs" / "gen_pages.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_site_has_a_page_for_every_registered_id_and_no_other() -> None:
+    gen = _gen_pages()
+    registered = {i for i, s in gym.registry.items() if str(s.entry_point).startswith("multispin_env.")}
+    assert set(gen.env_ids()) == registered and set(ENV_IDS) < registered
+    pages = gen.pages()
+    assert {p for p in pages if p.startswith("envs/") and p.count("/") >= 1} == \
+        {"envs/index.md", "envs/SUMMARY.md", *(f"envs/{i}.md" for i in registered)}
+    readme = (REPO / "README.md").read_text()
+    for env_id in ENV_IDS:
+        assert env_id in readme and env_id in pages["envs/index.md"]()
+
+
+@pytest.mark.parametrize("env_id", [*ENV_IDS, "MultiSpinSuite/StaleCSI1-v0", "MultiSpinSuite/ArrivalsHeavy-v0"])
+def test_every_id_page_is_generated_from_the_docstrings_with_every_section(env_id: str) -> None:
+    page = _gen_pages().env_page(env_id)
+    for section in ("## Description", "## Action space", "## Observation space", "## Reward", "## Info",
+                    "## Starting state", "## Episode end", "## Arguments", "## Version history"):
+        assert page.count(section + "\n") == 1, section
     env = gym.make(env_id)
     (n_actions,) = env.action_space.shape
     (n_obs,) = env.observation_space.shape
     assert f"Box(-1, 1, ({n_actions},))" in page and f"Box(float32, ({n_obs},))" in page
-    # Every setting of the env is documented on its page.
+    # Every setting of the env is documented on its page: in the table, or as fixed by the id.
     for key in env.unwrapped.default_config():
-        if key != "homogeneous":  # fixed by the id
-            assert re.search(rf"`{key}`", page), key
+        assert re.search(rf"`{key}", page), key
+    if "/" in env_id:  # a suite task's page gives its settings and links its base id
+        from multispin_env.suite import task
+
+        assert "## Task" in page and "(../MultiSpin-Heterogeneous-v0.md)" in page
+        for key in task(env_id).settings:
+            assert f"`{key}=" in page, key
     assert env.spec.max_episode_steps is None and env.spec.reward_threshold is None  # episodes end on simulated time

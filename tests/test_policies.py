@@ -119,7 +119,7 @@ def test_information_level_is_validated() -> None:
 
 @pytest.mark.parametrize("name", ["het-opt-static", "het-opt-adaptive", "het-opt-oracle", "equal-tuned"])
 def test_policies_act_on_vector_envs_one_action_per_sub_env(name: str) -> None:
-    """Issue 10: bound to a vector env a policy failed in predict; each sub-env now gets its own plan."""
+    """A policy bound to a vector env plans each sub-env on its own (it used to fail in predict)."""
     envs = gym.make_vec(HET, num_envs=3, resample_population=True)
     obs, _ = envs.reset(seed=4)
     policy = make_policy(name, envs)
@@ -138,7 +138,7 @@ def test_policies_act_on_vector_envs_one_action_per_sub_env(name: str) -> None:
 
 
 def test_a_single_env_policy_refuses_a_batch_it_cannot_plan() -> None:
-    """Issue 10: a single-env policy silently returned one action for a batch of observations."""
+    """A single-env policy refuses a batch of observations instead of silently returning one action."""
     env = gym.make(HET)
     obs, _ = env.reset(seed=0)
     batch = np.stack([obs, obs])

@@ -1,4 +1,4 @@
-"""The round-realism experiments (experiments/realism.py, issue 11 findings) on their quick grid: the command writes
+"""The round-realism experiments (experiments/realism.py) on their quick grid: the command writes
 its files, and the findings it documents hold (docs/model.md eq. (1'), (2'), section 5.7)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Scenario presets, acceptance profiles and heterogeneity knobs (issue 5, docs/model.md section 4)."""
+"""Scenario presets, acceptance profiles and heterogeneity knobs (docs/model.md section 4)."""
 
 from __future__ import annotations
 

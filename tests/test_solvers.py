@@ -524,7 +524,7 @@ def test_heterogeneous_equals_brute_force_on_hard_instances(index: int) -> None:
     check_allocation(params, het, equal_finish=True)
 
 
-# --------------------------------------------------------------------------- extreme but valid inputs (issue 9)
+# --------------------------------------------------------------------------- extreme but valid inputs
 
 HUGE = float(np.finfo(np.float64).max)  # the largest finite time RoundParams accepts, ~1.8e308 s
 
