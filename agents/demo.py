@@ -1,14 +1,14 @@
 """``make demo`` / ``multispin-demo``: train PPO briefly on the default heterogeneous scenario, benchmark it, write ``results/``.
 
-    python -m agents.demo            # PPO for ppo.yml's budget, then 20 benchmark episodes per policy
+    python -m agents.demo            # 800k rounds of PPO, then 20 benchmark episodes per policy
     python -m agents.demo --quick    # a smoke run: 20k rounds, 5 episodes (the agent is still poor)
 
-Steps: (1) ``train.py --algo ppo --env MultiSpin-Heterogeneous-v0 -P`` with the hyperparameters and
-budget of ``agents/hyperparams/ppo.yml`` (``-n`` sets another budget), evaluating the
+Steps: (1) ``train.py --algo ppo --env MultiSpin-Heterogeneous-v0 -P`` with the tuned
+hyperparameters of ``agents/hyperparams/ppo.yml`` and a reduced budget, evaluating the
 agent against the analytic policies during training; (2) the benchmark on the trained
 agent: every analytic policy and the agent on the same seeds; (3)
 ``results/benchmark.{csv,json}``, ``results/goodput.png``, ``results/training_curve.png``
-and the table printed. Times and expected numbers are in docs/training.md.
+and the table printed. Times and expected numbers are in the README ("Quick start").
 """
 
 from __future__ import annotations
@@ -17,9 +17,6 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from agents import benchmark
 from agents.cli import HelpFormatter, OneLineParser, UserError, check_output_folder, int_at_least
@@ -29,19 +26,11 @@ DESCRIPTION = """Train PPO briefly on MultiSpin-Heterogeneous-v0, benchmark it a
 on the same seeds, and write benchmark.csv/.json, goodput.png and training_curve.png."""
 
 
-def ppo_entry() -> dict[str, Any]:
-    """The demo env's entry of ``agents/hyperparams/ppo.yml`` (its budget and rollout size set the demo's)."""
-    from agents.train import HYPERPARAMS_DIR
-
-    return dict(yaml.safe_load((HYPERPARAMS_DIR / "ppo.yml").read_text())[DEMO_ENV])
-
-
 def main(argv: Sequence[str] | None = None, prog: str = "python -m agents.demo") -> int:
     from agents.train import main as train_main
 
     p = OneLineParser(prog=prog, description=DESCRIPTION, formatter_class=HelpFormatter)
-    p.add_argument("-n", "--n-timesteps", type=int_at_least(1), default=None,
-                   help="PPO training env steps (rounds; default: the n_timesteps of agents/hyperparams/ppo.yml)")
+    p.add_argument("-n", "--n-timesteps", type=int_at_least(1), default=800_000, help="PPO training env steps (rounds)")
     p.add_argument("--episodes", type=int_at_least(1), default=20, help="benchmark episodes per policy")
     p.add_argument("--seed", type=int_at_least(0), default=0, help="training seed; benchmark seeds are seed..seed+episodes-1")
     p.add_argument("-o", "--output", default="results", help="results folder")
@@ -55,18 +44,13 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m agents.demo")
         p.error(str(exc))
     if args.quick:
         args.n_timesteps, args.episodes = 20_000, 5
-    entry = ppo_entry()
-    if args.n_timesteps is None:
-        args.n_timesteps = int(float(entry["n_timesteps"]))
-    # About 8 evaluations, at most one per rollout (n_envs x n_steps rounds): one every call would dominate a short run.
-    eval_freq = max(args.n_timesteps // 8, int(entry["n_envs"]) * int(entry["n_steps"]))
     start = time.perf_counter()
 
     print(f"[1/2] training PPO on {DEMO_ENV} for {args.n_timesteps} steps", flush=True)
     status = train_main(
         [
             "--algo", "ppo", "--env", DEMO_ENV, "-n", str(args.n_timesteps), "--seed", str(args.seed),
-            "-f", args.log_folder, "-P", "--eval-freq", str(eval_freq), "--eval-episodes", "5",
+            "-f", args.log_folder, "-P", "--eval-freq", str(max(args.n_timesteps // 8, 1)), "--eval-episodes", "5",
             "--num-threads", "1", "--verbose", "0",
         ],
         prog=prog,

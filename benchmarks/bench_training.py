@@ -1,13 +1,13 @@
 #!/usr/bin/env python
-"""Where PPO's training time goes (the environment vs the learner), and the previous ppo.yml against the current one.
+"""Where PPO's training time goes (the environment vs the learner), and ppo.yml against ppo_fast.yml.
 
     python benchmarks/bench_training.py                      # ppo.yml, heterogeneous id, 200k steps
     python benchmarks/bench_training.py --algo sac -n 5000   # any algorithm / budget
     python benchmarks/bench_training.py --env-kwargs acceptance_process:markov --json results/bench_training.json
     python benchmarks/bench_training.py --compare -n 150000 --env MultiSpinSuite/IIDStatic-v0   # docs/training.md
 
-``--compare`` trains :data:`REFERENCE_PPO` (ppo.yml's settings before the fast configuration) and the current
-ppo.yml one after the other (same env, budget and seed) and prints, for each, rounds per CPU-second
+``--compare`` trains agents/hyperparams/ppo.yml and ppo_fast.yml one after the other (same env, budget and
+seed) and prints, for each, rounds per CPU-second
 (``time.process_time`` around ``model.learn``: other jobs on the machine inflate it far less than wall time) and
 the trained agent's share of the oracle's goodput on ``--eval-episodes`` seeded episodes, then the ratios.
 
@@ -41,13 +41,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from agents.cli import check_env_id, store_dict_or_words  # noqa: E402
 
-#: The learner settings of agents/hyperparams/ppo.yml before the fast configuration (8 envs, rollouts of 128 rounds,
-#: minibatches of 256, 10 epochs, constant learning rate): the reference that ``--compare`` trains next to the
-#: current file. A fixed record of the old settings, not a copy to keep in step with the file.
-REFERENCE_PPO: dict[str, Any] = {
-    "n_envs": 8, "n_steps": 128, "batch_size": 256, "n_epochs": 10, "learning_rate": 1e-3, "clip_range": 0.2,
-    "policy_kwargs": "dict(net_arch=dict(pi=[64, 64], vf=[64, 64]), log_std_init=-1.0)",
-}
 
 
 class _TimedStepReset:
@@ -130,10 +123,12 @@ def share_of_oracle(model: Any, env_id: str, env_kwargs: dict[str, Any], episode
 
 
 def profile(algo: str, env_id: str, n_timesteps: int, env_kwargs: dict[str, Any], overrides: dict[str, Any],
-            seed: int = 0, vec_env: str = "dummy", num_threads: int = 1, eval_episodes: int = 0) -> dict[str, Any]:
+            seed: int = 0, vec_env: str = "dummy", num_threads: int = 1, eval_episodes: int = 0,
+            config: str | None = None) -> dict[str, Any]:
     """Train ``algo`` for ``n_timesteps`` with timers in place; returns the timing breakdown (s and shares), the CPU
     time of ``model.learn`` (s, ``time.process_time``: all threads of this process) and, if ``eval_episodes`` > 0,
-    the trained agent's share of the oracle's goodput (:func:`share_of_oracle`)."""
+    the trained agent's share of the oracle's goodput (:func:`share_of_oracle`). ``config``: the hyperparameter file
+(default ``agents/hyperparams/{algo}.yml``)."""
     import tempfile
 
     import torch
@@ -146,7 +141,7 @@ def profile(algo: str, env_id: str, n_timesteps: int, env_kwargs: dict[str, Any]
     # train.py's hyperparameter processing (rl-zoo3's), without its envs: ours carry the timers.
     manager = MultiSpinExperimentManager(
         argparse.Namespace(), algo, env_id, tempfile.mkdtemp(), n_timesteps=n_timesteps, eval_freq=-1, hyperparams=overrides,
-        env_kwargs=env_kwargs, seed=seed, vec_env_type=vec_env, config=str(HYPERPARAMS_DIR / f"{algo}.yml"), verbose=0,
+        env_kwargs=env_kwargs, seed=seed, vec_env_type=vec_env, config=config or str(HYPERPARAMS_DIR / f"{algo}.yml"), verbose=0,
     )
     raw, saved = manager.read_hyperparameters()
     hyperparams, env_wrapper, _, vec_env_wrapper = manager._preprocess_hyperparams(raw)
@@ -181,6 +176,7 @@ def profile(algo: str, env_id: str, n_timesteps: int, env_kwargs: dict[str, Any]
     env.close()
     return {**share,
         "algo": algo,
+        "config": Path(config or HYPERPARAMS_DIR / f"{algo}.yml").name,
         "env_id": env_id,
         "env_kwargs": env_kwargs,
         "vec_env": vec_env,
@@ -241,20 +237,21 @@ def print_profile(result: dict[str, Any]) -> None:
 
 
 def compare(args: argparse.Namespace) -> dict[str, Any]:
-    """:data:`REFERENCE_PPO` and the current hyperparameter file trained one after the other with the same env,
-    budget and seed; returns both results and the ratios (current / reference)."""
+    """``agents/hyperparams/ppo.yml`` and ``ppo_fast.yml`` trained one after the other with the same env, budget,
+    seed and ``-params`` overrides; returns both results and the ratios (fast / ppo.yml)."""
+    from agents.train import HYPERPARAMS_DIR
+
     runs = {}
-    for name, overrides in (("reference", {**REFERENCE_PPO, **args.hyperparams}), ("current", dict(args.hyperparams))):
-        print(f"== {name}: {'ppo.yml before the fast configuration' if name == 'reference' else 'agents/hyperparams/ppo.yml'}",
-              flush=True)
-        runs[name] = profile(args.algo, args.env, args.n_timesteps, args.env_kwargs, overrides, args.seed, args.vec_env,
-                             args.num_threads, args.eval_episodes)
+    for name in ("ppo", "ppo_fast"):
+        print(f"== agents/hyperparams/{name}.yml", flush=True)
+        runs[name] = profile("ppo", args.env, args.n_timesteps, args.env_kwargs, dict(args.hyperparams), args.seed,
+                             args.vec_env, args.num_threads, args.eval_episodes, str(HYPERPARAMS_DIR / f"{name}.yml"))
         print_profile(runs[name])
-    ref, cur = runs["reference"], runs["current"]
+    ref, cur = runs["ppo"], runs["ppo_fast"]
     speed = cur["steps_per_cpu_second"] / ref["steps_per_cpu_second"]
     out: dict[str, Any] = {**runs, "steps_per_cpu_second_ratio": speed,
                            "steps_per_second_ratio": cur["steps_per_second"] / ref["steps_per_second"]}
-    print(f"current / reference: {speed:.2f}x steps per CPU-second, {out['steps_per_second_ratio']:.2f}x steps per wall second", end="")
+    print(f"ppo_fast / ppo: {speed:.2f}x steps per CPU-second, {out['steps_per_second_ratio']:.2f}x steps per wall second", end="")
     if "share_of_oracle" in cur:
         out["share_of_oracle_difference"] = cur["share_of_oracle"] - ref["share_of_oracle"]
         print(f"; final share of {cur['oracle']} {100 * cur['share_of_oracle']:.1f}% against {100 * ref['share_of_oracle']:.1f}% "
@@ -276,14 +273,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-episodes", type=int, default=10,
                    help="episodes on which the trained agent is scored against the oracle (0: not scored)")
     p.add_argument("--compare", action="store_true",
-                   help="train the ppo.yml of before the fast configuration and the current ppo.yml side by side (--algo ppo)")
+                   help="train agents/hyperparams/ppo.yml and ppo_fast.yml side by side (PPO; --algo is ignored)")
     p.add_argument("--json", default=None, help="also write the result here")
     args = p.parse_args(argv)
     if args.eval_episodes < 0:
         p.error(f"--eval-episodes must be >= 0, got {args.eval_episodes}")
     if args.compare:
-        if args.algo != "ppo":
-            p.error(f"--compare measures ppo.yml against its predecessor; got --algo {args.algo}")
         result = compare(args)
     else:
         result = profile(args.algo, args.env, args.n_timesteps, args.env_kwargs, args.hyperparams, args.seed, args.vec_env,
