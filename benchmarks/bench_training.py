@@ -8,7 +8,7 @@
 
 ``--compare`` trains agents/hyperparams/ppo.yml and ppo_fast.yml one after the other (same env, budget and
 seed) and prints, for each, rounds per CPU-second
-(``time.process_time`` around ``model.learn``: other jobs on the machine inflate it far less than wall time) and
+(``time.process_time`` around ``model.learn``: shared cores inflate it far less than wall time) and
 the trained agent's share of the oracle's goodput on ``--eval-episodes`` seeded episodes, then the ratios.
 
 Two timers, nested, measure the share of ``model.learn`` wall time spent
