@@ -51,14 +51,25 @@ class GymnasiumVecEnv(VecEnv):
     # -- helpers ---------------------------------------------------------------------------------
     def _split_info(self, info: dict[str, Any]) -> list[dict[str, Any]]:
         """Gymnasium's dict of arrays (with ``_key`` masks) -> one dict per sub-env."""
-        out: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        # Why columns: this runs at every step of every training run; a Python loop over sub-envs x keys cost
+        # as much CPU as PPO's gradient steps at 128 envs. Keys present for every sub-env are zipped in one pass.
+        full: list[tuple[str, Any]] = []
+        partial: list[tuple[str, Any, Any]] = []
         for key, value in info.items():
             if key.startswith("_") or key in ("final_obs", "final_info"):
                 continue
             mask = info.get(f"_{key}")
-            for i in range(self.num_envs):
-                if mask is None or mask[i]:
-                    out[i][key] = value[i]
+            if mask is None or np.all(mask):
+                full.append((key, value))
+            else:
+                partial.append((key, value, mask))
+        names = [key for key, _ in full]
+        out: list[dict[str, Any]] = [dict(zip(names, row)) for row in zip(*(list(value) for _, value in full))]
+        if not full:
+            out = [{} for _ in range(self.num_envs)]
+        for key, value, mask in partial:
+            for i in np.flatnonzero(mask):
+                out[i][key] = value[i]
         return out
 
     # -- VecEnv API ------------------------------------------------------------------------------

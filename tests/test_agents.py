@@ -182,6 +182,29 @@ def test_batched_vector_env_through_the_adapter_matches_sb3_conventions() -> Non
     venv.close()
 
 
+def test_adapter_splits_masked_infos_like_gymnasium_masks() -> None:
+    """Each sub-env's info holds exactly the keys its ``_key`` mask marks (and every key without a mask), with its row."""
+    from agents.vec_env import make_batched_vec_env
+
+    venv = make_batched_vec_env("MultiSpin-Heterogeneous-v0", 4, {"horizon": 0.3})
+    venv.reset()
+    rng = np.random.default_rng(2)
+    saw_partial = False
+    for _ in range(40):
+        raw = venv.venv.step(rng.uniform(-1, 1, (4, *venv.action_space.shape)).astype(np.float32))[4]
+        raw["unmasked"] = np.arange(4.0)
+        split = venv._split_info(raw)
+        keys = [key for key in raw if not key.startswith("_") and key not in ("final_obs", "final_info")]
+        for i, info in enumerate(split):
+            expected = [key for key in keys if f"_{key}" not in raw or raw[f"_{key}"][i]]
+            assert sorted(info) == sorted(expected)
+            for key in expected:
+                np.testing.assert_array_equal(info[key], raw[key][i])
+        saw_partial |= any(not np.all(raw[f"_{key}"]) for key in keys if f"_{key}" in raw)
+    assert saw_partial  # some rounds reset a sub-env, so its round keys were masked out
+    venv.close()
+
+
 def test_episode_goodput_reward_returns_goodput_once_at_the_end() -> None:
     """--optimize ranks trials by mean episode return; with this wrapper that return is the episode goodput."""
     from agents.wrappers import EpisodeGoodputReward

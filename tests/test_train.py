@@ -106,6 +106,22 @@ def test_algorithms_train_on_our_ids_and_the_benchmark_loads_them(tmp_path: Path
     assert first == again and first.goodput > 0  # deterministic replay, recurrent state included
 
 
+def test_fast_variant_trains_with_its_own_file(tmp_path: Path) -> None:
+    """``--agent fast`` reads ppo_fast.yml (its batched envs, rollout and annealed learning rate, none of ppo.yml's)."""
+    log = tmp_path / "logs"
+    fast = yaml.safe_load((REPO / "agents" / "hyperparams" / "ppo_fast.yml").read_text())[ENV]
+    one_rollout = fast["n_envs"] * fast["n_steps"]
+    argv = ["--algo", "ppo", "--agent", "fast", "-n", str(one_rollout), "--seed", "1", "-f", str(log), "--eval-freq", "-1",
+            "--env-kwargs", "horizon:1.0", *QUIET]
+    assert train_main(argv) == 0
+    (run,) = runs(log, "ppo")
+    config = read_yaml(run / ENV / "config.yml")
+    for key in ("n_envs", "n_steps", "batch_size", "n_epochs", "learning_rate"):
+        assert config[key] == fast[key], key
+    summary = yaml.safe_load((run / ENV / "training.yml").read_text())
+    assert summary["num_timesteps"] == one_rollout
+
+
 def test_packaged_hyperparameters_cover_both_ids_with_our_extension_points() -> None:
     for path in sorted((REPO / "agents" / "hyperparams").glob("*.yml")):
         table = yaml.safe_load(path.read_text())
