@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["IntegerRange", "RealRange", "flag_setting", "integer_setting", "interval", "is_real", "real_setting",
-           "short_repr"]
+__all__ = ["IntegerRange", "RealRange", "first_nonfinite", "flag_setting", "integer_setting", "interval", "is_real",
+           "real_setting", "short_repr"]
 
 
 def short_repr(value: Any, limit: int = 60) -> str:
@@ -28,7 +28,16 @@ def short_repr(value: Any, limit: int = 60) -> str:
         text = repr(value)
     except ValueError:  # e.g. a container holding an int too long for str()
         return f"a {type(value).__name__}"
+    text = " ".join(text.split())  # numpy prints rows on lines of their own
     return text if len(text) <= limit else text[:limit] + "..."
+
+
+def first_nonfinite(values: Any, name: str) -> str:
+    """``name[i, j] is nan``: the first NaN or inf entry of the array ``values`` by its index, for a one-line
+    message that never prints the whole array; ``values`` must hold one."""
+    values = np.asarray(values)
+    index = np.unravel_index(int(np.argmax(~np.isfinite(values))), values.shape)
+    return f"{name}[{', '.join(str(int(i)) for i in index)}] is {float(values[index])}"
 
 
 def flag_setting(name: str, value: Any) -> bool:

@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit, vectorize
 from numpy.typing import ArrayLike, NDArray
 
-from multispin_env._checks import integer_setting, real_setting
+from multispin_env._checks import first_nonfinite, integer_setting, real_setting, short_repr
 from multispin_env._numba import JIT, jit_cache
 
 FloatArray = NDArray[np.float64]
@@ -288,16 +288,16 @@ def _float_vector(name: str, value: Any) -> FloatArray:
     try:
         raw = np.asarray(value)
     except (TypeError, ValueError, OverflowError) as exc:
-        raise ValueError(f"{name} must be an array of numbers, got {value!r}") from exc
+        raise ValueError(f"{name} must be an array of numbers, got {short_repr(value)}") from exc
     if raw.dtype.kind not in "iuf":  # strings, bools, complex, objects (also ints too large for int64)
-        raise ValueError(f"{name} must be an array of real numbers, got {value!r}")
+        raise ValueError(f"{name} must be an array of real numbers, got {short_repr(value)}")
     arr = np.array(raw, dtype=np.float64)
     if arr.ndim != 1:
         raise ValueError(f"{name} must be one-dimensional (one entry per user), got shape {arr.shape}")
     if arr.size == 0 or arr.size > MAX_USERS:
         raise ValueError(f"{name} must have 1 to {MAX_USERS} entries (one per user), got {arr.size}")
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} contains NaN or inf: {arr}")
+        raise ValueError(f"{first_nonfinite(arr, name)}: {name} must be finite")
     arr.setflags(write=False)
     return arr
 
@@ -400,7 +400,7 @@ def _survival(value: Any, num_users: int, max_draft: int) -> FloatArray:
     try:
         table = np.array(value, dtype=np.float64)
     except (TypeError, ValueError, OverflowError) as exc:
-        raise ValueError(f"survival must be an array of numbers, got {value!r}") from exc
+        raise ValueError(f"survival must be an array of numbers, got {short_repr(value)}") from exc
     if table.shape != (num_users, max_draft):
         raise ValueError(f"survival must have shape (K, L_max) = ({num_users}, {max_draft}), got {table.shape}")
     if not np.all(np.isfinite(table)) or np.any((table < 0.0) | (table > 1.0)):
@@ -437,18 +437,18 @@ def validate_allocation(params: RoundParams, draft_lengths: ArrayLike, bandwidth
     if lengths.shape[-1:] != (k,):
         raise ValueError(f"draft_lengths must have {k} entries (one per user), got shape {lengths.shape}")
     if not np.all(np.isfinite(lengths)):
-        raise ValueError(f"draft_lengths contains NaN or inf: {lengths}")
+        raise ValueError(f"{first_nonfinite(lengths, 'draft_lengths')}: draft_lengths must be finite")
     if np.any(lengths != np.round(lengths)) or np.any(lengths < 0) or np.any(lengths > params.max_draft):
-        raise ValueError(f"draft_lengths must be integers in 0..{params.max_draft}, got {lengths}")
+        raise ValueError(f"draft_lengths must be integers in 0..{params.max_draft}, got {short_repr(lengths)}")
     if bandwidth is None:
         return lengths, None
     shares = np.asarray(bandwidth, dtype=np.float64)
     if shares.shape != lengths.shape:
         raise ValueError(f"bandwidth must have the shape of draft_lengths {lengths.shape}, got {shares.shape}")
     if not np.all(np.isfinite(shares)):
-        raise ValueError(f"bandwidth contains NaN or inf: {shares}")
+        raise ValueError(f"{first_nonfinite(shares, 'bandwidth')}: bandwidth must be finite")
     if np.any(shares < 0.0):
-        raise ValueError(f"bandwidth shares must be >= 0, got {shares}")
+        raise ValueError(f"bandwidth shares must be >= 0, got {short_repr(shares)}")
     if np.any(shares.sum(axis=-1) > 1.0 + 1e-9):
         raise ValueError(f"bandwidth shares must sum to at most 1, got sum {shares.sum(axis=-1)}")
     return lengths, shares

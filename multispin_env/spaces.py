@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from multispin_env._checks import first_nonfinite
 from multispin_env.channel import DEVICE_CLASSES, upload_time_per_token
 from multispin_env.scenarios import Scenario
 
@@ -162,9 +163,7 @@ def real_array(action: Any, shape: object) -> NDArray[Any]:
 def nonfinite_error(values: NDArray[Any], name: str = "action") -> ValueError:
     """The one-line ValueError naming the first NaN or inf entry of ``values`` by its index (e.g. ``action[3, 7]
     is nan``), never the whole array; ``values`` must hold one."""
-    index = np.unravel_index(int(np.argmax(~np.isfinite(values))), np.shape(values))
-    where = ", ".join(str(int(i)) for i in index)
-    return ValueError(f"{name}[{where}] is {float(values[index])}: actions must not contain NaN or inf")
+    return ValueError(f"{first_nonfinite(values, name)}: actions must not contain NaN or inf")
 
 
 def check_finite(values: NDArray[Any], name: str = "action") -> None:
