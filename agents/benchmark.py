@@ -460,7 +460,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m agents.benchm
     """Command-line entry point; returns the exit status (0 ok, 2 user error)."""
     args = build_parser(prog).parse_args(argv)
     try:
-        rows, out_dir, written = _main(args)
+        rows, _out_dir, written = _main(args)
     except (BenchmarkError, ValueError, FileNotFoundError) as exc:
         print(f"{prog}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2

@@ -50,7 +50,7 @@ EVAL_SEED_OFFSET = 10_000
 class _NoEnvYet(DummyVecEnv):
     """Placeholder: EvalCallback wants a VecEnv at construction, rl-zoo3 builds YAML callbacks without one."""
 
-    def __init__(self) -> None:  # noqa: D107 - deliberately does not build any env
+    def __init__(self) -> None:  # deliberately does not build any env
         self.envs = []
 
 

@@ -313,7 +313,7 @@ def run_jobs(jobs: Sequence[Job], out: Path, n_jobs: int, log: Any = print) -> t
         for n, job in enumerate(todo, 1):
             try:
                 outcome: dict[str, Any] | BaseException = run_job(job, out)
-            except Exception as exc:  # noqa: BLE001 - one failed job must not lose the others
+            except Exception as exc:  # broad: one failed job must not lose the others
                 outcome = exc
             report(job, outcome, n)
         return results, errors

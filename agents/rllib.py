@@ -119,8 +119,8 @@ class _ParallelHorizonTermination:
         if any(truncations.values()):
             horizon = self.env.config.horizon
             rewards = {a: r * _pro_rata(infos[a], horizon) for a, r in rewards.items()}
-            terminations = {a: True for a in terminations}
-            truncations = {a: False for a in truncations}
+            terminations = dict.fromkeys(terminations, True)
+            truncations = dict.fromkeys(truncations, False)
         return obs, rewards, terminations, truncations, infos
 
 

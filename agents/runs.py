@@ -40,7 +40,7 @@ _RunYamlLoader.add_multi_constructor("tag:yaml.org,2002:python/", _python_tag)
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
     """A run's config.yml / args.yml (plain or rl-zoo3's OrderedDict tags), without running code."""
-    return dict(yaml.load(Path(path).read_text(), Loader=_RunYamlLoader) or {})  # noqa: S506 - safe loader subclass
+    return dict(yaml.load(Path(path).read_text(), Loader=_RunYamlLoader) or {})  # a safe loader (yaml.SafeLoader subclass)
 
 
 def checkpoint_steps(path: Path) -> int | None:

@@ -407,7 +407,7 @@ with jit_cache(__file__) as _cache:
 
     @njit(**_OPTS, inline="always")
     def _same_row(a, b):
-        for k in range(a.size):
+        for k in range(a.size):  # noqa: SIM110 - a plain loop: numba does not compile all() over a generator
             if a[k] != b[k]:
                 return False
         return True
@@ -592,7 +592,7 @@ with jit_cache(__file__) as _cache:
         for k in range(k_n):
             for l in range(lm):
                 gain[k, l] = table[k, l + 1] - table[k, l]
-        weights = ROW_KEY[:k_n] if k_n <= ROW_KEY.size else np.random.uniform(1.0, 2.0, k_n)
+        weights = ROW_KEY[:k_n] if k_n <= ROW_KEY.size else np.random.uniform(1.0, 2.0, k_n)  # noqa: NPY002 - numba has no Generator
         work = np.empty(k_n)
         offset = np.empty(k_n)
 

@@ -464,7 +464,7 @@ def summarise_gains(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         groups.setdefault(tuple(row[k] for k in _SETTING_KEYS), []).append(row)
     out = []
     for key, members in groups.items():
-        entry: dict[str, Any] = dict(zip(_SETTING_KEYS, key))
+        entry: dict[str, Any] = dict(zip(_SETTING_KEYS, key, strict=True))
         entry["populations"] = len(members)
         for baseline in BASELINES:
             gains = np.array([m[f"gain_over_{baseline}"] for m in members], dtype=np.float64)
@@ -776,7 +776,7 @@ def plot_figure2(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
         axes[1].scatter(a, [r["share_times_K"] for r in pts], label=labels[case], **style)
     axes[0].set_ylabel("optimal draft length L_k (tokens)")
     axes[1].set_ylabel("bandwidth share b_k x K")
-    for ax, title in zip(axes, ("(a) draft length", "(b) bandwidth share")):
+    for ax, title in zip(axes, ("(a) draft length", "(b) bandwidth share"), strict=True):
         ax.set_xlabel("acceptance rate a_k")
         ax.set_title(title)
         ax.legend()

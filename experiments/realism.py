@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from baselines.solvers import Allocation, solve_heterogeneous, solve_homogeneous
+from experiments import findings
 from multispin_env.channel import dbm_to_watts
 from multispin_env.model import (
     RoundParams,
@@ -50,7 +51,6 @@ from multispin_env.model import (
     upload_end,
     verification_times,
 )
-from experiments import findings
 from multispin_env.scenarios import Population, Scenario, get_scenario
 
 __all__ = [

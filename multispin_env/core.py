@@ -60,13 +60,13 @@ from multispin_env.layout import (
     P_MEAN_UPLOAD_TIME,
     P_SNR,
     POPULATION_ROWS,
-    REQUEST_ROWS,
     R_ACCEPTED,
     R_BANDWIDTH,
     R_DRAFT_LENGTHS,
     R_DROPPED,
     R_ENERGY,
     R_TOKENS,
+    REQUEST_ROWS,
     ROUND_ROWS,
 )
 from multispin_env.requests import Requests

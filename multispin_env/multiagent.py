@@ -222,8 +222,8 @@ class MultiSpinParallelEnv(CoreAccess, ParallelEnv):
                 "clock": clock,
                 "goodput_tokens": int(total),
             }
-        terminations = {agent: False for agent in self.agents}
-        truncations = {agent: truncated for agent in self.agents}
+        terminations = dict.fromkeys(self.agents, False)
+        truncations = dict.fromkeys(self.agents, truncated)
         if truncated:
             self.agents = []
         return observations, rewards, terminations, truncations, infos

@@ -87,9 +87,9 @@ def test_bad_trace_files_raise_one_line_errors_naming_the_problem(tmp_path, line
 
 
 def test_missing_file_and_bad_setting_types(tmp_path):
-    with pytest.raises(ValueError, match="trace_path: trace file .* cannot be read"):
+    with pytest.raises(ValueError, match=r"trace_path: trace file .* cannot be read"):
         EnvConfig(trace_path=tmp_path / "missing.jsonl")
-    with pytest.raises(ValueError, match="trace_path: trace file .* is not a file"):
+    with pytest.raises(ValueError, match=r"trace_path: trace file .* is not a file"):
         EnvConfig(trace_path=tmp_path)
     with pytest.raises(ValueError, match="trace_path must be a path"):
         EnvConfig(trace_path=3)
