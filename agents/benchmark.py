@@ -41,6 +41,7 @@ import numpy as np
 from agents.cli import HelpFormatter, OneLineParser, store_dict_or_words
 from agents.evaluation import EvaluationResult, evaluate, evaluation_seeds, mean_ci, oracle_name
 from agents.runs import resolve_agent
+from baselines.protocol import Policy
 
 DEFAULT_ENV = "MultiSpin-Heterogeneous-v0"
 CSV_COLUMNS: tuple[str, ...] = (
@@ -135,7 +136,7 @@ def _evaluate_spec(spec: PolicySpec, env_id: str, env_kwargs: dict[str, Any], se
     return result, time.perf_counter() - start
 
 
-def load_agent_policy(path: str | Path, env: Any, name: str = "agent") -> Any:
+def load_agent_policy(path: str | Path, env: Any, name: str = "agent") -> Policy:
     """A saved agent as a policy for single ``env``: an SB3 run folder or .zip (an
     :class:`~agents.evaluation.AgentPolicy`), or an RLlib run dir of ``agents.rllib`` (its ``run.json``; needs
     the ``rllib`` extra), so that both are benchmarked on the same seeds next to the analytic policies."""

@@ -1,7 +1,7 @@
 """The one evaluation loop: run a policy on a MultiSpin env for given seeds and measure goodput.
 
-Any object with ``predict(obs, deterministic=True) -> (action, state)`` can be
-evaluated: an analytic policy of :mod:`baselines.policies`, or an SB3 model
+Any :class:`baselines.protocol.Policy` (SB3's ``predict`` and a ``reset`` per
+episode) can be evaluated: an analytic policy of :mod:`baselines.policies`, or an SB3 model
 through :class:`AgentPolicy` (which applies the agent's VecNormalize
 observation statistics). "Equal terms": the same env config and the same
 seeds, ``env.reset(seed=seeds[i])`` for episode i.
@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -36,13 +36,7 @@ from numpy.typing import NDArray
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 
-
-class Policy(Protocol):
-    """What the evaluation loop needs: SB3's ``predict`` on one unbatched observation."""
-
-    def predict(
-        self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = True
-    ) -> tuple[Any, Any]: ...
+from baselines.protocol import Policy
 
 
 class AgentPolicy:
@@ -217,9 +211,7 @@ def jain_fairness(rates: NDArray[np.float64]) -> float:
 def run_episode(env: gym.Env, policy: Policy, seed: int, deterministic: bool = True, max_steps: int = 1_000_000) -> EpisodeMetrics:
     """Play one episode of ``policy`` on ``env`` from ``env.reset(seed=seed)`` and measure it."""
     obs, info = env.reset(seed=int(seed))
-    reset = getattr(policy, "reset", None)
-    if callable(reset):
-        reset()
+    policy.reset()
     tokens = 0.0
     ret = 0.0
     clock = 0.0

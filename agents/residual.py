@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
 
 from agents.wrappers import length_entries
+from baselines.protocol import Policy
 
 __all__ = ["DEFAULT_BASE", "ResidualPolicy", "VecResidual", "augment", "compose", "residual_settings"]
 
@@ -147,7 +148,7 @@ class ResidualPolicy:
     :param base: analytic policy name; ``max_length_offset``, ``max_share_factor``: as in :class:`VecResidual`
     """
 
-    def __init__(self, agent: Any, env: Any, base: str = DEFAULT_BASE, max_length_offset: float = 2.0,
+    def __init__(self, agent: Policy, env: Any, base: str = DEFAULT_BASE, max_length_offset: float = 2.0,
                  max_share_factor: float = 2.0, name: str = "residual") -> None:
         from baselines.policies import make_policy
 
@@ -161,9 +162,7 @@ class ResidualPolicy:
 
     def reset(self) -> None:
         self.controller.reset()
-        reset = getattr(self.agent, "reset", None)
-        if callable(reset):
-            reset()
+        self.agent.reset()
 
     def predict(self, observation: Any, state: Any = None, episode_start: Any = None,
                 deterministic: bool = True) -> tuple[NDArray[np.float32], Any]:

@@ -1,8 +1,8 @@
 """Analytic policies that act on a MultiSpin env through ``encode_action`` (docs/model.md section 7).
 
-Every policy has an SB3-like ``predict(obs, state=None, episode_start=None,
-deterministic=True) -> (action, state)`` so one evaluation loop serves agents
-and baselines. Information levels of the optimising policies:
+Every policy is a :class:`baselines.protocol.Policy`: SB3's ``predict(obs, state=None, episode_start=None,
+deterministic=True) -> (action, state)`` and a ``reset()`` after every ``env.reset()``, so one evaluation loop
+serves agents and baselines. Information levels of the optimising policies:
 
 - ``static``: solved once per population from the mean parameters
   (:func:`baselines.information.static_params`: mean channel, mean acceptance);
@@ -23,6 +23,7 @@ from gymnasium.vector import VectorEnv
 from baselines.bandit import BanditPolicy
 from baselines.information import INFORMATION_LEVELS, active_users, oracle_batch, round_params_for, solve_for_active
 from baselines.predictive import PredictivePolicy
+from baselines.protocol import Policy
 from baselines.solvers import SOLVERS, Allocation, PackedSystems, solve_batch, solve_packed
 from multispin_env.model import RoundParams
 
@@ -40,7 +41,7 @@ _POLICY_SOLVER: dict[str, tuple[str, str]] = {
 }
 
 #: Policies with a state of their own (per-user lengths: the heterogeneous env only): name -> class(env).
-_STATEFUL_POLICIES: dict[str, Callable[[Any], Any]] = {"het-opt-predictive": PredictivePolicy,
+_STATEFUL_POLICIES: dict[str, Callable[[Any], Policy]] = {"het-opt-predictive": PredictivePolicy,
                                                       "bandit-ucb": BanditPolicy}
 
 #: Every analytic policy name: the equal-share baselines, hom-opt / het-opt at each information level,
@@ -173,8 +174,12 @@ def policies_for(env: Any) -> tuple[str, ...]:
     return ANALYTIC_POLICIES
 
 
-def make_policy(name: str, env: Any) -> Any:
-    """Build the analytic policy ``name`` (one of :data:`ANALYTIC_POLICIES`) bound to ``env``."""
+def make_policy(name: str, env: Any) -> Policy:
+    """Build the analytic policy ``name`` (one of :data:`ANALYTIC_POLICIES`) bound to ``env``.
+
+    :param name: the policy's name (:func:`policies_for` lists those ``env`` can express)
+    :param env: the MultiSpin env (single, possibly wrapped, or vector) the policy acts on
+    """
     if name not in ANALYTIC_POLICIES:
         raise ValueError(f"unknown analytic policy {name!r}; known: {list(ANALYTIC_POLICIES)}")
     if name not in policies_for(env):
