@@ -168,7 +168,8 @@ def load_agent_policy(path: str | Path, env: Any, name: str = "agent") -> Policy
             raise BenchmarkError(f"agent {path} has {what} shape {mine}, the env gives {theirs} (another id or num_users?)")
     vn = None
     if info.vecnormalize_path is not None:
-        vn = VecNormalize.load(str(info.vecnormalize_path), _StatsOnly(model))
+        # _StatsOnly is what VecNormalize.load reads of its VecEnv (spaces, num_envs, render_mode), no more.
+        vn = VecNormalize.load(str(info.vecnormalize_path), _StatsOnly(model))  # type: ignore[arg-type]
         vn.training, vn.norm_reward = False, False
     agent = AgentPolicy(model, vn, name=name)
     if residual is None:

@@ -59,7 +59,7 @@ class AgentPolicy:
     def predict(
         self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = True
     ) -> tuple[Any, Any]:
-        obs = np.asarray(observation, dtype=np.float32)
+        obs: NDArray[Any] | dict[str, NDArray[Any]] = np.asarray(observation, dtype=np.float32)
         if self.vec_normalize is not None:
             obs = self.vec_normalize.normalize_obs(obs)
         return self.model.predict(obs, state=state, episode_start=episode_start, deterministic=deterministic)
@@ -222,7 +222,7 @@ def run_episode(env: gym.Env, policy: Policy, seed: int, deterministic: bool = T
     hhi_count = 0
     episode_start = np.ones((1,), dtype=bool)
     state = None
-    user_tokens = 0.0
+    user_tokens: float | NDArray[np.float64] = 0.0  # summed per user (K,) once the first round is played
     completion_times: list[float] | None = [] if "active" in info else None  # arrivals: reset info has "active"
     for _ in range(max_steps):
         action, state = policy.predict(obs, state=state, episode_start=episode_start, deterministic=deterministic)

@@ -322,8 +322,8 @@ def run_jobs(jobs: Sequence[Job], out: Path, n_jobs: int, log: Any = print) -> t
         futures: dict[Future[dict[str, Any]], Job] = {pool.submit(run_job, job, out): job for job in todo}
         try:
             for n, future in enumerate(as_completed(futures), 1):
-                exc = future.exception()
-                report(futures[future], exc if exc is not None else future.result(), n)
+                failure = future.exception()
+                report(futures[future], failure if failure is not None else future.result(), n)
         except KeyboardInterrupt:
             pool.shutdown(wait=False, cancel_futures=True)
             raise

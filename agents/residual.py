@@ -41,6 +41,13 @@ def augment(observation: NDArray[Any], base_action: NDArray[Any]) -> NDArray[np.
     return np.concatenate([np.asarray(observation, np.float32), np.asarray(base_action, np.float32)], axis=-1)
 
 
+def _array_observation(obs: Any) -> NDArray[Any]:
+    """The vector env's observations as the one array of a Box observation space (the only kind augmented)."""
+    if not isinstance(obs, np.ndarray):
+        raise ValueError(f"the residual wrapper needs array observations (a Box space), got {type(obs).__name__}")
+    return obs
+
+
 def compose(base_action: NDArray[Any], correction: NDArray[Any], n_lengths: int, max_draft: int,
             max_length_offset: float, max_share_factor: float) -> NDArray[np.float32]:
     """The env action(s) of the controller's action(s) ``base_action`` corrected by ``correction`` (same shape).
@@ -116,7 +123,7 @@ class VecResidual(VecEnvWrapper):
                 self._base_actions[i], _ = policy.predict(obs[i], episode_start=starts[i : i + 1])
 
     def reset(self) -> NDArray[np.float32]:
-        obs = self.venv.reset()
+        obs = _array_observation(self.venv.reset())
         self._plan(obs, np.ones(self.num_envs, dtype=bool))
         return augment(obs, self._base_actions)
 
@@ -125,7 +132,8 @@ class VecResidual(VecEnvWrapper):
                                      self.max_length_offset, self.max_share_factor))
 
     def step_wait(self) -> Any:
-        obs, rewards, dones, infos = self.venv.step_wait()
+        observations, rewards, dones, infos = self.venv.step_wait()
+        obs = _array_observation(observations)
         for i in np.flatnonzero(dones):
             # Terminal observations carry the last planned action: planning for them would advance the
             # controllers' per-env state. SB3 reads them only to bootstrap truncations, and

@@ -70,7 +70,9 @@ class MultiSpinExperimentManager(ExperimentManager):
 
     def __init__(self, args: argparse.Namespace, *positional: Any, vec_env_type: str = "batched", **kwargs: Any) -> None:
         self.batched = vec_env_type == "batched"
-        super().__init__(args, *positional, vec_env_type="dummy" if self.batched else vec_env_type, **kwargs)
+        # rl-zoo3 passes vec_env_type by keyword: *positional ends before it (mypy cannot know that).
+        super().__init__(args, *positional, vec_env_type="dummy" if self.batched else vec_env_type,  # type: ignore[misc]
+                         **kwargs)
         self.baselines: list[str] | None = getattr(args, "baselines", None)
 
     # -- set-up: one-line errors, no half-made run folder ----------------------------------------------
@@ -366,7 +368,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "train.py") -> int:
         argparse.ArgumentParser.parse_args = original_parse  # type: ignore[method-assign]
         return args
 
-    argparse.ArgumentParser.parse_args = parsed  # type: ignore[method-assign]
+    argparse.ArgumentParser.parse_args = parsed  # type: ignore[method-assign,assignment]
     zoo_train.ExperimentManager = MultiSpinExperimentManager  # type: ignore[misc]
     try:
         zoo_train.train()

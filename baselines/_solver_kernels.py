@@ -20,7 +20,7 @@ import math
 import numpy as np
 from numba import njit
 
-from multispin_env._numba import JIT, jit_cache
+from multispin_env._numba import JIT, JitOptions, jit_cache
 from multispin_env.model import ROOT_MAX_ITER, ROOT_RTOL, equal_finish_root, finish_time, latency, verification_time
 
 # Solver kinds of solve_packed.
@@ -57,7 +57,7 @@ T_FLOOR = FLOOR / MIN_UPLOAD_RATIO
 ROW_KEY = np.random.default_rng(20260604).uniform(1.0, 2.0, 4096)
 
 with jit_cache(__file__) as _cache:
-    _OPTS = {**JIT, "cache": _cache}
+    _OPTS: JitOptions = {**JIT, "cache": _cache}
 
     @njit(**_OPTS)
     def _verify(batch, ptok, psec):

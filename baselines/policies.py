@@ -107,24 +107,26 @@ class AnalyticPolicy:
     def _act_batch(self, obs: np.ndarray, starts: np.ndarray) -> np.ndarray:
         """Actions of all sub-envs of the vector env: the systems to (re-)solve are solved in one batched call
         (the oracle's straight from the env's arrays, :func:`baselines.information.oracle_batch`)."""
+        num_envs, batch_solver = self.num_envs, self._batch_solver
+        assert num_envs is not None and batch_solver is not None, "predict calls this for vector envs only"
         cached = self.information == "static"
-        keys = [(i, b"") for i in range(self.num_envs)]  # as _act_cached's keys without arrivals
-        todo = [i for i in range(self.num_envs) if not cached or starts[i] or keys[i] not in self._static_actions]
+        keys = [(i, b"") for i in range(num_envs)]  # as _act_cached's keys without arrivals
+        todo = [i for i in range(num_envs) if not cached or starts[i] or keys[i] not in self._static_actions]
         if not todo:
             return np.stack([self._static_actions[key].copy() for key in keys])
         k = self.env.unwrapped.core.num_users
-        problem = SOLVERS[self._batch_solver].packed
+        problem = SOLVERS[batch_solver].packed
         if self.information == "oracle" and problem is not None:
             result = solve_packed(problem, PackedSystems.uniform(*oracle_batch(self.env)))
             if result.status.any():  # a round beyond the float64 range: the per-system path names the settings
-                solve_batch(self._batch_solver, [round_params_for(self.env, "oracle", obs[i], i)
-                                                 for i in np.flatnonzero(result.status)])
+                solve_batch(batch_solver, [round_params_for(self.env, "oracle", obs[i], int(i))
+                                           for i in np.flatnonzero(result.status)])
             lengths, shares = result.draft_lengths.reshape(-1, k), result.bandwidth.reshape(-1, k)
             self.last_allocation = Allocation(lengths[-1], shares[-1], float(result.goodput[-1]),
                                               float(result.sync_time[-1]), float(result.latency[-1]))
         else:
             systems = [round_params_for(self.env, self.information, obs[i], i) for i in todo]
-            allocations = solve_batch(self._batch_solver, systems)
+            allocations = solve_batch(batch_solver, systems)
             lengths = np.stack([allocation.draft_lengths for allocation in allocations])
             shares = np.stack([allocation.bandwidth for allocation in allocations])
             self.last_allocation = allocations[-1]

@@ -50,6 +50,7 @@ from multispin_env.scenarios import (
     get_scenario,
     heterogeneous_scenario,
 )
+from multispin_env.spaces import MultiSpinEnvAPI
 
 __all__ = [
     "POLICIES",
@@ -73,7 +74,7 @@ __all__ = [
 
 #: Policies compared in figures 3, 4 and 6, best first: every solver of :data:`baselines.solvers.SOLVERS`
 #: (the registry lists baselines first, so reversed it is best first) and server-only decoding.
-POLICIES: tuple[str, ...] = (*reversed(SOLVERS), "server-only")
+POLICIES: tuple[str, ...] = (*reversed(tuple(SOLVERS)), "server-only")
 
 #: Baselines het-opt is compared with in figure 5 (hom-opt knows every user's channel and device; the equal-share
 #: baselines are heterogeneity-unaware).
@@ -220,8 +221,9 @@ def _nominal_survival(scenario: Scenario, process: str, rates: np.ndarray) -> np
     return make_acceptance_process(config, 1).mean_survival(rates)
 
 
-def _instance(task: tuple[Scenario, tuple[int, ...], Sequence[str]]) -> tuple[dict[str, float], dict[str, Any]]:
-    """Goodputs of ``policies`` on one population drawn from ``scenario``, plus a few features of it."""
+def _instance(task: tuple[Scenario, tuple[int, ...], Sequence[str], str]) -> tuple[dict[str, float], dict[str, Any]]:
+    """Goodputs of ``policies`` on one population drawn from ``scenario`` under the acceptance process ``process``,
+    plus a few features of it."""
     scenario, seed_key, policies, process = task
     population = scenario.sample_population(np.random.default_rng(list(seed_key)))
     params = scenario.round_params(population)
@@ -608,11 +610,13 @@ def figure6_rows(cfg: FindingsConfig, scenario: str | Scenario = "base") -> list
             )
             try:
                 env.reset(seed=population_seed)
+                unwrapped = env.unwrapped
+                assert isinstance(unwrapped, MultiSpinEnvAPI)  # gym.make of a MultiSpin id
                 params = static_params(env)
                 allocations = policy_allocations(params)
                 for policy, res in allocations.items():
                     shares = res.bandwidth if res.draft_lengths.any() else np.full(k, 1.0 / k)
-                    action = env.unwrapped.encode_action(res.draft_lengths, shares)
+                    action = unwrapped.encode_action(res.draft_lengths, shares)
                     for episode in range(cfg.mc_episodes):
                         simulated, rounds = _simulate(env, action, seed=population_seed + 1 + episode)
                         rows.append(

@@ -220,7 +220,7 @@ def deadline_mc_rows(cfg: RealismConfig) -> list[dict[str, Any]]:
     import gymnasium as gym
 
     import multispin_env  # noqa: F401  (registers the environments)
-    from baselines.policies import make_policy
+    from baselines.policies import AnalyticPolicy, make_policy
 
     rows = []
     for pop in range(cfg.mc_populations):
@@ -231,6 +231,7 @@ def deadline_mc_rows(cfg: RealismConfig) -> list[dict[str, Any]]:
             try:
                 for name in MC_POLICIES:
                     policy = make_policy(name, env)
+                    assert isinstance(policy, AnalyticPolicy)  # a solver's policy: it reports its plan
                     for episode in range(cfg.mc_episodes):
                         # The same episode seeds for every policy and deadline: common random numbers.
                         obs, _ = env.reset(seed=population_seed + 1 + episode)

@@ -395,7 +395,8 @@ class MixtureAcceptance(AcceptanceProcess):
         """E[r^i] = prod_{j<i} (kappa a + j) / (kappa + j) for Beta rates of mean ``rate`` (..., K)."""
         mean = np.asarray(rate, dtype=np.float64)[..., None]
         steps = np.arange(self.max_draft, dtype=np.float64)
-        return np.cumprod((self.concentration * mean + steps) / (self.concentration + steps), axis=-1)
+        ratios: FloatArray = (self.concentration * mean + steps) / (self.concentration + steps)
+        return np.cumprod(ratios, axis=-1)
 
 
 @register_acceptance_process

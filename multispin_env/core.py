@@ -116,6 +116,13 @@ class RoundOutcome(NamedTuple):
     observation: NDArray[np.float32] | None = None
 
 
+def _buffer(rows: NDArray[Any]) -> NDArray[Any]:
+    """The layout buffer (round rows or per-env rows) that a :class:`RoundOutcome` field is a row view of."""
+    if rows.base is None:
+        raise ValueError("a RoundOutcome's fields must be row views of the kernel's round buffers")
+    return rows.base
+
+
 class MultiSpinCore:
     """``num_envs`` independent Multi-SPIN systems advanced one round per :meth:`step`.
 
@@ -221,7 +228,7 @@ class MultiSpinCore:
             "arrivals": self.arrivals,
         }
         record = np.zeros(1, dtype=CONSTANTS)
-        for name in CONSTANTS.names:
+        for name in CONSTANTS.names or ():  # a structured dtype: never None
             if name in derived:
                 record[name] = derived[name]
             elif hasattr(self.scenario, name):
@@ -287,7 +294,8 @@ class MultiSpinCore:
             return last
         rounds, per_env, truncated = last  # the single-env kernel step's buffers
         outcome = RoundOutcome(rounds[R_DRAFT_LENGTHS], rounds[R_BANDWIDTH], rounds[R_ACCEPTED], rounds[R_TOKENS],
-                               *per_env[:4], truncated, rounds[R_DROPPED], rounds[R_ENERGY])
+                               per_env[E_SYNC_TIME], per_env[E_VERIFY_TIME], per_env[E_LATENCY], per_env[E_REWARD],
+                               truncated, rounds[R_DROPPED], rounds[R_ENERGY])
         self._last_round = outcome
         return outcome
 
@@ -384,8 +392,7 @@ class MultiSpinCore:
         rounds = np.empty((ROUND_ROWS, n, k))
         rounds[R_DRAFT_LENGTHS] = draft_lengths
         rounds[R_BANDWIDTH] = bandwidth
-        self._play(rounds, rng, reset_rows, None)
-        return self._last_round
+        return self._play(rounds, rng, reset_rows, None)
 
     def step_actions(
         self, actions: FloatArray, rng: np.random.Generator, reset_rows: BoolArray | None = None
@@ -394,14 +401,14 @@ class MultiSpinCore:
         into [-1, 1]; ValueError (state and generator untouched) if an entry is NaN or inf."""
         if self._block_index == self._block_rounds and not np.isfinite(actions).all():
             raise ValueError(f"action contains NaN or inf: {actions}")  # before the block refill draws
-        self._play(np.empty((ROUND_ROWS, actions.shape[0], self.num_users)), rng, reset_rows, actions)
-        return self._last_round
+        return self._play(np.empty((ROUND_ROWS, actions.shape[0], self.num_users)), rng, reset_rows, actions)
 
     def _play(
         self, rounds: FloatArray, rng: np.random.Generator, reset_rows: BoolArray | None, actions: FloatArray | None
-    ) -> None:
+    ) -> RoundOutcome:
         """The round of :meth:`step` (lengths and shares already in ``rounds``) or of :meth:`step_actions`
-        (raw ``actions``, decoded by the kernel into ``rounds``); the outcome goes to ``_last_round``."""
+        (raw ``actions``, decoded by the kernel into ``rounds``); returns the outcome (also kept as
+        ``_last_round``)."""
         n, k = rounds.shape[1:]
         block = self._next_block(rng)
         per_env = np.empty((ENV_ROWS, n))
@@ -445,6 +452,7 @@ class MultiSpinCore:
             self.discard(outcome, rows)
         if not channel_update:
             self._update_channel(rng)
+        return outcome
 
     def step_single(
         self, action: FloatArray, rng: np.random.Generator
@@ -548,9 +556,10 @@ class MultiSpinCore:
         """Zero the round of the systems ``rows`` in ``outcome`` (its per-user rows, times, reward) and clear their
         truncation: the sub-envs that ignored the action and started a new episode instead (what the kernel
         does itself when it restarts them). Two writes into the round's buffers rather than one per field."""
+        rounds, per_env = _buffer(outcome.tokens), _buffer(outcome.sync_time)
         for row in rows:  # a few rows a step: basic indexing is cheaper than fancy indexing here
-            outcome.tokens.base[:, row] = 0.0  # L, b, A, n, dropped, energy (the layout's round rows)
-            outcome.sync_time.base[:4, row] = 0.0  # tau, T_ver, T, reward
+            rounds[:, row] = 0.0  # L, b, A, n, dropped, energy (the layout's round rows)
+            per_env[:4, row] = 0.0  # tau, T_ver, T, reward
             if outcome.counts is not None:
                 outcome.counts[:, row] = 0
         outcome.truncated[rows] = False
@@ -563,7 +572,7 @@ class MultiSpinCore:
             counts = outcome.counts
             tokens, accepted, draft_lengths = counts[0], counts[1], counts[2]
         else:
-            rounds = outcome.tokens.base  # the round's buffer in layout rows; the outcome's per-user rows view it
+            rounds = _buffer(outcome.tokens)  # the round's buffer in layout rows; the outcome's per-user rows view it
             counts = rounds[: R_TOKENS + 1].astype(np.int64)  # one cast of the leading rows (b_k's is unused)
             tokens, accepted, draft_lengths = counts[R_TOKENS], counts[R_ACCEPTED], counts[R_DRAFT_LENGTHS]
         info = {
@@ -588,6 +597,8 @@ class MultiSpinCore:
         """With arrivals: the info keys :data:`ARRIVAL_ROUND_KEYS` (of the last round) and
         :data:`ARRIVAL_STATE_KEYS` (of the current state), new arrays (n, K)."""
         requests = self.requests
+        if requests is None:
+            raise ValueError("arrival info needs request arrivals (arrivals=True)")
         return {
             "completed": requests.completed.copy(),
             "completion_time": requests.completion_time.copy(),

@@ -352,10 +352,12 @@ class RoundParams:
             raise ValueError(f"draft_time must be > 0 s/token, got {draft_time}")
         if np.any(upload_time <= 0.0):
             raise ValueError(f"upload_time must be > 0 s/token, got {upload_time}")
-        if self.survival is None:
-            survival = acceptance[:, None] ** np.arange(1, max_draft + 1)
-        else:
+        if self.survival is not None:
             survival = _survival(self.survival, k, max_draft)
+        elif acceptance is not None:
+            survival = acceptance[:, None] ** np.arange(1, max_draft + 1)
+        else:  # ruled out above; says so to the type checker
+            raise ValueError("give acceptance (i.i.d. rates) or survival (acceptance curves)")
         if acceptance is None:
             acceptance = np.clip(survival[:, 0], 1e-12, 1.0 - 1e-12)  # the position-1 rate, for reports
             acceptance.setflags(write=False)

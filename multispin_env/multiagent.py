@@ -96,7 +96,7 @@ class MultiSpinParallelEnv(CoreAccess, ParallelEnv):
         keyword arguments override it
     """
 
-    metadata = {"name": "multispin_v0", "render_modes": ["ansi"], "is_parallelizable": True}
+    metadata: dict[str, Any] = {"name": "multispin_v0", "render_modes": ["ansi"], "is_parallelizable": True}
 
     def __init__(
         self,
