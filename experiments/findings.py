@@ -228,7 +228,10 @@ def _instance(task: tuple[Scenario, tuple[int, ...], Sequence[str], str]) -> tup
     population = scenario.sample_population(np.random.default_rng(list(seed_key)))
     params = scenario.round_params(population)
     if process != "iid":
-        params = replace(params, acceptance=None, survival=_nominal_survival(scenario, process, params.acceptance))
+        # The curves' own position-1 rates replace the i.i.d. ones (acceptance=None: RoundParams' constructor takes it,
+        # dataclasses.replace is typed from the fields, which hold the checked arrays).
+        params = replace(params, acceptance=None,  # type: ignore[arg-type]
+                         survival=_nominal_survival(scenario, process, params.acceptance))
     allocations = policy_allocations(params, policies)
     features: dict[str, Any] = {
         "draft_time_ratio": float(params.draft_time.max() / params.draft_time.min()),

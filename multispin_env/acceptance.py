@@ -396,7 +396,7 @@ class MixtureAcceptance(AcceptanceProcess):
         mean = np.asarray(rate, dtype=np.float64)[..., None]
         steps = np.arange(self.max_draft, dtype=np.float64)
         ratios: FloatArray = (self.concentration * mean + steps) / (self.concentration + steps)
-        return np.cumprod(ratios, axis=-1)
+        return ratios.cumprod(axis=-1)
 
 
 @register_acceptance_process

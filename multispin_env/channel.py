@@ -191,7 +191,7 @@ class JakesFading(FadingModel):
         intervals = np.asarray(intervals_s, dtype=np.float64)
         lag = np.prod(self.correlation(intervals), axis=-1) if intervals.ndim and intervals.shape[-1] else 1.0
         shrink = 1.0 / (1.0 + noise_std * noise_std)
-        mean: NDArray[np.complex128] = (lag * shrink) * estimate  # real scalar(s) times the complex estimate
+        mean = np.asarray(lag * shrink * estimate, dtype=np.complex128)  # already complex128: no copy
         variance = np.broadcast_to(1.0 - lag * lag * shrink, estimate.shape).astype(np.float64)
         return mean, variance
 
@@ -340,14 +340,14 @@ def physical_round_params(
     shadowing = np.asarray(shadowing_db, dtype=np.float64)
     if not np.all(np.isfinite(shadowing)):
         raise ValueError(f"shadowing_db must be finite, got {shadowing}")
-    if (device_classes is None) == (draft_time is None):
-        raise ValueError("give exactly one of device_classes or draft_time")
-    if device_classes is not None:
+    if device_classes is not None and draft_time is None:
         if len(device_classes) != distance.size:
             raise ValueError(
                 f"device_classes must have one entry per user ({distance.size}), got {len(device_classes)}"
             )
         draft_time = draft_times_of(device_classes)
+    elif device_classes is not None or draft_time is None:
+        raise ValueError("give exactly one of device_classes or draft_time")
     bits = payload_bits(payload, vocab_size, prob_bits, top_k)
     snr_db = mean_snr_db(distance, shadowing, tx_power_dbm, bandwidth_hz, noise_density_dbm_hz, noise_figure_db)
     upload = upload_time_per_token(bits, bandwidth_hz, spectral_efficiency(snr_db, fading))
