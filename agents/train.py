@@ -70,9 +70,8 @@ class MultiSpinExperimentManager(ExperimentManager):
 
     def __init__(self, args: argparse.Namespace, *positional: Any, vec_env_type: str = "batched", **kwargs: Any) -> None:
         self.batched = vec_env_type == "batched"
-        # rl-zoo3 passes vec_env_type by keyword: *positional ends before it (mypy cannot know that).
-        super().__init__(args, *positional, vec_env_type="dummy" if self.batched else vec_env_type,  # type: ignore[misc]
-                         **kwargs)
+        kwargs["vec_env_type"] = "dummy" if self.batched else vec_env_type  # rl-zoo3 passes it by keyword
+        super().__init__(args, *positional, **kwargs)
         self.baselines: list[str] | None = getattr(args, "baselines", None)
 
     # -- set-up: one-line errors, no half-made run folder ----------------------------------------------
