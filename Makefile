@@ -24,7 +24,14 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test-slow: setup
+# torchrl (the slow test that wraps every id with torchrl's GymEnv) is installed for test-slow only.
+TORCHRL_STAMP := $(VENV)/.torchrl-stamp
+
+$(TORCHRL_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[torchrl]"
+	touch $(TORCHRL_STAMP)
+
+test-slow: setup $(TORCHRL_STAMP)
 	$(PY) -m pytest -n 2 -q -m slow
 	$(MAKE) test-rllib
 

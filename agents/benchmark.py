@@ -38,9 +38,17 @@ from typing import Any
 
 import numpy as np
 
-from agents.cli import HelpFormatter, OneLineParser, store_dict_or_words
+from agents.cli import (
+    EVAL_NOTE,
+    HelpFormatter,
+    OneLineParser,
+    UserError,
+    check_output_folder,
+    int_at_least,
+    store_dict_or_words,
+)
 from agents.evaluation import EvaluationResult, evaluate, evaluation_seeds, mean_ci, oracle_name
-from agents.runs import resolve_agent
+from agents.runs import TRUST_NOTE, load_run_file, resolve_agent
 from baselines.protocol import Policy
 
 DEFAULT_ENV = "MultiSpin-Heterogeneous-v0"
@@ -61,7 +69,7 @@ CSV_COLUMNS: tuple[str, ...] = (
 ARRIVAL_COLUMNS: tuple[str, ...] = ("requests_completed", "completion_mean", "completion_p95", "fairness")
 
 
-class BenchmarkError(ValueError):
+class BenchmarkError(UserError):
     """A one-line user error (bad agent path, env mismatch...)."""
 
 
@@ -157,7 +165,7 @@ def load_agent_policy(path: str | Path, env: Any, name: str = "agent") -> Policy
         raise BenchmarkError(f"cannot tell the algorithm of {info.model_path} (no args.yml, not under logs/ALGO/)")
     from agents.residual import ResidualPolicy, residual_settings
 
-    model = ALGOS[info.algo].load(str(info.model_path), device="cpu")
+    model = load_run_file(info.model_path, lambda: ALGOS[info.algo].load(str(info.model_path), device="cpu"))
     residual = residual_settings(info.vec_env_wrapper)
     # A residual agent also observes the controller's action (as many entries as the env's action).
     extra = 0 if residual is None else int(env.action_space.shape[-1])
@@ -168,8 +176,8 @@ def load_agent_policy(path: str | Path, env: Any, name: str = "agent") -> Policy
             raise BenchmarkError(f"agent {path} has {what} shape {mine}, the env gives {theirs} (another id or num_users?)")
     vn = None
     if info.vecnormalize_path is not None:
-        # _StatsOnly is what VecNormalize.load reads of its VecEnv (spaces, num_envs, render_mode), no more.
-        vn = VecNormalize.load(str(info.vecnormalize_path), _StatsOnly(model))  # type: ignore[arg-type]
+        stats = info.vecnormalize_path
+        vn = load_run_file(stats, lambda: VecNormalize.load(str(stats), _StatsOnly(model)))
         vn.training, vn.norm_reward = False, False
     agent = AgentPolicy(model, vn, name=name)
     if residual is None:
@@ -197,6 +205,8 @@ def describe_agent(path: str | Path) -> str:
     what = {"final": "final model", "best": "best model (no final model)", "checkpoint": "last checkpoint (no final or best model)",
             "file": "model file"}[info.kind]
     stats = f", VecNormalize statistics {info.vecnormalize_path}" if info.vecnormalize_path else ""
+    if info.training.get("interrupted") and info.kind in ("final", "best"):
+        stats += f"; training interrupted at {info.training.get('num_timesteps')} of {info.training.get('planned_timesteps')} steps"
     return f"{info.model_path} ({what}{stats})"
 
 
@@ -444,14 +454,16 @@ def build_parser(prog: str = "python -m agents.benchmark") -> OneLineParser:
     p = OneLineParser(prog=prog, description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     p.add_argument("--env", default=None, help=f"env id (default: the first agent's, else {DEFAULT_ENV})")
     p.add_argument("--env-kwargs", nargs="+", default=None, metavar="K:V", action=store_dict_or_words(),
-                   help="gym.make kwargs, e.g. acceptance_process:markov fading:False (default: the first agent's)")
-    p.add_argument("--episodes", type=int, default=20, help="episodes per policy (one per seed)")
-    p.add_argument("--seed", type=int, default=0, help="first seed; episode i uses seed + i")
-    p.add_argument("--agents", nargs="+", default=[], metavar="[LABEL=]PATH", help="saved agents: run folders or .zip files")
+                   help=f"gym.make kwargs, e.g. acceptance_process:markov fading:False (default: the first agent's); {EVAL_NOTE}")
+    p.add_argument("--episodes", type=int_at_least(1), default=20, help="episodes per policy (one per seed)")
+    p.add_argument("--seed", type=int_at_least(0), default=0, help="first seed; episode i uses seed + i")
+    p.add_argument("--agents", nargs="+", default=[], metavar="[LABEL=]PATH",
+                   help=f"saved agents: run folders or .zip files ({TRUST_NOTE})")
     p.add_argument("--policies", nargs="+", default=None, help="analytic policies (default: all valid for the env)")
-    p.add_argument("--training-log", nargs="+", default=[], metavar="RUN_DIR", help="extra run folders whose training curves to plot")
+    p.add_argument("--training-log", nargs="+", default=[], metavar="RUN_DIR",
+                   help="extra run folders (with an evaluations.npz) whose training curves to plot")
     p.add_argument("-o", "--output", default="results", help="output folder")
-    p.add_argument("--jobs", type=int, default=1, help="worker processes")
+    p.add_argument("--jobs", type=int_at_least(1), default=1, help="worker processes")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("-P", "--progress", action="store_true", help="progress bar")
     p.add_argument("-q", "--quiet", action="store_true", help="do not print the table")
@@ -463,7 +475,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m agents.benchm
     args = build_parser(prog).parse_args(argv)
     try:
         rows, _out_dir, written = _main(args)
-    except (BenchmarkError, ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError) as exc:  # UserError (BenchmarkError, RunFileError) and env settings
         print(f"{prog}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     if not args.quiet:
@@ -473,8 +485,11 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m agents.benchm
 
 
 def _main(args: argparse.Namespace) -> tuple[list[BenchmarkRow], Path, list[Path]]:
-    if args.episodes < 1:
-        raise BenchmarkError("--episodes must be >= 1")
+    check_output_folder(args.output, "-o/--output")
+    for run in args.training_log:
+        if not (Path(run) / "evaluations.npz").is_file():
+            what = "has no evaluations.npz (trained with --eval-freq -1?)" if Path(run).is_dir() else "is not a folder"
+            raise BenchmarkError(f"--training-log {run!r} {what}")
     agents = [agent_label(a) for a in args.agents]
     env_id = args.env
     env_kwargs = args.env_kwargs
@@ -486,6 +501,10 @@ def _main(args: argparse.Namespace) -> tuple[list[BenchmarkRow], Path, list[Path
     env_id = env_id or DEFAULT_ENV
     env_kwargs = env_kwargs or {}
     loaded = {label: describe_agent(path) for label, path in agents}
+    probe = make_env(env_id, env_kwargs)
+    for label, path in agents:  # a corrupt file or another env's agent fails now, before any evaluation
+        load_agent_policy(path, probe, label)
+    probe.close()
     if not args.quiet:
         for label, what in loaded.items():
             print(f"agent {label}: loading {what}", flush=True)

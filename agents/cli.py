@@ -1,10 +1,13 @@
-"""Command-line helpers: env id checks, one-line argparse errors, ``k:v`` pairs, and ``multispin-list``."""
+"""Command-line helpers: env id checks, one-line argparse errors, checks of paths and values before any work,
+``k:v`` pairs, and ``multispin-list``."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
+import tempfile
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
@@ -43,6 +46,65 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
 
 
+def program_name(fallback: str) -> str:
+    """The name to give errors: the console script as invoked (``multispin-findings``), else ``fallback``
+    (``python -m experiments.findings``; also when called from Python, where ``sys.argv[0]`` is the caller's)."""
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return name if name.startswith("multispin-") else fallback
+
+
+def check_output_folder(path: str | os.PathLike[str], flag: str) -> None:
+    """Raise :class:`UserError` unless ``path`` is a folder that can be written, or can be created.
+
+    Checked before any work: not an existing file, and its nearest existing ancestor a folder where a folder can
+    be made (probed with a temporary folder, removed at once: permission bits say nothing to root or on a
+    read-only mount).
+
+    :param path: the output folder
+    :param flag: the option that named it, for the message (e.g. ``-o/--output``)
+    """
+    folder = os.path.abspath(os.fspath(path))
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise UserError(f"{flag} {os.fspath(path)!r} is a file, not a folder")
+    existing = folder
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UserError(f"{flag} {os.fspath(path)!r}: {existing!r} is a file, not a folder")
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".multispin-probe-", dir=existing))
+    except OSError as exc:
+        raise UserError(f"{flag} {os.fspath(path)!r} cannot be written ({exc.strerror or exc} in {existing!r})") from None
+
+
+def check_readable_file(path: str | os.PathLike[str], flag: str) -> None:
+    """Raise :class:`UserError` unless ``path`` is a file that can be opened for reading."""
+    if not os.path.isfile(path):
+        raise UserError(f"{flag} {os.fspath(path)!r} is not a file")
+    try:
+        with open(path, "rb"):
+            pass
+    except OSError as exc:
+        raise UserError(f"{flag} {os.fspath(path)!r} cannot be read: {exc.strerror or exc}") from None
+
+
+#: What to say wherever a flag takes ``key:value`` pairs that rl-zoo3's StoreDict evaluates.
+EVAL_NOTE = "values are Python expressions run with eval (rl-zoo3's convention): pass only text you trust"
+
+_PLAIN_VALUE = re.compile(r"[\w.+\-/]+")
+
+
+def plain_value(text: str, what: str) -> str:
+    """``text`` if it is a plain value: a number (``0.5``, ``-1``, ``1e-3``), ``True``/``False``/``None`` or a word
+    (``urban``, ``a/b``): letters, digits and ``_ . + - /`` only, else :class:`UserError`. With no quote, bracket,
+    parenthesis, space, comma or colon, such text cannot call anything or leave a quoted string wherever it is
+    substituted, also in a value that an ``eval`` reads further on (``--env-kwargs``, :data:`EVAL_NOTE`)."""
+    if not _PLAIN_VALUE.fullmatch(text):
+        raise UserError(f"{what} {text!r} is not a plain value (a number, True/False/None or a word of letters, digits, "
+                        "_ . + - /)")
+    return text
+
+
 def int_at_least(low: int) -> Any:
     """An argparse ``type``: an integer >= ``low``, else a one-line error naming the value."""
 
@@ -73,8 +135,9 @@ _BARE_WORD = re.compile(r"[A-Za-z_][\w.\-]*")
 
 
 def store_dict_or_words() -> type[argparse.Action]:
-    """rl-zoo3's ``k:v`` action (values are Python expressions, e.g. ``policy_kwargs:"dict(net_arch=[64])"``),
-    also taking bare words as strings (``acceptance_process:markov``) and failing with one line."""
+    """rl-zoo3's ``k:v`` action (values are Python expressions, run with ``eval``, e.g.
+    ``policy_kwargs:"dict(net_arch=[64])"``: see :data:`EVAL_NOTE`), also taking bare words as strings
+    (``acceptance_process:markov``) and failing with one line."""
     from rl_zoo3.utils import StoreDict
 
     class StoreDictOrWords(StoreDict):

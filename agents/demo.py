@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agents import benchmark
-from agents.cli import HelpFormatter, OneLineParser
+from agents.cli import HelpFormatter, OneLineParser, UserError, check_output_folder, int_at_least
 
 DEMO_ENV = "MultiSpin-Heterogeneous-v0"
 DESCRIPTION = """Train PPO briefly on MultiSpin-Heterogeneous-v0, benchmark it against every analytic policy
@@ -30,13 +30,18 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m agents.demo")
     from agents.train import main as train_main
 
     p = OneLineParser(prog=prog, description=DESCRIPTION, formatter_class=HelpFormatter)
-    p.add_argument("-n", "--n-timesteps", type=int, default=800_000, help="PPO training env steps (rounds)")
-    p.add_argument("--episodes", type=int, default=20, help="benchmark episodes per policy")
-    p.add_argument("--seed", type=int, default=0, help="training seed; benchmark seeds are seed..seed+episodes-1")
+    p.add_argument("-n", "--n-timesteps", type=int_at_least(1), default=800_000, help="PPO training env steps (rounds)")
+    p.add_argument("--episodes", type=int_at_least(1), default=20, help="benchmark episodes per policy")
+    p.add_argument("--seed", type=int_at_least(0), default=0, help="training seed; benchmark seeds are seed..seed+episodes-1")
     p.add_argument("-o", "--output", default="results", help="results folder")
     p.add_argument("-f", "--log-folder", default="logs", help="training log folder")
     p.add_argument("--quick", action="store_true", help="a smoke run: 20,000 steps and 5 episodes (about a minute)")
     args = p.parse_args(argv)
+    try:  # both folders before the training: a bad -o must not cost the training
+        check_output_folder(args.output, "-o/--output")
+        check_output_folder(args.log_folder, "-f/--log-folder")
+    except UserError as exc:
+        p.error(str(exc))
     if args.quick:
         args.n_timesteps, args.episodes = 20_000, 5
     start = time.perf_counter()
@@ -58,7 +63,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m agents.demo")
 
     print(f"[2/2] benchmark: every analytic policy and the agent, {args.episodes} episodes each", flush=True)
     status = benchmark.main(
-        ["--agents", f"ppo={run_dir}", "--episodes", str(args.episodes), "--seed", str(args.seed), "-o", args.output, "--jobs", "2", "-P"]
+        ["--agents", f"ppo={run_dir}", "--episodes", str(args.episodes), "--seed", str(args.seed), "-o", args.output, "--jobs", "2", "-P"],
+        prog=prog,
     )
     print(f"demo finished in {time.perf_counter() - start:.0f} s; results in {Path(args.output).resolve()}")
     return status

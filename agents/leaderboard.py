@@ -48,7 +48,8 @@ from typing import Any
 import numpy as np
 
 from agents.benchmark import _json_safe, _pyplot
-from agents.cli import HelpFormatter, OneLineParser, UserError, int_at_least, one_line
+from agents.cli import HelpFormatter, OneLineParser, UserError, check_output_folder, int_at_least, one_line
+from agents.runs import TRUST_NOTE
 from agents.train import HYPERPARAMS_DIR, agent_names
 
 #: Agents trained by ``--train`` when ``--agents`` is not given (names of agents/hyperparams files).
@@ -116,17 +117,19 @@ class Job:
 
 
 def _final_model(folder: Path, timesteps: int | None = None) -> Path | None:
-    """The final model of the newest run under a training log folder (None: no finished training, or one with
-    another budget than ``timesteps`` env steps when given)."""
-    from agents.runs import read_yaml, resolve_agent
+    """The final model of the newest run under a training log folder (None: no finished training, one that was
+    interrupted, or one with another budget than ``timesteps`` env steps when given)."""
+    from agents.runs import resolve_agent
 
     for args_file in sorted(folder.rglob("*/args.yml"), key=lambda p: p.stat().st_mtime, reverse=True):
         try:
             info = resolve_agent(args_file.parent.parent)
         except FileNotFoundError:
             continue
-        summary = args_file.parent / "training.yml"
-        if timesteps is not None and (not summary.is_file() or read_yaml(summary).get("planned_timesteps") != timesteps):
+        record = info.training
+        if record.get("interrupted"):  # saved on Ctrl-C / SIGTERM: a final model, but not of the whole budget
+            return None
+        if timesteps is not None and record.get("planned_timesteps") != timesteps:
             return None
         if info.kind == "final":
             return info.model_path
@@ -152,6 +155,8 @@ def _train(job: Job) -> None:
             status = train_main(argv)
         finally:
             sys.stdout = saved
+    if status in (130, 143):  # the training was interrupted (and saved): stop the leaderboard as a whole
+        raise KeyboardInterrupt
     if status != 0:
         raise UserError(f"training {job.entry} on {job.task} (seed {job.seed}) failed with status {status}")
 
@@ -592,13 +597,14 @@ def write_outputs(results: Sequence[dict[str, Any]], agg: dict[str, Any], checks
 # -- command line -------------------------------------------------------------------------------------------------
 def build_parser(prog: str = "multispin-leaderboard") -> OneLineParser:
     p = OneLineParser(prog=prog, description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
-    p.add_argument("--runs", default="runs/leaderboard", help="folder of saved agents (searched for args.yml); --train trains into it")
+    p.add_argument("--runs", default="runs/leaderboard",
+                   help=f"folder of saved agents (searched for args.yml); --train trains into it ({TRUST_NOTE})")
     p.add_argument("-o", "--output", default="results/leaderboard", help="output folder")
     p.add_argument("--train", action="store_true", help="train the missing (agent, task, seed) runs first")
     p.add_argument("--timesteps", type=int_at_least(1), default=None, help="--train budget per run, env steps (default: the hyperparameter file's)")
     p.add_argument("--agents", nargs="+", default=None, metavar="AGENT",
                    help=f"agents (hyperparameter files; --train default: {' '.join(DEFAULT_AGENTS)}; else every saved agent)")
-    p.add_argument("--seeds", nargs="+", type=int, default=None, help=f"training seeds (--train default: {' '.join(map(str, DEFAULT_SEEDS))}; else all saved)")
+    p.add_argument("--seeds", nargs="+", type=int_at_least(0), default=None, help=f"training seeds (--train default: {' '.join(map(str, DEFAULT_SEEDS))}; else all saved)")
     p.add_argument("--model", choices=("best", "final"), default="best",
                    help="which model of a learned run to score: best on validation episodes during training, or final")
     p.add_argument("--validation", type=int_at_least(0), default=5,
@@ -635,9 +641,11 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError(f"unknown analytic controller(s) {', '.join(bad)}; known: {', '.join(ANALYTIC_POLICIES)}")
     if args.timesteps is not None and not args.train:
         raise UserError("--timesteps needs --train")
-    for flag, folder in (("--runs", args.runs), ("-o/--output", args.output)):
-        if Path(folder).exists() and not Path(folder).is_dir():
-            raise UserError(f"{flag} {folder!r} is a file, not a folder")
+    check_output_folder(args.output, "-o/--output")
+    if args.train:  # trained into; otherwise only read
+        check_output_folder(args.runs, "--runs")
+    elif Path(args.runs).exists() and not Path(args.runs).is_dir():
+        raise UserError(f"--runs {args.runs!r} is a file, not a folder")
     if not args.train and not Path(args.runs).is_dir() and args.agents:
         raise UserError(f"--runs {args.runs!r} does not exist (train with --train)")
 

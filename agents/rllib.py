@@ -44,7 +44,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.cli import OneLineParser, int_at_least
+from agents.cli import OneLineParser, UserError, check_output_folder, int_at_least
 
 __all__ = [
     "MULTIAGENT", "RLlibPolicy", "build_config", "load_policy", "main", "per_user_observations",
@@ -432,7 +432,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--gamma", type=float, default=0.999)
     p.add_argument("--gae-lambda", type=float, default=0.5)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=_non_negative, default=0)
     p.add_argument("--log-std-init", type=float, default=None, help="free, state-independent log-std starting "
                    "here (SB3's; its ppo.yml uses -1); default: RLlib's state-dependent log-std")
     p.add_argument("--no-horizon-termination", dest="horizon_termination", action="store_false",
@@ -451,9 +451,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         env_spec(args)  # bad settings fail here, in one line, before Ray starts
+        if args.output is not None:
+            check_output_folder(args.output, "-o/--output")
         if args.address:
             check_address(args.address)
-    except RLlibError as exc:
+    except (RLlibError, UserError) as exc:
         print(f"multispin-rllib: error: {exc}", file=sys.stderr)
         return 2
     try:

@@ -3,18 +3,51 @@
 A run folder ``logs/{algo}/{env}_{run}/`` holds ``{env}.zip`` (the final model),
 ``best_model.zip`` (best evaluation goodput), ``rl_model_{steps}_steps.zip``
 checkpoints (``--save-freq``, each with ``rl_model_vecnormalize_{steps}_steps.pkl``)
-and ``{env}/{args,config}.yml``. rl-zoo3 writes those YAML files with Python tags
+and ``{env}/{args,config,training}.yml``. rl-zoo3 writes those YAML files with Python tags
 (OrderedDict); :func:`read_yaml` reads them without running code.
+
+A run folder is code: the model ``.zip`` files hold pickled objects and ``vecnormalize*.pkl`` is a pickle, and
+loading either runs whatever a planted file says (as for PyTorch's ``torch.load``). Load only runs you made or
+trust (docs/runs.md). :func:`load_run_file` turns a truncated or corrupt file into one error naming it.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
+
+from agents.cli import UserError
+
+#: What the help of every flag that loads a run says (docs/runs.md).
+TRUST_NOTE = "a run folder is code: its .zip and .pkl files are pickles, which run code when loaded; load only runs you trust"
+
+T = TypeVar("T")
+
+
+class RunFileError(UserError):
+    """A file of a run folder that cannot be read (truncated, corrupt, not what its name says); one line."""
+
+
+def load_run_file(path: str | Path, load: Callable[[], T]) -> T:
+    """``load()``, with any failure to read ``path`` (a truncated zip, a corrupt pickle, another SB3 version's
+    file) raised as :class:`RunFileError` naming the file.
+
+    :param path: the file ``load`` reads (a model ``.zip`` or a ``vecnormalize*.pkl``)
+    :param load: reads it, e.g. ``lambda: PPO.load(path)``
+    """
+    try:
+        return load()
+    except (KeyboardInterrupt, MemoryError, UserError):
+        raise
+    except Exception as exc:
+        what = "a truncated or corrupt zip file" if isinstance(exc, zipfile.BadZipFile) else f"{type(exc).__name__}: {exc}"
+        raise RunFileError(f"cannot load {path}: {' '.join(what.split())[:300]}") from None
 
 _CHECKPOINT = re.compile(r"rl_model_(\d+)_steps\.zip$")
 
@@ -39,8 +72,16 @@ _RunYamlLoader.add_multi_constructor("tag:yaml.org,2002:python/", _python_tag)
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """A run's config.yml / args.yml (plain or rl-zoo3's OrderedDict tags), without running code."""
-    return dict(yaml.load(Path(path).read_text(), Loader=_RunYamlLoader) or {})  # a safe loader (yaml.SafeLoader subclass)
+    """A run's config.yml / args.yml (plain or rl-zoo3's OrderedDict tags), without running code; a file that
+    cannot be read or is not a YAML mapping raises :class:`RunFileError` naming it."""
+    try:
+        data = yaml.load(Path(path).read_text(), Loader=_RunYamlLoader) or {}  # a safe loader (yaml.SafeLoader subclass)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, AssertionError, ValueError, TypeError) as exc:
+        first = " ".join(str(exc).split())[:200]
+        raise RunFileError(f"cannot read {path}: {type(exc).__name__}: {first}") from None
+    if not isinstance(data, dict):
+        raise RunFileError(f"cannot read {path}: expected a YAML mapping, got {type(data).__name__}")
+    return data
 
 
 def checkpoint_steps(path: Path) -> int | None:
@@ -61,6 +102,7 @@ class RunInfo:
     :param vecnormalize_path: the VecNormalize statistics saved with that model (None: none)
     :param vec_env_wrapper: the run's rl-zoo3 ``vec_env_wrapper`` hyperparameter (None: none), e.g. to find
         the :class:`~agents.residual.VecResidual` settings of a residual agent
+    :param training: the run's ``training.yml`` (done and planned steps, ``interrupted``...; empty: none)
     """
 
     model_path: Path
@@ -70,6 +112,7 @@ class RunInfo:
     env_kwargs: dict[str, Any]
     vecnormalize_path: Path | None
     vec_env_wrapper: Any = None
+    training: dict[str, Any] = field(default_factory=dict)
 
 
 def _pick_model(folder: Path) -> tuple[Path, str]:
@@ -123,15 +166,22 @@ def resolve_agent(path: str | Path) -> RunInfo:
     folder = model_path.parent
     args: dict[str, Any] = {}
     config: dict[str, Any] = {}
+    training: dict[str, Any] = {}
     for args_file in sorted(folder.glob("*/args.yml")):
         args = read_yaml(args_file)
         if (args_file.parent / "config.yml").is_file():
             config = read_yaml(args_file.parent / "config.yml")
+        if (args_file.parent / "training.yml").is_file():
+            training = read_yaml(args_file.parent / "training.yml")
         break
     algo = str(args.get("algo") or folder.parent.name).lower()
     env_id = args.get("env")
-    env_kwargs = dict(config.get("env_kwargs") or {})
-    env_kwargs.update(args.get("env_kwargs") or {})
+    env_kwargs: dict[str, Any] = {}
+    for source, table in (("config.yml", config), ("args.yml", args)):
+        kwargs = table.get("env_kwargs") or {}
+        if not isinstance(kwargs, dict):
+            raise RunFileError(f"env_kwargs in {source} of {folder} is a {type(kwargs).__name__}, not a mapping")
+        env_kwargs.update(kwargs)
     return RunInfo(
         model_path=model_path,
         kind=kind,
@@ -141,4 +191,5 @@ def resolve_agent(path: str | Path) -> RunInfo:
         # rl-zoo3 names the folder with "/" replaced by "-" (MultiSpinSuite/IIDStatic-v0 -> MultiSpinSuite-IIDStatic-v0).
         vecnormalize_path=vecnormalize_for(model_path, env_id.split(":")[-1].replace("/", "-") if env_id else None),
         vec_env_wrapper=config.get("vec_env_wrapper"),
+        training=training,
     )

@@ -4,7 +4,10 @@
     python -m agents.sweep --ray 10.0.0.5:6379 --seeds 0 1 2 3 -- python train.py --seed {seed} -f /shared/logs
     python -m agents.sweep --values base urban -- python -m agents.benchmark --env-kwargs scenario:{value} -o results/{value}
 
-Every ``{seed}`` / ``{value}`` in the command is replaced by one value per run. Without ``--ray`` the runs go to up
+Every ``{seed}`` / ``{value}`` in the command is replaced by one value per run. A ``--values`` entry must be a
+plain value: a number (``0.5``, ``1e-3``), ``True``/``False``/``None`` or a word (``urban``, ``a/b``), never an
+expression or a quoted string: values often end up in ``--env-kwargs``, whose values go through Python's ``eval``,
+and a plain value reads the same there, whatever the text around it. Without ``--ray`` the runs go to up
 to ``-j`` local processes at once; with ``--ray ADDRESS`` each run is a Ray task (``--cpus-per-run`` CPUs, default 1)
 on that cluster, in the task's working directory there (``--ray local`` starts a local Ray: for testing). Outputs
 are written where the command runs: on a cluster, give output paths on a shared filesystem. Each run's output goes
@@ -15,12 +18,23 @@ A failed run does not stop the others.
 from __future__ import annotations
 
 import argparse
+import math
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from agents.cli import (
+    HelpFormatter,
+    OneLineParser,
+    UserError,
+    check_output_folder,
+    int_at_least,
+    plain_value,
+    program_name,
+)
 
 __all__ = ["expand", "main", "run_local", "run_ray"]
 
@@ -67,44 +81,78 @@ def run_ray(
         ray.shutdown()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if "--" not in argv:
-        print("sweep: error: give the command after --, e.g. -- python train.py --seed {seed}", file=sys.stderr)
-        return 2
-    split = argv.index("--")
-    own, command = argv[:split], argv[split + 1:]
-    p = argparse.ArgumentParser(prog="sweep", description="Run a command once per seed/value, in parallel.")
+def _value(text: str) -> str:
+    """An argparse ``type`` for ``--values``: a plain value (:func:`agents.cli.plain_value`)."""
+    try:
+        return plain_value(text, "value")
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    return value
+
+
+def build_parser(prog: str) -> OneLineParser:
+    p = OneLineParser(prog=prog, usage=f"{prog} (--seeds N [N ...] | --values V [V ...]) [options] -- COMMAND ...",
+                      description="Run a command once per seed/value, in parallel: every {seed} / {value} in the "
+                                  "command after -- is replaced by one value per run.", formatter_class=HelpFormatter)
     group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument("--seeds", nargs="+", type=int, help="values of {seed}")
-    group.add_argument("--values", nargs="+", help="values of {value} (and {seed})")
+    group.add_argument("--seeds", nargs="+", type=int_at_least(0), help="values of {seed} (and {value})")
+    group.add_argument("--values", nargs="+", type=_value,
+                       help="values of {value} (and {seed}); each a number, True/False/None or a word (letters, digits, "
+                            "_ . + - /), never an expression or a quoted string: values often reach --env-kwargs, which runs eval")
     p.add_argument("--ray", default=None, metavar="ADDRESS", help="Ray cluster to run on (default: local processes)")
-    p.add_argument("-j", "--jobs", type=int, default=2, help="local processes at once (default 2)")
-    p.add_argument("--cpus-per-run", type=float, default=1.0, help="Ray CPUs per run (with --ray)")
-    p.add_argument("--log-dir", default="logs/sweep", help="one log file per run (default logs/sweep)")
+    p.add_argument("-j", "--jobs", type=int_at_least(1), default=2, help="local processes at once")
+    p.add_argument("--cpus-per-run", type=_positive, default=1.0, help="Ray CPUs per run (with --ray)")
+    p.add_argument("--log-dir", default="logs/sweep", help="one log file per run")
+    return p
+
+
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    """Command-line entry point; returns the exit status (0 all runs ok, 1 some failed, 2 user error).
+
+    :param argv: arguments without the program name; ``None`` reads ``sys.argv``
+    :param prog: the name for errors (default: the console script as invoked, else ``python -m agents.sweep``)
+    """
+    prog = prog or program_name("python -m agents.sweep")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    split = argv.index("--") if "--" in argv else len(argv)
+    own, command = argv[:split], argv[split + 1:]
+    p = build_parser(prog)
+    if split == len(argv) and not {"-h", "--help"} & set(argv):
+        p.error("give the command after --, e.g. -- python train.py --seed {seed}")
     args = p.parse_args(own)
     if not command:
         p.error("the command after -- is empty")
-    if args.jobs < 1:
-        p.error(f"-j must be >= 1, got {args.jobs}")
     values = [str(v) for v in (args.seeds if args.seeds is not None else args.values)]
+    if len(set(values)) < len(values):
+        p.error(f"values repeat ({' '.join(values)}): two runs would write the same log file")
     if not any("{seed}" in part or "{value}" in part for part in command):
         p.error("the command has no {seed} or {value}: every run would be the same")
+    try:
+        check_output_folder(args.log_dir, "--log-dir")
+    except UserError as exc:
+        p.error(str(exc))
     log_dir = Path(args.log_dir)
     if args.ray:
         try:
             import ray  # noqa: F401
         except ImportError:
-            print("sweep: error: --ray needs ray: pip install 'multispin-env[rllib]'", file=sys.stderr)
-            return 2
+            p.error("--ray needs ray: pip install 'multispin-env[rllib]'")
         if args.ray != "local":
             from agents.rllib import RLlibError, check_address
 
             try:
                 check_address(args.ray)
             except RLlibError as exc:
-                print(f"sweep: error: {exc}", file=sys.stderr)
-                return 2
+                p.error(str(exc))
         results = run_ray(command, values, log_dir, args.ray, args.cpus_per_run)
     else:
         results = run_local(command, values, log_dir, args.jobs)

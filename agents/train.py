@@ -12,7 +12,8 @@ algorithms are rl-zoo3's (SB3 and sb3-contrib: ``ppo_lstm``, ``tqc``...). What i
 - ``--baselines``: which analytic policies the evaluation runs next to the agent;
 - checks of the command line with one-line errors (exit status 2, no half-made run folder),
   VecNormalize statistics saved with every checkpoint and loaded with it, ``training.yml``
-  (done steps, fps, final goodput), and SIGTERM handled like Ctrl-C (the model is saved).
+  (done steps, fps, final goodput, whether the run was interrupted), and SIGTERM handled like Ctrl-C:
+  the model is saved, then the command exits 130 (SIGINT) or 143 (SIGTERM), as a killed command does.
 
 rl-zoo3 builds its parser inside ``rl_zoo3.train.train()``; :func:`zoo_parser` captures that parser
 instead of copying it, and :func:`main` runs ``train()`` with our manager and parsed arguments.
@@ -22,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
+import importlib.util
 import os
 import shutil
 import signal
@@ -44,8 +47,17 @@ from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecMonitor, VecNormalize
 
 from agents.callbacks import GoodputEvalCallback
-from agents.cli import UserError, check_env_id, multispin_ids, one_line, store_dict_or_words
-from agents.runs import resolve_agent, vecnormalize_for
+from agents.cli import (
+    EVAL_NOTE,
+    UserError,
+    check_env_id,
+    check_output_folder,
+    check_readable_file,
+    multispin_ids,
+    one_line,
+    store_dict_or_words,
+)
+from agents.runs import TRUST_NOTE, load_run_file, read_yaml, resolve_agent, vecnormalize_for
 from agents.search import CONVERTERS, SAMPLERS
 from agents.wrappers import EpisodeGoodputReward, deterministic_rounding
 
@@ -68,11 +80,14 @@ class BoundedProgressBar(ProgressBarCallback):
 class MultiSpinExperimentManager(ExperimentManager):
     """rl-zoo3's ExperimentManager with the batched vector env, goodput evaluation and goodput search."""
 
-    def __init__(self, args: argparse.Namespace, *positional: Any, vec_env_type: str = "batched", **kwargs: Any) -> None:
+    def __init__(self, args: argparse.Namespace, *positional: Any, vec_env_type: str = "batched",
+                 interrupts: Interrupts | None = None, **kwargs: Any) -> None:
+        """:param interrupts: the command's SIGINT/SIGTERM record (:func:`main`); None: one for :meth:`learn` only"""
         self.batched = vec_env_type == "batched"
         kwargs["vec_env_type"] = "dummy" if self.batched else vec_env_type  # rl-zoo3 passes it by keyword
         super().__init__(args, *positional, **kwargs)
         self.baselines: list[str] | None = getattr(args, "baselines", None)
+        self.interrupts = interrupts
 
     # -- set-up: one-line errors, no half-made run folder ----------------------------------------------
     def setup_experiment(self) -> tuple[BaseAlgorithm, dict[str, Any]] | None:
@@ -146,16 +161,18 @@ class MultiSpinExperimentManager(ExperimentManager):
             return super()._maybe_normalize(env, eval_env)
         self._check_spaces(env)
         stats = vecnormalize_for(self.trained_agent, str(self.env_name))
-        if stats is None or stats.name == "vecnormalize.pkl":
-            return super()._maybe_normalize(env, eval_env)  # rl-zoo3 loads {env}/vecnormalize.pkl
+        if stats is None:
+            return super()._maybe_normalize(env, eval_env)
+        if stats.name == "vecnormalize.pkl":  # rl-zoo3 loads {env}/vecnormalize.pkl
+            return load_run_file(stats, lambda: super(MultiSpinExperimentManager, self)._maybe_normalize(env, eval_env))
         print(f"Loading VecNormalize statistics {stats}")
-        env = VecNormalize.load(str(stats), env)
+        env = load_run_file(stats, lambda: VecNormalize.load(str(stats), env))
         if eval_env:
             env.training, env.norm_reward = False, False
         return env
 
     def _check_spaces(self, env: VecEnv) -> None:
-        data, _, _ = load_from_zip_file(self.trained_agent, load_data=True, device="cpu")
+        data, _, _ = load_run_file(self.trained_agent, lambda: load_from_zip_file(self.trained_agent, load_data=True, device="cpu"))
         for what, space in (("observation", env.observation_space), ("action", env.action_space)):
             saved = (data or {}).get(f"{what}_space")
             if saved is not None and saved.shape != space.shape:
@@ -207,12 +224,19 @@ class MultiSpinExperimentManager(ExperimentManager):
 
     def learn(self, model: BaseAlgorithm) -> None:
         start = time.perf_counter()
-        with sigterm_as_interrupt():
-            super().learn(model)
+        with contextlib.ExitStack() as stack:
+            interrupts = self.interrupts or stack.enter_context(Interrupts().installed())
+            # Printed once the handlers are in place: from here a signal stops training and the model is saved.
+            print(f"Training {self.algo} on {self.env_name.gym_id} for {self.n_timesteps} steps "
+                  "(Ctrl-C or SIGTERM: stop, save and exit 130 / 143)", flush=True)
+            super().learn(model)  # rl-zoo3 catches the KeyboardInterrupt and returns
+            interrupts.defer = True  # training is over: a signal now only waits for the files to be written
         seconds = time.perf_counter() - start
         done = int(model.num_timesteps)  # rl-zoo3 learns with reset_num_timesteps=True
         summary: dict[str, Any] = {"train_seconds": seconds, "num_timesteps": done, "planned_timesteps": int(self.n_timesteps),
-                                   "fps": done / max(seconds, 1e-9)}
+                                   "fps": done / max(seconds, 1e-9), "interrupted": interrupts.signum is not None}
+        if interrupts.signum is not None:
+            summary["signal"] = signal.Signals(interrupts.signum).name
         for cb in self.callbacks:
             if isinstance(cb, GoodputEvalCallback) and cb.history:
                 summary["final_goodput"] = float(cb.history[-1].goodputs.mean())
@@ -249,7 +273,7 @@ def hyperparams_key(config: str, env_id: str) -> str:
     of the MultiSpin id registered with the same env class, else ``env_id`` (rl-zoo3 then uses ``default``)."""
     if not config.endswith((".yml", ".yaml")) or not Path(config).is_file():
         return env_id
-    table = yaml.safe_load(Path(config).read_text()) or {}
+    table = read_yaml(config)
     if env_id in table or env_id not in gym.registry:
         return env_id
     from multispin_env.registration import ENV_IDS
@@ -261,22 +285,44 @@ def hyperparams_key(config: str, env_id: str) -> str:
     return env_id
 
 
-@contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """During training, SIGTERM (``kill``, a job scheduler) acts like Ctrl-C: rl-zoo3 then saves the model."""
+class Interrupts:
+    """SIGINT (Ctrl-C) and SIGTERM (``kill``, a job scheduler) during a training command.
 
-    def interrupt(signum: int, frame: Any) -> NoReturn:
-        raise KeyboardInterrupt
+    The first signal decides the exit status (128 + its number: 130, 143). Until training ends a signal raises
+    KeyboardInterrupt, which rl-zoo3 catches to save the model; once :attr:`defer` is set (training over) it is
+    only recorded, so the files being written are written whole.
+    """
 
-    try:
-        previous = signal.signal(signal.SIGTERM, interrupt)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.defer = False
+
+    def handle(self, signum: int, frame: Any) -> None:
+        if self.signum is None:
+            self.signum = signum
+        if not self.defer:
+            raise KeyboardInterrupt
+
+    @property
+    def exit_status(self) -> int:
+        """0 if no signal came, else 128 + the first signal's number (the shell's convention)."""
+        return 0 if self.signum is None else 128 + self.signum
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[Interrupts]:
+        """The handler in place for SIGINT and SIGTERM, the previous ones restored after (main thread only:
+        elsewhere, as in a worker thread, Python keeps its own handling)."""
+        previous: dict[int, Any] = {}
+        try:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                previous[signum] = signal.signal(signum, self.handle)
+        except ValueError:  # not the main thread
+            pass
+        try:
+            yield self
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
 
 class _Captured(Exception):
@@ -302,7 +348,11 @@ def zoo_parser(prog: str = "train.py") -> argparse.ArgumentParser:
     parser.description = "Train an RL agent on a MultiSpin env: rl-zoo3's flags, MultiSpin defaults (agents/train.py)."
     parser.error = lambda message: parser.exit(2, f"{prog}: error: {one_line(message)}\n")  # type: ignore[method-assign]
     for flag in ("--env-kwargs", "--eval-env-kwargs", "--hyperparams"):
-        parser._option_string_actions[flag].__class__ = store_dict_or_words()
+        action = parser._option_string_actions[flag]
+        action.__class__ = store_dict_or_words()
+        action.help = f"{action.help}; {EVAL_NOTE}"
+    trained = parser._option_string_actions["--trained-agent"]
+    trained.help = f"{trained.help} ({TRUST_NOTE})"
     vec_env = parser._option_string_actions["--vec-env"]
     vec_env.choices = ["batched", "dummy", "subproc"]
     vec_env.help = "VecEnv type: batched (the id's compiled, batched vector env, one process; default), dummy or subproc (SB3)"
@@ -326,10 +376,19 @@ def check_args(args: argparse.Namespace) -> None:
     check_env_id(args.env)
     if args.n_timesteps != -1 and args.n_timesteps <= 0:
         raise UserError(f"-n/--n-timesteps must be a positive number of steps (or -1: the YAML's n_timesteps), got {args.n_timesteps}")
-    if Path(args.log_folder).exists() and not Path(args.log_folder).is_dir():
-        raise UserError(f"-f/--log-folder {args.log_folder!r} is a file, not a folder")
+    check_output_folder(args.log_folder, "-f/--log-folder")
     if args.eval_freq > 0 and args.eval_episodes < 1:
         raise UserError(f"--eval-episodes must be >= 1 (or --eval-freq -1: no evaluation), got {args.eval_episodes}")
+    if args.n_eval_envs < 1:
+        raise UserError(f"--n-eval-envs must be >= 1, got {args.n_eval_envs}")
+    from stable_baselines3.common.utils import get_device
+
+    try:
+        get_device(args.device)
+    except RuntimeError as exc:  # torch: "Expected one of cpu, cuda, ... device type at start of device string: bogus"
+        raise UserError(f"--device {args.device!r} is not a PyTorch device: {one_line(exc)}") from None
+    if args.conf_file is not None:
+        check_conf_file(args.conf_file)
     if args.agent is not None and args.conf_file is not None:
         raise UserError("--agent picks a packaged hyperparameter file; do not combine it with -conf")
     if args.conf_file is None:
@@ -343,13 +402,37 @@ def check_args(args: argparse.Namespace) -> None:
     if args.trained_agent:
         if not (args.trained_agent.endswith(".zip") and Path(args.trained_agent).is_file()):
             raise UserError(f"-i/--trained-agent must be an existing .zip file, got {args.trained_agent!r}")
+        load_run_file(args.trained_agent, lambda: load_from_zip_file(args.trained_agent, load_data=False, device="cpu"))
         saved = resolve_agent(args.trained_agent).algo
         if saved is not None and saved != args.algo:
             raise UserError(f"{args.trained_agent} was trained with {saved}, not {args.algo}: use --algo {saved}")
 
 
+def check_conf_file(conf: str) -> None:
+    """``-conf``: a YAML file that parses (read as rl-zoo3 reads it), a readable ``.py`` file, or an importable
+    module (rl-zoo3's three forms); else :class:`UserError`."""
+    if conf.endswith((".yml", ".yaml")):
+        check_readable_file(conf, "-conf/--conf-file")
+        try:
+            table = yaml.safe_load(Path(conf).read_text())
+        except (UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise UserError(f"-conf/--conf-file {conf!r} is not valid YAML: {one_line(exc)}") from None
+        if not isinstance(table, dict):
+            raise UserError(f"-conf/--conf-file {conf!r} is not a YAML mapping of env ids to hyperparameters")
+    elif conf.endswith(".py"):
+        check_readable_file(conf, "-conf/--conf-file")
+    else:
+        try:
+            found = importlib.util.find_spec(conf) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise UserError(f"-conf/--conf-file {conf!r} is neither a .yml/.py file nor an importable module")
+
+
 def main(argv: Sequence[str] | None = None, prog: str = "train.py") -> int:
-    """Command-line entry point; returns the exit status (0 ok, 2 user error)."""
+    """Command-line entry point; returns the exit status (0 ok, 2 user error, 130 / 143 interrupted by SIGINT /
+    SIGTERM: the model trained so far is saved and ``training.yml`` says ``interrupted: true``)."""
     import rl_zoo3.train as zoo_train
 
     parser = zoo_parser(prog)
@@ -367,17 +450,24 @@ def main(argv: Sequence[str] | None = None, prog: str = "train.py") -> int:
         argparse.ArgumentParser.parse_args = original_parse  # type: ignore[method-assign]
         return args
 
+    interrupts = Interrupts()
     argparse.ArgumentParser.parse_args = parsed  # type: ignore[method-assign,assignment]
-    zoo_train.ExperimentManager = MultiSpinExperimentManager  # type: ignore[misc]
+    zoo_train.ExperimentManager = functools.partial(MultiSpinExperimentManager, interrupts=interrupts)  # type: ignore[misc]
     try:
-        zoo_train.train()
+        with interrupts.installed():
+            zoo_train.train()
     except UserError as exc:
         print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # before training started (nothing to save) or during a second signal
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return interrupts.exit_status or 130
     finally:
         argparse.ArgumentParser.parse_args = original_parse  # type: ignore[method-assign]
         zoo_train.ExperimentManager = original_manager  # type: ignore[misc]
-    return 0
+    if interrupts.signum is not None:
+        print(f"{prog}: interrupted by {signal.Signals(interrupts.signum).name}; what was trained is saved", file=sys.stderr)
+    return interrupts.exit_status
 
 
 def console_main() -> None:

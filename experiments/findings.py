@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.cli import OneLineParser, UserError, check_output_folder, int_at_least, program_name
 from baselines.solvers import SOLVERS
 from multispin_env.acceptance import ACCEPTANCE_PROCESSES, make_acceptance_process
 from multispin_env.config import resolve_config
@@ -1059,31 +1060,45 @@ def _fig6_text(rows: Sequence[Mapping[str, Any]]) -> str:
             f"max |.| {np.abs(rel).max():.2%}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _figure_list(text: str) -> list[str]:
+    """An argparse ``type`` for ``--figures``: a comma-separated, non-empty subset of :data:`FIGURES`."""
+    figures = [f.strip() for f in text.split(",") if f.strip()]
+    unknown = [f for f in figures if f not in FIGURES]
+    if unknown or not figures:
+        raise argparse.ArgumentTypeError(f"expected a comma-separated subset of {','.join(FIGURES)}, got {text!r}")
+    return figures
+
+
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     """Command line (``python -m experiments.findings``; also the ``multispin-findings`` console entry point).
 
     :param argv: arguments without the program name; ``None`` reads ``sys.argv``
-    :returns: the exit status, 0 on success
+    :param prog: the name for errors (default: the console script as invoked, else ``python -m experiments.findings``)
+    :returns: the exit status, 0 on success, 2 on a bad command line (one ``prog: error: ...`` line)
     """
-    parser = argparse.ArgumentParser(
-        prog="python -m experiments.findings",
+    parser = OneLineParser(
+        prog=prog or program_name("python -m experiments.findings"),
         description="Reproduce the Multi-SPIN paper's findings: figures 1-6 (PNG + CSV) and a gain summary.",
     )
     parser.add_argument("-o", "--out", default="results/findings", help="output directory (default: %(default)s)")
     parser.add_argument("--quick", action="store_true", help="tiny grid (seconds), for smoke tests")
-    parser.add_argument("--figures", default=",".join(FIGURES), help="comma-separated subset of 1-6 (default: all)")
-    parser.add_argument("--seed", type=int, default=0, help="root seed of every random population (default: 0)")
-    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+    parser.add_argument("--figures", type=_figure_list, default=list(FIGURES),
+                        help="comma-separated subset of 1-6 (default: all)")
+    parser.add_argument("--seed", type=int_at_least(0), default=0, help="root seed of every random population (default: 0)")
+    parser.add_argument("--jobs", type=int_at_least(1), default=min(2, os.cpu_count() or 1),
                         help="worker processes for figures 3-5 (default: %(default)s)")
     parser.add_argument("--acceptance-process", default="iid", choices=sorted(ACCEPTANCE_PROCESSES),
                         help="process whose nominal acceptance curve figures 3-5 use (default: %(default)s, the "
                         "paper's a^i); e.g. mixture for the rising conditional acceptance of docs/model.md 5.1")
     args = parser.parse_args(argv)
+    try:
+        check_output_folder(args.out, "-o/--out")
+    except UserError as exc:
+        parser.error(str(exc))
     cfg = QUICK if args.quick else FULL
     cfg = replace(cfg, seed=args.seed, acceptance_process=args.acceptance_process)
-    figures = [f.strip() for f in args.figures.split(",") if f.strip()]
     start = time.perf_counter()
-    written = run(args.out, cfg, figures=figures, jobs=args.jobs)
+    written = run(args.out, cfg, figures=args.figures, jobs=args.jobs)
     print(f"[findings] wrote {len(written)} files to {args.out} in {time.perf_counter() - start:.1f} s")
     return 0
 

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from agents.cli import OneLineParser, one_line
 from multispin_env.model import MAX_DRAFT
 from multispin_env.traces import AcceptanceTrace, save_trace
 
@@ -140,7 +141,7 @@ def tiny_causal_lm(seed: int, *, vocab_size: int = 64, hidden_size: int = 32, la
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="multispin-record-trace", description=__doc__.split("\n\n")[0])
+    parser = OneLineParser(prog="multispin-record-trace", description=__doc__.split("\n\n")[0])
     parser.add_argument("--target", required=True, help="target model: a local folder or a hub name")
     parser.add_argument("--draft", required=True, help="draft model (the same tokenizer as the target)")
     parser.add_argument("--prompts", required=True, type=Path, help="text file, one prompt per line")
@@ -195,11 +196,12 @@ def main(argv: Sequence[str] | None = None) -> Path:
 
 def console_main() -> None:
     """Entry point of ``multispin-record-trace``: bad input (also a model that cannot be loaded) prints one
-    line, no traceback."""
+    line, no traceback, and exits 2 (as argparse's errors do)."""
     try:
         main()
     except ValueError as exc:
-        sys.exit(f"multispin-record-trace: error: {exc}")
+        print(f"multispin-record-trace: error: {one_line(exc)}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -10,17 +10,31 @@ from __future__ import annotations
 
 import math
 import numbers
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["flag_setting", "integer_setting", "real_setting"]
+__all__ = ["IntegerRange", "RealRange", "flag_setting", "integer_setting", "interval", "is_real", "real_setting",
+           "short_repr"]
+
+
+def short_repr(value: Any, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, so that a message naming a bad value stays one short line (a
+    100,000-point table or a 4,000-digit integer is not printed whole)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 4 * limit:
+        return f"an integer of about {round(value.bit_length() * math.log10(2))} digits"
+    try:
+        text = repr(value)
+    except ValueError:  # e.g. a container holding an int too long for str()
+        return f"a {type(value).__name__}"
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def flag_setting(name: str, value: Any) -> bool:
     """``value`` as a bool; ValueError unless it is one."""
     if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
+        raise ValueError(f"{name} must be True or False, got {short_repr(value)}")
     return bool(value)
 
 
@@ -31,19 +45,28 @@ def integer_setting(name: str, value: Any, low: int, high: int | None = None) ->
     """
     bounds = f">= {low}" if high is None else f"in [{low}, {high}]"
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer {bounds}, got {value!r}")
+        raise ValueError(f"{name} must be an integer {bounds}, got {short_repr(value)}")
     if value < low or (high is not None and value > high):
-        raise ValueError(f"{name} must be an integer {bounds}, got {value!r}")
+        raise ValueError(f"{name} must be an integer {bounds}, got {short_repr(value)}")
     return int(value)
+
+
+def interval(low: float, high: float, low_open: bool = False, high_open: bool = False) -> str:
+    """The interval as the messages and docs write it: ``[0.0, 1.0)``."""
+    return f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+
+
+def is_real(value: Any) -> bool:
+    """Whether ``value`` is a real number: int, float or a numpy real scalar, not a bool, string or complex."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
 def real_setting(
     name: str, value: Any, low: float, high: float = math.inf, *, low_open: bool = False, high_open: bool = False
 ) -> float:
     """``value`` as a finite float in the interval low..high (open ends as flagged); ValueError otherwise."""
-    lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
-    message = f"{name} must be a finite number in {lo}{low}, {high}{hi}, got {value!r}"
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+    message = f"{name} must be a finite number in {interval(low, high, low_open, high_open)}, got {short_repr(value)}"
+    if not is_real(value):
         raise ValueError(message)
     try:
         number = float(value)
@@ -54,3 +77,32 @@ def real_setting(
     if not (math.isfinite(number) and ok_low and ok_high):
         raise ValueError(message)
     return number
+
+
+@dataclass(frozen=True)
+class IntegerRange:
+    """The check of an integer setting in [low, high] (no upper limit when ``high`` is None), as an object whose
+    bounds can be read (docs, property tests): ``IntegerRange(1, 10)(name, value)`` is :func:`integer_setting`."""
+
+    low: int
+    high: int | None = None
+
+    def __call__(self, name: str, value: Any) -> int:
+        return integer_setting(name, value, self.low, self.high)
+
+
+@dataclass(frozen=True)
+class RealRange:
+    """The check of a real setting in the interval low..high (open ends as flagged), as an object whose bounds can
+    be read (docs, property tests): ``RealRange(0, 1)(name, value)`` is :func:`real_setting`."""
+
+    low: float
+    high: float
+    low_open: bool = False
+    high_open: bool = False
+
+    def __call__(self, name: str, value: Any) -> float:
+        return real_setting(name, value, self.low, self.high, low_open=self.low_open, high_open=self.high_open)
+
+    def __str__(self) -> str:
+        return interval(self.low, self.high, self.low_open, self.high_open)

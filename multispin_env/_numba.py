@@ -6,9 +6,13 @@ compiled function of the package is cached in one directory named after a hash o
 sources (:data:`JIT_SOURCES`) and the numba version: any change to any of them starts a new, empty cache.
 
 The directory is the first writable one of: ``$NUMBA_CACHE_DIR/multispin_env`` when that variable is set, the
-package's ``__pycache__`` (numba's own default), ``$XDG_CACHE_HOME/multispin_env`` (``~/.cache``), and the
-system temporary directory (with one warning, e.g. for a read-only install without a writable home). When
-none is writable, functions are compiled in every process without caching (with one warning).
+package's ``__pycache__`` (numba's own default), ``$XDG_CACHE_HOME/multispin_env`` (``~/.cache``), and
+``<system temporary directory>/multispin_env-<uid>`` (with one warning, e.g. for a read-only install without a
+writable home). The temporary directory is shared with other users and numba's cache index is a pickle, which
+runs code when loaded: that fallback is used only if it is a directory (not a link) owned by the current user
+that no one else can write (it is created with mode 0700, and a directory of this user that only it could write
+is narrowed to 0700). When none is usable, functions are compiled in every process without caching (with one
+warning saying why).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import stat
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -55,8 +60,43 @@ def _writable(directory: Path) -> bool:
     return True
 
 
+def _private(directory: Path) -> str | None:
+    """Why ``directory`` may not hold the cache of this user (None: it may), creating it with mode 0700.
+
+    Anyone who can write the cache can plant a pickle that runs in this process, so the directory must be owned by
+    this user and writable by no one else; a directory of this user that only it can write (e.g. made 0755 under a
+    default umask) is narrowed to 0700.
+    """
+    if not hasattr(os, "geteuid"):  # no POSIX owners (Windows): the per-user temp dir is private already
+        return None
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = os.lstat(directory)
+        if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+            return f"{directory} is not a directory"
+        if info.st_uid != os.geteuid():
+            return f"{directory} is owned by another user (uid {info.st_uid})"
+        if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            return f"{directory} can be written by other users (mode {stat.S_IMODE(info.st_mode):04o})"
+        if stat.S_IMODE(info.st_mode) != 0o700:
+            os.chmod(directory, 0o700)
+    except OSError as exc:
+        return f"{directory} cannot be used ({exc.strerror or exc})"
+    return None
+
+
+def _temp_base() -> Path | None:
+    """``<system temporary directory>/multispin_env-<uid>``, or None when there is no usable temporary directory."""
+    try:
+        temp = tempfile.gettempdir()
+    except OSError:  # FileNotFoundError: every candidate of tempfile is unwritable
+        return None
+    return Path(temp) / f"multispin_env-{os.geteuid() if hasattr(os, 'geteuid') else 0}"
+
+
 def cache_candidates() -> list[tuple[Path, bool]]:
-    """The base directories tried in order, each with whether choosing it deserves a warning."""
+    """The base directories tried in order, each with whether it is the shared temporary fallback (used only if
+    :func:`_private`, with a warning)."""
     candidates: list[tuple[Path, bool]] = []
     user_dir = os.environ.get("NUMBA_CACHE_DIR")
     if user_dir:
@@ -64,21 +104,29 @@ def cache_candidates() -> list[tuple[Path, bool]]:
     candidates.append((_PACKAGE / "__pycache__", False))
     xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     candidates.append((Path(xdg) / "multispin_env", False))
-    candidates.append((Path(tempfile.gettempdir()) / f"multispin_env-{os.getuid() if hasattr(os, 'getuid') else 0}",
-                       True))
+    temp = _temp_base()
+    if temp is not None:
+        candidates.append((temp, True))
     return candidates
 
 
 def choose_cache_dir(candidates: list[tuple[Path, bool]], fingerprint: str) -> Path | None:
     """The cache directory ``<first writable base>/numba-<fingerprint>``, or None (one warning) if none is.
 
-    Stale ``numba-*`` siblings in the package's own ``__pycache__`` are removed (they can never be used again).
+    A base flagged as shared (the temporary fallback) must also be :func:`_private`. Stale ``numba-*`` siblings in
+    the package's own ``__pycache__`` are removed (they can never be used again).
     """
-    for base, warn in candidates:
+    refused = ""
+    for base, shared in candidates:
         directory = base / f"{_PREFIX}{fingerprint}"
+        if shared:
+            reason = _private(base)
+            if reason is not None:
+                refused = f" ({reason})"
+                continue
         if not _writable(directory):
             continue
-        if warn:
+        if shared:
             warnings.warn(f"multispin_env: no writable numba cache in the package or the home directory; "
                           f"compiled kernels are cached in {directory}", RuntimeWarning, stacklevel=2)
         if base == _PACKAGE / "__pycache__":
@@ -86,8 +134,8 @@ def choose_cache_dir(candidates: list[tuple[Path, bool]], fingerprint: str) -> P
                 if stale != directory:
                     shutil.rmtree(stale, ignore_errors=True)
         return directory
-    warnings.warn("multispin_env: no writable directory for numba's cache; kernels are compiled in every "
-                  "process (about 10 s)", RuntimeWarning, stacklevel=2)
+    warnings.warn(f"multispin_env: no writable directory for numba's cache{refused}; kernels are compiled in "
+                  "every process (about 10 s)", RuntimeWarning, stacklevel=2)
     return None
 
 

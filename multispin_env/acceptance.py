@@ -373,7 +373,10 @@ class MixtureAcceptance(AcceptanceProcess):
 
     def _draw(self, where: BoolArray, rng: np.random.Generator) -> None:
         mean = self.base_rate[where]
-        rate = rng.beta(self.concentration * mean, self.concentration * (1.0 - mean))
+        # kappa a underflows to 0 for a rate a near 0 (numpy rejects Beta(0, b)); the smallest normal float in its
+        # place draws the same limit, a rate of 0. kappa (1 - a) cannot underflow: kappa >= 1e-6 and 1 - a >= 1e-16.
+        rate = rng.beta(np.maximum(self.concentration * mean, np.finfo(np.float64).tiny),
+                        self.concentration * (1.0 - mean))
         self.set_rates(where, np.clip(rate, 1e-12, 1.0 - 1e-12))  # a Beta draw can round to 0 or 1
 
     def start_requests(self, where: BoolArray, rng: np.random.Generator) -> None:

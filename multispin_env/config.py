@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from multispin_env._checks import flag_setting, integer_setting, real_setting
+from multispin_env._checks import IntegerRange, RealRange, flag_setting, short_repr
 from multispin_env.acceptance import ACCEPTANCE_PROCESSES, MIXTURE_SCOPES
-from multispin_env.channel import PAYLOAD_MODELS
 from multispin_env.model import MAX_DRAFT, MAX_USERS
 from multispin_env.requests import REQUEST_LENGTHS
 from multispin_env.scenarios import ACCEPTANCE_PROFILES, AcceptanceProfile, Scenario, get_scenario
 from multispin_env.traces import load_trace
 
-__all__ = ["EnvConfig", "default_config", "resolve_config", "DEFAULT_TASK_PROFILE", "MAX_CSI_DELAY", "SETTINGS"]
+__all__ = ["EnvConfig", "default_config", "resolve_config", "DEFAULT_TASK_PROFILE", "MAX_CSI_DELAY", "SETTINGS",
+           "UnknownSettingError", "Choice", "OptionalSetting"]
 
 #: Task mix of the ``tasks`` acceptance process when the scenario names no acceptance profile.
 DEFAULT_TASK_PROFILE = "generic"
@@ -38,74 +39,73 @@ def _setting(default: Any, check: Check, doc: str) -> Any:
     return field(default=default, metadata={"check": check, "doc": doc})
 
 
+class UnknownSettingError(TypeError, ValueError):
+    """An unknown setting: a TypeError as Python raises for an unexpected keyword argument (third-party wrappers,
+    e.g. torchrl's GymEnv, retry without an optional keyword on it), and a ValueError like every bad setting."""
+
+
 def _flag() -> Check:
     return flag_setting
 
 
 def _integer(low: int, high: int | None = None) -> Check:
-    return lambda name, value: integer_setting(name, value, low, high)
+    return IntegerRange(low, high)
 
 
 def _real(low: float, high: float, *, low_open: bool = False, high_open: bool = False) -> Check:
-    return lambda name, value: real_setting(name, value, low, high, low_open=low_open, high_open=high_open)
+    return RealRange(low, high, low_open, high_open)
+
+
+@dataclasses.dataclass(frozen=True)
+class OptionalSetting:
+    """The check of a setting that may be None (the scenario's value) or else passes ``check``."""
+
+    check: Check
+
+    def __call__(self, name: str, value: Any) -> Any:
+        return None if value is None else self.check(name, value)
 
 
 def _optional(check: Check) -> Check:
-    return lambda name, value: None if value is None else check(name, value)
+    return OptionalSetting(check)
+
+
+def _scenario_check(name: str) -> Check:
+    """The check of the Scenario field ``name`` (its one declaration), for the setting that overrides it."""
+    return OptionalSetting(next(spec.metadata["check"] for spec in dataclasses.fields(Scenario) if spec.name == name))
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """The check of a setting that names one of ``choices()`` (read when checked: registries can grow)."""
+
+    choices: Callable[[], Mapping[str, Any]]
+
+    def __call__(self, name: str, value: Any) -> str:
+        names = self.choices()
+        if not isinstance(value, str) or value not in names:
+            raise ValueError(f"{name} must be one of {sorted(names)}, got {short_repr(value)}")
+        return value
 
 
 def _choice(choices: Callable[[], Mapping[str, Any]]) -> Check:
-    def check(name: str, value: Any) -> str:
-        names = choices()
-        if not isinstance(value, str) or value not in names:
-            raise ValueError(f"{name} must be one of {sorted(names)}, got {value!r}")
-        return value
-
-    return check
+    return Choice(choices)
 
 
 def _scenario(name: str, value: Any) -> str | Scenario:
     if not isinstance(value, (str, Scenario)):
-        raise ValueError(f"{name} must be a preset name or a Scenario, got {value!r}")
+        raise ValueError(f"{name} must be a preset name or a Scenario, got {short_repr(value)}")
     return value
-
-
-def _device_mix(name: str, value: Any) -> Mapping[str, float] | None:
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        raise ValueError(f"{name} must map device classes to weights, got {value!r}")
-    for weight in value.values():  # finite weights whose sum is finite (1e308 + 1e308 = inf)
-        real_setting(f"{name} weight", weight, 0.0, 1e12)
-    return dict(value)
-
-
-def _verify_profile(name: str, value: Any) -> Any:
-    if value is None or isinstance(value, str):
-        return value
-    try:
-        return tuple((float(tokens), float(seconds)) for tokens, seconds in value)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise ValueError(f"{name} must be a profile name or (tokens, seconds) pairs, got {value!r}") from exc
 
 
 def _trace_path(name: str, value: Any) -> str | None:
-    """A readable, valid trace file (its path as a string), or None (the shipped example)."""
+    """A path (as a string), or None (the shipped example); the file itself is read and validated by
+    :meth:`EnvConfig.__post_init__` only when the acceptance process replays it."""
     if value is None:
         return None
     if not isinstance(value, (str, os.PathLike)):
-        raise ValueError(f"{name} must be a path to a trace file or None, got {value!r}")
-    try:
-        load_trace(value)
-    except ValueError as exc:
-        raise ValueError(f"{name}: {exc}") from exc
+        raise ValueError(f"{name} must be a path to a trace file or None, got {short_repr(value)}")
     return os.fspath(value)
-
-
-def _payload(name: str, value: Any) -> str | None:
-    if value is not None and value not in PAYLOAD_MODELS:
-        raise ValueError(f"{name} must be one of {PAYLOAD_MODELS} or None, got {value!r}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -120,19 +120,21 @@ class EnvConfig:
     homogeneous: bool = _setting(False, _flag(), "one common draft length for all users (P-hom) instead of one "
                                  "per user (P-het); fixed by the registered ids")
     scenario: Any = _setting("base", _scenario, "a preset name from multispin_env.scenarios.SCENARIOS or a Scenario")
-    num_users: int | None = _setting(None, _optional(_integer(1, MAX_USERS)),
+    # The settings that override a Scenario field are checked by that field's own check (scenarios.Scenario).
+    num_users: int | None = _setting(None, _scenario_check("num_users"),
                                      f"K, users (1..{MAX_USERS}); None keeps the scenario's")
-    max_draft: int | None = _setting(None, _optional(_integer(1, MAX_DRAFT)),
+    max_draft: int | None = _setting(None, _scenario_check("max_draft"),
                                      f"L_max, tokens (1..{MAX_DRAFT}); None keeps the scenario's")
-    payload: str | None = _setting(None, _payload, "payload model per draft token (token-only, top-k, full); None "
-                                   "keeps the scenario's")
-    device_mix: Mapping[str, float] | None = _setting(None, _device_mix, "device class -> weight (each <= 1e12); "
-                                                      "None keeps the scenario's")
-    doppler_hz: float | None = _setting(None, _optional(_real(0.0, 1e4)), "f_D of the fading, Hz (0..1e4: 500 km/h "
-                                        "at 6 GHz is 2.8 kHz); None keeps the scenario's")
-    verify_knee_tokens: float | None = _setting(None, _optional(_real(0.0, 1e6)), "batch tokens verified in T0 "
-                                                "before T_ver grows, eq. (2'); None keeps the scenario's (0)")
-    verify_profile: Any = _setting(None, _verify_profile, "a measured verification profile: a name from "
+    payload: str | None = _setting(None, _scenario_check("payload"), "payload model per draft token (token-only, "
+                                   "top-k, full); None keeps the scenario's")
+    device_mix: Mapping[str, float] | None = _setting(None, _scenario_check("device_mix"), "device class -> weight "
+                                                      "(each <= 1e12); None keeps the scenario's")
+    doppler_hz: float | None = _setting(None, _scenario_check("doppler_hz"), "f_D of the fading, Hz (0..1e4: "
+                                        "500 km/h at 6 GHz is 2.8 kHz); None keeps the scenario's")
+    verify_knee_tokens: float | None = _setting(None, _scenario_check("verify_knee_tokens"), "batch tokens verified "
+                                                "in T0 before T_ver grows, eq. (2'); None keeps the scenario's (0)")
+    verify_profile: Any = _setting(None, _scenario_check("verify_profile"), "a measured verification profile: a "
+                                   "name from "
                                    "multispin_env.scenarios.VERIFY_PROFILES or (tokens, seconds) pairs; None keeps "
                                    "the scenario's")
     upload_deadline: float | None = _setting(0.5, _optional(_real(0.0, 1e9, low_open=True)), "seconds after the "
@@ -161,7 +163,11 @@ class EnvConfig:
     arrival_rate: float | None = _setting(None, _optional(_real(0.0, 1e6, low_open=True)), "requests per second "
                                           "per user, Poisson (docs/model.md section 5.8); None: every user is "
                                           "always busy")
-    mixture_concentration: float = _setting(9.745, _real(0.0, 1e6, low_open=True), "kappa = alpha + beta of the "
+    max_queued_requests: int = _setting(1000, _integer(0, 10**6), "with arrivals, requests a user can hold "
+                                        "queued behind its current one (0..1,000,000); a request arriving when "
+                                        "its queue is full is blocked: dropped and counted in info['blocked'] "
+                                        "(docs/model.md section 5.8)")
+    mixture_concentration: float = _setting(9.745, _real(1e-6, 1e6), "kappa = alpha + beta of the "
                                             "mixture process's Beta rates (default: fitted to vLLM's measured "
                                             "acceptance by position, preset scenario vllm-drafter)")
     mixture_scope: str = _setting("round", _choice(lambda: dict.fromkeys(MIXTURE_SCOPES)), "when the mixture "
@@ -173,8 +179,9 @@ class EnvConfig:
                                             "observed acceptance estimate")
     acceptance_prior: float = _setting(0.7, _real(0.0, 1.0, low_open=True, high_open=True), "prior rate a0 of "
                                        "the estimate a_hat = (S + w0 a0) / (S + F + w0)")
-    acceptance_prior_weight: float = _setting(2.0, _real(0.0, 1e6, low_open=True), "prior weight w0 of that "
-                                              "estimate, pseudo-tokens")
+    acceptance_prior_weight: float = _setting(2.0, _real(1e-6, 1e6), "prior weight w0 of that estimate, "
+                                              "pseudo-tokens (>= 1e-6: w0 a0 and w0 (1 - a0) cannot both "
+                                              "underflow to 0, so a_hat is never 0 / 0)")
     horizon: float = _setting(10.0, _real(0.0, 1e9, low_open=True), "simulated seconds per episode; truncated at "
                               "the first round ending at or after it")
     reward_scale: float = _setting(0.1, _real(0.0, 1e6, low_open=True), "reward per generated token")
@@ -194,10 +201,11 @@ class EnvConfig:
         except (TypeError, ValueError) as exc:
             names = ", ".join(["scenario", *overrides])
             raise ValueError(f"invalid scenario setting ({names}): {exc}") from exc
-        for name in ("num_users", "max_draft"):  # a Scenario given directly is bounded too
-            integer_setting(f"scenario.{name}", getattr(scenario, name), 1, MAX_USERS if name == "num_users"
-                            else MAX_DRAFT)
-        real_setting("scenario.doppler_hz", scenario.doppler_hz, 0.0, 1e4)
+        if "trace_path" in ACCEPTANCE_PROCESSES[self.acceptance_process].parameters:  # read only when replayed
+            try:
+                load_trace(self.trace_path)
+            except ValueError as exc:
+                raise ValueError(f"trace_path: {exc}") from exc
         profile_name = scenario.acceptance_profile or DEFAULT_TASK_PROFILE
         if profile_name not in ACCEPTANCE_PROFILES:
             raise ValueError(f"scenario's acceptance_profile {profile_name!r} is not registered")
@@ -218,20 +226,39 @@ def default_config() -> dict[str, Any]:
     return {spec.name: spec.default for spec in dataclasses.fields(EnvConfig) if spec.init}
 
 
+def _keyword_owner() -> str:
+    """The function whose keyword arguments :func:`resolve_config` checks, as Python names it in its own error: the
+    calling constructor (``MultiSpinHeterogeneousEnv.__init__``) when an env passes its ``**kwargs`` on, else
+    ``resolve_config`` itself. Read from the call stack, not taken as an argument, so that no keyword is reserved
+    and ``gym.make(id, caller=...)`` stays an unknown setting."""
+    frame = sys._getframe(2)  # 0: this function, 1: resolve_config, 2: its caller
+    code = frame.f_code
+    if code.co_name == "__init__" and "self" in frame.f_locals:
+        return f"{type(frame.f_locals['self']).__name__}.__init__"
+    return "resolve_config"
+
+
 def resolve_config(
     config: Mapping[str, Any] | None = None, *, fixed: Mapping[str, Any] | None = None, **kwargs: Any
 ) -> EnvConfig:
     """Merge ``config`` and ``kwargs`` (kwargs win) over the defaults and validate them into an EnvConfig.
 
     :param fixed: settings fixed by a registered id; giving one of them is an error
-    Raises a ValueError naming the first unknown or invalid setting.
+    Raises a ValueError naming the first invalid setting; an unknown one raises :class:`UnknownSettingError` (a
+    TypeError and a ValueError) in Python's words for an unexpected keyword argument.
     """
     if config is not None and not isinstance(config, Mapping):
-        raise ValueError(f"config must be a dict of settings, got {config!r}")
-    given = {**dict(config or {}), **kwargs}
-    unknown = sorted(set(given) - set(SETTINGS))
+        raise ValueError(f"config must be a dict of settings, got {short_repr(config)}")
+    known = ", ".join(sorted(SETTINGS))
+    unknown = [key for key in kwargs if key not in SETTINGS]
     if unknown:
-        raise ValueError(f"unknown setting(s) {unknown}; known settings: {sorted(SETTINGS)}")
+        raise UnknownSettingError(f"{_keyword_owner()}() got an unexpected keyword argument {unknown[0]!r}; "
+                                  f"known settings: {known}")
+    unknown = [key for key in (config or {}) if key not in SETTINGS]  # keys of any type: listed, not sorted
+    if unknown:
+        raise UnknownSettingError(f"config has unknown setting(s) {', '.join(map(repr, unknown))}; known "
+                                  f"settings: {known}")
+    given = {**dict(config or {}), **kwargs}
     clash = sorted(set(given) & set(fixed or {}))
     if clash:
         raise ValueError(f"setting(s) {clash} are fixed by this environment id; use the other id instead")

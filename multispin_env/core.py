@@ -20,7 +20,9 @@ used up, the acceptance process's own draws, the requests' draws (arrivals, new 
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import sys
 from types import ModuleType
 from typing import Any, NamedTuple
 
@@ -69,26 +71,84 @@ from multispin_env.layout import (
     REQUEST_ROWS,
     ROUND_ROWS,
 )
-from multispin_env.requests import Requests
+from multispin_env.requests import Requests, request_state_bytes
 from multispin_env.scenarios import Population
-from multispin_env.spaces import observation_bounds, observation_layout, observation_scale
+from multispin_env.spaces import (
+    check_finite,
+    nonfinite_error,
+    observation_bounds,
+    observation_layout,
+    observation_scale,
+)
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 BoolArray = NDArray[np.bool_]
 
-__all__ = ["MultiSpinCore", "RoundOutcome", "MAX_STATE_ENTRIES", "ARRIVAL_ROUND_KEYS", "ARRIVAL_STATE_KEYS"]
+__all__ = ["MultiSpinCore", "RoundOutcome", "MAX_STATE_BYTES", "PROCESS_STATE_ROWS", "ARRIVAL_ROUND_KEYS",
+           "ARRIVAL_STATE_KEYS", "state_bytes"]
 
 #: Info keys of the round just played that exist with arrivals (docs/model.md section 5.8): per user, whether
-#: a request ended in it (at most one does) and its completion time in s (0 where none ended).
-ARRIVAL_ROUND_KEYS = ("completed", "completion_time")
+#: a request ended in it (at most one does), its completion time in s (0 where none ended) and the requests that
+#: arrived in it to a full queue and were dropped (eq. (9')).
+ARRIVAL_ROUND_KEYS = ("completed", "completion_time", "blocked")
 #: Info keys of the current state that exist with arrivals: whether the user has a request for the round about
 #: to be played, the tokens left in it and the requests queued behind it.
 ARRIVAL_STATE_KEYS = ("active", "remaining", "queued")
 
-#: Largest num_envs * K * max(L_max, csi_delay + 1) of one batch (the acceptance tables and the gain ring):
-#: 2^27 float64 entries are 1 GiB.
-MAX_STATE_ENTRIES = 2**27
+#: Most bytes the arrays of one batch may hold (:func:`state_bytes`): 1 GiB.
+MAX_STATE_BYTES = 2**30
+#: Per-user 8-byte rows counted for an acceptance process's own state beyond the rates and cumulative hazards
+#: every process has (the built-in processes use at most two: the trace process's request and round indices).
+PROCESS_STATE_ROWS = 2
+
+
+def _block_rounds(num_envs: int, num_users: int) -> int:
+    """Rounds of random variates drawn per block (fewer, larger RNG calls: each costs ~1 us), at most 16384
+    variates of each kind per block unless one round needs more."""
+    return max(1, min(64, 16384 // (num_envs * num_users)))
+
+
+def _population_bytes(population: Population) -> int:
+    """Memory of one :class:`~multispin_env.scenarios.Population`: the object and its fields (arrays with data)."""
+    fields = dataclasses.fields(population)
+    return sys.getsizeof(population) + sum(sys.getsizeof(getattr(population, f.name)) for f in fields)
+
+
+def state_bytes(config: EnvConfig, num_envs: int, population: Population | None = None) -> int:
+    """The most bytes the arrays of a :class:`MultiSpinCore` of ``num_envs`` systems hold at once (n systems of K
+    users, L = L_max, S observation entries): per user the packed state, the acceptance rates, the L cumulative
+    hazards and :data:`PROCESS_STATE_ROWS` rows of a process's own state, the gain ring, one block of random
+    variates, the requests (with arrivals, the queue at its limit ``max_queued_requests``) and the last round's
+    outputs; per system the clock, the last round's times and observation and the population (one each when
+    resampled, else one shared); and the tables shared by all. Not counted: an acceptance process's fixed
+    tables (task rates, a trace's data), and the temporaries of a reset or a step.
+
+    :param population: a population of the scenario (measured for the per-system populations); None: one is drawn
+    """
+    scenario = config.scenario
+    n, k, max_draft = int(num_envs), scenario.num_users, scenario.max_draft
+    arrivals = config.arrival_rate is not None
+    fading = make_fading_model(config.fading, scenario.doppler_hz).evolves
+    block_kinds = 1 + 2 * fading + (config.draft_time_jitter > 0.0)  # Exp(1); N(0, 1) pairs; jitter factors
+    user_rows = (POPULATION_ROWS + COUNT_ROWS + CHANNEL_ROWS + 2  # + snr_db, base_acceptance
+                 + 2 + max_draft + PROCESS_STATE_ROWS  # the process: base_rate, rate, cumulative_hazard, its own
+                 + 2 * (config.csi_delay + 1)  # the complex gain ring
+                 + _block_rounds(n, k) * block_kinds
+                 + ROUND_ROWS + 3)  # the last round: its rows and the int64 n_k, A_k, L_k
+    user_bytes = 8 * user_rows + request_state_bytes(config.max_queued_requests if arrivals else None)
+    observation_size = max(where.stop for where in observation_layout(k, arrivals).values())
+    if population is None:
+        population = scenario.sample_population(np.random.default_rng(config.population_seed))
+    populations = _population_bytes(population)
+    env_bytes = 8 * (1 + ENV_ROWS) + 1 + 4 * observation_size + 8  # + truncated, observation, a list slot
+    shared = (8 * max_draft + 16 * observation_size + CONSTANTS.itemsize  # positions, observation scales
+              + 16 * len(scenario.verify_profile_points[0]))
+    if config.resample_population:
+        env_bytes += populations
+    else:
+        shared += populations
+    return n * (k * user_bytes + env_bytes) + shared
 
 
 def _kernels() -> ModuleType:
@@ -140,10 +200,13 @@ class MultiSpinCore:
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
         scenario = config.scenario
-        entries = int(num_envs) * scenario.num_users * max(scenario.max_draft, config.csi_delay + 1)
-        if entries > MAX_STATE_ENTRIES:
-            raise ValueError(f"num_envs * num_users * max(max_draft, csi_delay + 1) = {entries:,} exceeds "
-                             f"{MAX_STATE_ENTRIES:,} (1 GiB of state): use fewer envs, users or a shorter draft")
+        fixed = None if config.resample_population else scenario.sample_population(
+            np.random.default_rng(config.population_seed))
+        needed = state_bytes(config, num_envs, fixed)
+        if needed > MAX_STATE_BYTES:
+            raise ValueError(f"num_envs = {num_envs:,} systems of {scenario.num_users} users would hold "
+                             f"{needed / 2**30:.2f} GiB of state, more than the limit of 1 GiB: use fewer envs or "
+                             "users, a shorter max_draft, csi_delay or max_queued_requests")
         self.config = config
         self.scenario = scenario
         self.num_envs = n = int(num_envs)
@@ -164,7 +227,8 @@ class MultiSpinCore:
         self.requests: Requests | None = None
         if self.arrivals or self.process.per_request:
             self.requests = Requests(n, k, process=self.process, mean_tokens=config.mean_request_tokens,
-                                     length=config.request_length, arrival_rate=config.arrival_rate)
+                                     length=config.request_length, arrival_rate=config.arrival_rate,
+                                     max_queued=config.max_queued_requests if self.arrivals else None)
         self._request_state = self.requests.state if self.requests is not None else np.zeros((REQUEST_ROWS, 0, 0))
 
         # Packed state (never rebound: the public attributes are views of it).
@@ -179,9 +243,8 @@ class MultiSpinCore:
         self.populations: list[Population] = []
         self.snr_db = np.zeros((n, k))
         self.base_acceptance = np.full((n, k), 0.5)
-        if not config.resample_population:
-            fixed = scenario.sample_population(np.random.default_rng(config.population_seed))
-            self._set_populations(np.arange(n), [fixed] * n)
+        if fixed is not None:
+            self._set_populations(np.arange(n), [fixed])
         self._channel[H_UPLOAD_TIME] = self.mean_upload_time
         self._channel[H_EFFICIENCY] = self._population[P_MEAN_EFFICIENCY]
         self._channel[H_OBSERVED_EFFICIENCY] = self._population[P_MEAN_EFFICIENCY]
@@ -191,7 +254,7 @@ class MultiSpinCore:
         # Random variates of a round come from blocks of `_block_rounds` rounds (fewer, larger RNG calls: each
         # costs ~1 us): Exp(1) (the acceptance samples) and N(0, 1) (fading innovations, drafting-time jitter),
         # drawn in this order when a block is used up; a full reset discards the unused rest.
-        self._block_rounds = max(1, min(64, 16384 // (n * k)))
+        self._block_rounds = _block_rounds(n, k)
         self._block_index = self._block_rounds
         self._exponential_block = np.zeros((0, n, k))
         self._normal_block = np.zeros((self._block_rounds, 2, 0, 0))  # (rounds, 2, n, k) with fading
@@ -310,10 +373,17 @@ class MultiSpinCore:
 
     # ------------------------------------------------------------- population
     def _set_populations(self, index: NDArray[np.intp], populations: list[Population]) -> None:
-        if not self.populations:
+        """The systems ``index`` get ``populations``, one each or one for all (a list of one, broadcast: no
+        per-system Python objects for a fixed population)."""
+        shared = len(populations) == 1 and index.size > 1
+        if not self.populations:  # construction: every slot at once
             self.populations = [populations[0]] * self.num_envs
-        for i, population in zip(index, populations, strict=True):
-            self.populations[i] = population
+        elif shared:
+            for i in index:
+                self.populations[i] = populations[0]
+        if not shared:
+            for i, population in zip(index, populations, strict=True):
+                self.populations[i] = population
         self.snr_db[index] = [p.snr_db for p in populations]
         snr = snr_linear(self.snr_db[index])
         mean_efficiency = efficiency(snr, 1.0)
@@ -371,7 +441,7 @@ class MultiSpinCore:
         [-1, 1] (docs/model.md section 8.1); ValueError if an entry is NaN or inf."""
         out = np.empty((2, actions.shape[0], self.num_users))
         if not self._kernels.decode(actions, self._constants, out):
-            raise ValueError(f"action contains NaN or inf: {actions}")
+            raise nonfinite_error(actions)
         return out[R_DRAFT_LENGTHS], out[R_BANDWIDTH]
 
     # ------------------------------------------------------------------- step
@@ -399,8 +469,10 @@ class MultiSpinCore:
     ) -> RoundOutcome:
         """:meth:`decode` and :meth:`step` in one kernel call: raw float64 actions (n, action_size), clipped
         into [-1, 1]; ValueError (state and generator untouched) if an entry is NaN or inf."""
-        if self._block_index == self._block_rounds and not np.isfinite(actions).all():
-            raise ValueError(f"action contains NaN or inf: {actions}")  # before the block refill draws
+        # The kernel rejects a NaN/inf action before it changes anything, but a block refill or the restarts'
+        # start gains would be drawn before it runs: check first whenever something is drawn first.
+        if reset_rows is not None or self._block_index == self._block_rounds:
+            check_finite(actions)
         return self._play(np.empty((ROUND_ROWS, actions.shape[0], self.num_users)), rng, reset_rows, actions)
 
     def _play(
@@ -432,7 +504,7 @@ class MultiSpinCore:
             observation = np.empty((n if channel_update else 0, self.observation_size), dtype=np.float32)
             if self._kernels.step_actions(actions, *state[:-1], channel_update, self._observation_scale, rounds,
                                           per_env, truncated, ints, observation) < 0:
-                raise ValueError(f"action contains NaN or inf: {actions}")
+                raise nonfinite_error(actions)
         self._block_index = block + 1
         if self.fading.evolves:
             self._newest = (self._newest + 1) % self._gains.shape[0]
@@ -461,8 +533,8 @@ class MultiSpinCore:
         decoded and played in one kernel call. Returns (observation (S,), reward, truncated, info) with the
         single env's info (new arrays). ValueError (state and generator untouched) if an entry is NaN or inf.
         """
-        if self._block_index == self._block_rounds and not np.isfinite(action).all():
-            raise ValueError(f"action contains NaN or inf: {action}")  # before the block refill draws
+        if self._block_index == self._block_rounds:  # the block refill draws before the kernel's check
+            check_finite(action)
         block = self._next_block(rng)
         k = self.num_users
         rounds = np.empty((ROUND_ROWS, 1, k))
@@ -478,7 +550,7 @@ class MultiSpinCore:
             obs,
         )  # fmt: skip
         if status < 0:
-            raise ValueError(f"action contains NaN or inf: {action}")
+            raise nonfinite_error(action)
         self._block_index = block + 1
         if self.fading.evolves:
             self._newest = (self._newest + 1) % self._gains.shape[0]
@@ -602,6 +674,7 @@ class MultiSpinCore:
         return {
             "completed": requests.completed.copy(),
             "completion_time": requests.completion_time.copy(),
+            "blocked": requests.blocked.copy(),
             "active": requests.active,
             "remaining": requests.remaining.astype(np.int64),
             "queued": requests.waiting.astype(np.int64),

@@ -66,8 +66,9 @@ class MultiSpinEnv(MultiSpinEnvAPI, gym.Env[NDArray[np.float32], NDArray[np.floa
     the user got one token), `energy` (J per user this round), `latency`, `sync_time`, `verify_time` (s, this
     round, docs/model.md eq. (1)-(3) with (1') and (2')), `clock` (s, simulated time after the round), and the true
     `acceptance` rates and `spectral_efficiency` (bit/s/Hz) of the *next* round (the current state, for oracle
-    policies; also in the reset info). With arrivals also `completed` and `completion_time` (s) of this round and
-    `active`, `remaining`, `queued` of the next (docs/model.md section 5.6).
+    policies; also in the reset info). With arrivals also `completed`, `completion_time` (s) and `blocked`
+    (requests dropped at a full queue, `max_queued_requests`) of this round and `active`, `remaining`, `queued` of
+    the next (docs/model.md section 5.6). Every key keeps its type on every step.
 
     ## Starting state
 
@@ -172,7 +173,8 @@ class MultiSpinHomogeneousEnv(MultiSpinEnv):
       users (fractions of the uplink band); a user with w_k = 0 drafts nothing unless all weights are 0 (then
       equal shares).
 
-    Finite out-of-range entries are clipped; NaN/inf or a wrong shape raise `ValueError`.
+    Finite out-of-range entries are clipped; NaN/inf or a wrong shape raise `ValueError` (one line naming the
+    first bad entry) and leave the env as it was.
     `env.unwrapped.encode_action(draft_lengths, bandwidth)` gives the action of an allocation.
 
     ## Version history
@@ -210,7 +212,8 @@ class MultiSpinHeterogeneousEnv(MultiSpinEnv):
       (fractions of the uplink band). Users with L_k = 0 get no band; a drafting user with w_k = 0 drafts nothing
       unless every drafting user has w = 0 (then they share equally).
 
-    Finite out-of-range entries are clipped; NaN/inf or a wrong shape raise `ValueError`.
+    Finite out-of-range entries are clipped; NaN/inf or a wrong shape raise `ValueError` (one line naming the
+    first bad entry) and leave the env as it was.
     `env.unwrapped.encode_action(draft_lengths, bandwidth)` gives the action of an allocation.
 
     ## Version history

@@ -248,12 +248,20 @@ def verification_profile(
     """
     if profile is not None:
         table = np.array(profile, dtype=np.float64)
-        if table.ndim != 2 or table.shape[1] != 2 or table.shape[0] < 2 or not np.all(np.isfinite(table)):
-            raise ValueError(f"verify_profile must be >= 2 finite (tokens, seconds) pairs, got {profile!r}")
+        # The messages name the first offending point, never the whole table (a profile may have 10^5 points).
+        if table.ndim != 2 or table.shape[1] != 2 or table.shape[0] < 2:
+            raise ValueError(f"verify_profile must be >= 2 finite (tokens, seconds) pairs, got shape {table.shape}")
+        if not np.all(np.isfinite(table)):
+            i = int(np.argmax(~np.isfinite(table).all(axis=1)))
+            raise ValueError(f"verify_profile[{i}] = {tuple(table[i].tolist())} is not finite")
         tokens, seconds = table[:, 0].copy(), table[:, 1].copy()
-        if np.any(np.diff(tokens) <= 0) or np.any(np.diff(seconds) < 0) or tokens[0] < 0 or seconds[0] <= 0:
-            raise ValueError("verify_profile must have increasing tokens >= 0 and non-decreasing seconds > 0, "
-                             f"got {profile!r}")
+        bad = np.flatnonzero(np.concatenate([[tokens[0] < 0 or seconds[0] <= 0],
+                                             (np.diff(tokens) <= 0) | (np.diff(seconds) < 0)]))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError("verify_profile must have increasing tokens >= 0 and non-decreasing seconds > 0: "
+                             f"verify_profile[{i}] = {tuple(table[i].tolist())}"
+                             + (f" after {tuple(table[i - 1].tolist())}" if i else ""))
         return tokens, seconds
     if knee_tokens > 0.0:
         return np.array([0.0, knee_tokens, knee_tokens + 1.0]), np.array(

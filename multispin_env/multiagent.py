@@ -65,10 +65,11 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from numpy.typing import ArrayLike, NDArray
 
+from multispin_env._checks import short_repr
 from multispin_env.config import EnvConfig, resolve_config
 from multispin_env.core import MultiSpinCore
 from multispin_env.rendering import render_ansi
-from multispin_env.spaces import CoreAccess, encode_action, observation_layout
+from multispin_env.spaces import CoreAccess, encode_action, nonfinite_error, observation_layout
 
 try:
     from pettingzoo import ParallelEnv
@@ -171,24 +172,27 @@ class MultiSpinParallelEnv(CoreAccess, ParallelEnv):
         """The heterogeneous single env's action (2K,) of a dict of per-agent actions; ValueError if invalid."""
         if not isinstance(actions, Mapping):
             raise ValueError(f"actions must be a dict agent -> action, got {type(actions).__name__}")
-        unknown = sorted(set(actions) - set(self.possible_agents))
+        # Keys of any type are listed in the given order (sorting mixed types fails), at most a few of them.
+        unknown = [agent for agent in actions if agent not in self._index]
         if unknown:
-            raise ValueError(f"unknown agent(s) {unknown}; agents are {self.possible_agents}")
+            raise ValueError(f"unknown agent(s) {_listing(unknown)}; agents are {self.possible_agents[0]} .. "
+                             f"{self.possible_agents[-1]}")
         missing = [agent for agent in self.agents if agent not in actions]
         if missing:
-            raise ValueError(f"missing action(s) for {missing}")
+            raise ValueError(f"missing action(s) for {_listing(missing)}")
         k = self._core.num_users
         joint = np.empty((2, k))
         for agent, action in actions.items():
             try:
                 raw = np.asarray(action)
             except (TypeError, ValueError) as exc:
-                raise ValueError(f"action of {agent} must be 2 numbers, got {action!r}") from exc
+                raise ValueError(f"action of {agent} must be 2 numbers, got {_listing([action])}") from exc
             if raw.dtype.kind not in "iuf" or raw.shape != (2,):
-                raise ValueError(f"action of {agent} must be 2 real numbers (length entry, bid), got {action!r}")
+                raise ValueError(f"action of {agent} must be 2 real numbers (length entry, bid), got "
+                                 f"{_listing([action])}")
+            if not np.isfinite(raw).all():  # name the first bad entry, not the whole dict
+                raise nonfinite_error(raw, f"actions[{agent!r}]")
             joint[:, self._index[agent]] = raw
-        if not np.isfinite(joint).all():
-            raise ValueError(f"actions contain NaN or inf: {dict(actions)}")
         return joint.reshape(-1)
 
     def step(
@@ -265,6 +269,13 @@ class MultiSpinParallelEnv(CoreAccess, ParallelEnv):
 
     def close(self) -> None:
         pass
+
+
+def _listing(items: list[Any], limit: int = 8) -> str:
+    """The first ``limit`` of ``items`` as reprs (each cut to 40 characters), and how many more: one short line."""
+    shown = [short_repr(item, 40) for item in items[:limit]]
+    more = f" and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(shown) + more
 
 
 def parallel_env(**settings: Any) -> MultiSpinParallelEnv:

@@ -13,10 +13,12 @@ request's task, the ``mixture`` process with scope "request" its rate).
   one request at a time, first come first served, the others wait in its queue. A user without a request is
   idle: the round ignores it (section 5.8). When a request ends mid-round the tokens beyond its end are not
   counted (the round caps n_k at the remaining length). Completion time = the end of the round that finishes it
-  minus its arrival time.
+  minus its arrival time. A user holds at most ``max_queued`` + 1 requests (its current one and those queued);
+  a request arriving when it is full is blocked: dropped and counted in ``blocked`` (docs/model.md eq. (9')).
 
 The state is packed in ``state`` (rows of :mod:`multispin_env.layout`, read by the compiled round) plus the
-queued arrival times, a ring buffer ``queue`` (n, K, capacity) that doubles when a user's queue outgrows it.
+queued arrival times, a ring buffer ``queue`` (n, K, capacity) that doubles when a user's queue outgrows it, up to
+:func:`queue_slots` slots.
 """
 
 from __future__ import annotations
@@ -41,7 +43,10 @@ if TYPE_CHECKING:
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 
-__all__ = ["REQUEST_LENGTHS", "Requests", "request_lengths"]
+__all__ = ["REQUEST_LENGTHS", "Requests", "queue_slots", "request_lengths", "request_state_bytes"]
+
+#: Arrivals queued per vectorised batch (bounds the temporaries of a round with many arrivals).
+ARRIVAL_CHUNK = 1 << 20
 
 #: Distributions of a request's length in tokens, each of mean ``mean_request_tokens`` m: geometric on
 #: {1, 2, ...} with P(1) = 1/m, or fixed (ceil(m): m for integer m).
@@ -58,6 +63,18 @@ def request_lengths(kind: str, mean_tokens: float, count: int, rng: np.random.Ge
     raise ValueError(f"request_length must be one of {REQUEST_LENGTHS}, got {kind!r}")
 
 
+def queue_slots(max_queued: int) -> int:
+    """The most slots a user's ring of queued arrival times ever needs: ``max_queued`` + 1 (an idle user's
+    arrivals of one round all wait in it until the first of them starts at the next round)."""
+    return max_queued + 1
+
+
+def request_state_bytes(max_queued: int | None) -> int:
+    """The most bytes per user that the arrays of :class:`Requests` (``max_queued`` as given to it) ever hold: the
+    packed ``state`` rows, ``completion_time``, ``blocked``, ``completed`` and the ring at its largest."""
+    return 8 * (REQUEST_ROWS + 2 + queue_slots(max_queued or 0)) + 1
+
+
 class Requests:
     """The requests of ``num_envs`` systems of ``num_users`` users (see the module docstring).
 
@@ -65,23 +82,31 @@ class Requests:
     :param mean_tokens: mean request length, tokens
     :param length: the length distribution, one of :data:`REQUEST_LENGTHS`
     :param arrival_rate: requests per second per user (Poisson), or None for always-busy users
+    :param max_queued: requests a user can hold queued behind its current one (0..; the setting
+        ``max_queued_requests``); later arrivals are blocked. Required with ``arrival_rate``.
 
     After each :meth:`advance` with arrivals: ``completed`` (n, K) marks the users whose request ended in the
-    round (at most one each: a user serves one request at a time and a new one starts at the next round) and
-    ``completion_time`` (n, K) holds its completion time in s (0 elsewhere).
+    round (at most one each: a user serves one request at a time and a new one starts at the next round),
+    ``completion_time`` (n, K) holds its completion time in s (0 elsewhere) and ``blocked`` (n, K, int64) the
+    requests that arrived in the round and were dropped because the user was full.
     """
 
     def __init__(self, num_envs: int, num_users: int, *, process: AcceptanceProcess, mean_tokens: float,
-                 length: str, arrival_rate: float | None) -> None:
+                 length: str, arrival_rate: float | None, max_queued: int | None = None) -> None:
+        if arrival_rate is not None and max_queued is None:
+            raise ValueError("max_queued is required with arrivals")
         shape = (num_envs, num_users)
         self.process = process
         self.mean_tokens = float(mean_tokens)
         self.length = length
         self.arrival_rate = arrival_rate
+        self.max_queued = int(max_queued or 0)
         self.state = np.zeros((REQUEST_ROWS, *shape))
-        self.queue = np.zeros((*shape, 4))  # arrival times (s) of the queued requests, a ring per user
+        # Arrival times (s) of the queued requests, a ring per user (grown on demand, up to queue_slots).
+        self.queue = np.zeros((*shape, min(4, queue_slots(self.max_queued))))
         self.completed = np.zeros(shape, dtype=bool)
         self.completion_time = np.zeros(shape)
+        self.blocked = np.zeros(shape, dtype=np.int64)
 
     @property
     def active(self) -> BoolArray:
@@ -108,6 +133,7 @@ class Requests:
         process has just been reset); with arrivals every user starts idle with an empty queue."""
         self.completed[rows] = False
         self.completion_time[rows] = 0.0
+        self.blocked[rows] = 0
         if self.arrival_rate is None:
             where = np.zeros(self.state.shape[1:], dtype=bool)
             where[rows] = True
@@ -134,41 +160,68 @@ class Requests:
             if done.any():
                 self._start(done, rng)
             return
+        # Room during the round: the requests a user held while it ran (its current one still counts: it
+        # completes at the round's end).
+        room = queue_slots(self.max_queued) - (self.state[Q_ACTIVE] + self.state[Q_WAITING])
         np.copyto(self.completed, done)
         np.subtract(clock[:, None], self.state[Q_ARRIVAL], out=self.completion_time)
         self.completion_time[~done] = 0.0
         self.state[Q_ACTIVE][done] = 0.0
         remaining[done] = 0.0
-        self._arrive(rate, latency, clock, rng)
+        self._arrive(rate, latency, clock, room, rng)
         starting = (self.state[Q_ACTIVE] == 0.0) & (self.state[Q_WAITING] > 0.0)
         if starting.any():
             self._pop(starting)
             self._start(starting, rng)
 
-    def _arrive(self, rate: float, latency: FloatArray, clock: FloatArray, rng: np.random.Generator) -> None:
-        """Poisson arrivals (``rate`` per second and user) during the round [clock - latency, clock) of every user, appended to the queues:
-        a Poisson(lambda T) count of points, uniform over the round given the count, in time order."""
+    def _arrive(self, rate: float, latency: FloatArray, clock: FloatArray, room: FloatArray,
+                rng: np.random.Generator) -> None:
+        """Poisson arrivals (``rate`` per second and user) during the round [clock - latency, clock) of every user, appended to the queues
+        (eq. 6): a Poisson(lambda T) count M of points, uniform over the round given the count, in time order.
+        Only the first ``room`` (n, K) of them find room (eq. (9')); the rest are counted in ``blocked``."""
         counts = rng.poisson(rate * latency[:, None], self.state.shape[1:])
-        total = int(counts.sum())
+        kept = np.minimum(counts, room.astype(np.int64))
+        np.subtract(counts, kept, out=self.blocked)
+        total = int(kept.sum())
         if total == 0:
             return
-        offsets = rng.random(total)
         waiting = self.state[Q_WAITING]
-        needed = int((waiting + counts).max())
+        needed = int((waiting + kept).max())
         if needed > self.queue.shape[2]:
             self._grow(needed)
-        flat = np.flatnonzero(counts)
-        per_user = counts.ravel()[flat]
+        flat = np.flatnonzero(kept)
+        per_user = kept.ravel()[flat]
+        # Whole users at a time, about ARRIVAL_CHUNK arrivals each: the temporaries stay bounded (a few arrays of
+        # the chunk's size), and the uniforms are the same as drawn in one call.
+        ends = np.cumsum(per_user)
+        first = 0
+        while first < flat.size:
+            done = 0 if first == 0 else int(ends[first - 1])
+            last = max(first + 1, int(np.searchsorted(ends, done + ARRIVAL_CHUNK, side="right")))
+            self._queue_arrivals(flat[first:last], per_user[first:last], counts.ravel()[flat[first:last]],
+                                 latency, clock, rng)
+            first = last
+        waiting += kept
+
+    def _queue_arrivals(self, flat: NDArray[np.intp], per_user: NDArray[np.int64], points: NDArray[np.int64],
+                        latency: FloatArray, clock: FloatArray, rng: np.random.Generator) -> None:
+        """Append the kept arrivals of the users ``flat`` (flat (n, K) indices), ``per_user`` of their ``points``
+        Poisson points each, to their queues behind the ``waiting`` ones, in time order."""
+        total = int(per_user.sum())
+        # One uniform per kept arrival (as many as arrivals when no one is full: the same draws as without a
+        # limit); a full user's become the earliest of its M points, so that only room-many are drawn.
+        offsets = rng.random(total)
+        if np.any(per_user < points):
+            offsets = _earliest_points(offsets, per_user, points)
         users = np.repeat(flat, per_user)
         order = np.lexsort((offsets, users))  # users ascending (already), each user's points in time order
         offsets = offsets[order]
         rank = np.arange(total) - np.repeat(np.cumsum(per_user) - per_user, per_user)
-        env, user = np.unravel_index(users, counts.shape)
+        env, user = np.unravel_index(users, self.blocked.shape)
         capacity = self.queue.shape[2]
-        slot = (self.state[Q_HEAD][env, user] + waiting[env, user] + rank).astype(np.intp) % capacity
+        slot = (self.state[Q_HEAD][env, user] + self.state[Q_WAITING][env, user] + rank).astype(np.intp) % capacity
         start = clock - latency
         self.queue[env, user, slot] = start[env] + offsets * latency[env]
-        waiting += counts
 
     def _pop(self, where: BoolArray) -> None:
         """The oldest queued request of the users ``where`` becomes their current one (its arrival time)."""
@@ -179,11 +232,30 @@ class Requests:
         self.state[Q_WAITING][env, user] -= 1.0
 
     def _grow(self, needed: int) -> None:
-        """A queue of at least ``needed`` slots per user, the oldest queued request moved to slot 0."""
+        """A queue of at least ``needed`` slots per user (doubling, at most :func:`queue_slots`), the oldest queued
+        request moved to slot 0."""
         capacity = self.queue.shape[2]
-        new = 1 << (needed - 1).bit_length()
+        new = min(1 << (needed - 1).bit_length(), queue_slots(self.max_queued))
         slots = (self.state[Q_HEAD].astype(np.intp)[..., None] + np.arange(capacity)) % capacity
         grown = np.zeros((*self.queue.shape[:2], new))
         grown[..., :capacity] = np.take_along_axis(self.queue, slots, axis=2)
         self.queue = grown
         self.state[Q_HEAD] = 0.0
+
+
+def _earliest_points(uniforms: FloatArray, per_user: NDArray[np.int64], points: NDArray[np.int64]) -> FloatArray:
+    """The earliest of each user's M uniform points on [0, 1), from as many U(0, 1) variates as are kept.
+
+    ``uniforms`` holds consecutive runs of ``per_user`` (r,) variates, m <= M = ``points`` (r,) each. A run with
+    m = M is returned as it is (the user's points, in any order); one with m < M becomes the m smallest of M iid
+    uniforms in increasing order: given the i - 1 smallest, the other M - i + 1 are uniform above the largest of
+    them, so 1 - U_(j) = prod_{i <= j} V_i^(1 / (M - i + 1)) with V_i iid U(0, 1], summed as logs within each run.
+    """
+    starts = np.cumsum(per_user) - per_user
+    rank = np.arange(uniforms.size) - np.repeat(starts, per_user)
+    left = np.repeat(points, per_user) - rank  # M - i + 1 for the i-th smallest, i = rank + 1
+    short = np.repeat(per_user < points, per_user)
+    logs = np.where(short, np.log1p(-uniforms) / left, 0.0)  # 1 - U(0, 1) is in (0, 1]: the log is finite
+    total = np.cumsum(logs)
+    within = total - np.repeat(total[starts] - logs[starts], per_user)  # the sum from the run's start
+    return np.where(short, -np.expm1(within), uniforms)

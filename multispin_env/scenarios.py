@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from multispin_env._checks import IntegerRange, RealRange, is_real, real_setting, short_repr
 from multispin_env.channel import (
     DEVICE_CLASSES,
     PAYLOAD_MODELS,
@@ -27,7 +28,7 @@ from multispin_env.channel import (
     spectral_efficiency,
     upload_time_per_token,
 )
-from multispin_env.model import RoundParams, verification_profile
+from multispin_env.model import MAX_DRAFT, MAX_USERS, RoundParams, verification_profile
 
 FloatArray = NDArray[np.float64]
 
@@ -237,6 +238,95 @@ VERIFY_PROFILES: dict[str, VerifyProfile] = {
 }
 
 
+#: Batch tokens of a point of a verification profile, tokens; consecutive points are at least one token apart,
+#: so that the slope of eq. (2'), and T_ver at the largest batch K (L_max + 1), stay finite.
+VERIFY_PROFILE_TOKENS = RealRange(0.0, 1e7)
+#: Verification time of a point of a verification profile, s (the bound of T0 in RoundParams).
+VERIFY_PROFILE_SECONDS = RealRange(0.0, 1e9, low_open=True)
+#: Weight of a device class in ``device_mix`` (finite weights whose sum stays finite).
+DEVICE_WEIGHT = RealRange(0.0, 1e12)
+
+
+def verify_profile_setting(name: str, value: Any) -> str | tuple[tuple[float, float], ...] | None:
+    """A verification profile: None, a name from :data:`VERIFY_PROFILES`, or >= 2 (tokens, seconds) points as a
+    tuple of float pairs, tokens increasing by >= 1 in :data:`VERIFY_PROFILE_TOKENS`, seconds non-decreasing in
+    :data:`VERIFY_PROFILE_SECONDS` (eq. (2')); a one-line ValueError naming the first bad point otherwise. Strings
+    and bools are not numbers (section 4.1)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value not in VERIFY_PROFILES:
+            raise ValueError(f"{name} must be one of {sorted(VERIFY_PROFILES)}, a (tokens, seconds) table or None, "
+                             f"got {value!r}")
+        return value
+    try:
+        points = list(value)
+    except TypeError as exc:
+        raise ValueError(f"{name} must be a profile name or (tokens, seconds) pairs, got {short_repr(value)}") from exc
+    if len(points) < 2:
+        raise ValueError(f"{name} must have at least 2 (tokens, seconds) points, got {len(points)}")
+    table: list[tuple[float, float]] = []
+    for i, point in enumerate(points):
+        try:
+            pair = () if isinstance(point, (str, bytes)) else tuple(point)
+        except TypeError:
+            pair = ()
+        where = f"{name}[{i}] = {short_repr(pair if len(pair) == 2 else point)}"
+        if len(pair) != 2 or not (is_real(pair[0]) and is_real(pair[1])):
+            raise ValueError(f"{name} must be a profile name or (tokens, seconds) pairs of real numbers: {where}")
+        try:
+            tokens = VERIFY_PROFILE_TOKENS(f"{name} tokens", pair[0])
+            seconds = VERIFY_PROFILE_SECONDS(f"{name} seconds", pair[1])
+        except ValueError as exc:
+            if all(_finite(x) for x in pair):
+                raise ValueError(f"{name} must have tokens in {VERIFY_PROFILE_TOKENS} and seconds in "
+                                 f"{VERIFY_PROFILE_SECONDS}: {where}") from exc
+            raise ValueError(f"{where} is not finite") from exc
+        if table and tokens < table[-1][0] + 1.0:
+            raise ValueError(f"{name} tokens must increase by at least 1 from point to point: {where} after "
+                             f"{table[-1]}")
+        if table and seconds < table[-1][1]:
+            raise ValueError(f"{name} seconds must not decrease: {where} after {table[-1]}")
+        table.append((tokens, seconds))
+    return tuple(table)
+
+
+def _finite(number: Any) -> bool:
+    """math.isfinite, with ints too large for a float counted as finite (they are; isfinite raises on them)."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return True
+
+
+def device_mix_setting(name: str, value: Any) -> dict[str, float]:
+    """Device class -> weight, classes from :data:`~multispin_env.channel.DEVICE_CLASSES`, weights in
+    :data:`DEVICE_WEIGHT`, not all 0; a one-line ValueError otherwise."""
+    if not isinstance(value, Mapping) or not value:
+        raise ValueError(f"{name} must map classes from {sorted(DEVICE_CLASSES)} to weights, got {short_repr(value)}")
+    unknown = [key for key in value if key not in DEVICE_CLASSES]
+    if unknown:
+        raise ValueError(f"{name} must map classes from {sorted(DEVICE_CLASSES)} to weights, got unknown class(es) "
+                         f"{', '.join(short_repr(key, 40) for key in unknown[:8])}")
+    mix = {key: DEVICE_WEIGHT(f"{name} weight of {key!r}", weight) for key, weight in value.items()}
+    if sum(mix.values()) <= 0:
+        raise ValueError(f"{name} weights must not all be 0, got {mix!r}")
+    return mix
+
+
+def payload_setting(name: str, value: Any) -> str:
+    """A payload model of :data:`~multispin_env.channel.PAYLOAD_MODELS`; ValueError otherwise."""
+    if not isinstance(value, str) or value not in PAYLOAD_MODELS:
+        raise ValueError(f"{name} must be one of {PAYLOAD_MODELS}, got {short_repr(value)}")
+    return value
+
+
+def _checked(default: Any, check: Any) -> Any:
+    """A Scenario field with its check (``check(name, value)`` returns the normalised value, or raises a one-line
+    ValueError naming the field); the checks are the one declaration of each field's range."""
+    return field(default=default, metadata={"check": check})
+
+
 @dataclass(frozen=True)
 class Population:
     """One drawn user population (all arrays have shape (K,))."""
@@ -261,12 +351,12 @@ class Population:
 
 def _range(name: str, value: Any, low: float, high: float, *, closed: bool = True) -> tuple[float, float]:
     try:
-        lo, hi = (float(v) for v in value)
+        lo, hi = value
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a (low, high) pair, got {value!r}") from exc
-    ok_low = lo >= low if closed else lo > low
-    ok_high = hi <= high if closed else hi < high
-    if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi and ok_low and ok_high):
+        raise ValueError(f"{name} must be a (low, high) pair, got {short_repr(value)}") from exc
+    lo = real_setting(f"{name} low", lo, low, high, low_open=not closed, high_open=not closed)
+    hi = real_setting(f"{name} high", hi, low, high, low_open=not closed, high_open=not closed)
+    if lo > hi:
         raise ValueError(f"{name} must satisfy {low} <= low <= high <= {high}, got {value!r}")
     return lo, hi
 
@@ -297,61 +387,38 @@ class Scenario:
     """
 
     name: str = "base"
-    num_users: int = 6
-    max_draft: int = 10
-    bandwidth_hz: float = 10e6
+    num_users: int = _checked(6, IntegerRange(1, MAX_USERS))
+    max_draft: int = _checked(10, IntegerRange(1, MAX_DRAFT))
+    # The channel's ranges keep the mean SNR within about +-1500 dB, so 10^(SNR/10) and e_k are finite (section 4.2).
+    bandwidth_hz: float = _checked(10e6, RealRange(1.0, 1e12))
     distance_range_m: tuple[float, float] = (50.0, 300.0)
-    shadowing_sigma_db: float = 8.0
-    tx_power_dbm: float = 23.0
-    noise_density_dbm_hz: float = -174.0
-    noise_figure_db: float = 9.0
-    doppler_hz: float = 10.0
-    payload: str = "top-k"
-    device_mix: Mapping[str, float] = field(default_factory=lambda: {"high": 1.0, "mid": 1.0, "low": 1.0})
+    shadowing_sigma_db: float = _checked(8.0, RealRange(0.0, 100.0))
+    tx_power_dbm: float = _checked(23.0, RealRange(-100.0, 100.0))
+    noise_density_dbm_hz: float = _checked(-174.0, RealRange(-300.0, 0.0))
+    noise_figure_db: float = _checked(9.0, RealRange(0.0, 100.0))
+    doppler_hz: float = _checked(10.0, RealRange(0.0, 1e4))
+    payload: str = _checked("top-k", payload_setting)
+    device_mix: Mapping[str, float] = field(default_factory=lambda: {"high": 1.0, "mid": 1.0, "low": 1.0},
+                                            metadata={"check": device_mix_setting})
     acceptance_range: tuple[float, float] = (0.5, 0.9)
     acceptance_profile: str | None = None
-    verify_base: float = 0.060
-    verify_per_token: float = 0.0005
-    downlink_time: float = 0.0
-    verify_knee_tokens: float = 0.0
-    verify_profile: Any = None
+    # The bounds of RoundParams: T_ver <= 1e9 + 1e9 * 1e7 s even at the largest batch, so the clock stays finite.
+    verify_base: float = _checked(0.060, RealRange(0.0, 1e9, low_open=True))
+    verify_per_token: float = _checked(0.0005, RealRange(0.0, 1e9))
+    downlink_time: float = _checked(0.0, RealRange(0.0, 1e9))
+    verify_knee_tokens: float = _checked(0.0, RealRange(0.0, 1e6))
+    verify_profile: Any = _checked(None, verify_profile_setting)
     description: str = "docs/model.md section 4 base scenario"
 
     def __post_init__(self) -> None:
-        for name in ("num_users", "max_draft"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        for name in ("bandwidth_hz", "verify_base"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-        for name in ("shadowing_sigma_db", "doppler_hz", "verify_per_token", "downlink_time", "verify_knee_tokens"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        for name in ("tx_power_dbm", "noise_density_dbm_hz", "noise_figure_db"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and math.isfinite(value)):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
+        for spec in dataclasses.fields(self):
+            if "check" in spec.metadata:
+                object.__setattr__(self, spec.name, spec.metadata["check"](spec.name, getattr(self, spec.name)))
         object.__setattr__(self, "distance_range_m", _range("distance_range_m", self.distance_range_m, 1e-3, 1e6))
         object.__setattr__(
             self, "acceptance_range", _range("acceptance_range", self.acceptance_range, 0.0, 1.0, closed=False)
         )
-        if isinstance(self.verify_profile, str) and self.verify_profile not in VERIFY_PROFILES:
-            raise ValueError(f"verify_profile must be one of {sorted(VERIFY_PROFILES)}, a (tokens, seconds) table "
-                             f"or None, got {self.verify_profile!r}")
-        self.verify_profile_points  # validates a table  # noqa: B018
-        if self.payload not in PAYLOAD_MODELS:
-            raise ValueError(f"payload must be one of {PAYLOAD_MODELS}, got {self.payload!r}")
-        mix = dict(self.device_mix)
-        unknown = sorted(set(mix) - set(DEVICE_CLASSES))
-        if unknown or not mix:
-            raise ValueError(f"device_mix must map classes from {sorted(DEVICE_CLASSES)} to weights, got {mix!r}")
-        if (any(not math.isfinite(float(w)) or float(w) < 0 for w in mix.values()) or sum(mix.values()) <= 0
-                or not math.isfinite(sum(mix.values()))):
-            raise ValueError(f"device_mix weights must be finite, >= 0 and not all 0, got {mix!r}")
-        object.__setattr__(self, "device_mix", mix)
+        self.verify_profile_points  # eq. (2')'s profile of the checked numbers  # noqa: B018
         if self.acceptance_profile is not None and self.acceptance_profile not in ACCEPTANCE_PROFILES:
             raise ValueError(
                 f"acceptance_profile must be one of {sorted(ACCEPTANCE_PROFILES)} or None, got {self.acceptance_profile!r}"
@@ -376,7 +443,7 @@ class Scenario:
             return None
         if isinstance(self.verify_profile, str):
             return VERIFY_PROFILES[self.verify_profile].points
-        return tuple((float(n), float(t)) for n, t in self.verify_profile)
+        return self.verify_profile  # already (tokens, seconds) float pairs (verify_profile_setting)
 
     @property
     def verify_profile_points(self) -> tuple[FloatArray, FloatArray]:

@@ -8,6 +8,7 @@ units and to translate allocations into actions.
 
 from __future__ import annotations
 
+import reprlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -24,6 +25,7 @@ FloatArray = NDArray[np.float64]
 __all__ = [
     "ACCEPTANCE_EPS", "ARRIVAL_OBSERVATION_FIELDS", "REMAINING_OBS_MAX", "CHANNEL_OBS_MAX", "CHANNEL_SCALE", "DRAFT_TIME_SCALE", "OBSERVATION_FIELDS", "CoreAccess",
     "MultiSpinEnvAPI", "checked_actions", "encode_action", "real_array", "observation_bounds", "observation_layout", "observation_scale",
+    "check_finite", "nonfinite_error",
 ]
 
 #: Observation unit of the channel entry: spectral efficiency in units of 10 bit/s/Hz.
@@ -150,11 +152,25 @@ def real_array(action: Any, shape: object) -> NDArray[Any]:
     shape, formatted only for the message) naming what was expected."""
     try:
         raw = np.asarray(action)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"action must be an array of shape {shape}, got {action!r}") from exc
+    except (TypeError, ValueError) as exc:  # e.g. ragged nested lists; reprlib keeps the message one short line
+        raise ValueError(f"action must be an array of shape {shape}, got {reprlib.repr(action)}") from exc
     if raw.dtype.kind not in "iuf":  # complex, strings, dates, objects, bools
-        raise ValueError(f"action must hold real numbers, got dtype {raw.dtype}: {action!r}")
+        raise ValueError(f"action must hold real numbers, got an array of dtype {raw.dtype}")
     return raw
+
+
+def nonfinite_error(values: NDArray[Any], name: str = "action") -> ValueError:
+    """The one-line ValueError naming the first NaN or inf entry of ``values`` by its index (e.g. ``action[3, 7]
+    is nan``), never the whole array; ``values`` must hold one."""
+    index = np.unravel_index(int(np.argmax(~np.isfinite(values))), np.shape(values))
+    where = ", ".join(str(int(i)) for i in index)
+    return ValueError(f"{name}[{where}] is {float(values[index])}: actions must not contain NaN or inf")
+
+
+def check_finite(values: NDArray[Any], name: str = "action") -> None:
+    """:func:`nonfinite_error` if an entry of ``values`` is NaN or inf."""
+    if not np.isfinite(values).all():
+        raise nonfinite_error(values, name)
 
 
 def checked_actions(action: Any, size: int) -> FloatArray:
@@ -210,8 +226,11 @@ class MultiSpinEnvAPI(CoreAccess):
 
         Finite out-of-range entries are clipped into [-1, 1]; NaN/inf or a wrong last axis raise ValueError.
         """
+        size = self._core.action_size
+        raw = checked_actions(action, size)
         batch = np.shape(action)[:-1]
-        lengths, shares = self._core.decode(checked_actions(action, self._core.action_size))
+        check_finite(raw.reshape(*batch, size))  # names the entry by its index in the action as given
+        lengths, shares = self._core.decode(raw)
         k = self._core.num_users
         return lengths.astype(np.int64).reshape(*batch, k), shares.reshape(*batch, k)
 

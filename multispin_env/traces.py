@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from multispin_env._checks import integer_setting
+from multispin_env._checks import integer_setting, short_repr
 from multispin_env.model import MAX_DRAFT
 
 __all__ = [
@@ -127,7 +127,7 @@ def _max_draft(where: str, value: Any) -> int:
 
 def _check_rounds(where: str, rounds: Any, max_draft: int) -> None:
     if not isinstance(rounds, (list, tuple, np.ndarray)) or len(rounds) == 0:
-        raise ValueError(f"{where}: accepted must be a non-empty list of integers, got {rounds!r}")
+        raise ValueError(f"{where}: accepted must be a non-empty list of integers, got {short_repr(rounds)}")
     for j, value in enumerate(rounds):
         integer_setting(f"{where}, round {j}: accepted", value, 0, max_draft)
 
@@ -167,40 +167,89 @@ def load_trace(path: str | os.PathLike[str] | None = None) -> AcceptanceTrace:
 
 @functools.lru_cache(maxsize=8)
 def _load(path: str, size: int, mtime_ns: int) -> AcceptanceTrace:
+    """Read and validate the file line by line. The rounds of all request lines are gathered in one list and checked
+    at once (their types in one pass, their values as one int64 array): per-line checks cost more than parsing. Only
+    when that fails are the lines checked one by one, for a message naming the line and the entry."""
     del size, mtime_ns  # cache keys only: a rewritten file is read again
+    where = f"trace file {path!r}"
+    header: dict[str, Any] | None = None
+    max_draft = 0
+    rounds: list[Any] = []  # every request's rounds, one after the other
+    lengths: list[int] = []
+    numbers: list[int] = []  # the line of each request
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as lines:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                record = _record(where, number, line)
+                if header is None:
+                    header, max_draft = record, _check_header(where, number, record)
+                    continue
+                if "accepted" not in record:
+                    raise ValueError(f"{where}, line {number}: a request line needs the key 'accepted'")
+                accepted = record["accepted"]
+                if type(accepted) is not list or not accepted:
+                    _check_rounds(f"{where}, line {number}", accepted, max_draft)  # raises
+                rounds.extend(accepted)
+                lengths.append(len(accepted))
+                numbers.append(number)
     except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"trace file {path!r} cannot be read as UTF-8 text: {exc}") from exc
-    lines = [(number, line) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
-    if not lines:
-        raise ValueError(f"trace file {path!r} is empty")
-    records = []
-    for number, line in lines:
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"trace file {path!r}, line {number}: not JSON ({exc.msg})") from exc
-        if not isinstance(record, dict):
-            raise ValueError(f"trace file {path!r}, line {number}: expected a JSON object, got {line[:60]!r}")
-        records.append((number, record))
-    (first, header), requests = records[0], records[1:]
+        raise ValueError(f"{where} cannot be read as UTF-8 text: {exc}") from exc
+    if header is None:
+        raise ValueError(f"{where} is empty")
+    if not lengths:
+        raise ValueError(f"{where} has a header but no request lines")
+    accepted = _rounds_array(rounds, max_draft)
+    if accepted is None:  # find the first bad line and entry
+        start = 0
+        for number, length in zip(numbers, lengths, strict=True):
+            _check_rounds(f"{where}, line {number}", rounds[start:start + length], max_draft)
+            start += length
+        raise AssertionError(f"{where}: rounds rejected by the array check but by no line")
+    starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    accepted.flags.writeable = starts.flags.writeable = False
+    return AcceptanceTrace(accepted, starts, max_draft, header.get("metadata", {}))
+
+
+def _record(where: str, number: int, line: str) -> dict[str, Any]:
+    """One line as a JSON object; a one-line ValueError naming the line for anything else (malformed JSON, nesting
+    too deep for the parser, integers too long to convert)."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{where}, line {number}: not JSON ({exc.msg})") from exc
+    except RecursionError as exc:
+        raise ValueError(f"{where}, line {number}: JSON nested too deeply") from exc
+    except ValueError as exc:  # an integer of more digits than Python converts (sys.get_int_max_str_digits)
+        raise ValueError(f"{where}, line {number}: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(record, dict):
+        raise ValueError(f"{where}, line {number}: expected a JSON object, got {line.strip()[:60]!r}")
+    return record
+
+
+def _check_header(where: str, number: int, header: dict[str, Any]) -> int:
+    """The header's max_draft, after checking its format, version (the integer 1, not 1.0 or true) and metadata."""
     if header.get("format") != TRACE_FORMAT:
-        raise ValueError(f"trace file {path!r}, line {first}: the header must have format {TRACE_FORMAT!r}, "
-                         f"got {header.get('format')!r}")
-    if header.get("version") != TRACE_VERSION:
-        raise ValueError(f"trace file {path!r}: version {header.get('version')!r} is not supported (this reader "
-                         f"reads version {TRACE_VERSION})")
-    max_draft = _max_draft(f"trace file {path!r}: header max_draft", header.get("max_draft"))
-    metadata = header.get("metadata", {})
-    if not isinstance(metadata, dict):
-        raise ValueError(f"trace file {path!r}: header metadata must be a JSON object, got {metadata!r}")
-    if not requests:
-        raise ValueError(f"trace file {path!r} has a header but no request lines")
-    rounds = []
-    for number, record in requests:
-        if "accepted" not in record:
-            raise ValueError(f"trace file {path!r}, line {number}: a request line needs the key 'accepted'")
-        _check_rounds(f"trace file {path!r}, line {number}", record["accepted"], max_draft)
-        rounds.append(record["accepted"])
-    return AcceptanceTrace.from_requests(rounds, max_draft, metadata)
+        raise ValueError(f"{where}, line {number}: the header must have format {TRACE_FORMAT!r}, "
+                         f"got {short_repr(header.get('format'))}")
+    version = header.get("version")
+    if type(version) is not int or version != TRACE_VERSION:
+        raise ValueError(f"{where}, line {number}: version {short_repr(version)} is not supported (this reader reads "
+                         f"version {TRACE_VERSION})")
+    max_draft = _max_draft(f"{where}, line {number}: header max_draft", header.get("max_draft"))
+    if not isinstance(header.get("metadata", {}), dict):
+        raise ValueError(f"{where}, line {number}: header metadata must be a JSON object, got "
+                         f"{short_repr(header['metadata'])}")
+    return max_draft
+
+
+def _rounds_array(rounds: list[Any], max_draft: int) -> IntArray | None:
+    """``rounds`` as an int64 array if every entry is an int (not a bool) in 0..max_draft, else None."""
+    if set(map(type, rounds)) != {int}:
+        return None
+    try:
+        array = np.array(rounds, dtype=np.int64)
+    except OverflowError:
+        return None
+    return array if array.min() >= 0 and array.max() <= max_draft else None

@@ -23,7 +23,10 @@ key (Gymnasium's vector-info convention). The per-round keys (``tokens``,
 ``accepted``, ``draft_lengths``, ``bandwidth``, ``latency``, ``sync_time``,
 ``verify_time``) are zero and masked out for sub-envs that were reset in that step;
 ``clock``, ``acceptance`` and ``spectral_efficiency`` describe every sub-env's
-current state.
+current state. Every key keeps its dtype and shape on every step, in every mode.
+
+A rejected action (NaN/inf, a wrong shape or dtype) raises ValueError and changes nothing: the state and the
+generator are as before it, in every autoreset mode (docs/model.md section 8.1).
 """
 
 from __future__ import annotations
@@ -185,7 +188,8 @@ class MultiSpinVectorEnv(MultiSpinEnvAPI, VectorEnv[NDArray[np.float32], NDArray
             core.restart(truncated, self.np_random)
             played = ~truncated
             for key in self._round_keys:  # as in NEXT_STEP: zero and masked out where a new episode began
-                info[key] = np.where(_column(played, info[key]), info[key], 0)
+                value = info[key]  # a zero of the value's own dtype: every key keeps its dtype on every step
+                info[key] = np.where(_column(played, value), value, np.zeros((), dtype=value.dtype))
                 info[f"_{key}"] = played
             info.update(core.state_info())
             info.update(final_obs=obs, _final_obs=truncated.copy(), final_info=final_info, _final_info=truncated.copy())

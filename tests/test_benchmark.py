@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import json
 import math
+from functools import partial
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from cli_helpers import cli_error
 
 import multispin_env  # noqa: F401  (registers the ids)
 from agents.benchmark import main as bench_main
@@ -121,17 +123,11 @@ def test_paired_comparison() -> None:
         (["--agents", "no/such/run"], "no/such/run"),
         (["--env-kwargs", "fading"], "malformed --env-kwargs pair 'fading'"),
         (["--env-kwargs", "fading:maybe"], "env kwargs do not fit"),
-        (["--episodes", "0"], "--episodes must be >= 1"),
+        (["--episodes", "0"], "argument --episodes: expected an integer >= 1, got 0"),
     ],
 )
 def test_benchmark_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
-    try:
-        status = bench_main([*argv, "-o", str(tmp_path / "out")], prog="benchmark")
-    except SystemExit as exc:  # argparse
-        status = exc.code
-    assert status == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("benchmark: error: ") and message in lines[0], lines
+    cli_error(partial(bench_main, prog="benchmark"), [*argv, "-o", str(tmp_path / "out")], capsys, "benchmark", message)
 
 
 def test_demo_end_to_end_on_a_tiny_budget(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -209,3 +205,36 @@ def test_help_texts(capsys: pytest.CaptureFixture[str]) -> None:
         assert "``" not in text and "(default: None)" not in text
         assert all(option.count("default") <= 1 for option in text.split(" --")), text
         assert "(default: 20)" in text  # --episodes
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+@pytest.mark.parametrize("name", [f"{ENV}.zip", f"{ENV}/vecnormalize.pkl"])
+def test_a_truncated_or_corrupt_run_file_is_one_line_naming_it(tiny_agent: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                name: str, damage: str) -> None:
+    import shutil
+
+    run = tmp_path / "ppo" / f"{ENV}_1"
+    shutil.copytree(tiny_agent, run)
+    data = (run / name).read_bytes()
+    assert len(data) > 100
+    (run / name).write_bytes(data[: len(data) // 2] if damage == "truncated" else b"\x80\x04 not a pickle " * 8)
+    argv = ["--agents", str(run), "--policies", "equal-fixed", "--episodes", "1", "-o", str(tmp_path / "o")]
+    line = cli_error(partial(bench_main, prog="benchmark"), argv, capsys, "benchmark", f"cannot load {run / name}")
+    assert not (tmp_path / "o").exists(), line  # found before any evaluation
+
+
+def test_flags_that_load_runs_or_eval_values_say_so(capsys: pytest.CaptureFixture[str]) -> None:
+    """A run folder is code (pickles) and --env-kwargs values go through eval: the help of those flags says so."""
+    from agents.leaderboard import main as board_main
+    from agents.train import zoo_parser
+
+    texts = {}
+    for name, main in (("benchmark", bench_main), ("leaderboard", board_main)):
+        with pytest.raises(SystemExit):
+            main(["--help"])
+        texts[name] = " ".join(capsys.readouterr().out.split())
+    texts["train"] = " ".join(zoo_parser().format_help().split())
+    for name in ("benchmark", "leaderboard", "train"):
+        assert "a run folder is code" in texts[name] and "pickles" in texts[name], name
+    for name in ("benchmark", "train"):
+        assert "run with eval" in texts[name], name

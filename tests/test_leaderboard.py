@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import assert_one_line_error, cli_error
 from scipy.stats import trim_mean
 
 import multispin_env  # noqa: F401  (registers the ids)
@@ -133,20 +134,14 @@ def test_tiny_leaderboard_trains_evaluates_writes_and_resumes(tmp_path: Path, ca
     (["--baselines", "--tasks", "IIDStatic"], "nothing to evaluate"),
 ])
 def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
-    try:
-        status = main([*argv, "--runs", str(tmp_path / "none"), "-o", str(tmp_path / "out")])
-    except SystemExit as exc:  # argparse
-        status = exc.code
-    assert status == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("multispin-leaderboard: error: ") and message in lines[0], lines
+    cli_error(main, [*argv, "--runs", str(tmp_path / "none"), "-o", str(tmp_path / "out")], capsys, "multispin-leaderboard", message)
 
 
 def test_command_line_error_has_no_traceback_and_make_target_exists() -> None:
     assert "\nleaderboard: setup" in (REPO / "Makefile").read_text()
     proc = subprocess.run([sys.executable, "-m", "agents.leaderboard", "--tasks", "Nope"], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120, check=False)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "unknown task(s) Nope" in proc.stderr
+    assert_one_line_error(proc.returncode, proc.stderr, "python -m agents.leaderboard", "unknown task(s) Nope")
 
 
 @pytest.mark.slow
@@ -156,3 +151,23 @@ def test_jobs_run_in_parallel_processes(tmp_path: Path) -> None:
                  "het-opt-static", "het-opt-adaptive", "--jobs", "2", "--no-plots", "--reps", "200"]) == 0
     data = json.loads((out / "leaderboard.json").read_text())
     assert len(data["runs"]) == 4 and data["jobs"] == 2
+
+
+@pytest.mark.parametrize("interrupted", [False, True])
+def test_an_interrupted_training_is_not_taken_for_a_finished_one(tmp_path: Path, interrupted: bool) -> None:
+    """--train trains again a run whose training.yml says it was interrupted (its final model is not the budget's)."""
+    import yaml
+
+    from agents.leaderboard import _final_model
+
+    task = "MultiSpinSuite/IIDStatic-v0"
+    run = tmp_path / "ppo" / "MultiSpinSuite-IIDStatic-v0_1"
+    (run / "MultiSpinSuite-IIDStatic-v0").mkdir(parents=True)
+    (run / "MultiSpinSuite-IIDStatic-v0.zip").write_bytes(b"model")
+    (run / "MultiSpinSuite-IIDStatic-v0" / "args.yml").write_text(yaml.safe_dump({"algo": "ppo", "env": task, "seed": 0}))
+    (run / "MultiSpinSuite-IIDStatic-v0" / "training.yml").write_text(
+        yaml.safe_dump({"interrupted": interrupted, "planned_timesteps": 1000, "num_timesteps": 400 if interrupted else 1000}))
+    expected = None if interrupted else run / "MultiSpinSuite-IIDStatic-v0.zip"
+    assert _final_model(tmp_path, 1000) == expected
+    assert _final_model(tmp_path) == expected
+    assert _final_model(tmp_path, 2000) is None

@@ -119,7 +119,7 @@ def test_encode_actions_roundtrip() -> None:
         ({"reward_mode": "greedy"}, "reward_mode must be one of"),
         ({"render_mode": "human"}, "render_mode must be"),
         ({"num_users": 0}, "num_users"),
-        ({"bogus": 1}, "unknown setting"),
+        ({"bogus": 1}, "got an unexpected keyword argument .bogus."),
     ],
 )
 def test_bad_settings(kwargs: dict, message: str) -> None:
@@ -135,6 +135,7 @@ def test_bad_actions_raise_and_leave_state() -> None:
     for bad, message in [
         ({"user_0": [0.0, 0.0]}, "missing action"),
         ({**good, "user_9": [0.0, 0.0]}, "unknown agent"),
+        ({**good, 0: [0.0, 0.0], "user_99": [0.0, 0.0]}, r"^unknown agent\(s\) 0, 'user_99'; agents are user_0 \.\. user_1$"),
         ({**good, "user_1": [0.0, np.nan]}, "NaN or inf"),
         ({**good, "user_1": [0.0]}, "must be 2 real numbers"),
         ({**good, "user_1": "ab"}, "must be 2 real numbers"),

@@ -9,6 +9,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+from cli_helpers import cli_error
 
 import multispin_env  # noqa: F401
 from agents.evaluation import evaluate, evaluate_analytic
@@ -68,13 +69,7 @@ def test_horizon_termination_pro_rates_the_last_round() -> None:
     ],
 )
 def test_cli_errors_are_one_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # argparse's own errors
-        code = exc.code
-    err = capsys.readouterr().err
-    assert code == 2
-    assert message in err and "Traceback" not in err and err.count("\n") == 1
+    cli_error(main, argv, capsys, "multispin-rllib", message)
 
 
 # ------------------------------------------------------------------- slow: real RLlib training on local Ray

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
+from cli_helpers import cli_error
 
 from agents.sweep import expand, main
 
@@ -45,17 +47,12 @@ def test_failed_run_is_reported_and_others_finish(tmp_path: Path, capsys: pytest
         (["--seeds", "0", "python", "x"], "give the command after --"),
         (["--seeds", "0", "--"], "the command after -- is empty"),
         (["--seeds", "0", "--", "echo", "same"], "has no {seed} or {value}"),
-        (["--seeds", "0", "-j", "0", "--", "echo", "{seed}"], "-j must be >= 1"),
-        (["--seeds", "a", "--", "echo", "{seed}"], "invalid int value"),
+        (["--seeds", "0", "-j", "0", "--", "echo", "{seed}"], "argument -j/--jobs: expected an integer >= 1, got 0"),
+        (["--seeds", "a", "--", "echo", "{seed}"], "expected an integer, got 'a'"),
     ],
 )
 def test_errors_are_one_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    err = capsys.readouterr().err
-    assert code == 2 and message in err and "Traceback" not in err
+    cli_error(partial(main, prog="sweep"), argv, capsys, "sweep", message)
 
 
 @pytest.mark.slow

@@ -88,11 +88,19 @@ def test_bad_trace_files_raise_one_line_errors_naming_the_problem(tmp_path, line
 
 def test_missing_file_and_bad_setting_types(tmp_path):
     with pytest.raises(ValueError, match=r"trace_path: trace file .* cannot be read"):
-        EnvConfig(trace_path=tmp_path / "missing.jsonl")
+        EnvConfig(acceptance_process="trace", trace_path=tmp_path / "missing.jsonl")
     with pytest.raises(ValueError, match=r"trace_path: trace file .* is not a file"):
-        EnvConfig(trace_path=tmp_path)
+        EnvConfig(acceptance_process="trace", trace_path=tmp_path)
     with pytest.raises(ValueError, match="trace_path must be a path"):
         EnvConfig(trace_path=3)
+
+
+def test_the_trace_file_is_read_only_when_replayed(tmp_path):
+    """Another acceptance process never reads the file (a large trace costs seconds to validate)."""
+    missing = tmp_path / "missing.jsonl"
+    assert EnvConfig(acceptance_process="iid", trace_path=missing).trace_path == str(missing)
+    with pytest.raises(ValueError, match=r"trace_path: trace file .* cannot be read"):
+        EnvConfig(acceptance_process="trace", trace_path=missing)
 
 
 def test_a_trace_shorter_than_the_env_draft_is_refused_and_a_longer_one_clipped(tmp_path):
@@ -318,7 +326,7 @@ def test_the_command_rejects_bad_input_in_one_line(recorder, tmp_path):
         recorder.main([*base, "--prompts", str(empty), "--max-draft", "0"])
 
 
-def test_the_console_script_reports_bad_input_without_a_traceback(recorder, tmp_path, monkeypatch):
+def test_the_console_script_reports_bad_input_without_a_traceback(recorder, tmp_path, monkeypatch, capsys):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("hello\n")
     monkeypatch.setattr("sys.argv", ["multispin-record-trace", "--target", str(tmp_path / "no-model"), "--draft",
@@ -327,9 +335,10 @@ def test_the_console_script_reports_bad_input_without_a_traceback(recorder, tmp_
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(SystemExit) as raised:
         recorder.console_main()
-    message = str(raised.value.code)
+    assert raised.value.code == 2
+    message = capsys.readouterr().err
     assert message.startswith("multispin-record-trace: error: --target") and "is not a folder" in message
-    assert "\n" not in message
+    assert message.count("\n") == 1
 
 
 @pytest.mark.slow

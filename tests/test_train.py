@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import os
 import pickle
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
+from cli_helpers import cli_error
 from stable_baselines3.common.vec_env import VecNormalize
 
 import multispin_env  # noqa: F401  (registers the ids)
@@ -175,25 +174,6 @@ def test_checkpoints_save_and_resume_their_normalisation_statistics(tmp_path: Pa
     assert obs_count(resumed / ENV / "vecnormalize.pkl") > saved + 100
 
 
-def test_sigterm_saves_the_model(tmp_path: Path) -> None:
-    """``kill`` (SIGTERM) stops training like Ctrl-C: rl-zoo3 saves the model and exits normally."""
-    log = tmp_path / "logs"
-    proc = subprocess.Popen(
-        [sys.executable, str(REPO / "train.py"), "-n", "10000000", "-f", str(log), "--eval-freq", "-1", "--env-kwargs", "horizon:1.0",
-         "-params", *TINY["ppo"]],
-        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    monitor = log / "ppo" / f"{ENV}_1" / "monitor.csv"
-    deadline = time.monotonic() + 120
-    # Episodes in monitor.csv: learn() has started (the handler is installed just before it).
-    while not (monitor.is_file() and len(monitor.read_text().splitlines()) > 3) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err[-2000:]
-    assert (log / "ppo" / f"{ENV}_1" / f"{ENV}.zip").is_file()
-
-
 def test_progress_bar_stops_at_its_total() -> None:
     from types import SimpleNamespace
 
@@ -243,15 +223,9 @@ def test_rl_zoo3_plots_read_our_logs(tmp_path: Path, ppo_run: Path) -> None:
 
 
 def one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str], tmp_path: Path) -> str:
-    try:
-        status = train_main([*argv, "-f", str(tmp_path / "logs"), *QUIET])
-    except SystemExit as exc:  # argparse
-        status = exc.code
-    assert status == 2
-    lines = capsys.readouterr().err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("train.py: error: "), lines
+    line = cli_error(train_main, [*argv, "-f", str(tmp_path / "logs"), *QUIET], capsys, "train.py")
     assert not list((tmp_path / "logs").rglob("*.yml")), "a half-made run folder was left"
-    return lines[0]
+    return line
 
 
 ONE_LINE_ERRORS = [
