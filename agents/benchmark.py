@@ -165,7 +165,8 @@ def load_agent_policy(path: str | Path, env: Any, name: str = "agent") -> Policy
         raise BenchmarkError(f"cannot tell the algorithm of {info.model_path} (no args.yml, not under logs/ALGO/)")
     from agents.residual import ResidualPolicy, residual_settings
 
-    model = load_run_file(info.model_path, lambda: ALGOS[info.algo].load(str(info.model_path), device="cpu"))
+    algo = info.algo
+    model = load_run_file(info.model_path, lambda: ALGOS[algo].load(str(info.model_path), device="cpu"))
     residual = residual_settings(info.vec_env_wrapper)
     # A residual agent also observes the controller's action (as many entries as the env's action).
     extra = 0 if residual is None else int(env.action_space.shape[-1])
@@ -177,7 +178,8 @@ def load_agent_policy(path: str | Path, env: Any, name: str = "agent") -> Policy
     vn = None
     if info.vecnormalize_path is not None:
         stats = info.vecnormalize_path
-        vn = load_run_file(stats, lambda: VecNormalize.load(str(stats), _StatsOnly(model)))
+        # _StatsOnly is what VecNormalize.load reads of its VecEnv (spaces, num_envs, render_mode), no more.
+        vn = load_run_file(stats, lambda: VecNormalize.load(str(stats), _StatsOnly(model)))  # type: ignore[arg-type]
         vn.training, vn.norm_reward = False, False
     agent = AgentPolicy(model, vn, name=name)
     if residual is None:

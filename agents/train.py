@@ -321,8 +321,8 @@ class Interrupts:
         try:
             yield self
         finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+            for number, handler in previous.items():
+                signal.signal(number, handler)
 
 
 class _Captured(Exception):
@@ -452,7 +452,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "train.py") -> int:
 
     interrupts = Interrupts()
     argparse.ArgumentParser.parse_args = parsed  # type: ignore[method-assign,assignment]
-    zoo_train.ExperimentManager = functools.partial(MultiSpinExperimentManager, interrupts=interrupts)  # type: ignore[misc]
+    manager = functools.partial(MultiSpinExperimentManager, interrupts=interrupts)
+    zoo_train.ExperimentManager = manager  # type: ignore[misc,assignment]
     try:
         with interrupts.installed():
             zoo_train.train()
