@@ -41,13 +41,6 @@ def augment(observation: NDArray[Any], base_action: NDArray[Any]) -> NDArray[np.
     return np.concatenate([np.asarray(observation, np.float32), np.asarray(base_action, np.float32)], axis=-1)
 
 
-def _array_observation(obs: Any) -> NDArray[Any]:
-    """The vector env's observations as the one array of a Box observation space (the only kind augmented)."""
-    if not isinstance(obs, np.ndarray):
-        raise ValueError(f"the residual wrapper needs array observations (a Box space), got {type(obs).__name__}")
-    return obs
-
-
 def compose(base_action: NDArray[Any], correction: NDArray[Any], n_lengths: int, max_draft: int,
             max_length_offset: float, max_share_factor: float) -> NDArray[np.float32]:
     """The env action(s) of the controller's action(s) ``base_action`` corrected by ``correction`` (same shape).
@@ -191,3 +184,10 @@ def residual_settings(vec_env_wrapper: Any) -> dict[str, Any] | None:
         if isinstance(entry, Mapping) and WRAPPER_NAME in entry:
             return dict(entry[WRAPPER_NAME] or {})
     return None
+
+
+def _array_observation(obs: Any) -> NDArray[Any]:
+    """The vector env's observations as the one array of a Box observation space (the only kind augmented)."""
+    if not isinstance(obs, np.ndarray):
+        raise ValueError(f"the residual wrapper needs array observations (a Box space), got {type(obs).__name__}")
+    return obs
