@@ -7,7 +7,15 @@ The action has the env's shape, each entry in [-1, 1] (docs/model.md section 8.1
   the env, or without bias by :class:`~agents.wrappers.VecStochasticRounding` during training);
 - share entry: the controller's bandwidth weight times ``max_share_factor ** entry`` (then renormalised, so the
   correction is multiplicative); a user the controller leaves idle that the correction makes draft starts from the
-  smallest weight of the drafting users.
+  smallest weight of the drafting users. With ``share_per_token`` the weight is per drafted token: a user whose
+  length the correction changes (as the env rounds it, to nearest) has its weight scaled by new / old length
+  (an idle user starts from the smallest weight per token), so that a length move alone keeps the user's upload
+  time about where the controller put it instead of delaying every user's sync time (eq. (1)); the share entry
+  then corrects that.
+
+The policy network of a residual agent is :class:`ResidualMlpPolicy`: SB3's MLP actor-critic with the action
+mean's last layer zeroed at construction, so the untrained agent's deterministic action is exactly 0 and it
+plays the controller exactly (training explores around it with the Gaussian's standard deviation).
 
 The observation is the env's with the controller's action appended (its encoded allocation, entries in [-1, 1]).
 :class:`VecResidual` is a VecEnv wrapper (rl-zoo3 ``vec_env_wrapper`` key, ``agents/hyperparams/ppo_residual.yml``)
@@ -21,14 +29,17 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import torch
 from gymnasium import spaces
 from numpy.typing import NDArray
+from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
 
 from agents.wrappers import length_entries
 from baselines.protocol import Policy
 
-__all__ = ["DEFAULT_BASE", "ResidualPolicy", "VecResidual", "augment", "compose", "residual_settings"]
+__all__ = ["DEFAULT_BASE", "ResidualMlpPolicy", "ResidualPolicy", "VecResidual", "augment", "compose",
+           "residual_settings"]
 
 #: The analytic controller a residual agent corrects by default.
 DEFAULT_BASE = "het-opt-adaptive"
@@ -41,8 +52,20 @@ def augment(observation: NDArray[Any], base_action: NDArray[Any]) -> NDArray[np.
     return np.concatenate([np.asarray(observation, np.float32), np.asarray(base_action, np.float32)], axis=-1)
 
 
+class ResidualMlpPolicy(ActorCriticPolicy):
+    """SB3's MLP actor-critic (``MlpPolicy``) whose action mean starts at exactly 0 for every observation: the last
+    layer of the mean (``action_net``) is zeroed at construction, so an untrained residual agent plays its
+    controller exactly. A saved agent's weights replace these when it is loaded."""
+
+    def _build(self, lr_schedule: Any) -> None:
+        super()._build(lr_schedule)
+        with torch.no_grad():
+            for parameter in self.action_net.parameters():
+                parameter.zero_()
+
+
 def compose(base_action: NDArray[Any], correction: NDArray[Any], n_lengths: int, max_draft: int,
-            max_length_offset: float, max_share_factor: float) -> NDArray[np.float32]:
+            max_length_offset: float, max_share_factor: float, share_per_token: bool = False) -> NDArray[np.float32]:
     """The env action(s) of the controller's action(s) ``base_action`` corrected by ``correction`` (same shape).
 
     A zero correction returns ``base_action`` bit for bit where the env reads it (length entries and the share
@@ -52,6 +75,7 @@ def compose(base_action: NDArray[Any], correction: NDArray[Any], n_lengths: int,
     :param max_draft: L_max, tokens
     :param max_length_offset: largest length correction, tokens
     :param max_share_factor: largest multiplicative weight correction (> 1)
+    :param share_per_token: weights per drafted token (module docstring): a changed length scales the weight
     """
     base = np.asarray(base_action, dtype=np.float64)
     delta = np.clip(np.asarray(correction, dtype=np.float64), -1.0, 1.0)
@@ -59,19 +83,32 @@ def compose(base_action: NDArray[Any], correction: NDArray[Any], n_lengths: int,
     out[..., :n_lengths] = np.clip(base[..., :n_lengths] + delta[..., :n_lengths] * (2.0 * max_length_offset / max_draft), -1.0, 1.0)
     weights = (np.clip(base[..., n_lengths:], -1.0, 1.0) + 1.0) * 0.5  # the decoder's w_k (docs/model.md 8.1)
     drafting = weights > 0.0
-    smallest = np.where(drafting, weights, np.inf).min(axis=-1, keepdims=True)
-    weights = np.where(drafting, weights, np.where(np.isfinite(smallest), smallest, 1.0))
+    if share_per_token:
+        # The lengths as the env decodes the entries (docs/model.md 8.1); the homogeneous env's one length is
+        # every user's.
+        old = np.rint((np.clip(base[..., :n_lengths], -1.0, 1.0) + 1.0) * 0.5 * max_draft)
+        new = np.rint((out[..., :n_lengths] + 1.0) * 0.5 * max_draft)
+        drafting &= old > 0
+        per_token = np.where(drafting, weights / np.maximum(old, 1.0), np.inf)
+        smallest = per_token.min(axis=-1, keepdims=True)
+        per_token = np.where(drafting, per_token, np.where(np.isfinite(smallest), smallest, 1.0))
+        weights = np.where(drafting & (new == old), weights, per_token * np.maximum(new, 1.0))  # L = 0: ignored
+    else:
+        smallest = np.where(drafting, weights, np.inf).min(axis=-1, keepdims=True)
+        weights = np.where(drafting, weights, np.where(np.isfinite(smallest), smallest, 1.0))
     weights = weights * np.power(float(max_share_factor), delta[..., n_lengths:])
     weights = weights / weights.max(axis=-1, keepdims=True)  # exactly 1 for the controller's largest weight
     out[..., n_lengths:] = 2.0 * weights - 1.0
     return out.astype(np.float32)
 
 
-def _check_bounds(max_length_offset: float, max_share_factor: float) -> None:
+def _check_bounds(max_length_offset: float, max_share_factor: float, share_per_token: bool = False) -> None:
     if not (np.isfinite(max_length_offset) and max_length_offset > 0):
         raise ValueError(f"max_length_offset must be a positive number of tokens, got {max_length_offset!r}")
     if not (np.isfinite(max_share_factor) and max_share_factor > 1):
         raise ValueError(f"max_share_factor must be a number > 1, got {max_share_factor!r}")
+    if not isinstance(share_per_token, (bool, np.bool_)):
+        raise ValueError(f"share_per_token must be true or false, got {share_per_token!r}")
 
 
 class VecResidual(VecEnvWrapper):
@@ -81,15 +118,18 @@ class VecResidual(VecEnvWrapper):
     :param base: analytic policy name (:data:`baselines.policies.ANALYTIC_POLICIES`)
     :param max_length_offset: largest length correction, tokens
     :param max_share_factor: largest multiplicative bandwidth-weight correction
+    :param share_per_token: weights per drafted token (a length correction scales the user's weight; see
+        :func:`compose`)
     """
 
     def __init__(self, venv: VecEnv, base: str = DEFAULT_BASE, max_length_offset: float = 2.0,
-                 max_share_factor: float = 2.0) -> None:
+                 max_share_factor: float = 2.0, share_per_token: bool = False) -> None:
         from agents.vec_env import GymnasiumVecEnv
         from baselines.policies import make_policy
 
-        _check_bounds(max_length_offset, max_share_factor)
+        _check_bounds(max_length_offset, max_share_factor, share_per_token)
         self.base, self.max_length_offset, self.max_share_factor = base, float(max_length_offset), float(max_share_factor)
+        self.share_per_token = bool(share_per_token)
         self.n_lengths, self.max_draft = length_entries(venv)
         inner = venv.unwrapped
         # One controller bound to the whole batch (one call per step), or one per sub-env of a DummyVecEnv.
@@ -122,7 +162,7 @@ class VecResidual(VecEnvWrapper):
 
     def step_async(self, actions: NDArray[Any]) -> None:
         self.venv.step_async(compose(self._base_actions, actions, self.n_lengths, self.max_draft,
-                                     self.max_length_offset, self.max_share_factor))
+                                     self.max_length_offset, self.max_share_factor, self.share_per_token))
 
     def step_wait(self) -> Any:
         observations, rewards, dones, infos = self.venv.step_wait()
@@ -138,7 +178,8 @@ class VecResidual(VecEnvWrapper):
 
     def settings(self) -> dict[str, Any]:
         """The keyword arguments that rebuild this wrapper (saved in the run's config.yml by rl-zoo3)."""
-        return {"base": self.base, "max_length_offset": self.max_length_offset, "max_share_factor": self.max_share_factor}
+        return {"base": self.base, "max_length_offset": self.max_length_offset, "max_share_factor": self.max_share_factor,
+                "share_per_token": self.share_per_token}
 
 
 class ResidualPolicy:
@@ -146,14 +187,16 @@ class ResidualPolicy:
 
     :param agent: the agent's policy on augmented observations (an :class:`~agents.evaluation.AgentPolicy`)
     :param env: the single env it plays on
-    :param base: analytic policy name; ``max_length_offset``, ``max_share_factor``: as in :class:`VecResidual`
+    :param base: analytic policy name; ``max_length_offset``, ``max_share_factor``, ``share_per_token``: as in
+        :class:`VecResidual`
     """
 
     def __init__(self, agent: Policy, env: Any, base: str = DEFAULT_BASE, max_length_offset: float = 2.0,
-                 max_share_factor: float = 2.0, name: str = "residual") -> None:
+                 max_share_factor: float = 2.0, share_per_token: bool = False, name: str = "residual") -> None:
         from baselines.policies import make_policy
 
-        _check_bounds(max_length_offset, max_share_factor)
+        _check_bounds(max_length_offset, max_share_factor, share_per_token)
+        self.share_per_token = bool(share_per_token)
         self.agent, self.name = agent, name
         self.controller = make_policy(base, env)
         unwrapped = env.unwrapped
@@ -171,7 +214,7 @@ class ResidualPolicy:
         correction, state = self.agent.predict(augment(observation, base), state=state, episode_start=episode_start,
                                                deterministic=deterministic)
         return compose(base, correction, self.n_lengths, self.max_draft, self.max_length_offset,
-                       self.max_share_factor), state
+                       self.max_share_factor, self.share_per_token), state
 
 
 def residual_settings(vec_env_wrapper: Any) -> dict[str, Any] | None:

@@ -133,8 +133,8 @@ with jit_cache(__file__) as _cache:
         return goodput, tau, total, OK
 
     @njit(**_OPTS)
-    def _outcome(lengths, shares, t_raw, c_raw, table, ptok, psec, downlink, deadline):
-        """(goodput tokens/s, sync time s, latency s, status) of an allocation, eq. (1)-(5) with (1'), (2').
+    def _tokens_latency(lengths, shares, t_raw, c_raw, table, ptok, psec, downlink, deadline):
+        """(expected tokens, sync time s, latency s) of an allocation, eq. (1)-(4) with (1'), (2').
 
         A user whose upload would end after the deadline is dropped (one token, L_k = 0 in the batch, tau = the
         deadline): what the round does with such an allocation.
@@ -155,7 +155,14 @@ with jit_cache(__file__) as _cache:
                 batch += lengths[k] + 1
         if dropped:
             tau = deadline
-        return _scored(tokens, tau, latency(tau, _verify(batch, ptok, psec), downlink))
+        return tokens, tau, latency(tau, _verify(batch, ptok, psec), downlink)
+
+    @njit(**_OPTS)
+    def _outcome(lengths, shares, t_raw, c_raw, table, ptok, psec, downlink, deadline):
+        """(goodput tokens/s, sync time s, latency s, status) of an allocation, eq. (1)-(5) with (1'), (2')
+        (:func:`_tokens_latency`, and the overflow status)."""
+        tokens, tau, total = _tokens_latency(lengths, shares, t_raw, c_raw, table, ptok, psec, downlink, deadline)
+        return _scored(tokens, tau, total)
 
     @njit(**_OPTS)
     def _hom_core(t_raw, c_raw, table, lm, base, rest, deadline, shares):
@@ -782,6 +789,24 @@ with jit_cache(__file__) as _cache:
         return hom_len, hom_shares
 
     @njit(**_OPTS)
+    def _het_system(t_raw, c_raw, tab, lm, ptok, psec, downlink, deadline, base, out_len, out_share):
+        """P-het of one system (times in s, ``base`` = T_ver(K) + T_dl finite): lengths and equal-finish shares
+        into ``out_len``, ``out_share``; returns (goodput tokens/s, sync time s, latency s, status)."""
+        hom_len, hom_shares = _het_core(t_raw, c_raw, tab, lm, ptok, psec, downlink, deadline, base, out_len)
+        _equal_finish_shares(out_len, t_raw, c_raw, out_share)
+        g, tau, lat, st = _outcome(out_len, out_share, t_raw, c_raw, tab, ptok, psec, downlink, deadline)
+        if st != OK:
+            return g, tau, lat, st
+        # P-het contains P-hom; when the search ends on (a rounding twin of) its optimum, report P-hom's own
+        # allocation so that G(P-het) >= G(P-hom) holds exactly.
+        hg, htau, hlat, hst = _hom_outcome(hom_len, hom_shares, t_raw, c_raw, tab, ptok, psec, downlink)
+        if hst == OK and hg >= g:
+            out_len[:] = hom_len
+            out_share[:] = hom_shares
+            return hg, htau, hlat, st
+        return g, tau, lat, st
+
+    @njit(**_OPTS)
     def solve_packed(kind, user_start, draft_time, upload_time, table, max_draft, profile_start, profile_tokens,
                      profile_seconds, downlink, deadline, lengths, shares, goodput, sync, total, status):
         """P-hom (``kind`` = HOM) or P-het (HET) of every packed system; results into the output arrays.
@@ -817,17 +842,67 @@ with jit_cache(__file__) as _cache:
                 goodput[i], sync[i], total[i], status[i] = _hom_outcome(best, out_share, t_raw, c_raw, tab, ptok,
                                                                         psec, downlink[i])
                 continue
-            hom_len, hom_shares = _het_core(t_raw, c_raw, tab, lm, ptok, psec, downlink[i], deadline[i], base,
-                                            out_len)
-            _equal_finish_shares(out_len, t_raw, c_raw, out_share)
-            g, tau, lat, st = _outcome(out_len, out_share, t_raw, c_raw, tab, ptok, psec, downlink[i], deadline[i])
-            goodput[i], sync[i], total[i], status[i] = g, tau, lat, st
-            if st != OK:
+            goodput[i], sync[i], total[i], status[i] = _het_system(t_raw, c_raw, tab, lm, ptok, psec, downlink[i],
+                                                                   deadline[i], base, out_len, out_share)
+
+    @njit(**_OPTS)
+    def predictive_packed(user_start, draft_time, table, max_draft, profile_start, profile_tokens, profile_seconds,
+                          downlink, deadline, n_candidates, candidate_upload, draw_upload, lengths, shares, goodput,
+                          sync, total, status):
+        """het-opt-predictive's plan of every packed system (docs/model.md section 7.2): the P-het solution for
+        each candidate channel, and of those the one with the best sample-average goodput over the channel draws,
+        eq. (10): sum_m E[tokens]_m / sum_m T_m with the deadline applied per draw (:func:`_tokens_latency`);
+        ties go to the first candidate.
+
+        The layout is :func:`solve_packed`'s (P-het) but for the upload times:
+
+        :param n_candidates: candidates of system i, >= 1 (1: its one candidate is played, no draw is read), (N,)
+        :param candidate_upload: c_k of candidate j, s/token, (>= max n_candidates, U)
+        :param draw_upload: c_k of draw m, s/token, (M, U), M >= 1
+        :param lengths: out, L_k (U,); ``shares``: out, b_k (U,); ``goodput``, ``sync``, ``total``: out, the
+            played plan's P-het goodput, sync time and latency on its own candidate channel (tokens/s, s, s) (N,);
+            ``status``: out, OK or why a candidate's round left the float64 range (N,)
+        """
+        width = 0
+        for i in range(user_start.size - 1):
+            width = max(width, user_start[i + 1] - user_start[i])
+        cand_len = np.empty(width, dtype=np.int64)
+        cand_share = np.empty(width)
+        for i in range(user_start.size - 1):
+            lo, hi = user_start[i], user_start[i + 1]
+            k_n = hi - lo
+            t_raw, tab = draft_time[lo:hi], table[lo:hi]
+            ptok = profile_tokens[profile_start[i]:profile_start[i + 1]]
+            psec = profile_seconds[profile_start[i]:profile_start[i + 1]]
+            base = _verify(k_n, ptok, psec) + downlink[i]
+            out_len = lengths[lo:hi]
+            out_share = shares[lo:hi]
+            if not math.isfinite(base):
+                status[i] = BASE_OVERFLOW
+                out_len[:] = 0
+                out_share[:] = 0.0
                 continue
-            # P-het contains P-hom; when the search ends on (a rounding twin of) its optimum, report P-hom's own
-            # allocation so that G(P-het) >= G(P-hom) holds exactly.
-            hg, htau, hlat, hst = _hom_outcome(hom_len, hom_shares, t_raw, c_raw, tab, ptok, psec, downlink[i])
-            if hst == OK and hg >= g:
-                out_len[:] = hom_len
-                out_share[:] = hom_shares
-                goodput[i], sync[i], total[i] = hg, htau, hlat
+            best_score = -math.inf
+            for j in range(n_candidates[i]):
+                c_raw = candidate_upload[j, lo:hi]
+                c_len, c_share = cand_len[:k_n], cand_share[:k_n]
+                g, tau, lat, st = _het_system(t_raw, c_raw, tab, max_draft[i], ptok, psec, downlink[i], deadline[i],
+                                              base, c_len, c_share)
+                if st != OK or n_candidates[i] == 1:  # nothing to choose (an overflow is reported as it is)
+                    score = math.inf
+                else:
+                    tokens_sum = 0.0
+                    latency_sum = 0.0
+                    for m in range(draw_upload.shape[0]):
+                        tokens, _, lat_m = _tokens_latency(c_len, c_share, t_raw, draw_upload[m, lo:hi], tab, ptok,
+                                                           psec, downlink[i], deadline[i])
+                        tokens_sum += tokens
+                        latency_sum += lat_m
+                    score = tokens_sum / latency_sum
+                if j == 0 or score > best_score:
+                    best_score = score
+                    out_len[:] = c_len
+                    out_share[:] = c_share
+                    goodput[i], sync[i], total[i], status[i] = g, tau, lat, st
+                if st != OK:
+                    break

@@ -119,14 +119,16 @@ def active_users(env: Any, observation: ArrayLike) -> NDArray[np.bool_] | None:
     return unwrapped.observation_field(np.asarray(observation, dtype=np.float64), "active") > 0.5
 
 
-def observation_starts_episode(env: Any, observation: ArrayLike) -> bool:
-    """Whether one observation is a reset's: the whole horizon left and no last round. Either alone can mislead:
-    with arrivals a round of idle users shows no tokens (section 5.8), and with a horizon ~1e7 times a round the
-    float32 time left of a played round can round to 1; after any played round not both."""
+def observation_starts_episode(env: Any, observation: ArrayLike) -> Any:
+    """Whether one observation is a reset's (a bool; for a batch (N, size) of them, a bool array (N,)): the whole
+    horizon left and no last round. Either alone can mislead: with arrivals a round of idle users shows no tokens
+    (section 5.8), and with a horizon ~1e7 times a round the float32 time left of a played round can round to 1;
+    after any played round not both."""
     unwrapped = _unwrapped(env)
     obs = np.asarray(observation, dtype=np.float64)
-    return bool(unwrapped.time_left_from_observation(obs) >= 1.0
-                and not np.any(unwrapped.observation_field(obs, "last_tokens")))
+    starts = (unwrapped.time_left_from_observation(obs) >= 1.0) & \
+        ~np.any(unwrapped.observation_field(obs, "last_tokens"), axis=-1)
+    return bool(starts) if obs.ndim == 1 else starts
 
 
 def solve_for_active(solver: Callable[[RoundParams], Allocation], params: RoundParams,

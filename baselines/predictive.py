@@ -10,10 +10,14 @@ estimate (docs/model.md section 7.2):
   observation's ``time_left`` shows;
 - the MMSE prediction of h and its error (the fading model's ``predict``, eq. (5.2b)), hence the Rician law
   of |h|^2 that M channel draws sample;
-- candidates: the P-het solution (:func:`baselines.solvers.solve_heterogeneous`) for the observed channel
-  (het-opt-adaptive's plan), for the MMSE channel power, for quantiles of the drawn powers and for some single
-  draws; the candidate with the best sample-average goodput, eq. (10), over the M draws is played (the deadline
-  of eq. (1') applied per draw, :func:`multispin_env.model.allocation_outcome`).
+- candidates: the P-het solution for the observed channel (het-opt-adaptive's plan), for the MMSE channel
+  power, for quantiles of the drawn powers and for some single draws; the candidate with the best sample-average
+  goodput, eq. (10), over the M draws is played (the deadline of eq. (1') applied per draw).
+
+The candidates' channels are built here for all sub-envs of a vector env at once, and one compiled call
+(:func:`baselines._solver_kernels.predictive_packed`) solves P-het for every candidate of every sub-env and scores
+them on the draws; a single env is the same code with N = 1. With request arrivals (docs/model.md section 5.8) each
+sub-env plans for the users its observation shows active (idle users: L_k = 0, no band), as het-opt-adaptive.
 
 Acceptance: the running estimate of the observation, as het-opt-adaptive. Without uncertainty (no delay, no
 noise) the policy plays het-opt-adaptive's allocation; with ``fading=False`` it plans with the true (mean)
@@ -22,7 +26,6 @@ channel, whatever the estimate's noise.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any
 
@@ -30,21 +33,28 @@ import numpy as np
 from gymnasium.vector import VectorEnv
 from numpy.typing import NDArray
 
-from baselines.information import adaptive_params, observation_starts_episode
-from baselines.solvers import Allocation, solve_heterogeneous
+from baselines.information import active_users, adaptive_params, observation_starts_episode
+from baselines.solvers import Allocation, BatchResult, PackedSystems, _check_status
 from multispin_env.channel import snr_linear
-from multispin_env.model import RoundParams, allocation_outcome
 
 __all__ = ["PredictivePolicy", "sample_fading_power"]
 
 FloatArray = NDArray[np.float64]
 
 
-def sample_fading_power(mean: FloatArray, variance: float, normals: FloatArray) -> FloatArray:
+def sample_fading_power(mean: FloatArray, variance: FloatArray | float, normals: FloatArray) -> FloatArray:
     """Draws of |h_k|^2 = |mu_k + sigma w|^2, w ~ CN(0, 1), eq. (5.2b) (the phase of mu is irrelevant: w is
-    circularly symmetric); ``normals`` (2, M, K) standard normals give (M, K) draws."""
-    scale = math.sqrt(variance / 2.0)
+    circularly symmetric); ``normals`` (2, ..., M, K) standard normals give (..., M, K) draws for |mu_k| ``mean``
+    and sigma^2 ``variance`` broadcasting against them (e.g. (N, 1, K) and (N, 1, 1) for N systems)."""
+    scale = np.sqrt(np.asarray(variance, dtype=np.float64) / 2.0)
     return (mean + scale * normals[0]) ** 2 + (scale * normals[1]) ** 2
+
+
+def _seeded(rng: np.random.Generator | None) -> np.random.Generator:
+    """A sub-env's episode generator, seeded when its episode started (before it is planned for)."""
+    if rng is None:
+        raise RuntimeError("a sub-env was planned for before its episode generator was seeded")
+    return rng
 
 
 class PredictivePolicy:
@@ -55,7 +65,7 @@ class PredictivePolicy:
     :param quantiles: per-user quantiles of the drawn |h|^2 planned with as candidates
     :param draw_candidates: how many of the draws are planned with as candidates
     :param seed: seed of the draws; each episode's generator is seeded from it and the episode's first
-        observation, so an episode's draws do not depend on the episodes played before
+        observation, so an episode's draws do not depend on the episodes played before (nor on the other sub-envs)
     :param name: the policy's name in reports
     """
 
@@ -85,7 +95,10 @@ class PredictivePolicy:
         self._noise_std = float(config.csi_noise_std)
         self._horizon = float(config.horizon)
         n = self.num_envs or 1
-        self._latencies: list[list[float]] = [[] for _ in range(n)]  # latencies of the rounds played, s
+        # Latencies of the last max(delay, 1) rounds played per sub-env, s, oldest first (the newest in the last
+        # column), and how many of them the episode has played.
+        self._history = np.zeros((n, max(self._delay, 1)))
+        self._played = np.zeros(n, dtype=np.int64)
         self._clock = np.zeros(n)
         self._rngs: list[np.random.Generator | None] = [None] * n
         self.last_allocation: Allocation | None = None
@@ -94,50 +107,110 @@ class PredictivePolicy:
         """Forget every sub-env's history (the next observation starts an episode)."""
         self._rngs = [None] * len(self._rngs)
 
+    def latency_history(self, index: int) -> FloatArray:
+        """The latencies (s) of sub-env ``index``'s rounds the policy remembers, oldest first (at most
+        max(csi_delay, 1), the ones of its episode)."""
+        return self._history[index, self._history.shape[1] - min(int(self._played[index]), self._history.shape[1]):].copy()
+
     # ------------------------------------------------------------------ state
-    def _observe(self, index: int, obs: FloatArray, start: bool) -> None:
-        """Update sub-env ``index``'s round count and latency history from its new observation."""
-        clock = self._horizon * (1.0 - float(self._unwrapped.time_left_from_observation(obs)))
+    def _observe(self, obs: FloatArray, starts: NDArray[np.bool_]) -> None:
+        """Update every sub-env's latency history from its new observation (rows of ``obs``)."""
+        clock = self._horizon * (1.0 - self._unwrapped.time_left_from_observation(obs))
         # The observation shows an episode start even when the caller's episode_start flag is missing (e.g. a
         # vector env's NEXT_STEP reset step).
-        if start or self._rngs[index] is None or observation_starts_episode(self._unwrapped, obs):
-            words = np.frombuffer(np.asarray(obs, dtype=np.float32).tobytes(), dtype=np.uint32)
-            self._rngs[index] = np.random.default_rng([self.seed, *words.tolist()])
-            self._latencies[index] = []
-        else:
-            self._latencies[index].append(max(clock - self._clock[index], 0.0))
-            self._latencies[index] = self._latencies[index][-max(self._delay, 1):]
-        self._clock[index] = clock
+        new = starts | np.array([rng is None for rng in self._rngs]) | observation_starts_episode(self._unwrapped, obs)
+        going = ~new
+        self._history[going] = np.roll(self._history[going], -1, axis=1)
+        self._history[going, -1] = np.maximum(clock[going] - self._clock[going], 0.0)
+        self._played[going] += 1
+        self._played[new] = 0
+        for i in np.flatnonzero(new):
+            words = np.frombuffer(np.asarray(obs[i], dtype=np.float32).tobytes(), dtype=np.uint32)
+            self._rngs[i] = np.random.default_rng([self.seed, *words.tolist()])
+        self._clock = clock
 
     # ------------------------------------------------------------------ planning
-    def plan(self, index: int, obs: FloatArray) -> Allocation:
-        """The allocation for sub-env ``index`` with observation ``obs`` (its state already updated)."""
-        adaptive = adaptive_params(self.env, obs)
+    def _candidates(self, obs: FloatArray, observed_upload: FloatArray) -> tuple[FloatArray, NDArray[np.int64],
+                                                                                  FloatArray]:
+        """The candidate channels of every sub-env and the channel draws they are scored on: c_k of candidate j
+        (N, C, K) (candidate 0: the observed channel; a sub-env uses its first ``count`` candidates), count (N,),
+        and c_k of draw m (N, M, K) (s/token)."""
         core = self._core
+        n, k = observed_upload.shape
         if not core.fading.evolves:  # the channel is the population's mean channel, whatever the estimate shows
-            return solve_heterogeneous(dataclasses.replace(adaptive, upload_time=core.mean_upload_time[index]))
-        lag = min(len(self._latencies[index]), self._delay)  # the history holds the last max(delay, 1)
-        intervals = np.array(self._latencies[index][-lag:] if lag else [])
-        snr = snr_linear(core.snr_db[index])
+            return core.mean_upload_time[:, None], np.ones(n, dtype=np.int64), np.ones((n, 1, k))
+        lag = np.minimum(self._played, self._delay)  # the history holds the last max(delay, 1) rounds
+        # The lag's intervals, padded in front with 0 s intervals (correlation J0(0) = 1 exactly).
+        intervals = np.where(np.arange(self._delay) >= self._delay - lag[:, None], self._history[:, -self._delay:]
+                             if self._delay else self._history[:, :0], 0.0)
+        snr = snr_linear(core.snr_db)
         # |h_hat|^2 from the observed e_hat = log2(1 + SNR |h_hat|^2) (section 5.2); the floor gives ~0.
         observed = np.expm1(self._unwrapped.spectral_efficiency_from_observation(obs) * math.log(2.0)) / snr
         # The fading model's conditional law of h given |h_hat| (eq. (5.2b); the phase is irrelevant, see
         # sample_fading_power): |mu_k| and the error variance, the same for every user.
-        mu, error = core.fading.predict(np.sqrt(np.maximum(observed, 0.0)), intervals, self._noise_std)
-        mean, variance = np.abs(mu), float(max(error.max(initial=0.0), 0.0))
-        adaptive_plan = solve_heterogeneous(adaptive)
-        if variance <= 0.0:  # perfect CSI: the observed channel is the round's
-            return adaptive_plan
-        rng = self._rngs[index]
-        assert rng is not None
-        power = sample_fading_power(mean, variance, rng.standard_normal((2, self.draws, snr.size)))
-        upload = core.scenario.upload_time(core.snr_db[index], power)
-        planning = [mean * mean + variance, *np.quantile(power, self.quantiles, axis=0), *power[:self.draw_candidates]]
-        plans = [adaptive_plan]
-        for fading_power in planning:
-            c = core.scenario.upload_time(core.snr_db[index], fading_power)
-            plans.append(solve_heterogeneous(dataclasses.replace(adaptive, upload_time=c)))
-        return best_on_draws(adaptive, plans, upload)
+        mu, error = core.fading.predict(np.sqrt(np.maximum(observed, 0.0)), intervals[:, None, :], self._noise_std)
+        mean, variance = np.abs(mu), np.maximum(error.max(axis=1, initial=0.0), 0.0)
+        uncertain = variance > 0.0  # perfect CSI: the observed channel is the round's, planned with alone
+        count = np.where(uncertain, 2 + len(self.quantiles) + self.draw_candidates, 1)
+        upload = np.empty((n, int(count.max()), k))
+        upload[:, 0] = observed_upload
+        draws = np.ones((n, self.draws, k))
+        some = np.flatnonzero(uncertain)
+        if some.size:
+            normals = np.stack([_seeded(self._rngs[i]).standard_normal((2, self.draws, k)) for i in some], axis=1)
+            power = sample_fading_power(mean[some, None, :], variance[some, None, None], normals)
+            snr_db = core.snr_db[some, None, :]
+            draws[some] = core.scenario.upload_time(snr_db, power)
+            planning = np.concatenate([(mean[some] ** 2 + variance[some, None])[:, None],
+                                       np.moveaxis(np.quantile(power, self.quantiles, axis=1), 0, 1),
+                                       power[:, :self.draw_candidates]], axis=1)
+            upload[some, 1:] = core.scenario.upload_time(snr_db, planning)
+        return upload, count, draws
+
+    def _plan(self, obs: FloatArray) -> tuple[NDArray[np.int64], FloatArray]:
+        """Lengths and shares (N, K) for the sub-envs' observations ``obs`` (N, size), their state updated."""
+        unwrapped = self._unwrapped
+        estimate = unwrapped.acceptance_from_observation(obs)
+        draft_time = unwrapped.draft_time_from_observation(obs)
+        observed_upload = unwrapped.upload_time_from_observation(obs)
+        upload, count, draws = self._candidates(obs, observed_upload)
+        n, k = estimate.shape
+        active = active_users(unwrapped, obs)
+        active = np.ones((n, k), dtype=bool) if active is None else active
+        busy = np.flatnonzero(active.any(axis=1))  # nobody active: nobody drafts
+        lengths, shares = np.zeros((n, k), dtype=np.int64), np.zeros((n, k))
+        self.last_allocation = None
+        if busy.size == 0:
+            return lengths, shares
+        template = adaptive_params(unwrapped, obs[busy[0]])
+        mask = active[busy]
+        packed = PackedSystems.uniform(template, draft_time[busy], observed_upload[busy],
+                                       self._core.process.survival_from_rate(estimate[busy]), mask)
+        m = len(busy)
+        result = BatchResult(np.zeros(packed.draft_time.size, dtype=np.int64), np.zeros(packed.draft_time.size),
+                             np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m, dtype=np.int64))
+        from baselines import _solver_kernels as kernels  # compiled lazily: importing baselines stays cheap
+
+        kernels.predictive_packed(packed.user_start, packed.draft_time, packed.token_table, packed.max_draft,
+                                  packed.profile_start, packed.profile_tokens, packed.profile_seconds,
+                                  packed.downlink_time, packed.deadline, count[busy],
+                                  np.ascontiguousarray(upload[busy].transpose(1, 0, 2)[:, mask]),
+                                  np.ascontiguousarray(draws[busy].transpose(1, 0, 2)[:, mask]),
+                                  result.draft_lengths, result.bandwidth, result.goodput, result.sync_time,
+                                  result.latency, result.status)
+        for row in np.flatnonzero(result.status):  # a round beyond the float64 range: name the settings
+            i = busy[row]
+            users = slice(packed.user_start[row], packed.user_start[row + 1])
+            params = adaptive_params(unwrapped, obs[i])
+            _check_status(params, int(result.status[row]), result.draft_lengths[users], float(result.sync_time[row]),
+                          float(result.latency[row]))
+        rows, cols = np.nonzero(mask)
+        lengths[busy[rows], cols] = result.draft_lengths
+        shares[busy[rows], cols] = result.bandwidth
+        last = len(busy) - 1
+        self.last_allocation = Allocation(lengths[busy[last]], shares[busy[last]], float(result.goodput[last]),
+                                          float(result.sync_time[last]), float(result.latency[last]))
+        return lengths, shares
 
     def predict(self, observation: Any, state: Any = None, episode_start: Any = None,
                 deterministic: bool = True) -> tuple[NDArray[np.float32], Any]:
@@ -153,20 +226,7 @@ class PredictivePolicy:
         rows = obs.reshape(-1, size)
         starts = np.zeros(len(rows), bool) if episode_start is None else np.asarray(episode_start, bool)
         starts = np.broadcast_to(starts.reshape(-1) if starts.size == len(rows) else np.any(starts), (len(rows),))
-        actions = []
-        for i, row in enumerate(rows):
-            self._observe(i, row, bool(starts[i]))
-            allocation = self.plan(i, row)
-            self.last_allocation = allocation
-            actions.append(self._unwrapped.encode_action(allocation.draft_lengths, allocation.bandwidth))
-        return (actions[0] if n is None else np.stack(actions)), state
-
-
-def best_on_draws(params: RoundParams, plans: list[Allocation], upload_time: FloatArray) -> Allocation:
-    """The plan with the best sample-average goodput, eq. (10): sum_m E[tokens]_m / sum_m T_m over the channel
-    draws ``upload_time`` (M, K) (c_k in s/token), with the deadline applied per draw; ties go to the first."""
-    lengths = np.stack([p.draft_lengths for p in plans])
-    shares = np.stack([p.bandwidth for p in plans])
-    tokens, latency = allocation_outcome(params, lengths, shares, upload_time[:, None, :])
-    score = tokens.mean(axis=0) / latency.mean(axis=0)
-    return plans[int(np.argmax(score))]
+        self._observe(rows, starts)
+        lengths, shares = self._plan(rows)
+        actions = self._unwrapped.encode_action(lengths, shares)
+        return (actions[0] if n is None else actions), state

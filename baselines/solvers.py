@@ -296,13 +296,15 @@ class PackedSystems:
 
     @classmethod
     def uniform(cls, template: RoundParams, draft_time: ArrayLike, upload_time: ArrayLike,
-                survival: ArrayLike) -> PackedSystems:
+                survival: ArrayLike, active: ArrayLike | None = None) -> PackedSystems:
         """N systems that share ``template``'s K, L_max, verification profile, downlink time and deadline and
         differ in their users (e.g. the sub-envs of a vector env), packed without building N RoundParams.
 
         :param draft_time: t_k, s/token, (N, K), > 0
         :param upload_time: c_k, s/token, (N, K), > 0
         :param survival: P(A_k >= i) for i = 1..L_max, (N, K, L_max), in [0, 1], non-increasing in i
+        :param active: which users each system has, bool (N, K), >= 1 per system (None: all K); system i is then
+            its active users alone (an idle user adds nothing to a round, docs/model.md section 5.8), in order
         """
         k, lm = template.num_users, template.max_draft
         t = np.array(draft_time, dtype=np.float64)
@@ -311,14 +313,18 @@ class PackedSystems:
         if t.ndim != 2 or t.shape[1] != k or c.shape != t.shape or curves.shape != (*t.shape, lm):
             raise ValueError(f"draft_time and upload_time must have shape (N, {k}) and survival (N, {k}, {lm}), got "
                              f"{t.shape}, {c.shape} and {curves.shape}")
-        _survival(curves.reshape(-1, lm), curves.size // lm, lm)  # RoundParams' check, the N K users as rows
         n = t.shape[0]
+        users = np.ones(t.shape, dtype=bool) if active is None else np.asarray(active)
+        if users.shape != t.shape or users.dtype != np.bool_ or not users.any(axis=1).all():
+            raise ValueError(f"active must be a bool array of shape {t.shape} with at least one user per system")
+        curves = curves[users]
+        _survival(curves, curves.shape[0], lm)  # RoundParams' check, the users as rows
         tokens, seconds = template.verify_profile_points
         return cls(
-            user_start=np.arange(0, n * k + 1, k, dtype=np.int64),
-            draft_time=t.reshape(-1),
-            upload_time=c.reshape(-1),
-            token_table=token_table(curves).reshape(n * k, lm + 1),
+            user_start=np.concatenate([[0], np.cumsum(users.sum(axis=1))]).astype(np.int64),
+            draft_time=t[users],
+            upload_time=c[users],
+            token_table=token_table(curves),
             max_draft=np.full(n, lm, dtype=np.int64),
             profile_start=np.arange(0, n * tokens.size + 1, tokens.size, dtype=np.int64),
             profile_tokens=np.tile(tokens, n),

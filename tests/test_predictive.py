@@ -10,11 +10,11 @@ import pytest
 from scipy import stats
 
 import multispin_env  # noqa: F401  (registers the ids)
-from baselines.information import adaptive_params
+from baselines.information import active_users, adaptive_params, observation_starts_episode, solve_for_active
 from baselines.policies import ANALYTIC_POLICIES, make_policy
 from baselines.predictive import PredictivePolicy, sample_fading_power
 from baselines.solvers import solve_heterogeneous
-from multispin_env.channel import JakesFading, rayleigh_gains
+from multispin_env.channel import JakesFading, rayleigh_gains, snr_linear
 from multispin_env.model import allocation_outcome, expected_goodput, round_latency
 
 HET = "MultiSpin-Heterogeneous-v0"
@@ -100,7 +100,7 @@ def test_latency_history_is_read_from_the_observation() -> None:
         obs, _, _, _, info = env.step(action)
         latencies.append(info["latency"])
     policy.predict(obs)
-    np.testing.assert_allclose(policy._latencies[0], latencies[-2:], atol=1e-5)
+    np.testing.assert_allclose(policy.latency_history(0), latencies[-2:], atol=1e-5)
 
 
 def test_seeded_and_independent_of_the_episodes_before() -> None:
@@ -124,15 +124,130 @@ def test_acts_on_a_vector_env_with_a_history_per_sub_env() -> None:
         assert actions.shape == envs.action_space.shape
         for i in range(2):  # the history of sub-env i holds its own last round's latency
             if played[i] and not starts[i]:
-                assert policy._latencies[i][-1] == pytest.approx(latency[i], abs=1e-5)
+                assert policy.latency_history(i)[-1] == pytest.approx(latency[i], abs=1e-5)
                 checked += 1
-        resets += sum(not history for history in policy._latencies)
+        resets += sum(policy.latency_history(i).size == 0 for i in range(2))
         obs, _, terminated, truncated, info = envs.step(actions)
         starts = terminated | truncated
         latency, played = info["latency"], info["_latency"]
     assert checked > 10 and resets > 2
     with pytest.raises(ValueError, match="shape"):
         policy.predict(obs[0])
+
+
+class _Reference:
+    """het-opt-predictive written out per sub-env from the public pieces (docs/model.md section 7.2): P-het of
+    each candidate channel by solve_heterogeneous (for the active users, as het-opt-adaptive), eq. (10) on the
+    draws by allocation_outcome; the draws from a generator seeded as the policy's (seed and the episode's first
+    observation, one (2, M, K) call per round with uncertain CSI). The test oracle of the compiled planner."""
+
+    def __init__(self, env, n: int, seed: int = 0, draws: int = 64, quantiles=(0.1, 0.25, 0.5), draw_candidates=4):
+        self.env, self.unwrapped = env, env.unwrapped
+        self.core = self.unwrapped.core
+        self.seed, self.draws, self.quantiles, self.draw_candidates = seed, draws, quantiles, draw_candidates
+        self.delay = self.unwrapped.config.csi_delay
+        self.noise = self.unwrapped.config.csi_noise_std
+        self.horizon = self.unwrapped.config.horizon
+        self.latencies = [[] for _ in range(n)]
+        self.clock = np.zeros(n)
+        self.rngs = [None] * n
+
+    def observe(self, i: int, obs: np.ndarray, start: bool) -> None:
+        clock = self.horizon * (1.0 - float(self.unwrapped.time_left_from_observation(obs)))
+        if start or self.rngs[i] is None or observation_starts_episode(self.unwrapped, obs):
+            words = np.frombuffer(np.asarray(obs, dtype=np.float32).tobytes(), dtype=np.uint32)
+            self.rngs[i] = np.random.default_rng([self.seed, *words.tolist()])
+            self.latencies[i] = []
+        else:
+            self.latencies[i] = (self.latencies[i] + [max(clock - self.clock[i], 0.0)])[-max(self.delay, 1):]
+        self.clock[i] = clock
+
+    def plan(self, i: int, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        core = self.core
+        adaptive = adaptive_params(self.env, obs)
+        active = active_users(self.env, obs)
+        active = np.ones(adaptive.num_users, bool) if active is None else active
+
+        def solve(upload):
+            return solve_for_active(solve_heterogeneous, dataclasses.replace(adaptive, upload_time=upload), active)
+
+        if not core.fading.evolves:
+            plan = solve(core.mean_upload_time[i])
+            return plan.draft_lengths, plan.bandwidth
+        lag = min(len(self.latencies[i]), self.delay)
+        intervals = np.array(self.latencies[i][-lag:] if lag else [])
+        snr = snr_linear(core.snr_db[i])
+        observed = np.expm1(self.unwrapped.spectral_efficiency_from_observation(obs) * np.log(2.0)) / snr
+        mu, error = core.fading.predict(np.sqrt(np.maximum(observed, 0.0)), intervals, self.noise)
+        mean, variance = np.abs(mu), float(max(error.max(initial=0.0), 0.0))
+        adaptive_plan = solve(adaptive.upload_time)
+        if variance <= 0.0:
+            return adaptive_plan.draft_lengths, adaptive_plan.bandwidth
+        power = sample_fading_power(mean, variance, self.rngs[i].standard_normal((2, self.draws, snr.size)))
+        if not active.any():
+            return adaptive_plan.draft_lengths, adaptive_plan.bandwidth
+        upload = core.scenario.upload_time(core.snr_db[i], power)
+        planning = [mean * mean + variance, *np.quantile(power, self.quantiles, axis=0), *power[:self.draw_candidates]]
+        plans = [adaptive_plan] + [solve(core.scenario.upload_time(core.snr_db[i], p)) for p in planning]
+        sub = dataclasses.replace(adaptive, acceptance=adaptive.acceptance[active],
+                                  draft_time=adaptive.draft_time[active], upload_time=adaptive.upload_time[active],
+                                  survival=adaptive.survival[active])
+        lengths = np.stack([p.draft_lengths[active] for p in plans])
+        shares = np.stack([p.bandwidth[active] for p in plans])
+        tokens, latency = allocation_outcome(sub, lengths, shares, upload[:, None, active])
+        best = plans[int(np.argmax(tokens.sum(axis=0) / latency.sum(axis=0)))]
+        return best.draft_lengths, best.bandwidth
+
+
+@pytest.mark.parametrize("settings", [
+    dict(csi_delay=1),
+    dict(csi_delay=3, csi_noise_std=0.2, upload_deadline=0.02),
+    dict(csi_noise_std=0.3, acceptance_process="positional"),
+    dict(csi_delay=2, arrival_rate=0.3, mean_request_tokens=20.0, horizon=3.0),
+    dict(fading=False, csi_noise_std=0.3),
+    dict(),
+], ids=["stale", "stale-noisy-deadline", "noisy-positional", "arrivals", "static-noisy", "perfect"])
+def test_batched_planner_plays_the_per_system_plan_on_every_sub_env(settings) -> None:
+    """One compiled call for the vector env = the algorithm written out per sub-env (_Reference), on many rounds
+    of 12 sub-envs (random actions in between, so that the states differ, and episode ends past the horizon)."""
+    n = 12
+    envs = gym.make_vec(HET, num_envs=n, horizon=settings.pop("horizon", 1.0), **settings)
+    policy = PredictivePolicy(envs, seed=3)
+    reference = _Reference(envs, n, seed=3)
+    obs, _ = envs.reset(seed=5)
+    starts = np.ones(n, bool)
+    idle = 0
+    for step in range(30):
+        actions, _ = policy.predict(obs, episode_start=starts)
+        expected = []
+        for i in range(n):
+            reference.observe(i, obs[i], bool(starts[i]))
+            expected.append(envs.unwrapped.encode_action(*reference.plan(i, obs[i])))
+        np.testing.assert_array_equal(actions, np.stack(expected), err_msg=f"step {step}")
+        active = active_users(envs, obs)
+        idle += 0 if active is None else int((~active).sum())
+        played = actions if step % 3 else envs.action_space.sample()  # off-plan rounds: other latencies
+        obs, _, terminated, truncated, _ = envs.step(played)
+        starts = terminated | truncated
+    assert idle > 50 if "arrival_rate" in settings else idle == 0  # idle users were planned around
+
+
+def test_single_env_plays_the_per_system_plan() -> None:
+    """On a single env (the compiled planner with N = 1) the same check as on the vector env."""
+    env = gym.make(HET, csi_delay=2, csi_noise_std=0.1, horizon=1.0)
+    policy, reference = PredictivePolicy(env, seed=2), _Reference(env, 1, seed=2)
+    obs, _ = env.reset(seed=9)
+    start, rounds = True, 0
+    while rounds < 25:
+        action, _ = policy.predict(obs, episode_start=np.array([start]))
+        reference.observe(0, obs, start)
+        np.testing.assert_array_equal(action, env.unwrapped.encode_action(*reference.plan(0, obs)))
+        obs, _, terminated, truncated, _ = env.step(action)
+        rounds += 1
+        start = terminated or truncated
+        if start:
+            obs, _ = env.reset()
+    assert policy.last_allocation is not None
 
 
 def test_registered_and_refused_on_the_homogeneous_id() -> None:

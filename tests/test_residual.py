@@ -12,7 +12,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 import multispin_env  # noqa: F401  (registers the ids)
 from agents.evaluation import evaluate
-from agents.residual import ResidualPolicy, VecResidual, compose
+from agents.residual import ResidualMlpPolicy, ResidualPolicy, VecResidual, compose
 from agents.runs import read_yaml
 from agents.vec_env import make_batched_vec_env
 from agents.wrappers import VecStochasticRounding, deterministic_rounding, stochastic_round
@@ -102,6 +102,60 @@ def test_compose_is_exact_at_zero_and_bounded_otherwise() -> None:
     assert np.all(new_b[(new_l > 0)] > 0)
 
 
+def test_compose_per_token_is_exact_at_zero_and_moves_a_users_weight_with_its_length() -> None:
+    env = gym.make(TASK, **SHORT)
+    core = env.unwrapped
+    k, lmax = core.num_users, core.max_draft
+    base = _base_actions(env, 300, 2)
+    base_l, base_b = core.decode_action(base)
+    zero = compose(base, np.zeros_like(base), k, lmax, 2.0, 2.0, share_per_token=True)
+    zero_l, zero_b = core.decode_action(zero)
+    assert np.array_equal(zero[:, :k], base[:, :k]) and np.array_equal(zero_l, base_l) and np.array_equal(zero_b, base_b)
+    # One length entry moved by exactly one token (offset 2 tokens: entry 0.5), no share correction.
+    checked = switched = 0
+    for row in range(base.shape[0]):
+        user = row % k
+        step = 1 if base_l[row, user] < lmax else -1
+        correction = np.zeros(base.shape[1], np.float32)
+        correction[user] = 0.5 * step
+        new_l, new_b = core.decode_action(compose(base[row], correction, k, lmax, 2.0, 2.0, share_per_token=True))
+        assert new_l[user] == base_l[row, user] + step and np.array_equal(np.delete(new_l, user), np.delete(base_l[row], user))
+        others = np.flatnonzero((base_l[row] > 0) & (np.arange(k) != user))
+        if others.size == 0 or new_l[user] == 0:
+            continue
+        if base_l[row, user] > 0:  # per token: the weight follows the length, the others keep their ratios
+            expected = base_b[row, user] / base_b[row, others] * new_l[user] / base_l[row, user]
+            checked += 1
+        else:  # switched on: the smallest weight per token of the drafting users, times its length
+            expected = (base_b[row, others] / base_l[row, others]).min() * new_l[user] / base_b[row, others]
+            switched += 1
+        np.testing.assert_allclose(new_b[user] / new_b[others], expected, rtol=1e-5)
+    assert checked > 100 and switched > 5
+
+
+def test_residual_policy_network_starts_at_the_controller_and_loads_trained_weights(tmp_path: Path) -> None:
+    """The untrained agent's deterministic correction is exactly 0 (it plays the controller's allocation); a
+    saved agent keeps its weights when loaded (the zeroing is at construction only)."""
+    import torch
+    from stable_baselines3 import PPO
+
+    venv = VecResidual(make_batched_vec_env(TASK, 4, SHORT), share_per_token=True)
+    model = PPO(ResidualMlpPolicy, venv, n_steps=16, batch_size=16, seed=0, device="cpu")
+    obs = venv.reset()
+    for _ in range(20):
+        correction, _ = model.predict(obs, deterministic=True)
+        assert np.array_equal(correction, np.zeros_like(correction))
+        obs, *_ = venv.step(correction)
+    sampled, _ = model.predict(obs, deterministic=False)
+    assert np.abs(sampled).max() > 0.01  # training explores around the controller
+    with torch.no_grad():
+        model.policy.action_net.bias.fill_(0.25)
+    model.save(tmp_path / "agent")
+    loaded = PPO.load(tmp_path / "agent", device="cpu")
+    assert isinstance(loaded.policy, ResidualMlpPolicy)
+    np.testing.assert_allclose(loaded.predict(obs, deterministic=True)[0], 0.25)
+
+
 @pytest.mark.parametrize("batched", [True, False])
 def test_zero_correction_replays_the_controller(batched: bool) -> None:
     n, steps = 3, 60
@@ -160,6 +214,8 @@ def test_bad_residual_settings_are_one_line_errors() -> None:
         VecResidual(venv, max_length_offset=0.0)
     with pytest.raises(ValueError, match="max_share_factor must be a number > 1"):
         VecResidual(venv, max_share_factor=1.0)
+    with pytest.raises(ValueError, match="share_per_token must be true or false"):
+        VecResidual(venv, share_per_token="yes")
     with pytest.raises(ValueError, match="unknown analytic policy"):
         VecResidual(venv, base="het-opt-magic")
 
