@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup test test-slow test-rllib demo bench findings findings-docs leaderboard docs clean
+.PHONY: setup test test-slow test-rllib lint demo bench findings findings-docs leaderboard docs clean
 
 setup: $(STAMP)
 
@@ -16,6 +16,13 @@ $(STAMP): pyproject.toml constraints.txt
 
 test: setup
 	$(PY) -m pytest -n 2 -q
+
+# ruff (lint rules and formatting) and mypy, configured in pyproject.toml; `ruff check --fix` and `ruff format`
+# repair most findings.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 # torchrl (the slow test that wraps every id with torchrl's GymEnv) is installed for test-slow only.
 TORCHRL_STAMP := $(VENV)/.torchrl-stamp
@@ -69,4 +76,4 @@ docs: setup
 	NO_MKDOCS_2_WARNING=1 DISABLE_MKDOCS_2_WARNING=true $(PY) -m mkdocs build --strict --quiet
 
 clean:
-	rm -rf $(VENV) $(RLLIB_VENV) results site .pytest_cache .hypothesis
+	rm -rf $(VENV) $(RLLIB_VENV) results site .pytest_cache .hypothesis .mypy_cache .ruff_cache

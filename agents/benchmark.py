@@ -38,9 +38,18 @@ from typing import Any
 
 import numpy as np
 
-from agents.cli import EVAL_NOTE, HelpFormatter, OneLineParser, UserError, check_output_folder, int_at_least, store_dict_or_words
+from agents.cli import (
+    EVAL_NOTE,
+    HelpFormatter,
+    OneLineParser,
+    UserError,
+    check_output_folder,
+    int_at_least,
+    store_dict_or_words,
+)
 from agents.evaluation import EvaluationResult, evaluate, evaluation_seeds, mean_ci, oracle_name
 from agents.runs import TRUST_NOTE, load_run_file, resolve_agent
+from baselines.protocol import Policy
 
 DEFAULT_ENV = "MultiSpin-Heterogeneous-v0"
 CSV_COLUMNS: tuple[str, ...] = (
@@ -135,7 +144,7 @@ def _evaluate_spec(spec: PolicySpec, env_id: str, env_kwargs: dict[str, Any], se
     return result, time.perf_counter() - start
 
 
-def load_agent_policy(path: str | Path, env: Any, name: str = "agent") -> Any:
+def load_agent_policy(path: str | Path, env: Any, name: str = "agent") -> Policy:
     """A saved agent as a policy for single ``env``: an SB3 run folder or .zip (an
     :class:`~agents.evaluation.AgentPolicy`), or an RLlib run dir of ``agents.rllib`` (its ``run.json``; needs
     the ``rllib`` extra), so that both are benchmarked on the same seeds next to the analytic policies."""
@@ -157,12 +166,14 @@ def load_agent_policy(path: str | Path, env: Any, name: str = "agent") -> Any:
     from agents.callbacks import check_agent_fits
     from agents.residual import ResidualPolicy, residual_settings
 
-    model = load_run_file(info.model_path, lambda: ALGOS[info.algo].load(str(info.model_path), device="cpu"))
+    algo = info.algo
+    model = load_run_file(info.model_path, lambda: ALGOS[algo].load(str(info.model_path), device="cpu"))
     residual = residual_settings(info.vec_env_wrapper)
     vn = None
     if info.vecnormalize_path is not None:
         stats = info.vecnormalize_path
-        vn = load_run_file(stats, lambda: VecNormalize.load(str(stats), _StatsOnly(model)))
+        # _StatsOnly is what VecNormalize.load reads of its VecEnv (spaces, num_envs, render_mode), no more.
+        vn = load_run_file(stats, lambda: VecNormalize.load(str(stats), _StatsOnly(model)))  # type: ignore[arg-type]
         vn.training, vn.norm_reward = False, False
     try:
         # A residual agent also observes the controller's action (as many entries as the env's action).
@@ -464,7 +475,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m agents.benchm
     """Command-line entry point; returns the exit status (0 ok, 2 user error)."""
     args = build_parser(prog).parse_args(argv)
     try:
-        rows, out_dir, written = _main(args)
+        rows, _out_dir, written = _main(args)
     except (ValueError, FileNotFoundError) as exc:  # UserError (BenchmarkError, RunFileError) and env settings
         print(f"{prog}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2

@@ -42,6 +42,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, unwrap_vec_wrapper
 
 from agents.evaluation import AgentPolicy, EvaluationResult, evaluate, evaluate_analytic, oracle_name
 from agents.residual import ResidualPolicy, VecResidual
+from baselines.protocol import Policy
 
 #: First evaluation seed (+ 1000 * the training seed), away from the training envs' seeds.
 EVAL_SEED_OFFSET = 10_000
@@ -75,7 +76,7 @@ def check_agent_fits(model: Any, env: gym.Env, vec_normalize: Any = None, what: 
 class _NoEnvYet(DummyVecEnv):
     """Placeholder: EvalCallback wants a VecEnv at construction, rl-zoo3 builds YAML callbacks without one."""
 
-    def __init__(self) -> None:  # noqa: D107 - deliberately does not build any env
+    def __init__(self) -> None:  # deliberately does not build any env
         self.envs = []
 
 
@@ -147,8 +148,9 @@ class GoodputEvalCallback(EvalCallback):
         if self.single_env is None:
             # Plain rl-zoo3: rebuild the training env (id and kwargs) from its spec.
             spec = self.training_env.get_attr("spec", [0])[0]
-            self.single_env = gym.make(spec.id, **{k: v for k, v in spec.kwargs.items() if k != "autoreset_mode"})
-            self.eval_env = DummyVecEnv([lambda: self.single_env])
+            single_env = gym.make(spec.id, **{k: v for k, v in spec.kwargs.items() if k != "autoreset_mode"})
+            self.single_env = single_env
+            self.eval_env = DummyVecEnv([lambda: single_env])
             self.eval_freq = max(self.eval_freq // self.training_env.num_envs, 1)
         self.check_agent(self.model)
         # Not EvalCallback's: it warns that the (placeholder) eval VecEnv differs from the training env.
@@ -191,8 +193,9 @@ class GoodputEvalCallback(EvalCallback):
     def _evaluate(self) -> bool:
         assert self.single_env is not None
         # VecNormalize.normalize_obs reads the live training statistics: no sync needed.
-        policy: Any = AgentPolicy(self.model, self.model.get_vec_normalize_env(), name="agent")
-        residual = unwrap_vec_wrapper(self.model.get_env(), VecResidual)
+        policy: Policy = AgentPolicy(self.model, self.model.get_vec_normalize_env(), name="agent")
+        training_env = self.model.get_env()
+        residual = None if training_env is None else unwrap_vec_wrapper(training_env, VecResidual)
         if residual is not None:  # the agent corrects an analytic controller (agents/residual.py)
             policy = ResidualPolicy(policy, self.single_env, name="agent", **residual.settings())
         result = evaluate(self.single_env, policy, self.seeds, name="agent")

@@ -1,7 +1,7 @@
 """The one evaluation loop: run a policy on a MultiSpin env for given seeds and measure goodput.
 
-Any object with ``predict(obs, deterministic=True) -> (action, state)`` can be
-evaluated: an analytic policy of :mod:`baselines.policies`, or an SB3 model
+Any :class:`baselines.protocol.Policy` (SB3's ``predict`` and a ``reset`` per
+episode) can be evaluated: an analytic policy of :mod:`baselines.policies`, or an SB3 model
 through :class:`AgentPolicy` (which applies the agent's VecNormalize
 observation statistics). "Equal terms": the same env config and the same
 seeds, ``env.reset(seed=seeds[i])`` for episode i.
@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -36,13 +36,7 @@ from numpy.typing import NDArray
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.vec_env import VecNormalize
 
-
-class Policy(Protocol):
-    """What the evaluation loop needs: SB3's ``predict`` on one unbatched observation."""
-
-    def predict(
-        self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = True
-    ) -> tuple[Any, Any]: ...
+from baselines.protocol import Policy
 
 
 class AgentPolicy:
@@ -65,7 +59,7 @@ class AgentPolicy:
     def predict(
         self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = True
     ) -> tuple[Any, Any]:
-        obs = np.asarray(observation, dtype=np.float32)
+        obs: NDArray[Any] | dict[str, NDArray[Any]] = np.asarray(observation, dtype=np.float32)
         if self.vec_normalize is not None:
             obs = self.vec_normalize.normalize_obs(obs)
         return self.model.predict(obs, state=state, episode_start=episode_start, deterministic=deterministic)
@@ -217,9 +211,7 @@ def jain_fairness(rates: NDArray[np.float64]) -> float:
 def run_episode(env: gym.Env, policy: Policy, seed: int, deterministic: bool = True, max_steps: int = 1_000_000) -> EpisodeMetrics:
     """Play one episode of ``policy`` on ``env`` from ``env.reset(seed=seed)`` and measure it."""
     obs, info = env.reset(seed=int(seed))
-    reset = getattr(policy, "reset", None)
-    if callable(reset):
-        reset()
+    policy.reset()
     tokens = 0.0
     ret = 0.0
     clock = 0.0
@@ -230,7 +222,7 @@ def run_episode(env: gym.Env, policy: Policy, seed: int, deterministic: bool = T
     hhi_count = 0
     episode_start = np.ones((1,), dtype=bool)
     state = None
-    user_tokens = 0.0
+    user_tokens: float | NDArray[np.float64] = 0.0  # summed per user (K,) once the first round is played
     completion_times: list[float] | None = [] if "active" in info else None  # arrivals: reset info has "active"
     for _ in range(max_steps):
         action, state = policy.predict(obs, state=state, episode_start=episode_start, deterministic=deterministic)

@@ -318,7 +318,7 @@ def run_jobs(jobs: Sequence[Job], out: Path, n_jobs: int, log: Any = print) -> t
         for n, job in enumerate(todo, 1):
             try:
                 outcome: dict[str, Any] | BaseException = run_job(job, out)
-            except Exception as exc:  # noqa: BLE001 - one failed job must not lose the others
+            except Exception as exc:  # broad: one failed job must not lose the others
                 outcome = exc
             report(job, outcome, n)
         return results, errors
@@ -327,8 +327,8 @@ def run_jobs(jobs: Sequence[Job], out: Path, n_jobs: int, log: Any = print) -> t
         futures: dict[Future[dict[str, Any]], Job] = {pool.submit(run_job, job, out): job for job in todo}
         try:
             for n, future in enumerate(as_completed(futures), 1):
-                exc = future.exception()
-                report(futures[future], exc if exc is not None else future.result(), n)
+                failure = future.exception()
+                report(futures[future], failure if failure is not None else future.result(), n)
         except KeyboardInterrupt:
             pool.shutdown(wait=False, cancel_futures=True)
             raise

@@ -29,13 +29,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import torch
 from gymnasium import spaces
 from numpy.typing import NDArray
-import torch
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
 
 from agents.wrappers import length_entries
+from baselines.protocol import Policy
 
 __all__ = ["DEFAULT_BASE", "ResidualMlpPolicy", "ResidualPolicy", "VecResidual", "augment", "compose",
            "residual_settings"]
@@ -155,7 +156,7 @@ class VecResidual(VecEnvWrapper):
                 self._base_actions[i], _ = policy.predict(obs[i], episode_start=starts[i : i + 1])
 
     def reset(self) -> NDArray[np.float32]:
-        obs = self.venv.reset()
+        obs = _array_observation(self.venv.reset())
         self._plan(obs, np.ones(self.num_envs, dtype=bool))
         return augment(obs, self._base_actions)
 
@@ -164,7 +165,8 @@ class VecResidual(VecEnvWrapper):
                                      self.max_length_offset, self.max_share_factor, self.share_per_token))
 
     def step_wait(self) -> Any:
-        obs, rewards, dones, infos = self.venv.step_wait()
+        observations, rewards, dones, infos = self.venv.step_wait()
+        obs = _array_observation(observations)
         for i in np.flatnonzero(dones):
             # Terminal observations carry the last planned action: planning for them would advance the
             # controllers' per-env state. SB3 reads them only to bootstrap truncations, and
@@ -189,7 +191,7 @@ class ResidualPolicy:
         :class:`VecResidual`
     """
 
-    def __init__(self, agent: Any, env: Any, base: str = DEFAULT_BASE, max_length_offset: float = 2.0,
+    def __init__(self, agent: Policy, env: Any, base: str = DEFAULT_BASE, max_length_offset: float = 2.0,
                  max_share_factor: float = 2.0, share_per_token: bool = False, name: str = "residual") -> None:
         from baselines.policies import make_policy
 
@@ -204,9 +206,7 @@ class ResidualPolicy:
 
     def reset(self) -> None:
         self.controller.reset()
-        reset = getattr(self.agent, "reset", None)
-        if callable(reset):
-            reset()
+        self.agent.reset()
 
     def predict(self, observation: Any, state: Any = None, episode_start: Any = None,
                 deterministic: bool = True) -> tuple[NDArray[np.float32], Any]:
@@ -227,3 +227,10 @@ def residual_settings(vec_env_wrapper: Any) -> dict[str, Any] | None:
         if isinstance(entry, Mapping) and WRAPPER_NAME in entry:
             return dict(entry[WRAPPER_NAME] or {})
     return None
+
+
+def _array_observation(obs: Any) -> NDArray[Any]:
+    """The vector env's observations as the one array of a Box observation space (the only kind augmented)."""
+    if not isinstance(obs, np.ndarray):
+        raise ValueError(f"the residual wrapper needs array observations (a Box space), got {type(obs).__name__}")
+    return obs

@@ -72,7 +72,7 @@ class HorizonTermination(gym.Wrapper):
     def step(self, action: Any) -> Any:
         obs, reward, terminated, truncated, info = self.env.step(action)
         if truncated:
-            reward = reward * _pro_rata(info, self.env.unwrapped.config.horizon)
+            reward = float(reward) * _pro_rata(info, self.env.get_wrapper_attr("config").horizon)
             terminated, truncated = True, False
         return obs, reward, terminated, truncated, info
 
@@ -99,7 +99,7 @@ def make_multi_env(env_config: Mapping[str, Any]) -> Any:
 
     from multispin_env.multiagent import parallel_env
 
-    env = parallel_env(reward_mode=env_config.get("reward_mode", "shared"), **dict(env_config.get("settings", {})))
+    env: Any = parallel_env(reward_mode=env_config.get("reward_mode", "shared"), **dict(env_config.get("settings", {})))
     if env_config.get("horizon_termination", True):
         env = _ParallelHorizonTermination(env)
     return ParallelPettingZooEnv(env)
@@ -119,8 +119,8 @@ class _ParallelHorizonTermination:
         if any(truncations.values()):
             horizon = self.env.config.horizon
             rewards = {a: r * _pro_rata(infos[a], horizon) for a, r in rewards.items()}
-            terminations = {a: True for a in terminations}
-            truncations = {a: False for a in truncations}
+            terminations = dict.fromkeys(terminations, True)
+            truncations = dict.fromkeys(truncations, False)
         return obs, rewards, terminations, truncations, infos
 
 

@@ -45,7 +45,7 @@ def load_run_file(path: str | Path, load: Callable[[], T]) -> T:
         return load()
     except (KeyboardInterrupt, MemoryError, UserError):
         raise
-    except Exception as exc:  # noqa: BLE001 - unpickling raises anything a file can make it raise
+    except Exception as exc:
         what = "a truncated or corrupt zip file" if isinstance(exc, zipfile.BadZipFile) else f"{type(exc).__name__}: {exc}"
         raise RunFileError(f"cannot load {path}: {' '.join(what.split())[:300]}") from None
 
@@ -75,7 +75,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     """A run's config.yml / args.yml (plain or rl-zoo3's OrderedDict tags), without running code; a file that
     cannot be read or is not a YAML mapping raises :class:`RunFileError` naming it."""
     try:
-        data = yaml.load(Path(path).read_text(), Loader=_RunYamlLoader) or {}  # noqa: S506 - safe loader subclass
+        data = yaml.load(Path(path).read_text(), Loader=_RunYamlLoader) or {}  # a safe loader (yaml.SafeLoader subclass)
     except (OSError, UnicodeDecodeError, yaml.YAMLError, AssertionError, ValueError, TypeError) as exc:
         first = " ".join(str(exc).split())[:200]
         raise RunFileError(f"cannot read {path}: {type(exc).__name__}: {first}") from None

@@ -26,7 +26,15 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from agents.cli import HelpFormatter, OneLineParser, UserError, check_output_folder, int_at_least, plain_value, program_name
+from agents.cli import (
+    HelpFormatter,
+    OneLineParser,
+    UserError,
+    check_output_folder,
+    int_at_least,
+    plain_value,
+    program_name,
+)
 
 __all__ = ["expand", "main", "run_local", "run_ray"]
 

@@ -84,7 +84,8 @@ class MultiSpinExperimentManager(ExperimentManager):
                  interrupts: Interrupts | None = None, **kwargs: Any) -> None:
         """:param interrupts: the command's SIGINT/SIGTERM record (:func:`main`); None: one for :meth:`learn` only"""
         self.batched = vec_env_type == "batched"
-        super().__init__(args, *positional, vec_env_type="dummy" if self.batched else vec_env_type, **kwargs)
+        kwargs["vec_env_type"] = "dummy" if self.batched else vec_env_type  # rl-zoo3 passes it by keyword
+        super().__init__(args, *positional, **kwargs)
         self.baselines: list[str] | None = getattr(args, "baselines", None)
         self.interrupts = interrupts
 
@@ -330,8 +331,8 @@ class Interrupts:
         try:
             yield self
         finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+            for number, handler in previous.items():
+                signal.signal(number, handler)
 
 
 class _Captured(Exception):
@@ -460,8 +461,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "train.py") -> int:
         return args
 
     interrupts = Interrupts()
-    argparse.ArgumentParser.parse_args = parsed  # type: ignore[method-assign]
-    zoo_train.ExperimentManager = functools.partial(MultiSpinExperimentManager, interrupts=interrupts)  # type: ignore[misc]
+    argparse.ArgumentParser.parse_args = parsed  # type: ignore[method-assign,assignment]
+    manager = functools.partial(MultiSpinExperimentManager, interrupts=interrupts)
+    zoo_train.ExperimentManager = manager  # type: ignore[misc,assignment]
     try:
         with interrupts.installed():
             zoo_train.train()

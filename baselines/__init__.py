@@ -6,18 +6,6 @@ round-by-round policies that act through ``env.step`` build on them.
 """
 
 from baselines import solvers
-from baselines.solvers import (
-    SOLVERS,
-    Allocation,
-    BatchResult,
-    PackedSystems,
-    SolverSpec,
-    equal_bandwidth_fixed,
-    equal_bandwidth_tuned,
-    solve_batch,
-    solve_heterogeneous,
-    solve_homogeneous,
-    solve_packed,
-)
+from baselines.solvers import *  # noqa: F403 - the solvers' public names, listed once in solvers.__all__
 
 __all__ = list(solvers.__all__)

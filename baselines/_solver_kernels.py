@@ -20,7 +20,7 @@ import math
 import numpy as np
 from numba import njit
 
-from multispin_env._numba import JIT, jit_cache
+from multispin_env._numba import JIT, JitOptions, jit_cache
 from multispin_env.model import ROOT_MAX_ITER, ROOT_RTOL, equal_finish_root, finish_time, latency, verification_time
 
 # Solver kinds of solve_packed.
@@ -57,7 +57,7 @@ T_FLOOR = FLOOR / MIN_UPLOAD_RATIO
 ROW_KEY = np.random.default_rng(20260604).uniform(1.0, 2.0, 4096)
 
 with jit_cache(__file__) as _cache:
-    _OPTS = {**JIT, "cache": _cache}
+    _OPTS: JitOptions = {**JIT, "cache": _cache}
 
     @njit(**_OPTS)
     def _verify(batch, ptok, psec):
@@ -414,7 +414,7 @@ with jit_cache(__file__) as _cache:
 
     @njit(**_OPTS, inline="always")
     def _same_row(a, b):
-        for k in range(a.size):
+        for k in range(a.size):  # noqa: SIM110 - a plain loop: numba does not compile all() over a generator
             if a[k] != b[k]:
                 return False
         return True
@@ -599,7 +599,7 @@ with jit_cache(__file__) as _cache:
         for k in range(k_n):
             for l in range(lm):
                 gain[k, l] = table[k, l + 1] - table[k, l]
-        weights = ROW_KEY[:k_n] if k_n <= ROW_KEY.size else np.random.uniform(1.0, 2.0, k_n)
+        weights = ROW_KEY[:k_n] if k_n <= ROW_KEY.size else np.random.uniform(1.0, 2.0, k_n)  # noqa: NPY002 - numba has no Generator
         work = np.empty(k_n)
         offset = np.empty(k_n)
 

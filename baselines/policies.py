@@ -1,8 +1,8 @@
 """Analytic policies that act on a MultiSpin env through ``encode_action`` (docs/model.md section 7).
 
-Every policy has an SB3-like ``predict(obs, state=None, episode_start=None,
-deterministic=True) -> (action, state)`` so one evaluation loop serves agents
-and baselines. Information levels of the optimising policies:
+Every policy is a :class:`baselines.protocol.Policy`: SB3's ``predict(obs, state=None, episode_start=None,
+deterministic=True) -> (action, state)`` and a ``reset()`` after every ``env.reset()``, so one evaluation loop
+serves agents and baselines. Information levels of the optimising policies:
 
 - ``static``: solved once per population from the mean parameters
   (:func:`baselines.information.static_params`: mean channel, mean acceptance);
@@ -23,6 +23,7 @@ from gymnasium.vector import VectorEnv
 from baselines.bandit import BanditPolicy
 from baselines.information import INFORMATION_LEVELS, active_users, oracle_batch, round_params_for, solve_for_active
 from baselines.predictive import PredictivePolicy
+from baselines.protocol import Policy
 from baselines.solvers import SOLVERS, Allocation, PackedSystems, solve_batch, solve_packed
 from multispin_env.model import RoundParams
 
@@ -40,7 +41,7 @@ _POLICY_SOLVER: dict[str, tuple[str, str]] = {
 }
 
 #: Policies with a state of their own (per-user lengths: the heterogeneous env only): name -> class(env).
-_STATEFUL_POLICIES: dict[str, Callable[[Any], Any]] = {"het-opt-predictive": PredictivePolicy,
+_STATEFUL_POLICIES: dict[str, Callable[[Any], Policy]] = {"het-opt-predictive": PredictivePolicy,
                                                       "bandit-ucb": BanditPolicy}
 
 #: Every analytic policy name: the equal-share baselines, hom-opt / het-opt at each information level,
@@ -106,24 +107,26 @@ class AnalyticPolicy:
     def _act_batch(self, obs: np.ndarray, starts: np.ndarray) -> np.ndarray:
         """Actions of all sub-envs of the vector env: the systems to (re-)solve are solved in one batched call
         (the oracle's straight from the env's arrays, :func:`baselines.information.oracle_batch`)."""
+        num_envs, batch_solver = self.num_envs, self._batch_solver
+        assert num_envs is not None and batch_solver is not None, "predict calls this for vector envs only"
         cached = self.information == "static"
-        keys = [(i, b"") for i in range(self.num_envs)]  # as _act_cached's keys without arrivals
-        todo = [i for i in range(self.num_envs) if not cached or starts[i] or keys[i] not in self._static_actions]
+        keys = [(i, b"") for i in range(num_envs)]  # as _act_cached's keys without arrivals
+        todo = [i for i in range(num_envs) if not cached or starts[i] or keys[i] not in self._static_actions]
         if not todo:
             return np.stack([self._static_actions[key].copy() for key in keys])
         k = self.env.unwrapped.core.num_users
-        problem = SOLVERS[self._batch_solver].packed
+        problem = SOLVERS[batch_solver].packed
         if self.information == "oracle" and problem is not None:
             result = solve_packed(problem, PackedSystems.uniform(*oracle_batch(self.env)))
             if result.status.any():  # a round beyond the float64 range: the per-system path names the settings
-                solve_batch(self._batch_solver, [round_params_for(self.env, "oracle", obs[i], i)
-                                                 for i in np.flatnonzero(result.status)])
+                solve_batch(batch_solver, [round_params_for(self.env, "oracle", obs[i], int(i))
+                                           for i in np.flatnonzero(result.status)])
             lengths, shares = result.draft_lengths.reshape(-1, k), result.bandwidth.reshape(-1, k)
             self.last_allocation = Allocation(lengths[-1], shares[-1], float(result.goodput[-1]),
                                               float(result.sync_time[-1]), float(result.latency[-1]))
         else:
             systems = [round_params_for(self.env, self.information, obs[i], i) for i in todo]
-            allocations = solve_batch(self._batch_solver, systems)
+            allocations = solve_batch(batch_solver, systems)
             lengths = np.stack([allocation.draft_lengths for allocation in allocations])
             shares = np.stack([allocation.bandwidth for allocation in allocations])
             self.last_allocation = allocations[-1]
@@ -173,8 +176,12 @@ def policies_for(env: Any) -> tuple[str, ...]:
     return ANALYTIC_POLICIES
 
 
-def make_policy(name: str, env: Any) -> Any:
-    """Build the analytic policy ``name`` (one of :data:`ANALYTIC_POLICIES`) bound to ``env``."""
+def make_policy(name: str, env: Any) -> Policy:
+    """Build the analytic policy ``name`` (one of :data:`ANALYTIC_POLICIES`) bound to ``env``.
+
+    :param name: the policy's name (:func:`policies_for` lists those ``env`` can express)
+    :param env: the MultiSpin env (single, possibly wrapped, or vector) the policy acts on
+    """
     if name not in ANALYTIC_POLICIES:
         raise ValueError(f"unknown analytic policy {name!r}; known: {list(ANALYTIC_POLICIES)}")
     if name not in policies_for(env):

@@ -50,6 +50,13 @@ def sample_fading_power(mean: FloatArray, variance: FloatArray | float, normals:
     return (mean + scale * normals[0]) ** 2 + (scale * normals[1]) ** 2
 
 
+def _seeded(rng: np.random.Generator | None) -> np.random.Generator:
+    """A sub-env's episode generator, seeded when its episode started (before it is planned for)."""
+    if rng is None:
+        raise RuntimeError("a sub-env was planned for before its episode generator was seeded")
+    return rng
+
+
 class PredictivePolicy:
     """het-opt-predictive (module docstring), SB3-like ``predict``, bound to a heterogeneous MultiSpin env.
 
@@ -150,7 +157,7 @@ class PredictivePolicy:
         draws = np.ones((n, self.draws, k))
         some = np.flatnonzero(uncertain)
         if some.size:
-            normals = np.stack([self._rngs[i].standard_normal((2, self.draws, k)) for i in some], axis=1)
+            normals = np.stack([_seeded(self._rngs[i]).standard_normal((2, self.draws, k)) for i in some], axis=1)
             power = sample_fading_power(mean[some, None, :], variance[some, None, None], normals)
             snr_db = core.snr_db[some, None, :]
             draws[some] = core.scenario.upload_time(snr_db, power)

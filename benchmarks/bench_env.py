@@ -27,7 +27,7 @@ from pathlib import Path
 import gymnasium as gym
 
 try:
-    import multispin_env  # noqa: F401  (registers the ids)
+    import multispin_env  # registers the ids
 except ImportError:  # run from a checkout without an installed package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import multispin_env  # noqa: F401

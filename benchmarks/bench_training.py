@@ -39,7 +39,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.cli import check_env_id, store_dict_or_words  # noqa: E402
+from agents.cli import check_env_id, store_dict_or_words
 
 
 

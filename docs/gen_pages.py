@@ -50,7 +50,7 @@ def doc_sections(cls: type) -> tuple[str, dict[str, str]]:
     doc = re.sub(r"^:param .*?(?=^\S|\Z)", "", doc, flags=re.M | re.S)  # the constructor's :param: lines
     parts = re.split(r"^## (.+)$", doc, flags=re.M)
     summary, sections = parts[0].strip(), {}
-    for heading, body in zip(parts[1::2], parts[2::2]):
+    for heading, body in zip(parts[1::2], parts[2::2], strict=True):
         sections[heading.strip()] = body.strip()
     return summary, sections
 

@@ -51,6 +51,7 @@ from multispin_env.scenarios import (
     get_scenario,
     heterogeneous_scenario,
 )
+from multispin_env.spaces import MultiSpinEnvAPI
 
 __all__ = [
     "POLICIES",
@@ -74,7 +75,7 @@ __all__ = [
 
 #: Policies compared in figures 3, 4 and 6, best first: every solver of :data:`baselines.solvers.SOLVERS`
 #: (the registry lists baselines first, so reversed it is best first) and server-only decoding.
-POLICIES: tuple[str, ...] = (*reversed(SOLVERS), "server-only")
+POLICIES: tuple[str, ...] = (*reversed(tuple(SOLVERS)), "server-only")
 
 #: Baselines het-opt is compared with in figure 5 (hom-opt knows every user's channel and device; the equal-share
 #: baselines are heterogeneity-unaware).
@@ -221,13 +222,17 @@ def _nominal_survival(scenario: Scenario, process: str, rates: np.ndarray) -> np
     return make_acceptance_process(config, 1).mean_survival(rates)
 
 
-def _instance(task: tuple[Scenario, tuple[int, ...], Sequence[str]]) -> tuple[dict[str, float], dict[str, Any]]:
-    """Goodputs of ``policies`` on one population drawn from ``scenario``, plus a few features of it."""
+def _instance(task: tuple[Scenario, tuple[int, ...], Sequence[str], str]) -> tuple[dict[str, float], dict[str, Any]]:
+    """Goodputs of ``policies`` on one population drawn from ``scenario`` under the acceptance process ``process``,
+    plus a few features of it."""
     scenario, seed_key, policies, process = task
     population = scenario.sample_population(np.random.default_rng(list(seed_key)))
     params = scenario.round_params(population)
     if process != "iid":
-        params = replace(params, acceptance=None, survival=_nominal_survival(scenario, process, params.acceptance))
+        # The curves' own position-1 rates replace the i.i.d. ones (acceptance=None: RoundParams' constructor takes it,
+        # dataclasses.replace is typed from the fields, which hold the checked arrays).
+        params = replace(params, acceptance=None,  # type: ignore[arg-type]
+                         survival=_nominal_survival(scenario, process, params.acceptance))
     allocations = policy_allocations(params, policies)
     features: dict[str, Any] = {
         "draft_time_ratio": float(params.draft_time.max() / params.draft_time.min()),
@@ -465,7 +470,7 @@ def summarise_gains(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         groups.setdefault(tuple(row[k] for k in _SETTING_KEYS), []).append(row)
     out = []
     for key, members in groups.items():
-        entry: dict[str, Any] = dict(zip(_SETTING_KEYS, key))
+        entry: dict[str, Any] = dict(zip(_SETTING_KEYS, key, strict=True))
         entry["populations"] = len(members)
         for baseline in BASELINES:
             gains = np.array([m[f"gain_over_{baseline}"] for m in members], dtype=np.float64)
@@ -609,11 +614,13 @@ def figure6_rows(cfg: FindingsConfig, scenario: str | Scenario = "base") -> list
             )
             try:
                 env.reset(seed=population_seed)
+                unwrapped = env.unwrapped
+                assert isinstance(unwrapped, MultiSpinEnvAPI)  # gym.make of a MultiSpin id
                 params = static_params(env)
                 allocations = policy_allocations(params)
                 for policy, res in allocations.items():
                     shares = res.bandwidth if res.draft_lengths.any() else np.full(k, 1.0 / k)
-                    action = env.unwrapped.encode_action(res.draft_lengths, shares)
+                    action = unwrapped.encode_action(res.draft_lengths, shares)
                     for episode in range(cfg.mc_episodes):
                         simulated, rounds = _simulate(env, action, seed=population_seed + 1 + episode)
                         rows.append(
@@ -777,7 +784,7 @@ def plot_figure2(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
         axes[1].scatter(a, [r["share_times_K"] for r in pts], label=labels[case], **style)
     axes[0].set_ylabel("optimal draft length L_k (tokens)")
     axes[1].set_ylabel("bandwidth share b_k x K")
-    for ax, title in zip(axes, ("(a) draft length", "(b) bandwidth share")):
+    for ax, title in zip(axes, ("(a) draft length", "(b) bandwidth share"), strict=True):
         ax.set_xlabel("acceptance rate a_k")
         ax.set_title(title)
         ax.legend()

@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from baselines.solvers import Allocation, solve_heterogeneous, solve_homogeneous
+from experiments import findings
 from multispin_env.channel import dbm_to_watts
 from multispin_env.model import (
     RoundParams,
@@ -50,7 +51,6 @@ from multispin_env.model import (
     upload_end,
     verification_times,
 )
-from experiments import findings
 from multispin_env.scenarios import Population, Scenario, get_scenario
 
 __all__ = [
@@ -220,7 +220,7 @@ def deadline_mc_rows(cfg: RealismConfig) -> list[dict[str, Any]]:
     import gymnasium as gym
 
     import multispin_env  # noqa: F401  (registers the environments)
-    from baselines.policies import make_policy
+    from baselines.policies import AnalyticPolicy, make_policy
 
     rows = []
     for pop in range(cfg.mc_populations):
@@ -231,6 +231,7 @@ def deadline_mc_rows(cfg: RealismConfig) -> list[dict[str, Any]]:
             try:
                 for name in MC_POLICIES:
                     policy = make_policy(name, env)
+                    assert isinstance(policy, AnalyticPolicy)  # a solver's policy: it reports its plan
                     for episode in range(cfg.mc_episodes):
                         # The same episode seeds for every policy and deadline: common random numbers.
                         obs, _ = env.reset(seed=population_seed + 1 + episode)

@@ -25,14 +25,18 @@ import numpy as np
 import multispin_env  # noqa: F401  (registers the ids)
 from agents.evaluation import evaluate, evaluate_analytic, suite_metric
 from multispin_env import suite
+from multispin_env.spaces import MultiSpinEnvAPI
 
 
 class ServerOnly:
     """The policy of every L_k = 0 (the target model decodes one token per user per round), SB3-like."""
 
     def __init__(self, env: gym.Env) -> None:
-        k = env.unwrapped.num_users
-        self._action = env.unwrapped.encode_action(np.zeros(k), np.zeros(k))
+        unwrapped = env.unwrapped
+        if not isinstance(unwrapped, MultiSpinEnvAPI):
+            raise ValueError(f"ServerOnly acts on a MultiSpin env, got {unwrapped!r}")
+        k = unwrapped.num_users
+        self._action = unwrapped.encode_action(np.zeros(k), np.zeros(k))
 
     def reset(self) -> None:
         """Nothing to forget."""

@@ -26,7 +26,7 @@ import numpy as np
 from numba import from_dtype, njit, types
 
 from multispin_env._numba import JIT, jit_cache
-from multispin_env.acceptance import accepted_prefix, acceptance_estimate
+from multispin_env.acceptance import acceptance_estimate, accepted_prefix
 from multispin_env.channel import complex_gain, efficiency, fading_correlation, gauss_markov_step, upload_time_per_token
 from multispin_env.layout import (
     C_FAILURES,

@@ -26,10 +26,11 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, Literal, TypedDict
 
 import numba
 
-__all__ = ["JIT", "JIT_SOURCES", "CACHE_DIR", "cache_candidates", "choose_cache_dir", "jit_cache"]
+__all__ = ["JIT", "JitOptions", "JIT_SOURCES", "CACHE_DIR", "cache_candidates", "choose_cache_dir", "jit_cache"]
 
 #: The modules whose source the compiled code depends on (their hash names the cache directory).
 JIT_SOURCES = ("_numba.py", "layout.py", "model.py", "channel.py", "acceptance.py", "_kernels.py")
@@ -141,9 +142,16 @@ def choose_cache_dir(candidates: list[tuple[Path, bool]], fingerprint: str) -> P
 #: Where the package's compiled functions are cached (None: not cached).
 CACHE_DIR = choose_cache_dir(cache_candidates(), _fingerprint())
 
+class JitOptions(TypedDict):
+    """Keyword arguments of ``numba.njit`` that the package sets (typed as numba's own signature types them)."""
+
+    cache: bool
+    error_model: Literal["python", "numpy"]
+
+
 #: Options of every ``njit``/``vectorize`` of the package. numpy's floating-point error model: x / 0 = inf,
 #: as numpy, without ZeroDivisionError checks in the hot loops.
-JIT = {"cache": CACHE_DIR is not None, "error_model": "numpy"}
+JIT: JitOptions = {"cache": CACHE_DIR is not None, "error_model": "numpy"}
 
 
 def _module_cache_dir(source: Path) -> Path | None:
@@ -180,10 +188,11 @@ def jit_cache(source: str | os.PathLike[str] | None = None) -> Iterator[bool]:
     :returns: (as the ``with`` target) whether the block's functions may be cached (``cache=`` of njit)
     """
     directory = CACHE_DIR if source is None else _module_cache_dir(Path(source).resolve())
-    previous = numba.config.CACHE_DIR
+    config: Any = numba.config  # numba's stubs do not declare its settings, set from the environment at import
+    previous = config.CACHE_DIR
     if directory is not None:
-        numba.config.CACHE_DIR = str(directory)
+        config.CACHE_DIR = str(directory)
     try:
         yield directory is not None
     finally:
-        numba.config.CACHE_DIR = previous
+        config.CACHE_DIR = previous

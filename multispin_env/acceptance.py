@@ -398,7 +398,8 @@ class MixtureAcceptance(AcceptanceProcess):
         """E[r^i] = prod_{j<i} (kappa a + j) / (kappa + j) for Beta rates of mean ``rate`` (..., K)."""
         mean = np.asarray(rate, dtype=np.float64)[..., None]
         steps = np.arange(self.max_draft, dtype=np.float64)
-        return np.cumprod((self.concentration * mean + steps) / (self.concentration + steps), axis=-1)
+        ratios: FloatArray = (self.concentration * mean + steps) / (self.concentration + steps)
+        return ratios.cumprod(axis=-1)
 
 
 @register_acceptance_process

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import llvmlite.binding as llvm
 import numpy as np
@@ -40,12 +41,13 @@ _SQRT_TWO = math.sqrt(2.0)
 # scipy's Bessel J0 (double j0(double, int skip_dispatch), the function behind scipy.special.j0) under a fixed
 # symbol name, so that compiled code calling it can be cached (cached code links by name).
 llvm.add_symbol("multispin_env_scipy_j0", get_cython_function_address("scipy.special.cython_special", "j0"))
-_scipy_j0 = types.ExternalFunction("multispin_env_scipy_j0", types.float64(types.float64, types.intc))
+# Both are called only inside compiled code, where numba resolves the call (its stubs type them as type objects).
+_scipy_j0: Any = types.ExternalFunction("multispin_env_scipy_j0", types.float64(types.float64, types.intc))
 # scipy's log1p (cephes), likewise: about twice as fast as the libm log1p numba calls for math.log1p, and the
 # round evaluates it for every user every round.
 llvm.add_symbol("multispin_env_scipy_log1p",
                 get_cython_function_address("scipy.special.cython_special", "__pyx_fuse_1log1p"))
-_scipy_log1p = types.ExternalFunction("multispin_env_scipy_log1p", types.float64(types.float64, types.intc))
+_scipy_log1p: Any = types.ExternalFunction("multispin_env_scipy_log1p", types.float64(types.float64, types.intc))
 _INV_LN2 = 1.0 / math.log(2.0)
 
 # The formulas the compiled round calls (numba ufuncs: numpy calls them on arrays, the kernels on scalars).
@@ -189,7 +191,7 @@ class JakesFading(FadingModel):
         intervals = np.asarray(intervals_s, dtype=np.float64)
         lag = np.prod(self.correlation(intervals), axis=-1) if intervals.ndim and intervals.shape[-1] else 1.0
         shrink = 1.0 / (1.0 + noise_std * noise_std)
-        mean = lag * shrink * estimate
+        mean = np.asarray(lag * shrink * estimate, dtype=np.complex128)  # already complex128: no copy
         variance = np.broadcast_to(1.0 - lag * lag * shrink, estimate.shape).astype(np.float64)
         return mean, variance
 
@@ -338,14 +340,14 @@ def physical_round_params(
     shadowing = np.asarray(shadowing_db, dtype=np.float64)
     if not np.all(np.isfinite(shadowing)):
         raise ValueError(f"shadowing_db must be finite, got {shadowing}")
-    if (device_classes is None) == (draft_time is None):
-        raise ValueError("give exactly one of device_classes or draft_time")
-    if device_classes is not None:
+    if device_classes is not None and draft_time is None:
         if len(device_classes) != distance.size:
             raise ValueError(
                 f"device_classes must have one entry per user ({distance.size}), got {len(device_classes)}"
             )
         draft_time = draft_times_of(device_classes)
+    elif device_classes is not None or draft_time is None:
+        raise ValueError("give exactly one of device_classes or draft_time")
     bits = payload_bits(payload, vocab_size, prob_bits, top_k)
     snr_db = mean_snr_db(distance, shadowing, tx_power_dbm, bandwidth_hz, noise_density_dbm_hz, noise_figure_db)
     upload = upload_time_per_token(bits, bandwidth_hz, spectral_efficiency(snr_db, fading))

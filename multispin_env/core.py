@@ -62,18 +62,24 @@ from multispin_env.layout import (
     P_MEAN_UPLOAD_TIME,
     P_SNR,
     POPULATION_ROWS,
-    REQUEST_ROWS,
     R_ACCEPTED,
     R_BANDWIDTH,
     R_DRAFT_LENGTHS,
     R_DROPPED,
     R_ENERGY,
     R_TOKENS,
+    REQUEST_ROWS,
     ROUND_ROWS,
 )
 from multispin_env.requests import Requests, request_state_bytes
 from multispin_env.scenarios import Population
-from multispin_env.spaces import check_finite, nonfinite_error, observation_bounds, observation_layout, observation_scale
+from multispin_env.spaces import (
+    check_finite,
+    nonfinite_error,
+    observation_bounds,
+    observation_layout,
+    observation_scale,
+)
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -168,6 +174,13 @@ class RoundOutcome(NamedTuple):
     counts: IntArray | None = None
     #: (n, S) float32 observations after the round when the kernel wrote them (nothing drawn after it), else None
     observation: NDArray[np.float32] | None = None
+
+
+def _buffer(rows: NDArray[Any]) -> NDArray[Any]:
+    """The layout buffer (round rows or per-env rows) that a :class:`RoundOutcome` field is a row view of."""
+    if rows.base is None:
+        raise ValueError("a RoundOutcome's fields must be row views of the kernel's round buffers")
+    return rows.base
 
 
 class MultiSpinCore:
@@ -278,7 +291,7 @@ class MultiSpinCore:
             "arrivals": self.arrivals,
         }
         record = np.zeros(1, dtype=CONSTANTS)
-        for name in CONSTANTS.names:
+        for name in CONSTANTS.names or ():  # a structured dtype: never None
             if name in derived:
                 record[name] = derived[name]
             elif hasattr(self.scenario, name):
@@ -344,7 +357,8 @@ class MultiSpinCore:
             return last
         rounds, per_env, truncated = last  # the single-env kernel step's buffers
         outcome = RoundOutcome(rounds[R_DRAFT_LENGTHS], rounds[R_BANDWIDTH], rounds[R_ACCEPTED], rounds[R_TOKENS],
-                               *per_env[:4], truncated, rounds[R_DROPPED], rounds[R_ENERGY])
+                               per_env[E_SYNC_TIME], per_env[E_VERIFY_TIME], per_env[E_LATENCY], per_env[E_REWARD],
+                               truncated, rounds[R_DROPPED], rounds[R_ENERGY])
         self._last_round = outcome
         return outcome
 
@@ -448,8 +462,7 @@ class MultiSpinCore:
         rounds = np.empty((ROUND_ROWS, n, k))
         rounds[R_DRAFT_LENGTHS] = draft_lengths
         rounds[R_BANDWIDTH] = bandwidth
-        self._play(rounds, rng, reset_rows, None)
-        return self._last_round
+        return self._play(rounds, rng, reset_rows, None)
 
     def step_actions(
         self, actions: FloatArray, rng: np.random.Generator, reset_rows: BoolArray | None = None
@@ -460,14 +473,14 @@ class MultiSpinCore:
         # start gains would be drawn before it runs: check first whenever something is drawn first.
         if reset_rows is not None or self._block_index == self._block_rounds:
             check_finite(actions)
-        self._play(np.empty((ROUND_ROWS, actions.shape[0], self.num_users)), rng, reset_rows, actions)
-        return self._last_round
+        return self._play(np.empty((ROUND_ROWS, actions.shape[0], self.num_users)), rng, reset_rows, actions)
 
     def _play(
         self, rounds: FloatArray, rng: np.random.Generator, reset_rows: BoolArray | None, actions: FloatArray | None
-    ) -> None:
+    ) -> RoundOutcome:
         """The round of :meth:`step` (lengths and shares already in ``rounds``) or of :meth:`step_actions`
-        (raw ``actions``, decoded by the kernel into ``rounds``); the outcome goes to ``_last_round``."""
+        (raw ``actions``, decoded by the kernel into ``rounds``); returns the outcome (also kept as
+        ``_last_round``)."""
         n, k = rounds.shape[1:]
         block = self._next_block(rng)
         per_env = np.empty((ENV_ROWS, n))
@@ -511,6 +524,7 @@ class MultiSpinCore:
             self.discard(outcome, rows)
         if not channel_update:
             self._update_channel(rng)
+        return outcome
 
     def step_single(
         self, action: FloatArray, rng: np.random.Generator
@@ -614,9 +628,10 @@ class MultiSpinCore:
         """Zero the round of the systems ``rows`` in ``outcome`` (its per-user rows, times, reward) and clear their
         truncation: the sub-envs that ignored the action and started a new episode instead (what the kernel
         does itself when it restarts them). Two writes into the round's buffers rather than one per field."""
+        rounds, per_env = _buffer(outcome.tokens), _buffer(outcome.sync_time)
         for row in rows:  # a few rows a step: basic indexing is cheaper than fancy indexing here
-            outcome.tokens.base[:, row] = 0.0  # L, b, A, n, dropped, energy (the layout's round rows)
-            outcome.sync_time.base[:4, row] = 0.0  # tau, T_ver, T, reward
+            rounds[:, row] = 0.0  # L, b, A, n, dropped, energy (the layout's round rows)
+            per_env[:4, row] = 0.0  # tau, T_ver, T, reward
             if outcome.counts is not None:
                 outcome.counts[:, row] = 0
         outcome.truncated[rows] = False
@@ -629,7 +644,7 @@ class MultiSpinCore:
             counts = outcome.counts
             tokens, accepted, draft_lengths = counts[0], counts[1], counts[2]
         else:
-            rounds = outcome.tokens.base  # the round's buffer in layout rows; the outcome's per-user rows view it
+            rounds = _buffer(outcome.tokens)  # the round's buffer in layout rows; the outcome's per-user rows view it
             counts = rounds[: R_TOKENS + 1].astype(np.int64)  # one cast of the leading rows (b_k's is unused)
             tokens, accepted, draft_lengths = counts[R_TOKENS], counts[R_ACCEPTED], counts[R_DRAFT_LENGTHS]
         info = {
@@ -654,6 +669,8 @@ class MultiSpinCore:
         """With arrivals: the info keys :data:`ARRIVAL_ROUND_KEYS` (of the last round) and
         :data:`ARRIVAL_STATE_KEYS` (of the current state), new arrays (n, K)."""
         requests = self.requests
+        if requests is None:
+            raise ValueError("arrival info needs request arrivals (arrivals=True)")
         return {
             "completed": requests.completed.copy(),
             "completion_time": requests.completion_time.copy(),

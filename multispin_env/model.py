@@ -302,7 +302,7 @@ def _float_vector(name: str, value: Any) -> FloatArray:
     return arr
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class RoundParams:
     """Everything that fixes the expected goodput of one Multi-SPIN system (docs/model.md sections 2-3).
 
@@ -321,69 +321,85 @@ class RoundParams:
         acceptance curve of any process (section 5.1); None: the i.i.d. curve a_k^i
     """
 
-    acceptance: FloatArray | None
+    # The fields hold the checked values (the constructor takes array-likes and None where documented above).
+    acceptance: FloatArray  # the rates; given survival only, its position-1 rates (for reports)
     draft_time: FloatArray
     upload_time: FloatArray
-    verify_base: float = 0.060
-    verify_per_token: float = 0.0005
-    max_draft: int = 10
-    downlink_time: float = 0.0
-    verify_knee_tokens: float = 0.0
-    verify_profile: Any = None
-    upload_deadline: float | None = None
-    survival: FloatArray | None = None
+    verify_base: float
+    verify_per_token: float
+    max_draft: int
+    downlink_time: float
+    verify_knee_tokens: float
+    verify_profile: Any
+    upload_deadline: float | None
+    survival: FloatArray  # given, or the i.i.d. curve a_k^i
     num_users: int = field(init=False)
     #: (tokens, seconds) of the verification profile, eq. (2').
     verify_profile_points: tuple[FloatArray, FloatArray] = field(init=False, repr=False, compare=False)
     #: E[n_k | L] for L = 0..L_max, shape (K, L_max + 1): 1 + sum_{i<=L} survival[k, i-1] (eq. (4)).
     token_table: FloatArray = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        draft_time = _float_vector("draft_time", self.draft_time)
-        upload_time = _float_vector("upload_time", self.upload_time)
-        max_draft = self.max_draft
+    def __init__(
+        self,
+        acceptance: ArrayLike | None,
+        draft_time: ArrayLike,
+        upload_time: ArrayLike,
+        verify_base: float = 0.060,
+        verify_per_token: float = 0.0005,
+        max_draft: int = 10,
+        downlink_time: float = 0.0,
+        verify_knee_tokens: float = 0.0,
+        verify_profile: Any = None,
+        upload_deadline: float | None = None,
+        survival: ArrayLike | None = None,
+    ) -> None:
+        # Written by hand rather than by dataclass: the arguments are array-likes, the fields checked arrays.
+        draft = _float_vector("draft_time", draft_time)
+        upload = _float_vector("upload_time", upload_time)
         if isinstance(max_draft, (float, np.floating)) and float(max_draft).is_integer():
             max_draft = int(max_draft)  # 7.0 from a float computation is a length of 7
         max_draft = integer_setting("max_draft", max_draft, 1, MAX_DRAFT)
-        k = draft_time.size
-        if self.acceptance is None and self.survival is None:
+        k = draft.size
+        if acceptance is None and survival is None:
             raise ValueError("give acceptance (i.i.d. rates) or survival (acceptance curves)")
-        acceptance = None if self.acceptance is None else _float_vector("acceptance", self.acceptance)
-        if not (draft_time.shape == upload_time.shape and (acceptance is None or acceptance.shape == (k,))):
+        rates = None if acceptance is None else _float_vector("acceptance", acceptance)
+        if not (draft.shape == upload.shape and (rates is None or rates.shape == (k,))):
             raise ValueError(
                 "acceptance, draft_time and upload_time must have one entry per user (equal lengths), got "
-                f"{None if acceptance is None else acceptance.size}, {draft_time.size} and {upload_time.size}"
+                f"{None if rates is None else rates.size}, {draft.size} and {upload.size}"
             )
-        if acceptance is not None and np.any((acceptance <= 0.0) | (acceptance >= 1.0)):
-            raise ValueError(f"acceptance must lie in the open interval (0, 1), got {acceptance}")
-        if np.any(draft_time <= 0.0):
-            raise ValueError(f"draft_time must be > 0 s/token, got {draft_time}")
-        if np.any(upload_time <= 0.0):
-            raise ValueError(f"upload_time must be > 0 s/token, got {upload_time}")
-        if self.survival is None:
-            survival = acceptance[:, None] ** np.arange(1, max_draft + 1)
-        else:
-            survival = _survival(self.survival, k, max_draft)
-        if acceptance is None:
-            acceptance = np.clip(survival[:, 0], 1e-12, 1.0 - 1e-12)  # the position-1 rate, for reports
-            acceptance.setflags(write=False)
+        if rates is not None and np.any((rates <= 0.0) | (rates >= 1.0)):
+            raise ValueError(f"acceptance must lie in the open interval (0, 1), got {rates}")
+        if np.any(draft <= 0.0):
+            raise ValueError(f"draft_time must be > 0 s/token, got {draft}")
+        if np.any(upload <= 0.0):
+            raise ValueError(f"upload_time must be > 0 s/token, got {upload}")
+        if survival is not None:
+            curves = _survival(survival, k, max_draft)
+        elif rates is not None:
+            curves = rates[:, None] ** np.arange(1, max_draft + 1)
+        else:  # ruled out above; says so to the type checker
+            raise ValueError("give acceptance (i.i.d. rates) or survival (acceptance curves)")
+        if rates is None:
+            rates = np.clip(curves[:, 0], 1e-12, 1.0 - 1e-12)  # the position-1 rate, for reports
+            rates.setflags(write=False)
         set_ = object.__setattr__
-        set_(self, "acceptance", acceptance)
-        set_(self, "draft_time", draft_time)
-        set_(self, "upload_time", upload_time)
+        set_(self, "acceptance", rates)
+        set_(self, "draft_time", draft)
+        set_(self, "upload_time", upload)
         # Times up to 1e9 s: beyond, sums of them lose every digit of a per-token term.
-        set_(self, "verify_base", real_setting("verify_base", self.verify_base, 0.0, 1e9, low_open=True))
-        set_(self, "verify_per_token", real_setting("verify_per_token", self.verify_per_token, 0.0, 1e9))
-        set_(self, "downlink_time", real_setting("downlink_time", self.downlink_time, 0.0, 1e9))
-        set_(self, "verify_knee_tokens", real_setting("verify_knee_tokens", self.verify_knee_tokens, 0.0, 1e9))
-        if self.upload_deadline is not None:
-            set_(self, "upload_deadline", real_setting("upload_deadline", self.upload_deadline, 0.0, 1e9,
-                                                       low_open=True))
+        set_(self, "verify_base", real_setting("verify_base", verify_base, 0.0, 1e9, low_open=True))
+        set_(self, "verify_per_token", real_setting("verify_per_token", verify_per_token, 0.0, 1e9))
+        set_(self, "downlink_time", real_setting("downlink_time", downlink_time, 0.0, 1e9))
+        set_(self, "verify_knee_tokens", real_setting("verify_knee_tokens", verify_knee_tokens, 0.0, 1e9))
+        set_(self, "upload_deadline", None if upload_deadline is None else
+             real_setting("upload_deadline", upload_deadline, 0.0, 1e9, low_open=True))
+        set_(self, "verify_profile", verify_profile)
         set_(self, "max_draft", max_draft)
         set_(self, "num_users", int(k))
-        survival.setflags(write=False)
-        set_(self, "survival", survival)
-        table = token_table(survival)
+        curves.setflags(write=False)
+        set_(self, "survival", curves)
+        table = token_table(curves)
         table.setflags(write=False)
         set_(self, "token_table", table)
         set_(self, "verify_profile_points", verification_profile(

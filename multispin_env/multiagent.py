@@ -97,7 +97,7 @@ class MultiSpinParallelEnv(CoreAccess, ParallelEnv):
         keyword arguments override it
     """
 
-    metadata = {"name": "multispin_v0", "render_modes": ["ansi"], "is_parallelizable": True}
+    metadata: dict[str, Any] = {"name": "multispin_v0", "render_modes": ["ansi"], "is_parallelizable": True}
 
     def __init__(
         self,
@@ -226,8 +226,8 @@ class MultiSpinParallelEnv(CoreAccess, ParallelEnv):
                 "clock": clock,
                 "goodput_tokens": int(total),
             }
-        terminations = {agent: False for agent in self.agents}
-        truncations = {agent: truncated for agent in self.agents}
+        terminations = dict.fromkeys(self.agents, False)
+        truncations = dict.fromkeys(self.agents, truncated)
         if truncated:
             self.agents = []
         return observations, rewards, terminations, truncations, infos

@@ -155,7 +155,8 @@ class Requests:
         remaining = self.state[Q_REMAINING]
         remaining -= tokens
         done = (self.state[Q_ACTIVE] > 0.0) & (remaining <= 0.0)
-        if self.arrival_rate is None:
+        rate = self.arrival_rate
+        if rate is None:
             if done.any():
                 self._start(done, rng)
             return
@@ -167,17 +168,18 @@ class Requests:
         self.completion_time[~done] = 0.0
         self.state[Q_ACTIVE][done] = 0.0
         remaining[done] = 0.0
-        self._arrive(latency, clock, room, rng)
+        self._arrive(rate, latency, clock, room, rng)
         starting = (self.state[Q_ACTIVE] == 0.0) & (self.state[Q_WAITING] > 0.0)
         if starting.any():
             self._pop(starting)
             self._start(starting, rng)
 
-    def _arrive(self, latency: FloatArray, clock: FloatArray, room: FloatArray, rng: np.random.Generator) -> None:
-        """Poisson arrivals during the round [clock - latency, clock) of every user, appended to the queues
+    def _arrive(self, rate: float, latency: FloatArray, clock: FloatArray, room: FloatArray,
+                rng: np.random.Generator) -> None:
+        """Poisson arrivals (``rate`` per second and user) during the round [clock - latency, clock) of every user, appended to the queues
         (eq. 6): a Poisson(lambda T) count M of points, uniform over the round given the count, in time order.
         Only the first ``room`` (n, K) of them find room (eq. (9')); the rest are counted in ``blocked``."""
-        counts = rng.poisson(self.arrival_rate * latency[:, None], self.state.shape[1:])
+        counts = rng.poisson(rate * latency[:, None], self.state.shape[1:])
         kept = np.minimum(counts, room.astype(np.int64))
         np.subtract(counts, kept, out=self.blocked)
         total = int(kept.sum())

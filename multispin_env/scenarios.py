@@ -157,7 +157,7 @@ register_acceptance_profile(
         name="llama2",
         rates={task: round(acceptance_from_mean_tokens(tau, LLAMA_SPS_DRAFT_LENGTH), 2)
                for task, tau in LLAMA_SPS_MEAN_TOKENS.items()},
-        weights={task: 1.0 for task in LLAMA_SPS_MEAN_TOKENS},
+        weights=dict.fromkeys(LLAMA_SPS_MEAN_TOKENS, 1.0),
         source=(
             "Llama-family pair with a 68M draft (vicuna-68m -> Vicuna-13B-v1.3, greedy): per-task mean tokens per "
             "round of SpS from EAGLE-2 (arXiv 2406.16858) Table 1 / Spec-Bench (chat=MT-bench, code=HumanEval, "
@@ -197,7 +197,7 @@ register_acceptance_profile(
             task: round(_expit(_logit(_QWEN_MATH_RATE) + _LLAMA_LOGIT[task] - _LLAMA_LOGIT["math"]), 2)
             for task in LLAMA_SPS_MEAN_TOKENS
         },
-        weights={task: 1.0 for task in LLAMA_SPS_MEAN_TOKENS},
+        weights=dict.fromkeys(LLAMA_SPS_MEAN_TOKENS, 1.0),
         source=(
             "Qwen3-1.7B -> Qwen3-32B (vLLM, L = 5, T = 1, thinking mode): 3.87 mean tokens per round on math "
             "questions (public experiment log, 2026) -> a = 0.82 via E[n] = (1 - a^(L+1)) / (1 - a); docs/model.md "
@@ -602,7 +602,7 @@ def acceptance_range_for(spread: float, centre: float = ACCEPTANCE_CENTRE) -> tu
     """The acceptance range centre +- spread / 2 (spread 0: every user has a = centre); it must stay inside (0, 1)."""
     spread, centre = float(spread), float(centre)
     low, high = round(centre - spread / 2.0, 12), round(centre + spread / 2.0, 12)
-    if not (math.isfinite(spread) and spread >= 0.0 and 0.0 < low and high < 1.0):
+    if not (math.isfinite(spread) and spread >= 0.0 and low > 0.0 and high < 1.0):
         raise ValueError(
             f"acceptance spread {spread} around centre {centre} must keep the range inside (0, 1), got ({low}, {high})"
         )

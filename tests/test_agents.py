@@ -19,8 +19,6 @@ from agents.evaluation import (
     run_episode,
 )
 
-
-
 # -- evaluation loop ------------------------------------------------------------------------------
 
 

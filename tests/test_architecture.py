@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-import multispin_env  # noqa: F401  (registers the ids)
+import multispin_env  # registers the ids
 from multispin_env import acceptance
 
 PACKAGE = Path(multispin_env.__file__).resolve().parent

@@ -17,9 +17,9 @@ import multispin_env  # noqa: F401  (registers the ids)
 from agents.benchmark import main as bench_main
 from agents.benchmark import paired_comparison, run_benchmark
 from agents.train import main as train_main
+from baselines.information import static_params
 from baselines.policies import ANALYTIC_POLICIES, policies_for
 from baselines.solvers import equal_bandwidth_fixed, equal_bandwidth_tuned, solve_heterogeneous, solve_homogeneous
-from baselines.information import static_params
 
 ENV = "MultiSpin-Heterogeneous-v0"
 TINY_PPO = ["n_envs:2", "n_steps:64", "batch_size:64", "n_epochs:2", "policy_kwargs:dict(net_arch=[16])"]

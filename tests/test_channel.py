@@ -12,13 +12,13 @@ from scipy import stats
 from scipy.special import j0, log1p
 
 from multispin_env.channel import (
+    DEVICE_CLASSES,
     JakesFading,
     NoFading,
-    make_fading_model,
-    DEVICE_CLASSES,
     efficiency,
     fading_correlation,
     gauss_markov_step,
+    make_fading_model,
     mean_snr_db,
     path_loss_db,
     payload_bits,

@@ -12,20 +12,20 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
+from gymnasium.utils.env_checker import data_equivalence
 from hypothesis import given
 from hypothesis import strategies as st
-from gymnasium.utils.env_checker import data_equivalence
 from scipy import stats
 from scipy.special import j0
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import multispin_env
+from baselines.information import adaptive_params, oracle_params, static_params
 from multispin_env.acceptance import ACCEPTANCE_PROCESSES
 from multispin_env.config import SETTINGS, default_config
 from multispin_env.envs import MultiSpinEnv
 from multispin_env.model import expected_goodput, expected_tokens, round_latency
 from multispin_env.registration import ENV_IDS, register_envs
-from baselines.information import adaptive_params, oracle_params, static_params
 
 REPO = Path(__file__).resolve().parents[1]
 # Generated from the registry: every MultiSpin id is checked.
@@ -50,7 +50,7 @@ def constant_policy(env: MultiSpinEnv, lengths, shares=None) -> np.ndarray:
 
 
 def test_registry_holds_both_ids_with_vector_entry_points():
-    assert REGISTERED_IDS == sorted(ENV_IDS)
+    assert sorted(ENV_IDS) == REGISTERED_IDS
     for env_id in REGISTERED_IDS:
         spec = gym.spec(env_id)
         variant = env_id.split("-")[1]
@@ -67,7 +67,7 @@ def test_registry_holds_both_ids_with_vector_entry_points():
 @pytest.mark.parametrize("homogeneous", [True, False])
 def test_an_id_rejects_the_setting_it_fixes(env_id: str, homogeneous: bool):
     for maker in (gym.make, gym.make_vec):
-        with pytest.raises(ValueError, match="homogeneous.*fixed by this environment id"):
+        with pytest.raises(ValueError, match=r"homogeneous.*fixed by this environment id"):
             maker(env_id, homogeneous=homogeneous)
 
 

@@ -14,17 +14,11 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.vector import AutoresetMode
 import pytest
 import scipy.special
 import scipy.stats
+from gymnasium.vector import AutoresetMode
 from numpy.typing import NDArray
-
-import multispin_env  # noqa: F401  (registers the ids)
-from multispin_env.core import MultiSpinCore
-from multispin_env.layout import Q_ARRIVAL
-from multispin_env.model import expected_tokens
-from multispin_env.scenarios import get_scenario
 from reference_round import (
     Round,
     Settings,
@@ -34,6 +28,12 @@ from reference_round import (
     play_round,
     spectral_efficiency,
 )
+
+import multispin_env  # noqa: F401  (registers the ids)
+from multispin_env.core import MultiSpinCore
+from multispin_env.layout import Q_ARRIVAL
+from multispin_env.model import expected_tokens
+from multispin_env.scenarios import get_scenario
 
 HET, HOM = "MultiSpin-Heterogeneous-v0", "MultiSpin-Homogeneous-v0"
 RTOL = 1e-12  # float64 quantities: the kernels and the oracle differ only in summation order and log2 vs log1p

@@ -218,7 +218,7 @@ def test_goodput_matches_eq_5(system: tuple[RoundParams, np.ndarray]) -> None:
     params, lengths = system
     shares, tau = optimal_bandwidth(params.draft_time, params.upload_time, lengths)
     latency = float(tau) + params.verify_base + params.verify_per_token * (lengths + 1).sum() + params.downlink_time
-    tokens = sum(math.fsum(a**i for i in range(n + 1)) for a, n in zip(params.acceptance, lengths))
+    tokens = sum(math.fsum(a**i for i in range(n + 1)) for a, n in zip(params.acceptance, lengths, strict=True))
     assert float(round_latency(params, lengths)) == pytest.approx(latency, rel=1e-12)
     assert float(expected_goodput(params, lengths)) == pytest.approx(tokens / latency, rel=1e-11)
     assert float(expected_goodput(params, lengths, shares)) == pytest.approx(tokens / latency, rel=1e-9)

@@ -9,10 +9,10 @@ import pytest
 
 pytest.importorskip("pettingzoo")
 
-from pettingzoo.test import parallel_api_test, parallel_seed_test  # noqa: E402
+from pettingzoo.test import parallel_api_test, parallel_seed_test
 
-import multispin_env  # noqa: E402,F401
-from multispin_env.multiagent import parallel_env  # noqa: E402
+import multispin_env  # noqa: F401
+from multispin_env.multiagent import parallel_env
 
 SMALL = {"num_users": 3, "horizon": 1.0}
 

@@ -21,7 +21,7 @@ import multispin_env
 # transformers: only the trace recorder (experiments/record_trace.py) runs models; the env replays traces without it.
 FORBIDDEN = ("baselines", "agents", "experiments", "transformers")
 PACKAGE_DIR = Path(multispin_env.__file__).resolve().parent
-MODULES = ["multispin_env"] + sorted(f"multispin_env.{m.name}" for m in pkgutil.iter_modules([str(PACKAGE_DIR)]))
+MODULES = ["multispin_env", *sorted(f"multispin_env.{m.name}" for m in pkgutil.iter_modules([str(PACKAGE_DIR)]))]
 
 
 def _forbidden(name: str) -> bool:

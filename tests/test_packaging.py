@@ -11,7 +11,7 @@ import gymnasium as gym
 import pytest
 import yaml
 
-import multispin_env  # noqa: F401  (registers the ids)
+import multispin_env  # registers the ids
 from multispin_env.registration import ENV_IDS
 from multispin_env.scenarios import SCENARIOS
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import multispin_env  # noqa: F401  (registers the ids)
+from baselines.information import adaptive_params, oracle_params, static_params
 from baselines.policies import ANALYTIC_POLICIES, INFORMATION_LEVELS, make_policy, policies_for
 from baselines.solvers import solve_heterogeneous, solve_homogeneous
-from baselines.information import adaptive_params, oracle_params, static_params
 
 HET = "MultiSpin-Heterogeneous-v0"
 HOM = "MultiSpin-Homogeneous-v0"

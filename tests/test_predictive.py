@@ -216,7 +216,6 @@ def test_batched_planner_plays_the_per_system_plan_on_every_sub_env(settings) ->
     reference = _Reference(envs, n, seed=3)
     obs, _ = envs.reset(seed=5)
     starts = np.ones(n, bool)
-    rng = np.random.default_rng(0)
     idle = 0
     for step in range(30):
         actions, _ = policy.predict(obs, episode_start=starts)

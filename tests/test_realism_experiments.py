@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import math
 from collections import defaultdict
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -51,7 +52,7 @@ def test_goodput_never_falls_as_the_knee_grows(outputs: Path) -> None:
         for curve in _by(rows, "knee_tokens", "goodput", solver).values():
             knees = sorted(curve)
             assert len(knees) == len(realism.QUICK.knees)
-            for lo, hi in zip(knees, knees[1:]):
+            for lo, hi in pairwise(knees):
                 assert curve[hi] >= curve[lo] * (1 - RTOL), (solver, lo, hi, curve)
 
 
@@ -78,7 +79,7 @@ def test_goodput_never_falls_as_the_deadline_loosens(outputs: Path) -> None:
         for curve in _by(rows, "deadline_s", "goodput", solver).values():
             deadlines = sorted(curve)  # inf (no deadline) last
             assert math.isinf(deadlines[-1])
-            for lo, hi in zip(deadlines, deadlines[1:]):
+            for lo, hi in pairwise(deadlines):
                 assert curve[hi] >= curve[lo] * (1 - RTOL), (solver, lo, hi, curve)
 
 
@@ -113,11 +114,11 @@ def test_energy_trade_off_is_a_front(outputs: Path) -> None:
         if method == "cap":
             # Server-only decoding costs the devices nothing; a larger cap never lowers the optimum's goodput.
             assert power[0] == 0.0
-            assert all(b >= a * (1 - RTOL) for a, b in zip(goodput, goodput[1:]))
+            assert all(b >= a * (1 - RTOL) for a, b in pairwise(goodput))
         else:
             # A higher energy price never raises the chosen power or goodput (argmax of G - w P, per population).
-            assert all(b <= a * (1 + RTOL) for a, b in zip(power, power[1:]))
-            assert all(b <= a * (1 + RTOL) for a, b in zip(goodput, goodput[1:]))
+            assert all(b <= a * (1 + RTOL) for a, b in pairwise(power))
+            assert all(b <= a * (1 + RTOL) for a, b in pairwise(goodput))
     # At price 0 the enumeration finds the unconstrained optimum: het-opt with the full L_max must match it.
     k = str(realism.QUICK.energy_users)
     full_cap = groups[("cap", k)][-1]

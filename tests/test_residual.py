@@ -190,8 +190,11 @@ def test_zero_correction_replays_the_controller(batched: bool) -> None:
 
 
 class _ZeroAgent:
+    def reset(self) -> None:
+        pass  # stateless
+
     def predict(self, observation, state=None, episode_start=None, deterministic=True):
-        return np.zeros(observation.shape[:-1] + (self.size,), np.float32), state
+        return np.zeros((*observation.shape[:-1], self.size), np.float32), state
 
     def __init__(self, size: int) -> None:
         self.size = size

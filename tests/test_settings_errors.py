@@ -29,7 +29,7 @@ def test_an_unknown_keyword_is_a_type_error_in_pythons_words(env_id: str) -> Non
 
 
 def test_the_vector_env_names_the_unknown_keyword_too() -> None:
-    with pytest.raises(TypeError, match="VectorEnv.__init__\\(\\) got an unexpected keyword argument 'frameskip'"):
+    with pytest.raises(TypeError, match=r"VectorEnv.__init__\(\) got an unexpected keyword argument 'frameskip'"):
         gym.make_vec(HET, num_envs=2, frameskip=4)
 
 

@@ -9,7 +9,7 @@ drawn from fixed-seed numpy Generators, so every run checks the same systems.
 from __future__ import annotations
 
 import itertools
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -565,7 +565,7 @@ def test_a_user_taking_1e308_s_per_token_does_not_draft(value: float, field: str
     for alloc in (het, hom, tuned):
         check_allocation(params, alloc, equal_finish=True)
     # The fixed baseline does give the slow user 4 tokens: a latency beyond float range, named.
-    with pytest.raises(ValueError, match="overflows float64.*upload_time"):
+    with pytest.raises(ValueError, match=r"overflows float64.*upload_time"):
         equal_bandwidth_fixed(params)
 
 

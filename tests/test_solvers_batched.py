@@ -82,7 +82,7 @@ def test_a_system_beyond_float_range_is_named_in_a_batch() -> None:
     for solver, single in (("het-opt", solve_heterogeneous), ("hom-opt", solve_homogeneous)):
         for got, params in zip(solve_batch(solver, [fine, slow]), (fine, slow), strict=True):
             _assert_same(got, single(params))  # the slow user does not draft: no overflow
-    with pytest.raises(ValueError, match="overflows float64.*upload_time"):  # the fixed baseline drafts with it
+    with pytest.raises(ValueError, match=r"overflows float64.*upload_time"):  # the fixed baseline drafts with it
         solve_batch("equal-fixed", [fine, slow])
 
 

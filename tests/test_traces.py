@@ -87,9 +87,9 @@ def test_bad_trace_files_raise_one_line_errors_naming_the_problem(tmp_path, line
 
 
 def test_missing_file_and_bad_setting_types(tmp_path):
-    with pytest.raises(ValueError, match="trace_path: trace file .* cannot be read"):
+    with pytest.raises(ValueError, match=r"trace_path: trace file .* cannot be read"):
         EnvConfig(acceptance_process="trace", trace_path=tmp_path / "missing.jsonl")
-    with pytest.raises(ValueError, match="trace_path: trace file .* is not a file"):
+    with pytest.raises(ValueError, match=r"trace_path: trace file .* is not a file"):
         EnvConfig(acceptance_process="trace", trace_path=tmp_path)
     with pytest.raises(ValueError, match="trace_path must be a path"):
         EnvConfig(trace_path=3)
@@ -99,7 +99,7 @@ def test_the_trace_file_is_read_only_when_replayed(tmp_path):
     """Another acceptance process never reads the file (a large trace costs seconds to validate)."""
     missing = tmp_path / "missing.jsonl"
     assert EnvConfig(acceptance_process="iid", trace_path=missing).trace_path == str(missing)
-    with pytest.raises(ValueError, match="trace_path: trace file .* cannot be read"):
+    with pytest.raises(ValueError, match=r"trace_path: trace file .* cannot be read"):
         EnvConfig(acceptance_process="trace", trace_path=missing)
 
 

@@ -5,16 +5,16 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+from gymnasium.utils.env_checker import data_equivalence
 from gymnasium.vector import AutoresetMode
 from hypothesis import given
 from hypothesis import strategies as st
-from gymnasium.utils.env_checker import data_equivalence
 from scipy import stats
 
+from baselines.information import oracle_params, static_params
 from multispin_env.envs import MultiSpinEnv
 from multispin_env.model import round_latency
 from multispin_env.vector_env import ROUND_INFO_KEYS, MultiSpinVectorEnv
-from baselines.information import oracle_params, static_params
 
 REGISTERED_IDS = sorted(env_id for env_id in gym.registry if env_id.startswith("MultiSpin-"))
 HET = "MultiSpin-Heterogeneous-v0"
@@ -225,7 +225,7 @@ def test_disabled_autoreset_and_reset_mask():
     ended = np.zeros(4, dtype=bool)
     for action in _episode_actions(envs, 100, 1):
         before = envs.unwrapped._core.clock.copy()
-        obs, reward, _, truncated, info = envs.step(action)
+        obs, _, _, truncated, info = envs.step(action)
         assert np.all(info["clock"] > before)  # nobody is reset by step
         ended |= truncated
         if ended.any() and not ended.all():
