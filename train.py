@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Train an RL agent on a MultiSpin env: rl-zoo3's training command with our extension points (agents/train.py).
 
-    python train.py --algo ppo --env MultiSpin-Heterogeneous-v0 -n 200000 -P
+python train.py --algo ppo --env MultiSpin-Heterogeneous-v0 -n 200000 -P
 """
 
 import sys

@@ -126,7 +126,9 @@ class BenchmarkRow:
         }
 
 
-def _evaluate_spec(spec: PolicySpec, env_id: str, env_kwargs: dict[str, Any], seeds: list[int]) -> tuple[EvaluationResult, float]:
+def _evaluate_spec(
+    spec: PolicySpec, env_id: str, env_kwargs: dict[str, Any], seeds: list[int]
+) -> tuple[EvaluationResult, float]:
     """Evaluate one policy in a fresh env (top-level so worker processes can run it)."""
     import torch
 
@@ -177,7 +179,13 @@ def load_agent_policy(path: str | Path, env: Any, name: str = "agent") -> Policy
         vn.training, vn.norm_reward = False, False
     try:
         # A residual agent also observes the controller's action (as many entries as the env's action).
-        check_agent_fits(model, env, vn, f"agent {path}", extra_observation=0 if residual is None else int(env.action_space.shape[-1]))
+        check_agent_fits(
+            model,
+            env,
+            vn,
+            f"agent {path}",
+            extra_observation=0 if residual is None else int(env.action_space.shape[-1]),
+        )
     except ValueError as exc:
         raise BenchmarkError(str(exc)) from None
     agent = AgentPolicy(model, vn, name=name)
@@ -203,8 +211,12 @@ class _StatsOnly:
 def describe_agent(path: str | Path) -> str:
     """Which model file of ``path`` the benchmark loads, and why (a killed run has no final model)."""
     info = resolve_agent(path)
-    what = {"final": "final model", "best": "best model (no final model)", "checkpoint": "last checkpoint (no final or best model)",
-            "file": "model file"}[info.kind]
+    what = {
+        "final": "final model",
+        "best": "best model (no final model)",
+        "checkpoint": "last checkpoint (no final or best model)",
+        "file": "model file",
+    }[info.kind]
     stats = f", VecNormalize statistics {info.vecnormalize_path}" if info.vecnormalize_path else ""
     if info.training.get("interrupted") and info.kind in ("final", "best"):
         stats += f"; training interrupted at {info.training.get('num_timesteps')} of {info.training.get('planned_timesteps')} steps"
@@ -247,7 +259,9 @@ def run_benchmark(
     bad = [p for p in chosen if p not in valid]
     if bad:
         raise BenchmarkError(f"policies {', '.join(bad)} are not valid on {env_id} (valid: {', '.join(valid)})")
-    specs = [PolicySpec(name, "analytic") for name in chosen] + [PolicySpec(label, "agent", path) for label, path in agents]
+    specs = [PolicySpec(name, "analytic") for name in chosen] + [
+        PolicySpec(label, "agent", path) for label, path in agents
+    ]
     seeds = evaluation_seeds(seed, episodes)
     outcomes: list[tuple[EvaluationResult, float]] = []
     bar = _progress(len(specs), progress)
@@ -302,7 +316,11 @@ def format_table(rows: Sequence[BenchmarkRow]) -> str:
     lines = [header, "-" * len(header)]
     for row in rows:
         d = row.as_row()
-        ratio = f"{100 * d['ratio_to_oracle']:.1f}% +- {100 * d['ratio_ci95']:.1f}" if not math.isnan(d["ratio_to_oracle"]) else "-"
+        ratio = (
+            f"{100 * d['ratio_to_oracle']:.1f}% +- {100 * d['ratio_ci95']:.1f}"
+            if not math.isnan(d["ratio_to_oracle"])
+            else "-"
+        )
         lines.append(
             f"{d['policy']:<34} {d['goodput_mean']:>11.2f} +- {d['goodput_ci95']:>5.2f} {ratio:>16} "
             f"{d['mean_draft_length']:>7.2f} {d['bandwidth_hhi']:>6.3f}"
@@ -334,7 +352,11 @@ def write_outputs(
         **meta,
         "oracle": oracle_name([r.policy for r in rows if r.kind == "analytic"]),
         "policies": [
-            {**row.as_row(), **({"paired": row.paired} if row.paired else {}), "episodes_detail": row.result.as_dict()["episodes"]}
+            {
+                **row.as_row(),
+                **({"paired": row.paired} if row.paired else {}),
+                "episodes_detail": row.result.as_dict()["episodes"],
+            }
             for row in rows
         ],
     }
@@ -378,19 +400,26 @@ def goodput_figure(rows: Sequence[BenchmarkRow], title: str = "") -> Any:
     halves = [float(np.nan_to_num(r.result.goodput_ci()[1])) for r in rows]
     agent = [r.kind == "agent" for r in rows]
     fig, ax = plt.subplots(figsize=(max(6.0, 0.7 * len(rows) + 2), 4.6))
-    bars = ax.bar(range(len(rows)), means, yerr=halves, color=["tab:orange" if a else "tab:blue" for a in agent], capsize=3)
+    bars = ax.bar(
+        range(len(rows)), means, yerr=halves, color=["tab:orange" if a else "tab:blue" for a in agent], capsize=3
+    )
     for bar, is_agent in zip(bars, agent, strict=True):
         if is_agent:
             bar.set_hatch("//")
     ax.set_xticks(range(len(rows)))
     ax.set_xticklabels([r.policy for r in rows], rotation=35, ha="right", fontsize=8)
     ax.set_ylabel("goodput (tokens/s)")
-    ax.set_ylim(0.0, 1.15 * max(m + h for m, h in zip(means, halves, strict=True)))  # from zero: heights compare as ratios
+    ax.set_ylim(
+        0.0, 1.15 * max(m + h for m, h in zip(means, halves, strict=True))
+    )  # from zero: heights compare as ratios
     for i, (m, h) in enumerate(zip(means, halves, strict=True)):
         ax.text(i, m + h, f"{m:.1f}", ha="center", va="bottom", fontsize=7)
     n = len(rows[0].result.episodes) if rows else 0
-    ax.set_title((title + "\n" if title else "") + f"mean over {n} episodes (same seeds); error bars: 95% t-interval of the mean",
-                 fontsize=9)
+    ax.set_title(
+        (title + "\n" if title else "")
+        + f"mean over {n} episodes (same seeds); error bars: 95% t-interval of the mean",
+        fontsize=9,
+    )
     handles = [Patch(color="tab:blue", label="analytic policy")]
     if any(agent):
         handles.append(Patch(facecolor="tab:orange", hatch="//", label="learned agent"))
@@ -427,8 +456,14 @@ def training_figure(runs: Sequence[tuple[str, Path]]) -> Any:
         half = np.nan_to_num(np.array([mean_ci(g)[1] for g in goodput])) if n > 1 else np.zeros_like(mean)
         line = ax.plot(steps, mean, marker="o", ms=3, lw=2, label=f"{label} (mean of {n} episodes)")[0]
         if n > 1:
-            ax.fill_between(steps, np.maximum(mean - half, 0.0), mean + half, alpha=0.2, color=line.get_color(),
-                            label=f"{label}: 95% t-interval")
+            ax.fill_between(
+                steps,
+                np.maximum(mean - half, 0.0),
+                mean + half,
+                alpha=0.2,
+                color=line.get_color(),
+                label=f"{label}: 95% t-interval",
+            )
         for j, name in enumerate(data["baseline_names"]):
             levels.setdefault(str(name), float(data["baseline_goodput"][j].mean()))
     for j, (name, level) in enumerate(sorted(levels.items(), key=lambda kv: -kv[1])):
@@ -454,15 +489,31 @@ def plot_training_curves(runs: Sequence[tuple[str, Path]], path: Path) -> Path:
 def build_parser(prog: str = "python -m agents.benchmark") -> OneLineParser:
     p = OneLineParser(prog=prog, description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     p.add_argument("--env", default=None, help=f"env id (default: the first agent's, else {DEFAULT_ENV})")
-    p.add_argument("--env-kwargs", nargs="+", default=None, metavar="K:V", action=store_dict_or_words(),
-                   help=f"gym.make kwargs, e.g. acceptance_process:markov fading:False (default: the first agent's); {EVAL_NOTE}")
+    p.add_argument(
+        "--env-kwargs",
+        nargs="+",
+        default=None,
+        metavar="K:V",
+        action=store_dict_or_words(),
+        help=f"gym.make kwargs, e.g. acceptance_process:markov fading:False (default: the first agent's); {EVAL_NOTE}",
+    )
     p.add_argument("--episodes", type=int_at_least(1), default=20, help="episodes per policy (one per seed)")
     p.add_argument("--seed", type=int_at_least(0), default=0, help="first seed; episode i uses seed + i")
-    p.add_argument("--agents", nargs="+", default=[], metavar="[LABEL=]PATH",
-                   help=f"saved agents: run folders or .zip files ({TRUST_NOTE})")
+    p.add_argument(
+        "--agents",
+        nargs="+",
+        default=[],
+        metavar="[LABEL=]PATH",
+        help=f"saved agents: run folders or .zip files ({TRUST_NOTE})",
+    )
     p.add_argument("--policies", nargs="+", default=None, help="analytic policies (default: all valid for the env)")
-    p.add_argument("--training-log", nargs="+", default=[], metavar="RUN_DIR",
-                   help="extra run folders (with an evaluations.npz) whose training curves to plot")
+    p.add_argument(
+        "--training-log",
+        nargs="+",
+        default=[],
+        metavar="RUN_DIR",
+        help="extra run folders (with an evaluations.npz) whose training curves to plot",
+    )
     p.add_argument("-o", "--output", default="results", help="output folder")
     p.add_argument("--jobs", type=int_at_least(1), default=1, help="worker processes")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")

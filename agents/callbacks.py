@@ -37,6 +37,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from gymnasium.spaces import flatdim
 from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.vec_env import DummyVecEnv, unwrap_vec_wrapper
 
@@ -48,8 +49,9 @@ from baselines.protocol import Policy
 EVAL_SEED_OFFSET = 10_000
 
 
-def check_agent_fits(model: Any, env: gym.Env, vec_normalize: Any = None, what: str = "the agent",
-                     extra_observation: int = 0) -> None:
+def check_agent_fits(
+    model: Any, env: gym.Env, vec_normalize: Any = None, what: str = "the agent", extra_observation: int = 0
+) -> None:
     """ValueError (one line) unless ``model`` can play ``env``: a user-set model (agents/userset.py) any number of
     users with its training layout, any other model only its training observation and action shapes.
 
@@ -62,15 +64,22 @@ def check_agent_fits(model: Any, env: gym.Env, vec_normalize: Any = None, what: 
         check_layout(model, env, what)
         size = env.observation_space.shape
         if vec_normalize is not None and vec_normalize.norm_obs and vec_normalize.observation_space.shape != size:
-            raise ValueError(f"{what} normalises observations of shape {vec_normalize.observation_space.shape}, "
-                             f"the env gives {size} (train user-set agents with norm_obs=False to run them at any K)")
+            raise ValueError(
+                f"{what} normalises observations of shape {vec_normalize.observation_space.shape}, "
+                f"the env gives {size} (train user-set agents with norm_obs=False to run them at any K)"
+            )
         return
-    expected = {"observation": (int(env.observation_space.shape[-1]) + extra_observation,), "action": env.action_space.shape}
+    expected = {
+        "observation": (flatdim(env.observation_space) + extra_observation,),  # 1-D Box: its size
+        "action": env.action_space.shape,
+    }
     for kind in ("observation", "action"):
         mine, theirs = getattr(model, f"{kind}_space").shape, expected[kind]
         if mine != theirs:
-            raise ValueError(f"{what} has {kind} shape {mine}, the env gives {theirs} (another id or num_users? "
-                             "only user-set agents run at another K)")
+            raise ValueError(
+                f"{what} has {kind} shape {mine}, the env gives {theirs} (another id or num_users? "
+                "only user-set agents run at another K)"
+            )
 
 
 class _NoEnvYet(DummyVecEnv):
@@ -135,8 +144,13 @@ class GoodputEvalCallback(EvalCallback):
         """ValueError (one line) unless ``model`` can play the evaluation env (:func:`check_agent_fits`)."""
         assert self.single_env is not None
         residual = unwrap_vec_wrapper(model.get_env(), VecResidual) is not None  # also observes the controller's action
-        check_agent_fits(model, self.single_env, model.get_vec_normalize_env(), "the agent",
-                         int(self.single_env.action_space.shape[-1]) if residual else 0)
+        check_agent_fits(
+            model,
+            self.single_env,
+            model.get_vec_normalize_env(),
+            "the agent",
+            flatdim(self.single_env.action_space) if residual else 0,
+        )
 
     @property
     def seeds(self) -> list[int]:
@@ -247,7 +261,9 @@ class GoodputEvalCallback(EvalCallback):
             "wall_time": np.array(self.wall_time),
             "seeds": np.array(self.seeds, dtype=np.int64),
             "baseline_names": np.array(names, dtype=str),
-            "baseline_goodput": np.array([self.baseline_results[n].goodputs for n in names]).reshape(len(names), len(self.seeds)),
+            "baseline_goodput": np.array([self.baseline_results[n].goodputs for n in names]).reshape(
+                len(names), len(self.seeds)
+            ),
             "baseline_draft_length": np.array([self.baseline_results[n].mean_draft_length for n in names]),
             "baseline_hhi": np.array([self.baseline_results[n].bandwidth_hhi for n in names]),
         }

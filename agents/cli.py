@@ -74,7 +74,9 @@ def check_output_folder(path: str | os.PathLike[str], flag: str) -> None:
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".multispin-probe-", dir=existing))
     except OSError as exc:
-        raise UserError(f"{flag} {os.fspath(path)!r} cannot be written ({exc.strerror or exc} in {existing!r})") from None
+        raise UserError(
+            f"{flag} {os.fspath(path)!r} cannot be written ({exc.strerror or exc} in {existing!r})"
+        ) from None
 
 
 def check_readable_file(path: str | os.PathLike[str], flag: str) -> None:
@@ -100,8 +102,9 @@ def plain_value(text: str, what: str) -> str:
     parenthesis, space, comma or colon, such text cannot call anything or leave a quoted string wherever it is
     substituted, also in a value that an ``eval`` reads further on (``--env-kwargs``, :data:`EVAL_NOTE`)."""
     if not _PLAIN_VALUE.fullmatch(text):
-        raise UserError(f"{what} {text!r} is not a plain value (a number, True/False/None or a word of letters, digits, "
-                        "_ . + - /)")
+        raise UserError(
+            f"{what} {text!r} is not a plain value (a number, True/False/None or a word of letters, digits, _ . + - /)"
+        )
     return text
 
 
@@ -125,7 +128,12 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        none = action.default is None or action.default is False or action.default == [] or action.default == argparse.SUPPRESS
+        none = (
+            action.default is None
+            or action.default is False
+            or action.default == []
+            or action.default == argparse.SUPPRESS
+        )
         if "default" in text or none:
             return text
         return f"{text} (default: %(default)s)"
@@ -141,7 +149,9 @@ def store_dict_or_words() -> type[argparse.Action]:
     from rl_zoo3.utils import StoreDict
 
     class StoreDictOrWords(StoreDict):
-        def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option_string: Any = None) -> None:
+        def __call__(
+            self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option_string: Any = None
+        ) -> None:
             out: dict[str, Any] = {}
             for item in values:
                 key, sep, value = item.partition(":")
@@ -190,8 +200,9 @@ def listing() -> list[str]:
 
 def list_main(argv: Sequence[str] | None = None) -> int:
     """``multispin-list``: print the registered env ids, tasks, analytic policies and scenario presets, one line each."""
-    parser = OneLineParser(prog="multispin-list",
-                           description="List the MultiSpin env ids, tasks, analytic policies and scenario presets.")
+    parser = OneLineParser(
+        prog="multispin-list", description="List the MultiSpin env ids, tasks, analytic policies and scenario presets."
+    )
     parser.parse_args(argv)
     try:
         print("\n".join(listing()), flush=True)

@@ -32,7 +32,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m agents.demo")
     p = OneLineParser(prog=prog, description=DESCRIPTION, formatter_class=HelpFormatter)
     p.add_argument("-n", "--n-timesteps", type=int_at_least(1), default=800_000, help="PPO training env steps (rounds)")
     p.add_argument("--episodes", type=int_at_least(1), default=20, help="benchmark episodes per policy")
-    p.add_argument("--seed", type=int_at_least(0), default=0, help="training seed; benchmark seeds are seed..seed+episodes-1")
+    p.add_argument(
+        "--seed", type=int_at_least(0), default=0, help="training seed; benchmark seeds are seed..seed+episodes-1"
+    )
     p.add_argument("-o", "--output", default="results", help="results folder")
     p.add_argument("-f", "--log-folder", default="logs", help="training log folder")
     p.add_argument("--quick", action="store_true", help="a smoke run: 20,000 steps and 5 episodes (about a minute)")
@@ -49,9 +51,25 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m agents.demo")
     print(f"[1/2] training PPO on {DEMO_ENV} for {args.n_timesteps} steps", flush=True)
     status = train_main(
         [
-            "--algo", "ppo", "--env", DEMO_ENV, "-n", str(args.n_timesteps), "--seed", str(args.seed),
-            "-f", args.log_folder, "-P", "--eval-freq", str(max(args.n_timesteps // 8, 1)), "--eval-episodes", "5",
-            "--num-threads", "1", "--verbose", "0",
+            "--algo",
+            "ppo",
+            "--env",
+            DEMO_ENV,
+            "-n",
+            str(args.n_timesteps),
+            "--seed",
+            str(args.seed),
+            "-f",
+            args.log_folder,
+            "-P",
+            "--eval-freq",
+            str(max(args.n_timesteps // 8, 1)),
+            "--eval-episodes",
+            "5",
+            "--num-threads",
+            "1",
+            "--verbose",
+            "0",
         ],
         prog=prog,
     )
@@ -63,7 +81,19 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m agents.demo")
 
     print(f"[2/2] benchmark: every analytic policy and the agent, {args.episodes} episodes each", flush=True)
     status = benchmark.main(
-        ["--agents", f"ppo={run_dir}", "--episodes", str(args.episodes), "--seed", str(args.seed), "-o", args.output, "--jobs", "2", "-P"],
+        [
+            "--agents",
+            f"ppo={run_dir}",
+            "--episodes",
+            str(args.episodes),
+            "--seed",
+            str(args.seed),
+            "-o",
+            args.output,
+            "--jobs",
+            "2",
+            "-P",
+        ],
         prog=prog,
     )
     print(f"demo finished in {time.perf_counter() - start:.0f} s; results in {Path(args.output).resolve()}")

@@ -180,7 +180,9 @@ class EvaluationResult:
         }
 
 
-def applied_allocation(env: gym.Env, action: Any, info: dict[str, Any]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+def applied_allocation(
+    env: gym.Env, action: Any, info: dict[str, Any]
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """The draft lengths (tokens) and bandwidth shares the env applied in the last step.
 
     Read from ``info["draft_lengths"]`` / ``info["bandwidth"]`` when the env reports them,
@@ -208,7 +210,9 @@ def jain_fairness(rates: NDArray[np.float64]) -> float:
     return float(np.sum(x)) ** 2 / (x.size * squares) if squares > 0 else 1.0
 
 
-def run_episode(env: gym.Env, policy: Policy, seed: int, deterministic: bool = True, max_steps: int = 1_000_000) -> EpisodeMetrics:
+def run_episode(
+    env: gym.Env, policy: Policy, seed: int, deterministic: bool = True, max_steps: int = 1_000_000
+) -> EpisodeMetrics:
     """Play one episode of ``policy`` on ``env`` from ``env.reset(seed=seed)`` and measure it."""
     obs, info = env.reset(seed=int(seed))
     policy.reset()
@@ -254,12 +258,15 @@ def run_episode(env: gym.Env, policy: Policy, seed: int, deterministic: bool = T
         bandwidth_hhi=hhi_sum / hhi_count if hhi_count else math.nan,
         episode_return=ret,
         completion_times=completion_times,
-        fairness=jain_fairness(np.asarray(user_tokens) / clock) if completion_times is not None and clock > 0
+        fairness=jain_fairness(np.asarray(user_tokens) / clock)
+        if completion_times is not None and clock > 0
         else math.nan,
     )
 
 
-def evaluate(env: gym.Env, policy: Policy, seeds: Sequence[int], name: str = "policy", deterministic: bool = True) -> EvaluationResult:
+def evaluate(
+    env: gym.Env, policy: Policy, seeds: Sequence[int], name: str = "policy", deterministic: bool = True
+) -> EvaluationResult:
     """Run ``policy`` for one episode per seed on ``env``; episodes are independent of evaluation order."""
     return EvaluationResult(name=name, episodes=[run_episode(env, policy, s, deterministic) for s in seeds])
 

@@ -59,8 +59,21 @@ DEFAULT_SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4)
 DEFAULT_BUDGET = 1_000_000
 #: The goal "plain agent >= 97% of the oracle's goodput on every seed" is checked on this task with this agent.
 PLAIN_GOAL = ("MultiSpinSuite/IIDStatic-v0", "ppo", 0.97)
-RUN_COLUMNS = ("task", "entry", "kind", "seed", "metric", "value", "goodput", "score", "eval_seconds", "train_seconds", "num_timesteps",
-               "fps", "model")
+RUN_COLUMNS = (
+    "task",
+    "entry",
+    "kind",
+    "seed",
+    "metric",
+    "value",
+    "goodput",
+    "score",
+    "eval_seconds",
+    "train_seconds",
+    "num_timesteps",
+    "fps",
+    "model",
+)
 BOARD_COLUMNS = ("task", "entry", "kind", "runs", "score", "ci_low", "ci_high", "metric", "value", "goodput")
 
 
@@ -147,8 +160,20 @@ def _train(job: Job) -> None:
     # Validation for the best-model checkpoint: at the start, every tenth of the budget (>= 10k steps) and at the
     # end; no baselines.
     validation = ["--eval-freq", str(max(budget // 10, 10_000)), "--eval-episodes", str(job.validation), "--baselines"]
-    argv = [*agent_command(job.entry), "--env", job.task, "--seed", str(job.seed), "-f", str(folder), "--verbose", "0",
-            "-n", str(job.timesteps if job.timesteps else -1), *(validation if job.validation > 0 else ["--eval-freq", "-1"])]
+    argv = [
+        *agent_command(job.entry),
+        "--env",
+        job.task,
+        "--seed",
+        str(job.seed),
+        "-f",
+        str(folder),
+        "--verbose",
+        "0",
+        "-n",
+        str(job.timesteps if job.timesteps else -1),
+        *(validation if job.validation > 0 else ["--eval-freq", "-1"]),
+    ]
     with open(os.devnull, "w") as sink:  # rl-zoo3 prints its hyperparameters and SB3 tables
         saved, sys.stdout = sys.stdout, sink
         try:
@@ -187,8 +212,12 @@ def run_job(job: Job, out: Path) -> dict[str, Any]:
         result["model_mtime"] = model.stat().st_mtime
         for summary in model.parent.glob("*/training.yml"):
             record = read_yaml(summary)
-            result.update(train_seconds=record.get("train_seconds"), num_timesteps=record.get("num_timesteps"),
-                          planned_timesteps=record.get("planned_timesteps"), fps=record.get("fps"))
+            result.update(
+                train_seconds=record.get("train_seconds"),
+                num_timesteps=record.get("num_timesteps"),
+                planned_timesteps=record.get("planned_timesteps"),
+                fps=record.get("fps"),
+            )
     env = gym.make(job.task)
     start = time.perf_counter()
     if job.kind == "analytic":
@@ -204,8 +233,14 @@ def run_job(job: Job, out: Path) -> dict[str, Any]:
     # The score is of the task's metric: goodput, or the mean completion time on the arrival tasks.
     metric = task(job.task).metric
     value = suite_metric(evaluation, metric)
-    result.update(goodput=float(evaluation.goodputs.mean()), goodputs=evaluation.goodputs.tolist(), metric=metric,
-                  value=value, score=normalized_score(job.task, value), eval_seconds=time.perf_counter() - start)
+    result.update(
+        goodput=float(evaluation.goodputs.mean()),
+        goodputs=evaluation.goodputs.tolist(),
+        metric=metric,
+        value=value,
+        score=normalized_score(job.task, value),
+        eval_seconds=time.perf_counter() - start,
+    )
     path = job.result_path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -234,7 +269,9 @@ def _finished(job: Job, out: Path) -> dict[str, Any] | None:
 
 
 # -- planning -------------------------------------------------------------------------------------------------------
-def saved_runs(runs: Path, tasks: Sequence[str], agents: Sequence[str] | None, seeds: Sequence[int] | None) -> list[Job]:
+def saved_runs(
+    runs: Path, tasks: Sequence[str], agents: Sequence[str] | None, seeds: Sequence[int] | None
+) -> list[Job]:
     """Evaluation jobs of the saved agents under ``runs`` (newest run per agent, task and seed)."""
     from agents.runs import read_yaml, resolve_agent
 
@@ -279,10 +316,24 @@ def plan(args: argparse.Namespace) -> list[Job]:
             for task in args.tasks:
                 for seed in args.seeds or DEFAULT_SEEDS:
                     folder = runs / agent / short(task) / f"seed{seed}"
-                    jobs.append(Job("agent", task, agent, seed, run=str(folder), train=True, timesteps=args.timesteps,
-                                    model=args.model, validation=args.validation))
+                    jobs.append(
+                        Job(
+                            "agent",
+                            task,
+                            agent,
+                            seed,
+                            run=str(folder),
+                            train=True,
+                            timesteps=args.timesteps,
+                            model=args.model,
+                            validation=args.validation,
+                        )
+                    )
     else:
-        jobs += [Job(j.kind, j.task, j.entry, j.seed, run=j.run, model=args.model) for j in saved_runs(runs, args.tasks, args.agents, args.seeds)]
+        jobs += [
+            Job(j.kind, j.task, j.entry, j.seed, run=j.run, model=args.model)
+            for j in saved_runs(runs, args.tasks, args.agents, args.seeds)
+        ]
     return jobs
 
 
@@ -310,8 +361,11 @@ def run_jobs(jobs: Sequence[Job], out: Path, n_jobs: int, log: Any = print) -> t
             return
         results.append(outcome)
         extra = f", trained {outcome['train_seconds']:.0f} s" if job.train and outcome.get("train_seconds") else ""
-        measured = (f"{outcome['goodput']:.1f} tokens/s" if outcome.get("metric", "goodput") == "goodput"
-                    else f"mean completion {outcome['value']:.2f} s, {outcome['goodput']:.1f} tokens/s")
+        measured = (
+            f"{outcome['goodput']:.1f} tokens/s"
+            if outcome.get("metric", "goodput") == "goodput"
+            else f"mean completion {outcome['value']:.2f} s, {outcome['goodput']:.1f} tokens/s"
+        )
         log(f"[{n}/{len(todo)}] {what}: score {outcome['score']:.1f} ({measured}{extra})")
 
     if n_jobs <= 1 or len(todo) <= 1:
@@ -336,7 +390,9 @@ def run_jobs(jobs: Sequence[Job], out: Path, n_jobs: int, log: Any = print) -> t
 
 
 # -- aggregation --------------------------------------------------------------------------------------------------
-def aggregate(results: Sequence[dict[str, Any]], tasks: Sequence[str], reps: int = 2000, seed: int = 0) -> dict[str, Any]:
+def aggregate(
+    results: Sequence[dict[str, Any]], tasks: Sequence[str], reps: int = 2000, seed: int = 0
+) -> dict[str, Any]:
     """Scores per task and entry (learned agents: IQM over seeds with a stratified-bootstrap 95% CI) and, per agent,
     the rliable aggregates over tasks (IQM, median, mean, optimality gap with 95% CIs) and performance profiles."""
     import warnings
@@ -355,13 +411,26 @@ def aggregate(results: Sequence[dict[str, Any]], tasks: Sequence[str], reps: int
     board: list[dict[str, Any]] = []
     for (task, entry), rows in sorted(by.items(), key=lambda kv: (tasks.index(kv[0][0]), kv[0][1])):
         scores = np.array([r["score"] for r in rows], dtype=float)
-        row = {"task": task, "entry": entry, "kind": kinds[entry], "runs": len(rows), "metric": rows[0].get("metric", "goodput"),
-               "value": float(np.mean([r.get("value", r["goodput"]) for r in rows])), "goodput": float(np.mean([r["goodput"] for r in rows]))}
+        row = {
+            "task": task,
+            "entry": entry,
+            "kind": kinds[entry],
+            "runs": len(rows),
+            "metric": rows[0].get("metric", "goodput"),
+            "value": float(np.mean([r.get("value", r["goodput"]) for r in rows])),
+            "goodput": float(np.mean([r["goodput"] for r in rows])),
+        }
         if kinds[entry] == "agent":
-            point, interval = rly.get_interval_estimates({entry: scores[:, None]}, lambda x: np.array([metrics.aggregate_iqm(x)]),
-                                                        reps=reps, random_state=rng)
-            row.update(score=float(point[entry][0]), ci_low=float(interval[entry][0, 0]), ci_high=float(interval[entry][1, 0]),
-                       seeds=sorted(int(r["seed"]) for r in rows), scores=scores.tolist())
+            point, interval = rly.get_interval_estimates(
+                {entry: scores[:, None]}, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=reps, random_state=rng
+            )
+            row.update(
+                score=float(point[entry][0]),
+                ci_low=float(interval[entry][0, 0]),
+                ci_high=float(interval[entry][1, 0]),
+                seeds=sorted(int(r["seed"]) for r in rows),
+                scores=scores.tolist(),
+            )
         else:
             row.update(score=float(scores[0]), ci_low=float(scores[0]), ci_high=float(scores[0]))
         board.append(row)
@@ -375,28 +444,48 @@ def aggregate(results: Sequence[dict[str, Any]], tasks: Sequence[str], reps: int
             if not common:
                 continue
             seeds = sorted(common)
-            matrices[entry] = np.array([[next(r["score"] for r in by[(t, entry)] if int(r["seed"]) == s) for t in have] for s in seeds])
+            matrices[entry] = np.array(
+                [[next(r["score"] for r in by[(t, entry)] if int(r["seed"]) == s) for t in have] for s in seeds]
+            )
         else:
             matrices[entry] = np.array([[by[(t, entry)][0]["score"] for t in have]])
         covered[entry] = have
     names = ("IQM", "Median", "Mean", "Optimality gap")
 
     def four(x: np.ndarray) -> np.ndarray:
-        return np.array([metrics.aggregate_iqm(x), metrics.aggregate_median(x), metrics.aggregate_mean(x),
-                         metrics.aggregate_optimality_gap(x, 100.0)])
+        return np.array(
+            [
+                metrics.aggregate_iqm(x),
+                metrics.aggregate_median(x),
+                metrics.aggregate_mean(x),
+                metrics.aggregate_optimality_gap(x, 100.0),
+            ]
+        )
 
     over: dict[str, Any] = {}
     profiles: dict[str, Any] = {}
     if matrices:
         point, interval = rly.get_interval_estimates(matrices, four, reps=reps, random_state=rng)
         for entry in matrices:
-            over[entry] = {"kind": kinds[entry], "tasks": [short(t) for t in covered[entry]], "runs_per_task": int(matrices[entry].shape[0]),
-                           **{name: {"value": float(point[entry][i]), "ci95": [float(interval[entry][0, i]), float(interval[entry][1, i])]}
-                              for i, name in enumerate(names)}}
+            over[entry] = {
+                "kind": kinds[entry],
+                "tasks": [short(t) for t in covered[entry]],
+                "runs_per_task": int(matrices[entry].shape[0]),
+                **{
+                    name: {
+                        "value": float(point[entry][i]),
+                        "ci95": [float(interval[entry][0, i]), float(interval[entry][1, i])],
+                    }
+                    for i, name in enumerate(names)
+                },
+            }
         low = min(0.0, 10.0 * math.floor(min(float(m.min()) for m in matrices.values()) / 10.0))
         taus = np.linspace(low, 110.0, 111)  # down to the lowest score: scores below server-only (< 0) happen
         dist, dist_ci = rly.create_performance_profile(matrices, taus, reps=min(reps, 2000))
-        profiles = {"tau": taus.tolist(), **{e: {"fraction": dist[e].tolist(), "ci95": np.asarray(dist_ci[e]).tolist()} for e in matrices}}
+        profiles = {
+            "tau": taus.tolist(),
+            **{e: {"fraction": dist[e].tolist(), "ci95": np.asarray(dist_ci[e]).tolist()} for e in matrices},
+        }
     return {"board": board, "aggregate": over, "profiles": profiles, "metrics": list(names)}
 
 
@@ -413,16 +502,31 @@ def goal_checks(agg: dict[str, Any], results: Sequence[dict[str, Any]], tasks: S
         if not learned or not analytic:
             continue
         best_l, best_a = max(learned, key=lambda r: r["score"]), max(analytic, key=lambda r: r["score"])
-        checks.append({"goal": "best learned IQM >= best non-oracle analytic", "task": short(task), "met": best_l["score"] >= best_a["score"],
-                       "learned": best_l["entry"], "learned_score": best_l["score"], "analytic": best_a["entry"], "analytic_score": best_a["score"]})
+        checks.append(
+            {
+                "goal": "best learned IQM >= best non-oracle analytic",
+                "task": short(task),
+                "met": best_l["score"] >= best_a["score"],
+                "learned": best_l["entry"],
+                "learned_score": best_l["score"],
+                "analytic": best_a["entry"],
+                "analytic_score": best_a["score"],
+            }
+        )
     task, agent, share = PLAIN_GOAL
     runs = [r for r in results if r["task"] == task and r["entry"] == agent]
     if runs:
         oracle = reference_goodputs(task)[1]
         ratios = {int(r["seed"]): r["goodput"] / oracle for r in runs}
-        checks.append({"goal": f"{agent} seeds >= {share:.0%} of het-opt-oracle goodput", "task": short(task),
-                       "met": all(v >= share for v in ratios.values()), "share_of_oracle": ratios,
-                       "seeds_met": f"{sum(v >= share for v in ratios.values())}/{len(ratios)}"})
+        checks.append(
+            {
+                "goal": f"{agent} seeds >= {share:.0%} of het-opt-oracle goodput",
+                "task": short(task),
+                "met": all(v >= share for v in ratios.values()),
+                "share_of_oracle": ratios,
+                "seeds_met": f"{sum(v >= share for v in ratios.values())}/{len(ratios)}",
+            }
+        )
     return checks
 
 
@@ -431,9 +535,20 @@ def git_commit() -> str:
     """The checkout's commit (``+dirty`` with uncommitted changes), or ``unknown`` outside a git checkout."""
     root = Path(__file__).resolve().parents[1]
     try:
-        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True, check=True,
-                               timeout=10).stdout.strip()
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return head + ("+dirty" if dirty else "")
@@ -449,10 +564,17 @@ def markdown(agg: dict[str, Any], checks: Sequence[dict[str, Any]], tasks: Seque
     """The leaderboard as Markdown: scores per task (best non-oracle entry in bold), aggregates, goal checks."""
     entries = entry_order(agg)
     cells = {(r["task"], r["entry"]): r for r in agg["board"]}
-    lines = [(f"Measured at commit `{meta['commit']}`: {meta['wall_seconds'] / 60:.1f} min wall on {meta['jobs']} process(es) "
-              f"(training {meta['train_seconds_total'] / 60:.1f} min, evaluation {meta['eval_seconds_total'] / 60:.1f} min summed "
-              "over jobs, resumed runs included). Normalized score: 0 = server-only, 100 = het-opt-oracle; learned agents: IQM "
-              "over training seeds [stratified-bootstrap 95% CI]."), "", "| task | " + " | ".join(entries) + " |", "|---" * (len(entries) + 1) + "|"]
+    lines = [
+        (
+            f"Measured at commit `{meta['commit']}`: {meta['wall_seconds'] / 60:.1f} min wall on {meta['jobs']} process(es) "
+            f"(training {meta['train_seconds_total'] / 60:.1f} min, evaluation {meta['eval_seconds_total'] / 60:.1f} min summed "
+            "over jobs, resumed runs included). Normalized score: 0 = server-only, 100 = het-opt-oracle; learned agents: IQM "
+            "over training seeds [stratified-bootstrap 95% CI]."
+        ),
+        "",
+        "| task | " + " | ".join(entries) + " |",
+        "|---" * (len(entries) + 1) + "|",
+    ]
     for task in tasks:
         present = [cells[(task, e)] for e in entries if (task, e) in cells]
         if not present:
@@ -466,10 +588,17 @@ def markdown(agg: dict[str, Any], checks: Sequence[dict[str, Any]], tasks: Seque
             row.append(f"**{text}**" if e == best else text)
         lines.append(f"| {short(task)} | " + " | ".join(row) + " |")
     if agg["aggregate"]:
-        lines += ["", "Over tasks (rliable, stratified bootstrap 95% CIs):", "",
-                  "| entry | tasks | runs/task | " + " | ".join(agg["metrics"]) + " |", "|---" * (3 + len(agg["metrics"])) + "|"]
+        lines += [
+            "",
+            "Over tasks (rliable, stratified bootstrap 95% CIs):",
+            "",
+            "| entry | tasks | runs/task | " + " | ".join(agg["metrics"]) + " |",
+            "|---" * (3 + len(agg["metrics"])) + "|",
+        ]
         for entry, a in sorted(agg["aggregate"].items(), key=lambda kv: -kv[1]["IQM"]["value"]):
-            vals = " | ".join(f"{a[m]['value']:.1f} [{a[m]['ci95'][0]:.1f}, {a[m]['ci95'][1]:.1f}]" for m in agg["metrics"])
+            vals = " | ".join(
+                f"{a[m]['value']:.1f} [{a[m]['ci95'][0]:.1f}, {a[m]['ci95'][1]:.1f}]" for m in agg["metrics"]
+            )
             lines.append(f"| {entry} | {len(a['tasks'])} | {a['runs_per_task']} | {vals} |")
     if checks:
         lines += ["", "Goals (measured):", ""]
@@ -497,7 +626,9 @@ def entry_order(agg: dict[str, Any]) -> list[str]:
 
 def _check_detail(check: dict[str, Any]) -> str:
     if "learned" in check:
-        return f" ({check['learned']} {check['learned_score']:.1f} vs {check['analytic']} {check['analytic_score']:.1f})"
+        return (
+            f" ({check['learned']} {check['learned_score']:.1f} vs {check['analytic']} {check['analytic_score']:.1f})"
+        )
     shares = ", ".join(f"seed {s}: {100 * v:.1f}%" for s, v in sorted(check["share_of_oracle"].items()))
     return f" ({check['seeds_met']}; {shares})"
 
@@ -515,11 +646,21 @@ def plot_board(agg: dict[str, Any], tasks: Sequence[str], path: Path) -> Path:
     image = ax.imshow(np.clip(grid, 0, 110), cmap="viridis", vmin=0, vmax=110, aspect="auto")
     for (i, j), value in np.ndenumerate(grid):
         if np.isfinite(value):
-            ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=7, color="white" if value < 70 else "black")
-    ax.set_xticks(range(len(entries)), [e + (" *" if agg_kind(agg, e) == "agent" else "") for e in entries], rotation=40, ha="right", fontsize=8)
+            ax.text(
+                j, i, f"{value:.0f}", ha="center", va="center", fontsize=7, color="white" if value < 70 else "black"
+            )
+    ax.set_xticks(
+        range(len(entries)),
+        [e + (" *" if agg_kind(agg, e) == "agent" else "") for e in entries],
+        rotation=40,
+        ha="right",
+        fontsize=8,
+    )
     ax.set_yticks(range(len(rows)), [short(t) for t in rows], fontsize=8)
     fig.colorbar(image, ax=ax, label="normalized score")
-    ax.set_title("normalized score per task (0 = server-only, 100 = het-opt-oracle; * learned: IQM over seeds)", fontsize=8)
+    ax.set_title(
+        "normalized score per task (0 = server-only, 100 = het-opt-oracle; * learned: IQM over seeds)", fontsize=8
+    )
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
@@ -534,9 +675,12 @@ def plot_rliable(agg: dict[str, Any], out: Path) -> list[Path]:
         return []
     entries = sorted(agg["aggregate"], key=lambda e: agg["aggregate"][e]["IQM"]["value"])
     point = {e: np.array([agg["aggregate"][e][m]["value"] for m in agg["metrics"]]) for e in entries}
-    interval = {e: np.array([[agg["aggregate"][e][m]["ci95"][k] for m in agg["metrics"]] for k in (0, 1)]) for e in entries}
-    fig, _ = plot_utils.plot_interval_estimates(point, interval, metric_names=agg["metrics"], algorithms=entries,
-                                                xlabel="normalized score")
+    interval = {
+        e: np.array([[agg["aggregate"][e][m]["ci95"][k] for m in agg["metrics"]] for k in (0, 1)]) for e in entries
+    }
+    fig, _ = plot_utils.plot_interval_estimates(
+        point, interval, metric_names=agg["metrics"], algorithms=entries, xlabel="normalized score"
+    )
     fig.savefig(out / "aggregate.png", dpi=120, bbox_inches="tight")
     plt.close(fig)
     taus = np.asarray(agg["profiles"]["tau"])
@@ -547,10 +691,16 @@ def plot_rliable(agg: dict[str, Any], out: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(7, 4.5))
     palette = plt.cm.tab10 if len(entries) <= 10 else plt.cm.tab20
     colors = {e: palette(i % palette.N) for i, e in enumerate(reversed(entries))}
-    plot_utils.plot_performance_profiles(dist, taus, performance_profile_cis=cis, ax=ax, xlabel=r"normalized score $\tau$",
-                                         colors=colors)
-    ax.legend([Line2D([0], [0], color=colors[e], lw=2) for e in reversed(entries)], list(reversed(entries)), fontsize=7,
-              loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    plot_utils.plot_performance_profiles(
+        dist, taus, performance_profile_cis=cis, ax=ax, xlabel=r"normalized score $\tau$", colors=colors
+    )
+    ax.legend(
+        [Line2D([0], [0], color=colors[e], lw=2) for e in reversed(entries)],
+        list(reversed(entries)),
+        fontsize=7,
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1.0),
+    )
     fig.savefig(out / "profiles.png", dpi=120, bbox_inches="tight")
     plt.close(fig)
     return [out / "aggregate.png", out / "profiles.png"]
@@ -571,9 +721,16 @@ def relative_to_runs(result: dict[str, Any], runs: Path) -> dict[str, Any]:
         return result
 
 
-def write_outputs(results: Sequence[dict[str, Any]], agg: dict[str, Any], checks: Sequence[dict[str, Any]],
-                  tasks: Sequence[str], meta: dict[str, Any], out: Path, plots: bool = True,
-                  runs: Path | None = None) -> list[Path]:
+def write_outputs(
+    results: Sequence[dict[str, Any]],
+    agg: dict[str, Any],
+    checks: Sequence[dict[str, Any]],
+    tasks: Sequence[str],
+    meta: dict[str, Any],
+    out: Path,
+    plots: bool = True,
+    runs: Path | None = None,
+) -> list[Path]:
     """Write the tables and plots into ``out``; model paths relative to ``runs`` when given."""
     out.mkdir(parents=True, exist_ok=True)
     written = [out / "runs.csv", out / "leaderboard.csv", out / "leaderboard.json", out / "leaderboard.md"]
@@ -585,7 +742,14 @@ def write_outputs(results: Sequence[dict[str, Any]], agg: dict[str, Any], checks
             writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
-    payload = {**meta, "board": agg["board"], "aggregate": agg["aggregate"], "profiles": agg["profiles"], "goals": checks, "runs": ordered}
+    payload = {
+        **meta,
+        "board": agg["board"],
+        "aggregate": agg["aggregate"],
+        "profiles": agg["profiles"],
+        "goals": checks,
+        "runs": ordered,
+    }
     written[2].write_text(json.dumps(_json_safe(payload), indent=1, default=str))  # NaN/inf -> null: valid JSON
     written[3].write_text(markdown(agg, checks, tasks, meta))
     if plots:
@@ -597,21 +761,56 @@ def write_outputs(results: Sequence[dict[str, Any]], agg: dict[str, Any], checks
 # -- command line -------------------------------------------------------------------------------------------------
 def build_parser(prog: str = "multispin-leaderboard") -> OneLineParser:
     p = OneLineParser(prog=prog, description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
-    p.add_argument("--runs", default="runs/leaderboard",
-                   help=f"folder of saved agents (searched for args.yml); --train trains into it ({TRUST_NOTE})")
+    p.add_argument(
+        "--runs",
+        default="runs/leaderboard",
+        help=f"folder of saved agents (searched for args.yml); --train trains into it ({TRUST_NOTE})",
+    )
     p.add_argument("-o", "--output", default="results/leaderboard", help="output folder")
     p.add_argument("--train", action="store_true", help="train the missing (agent, task, seed) runs first")
-    p.add_argument("--timesteps", type=int_at_least(1), default=None, help="--train budget per run, env steps (default: the hyperparameter file's)")
-    p.add_argument("--agents", nargs="+", default=None, metavar="AGENT",
-                   help=f"agents (hyperparameter files; --train default: {' '.join(DEFAULT_AGENTS)}; else every saved agent)")
-    p.add_argument("--seeds", nargs="+", type=int_at_least(0), default=None, help=f"training seeds (--train default: {' '.join(map(str, DEFAULT_SEEDS))}; else all saved)")
-    p.add_argument("--model", choices=("best", "final"), default="best",
-                   help="which model of a learned run to score: best on validation episodes during training, or final")
-    p.add_argument("--validation", type=int_at_least(0), default=5,
-                   help="--train: validation episodes per evaluation (every tenth of the budget) for the best model; 0: none")
+    p.add_argument(
+        "--timesteps",
+        type=int_at_least(1),
+        default=None,
+        help="--train budget per run, env steps (default: the hyperparameter file's)",
+    )
+    p.add_argument(
+        "--agents",
+        nargs="+",
+        default=None,
+        metavar="AGENT",
+        help=f"agents (hyperparameter files; --train default: {' '.join(DEFAULT_AGENTS)}; else every saved agent)",
+    )
+    p.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int_at_least(0),
+        default=None,
+        help=f"training seeds (--train default: {' '.join(map(str, DEFAULT_SEEDS))}; else all saved)",
+    )
+    p.add_argument(
+        "--model",
+        choices=("best", "final"),
+        default="best",
+        help="which model of a learned run to score: best on validation episodes during training, or final",
+    )
+    p.add_argument(
+        "--validation",
+        type=int_at_least(0),
+        default=5,
+        help="--train: validation episodes per evaluation (every tenth of the budget) for the best model; 0: none",
+    )
     p.add_argument("--tasks", nargs="+", default=None, metavar="TASK", help="suite tasks, by id or name (default: all)")
-    p.add_argument("--baselines", nargs="*", default=None, metavar="POLICY", help="analytic controllers (default: all valid; no names: none)")
-    p.add_argument("--jobs", type=int_at_least(1), default=1, help="worker processes (one job each: a training or an evaluation)")
+    p.add_argument(
+        "--baselines",
+        nargs="*",
+        default=None,
+        metavar="POLICY",
+        help="analytic controllers (default: all valid; no names: none)",
+    )
+    p.add_argument(
+        "--jobs", type=int_at_least(1), default=1, help="worker processes (one job each: a training or an evaluation)"
+    )
     p.add_argument("--reps", type=int_at_least(100), default=2000, help="bootstrap resamples of the 95%% CIs")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     return p
@@ -659,27 +858,42 @@ def main(argv: Sequence[str] | None = None, prog: str = "multispin-leaderboard")
         check_args(args)
         jobs = plan(args)
         if not jobs:
-            raise UserError("nothing to evaluate: no analytic controllers chosen and no saved agents found under --runs")
-        print(f"{len(jobs)} jobs ({sum(j.train for j in jobs)} with training) on {args.jobs} process(es); results in {out / 'jobs'}", flush=True)
+            raise UserError(
+                "nothing to evaluate: no analytic controllers chosen and no saved agents found under --runs"
+            )
+        print(
+            f"{len(jobs)} jobs ({sum(j.train for j in jobs)} with training) on {args.jobs} process(es); results in {out / 'jobs'}",
+            flush=True,
+        )
         results, errors = run_jobs(jobs, out, args.jobs, log=lambda line: print(line, flush=True))
     except UserError as exc:
         print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"{prog}: interrupted; finished results are kept in {out / 'jobs'} (run the same command to resume)", file=sys.stderr)
+        print(
+            f"{prog}: interrupted; finished results are kept in {out / 'jobs'} (run the same command to resume)",
+            file=sys.stderr,
+        )
         return 130
     if not results:
         print(f"{prog}: error: every job failed: {errors[0]}", file=sys.stderr)
         return 1
     agg = aggregate(results, args.tasks, reps=args.reps)
     checks = goal_checks(agg, results, args.tasks)
-    meta = {"commit": commit, "wall_seconds": time.perf_counter() - start, "jobs": args.jobs, "cpus": os.cpu_count(),
-            "command": " ".join([prog, *(argv if argv is not None else sys.argv[1:])]), "tasks": list(args.tasks),
-            "timesteps": args.timesteps,
-            "train_seconds_total": float(sum(r.get("train_seconds") or 0.0 for r in results)),
-            "eval_seconds_total": float(sum(r.get("eval_seconds") or 0.0 for r in results)), "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "errors": errors}
-    written = write_outputs(results, agg, checks, args.tasks, meta, out, plots=not args.no_plots,
-                            runs=Path(args.runs))
+    meta = {
+        "commit": commit,
+        "wall_seconds": time.perf_counter() - start,
+        "jobs": args.jobs,
+        "cpus": os.cpu_count(),
+        "command": " ".join([prog, *(argv if argv is not None else sys.argv[1:])]),
+        "tasks": list(args.tasks),
+        "timesteps": args.timesteps,
+        "train_seconds_total": float(sum(r.get("train_seconds") or 0.0 for r in results)),
+        "eval_seconds_total": float(sum(r.get("eval_seconds") or 0.0 for r in results)),
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+        "errors": errors,
+    }
+    written = write_outputs(results, agg, checks, args.tasks, meta, out, plots=not args.no_plots, runs=Path(args.runs))
     print(markdown(agg, checks, args.tasks, meta))
     print(f"wrote {', '.join(str(p) for p in written)}")
     for line in errors:

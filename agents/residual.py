@@ -38,8 +38,15 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
 from agents.wrappers import length_entries
 from baselines.protocol import Policy
 
-__all__ = ["DEFAULT_BASE", "ResidualMlpPolicy", "ResidualPolicy", "VecResidual", "augment", "compose",
-           "residual_settings"]
+__all__ = [
+    "DEFAULT_BASE",
+    "ResidualMlpPolicy",
+    "ResidualPolicy",
+    "VecResidual",
+    "augment",
+    "compose",
+    "residual_settings",
+]
 
 #: The analytic controller a residual agent corrects by default.
 DEFAULT_BASE = "het-opt-adaptive"
@@ -64,8 +71,15 @@ class ResidualMlpPolicy(ActorCriticPolicy):
                 parameter.zero_()
 
 
-def compose(base_action: NDArray[Any], correction: NDArray[Any], n_lengths: int, max_draft: int,
-            max_length_offset: float, max_share_factor: float, share_per_token: bool = False) -> NDArray[np.float32]:
+def compose(
+    base_action: NDArray[Any],
+    correction: NDArray[Any],
+    n_lengths: int,
+    max_draft: int,
+    max_length_offset: float,
+    max_share_factor: float,
+    share_per_token: bool = False,
+) -> NDArray[np.float32]:
     """The env action(s) of the controller's action(s) ``base_action`` corrected by ``correction`` (same shape).
 
     A zero correction returns ``base_action`` bit for bit where the env reads it (length entries and the share
@@ -80,7 +94,9 @@ def compose(base_action: NDArray[Any], correction: NDArray[Any], n_lengths: int,
     base = np.asarray(base_action, dtype=np.float64)
     delta = np.clip(np.asarray(correction, dtype=np.float64), -1.0, 1.0)
     out = np.empty(np.broadcast_shapes(base.shape, delta.shape))
-    out[..., :n_lengths] = np.clip(base[..., :n_lengths] + delta[..., :n_lengths] * (2.0 * max_length_offset / max_draft), -1.0, 1.0)
+    out[..., :n_lengths] = np.clip(
+        base[..., :n_lengths] + delta[..., :n_lengths] * (2.0 * max_length_offset / max_draft), -1.0, 1.0
+    )
     weights = (np.clip(base[..., n_lengths:], -1.0, 1.0) + 1.0) * 0.5  # the decoder's w_k (docs/model.md 8.1)
     drafting = weights > 0.0
     if share_per_token:
@@ -122,13 +138,23 @@ class VecResidual(VecEnvWrapper):
         :func:`compose`)
     """
 
-    def __init__(self, venv: VecEnv, base: str = DEFAULT_BASE, max_length_offset: float = 2.0,
-                 max_share_factor: float = 2.0, share_per_token: bool = False) -> None:
+    def __init__(
+        self,
+        venv: VecEnv,
+        base: str = DEFAULT_BASE,
+        max_length_offset: float = 2.0,
+        max_share_factor: float = 2.0,
+        share_per_token: bool = False,
+    ) -> None:
         from agents.vec_env import GymnasiumVecEnv
         from baselines.policies import make_policy
 
         _check_bounds(max_length_offset, max_share_factor, share_per_token)
-        self.base, self.max_length_offset, self.max_share_factor = base, float(max_length_offset), float(max_share_factor)
+        self.base, self.max_length_offset, self.max_share_factor = (
+            base,
+            float(max_length_offset),
+            float(max_share_factor),
+        )
         self.share_per_token = bool(share_per_token)
         self.n_lengths, self.max_draft = length_entries(venv)
         inner = venv.unwrapped
@@ -142,10 +168,16 @@ class VecResidual(VecEnvWrapper):
         obs_space = venv.observation_space
         act_space = venv.action_space
         assert isinstance(obs_space, spaces.Box) and isinstance(act_space, spaces.Box)
-        observation_space = spaces.Box(np.concatenate([obs_space.low, act_space.low]).astype(np.float32),
-                                       np.concatenate([obs_space.high, act_space.high]).astype(np.float32), dtype=np.float32)
-        super().__init__(venv, observation_space=observation_space,
-                         action_space=spaces.Box(-1.0, 1.0, act_space.shape, dtype=np.float32))
+        observation_space = spaces.Box(
+            np.concatenate([obs_space.low, act_space.low]).astype(np.float32),
+            np.concatenate([obs_space.high, act_space.high]).astype(np.float32),
+            dtype=np.float32,
+        )
+        super().__init__(
+            venv,
+            observation_space=observation_space,
+            action_space=spaces.Box(-1.0, 1.0, act_space.shape, dtype=np.float32),
+        )
         self._base_actions = np.zeros((self.num_envs, *act_space.shape), dtype=np.float32)
 
     def _plan(self, obs: NDArray[Any], starts: NDArray[np.bool_]) -> None:
@@ -161,8 +193,17 @@ class VecResidual(VecEnvWrapper):
         return augment(obs, self._base_actions)
 
     def step_async(self, actions: NDArray[Any]) -> None:
-        self.venv.step_async(compose(self._base_actions, actions, self.n_lengths, self.max_draft,
-                                     self.max_length_offset, self.max_share_factor, self.share_per_token))
+        self.venv.step_async(
+            compose(
+                self._base_actions,
+                actions,
+                self.n_lengths,
+                self.max_draft,
+                self.max_length_offset,
+                self.max_share_factor,
+                self.share_per_token,
+            )
+        )
 
     def step_wait(self) -> Any:
         observations, rewards, dones, infos = self.venv.step_wait()
@@ -178,8 +219,12 @@ class VecResidual(VecEnvWrapper):
 
     def settings(self) -> dict[str, Any]:
         """The keyword arguments that rebuild this wrapper (saved in the run's config.yml by rl-zoo3)."""
-        return {"base": self.base, "max_length_offset": self.max_length_offset, "max_share_factor": self.max_share_factor,
-                "share_per_token": self.share_per_token}
+        return {
+            "base": self.base,
+            "max_length_offset": self.max_length_offset,
+            "max_share_factor": self.max_share_factor,
+            "share_per_token": self.share_per_token,
+        }
 
 
 class ResidualPolicy:
@@ -191,8 +236,16 @@ class ResidualPolicy:
         :class:`VecResidual`
     """
 
-    def __init__(self, agent: Policy, env: Any, base: str = DEFAULT_BASE, max_length_offset: float = 2.0,
-                 max_share_factor: float = 2.0, share_per_token: bool = False, name: str = "residual") -> None:
+    def __init__(
+        self,
+        agent: Policy,
+        env: Any,
+        base: str = DEFAULT_BASE,
+        max_length_offset: float = 2.0,
+        max_share_factor: float = 2.0,
+        share_per_token: bool = False,
+        name: str = "residual",
+    ) -> None:
         from baselines.policies import make_policy
 
         _check_bounds(max_length_offset, max_share_factor, share_per_token)
@@ -208,13 +261,22 @@ class ResidualPolicy:
         self.controller.reset()
         self.agent.reset()
 
-    def predict(self, observation: Any, state: Any = None, episode_start: Any = None,
-                deterministic: bool = True) -> tuple[NDArray[np.float32], Any]:
+    def predict(
+        self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = True
+    ) -> tuple[NDArray[np.float32], Any]:
         base, _ = self.controller.predict(observation, episode_start=episode_start)
-        correction, state = self.agent.predict(augment(observation, base), state=state, episode_start=episode_start,
-                                               deterministic=deterministic)
-        return compose(base, correction, self.n_lengths, self.max_draft, self.max_length_offset,
-                       self.max_share_factor, self.share_per_token), state
+        correction, state = self.agent.predict(
+            augment(observation, base), state=state, episode_start=episode_start, deterministic=deterministic
+        )
+        return compose(
+            base,
+            correction,
+            self.n_lengths,
+            self.max_draft,
+            self.max_length_offset,
+            self.max_share_factor,
+            self.share_per_token,
+        ), state
 
 
 def residual_settings(vec_env_wrapper: Any) -> dict[str, Any] | None:

@@ -47,7 +47,12 @@ import numpy as np
 from agents.cli import OneLineParser, UserError, check_output_folder, int_at_least
 
 __all__ = [
-    "MULTIAGENT", "RLlibPolicy", "build_config", "load_policy", "main", "per_user_observations",
+    "MULTIAGENT",
+    "RLlibPolicy",
+    "build_config",
+    "load_policy",
+    "main",
+    "per_user_observations",
     "register_ray_envs",
 ]
 
@@ -216,8 +221,9 @@ def build_config(args: argparse.Namespace) -> Any:
         )
         .debugging(seed=args.seed, log_level="ERROR")
     )
-    model = dataclasses.asdict(DefaultModelConfig(fcnet_hiddens=[64, 64], fcnet_activation="tanh",
-                                                  vf_share_layers=False))
+    model = dataclasses.asdict(
+        DefaultModelConfig(fcnet_hiddens=[64, 64], fcnet_activation="tanh", vf_share_layers=False)
+    )
     module_spec = RLModuleSpec()
     if args.log_std_init is not None:  # SB3's free, state-independent log-std (agents/rllib_module.py)
         from agents.rllib_module import FreeStdPPOModule
@@ -228,8 +234,7 @@ def build_config(args: argparse.Namespace) -> Any:
         config = config.multi_agent(
             policies={SHARED_MODULE},
             policy_mapping_fn=lambda agent_id, *_, **__: SHARED_MODULE,
-        ).rl_module(model_config=model, rl_module_spec=MultiRLModuleSpec(rl_module_specs={SHARED_MODULE:
-                                                                                          module_spec}))
+        ).rl_module(model_config=model, rl_module_spec=MultiRLModuleSpec(rl_module_specs={SHARED_MODULE: module_spec}))
     else:
         config = config.rl_module(model_config=model, rl_module_spec=module_spec)
     return config
@@ -242,8 +247,9 @@ def _summary(result: Mapping[str, Any]) -> dict[str, float]:
     learners = result.get("learners", {})
     learner = learners.get(SHARED_MODULE) or learners.get(SINGLE_MODULE) or {}
     return {
-        "env_steps": float(result.get("num_env_steps_sampled_lifetime", runners.get("num_env_steps_sampled_lifetime",
-                                                                                   math.nan))),
+        "env_steps": float(
+            result.get("num_env_steps_sampled_lifetime", runners.get("num_env_steps_sampled_lifetime", math.nan))
+        ),
         "episode_return_mean": float(runners.get("episode_return_mean", math.nan)),
         "episode_len_mean": float(runners.get("episode_len_mean", math.nan)),
         "policy_loss": float(learner.get("policy_loss", math.nan)),
@@ -297,8 +303,11 @@ def train(args: argparse.Namespace) -> Path:
             for key, value in summary.items():
                 if math.isfinite(value):
                     writer.add_scalar(f"rllib/{key}", value, step)
-            print(f"iter {iteration:4d}  env steps {summary['env_steps']:>9.0f}  "
-                  f"return {summary['episode_return_mean']:8.3f}  {summary['wall_s']:7.1f} s", flush=True)
+            print(
+                f"iter {iteration:4d}  env steps {summary['env_steps']:>9.0f}  "
+                f"return {summary['episode_return_mean']:8.3f}  {summary['wall_s']:7.1f} s",
+                flush=True,
+            )
             if args.save_freq and iteration % args.save_freq == 0:
                 algo.save_to_path(str((out / "checkpoints" / f"iter_{iteration:06d}").resolve()))
         algo.save_to_path(str((out / "checkpoint").resolve()))
@@ -433,12 +442,22 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--gamma", type=float, default=0.999)
     p.add_argument("--gae-lambda", type=float, default=0.5)
     p.add_argument("--seed", type=_non_negative, default=0)
-    p.add_argument("--log-std-init", type=float, default=None, help="free, state-independent log-std starting "
-                   "here (SB3's; its ppo.yml uses -1); default: RLlib's state-dependent log-std")
-    p.add_argument("--no-horizon-termination", dest="horizon_termination", action="store_false",
-                   help="keep the truncation at the horizon (RLlib bootstraps the value there)")
-    p.add_argument("--save-freq", type=_non_negative, default=0, help="also checkpoint every N iterations (0: only "
-                   "at the end)")
+    p.add_argument(
+        "--log-std-init",
+        type=float,
+        default=None,
+        help="free, state-independent log-std starting "
+        "here (SB3's; its ppo.yml uses -1); default: RLlib's state-dependent log-std",
+    )
+    p.add_argument(
+        "--no-horizon-termination",
+        dest="horizon_termination",
+        action="store_false",
+        help="keep the truncation at the horizon (RLlib bootstraps the value there)",
+    )
+    p.add_argument(
+        "--save-freq", type=_non_negative, default=0, help="also checkpoint every N iterations (0: only at the end)"
+    )
     p.add_argument("-o", "--output", default=None, help="output dir (default logs/rllib/<env>_<n>)")
     return p
 
@@ -446,8 +465,10 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
     if args.minibatch > args.train_batch:
-        print(f"multispin-rllib: error: --minibatch {args.minibatch} exceeds --train-batch {args.train_batch}",
-              file=sys.stderr)
+        print(
+            f"multispin-rllib: error: --minibatch {args.minibatch} exceeds --train-batch {args.train_batch}",
+            file=sys.stderr,
+        )
         return 2
     try:
         env_spec(args)  # bad settings fail here, in one line, before Ray starts
@@ -461,8 +482,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         import ray  # noqa: F401
     except ImportError:
-        print("multispin-rllib: error: ray[rllib] is not installed: pip install 'multispin-env[rllib]'",
-              file=sys.stderr)
+        print(
+            "multispin-rllib: error: ray[rllib] is not installed: pip install 'multispin-env[rllib]'", file=sys.stderr
+        )
         return 2
     try:
         train(args)

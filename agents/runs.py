@@ -25,7 +25,9 @@ import yaml
 from agents.cli import UserError
 
 #: What the help of every flag that loads a run says (docs/runs.md).
-TRUST_NOTE = "a run folder is code: its .zip and .pkl files are pickles, which run code when loaded; load only runs you trust"
+TRUST_NOTE = (
+    "a run folder is code: its .zip and .pkl files are pickles, which run code when loaded; load only runs you trust"
+)
 
 T = TypeVar("T")
 
@@ -46,8 +48,11 @@ def load_run_file(path: str | Path, load: Callable[[], T]) -> T:
     except (KeyboardInterrupt, MemoryError, UserError):
         raise
     except Exception as exc:
-        what = "a truncated or corrupt zip file" if isinstance(exc, zipfile.BadZipFile) else f"{type(exc).__name__}: {exc}"
+        what = (
+            "a truncated or corrupt zip file" if isinstance(exc, zipfile.BadZipFile) else f"{type(exc).__name__}: {exc}"
+        )
         raise RunFileError(f"cannot load {path}: {' '.join(what.split())[:300]}") from None
+
 
 _CHECKPOINT = re.compile(r"rl_model_(\d+)_steps\.zip$")
 
@@ -75,7 +80,9 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     """A run's config.yml / args.yml (plain or rl-zoo3's OrderedDict tags), without running code; a file that
     cannot be read or is not a YAML mapping raises :class:`RunFileError` naming it."""
     try:
-        data = yaml.load(Path(path).read_text(), Loader=_RunYamlLoader) or {}  # a safe loader (yaml.SafeLoader subclass)
+        data = (
+            yaml.load(Path(path).read_text(), Loader=_RunYamlLoader) or {}
+        )  # a safe loader (yaml.SafeLoader subclass)
     except (OSError, UnicodeDecodeError, yaml.YAMLError, AssertionError, ValueError, TypeError) as exc:
         first = " ".join(str(exc).split())[:200]
         raise RunFileError(f"cannot read {path}: {type(exc).__name__}: {first}") from None

@@ -18,7 +18,10 @@ import optuna
 def convert_ppo_params(sampled: dict[str, Any]) -> dict[str, Any]:
     """Study parameters -> PPO constructor hyperparameters."""
     width = int(sampled["net_width"])
-    policy_kwargs: dict[str, Any] = {"net_arch": {"pi": [width, width], "vf": [width, width]}, "log_std_init": sampled["log_std_init"]}
+    policy_kwargs: dict[str, Any] = {
+        "net_arch": {"pi": [width, width], "vf": [width, width]},
+        "log_std_init": sampled["log_std_init"],
+    }
     if "lstm_hidden_size" in sampled:
         policy_kwargs["lstm_hidden_size"] = int(sampled["lstm_hidden_size"])
     return {
@@ -32,7 +35,9 @@ def convert_ppo_params(sampled: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def sample_ppo_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict[str, Any]) -> dict[str, Any]:
+def sample_ppo_params(
+    trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict[str, Any]
+) -> dict[str, Any]:
     """PPO search space (rl-zoo3's sampler signature); n_steps counts rounds per env per update."""
     trial.suggest_float("learning_rate", 1e-4, 3e-3, log=True)
     trial.suggest_int("n_steps_pow", 5, 8)  # 32..256 rounds per env between updates
@@ -45,7 +50,9 @@ def sample_ppo_params(trial: optuna.Trial, n_actions: int, n_envs: int, addition
     return convert_ppo_params(trial.params)
 
 
-def sample_ppo_lstm_params(trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict[str, Any]) -> dict[str, Any]:
+def sample_ppo_lstm_params(
+    trial: optuna.Trial, n_actions: int, n_envs: int, additional_args: dict[str, Any]
+) -> dict[str, Any]:
     """RecurrentPPO: the PPO space plus the LSTM width."""
     trial.suggest_categorical("lstm_hidden_size", [16, 32, 64])
     return sample_ppo_params(trial, n_actions, n_envs, additional_args)

@@ -100,14 +100,22 @@ def _positive(text: str) -> float:
 
 
 def build_parser(prog: str) -> OneLineParser:
-    p = OneLineParser(prog=prog, usage=f"{prog} (--seeds N [N ...] | --values V [V ...]) [options] -- COMMAND ...",
-                      description="Run a command once per seed/value, in parallel: every {seed} / {value} in the "
-                                  "command after -- is replaced by one value per run.", formatter_class=HelpFormatter)
+    p = OneLineParser(
+        prog=prog,
+        usage=f"{prog} (--seeds N [N ...] | --values V [V ...]) [options] -- COMMAND ...",
+        description="Run a command once per seed/value, in parallel: every {seed} / {value} in the "
+        "command after -- is replaced by one value per run.",
+        formatter_class=HelpFormatter,
+    )
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--seeds", nargs="+", type=int_at_least(0), help="values of {seed} (and {value})")
-    group.add_argument("--values", nargs="+", type=_value,
-                       help="values of {value} (and {seed}); each a number, True/False/None or a word (letters, digits, "
-                            "_ . + - /), never an expression or a quoted string: values often reach --env-kwargs, which runs eval")
+    group.add_argument(
+        "--values",
+        nargs="+",
+        type=_value,
+        help="values of {value} (and {seed}); each a number, True/False/None or a word (letters, digits, "
+        "_ . + - /), never an expression or a quoted string: values often reach --env-kwargs, which runs eval",
+    )
     p.add_argument("--ray", default=None, metavar="ADDRESS", help="Ray cluster to run on (default: local processes)")
     p.add_argument("-j", "--jobs", type=int_at_least(1), default=2, help="local processes at once")
     p.add_argument("--cpus-per-run", type=_positive, default=1.0, help="Ray CPUs per run (with --ray)")
@@ -124,7 +132,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     prog = prog or program_name("python -m agents.sweep")
     argv = list(sys.argv[1:] if argv is None else argv)
     split = argv.index("--") if "--" in argv else len(argv)
-    own, command = argv[:split], argv[split + 1:]
+    own, command = argv[:split], argv[split + 1 :]
     p = build_parser(prog)
     if split == len(argv) and not {"-h", "--help"} & set(argv):
         p.error("give the command after --, e.g. -- python train.py --seed {seed}")

@@ -80,8 +80,14 @@ class BoundedProgressBar(ProgressBarCallback):
 class MultiSpinExperimentManager(ExperimentManager):
     """rl-zoo3's ExperimentManager with the batched vector env, goodput evaluation and goodput search."""
 
-    def __init__(self, args: argparse.Namespace, *positional: Any, vec_env_type: str = "batched",
-                 interrupts: Interrupts | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        *positional: Any,
+        vec_env_type: str = "batched",
+        interrupts: Interrupts | None = None,
+        **kwargs: Any,
+    ) -> None:
         """:param interrupts: the command's SIGINT/SIGTERM record (:func:`main`); None: one for :meth:`learn` only"""
         self.batched = vec_env_type == "batched"
         kwargs["vec_env_type"] = "dummy" if self.batched else vec_env_type  # rl-zoo3 passes it by keyword
@@ -182,7 +188,9 @@ class MultiSpinExperimentManager(ExperimentManager):
         return env
 
     def _check_spaces(self, env: VecEnv) -> None:
-        data, _, _ = load_run_file(self.trained_agent, lambda: load_from_zip_file(self.trained_agent, load_data=True, device="cpu"))
+        data, _, _ = load_run_file(
+            self.trained_agent, lambda: load_from_zip_file(self.trained_agent, load_data=True, device="cpu")
+        )
         for what, space in (("observation", env.observation_space), ("action", env.action_space)):
             saved = (data or {}).get(f"{what}_space")
             if saved is not None and saved.shape != space.shape:
@@ -205,7 +213,9 @@ class MultiSpinExperimentManager(ExperimentManager):
         if self.save_freq > 0:
             self.save_freq = max(self.save_freq // self.n_envs, 1)
             # save_vecnormalize: a checkpoint resumed with -i keeps its normalisation statistics.
-            self.callbacks.append(CheckpointCallback(self.save_freq, self.save_path, "rl_model", save_vecnormalize=True, verbose=1))
+            self.callbacks.append(
+                CheckpointCallback(self.save_freq, self.save_path, "rl_model", save_vecnormalize=True, verbose=1)
+            )
         goodput = [cb for cb in self.callbacks if isinstance(cb, GoodputEvalCallback)]
         if self.eval_freq <= 0 or self.optimize_hyperparameters:
             self.callbacks = [cb for cb in self.callbacks if not isinstance(cb, GoodputEvalCallback)]
@@ -220,7 +230,9 @@ class MultiSpinExperimentManager(ExperimentManager):
 
             bad = [name for name in self.baselines if name not in policies_for(env)]
             if bad:
-                raise UserError(f"unknown or invalid baseline(s) {', '.join(bad)}; valid here: {', '.join(policies_for(env))}")
+                raise UserError(
+                    f"unknown or invalid baseline(s) {', '.join(bad)}; valid here: {', '.join(policies_for(env))}"
+                )
         for cb in goodput:
             cb.verbose = min(cb.verbose, self.verbose)
             if self.baselines is not None:
@@ -237,14 +249,22 @@ class MultiSpinExperimentManager(ExperimentManager):
         with contextlib.ExitStack() as stack:
             interrupts = self.interrupts or stack.enter_context(Interrupts().installed())
             # Printed once the handlers are in place: from here a signal stops training and the model is saved.
-            print(f"Training {self.algo} on {self.env_name.gym_id} for {self.n_timesteps} steps "
-                  "(Ctrl-C or SIGTERM: stop, save and exit 130 / 143)", flush=True)
+            print(
+                f"Training {self.algo} on {self.env_name.gym_id} for {self.n_timesteps} steps "
+                "(Ctrl-C or SIGTERM: stop, save and exit 130 / 143)",
+                flush=True,
+            )
             super().learn(model)  # rl-zoo3 catches the KeyboardInterrupt and returns
             interrupts.defer = True  # training is over: a signal now only waits for the files to be written
         seconds = time.perf_counter() - start
         done = int(model.num_timesteps)  # rl-zoo3 learns with reset_num_timesteps=True
-        summary: dict[str, Any] = {"train_seconds": seconds, "num_timesteps": done, "planned_timesteps": int(self.n_timesteps),
-                                   "fps": done / max(seconds, 1e-9), "interrupted": interrupts.signum is not None}
+        summary: dict[str, Any] = {
+            "train_seconds": seconds,
+            "num_timesteps": done,
+            "planned_timesteps": int(self.n_timesteps),
+            "fps": done / max(seconds, 1e-9),
+            "interrupted": interrupts.signum is not None,
+        }
         if interrupts.signum is not None:
             summary["signal"] = signal.Signals(interrupts.signum).name
         for cb in self.callbacks:
@@ -270,7 +290,9 @@ class MultiSpinExperimentManager(ExperimentManager):
             if original is not None:
                 table[self.algo] = original
 
-    def load_trial(self, storage: str, study_name: str, trial_id: int | None = None, convert: bool = True) -> dict[str, Any]:
+    def load_trial(
+        self, storage: str, study_name: str, trial_id: int | None = None, convert: bool = True
+    ) -> dict[str, Any]:
         params = super().load_trial(storage, study_name, trial_id, convert=False)
         if not convert:
             return params
@@ -365,15 +387,32 @@ def zoo_parser(prog: str = "train.py") -> argparse.ArgumentParser:
     trained.help = f"{trained.help} ({TRUST_NOTE})"
     vec_env = parser._option_string_actions["--vec-env"]
     vec_env.choices = ["batched", "dummy", "subproc"]
-    vec_env.help = "VecEnv type: batched (the id's compiled, batched vector env, one process; default), dummy or subproc (SB3)"
-    parser.set_defaults(env="MultiSpin-Heterogeneous-v0", vec_env="batched", num_threads=1, eval_freq=10_000, eval_episodes=10)
-    parser._option_string_actions["--env"].help = "environment id (MultiSpin-Heterogeneous-v0 or MultiSpin-Homogeneous-v0)"
-    parser._option_string_actions["--num-threads"].help = "PyTorch threads (1 is fastest for these small networks; -1: PyTorch's default)"
-    parser.add_argument("--agent", default=None, metavar="VARIANT",
-                        help="hyperparameter variant: agents/hyperparams/{algo}_{VARIANT}.yml (e.g. --algo ppo --agent "
-                             "residual: corrections to het-opt-adaptive, agents/residual.py)")
-    parser.add_argument("--baselines", nargs="*", default=None, metavar="POLICY",
-                        help="analytic policies evaluated next to the agent (default: all valid for the env; no names: none)")
+    vec_env.help = (
+        "VecEnv type: batched (the id's compiled, batched vector env, one process; default), dummy or subproc (SB3)"
+    )
+    parser.set_defaults(
+        env="MultiSpin-Heterogeneous-v0", vec_env="batched", num_threads=1, eval_freq=10_000, eval_episodes=10
+    )
+    parser._option_string_actions[
+        "--env"
+    ].help = "environment id (MultiSpin-Heterogeneous-v0 or MultiSpin-Homogeneous-v0)"
+    parser._option_string_actions[
+        "--num-threads"
+    ].help = "PyTorch threads (1 is fastest for these small networks; -1: PyTorch's default)"
+    parser.add_argument(
+        "--agent",
+        default=None,
+        metavar="VARIANT",
+        help="hyperparameter variant: agents/hyperparams/{algo}_{VARIANT}.yml (e.g. --algo ppo --agent "
+        "residual: corrections to het-opt-adaptive, agents/residual.py)",
+    )
+    parser.add_argument(
+        "--baselines",
+        nargs="*",
+        default=None,
+        metavar="POLICY",
+        help="analytic policies evaluated next to the agent (default: all valid for the env; no names: none)",
+    )
     return parser
 
 
@@ -385,7 +424,9 @@ def check_args(args: argparse.Namespace) -> None:
         importlib.import_module(module)
     check_env_id(args.env)
     if args.n_timesteps != -1 and args.n_timesteps <= 0:
-        raise UserError(f"-n/--n-timesteps must be a positive number of steps (or -1: the YAML's n_timesteps), got {args.n_timesteps}")
+        raise UserError(
+            f"-n/--n-timesteps must be a positive number of steps (or -1: the YAML's n_timesteps), got {args.n_timesteps}"
+        )
     check_output_folder(args.log_folder, "-f/--log-folder")
     if args.eval_freq > 0 and args.eval_episodes < 1:
         raise UserError(f"--eval-episodes must be >= 1 (or --eval-freq -1: no evaluation), got {args.eval_episodes}")
@@ -477,7 +518,10 @@ def main(argv: Sequence[str] | None = None, prog: str = "train.py") -> int:
         argparse.ArgumentParser.parse_args = original_parse  # type: ignore[method-assign]
         zoo_train.ExperimentManager = original_manager  # type: ignore[misc]
     if interrupts.signum is not None:
-        print(f"{prog}: interrupted by {signal.Signals(interrupts.signum).name}; what was trained is saved", file=sys.stderr)
+        print(
+            f"{prog}: interrupted by {signal.Signals(interrupts.signum).name}; what was trained is saved",
+            file=sys.stderr,
+        )
     return interrupts.exit_status
 
 

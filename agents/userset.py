@@ -28,6 +28,7 @@ instead of the saved observation space. The observation fields the model was tra
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -35,12 +36,20 @@ import torch as th
 from gymnasium import spaces
 from stable_baselines3.common.distributions import DiagGaussianDistribution
 from stable_baselines3.common.policies import ActorCriticPolicy
-from stable_baselines3.common.type_aliases import Schedule
+from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
 from multispin_env.spaces import ARRIVAL_OBSERVATION_FIELDS, OBSERVATION_FIELDS, observation_layout
 
-__all__ = ["POLICY_NAME", "UserSetPolicy", "check_layout", "env_layout", "is_userset", "names_userset", "with_env_layout"]
+__all__ = [
+    "POLICY_NAME",
+    "UserSetPolicy",
+    "check_layout",
+    "env_layout",
+    "is_userset",
+    "names_userset",
+    "with_env_layout",
+]
 
 #: The policy's dotted name (rl-zoo3's ``policy:`` key).
 POLICY_NAME = f"{__name__}.UserSetPolicy"
@@ -72,8 +81,9 @@ class _SetNet(nn.Module):
 
     def __init__(self, user_size: int, global_size: int, hidden: int) -> None:
         super().__init__()
-        self.encoder = nn.Sequential(nn.Linear(user_size + global_size, hidden), nn.Tanh(),
-                                     nn.Linear(hidden, hidden), nn.Tanh())
+        self.encoder = nn.Sequential(
+            nn.Linear(user_size + global_size, hidden), nn.Tanh(), nn.Linear(hidden, hidden), nn.Tanh()
+        )
         self.context = nn.Sequential(nn.Linear(2 * hidden + global_size, hidden), nn.Tanh())
 
     def forward(self, users: th.Tensor, glob: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
@@ -96,9 +106,17 @@ class UserSetPolicy(ActorCriticPolicy):
     :param homogeneous: whether the env has one common length entry (None: read from the action size)
     """
 
-    def __init__(self, observation_space: spaces.Space, action_space: spaces.Space, lr_schedule: Schedule,
-                 *args: Any, hidden: int = 64, observation_fields: Sequence[str] | None = None,
-                 homogeneous: bool | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Schedule,
+        *args: Any,
+        hidden: int = 64,
+        observation_fields: Sequence[str] | None = None,
+        homogeneous: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
         if not isinstance(observation_space, spaces.Box) or len(observation_space.shape) != 1:
             raise ValueError(f"UserSetPolicy needs a flat Box observation, got {observation_space}")
         if not isinstance(action_space, spaces.Box) or len(action_space.shape) != 1:
@@ -111,23 +129,31 @@ class UserSetPolicy(ActorCriticPolicy):
         if observation_fields is None:
             fitting = [f for f in (_BASE_FIELDS, _ARRIVAL_FIELDS) if _users_for(f, size) is not None]
             if len(fitting) != 1:
-                raise ValueError(f"UserSetPolicy cannot tell the observation fields from {size} entries; pass "
-                                 "observation_fields (train.py sets them from the env)")
+                raise ValueError(
+                    f"UserSetPolicy cannot tell the observation fields from {size} entries; pass "
+                    "observation_fields (train.py sets them from the env)"
+                )
             observation_fields = fitting[0]
         self.observation_fields = tuple(str(f) for f in observation_fields)
         if self.observation_fields not in (_BASE_FIELDS, _ARRIVAL_FIELDS):
-            raise ValueError(f"UserSetPolicy observation_fields must be {list(_BASE_FIELDS)} or "
-                             f"{list(_ARRIVAL_FIELDS)}, got {list(self.observation_fields)}")
+            raise ValueError(
+                f"UserSetPolicy observation_fields must be {list(_BASE_FIELDS)} or "
+                f"{list(_ARRIVAL_FIELDS)}, got {list(self.observation_fields)}"
+            )
         users = _users_for(self.observation_fields, size)
         if users is None:
-            raise ValueError(f"UserSetPolicy: an observation of {size} entries does not fit the fields "
-                             f"{describe_fields(self.observation_fields)}")
+            raise ValueError(
+                f"UserSetPolicy: an observation of {size} entries does not fit the fields "
+                f"{describe_fields(self.observation_fields)}"
+            )
         length_entries = int(action_space.shape[0]) - users
         if homogeneous is None:
             homogeneous = length_entries == 1 and users > 1
         if length_entries != (1 if homogeneous else users):
-            raise ValueError(f"UserSetPolicy: action of {action_space.shape[0]} entries does not fit {users} users "
-                             f"({'homogeneous' if homogeneous else 'heterogeneous'})")
+            raise ValueError(
+                f"UserSetPolicy: action of {action_space.shape[0]} entries does not fit {users} users "
+                f"({'homogeneous' if homogeneous else 'heterogeneous'})"
+            )
         self.homogeneous = bool(homogeneous)
         self.hidden = hidden
         self._indices: dict[int, tuple[th.Tensor, th.Tensor]] = {}
@@ -145,43 +171,59 @@ class UserSetPolicy(ActorCriticPolicy):
         hidden = self.hidden
         self.actor = _SetNet(n_user, n_global, hidden)
         self.critic = _SetNet(n_user, n_global, hidden)
-        self.user_head = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.Tanh(), nn.Linear(hidden, 2))
+        user_head = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.Tanh(), nn.Linear(hidden, 2))
         self.common_length = nn.Linear(hidden, 1)  # homogeneous env only: the common length entry
-        self.value_net = nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, 1))
+        # Not SB3's value_net (a Linear on the MLP extractor's latent): this head reads the pooled critic summary.
+        value_head = nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, 1))
+        self.user_head, self.value_head = user_head, value_head
         # One log-std per action kind (length, share), shared by the users.
         self.log_std = nn.Parameter(th.full((2,), float(self.log_std_init)), requires_grad=True)
         if self.ortho_init:
             # SB3's gains: sqrt(2) hidden layers, 0.01 action outputs (start near the mean action), 1 value output.
-            for module in (self.actor, self.critic, self.user_head[0], self.value_net[0]):
-                module.apply(lambda m: self.init_weights(m, gain=float(np.sqrt(2))))
-            for module, gain in ((self.user_head[2], 0.01), (self.common_length, 0.01), (self.value_net[2], 1.0)):
-                module.apply(lambda m, g=gain: self.init_weights(m, gain=g))
-        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
+            for module in (self.actor, self.critic, user_head[0], value_head[0]):
+                module.apply(partial(self.init_weights, gain=float(np.sqrt(2))))
+            for module, gain in ((user_head[2], 0.01), (self.common_length, 0.01), (value_head[2], 1.0)):
+                module.apply(partial(self.init_weights, gain=gain))
+        # SB3 types optimizer_class as type[Optimizer], whose own __init__ has no lr; its _build makes the same call.
+        self.optimizer = self.optimizer_class(
+            self.parameters(),
+            lr=lr_schedule(1),  # type: ignore[call-arg]
+            **self.optimizer_kwargs,
+        )
 
-    def _split(self, obs: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
+    def _split(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor]:
         """(B, N) observations -> per-user rows (B, K, F) and global entries (B, G), K from N."""
+        if isinstance(obs, dict):
+            raise ValueError("UserSetPolicy takes the flat MultiSpin observation, not a dict")
         size = int(obs.shape[-1])
         if size not in self._indices:
             users = _users_for(self.observation_fields, size)
             if users is None:
-                raise ValueError(f"UserSetPolicy: an observation of {size} entries does not fit the fields "
-                                 f"{describe_fields(self.observation_fields)} it was trained with")
+                raise ValueError(
+                    f"UserSetPolicy: an observation of {size} entries does not fit the fields "
+                    f"{describe_fields(self.observation_fields)} it was trained with"
+                )
             layout = observation_layout(users, "active" in self.observation_fields)
             user_rows = [np.arange(s.start, s.stop) for f, s in layout.items() if f in _PER_USER]
             global_entries = [s.start for f, s in layout.items() if f not in _PER_USER]
-            self._indices[size] = (th.as_tensor(np.stack(user_rows, axis=1), device=obs.device),
-                                   th.as_tensor(global_entries, device=obs.device))
+            self._indices[size] = (
+                th.as_tensor(np.stack(user_rows, axis=1), device=obs.device),
+                th.as_tensor(global_entries, device=obs.device),
+            )
         user_idx, global_idx = self._indices[size]
         obs = obs.float()
         return obs[:, user_idx], obs[:, global_idx]
 
-    def _mean_and_value(self, obs: th.Tensor, value: bool = True) -> tuple[th.Tensor, th.Tensor | None]:
-        users, glob = self._split(obs)
+    def _mean(self, users: th.Tensor, glob: th.Tensor) -> th.Tensor:
+        """The action mean (B, E + K): each user's head on its encoding and the pooled context."""
         h, c = self.actor(users, glob)
         out = self.user_head(th.cat([h, c.unsqueeze(1).expand_as(h)], dim=-1))  # (B, K, 2)
         lengths = self.common_length(c) if self.homogeneous else out[..., 0]
-        mean = th.cat([lengths, out[..., 1]], dim=-1)
-        return mean, (self.value_net(self.critic(users, glob)[1]) if value else None)
+        return th.cat([lengths, out[..., 1]], dim=-1)
+
+    def _value(self, users: th.Tensor, glob: th.Tensor) -> th.Tensor:
+        """The value (B, 1), from the critic's pooled summary."""
+        return self.value_head(self.critic(users, glob)[1])
 
     def _distribution(self, mean: th.Tensor) -> DiagGaussianDistribution:
         users = mean.shape[-1] - (1 if self.homogeneous else mean.shape[-1] // 2)
@@ -189,29 +231,29 @@ class UserSetPolicy(ActorCriticPolicy):
         return DiagGaussianDistribution(int(mean.shape[-1])).proba_distribution(mean, log_std)
 
     # -- SB3's interface -----------------------------------------------------------------------------------
-    def forward(self, obs: th.Tensor, deterministic: bool = False) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
-        mean, values = self._mean_and_value(obs)
-        distribution = self._distribution(mean)
-        actions = distribution.get_actions(deterministic=deterministic)
-        return actions, values, distribution.log_prob(actions)
-
-    def evaluate_actions(self, obs: th.Tensor, actions: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
-        mean, values = self._mean_and_value(obs)
-        distribution = self._distribution(mean)
-        return values, distribution.log_prob(actions), distribution.entropy()
-
-    def get_distribution(self, obs: th.Tensor) -> DiagGaussianDistribution:
-        return self._distribution(self._mean_and_value(obs, value=False)[0])
-
-    def predict_values(self, obs: th.Tensor) -> th.Tensor:
+    def forward(self, obs: PyTorchObs, deterministic: bool = False) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
         users, glob = self._split(obs)
-        return self.value_net(self.critic(users, glob)[1])
+        distribution = self._distribution(self._mean(users, glob))
+        actions = distribution.get_actions(deterministic=deterministic)
+        return actions, self._value(users, glob), distribution.log_prob(actions)
 
-    def _predict(self, observation: th.Tensor, deterministic: bool = False) -> th.Tensor:
+    def evaluate_actions(self, obs: PyTorchObs, actions: th.Tensor) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
+        users, glob = self._split(obs)
+        distribution = self._distribution(self._mean(users, glob))
+        return self._value(users, glob), distribution.log_prob(actions), distribution.entropy()
+
+    def get_distribution(self, obs: PyTorchObs) -> DiagGaussianDistribution:
+        return self._distribution(self._mean(*self._split(obs)))
+
+    def predict_values(self, obs: PyTorchObs) -> th.Tensor:
+        return self._value(*self._split(obs))
+
+    def _predict(self, observation: PyTorchObs, deterministic: bool = False) -> th.Tensor:
         return self.get_distribution(observation).get_actions(deterministic=deterministic)
 
-    def predict(self, observation: Any, state: Any = None, episode_start: Any = None,
-                deterministic: bool = False) -> tuple[np.ndarray, Any]:
+    def predict(
+        self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = False
+    ) -> tuple[np.ndarray, Any]:
         """SB3's ``predict`` for one observation (N,) or a batch (B, N) of any number of users (not only the
         trained K): the saved observation and action spaces give the layout, not the size."""
         if isinstance(observation, dict):
@@ -222,7 +264,9 @@ class UserSetPolicy(ActorCriticPolicy):
         self.set_training_mode(False)
         with th.no_grad():
             actions = self._predict(th.as_tensor(obs.reshape(-1, obs.shape[-1]), device=self.device), deterministic)
-        low, high = float(np.min(self.action_space.low)), float(np.max(self.action_space.high))
+        box = self.action_space
+        assert isinstance(box, spaces.Box)  # checked in __init__
+        low, high = float(np.min(box.low)), float(np.max(box.high))
         out = np.clip(actions.cpu().numpy(), low, high)
         return (out[0] if obs.ndim == 1 else out), state
 
@@ -245,8 +289,10 @@ def check_layout(model: Any, env: Any, what: str = "the model") -> None:
     policy = getattr(model, "policy", model)
     fields, homogeneous = env_layout(env)
     if tuple(fields) != policy.observation_fields:
-        raise ValueError(f"{what} was trained on the observation fields {describe_fields(policy.observation_fields)}, "
-                         f"the env has {describe_fields(fields)} (request arrivals on in one and off in the other?)")
+        raise ValueError(
+            f"{what} was trained on the observation fields {describe_fields(policy.observation_fields)}, "
+            f"the env has {describe_fields(fields)} (request arrivals on in one and off in the other?)"
+        )
     if homogeneous != policy.homogeneous:
         kind = {True: "homogeneous (one length entry)", False: "heterogeneous (one length per user)"}
         raise ValueError(f"{what} was trained on a {kind[policy.homogeneous]} env, the env is {kind[homogeneous]}")
@@ -264,8 +310,9 @@ def with_env_layout(policy_kwargs: dict[str, Any] | None, env: Any) -> dict[str,
     kwargs = dict(policy_kwargs or {})
     given = kwargs.get("observation_fields")
     if given is not None and tuple(given) != fields:
-        raise ValueError(f"policy_kwargs observation_fields {describe_fields(given)} do not fit the env's "
-                         f"{describe_fields(fields)}")
+        raise ValueError(
+            f"policy_kwargs observation_fields {describe_fields(given)} do not fit the env's {describe_fields(fields)}"
+        )
     given = kwargs.get("homogeneous")
     if given is not None and bool(given) != homogeneous:
         raise ValueError(f"policy_kwargs homogeneous={given} does not fit the env (homogeneous={homogeneous})")

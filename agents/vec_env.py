@@ -64,7 +64,9 @@ class GymnasiumVecEnv(VecEnv):
             else:
                 partial.append((key, value, mask))
         names = [key for key, _ in full]
-        out: list[dict[str, Any]] = [dict(zip(names, row)) for row in zip(*(list(value) for _, value in full))]
+        out: list[dict[str, Any]] = [
+            dict(zip(names, row, strict=True)) for row in zip(*(list(value) for _, value in full), strict=True)
+        ]
         if not full:
             out = [{} for _ in range(self.num_envs)]
         for key, value, mask in partial:
@@ -120,7 +122,9 @@ class GymnasiumVecEnv(VecEnv):
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
         setattr(self.venv, attr_name, value)
 
-    def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any) -> list[Any]:
+    def env_method(
+        self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs: Any
+    ) -> list[Any]:
         result = getattr(self.venv, method_name)(*method_args, **method_kwargs)
         return [result for _ in self._get_indices(indices)]
 

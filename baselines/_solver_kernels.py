@@ -306,8 +306,9 @@ with jit_cache(__file__) as _cache:
         return yield_ * gap * (tau - l * t_k) * inv_c_k
 
     @njit(**_OPTS)
-    def _greedy_at(tau, level, kappa, t, c, inv_c, gain, rest, lm, taken, popped, heap_keys, heap_users, out_best,
-                   out_next):
+    def _greedy_at(
+        tau, level, kappa, t, c, inv_c, gain, rest, lm, taken, popped, heap_keys, heap_users, out_best, out_next
+    ):
         """Lagrangian lengths at the fixed sync time ``tau`` into ``out_best`` and ``out_next``.
 
         At fixed tau user k's l-th token costs the share increment w_k(tau, l) - w_k(tau, l-1),
@@ -516,8 +517,9 @@ with jit_cache(__file__) as _cache:
                     t_req = min((base_tokens + table[i, vi]) * inv_g - rest[base_len + vi], deadline)
                     if not _tangent_pass(w_rest, slope_rest, tau_now, t_req, vi, t[i], c[i]):
                         continue
-                    value, new_tau = _move_value(now, i, vi, -1, 0, t_req, t, c, table, rest, deadline, work,
-                                                 offset, cand, best_g)
+                    value, new_tau = _move_value(
+                        now, i, vi, -1, 0, t_req, t, c, table, rest, deadline, work, offset, cand, best_g
+                    )
                     if value > best_g:
                         best_g, best_tau, best_i, best_vi, best_j, best_vj = value, new_tau, i, vi, -1, 0
                         inv_g = 1.0 / best_g
@@ -535,14 +537,16 @@ with jit_cache(__file__) as _cache:
                             vj = now[j] + dj
                             if vj < 0 or vj > lm:
                                 continue
-                            t_req = min((base_tokens + table[i, vi] + table[j, vj]) * inv_g
-                                        - rest[base_len + vi + vj], deadline)
+                            t_req = min(
+                                (base_tokens + table[i, vi] + table[j, vj]) * inv_g - rest[base_len + vi + vj], deadline
+                            )
                             # The tangent test with user j's new share counted in the unchanged part.
                             w_j = _share_at(vj, t[j], c[j], t_req) if t_req > 0.0 else math.inf
                             if not _tangent_pass(w_rest + w_j, slope_rest, tau_now, t_req, vi, t[i], c[i]):
                                 continue
-                            value, new_tau = _move_value(now, i, vi, j, vj, t_req, t, c, table, rest, deadline,
-                                                         work, offset, cand, best_g)
+                            value, new_tau = _move_value(
+                                now, i, vi, j, vj, t_req, t, c, table, rest, deadline, work, offset, cand, best_g
+                            )
                             if value > best_g:
                                 best_g, best_tau, best_i, best_vi, best_j, best_vj = value, new_tau, i, vi, j, vj
                                 inv_g = 1.0 / best_g
@@ -685,8 +689,23 @@ with jit_cache(__file__) as _cache:
             n_kept = 0
             for kappa in kappas:
                 for q in range(tau_grid.size):
-                    _greedy_at(tau_grid[q], level, kappa, t, c, inv_c, gain, rest, lm, taken, popped, heap_keys,
-                               heap_users, fresh[n_fresh], fresh[n_fresh + 1])
+                    _greedy_at(
+                        tau_grid[q],
+                        level,
+                        kappa,
+                        t,
+                        c,
+                        inv_c,
+                        gain,
+                        rest,
+                        lm,
+                        taken,
+                        popped,
+                        heap_keys,
+                        heap_users,
+                        fresh[n_fresh],
+                        fresh[n_fresh + 1],
+                    )
                     # Neighbouring sync times often give the same rows: keep a row only if it is new here.
                     for row in (n_fresh, n_fresh + 1):
                         same = n_kept > 0
@@ -762,15 +781,62 @@ with jit_cache(__file__) as _cache:
                 if not active[s]:
                     continue
                 if split:  # variable neighbourhood: pairs only when no single improves
-                    moved, state_g[s], state_tau[s] = _climb(states[s], state_g[s], state_tau[s], t, c, table,
-                                                             rest, deadline, lm, True, False, work, offset, cand, w, slope)
+                    moved, state_g[s], state_tau[s] = _climb(
+                        states[s],
+                        state_g[s],
+                        state_tau[s],
+                        t,
+                        c,
+                        table,
+                        rest,
+                        deadline,
+                        lm,
+                        True,
+                        False,
+                        work,
+                        offset,
+                        cand,
+                        w,
+                        slope,
+                    )
                     if not moved:
-                        moved, state_g[s], state_tau[s] = _climb(states[s], state_g[s], state_tau[s], t, c,
-                                                                 table, rest, deadline, lm, False, True, work,
-                                                                 offset, cand, w, slope)
+                        moved, state_g[s], state_tau[s] = _climb(
+                            states[s],
+                            state_g[s],
+                            state_tau[s],
+                            t,
+                            c,
+                            table,
+                            rest,
+                            deadline,
+                            lm,
+                            False,
+                            True,
+                            work,
+                            offset,
+                            cand,
+                            w,
+                            slope,
+                        )
                 else:
-                    moved, state_g[s], state_tau[s] = _climb(states[s], state_g[s], state_tau[s], t, c, table,
-                                                             rest, deadline, lm, True, True, work, offset, cand, w, slope)
+                    moved, state_g[s], state_tau[s] = _climb(
+                        states[s],
+                        state_g[s],
+                        state_tau[s],
+                        t,
+                        c,
+                        table,
+                        rest,
+                        deadline,
+                        lm,
+                        True,
+                        True,
+                        work,
+                        offset,
+                        cand,
+                        w,
+                        slope,
+                    )
                 active[s] = moved
                 any_active |= moved
             if not any_active:
@@ -807,8 +873,25 @@ with jit_cache(__file__) as _cache:
         return g, tau, lat, st
 
     @njit(**_OPTS)
-    def solve_packed(kind, user_start, draft_time, upload_time, table, max_draft, profile_start, profile_tokens,
-                     profile_seconds, downlink, deadline, lengths, shares, goodput, sync, total, status):
+    def solve_packed(
+        kind,
+        user_start,
+        draft_time,
+        upload_time,
+        table,
+        max_draft,
+        profile_start,
+        profile_tokens,
+        profile_seconds,
+        downlink,
+        deadline,
+        lengths,
+        shares,
+        goodput,
+        sync,
+        total,
+        status,
+    ):
         """P-hom (``kind`` = HOM) or P-het (HET) of every packed system; results into the output arrays.
 
         :param user_start: (N + 1,) system i owns users user_start[i]:user_start[i + 1]
@@ -823,8 +906,8 @@ with jit_cache(__file__) as _cache:
         for i in range(user_start.size - 1):
             lo, hi = user_start[i], user_start[i + 1]
             t_raw, c_raw, tab = draft_time[lo:hi], upload_time[lo:hi], table[lo:hi]
-            ptok = profile_tokens[profile_start[i]:profile_start[i + 1]]
-            psec = profile_seconds[profile_start[i]:profile_start[i + 1]]
+            ptok = profile_tokens[profile_start[i] : profile_start[i + 1]]
+            psec = profile_seconds[profile_start[i] : profile_start[i + 1]]
             lm = max_draft[i]
             k_n = hi - lo
             base = _verify(k_n, ptok, psec) + downlink[i]
@@ -839,16 +922,35 @@ with jit_cache(__file__) as _cache:
                 rest = _rest_latency(k_n, lm, ptok, psec, downlink[i], base)
                 best, _, _ = _hom_core(t_raw, c_raw, tab, lm, base, rest, deadline[i] / base, out_share)
                 out_len[:] = best
-                goodput[i], sync[i], total[i], status[i] = _hom_outcome(best, out_share, t_raw, c_raw, tab, ptok,
-                                                                        psec, downlink[i])
+                goodput[i], sync[i], total[i], status[i] = _hom_outcome(
+                    best, out_share, t_raw, c_raw, tab, ptok, psec, downlink[i]
+                )
                 continue
-            goodput[i], sync[i], total[i], status[i] = _het_system(t_raw, c_raw, tab, lm, ptok, psec, downlink[i],
-                                                                   deadline[i], base, out_len, out_share)
+            goodput[i], sync[i], total[i], status[i] = _het_system(
+                t_raw, c_raw, tab, lm, ptok, psec, downlink[i], deadline[i], base, out_len, out_share
+            )
 
     @njit(**_OPTS)
-    def predictive_packed(user_start, draft_time, table, max_draft, profile_start, profile_tokens, profile_seconds,
-                          downlink, deadline, n_candidates, candidate_upload, draw_upload, lengths, shares, goodput,
-                          sync, total, status):
+    def predictive_packed(
+        user_start,
+        draft_time,
+        table,
+        max_draft,
+        profile_start,
+        profile_tokens,
+        profile_seconds,
+        downlink,
+        deadline,
+        n_candidates,
+        candidate_upload,
+        draw_upload,
+        lengths,
+        shares,
+        goodput,
+        sync,
+        total,
+        status,
+    ):
         """het-opt-predictive's plan of every packed system (docs/model.md section 7.2): the P-het solution for
         each candidate channel, and of those the one with the best sample-average goodput over the channel draws,
         eq. (10): sum_m E[tokens]_m / sum_m T_m with the deadline applied per draw (:func:`_tokens_latency`);
@@ -872,8 +974,8 @@ with jit_cache(__file__) as _cache:
             lo, hi = user_start[i], user_start[i + 1]
             k_n = hi - lo
             t_raw, tab = draft_time[lo:hi], table[lo:hi]
-            ptok = profile_tokens[profile_start[i]:profile_start[i + 1]]
-            psec = profile_seconds[profile_start[i]:profile_start[i + 1]]
+            ptok = profile_tokens[profile_start[i] : profile_start[i + 1]]
+            psec = profile_seconds[profile_start[i] : profile_start[i + 1]]
             base = _verify(k_n, ptok, psec) + downlink[i]
             out_len = lengths[lo:hi]
             out_share = shares[lo:hi]
@@ -886,16 +988,18 @@ with jit_cache(__file__) as _cache:
             for j in range(n_candidates[i]):
                 c_raw = candidate_upload[j, lo:hi]
                 c_len, c_share = cand_len[:k_n], cand_share[:k_n]
-                g, tau, lat, st = _het_system(t_raw, c_raw, tab, max_draft[i], ptok, psec, downlink[i], deadline[i],
-                                              base, c_len, c_share)
+                g, tau, lat, st = _het_system(
+                    t_raw, c_raw, tab, max_draft[i], ptok, psec, downlink[i], deadline[i], base, c_len, c_share
+                )
                 if st != OK or n_candidates[i] == 1:  # nothing to choose (an overflow is reported as it is)
                     score = math.inf
                 else:
                     tokens_sum = 0.0
                     latency_sum = 0.0
                     for m in range(draw_upload.shape[0]):
-                        tokens, _, lat_m = _tokens_latency(c_len, c_share, t_raw, draw_upload[m, lo:hi], tab, ptok,
-                                                           psec, downlink[i], deadline[i])
+                        tokens, _, lat_m = _tokens_latency(
+                            c_len, c_share, t_raw, draw_upload[m, lo:hi], tab, ptok, psec, downlink[i], deadline[i]
+                        )
                         tokens_sum += tokens
                         latency_sum += lat_m
                     score = tokens_sum / latency_sum

@@ -63,8 +63,9 @@ class UCBLengths:
     :param min_pulls: pulls before an arm's mean is trusted
     """
 
-    def __init__(self, num_users: int, max_draft: int, exploration: float, rng: np.random.Generator,
-                 min_pulls: int = 3) -> None:
+    def __init__(
+        self, num_users: int, max_draft: int, exploration: float, rng: np.random.Generator, min_pulls: int = 3
+    ) -> None:
         arms = max_draft + 1
         self.counts = np.zeros((num_users, len(CONTEXTS), arms))
         self.sums = np.zeros((num_users, len(CONTEXTS), arms))
@@ -104,7 +105,7 @@ class UCBLengths:
 
     def _argmax(self, values: FloatArray, user: int | None = None) -> NDArray[np.int64]:
         """Per row (user), the arm of the largest value; ties break by the random rank."""
-        rank = self._rank if user is None else self._rank[user:user + 1]
+        rank = self._rank if user is None else self._rank[user : user + 1]
         best = values.max(axis=1, keepdims=True)
         return np.argmin(np.where(values >= best, rank, np.iinfo(np.int64).max), axis=1)
 
@@ -173,16 +174,19 @@ class BanditPolicy:
             episode.time_left = time_left
         return episode
 
-    def predict(self, observation: Any, state: Any = None, episode_start: Any = None,
-                deterministic: bool = True) -> tuple[NDArray[np.float32], Any]:
+    def predict(
+        self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = True
+    ) -> tuple[NDArray[np.float32], Any]:
         """Action(s) for the observation(s), SB3 style (``state`` is passed through); ``episode_start`` (one
         flag per observation) marks new episodes."""
         obs = np.asarray(observation, dtype=np.float64)
         n = self.num_envs
         expected = (self._size,) if n is None else (n, self._size)
         if obs.shape != expected:
-            raise ValueError(f"{self.name}: expected observations of shape {expected} (one per sub-env; a learner "
-                             f"is kept per sub-env), got {obs.shape}")
+            raise ValueError(
+                f"{self.name}: expected observations of shape {expected} (one per sub-env; a learner "
+                f"is kept per sub-env), got {obs.shape}"
+            )
         rows = obs.reshape(-1, self._size)
         flags = np.zeros(len(rows), bool) if episode_start is None else np.asarray(episode_start, bool).reshape(-1)
         starts = np.broadcast_to(flags if flags.size == len(rows) else flags.any(), (len(rows),))

@@ -28,9 +28,17 @@ from baselines.solvers import Allocation
 from multispin_env.core import MultiSpinCore
 from multispin_env.model import RoundParams, verification_times
 
-__all__ = ["INFORMATION_LEVELS", "active_users", "adaptive_params", "observation_starts_episode", "oracle_batch",
-           "oracle_params",
-           "round_params_for", "solve_for_active", "static_params"]
+__all__ = [
+    "INFORMATION_LEVELS",
+    "active_users",
+    "adaptive_params",
+    "observation_starts_episode",
+    "oracle_batch",
+    "oracle_params",
+    "round_params_for",
+    "solve_for_active",
+    "static_params",
+]
 
 FloatArray = NDArray[np.float64]
 
@@ -45,10 +53,12 @@ def _unwrapped(env: Any) -> Any:
     return unwrapped
 
 
-def _system(core: MultiSpinCore, acceptance: ArrayLike, draft_time: ArrayLike, upload_time: ArrayLike,
-            survival: ArrayLike) -> RoundParams:
-    return core.scenario.system_params(acceptance, draft_time, upload_time, survival=survival,
-                                       upload_deadline=core.config.upload_deadline)
+def _system(
+    core: MultiSpinCore, acceptance: ArrayLike, draft_time: ArrayLike, upload_time: ArrayLike, survival: ArrayLike
+) -> RoundParams:
+    return core.scenario.system_params(
+        acceptance, draft_time, upload_time, survival=survival, upload_deadline=core.config.upload_deadline
+    )
 
 
 def _index(core: MultiSpinCore, index: int) -> int:
@@ -82,8 +92,13 @@ def static_params(env: Any, index: int = 0) -> RoundParams:
     core = _unwrapped(env).core
     i = _index(core, index)
     base = core.base_acceptance[i]
-    return _system(core, core.process.mean_rate(base), core.draft_time[i], core.mean_upload_time[i],
-                   core.process.mean_survival(base))
+    return _system(
+        core,
+        core.process.mean_rate(base),
+        core.draft_time[i],
+        core.mean_upload_time[i],
+        core.process.mean_survival(base),
+    )
 
 
 def adaptive_params(env: Any, observation: ArrayLike) -> RoundParams:
@@ -95,8 +110,13 @@ def adaptive_params(env: Any, observation: ArrayLike) -> RoundParams:
     if obs.shape != (size,):
         raise ValueError(f"expected one observation of shape ({size},), got {obs.shape}")
     estimate = unwrapped.acceptance_from_observation(obs)
-    return _system(unwrapped.core, estimate, unwrapped.draft_time_from_observation(obs),
-                   unwrapped.upload_time_from_observation(obs), unwrapped.core.process.survival_from_rate(estimate))
+    return _system(
+        unwrapped.core,
+        estimate,
+        unwrapped.draft_time_from_observation(obs),
+        unwrapped.upload_time_from_observation(obs),
+        unwrapped.core.process.survival_from_rate(estimate),
+    )
 
 
 def round_params_for(env: Any, information: str, observation: ArrayLike, index: int = 0) -> RoundParams:
@@ -126,13 +146,15 @@ def observation_starts_episode(env: Any, observation: ArrayLike) -> Any:
     after any played round not both."""
     unwrapped = _unwrapped(env)
     obs = np.asarray(observation, dtype=np.float64)
-    starts = (unwrapped.time_left_from_observation(obs) >= 1.0) & \
-        ~np.any(unwrapped.observation_field(obs, "last_tokens"), axis=-1)
+    starts = (unwrapped.time_left_from_observation(obs) >= 1.0) & ~np.any(
+        unwrapped.observation_field(obs, "last_tokens"), axis=-1
+    )
     return bool(starts) if obs.ndim == 1 else starts
 
 
-def solve_for_active(solver: Callable[[RoundParams], Allocation], params: RoundParams,
-                     active: NDArray[np.bool_] | None) -> Allocation:
+def solve_for_active(
+    solver: Callable[[RoundParams], Allocation], params: RoundParams, active: NDArray[np.bool_] | None
+) -> Allocation:
     """``solver``'s allocation for the active users of ``params`` (all users if ``active`` is None): it solves
     the system of the active users alone (an idle user adds nothing to the round, section 5.8) and gives the
     idle users L_k = 0 and b_k = 0; nobody active: nobody drafts (goodput 0, latency of an empty batch)."""
@@ -143,9 +165,13 @@ def solve_for_active(solver: Callable[[RoundParams], Allocation], params: RoundP
     if not active.any():
         empty = float(verification_times(0.0, params.verify_profile_points)) + params.downlink_time  # eq. (2'), (3)
         return Allocation(lengths, shares, 0.0, 0.0, empty)
-    sub = dataclasses.replace(params, acceptance=params.acceptance[active], draft_time=params.draft_time[active],
-                              upload_time=params.upload_time[active], survival=params.survival[active]
-                              if params.survival is not None else None)
+    sub = dataclasses.replace(
+        params,
+        acceptance=params.acceptance[active],
+        draft_time=params.draft_time[active],
+        upload_time=params.upload_time[active],
+        survival=params.survival[active] if params.survival is not None else None,
+    )
     allocation = solver(sub)
     lengths[active] = allocation.draft_lengths
     shares[active] = allocation.bandwidth

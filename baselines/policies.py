@@ -41,8 +41,10 @@ _POLICY_SOLVER: dict[str, tuple[str, str]] = {
 }
 
 #: Policies with a state of their own (per-user lengths: the heterogeneous env only): name -> class(env).
-_STATEFUL_POLICIES: dict[str, Callable[[Any], Policy]] = {"het-opt-predictive": PredictivePolicy,
-                                                      "bandit-ucb": BanditPolicy}
+_STATEFUL_POLICIES: dict[str, Callable[[Any], Policy]] = {
+    "het-opt-predictive": PredictivePolicy,
+    "bandit-ucb": BanditPolicy,
+}
 
 #: Every analytic policy name: the equal-share baselines, hom-opt / het-opt at each information level,
 #: het-opt-predictive (:mod:`baselines.predictive`) and bandit-ucb (:mod:`baselines.bandit`).
@@ -119,11 +121,18 @@ class AnalyticPolicy:
         if self.information == "oracle" and problem is not None:
             result = solve_packed(problem, PackedSystems.uniform(*oracle_batch(self.env)))
             if result.status.any():  # a round beyond the float64 range: the per-system path names the settings
-                solve_batch(batch_solver, [round_params_for(self.env, "oracle", obs[i], int(i))
-                                           for i in np.flatnonzero(result.status)])
+                solve_batch(
+                    batch_solver,
+                    [round_params_for(self.env, "oracle", obs[i], int(i)) for i in np.flatnonzero(result.status)],
+                )
             lengths, shares = result.draft_lengths.reshape(-1, k), result.bandwidth.reshape(-1, k)
-            self.last_allocation = Allocation(lengths[-1], shares[-1], float(result.goodput[-1]),
-                                              float(result.sync_time[-1]), float(result.latency[-1]))
+            self.last_allocation = Allocation(
+                lengths[-1],
+                shares[-1],
+                float(result.goodput[-1]),
+                float(result.sync_time[-1]),
+                float(result.latency[-1]),
+            )
         else:
             systems = [round_params_for(self.env, self.information, obs[i], i) for i in todo]
             allocations = solve_batch(batch_solver, systems)
@@ -155,8 +164,10 @@ class AnalyticPolicy:
         starts = np.zeros(obs.shape[:-1], dtype=bool) if episode_start is None else np.asarray(episode_start, bool)
         if self.num_envs is not None:
             if obs.shape != (self.num_envs, size):
-                raise ValueError(f"{self.name}: bound to a vector env of {self.num_envs} sub-envs, expected "
-                                 f"observations of shape ({self.num_envs}, {size}), got {obs.shape}")
+                raise ValueError(
+                    f"{self.name}: bound to a vector env of {self.num_envs} sub-envs, expected "
+                    f"observations of shape ({self.num_envs}, {size}), got {obs.shape}"
+                )
             starts = np.broadcast_to(starts, (self.num_envs,))
             if self._batch_solver is not None:
                 return self._act_batch(obs, starts), state
@@ -164,8 +175,10 @@ class AnalyticPolicy:
         if obs.ndim == 1:
             return self._act_cached(obs, 0, bool(np.any(starts))), state
         if self.information != "adaptive" or obs.ndim != 2:
-            raise ValueError(f"{self.name}: bound to a single env, expected one observation of shape ({size},), "
-                             f"got {obs.shape}; bind the policy to a vector env to act on a batch")
+            raise ValueError(
+                f"{self.name}: bound to a single env, expected one observation of shape ({size},), "
+                f"got {obs.shape}; bind the policy to a vector env to act on a batch"
+            )
         return np.stack([self._act(row, 0) for row in obs]), state
 
 

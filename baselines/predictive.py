@@ -69,14 +69,25 @@ class PredictivePolicy:
     :param name: the policy's name in reports
     """
 
-    def __init__(self, env: Any, draws: int = 64, quantiles: tuple[float, ...] = (0.1, 0.25, 0.5),
-                 draw_candidates: int = 4, seed: int = 0, name: str = "het-opt-predictive") -> None:
+    def __init__(
+        self,
+        env: Any,
+        draws: int = 64,
+        quantiles: tuple[float, ...] = (0.1, 0.25, 0.5),
+        draw_candidates: int = 4,
+        seed: int = 0,
+        name: str = "het-opt-predictive",
+    ) -> None:
         unwrapped = getattr(env, "unwrapped", env)
         if unwrapped.config.homogeneous:
             raise ValueError(f"{name} needs per-user draft lengths (MultiSpin-Heterogeneous-v0)")
         if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
             raise ValueError(f"draws must be a positive integer, got {draws!r}")
-        if isinstance(draw_candidates, bool) or not isinstance(draw_candidates, int) or not 0 <= draw_candidates <= draws:
+        if (
+            isinstance(draw_candidates, bool)
+            or not isinstance(draw_candidates, int)
+            or not 0 <= draw_candidates <= draws
+        ):
             raise ValueError(f"draw_candidates must be an integer in 0..draws ({draws}), got {draw_candidates!r}")
         if not all(0.0 < q < 1.0 for q in quantiles):
             raise ValueError(f"quantiles must lie in (0, 1), got {quantiles!r}")
@@ -110,7 +121,9 @@ class PredictivePolicy:
     def latency_history(self, index: int) -> FloatArray:
         """The latencies (s) of sub-env ``index``'s rounds the policy remembers, oldest first (at most
         max(csi_delay, 1), the ones of its episode)."""
-        return self._history[index, self._history.shape[1] - min(int(self._played[index]), self._history.shape[1]):].copy()
+        return self._history[
+            index, self._history.shape[1] - min(int(self._played[index]), self._history.shape[1]) :
+        ].copy()
 
     # ------------------------------------------------------------------ state
     def _observe(self, obs: FloatArray, starts: NDArray[np.bool_]) -> None:
@@ -130,8 +143,9 @@ class PredictivePolicy:
         self._clock = clock
 
     # ------------------------------------------------------------------ planning
-    def _candidates(self, obs: FloatArray, observed_upload: FloatArray) -> tuple[FloatArray, NDArray[np.int64],
-                                                                                  FloatArray]:
+    def _candidates(
+        self, obs: FloatArray, observed_upload: FloatArray
+    ) -> tuple[FloatArray, NDArray[np.int64], FloatArray]:
         """The candidate channels of every sub-env and the channel draws they are scored on: c_k of candidate j
         (N, C, K) (candidate 0: the observed channel; a sub-env uses its first ``count`` candidates), count (N,),
         and c_k of draw m (N, M, K) (s/token)."""
@@ -141,8 +155,11 @@ class PredictivePolicy:
             return core.mean_upload_time[:, None], np.ones(n, dtype=np.int64), np.ones((n, 1, k))
         lag = np.minimum(self._played, self._delay)  # the history holds the last max(delay, 1) rounds
         # The lag's intervals, padded in front with 0 s intervals (correlation J0(0) = 1 exactly).
-        intervals = np.where(np.arange(self._delay) >= self._delay - lag[:, None], self._history[:, -self._delay:]
-                             if self._delay else self._history[:, :0], 0.0)
+        intervals = np.where(
+            np.arange(self._delay) >= self._delay - lag[:, None],
+            self._history[:, -self._delay :] if self._delay else self._history[:, :0],
+            0.0,
+        )
         snr = snr_linear(core.snr_db)
         # |h_hat|^2 from the observed e_hat = log2(1 + SNR |h_hat|^2) (section 5.2); the floor gives ~0.
         observed = np.expm1(self._unwrapped.spectral_efficiency_from_observation(obs) * math.log(2.0)) / snr
@@ -161,9 +178,14 @@ class PredictivePolicy:
             power = sample_fading_power(mean[some, None, :], variance[some, None, None], normals)
             snr_db = core.snr_db[some, None, :]
             draws[some] = core.scenario.upload_time(snr_db, power)
-            planning = np.concatenate([(mean[some] ** 2 + variance[some, None])[:, None],
-                                       np.moveaxis(np.quantile(power, self.quantiles, axis=1), 0, 1),
-                                       power[:, :self.draw_candidates]], axis=1)
+            planning = np.concatenate(
+                [
+                    (mean[some] ** 2 + variance[some, None])[:, None],
+                    np.moveaxis(np.quantile(power, self.quantiles, axis=1), 0, 1),
+                    power[:, : self.draw_candidates],
+                ],
+                axis=1,
+            )
             upload[some, 1:] = core.scenario.upload_time(snr_db, planning)
         return upload, count, draws
 
@@ -184,36 +206,71 @@ class PredictivePolicy:
             return lengths, shares
         template = adaptive_params(unwrapped, obs[busy[0]])
         mask = active[busy]
-        packed = PackedSystems.uniform(template, draft_time[busy], observed_upload[busy],
-                                       self._core.process.survival_from_rate(estimate[busy]), mask)
+        packed = PackedSystems.uniform(
+            template,
+            draft_time[busy],
+            observed_upload[busy],
+            self._core.process.survival_from_rate(estimate[busy]),
+            mask,
+        )
         m = len(busy)
-        result = BatchResult(np.zeros(packed.draft_time.size, dtype=np.int64), np.zeros(packed.draft_time.size),
-                             np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m, dtype=np.int64))
+        result = BatchResult(
+            np.zeros(packed.draft_time.size, dtype=np.int64),
+            np.zeros(packed.draft_time.size),
+            np.zeros(m),
+            np.zeros(m),
+            np.zeros(m),
+            np.zeros(m, dtype=np.int64),
+        )
         from baselines import _solver_kernels as kernels  # compiled lazily: importing baselines stays cheap
 
-        kernels.predictive_packed(packed.user_start, packed.draft_time, packed.token_table, packed.max_draft,
-                                  packed.profile_start, packed.profile_tokens, packed.profile_seconds,
-                                  packed.downlink_time, packed.deadline, count[busy],
-                                  np.ascontiguousarray(upload[busy].transpose(1, 0, 2)[:, mask]),
-                                  np.ascontiguousarray(draws[busy].transpose(1, 0, 2)[:, mask]),
-                                  result.draft_lengths, result.bandwidth, result.goodput, result.sync_time,
-                                  result.latency, result.status)
+        kernels.predictive_packed(
+            packed.user_start,
+            packed.draft_time,
+            packed.token_table,
+            packed.max_draft,
+            packed.profile_start,
+            packed.profile_tokens,
+            packed.profile_seconds,
+            packed.downlink_time,
+            packed.deadline,
+            count[busy],
+            np.ascontiguousarray(upload[busy].transpose(1, 0, 2)[:, mask]),
+            np.ascontiguousarray(draws[busy].transpose(1, 0, 2)[:, mask]),
+            result.draft_lengths,
+            result.bandwidth,
+            result.goodput,
+            result.sync_time,
+            result.latency,
+            result.status,
+        )
         for row in np.flatnonzero(result.status):  # a round beyond the float64 range: name the settings
             i = busy[row]
             users = slice(packed.user_start[row], packed.user_start[row + 1])
             params = adaptive_params(unwrapped, obs[i])
-            _check_status(params, int(result.status[row]), result.draft_lengths[users], float(result.sync_time[row]),
-                          float(result.latency[row]))
+            _check_status(
+                params,
+                int(result.status[row]),
+                result.draft_lengths[users],
+                float(result.sync_time[row]),
+                float(result.latency[row]),
+            )
         rows, cols = np.nonzero(mask)
         lengths[busy[rows], cols] = result.draft_lengths
         shares[busy[rows], cols] = result.bandwidth
         last = len(busy) - 1
-        self.last_allocation = Allocation(lengths[busy[last]], shares[busy[last]], float(result.goodput[last]),
-                                          float(result.sync_time[last]), float(result.latency[last]))
+        self.last_allocation = Allocation(
+            lengths[busy[last]],
+            shares[busy[last]],
+            float(result.goodput[last]),
+            float(result.sync_time[last]),
+            float(result.latency[last]),
+        )
         return lengths, shares
 
-    def predict(self, observation: Any, state: Any = None, episode_start: Any = None,
-                deterministic: bool = True) -> tuple[NDArray[np.float32], Any]:
+    def predict(
+        self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = True
+    ) -> tuple[NDArray[np.float32], Any]:
         """Action(s) for the observation(s), SB3 style (``state`` is passed through); ``episode_start`` (one
         flag per observation) marks new episodes."""
         obs = np.asarray(observation, dtype=np.float64)
@@ -221,8 +278,10 @@ class PredictivePolicy:
         n = self.num_envs
         expected = (size,) if n is None else (n, size)
         if obs.shape != expected:
-            raise ValueError(f"{self.name}: expected observations of shape {expected} (one per sub-env; a history "
-                             f"is kept per sub-env), got {obs.shape}")
+            raise ValueError(
+                f"{self.name}: expected observations of shape {expected} (one per sub-env; a history "
+                f"is kept per sub-env), got {obs.shape}"
+            )
         rows = obs.reshape(-1, size)
         starts = np.zeros(len(rows), bool) if episode_start is None else np.asarray(episode_start, bool)
         starts = np.broadcast_to(starts.reshape(-1) if starts.size == len(rows) else np.any(starts), (len(rows),))

@@ -168,8 +168,16 @@ def _make_allocation(params: RoundParams, lengths: IntArray, shares: FloatArray)
     shares = np.where(lengths > 0, shares, 0.0)
     profile_tokens, profile_seconds = params.verify_profile_points
     goodput, tau, latency, status = kernels._outcome(
-        lengths, shares, params.draft_time, params.upload_time, params.token_table, profile_tokens,
-        profile_seconds, params.downlink_time, params.deadline)
+        lengths,
+        shares,
+        params.draft_time,
+        params.upload_time,
+        params.token_table,
+        profile_tokens,
+        profile_seconds,
+        params.downlink_time,
+        params.deadline,
+    )
     _check_status(params, status, lengths, tau, latency)
     return Allocation(draft_lengths=lengths, bandwidth=shares, goodput=goodput, sync_time=tau, latency=latency)
 
@@ -180,8 +188,9 @@ def _equal_finish_shares(params: RoundParams, lengths: IntArray) -> FloatArray:
     from baselines import _solver_kernels as kernels
 
     shares = np.zeros(params.num_users)
-    kernels._equal_finish_shares(np.ascontiguousarray(lengths, dtype=np.int64), params.draft_time,
-                                 params.upload_time, shares)
+    kernels._equal_finish_shares(
+        np.ascontiguousarray(lengths, dtype=np.int64), params.draft_time, params.upload_time, shares
+    )
     return shares
 
 
@@ -195,8 +204,7 @@ def _as_systems(systems: object) -> list[RoundParams]:
         raise ValueError("systems must hold at least one RoundParams, got an empty sequence")
     for index, params in enumerate(systems):
         if not isinstance(params, RoundParams):
-            raise TypeError(f"systems[{index}] must be a multispin_env.model.RoundParams, got "
-                             f"{type(params).__name__}")
+            raise TypeError(f"systems[{index}] must be a multispin_env.model.RoundParams, got {type(params).__name__}")
     return list(systems)
 
 
@@ -239,8 +247,15 @@ class PackedSystems:
             if value.ndim != 1 or value.dtype.kind not in "iu":
                 raise ValueError(f"PackedSystems.{name} must be a 1-D integer array, got {value.dtype} {value.shape}")
             set_(self, name, np.ascontiguousarray(value, dtype=np.int64))
-        for name in ("draft_time", "upload_time", "token_table", "profile_tokens", "profile_seconds",
-                     "downlink_time", "deadline"):
+        for name in (
+            "draft_time",
+            "upload_time",
+            "token_table",
+            "profile_tokens",
+            "profile_seconds",
+            "downlink_time",
+            "deadline",
+        ):
             value = np.asarray(getattr(self, name))
             if value.dtype.kind not in "iuf":
                 raise ValueError(f"PackedSystems.{name} must hold real numbers, got {value.dtype}")
@@ -248,22 +263,38 @@ class PackedSystems:
         n, starts = self.max_draft.size, self.user_start
         users, profiles = self.draft_time.size, self.profile_start
         if n == 0 or starts.shape != (n + 1,) or profiles.shape != (n + 1,):
-            raise ValueError(f"PackedSystems: user_start and profile_start must have N + 1 entries for N >= 1 systems "
-                             f"(N = {n}), got {starts.shape} and {profiles.shape}")
+            raise ValueError(
+                f"PackedSystems: user_start and profile_start must have N + 1 entries for N >= 1 systems "
+                f"(N = {n}), got {starts.shape} and {profiles.shape}"
+            )
         if starts[0] != 0 or np.any(np.diff(starts) < 1) or starts[-1] != users:
             raise ValueError(f"PackedSystems.user_start must rise from 0 to the {users} users, >= 1 user per system")
         if self.upload_time.shape != (users,) or self.draft_time.ndim != 1:
             raise ValueError("PackedSystems: draft_time and upload_time must be 1-D with one entry per user")
-        if np.any(self.max_draft < 1) or self.token_table.ndim != 2 or self.token_table.shape[0] != users or \
-                self.token_table.shape[1] < int(self.max_draft.max()) + 1:
+        if (
+            np.any(self.max_draft < 1)
+            or self.token_table.ndim != 2
+            or self.token_table.shape[0] != users
+            or self.token_table.shape[1] < int(self.max_draft.max()) + 1
+        ):
             raise ValueError("PackedSystems: max_draft must be >= 1 and token_table (users, >= max L_max + 1)")
-        if profiles[0] != 0 or np.any(np.diff(profiles) < 2) or profiles[-1] != self.profile_tokens.size or \
-                self.profile_seconds.shape != self.profile_tokens.shape:
+        if (
+            profiles[0] != 0
+            or np.any(np.diff(profiles) < 2)
+            or profiles[-1] != self.profile_tokens.size
+            or self.profile_seconds.shape != self.profile_tokens.shape
+        ):
             raise ValueError("PackedSystems: each verification profile needs >= 2 (tokens, seconds) points")
         if self.downlink_time.shape != (n,) or self.deadline.shape != (n,):
             raise ValueError(f"PackedSystems: downlink_time and deadline must have one entry per system ({n})")
-        finite = (self.draft_time, self.upload_time, self.token_table, self.profile_tokens, self.profile_seconds,
-                  self.downlink_time)
+        finite = (
+            self.draft_time,
+            self.upload_time,
+            self.token_table,
+            self.profile_tokens,
+            self.profile_seconds,
+            self.downlink_time,
+        )
         if not all(np.all(np.isfinite(a)) for a in finite) or np.any(np.isnan(self.deadline)):
             raise ValueError("PackedSystems: times, tables and profiles must be finite (deadline: inf for none)")
         if np.any(self.draft_time <= 0.0) or np.any(self.upload_time <= 0.0) or np.any(self.deadline <= 0.0):
@@ -277,7 +308,7 @@ class PackedSystems:
         max_draft = np.array([p.max_draft for p in systems], dtype=np.int64)
         table = np.zeros((int(user_start[-1]), int(max_draft.max()) + 1))
         for i, p in enumerate(systems):
-            table[user_start[i]:user_start[i + 1], : p.max_draft + 1] = p.token_table
+            table[user_start[i] : user_start[i + 1], : p.max_draft + 1] = p.token_table
         profiles = [p.verify_profile_points for p in systems]
         return cls(
             user_start=user_start,
@@ -293,10 +324,15 @@ class PackedSystems:
             check=False,
         )
 
-
     @classmethod
-    def uniform(cls, template: RoundParams, draft_time: ArrayLike, upload_time: ArrayLike,
-                survival: ArrayLike, active: ArrayLike | None = None) -> PackedSystems:
+    def uniform(
+        cls,
+        template: RoundParams,
+        draft_time: ArrayLike,
+        upload_time: ArrayLike,
+        survival: ArrayLike,
+        active: ArrayLike | None = None,
+    ) -> PackedSystems:
         """N systems that share ``template``'s K, L_max, verification profile, downlink time and deadline and
         differ in their users (e.g. the sub-envs of a vector env), packed without building N RoundParams.
 
@@ -311,8 +347,10 @@ class PackedSystems:
         c = np.array(upload_time, dtype=np.float64)
         curves = np.asarray(survival, dtype=np.float64)
         if t.ndim != 2 or t.shape[1] != k or c.shape != t.shape or curves.shape != (*t.shape, lm):
-            raise ValueError(f"draft_time and upload_time must have shape (N, {k}) and survival (N, {k}, {lm}), got "
-                             f"{t.shape}, {c.shape} and {curves.shape}")
+            raise ValueError(
+                f"draft_time and upload_time must have shape (N, {k}) and survival (N, {k}, {lm}), got "
+                f"{t.shape}, {c.shape} and {curves.shape}"
+            )
         n = t.shape[0]
         users = np.ones(t.shape, dtype=bool) if active is None else np.asarray(active)
         if users.shape != t.shape or users.dtype != np.bool_ or not users.any(axis=1).all():
@@ -365,13 +403,33 @@ def solve_packed(problem: str, packed: PackedSystems) -> BatchResult:
     if problem not in ("hom", "het"):
         raise ValueError(f"problem must be 'hom' or 'het', got {problem!r}")
     n, users = packed.max_draft.size, packed.draft_time.size
-    result = BatchResult(np.zeros(users, dtype=np.int64), np.zeros(users), np.zeros(n), np.zeros(n), np.zeros(n),
-                         np.zeros(n, dtype=np.int64))
-    kernels.solve_packed(kernels.HOM if problem == "hom" else kernels.HET, packed.user_start, packed.draft_time,
-                         packed.upload_time, packed.token_table, packed.max_draft, packed.profile_start,
-                         packed.profile_tokens, packed.profile_seconds, packed.downlink_time, packed.deadline,
-                         result.draft_lengths, result.bandwidth, result.goodput, result.sync_time, result.latency,
-                         result.status)
+    result = BatchResult(
+        np.zeros(users, dtype=np.int64),
+        np.zeros(users),
+        np.zeros(n),
+        np.zeros(n),
+        np.zeros(n),
+        np.zeros(n, dtype=np.int64),
+    )
+    kernels.solve_packed(
+        kernels.HOM if problem == "hom" else kernels.HET,
+        packed.user_start,
+        packed.draft_time,
+        packed.upload_time,
+        packed.token_table,
+        packed.max_draft,
+        packed.profile_start,
+        packed.profile_tokens,
+        packed.profile_seconds,
+        packed.downlink_time,
+        packed.deadline,
+        result.draft_lengths,
+        result.bandwidth,
+        result.goodput,
+        result.sync_time,
+        result.latency,
+        result.status,
+    )
     return result
 
 
@@ -566,8 +624,9 @@ SOLVERS: Mapping[str, SolverSpec] = MappingProxyType(
                 "equal-tuned", equal_bandwidth_tuned, True, False, "b_k = 1/K, L tuned for the mean user (section 7)"
             ),
             SolverSpec("hom-opt", solve_homogeneous, True, True, "P-hom: best common L and shares (section 3)", "hom"),
-            SolverSpec("het-opt", solve_heterogeneous, False, True, "P-het: best per-user L_k and shares (section 3)",
-                       "het"),
+            SolverSpec(
+                "het-opt", solve_heterogeneous, False, True, "P-het: best per-user L_k and shares (section 3)", "het"
+            ),
         )
     }
 )

@@ -82,15 +82,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", default=",".join(PROCESSES), help="comma-separated acceptance processes")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    print(f"het-opt planning with the process's acceptance curve vs an i.i.d. model of its rate; base scenario, "
-          f"fading off, {args.episodes} episodes x {args.horizon:g} s (seeds 0..{args.episodes - 1}, new population "
-          "per episode); goodput = tokens / clock, mean +- standard error over episodes\n")
-    print("| process | policy | goodput, curve (tok/s) | goodput, i.i.d. model (tok/s) | change | episodes better / "
-          "worse (paired) | mean L, curve | mean L, i.i.d. |")
+    print(
+        f"het-opt planning with the process's acceptance curve vs an i.i.d. model of its rate; base scenario, "
+        f"fading off, {args.episodes} episodes x {args.horizon:g} s (seeds 0..{args.episodes - 1}, new population "
+        "per episode); goodput = tokens / clock, mean +- standard error over episodes\n"
+    )
+    print(
+        "| process | policy | goodput, curve (tok/s) | goodput, i.i.d. model (tok/s) | change | episodes better / "
+        "worse (paired) | mean L, curve | mean L, i.i.d. |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for process in args.processes.split(","):
-        env = gym.make("MultiSpin-Heterogeneous-v0", acceptance_process=process, fading=False,
-                       horizon=args.horizon, resample_population=True)
+        env = gym.make(
+            "MultiSpin-Heterogeneous-v0",
+            acceptance_process=process,
+            fading=False,
+            horizon=args.horizon,
+            resample_population=True,
+        )
         try:
             for level in LEVELS:
                 results = {}
@@ -106,8 +115,11 @@ def main(argv: list[str] | None = None) -> int:
                     err = values.std(ddof=1) / np.sqrt(values.size) if values.size > 1 else 0.0
                     return f"{values.mean():.1f} +- {err:.1f}"
 
-                print(f"| {process} | het-opt-{level} | {cell(curve[:, 0])} | {cell(iid[:, 0])} | {gain:+.1%} | "
-                      f"{better} / {worse} | {curve[:, 1].mean():.2f} | {iid[:, 1].mean():.2f} |", flush=True)
+                print(
+                    f"| {process} | het-opt-{level} | {cell(curve[:, 0])} | {cell(iid[:, 0])} | {gain:+.1%} | "
+                    f"{better} / {worse} | {curve[:, 1].mean():.2f} | {iid[:, 1].mean():.2f} |",
+                    flush=True,
+                )
         finally:
             env.close()
     print(f"\n({time.perf_counter() - start:.0f} s)")

@@ -29,14 +29,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import multispin_env  # noqa: E402,F401  (registers the environments)
-from agents.cli import check_env_id, store_dict_or_words  # noqa: E402
-from agents.wrappers import stochastic_round  # noqa: E402
-from baselines.policies import make_policy  # noqa: E402
+import multispin_env  # noqa: F401  (registers the environments)
+from agents.cli import check_env_id, store_dict_or_words
+from agents.wrappers import stochastic_round
+from baselines.policies import make_policy
 
 
-def noisy_goodput(env: gym.Env, sigma: float, offset: float, moved: np.ndarray, noise: str, seeds: list[int],
-                  rng: np.random.Generator) -> float:
+def noisy_goodput(
+    env: gym.Env, sigma: float, offset: float, moved: np.ndarray, noise: str, seeds: list[int], rng: np.random.Generator
+) -> float:
     """Mean episode goodput (tokens/s) of het-opt-oracle's actions with the ``moved`` users' lengths shifted by
     ``offset`` tokens and N(0, ``sigma``^2) noise on the ``noise`` entries ("lengths", "shares" or "all")."""
     base = env.unwrapped
@@ -84,13 +85,17 @@ def compare_allocations(env: gym.Env, run: str, seeds: list[int]) -> None:
                 shares.append(info["bandwidth"])
                 if terminated or truncated:
                     break
-        print(f"{name:>15}: mean L_k {np.round(np.mean(lengths, axis=0), 2).tolist()}, "
-              f"mean b_k {np.round(np.mean(shares, axis=0), 3).tolist()}")
+        print(
+            f"{name:>15}: mean L_k {np.round(np.mean(lengths, axis=0), 2).tolist()}, "
+            f"mean b_k {np.round(np.mean(shares, axis=0), 3).tolist()}"
+        )
     log_std = getattr(getattr(agent, "model", None), "policy", None)
     if log_std is not None and hasattr(log_std, "log_std"):
         std = torch.exp(log_std.log_std).detach().numpy().astype(np.float64)
-        print(f"{'agent std':>15}: lengths {np.round(std[:base.num_users], 3).tolist()}, "
-              f"shares {np.round(std[base.num_users:], 3).tolist()} (action units)")
+        print(
+            f"{'agent std':>15}: lengths {np.round(std[: base.num_users], 3).tolist()}, "
+            f"shares {np.round(std[base.num_users :], 3).tolist()} (action units)"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,13 +103,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--env", default="MultiSpinSuite/IIDStatic-v0")
     p.add_argument("--env-kwargs", nargs="+", default={}, metavar="K:V", action=store_dict_or_words())
     p.add_argument("--episodes", type=int, default=8, help="episodes per cell (seeds 10000..)")
-    p.add_argument("--sigmas", type=float, nargs="+", default=[0.0, 0.03, 0.05, 0.1, 0.2, 0.32],
-                   help="noise std in action units (PPO's log_std_init -1.0 starts at 0.37)")
-    p.add_argument("--offsets", type=float, nargs="+", default=[-1.0, 0.0, 1.0],
-                   help="tokens added to the lengths of the users with the oracle's shortest drafts")
-    p.add_argument("--noise", choices=["all", "lengths", "shares"], default="all", help="which action entries are noisy")
+    p.add_argument(
+        "--sigmas",
+        type=float,
+        nargs="+",
+        default=[0.0, 0.03, 0.05, 0.1, 0.2, 0.32],
+        help="noise std in action units (PPO's log_std_init -1.0 starts at 0.37)",
+    )
+    p.add_argument(
+        "--offsets",
+        type=float,
+        nargs="+",
+        default=[-1.0, 0.0, 1.0],
+        help="tokens added to the lengths of the users with the oracle's shortest drafts",
+    )
+    p.add_argument(
+        "--noise", choices=["all", "lengths", "shares"], default="all", help="which action entries are noisy"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the noise")
-    p.add_argument("--agent", default=None, metavar="RUN", help="also compare this saved agent's allocation with the oracle's")
+    p.add_argument(
+        "--agent", default=None, metavar="RUN", help="also compare this saved agent's allocation with the oracle's"
+    )
     args = p.parse_args(argv)
     if args.episodes < 1:
         p.error(f"--episodes must be >= 1, got {args.episodes}")
@@ -120,8 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         compare_allocations(env, args.agent, seeds)
     rng = np.random.default_rng(args.seed)
     reference = noisy_goodput(env, 0.0, 0.0, moved, args.noise, seeds, rng)
-    print(f"{args.env}: het-opt-oracle's first allocation L = {lengths.tolist()}, b = {np.round(shares, 3).tolist()}; "
-          f"noise-free goodput {reference:.2f} tokens/s; moved users {np.flatnonzero(moved).tolist()}; noise on {args.noise}")
+    print(
+        f"{args.env}: het-opt-oracle's first allocation L = {lengths.tolist()}, b = {np.round(shares, 3).tolist()}; "
+        f"noise-free goodput {reference:.2f} tokens/s; moved users {np.flatnonzero(moved).tolist()}; noise on {args.noise}"
+    )
     print("| sigma | " + " | ".join(f"offset {o:+g}" for o in args.offsets) + " |")
     print("|---:|" + "---:|" * len(args.offsets))
     for sigma in args.sigmas:

@@ -50,8 +50,13 @@ def main(argv: list[str] | None = None) -> int:
         record = json.loads((Path(run) / "run.json").read_text())
         last = record["iterations"][-1] if record["iterations"] else {}
         results[policy.name] = evaluate(env, policy, seeds, name=policy.name)
-        meta[policy.name] = {"kind": "rllib", "env": record["env"], "reward_mode": record["env_config"].get(
-            "reward_mode"), "env_steps": last.get("env_steps"), "wall_s": record.get("wall_s")}
+        meta[policy.name] = {
+            "kind": "rllib",
+            "env": record["env"],
+            "reward_mode": record["env_config"].get("reward_mode"),
+            "env_steps": last.get("env_steps"),
+            "wall_s": record.get("wall_s"),
+        }
     if args.sb3:
         from agents.benchmark import load_agent_policy
 
@@ -63,8 +68,10 @@ def main(argv: list[str] | None = None) -> int:
     oracle = results[ORACLE].goodputs
     rows = []
     print(f"{args.env} {args.env_kwargs}, seeds {seeds[0]}..{seeds[-1]}")
-    print(f"| policy | goodput (tokens/s) | share of {ORACLE} | mean L | bandwidth HHI | training rounds | "
-          "training wall s |")
+    print(
+        f"| policy | goodput (tokens/s) | share of {ORACLE} | mean L | bandwidth HHI | training rounds | "
+        "training wall s |"
+    )
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name, result in results.items():
         mean, half = result.goodput_ci()
@@ -74,17 +81,29 @@ def main(argv: list[str] | None = None) -> int:
         wall = info.get("wall_s")
         steps_text = "" if steps is None else f"{steps:.0f}"
         wall_text = "" if wall is None else f"{wall:.0f}"
-        print(f"| {name} | {mean:.2f} +- {half:.2f} | {100 * share:.1f}% +- {100 * share_half:.1f}% | "
-              f"{result.mean_draft_length:.2f} | {result.bandwidth_hhi:.2f} | {steps_text} | {wall_text} |")
-        rows.append({"policy": name, **info, "goodput_mean": mean, "goodput_ci95": half, "share_of_oracle": share,
-                     "share_ci95": share_half, "mean_draft_length": result.mean_draft_length,
-                     "bandwidth_hhi": result.bandwidth_hhi,
-                     "goodputs": result.goodputs.tolist()})
+        print(
+            f"| {name} | {mean:.2f} +- {half:.2f} | {100 * share:.1f}% +- {100 * share_half:.1f}% | "
+            f"{result.mean_draft_length:.2f} | {result.bandwidth_hhi:.2f} | {steps_text} | {wall_text} |"
+        )
+        rows.append(
+            {
+                "policy": name,
+                **info,
+                "goodput_mean": mean,
+                "goodput_ci95": half,
+                "share_of_oracle": share,
+                "share_ci95": share_half,
+                "mean_draft_length": result.mean_draft_length,
+                "bandwidth_hhi": result.bandwidth_hhi,
+                "goodputs": result.goodputs.tolist(),
+            }
+        )
     if args.output:
         out = Path(args.output)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "bench_rllib.json").write_text(json.dumps(
-            {"env": args.env, "env_kwargs": args.env_kwargs, "seeds": seeds, "rows": rows}, indent=1))
+        (out / "bench_rllib.json").write_text(
+            json.dumps({"env": args.env, "env_kwargs": args.env_kwargs, "seeds": seeds, "rows": rows}, indent=1)
+        )
     return 0
 
 

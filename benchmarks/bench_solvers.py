@@ -103,10 +103,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"First calls (compile or load from numba's cache): {time.perf_counter() - start:.2f} s wall\n")
 
     results: dict[tuple[str, int], float] = {}
-    print(f"Time per system ({args.clock} clock), L_max = {MAX_DRAFT}, random base-like systems; batched: one "
-          "solve_batch call for N systems, single: one call per system\n")
-    print("| K | N | P-hom batched (us) | P-hom single (us) | P-het batched (us) | P-het single (us) | "
-          "G(P-het) / G(P-hom), median |")
+    print(
+        f"Time per system ({args.clock} clock), L_max = {MAX_DRAFT}, random base-like systems; batched: one "
+        "solve_batch call for N systems, single: one call per system\n"
+    )
+    print(
+        "| K | N | P-hom batched (us) | P-hom single (us) | P-het batched (us) | P-het single (us) | "
+        "G(P-het) / G(P-hom), median |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|")
     for k in USERS:
         n = (4 if k >= 64 else 16) if args.quick else (8 if k >= 256 else 32 if k >= 64 else 128)
@@ -115,32 +119,35 @@ def main(argv: list[str] | None = None) -> int:
         for problem, name in SOLVER_OF.items():
             fast = problem == "P-hom" or k <= 16
             repeats = (3 if args.quick else 20) if fast else (1 if args.quick else 3)
-            results[problem, k] = median_per_system(lambda name=name, systems=systems: solve_batch(name, systems), n,
-                                                  repeats, clock)
+            results[problem, k] = median_per_system(
+                lambda name=name, systems=systems: solve_batch(name, systems), n, repeats, clock
+            )
             solve = SOLVERS[name].solve
-            single = median_per_system(lambda solve=solve, systems=systems: [solve(p) for p in systems], n,
-                                       max(1, repeats // 3),
-                                       clock)
+            single = median_per_system(
+                lambda solve=solve, systems=systems: [solve(p) for p in systems], n, max(1, repeats // 3), clock
+            )
             row[problem] = (results[problem, k], single)
         hom, het = solve_batch("hom-opt", systems), solve_batch("het-opt", systems)
         gain = float(np.median([a.goodput / b.goodput for a, b in zip(het, hom, strict=True)]))
-        print(f"| {k} | {n} | {row['P-hom'][0] * 1e6:.2f} | {row['P-hom'][1] * 1e6:.1f} | "
-              f"{row['P-het'][0] * 1e6:.1f} | {row['P-het'][1] * 1e6:.1f} | {gain:.4f} |")
+        print(
+            f"| {k} | {n} | {row['P-hom'][0] * 1e6:.2f} | {row['P-hom'][1] * 1e6:.1f} | "
+            f"{row['P-het'][0] * 1e6:.1f} | {row['P-het'][1] * 1e6:.1f} | {gain:.4f} |"
+        )
 
     print()
     rates = {}
     for name, (settings, _) in POLICY_TARGETS.items():
         rates[name] = policy_env_steps(name, settings, 2 if args.quick else 10, clock)
         where = f" with {settings}" if settings else ""
-        print(f"{name} on a {VECTOR_ENVS}-env gym.make_vec env{where} (policy + step): "
-              f"{rates[name]:,.0f} env-steps/s")
+        print(f"{name} on a {VECTOR_ENVS}-env gym.make_vec env{where} (policy + step): {rates[name]:,.0f} env-steps/s")
 
     print("\nTargets:")
     for name, k, limit in TARGETS:
         measured = results[name, k]
         verdict = "met" if measured <= limit else "MISSED"
-        print(f"- {name} K={k}, per system of a batched call: {measured * 1e6:.1f} us <= {limit * 1e6:.0f} us: "
-              f"{verdict}")
+        print(
+            f"- {name} K={k}, per system of a batched call: {measured * 1e6:.1f} us <= {limit * 1e6:.0f} us: {verdict}"
+        )
     for name, (_, target) in POLICY_TARGETS.items():
         verdict = "met" if rates[name] >= target else "MISSED"
         print(f"- {name}, {VECTOR_ENVS} envs: {rates[name]:,.0f} >= {target:,.0f} env-steps/s: {verdict}")

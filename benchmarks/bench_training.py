@@ -42,7 +42,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agents.cli import check_env_id, store_dict_or_words
 
 
-
 class _TimedStepReset:
     """Adds the wall time (s) of the wrapped ``env``'s ``step`` and ``reset`` to a shared list cell."""
 
@@ -118,17 +117,31 @@ def share_of_oracle(model: Any, env_id: str, env_kwargs: dict[str, Any], episode
     reference = evaluate_analytic(env, seeds, [oracle])[oracle].goodputs.mean()
     agent = evaluate(env, AgentPolicy(model, model.get_vec_normalize_env()), seeds).goodputs.mean()
     env.close()
-    return {"oracle": oracle, "eval_episodes": episodes, "agent_goodput": float(agent), "oracle_goodput": float(reference),
-            "share_of_oracle": float(agent / reference)}
+    return {
+        "oracle": oracle,
+        "eval_episodes": episodes,
+        "agent_goodput": float(agent),
+        "oracle_goodput": float(reference),
+        "share_of_oracle": float(agent / reference),
+    }
 
 
-def profile(algo: str, env_id: str, n_timesteps: int, env_kwargs: dict[str, Any], overrides: dict[str, Any],
-            seed: int = 0, vec_env: str = "dummy", num_threads: int = 1, eval_episodes: int = 0,
-            config: str | None = None) -> dict[str, Any]:
+def profile(
+    algo: str,
+    env_id: str,
+    n_timesteps: int,
+    env_kwargs: dict[str, Any],
+    overrides: dict[str, Any],
+    seed: int = 0,
+    vec_env: str = "dummy",
+    num_threads: int = 1,
+    eval_episodes: int = 0,
+    config: str | None = None,
+) -> dict[str, Any]:
     """Train ``algo`` for ``n_timesteps`` with timers in place; returns the timing breakdown (s and shares), the CPU
-    time of ``model.learn`` (s, ``time.process_time``: all threads of this process) and, if ``eval_episodes`` > 0,
-    the trained agent's share of the oracle's goodput (:func:`share_of_oracle`). ``config``: the hyperparameter file
-(default ``agents/hyperparams/{algo}.yml``)."""
+        time of ``model.learn`` (s, ``time.process_time``: all threads of this process) and, if ``eval_episodes`` > 0,
+        the trained agent's share of the oracle's goodput (:func:`share_of_oracle`). ``config``: the hyperparameter file
+    (default ``agents/hyperparams/{algo}.yml``)."""
     import tempfile
 
     import torch
@@ -140,8 +153,18 @@ def profile(algo: str, env_id: str, n_timesteps: int, env_kwargs: dict[str, Any]
     torch.set_num_threads(num_threads)
     # train.py's hyperparameter processing (rl-zoo3's), without its envs: ours carry the timers.
     manager = MultiSpinExperimentManager(
-        argparse.Namespace(), algo, env_id, tempfile.mkdtemp(), n_timesteps=n_timesteps, eval_freq=-1, hyperparams=overrides,
-        env_kwargs=env_kwargs, seed=seed, vec_env_type=vec_env, config=config or str(HYPERPARAMS_DIR / f"{algo}.yml"), verbose=0,
+        argparse.Namespace(),
+        algo,
+        env_id,
+        tempfile.mkdtemp(),
+        n_timesteps=n_timesteps,
+        eval_freq=-1,
+        hyperparams=overrides,
+        env_kwargs=env_kwargs,
+        seed=seed,
+        vec_env_type=vec_env,
+        config=config or str(HYPERPARAMS_DIR / f"{algo}.yml"),
+        verbose=0,
     )
     raw, saved = manager.read_hyperparameters()
     hyperparams, env_wrapper, _, vec_env_wrapper = manager._preprocess_hyperparams(raw)
@@ -151,17 +174,28 @@ def profile(algo: str, env_id: str, n_timesteps: int, env_kwargs: dict[str, Any]
     if vec_env == "batched":
         from agents.vec_env import GymnasiumVecEnv
 
-        inner = gym.make_vec(env_id, num_envs=n_envs, vectorization_mode="vector_entry_point",
-                             autoreset_mode=gym.vector.AutoresetMode.SAME_STEP, **env_kwargs)
+        inner = gym.make_vec(
+            env_id,
+            num_envs=n_envs,
+            vectorization_mode="vector_entry_point",
+            autoreset_mode=gym.vector.AutoresetMode.SAME_STEP,
+            **env_kwargs,
+        )
         venv = VecMonitor(GymnasiumVecEnv(VectorStepTimer(inner, cell)))
         venv.seed(seed)
     else:
+
         def make(**kw: Any) -> gym.Env:
             env = StepTimer(gym.make(env_id, **kw), cell)
             return env_wrapper(env) if env_wrapper is not None else env
 
-        venv = make_vec_env(make, n_envs=n_envs, seed=seed, env_kwargs=env_kwargs,
-                            vec_env_cls=SubprocVecEnv if vec_env == "subproc" else DummyVecEnv)
+        venv = make_vec_env(
+            make,
+            n_envs=n_envs,
+            seed=seed,
+            env_kwargs=env_kwargs,
+            vec_env_cls=SubprocVecEnv if vec_env == "subproc" else DummyVecEnv,
+        )
     timer = VecTimer(venv)
     env: VecEnv = timer if vec_env_wrapper is None else vec_env_wrapper(timer)
     if manager.normalize:
@@ -174,7 +208,8 @@ def profile(algo: str, env_id: str, n_timesteps: int, env_kwargs: dict[str, Any]
     env_seconds = cell[0] if vec_env != "subproc" else float("nan")
     share = share_of_oracle(model, env_id, env_kwargs, eval_episodes, seed) if eval_episodes > 0 else {}
     env.close()
-    return {**share,
+    return {
+        **share,
         "algo": algo,
         "config": Path(config or HYPERPARAMS_DIR / f"{algo}.yml").name,
         "env_id": env_id,
@@ -195,7 +230,9 @@ def profile(algo: str, env_id: str, n_timesteps: int, env_kwargs: dict[str, Any]
     }
 
 
-def env_throughput(env_id: str, env_kwargs: dict[str, Any], n_envs: int, steps: int = 2000, seed: int = 0) -> dict[str, float]:
+def env_throughput(
+    env_id: str, env_kwargs: dict[str, Any], n_envs: int, steps: int = 2000, seed: int = 0
+) -> dict[str, float]:
     """Microseconds per env step (one sub-env, one round) of the single env and of the batched vector env.
 
     Random actions; the single env is stepped through ``gym.make`` (with its default wrappers) and reset on
@@ -224,16 +261,24 @@ def env_throughput(env_id: str, env_kwargs: dict[str, Any], n_envs: int, steps: 
 
 def print_profile(result: dict[str, Any]) -> None:
     """The timing breakdown of one :func:`profile` result."""
-    print(f"{result['algo']} on {result['env_id']} {result['env_kwargs'] or ''} ({result['vec_env']}): {result['timesteps']} steps in "
-          f"{result['learn_seconds']:.1f} s wall, {result['learn_cpu_seconds']:.1f} s CPU ({result['steps_per_second']:.0f} steps/s, "
-          f"{result['steps_per_cpu_second']:.0f} steps per CPU-second, {result['n_envs']} envs)")
-    print(f"  env.step/reset          {result['env_step_seconds']:7.2f} s  {100 * result['env_share']:5.1f}%  "
-          f"({result['env_microseconds_per_step']:.0f} us/step)")
+    print(
+        f"{result['algo']} on {result['env_id']} {result['env_kwargs'] or ''} ({result['vec_env']}): {result['timesteps']} steps in "
+        f"{result['learn_seconds']:.1f} s wall, {result['learn_cpu_seconds']:.1f} s CPU ({result['steps_per_second']:.0f} steps/s, "
+        f"{result['steps_per_cpu_second']:.0f} steps per CPU-second, {result['n_envs']} envs)"
+    )
+    print(
+        f"  env.step/reset          {result['env_step_seconds']:7.2f} s  {100 * result['env_share']:5.1f}%  "
+        f"({result['env_microseconds_per_step']:.0f} us/step)"
+    )
     print(f"  VecEnv stack (+Monitor) {result['vec_env_seconds']:7.2f} s  {100 * result['vec_env_share']:5.1f}%")
-    print(f"  learner (rest)          {result['learn_seconds'] - result['vec_env_seconds']:7.2f} s  {100 * result['learner_share']:5.1f}%")
+    print(
+        f"  learner (rest)          {result['learn_seconds'] - result['vec_env_seconds']:7.2f} s  {100 * result['learner_share']:5.1f}%"
+    )
     if "share_of_oracle" in result:
-        print(f"  final goodput {result['agent_goodput']:.2f} tokens/s = {100 * result['share_of_oracle']:.1f}% of {result['oracle']} "
-              f"({result['oracle_goodput']:.2f}) on {result['eval_episodes']} episodes")
+        print(
+            f"  final goodput {result['agent_goodput']:.2f} tokens/s = {100 * result['share_of_oracle']:.1f}% of {result['oracle']} "
+            f"({result['oracle_goodput']:.2f}) on {result['eval_episodes']} episodes"
+        )
 
 
 def compare(args: argparse.Namespace) -> dict[str, Any]:
@@ -244,18 +289,37 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     runs = {}
     for name in ("ppo", "ppo_fast"):
         print(f"== agents/hyperparams/{name}.yml", flush=True)
-        runs[name] = profile("ppo", args.env, args.n_timesteps, args.env_kwargs, dict(args.hyperparams), args.seed,
-                             args.vec_env, args.num_threads, args.eval_episodes, str(HYPERPARAMS_DIR / f"{name}.yml"))
+        runs[name] = profile(
+            "ppo",
+            args.env,
+            args.n_timesteps,
+            args.env_kwargs,
+            dict(args.hyperparams),
+            args.seed,
+            args.vec_env,
+            args.num_threads,
+            args.eval_episodes,
+            str(HYPERPARAMS_DIR / f"{name}.yml"),
+        )
         print_profile(runs[name])
     ref, cur = runs["ppo"], runs["ppo_fast"]
     speed = cur["steps_per_cpu_second"] / ref["steps_per_cpu_second"]
-    out: dict[str, Any] = {**runs, "steps_per_cpu_second_ratio": speed,
-                           "steps_per_second_ratio": cur["steps_per_second"] / ref["steps_per_second"]}
-    print(f"ppo_fast / ppo: {speed:.2f}x steps per CPU-second, {out['steps_per_second_ratio']:.2f}x steps per wall second", end="")
+    out: dict[str, Any] = {
+        **runs,
+        "steps_per_cpu_second_ratio": speed,
+        "steps_per_second_ratio": cur["steps_per_second"] / ref["steps_per_second"],
+    }
+    print(
+        f"ppo_fast / ppo: {speed:.2f}x steps per CPU-second, {out['steps_per_second_ratio']:.2f}x steps per wall second",
+        end="",
+    )
     if "share_of_oracle" in cur:
         out["share_of_oracle_difference"] = cur["share_of_oracle"] - ref["share_of_oracle"]
-        print(f"; final share of {cur['oracle']} {100 * cur['share_of_oracle']:.1f}% against {100 * ref['share_of_oracle']:.1f}% "
-              f"({100 * out['share_of_oracle_difference']:+.1f} points)", end="")
+        print(
+            f"; final share of {cur['oracle']} {100 * cur['share_of_oracle']:.1f}% against {100 * ref['share_of_oracle']:.1f}% "
+            f"({100 * out['share_of_oracle_difference']:+.1f} points)",
+            end="",
+        )
     print()
     return out
 
@@ -270,10 +334,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--vec-env", default="batched", choices=["dummy", "subproc", "batched"])
     p.add_argument("--num-threads", type=int, default=1)
-    p.add_argument("--eval-episodes", type=int, default=10,
-                   help="episodes on which the trained agent is scored against the oracle (0: not scored)")
-    p.add_argument("--compare", action="store_true",
-                   help="train agents/hyperparams/ppo.yml and ppo_fast.yml side by side (PPO; --algo is ignored)")
+    p.add_argument(
+        "--eval-episodes",
+        type=int,
+        default=10,
+        help="episodes on which the trained agent is scored against the oracle (0: not scored)",
+    )
+    p.add_argument(
+        "--compare",
+        action="store_true",
+        help="train agents/hyperparams/ppo.yml and ppo_fast.yml side by side (PPO; --algo is ignored)",
+    )
     p.add_argument("--json", default=None, help="also write the result here")
     args = p.parse_args(argv)
     if args.eval_episodes < 0:
@@ -281,18 +352,34 @@ def main(argv: list[str] | None = None) -> int:
     if args.compare:
         result = compare(args)
     else:
-        result = profile(args.algo, args.env, args.n_timesteps, args.env_kwargs, args.hyperparams, args.seed, args.vec_env,
-                         args.num_threads, args.eval_episodes)
+        result = profile(
+            args.algo,
+            args.env,
+            args.n_timesteps,
+            args.env_kwargs,
+            args.hyperparams,
+            args.seed,
+            args.vec_env,
+            args.num_threads,
+            args.eval_episodes,
+        )
         print_profile(result)
         # What the env share would be if the same learner stepped the compiled, batched vector env instead.
         thr = env_throughput(args.env, args.env_kwargs, result["n_envs"], seed=args.seed)
         learner_us = 1e6 * (result["learn_seconds"] - result["vec_env_seconds"]) / max(result["timesteps"], 1)
         overhead_us = 1e6 * (result["vec_env_seconds"] - result["env_step_seconds"]) / max(result["timesteps"], 1)
         projected = thr["batched_env_us_per_step"] / (learner_us + thr["batched_env_us_per_step"])
-        result.update(thr, learner_us_per_step=learner_us, vec_overhead_us_per_step=overhead_us, projected_batched_env_share=projected)
-        print(f"  env alone: {thr['single_env_us_per_step']:.0f} us/step single, {thr['batched_env_us_per_step']:.0f} us/step batched "
-              f"({result['n_envs']} envs); learner {learner_us:.0f} us/step -> projected env share with the batched env "
-              f"{100 * projected:.1f}%")
+        result.update(
+            thr,
+            learner_us_per_step=learner_us,
+            vec_overhead_us_per_step=overhead_us,
+            projected_batched_env_share=projected,
+        )
+        print(
+            f"  env alone: {thr['single_env_us_per_step']:.0f} us/step single, {thr['batched_env_us_per_step']:.0f} us/step batched "
+            f"({result['n_envs']} envs); learner {learner_us:.0f} us/step -> projected env share with the batched env "
+            f"{100 * projected:.1f}%"
+        )
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2, default=str))

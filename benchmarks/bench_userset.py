@@ -21,7 +21,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.cli import check_env_id, store_dict_or_words  # noqa: E402
+from agents.cli import check_env_id, store_dict_or_words
 
 AGENTS = {"ppo": "ppo.yml", "ppo --agent userset": "ppo_userset.yml"}
 
@@ -31,8 +31,15 @@ def setup(config: str, env_id: str, env_kwargs: dict[str, Any], seed: int) -> An
     from agents.train import HYPERPARAMS_DIR, MultiSpinExperimentManager
 
     manager = MultiSpinExperimentManager(
-        argparse.Namespace(), "ppo", env_id, tempfile.mkdtemp(), eval_freq=-1, env_kwargs=env_kwargs, seed=seed,
-        config=str(HYPERPARAMS_DIR / config), verbose=0,
+        argparse.Namespace(),
+        "ppo",
+        env_id,
+        tempfile.mkdtemp(),
+        eval_freq=-1,
+        env_kwargs=env_kwargs,
+        seed=seed,
+        config=str(HYPERPARAMS_DIR / config),
+        verbose=0,
     )
     model, _ = manager.setup_experiment()
     return model
@@ -65,10 +72,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.env} {args.env_kwargs or ''}: {args.chunks} x {args.chunk} rounds per agent, alternating")
     for name in models:
         params = sum(q.numel() for q in models[name].policy.parameters())
-        print(f"  {name:<22} {rounds / cpu[name]:8.0f} rounds/CPU-s {rounds / wall[name]:8.0f} rounds/s  "
-              f"({params} parameters)")
+        print(
+            f"  {name:<22} {rounds / cpu[name]:8.0f} rounds/CPU-s {rounds / wall[name]:8.0f} rounds/s  "
+            f"({params} parameters)"
+        )
     a, b = AGENTS
-    print(f"  userset / ppo: {cpu[a] / cpu[b]:.2f} of the rounds per CPU-second, {wall[a] / wall[b]:.2f} per wall-second")
+    print(
+        f"  userset / ppo: {cpu[a] / cpu[b]:.2f} of the rounds per CPU-second, {wall[a] / wall[b]:.2f} per wall-second"
+    )
     return 0
 
 

@@ -39,9 +39,14 @@ def sweep_instance(seed: int) -> RoundParams:
     else:
         k, max_draft = 4, 10
         t, c = 10.0 ** rng.uniform(-4.0, -1.0, k), 10.0 ** rng.uniform(-6.0, -1.0, k)
-    return RoundParams(acceptance=rng.uniform(0.3, 0.95, k), draft_time=t, upload_time=c,
-                       verify_base=float(rng.uniform(0.01, 0.1)), verify_per_token=float(10.0 ** rng.uniform(-4, -2.5)),
-                       max_draft=max_draft)
+    return RoundParams(
+        acceptance=rng.uniform(0.3, 0.95, k),
+        draft_time=t,
+        upload_time=c,
+        verify_base=float(rng.uniform(0.01, 0.1)),
+        verify_per_token=float(10.0 ** rng.uniform(-4, -2.5)),
+        max_draft=max_draft,
+    )
 
 
 FAMILIES = {"realism": _instance, "sweep": sweep_instance}
@@ -64,9 +69,11 @@ def main(argv: list[str] | None = None) -> int:
         gap_hom = (best_hom - solve_homogeneous(params).goodput) / best_hom
         worst_het, worst_hom = max(worst_het, gap_het), max(worst_hom, gap_hom)
         misses += gap_het > MAX_GAP or gap_hom > MAX_GAP
-    print(f"{args.instances} instances (seeds {args.first_seed}..{args.first_seed + args.instances - 1}): "
-          f"{misses} missed by more than {MAX_GAP:g}; worst gap P-het {worst_het:.2e}, P-hom {worst_hom:.2e}; "
-          f"{time.perf_counter() - start:.0f} s")
+    print(
+        f"{args.instances} instances (seeds {args.first_seed}..{args.first_seed + args.instances - 1}): "
+        f"{misses} missed by more than {MAX_GAP:g}; worst gap P-het {worst_het:.2e}, P-hom {worst_hom:.2e}; "
+        f"{time.perf_counter() - start:.0f} s"
+    )
     return 1 if misses else 0
 
 

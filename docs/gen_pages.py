@@ -28,14 +28,26 @@ from multispin_env.envs import MultiSpinEnv
 
 REPO = Path(__file__).resolve().parents[1]
 #: Section order of an env page (Gymnasium's, plus Info); "Arguments" is generated.
-SECTIONS = ("Description", "Action space", "Observation space", "Reward", "Info", "Starting state", "Episode end",
-            "Arguments", "Version history")
+SECTIONS = (
+    "Description",
+    "Action space",
+    "Observation space",
+    "Reward",
+    "Info",
+    "Starting state",
+    "Episode end",
+    "Arguments",
+    "Version history",
+)
 
 
 def env_ids() -> list[str]:
     """Every id in Gymnasium's registry served by this package's env classes: base ids first, then suite tasks."""
-    ids = [env_id for env_id, spec in gym.registry.items()
-           if isinstance(spec.entry_point, str) and spec.entry_point.startswith("multispin_env.")]
+    ids = [
+        env_id
+        for env_id, spec in gym.registry.items()
+        if isinstance(spec.entry_point, str) and spec.entry_point.startswith("multispin_env.")
+    ]
     return sorted(ids, key=lambda env_id: (env_id.count("/"), env_id))
 
 
@@ -74,28 +86,45 @@ def link(env_id: str, from_id: str) -> str:
 def _docs_links(text: str, depth: int) -> str:
     """Plain ``docs/model.md``-style mentions in docstrings made into links from a page ``depth`` folders down."""
     up = "../" * depth
-    return re.sub(r"(?<![\w/`])(?<!\]\()docs/([a-z_]+)\.md", lambda m: f"[{m.group(1)}.md]({up}{m.group(1)}.md)",
-                  text)
+    return re.sub(r"(?<![\w/`])(?<!\]\()docs/([a-z_]+)\.md", lambda m: f"[{m.group(1)}.md]({up}{m.group(1)}.md)", text)
 
 
 def arguments(env_id: str) -> str:
     cls, spec = env_class(env_id), gym.spec(env_id)
     fixed = {**cls.fixed_settings, **spec.kwargs}
     defaults = default_config()
-    rows = ["| `{}` | `{!r}` | {} |".format(name, defaults[name], doc.replace("|", "\\|"))
-            for name, doc in SETTINGS.items() if name not in fixed]
-    example = (f'env = gym.make("{env_id}", acceptance_process="markov", csi_delay=1)'
-               if "/" not in env_id else f'env = gym.make("{env_id}")')
+    rows = [
+        "| `{}` | `{!r}` | {} |".format(name, defaults[name], doc.replace("|", "\\|"))
+        for name, doc in SETTINGS.items()
+        if name not in fixed
+    ]
+    example = (
+        f'env = gym.make("{env_id}", acceptance_process="markov", csi_delay=1)'
+        if "/" not in env_id
+        else f'env = gym.make("{env_id}")'
+    )
     fixed_text = ", ".join(f"`{k}={v!r}`" for k, v in fixed.items())
-    return "\n".join([
-        "```python", "import gymnasium as gym", "import multispin_env  # registers the ids", "", example,
-        f'envs = gym.make_vec("{env_id}", num_envs=256)   # one compiled batch', "```", "",
-        "Settings (keyword arguments, or `config={...}`; unknown or invalid ones raise a one-line `ValueError`; "
-        "`multispin_env.default_config()` lists them; [model.md](" + "../" * (env_id.count("/") + 1) + "model.md) "
-        "section 4.1 gives every unit and valid range):", "",
-        "| setting | default | meaning (units, range) |", "|---|---|---|", *rows, "",
-        f"Fixed by this id (passing one raises `ValueError`): {fixed_text}.",
-    ])
+    return "\n".join(
+        [
+            "```python",
+            "import gymnasium as gym",
+            "import multispin_env  # registers the ids",
+            "",
+            example,
+            f'envs = gym.make_vec("{env_id}", num_envs=256)   # one compiled batch',
+            "```",
+            "",
+            "Settings (keyword arguments, or `config={...}`; unknown or invalid ones raise a one-line `ValueError`; "
+            "`multispin_env.default_config()` lists them; [model.md](" + "../" * (env_id.count("/") + 1) + "model.md) "
+            "section 4.1 gives every unit and valid range):",
+            "",
+            "| setting | default | meaning (units, range) |",
+            "|---|---|---|",
+            *rows,
+            "",
+            f"Fixed by this id (passing one raises `ValueError`): {fixed_text}.",
+        ]
+    )
 
 
 def env_page(env_id: str) -> str:
@@ -113,24 +142,36 @@ def env_page(env_id: str) -> str:
         from multispin_env.suite import task
 
         summary = f"Benchmark task: {task(env_id).tests}."
-    head = [f"# {env_id}", "", summary.replace("``", "`"), "",
-            "| | |", "|---|---|",
-            f"| Action space | `Box(-1, 1, ({n_actions},))` for K = {k} |",
-            f"| Observation space | `Box(float32, ({n_obs},))` for K = {k} |",
-            f'| Import | `gym.make("{env_id}")`, `gym.make_vec("{env_id}", num_envs=N)` |', ""]
+    head = [
+        f"# {env_id}",
+        "",
+        summary.replace("``", "`"),
+        "",
+        "| | |",
+        "|---|---|",
+        f"| Action space | `Box(-1, 1, ({n_actions},))` for K = {k} |",
+        f"| Observation space | `Box(float32, ({n_obs},))` for K = {k} |",
+        f'| Import | `gym.make("{env_id}")`, `gym.make_vec("{env_id}", num_envs=N)` |',
+        "",
+    ]
     if "/" in env_id:
         from multispin_env.suite import METRICS, task
 
         t = task(env_id)
         base = base_id(env_id)
         settings = ", ".join(f"`{k}={v!r}`" for k, v in t.settings.items()) or "none (the defaults)"
-        head += ["## Task", "",
-                 f"A benchmark task ([suite]({'../' * depth}suite.md)): [{base}]({link(base, env_id)}) with "
-                 f"fixed settings. Tests: {t.tests}.", "",
-                 f"- settings: {settings}",
-                 f"- metric: `{t.metric}`, {METRICS[t.metric]}",
-                 f"- evaluation seeds: {t.eval_seeds[0]}-{t.eval_seeds[-1]} (one episode each), scored by "
-                 f"`multispin_env.suite.normalized_score` (0 = server-only decoding, 100 = het-opt-oracle)", ""]
+        head += [
+            "## Task",
+            "",
+            f"A benchmark task ([suite]({'../' * depth}suite.md)): [{base}]({link(base, env_id)}) with "
+            f"fixed settings. Tests: {t.tests}.",
+            "",
+            f"- settings: {settings}",
+            f"- metric: `{t.metric}`, {METRICS[t.metric]}",
+            f"- evaluation seeds: {t.eval_seeds[0]}-{t.eval_seeds[-1]} (one episode each), scored by "
+            f"`multispin_env.suite.normalized_score` (0 = server-only decoding, 100 = het-opt-oracle)",
+            "",
+        ]
     for name in SECTIONS:
         body = arguments(env_id) if name == "Arguments" else sections.get(name)
         if body is None:
@@ -140,14 +181,21 @@ def env_page(env_id: str) -> str:
 
 
 def env_index() -> str:
-    lines = ["# Environments", "",
-             "Every id registered by `import multispin_env` (`multispin-list` prints them). Each page is generated "
-             "from the env class docstrings when the site is built.", "",
-             "| id | class | action | observation |", "|---|---|---|---|"]
+    lines = [
+        "# Environments",
+        "",
+        "Every id registered by `import multispin_env` (`multispin-list` prints them). Each page is generated "
+        "from the env class docstrings when the site is built.",
+        "",
+        "| id | class | action | observation |",
+        "|---|---|---|---|",
+    ]
     for env_id in env_ids():
         env = gym.make(env_id)
-        lines.append(f"| [{env_id}]({env_id}.md) | `{env_class(env_id).__name__}` | "
-                     f"`Box(-1, 1, {env.action_space.shape})` | `Box(float32, {env.observation_space.shape})` |")
+        lines.append(
+            f"| [{env_id}]({env_id}.md) | `{env_class(env_id).__name__}` | "
+            f"`Box(-1, 1, {env.action_space.shape})` | `Box(float32, {env.observation_space.shape})` |"
+        )
         env.close()
     return "\n".join(lines) + "\n"
 
@@ -170,8 +218,11 @@ def changelog() -> str:
 
 def pages() -> dict[str, Callable[[], str]]:
     """Every generated page, by its path in the docs."""
-    out: dict[str, Callable[[], str]] = {"envs/index.md": env_index, "envs/SUMMARY.md": env_summary,
-                                         "changelog.md": changelog}
+    out: dict[str, Callable[[], str]] = {
+        "envs/index.md": env_index,
+        "envs/SUMMARY.md": env_summary,
+        "changelog.md": changelog,
+    }
     for env_id in env_ids():
         out[page_path(env_id)] = lambda env_id=env_id: env_page(env_id)
     return out

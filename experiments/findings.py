@@ -231,8 +231,11 @@ def _instance(task: tuple[Scenario, tuple[int, ...], Sequence[str], str]) -> tup
     if process != "iid":
         # The curves' own position-1 rates replace the i.i.d. ones (acceptance=None: RoundParams' constructor takes it,
         # dataclasses.replace is typed from the fields, which hold the checked arrays).
-        params = replace(params, acceptance=None,  # type: ignore[arg-type]
-                         survival=_nominal_survival(scenario, process, params.acceptance))
+        params = replace(
+            params,
+            acceptance=None,  # type: ignore[arg-type]
+            survival=_nominal_survival(scenario, process, params.acceptance),
+        )
     allocations = policy_allocations(params, policies)
     features: dict[str, Any] = {
         "draft_time_ratio": float(params.draft_time.max() / params.draft_time.min()),
@@ -282,8 +285,14 @@ def _goodput_rows(
     rows = []
     for index, (goodputs, features) in enumerate(results):
         labels = settings[index // populations][0]
-        rows.append({**labels, "instance": index % populations, **{f"goodput_{p}": goodputs[p] for p in policies},
-                     **(features if with_features else {})})
+        rows.append(
+            {
+                **labels,
+                "instance": index % populations,
+                **{f"goodput_{p}": goodputs[p] for p in policies},
+                **(features if with_features else {}),
+            }
+        )
     return rows
 
 
@@ -382,11 +391,19 @@ def figure4_rows(cfg: FindingsConfig, jobs: int = 1, scenario: str | Scenario = 
     base = get_scenario(scenario)
     settings: list[tuple[dict[str, Any], Scenario]] = []
     for w in cfg.bandwidth_grid_hz:
-        settings.append(({"sweep": "bandwidth", "bandwidth_mhz": w / 1e6, "payload": base.payload},
-                         base.replace(bandwidth_hz=float(w))))
+        settings.append(
+            (
+                {"sweep": "bandwidth", "bandwidth_mhz": w / 1e6, "payload": base.payload},
+                base.replace(bandwidth_hz=float(w)),
+            )
+        )
     for payload in ("token-only", "top-k", "full"):
-        settings.append(({"sweep": "payload", "bandwidth_mhz": base.bandwidth_hz / 1e6, "payload": payload},
-                         base.replace(payload=payload)))
+        settings.append(
+            (
+                {"sweep": "payload", "bandwidth_mhz": base.bandwidth_hz / 1e6, "payload": payload},
+                base.replace(payload=payload),
+            )
+        )
     return _goodput_rows(cfg, 4, settings, cfg.populations, jobs)
 
 
@@ -423,11 +440,19 @@ def _gain_settings(cfg: FindingsConfig) -> list[tuple[dict[str, Any], Scenario]]
         add("a: acceptance spread", spread, "all", "base", k0)
     # Only a_k differs, in the upload-bound regime of the ``acceptance-only`` preset (high-end devices, W = 2 MHz).
     for spread in cfg.acceptance_spreads:
-        settings.append((
-            {"panel": "a: acceptance spread", "level": "only a differs", "acceptance_spread": spread,
-             "device_mix": "high-only", "channel_spread": "none", "num_users": k0},
-            heterogeneous_scenario(spread, "high-only", "none", num_users=k0, bandwidth_hz=2e6),
-        ))
+        settings.append(
+            (
+                {
+                    "panel": "a: acceptance spread",
+                    "level": "only a differs",
+                    "acceptance_spread": spread,
+                    "device_mix": "high-only",
+                    "channel_spread": "none",
+                    "num_users": k0,
+                },
+                heterogeneous_scenario(spread, "high-only", "none", num_users=k0, bandwidth_hz=2e6),
+            )
+        )
     for mix in ("mid-only", "all", "high-low"):
         add("b: device mix", 0.4, mix, "base", k0)
     for channel in CHANNEL_SPREADS:
@@ -437,11 +462,19 @@ def _gain_settings(cfg: FindingsConfig) -> list[tuple[dict[str, Any], Scenario]]
             add("d: level x K", spread, mix, channel, users, level)
     for preset in PRESETS_IN_SUMMARY:
         scenario = get_scenario(preset)
-        settings.append((
-            {"panel": "presets", "level": preset, "acceptance_spread": "", "device_mix": "+".join(scenario.device_mix),
-             "channel_spread": "", "num_users": scenario.num_users},
-            scenario,
-        ))
+        settings.append(
+            (
+                {
+                    "panel": "presets",
+                    "level": preset,
+                    "acceptance_spread": "",
+                    "device_mix": "+".join(scenario.device_mix),
+                    "channel_spread": "",
+                    "num_users": scenario.num_users,
+                },
+                scenario,
+            )
+        )
     for spread in cfg.search_spreads:
         for mix in cfg.search_mixes:
             for channel in cfg.search_channels:
@@ -497,8 +530,9 @@ def gain_anatomy(rows: Sequence[Mapping[str, Any]], baseline: str, threshold: fl
     out: dict[str, Any] = {"baseline": baseline, "populations": len(search), "reaching": len(big)}
     if big and "het_longest_acceptance" in big[0]:
         out.update(
-            fraction_by_users={k: float(np.mean([r["num_users"] == k for r in big]))
-                               for k in sorted({r["num_users"] for r in big})},
+            fraction_by_users={
+                k: float(np.mean([r["num_users"] == k for r in big])) for k in sorted({r["num_users"] for r in big})
+            },
             share_with_fast_and_slow=float(np.mean([r["draft_time_ratio"] >= 6.0 for r in big])),
             median_longest_draft=float(np.median([r["het_longest_draft"] for r in big])),
             median_longest_acceptance=float(np.median([r["het_longest_acceptance"] for r in big])),
@@ -510,8 +544,10 @@ def gain_anatomy(rows: Sequence[Mapping[str, Any]], baseline: str, threshold: fl
 
 
 def _anatomy_text(anatomy: Mapping[str, Any]) -> str:
-    head = (f"- populations with gain >= {PAPER_GAIN:.0%}: {anatomy['reaching']} of {anatomy['populations']} "
-            f"({anatomy['reaching'] / max(1, anatomy['populations']):.0%})")
+    head = (
+        f"- populations with gain >= {PAPER_GAIN:.0%}: {anatomy['reaching']} of {anatomy['populations']} "
+        f"({anatomy['reaching'] / max(1, anatomy['populations']):.0%})"
+    )
     if not anatomy["reaching"] or "median_longest_acceptance" not in anatomy:
         return head + "."
     by_k = ", ".join(f"K={k}: {v:.0%}" for k, v in anatomy["fraction_by_users"].items())
@@ -586,7 +622,7 @@ def gain_summary_markdown(
         ]
         for s in ranked[:top]:
             lines.append(f"| {_describe(s)} | {s[mean_key]:.0%} | {s[med_key]:.0%} | {s[max_key]:.0%} |")
-        for s in ranked[-min(top, max(0, len(ranked) - top)):] if len(ranked) > top else []:
+        for s in ranked[-min(top, max(0, len(ranked) - top)) :] if len(ranked) > top else []:
             lines.append(f"| {_describe(s)} | {s[mean_key]:.0%} | {s[med_key]:.0%} | {s[max_key]:.0%} |")
         lines.append("")
     return "\n".join(lines)
@@ -689,8 +725,17 @@ def _pyplot(dpi: int = 130):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"figure.dpi": min(110, dpi), "savefig.dpi": dpi, "axes.grid": True, "grid.alpha": 0.3,
-                         "font.size": 9, "axes.titlesize": 10, "legend.fontsize": 8})
+    plt.rcParams.update(
+        {
+            "figure.dpi": min(110, dpi),
+            "savefig.dpi": dpi,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "font.size": 9,
+            "axes.titlesize": 10,
+            "legend.fontsize": 8,
+        }
+    )
     return plt
 
 
@@ -741,14 +786,22 @@ def plot_figure1(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
     ax.set_ylabel("bandwidth share b_k x K (1 = equal share)")
     ax.set_title("(a) only devices differ")
     ax.legend(title="device")
-    for ax, case, title in ((axes[1], "channels differ", "(b) only channels differ"),
-                            (axes[2], "both differ (base)", "(c) base scenario")):
+    for ax, case, title in (
+        (axes[1], "channels differ", "(b) only channels differ"),
+        (axes[2], "both differ (base)", "(c) base scenario"),
+    ):
         sub = [r for r in rows if r["case"] == case]
         for cls in ("high", "mid", "low"):
             pts = [r for r in sub if r["device_class"] == cls]
             if pts:
-                ax.scatter([r["upload_time_ms"] for r in pts], [r["share_times_K"] for r in pts], s=14, alpha=0.7,
-                           color=_DEVICE_COLOURS[cls], label=f"{cls} ({pts[0]['draft_time_ms']:g} ms)")
+                ax.scatter(
+                    [r["upload_time_ms"] for r in pts],
+                    [r["share_times_K"] for r in pts],
+                    s=14,
+                    alpha=0.7,
+                    color=_DEVICE_COLOURS[cls],
+                    label=f"{cls} ({pts[0]['draft_time_ms']:g} ms)",
+                )
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("upload time c_k with the whole band (ms/token)")
@@ -779,8 +832,12 @@ def plot_figure2(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
         if not pts:
             continue
         a = np.array([r["acceptance"] for r in pts])
-        axes[0].scatter(a, np.array([r["draft_length"] for r in pts]) + jitter.uniform(-0.12, 0.12, a.size),
-                        label=labels[case], **style)
+        axes[0].scatter(
+            a,
+            np.array([r["draft_length"] for r in pts]) + jitter.uniform(-0.12, 0.12, a.size),
+            label=labels[case],
+            **style,
+        )
         axes[1].scatter(a, [r["share_times_K"] for r in pts], label=labels[case], **style)
     axes[0].set_ylabel("optimal draft length L_k (tokens)")
     axes[1].set_ylabel("bandwidth share b_k x K")
@@ -870,23 +927,35 @@ def plot_figure5(summary: Sequence[Mapping[str, Any]], path: Path) -> Path:
         ax.set_ylim(-3, max(140.0, ax.get_ylim()[1] * 1.3))
 
     panel(axes[0, 0], "a: acceptance spread", "acceptance_spread")
-    only_a = sorted((s for s in summary if s["panel"] == "a: acceptance spread" and s["level"] == "only a differs"),
-                    key=lambda s: s["acceptance_spread"])
+    only_a = sorted(
+        (s for s in summary if s["panel"] == "a: acceptance spread" and s["level"] == "only a differs"),
+        key=lambda s: s["acceptance_spread"],
+    )
     for baseline in shown:
-        axes[0, 0].plot([s["acceptance_spread"] for s in only_a],
-                        [100 * s[f"mean_gain_over_{baseline}"] for s in only_a], marker="s", ms=4, ls="-.", lw=1,
-                        color=_COLOURS[baseline], alpha=0.7, label=f"mean, over {baseline}; only a_k differs*")
+        axes[0, 0].plot(
+            [s["acceptance_spread"] for s in only_a],
+            [100 * s[f"mean_gain_over_{baseline}"] for s in only_a],
+            marker="s",
+            ms=4,
+            ls="-.",
+            lw=1,
+            color=_COLOURS[baseline],
+            alpha=0.7,
+            label=f"mean, over {baseline}; only a_k differs*",
+        )
     axes[0, 0].set_xlabel("acceptance spread s (a_k ~ U(0.7 - s/2, 0.7 + s/2))")
-    axes[0, 0].set_title("(a) spread of a_k (devices: all, channels: base;\n"
-                         "*: identical high-end devices and channels, W = 2 MHz)")
+    axes[0, 0].set_title(
+        "(a) spread of a_k (devices: all, channels: base;\n*: identical high-end devices and channels, W = 2 MHz)"
+    )
     axes[0, 0].legend(ncol=2, fontsize=6.5, loc="upper left")
     panel(axes[0, 1], "b: device mix", "device_mix", ["mid-only", "all", "high-low"])
     axes[0, 1].legend(ncol=2, fontsize=7, loc="upper left")
     axes[0, 1].set_xlabel("device mix (t_k: mid 10 ms; all 4/10/25 ms; high-low 4/25 ms)")
     axes[0, 1].set_title("(b) spread of t_k (a spread 0.4, channels: base)")
     panel(axes[1, 0], "c: channel spread", "channel_spread", list(CHANNEL_SPREADS))
-    axes[1, 0].set_xlabel("channel spread (none: 175 m, 0 dB; narrow: 100-250 m, 4 dB;\n"
-                          "base: 50-300 m, 8 dB; wide: 20-500 m, 12 dB)")
+    axes[1, 0].set_xlabel(
+        "channel spread (none: 175 m, 0 dB; narrow: 100-250 m, 4 dB;\nbase: 50-300 m, 8 dB; wide: 20-500 m, 12 dB)"
+    )
     axes[1, 0].set_title("(c) spread of SNR (a spread 0.4, devices: all)")
     ax = axes[1, 1]
     entries = [s for s in summary if s["panel"] == "d: level x K"]
@@ -895,11 +964,19 @@ def plot_figure5(summary: Sequence[Mapping[str, Any]], path: Path) -> Path:
     width = 0.8 / max(1, 2 * len(users))
     for j, k in enumerate(users):
         for b, baseline in enumerate(shown):
-            vals = [100 * next(s for s in entries if s["level"] == lv and s["num_users"] == k)[f"mean_gain_over_{baseline}"]
-                    for lv in levels]
+            vals = [
+                100 * next(s for s in entries if s["level"] == lv and s["num_users"] == k)[f"mean_gain_over_{baseline}"]
+                for lv in levels
+            ]
             offset = (2 * j + b - (2 * len(users) - 1) / 2) * width
-            ax.bar(np.arange(len(levels)) + offset, vals, width, color=_COLOURS[baseline],
-                   alpha=0.45 + 0.55 * (j + 1) / len(users), label=f"K={k}, over {baseline}")
+            ax.bar(
+                np.arange(len(levels)) + offset,
+                vals,
+                width,
+                color=_COLOURS[baseline],
+                alpha=0.45 + 0.55 * (j + 1) / len(users),
+                label=f"K={k}, over {baseline}",
+            )
     ax.axhline(100 * PAPER_GAIN, color="k", ls="--", lw=1)
     ax.text(len(levels) - 0.6, 100 * PAPER_GAIN, "paper: up to 88% ", va="bottom", ha="right", fontsize=8)
     ax.set_ylim(0, max(150.0, ax.get_ylim()[1] * 1.3))
@@ -1029,14 +1106,18 @@ def _fig2_text(rows: Sequence[Mapping[str, Any]]) -> str:
         for lo, hi in ((0.0, 0.45), (0.45, 0.6), (0.6, 0.75), (0.75, 1.0)):
             pts = [r for r in sub if lo <= r["acceptance"] < hi]
             if pts:
-                lines.append(f"    a in [{lo:.2f},{hi:.2f}): L = {np.mean([r['draft_length'] for r in pts]):.2f}, "
-                             f"b x K = {np.mean([r['share_times_K'] for r in pts]):.2f}  ({len(pts)} users)")
+                lines.append(
+                    f"    a in [{lo:.2f},{hi:.2f}): L = {np.mean([r['draft_length'] for r in pts]):.2f}, "
+                    f"b x K = {np.mean([r['share_times_K'] for r in pts]):.2f}  ({len(pts)} users)"
+                )
     return "\n".join(lines)
 
 
 def _fig3_text(rows: Sequence[Mapping[str, Any]]) -> str:
-    lines = ["Fig. 3 (goodput vs K, tokens/s, mean over populations):",
-             "  K   " + " ".join(f"{p:>11s}" for p in POLICIES)]
+    lines = [
+        "Fig. 3 (goodput vs K, tokens/s, mean over populations):",
+        "  K   " + " ".join(f"{p:>11s}" for p in POLICIES),
+    ]
     for k in sorted({r["num_users"] for r in rows}):
         sub = [r for r in rows if r["num_users"] == k]
         lines.append(f"  {k:<3d} " + " ".join(f"{np.mean([r[f'goodput_{p}'] for r in sub]):11.1f}" for p in POLICIES))
@@ -1049,15 +1130,18 @@ def _fig4_text(rows: Sequence[Mapping[str, Any]]) -> str:
         sub = [r for r in rows if r["sweep"] == sweep]
         for x in dict.fromkeys(r[key] for r in sub):
             pts = [r for r in sub if r[key] == x]
-            lines.append(f"  {key}={x}: " + ", ".join(f"{p} {np.mean([r[f'goodput_{p}'] for r in pts]):.1f}"
-                                                      for p in POLICIES))
+            lines.append(
+                f"  {key}={x}: " + ", ".join(f"{p} {np.mean([r[f'goodput_{p}'] for r in pts]):.1f}" for p in POLICIES)
+            )
     return "\n".join(lines)
 
 
 def _fig6_text(rows: Sequence[Mapping[str, Any]]) -> str:
     rel = np.array([r["relative_error"] for r in rows])
-    return (f"Fig. 6 (Monte-Carlo): simulated / expected - 1 over {len(rows)} episodes: mean {rel.mean():+.2%}, "
-            f"max |.| {np.abs(rel).max():.2%}")
+    return (
+        f"Fig. 6 (Monte-Carlo): simulated / expected - 1 over {len(rows)} episodes: mean {rel.mean():+.2%}, "
+        f"max |.| {np.abs(rel).max():.2%}"
+    )
 
 
 def _figure_list(text: str) -> list[str]:
@@ -1082,14 +1166,25 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     )
     parser.add_argument("-o", "--out", default="results/findings", help="output directory (default: %(default)s)")
     parser.add_argument("--quick", action="store_true", help="tiny grid (seconds), for smoke tests")
-    parser.add_argument("--figures", type=_figure_list, default=list(FIGURES),
-                        help="comma-separated subset of 1-6 (default: all)")
-    parser.add_argument("--seed", type=int_at_least(0), default=0, help="root seed of every random population (default: 0)")
-    parser.add_argument("--jobs", type=int_at_least(1), default=min(2, os.cpu_count() or 1),
-                        help="worker processes for figures 3-5 (default: %(default)s)")
-    parser.add_argument("--acceptance-process", default="iid", choices=sorted(ACCEPTANCE_PROCESSES),
-                        help="process whose nominal acceptance curve figures 3-5 use (default: %(default)s, the "
-                        "paper's a^i); e.g. mixture for the rising conditional acceptance of docs/model.md 5.1")
+    parser.add_argument(
+        "--figures", type=_figure_list, default=list(FIGURES), help="comma-separated subset of 1-6 (default: all)"
+    )
+    parser.add_argument(
+        "--seed", type=int_at_least(0), default=0, help="root seed of every random population (default: 0)"
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int_at_least(1),
+        default=min(2, os.cpu_count() or 1),
+        help="worker processes for figures 3-5 (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--acceptance-process",
+        default="iid",
+        choices=sorted(ACCEPTANCE_PROCESSES),
+        help="process whose nominal acceptance curve figures 3-5 use (default: %(default)s, the "
+        "paper's a^i); e.g. mixture for the rising conditional acceptance of docs/model.md 5.1",
+    )
     args = parser.parse_args(argv)
     try:
         check_output_folder(args.out, "-o/--out")

@@ -44,8 +44,9 @@ def make_example_trace(path: Path = EXAMPLE_TRACE) -> Path:
         "prompts": f"{REQUESTS} random prompts of {PROMPT_TOKENS} token ids, numpy seed 0",
         "made_by": "python -m experiments.make_example_trace",
     }
-    trace, fields = record_trace(target, draft, prompts, max_draft=MAX_DRAFT, max_new_tokens=MAX_NEW_TOKENS,
-                                 metadata=metadata)
+    trace, fields = record_trace(
+        target, draft, prompts, max_draft=MAX_DRAFT, max_new_tokens=MAX_NEW_TOKENS, metadata=metadata
+    )
     return save_trace(path, trace, fields)
 
 

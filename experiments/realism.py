@@ -138,8 +138,9 @@ def _populations(cfg: RealismConfig, part: int, scenario: Scenario, count: int) 
     return [scenario.sample_population(np.random.default_rng([cfg.seed, 11, part, i])) for i in range(count)]
 
 
-def allocation_energy(params: RoundParams, population: Population, draft_lengths: np.ndarray,
-                      bandwidth: np.ndarray, tx_power_w: float) -> np.ndarray:
+def allocation_energy(
+    params: RoundParams, population: Population, draft_lengths: np.ndarray, bandwidth: np.ndarray, tx_power_w: float
+) -> np.ndarray:
     """Device energy of one round per user, J (docs/model.md section 5.7, mean channel):
     E_k = P_draft,k L_k t_k + P_tx (min(u_k, U) - L_k t_k), u_k the upload end of eq. (1').
 
@@ -183,8 +184,9 @@ def knee_rows(cfg: RealismConfig) -> list[dict[str, Any]]:
         for index, pop in enumerate(pops):
             params = scenario.round_params(pop)
             for solver, solve in (("het-opt", solve_heterogeneous), ("hom-opt", solve_homogeneous)):
-                rows.append({"knee_tokens": float(knee), "population": index,
-                             **_solved_row(params, solver, solve(params))})
+                rows.append(
+                    {"knee_tokens": float(knee), "population": index, **_solved_row(params, solver, solve(params))}
+                )
     return rows
 
 
@@ -206,8 +208,14 @@ def deadline_rows(cfg: RealismConfig) -> list[dict[str, Any]]:
         for index, pop in enumerate(pops):
             params = dataclasses.replace(base.round_params(pop), upload_deadline=deadline)
             for solver, solve in (("het-opt", solve_heterogeneous), ("hom-opt", solve_homogeneous)):
-                rows.append({"deadline": _deadline_label(deadline), "deadline_s": math.inf if deadline is None
-                             else float(deadline), "population": index, **_solved_row(params, solver, solve(params))})
+                rows.append(
+                    {
+                        "deadline": _deadline_label(deadline),
+                        "deadline_s": math.inf if deadline is None else float(deadline),
+                        "population": index,
+                        **_solved_row(params, solver, solve(params)),
+                    }
+                )
     return rows
 
 
@@ -226,8 +234,13 @@ def deadline_mc_rows(cfg: RealismConfig) -> list[dict[str, Any]]:
     for pop in range(cfg.mc_populations):
         population_seed = int(np.random.default_rng([cfg.seed, 11, 3, pop]).integers(2**31))
         for deadline in cfg.deadlines:
-            env = gym.make("MultiSpin-Heterogeneous-v0", upload_deadline=deadline, fading=True,
-                           horizon=cfg.mc_horizon_s, population_seed=population_seed)
+            env = gym.make(
+                "MultiSpin-Heterogeneous-v0",
+                upload_deadline=deadline,
+                fading=True,
+                horizon=cfg.mc_horizon_s,
+                population_seed=population_seed,
+            )
             try:
                 for name in MC_POLICIES:
                     policy = make_policy(name, env)
@@ -253,15 +266,20 @@ def deadline_mc_rows(cfg: RealismConfig) -> list[dict[str, Any]]:
                             rounds += 1
                             if terminated or truncated:
                                 break
-                        rows.append({
-                            "deadline": _deadline_label(deadline),
-                            "deadline_s": math.inf if deadline is None else float(deadline),
-                            "population": pop, "episode": episode, "policy": name, "rounds": rounds,
-                            "goodput": tokens / float(info["clock"]),
-                            "planned_goodput": planned,
-                            "dropped_fraction": dropped / drafting if drafting else 0.0,
-                            "longest_round_s": longest,
-                        })
+                        rows.append(
+                            {
+                                "deadline": _deadline_label(deadline),
+                                "deadline_s": math.inf if deadline is None else float(deadline),
+                                "population": pop,
+                                "episode": episode,
+                                "policy": name,
+                                "rounds": rounds,
+                                "goodput": tokens / float(info["clock"]),
+                                "planned_goodput": planned,
+                                "dropped_fraction": dropped / drafting if drafting else 0.0,
+                                "longest_round_s": longest,
+                            }
+                        )
             finally:
                 env.close()
     return rows
@@ -287,8 +305,9 @@ def pareto_flags(goodput: Sequence[float], power: Sequence[float]) -> list[bool]
     return flags
 
 
-def _energy_point(params: RoundParams, pop: Population, lengths: np.ndarray, shares: np.ndarray,
-                  tx_power_w: float) -> tuple[float, float, float]:
+def _energy_point(
+    params: RoundParams, pop: Population, lengths: np.ndarray, shares: np.ndarray, tx_power_w: float
+) -> tuple[float, float, float]:
     """(goodput tokens/s, device power W, expected tokens per round) of one allocation on the mean channel."""
     energy = float(allocation_energy(params, pop, lengths, shares, tx_power_w).sum())
     goodput = float(expected_goodput(params, lengths, shares))
@@ -304,9 +323,12 @@ def _aggregate(points: list[tuple[float, float, float]]) -> dict[str, float]:
     tokens = np.array([p[2] for p in points])
     latency = tokens / g
     energy = w * latency
-    return {"goodput": float(g.mean()), "device_power_w": float(w.mean()),
-            "energy_per_round_j": float(energy.mean()),
-            "tokens_per_joule": float(tokens.sum() / energy.sum()) if energy.sum() > 0 else math.inf}
+    return {
+        "goodput": float(g.mean()),
+        "device_power_w": float(w.mean()),
+        "energy_per_round_j": float(energy.mean()),
+        "tokens_per_joule": float(tokens.sum() / energy.sum()) if energy.sum() > 0 else math.inf,
+    }
 
 
 def energy_rows(cfg: RealismConfig) -> list[dict[str, Any]]:
@@ -331,15 +353,26 @@ def energy_rows(cfg: RealismConfig) -> list[dict[str, Any]]:
             for pop in pops:
                 if cap == 0:
                     goodput, power = _server_only(scenario.round_params(pop))
-                    points.append((goodput, power, goodput * (float(verification_times(
-                        float(k), scenario.verify_profile_points)) + scenario.downlink_time)))
+                    points.append(
+                        (
+                            goodput,
+                            power,
+                            goodput
+                            * (
+                                float(verification_times(float(k), scenario.verify_profile_points))
+                                + scenario.downlink_time
+                            ),
+                        )
+                    )
                     continue
                 params = scenario.replace(max_draft=cap).round_params(pop)
                 alloc = solve_heterogeneous(params)
-                points.append(_energy_point(params, pop, np.asarray(alloc.draft_lengths), np.asarray(alloc.bandwidth),
-                                            tx_power_w))
-            group.append({"method": "cap", "num_users": k, "max_draft": cap, "price_tokens_per_j": "",
-                          **_aggregate(points)})
+                points.append(
+                    _energy_point(params, pop, np.asarray(alloc.draft_lengths), np.asarray(alloc.bandwidth), tx_power_w)
+                )
+            group.append(
+                {"method": "cap", "num_users": k, "max_draft": cap, "price_tokens_per_j": "", **_aggregate(points)}
+            )
         group = _flagged(group)
         if k == cfg.energy_users:
             group += _flagged(_price_front(cfg, scenario, pops, tx_power_w))
@@ -349,8 +382,9 @@ def energy_rows(cfg: RealismConfig) -> list[dict[str, Any]]:
     return rows
 
 
-def _price_front(cfg: RealismConfig, scenario: Scenario, pops: list[Population],
-                 tx_power_w: float) -> list[dict[str, Any]]:
+def _price_front(
+    cfg: RealismConfig, scenario: Scenario, pops: list[Population], tx_power_w: float
+) -> list[dict[str, Any]]:
     """For each energy price w (tokens/J), the mean over ``pops`` of the exact argmax of G(L) - w P(L) over
     {0..L_max}^K with the equal-finish shares (eq. (1)-(5), section 5.7), by enumeration."""
     k, lm = scenario.num_users, scenario.max_draft
@@ -365,8 +399,10 @@ def _price_front(cfg: RealismConfig, scenario: Scenario, pops: list[Population],
         for w in cfg.energy_prices:
             best = int(np.argmax(goodput - w * power))  # first maximiser; L = 0 (power 0) is in the grid
             per_price[w].append((float(goodput[best]), float(power[best]), float(goodput[best] * latency[best])))
-    return [{"method": "price", "num_users": k, "max_draft": lm, "price_tokens_per_j": float(w),
-             **_aggregate(points)} for w, points in per_price.items()]
+    return [
+        {"method": "price", "num_users": k, "max_draft": lm, "price_tokens_per_j": float(w), **_aggregate(points)}
+        for w, points in per_price.items()
+    ]
 
 
 def _flagged(group: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -386,21 +422,34 @@ def _means(rows: Sequence[Mapping[str, Any]], key: str, value: str, **match: Any
     return {k: float(np.mean(v)) for k, v in out.items()}
 
 
-def summarise(knee: Sequence[Mapping[str, Any]], deadline: Sequence[Mapping[str, Any]],
-              mc: Sequence[Mapping[str, Any]], energy: Sequence[Mapping[str, Any]]) -> str:
+def summarise(
+    knee: Sequence[Mapping[str, Any]],
+    deadline: Sequence[Mapping[str, Any]],
+    mc: Sequence[Mapping[str, Any]],
+    energy: Sequence[Mapping[str, Any]],
+) -> str:
     """The key numbers of every table, as markdown (printed by the command and written to ``summary.md``)."""
-    lines = ["| knee (tokens) | het-opt goodput (tok/s) | het-opt mean L | hom-opt goodput | hom-opt L |",
-             "|---:|---:|---:|---:|---:|"]
-    het_g, het_l = _means(knee, "knee_tokens", "goodput", solver="het-opt"), _means(
-        knee, "knee_tokens", "mean_draft_length", solver="het-opt")
-    hom_g, hom_l = _means(knee, "knee_tokens", "goodput", solver="hom-opt"), _means(
-        knee, "knee_tokens", "mean_draft_length", solver="hom-opt")
+    lines = [
+        "| knee (tokens) | het-opt goodput (tok/s) | het-opt mean L | hom-opt goodput | hom-opt L |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    het_g, het_l = (
+        _means(knee, "knee_tokens", "goodput", solver="het-opt"),
+        _means(knee, "knee_tokens", "mean_draft_length", solver="het-opt"),
+    )
+    hom_g, hom_l = (
+        _means(knee, "knee_tokens", "goodput", solver="hom-opt"),
+        _means(knee, "knee_tokens", "mean_draft_length", solver="hom-opt"),
+    )
     for x in het_g:
         lines.append(f"| {x:g} | {het_g[x]:.1f} | {het_l[x]:.2f} | {hom_g[x]:.1f} | {hom_l[x]:.2f} |")
-    lines += ["", "| deadline (s) | het-opt goodput, fading off | het-opt mean L | hom-opt goodput | "
-              + " | ".join(f"{p} MC goodput, fading on | {p} dropped" for p in MC_POLICIES)
-              + " | het-opt-static plan, expected (MC populations, mean channel) |",
-              "|---|---:|---:|---:|" + "---:|---:|" * len(MC_POLICIES) + "---:|"]
+    lines += [
+        "",
+        "| deadline (s) | het-opt goodput, fading off | het-opt mean L | hom-opt goodput | "
+        + " | ".join(f"{p} MC goodput, fading on | {p} dropped" for p in MC_POLICIES)
+        + " | het-opt-static plan, expected (MC populations, mean channel) |",
+        "|---|---:|---:|---:|" + "---:|---:|" * len(MC_POLICIES) + "---:|",
+    ]
     het_g = _means(deadline, "deadline", "goodput", solver="het-opt")
     het_l = _means(deadline, "deadline", "mean_draft_length", solver="het-opt")
     hom_g = _means(deadline, "deadline", "goodput", solver="hom-opt")
@@ -409,15 +458,22 @@ def summarise(knee: Sequence[Mapping[str, Any]], deadline: Sequence[Mapping[str,
     planned = _means(mc, "deadline", "planned_goodput", policy="het-opt-static")
     for x in het_g:
         cells = " | ".join(f"{mc_g[p].get(x, math.nan):.1f} | {mc_d[p].get(x, math.nan):.1%}" for p in MC_POLICIES)
-        lines.append(f"| {x} | {het_g[x]:.1f} | {het_l[x]:.2f} | {hom_g[x]:.1f} | {cells} | "
-                     f"{planned.get(x, math.nan):.1f} |")
-    lines += ["", "| method | K | L_max | price w (tok/J) | goodput (tok/s) | device power (W) | energy/round (J) | "
-              "tokens/J | Pareto (method) | Pareto (both) |", "|---|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+        lines.append(
+            f"| {x} | {het_g[x]:.1f} | {het_l[x]:.2f} | {hom_g[x]:.1f} | {cells} | {planned.get(x, math.nan):.1f} |"
+        )
+    lines += [
+        "",
+        "| method | K | L_max | price w (tok/J) | goodput (tok/s) | device power (W) | energy/round (J) | "
+        "tokens/J | Pareto (method) | Pareto (both) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
     for r in energy:
         price = "" if r["price_tokens_per_j"] == "" else f"{r['price_tokens_per_j']:g}"
-        lines.append(f"| {r['method']} | {r['num_users']} | {r['max_draft']} | {price} | {r['goodput']:.1f} | "
-                     f"{r['device_power_w']:.2f} | {r['energy_per_round_j']:.3f} | {r['tokens_per_joule']:.1f} | "
-                     f"{'yes' if r['pareto'] else 'no'} | {'yes' if r['pareto_all_methods'] else 'no'} |")
+        lines.append(
+            f"| {r['method']} | {r['num_users']} | {r['max_draft']} | {price} | {r['goodput']:.1f} | "
+            f"{r['device_power_w']:.2f} | {r['energy_per_round_j']:.3f} | {r['tokens_per_joule']:.1f} | "
+            f"{'yes' if r['pareto'] else 'no'} | {'yes' if r['pareto_all_methods'] else 'no'} |"
+        )
     return "\n".join(lines)
 
 
@@ -452,8 +508,11 @@ def plot_knee(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
         ax.legend()
     axes[0].set_ylabel("expected goodput (tokens/s)")
     axes[1].set_ylabel("optimal mean draft length (tokens)")
-    fig.suptitle("Goodput and optimal draft length vs the knee: T_ver = 60 ms + 0.5 ms x max(0, N - k0), "
-                 "base scenario (K = 6, L_max = 10, N <= 66)", fontsize=9)
+    fig.suptitle(
+        "Goodput and optimal draft length vs the knee: T_ver = 60 ms + 0.5 ms x max(0, N - k0), "
+        "base scenario (K = 6, L_max = 10, N <= 66)",
+        fontsize=9,
+    )
     return findings.save_figure(fig, path)
 
 
@@ -471,8 +530,9 @@ def plot_deadline(rows: Sequence[Mapping[str, Any]], mc: Sequence[Mapping[str, A
         g = _means(mc, "deadline", "goodput", policy=policy)
         d = _means(mc, "deadline", "dropped_fraction", policy=policy)
         if g:
-            axes[0].plot(x, [g.get(s, math.nan) for s in order], "s--", color=_COLOURS[policy],
-                         label=f"{policy} (env, fading)")
+            axes[0].plot(
+                x, [g.get(s, math.nan) for s in order], "s--", color=_COLOURS[policy], label=f"{policy} (env, fading)"
+            )
             axes[2].plot(x, [100 * d.get(s, math.nan) for s in order], "s--", color=_COLOURS[policy], label=policy)
     for ax in axes:
         ax.set_xticks(x)
@@ -482,8 +542,11 @@ def plot_deadline(rows: Sequence[Mapping[str, Any]], mc: Sequence[Mapping[str, A
     axes[0].set_ylabel("goodput (tokens/s)")
     axes[1].set_ylabel("optimal mean draft length (tokens)")
     axes[2].set_ylabel("dropped uploads (% of drafting user-rounds)")
-    fig.suptitle("Goodput vs the upload deadline, base scenario: analytic optimum (mean channel) and the env "
-                 "with Rayleigh fading", fontsize=9)
+    fig.suptitle(
+        "Goodput vs the upload deadline, base scenario: analytic optimum (mean channel) and the env "
+        "with Rayleigh fading",
+        fontsize=9,
+    )
     return findings.save_figure(fig, path)
 
 
@@ -505,14 +568,21 @@ def plot_energy(rows: Sequence[Mapping[str, Any]], path: Path) -> Path:
                     continue  # a cap beyond the optimum's lengths (or a price too low to bind) repeats the point
                 last = here
                 text = f"{r['max_draft']}" if method == "cap" else f"w={r['price_tokens_per_j']:g}"
-                ax.annotate(text, (r["device_power_w"], r["goodput"]), fontsize=6, xytext=(3, -8 if method == "cap"
-                            else 3), textcoords="offset points", color=colour)
+                ax.annotate(
+                    text,
+                    (r["device_power_w"], r["goodput"]),
+                    fontsize=6,
+                    xytext=(3, -8 if method == "cap" else 3),
+                    textcoords="offset points",
+                    color=colour,
+                )
         ax.set_xlabel("device power, all users (W)")
         ax.set_ylabel("expected goodput (tokens/s)")
         ax.set_title(f"K = {k}, mean over populations")
         ax.legend(loc="lower right")
-    fig.suptitle("Goodput vs device energy of the analytic optimum (P_draft 8/4/2 W, P_tx 0.2 W; "
-                 "cap labels = L_max)", fontsize=9)
+    fig.suptitle(
+        "Goodput vs device energy of the analytic optimum (P_draft 8/4/2 W, P_tx 0.2 W; cap labels = L_max)", fontsize=9
+    )
     return findings.save_figure(fig, path)
 
 
@@ -544,7 +614,7 @@ def run(out_dir: str | Path, cfg: RealismConfig = FULL, log: Callable[[str], Non
         "energy_csv": write_csv(out / "energy.csv", energy),
         "energy_png": plot_energy(energy, out / "energy.png"),
     }
-    energy_md = summary[summary.index("| method |"):]
+    energy_md = summary[summary.index("| method |") :]
     written["energy_md"] = out / "energy.md"
     written["energy_md"].write_text(energy_md + "\n")
     written["summary_md"] = out / "summary.md"
@@ -559,8 +629,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     :param argv: arguments without the program name; ``None`` reads ``sys.argv``
     :returns: the exit status, 0 on success
     """
-    parser = argparse.ArgumentParser(prog="python -m experiments.realism",
-                                     description="Round-realism findings: knee, deadline and energy (CSV + PNG).")
+    parser = argparse.ArgumentParser(
+        prog="python -m experiments.realism",
+        description="Round-realism findings: knee, deadline and energy (CSV + PNG).",
+    )
     parser.add_argument("-o", "--out", default="results/realism", help="output directory (default: %(default)s)")
     parser.add_argument("--quick", action="store_true", help="tiny grid (seconds), for smoke tests")
     parser.add_argument("--seed", type=int, default=0, help="root seed of every population (default: 0)")

@@ -62,8 +62,15 @@ class RecordedRequest(NamedTuple):
     tokens: list[int]  # the generated token ids (the target's greedy continuation of the prompt)
 
 
-def record_request(target: Any, draft: Any, prompt_ids: Sequence[int], *, max_draft: int, max_new_tokens: int,
-                   eos_token_id: int | None = None) -> RecordedRequest:
+def record_request(
+    target: Any,
+    draft: Any,
+    prompt_ids: Sequence[int],
+    *,
+    max_draft: int,
+    max_new_tokens: int,
+    eos_token_id: int | None = None,
+) -> RecordedRequest:
     """Greedy speculative decoding of one prompt: the rounds' A_max and the generated tokens.
 
     :param target: the verifying causal LM (a ``transformers`` model, eval mode, on its device)
@@ -85,7 +92,7 @@ def record_request(target: Any, draft: Any, prompt_ids: Sequence[int], *, max_dr
             logits = target(input_ids=torch.cat([context, proposal], dim=1)).logits
             # The target's greedy token after the context and after each of the first L_max - 1 draft tokens,
             # plus the one after the whole draft (the bonus token when every draft token is accepted).
-            verified = logits[0, context.shape[1] - 1:].argmax(dim=-1)
+            verified = logits[0, context.shape[1] - 1 :].argmax(dim=-1)
             agree = (verified[:max_draft] == proposal[0]).long()
             accepted = int(agree.cumprod(dim=0).sum())
             rounds.append(accepted)
@@ -97,26 +104,41 @@ def record_request(target: Any, draft: Any, prompt_ids: Sequence[int], *, max_dr
                 context = torch.cat([context, new[None, :end]], dim=1)
                 break
             context = torch.cat([context, new[None]], dim=1)
-    return RecordedRequest(rounds, context[0, len(prompt_ids):].tolist())
+    return RecordedRequest(rounds, context[0, len(prompt_ids) :].tolist())
 
 
-def record_trace(target: Any, draft: Any, prompts: Sequence[Sequence[int]], *, max_draft: int,
-                 max_new_tokens: int, eos_token_id: int | None = None,
-                 metadata: dict[str, Any] | None = None) -> tuple[AcceptanceTrace, list[dict[str, int]]]:
+def record_trace(
+    target: Any,
+    draft: Any,
+    prompts: Sequence[Sequence[int]],
+    *,
+    max_draft: int,
+    max_new_tokens: int,
+    eos_token_id: int | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> tuple[AcceptanceTrace, list[dict[str, int]]]:
     """Record one request per prompt (token ids); returns the trace and per-request fields for the file
     (``prompt`` index, ``new_tokens``)."""
     requests, fields = [], []
     for index, prompt in enumerate(prompts):
-        recorded = record_request(target, draft, prompt, max_draft=max_draft, max_new_tokens=max_new_tokens,
-                                  eos_token_id=eos_token_id)
+        recorded = record_request(
+            target, draft, prompt, max_draft=max_draft, max_new_tokens=max_new_tokens, eos_token_id=eos_token_id
+        )
         requests.append(recorded.rounds)
         fields.append({"prompt": index, "new_tokens": len(recorded.tokens)})
     meta = {"max_new_tokens": max_new_tokens, "verification": "greedy", **(metadata or {})}
     return AcceptanceTrace.from_requests(requests, max_draft, meta), fields
 
 
-def tiny_causal_lm(seed: int, *, vocab_size: int = 64, hidden_size: int = 32, layers: int = 2,
-                   noise_of: Any = None, noise_std: float = 0.0) -> Any:
+def tiny_causal_lm(
+    seed: int,
+    *,
+    vocab_size: int = 64,
+    hidden_size: int = 32,
+    layers: int = 2,
+    noise_of: Any = None,
+    noise_std: float = 0.0,
+) -> Any:
     """A tiny randomly initialised Llama-architecture causal LM (no download), in eval mode.
 
     :param seed: torch seed of the initialisation
@@ -126,10 +148,20 @@ def tiny_causal_lm(seed: int, *, vocab_size: int = 64, hidden_size: int = 32, la
     torch = _torch()
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(vocab_size=vocab_size, hidden_size=hidden_size, intermediate_size=2 * hidden_size,
-                         num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=4,
-                         max_position_embeddings=1024, initializer_range=0.5, tie_word_embeddings=False,
-                         bos_token_id=None, eos_token_id=None, pad_token_id=None)  # no EOS: requests run to length
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        intermediate_size=2 * hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=1024,
+        initializer_range=0.5,
+        tie_word_embeddings=False,
+        bos_token_id=None,
+        eos_token_id=None,
+        pad_token_id=None,
+    )  # no EOS: requests run to length
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
     if noise_of is not None:
@@ -186,11 +218,20 @@ def main(argv: Sequence[str] | None = None) -> Path:
     draft = _load(AutoModelForCausalLM, "--draft", args.draft).to(args.device).eval()
     ids = [tokenizer(prompt)["input_ids"] for prompt in prompts]
     metadata = {"target": args.target, "draft": args.draft, "prompts": str(args.prompts), "label": args.label}
-    trace, fields = record_trace(target, draft, ids, max_draft=args.max_draft, max_new_tokens=args.max_new_tokens,
-                                 eos_token_id=tokenizer.eos_token_id, metadata=metadata)
+    trace, fields = record_trace(
+        target,
+        draft,
+        ids,
+        max_draft=args.max_draft,
+        max_new_tokens=args.max_new_tokens,
+        eos_token_id=tokenizer.eos_token_id,
+        metadata=metadata,
+    )
     path = save_trace(args.output, trace, fields)
-    print(f"{trace.num_requests} requests, {trace.num_rounds} rounds, mean A_max "
-          f"{trace.accepted.mean():.2f} of {trace.max_draft}: {path}")
+    print(
+        f"{trace.num_requests} requests, {trace.num_rounds} rounds, mean A_max "
+        f"{trace.accepted.mean():.2f} of {trace.max_draft}: {path}"
+    )
     return path
 
 

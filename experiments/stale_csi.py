@@ -25,8 +25,7 @@ from agents.evaluation import evaluate, mean_ci
 from baselines.policies import ANALYTIC_POLICIES, make_policy
 from multispin_env import suite
 
-POLICIES: tuple[str, ...] = ("het-opt-static", "het-opt-adaptive", "het-opt-predictive", "bandit-ucb",
-                             "het-opt-oracle")
+POLICIES: tuple[str, ...] = ("het-opt-static", "het-opt-adaptive", "het-opt-predictive", "bandit-ucb", "het-opt-oracle")
 #: The policies compared to het-opt-adaptive, paired on seeds.
 PAIRED: tuple[str, ...] = ("het-opt-predictive", "bandit-ucb")
 
@@ -47,9 +46,16 @@ SETTINGS: dict[str, Setting] = {
     s.label: s
     for s in (
         Setting("csi_delay=1 (result2-fading)", "MultiSpin-Heterogeneous-v0", tuple(range(30)), {"csi_delay": 1}),
-        *(Setting(task_id, task_id, suite.task(task_id).eval_seeds) for task_id in (
-            "MultiSpinSuite/Fading-v0", "MultiSpinSuite/StaleCSI1-v0", "MultiSpinSuite/StaleCSI3-v0",
-            "MultiSpinSuite/NoisyCSI-v0", "MultiSpinSuite/HighMobility-v0")),
+        *(
+            Setting(task_id, task_id, suite.task(task_id).eval_seeds)
+            for task_id in (
+                "MultiSpinSuite/Fading-v0",
+                "MultiSpinSuite/StaleCSI1-v0",
+                "MultiSpinSuite/StaleCSI3-v0",
+                "MultiSpinSuite/NoisyCSI-v0",
+                "MultiSpinSuite/HighMobility-v0",
+            )
+        ),
     )
 }
 
@@ -69,8 +75,10 @@ def table(results: dict[str, dict[str, np.ndarray]], policies: Sequence[str]) ->
     """Markdown rows: goodput +- CI (normalized score for suite tasks), then the paired differences."""
     paired = [p for p in PAIRED if p in policies]
     diff_header = [f"{p} - het-opt-adaptive" for p in paired] if "het-opt-adaptive" in policies else []
-    lines = ["| setting | seeds | " + " | ".join([*policies, *diff_header]) + " |",
-             "|---|---:|" + "---:|" * (len(policies) + len(diff_header))]
+    lines = [
+        "| setting | seeds | " + " | ".join([*policies, *diff_header]) + " |",
+        "|---|---:|" + "---:|" * (len(policies) + len(diff_header)),
+    ]
     for label, goodputs in results.items():
         setting = setting_for(label)
         cells = []
@@ -88,8 +96,12 @@ def table(results: dict[str, dict[str, np.ndarray]], policies: Sequence[str]) ->
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.stale_csi", description=__doc__.splitlines()[0])
-    parser.add_argument("--settings", nargs="+", default=list(SETTINGS),
-                        help="setting labels or suite task ids (default: all of SETTINGS)")
+    parser.add_argument(
+        "--settings",
+        nargs="+",
+        default=list(SETTINGS),
+        help="setting labels or suite task ids (default: all of SETTINGS)",
+    )
     parser.add_argument("--policies", nargs="+", default=list(POLICIES), help="analytic policies")
     args = parser.parse_args(argv)
     bad = [p for p in args.policies if p not in ANALYTIC_POLICIES]

@@ -41,8 +41,9 @@ class ServerOnly:
     def reset(self) -> None:
         """Nothing to forget."""
 
-    def predict(self, observation: Any, state: Any = None, episode_start: Any = None,
-                deterministic: bool = True) -> tuple[np.ndarray, Any]:
+    def predict(
+        self, observation: Any, state: Any = None, episode_start: Any = None, deterministic: bool = True
+    ) -> tuple[np.ndarray, Any]:
         return self._action.copy(), state
 
 
@@ -59,8 +60,12 @@ def references(env_id: str) -> dict[str, float]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.suite_references", description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", nargs="+", default=list(suite.TASKS), help="task ids (default: all)")
-    parser.add_argument("-o", "--out", default=str(Path(suite.__file__).with_name("suite_references.json")),
-                        help="output JSON (default: the package's %(default)s)")
+    parser.add_argument(
+        "-o",
+        "--out",
+        default=str(Path(suite.__file__).with_name("suite_references.json")),
+        help="output JSON (default: the package's %(default)s)",
+    )
     args = parser.parse_args(argv)
     unknown = [t for t in args.tasks if t not in suite.TASK_SPECS]
     if unknown:
@@ -71,11 +76,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         start = time.perf_counter()
         table[env_id] = references(env_id)
         unit = "tok/s" if suite.task(env_id).metric == "goodput" else "s"
-        print(f"{env_id:38s} server-only {table[env_id]['server-only']:8.2f}  het-opt-oracle "
-              f"{table[env_id]['het-opt-oracle']:8.2f} {unit}  ({time.perf_counter() - start:.1f} s)")
+        print(
+            f"{env_id:38s} server-only {table[env_id]['server-only']:8.2f}  het-opt-oracle "
+            f"{table[env_id]['het-opt-oracle']:8.2f} {unit}  ({time.perf_counter() - start:.1f} s)"
+        )
     table = {env_id: table[env_id] for env_id in suite.TASKS if env_id in table}  # report order
-    out.write_text(json.dumps({"command": "python -m experiments.suite_references",
-                               "seeds": "each task's eval_seeds", "tasks": table}, indent=1) + "\n")
+    out.write_text(
+        json.dumps(
+            {"command": "python -m experiments.suite_references", "seeds": "each task's eval_seeds", "tasks": table},
+            indent=1,
+        )
+        + "\n"
+    )
     print(f"wrote {args.out}")
     return 0
 

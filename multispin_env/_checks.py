@@ -15,8 +15,17 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["IntegerRange", "RealRange", "first_nonfinite", "flag_setting", "integer_setting", "interval", "is_real",
-           "real_setting", "short_repr"]
+__all__ = [
+    "IntegerRange",
+    "RealRange",
+    "first_nonfinite",
+    "flag_setting",
+    "integer_setting",
+    "interval",
+    "is_real",
+    "real_setting",
+    "short_repr",
+]
 
 
 def short_repr(value: Any, limit: int = 60) -> str:

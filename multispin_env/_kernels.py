@@ -59,8 +59,14 @@ from multispin_env.layout import (
 from multispin_env.model import device_energy, finish_time, latency, upload_end, verification_time
 
 __all__ = [
-    "decode", "play_round", "step_actions", "update_channel", "observe", "reset_rows",
-    "standard_exponential", "standard_normal",
+    "decode",
+    "play_round",
+    "step_actions",
+    "update_channel",
+    "observe",
+    "reset_rows",
+    "standard_exponential",
+    "standard_normal",
 ]
 
 
@@ -213,8 +219,18 @@ with jit_cache():
 
     @njit(
         types.void(
-            _f8_2, _f8_2, *_state, *_draws, types.int64[::1], _f8_3, _constants, *_profile, types.boolean, _f8_3,
-            _f8_2, types.boolean[::1],
+            _f8_2,
+            _f8_2,
+            *_state,
+            *_draws,
+            types.int64[::1],
+            _f8_3,
+            _constants,
+            *_profile,
+            types.boolean,
+            _f8_3,
+            _f8_2,
+            types.boolean[::1],
         ),
         **JIT,
     )
@@ -273,8 +289,9 @@ with jit_cache():
                 any_dropped |= dropped
                 stop = upload_end(finish, deadline)
                 rounds[R_DROPPED, i, k] = np.float64(dropped)
-                rounds[R_ENERGY, i, k] = device_energy(length, draft_time, stop, population[P_DRAFT_POWER, i, k],
-                                                       c.transmit_power_w)
+                rounds[R_ENERGY, i, k] = device_energy(
+                    length, draft_time, stop, population[P_DRAFT_POWER, i, k], c.transmit_power_w
+                )
                 if not dropped:
                     sync = max(sync, finish)
                     batch_tokens += length
@@ -352,8 +369,9 @@ with jit_cache():
                 out[i, j] = _clip(population[P_DRAFT_TIME, i, k] * scale[j], high[j])
             for k in range(num_users):
                 j = 2 * num_users + k
-                estimate = acceptance_estimate(counts[C_SUCCESSES, i, k], counts[C_FAILURES, i, k],
-                                               c.acceptance_prior, c.acceptance_prior_weight)
+                estimate = acceptance_estimate(
+                    counts[C_SUCCESSES, i, k], counts[C_FAILURES, i, k], c.acceptance_prior, c.acceptance_prior_weight
+                )
                 out[i, j] = _clip(estimate * scale[j], high[j])
             for k in range(num_users):
                 j = 3 * num_users + k
@@ -373,8 +391,20 @@ with jit_cache():
 
     @njit(
         types.int64(
-            _f8_2, *_state, *_draws, types.int64[::1], _f8_3, _constants, *_profile, types.boolean, _f8_2, _f8_3,
-            _f8_2, types.boolean[::1], types.int64[:, :, ::1], types.float32[:, ::1],
+            _f8_2,
+            *_state,
+            *_draws,
+            types.int64[::1],
+            _f8_3,
+            _constants,
+            *_profile,
+            types.boolean,
+            _f8_2,
+            _f8_3,
+            _f8_2,
+            types.boolean[::1],
+            types.int64[:, :, ::1],
+            types.float32[:, ::1],
         ),
         **JIT,
     )

@@ -127,20 +127,29 @@ def choose_cache_dir(candidates: list[tuple[Path, bool]], fingerprint: str) -> P
         if not _writable(directory):
             continue
         if shared:
-            warnings.warn(f"multispin_env: no writable numba cache in the package or the home directory; "
-                          f"compiled kernels are cached in {directory}", RuntimeWarning, stacklevel=2)
+            warnings.warn(
+                f"multispin_env: no writable numba cache in the package or the home directory; "
+                f"compiled kernels are cached in {directory}",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         if base == _PACKAGE / "__pycache__":
             for stale in base.glob(f"{_PREFIX}*"):
                 if stale != directory:
                     shutil.rmtree(stale, ignore_errors=True)
         return directory
-    warnings.warn(f"multispin_env: no writable directory for numba's cache{refused}; kernels are compiled in "
-                  "every process (about 10 s)", RuntimeWarning, stacklevel=2)
+    warnings.warn(
+        f"multispin_env: no writable directory for numba's cache{refused}; kernels are compiled in "
+        "every process (about 10 s)",
+        RuntimeWarning,
+        stacklevel=2,
+    )
     return None
 
 
 #: Where the package's compiled functions are cached (None: not cached).
 CACHE_DIR = choose_cache_dir(cache_candidates(), _fingerprint())
+
 
 class JitOptions(TypedDict):
     """Keyword arguments of ``numba.njit`` that the package sets (typed as numba's own signature types them)."""

@@ -361,8 +361,9 @@ class MixtureAcceptance(AcceptanceProcess):
     parameters = ("mixture_concentration", "mixture_scope")
     evolves = True
 
-    def __init__(self, num_envs: int, num_users: int, max_draft: int, *, mixture_concentration: float,
-                 mixture_scope: str) -> None:
+    def __init__(
+        self, num_envs: int, num_users: int, max_draft: int, *, mixture_concentration: float, mixture_scope: str
+    ) -> None:
         super().__init__(num_envs, num_users, max_draft)
         self.concentration = float(mixture_concentration)
         self.scope = mixture_scope
@@ -375,8 +376,9 @@ class MixtureAcceptance(AcceptanceProcess):
         mean = self.base_rate[where]
         # kappa a underflows to 0 for a rate a near 0 (numpy rejects Beta(0, b)); the smallest normal float in its
         # place draws the same limit, a rate of 0. kappa (1 - a) cannot underflow: kappa >= 1e-6 and 1 - a >= 1e-16.
-        rate = rng.beta(np.maximum(self.concentration * mean, np.finfo(np.float64).tiny),
-                        self.concentration * (1.0 - mean))
+        rate = rng.beta(
+            np.maximum(self.concentration * mean, np.finfo(np.float64).tiny), self.concentration * (1.0 - mean)
+        )
         self.set_rates(where, np.clip(rate, 1e-12, 1.0 - 1e-12))  # a Beta draw can round to 0 or 1
 
     def start_requests(self, where: BoolArray, rng: np.random.Generator) -> None:
@@ -431,9 +433,11 @@ class TraceAcceptance(AcceptanceProcess):
     def __init__(self, num_envs: int, num_users: int, max_draft: int, *, trace_path: str | None = None) -> None:
         trace = load_trace(trace_path)
         if trace.max_draft < max_draft:
-            raise ValueError(f"trace_path: the trace was recorded with drafts of up to {trace.max_draft} tokens, "
-                             f"fewer than the env's max_draft {max_draft}: record with a larger max draft or set "
-                             f"max_draft <= {trace.max_draft}")
+            raise ValueError(
+                f"trace_path: the trace was recorded with drafts of up to {trace.max_draft} tokens, "
+                f"fewer than the env's max_draft {max_draft}: record with a larger max draft or set "
+                f"max_draft <= {trace.max_draft}"
+            )
         self.trace: AcceptanceTrace = trace
         self._accepted = np.minimum(trace.accepted, max_draft).astype(np.float64)
         self._starts = trace.request_starts

@@ -45,8 +45,9 @@ llvm.add_symbol("multispin_env_scipy_j0", get_cython_function_address("scipy.spe
 _scipy_j0: Any = types.ExternalFunction("multispin_env_scipy_j0", types.float64(types.float64, types.intc))
 # scipy's log1p (cephes), likewise: about twice as fast as the libm log1p numba calls for math.log1p, and the
 # round evaluates it for every user every round.
-llvm.add_symbol("multispin_env_scipy_log1p",
-                get_cython_function_address("scipy.special.cython_special", "__pyx_fuse_1log1p"))
+llvm.add_symbol(
+    "multispin_env_scipy_log1p", get_cython_function_address("scipy.special.cython_special", "__pyx_fuse_1log1p")
+)
 _scipy_log1p: Any = types.ExternalFunction("multispin_env_scipy_log1p", types.float64(types.float64, types.intc))
 _INV_LN2 = 1.0 / math.log(2.0)
 
@@ -149,8 +150,9 @@ class NoFading(FadingModel):
         return np.ones_like(np.asarray(interval_s, dtype=np.float64))
 
     def step(self, gain: ArrayLike, interval_s: ArrayLike, innovation: ArrayLike) -> NDArray[np.complex128]:
-        return np.ones(np.broadcast_shapes(np.shape(gain), np.shape(interval_s), np.shape(innovation)),
-                       dtype=np.complex128)
+        return np.ones(
+            np.broadcast_shapes(np.shape(gain), np.shape(interval_s), np.shape(innovation)), dtype=np.complex128
+        )
 
     def predict(
         self, estimate: ArrayLike, intervals_s: ArrayLike, noise_std: float = 0.0
@@ -179,8 +181,11 @@ class JakesFading(FadingModel):
         return fading_correlation(self.doppler_hz, np.asarray(interval_s, dtype=np.float64))
 
     def step(self, gain: ArrayLike, interval_s: ArrayLike, innovation: ArrayLike) -> NDArray[np.complex128]:
-        return gauss_markov_step(np.asarray(gain, dtype=np.complex128), self.correlation(interval_s),
-                                 np.asarray(innovation, dtype=np.complex128))
+        return gauss_markov_step(
+            np.asarray(gain, dtype=np.complex128),
+            self.correlation(interval_s),
+            np.asarray(innovation, dtype=np.complex128),
+        )
 
     def predict(
         self, estimate: ArrayLike, intervals_s: ArrayLike, noise_std: float = 0.0

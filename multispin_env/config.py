@@ -23,8 +23,17 @@ from multispin_env.requests import REQUEST_LENGTHS
 from multispin_env.scenarios import ACCEPTANCE_PROFILES, AcceptanceProfile, Scenario, get_scenario
 from multispin_env.traces import load_trace
 
-__all__ = ["EnvConfig", "default_config", "resolve_config", "DEFAULT_TASK_PROFILE", "MAX_CSI_DELAY", "SETTINGS",
-           "UnknownSettingError", "Choice", "OptionalSetting"]
+__all__ = [
+    "EnvConfig",
+    "default_config",
+    "resolve_config",
+    "DEFAULT_TASK_PROFILE",
+    "MAX_CSI_DELAY",
+    "SETTINGS",
+    "UnknownSettingError",
+    "Choice",
+    "OptionalSetting",
+]
 
 #: Task mix of the ``tasks`` acceptance process when the scenario names no acceptance profile.
 DEFAULT_TASK_PROFILE = "generic"
@@ -117,76 +126,152 @@ class EnvConfig:
     process.
     """
 
-    homogeneous: bool = _setting(False, _flag(), "one common draft length for all users (P-hom) instead of one "
-                                 "per user (P-het); fixed by the registered ids")
+    homogeneous: bool = _setting(
+        False,
+        _flag(),
+        "one common draft length for all users (P-hom) instead of one per user (P-het); fixed by the registered ids",
+    )
     scenario: Any = _setting("base", _scenario, "a preset name from multispin_env.scenarios.SCENARIOS or a Scenario")
     # The settings that override a Scenario field are checked by that field's own check (scenarios.Scenario).
-    num_users: int | None = _setting(None, _scenario_check("num_users"),
-                                     f"K, users (1..{MAX_USERS}); None keeps the scenario's")
-    max_draft: int | None = _setting(None, _scenario_check("max_draft"),
-                                     f"L_max, tokens (1..{MAX_DRAFT}); None keeps the scenario's")
-    payload: str | None = _setting(None, _scenario_check("payload"), "payload model per draft token (token-only, "
-                                   "top-k, full); None keeps the scenario's")
-    device_mix: Mapping[str, float] | None = _setting(None, _scenario_check("device_mix"), "device class -> weight "
-                                                      "(each <= 1e12); None keeps the scenario's")
-    doppler_hz: float | None = _setting(None, _scenario_check("doppler_hz"), "f_D of the fading, Hz (0..1e4: "
-                                        "500 km/h at 6 GHz is 2.8 kHz); None keeps the scenario's")
-    verify_knee_tokens: float | None = _setting(None, _scenario_check("verify_knee_tokens"), "batch tokens verified "
-                                                "in T0 before T_ver grows, eq. (2'); None keeps the scenario's (0)")
-    verify_profile: Any = _setting(None, _scenario_check("verify_profile"), "a measured verification profile: a "
-                                   "name from "
-                                   "multispin_env.scenarios.VERIFY_PROFILES or (tokens, seconds) pairs; None keeps "
-                                   "the scenario's")
-    upload_deadline: float | None = _setting(0.5, _optional(_real(0.0, 1e9, low_open=True)), "seconds after the "
-                                             "round start at which the server stops waiting for uploads; later "
-                                             "users are dropped (eq. (1')); None: no deadline")
-    energy_weight: float = _setting(0.0, _real(0.0, 1e6), "tokens per joule traded off in the reward: reward = "
-                                    "scale (sum_k n_k - weight sum_k E_k) (section 5.7)")
-    fading: bool = _setting(True, _flag(), "Rayleigh block fading evolving by Gauss-Markov steps, rho = "
-                            "J0(2 pi f_D T); False: |h|^2 = 1 every round (shadowing fixed)")
+    num_users: int | None = _setting(
+        None, _scenario_check("num_users"), f"K, users (1..{MAX_USERS}); None keeps the scenario's"
+    )
+    max_draft: int | None = _setting(
+        None, _scenario_check("max_draft"), f"L_max, tokens (1..{MAX_DRAFT}); None keeps the scenario's"
+    )
+    payload: str | None = _setting(
+        None,
+        _scenario_check("payload"),
+        "payload model per draft token (token-only, top-k, full); None keeps the scenario's",
+    )
+    device_mix: Mapping[str, float] | None = _setting(
+        None, _scenario_check("device_mix"), "device class -> weight (each <= 1e12); None keeps the scenario's"
+    )
+    doppler_hz: float | None = _setting(
+        None,
+        _scenario_check("doppler_hz"),
+        "f_D of the fading, Hz (0..1e4: 500 km/h at 6 GHz is 2.8 kHz); None keeps the scenario's",
+    )
+    verify_knee_tokens: float | None = _setting(
+        None,
+        _scenario_check("verify_knee_tokens"),
+        "batch tokens verified in T0 before T_ver grows, eq. (2'); None keeps the scenario's (0)",
+    )
+    verify_profile: Any = _setting(
+        None,
+        _scenario_check("verify_profile"),
+        "a measured verification profile: a "
+        "name from "
+        "multispin_env.scenarios.VERIFY_PROFILES or (tokens, seconds) pairs; None keeps "
+        "the scenario's",
+    )
+    upload_deadline: float | None = _setting(
+        0.5,
+        _optional(_real(0.0, 1e9, low_open=True)),
+        "seconds after the "
+        "round start at which the server stops waiting for uploads; later "
+        "users are dropped (eq. (1')); None: no deadline",
+    )
+    energy_weight: float = _setting(
+        0.0,
+        _real(0.0, 1e6),
+        "tokens per joule traded off in the reward: reward = scale (sum_k n_k - weight sum_k E_k) (section 5.7)",
+    )
+    fading: bool = _setting(
+        True,
+        _flag(),
+        "Rayleigh block fading evolving by Gauss-Markov steps, rho = "
+        "J0(2 pi f_D T); False: |h|^2 = 1 every round (shadowing fixed)",
+    )
     csi_delay: int = _setting(0, _integer(0, MAX_CSI_DELAY), "rounds by which the observed channel lags the true one")
     csi_noise_std: float = _setting(0.0, _real(0.0, 10.0), "std of the CN(0, std^2) error added to the observed h")
-    draft_time_jitter: float = _setting(0.0, _real(0.0, 3.0), "sigma of a mean-one log-normal factor exp(sigma Z - "
-                                        "sigma^2/2) on every t_k each round (0..3)")
-    acceptance_process: str = _setting("iid", _choice(lambda: ACCEPTANCE_PROCESSES), "iid, positional, markov, tasks, "
-                                       "mixture or trace (docs/model.md section 5.1), or a registered process")
-    positional_decay: float = _setting(0.8, _real(0.0, 1.0, low_open=True), "d of the positional process, "
-                                       "a_k,i = a_k d^(i-1)")
-    markov_switch_prob: float = _setting(0.05, _real(0.0, 1.0), "per-round probability that a user's easy/hard "
-                                         "regime flips")
+    draft_time_jitter: float = _setting(
+        0.0,
+        _real(0.0, 3.0),
+        "sigma of a mean-one log-normal factor exp(sigma Z - sigma^2/2) on every t_k each round (0..3)",
+    )
+    acceptance_process: str = _setting(
+        "iid",
+        _choice(lambda: ACCEPTANCE_PROCESSES),
+        "iid, positional, markov, tasks, mixture or trace (docs/model.md section 5.1), or a registered process",
+    )
+    positional_decay: float = _setting(
+        0.8, _real(0.0, 1.0, low_open=True), "d of the positional process, a_k,i = a_k d^(i-1)"
+    )
+    markov_switch_prob: float = _setting(
+        0.05, _real(0.0, 1.0), "per-round probability that a user's easy/hard regime flips"
+    )
     markov_hard_factor: float = _setting(0.6, _real(0.0, 1.0, low_open=True), "hard-regime rate = a_k * factor")
-    mean_request_tokens: float = _setting(100.0, _real(1.0, 1e12), "mean request length, tokens: of the arrivals' "
-                                          "requests and of those the tasks and mixture processes reset on")
-    request_length: str = _setting("geometric", _choice(lambda: dict.fromkeys(REQUEST_LENGTHS)), "distribution of "
-                                   "a request's length, mean mean_request_tokens: geometric on {1, 2, ...} or "
-                                   "fixed (docs/model.md section 5.8)")
-    arrival_rate: float | None = _setting(None, _optional(_real(0.0, 1e6, low_open=True)), "requests per second "
-                                          "per user, Poisson (docs/model.md section 5.8); None: every user is "
-                                          "always busy")
-    max_queued_requests: int = _setting(1000, _integer(0, 10**6), "with arrivals, requests a user can hold "
-                                        "queued behind its current one (0..1,000,000); a request arriving when "
-                                        "its queue is full is blocked: dropped and counted in info['blocked'] "
-                                        "(docs/model.md section 5.8)")
-    mixture_concentration: float = _setting(9.745, _real(1e-6, 1e6), "kappa = alpha + beta of the "
-                                            "mixture process's Beta rates (default: fitted to vLLM's measured "
-                                            "acceptance by position, preset scenario vllm-drafter)")
-    mixture_scope: str = _setting("round", _choice(lambda: dict.fromkeys(MIXTURE_SCOPES)), "when the mixture "
-                                  "process draws a new rate: every round or per request")
-    trace_path: str | None = _setting(None, _trace_path, "acceptance trace replayed by the trace process "
-                                      "(JSON lines, docs/traces.md); None: the shipped example, recorded on tiny "
-                                      "random models (smoke tests only)")
-    acceptance_forgetting: float = _setting(0.9, _real(0.0, 1.0), "per-round forgetting factor lambda of the "
-                                            "observed acceptance estimate")
-    acceptance_prior: float = _setting(0.7, _real(0.0, 1.0, low_open=True, high_open=True), "prior rate a0 of "
-                                       "the estimate a_hat = (S + w0 a0) / (S + F + w0)")
-    acceptance_prior_weight: float = _setting(2.0, _real(1e-6, 1e6), "prior weight w0 of that estimate, "
-                                              "pseudo-tokens (>= 1e-6: w0 a0 and w0 (1 - a0) cannot both "
-                                              "underflow to 0, so a_hat is never 0 / 0)")
-    horizon: float = _setting(10.0, _real(0.0, 1e9, low_open=True), "simulated seconds per episode; truncated at "
-                              "the first round ending at or after it")
+    mean_request_tokens: float = _setting(
+        100.0,
+        _real(1.0, 1e12),
+        "mean request length, tokens: of the arrivals' requests and of those the tasks and mixture processes reset on",
+    )
+    request_length: str = _setting(
+        "geometric",
+        _choice(lambda: dict.fromkeys(REQUEST_LENGTHS)),
+        "distribution of "
+        "a request's length, mean mean_request_tokens: geometric on {1, 2, ...} or "
+        "fixed (docs/model.md section 5.8)",
+    )
+    arrival_rate: float | None = _setting(
+        None,
+        _optional(_real(0.0, 1e6, low_open=True)),
+        "requests per second per user, Poisson (docs/model.md section 5.8); None: every user is always busy",
+    )
+    max_queued_requests: int = _setting(
+        1000,
+        _integer(0, 10**6),
+        "with arrivals, requests a user can hold "
+        "queued behind its current one (0..1,000,000); a request arriving when "
+        "its queue is full is blocked: dropped and counted in info['blocked'] "
+        "(docs/model.md section 5.8)",
+    )
+    mixture_concentration: float = _setting(
+        9.745,
+        _real(1e-6, 1e6),
+        "kappa = alpha + beta of the "
+        "mixture process's Beta rates (default: fitted to vLLM's measured "
+        "acceptance by position, preset scenario vllm-drafter)",
+    )
+    mixture_scope: str = _setting(
+        "round",
+        _choice(lambda: dict.fromkeys(MIXTURE_SCOPES)),
+        "when the mixture process draws a new rate: every round or per request",
+    )
+    trace_path: str | None = _setting(
+        None,
+        _trace_path,
+        "acceptance trace replayed by the trace process "
+        "(JSON lines, docs/traces.md); None: the shipped example, recorded on tiny "
+        "random models (smoke tests only)",
+    )
+    acceptance_forgetting: float = _setting(
+        0.9, _real(0.0, 1.0), "per-round forgetting factor lambda of the observed acceptance estimate"
+    )
+    acceptance_prior: float = _setting(
+        0.7,
+        _real(0.0, 1.0, low_open=True, high_open=True),
+        "prior rate a0 of the estimate a_hat = (S + w0 a0) / (S + F + w0)",
+    )
+    acceptance_prior_weight: float = _setting(
+        2.0,
+        _real(1e-6, 1e6),
+        "prior weight w0 of that estimate, "
+        "pseudo-tokens (>= 1e-6: w0 a0 and w0 (1 - a0) cannot both "
+        "underflow to 0, so a_hat is never 0 / 0)",
+    )
+    horizon: float = _setting(
+        10.0,
+        _real(0.0, 1e9, low_open=True),
+        "simulated seconds per episode; truncated at the first round ending at or after it",
+    )
     reward_scale: float = _setting(0.1, _real(0.0, 1e6, low_open=True), "reward per generated token")
-    resample_population: bool = _setting(False, _flag(), "True: a new population at each reset; False: one "
-                                         "population from population_seed for every reset and sub-env")
+    resample_population: bool = _setting(
+        False,
+        _flag(),
+        "True: a new population at each reset; False: one population from population_seed for every reset and sub-env",
+    )
     population_seed: int = _setting(0, _integer(0, 2**63 - 1), "seed of the fixed population")
 
     task_profile: AcceptanceProfile = field(init=False, repr=False, compare=False)
@@ -214,8 +299,15 @@ class EnvConfig:
 
 
 #: Config keys that override the Scenario field of the same name when not None.
-SCENARIO_OVERRIDES = ("num_users", "max_draft", "payload", "device_mix", "doppler_hz", "verify_knee_tokens",
-                      "verify_profile")
+SCENARIO_OVERRIDES = (
+    "num_users",
+    "max_draft",
+    "payload",
+    "device_mix",
+    "doppler_hz",
+    "verify_knee_tokens",
+    "verify_profile",
+)
 
 #: The settings: name -> the doc of its field (for listings and docs).
 SETTINGS: Mapping[str, str] = {spec.name: spec.metadata["doc"] for spec in dataclasses.fields(EnvConfig) if spec.init}
@@ -252,12 +344,14 @@ def resolve_config(
     known = ", ".join(sorted(SETTINGS))
     unknown = [key for key in kwargs if key not in SETTINGS]
     if unknown:
-        raise UnknownSettingError(f"{_keyword_owner()}() got an unexpected keyword argument {unknown[0]!r}; "
-                                  f"known settings: {known}")
+        raise UnknownSettingError(
+            f"{_keyword_owner()}() got an unexpected keyword argument {unknown[0]!r}; known settings: {known}"
+        )
     unknown = [key for key in (config or {}) if key not in SETTINGS]  # keys of any type: listed, not sorted
     if unknown:
-        raise UnknownSettingError(f"config has unknown setting(s) {', '.join(map(repr, unknown))}; known "
-                                  f"settings: {known}")
+        raise UnknownSettingError(
+            f"config has unknown setting(s) {', '.join(map(repr, unknown))}; known settings: {known}"
+        )
     given = {**dict(config or {}), **kwargs}
     clash = sorted(set(given) & set(fixed or {}))
     if clash:

@@ -85,8 +85,15 @@ FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 BoolArray = NDArray[np.bool_]
 
-__all__ = ["MultiSpinCore", "RoundOutcome", "MAX_STATE_BYTES", "PROCESS_STATE_ROWS", "ARRIVAL_ROUND_KEYS",
-           "ARRIVAL_STATE_KEYS", "state_bytes"]
+__all__ = [
+    "MultiSpinCore",
+    "RoundOutcome",
+    "MAX_STATE_BYTES",
+    "PROCESS_STATE_ROWS",
+    "ARRIVAL_ROUND_KEYS",
+    "ARRIVAL_STATE_KEYS",
+    "state_bytes",
+]
 
 #: Info keys of the round just played that exist with arrivals (docs/model.md section 5.8): per user, whether
 #: a request ended in it (at most one does), its completion time in s (0 where none ended) and the requests that
@@ -131,19 +138,31 @@ def state_bytes(config: EnvConfig, num_envs: int, population: Population | None 
     arrivals = config.arrival_rate is not None
     fading = make_fading_model(config.fading, scenario.doppler_hz).evolves
     block_kinds = 1 + 2 * fading + (config.draft_time_jitter > 0.0)  # Exp(1); N(0, 1) pairs; jitter factors
-    user_rows = (POPULATION_ROWS + COUNT_ROWS + CHANNEL_ROWS + 2  # + snr_db, base_acceptance
-                 + 2 + max_draft + PROCESS_STATE_ROWS  # the process: base_rate, rate, cumulative_hazard, its own
-                 + 2 * (config.csi_delay + 1)  # the complex gain ring
-                 + _block_rounds(n, k) * block_kinds
-                 + ROUND_ROWS + 3)  # the last round: its rows and the int64 n_k, A_k, L_k
+    user_rows = (
+        POPULATION_ROWS
+        + COUNT_ROWS
+        + CHANNEL_ROWS
+        + 2  # + snr_db, base_acceptance
+        + 2
+        + max_draft
+        + PROCESS_STATE_ROWS  # the process: base_rate, rate, cumulative_hazard, its own
+        + 2 * (config.csi_delay + 1)  # the complex gain ring
+        + _block_rounds(n, k) * block_kinds
+        + ROUND_ROWS
+        + 3
+    )  # the last round: its rows and the int64 n_k, A_k, L_k
     user_bytes = 8 * user_rows + request_state_bytes(config.max_queued_requests if arrivals else None)
     observation_size = max(where.stop for where in observation_layout(k, arrivals).values())
     if population is None:
         population = scenario.sample_population(np.random.default_rng(config.population_seed))
     populations = _population_bytes(population)
     env_bytes = 8 * (1 + ENV_ROWS) + 1 + 4 * observation_size + 8  # + truncated, observation, a list slot
-    shared = (8 * max_draft + 16 * observation_size + CONSTANTS.itemsize  # positions, observation scales
-              + 16 * len(scenario.verify_profile_points[0]))
+    shared = (
+        8 * max_draft
+        + 16 * observation_size
+        + CONSTANTS.itemsize  # positions, observation scales
+        + 16 * len(scenario.verify_profile_points[0])
+    )
     if config.resample_population:
         env_bytes += populations
     else:
@@ -200,13 +219,18 @@ class MultiSpinCore:
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
         scenario = config.scenario
-        fixed = None if config.resample_population else scenario.sample_population(
-            np.random.default_rng(config.population_seed))
+        fixed = (
+            None
+            if config.resample_population
+            else scenario.sample_population(np.random.default_rng(config.population_seed))
+        )
         needed = state_bytes(config, num_envs, fixed)
         if needed > MAX_STATE_BYTES:
-            raise ValueError(f"num_envs = {num_envs:,} systems of {scenario.num_users} users would hold "
-                             f"{needed / 2**30:.2f} GiB of state, more than the limit of 1 GiB: use fewer envs or "
-                             "users, a shorter max_draft, csi_delay or max_queued_requests")
+            raise ValueError(
+                f"num_envs = {num_envs:,} systems of {scenario.num_users} users would hold "
+                f"{needed / 2**30:.2f} GiB of state, more than the limit of 1 GiB: use fewer envs or "
+                "users, a shorter max_draft, csi_delay or max_queued_requests"
+            )
         self.config = config
         self.scenario = scenario
         self.num_envs = n = int(num_envs)
@@ -226,9 +250,15 @@ class MultiSpinCore:
         #: The users' requests (None when no one needs them: no arrivals and a process without requests).
         self.requests: Requests | None = None
         if self.arrivals or self.process.per_request:
-            self.requests = Requests(n, k, process=self.process, mean_tokens=config.mean_request_tokens,
-                                     length=config.request_length, arrival_rate=config.arrival_rate,
-                                     max_queued=config.max_queued_requests if self.arrivals else None)
+            self.requests = Requests(
+                n,
+                k,
+                process=self.process,
+                mean_tokens=config.mean_request_tokens,
+                length=config.request_length,
+                arrival_rate=config.arrival_rate,
+                max_queued=config.max_queued_requests if self.arrivals else None,
+            )
         self._request_state = self.requests.state if self.requests is not None else np.zeros((REQUEST_ROWS, 0, 0))
 
         # Packed state (never rebound: the public attributes are views of it).
@@ -260,8 +290,9 @@ class MultiSpinCore:
         self._normal_block = np.zeros((self._block_rounds, 2, 0, 0))  # (rounds, 2, n, k) with fading
         self._jitter_block = np.zeros((self._block_rounds, 0, 0))  # (rounds, n, k) with jitter
 
-        scale = observation_scale(k, self.max_draft, config.horizon,
-                                  config.mean_request_tokens if self.arrivals else None)
+        scale = observation_scale(
+            k, self.max_draft, config.horizon, config.mean_request_tokens if self.arrivals else None
+        )
         self._observation_scale = np.ascontiguousarray(np.stack((scale, self.observation_bounds()[1])))
         self._constants = self.kernel_constants()
         self._verify_profile = tuple(np.ascontiguousarray(a) for a in scenario.verify_profile_points)
@@ -270,8 +301,12 @@ class MultiSpinCore:
         self._no_rows = np.zeros(0, dtype=np.int64)
         # Restarts within the round's kernel call when no draw would come between the round's and theirs (and
         # the acceptance process needs no reset, see _reset_rows).
-        self._restart_in_kernel = not (self.process.evolves or config.resample_population
-                                       or config.csi_noise_std > 0.0 or self.requests is not None)
+        self._restart_in_kernel = not (
+            self.process.evolves
+            or config.resample_population
+            or config.csi_noise_std > 0.0
+            or self.requests is not None
+        )
         # The single-env step updates the channel and observes in its kernel unless the estimate needs noise or
         # the observation shows requests (they arrive and start after the round).
         self._finish_in_kernel = config.csi_noise_std == 0.0 and not self.arrivals
@@ -356,9 +391,19 @@ class MultiSpinCore:
         if last is None or isinstance(last, RoundOutcome):
             return last
         rounds, per_env, truncated = last  # the single-env kernel step's buffers
-        outcome = RoundOutcome(rounds[R_DRAFT_LENGTHS], rounds[R_BANDWIDTH], rounds[R_ACCEPTED], rounds[R_TOKENS],
-                               per_env[E_SYNC_TIME], per_env[E_VERIFY_TIME], per_env[E_LATENCY], per_env[E_REWARD],
-                               truncated, rounds[R_DROPPED], rounds[R_ENERGY])
+        outcome = RoundOutcome(
+            rounds[R_DRAFT_LENGTHS],
+            rounds[R_BANDWIDTH],
+            rounds[R_ACCEPTED],
+            rounds[R_TOKENS],
+            per_env[E_SYNC_TIME],
+            per_env[E_VERIFY_TIME],
+            per_env[E_LATENCY],
+            per_env[E_REWARD],
+            truncated,
+            rounds[R_DROPPED],
+            rounds[R_ENERGY],
+        )
         self._last_round = outcome
         return outcome
 
@@ -368,8 +413,9 @@ class MultiSpinCore:
 
     def acceptance_estimate(self) -> FloatArray:
         """a_hat = (S + w0 a0) / (S + F + w0) (n, K), the estimate the observation shows (section 5.4)."""
-        return acceptance_estimate(self.successes, self.failures, self.config.acceptance_prior,
-                                   self.config.acceptance_prior_weight)
+        return acceptance_estimate(
+            self.successes, self.failures, self.config.acceptance_prior, self.config.acceptance_prior_weight
+        )
 
     # ------------------------------------------------------------- population
     def _set_populations(self, index: NDArray[np.intp], populations: list[Population]) -> None:
@@ -392,7 +438,8 @@ class MultiSpinCore:
         self._population[P_DRAFT_POWER, index] = [p.draft_power for p in populations]
         self._population[P_MEAN_EFFICIENCY, index] = mean_efficiency
         self._population[P_MEAN_UPLOAD_TIME, index] = upload_time_per_token(
-            self.scenario.payload_bits, self.scenario.bandwidth_hz, mean_efficiency)
+            self.scenario.payload_bits, self.scenario.bandwidth_hz, mean_efficiency
+        )
         self.base_acceptance[index] = [p.acceptance for p in populations]
 
     # ------------------------------------------------------------------ reset
@@ -423,8 +470,14 @@ class MultiSpinCore:
         count = index.size
         if self.config.resample_population:
             self._set_populations(index, [self.scenario.sample_population(rng) for _ in range(count)])
-        self._kernels.reset_rows(index.astype(np.int64, copy=False), self._start_normals(count, rng),
-                                 self.fading.evolves, self.clock, self._gains, self._counts)
+        self._kernels.reset_rows(
+            index.astype(np.int64, copy=False),
+            self._start_normals(count, rng),
+            self.fading.evolves,
+            self.clock,
+            self._gains,
+            self._counts,
+        )
         # A process that does not evolve, reset to the same (fixed) population's rates, would not change.
         if self.process.evolves or self.config.resample_population or not self._process_ready:
             rows = np.zeros(self.num_envs, dtype=bool)
@@ -491,10 +544,25 @@ class MultiSpinCore:
             restart_normals = self._start_normals(restarts.size, rng)  # as in _reset_rows
             reset_rows = None
         channel_update = reset_rows is None and self._finish_in_kernel
-        state = (self._population, self._counts, self._channel, self._gains, self._newest, self.clock,
-                 self._request_state, self.process.cumulative_hazard, self._exponential_block, self._normal_block,
-                 self._jitter_block, block,
-                 restarts, restart_normals, self._constants, *self._verify_profile, channel_update)
+        state = (
+            self._population,
+            self._counts,
+            self._channel,
+            self._gains,
+            self._newest,
+            self.clock,
+            self._request_state,
+            self.process.cumulative_hazard,
+            self._exponential_block,
+            self._normal_block,
+            self._jitter_block,
+            block,
+            restarts,
+            restart_normals,
+            self._constants,
+            *self._verify_profile,
+            channel_update,
+        )
         ints = observation = None
         if actions is None:
             self._kernels.play_round(rounds[R_DRAFT_LENGTHS], rounds[R_BANDWIDTH], *state, rounds, per_env, truncated)
@@ -502,17 +570,40 @@ class MultiSpinCore:
             ints = np.empty((3, n, k), dtype=np.int64)
             # The observations come out of the same kernel call when nothing is drawn after the round.
             observation = np.empty((n if channel_update else 0, self.observation_size), dtype=np.float32)
-            if self._kernels.step_actions(actions, *state[:-1], channel_update, self._observation_scale, rounds,
-                                          per_env, truncated, ints, observation) < 0:
+            if (
+                self._kernels.step_actions(
+                    actions,
+                    *state[:-1],
+                    channel_update,
+                    self._observation_scale,
+                    rounds,
+                    per_env,
+                    truncated,
+                    ints,
+                    observation,
+                )
+                < 0
+            ):
                 raise nonfinite_error(actions)
         self._block_index = block + 1
         if self.fading.evolves:
             self._newest = (self._newest + 1) % self._gains.shape[0]
         # Rows by index: unpacking an array (``*per_env[:4]``) costs ~3x as much per row.
-        outcome = RoundOutcome(rounds[R_DRAFT_LENGTHS], rounds[R_BANDWIDTH], rounds[R_ACCEPTED], rounds[R_TOKENS],
-                               per_env[E_SYNC_TIME], per_env[E_VERIFY_TIME], per_env[E_LATENCY], per_env[E_REWARD],
-                               truncated, rounds[R_DROPPED], rounds[R_ENERGY], ints,
-                               observation if channel_update else None)
+        outcome = RoundOutcome(
+            rounds[R_DRAFT_LENGTHS],
+            rounds[R_BANDWIDTH],
+            rounds[R_ACCEPTED],
+            rounds[R_TOKENS],
+            per_env[E_SYNC_TIME],
+            per_env[E_VERIFY_TIME],
+            per_env[E_LATENCY],
+            per_env[E_REWARD],
+            truncated,
+            rounds[R_DROPPED],
+            rounds[R_ENERGY],
+            ints,
+            observation if channel_update else None,
+        )
         self._last_round = outcome
         if self.process.evolves:
             self.process.advance(outcome.tokens, rng)
@@ -612,15 +703,22 @@ class MultiSpinCore:
         """
         std = self.config.csi_noise_std
         noise = std * rayleigh_gains(rng, (self.num_envs, self.num_users)) if std > 0.0 else self._no_noise
-        self._kernels.update_channel(self._population, self._channel, self._gains, self._newest, self._constants,
-                                     noise)
+        self._kernels.update_channel(self._population, self._channel, self._gains, self._newest, self._constants, noise)
 
     # ------------------------------------------------------------ observation
     def observation(self) -> NDArray[np.float32]:
         """The float32 observations (n, observation_size), a new array (docs/model.md section 5.5)."""
         out = np.empty((self.num_envs, self.observation_size), dtype=np.float32)
-        self._kernels.observe(self._population, self._counts, self._channel, self.clock, self._request_state,
-                              self._constants, self._observation_scale, out)
+        self._kernels.observe(
+            self._population,
+            self._counts,
+            self._channel,
+            self.clock,
+            self._request_state,
+            self._constants,
+            self._observation_scale,
+            out,
+        )
         return out
 
     @staticmethod

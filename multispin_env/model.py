@@ -149,13 +149,17 @@ def equal_finish_time(
     moving. Compiled (:func:`_equal_finish_rows`): the solvers call it for one system in their hot path,
     where numpy's per-call overhead would dominate.
     """
-    work_arr, offset_arr = np.broadcast_arrays(np.asarray(work, dtype=np.float64),
-                                               np.asarray(offset, dtype=np.float64))
+    work_arr, offset_arr = np.broadcast_arrays(np.asarray(work, dtype=np.float64), np.asarray(offset, dtype=np.float64))
     shape = work_arr.shape
     rows = int(np.prod(shape[:-1], dtype=np.int64))
     out = np.empty(rows)
-    _equal_finish_rows(np.ascontiguousarray(work_arr).reshape(rows, shape[-1]),
-                       np.ascontiguousarray(offset_arr).reshape(rows, shape[-1]), rtol, max_iter, out)
+    _equal_finish_rows(
+        np.ascontiguousarray(work_arr).reshape(rows, shape[-1]),
+        np.ascontiguousarray(offset_arr).reshape(rows, shape[-1]),
+        rtol,
+        max_iter,
+        out,
+    )
     return out.reshape(shape[:-1]) if shape[:-1] else np.float64(out[0])
 
 
@@ -255,17 +259,21 @@ def verification_profile(
             i = int(np.argmax(~np.isfinite(table).all(axis=1)))
             raise ValueError(f"verify_profile[{i}] = {tuple(table[i].tolist())} is not finite")
         tokens, seconds = table[:, 0].copy(), table[:, 1].copy()
-        bad = np.flatnonzero(np.concatenate([[tokens[0] < 0 or seconds[0] <= 0],
-                                             (np.diff(tokens) <= 0) | (np.diff(seconds) < 0)]))
+        bad = np.flatnonzero(
+            np.concatenate([[tokens[0] < 0 or seconds[0] <= 0], (np.diff(tokens) <= 0) | (np.diff(seconds) < 0)])
+        )
         if bad.size:
             i = int(bad[0])
-            raise ValueError("verify_profile must have increasing tokens >= 0 and non-decreasing seconds > 0: "
-                             f"verify_profile[{i}] = {tuple(table[i].tolist())}"
-                             + (f" after {tuple(table[i - 1].tolist())}" if i else ""))
+            raise ValueError(
+                "verify_profile must have increasing tokens >= 0 and non-decreasing seconds > 0: "
+                f"verify_profile[{i}] = {tuple(table[i].tolist())}"
+                + (f" after {tuple(table[i - 1].tolist())}" if i else "")
+            )
         return tokens, seconds
     if knee_tokens > 0.0:
         return np.array([0.0, knee_tokens, knee_tokens + 1.0]), np.array(
-            [verify_base, verify_base, verify_base + verify_per_token])
+            [verify_base, verify_base, verify_base + verify_per_token]
+        )
     return np.array([0.0, 1.0]), np.array([verify_base, verify_base + verify_per_token])
 
 
@@ -392,8 +400,13 @@ class RoundParams:
         set_(self, "verify_per_token", real_setting("verify_per_token", verify_per_token, 0.0, 1e9))
         set_(self, "downlink_time", real_setting("downlink_time", downlink_time, 0.0, 1e9))
         set_(self, "verify_knee_tokens", real_setting("verify_knee_tokens", verify_knee_tokens, 0.0, 1e9))
-        set_(self, "upload_deadline", None if upload_deadline is None else
-             real_setting("upload_deadline", upload_deadline, 0.0, 1e9, low_open=True))
+        set_(
+            self,
+            "upload_deadline",
+            None
+            if upload_deadline is None
+            else real_setting("upload_deadline", upload_deadline, 0.0, 1e9, low_open=True),
+        )
         set_(self, "verify_profile", verify_profile)
         set_(self, "max_draft", max_draft)
         set_(self, "num_users", int(k))
@@ -402,8 +415,11 @@ class RoundParams:
         table = token_table(curves)
         table.setflags(write=False)
         set_(self, "token_table", table)
-        set_(self, "verify_profile_points", verification_profile(
-            self.verify_base, self.verify_per_token, self.verify_knee_tokens, self.verify_profile))
+        set_(
+            self,
+            "verify_profile_points",
+            verification_profile(self.verify_base, self.verify_per_token, self.verify_knee_tokens, self.verify_profile),
+        )
 
     @property
     def deadline(self) -> float:
@@ -437,13 +453,16 @@ def expected_user_tokens(params: RoundParams, draft_lengths: ArrayLike) -> Float
     """E[n_k | L_k] = 1 + sum_{i<=L_k} P(A_k >= i) per user (eq. (4) for any acceptance curve); users on the
     last axis, leading batch axes kept."""
     lengths = np.asarray(draft_lengths).astype(np.int64)
-    return np.take_along_axis(np.broadcast_to(params.token_table, (*lengths.shape[:-1], *params.token_table.shape)),
-                              lengths[..., None], axis=-1)[..., 0]
+    return np.take_along_axis(
+        np.broadcast_to(params.token_table, (*lengths.shape[:-1], *params.token_table.shape)),
+        lengths[..., None],
+        axis=-1,
+    )[..., 0]
 
 
-def validate_allocation(params: RoundParams, draft_lengths: ArrayLike, bandwidth: ArrayLike | None) -> tuple[
-    FloatArray, FloatArray | None
-]:
+def validate_allocation(
+    params: RoundParams, draft_lengths: ArrayLike, bandwidth: ArrayLike | None
+) -> tuple[FloatArray, FloatArray | None]:
     """Check an allocation against ``params``; return it as float arrays or raise ValueError naming the field.
 
     Leading batch axes are allowed; the last axis must have K entries.
@@ -526,6 +545,8 @@ def allocation_outcome(
     if upload_time is not None:
         upload = np.asarray(upload_time, dtype=np.float64)
         if upload.shape[-1:] != (params.num_users,) or not np.all(upload > 0.0) or not np.all(np.isfinite(upload)):
-            raise ValueError(f"upload_time must be finite and > 0 with {params.num_users} entries (one per user) on "
-                             f"the last axis, got shape {upload.shape}")
+            raise ValueError(
+                f"upload_time must be finite and > 0 with {params.num_users} entries (one per user) on "
+                f"the last axis, got shape {upload.shape}"
+            )
     return _allocation_outcome(params, lengths, shares, upload)

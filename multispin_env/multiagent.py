@@ -82,7 +82,12 @@ __all__ = ["MultiSpinParallelEnv", "parallel_env", "REWARD_MODES", "AGENT_OBSERV
 REWARD_MODES = ("shared", "selfish")
 #: The per-agent observation's entries in order.
 AGENT_OBSERVATION_FIELDS = (
-    "spectral_efficiency", "draft_time", "acceptance", "last_draft_length", "last_tokens", "time_left",
+    "spectral_efficiency",
+    "draft_time",
+    "acceptance",
+    "last_draft_length",
+    "last_tokens",
+    "time_left",
     "drafting_users",
 )
 _OWN_FIELDS = ("spectral_efficiency", "draft_time", "acceptance", "last_draft_lengths", "last_tokens")
@@ -133,9 +138,7 @@ class MultiSpinParallelEnv(CoreAccess, ParallelEnv):
             agent: spaces.Box(agent_low[i], agent_high[i], dtype=np.float32)
             for i, agent in enumerate(self.possible_agents)
         }
-        self.action_spaces = {
-            agent: spaces.Box(-1.0, 1.0, (2,), dtype=np.float32) for agent in self.possible_agents
-        }
+        self.action_spaces = {agent: spaces.Box(-1.0, 1.0, (2,), dtype=np.float32) for agent in self.possible_agents}
         self.np_random, _ = seeding.np_random()
         self._drafting_last = 0.0
         self._state_obs = np.zeros(core.observation_size, dtype=np.float32)
@@ -175,8 +178,10 @@ class MultiSpinParallelEnv(CoreAccess, ParallelEnv):
         # Keys of any type are listed in the given order (sorting mixed types fails), at most a few of them.
         unknown = [agent for agent in actions if agent not in self._index]
         if unknown:
-            raise ValueError(f"unknown agent(s) {_listing(unknown)}; agents are {self.possible_agents[0]} .. "
-                             f"{self.possible_agents[-1]}")
+            raise ValueError(
+                f"unknown agent(s) {_listing(unknown)}; agents are {self.possible_agents[0]} .. "
+                f"{self.possible_agents[-1]}"
+            )
         missing = [agent for agent in self.agents if agent not in actions]
         if missing:
             raise ValueError(f"missing action(s) for {_listing(missing)}")
@@ -188,8 +193,9 @@ class MultiSpinParallelEnv(CoreAccess, ParallelEnv):
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"action of {agent} must be 2 numbers, got {_listing([action])}") from exc
             if raw.dtype.kind not in "iuf" or raw.shape != (2,):
-                raise ValueError(f"action of {agent} must be 2 real numbers (length entry, bid), got "
-                                 f"{_listing([action])}")
+                raise ValueError(
+                    f"action of {agent} must be 2 real numbers (length entry, bid), got {_listing([action])}"
+                )
             if not np.isfinite(raw).all():  # name the first bad entry, not the whole dict
                 raise nonfinite_error(raw, f"actions[{agent!r}]")
             joint[:, self._index[agent]] = raw
@@ -259,8 +265,9 @@ class MultiSpinParallelEnv(CoreAccess, ParallelEnv):
         if lengths.shape != (k,):
             raise ValueError(f"draft_lengths must have {k} entries (one per user), got shape {lengths.shape}")
         joint = encode_action(lengths, bandwidth, max_draft=self._core.max_draft, homogeneous=False)
-        return {agent: np.array([joint[i], joint[k + i]], dtype=np.float32)
-                for i, agent in enumerate(self.possible_agents)}
+        return {
+            agent: np.array([joint[i], joint[k + i]], dtype=np.float32) for i, agent in enumerate(self.possible_agents)
+        }
 
     def render(self) -> str | None:
         if self.render_mode is None:

@@ -53,7 +53,9 @@ def render_figure(core: MultiSpinCore, index: int = 0):  # -> matplotlib.figure.
     except ImportError as exc:  # pragma: no cover - depends on the optional extra
         from gymnasium.error import DependencyNotInstalled
 
-        raise DependencyNotInstalled('rgb_array rendering needs matplotlib: pip install "multispin-env[render]"') from exc
+        raise DependencyNotInstalled(
+            'rgb_array rendering needs matplotlib: pip install "multispin-env[render]"'
+        ) from exc
     users = np.arange(core.num_users)
     outcome = core.last_outcome
     # constrained layout: each panel's labels get their own room (no y-label over the other panel)

@@ -91,8 +91,17 @@ class Requests:
     requests that arrived in the round and were dropped because the user was full.
     """
 
-    def __init__(self, num_envs: int, num_users: int, *, process: AcceptanceProcess, mean_tokens: float,
-                 length: str, arrival_rate: float | None, max_queued: int | None = None) -> None:
+    def __init__(
+        self,
+        num_envs: int,
+        num_users: int,
+        *,
+        process: AcceptanceProcess,
+        mean_tokens: float,
+        length: str,
+        arrival_rate: float | None,
+        max_queued: int | None = None,
+    ) -> None:
         if arrival_rate is not None and max_queued is None:
             raise ValueError("max_queued is required with arrivals")
         shape = (num_envs, num_users)
@@ -144,8 +153,9 @@ class Requests:
     def _start(self, where: BoolArray, rng: np.random.Generator) -> None:
         """New requests for the users ``where``: the process's draws (task, rate), then the lengths."""
         self.process.start_requests(where, rng)
-        self.state[Q_REMAINING][where] = request_lengths(self.length, self.mean_tokens, int(np.count_nonzero(where)),
-                                                         rng)
+        self.state[Q_REMAINING][where] = request_lengths(
+            self.length, self.mean_tokens, int(np.count_nonzero(where)), rng
+        )
         self.state[Q_ACTIVE][where] = 1.0
 
     # ------------------------------------------------------------------- step
@@ -174,8 +184,9 @@ class Requests:
             self._pop(starting)
             self._start(starting, rng)
 
-    def _arrive(self, rate: float, latency: FloatArray, clock: FloatArray, room: FloatArray,
-                rng: np.random.Generator) -> None:
+    def _arrive(
+        self, rate: float, latency: FloatArray, clock: FloatArray, room: FloatArray, rng: np.random.Generator
+    ) -> None:
         """Poisson arrivals (``rate`` per second and user) during the round [clock - latency, clock) of every user, appended to the queues
         (eq. 6): a Poisson(lambda T) count M of points, uniform over the round given the count, in time order.
         Only the first ``room`` (n, K) of them find room (eq. (9')); the rest are counted in ``blocked``."""
@@ -198,13 +209,21 @@ class Requests:
         while first < flat.size:
             done = 0 if first == 0 else int(ends[first - 1])
             last = max(first + 1, int(np.searchsorted(ends, done + ARRIVAL_CHUNK, side="right")))
-            self._queue_arrivals(flat[first:last], per_user[first:last], counts.ravel()[flat[first:last]],
-                                 latency, clock, rng)
+            self._queue_arrivals(
+                flat[first:last], per_user[first:last], counts.ravel()[flat[first:last]], latency, clock, rng
+            )
             first = last
         waiting += kept
 
-    def _queue_arrivals(self, flat: NDArray[np.intp], per_user: NDArray[np.int64], points: NDArray[np.int64],
-                        latency: FloatArray, clock: FloatArray, rng: np.random.Generator) -> None:
+    def _queue_arrivals(
+        self,
+        flat: NDArray[np.intp],
+        per_user: NDArray[np.int64],
+        points: NDArray[np.int64],
+        latency: FloatArray,
+        clock: FloatArray,
+        rng: np.random.Generator,
+    ) -> None:
         """Append the kept arrivals of the users ``flat`` (flat (n, K) indices), ``per_user`` of their ``points``
         Poisson points each, to their queues behind the ``waiting`` ones, in time order."""
         total = int(per_user.sum())

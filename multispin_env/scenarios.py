@@ -104,7 +104,9 @@ def acceptance_from_mean_tokens(mean_tokens: float, draft_length: int) -> float:
     tokens = float(mean_tokens)
     length = int(draft_length)
     if length < 1 or not 1.0 < tokens < length + 1.0:
-        raise ValueError(f"need draft_length >= 1 and 1 < mean_tokens < draft_length + 1, got {mean_tokens}, {draft_length}")
+        raise ValueError(
+            f"need draft_length >= 1 and 1 < mean_tokens < draft_length + 1, got {mean_tokens}, {draft_length}"
+        )
     low, high = 1e-12, 1.0 - 1e-12
     for _ in range(200):  # bisection: E[n] increases with a
         mid = 0.5 * (low + high)
@@ -155,8 +157,10 @@ LLAMA_SPS_DRAFT_LENGTH = 5
 register_acceptance_profile(
     AcceptanceProfile(
         name="llama2",
-        rates={task: round(acceptance_from_mean_tokens(tau, LLAMA_SPS_DRAFT_LENGTH), 2)
-               for task, tau in LLAMA_SPS_MEAN_TOKENS.items()},
+        rates={
+            task: round(acceptance_from_mean_tokens(tau, LLAMA_SPS_DRAFT_LENGTH), 2)
+            for task, tau in LLAMA_SPS_MEAN_TOKENS.items()
+        },
         weights=dict.fromkeys(LLAMA_SPS_MEAN_TOKENS, 1.0),
         source=(
             "Llama-family pair with a 68M draft (vicuna-68m -> Vicuna-13B-v1.3, greedy): per-task mean tokens per "
@@ -189,7 +193,9 @@ def _expit(x: float) -> float:
 # acceptance reported elsewhere (e.g. coding far above creative writing for Qwen MTP drafting), but the offsets
 # themselves are not measured for this pair.
 _QWEN_MATH_RATE = acceptance_from_mean_tokens(QWEN_MATH_MEAN_TOKENS, QWEN_DRAFT_LENGTH)
-_LLAMA_LOGIT = {t: _logit(acceptance_from_mean_tokens(v, LLAMA_SPS_DRAFT_LENGTH)) for t, v in LLAMA_SPS_MEAN_TOKENS.items()}
+_LLAMA_LOGIT = {
+    t: _logit(acceptance_from_mean_tokens(v, LLAMA_SPS_DRAFT_LENGTH)) for t, v in LLAMA_SPS_MEAN_TOKENS.items()
+}
 register_acceptance_profile(
     AcceptanceProfile(
         name="qwen",
@@ -223,8 +229,7 @@ VERIFY_PROFILES: dict[str, VerifyProfile] = {
     for profile in (
         VerifyProfile(
             "llama2-7b-prefill",
-            ((16, 0.0057), (64, 0.0062), (128, 0.0077), (256, 0.0116), (512, 0.0202), (1024, 0.0384),
-             (2048, 0.078)),
+            ((16, 0.0057), (64, 0.0062), (128, 0.0077), (256, 0.0116), (512, 0.0202), (1024, 0.0384), (2048, 0.078)),
             "Llama-2-7B prefill time against prompt tokens, jetstream-pytorch PR #68: flat to ~64 tokens, then "
             "~37 us/token.",
         ),
@@ -256,8 +261,9 @@ def verify_profile_setting(name: str, value: Any) -> str | tuple[tuple[float, fl
         return None
     if isinstance(value, str):
         if value not in VERIFY_PROFILES:
-            raise ValueError(f"{name} must be one of {sorted(VERIFY_PROFILES)}, a (tokens, seconds) table or None, "
-                             f"got {value!r}")
+            raise ValueError(
+                f"{name} must be one of {sorted(VERIFY_PROFILES)}, a (tokens, seconds) table or None, got {value!r}"
+            )
         return value
     try:
         points = list(value)
@@ -279,12 +285,15 @@ def verify_profile_setting(name: str, value: Any) -> str | tuple[tuple[float, fl
             seconds = VERIFY_PROFILE_SECONDS(f"{name} seconds", pair[1])
         except ValueError as exc:
             if all(_finite(x) for x in pair):
-                raise ValueError(f"{name} must have tokens in {VERIFY_PROFILE_TOKENS} and seconds in "
-                                 f"{VERIFY_PROFILE_SECONDS}: {where}") from exc
+                raise ValueError(
+                    f"{name} must have tokens in {VERIFY_PROFILE_TOKENS} and seconds in "
+                    f"{VERIFY_PROFILE_SECONDS}: {where}"
+                ) from exc
             raise ValueError(f"{where} is not finite") from exc
         if table and tokens < table[-1][0] + 1.0:
-            raise ValueError(f"{name} tokens must increase by at least 1 from point to point: {where} after "
-                             f"{table[-1]}")
+            raise ValueError(
+                f"{name} tokens must increase by at least 1 from point to point: {where} after {table[-1]}"
+            )
         if table and seconds < table[-1][1]:
             raise ValueError(f"{name} seconds must not decrease: {where} after {table[-1]}")
         table.append((tokens, seconds))
@@ -306,8 +315,10 @@ def device_mix_setting(name: str, value: Any) -> dict[str, float]:
         raise ValueError(f"{name} must map classes from {sorted(DEVICE_CLASSES)} to weights, got {short_repr(value)}")
     unknown = [key for key in value if key not in DEVICE_CLASSES]
     if unknown:
-        raise ValueError(f"{name} must map classes from {sorted(DEVICE_CLASSES)} to weights, got unknown class(es) "
-                         f"{', '.join(short_repr(key, 40) for key in unknown[:8])}")
+        raise ValueError(
+            f"{name} must map classes from {sorted(DEVICE_CLASSES)} to weights, got unknown class(es) "
+            f"{', '.join(short_repr(key, 40) for key in unknown[:8])}"
+        )
     mix = {key: DEVICE_WEIGHT(f"{name} weight of {key!r}", weight) for key, weight in value.items()}
     if sum(mix.values()) <= 0:
         raise ValueError(f"{name} weights must not all be 0, got {mix!r}")
@@ -398,8 +409,9 @@ class Scenario:
     noise_figure_db: float = _checked(9.0, RealRange(0.0, 100.0))
     doppler_hz: float = _checked(10.0, RealRange(0.0, 1e4))
     payload: str = _checked("top-k", payload_setting)
-    device_mix: Mapping[str, float] = field(default_factory=lambda: {"high": 1.0, "mid": 1.0, "low": 1.0},
-                                            metadata={"check": device_mix_setting})
+    device_mix: Mapping[str, float] = field(
+        default_factory=lambda: {"high": 1.0, "mid": 1.0, "low": 1.0}, metadata={"check": device_mix_setting}
+    )
     acceptance_range: tuple[float, float] = (0.5, 0.9)
     acceptance_profile: str | None = None
     # The bounds of RoundParams: T_ver <= 1e9 + 1e9 * 1e7 s even at the largest batch, so the clock stays finite.
@@ -448,8 +460,7 @@ class Scenario:
     @property
     def verify_profile_points(self) -> tuple[FloatArray, FloatArray]:
         """The verification time model as (tokens, seconds) points, eq. (2')."""
-        return verification_profile(self.verify_base, self.verify_per_token, self.verify_knee_tokens,
-                                    self.verify_table)
+        return verification_profile(self.verify_base, self.verify_per_token, self.verify_knee_tokens, self.verify_table)
 
     @property
     def payload_bits(self) -> int:
@@ -485,8 +496,11 @@ class Scenario:
         self, population: Population, fading_power: ArrayLike = 1.0, acceptance: ArrayLike | None = None
     ) -> RoundParams:
         """RoundParams of ``population`` under ``fading_power`` (1 = mean channel) and ``acceptance`` (default: the population's)."""
-        return self.system_params(population.acceptance if acceptance is None else acceptance,
-                                  population.draft_time, self.upload_time(population.snr_db, fading_power))
+        return self.system_params(
+            population.acceptance if acceptance is None else acceptance,
+            population.draft_time,
+            self.upload_time(population.snr_db, fading_power),
+        )
 
     def system_params(
         self,
@@ -636,14 +650,18 @@ def heterogeneous_scenario(
         mix_name = "+".join(sorted(mix))
     if isinstance(channel_spread, str):
         if channel_spread not in CHANNEL_SPREADS:
-            raise ValueError(f"channel_spread must be one of {sorted(CHANNEL_SPREADS)} or a pair, got {channel_spread!r}")
+            raise ValueError(
+                f"channel_spread must be one of {sorted(CHANNEL_SPREADS)} or a pair, got {channel_spread!r}"
+            )
         channel_name = channel_spread
         distance, shadowing = CHANNEL_SPREADS[channel_spread]
     else:
         try:
             distance, shadowing = channel_spread
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"channel_spread must be a name or ((d_min, d_max), sigma_db), got {channel_spread!r}") from exc
+            raise ValueError(
+                f"channel_spread must be a name or ((d_min, d_max), sigma_db), got {channel_spread!r}"
+            ) from exc
         channel_name = f"{distance[0]:g}-{distance[1]:g}m/{shadowing:g}dB"
     label = name or f"het(a+-{float(acceptance_spread) / 2:g},{mix_name},{channel_name})"
     fields: dict[str, Any] = {
@@ -672,7 +690,9 @@ def heterogeneity_scenario(level: str, **overrides: Any) -> Scenario:
 
 register_scenario(
     heterogeneity_scenario(
-        "none", name="homogeneous-users", description="identical users: a = 0.7, mid-range devices, all at 175 m, no shadowing"
+        "none",
+        name="homogeneous-users",
+        description="identical users: a = 0.7, mid-range devices, all at 175 m, no shadowing",
     )
 )
 register_scenario(

@@ -24,9 +24,23 @@ if TYPE_CHECKING:
 FloatArray = NDArray[np.float64]
 
 __all__ = [
-    "ACCEPTANCE_EPS", "ARRIVAL_OBSERVATION_FIELDS", "REMAINING_OBS_MAX", "CHANNEL_OBS_MAX", "CHANNEL_SCALE", "DRAFT_TIME_SCALE", "OBSERVATION_FIELDS", "CoreAccess",
-    "MultiSpinEnvAPI", "checked_actions", "encode_action", "real_array", "observation_bounds", "observation_layout", "observation_scale",
-    "check_finite", "nonfinite_error",
+    "ACCEPTANCE_EPS",
+    "ARRIVAL_OBSERVATION_FIELDS",
+    "REMAINING_OBS_MAX",
+    "CHANNEL_OBS_MAX",
+    "CHANNEL_SCALE",
+    "DRAFT_TIME_SCALE",
+    "OBSERVATION_FIELDS",
+    "CoreAccess",
+    "MultiSpinEnvAPI",
+    "checked_actions",
+    "encode_action",
+    "real_array",
+    "observation_bounds",
+    "observation_layout",
+    "observation_scale",
+    "check_finite",
+    "nonfinite_error",
 ]
 
 #: Observation unit of the channel entry: spectral efficiency in units of 10 bit/s/Hz.
@@ -67,8 +81,9 @@ def observation_layout(num_users: int, arrivals: bool = False) -> dict[str, slic
     return layout
 
 
-def observation_scale(num_users: int, max_draft: int, horizon: float,
-                      mean_request_tokens: float | None = None) -> FloatArray:
+def observation_scale(
+    num_users: int, max_draft: int, horizon: float, mean_request_tokens: float | None = None
+) -> FloatArray:
     """Factor of each observation entry: raw value (bit/s/Hz, s/token, -, tokens, tokens, s; with arrivals
     (``mean_request_tokens`` given) then -, tokens) times it."""
     per_field = {
@@ -88,8 +103,9 @@ def observation_scale(num_users: int, max_draft: int, horizon: float,
     return scale
 
 
-def observation_bounds(num_users: int, scenario: Scenario, draft_time: FloatArray,
-                       arrivals: bool = False) -> tuple[FloatArray, FloatArray]:
+def observation_bounds(
+    num_users: int, scenario: Scenario, draft_time: FloatArray, arrivals: bool = False
+) -> tuple[FloatArray, FloatArray]:
     """Low and high of one observation (the Box of the single observation space); ``draft_time`` (n, K) the
     populations' t_k in s/token, so that a slowest device outside the scenario's classes is covered."""
     layout = observation_layout(num_users, arrivals)
@@ -117,8 +133,10 @@ def encode_action(
     lengths = np.asarray(draft_lengths, dtype=np.float64)
     if lengths.ndim == 0:
         raise ValueError(f"draft_lengths must have one entry per user on the last axis, got {draft_lengths!r}")
-    if not np.all(np.isfinite(lengths)) or np.any(lengths != np.round(lengths)) or np.any(
-        (lengths < 0) | (lengths > max_draft)
+    if (
+        not np.all(np.isfinite(lengths))
+        or np.any(lengths != np.round(lengths))
+        or np.any((lengths < 0) | (lengths > max_draft))
     ):
         raise ValueError(f"draft_lengths must be integers in 0..{max_draft}, got {lengths}")
     shares = np.asarray(bandwidth, dtype=np.float64)
@@ -238,10 +256,12 @@ class MultiSpinEnvAPI(CoreAccess):
         lengths = np.asarray(draft_lengths)
         k = self._core.num_users
         if lengths.ndim == 0 or lengths.shape[-1] != k:
-            raise ValueError(f"draft_lengths must have {k} entries (one per user) on the last axis, got "
-                             f"shape {lengths.shape}")
-        return encode_action(draft_lengths, bandwidth, max_draft=self._core.max_draft,
-                             homogeneous=self._core.homogeneous)
+            raise ValueError(
+                f"draft_lengths must have {k} entries (one per user) on the last axis, got shape {lengths.shape}"
+            )
+        return encode_action(
+            draft_lengths, bandwidth, max_draft=self._core.max_draft, homogeneous=self._core.homogeneous
+        )
 
     def observation_field(self, observation: ArrayLike, name: str) -> FloatArray:
         """Field ``name`` of one or a batch of observations, as float64 (users on the last axis)."""
@@ -258,8 +278,9 @@ class MultiSpinEnvAPI(CoreAccess):
     def upload_time_from_observation(self, observation: ArrayLike) -> FloatArray:
         """Estimated c_k = D / (W e_k) in s/token from the observed channel entry."""
         scenario = self._core.scenario
-        return upload_time_per_token(scenario.payload_bits, scenario.bandwidth_hz,
-                                     self.spectral_efficiency_from_observation(observation))
+        return upload_time_per_token(
+            scenario.payload_bits, scenario.bandwidth_hz, self.spectral_efficiency_from_observation(observation)
+        )
 
     def draft_time_from_observation(self, observation: ArrayLike) -> FloatArray:
         """Nominal t_k in s/token."""

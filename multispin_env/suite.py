@@ -22,8 +22,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["METRICS", "NAMESPACE", "TASKS", "TASK_SPECS", "Task", "normalized_score", "reference_goodputs",
-           "reference_values", "task"]
+__all__ = [
+    "METRICS",
+    "NAMESPACE",
+    "TASKS",
+    "TASK_SPECS",
+    "Task",
+    "normalized_score",
+    "reference_goodputs",
+    "reference_values",
+    "task",
+]
 
 #: Gymnasium namespace of the task ids.
 NAMESPACE = "MultiSpinSuite"
@@ -34,7 +43,7 @@ _REFERENCES = Path(__file__).with_name("suite_references.json")
 METRICS: Mapping[str, str] = {
     "goodput": "mean episode goodput on the evaluation seeds, tokens/s (higher is better)",
     "completion_mean": "mean completion time of the requests completed in the evaluation episodes (pooled), s "
-                       "(lower is better; docs/model.md section 5.8)",
+    "(lower is better; docs/model.md section 5.8)",
 }
 
 
@@ -70,34 +79,71 @@ _ARRIVALS = dict(_STATIC, mean_request_tokens=50.0, horizon=60.0)
 TASK_SPECS: dict[str, Task] = {
     spec.env_id: spec
     for spec in (
-        Task("IIDStatic", "the paper's static system: i.i.d. acceptance, no fading; adaptive control should match "
-             "the oracle", dict(_STATIC)),
-        Task("Markov", "acceptance drifting between easy and hard regimes (markov), static channel: tracking a hidden "
-             "state from outcomes", dict(_STATIC, acceptance_process="markov")),
-        Task("Tasks", "acceptance changing with each request's task (tasks process), static channel",
-             dict(_STATIC, acceptance_process="tasks")),
-        Task("Positional", "acceptance falling along the draft (positional): planning with the right curve",
-             dict(_STATIC, acceptance_process="positional")),
+        Task(
+            "IIDStatic",
+            "the paper's static system: i.i.d. acceptance, no fading; adaptive control should match the oracle",
+            dict(_STATIC),
+        ),
+        Task(
+            "Markov",
+            "acceptance drifting between easy and hard regimes (markov), static channel: tracking a hidden "
+            "state from outcomes",
+            dict(_STATIC, acceptance_process="markov"),
+        ),
+        Task(
+            "Tasks",
+            "acceptance changing with each request's task (tasks process), static channel",
+            dict(_STATIC, acceptance_process="tasks"),
+        ),
+        Task(
+            "Positional",
+            "acceptance falling along the draft (positional): planning with the right curve",
+            dict(_STATIC, acceptance_process="positional"),
+        ),
         Task("Fading", "Rayleigh fading with current channel information", {}),
         Task("StaleCSI1", "fading with channel information one round old", {"csi_delay": 1}),
         Task("StaleCSI3", "fading with channel information three rounds old", {"csi_delay": 3}),
         Task("NoisyCSI", "fading with a noisy channel estimate (CN(0, 0.3^2) error)", {"csi_noise_std": 0.3}),
-        Task("HighMobility", "fast fading (Doppler 100 Hz): the channel decorrelates within a few rounds",
-             {"doppler_hz": 100.0}),
-        Task("Jitter", "draft times jittering from round to round (log-normal sigma 0.5), static channel",
-             dict(_STATIC, draft_time_jitter=0.5)),
-        Task("LargeK", "32 users sharing the band and the verification batch, static channel",
-             dict(_STATIC, num_users=32)),
-        Task("Knee", "verification flat up to a knee of 64 batch tokens (eq. (2')), static channel",
-             dict(_STATIC, verify_knee_tokens=64.0)),
-        Task("TightDeadline", "fading with a 0.02 s upload deadline (eq. (1')), below the unconstrained "
-             "optimum's sync time: late uploads are dropped", {"upload_deadline": 0.02}),
-        Task("ArrivalsLight", "Poisson request arrivals at light load (0.15 requests/s per user, ~37% of the "
-             "saturated goodput): idle users, mean request completion time", dict(_ARRIVALS, arrival_rate=0.15),
-             metric="completion_mean"),
-        Task("ArrivalsHeavy", "Poisson request arrivals at heavy load (0.34 requests/s per user, ~85% of the "
-             "saturated goodput): queues, mean request completion time", dict(_ARRIVALS, arrival_rate=0.34),
-             metric="completion_mean"),
+        Task(
+            "HighMobility",
+            "fast fading (Doppler 100 Hz): the channel decorrelates within a few rounds",
+            {"doppler_hz": 100.0},
+        ),
+        Task(
+            "Jitter",
+            "draft times jittering from round to round (log-normal sigma 0.5), static channel",
+            dict(_STATIC, draft_time_jitter=0.5),
+        ),
+        Task(
+            "LargeK",
+            "32 users sharing the band and the verification batch, static channel",
+            dict(_STATIC, num_users=32),
+        ),
+        Task(
+            "Knee",
+            "verification flat up to a knee of 64 batch tokens (eq. (2')), static channel",
+            dict(_STATIC, verify_knee_tokens=64.0),
+        ),
+        Task(
+            "TightDeadline",
+            "fading with a 0.02 s upload deadline (eq. (1')), below the unconstrained "
+            "optimum's sync time: late uploads are dropped",
+            {"upload_deadline": 0.02},
+        ),
+        Task(
+            "ArrivalsLight",
+            "Poisson request arrivals at light load (0.15 requests/s per user, ~37% of the "
+            "saturated goodput): idle users, mean request completion time",
+            dict(_ARRIVALS, arrival_rate=0.15),
+            metric="completion_mean",
+        ),
+        Task(
+            "ArrivalsHeavy",
+            "Poisson request arrivals at heavy load (0.34 requests/s per user, ~85% of the "
+            "saturated goodput): queues, mean request completion time",
+            dict(_ARRIVALS, arrival_rate=0.34),
+            metric="completion_mean",
+        ),
     )
 }
 

@@ -83,8 +83,9 @@ class AcceptanceTrace:
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_requests(cls, requests: Sequence[Sequence[int]], max_draft: int,
-                      metadata: Mapping[str, Any] | None = None) -> AcceptanceTrace:
+    def from_requests(
+        cls, requests: Sequence[Sequence[int]], max_draft: int, metadata: Mapping[str, Any] | None = None
+    ) -> AcceptanceTrace:
         """A trace from each request's list of A_max; ValueError naming the first bad entry."""
         limit = _max_draft("max_draft", max_draft)
         if len(requests) == 0:
@@ -107,7 +108,7 @@ class AcceptanceTrace:
 
     def request(self, index: int) -> IntArray:
         """A_max of the rounds of request ``index``."""
-        return self.accepted[self.request_starts[index]:self.request_starts[index + 1]]
+        return self.accepted[self.request_starts[index] : self.request_starts[index + 1]]
 
     def survival(self, max_draft: int | None = None) -> NDArray[np.float64]:
         """P(A_max >= i), i = 1..``max_draft`` (default: the recording's L_max), over all rounds pooled: the
@@ -132,8 +133,9 @@ def _check_rounds(where: str, rounds: Any, max_draft: int) -> None:
         integer_setting(f"{where}, round {j}: accepted", value, 0, max_draft)
 
 
-def save_trace(path: str | os.PathLike[str], trace: AcceptanceTrace,
-               request_fields: Sequence[Mapping[str, Any]] | None = None) -> Path:
+def save_trace(
+    path: str | os.PathLike[str], trace: AcceptanceTrace, request_fields: Sequence[Mapping[str, Any]] | None = None
+) -> Path:
     """Write ``trace`` as JSON lines to ``path`` (parent folders created); returns the path.
 
     :param request_fields: optional extra keys for each request line (e.g. the recorder's ``prompt`` index and
@@ -144,8 +146,12 @@ def save_trace(path: str | os.PathLike[str], trace: AcceptanceTrace,
         raise ValueError(f"request_fields has {len(extras)} entries for {trace.num_requests} requests")
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    header = {"format": TRACE_FORMAT, "version": TRACE_VERSION, "max_draft": trace.max_draft,
-              "metadata": dict(trace.metadata)}
+    header = {
+        "format": TRACE_FORMAT,
+        "version": TRACE_VERSION,
+        "max_draft": trace.max_draft,
+        "metadata": dict(trace.metadata),
+    }
     lines = [json.dumps(header, sort_keys=True)]
     lines += [json.dumps({**extra, "accepted": rounds}) for extra, rounds in zip(extras, trace.requests(), strict=True)]
     target.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -204,7 +210,7 @@ def _load(path: str, size: int, mtime_ns: int) -> AcceptanceTrace:
     if accepted is None:  # find the first bad line and entry
         start = 0
         for number, length in zip(numbers, lengths, strict=True):
-            _check_rounds(f"{where}, line {number}", rounds[start:start + length], max_draft)
+            _check_rounds(f"{where}, line {number}", rounds[start : start + length], max_draft)
             start += length
         raise AssertionError(f"{where}: rounds rejected by the array check but by no line")
     starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
@@ -231,16 +237,21 @@ def _record(where: str, number: int, line: str) -> dict[str, Any]:
 def _check_header(where: str, number: int, header: dict[str, Any]) -> int:
     """The header's max_draft, after checking its format, version (the integer 1, not 1.0 or true) and metadata."""
     if header.get("format") != TRACE_FORMAT:
-        raise ValueError(f"{where}, line {number}: the header must have format {TRACE_FORMAT!r}, "
-                         f"got {short_repr(header.get('format'))}")
+        raise ValueError(
+            f"{where}, line {number}: the header must have format {TRACE_FORMAT!r}, "
+            f"got {short_repr(header.get('format'))}"
+        )
     version = header.get("version")
     if type(version) is not int or version != TRACE_VERSION:
-        raise ValueError(f"{where}, line {number}: version {short_repr(version)} is not supported (this reader reads "
-                         f"version {TRACE_VERSION})")
+        raise ValueError(
+            f"{where}, line {number}: version {short_repr(version)} is not supported (this reader reads "
+            f"version {TRACE_VERSION})"
+        )
     max_draft = _max_draft(f"{where}, line {number}: header max_draft", header.get("max_draft"))
     if not isinstance(header.get("metadata", {}), dict):
-        raise ValueError(f"{where}, line {number}: header metadata must be a JSON object, got "
-                         f"{short_repr(header['metadata'])}")
+        raise ValueError(
+            f"{where}, line {number}: header metadata must be a JSON object, got {short_repr(header['metadata'])}"
+        )
     return max_draft
 
 

@@ -48,13 +48,24 @@ from multispin_env.rendering import render_ansi, render_rgb
 from multispin_env.spaces import MultiSpinEnvAPI, checked_actions
 
 __all__ = [
-    "MultiSpinVectorEnv", "MultiSpinHomogeneousVectorEnv", "MultiSpinHeterogeneousVectorEnv", "ROUND_INFO_KEYS",
+    "MultiSpinVectorEnv",
+    "MultiSpinHomogeneousVectorEnv",
+    "MultiSpinHeterogeneousVectorEnv",
+    "ROUND_INFO_KEYS",
     "STATE_INFO_KEYS",
 ]
 
 #: Info keys that describe the round just played (absent for sub-envs reset in the step).
 ROUND_INFO_KEYS = (
-    "tokens", "accepted", "draft_lengths", "bandwidth", "dropped", "energy", "latency", "sync_time", "verify_time",
+    "tokens",
+    "accepted",
+    "draft_lengths",
+    "bandwidth",
+    "dropped",
+    "energy",
+    "latency",
+    "sync_time",
+    "verify_time",
 )
 #: Info keys that describe every sub-env's current state.
 STATE_INFO_KEYS = ("clock", "acceptance", "spectral_efficiency")
@@ -141,8 +152,9 @@ class MultiSpinVectorEnv(MultiSpinEnvAPI, VectorEnv[NDArray[np.float32], NDArray
             return None
         mask = options["reset_mask"]
         if not isinstance(mask, np.ndarray) or mask.dtype != np.bool_ or mask.shape != (self.num_envs,):
-            raise ValueError(f"options['reset_mask'] must be a bool numpy array of shape ({self.num_envs},), "
-                             f"got {mask!r}")
+            raise ValueError(
+                f"options['reset_mask'] must be a bool numpy array of shape ({self.num_envs},), got {mask!r}"
+            )
         if not mask.any():
             raise ValueError("options['reset_mask'] must select at least one sub-env")
         return mask.copy()

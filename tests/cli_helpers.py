@@ -39,8 +39,13 @@ def assert_one_line_error(status: Any, err: str, prog: str | None = None, messag
     return lines[0]
 
 
-def cli_error(main: Callable[[list[str]], Any], argv: Sequence[str], capsys: pytest.CaptureFixture[str], prog: str | None = None,
-              message: str = "") -> str:
+def cli_error(
+    main: Callable[[list[str]], Any],
+    argv: Sequence[str],
+    capsys: pytest.CaptureFixture[str],
+    prog: str | None = None,
+    message: str = "",
+) -> str:
     """Call ``main(argv)`` in this process (argparse's errors are a SystemExit) and check the error."""
     try:
         status = main(list(argv))
@@ -49,8 +54,13 @@ def cli_error(main: Callable[[list[str]], Any], argv: Sequence[str], capsys: pyt
     return assert_one_line_error(status, capsys.readouterr().err, prog, message)
 
 
-def console_error(script: str, argv: Sequence[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
-                  message: str = "") -> str:
+def console_error(
+    script: str,
+    argv: Sequence[str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    message: str = "",
+) -> str:
     """Run console script ``script`` as its generated launcher does (``sys.argv[0]`` is the script's name), in
     this process, and check that it fails with one ``script: error: ...`` line."""
     module, _, function = console_scripts()[script].partition(":")
@@ -68,6 +78,15 @@ def launch(script: str, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[
     ``sys.argv[0]`` the script's name), with this checkout first on the path; stdout and stderr piped."""
     module, _, function = console_scripts()[script].partition(":")
     code = f"import sys; sys.argv[0] = {script!r}; from {module} import {function}; sys.exit({function}())"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
-    return subprocess.Popen([sys.executable, "-c", code, *argv], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, **kwargs)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *argv],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )

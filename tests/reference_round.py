@@ -108,8 +108,9 @@ def idle_users_out(lengths: FloatArray, shares: FloatArray, active: NDArray[np.b
     active ones in proportion to their shares (which then sum to what all shares summed to)."""
     kept = np.where(active, shares, 0.0)
     active_sum = kept.sum(axis=1, keepdims=True)
-    scale = np.where(active_sum > 0.0, shares.sum(axis=1, keepdims=True) / np.where(active_sum > 0.0, active_sum, 1.0),
-                     0.0)
+    scale = np.where(
+        active_sum > 0.0, shares.sum(axis=1, keepdims=True) / np.where(active_sum > 0.0, active_sum, 1.0), 0.0
+    )
     return np.where(active, lengths, 0.0), kept * scale
 
 
@@ -193,7 +194,8 @@ def play_round(
     # Section 5.7: drafting at P_draft for L t, then transmitting at P_tx until the upload ends or is cut.
     drafting_time = lengths * t
     energy = draft_power * drafting_time + s.transmit_power_w * np.maximum(
-        np.minimum(finish, s.upload_deadline) - drafting_time, 0.0)
+        np.minimum(finish, s.upload_deadline) - drafting_time, 0.0
+    )
 
     new_clock = clock + latency
     if s.fading:  # section 4: Gauss-Markov step over the round's latency T, rho = J0(2 pi f_D T)

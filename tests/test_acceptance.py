@@ -48,8 +48,14 @@ def _process(name: str, num_envs: int, num_users: int, **parameters):
 def _busy_requests(process, mean_tokens: float) -> Requests:
     """Back-to-back requests of geometric length (no arrivals) telling ``process`` when one starts, as the core
     keeps them."""
-    return Requests(process.num_envs, process.num_users, process=process, mean_tokens=mean_tokens,
-                    length="geometric", arrival_rate=None)
+    return Requests(
+        process.num_envs,
+        process.num_users,
+        process=process,
+        mean_tokens=mean_tokens,
+        length="geometric",
+        arrival_rate=None,
+    )
 
 
 def _reset(process, requests, base, rng) -> None:
@@ -195,11 +201,18 @@ def test_unknown_process_name():
         _process("no-such-process", 1, 2)
 
 
-@pytest.mark.parametrize("name, params", [("iid", {}), ("positional", {"positional_decay": 0.7}),
-                                          ("markov", {"markov_switch_prob": 0.2}),
-                                          ("tasks", {"mean_request_tokens": 5.0}), ("mixture", {}),
-                                          ("mixture", {"mixture_scope": "request", "mean_request_tokens": 5.0}),
-                                          ("trace", {})])
+@pytest.mark.parametrize(
+    "name, params",
+    [
+        ("iid", {}),
+        ("positional", {"positional_decay": 0.7}),
+        ("markov", {"markov_switch_prob": 0.2}),
+        ("tasks", {"mean_request_tokens": 5.0}),
+        ("mixture", {}),
+        ("mixture", {"mixture_scope": "request", "mean_request_tokens": 5.0}),
+        ("trace", {}),
+    ],
+)
 def test_nominal_curve_is_the_long_run_average_of_the_current_curve(name, params):
     """mean_survival (static policies) is the time average of survival() (the oracle's curve); survival_from_rate
     (adaptive policies) reproduces the current curve from the current position-1 rate for i.i.d.-shaped and

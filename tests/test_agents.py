@@ -125,7 +125,9 @@ def test_adapter_refuses_next_step_autoreset() -> None:
     from agents.vec_env import GymnasiumVecEnv
 
     with pytest.raises(ValueError, match="SAME_STEP or DISABLED"):
-        GymnasiumVecEnv(SyncVectorEnv([lambda: gym.make("MultiSpin-Heterogeneous-v0")], autoreset_mode=AutoresetMode.NEXT_STEP))
+        GymnasiumVecEnv(
+            SyncVectorEnv([lambda: gym.make("MultiSpin-Heterogeneous-v0")], autoreset_mode=AutoresetMode.NEXT_STEP)
+        )
 
 
 def test_horizon_termination_stops_bootstrap_and_prorates_the_last_round() -> None:

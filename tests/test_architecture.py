@@ -60,9 +60,19 @@ def test_the_package_has_no_import_cycles() -> None:
 def test_the_kernels_compute_no_formula_of_their_own() -> None:
     """The round calls the formula functions of docs/model.md section 10; it must not restate them."""
     source = (PACKAGE / "_kernels.py").read_text()
-    for name in ("finish_time", "verification_time", "latency", "efficiency", "upload_time_per_token",
-                 "fading_correlation", "gauss_markov_step", "accepted_prefix", "acceptance_estimate", "upload_end",
-                 "device_energy"):
+    for name in (
+        "finish_time",
+        "verification_time",
+        "latency",
+        "efficiency",
+        "upload_time_per_token",
+        "fading_correlation",
+        "gauss_markov_step",
+        "accepted_prefix",
+        "acceptance_estimate",
+        "upload_end",
+        "device_energy",
+    ):
         assert re.search(rf"\b{name}\(", source), f"the round does not call {name}"
     for restated in (r"math\.log1p", r"\bj0\b", r"np\.floor", r"expm1"):
         assert not re.search(restated, source), f"_kernels.py computes {restated} itself"
@@ -116,8 +126,12 @@ def test_an_acceptance_process_added_as_the_docs_say_drives_the_round(drifting_e
     # The accepted prefixes follow the process's own (changing) survival curve: pooled over rounds,
     # the counts of A = 0..L_max match the sum of the per-round probabilities.
     keep = expected.sum(axis=0) > 20
-    assert stats.chisquare(counts.sum(axis=0)[keep], expected.sum(axis=0)[keep] * counts.sum() /
-                           expected.sum(axis=0)[keep].sum()).pvalue > 1e-4
+    assert (
+        stats.chisquare(
+            counts.sum(axis=0)[keep], expected.sum(axis=0)[keep] * counts.sum() / expected.sum(axis=0)[keep].sum()
+        ).pvalue
+        > 1e-4
+    )
 
 
 def test_an_unregistered_process_name_lists_the_registered_ones() -> None:

@@ -47,8 +47,16 @@ def test_the_bandit_never_sees_model_parameters() -> None:
     deadline, Doppler, acceptance process, CSI noise): fed the same observations, the bandit acts identically."""
     common = {"num_users": 4}
     env_a = gym.make(HET, **common)
-    env_b = gym.make(HET, **common, population_seed=5, verify_knee_tokens=64.0, upload_deadline=0.05,
-                     doppler_hz=300.0, acceptance_process="markov", csi_noise_std=0.5)
+    env_b = gym.make(
+        HET,
+        **common,
+        population_seed=5,
+        verify_knee_tokens=64.0,
+        upload_deadline=0.05,
+        doppler_hz=300.0,
+        acceptance_process="markov",
+        csi_noise_std=0.5,
+    )
     policy_a, policy_b = BanditPolicy(env_a), BanditPolicy(env_b)
     obs, _ = env_a.reset(seed=3)
     start, drafted = True, 0
@@ -70,8 +78,9 @@ def test_shares_are_the_equal_finish_shares_on_the_observed_channel() -> None:
         action, _ = policy.predict(obs)
         unwrapped = env.unwrapped
         lengths, shares = unwrapped.decode_action(action)
-        expected, _ = optimal_bandwidth(unwrapped.draft_time_from_observation(obs),
-                                        unwrapped.upload_time_from_observation(obs), lengths)
+        expected, _ = optimal_bandwidth(
+            unwrapped.draft_time_from_observation(obs), unwrapped.upload_time_from_observation(obs), lengths
+        )
         np.testing.assert_allclose(shares, expected, atol=1e-6)
         obs, *_ = env.step(action)
 

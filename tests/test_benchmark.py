@@ -29,16 +29,39 @@ TINY_PPO = ["n_envs:2", "n_steps:64", "batch_size:64", "n_epochs:2", "policy_kwa
 def tiny_agent(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A PPO run folder (with evaluations.npz) trained for a few hundred steps on 1-second episodes."""
     log = tmp_path_factory.mktemp("bench") / "logs"
-    argv = ["--algo", "ppo", "-n", "256", "--seed", "0", "-f", str(log), "--eval-freq", "128", "--eval-episodes", "2",
-            "--baselines", "equal-fixed", "het-opt-static", "het-opt-oracle", "--verbose", "0",
-            "--env-kwargs", "horizon:1.0", "-params", *TINY_PPO]
+    argv = [
+        "--algo",
+        "ppo",
+        "-n",
+        "256",
+        "--seed",
+        "0",
+        "-f",
+        str(log),
+        "--eval-freq",
+        "128",
+        "--eval-episodes",
+        "2",
+        "--baselines",
+        "equal-fixed",
+        "het-opt-static",
+        "het-opt-oracle",
+        "--verbose",
+        "0",
+        "--env-kwargs",
+        "horizon:1.0",
+        "-params",
+        *TINY_PPO,
+    ]
     assert train_main(argv) == 0
     return log / "ppo" / f"{ENV}_1"
 
 
 def test_tiny_benchmark_writes_all_files(tmp_path: Path, tiny_agent: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "results"
-    status = bench_main(["--agents", f"ppo-tiny={tiny_agent}", "--episodes", "3", "--seed", "5", "-o", str(out), "--jobs", "2"])
+    status = bench_main(
+        ["--agents", f"ppo-tiny={tiny_agent}", "--episodes", "3", "--seed", "5", "-o", str(out), "--jobs", "2"]
+    )
     assert status == 0
     for name in ("benchmark.csv", "benchmark.json", "goodput.png", "training_curve.png"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
@@ -67,8 +90,21 @@ def test_tiny_benchmark_writes_all_files(tmp_path: Path, tiny_agent: Path, capsy
 
 def test_training_curve_only(tmp_path: Path, tiny_agent: Path) -> None:
     out = tmp_path / "curve"
-    status = bench_main(["--training-log", str(tiny_agent), "--policies", "equal-fixed", "--episodes", "2",
-                         "--env-kwargs", "horizon:1.0", "-o", str(out), "-q"])
+    status = bench_main(
+        [
+            "--training-log",
+            str(tiny_agent),
+            "--policies",
+            "equal-fixed",
+            "--episodes",
+            "2",
+            "--env-kwargs",
+            "horizon:1.0",
+            "-o",
+            str(out),
+            "-q",
+        ]
+    )
     assert status == 0
     assert (out / "training_curve.png").is_file() and (out / "benchmark.csv").is_file()
 
@@ -100,7 +136,10 @@ def test_analytic_rows_match_the_solvers_expected_goodput(env_id: str) -> None:
 
 def test_adaptive_policies_stay_below_the_oracle_within_error() -> None:
     kwargs = {"fading": False, "acceptance_process": "iid"}
-    rows = {r.policy: r for r in run_benchmark(ENV, kwargs, episodes=6, seed=7, policies=["het-opt-adaptive", "het-opt-oracle"])}
+    rows = {
+        r.policy: r
+        for r in run_benchmark(ENV, kwargs, episodes=6, seed=7, policies=["het-opt-adaptive", "het-opt-oracle"])
+    }
     ratio = rows["het-opt-adaptive"].ratio_to_oracle
     assert 0.8 < ratio < 1.0 + rows["het-opt-adaptive"].ratio_ci95 + 1e-9
 
@@ -119,14 +158,19 @@ def test_paired_comparison() -> None:
     [
         (["--env", "MultiSpin-Homogenous-v0"], "is not a registered env id; MultiSpin ids: MultiSpin-Heterogeneous-v0"),
         (["--env", "CartPole-v1"], "'CartPole-v1' is not a MultiSpin env"),
-        (["--env", "MultiSpin-Homogeneous-v0", "--policies", "het-opt-oracle"], "not valid on MultiSpin-Homogeneous-v0"),
+        (
+            ["--env", "MultiSpin-Homogeneous-v0", "--policies", "het-opt-oracle"],
+            "not valid on MultiSpin-Homogeneous-v0",
+        ),
         (["--agents", "no/such/run"], "no/such/run"),
         (["--env-kwargs", "fading"], "malformed --env-kwargs pair 'fading'"),
         (["--env-kwargs", "fading:maybe"], "env kwargs do not fit"),
         (["--episodes", "0"], "argument --episodes: expected an integer >= 1, got 0"),
     ],
 )
-def test_benchmark_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+def test_benchmark_errors_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
     cli_error(partial(bench_main, prog="benchmark"), [*argv, "-o", str(tmp_path / "out")], capsys, "benchmark", message)
 
 
@@ -141,17 +185,22 @@ def test_demo_end_to_end_on_a_tiny_budget(tmp_path: Path, capsys: pytest.Capture
     assert "het-opt-oracle" in printed and "ppo" in printed and "demo finished" in printed
 
 
-def test_agent_on_the_other_id_is_refused_in_one_line(tiny_agent: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_agent_on_the_other_id_is_refused_in_one_line(
+    tiny_agent: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A heterogeneous agent (12 actions) on the homogeneous id (7 actions): the action shapes are checked too."""
-    status = bench_main(["--agents", str(tiny_agent), "--env", "MultiSpin-Homogeneous-v0", "--episodes", "1", "-o", str(tmp_path)],
-                        prog="benchmark")
+    status = bench_main(
+        ["--agents", str(tiny_agent), "--env", "MultiSpin-Homogeneous-v0", "--episodes", "1", "-o", str(tmp_path)],
+        prog="benchmark",
+    )
     assert status == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "has action shape (12,), the env gives (7,)" in lines[0], lines
 
 
-def test_a_killed_run_loads_its_best_then_its_latest_checkpoint(tiny_agent: Path, tmp_path: Path,
-                                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_killed_run_loads_its_best_then_its_latest_checkpoint(
+    tiny_agent: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from agents.runs import resolve_agent
 
     run = tmp_path / "ppo" / f"{ENV}_1"
@@ -166,7 +215,22 @@ def test_a_killed_run_loads_its_best_then_its_latest_checkpoint(tiny_agent: Path
     assert resolve_agent(run).model_path.name == "best_model.zip"
     (run / f"{ENV}.zip").write_bytes(model)
     assert resolve_agent(run).model_path.name == f"{ENV}.zip"
-    assert bench_main(["--agents", str(run), "--policies", "equal-fixed", "--episodes", "1", "-o", str(tmp_path / "o"), "--no-plots"]) == 0
+    assert (
+        bench_main(
+            [
+                "--agents",
+                str(run),
+                "--policies",
+                "equal-fixed",
+                "--episodes",
+                "1",
+                "-o",
+                str(tmp_path / "o"),
+                "--no-plots",
+            ]
+        )
+        == 0
+    )
     assert f"loading {run / f'{ENV}.zip'} (final model" in capsys.readouterr().out
 
 
@@ -209,8 +273,9 @@ def test_help_texts(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage"])
 @pytest.mark.parametrize("name", [f"{ENV}.zip", f"{ENV}/vecnormalize.pkl"])
-def test_a_truncated_or_corrupt_run_file_is_one_line_naming_it(tiny_agent: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                                name: str, damage: str) -> None:
+def test_a_truncated_or_corrupt_run_file_is_one_line_naming_it(
+    tiny_agent: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, damage: str
+) -> None:
     import shutil
 
     run = tmp_path / "ppo" / f"{ENV}_1"

@@ -64,9 +64,15 @@ def test_efficiency_is_scipys_log1p_to_the_bit() -> None:
     # The round's log1p inlines log(1 + x) where scipy's (cephes) log1p does the same and calls scipy elsewhere:
     # the efficiencies, hence every trajectory, are the doubles scipy.special.log1p gives.
     rng = np.random.default_rng(3)
-    x = np.concatenate([10.0 ** rng.uniform(-12.0, 9.0, 200_000), rng.uniform(-0.5, 0.5, 100_000),
-                        np.nextafter(math.sqrt(2.0) - 1.0, [-1.0, 1.0]), np.nextafter(math.sqrt(0.5) - 1.0, [-1.0, 1.0]),
-                        [0.0, math.sqrt(2.0) - 1.0, math.sqrt(0.5) - 1.0, np.inf]])
+    x = np.concatenate(
+        [
+            10.0 ** rng.uniform(-12.0, 9.0, 200_000),
+            rng.uniform(-0.5, 0.5, 100_000),
+            np.nextafter(math.sqrt(2.0) - 1.0, [-1.0, 1.0]),
+            np.nextafter(math.sqrt(0.5) - 1.0, [-1.0, 1.0]),
+            [0.0, math.sqrt(2.0) - 1.0, math.sqrt(0.5) - 1.0, np.inf],
+        ]
+    )
     expected = np.maximum(log1p(x) * (1.0 / math.log(2.0)), 1e-9)  # as efficiency scales it
     np.testing.assert_array_equal(efficiency(x, 1.0), expected)
     assert np.isnan(efficiency(np.nan, 1.0))
@@ -175,7 +181,9 @@ def test_jakes_prediction_is_the_conditional_law_of_the_current_gain(noise_std: 
 
 def test_no_fading_is_the_mean_channel() -> None:
     model = NoFading()
-    assert np.all(model.initial_gains(np.zeros((2, 3, 4))) == 1.0) and model.initial_gains(np.zeros((2, 3, 4))).shape == (3, 4)
+    assert np.all(model.initial_gains(np.zeros((2, 3, 4))) == 1.0) and model.initial_gains(
+        np.zeros((2, 3, 4))
+    ).shape == (3, 4)
     mean, var = model.predict(np.full(5, 0.3 + 0.1j), np.ones((5, 2)), 0.4)
     assert np.all(mean == 1.0) and np.all(var == 0.0)
     assert np.all(model.correlation([0.1, 1.0]) == 1.0)
@@ -191,7 +199,13 @@ def test_the_compiled_restart_draws_the_models_start_gains() -> None:
     gains = np.zeros((slots, n, k), dtype=np.complex128)
     rows = np.array([1, 3])
     for model in (JakesFading(10.0), NoFading()):
-        _kernels().reset_rows(rows, normals if model.evolves else np.zeros((2, 0, 0)), model.kernel_code != 0,
-                              np.ones(n), gains, np.ones((4, n, k)))
+        _kernels().reset_rows(
+            rows,
+            normals if model.evolves else np.zeros((2, 0, 0)),
+            model.kernel_code != 0,
+            np.ones(n),
+            gains,
+            np.ones((4, n, k)),
+        )
         for slot in range(slots):
             np.testing.assert_array_equal(gains[slot, rows], model.initial_gains(normals))

@@ -541,8 +541,18 @@ def test_info_contents_and_oracle_params():
         upcoming = oracle_params(env)
         _, _, _, _, info = env.step(constant_policy(env, 3))
         assert set(info) == {
-            "tokens", "accepted", "draft_lengths", "bandwidth", "dropped", "energy", "latency", "sync_time",
-            "verify_time", "clock", "acceptance", "spectral_efficiency",
+            "tokens",
+            "accepted",
+            "draft_lengths",
+            "bandwidth",
+            "dropped",
+            "energy",
+            "latency",
+            "sync_time",
+            "verify_time",
+            "clock",
+            "acceptance",
+            "spectral_efficiency",
         }
         expected_latency = round_latency(upcoming, info["draft_lengths"], info["bandwidth"])
         assert info["latency"] == pytest.approx(float(expected_latency), rel=1e-12)
@@ -552,8 +562,16 @@ def test_info_contents_and_oracle_params():
 
 
 def test_draft_time_jitter_is_mean_preserving():
-    env = make(HET, fading=False, draft_time_jitter=0.5, horizon=1e9, num_users=1, device_mix={"low": 1.0},
-               payload="token-only", upload_deadline=None)  # no deadline: it would cut the slowest rounds
+    env = make(
+        HET,
+        fading=False,
+        draft_time_jitter=0.5,
+        horizon=1e9,
+        num_users=1,
+        device_mix={"low": 1.0},
+        payload="token-only",
+        upload_deadline=None,
+    )  # no deadline: it would cut the slowest rounds
     env.reset(seed=0)
     action = env.encode_action([10], [1.0])
     sync = np.array([env.step(action)[4]["sync_time"] for _ in range(4000)])

@@ -167,12 +167,22 @@ def test_mixture_findings_plan_with_the_beta_moments_of_each_users_rate() -> Non
     iid, _ = findings._instance((scenario, key, policies, "iid"))
     params = scenario.round_params(scenario.sample_population(np.random.default_rng(list(key))))
     kappa = findings.resolve_config().mixture_concentration
-    survival = np.array([[stats.beta(kappa * a, kappa * (1 - a)).moment(i) for i in range(1, params.max_draft + 1)]
-                         for a in params.acceptance])
-    expected = RoundParams(acceptance=None, survival=survival, draft_time=params.draft_time,
-                           upload_time=params.upload_time, verify_base=params.verify_base,
-                           verify_per_token=params.verify_per_token, max_draft=params.max_draft,
-                           downlink_time=params.downlink_time)
+    survival = np.array(
+        [
+            [stats.beta(kappa * a, kappa * (1 - a)).moment(i) for i in range(1, params.max_draft + 1)]
+            for a in params.acceptance
+        ]
+    )
+    expected = RoundParams(
+        acceptance=None,
+        survival=survival,
+        draft_time=params.draft_time,
+        upload_time=params.upload_time,
+        verify_base=params.verify_base,
+        verify_per_token=params.verify_per_token,
+        max_draft=params.max_draft,
+        downlink_time=params.downlink_time,
+    )
     assert goodputs["het-opt"] == pytest.approx(solve_heterogeneous(expected).goodput, rel=1e-9)
     assert goodputs["het-opt"] >= goodputs["hom-opt"] * (1 - 1e-12) >= goodputs["equal-tuned"] * (1 - 1e-9)
     # Rounds of varying difficulty (Jensen: E[r^i] >= a^i) make long drafts pay more than i.i.d. acceptance says.

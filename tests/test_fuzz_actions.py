@@ -80,13 +80,17 @@ def bad_actions(draw: st.DrawFn, shape: tuple[int, ...]) -> tuple[Any, str]:
             "scalar": np.float32(0.5),
         }[change]
         return bad, "shape|entries"
-    make = draw(st.sampled_from([
-        lambda a: a.astype(np.complex128),
-        lambda a: a.astype(str),
-        lambda a: a > 0,
-        lambda a: np.full(a.shape, datetime.datetime(2026, 1, 1)),
-        lambda a: a.astype(object),
-    ]))
+    make = draw(
+        st.sampled_from(
+            [
+                lambda a: a.astype(np.complex128),
+                lambda a: a.astype(str),
+                lambda a: a > 0,
+                lambda a: np.full(a.shape, datetime.datetime(2026, 1, 1)),
+                lambda a: a.astype(object),
+            ]
+        )
+    )
     return make(good), "action"
 
 

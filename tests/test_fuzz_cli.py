@@ -97,7 +97,10 @@ CASES: dict[str, list[tuple[list[str], str]]] = {
     ],
     "multispin-record-trace": [
         ([], "the following arguments are required"),
-        (["--target", "t", "--draft", "d", "--prompts", "{prompts}", "-o", "{missing}", "--max-draft", "0"], "--max-draft"),
+        (
+            ["--target", "t", "--draft", "d", "--prompts", "{prompts}", "-o", "{missing}", "--max-draft", "0"],
+            "--max-draft",
+        ),
         (["--target", "t", "--draft", "d", "--prompts", "{missing}", "-o", "{missing}"], "cannot be read"),
     ],
     "multispin-leaderboard": [
@@ -125,24 +128,41 @@ def places(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     (badargs / f"{ENV}.zip").write_bytes(b"PK\x03\x04 truncated")
     (badargs / ENV / "args.yml").write_text("env: [MultiSpin\nseed: 0\n")
     unwritable = Path("/proc/x") if Path("/proc/self").is_dir() else root / "file" / "sub"
-    return {"file": str(root / "file"), "notdir": str(root / "file" / "sub"), "unwritable": str(unwritable),
-            "missing": str(root / "missing"),
-            "badyaml": str(root / "bad.yml"), "corrupt_zip": str(corrupt / f"{ENV}.zip"), "corrupt_run": str(corrupt),
-            "badargs_run": str(badargs), "badargs_runs": str(root / "badargs"), "prompts": str(root / "prompts.txt")}
+    return {
+        "file": str(root / "file"),
+        "notdir": str(root / "file" / "sub"),
+        "unwritable": str(unwritable),
+        "missing": str(root / "missing"),
+        "badyaml": str(root / "bad.yml"),
+        "corrupt_zip": str(corrupt / f"{ENV}.zip"),
+        "corrupt_run": str(corrupt),
+        "badargs_run": str(badargs),
+        "badargs_runs": str(root / "badargs"),
+        "prompts": str(root / "prompts.txt"),
+    }
 
 
 def test_every_console_script_has_cases() -> None:
     assert set(CASES) == set(console_scripts())
 
 
-@pytest.mark.parametrize(("script", "argv", "message"),
-                         [(script, argv, message) for script, cases in CASES.items() for argv, message in cases])
-def test_bad_arguments_give_one_line_before_any_work(script: str, argv: list[str], message: str, places: dict[str, str],
-                                                     tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    ("script", "argv", "message"),
+    [(script, argv, message) for script, cases in CASES.items() for argv, message in cases],
+)
+def test_bad_arguments_give_one_line_before_any_work(
+    script: str,
+    argv: list[str],
+    message: str,
+    places: dict[str, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     if script == "multispin-record-trace":
         pytest.importorskip("transformers")
     monkeypatch.chdir(tmp_path)  # every default output folder (logs, results, runs) is relative: none may appear
+
     def fill(text: str) -> str:  # str.format would also read the sweep's {seed} / {value}
         for key, value in places.items():
             text = text.replace(f"{{{key}}}", value)
@@ -168,8 +188,14 @@ def test_the_real_entry_points_in_new_interpreters(tmp_path: Path) -> None:
     """A few cases through pyproject's entry points in fresh interpreters, started together (the imports dominate;
     tests/test_train_interrupt.py starts multispin-train this way too)."""
     (tmp_path / "f").write_text("a file")
-    cases = [("multispin-findings", ["--figures", "9"], "argument --figures"),
-             ("multispin-sweep", ["--seeds", "0", "--log-dir", str(tmp_path / "f" / "x"), "--", "echo", "{seed}"], "--log-dir")]
+    cases = [
+        ("multispin-findings", ["--figures", "9"], "argument --figures"),
+        (
+            "multispin-sweep",
+            ["--seeds", "0", "--log-dir", str(tmp_path / "f" / "x"), "--", "echo", "{seed}"],
+            "--log-dir",
+        ),
+    ]
     procs = [launch(script, argv, cwd=tmp_path) for script, argv, _ in cases]
     try:
         for proc, (script, _, message) in zip(procs, cases, strict=True):
@@ -186,7 +212,29 @@ TEMPLATES = ("{v}", "'{v}'", '"{v}"', "[{v}]", "dict(a={v})", "f'{v}'", "'''{v}'
 
 
 #: Pieces of Python text: joined at random they often form expressions, calls among them.
-PIECES = ("a", "1", "1e-3", "-", "+", "/", ".", "_", "x.y", "()", "(", ")", "'", '"', "[", "]", ",", ":", " ", "=", "\\")
+PIECES = (
+    "a",
+    "1",
+    "1e-3",
+    "-",
+    "+",
+    "/",
+    ".",
+    "_",
+    "x.y",
+    "()",
+    "(",
+    ")",
+    "'",
+    '"',
+    "[",
+    "]",
+    ",",
+    ":",
+    " ",
+    "=",
+    "\\",
+)
 
 
 @given(st.lists(st.sampled_from(PIECES), max_size=6).map("".join))
@@ -209,9 +257,23 @@ def test_a_value_that_could_add_a_call_is_not_a_plain_value(text: str) -> None:
             return
 
 
-@pytest.mark.parametrize(("text", "ok"), [("0.5", True), ("-1", True), ("1e-3", True), ("urban", True), ("a/b", True),
-                                          ("True", True), ("'a'", False), ("a b", False), ("f(1)", False), ("", False),
-                                          ("x:1", False), ("[1]", False)])
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        ("0.5", True),
+        ("-1", True),
+        ("1e-3", True),
+        ("urban", True),
+        ("a/b", True),
+        ("True", True),
+        ("'a'", False),
+        ("a b", False),
+        ("f(1)", False),
+        ("", False),
+        ("x:1", False),
+        ("[1]", False),
+    ],
+)
 def test_plain_values(text: str, ok: bool) -> None:
     if ok:
         assert plain_value(text, "value") == text

@@ -50,7 +50,8 @@ def _profile() -> st.SearchStrategy[Any]:
     """Verification profiles: presets and tables whose points span the declared token and second ranges."""
     point = st.tuples(_real(scenarios.VERIFY_PROFILE_TOKENS), _real(scenarios.VERIFY_PROFILE_SECONDS))
     tables = st.lists(point, min_size=2, max_size=5).map(
-        lambda points: [(t, s) for t, s in sorted(points)])  # often valid, sometimes too close or decreasing
+        lambda points: [(t, s) for t, s in sorted(points)]
+    )  # often valid, sometimes too close or decreasing
     return st.one_of(st.none(), st.sampled_from(sorted(scenarios.VERIFY_PROFILES)), tables)
 
 
@@ -71,8 +72,11 @@ def _from_check(check: Any) -> st.SearchStrategy[Any] | None:
         return st.sampled_from(sorted(check.choices()))
     if check is flag_setting:
         return st.booleans()
-    return {scenarios.verify_profile_setting: _profile(), scenarios.device_mix_setting: _device_mix(),
-            scenarios.payload_setting: st.sampled_from(PAYLOAD_MODELS)}.get(check)
+    return {
+        scenarios.verify_profile_setting: _profile(),
+        scenarios.device_mix_setting: _device_mix(),
+        scenarios.payload_setting: st.sampled_from(PAYLOAD_MODELS),
+    }.get(check)
 
 
 def _strategies(cls: type) -> dict[str, st.SearchStrategy[Any]]:
@@ -147,30 +151,41 @@ _HEADER = {"format": TRACE_FORMAT, "version": TRACE_VERSION, "max_draft": 8, "me
 
 
 def _json_values() -> st.SearchStrategy[Any]:
-    scalars = st.one_of(st.none(), st.booleans(), st.integers(-(10**30), 10**30), st.floats(allow_nan=False),
-                        st.text(max_size=5))
-    return st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3),
-                                                                                           inner, max_size=3),
-                        max_leaves=8)
+    scalars = st.one_of(
+        st.none(), st.booleans(), st.integers(-(10**30), 10**30), st.floats(allow_nan=False), st.text(max_size=5)
+    )
+    return st.recursive(
+        scalars,
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+        max_leaves=8,
+    )
 
 
 def _bad_lines() -> st.SearchStrategy[tuple[str, str]]:
     """A bad line and what kind of bad it is: malformed JSON, deep nesting, huge integers, wrong types."""
     depth = st.integers(2_000, 100_000)
     return st.one_of(
-        st.text(min_size=1, max_size=20).filter(lambda t: t.strip() and not _is_json_object(t)).map(
-            lambda t: (t, "malformed")),
+        st.text(min_size=1, max_size=20)
+        .filter(lambda t: t.strip() and not _is_json_object(t))
+        .map(lambda t: (t, "malformed")),
         depth.map(lambda n: ("[" * n + "]" * n, "nesting")),
         depth.map(lambda n: ('{"accepted": ' + "[" * n + "]" * n + "}", "nesting")),
         st.integers(4_400, 20_000).map(lambda n: ('{"accepted": [' + "9" * n + "]}", "huge")),
         st.integers(20, 4_000).map(lambda n: ('{"accepted": [' + "9" * n + "]}", "huge")),
-        _json_values().filter(lambda v: not _valid_rounds(v)).map(
-            lambda v: (json.dumps({"accepted": v}), "wrong type")),
+        _json_values()
+        .filter(lambda v: not _valid_rounds(v))
+        .map(lambda v: (json.dumps({"accepted": v}), "wrong type")),
         st.sampled_from([True, 1.0, "1", None, 2, [1]]).map(
-            lambda v: (json.dumps({**_HEADER, "version": v}), "header")),
+            lambda v: (json.dumps({**_HEADER, "version": v}), "header")
+        ),
         st.sampled_from([True, 8.0, "8", None, 0, 10**400]).map(
-            lambda v: (json.dumps({**_HEADER, "max_draft": v}) if v != 10**400
-                       else json.dumps(_HEADER).replace('"max_draft": 8', '"max_draft": ' + "9" * 401), "header")),
+            lambda v: (
+                json.dumps({**_HEADER, "max_draft": v})
+                if v != 10**400
+                else json.dumps(_HEADER).replace('"max_draft": 8', '"max_draft": ' + "9" * 401),
+                "header",
+            )
+        ),
     )
 
 
@@ -182,12 +197,16 @@ def _is_json_object(text: str) -> bool:
 
 
 def _valid_rounds(value: Any) -> bool:
-    return (isinstance(value, list) and len(value) > 0
-            and all(type(v) is int and 0 <= v <= _HEADER["max_draft"] for v in value))
+    return (
+        isinstance(value, list)
+        and len(value) > 0
+        and all(type(v) is int and 0 <= v <= _HEADER["max_draft"] for v in value)
+    )
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                 HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(bad=_bad_lines(), before=st.integers(0, 3), after=st.integers(0, 2), data=st.data())
 def test_bad_trace_lines_give_one_line_errors_naming_file_and_line(
     tmp_path: Path, bad: tuple[str, str], before: int, after: int, data: st.DataObject
@@ -212,7 +231,9 @@ def test_valid_traces_still_load(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     requests = [rng.integers(0, 9, size=rng.integers(1, 20)).tolist() for _ in range(50)]
     path = tmp_path / "ok.jsonl"
-    path.write_text("\n".join([json.dumps(_HEADER), *(json.dumps({"accepted": r, "prompt": 3}) for r in requests)]),
-                    encoding="utf-8")
+    path.write_text(
+        "\n".join([json.dumps(_HEADER), *(json.dumps({"accepted": r, "prompt": 3}) for r in requests)]),
+        encoding="utf-8",
+    )
     trace = load_trace(path)
     assert trace.requests() == requests and trace.max_draft == 8

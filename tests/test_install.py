@@ -67,8 +67,10 @@ BLOCKER = textwrap.dedent(
 
 def test_core_dependencies_leave_the_training_stack_to_the_train_extra() -> None:
     def names(requirements: list[str]) -> set[str]:
-        return {r.split(";")[0].split("[")[0].split("<")[0].split(">")[0].split("=")[0].strip().lower()
-                for r in requirements}
+        return {
+            r.split(";")[0].split("[")[0].split("<")[0].split(">")[0].split("=")[0].strip().lower()
+            for r in requirements
+        }
 
     core = names(PYPROJECT["project"]["dependencies"])
     train = names(PYPROJECT["project"]["optional-dependencies"]["train"])
@@ -78,8 +80,9 @@ def test_core_dependencies_leave_the_training_stack_to_the_train_extra() -> None
 
 def test_envs_solvers_and_controllers_work_with_the_training_stack_blocked() -> None:
     """With torch, SB3, sb3-contrib, rl-zoo3 and PyYAML unimportable (a meta-path hook in a fresh interpreter)."""
-    result = subprocess.run([sys.executable, "-c", BLOCKER + BASE_USE], capture_output=True, text=True, cwd=REPO,
-                            timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-c", BLOCKER + BASE_USE], capture_output=True, text=True, cwd=REPO, timeout=600
+    )
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-2000:]
     # The hook does block: importing one of those modules under it fails.
     probe = subprocess.run([sys.executable, "-c", BLOCKER + "import torch"], capture_output=True, text=True)
@@ -100,13 +103,19 @@ def test_pip_install_in_a_fresh_venv_brings_no_training_stack(tmp_path: Path) ->
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)  # plain: no system site-packages
     python = venv / "bin" / "python"
     env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "-c", str(source / "constraints.txt"),
-                    str(source)], check=True, env=env, timeout=1800)
-    installed = subprocess.run([str(python), "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True,
-                               check=True, env=env).stdout.lower()
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "-c", str(source / "constraints.txt"), str(source)],
+        check=True,
+        env=env,
+        timeout=1800,
+    )
+    installed = subprocess.run(
+        [str(python), "-m", "pip", "list", "--format=freeze"], capture_output=True, text=True, check=True, env=env
+    ).stdout.lower()
     names = {line.split("==")[0].replace("_", "-") for line in installed.splitlines()}
     assert "multispin-env" in names and "gymnasium" in names
     assert not names & set(TRAINING_DISTRIBUTIONS), sorted(names & set(TRAINING_DISTRIBUTIONS))
-    result = subprocess.run([str(python), "-c", BASE_USE], capture_output=True, text=True, cwd=tmp_path, env=env,
-                            timeout=1200)
+    result = subprocess.run(
+        [str(python), "-c", BASE_USE], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=1200
+    )
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-2000:]

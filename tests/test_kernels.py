@@ -45,15 +45,25 @@ def settings_of(core: MultiSpinCore, draft_time_high: float) -> Settings:
     """The oracle's constants, read from the resolved scenario and config (not from the kernel record)."""
     scenario, config = core.scenario, core.config
     return Settings(
-        verify_base=scenario.verify_base, verify_per_token=scenario.verify_per_token,
-        downlink_time=scenario.downlink_time, horizon=config.horizon, reward_scale=config.reward_scale,
-        forgetting=config.acceptance_forgetting, prior=config.acceptance_prior,
-        prior_weight=config.acceptance_prior_weight, doppler_hz=scenario.doppler_hz, fading=config.fading,
-        payload_bits=float(scenario.payload_bits), bandwidth_hz=scenario.bandwidth_hz,
-        max_draft=scenario.max_draft, draft_time_high=draft_time_high,
-        verify_knee_tokens=scenario.verify_knee_tokens, verify_table=scenario.verify_table,
+        verify_base=scenario.verify_base,
+        verify_per_token=scenario.verify_per_token,
+        downlink_time=scenario.downlink_time,
+        horizon=config.horizon,
+        reward_scale=config.reward_scale,
+        forgetting=config.acceptance_forgetting,
+        prior=config.acceptance_prior,
+        prior_weight=config.acceptance_prior_weight,
+        doppler_hz=scenario.doppler_hz,
+        fading=config.fading,
+        payload_bits=float(scenario.payload_bits),
+        bandwidth_hz=scenario.bandwidth_hz,
+        max_draft=scenario.max_draft,
+        draft_time_high=draft_time_high,
+        verify_knee_tokens=scenario.verify_knee_tokens,
+        verify_table=scenario.verify_table,
         upload_deadline=np.inf if config.upload_deadline is None else config.upload_deadline,
-        transmit_power_w=10.0 ** (scenario.tx_power_dbm / 10.0) / 1000.0, energy_weight=config.energy_weight,
+        transmit_power_w=10.0 ** (scenario.tx_power_dbm / 10.0) / 1000.0,
+        energy_weight=config.energy_weight,
         mean_request_tokens=config.mean_request_tokens if config.arrival_rate is not None else None,
     )
 
@@ -72,8 +82,11 @@ def pre_round_state(core: MultiSpinCore) -> dict[str, Any]:
         "clock": core.clock.copy(),
     }
     if core.arrivals:  # section 5.8: the request each user is serving in the round (read from the public state)
-        state.update(active=core.requests.active.copy(), remaining=core.requests.remaining.copy(),
-                     arrival=core.requests.state[Q_ARRIVAL].copy())
+        state.update(
+            active=core.requests.active.copy(),
+            remaining=core.requests.remaining.copy(),
+            arrival=core.requests.state[Q_ARRIVAL].copy(),
+        )
     return state
 
 
@@ -105,31 +118,47 @@ def random_actions(rng: np.random.Generator, rows: int, size: int, num_users: in
     x = rng.uniform(-1.3, 1.3, (rows, size))
     x[rng.random((rows, size)) < 0.1] = rng.choice([-0.5, 0.5])
     x[rng.random((rows, size)) < 0.15] = -1.0
-    x[rng.random(rows) < 0.1, size - num_users:] = -1.0
+    x[rng.random(rows) < 0.1, size - num_users :] = -1.0
     return x.astype(np.float32)
 
 
-def assert_round(oracle: Round, info: dict[str, Any], reward: Any, truncated: Any, rows: NDArray[np.bool_],
-                 lengths: NDArray[np.float64], shares: NDArray[np.float64]) -> None:
+def assert_round(
+    oracle: Round,
+    info: dict[str, Any],
+    reward: Any,
+    truncated: Any,
+    rows: NDArray[np.bool_],
+    lengths: NDArray[np.float64],
+    shares: NDArray[np.float64],
+) -> None:
     """The step's round outputs against the oracle's, on the systems ``rows`` (arrays (n, ...))."""
     n = rows.size
 
     def row(key: str) -> NDArray[Any]:  # single env: (K,) or a float; vector env: (n, K) or (n,)
         value = np.asarray(info[key])
-        return value.reshape(n, -1)[rows] if key in ("tokens", "accepted", "draft_lengths", "bandwidth") else \
-            value.reshape(n)[rows]
+        return (
+            value.reshape(n, -1)[rows]
+            if key in ("tokens", "accepted", "draft_lengths", "bandwidth")
+            else value.reshape(n)[rows]
+        )
 
-    np.testing.assert_array_equal(np.asarray(info["dropped"]).reshape(n, -1)[rows], oracle.dropped[rows],
-                                  err_msg="dropped")
-    np.testing.assert_allclose(np.asarray(info["energy"]).reshape(n, -1)[rows], oracle.energy[rows], rtol=RTOL,
-                               atol=1e-15, err_msg="energy")
+    np.testing.assert_array_equal(
+        np.asarray(info["dropped"]).reshape(n, -1)[rows], oracle.dropped[rows], err_msg="dropped"
+    )
+    np.testing.assert_allclose(
+        np.asarray(info["energy"]).reshape(n, -1)[rows], oracle.energy[rows], rtol=RTOL, atol=1e-15, err_msg="energy"
+    )
     for key, expected in (("tokens", oracle.tokens), ("accepted", oracle.accepted), ("draft_lengths", lengths)):
         got = row(key)
         assert got.dtype.kind == "i", key
         np.testing.assert_array_equal(got, expected[rows].astype(np.int64), err_msg=key)
     np.testing.assert_allclose(row("bandwidth"), shares[rows], rtol=RTOL, atol=0, err_msg="bandwidth")
-    for key, expected in (("sync_time", oracle.sync_time), ("verify_time", oracle.verify_time),
-                          ("latency", oracle.latency), ("clock", oracle.clock)):
+    for key, expected in (
+        ("sync_time", oracle.sync_time),
+        ("verify_time", oracle.verify_time),
+        ("latency", oracle.latency),
+        ("clock", oracle.clock),
+    ):
         np.testing.assert_allclose(row(key), expected[rows], rtol=RTOL, atol=0, err_msg=key)
     np.testing.assert_allclose(np.reshape(reward, -1)[rows], oracle.reward[rows], rtol=RTOL, err_msg="reward")
     np.testing.assert_array_equal(np.reshape(truncated, -1)[rows], oracle.truncated[rows], err_msg="truncated")
@@ -157,14 +186,37 @@ CONFIGS = [
     (HET, 5, dict(acceptance_process="iid", upload_deadline=0.04, energy_weight=0.5, draft_time_jitter=0.3)),
     (HET, None, dict(acceptance_process="positional", upload_deadline=0.06, verify_knee_tokens=32.0)),
     (HOM, 5, dict(acceptance_process="iid", fading=False, verify_profile="llama2-7b-prefill", upload_deadline=None)),
-    (HET, None, dict(acceptance_process="markov", verify_profile=((1, 0.03), (4, 0.031), (8, 0.05)),
-                     energy_weight=2.0)),
+    (
+        HET,
+        None,
+        dict(acceptance_process="markov", verify_profile=((1, 0.03), (4, 0.031), (8, 0.05)), energy_weight=2.0),
+    ),
     # Arrivals (section 5.8): idle users, shares rescaled over the active ones, tokens capped at the request's end.
     (HET, None, dict(acceptance_process="tasks", arrival_rate=3.0, mean_request_tokens=6.0, horizon=2.0)),
-    (HET, 5, dict(acceptance_process="iid", arrival_rate=1.0, mean_request_tokens=4.0, request_length="fixed",
-                  upload_deadline=0.06, horizon=2.0)),
-    (HOM, 5, dict(acceptance_process="mixture", mixture_scope="request", arrival_rate=5.0, mean_request_tokens=8.0,
-                  autoreset_mode="SAME_STEP", horizon=2.0)),
+    (
+        HET,
+        5,
+        dict(
+            acceptance_process="iid",
+            arrival_rate=1.0,
+            mean_request_tokens=4.0,
+            request_length="fixed",
+            upload_deadline=0.06,
+            horizon=2.0,
+        ),
+    ),
+    (
+        HOM,
+        5,
+        dict(
+            acceptance_process="mixture",
+            mixture_scope="request",
+            arrival_rate=5.0,
+            mean_request_tokens=8.0,
+            autoreset_mode="SAME_STEP",
+            horizon=2.0,
+        ),
+    ),
 ]
 ROUNDS = 100  # > one block of 64 rounds: the vector envs cross a block refill (the single envs refill at resets)
 
@@ -181,8 +233,11 @@ def _make(env_id: str, num_envs: int | None, settings: dict[str, Any]) -> tuple[
     return env, env
 
 
-@pytest.mark.parametrize(("env_id", "num_envs", "settings"), CONFIGS,
-                         ids=[f"{i}-{n or 1}-{'-'.join(f'{k}={v}' for k, v in s.items())}" for i, n, s in CONFIGS])
+@pytest.mark.parametrize(
+    ("env_id", "num_envs", "settings"),
+    CONFIGS,
+    ids=[f"{i}-{n or 1}-{'-'.join(f'{k}={v}' for k, v in s.items())}" for i, n, s in CONFIGS],
+)
 def test_round_matches_reference(env_id: str, num_envs: int | None, settings: dict[str, Any]) -> None:
     """Every round of a seeded trajectory equals the oracle's on the same state and draws.
 
@@ -199,9 +254,17 @@ def test_round_matches_reference(env_id: str, num_envs: int | None, settings: di
     delay = core.config.csi_delay
     test_rng = np.random.default_rng(1234)
 
-    def reference_observation(rows: NDArray[np.bool_], efficiency_seen: NDArray[np.float64], last_lengths: Any,
-                              last_tokens: Any, successes: Any, failures: Any, clock: Any,
-                              ended: NDArray[np.bool_] | None = None, final_info: Any = None) -> NDArray[np.float32]:
+    def reference_observation(
+        rows: NDArray[np.bool_],
+        efficiency_seen: NDArray[np.float64],
+        last_lengths: Any,
+        last_tokens: Any,
+        successes: Any,
+        failures: Any,
+        clock: Any,
+        ended: NDArray[np.bool_] | None = None,
+        final_info: Any = None,
+    ) -> NDArray[np.float32]:
         """The oracle's observation of the systems ``rows`` (the other arguments hold those rows only); with
         arrivals, the requests of the state after the round (they arrive and start between rounds), for the
         systems ``ended`` (restarted within the step) those of their final info."""
@@ -212,8 +275,9 @@ def test_round_matches_reference(env_id: str, num_envs: int | None, settings: di
                 active[ended] = final_info["active"][ended]
                 remaining[ended] = final_info["remaining"][ended]
             requests = dict(active=active[rows], remaining=remaining[rows])
-        return observation(s, efficiency_seen, core.draft_time[rows], successes, failures, last_lengths, last_tokens,
-                           clock, **requests)
+        return observation(
+            s, efficiency_seen, core.draft_time[rows], successes, failures, last_lengths, last_tokens, clock, **requests
+        )
 
     def check_start(rows: NDArray[np.bool_], gain0: NDArray[np.complex128], obs: NDArray[np.float32]) -> None:
         """A fresh episode in ``rows``: start gain, clock and counts 0, every ring slot the start gain."""
@@ -265,30 +329,45 @@ def test_round_matches_reference(env_id: str, num_envs: int | None, settings: di
             capped += int((pre["active"] & (oracle.tokens < oracle.accepted + 1.0))[kept].sum())
             completed += int(oracle.completed[kept].sum())
             for key in ("completed", "completion_time"):
-                np.testing.assert_allclose(np.reshape(info[key], (n, -1))[kept], getattr(oracle, key)[kept],
-                                           rtol=RTOL, err_msg=key)
+                np.testing.assert_allclose(
+                    np.reshape(info[key], (n, -1))[kept], getattr(oracle, key)[kept], rtol=RTOL, err_msg=key
+                )
         np.testing.assert_allclose(core.successes[kept], oracle.successes[kept], rtol=RTOL)
         np.testing.assert_allclose(core.failures[kept], oracle.failures[kept], rtol=RTOL)
         # Next round's state: the true channel (info, eq. of section 4.2) and the process's position-1 rate.
         np.testing.assert_allclose(core.gain[kept], oracle.gain[kept], rtol=RTOL, atol=1e-15)
-        np.testing.assert_allclose(np.reshape(info["spectral_efficiency"], (n, -1))[kept],
-                                   oracle.efficiency[kept], rtol=RTOL)
+        np.testing.assert_allclose(
+            np.reshape(info["spectral_efficiency"], (n, -1))[kept], oracle.efficiency[kept], rtol=RTOL
+        )
         np.testing.assert_allclose(core.upload_time[kept], oracle.upload_time[kept], rtol=RTOL)
-        np.testing.assert_allclose(np.reshape(info["acceptance"], (n, -1)),
-                                   np.exp(-core.process.cumulative_hazard[:, :, 0]), rtol=1e-12)
+        np.testing.assert_allclose(
+            np.reshape(info["acceptance"], (n, -1)), np.exp(-core.process.cumulative_hazard[:, :, 0]), rtol=1e-12
+        )
         # Observation of the played systems: the channel estimate is the gain of `delay` rounds ago (section 5.2).
         history = np.concatenate([history[1:], oracle.gain[None]])
-        expected = reference_observation(everyone, spectral_efficiency(pre["snr"], history[0]), lengths,
-                                         oracle.tokens, oracle.successes, oracle.failures, oracle.clock, ended,
-                                         info.get("final_info"))
+        expected = reference_observation(
+            everyone,
+            spectral_efficiency(pre["snr"], history[0]),
+            lengths,
+            oracle.tokens,
+            oracle.successes,
+            oracle.failures,
+            oracle.clock,
+            ended,
+            info.get("final_info"),
+        )
         last_obs = np.where(ended[:, None], info["final_obs"], np.reshape(obs, (n, -1))) if ended.any() else obs
-        np.testing.assert_allclose(np.reshape(last_obs, (n, -1))[played], expected[played], rtol=OBS_RTOL,
-                                   atol=OBS_ATOL)
+        np.testing.assert_allclose(
+            np.reshape(last_obs, (n, -1))[played], expected[played], rtol=OBS_RTOL, atol=OBS_ATOL
+        )
         if ended.any():
             # Restarted after the round's draws: with a process that does not evolve, the start gains are the
             # next N(0, 1) pairs (core.py: _reset_rows draws them first); else the process's draws come first.
-            gain0 = (start_gain(rng_after_block, int(ended.sum()), num_users, s.fading)
-                     if not core.process.evolves and core.requests is None else core.gain[ended].copy())
+            gain0 = (
+                start_gain(rng_after_block, int(ended.sum()), num_users, s.fading)
+                if not core.process.evolves and core.requests is None
+                else core.gain[ended].copy()
+            )
             check_start(ended, gain0, obs)
             resets += int(ended.sum())
 
@@ -319,8 +398,9 @@ def test_round_matches_reference(env_id: str, num_envs: int | None, settings: di
 
 
 # ------------------------------------------------------------------------------------------ statistics
-def _run_fixed(settings: dict[str, Any], lengths: list[int], rounds: int, num_envs: int = 64,
-               seed: int = 0) -> tuple[Any, list[dict[str, NDArray[Any]]]]:
+def _run_fixed(
+    settings: dict[str, Any], lengths: list[int], rounds: int, num_envs: int = 64, seed: int = 0
+) -> tuple[Any, list[dict[str, NDArray[Any]]]]:
     """A vector env without resets stepped ``rounds`` times with fixed lengths and equal shares; per round the
     survival curve before it (section 5.1), the accepted prefixes, the gain before it and the latency."""
     env = gym.make_vec(HET, num_envs=num_envs, autoreset_mode="DISABLED", horizon=1e9, **settings)
@@ -348,13 +428,20 @@ def test_accepted_prefix_follows_survival(process: str) -> None:
     stale table (markov: the regime after the switch), Exp(1) variates reused across users or of a wrong scale.
     """
     max_draft = 8
-    _, records = _run_fixed({"acceptance_process": process, "fading": False, "max_draft": max_draft},
-                            [max_draft] * 6, rounds=120, seed=11)
+    _, records = _run_fixed(
+        {"acceptance_process": process, "fading": False, "max_draft": max_draft}, [max_draft] * 6, rounds=120, seed=11
+    )
     expected = np.zeros(max_draft + 1)
     observed = np.zeros(max_draft + 1)
     for record in records[:-1]:
-        survival = np.concatenate([np.ones((*record["survival"].shape[:2], 1)), record["survival"],
-                                   np.zeros((*record["survival"].shape[:2], 1))], axis=2)
+        survival = np.concatenate(
+            [
+                np.ones((*record["survival"].shape[:2], 1)),
+                record["survival"],
+                np.zeros((*record["survival"].shape[:2], 1)),
+            ],
+            axis=2,
+        )
         expected += (survival[:, :, :-1] - survival[:, :, 1:]).sum(axis=(0, 1))
         observed += np.bincount(record["accepted"].ravel(), minlength=max_draft + 1)
     # Merge the tail cells until every expected count is >= 5 (chi-square approximation).
@@ -387,7 +474,10 @@ def test_mean_tokens_match_eq4() -> None:
     standard_error = np.sqrt(variance / (num_envs * rounds))
     np.testing.assert_array_equal(mean[length == 0], 1.0)
     assert np.all(np.abs(mean - expected_tokens(rate, length)) <= 5.0 * standard_error + 1e-12), (
-        mean, expected_tokens(rate, length), standard_error)
+        mean,
+        expected_tokens(rate, length),
+        standard_error,
+    )
 
 
 def test_fading_lag_one_correlation_is_jakes() -> None:
@@ -399,8 +489,7 @@ def test_fading_lag_one_correlation_is_jakes() -> None:
     latency), a wrong innovation scale (sqrt(1 - rho) in place of sqrt(1 - rho^2) makes the mean |h|^2 drift).
     """
     doppler_hz, num_users = 5.0, 6
-    core, records = _run_fixed({"doppler_hz": doppler_hz, "num_users": num_users}, [0] * num_users, rounds=200,
-                               seed=5)
+    core, records = _run_fixed({"doppler_hz": doppler_hz, "num_users": num_users}, [0] * num_users, rounds=200, seed=5)
     period = core.scenario.verify_base + core.scenario.verify_per_token * num_users
     latencies = np.concatenate([r["latency"] for r in records[:-1]])
     np.testing.assert_allclose(latencies, period, rtol=1e-12)

@@ -36,14 +36,22 @@ def test_agents_are_the_hyperparameter_files() -> None:
 def _result(task: str, entry: str, score: float, seed: int | None = None) -> dict:
     low, high = reference_goodputs(task)
     goodput = low + score / 100 * (high - low)
-    return {"task": task, "entry": entry, "kind": "analytic" if seed is None else "agent", "seed": seed,
-            "goodput": goodput, "score": normalized_score(task, goodput)}
+    return {
+        "task": task,
+        "entry": entry,
+        "kind": "analytic" if seed is None else "agent",
+        "seed": seed,
+        "goodput": goodput,
+        "score": normalized_score(task, goodput),
+    }
 
 
 def test_aggregate_scores_iqm_with_bootstrap_cis_and_goal_checks() -> None:
     tasks = list(TASKS[:2])
     rng = np.random.default_rng(0)
-    results = [_result(t, "het-opt-adaptive", 95.0) for t in tasks] + [_result(t, "het-opt-oracle", 100.0) for t in tasks]
+    results = [_result(t, "het-opt-adaptive", 95.0) for t in tasks] + [
+        _result(t, "het-opt-oracle", 100.0) for t in tasks
+    ]
     scores = {t: rng.normal(96.0, 2.0, 5) for t in tasks}
     results += [_result(t, "ppo", s, seed) for t in tasks for seed, s in enumerate(scores[t])]
     agg = aggregate(results, tasks, reps=500)
@@ -74,20 +82,61 @@ def test_aggregate_scores_iqm_with_bootstrap_cis_and_goal_checks() -> None:
     assert plain["met"] == all(s >= 0.97 for s in shares)
 
 
-def test_tiny_leaderboard_trains_evaluates_writes_and_resumes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_tiny_leaderboard_trains_evaluates_writes_and_resumes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     runs, out = tmp_path / "runs", tmp_path / "board"
-    argv = ["--runs", str(runs), "-o", str(out), "--tasks", "IIDStatic", "--baselines", "equal-fixed", "het-opt-static",
-            "--train", "--agents", "ppo", "--seeds", "0", "1", "--validation", "1", "--timesteps", "256", "--reps", "200"]
+    argv = [
+        "--runs",
+        str(runs),
+        "-o",
+        str(out),
+        "--tasks",
+        "IIDStatic",
+        "--baselines",
+        "equal-fixed",
+        "het-opt-static",
+        "--train",
+        "--agents",
+        "ppo",
+        "--seeds",
+        "0",
+        "1",
+        "--validation",
+        "1",
+        "--timesteps",
+        "256",
+        "--reps",
+        "200",
+    ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    for name in ("runs.csv", "leaderboard.csv", "leaderboard.json", "leaderboard.md", "leaderboard.png", "aggregate.png", "profiles.png"):
+    for name in (
+        "runs.csv",
+        "leaderboard.csv",
+        "leaderboard.json",
+        "leaderboard.md",
+        "leaderboard.png",
+        "aggregate.png",
+        "profiles.png",
+    ):
         assert (out / name).is_file(), name
     data = json.loads((out / "leaderboard.json").read_text())
-    assert {(r["entry"], r["seed"]) for r in data["runs"]} == {("equal-fixed", None), ("het-opt-static", None), ("ppo", 0), ("ppo", 1)}
+    assert {(r["entry"], r["seed"]) for r in data["runs"]} == {
+        ("equal-fixed", None),
+        ("het-opt-static", None),
+        ("ppo", 0),
+        ("ppo", 1),
+    }
     static = next(r for r in data["runs"] if r["entry"] == "het-opt-static")
-    assert static["score"] == pytest.approx(100.0, abs=1e-6)  # without fading het-opt-static plays the oracle's allocation
+    assert static["score"] == pytest.approx(
+        100.0, abs=1e-6
+    )  # without fading het-opt-static plays the oracle's allocation
     trained = [r for r in data["runs"] if r["entry"] == "ppo"]
-    assert all(r["num_timesteps"] >= 256 and r["train_seconds"] > 0 and Path(r["model"]).name == "best_model.zip" for r in trained)
+    assert all(
+        r["num_timesteps"] >= 256 and r["train_seconds"] > 0 and Path(r["model"]).name == "best_model.zip"
+        for r in trained
+    )
     for r in trained:  # the best model on the validation episodes, with its own VecNormalize statistics
         assert not Path(r["model"]).is_absolute()  # relative to --runs: the tables hold no machine's paths
         assert resolve_agent(runs / r["model"]).vecnormalize_path.name == "vecnormalize_best.pkl"
@@ -114,7 +163,12 @@ def test_tiny_leaderboard_trains_evaluates_writes_and_resumes(tmp_path: Path, ca
     assert {m: os.stat(m).st_mtime for m in models} == models  # seed 1 untouched
 
     # Without --train the saved agents are found under --runs, and their stored evaluations reused.
-    assert main(["--runs", str(runs), "-o", str(out), "--tasks", "IIDStatic", "--baselines", "--reps", "200", "--no-plots"]) == 0
+    assert (
+        main(
+            ["--runs", str(runs), "-o", str(out), "--tasks", "IIDStatic", "--baselines", "--reps", "200", "--no-plots"]
+        )
+        == 0
+    )
     assert "2 of 2 results kept" in capsys.readouterr().out
     again = json.loads((out / "leaderboard.json").read_text())
     assert sorted(r["seed"] for r in again["runs"]) == [0, 1]
@@ -122,33 +176,70 @@ def test_tiny_leaderboard_trains_evaluates_writes_and_resumes(tmp_path: Path, ca
     assert {r["seed"]: r["goodputs"] for r in again["runs"]} == {0: retrained["goodputs"], 1: seed1["goodputs"]}
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["--tasks", "Nope"], "unknown task(s) Nope; the tasks are IIDStatic"),
-    (["--agents", "dqn"], "unknown agent(s) dqn"),
-    (["--baselines", "het-opt-magic"], "unknown analytic controller(s) het-opt-magic"),
-    (["--jobs", "0"], "argument --jobs: expected an integer >= 1, got 0"),
-    (["--validation", "-1"], "argument --validation: expected an integer >= 0, got -1"),
-    (["--model", "worst"], "invalid choice: 'worst'"),
-    (["--timesteps", "100"], "needs --train"),
-    (["--train", "--timesteps", "-1"], "argument --timesteps: expected an integer >= 1, got -1"),
-    (["--baselines", "--tasks", "IIDStatic"], "nothing to evaluate"),
-])
-def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
-    cli_error(main, [*argv, "--runs", str(tmp_path / "none"), "-o", str(tmp_path / "out")], capsys, "multispin-leaderboard", message)
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--tasks", "Nope"], "unknown task(s) Nope; the tasks are IIDStatic"),
+        (["--agents", "dqn"], "unknown agent(s) dqn"),
+        (["--baselines", "het-opt-magic"], "unknown analytic controller(s) het-opt-magic"),
+        (["--jobs", "0"], "argument --jobs: expected an integer >= 1, got 0"),
+        (["--validation", "-1"], "argument --validation: expected an integer >= 0, got -1"),
+        (["--model", "worst"], "invalid choice: 'worst'"),
+        (["--timesteps", "100"], "needs --train"),
+        (["--train", "--timesteps", "-1"], "argument --timesteps: expected an integer >= 1, got -1"),
+        (["--baselines", "--tasks", "IIDStatic"], "nothing to evaluate"),
+    ],
+)
+def test_cli_errors_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    cli_error(
+        main,
+        [*argv, "--runs", str(tmp_path / "none"), "-o", str(tmp_path / "out")],
+        capsys,
+        "multispin-leaderboard",
+        message,
+    )
 
 
 def test_command_line_error_has_no_traceback_and_make_target_exists() -> None:
     assert "\nleaderboard: setup" in (REPO / "Makefile").read_text()
-    proc = subprocess.run([sys.executable, "-m", "agents.leaderboard", "--tasks", "Nope"], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "agents.leaderboard", "--tasks", "Nope"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=120,
+        check=False,
+    )
     assert_one_line_error(proc.returncode, proc.stderr, "python -m agents.leaderboard", "unknown task(s) Nope")
 
 
 @pytest.mark.slow
 def test_jobs_run_in_parallel_processes(tmp_path: Path) -> None:
     out = tmp_path / "board"
-    assert main(["-o", str(out), "--runs", str(tmp_path / "runs"), "--tasks", "IIDStatic", "Markov", "--baselines",
-                 "het-opt-static", "het-opt-adaptive", "--jobs", "2", "--no-plots", "--reps", "200"]) == 0
+    assert (
+        main(
+            [
+                "-o",
+                str(out),
+                "--runs",
+                str(tmp_path / "runs"),
+                "--tasks",
+                "IIDStatic",
+                "Markov",
+                "--baselines",
+                "het-opt-static",
+                "het-opt-adaptive",
+                "--jobs",
+                "2",
+                "--no-plots",
+                "--reps",
+                "200",
+            ]
+        )
+        == 0
+    )
     data = json.loads((out / "leaderboard.json").read_text())
     assert len(data["runs"]) == 4 and data["jobs"] == 2
 
@@ -164,9 +255,14 @@ def test_an_interrupted_training_is_not_taken_for_a_finished_one(tmp_path: Path,
     run = tmp_path / "ppo" / "MultiSpinSuite-IIDStatic-v0_1"
     (run / "MultiSpinSuite-IIDStatic-v0").mkdir(parents=True)
     (run / "MultiSpinSuite-IIDStatic-v0.zip").write_bytes(b"model")
-    (run / "MultiSpinSuite-IIDStatic-v0" / "args.yml").write_text(yaml.safe_dump({"algo": "ppo", "env": task, "seed": 0}))
+    (run / "MultiSpinSuite-IIDStatic-v0" / "args.yml").write_text(
+        yaml.safe_dump({"algo": "ppo", "env": task, "seed": 0})
+    )
     (run / "MultiSpinSuite-IIDStatic-v0" / "training.yml").write_text(
-        yaml.safe_dump({"interrupted": interrupted, "planned_timesteps": 1000, "num_timesteps": 400 if interrupted else 1000}))
+        yaml.safe_dump(
+            {"interrupted": interrupted, "planned_timesteps": 1000, "num_timesteps": 400 if interrupted else 1000}
+        )
+    )
     expected = None if interrupted else run / "MultiSpinSuite-IIDStatic-v0.zip"
     assert _final_model(tmp_path, 1000) == expected
     assert _final_model(tmp_path) == expected

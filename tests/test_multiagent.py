@@ -23,8 +23,12 @@ def test_pettingzoo_parallel_api(reward_mode: str) -> None:
 
 
 def test_pettingzoo_parallel_api_fading_csi_noise_markov() -> None:
-    parallel_api_test(parallel_env(num_users=4, horizon=0.5, csi_delay=2, csi_noise_std=0.3,
-                                   acceptance_process="markov", draft_time_jitter=0.2), num_cycles=200)
+    parallel_api_test(
+        parallel_env(
+            num_users=4, horizon=0.5, csi_delay=2, csi_noise_std=0.3, acceptance_process="markov", draft_time_jitter=0.2
+        ),
+        num_cycles=200,
+    )
 
 
 def test_pettingzoo_seed_test() -> None:
@@ -67,8 +71,10 @@ def test_same_trajectory_as_single_heterogeneous_env() -> None:
             assert infos[agent]["draft_length"] == info_s["draft_lengths"][i]
             assert infos[agent]["bandwidth"] == pytest.approx(info_s["bandwidth"][i])
             assert rewards[agent] == pytest.approx(reward_s)  # shared reward = the single env's
-            own = [obs_s[layout[name]][i] for name in ("spectral_efficiency", "draft_time", "acceptance",
-                                                        "last_draft_lengths", "last_tokens")]
+            own = [
+                obs_s[layout[name]][i]
+                for name in ("spectral_efficiency", "draft_time", "acceptance", "last_draft_lengths", "last_tokens")
+            ]
             np.testing.assert_array_equal(obs_m[agent][:5], np.float32(own))
             assert obs_m[agent][5] == obs_s[layout["time_left"]][0]
             assert obs_m[agent][6] == pytest.approx(np.count_nonzero(info_s["draft_lengths"]) / k)
@@ -135,7 +141,10 @@ def test_bad_actions_raise_and_leave_state() -> None:
     for bad, message in [
         ({"user_0": [0.0, 0.0]}, "missing action"),
         ({**good, "user_9": [0.0, 0.0]}, "unknown agent"),
-        ({**good, 0: [0.0, 0.0], "user_99": [0.0, 0.0]}, r"^unknown agent\(s\) 0, 'user_99'; agents are user_0 \.\. user_1$"),
+        (
+            {**good, 0: [0.0, 0.0], "user_99": [0.0, 0.0]},
+            r"^unknown agent\(s\) 0, 'user_99'; agents are user_0 \.\. user_1$",
+        ),
         ({**good, "user_1": [0.0, np.nan]}, "NaN or inf"),
         ({**good, "user_1": [0.0]}, "must be 2 real numbers"),
         ({**good, "user_1": "ab"}, "must be 2 real numbers"),

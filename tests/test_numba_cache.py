@@ -91,9 +91,15 @@ def test_import_with_nothing_writable_compiles_without_a_cache(tmp_path: Path) -
     """
     blocker = tmp_path / "a-file"
     blocker.write_text("")
-    env = {**os.environ, "HOME": str(blocker), "XDG_CACHE_HOME": str(blocker / "c"),
-           "NUMBA_CACHE_DIR": str(blocker / "n"), "TMPDIR": str(blocker / "t"), "TEMP": str(blocker / "t"),
-           "TMP": str(blocker / "t")}
+    env = {
+        **os.environ,
+        "HOME": str(blocker),
+        "XDG_CACHE_HOME": str(blocker / "c"),
+        "NUMBA_CACHE_DIR": str(blocker / "n"),
+        "TMPDIR": str(blocker / "t"),
+        "TEMP": str(blocker / "t"),
+        "TMP": str(blocker / "t"),
+    }
     code = (
         "import errno, os, tempfile, warnings\n"
         "def read_only(*args, **kwargs):\n"

@@ -30,11 +30,7 @@ def _forbidden(name: str) -> bool:
 
 @pytest.mark.parametrize("module", MODULES)
 def test_importing_the_env_package_loads_no_controller_module(module: str) -> None:
-    code = (
-        "import importlib, json, sys\n"
-        f"importlib.import_module({module!r})\n"
-        "print(json.dumps(sorted(sys.modules)))\n"
-    )
+    code = f"import importlib, json, sys\nimportlib.import_module({module!r})\nprint(json.dumps(sorted(sys.modules)))\n"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     loaded = json.loads(out.stdout.strip().splitlines()[-1])
     assert module in loaded

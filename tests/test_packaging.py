@@ -19,8 +19,17 @@ REPO = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 
 
-@pytest.mark.parametrize("name", ["multispin-train", "multispin-benchmark", "multispin-demo", "multispin-list",
-                                  "multispin-record-trace", "multispin-leaderboard"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "multispin-train",
+        "multispin-benchmark",
+        "multispin-demo",
+        "multispin-list",
+        "multispin-record-trace",
+        "multispin-leaderboard",
+    ],
+)
 def test_console_scripts_point_at_callables(name: str) -> None:
     module, _, attr = PYPROJECT["project"]["scripts"][name].partition(":")
     assert callable(getattr(importlib.import_module(module), attr))
@@ -89,8 +98,11 @@ def test_the_site_has_a_page_for_every_registered_id_and_no_other() -> None:
     registered = {i for i, s in gym.registry.items() if str(s.entry_point).startswith("multispin_env.")}
     assert set(gen.env_ids()) == registered and set(ENV_IDS) < registered
     pages = gen.pages()
-    assert {p for p in pages if p.startswith("envs/") and p.count("/") >= 1} == \
-        {"envs/index.md", "envs/SUMMARY.md", *(f"envs/{i}.md" for i in registered)}
+    assert {p for p in pages if p.startswith("envs/") and p.count("/") >= 1} == {
+        "envs/index.md",
+        "envs/SUMMARY.md",
+        *(f"envs/{i}.md" for i in registered),
+    }
     readme = (REPO / "README.md").read_text()
     for env_id in ENV_IDS:
         assert env_id in readme and env_id in pages["envs/index.md"]()
@@ -99,8 +111,17 @@ def test_the_site_has_a_page_for_every_registered_id_and_no_other() -> None:
 @pytest.mark.parametrize("env_id", [*ENV_IDS, "MultiSpinSuite/StaleCSI1-v0", "MultiSpinSuite/ArrivalsHeavy-v0"])
 def test_every_id_page_is_generated_from_the_docstrings_with_every_section(env_id: str) -> None:
     page = _gen_pages().env_page(env_id)
-    for section in ("## Description", "## Action space", "## Observation space", "## Reward", "## Info",
-                    "## Starting state", "## Episode end", "## Arguments", "## Version history"):
+    for section in (
+        "## Description",
+        "## Action space",
+        "## Observation space",
+        "## Reward",
+        "## Info",
+        "## Starting state",
+        "## Episode end",
+        "## Arguments",
+        "## Version history",
+    ):
         assert page.count(section + "\n") == 1, section
     env = gym.make(env_id)
     (n_actions,) = env.action_space.shape

@@ -75,7 +75,9 @@ def test_information_levels_read_what_they_should() -> None:
         assert policy.last_allocation.goodput == pytest.approx(expected.goodput)
 
 
-@pytest.mark.parametrize(("name", "solver"), [("het-opt-static", solve_heterogeneous), ("hom-opt-static", solve_homogeneous)])
+@pytest.mark.parametrize(
+    ("name", "solver"), [("het-opt-static", solve_heterogeneous), ("hom-opt-static", solve_homogeneous)]
+)
 def test_static_policy_goodput_matches_the_solver_without_fading(name: str, solver) -> None:
     """Fading off, iid acceptance: the measured goodput is the solver's eq. (5) value within sampling error."""
     env = gym.make(HET, fading=False, acceptance_process="iid", horizon=150.0)

@@ -159,7 +159,7 @@ class _Reference:
             self.rngs[i] = np.random.default_rng([self.seed, *words.tolist()])
             self.latencies[i] = []
         else:
-            self.latencies[i] = (self.latencies[i] + [max(clock - self.clock[i], 0.0)])[-max(self.delay, 1):]
+            self.latencies[i] = (self.latencies[i] + [max(clock - self.clock[i], 0.0)])[-max(self.delay, 1) :]
         self.clock[i] = clock
 
     def plan(self, i: int, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -187,11 +187,15 @@ class _Reference:
         if not active.any():
             return adaptive_plan.draft_lengths, adaptive_plan.bandwidth
         upload = core.scenario.upload_time(core.snr_db[i], power)
-        planning = [mean * mean + variance, *np.quantile(power, self.quantiles, axis=0), *power[:self.draw_candidates]]
+        planning = [mean * mean + variance, *np.quantile(power, self.quantiles, axis=0), *power[: self.draw_candidates]]
         plans = [adaptive_plan] + [solve(core.scenario.upload_time(core.snr_db[i], p)) for p in planning]
-        sub = dataclasses.replace(adaptive, acceptance=adaptive.acceptance[active],
-                                  draft_time=adaptive.draft_time[active], upload_time=adaptive.upload_time[active],
-                                  survival=adaptive.survival[active])
+        sub = dataclasses.replace(
+            adaptive,
+            acceptance=adaptive.acceptance[active],
+            draft_time=adaptive.draft_time[active],
+            upload_time=adaptive.upload_time[active],
+            survival=adaptive.survival[active],
+        )
         lengths = np.stack([p.draft_lengths[active] for p in plans])
         shares = np.stack([p.bandwidth[active] for p in plans])
         tokens, latency = allocation_outcome(sub, lengths, shares, upload[:, None, active])
@@ -199,14 +203,18 @@ class _Reference:
         return best.draft_lengths, best.bandwidth
 
 
-@pytest.mark.parametrize("settings", [
-    dict(csi_delay=1),
-    dict(csi_delay=3, csi_noise_std=0.2, upload_deadline=0.02),
-    dict(csi_noise_std=0.3, acceptance_process="positional"),
-    dict(csi_delay=2, arrival_rate=0.3, mean_request_tokens=20.0, horizon=3.0),
-    dict(fading=False, csi_noise_std=0.3),
-    dict(),
-], ids=["stale", "stale-noisy-deadline", "noisy-positional", "arrivals", "static-noisy", "perfect"])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(csi_delay=1),
+        dict(csi_delay=3, csi_noise_std=0.2, upload_deadline=0.02),
+        dict(csi_noise_std=0.3, acceptance_process="positional"),
+        dict(csi_delay=2, arrival_rate=0.3, mean_request_tokens=20.0, horizon=3.0),
+        dict(fading=False, csi_noise_std=0.3),
+        dict(),
+    ],
+    ids=["stale", "stale-noisy-deadline", "noisy-positional", "arrivals", "static-noisy", "perfect"],
+)
 def test_batched_planner_plays_the_per_system_plan_on_every_sub_env(settings) -> None:
     """One compiled call for the vector env = the algorithm written out per sub-env (_Reference), on many rounds
     of 12 sub-envs (random actions in between, so that the states differ, and episode ends past the horizon)."""

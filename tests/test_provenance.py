@@ -18,12 +18,14 @@ REPO = Path(__file__).resolve().parents[1]
 EXEMPT = {"CHANGELOG.md", "tests/test_provenance.py"}  # the history, and the examples below
 RULES = {
     "a reference to an issue": re.compile(r"\bissues? ?#?\d+\b", re.IGNORECASE),
-    "a bare #N reference (cite another project as 'project#N' or 'PR #N')":
-        re.compile(r"(?<![\w/&.#-])(?<!PR )#\d{1,5}\b"),
+    "a bare #N reference (cite another project as 'project#N' or 'PR #N')": re.compile(
+        r"(?<![\w/&.#-])(?<!PR )#\d{1,5}\b"
+    ),
     "an absolute path of a machine": re.compile(r"(?<![\w.~])/(?:work|home|root|Users|mnt|scratch)/\w"),
     "the machine or jobs a result came from": re.compile(
         r"\b(?:on this (?:\d-core )?machine|idle machine|idle \d-core|other (?:sessions'|jobs)|load average of the)\b",
-        re.IGNORECASE),
+        re.IGNORECASE,
+    ),
 }
 
 
@@ -54,23 +56,29 @@ def findings(text: str) -> list[tuple[int, str, str]]:
 def test_the_tracked_files_hold_no_internal_provenance() -> None:
     files = tracked_text_files()
     assert len(files) > 50 and REPO / "README.md" in files
-    problems = [f"{path.relative_to(REPO)}:{number}: {rule}: {line}"
-                for path in files for number, rule, line in findings(path.read_text(errors="replace"))]
+    problems = [
+        f"{path.relative_to(REPO)}:{number}: {rule}: {line}"
+        for path in files
+        for number, rule, line in findings(path.read_text(errors="replace"))
+    ]
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize(("text", "bad"), [
-    ("fixed in Issue 12, section 3", True),
-    ("see issue #7", True),
-    ("(#42) reworded", True),
-    ('"model": "/work/lb/runs/ppo/best_model.zip"', True),
-    ("measured on this 2-core machine", True),
-    ("taken with other jobs sharing the cores", True),
-    ("vLLM PR #52992", False),
-    ("llama.cpp#3649 on GitHub", False),
-    ('color "#555555"', False),
-    ("python -m experiments.findings -o /tmp/findings", False),
-    ("measured at commit 536b3db on 2 CPU cores", False),
-])
+@pytest.mark.parametrize(
+    ("text", "bad"),
+    [
+        ("fixed in Issue 12, section 3", True),
+        ("see issue #7", True),
+        ("(#42) reworded", True),
+        ('"model": "/work/lb/runs/ppo/best_model.zip"', True),
+        ("measured on this 2-core machine", True),
+        ("taken with other jobs sharing the cores", True),
+        ("vLLM PR #52992", False),
+        ("llama.cpp#3649 on GitHub", False),
+        ('color "#555555"', False),
+        ("python -m experiments.findings -o /tmp/findings", False),
+        ("measured at commit 536b3db on 2 CPU cores", False),
+    ],
+)
 def test_the_rules_catch_provenance_and_spare_citations(text: str, bad: bool) -> None:
     assert bool(findings(text)) == bad

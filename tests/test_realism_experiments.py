@@ -29,8 +29,17 @@ def outputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_the_command_writes_every_table_and_figure(outputs: Path) -> None:
-    for name in ("knee.csv", "knee.png", "deadline.csv", "deadline_mc.csv", "deadline.png", "energy.csv",
-                 "energy.md", "energy.png", "summary.md"):
+    for name in (
+        "knee.csv",
+        "knee.png",
+        "deadline.csv",
+        "deadline_mc.csv",
+        "deadline.png",
+        "energy.csv",
+        "energy.md",
+        "energy.png",
+        "summary.md",
+    ):
         path = outputs / name
         assert path.is_file() and path.stat().st_size > 0, name
     assert (outputs / "knee.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -108,8 +117,11 @@ def test_energy_trade_off_is_a_front(outputs: Path) -> None:
         assert front
         for i in front:
             for j in front:
-                assert not (goodput[j] >= goodput[i] and power[j] <= power[i]
-                            and (goodput[j] > goodput[i] or power[j] < power[i])), (method, i, j)
+                assert not (
+                    goodput[j] >= goodput[i]
+                    and power[j] <= power[i]
+                    and (goodput[j] > goodput[i] or power[j] < power[i])
+                ), (method, i, j)
         assert realism.pareto_flags(goodput, power) == [r["pareto"] == "True" for r in group]
         if method == "cap":
             # Server-only decoding costs the devices nothing; a larger cap never lowers the optimum's goodput.

@@ -17,8 +17,14 @@ HET = "MultiSpin-Heterogeneous-v0"
 
 def _episode(limit: int, rate: float, num_users: int = 6, seed: int = 0, horizon: float = 5.0):
     """Step one episode with arrivals; yield (info before, info after, latency) of every round."""
-    env = gym.make(HET, num_users=num_users, arrival_rate=rate, max_queued_requests=limit, horizon=horizon,
-                   mean_request_tokens=20.0)
+    env = gym.make(
+        HET,
+        num_users=num_users,
+        arrival_rate=rate,
+        max_queued_requests=limit,
+        horizon=horizon,
+        mean_request_tokens=20.0,
+    )
     _, before = env.reset(seed=seed)
     rng = np.random.default_rng(seed)
     truncated = False

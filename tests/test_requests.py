@@ -36,8 +36,15 @@ def _arrived_since(requests: Requests, since: np.ndarray) -> np.ndarray:
 def _run_arrivals(rate: float, rounds: int, num_envs: int = 16, seed: int = 0, **settings):
     """A vector env without resets under a fixed allocation (L = 3 for everyone, equal shares), with Poisson
     arrivals of ``rate`` per user and second; returns the totals Little's law needs."""
-    env = MultiSpinVectorEnv(num_envs=num_envs, autoreset_mode="DISABLED", horizon=1e9, arrival_rate=rate,
-                             mean_request_tokens=20.0, fading=False, **settings)
+    env = MultiSpinVectorEnv(
+        num_envs=num_envs,
+        autoreset_mode="DISABLED",
+        horizon=1e9,
+        arrival_rate=rate,
+        mean_request_tokens=20.0,
+        fading=False,
+        **settings,
+    )
     env.reset(seed=seed)
     k = env.num_users
     action = np.tile(env.encode_action(np.full(k, 3), np.full(k, 1.0 / k)), (num_envs, 1))
@@ -124,8 +131,9 @@ def test_observation_space_changes_only_with_arrivals() -> None:
     for _ in range(30):
         obs, _, _, _, info = env.step(env.action_space.sample())
     np.testing.assert_array_equal(env.unwrapped.observation_field(obs, "active"), info["active"])
-    np.testing.assert_allclose(env.unwrapped.observation_field(obs, "remaining"),
-                               np.minimum(info["remaining"] / 10.0, 10.0), rtol=1e-6)
+    np.testing.assert_allclose(
+        env.unwrapped.observation_field(obs, "remaining"), np.minimum(info["remaining"] / 10.0, 10.0), rtol=1e-6
+    )
 
 
 def test_single_and_vector_env_trajectories_are_identical_with_arrivals() -> None:
@@ -145,8 +153,10 @@ def test_single_and_vector_env_trajectories_are_identical_with_arrivals() -> Non
             np.testing.assert_array_equal(info_single[key], info_vector[key][0])
 
 
-@pytest.mark.parametrize("key, value", [("arrival_rate", 0.0), ("arrival_rate", -1.0), ("arrival_rate", "fast"),
-                                        ("request_length", "uniform")])
+@pytest.mark.parametrize(
+    "key, value",
+    [("arrival_rate", 0.0), ("arrival_rate", -1.0), ("arrival_rate", "fast"), ("request_length", "uniform")],
+)
 def test_invalid_arrival_settings_name_the_setting(key, value) -> None:
     with pytest.raises(ValueError, match=key):
         gym.make(HET, **{key: value})
@@ -173,8 +183,13 @@ def test_analytic_policies_solve_on_the_active_users(name: str) -> None:
         assert np.all(lengths[~active] == 0) and np.all(shares[~active] == 0.0)
         if 0 < active.sum() < active.size:
             params = round_params_for(env, level, obs)
-            sub = dataclasses.replace(params, acceptance=params.acceptance[active], survival=params.survival[active],
-                                      draft_time=params.draft_time[active], upload_time=params.upload_time[active])
+            sub = dataclasses.replace(
+                params,
+                acceptance=params.acceptance[active],
+                survival=params.survival[active],
+                draft_time=params.draft_time[active],
+                upload_time=params.upload_time[active],
+            )
             expected = SOLVERS[solver_name].solve(sub)
             np.testing.assert_array_equal(lengths[active], expected.draft_lengths)
             np.testing.assert_allclose(shares[active], expected.bandwidth / expected.bandwidth.sum(), atol=1e-6)

@@ -87,7 +87,9 @@ def test_compose_is_exact_at_zero_and_bounded_otherwise() -> None:
     zero = compose(base, np.zeros_like(base), k, lmax, 2.0, 2.0)
     base_l, base_b = core.decode_action(base)
     zero_l, zero_b = core.decode_action(zero)
-    assert np.array_equal(zero[:, :k], base[:, :k]) and np.array_equal(zero_l, base_l) and np.array_equal(zero_b, base_b)
+    assert (
+        np.array_equal(zero[:, :k], base[:, :k]) and np.array_equal(zero_l, base_l) and np.array_equal(zero_b, base_b)
+    )
     correction = np.random.default_rng(1).uniform(-1.5, 1.5, base.shape)  # out of range: clipped to [-1, 1]
     new_l, new_b = core.decode_action(compose(base, correction, k, lmax, 2.0, 2.0))
     assert np.all(np.abs(new_l - base_l) <= 2)
@@ -96,8 +98,10 @@ def test_compose_is_exact_at_zero_and_bounded_otherwise() -> None:
         users = np.flatnonzero(both[row])
         if users.size < 2:
             continue
-        ratio = (new_b[row, users] / base_b[row, users])
-        assert ratio.max() / ratio.min() <= 4.0 * (1 + 1e-6)  # each weight moves by a factor in [1/2, 2] (float32 actions)
+        ratio = new_b[row, users] / base_b[row, users]
+        assert ratio.max() / ratio.min() <= 4.0 * (
+            1 + 1e-6
+        )  # each weight moves by a factor in [1/2, 2] (float32 actions)
     assert np.any(new_l[base_l == 0] > 0)  # idle users can be switched on (they then get a share)
     assert np.all(new_b[(new_l > 0)] > 0)
 
@@ -110,7 +114,9 @@ def test_compose_per_token_is_exact_at_zero_and_moves_a_users_weight_with_its_le
     base_l, base_b = core.decode_action(base)
     zero = compose(base, np.zeros_like(base), k, lmax, 2.0, 2.0, share_per_token=True)
     zero_l, zero_b = core.decode_action(zero)
-    assert np.array_equal(zero[:, :k], base[:, :k]) and np.array_equal(zero_l, base_l) and np.array_equal(zero_b, base_b)
+    assert (
+        np.array_equal(zero[:, :k], base[:, :k]) and np.array_equal(zero_l, base_l) and np.array_equal(zero_b, base_b)
+    )
     # One length entry moved by exactly one token (offset 2 tokens: entry 0.5), no share correction.
     checked = switched = 0
     for row in range(base.shape[0]):
@@ -119,7 +125,9 @@ def test_compose_per_token_is_exact_at_zero_and_moves_a_users_weight_with_its_le
         correction = np.zeros(base.shape[1], np.float32)
         correction[user] = 0.5 * step
         new_l, new_b = core.decode_action(compose(base[row], correction, k, lmax, 2.0, 2.0, share_per_token=True))
-        assert new_l[user] == base_l[row, user] + step and np.array_equal(np.delete(new_l, user), np.delete(base_l[row], user))
+        assert new_l[user] == base_l[row, user] + step and np.array_equal(
+            np.delete(new_l, user), np.delete(base_l[row], user)
+        )
         others = np.flatnonzero((base_l[row] > 0) & (np.arange(k) != user))
         if others.size == 0 or new_l[user] == 0:
             continue
@@ -167,7 +175,11 @@ def test_zero_correction_replays_the_controller(batched: bool) -> None:
     # controller per sub-env of a DummyVecEnv).
     ref = make_batched_vec_env(TASK, n, SHORT) if batched else DummyVecEnv([make] * n)
     ref.seed(7)
-    controllers = [make_policy("het-opt-adaptive", ref.venv)] if batched else [make_policy("het-opt-adaptive", e) for e in ref.envs]
+    controllers = (
+        [make_policy("het-opt-adaptive", ref.venv)]
+        if batched
+        else [make_policy("het-opt-adaptive", e) for e in ref.envs]
+    )
     obs = ref.reset()
     residual = VecResidual(make_batched_vec_env(TASK, n, SHORT) if batched else DummyVecEnv([make] * n))
     residual.seed(7)
@@ -221,14 +233,41 @@ def test_bad_residual_settings_are_one_line_errors() -> None:
 
 
 @pytest.mark.parametrize(("algo", "agent"), [("ppo", "residual"), ("ppo_lstm", None), ("ppo", "residual_predictive")])
-def test_residual_and_recurrent_agents_train_and_evaluate_on_a_suite_task(tmp_path: Path, algo: str, agent: str | None) -> None:
+def test_residual_and_recurrent_agents_train_and_evaluate_on_a_suite_task(
+    tmp_path: Path, algo: str, agent: str | None
+) -> None:
     from agents.benchmark import load_agent_policy
     from agents.train import main as train_main
 
     tiny = ["n_envs:2", "n_steps:32", "batch_size:32", "n_epochs:1"]
-    tiny += ["policy_kwargs:dict(lstm_hidden_size=8, net_arch=[8])" if algo == "ppo_lstm" else "policy_kwargs:dict(net_arch=[8])"]
-    argv = ["--algo", algo, "--env", TASK, "-n", "64", "--seed", "1", "-f", str(tmp_path), "--eval-freq", "64",
-            "--eval-episodes", "1", "--baselines", "--env-kwargs", "horizon:1.0", "-params", *tiny, "--verbose", "0"]
+    tiny += [
+        "policy_kwargs:dict(lstm_hidden_size=8, net_arch=[8])"
+        if algo == "ppo_lstm"
+        else "policy_kwargs:dict(net_arch=[8])"
+    ]
+    argv = [
+        "--algo",
+        algo,
+        "--env",
+        TASK,
+        "-n",
+        "64",
+        "--seed",
+        "1",
+        "-f",
+        str(tmp_path),
+        "--eval-freq",
+        "64",
+        "--eval-episodes",
+        "1",
+        "--baselines",
+        "--env-kwargs",
+        "horizon:1.0",
+        "-params",
+        *tiny,
+        "--verbose",
+        "0",
+    ]
     assert train_main(argv + (["--agent", agent] if agent else [])) == 0
     (run,) = (tmp_path / algo).glob("MultiSpinSuite-IIDStatic-v0_*")
     config = read_yaml(run / "MultiSpinSuite-IIDStatic-v0" / "config.yml")

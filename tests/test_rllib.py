@@ -73,8 +73,26 @@ def test_cli_errors_are_one_line(argv: list[str], message: str, capsys: pytest.C
 
 
 # ------------------------------------------------------------------- slow: real RLlib training on local Ray
-TINY = ["--iterations", "2", "--train-batch", "128", "--minibatch", "64", "--epochs", "2", "--num-env-runners", "1",
-        "--envs-per-runner", "2", "--num-cpus", "2", "--env-kwargs", "num_users:3", "horizon:1.0", "fading:False"]
+TINY = [
+    "--iterations",
+    "2",
+    "--train-batch",
+    "128",
+    "--minibatch",
+    "64",
+    "--epochs",
+    "2",
+    "--num-env-runners",
+    "1",
+    "--envs-per-runner",
+    "2",
+    "--num-cpus",
+    "2",
+    "--env-kwargs",
+    "num_users:3",
+    "horizon:1.0",
+    "fading:False",
+]
 
 
 @pytest.mark.slow
@@ -122,4 +140,3 @@ def test_rllib_trains_and_the_policy_evaluates_next_to_baselines(env: str, tmp_p
         actions, _ = policy.predict(obs)
         assert set(actions) == set(penv.agents) and all(a.shape == (2,) for a in actions.values())
         penv.step(actions)
-

@@ -88,15 +88,18 @@ def test_energy_is_drafting_plus_transmit_power_times_their_durations() -> None:
 
 
 def test_round_params_deadline_makes_late_users_count_as_one_token() -> None:
-    params = RoundParams(acceptance=[0.6, 0.8], draft_time=[0.01, 0.02], upload_time=[0.001, 0.002],
-                         upload_deadline=0.05)
+    params = RoundParams(
+        acceptance=[0.6, 0.8], draft_time=[0.01, 0.02], upload_time=[0.001, 0.002], upload_deadline=0.05
+    )
     # user 1 drafting 4 tokens finishes at 4 (0.02 + 0.002 / b) > 0.05 for any share: dropped
     g = float(expected_goodput(params, [3, 4], [0.5, 0.5]))
     latency = 0.05 + 0.060 + 0.0005 * (3 + 1 + 0 + 1)
     assert g == pytest.approx(((1 - 0.6**4) / 0.4 + 1.0) / latency, rel=1e-12)
 
 
-@pytest.mark.parametrize("bad", [((1, 0.03),), ((2, 0.03), (1, 0.04)), ((1, 0.04), (2, 0.03)), "nope", ((1, -1), (2, 1))])
+@pytest.mark.parametrize(
+    "bad", [((1, 0.03),), ((2, 0.03), (1, 0.04)), ((1, 0.04), (2, 0.03)), "nope", ((1, -1), (2, 1))]
+)
 def test_bad_verify_profiles_are_value_errors(bad: object) -> None:
     with pytest.raises(ValueError, match="verify_profile"):
         gym.make(HET, verify_profile=bad)

@@ -39,11 +39,21 @@ def test_unknown_config_keys_of_any_type_are_listed_in_one_line() -> None:
     assert "\n" not in str(caught.value)
 
 
-@pytest.mark.parametrize("profile", [[("0", "0.01"), ("1", "0.02")], [(True, 0.01), (2, 0.02)], [(0, 0.01), (1, "2")],
-                                     [(0, 0.01), (1, False)], [(0, 0.01), (1, 0.02 + 0j)]])
+@pytest.mark.parametrize(
+    "profile",
+    [
+        [("0", "0.01"), ("1", "0.02")],
+        [(True, 0.01), (2, 0.02)],
+        [(0, 0.01), (1, "2")],
+        [(0, 0.01), (1, False)],
+        [(0, 0.01), (1, 0.02 + 0j)],
+    ],
+)
 def test_a_verify_profile_of_strings_or_bools_is_rejected(profile: list) -> None:
-    message = (r"^verify_profile must be a profile name or \(tokens, seconds\) pairs of real numbers: "
-               r"verify_profile\[[01]\]")
+    message = (
+        r"^verify_profile must be a profile name or \(tokens, seconds\) pairs of real numbers: "
+        r"verify_profile\[[01]\]"
+    )
     with pytest.raises(ValueError, match=message):
         EnvConfig(verify_profile=profile)
     with pytest.raises(ValueError, match=message):
@@ -57,8 +67,11 @@ def test_a_bad_point_of_a_long_verify_profile_is_named_in_a_short_line() -> None
         EnvConfig(verify_profile=table)
     assert len(str(caught.value)) < 200
     table[77_777] = (table[77_777][0] - 0.5, 0.02)
-    with pytest.raises(ValueError, match=r"^verify_profile tokens must increase by at least 1 from point to point: "
-                                         r"verify_profile\[77777\] = \(77776\.5, 0\.02\) after \(77776\.0, ") as caught:
+    with pytest.raises(
+        ValueError,
+        match=r"^verify_profile tokens must increase by at least 1 from point to point: "
+        r"verify_profile\[77777\] = \(77776\.5, 0\.02\) after \(77776\.0, ",
+    ) as caught:
         EnvConfig(verify_profile=table)
     assert len(str(caught.value)) < 200
 
@@ -74,10 +87,23 @@ EDGE_CASES = [
     ({"verify_profile": [(0, 0.01), (1e-300, 1e9)]}, "verify_profile tokens must increase by at least 1"),
     ({"verify_profile": [(0, 0.01), (1, 1e9)], "horizon": 1e9}, None),
     ({"mixture_concentration": 5e-324, "acceptance_process": "mixture"}, "mixture_concentration"),
-    ({"mixture_concentration": 1e-6, "acceptance_process": "mixture",
-      "scenario": {"acceptance_range": (0.5, 1 - 1e-16)}}, None),
-    ({"mixture_concentration": 1e6, "acceptance_process": "mixture", "mixture_scope": "request",
-      "scenario": {"acceptance_range": (5e-324, 5e-324)}}, None),
+    (
+        {
+            "mixture_concentration": 1e-6,
+            "acceptance_process": "mixture",
+            "scenario": {"acceptance_range": (0.5, 1 - 1e-16)},
+        },
+        None,
+    ),
+    (
+        {
+            "mixture_concentration": 1e6,
+            "acceptance_process": "mixture",
+            "mixture_scope": "request",
+            "scenario": {"acceptance_range": (5e-324, 5e-324)},
+        },
+        None,
+    ),
     ({"scenario": {"tx_power_dbm": 1e308}}, "tx_power_dbm"),
     ({"scenario": {"verify_base": 1e308}}, "verify_base"),
     ({"scenario": {"verify_per_token": 1e308}}, "verify_per_token"),
@@ -85,13 +111,44 @@ EDGE_CASES = [
     ({"scenario": {"bandwidth_hz": 5e-324}}, "bandwidth_hz"),
     ({"scenario": {"shadowing_sigma_db": 1e308}}, "shadowing_sigma_db"),
     ({"scenario": {"noise_figure_db": -1e308}}, "noise_figure_db"),
-    ({"scenario": {"verify_base": 1e9, "verify_per_token": 1e9, "downlink_time": 1e9}, "horizon": 1e9,
-      "num_users": 4096, "max_draft": 256, "upload_deadline": None}, None),
-    ({"scenario": {"tx_power_dbm": 100.0, "noise_density_dbm_hz": -300.0, "noise_figure_db": 0.0,
-                   "bandwidth_hz": 1.0, "shadowing_sigma_db": 100.0, "distance_range_m": (1e-3, 1e-3)}}, None),
-    ({"scenario": {"tx_power_dbm": -100.0, "noise_density_dbm_hz": 0.0, "noise_figure_db": 100.0,
-                   "bandwidth_hz": 1e12, "shadowing_sigma_db": 100.0, "distance_range_m": (1e6, 1e6)},
-      "upload_deadline": None, "payload": "full"}, None),
+    (
+        {
+            "scenario": {"verify_base": 1e9, "verify_per_token": 1e9, "downlink_time": 1e9},
+            "horizon": 1e9,
+            "num_users": 4096,
+            "max_draft": 256,
+            "upload_deadline": None,
+        },
+        None,
+    ),
+    (
+        {
+            "scenario": {
+                "tx_power_dbm": 100.0,
+                "noise_density_dbm_hz": -300.0,
+                "noise_figure_db": 0.0,
+                "bandwidth_hz": 1.0,
+                "shadowing_sigma_db": 100.0,
+                "distance_range_m": (1e-3, 1e-3),
+            }
+        },
+        None,
+    ),
+    (
+        {
+            "scenario": {
+                "tx_power_dbm": -100.0,
+                "noise_density_dbm_hz": 0.0,
+                "noise_figure_db": 100.0,
+                "bandwidth_hz": 1e12,
+                "shadowing_sigma_db": 100.0,
+                "distance_range_m": (1e6, 1e6),
+            },
+            "upload_deadline": None,
+            "payload": "full",
+        },
+        None,
+    ),
 ]
 
 

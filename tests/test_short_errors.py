@@ -50,23 +50,35 @@ K_LONG = 4096  # the largest K: a message printing the arrays would run to tens 
 
 
 def _long_params():
-    return RoundParams(acceptance=np.full(K_LONG, 0.7), draft_time=np.full(K_LONG, 0.01),
-                       upload_time=np.full(K_LONG, 0.001))
+    return RoundParams(
+        acceptance=np.full(K_LONG, 0.7), draft_time=np.full(K_LONG, 0.01), upload_time=np.full(K_LONG, 0.001)
+    )
 
 
 @pytest.mark.parametrize(
     "call, message",
     [
-        (lambda: RoundParams(acceptance=np.r_[np.full(K_LONG - 1, 0.7), np.nan], draft_time=np.full(K_LONG, 0.01),
-                             upload_time=np.full(K_LONG, 0.001)),
-         r"^acceptance\[4095\] is nan: acceptance must be finite$"),
-        (lambda: _validate(np.r_[np.zeros(K_LONG - 2), np.inf, 1.0], None),
-         r"^draft_lengths\[4094\] is inf: draft_lengths must be finite$"),
+        (
+            lambda: RoundParams(
+                acceptance=np.r_[np.full(K_LONG - 1, 0.7), np.nan],
+                draft_time=np.full(K_LONG, 0.01),
+                upload_time=np.full(K_LONG, 0.001),
+            ),
+            r"^acceptance\[4095\] is nan: acceptance must be finite$",
+        ),
+        (
+            lambda: _validate(np.r_[np.zeros(K_LONG - 2), np.inf, 1.0], None),
+            r"^draft_lengths\[4094\] is inf: draft_lengths must be finite$",
+        ),
         (lambda: _validate(np.full(K_LONG, 0.5), None), r"^draft_lengths must be integers in 0\.\.10, got array\("),
-        (lambda: _validate(np.ones(K_LONG), np.r_[np.full(K_LONG - 1, 1.0 / K_LONG), -np.inf]),
-         r"^bandwidth\[4095\] is -inf: bandwidth must be finite$"),
-        (lambda: _validate(np.ones(K_LONG), np.r_[np.full(K_LONG - 1, 1.0 / K_LONG), -0.5]),
-         r"^bandwidth shares must be >= 0, got array\("),
+        (
+            lambda: _validate(np.ones(K_LONG), np.r_[np.full(K_LONG - 1, 1.0 / K_LONG), -np.inf]),
+            r"^bandwidth\[4095\] is -inf: bandwidth must be finite$",
+        ),
+        (
+            lambda: _validate(np.ones(K_LONG), np.r_[np.full(K_LONG - 1, 1.0 / K_LONG), -0.5]),
+            r"^bandwidth shares must be >= 0, got array\(",
+        ),
     ],
 )
 def test_round_parameter_and_allocation_errors_name_the_entry_in_one_short_line(call, message):

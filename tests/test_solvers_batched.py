@@ -30,8 +30,14 @@ def _mixed() -> list[RoundParams]:
     systems = [_instance(seed) for seed in SEEDS]
     rng = np.random.default_rng(7)
     for k in (6, 16, 40):
-        systems.append(RoundParams(acceptance=rng.uniform(0.5, 0.9, k), draft_time=rng.choice([0.004, 0.01, 0.025], k),
-                                   upload_time=10 ** rng.uniform(-4.0, -2.3, k), max_draft=int(rng.integers(4, 12))))
+        systems.append(
+            RoundParams(
+                acceptance=rng.uniform(0.5, 0.9, k),
+                draft_time=rng.choice([0.004, 0.01, 0.025], k),
+                upload_time=10 ** rng.uniform(-4.0, -2.3, k),
+                max_draft=int(rng.integers(4, 12)),
+            )
+        )
     order = rng.permutation(len(systems))
     return [systems[i] for i in order]
 
@@ -40,7 +46,10 @@ def _assert_same(allocation: Allocation, single: Allocation) -> None:
     np.testing.assert_array_equal(allocation.draft_lengths, single.draft_lengths)
     np.testing.assert_array_equal(allocation.bandwidth, single.bandwidth)
     assert (allocation.goodput, allocation.sync_time, allocation.latency) == (
-        single.goodput, single.sync_time, single.latency)
+        single.goodput,
+        single.sync_time,
+        single.latency,
+    )
 
 
 @pytest.mark.parametrize("solver", ["hom-opt", "het-opt"])  # the compiled ones (equal-* solve_batch loops .solve)
@@ -145,8 +154,12 @@ def test_a_malformed_pack_is_refused_before_the_compiled_code_reads_it() -> None
     """The compiled solvers do not bound-check: PackedSystems checks its layout (ValueError, no crash)."""
     import dataclasses
 
-    packed = PackedSystems.of([RoundParams(acceptance=[0.6, 0.8], draft_time=[0.004, 0.01], upload_time=[1e-3] * 2),
-                               RoundParams(acceptance=[0.7], draft_time=[0.01], upload_time=[2e-3], max_draft=4)])
+    packed = PackedSystems.of(
+        [
+            RoundParams(acceptance=[0.6, 0.8], draft_time=[0.004, 0.01], upload_time=[1e-3] * 2),
+            RoundParams(acceptance=[0.7], draft_time=[0.01], upload_time=[2e-3], max_draft=4),
+        ]
+    )
     fields = {f.name: getattr(packed, f.name) for f in dataclasses.fields(packed)}
     for change, message in (
         ({"user_start": np.array([0, 2, 5])}, "user_start"),

@@ -50,14 +50,28 @@ def _instance(seed: int) -> RoundParams:
         tokens = np.cumsum(rng.integers(1, 12, int(rng.integers(2, 6))))
         seconds = np.cumsum(rng.uniform(0.0, 0.02, tokens.size)) + rng.uniform(0.01, 0.08)
         verify["verify_profile"] = tuple(zip(tokens.tolist(), seconds.tolist(), strict=True))
-    params = RoundParams(acceptance=None, survival=_survival(rng, k, max_draft), draft_time=t, upload_time=c,
-                         max_draft=max_draft, downlink_time=float(rng.choice([0.0, 0.005])), **verify)
+    params = RoundParams(
+        acceptance=None,
+        survival=_survival(rng, k, max_draft),
+        draft_time=t,
+        upload_time=c,
+        max_draft=max_draft,
+        downlink_time=float(rng.choice([0.0, 0.005])),
+        **verify,
+    )
     if seed % 2:  # a deadline around the unconstrained optimum's sync time: binding about half of the time
         sync = solve_heterogeneous(params).sync_time
         deadline = float(sync * rng.uniform(0.3, 1.5)) if sync > 0 else float(rng.uniform(0.01, 0.2))
-        params = RoundParams(acceptance=None, survival=params.survival, draft_time=t, upload_time=c,
-                             max_draft=max_draft, downlink_time=params.downlink_time, upload_deadline=deadline,
-                             **verify)
+        params = RoundParams(
+            acceptance=None,
+            survival=params.survival,
+            draft_time=t,
+            upload_time=c,
+            max_draft=max_draft,
+            downlink_time=params.downlink_time,
+            upload_deadline=deadline,
+            **verify,
+        )
     return params
 
 
@@ -83,29 +97,44 @@ def test_solvers_match_exhaustive_search_on_realism_instances(block: int) -> Non
         for alloc in (het, hom):
             # Never past the deadline, and the reported goodput is the model's for that allocation.
             assert alloc.sync_time <= params.deadline * (1 + 1e-12)
-            assert alloc.goodput == pytest.approx(float(expected_goodput(params, alloc.draft_lengths,
-                                                                         alloc.bandwidth)), rel=1e-9)
-            assert alloc.latency == pytest.approx(float(round_latency(params, alloc.draft_lengths,
-                                                                      alloc.bandwidth)), rel=1e-9)
+            assert alloc.goodput == pytest.approx(
+                float(expected_goodput(params, alloc.draft_lengths, alloc.bandwidth)), rel=1e-9
+            )
+            assert alloc.latency == pytest.approx(
+                float(round_latency(params, alloc.draft_lengths, alloc.bandwidth)), rel=1e-9
+            )
         assert het.goodput >= hom.goodput * (1 - 1e-12)
         tuned = equal_bandwidth_tuned(params)
-        assert tuned.goodput == pytest.approx(float(expected_goodput(params, tuned.draft_lengths,
-                                                                     tuned.bandwidth)), rel=1e-9)
-        unconstrained = RoundParams(acceptance=None, survival=params.survival, draft_time=params.draft_time,
-                                    upload_time=params.upload_time, max_draft=params.max_draft,
-                                    verify_base=params.verify_base, verify_per_token=params.verify_per_token,
-                                    verify_knee_tokens=params.verify_knee_tokens,
-                                    verify_profile=params.verify_profile, downlink_time=params.downlink_time)
-        binding += params.upload_deadline is not None and solve_heterogeneous(unconstrained).sync_time > \
-            params.deadline
+        assert tuned.goodput == pytest.approx(
+            float(expected_goodput(params, tuned.draft_lengths, tuned.bandwidth)), rel=1e-9
+        )
+        unconstrained = RoundParams(
+            acceptance=None,
+            survival=params.survival,
+            draft_time=params.draft_time,
+            upload_time=params.upload_time,
+            max_draft=params.max_draft,
+            verify_base=params.verify_base,
+            verify_per_token=params.verify_per_token,
+            verify_knee_tokens=params.verify_knee_tokens,
+            verify_profile=params.verify_profile,
+            downlink_time=params.downlink_time,
+        )
+        binding += params.upload_deadline is not None and solve_heterogeneous(unconstrained).sync_time > params.deadline
     if block % 2:  # odd seeds carry a deadline
         assert binding >= 3, "the instances should include binding deadlines"
 
 
 def test_a_knee_makes_drafting_free_until_the_batch_fills_it() -> None:
     """Below the knee verification costs nothing per token: the optimum drafts longer than without it."""
-    users = {"acceptance": [0.7] * 4, "draft_time": [0.004] * 4, "upload_time": [1e-4] * 4, "max_draft": 8,
-             "verify_base": 0.05, "verify_per_token": 0.004}
+    users = {
+        "acceptance": [0.7] * 4,
+        "draft_time": [0.004] * 4,
+        "upload_time": [1e-4] * 4,
+        "max_draft": 8,
+        "verify_base": 0.05,
+        "verify_per_token": 0.004,
+    }
     flat = solve_heterogeneous(RoundParams(**users, verify_knee_tokens=64.0))
     affine = solve_heterogeneous(RoundParams(**users))
     assert flat.draft_lengths.sum() > affine.draft_lengths.sum()
@@ -122,5 +151,6 @@ def test_a_positional_curve_changes_the_optimum_an_iid_model_would_pick() -> Non
     naive = solve_heterogeneous(RoundParams(acceptance=a, **common))
     informed = solve_heterogeneous(truth)
     assert informed.draft_lengths.sum() < naive.draft_lengths.sum()
-    assert float(expected_goodput(truth, informed.draft_lengths, informed.bandwidth)) > \
-        float(expected_goodput(truth, naive.draft_lengths, naive.bandwidth))
+    assert float(expected_goodput(truth, informed.draft_lengths, informed.bandwidth)) > float(
+        expected_goodput(truth, naive.draft_lengths, naive.bandwidth)
+    )

@@ -46,8 +46,9 @@ CASES = [
     dict(),
     dict(num_users=3, csi_delay=4, draft_time_jitter=0.2, acceptance_process="markov"),
     dict(num_users=5, arrival_rate=1e5, max_queued_requests=7, acceptance_process="tasks"),
-    dict(num_users=4, arrival_rate=1e5, max_queued_requests=3, acceptance_process="positional",
-         resample_population=True),
+    dict(
+        num_users=4, arrival_rate=1e5, max_queued_requests=3, acceptance_process="positional", resample_population=True
+    ),
     dict(num_users=2, fading=False, acceptance_process="mixture", mixture_scope="request", max_draft=30),
 ]
 
@@ -67,16 +68,24 @@ def test_the_count_matches_the_arrays_of_a_built_state(settings, num_envs):
     _arrays(core, set(), found, populations)
     actual = sum(found.values()) + 8 * len(core.populations)  # + the list's slots
     users = num_envs * core.num_users
-    process_own = sum(value.nbytes for name, value in vars(core.process).items() if isinstance(value, np.ndarray)
-                      and value.shape == core.process.rate.shape and name not in ("rate", "base_rate"))
+    process_own = sum(
+        value.nbytes
+        for name, value in vars(core.process).items()
+        if isinstance(value, np.ndarray)
+        and value.shape == core.process.rate.shape
+        and name not in ("rate", "base_rate")
+    )
     unused = 8 * PROCESS_STATE_ROWS * users - process_own
     if core.requests is None:
         unused += users * request_state_bytes(None)
     if core.last_outcome.observation is None:  # the observation went to the caller only (counted as held)
         unused += 4 * core.observation_size * num_envs
     # Not counted: a process's fixed tables (the task process's rates), whatever the number of systems.
-    fixed = sum(value.nbytes for name, value in vars(core.process).items() if isinstance(value, np.ndarray)
-                and value.shape[:1] != (num_envs,) and name != "positions")
+    fixed = sum(
+        value.nbytes
+        for name, value in vars(core.process).items()
+        if isinstance(value, np.ndarray) and value.shape[:1] != (num_envs,) and name != "positions"
+    )
     distinct = {id(p): p for p in populations}.values()
     overhead = sum(_population_bytes(p) - sum(found.get(id(v), 0) for v in vars(p).values()) for p in distinct)
     assert 0 <= process_own <= 8 * PROCESS_STATE_ROWS * users
@@ -89,8 +98,13 @@ def test_the_count_matches_the_arrays_of_a_built_state(settings, num_envs):
 def test_the_processes_own_state_fits_its_allowance(process):
     """Per user, a built-in process keeps at most PROCESS_STATE_ROWS 8-byte rows beside its rates and hazards."""
     core = gym.make_vec(HET, num_envs=3, acceptance_process=process, mixture_scope="request").unwrapped.core
-    own = sum(value.nbytes for name, value in vars(core.process).items() if isinstance(value, np.ndarray)
-              and value.shape[:1] == (3,) and name not in ("rate", "base_rate", "cumulative_hazard"))
+    own = sum(
+        value.nbytes
+        for name, value in vars(core.process).items()
+        if isinstance(value, np.ndarray)
+        and value.shape[:1] == (3,)
+        and name not in ("rate", "base_rate", "cumulative_hazard")
+    )
     assert own <= 8 * PROCESS_STATE_ROWS * core.process.rate.size
 
 
@@ -102,8 +116,14 @@ def test_too_many_envs_get_the_guards_error_not_a_memory_error():
     assert MAX_STATE_BYTES == 2**30
 
 
-@pytest.mark.parametrize("settings", [dict(num_users=1), dict(num_users=64, csi_delay=1000),
-                                      dict(num_users=6, arrival_rate=1.0, max_queued_requests=10**6)])
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(num_users=1),
+        dict(num_users=64, csi_delay=1000),
+        dict(num_users=6, arrival_rate=1.0, max_queued_requests=10**6),
+    ],
+)
 def test_the_limit_is_the_largest_allowed_count(settings):
     """The largest batch the guard accepts counts at most 1 GiB; one more system is refused."""
     config = gym.make(HET, **settings).unwrapped.config

@@ -12,8 +12,10 @@ from cli_helpers import cli_error
 from agents.sweep import expand, main
 
 # Each run writes its seed into a file named after it, and its start and end times (to see that runs overlap).
-WRITE = ("import sys, time; t = time.time(); time.sleep(1); open(sys.argv[1], 'w').write(sys.argv[2]); "
-         "open(sys.argv[1] + '.t', 'w').write(f'{t} {time.time()}')")
+WRITE = (
+    "import sys, time; t = time.time(); time.sleep(1); open(sys.argv[1], 'w').write(sys.argv[2]); "
+    "open(sys.argv[1] + '.t', 'w').write(f'{t} {time.time()}')"
+)
 
 
 def test_expand() -> None:
@@ -21,8 +23,23 @@ def test_expand() -> None:
 
 
 def test_local_runs_in_parallel_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["--seeds", "0", "1", "-j", "2", "--log-dir", str(tmp_path / "logs"), "--",
-                 sys.executable, "-c", WRITE, str(tmp_path / "out_{seed}.txt"), "{seed}"])
+    code = main(
+        [
+            "--seeds",
+            "0",
+            "1",
+            "-j",
+            "2",
+            "--log-dir",
+            str(tmp_path / "logs"),
+            "--",
+            sys.executable,
+            "-c",
+            WRITE,
+            str(tmp_path / "out_{seed}.txt"),
+            "{seed}",
+        ]
+    )
     assert code == 0
     assert (tmp_path / "out_0.txt").read_text() == "0" and (tmp_path / "out_1.txt").read_text() == "1"
     (start0, end0), (start1, end1) = (map(float, (tmp_path / f"out_{i}.txt.t").read_text().split()) for i in (0, 1))
@@ -33,8 +50,20 @@ def test_local_runs_in_parallel_and_report(tmp_path: Path, capsys: pytest.Captur
 
 
 def test_failed_run_is_reported_and_others_finish(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(["--values", "0", "3", "--log-dir", str(tmp_path), "--", sys.executable, "-c",
-                 "import sys; print('run', sys.argv[1]); sys.exit(int(sys.argv[1]))", "{value}"])
+    code = main(
+        [
+            "--values",
+            "0",
+            "3",
+            "--log-dir",
+            str(tmp_path),
+            "--",
+            sys.executable,
+            "-c",
+            "import sys; print('run', sys.argv[1]); sys.exit(int(sys.argv[1]))",
+            "{value}",
+        ]
+    )
     assert code == 1
     out = capsys.readouterr().out
     assert "0: ok" in out and "3: FAILED (exit 3)" in out
@@ -58,7 +87,22 @@ def test_errors_are_one_line(argv: list[str], message: str, capsys: pytest.Captu
 @pytest.mark.slow
 def test_ray_tasks_on_local_ray(tmp_path: Path) -> None:
     pytest.importorskip("ray")
-    code = main(["--ray", "local", "--seeds", "4", "5", "--log-dir", str(tmp_path / "logs"), "--",
-                 sys.executable, "-c", WRITE, str(tmp_path / "out_{seed}.txt"), "{seed}"])
+    code = main(
+        [
+            "--ray",
+            "local",
+            "--seeds",
+            "4",
+            "5",
+            "--log-dir",
+            str(tmp_path / "logs"),
+            "--",
+            sys.executable,
+            "-c",
+            WRITE,
+            str(tmp_path / "out_{seed}.txt"),
+            "{seed}",
+        ]
+    )
     assert code == 0
     assert (tmp_path / "out_4.txt").read_text() == "4" and (tmp_path / "out_5.txt").read_text() == "5"

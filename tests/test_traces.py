@@ -25,8 +25,14 @@ def _write(path: Path, requests: list[list[int]], max_draft: int = 6) -> Path:
 def _play_fixed_lengths(trace_path: Path, lengths: list[int], rounds: int, seed: int = 0):
     """Play ``rounds`` rounds with fixed draft lengths (no deadline: no upload is dropped); yields, per round,
     the process's (request, round) before the round and the accepted prefixes."""
-    env = gym.make(HET, acceptance_process="trace", trace_path=str(trace_path), num_users=len(lengths),
-                   max_draft=max(lengths), upload_deadline=None).unwrapped
+    env = gym.make(
+        HET,
+        acceptance_process="trace",
+        trace_path=str(trace_path),
+        num_users=len(lengths),
+        max_draft=max(lengths),
+        upload_deadline=None,
+    ).unwrapped
     env.reset(seed=seed)
     process = env.core.process
     action = env.encode_action(lengths, [1.0 / len(lengths)] * len(lengths))
@@ -59,23 +65,26 @@ def test_pooled_survival_counts_rounds(tmp_path):
 HEADER = {"format": TRACE_FORMAT, "version": 1, "max_draft": 4}
 
 
-@pytest.mark.parametrize("lines, message", [
-    ([], "is empty"),
-    (["not json"], "line 1: not JSON"),
-    (["[1, 2]"], "expected a JSON object"),
-    ([{"format": "other", "version": 1, "max_draft": 4}, {"accepted": [1]}], "format"),
-    ([{**HEADER, "version": 2}, {"accepted": [1]}], "version 2 is not supported"),
-    ([{**HEADER, "max_draft": 0}, {"accepted": [0]}], "max_draft must be an integer"),
-    ([{**HEADER, "max_draft": 4.0}, {"accepted": [0]}], "max_draft must be an integer"),
-    ([{**HEADER, "metadata": [1]}, {"accepted": [0]}], "metadata must be a JSON object"),
-    ([HEADER], "no request lines"),
-    ([HEADER, {"rounds": [1]}], "line 2: a request line needs the key 'accepted'"),
-    ([HEADER, {"accepted": []}], "line 2: accepted must be a non-empty list"),
-    ([HEADER, {"accepted": [1, 5]}], "line 2, round 1: accepted must be an integer in \\[0, 4\\]"),
-    ([HEADER, {"accepted": [1]}, {"accepted": [-1]}], "line 3, round 0"),
-    ([HEADER, {"accepted": [True]}], "round 0"),
-    ([HEADER, {"accepted": [1.5]}], "round 0"),
-])
+@pytest.mark.parametrize(
+    "lines, message",
+    [
+        ([], "is empty"),
+        (["not json"], "line 1: not JSON"),
+        (["[1, 2]"], "expected a JSON object"),
+        ([{"format": "other", "version": 1, "max_draft": 4}, {"accepted": [1]}], "format"),
+        ([{**HEADER, "version": 2}, {"accepted": [1]}], "version 2 is not supported"),
+        ([{**HEADER, "max_draft": 0}, {"accepted": [0]}], "max_draft must be an integer"),
+        ([{**HEADER, "max_draft": 4.0}, {"accepted": [0]}], "max_draft must be an integer"),
+        ([{**HEADER, "metadata": [1]}, {"accepted": [0]}], "metadata must be a JSON object"),
+        ([HEADER], "no request lines"),
+        ([HEADER, {"rounds": [1]}], "line 2: a request line needs the key 'accepted'"),
+        ([HEADER, {"accepted": []}], "line 2: accepted must be a non-empty list"),
+        ([HEADER, {"accepted": [1, 5]}], "line 2, round 1: accepted must be an integer in \\[0, 4\\]"),
+        ([HEADER, {"accepted": [1]}, {"accepted": [-1]}], "line 3, round 0"),
+        ([HEADER, {"accepted": [True]}], "round 0"),
+        ([HEADER, {"accepted": [1.5]}], "round 0"),
+    ],
+)
 def test_bad_trace_files_raise_one_line_errors_naming_the_problem(tmp_path, lines, message):
     path = tmp_path / "bad.jsonl"
     path.write_text("\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines))
@@ -152,8 +161,16 @@ def test_with_arrivals_each_request_starts_a_recorded_one_and_idle_users_play_no
     # is back at 0 after an idle spell only because the arriving request started a fresh recording.
     requests = np.random.default_rng(0).integers(0, 7, (3, 60)).tolist()
     path = _write(tmp_path / "three.jsonl", requests)
-    env = gym.make(HET, acceptance_process="trace", trace_path=str(path), num_users=3, max_draft=6,
-                   upload_deadline=None, arrival_rate=0.5, mean_request_tokens=8.0).unwrapped
+    env = gym.make(
+        HET,
+        acceptance_process="trace",
+        trace_path=str(path),
+        num_users=3,
+        max_draft=6,
+        upload_deadline=None,
+        arrival_rate=0.5,
+        mean_request_tokens=8.0,
+    ).unwrapped
     env.reset(seed=3)
     process = env.core.process
     action = env.encode_action([4, 4, 4], [1 / 3] * 3)
@@ -256,14 +273,14 @@ def test_speculative_decoding_reproduces_the_targets_greedy_text_and_the_drafts_
 
     def greedy(model, ids, count):
         out = model.generate(torch.tensor([ids]), max_new_tokens=count, min_new_tokens=count, do_sample=False)
-        return out[0, len(ids):].tolist()
+        return out[0, len(ids) :].tolist()
 
     text = greedy(target, prompt, len(recorded.tokens) + max_draft)
     assert recorded.tokens == text[: len(recorded.tokens)]
     position = 0
     for accepted in recorded.rounds:
         proposal = greedy(draft, prompt + text[:position], max_draft)
-        agree = np.cumprod(np.equal(proposal, text[position:position + max_draft]))
+        agree = np.cumprod(np.equal(proposal, text[position : position + max_draft]))
         assert accepted == int(agree.sum())
         position += accepted + 1
     assert 0 < np.mean(recorded.rounds) < max_draft  # this draft agrees for a while, then not
@@ -298,17 +315,33 @@ def test_the_command_records_from_saved_models_and_a_prompts_file(recorder, targ
 
     alphabet = "abcdefghijklmnopqrstuvwxyz .,?"
     vocab = {"<unk>": 0, "</s>": 1, **{c: i + 2 for i, c in enumerate(alphabet)}}
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.BPE(vocab, [], unk_token="<unk>")),
-                                        unk_token="<unk>", eos_token="</s>")
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer(models.BPE(vocab, [], unk_token="<unk>")), unk_token="<unk>", eos_token="</s>"
+    )
     assert tokenizer("ab c")["input_ids"] == [2, 3, 28, 4]
     tokenizer.save_pretrained(tmp_path / "target")
     target.save_pretrained(tmp_path / "target")
     recorder.tiny_causal_lm(1, noise_of=target, noise_std=0.01).save_pretrained(tmp_path / "draft")
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("hello world\n\nhow are you?\n")
-    out = recorder.main(["--target", str(tmp_path / "target"), "--draft", str(tmp_path / "draft"), "--prompts",
-                         str(prompts), "--max-draft", "4", "--max-new-tokens", "12", "-o",
-                         str(tmp_path / "out.jsonl"), "--label", "tiny test"])
+    out = recorder.main(
+        [
+            "--target",
+            str(tmp_path / "target"),
+            "--draft",
+            str(tmp_path / "draft"),
+            "--prompts",
+            str(prompts),
+            "--max-draft",
+            "4",
+            "--max-new-tokens",
+            "12",
+            "-o",
+            str(tmp_path / "out.jsonl"),
+            "--label",
+            "tiny test",
+        ]
+    )
     trace = load_trace(out)
     assert trace.num_requests == 2 and trace.max_draft == 4 and trace.metadata["label"] == "tiny test"
     assert "2 requests" in capsys.readouterr().out
@@ -329,9 +362,20 @@ def test_the_command_rejects_bad_input_in_one_line(recorder, tmp_path):
 def test_the_console_script_reports_bad_input_without_a_traceback(recorder, tmp_path, monkeypatch, capsys):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("hello\n")
-    monkeypatch.setattr("sys.argv", ["multispin-record-trace", "--target", str(tmp_path / "no-model"), "--draft",
-                                     str(tmp_path / "no-model"), "--prompts", str(prompts), "-o",
-                                     str(tmp_path / "o.jsonl")])
+    monkeypatch.setattr(
+        "sys.argv",
+        [
+            "multispin-record-trace",
+            "--target",
+            str(tmp_path / "no-model"),
+            "--draft",
+            str(tmp_path / "no-model"),
+            "--prompts",
+            str(prompts),
+            "-o",
+            str(tmp_path / "o.jsonl"),
+        ],
+    )
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(SystemExit) as raised:
         recorder.console_main()

@@ -24,12 +24,39 @@ ENV = "MultiSpin-Heterogeneous-v0"
 NORM = "normalize:dict(norm_obs=True, norm_reward=True)"  # the tuned files turn obs normalisation off
 TINY = {
     "ppo": ["n_envs:2", "n_steps:64", "batch_size:64", "n_epochs:2", "policy_kwargs:dict(net_arch=[16])", NORM],
-    "ppo_lstm": ["n_envs:2", "n_steps:32", "batch_size:32", "n_epochs:1", "policy_kwargs:dict(lstm_hidden_size=8, net_arch=[8])"],
+    "ppo_lstm": [
+        "n_envs:2",
+        "n_steps:32",
+        "batch_size:32",
+        "n_epochs:1",
+        "policy_kwargs:dict(lstm_hidden_size=8, net_arch=[8])",
+    ],
     "a2c": ["n_envs:2", "n_steps:8", "policy_kwargs:dict(net_arch=[16])", NORM],
-    "sac": ["learning_starts:50", "batch_size:32", "train_freq:4", "gradient_steps:1", "buffer_size:2000", "policy_kwargs:dict(net_arch=[16])"],
-    "td3": ["learning_starts:50", "batch_size:32", "train_freq:4", "gradient_steps:1", "buffer_size:2000", "policy_kwargs:dict(net_arch=[16])"],
-    "tqc": ["learning_starts:50", "batch_size:32", "train_freq:4", "gradient_steps:1", "buffer_size:2000",
-            "policy_kwargs:dict(net_arch=[16], n_quantiles=5)", "top_quantiles_to_drop_per_net:1"],
+    "sac": [
+        "learning_starts:50",
+        "batch_size:32",
+        "train_freq:4",
+        "gradient_steps:1",
+        "buffer_size:2000",
+        "policy_kwargs:dict(net_arch=[16])",
+    ],
+    "td3": [
+        "learning_starts:50",
+        "batch_size:32",
+        "train_freq:4",
+        "gradient_steps:1",
+        "buffer_size:2000",
+        "policy_kwargs:dict(net_arch=[16])",
+    ],
+    "tqc": [
+        "learning_starts:50",
+        "batch_size:32",
+        "train_freq:4",
+        "gradient_steps:1",
+        "buffer_size:2000",
+        "policy_kwargs:dict(net_arch=[16], n_quantiles=5)",
+        "top_quantiles_to_drop_per_net:1",
+    ],
 }
 QUIET = ["--verbose", "0"]
 
@@ -39,8 +66,26 @@ def runs(log: Path, algo: str, env_id: str = ENV) -> list[Path]:
 
 
 def train(log: Path, algo: str = "ppo", steps: int = 256, *extra: str, env_id: str = ENV, horizon: float = 1.0) -> Path:
-    argv = ["--algo", algo, "--env", env_id, "-n", str(steps), "--seed", "1", "-f", str(log), "--eval-freq", "-1",
-            "--env-kwargs", f"horizon:{horizon}", "-params", *TINY[algo], *QUIET, *extra]
+    argv = [
+        "--algo",
+        algo,
+        "--env",
+        env_id,
+        "-n",
+        str(steps),
+        "--seed",
+        "1",
+        "-f",
+        str(log),
+        "--eval-freq",
+        "-1",
+        "--env-kwargs",
+        f"horizon:{horizon}",
+        "-params",
+        *TINY[algo],
+        *QUIET,
+        *extra,
+    ]
     assert train_main(argv) == 0
     return runs(log, algo, env_id)[-1]
 
@@ -54,21 +99,57 @@ def ppo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_run_layout_goodput_evaluation_and_honest_records(tmp_path: Path) -> None:
     log = tmp_path / "logs"
     # -n 200 is no multiple of the 128-step rollouts: 256 steps are done.
-    argv = ["--algo", "ppo", "-n", "200", "--seed", "1", "-f", str(log), "--eval-freq", "128", "--eval-episodes", "2",
-            "--vec-env", "dummy", "--env-kwargs", "horizon:1.0", "fading:False", "--baselines", "equal-fixed", "het-opt-static",
-            "-params", *TINY["ppo"], *QUIET]
+    argv = [
+        "--algo",
+        "ppo",
+        "-n",
+        "200",
+        "--seed",
+        "1",
+        "-f",
+        str(log),
+        "--eval-freq",
+        "128",
+        "--eval-episodes",
+        "2",
+        "--vec-env",
+        "dummy",
+        "--env-kwargs",
+        "horizon:1.0",
+        "fading:False",
+        "--baselines",
+        "equal-fixed",
+        "het-opt-static",
+        "-params",
+        *TINY["ppo"],
+        *QUIET,
+    ]
     assert train_main(argv) == 0
     (run,) = runs(log, "ppo")
     params = run / ENV
-    for path in (run / f"{ENV}.zip", run / "best_model.zip", run / "evaluations.npz", run / "0.monitor.csv",
-                 params / "config.yml", params / "args.yml", params / "command.txt", params / "vecnormalize.pkl",
-                 params / "vecnormalize_best.pkl", params / "training.yml"):
+    for path in (
+        run / f"{ENV}.zip",
+        run / "best_model.zip",
+        run / "evaluations.npz",
+        run / "0.monitor.csv",
+        params / "config.yml",
+        params / "args.yml",
+        params / "command.txt",
+        params / "vecnormalize.pkl",
+        params / "vecnormalize_best.pkl",
+        params / "training.yml",
+    ):
         assert path.is_file(), path
     config = read_yaml(params / "config.yml")
     assert config["n_envs"] == 2 and config["callback"] == "agents.callbacks.GoodputEvalCallback"
     assert config["n_timesteps"] == 200  # the run's budget, not the YAML's 1.2M
     args = read_yaml(params / "args.yml")
-    assert (args["algo"], args["env"], args["seed"], args["env_kwargs"]) == ("ppo", ENV, 1, {"horizon": 1.0, "fading": False})
+    assert (args["algo"], args["env"], args["seed"], args["env_kwargs"]) == (
+        "ppo",
+        ENV,
+        1,
+        {"horizon": 1.0, "fading": False},
+    )
     summary = yaml.safe_load((params / "training.yml").read_text())
     assert (summary["num_timesteps"], summary["planned_timesteps"]) == (256, 200)
     assert summary["fps"] == pytest.approx(256 / summary["train_seconds"])  # from the steps done, not planned
@@ -91,8 +172,16 @@ def test_batched_vector_env_is_the_default_and_monitored(tmp_path: Path) -> None
     assert lines[0].startswith("#") and lines[1] == "r,l,t" and len(lines) > 3
 
 
-@pytest.mark.parametrize(("algo", "env_id"), [("ppo_lstm", ENV), ("tqc", ENV), ("a2c", "MultiSpin-Homogeneous-v0"),
-                                              ("sac", ENV), ("td3", "MultiSpin-Homogeneous-v0")])
+@pytest.mark.parametrize(
+    ("algo", "env_id"),
+    [
+        ("ppo_lstm", ENV),
+        ("tqc", ENV),
+        ("a2c", "MultiSpin-Homogeneous-v0"),
+        ("sac", ENV),
+        ("td3", "MultiSpin-Homogeneous-v0"),
+    ],
+)
 def test_algorithms_train_on_our_ids_and_the_benchmark_loads_them(tmp_path: Path, algo: str, env_id: str) -> None:
     import gymnasium as gym
 
@@ -111,8 +200,23 @@ def test_fast_variant_trains_with_its_own_file(tmp_path: Path) -> None:
     log = tmp_path / "logs"
     fast = yaml.safe_load((REPO / "agents" / "hyperparams" / "ppo_fast.yml").read_text())[ENV]
     one_rollout = fast["n_envs"] * fast["n_steps"]
-    argv = ["--algo", "ppo", "--agent", "fast", "-n", str(one_rollout), "--seed", "1", "-f", str(log), "--eval-freq", "-1",
-            "--env-kwargs", "horizon:1.0", *QUIET]
+    argv = [
+        "--algo",
+        "ppo",
+        "--agent",
+        "fast",
+        "-n",
+        str(one_rollout),
+        "--seed",
+        "1",
+        "-f",
+        str(log),
+        "--eval-freq",
+        "-1",
+        "--env-kwargs",
+        "horizon:1.0",
+        *QUIET,
+    ]
     assert train_main(argv) == 0
     (run,) = runs(log, "ppo")
     config = read_yaml(run / ENV / "config.yml")
@@ -127,23 +231,60 @@ def test_packaged_hyperparameters_cover_both_ids_with_our_extension_points() -> 
         table = yaml.safe_load(path.read_text())
         for env_id in ("MultiSpin-Homogeneous-v0", "MultiSpin-Heterogeneous-v0"):
             entry = table[env_id]
-            wrappers = entry["vec_env_wrapper"] if isinstance(entry["vec_env_wrapper"], list) else [entry["vec_env_wrapper"]]
+            wrappers = (
+                entry["vec_env_wrapper"] if isinstance(entry["vec_env_wrapper"], list) else [entry["vec_env_wrapper"]]
+            )
             assert wrappers[0] == "agents.wrappers.VecHorizonTermination", path  # innermost: sees the env's truncation
             assert entry["callback"] == "agents.callbacks.GoodputEvalCallback", path
-    assert {p.stem for p in (REPO / "agents" / "hyperparams").glob("*.yml")} >= {"ppo", "ppo_lstm", "ppo_residual", "tqc", "a2c", "sac", "td3"}
+    assert {p.stem for p in (REPO / "agents" / "hyperparams").glob("*.yml")} >= {
+        "ppo",
+        "ppo_lstm",
+        "ppo_residual",
+        "tqc",
+        "a2c",
+        "sac",
+        "td3",
+    }
 
 
 def test_optimize_ranks_trials_by_goodput_over_a_shared_storage(tmp_path: Path) -> None:
     import optuna
 
     storage = tmp_path / "study.log"
-    argv = ["--algo", "ppo", "-n", "256", "--seed", "0", "-f", str(tmp_path / "opt"), "--optimize", "--n-trials", "2",
-            "--n-startup-trials", "1", "--n-evaluations", "1", "--eval-episodes", "2", "--storage", str(storage),
-            "--study-name", "s", "--no-optim-plots", "--env-kwargs", "horizon:1.0", "-params", "n_envs:2", *QUIET]
+    argv = [
+        "--algo",
+        "ppo",
+        "-n",
+        "256",
+        "--seed",
+        "0",
+        "-f",
+        str(tmp_path / "opt"),
+        "--optimize",
+        "--n-trials",
+        "2",
+        "--n-startup-trials",
+        "1",
+        "--n-evaluations",
+        "1",
+        "--eval-episodes",
+        "2",
+        "--storage",
+        str(storage),
+        "--study-name",
+        "s",
+        "--no-optim-plots",
+        "--env-kwargs",
+        "horizon:1.0",
+        "-params",
+        "n_envs:2",
+        *QUIET,
+    ]
     assert train_main(argv) == 0
     assert train_main(argv) == 0  # a second worker joins the same study
-    study = optuna.load_study(study_name="s", storage=optuna.storages.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(storage))))
+    study = optuna.load_study(
+        study_name="s", storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(storage)))
+    )
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(study.trials) == 4 and done
     # The objective is the mean episode goodput (tokens/s): between a few and ~150 tokens/s on these envs.
@@ -155,7 +296,9 @@ def test_optimize_ranks_trials_by_goodput_over_a_shared_storage(tmp_path: Path) 
     # --trial-id trains with that trial's hyperparameters.
     trial = done[-1]
     assert trial.number > 0  # rl-zoo3 ignores --trial-id 0
-    run = train(tmp_path / "logs", "ppo", 128, "--storage", str(storage), "--study-name", "s", "--trial-id", str(trial.number))
+    run = train(
+        tmp_path / "logs", "ppo", 128, "--storage", str(storage), "--study-name", "s", "--trial-id", str(trial.number)
+    )
     assert read_yaml(run / ENV / "config.yml")["learning_rate"] == pytest.approx(trial.params["learning_rate"])
 
 
@@ -210,9 +353,28 @@ def zoo_env() -> dict[str, str]:
 
 def test_rl_zoo3_enjoy_reads_our_logs(tmp_path: Path, ppo_run: Path) -> None:
     enjoy = subprocess.run(
-        [sys.executable, "-m", "rl_zoo3.enjoy", "--algo", "ppo", "--env", ENV, "-f", str(ppo_run.parent.parent),
-         "--gym-packages", "multispin_env", "-n", "30", "--no-render", "--deterministic"],
-        capture_output=True, text=True, env=zoo_env(), cwd=tmp_path, timeout=180,
+        [
+            sys.executable,
+            "-m",
+            "rl_zoo3.enjoy",
+            "--algo",
+            "ppo",
+            "--env",
+            ENV,
+            "-f",
+            str(ppo_run.parent.parent),
+            "--gym-packages",
+            "multispin_env",
+            "-n",
+            "30",
+            "--no-render",
+            "--deterministic",
+        ],
+        capture_output=True,
+        text=True,
+        env=zoo_env(),
+        cwd=tmp_path,
+        timeout=180,
     )
     assert enjoy.returncode == 0, enjoy.stderr[-2000:]
     assert "Loading" in enjoy.stdout
@@ -222,14 +384,48 @@ def test_rl_zoo3_enjoy_reads_our_logs(tmp_path: Path, ppo_run: Path) -> None:
 def test_rl_zoo3_plots_read_our_logs(tmp_path: Path, ppo_run: Path) -> None:
     folder = str(ppo_run.parent.parent)
     plots = subprocess.run(
-        [sys.executable, "-m", "rl_zoo3.plots.plot_train", "-a", "ppo", "-e", "MultiSpin-Heterogeneous", "-f", folder, "-w", "2"],
-        capture_output=True, text=True, env=zoo_env(), cwd=tmp_path, timeout=180,
+        [
+            sys.executable,
+            "-m",
+            "rl_zoo3.plots.plot_train",
+            "-a",
+            "ppo",
+            "-e",
+            "MultiSpin-Heterogeneous",
+            "-f",
+            folder,
+            "-w",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        env=zoo_env(),
+        cwd=tmp_path,
+        timeout=180,
     )
     assert plots.returncode == 0, plots.stderr[-2000:]
     table = subprocess.run(  # evaluations.npz's goodput key, aggregated by rl-zoo3
-        [sys.executable, "-m", "rl_zoo3.plots.all_plots", "-a", "ppo", "-e", ENV, "-f", folder, "-k", "goodput",
-         "-o", str(tmp_path / "all"), "--no-display"],
-        capture_output=True, text=True, env=zoo_env(), cwd=tmp_path, timeout=180,
+        [
+            sys.executable,
+            "-m",
+            "rl_zoo3.plots.all_plots",
+            "-a",
+            "ppo",
+            "-e",
+            ENV,
+            "-f",
+            folder,
+            "-k",
+            "goodput",
+            "-o",
+            str(tmp_path / "all"),
+            "--no-display",
+        ],
+        capture_output=True,
+        text=True,
+        env=zoo_env(),
+        cwd=tmp_path,
+        timeout=180,
     )
     assert table.returncode == 0, table.stderr[-2000:]
     assert (tmp_path / "all.pkl").is_file() and ENV in table.stdout
@@ -265,7 +461,9 @@ ONE_LINE_ERRORS = [
 
 
 @pytest.mark.parametrize(("argv", "message"), ONE_LINE_ERRORS)
-def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str) -> None:
+def test_cli_errors_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
     line = one_line_error(capsys, argv, tmp_path)
     assert message in line, line
     assert "Hopper" not in line
@@ -278,19 +476,28 @@ def test_log_folder_that_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture
 
 
 @pytest.mark.parametrize("algo", ["sac", "a2c"])
-def test_continuing_with_another_algorithm_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], ppo_run: Path, algo: str) -> None:
+def test_continuing_with_another_algorithm_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], ppo_run: Path, algo: str
+) -> None:
     line = one_line_error(capsys, ["--algo", algo, "-i", str(ppo_run / f"{ENV}.zip")], tmp_path)
     assert f"was trained with ppo, not {algo}: use --algo ppo" in line
 
 
-def test_continuing_with_other_env_shapes_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str], ppo_run: Path) -> None:
+def test_continuing_with_other_env_shapes_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], ppo_run: Path
+) -> None:
     line = one_line_error(capsys, ["-i", str(ppo_run / f"{ENV}.zip"), "--env-kwargs", "num_users:3"], tmp_path)
     assert "has observation shape (31,)" in line and "(16,)" in line
 
 
 def test_help_shows_each_default_once_and_our_extension_flags() -> None:
-    proc = subprocess.run([sys.executable, str(REPO / "train.py"), "--help"], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert proc.returncode == 0
     text = " ".join(proc.stdout.split())
     assert "--baselines" in text and "batched" in text and "--optimize-hyperparameters" in text and "--storage" in text
@@ -299,8 +506,21 @@ def test_help_shows_each_default_once_and_our_extension_flags() -> None:
 
 def test_cli_error_from_the_command_line_has_no_traceback(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, str(REPO / "train.py"), "--algo", "td3", "-params", "n_steps_per_update:4", "-f", str(tmp_path)],
-        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=tmp_path, timeout=120,
+        [
+            sys.executable,
+            str(REPO / "train.py"),
+            "--algo",
+            "td3",
+            "-params",
+            "n_steps_per_update:4",
+            "-f",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        cwd=tmp_path,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("train.py: error: cannot set up td3")
@@ -312,10 +532,39 @@ def test_plain_rl_zoo3_trains_our_ids_with_the_goodput_callback(tmp_path: Path) 
     """``python -m rl_zoo3.train --gym-packages multispin_env -conf agents/hyperparams/ppo.yml``: the callback
     named in the YAML builds its eval env from the training env's spec."""
     proc = subprocess.run(
-        [sys.executable, "-m", "rl_zoo3.train", "--algo", "ppo", "--env", ENV, "--gym-packages", "multispin_env",
-         "-conf", str(REPO / "agents" / "hyperparams" / "ppo.yml"), "-n", "1024", "--eval-freq", "512", "--eval-episodes", "2",
-         "--seed", "0", "-f", str(tmp_path / "zoo"), "--env-kwargs", "horizon:1.0", "-params", "n_envs:2", "n_steps:256"],
-        capture_output=True, text=True, env=zoo_env(), cwd=tmp_path, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "rl_zoo3.train",
+            "--algo",
+            "ppo",
+            "--env",
+            ENV,
+            "--gym-packages",
+            "multispin_env",
+            "-conf",
+            str(REPO / "agents" / "hyperparams" / "ppo.yml"),
+            "-n",
+            "1024",
+            "--eval-freq",
+            "512",
+            "--eval-episodes",
+            "2",
+            "--seed",
+            "0",
+            "-f",
+            str(tmp_path / "zoo"),
+            "--env-kwargs",
+            "horizon:1.0",
+            "-params",
+            "n_envs:2",
+            "n_steps:256",
+        ],
+        capture_output=True,
+        text=True,
+        env=zoo_env(),
+        cwd=tmp_path,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "baseline het-opt-oracle" in proc.stdout and "eval at 0 steps: goodput" in proc.stdout

@@ -35,8 +35,24 @@ def test_sigint_and_sigterm_save_the_run_and_exit_130_143(tmp_path: Path) -> Non
     runs = {signal.SIGINT: tmp_path / "int", signal.SIGTERM: tmp_path / "term"}
     procs = {}
     for signum, folder in runs.items():  # both at once: the start-up (imports, compilation) dominates
-        argv = ["--algo", "ppo", "-n", "10000000", "--seed", "0", "-f", str(folder), "--eval-freq", "-1", "--verbose", "0",
-                "--env-kwargs", "horizon:1.0", "-params", *TINY]
+        argv = [
+            "--algo",
+            "ppo",
+            "-n",
+            "10000000",
+            "--seed",
+            "0",
+            "-f",
+            str(folder),
+            "--eval-freq",
+            "-1",
+            "--verbose",
+            "0",
+            "--env-kwargs",
+            "horizon:1.0",
+            "-params",
+            *TINY,
+        ]
         procs[signum] = launch("multispin-train", argv, cwd=tmp_path)
     try:
         for signum, proc in procs.items():

@@ -26,8 +26,9 @@ def _policy(env_id: str = HET, seed: int = 0, **env_kwargs: object) -> tuple[Use
     """A user-set policy for ``env`` with random O(1) weights (not SB3's near-zero action layer)."""
     env = gym.make(env_id, **env_kwargs)
     th.manual_seed(seed)
-    policy = UserSetPolicy(env.observation_space, env.action_space, lambda _: 1e-3,
-                           **with_env_layout({"log_std_init": -1.0}, env))
+    policy = UserSetPolicy(
+        env.observation_space, env.action_space, lambda _: 1e-3, **with_env_layout({"log_std_init": -1.0}, env)
+    )
     with th.no_grad():
         for p in policy.parameters():
             p.normal_(0.0, 0.3)
@@ -53,7 +54,9 @@ def _observations(env: gym.Env, seed: int, rounds: int = 4) -> np.ndarray:
     return np.stack(seen).astype(np.float32)
 
 
-@pytest.mark.parametrize(("env_id", "env_kwargs"), [(HET, {}), (HOM, {}), (HET, {"arrival_rate": 0.5}), (HET, {"num_users": 1})])
+@pytest.mark.parametrize(
+    ("env_id", "env_kwargs"), [(HET, {}), (HOM, {}), (HET, {"arrival_rate": 0.5}), (HET, {"num_users": 1})]
+)
 @settings(max_examples=8, deadline=None)
 @given(seed=st.integers(0, 2**16))
 def test_permuting_the_users_permutes_the_actions_and_keeps_the_value(env_id: str, env_kwargs: dict, seed: int) -> None:
@@ -67,8 +70,9 @@ def test_permuting_the_users_permutes_the_actions_and_keeps_the_value(env_id: st
     moved, _ = policy.predict(permuted, deterministic=True)
     lengths = 1 if env_id == HOM else k
     assert np.abs(actions).max() > 0.05  # the outputs are not all (near) zero
-    expected = np.concatenate([actions[:, :lengths][:, perm] if lengths == k else actions[:, :lengths],
-                               actions[:, lengths:][:, perm]], axis=1)
+    expected = np.concatenate(
+        [actions[:, :lengths][:, perm] if lengths == k else actions[:, :lengths], actions[:, lengths:][:, perm]], axis=1
+    )
     np.testing.assert_allclose(moved, expected, rtol=0, atol=1e-5)  # float32 roundoff of the pooled sums
     with th.no_grad():
         values = policy.predict_values(th.as_tensor(obs)).numpy()
@@ -90,8 +94,9 @@ def test_the_parameter_count_does_not_depend_on_k_and_weights_move_between_k() -
     policies[32].load_state_dict(policies[6].state_dict())  # same shapes: the K = 6 weights run at K = 32
     env = gym.make(HET, num_users=32)
     obs = _observations(env, 3)
-    np.testing.assert_array_equal(policies[32].predict(obs, deterministic=True)[0],
-                                  policies[6].predict(obs, deterministic=True)[0])
+    np.testing.assert_array_equal(
+        policies[32].predict(obs, deterministic=True)[0], policies[6].predict(obs, deterministic=True)[0]
+    )
 
 
 def test_the_log_std_is_per_action_kind() -> None:
@@ -107,8 +112,16 @@ def test_the_log_std_is_per_action_kind() -> None:
 def test_sb3_checks_pass_and_ppo_trains_saves_and_loads(tmp_path: Path) -> None:
     env = gym.make(HET, horizon=1.0)
     check_env(env)  # SB3's env checker on the env the policy plays
-    model = PPO(UserSetPolicy, env, n_steps=64, batch_size=32, n_epochs=2, seed=0, device="cpu",
-                policy_kwargs=with_env_layout({"hidden": 16}, env))
+    model = PPO(
+        UserSetPolicy,
+        env,
+        n_steps=64,
+        batch_size=32,
+        n_epochs=2,
+        seed=0,
+        device="cpu",
+        policy_kwargs=with_env_layout({"hidden": 16}, env),
+    )
     model.learn(128)
     obs = _observations(env, 5)
     action, _ = model.predict(obs[0], deterministic=True)
@@ -140,9 +153,11 @@ def test_layout_errors_are_one_line_value_errors() -> None:
     arrivals = gym.make(HET, arrival_rate=0.5)
     with pytest.raises(ValueError, match="policy_kwargs observation_fields"):
         with_env_layout({"observation_fields": tuple(env.unwrapped.observation_layout)}, arrivals)
-    with pytest.raises(ValueError, match=r"trained on the observation fields per-user \[.*last_tokens\].*active, remaining"):
+    with pytest.raises(
+        ValueError, match=r"trained on the observation fields per-user \[.*last_tokens\].*active, remaining"
+    ):
         check_layout(policy, arrivals)
-    with pytest.raises(ValueError, match="heterogeneous .* the env is homogeneous"):
+    with pytest.raises(ValueError, match=r"heterogeneous .* the env is homogeneous"):
         check_layout(policy, gym.make(HOM))
     assert list(observation_layout(6)) == list(policy.observation_fields)
 
@@ -159,9 +174,35 @@ def test_a_short_run_improves_and_runs_at_other_k(tmp_path: Path, capsys: pytest
     from agents.benchmark import main as bench_main
     from agents.train import main as train_main
 
-    argv = ["--algo", "ppo", "--agent", "userset", "--env", HET, "-n", "12288", "--seed", "0", "-f", str(tmp_path),
-            "--eval-freq", "6144", "--eval-episodes", "3", "--baselines", "het-opt-oracle", "--verbose", "0",
-            "--env-kwargs", "fading:False", "--eval-env-kwargs", "num_users:10", "fading:False", "-params", "n_steps:64"]
+    argv = [
+        "--algo",
+        "ppo",
+        "--agent",
+        "userset",
+        "--env",
+        HET,
+        "-n",
+        "12288",
+        "--seed",
+        "0",
+        "-f",
+        str(tmp_path),
+        "--eval-freq",
+        "6144",
+        "--eval-episodes",
+        "3",
+        "--baselines",
+        "het-opt-oracle",
+        "--verbose",
+        "0",
+        "--env-kwargs",
+        "fading:False",
+        "--eval-env-kwargs",
+        "num_users:10",
+        "fading:False",
+        "-params",
+        "n_steps:64",
+    ]
     assert train_main(argv) == 0
     (run,) = (tmp_path / "ppo").glob(f"{HET}_*")
     data = np.load(run / "evaluations.npz")
@@ -171,15 +212,61 @@ def test_a_short_run_improves_and_runs_at_other_k(tmp_path: Path, capsys: pytest
     assert share[-1] > share[0] + 0.01, share
     capsys.readouterr()
     for k in (3, 16):
-        assert bench_main(["--agents", str(run), "--env-kwargs", f"num_users:{k}", "--episodes", "2", "--policies",
-                           "het-opt-oracle", "--no-plots", "-q", "-o", str(tmp_path / f"b{k}")]) == 0
-    assert bench_main(["--agents", str(run), "--env-kwargs", "arrival_rate:0.5", "--episodes", "1", "--no-plots",
-                       "-o", str(tmp_path / "bad")]) == 2
+        assert (
+            bench_main(
+                [
+                    "--agents",
+                    str(run),
+                    "--env-kwargs",
+                    f"num_users:{k}",
+                    "--episodes",
+                    "2",
+                    "--policies",
+                    "het-opt-oracle",
+                    "--no-plots",
+                    "-q",
+                    "-o",
+                    str(tmp_path / f"b{k}"),
+                ]
+            )
+            == 0
+        )
+    assert (
+        bench_main(
+            [
+                "--agents",
+                str(run),
+                "--env-kwargs",
+                "arrival_rate:0.5",
+                "--episodes",
+                "1",
+                "--no-plots",
+                "-o",
+                str(tmp_path / "bad"),
+            ]
+        )
+        == 2
+    )
     line = _one_error_line(capsys)
     assert "trained on the observation fields" in line and "active, remaining" in line
     # Another model (MlpPolicy) with an evaluation env at another K: refused before training, in one line.
-    argv = ["--algo", "ppo", "--env", HET, "-n", "64", "-f", str(tmp_path / "mlp"), "--eval-episodes", "1",
-            "--baselines", "--eval-env-kwargs", "num_users:10", "--verbose", "0"]
+    argv = [
+        "--algo",
+        "ppo",
+        "--env",
+        HET,
+        "-n",
+        "64",
+        "-f",
+        str(tmp_path / "mlp"),
+        "--eval-episodes",
+        "1",
+        "--baselines",
+        "--eval-env-kwargs",
+        "num_users:10",
+        "--verbose",
+        "0",
+    ]
     assert train_main(argv) == 2
     line = _one_error_line(capsys)
     assert "has observation shape (31,), the env gives (51,)" in line

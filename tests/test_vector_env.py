@@ -46,8 +46,9 @@ def test_vector_seed_determinism():
     actions = np.random.default_rng(0).uniform(-1, 1, (60, 8, 12)).astype(np.float32)
 
     def run(seed):
-        envs = gym.make_vec(HET, num_envs=8, horizon=1.0, acceptance_process="tasks", csi_noise_std=0.1,
-                            resample_population=True)
+        envs = gym.make_vec(
+            HET, num_envs=8, horizon=1.0, acceptance_process="tasks", csi_noise_std=0.1, resample_population=True
+        )
         out = [envs.reset(seed=seed)]
         out += [envs.step(a) for a in actions]
         return out
@@ -104,8 +105,9 @@ def test_single_and_vector_envs_agree_in_distribution():
     single_tokens = np.array(single_tokens)
     assert stats.ks_2samp(single_latency, vector_latency).pvalue > 1e-3
     for user in range(6):
-        table = np.array([np.bincount(single_tokens[:, user], minlength=8)[:8],
-                          np.bincount(vector_tokens[:, user], minlength=8)[:8]])
+        table = np.array(
+            [np.bincount(single_tokens[:, user], minlength=8)[:8], np.bincount(vector_tokens[:, user], minlength=8)[:8]]
+        )
         table = table[:, table.sum(axis=0) > 0]
         assert stats.chi2_contingency(table).pvalue > 1e-3
 

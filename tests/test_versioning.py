@@ -28,15 +28,28 @@ FINGERPRINTS = Path(__file__).with_name("env_fingerprints.json")
 ROUNDS = 200
 SEED = 2026
 #: The info entries hashed: every id's info has them every round (docs/model.md section 8).
-INFO_KEYS = ("tokens", "accepted", "draft_lengths", "bandwidth", "dropped", "energy", "latency", "sync_time",
-             "verify_time", "clock")
+INFO_KEYS = (
+    "tokens",
+    "accepted",
+    "draft_lengths",
+    "bandwidth",
+    "dropped",
+    "energy",
+    "latency",
+    "sync_time",
+    "verify_time",
+    "clock",
+)
 SIGNIFICANT_DIGITS = 10
 
 
 def registered_ids() -> list[str]:
     """Every id in Gymnasium's registry whose env class is this package's (base ids and suite tasks)."""
-    return sorted(env_id for env_id, spec in gym.registry.items()
-                  if isinstance(spec.entry_point, str) and spec.entry_point.startswith("multispin_env."))
+    return sorted(
+        env_id
+        for env_id, spec in gym.registry.items()
+        if isinstance(spec.entry_point, str) and spec.entry_point.startswith("multispin_env.")
+    )
 
 
 def _canonical(value: object) -> bytes:
@@ -82,7 +95,8 @@ def test_every_registered_id_has_a_fingerprint_and_no_other() -> None:
     missing, stale = sorted(set(ids) - set(known)), sorted(set(known) - set(ids))
     assert not missing and not stale, (
         f"ids without a fingerprint {missing}, fingerprints of unregistered ids {stale}: "
-        "run `python tests/test_versioning.py --update`")
+        "run `python tests/test_versioning.py --update`"
+    )
 
 
 @pytest.mark.parametrize("env_id", registered_ids())
@@ -93,7 +107,8 @@ def test_every_id_keeps_its_dynamics(env_id: str) -> None:
     assert fingerprint(env_id) == expected, (
         f"the seeded trajectory of {env_id} changed: a change of dynamics needs a new version of the id "
         f"(bump -vN in multispin_env/registration.py or multispin_env/suite.py, say why in CHANGELOG.md) and "
-        f"then `python tests/test_versioning.py --update`")
+        f"then `python tests/test_versioning.py --update`"
+    )
 
 
 def test_every_later_version_is_explained_in_the_changelog() -> None:
