@@ -194,6 +194,33 @@ class RoundOutcome(NamedTuple):
     #: (n, S) float32 observations after the round when the kernel wrote them (nothing drawn after it), else None
     observation: NDArray[np.float32] | None = None
 
+    @classmethod
+    def from_rows(
+        cls,
+        rounds: FloatArray,
+        per_env: FloatArray,
+        truncated: BoolArray,
+        counts: IntArray | None = None,
+        observation: NDArray[np.float32] | None = None,
+    ) -> RoundOutcome:
+        """The outcome whose fields are row views of the kernel's round rows (R_*, (rows, n, K)) and per-env rows
+        (E_*, (rows, n)): no copy."""
+        return cls(
+            rounds[R_DRAFT_LENGTHS],
+            rounds[R_BANDWIDTH],
+            rounds[R_ACCEPTED],
+            rounds[R_TOKENS],
+            per_env[E_SYNC_TIME],
+            per_env[E_VERIFY_TIME],
+            per_env[E_LATENCY],
+            per_env[E_REWARD],
+            truncated,
+            rounds[R_DROPPED],
+            rounds[R_ENERGY],
+            counts,
+            observation,
+        )
+
 
 def _buffer(rows: NDArray[Any]) -> NDArray[Any]:
     """The layout buffer (round rows or per-env rows) that a :class:`RoundOutcome` field is a row view of."""
@@ -391,19 +418,7 @@ class MultiSpinCore:
         if last is None or isinstance(last, RoundOutcome):
             return last
         rounds, per_env, truncated = last  # the single-env kernel step's buffers
-        outcome = RoundOutcome(
-            rounds[R_DRAFT_LENGTHS],
-            rounds[R_BANDWIDTH],
-            rounds[R_ACCEPTED],
-            rounds[R_TOKENS],
-            per_env[E_SYNC_TIME],
-            per_env[E_VERIFY_TIME],
-            per_env[E_LATENCY],
-            per_env[E_REWARD],
-            truncated,
-            rounds[R_DROPPED],
-            rounds[R_ENERGY],
-        )
+        outcome = RoundOutcome.from_rows(rounds, per_env, truncated)
         self._last_round = outcome
         return outcome
 
@@ -589,18 +604,10 @@ class MultiSpinCore:
         if self.fading.evolves:
             self._newest = (self._newest + 1) % self._gains.shape[0]
         # Rows by index: unpacking an array (``*per_env[:4]``) costs ~3x as much per row.
-        outcome = RoundOutcome(
-            rounds[R_DRAFT_LENGTHS],
-            rounds[R_BANDWIDTH],
-            rounds[R_ACCEPTED],
-            rounds[R_TOKENS],
-            per_env[E_SYNC_TIME],
-            per_env[E_VERIFY_TIME],
-            per_env[E_LATENCY],
-            per_env[E_REWARD],
+        outcome = RoundOutcome.from_rows(
+            rounds,
+            per_env,
             truncated,
-            rounds[R_DROPPED],
-            rounds[R_ENERGY],
             ints,
             observation if channel_update else None,
         )
