@@ -105,7 +105,7 @@ class FadingModel:
     predictive controller plans with). The compiled round runs the same step through the ufuncs
     :func:`fading_correlation` and :func:`gauss_markov_step` (numba cannot call a Python method from a kernel,
     and a first-class function argument costs ~30 us per kernel call); ``kernel_code``, ``line_of_sight`` and
-    ``scatter`` tell it which step and with what constants (docs/model.md section 10).
+    ``scatter`` tell it which step and with what constants (docs/model.md section 9.1).
 
     :param doppler_hz: f_D, the maximum Doppler shift, Hz (the scenario's; unused by a model that does not evolve)
     """
@@ -157,7 +157,7 @@ FADING_ALIASES: dict[bool, str] = {True: "jakes", False: "none"}
 
 
 def register_fading_model(cls: type[FadingModel]) -> type[FadingModel]:
-    """Class decorator: make ``cls`` selectable as ``fading=cls.name`` (docs/model.md section 10)."""
+    """Class decorator: make ``cls`` selectable as ``fading=cls.name`` (docs/model.md section 9.1)."""
     return register_class(FADING_MODELS, cls)
 
 
@@ -192,7 +192,7 @@ class JakesFading(FadingModel):
 
     The methods hold for any mean ``line_of_sight`` mu and scatter sigma (h - mu Gauss-Markov with variance
     sigma^2, eqs. (5.2a)-(5.2b)): a subclass that sets those two class attributes is another model the compiled
-    round runs unchanged, e.g. Rician fading (docs/model.md section 10).
+    round runs unchanged, e.g. Rician fading (docs/model.md section 9.1).
 
     :param doppler_hz: f_D, the maximum Doppler shift, Hz
     """
