@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 
 __all__ = [
+    "Choice",
     "IntegerRange",
     "RealRange",
     "first_nonfinite",
@@ -24,6 +26,7 @@ __all__ = [
     "interval",
     "is_real",
     "real_setting",
+    "register_class",
     "short_repr",
 ]
 
@@ -124,3 +127,34 @@ class RealRange:
 
     def __str__(self) -> str:
         return interval(self.low, self.high, self.low_open, self.high_open)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The check of a setting that names one of ``choices()`` (read when checked: registries can grow), or one of
+    the bool ``aliases`` (True/False -> a name; only real bools, so 1 is not an alias of True)."""
+
+    choices: Callable[[], Mapping[str, Any]]
+    aliases: Mapping[bool, str] = field(default_factory=dict)
+
+    def __call__(self, name: str, value: Any) -> str:
+        if isinstance(value, (bool, np.bool_)) and bool(value) in self.aliases:
+            return self.aliases[bool(value)]
+        names = self.choices()
+        if not isinstance(value, str) or value not in names:
+            also = "".join(f" ({alias} = {target!r})" for alias, target in self.aliases.items())
+            raise ValueError(f"{name} must be one of {sorted(names)}{also}, got {short_repr(value)}")
+        return value
+
+
+Registered = TypeVar("Registered", bound=type)
+
+
+def register_class(registry: dict[str, Registered], cls: Registered) -> Registered:
+    """Add the component class ``cls`` to ``registry`` under its class attribute ``name`` (the body of the
+    registration decorators of acceptance processes and fading models); ValueError if the name is empty."""
+    name = getattr(cls, "name", "")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{cls.__name__} needs a non-empty class attribute name")
+    registry[name] = cls
+    return cls

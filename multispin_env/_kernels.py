@@ -201,17 +201,19 @@ with jit_cache():
                 power = h.real * h.real + h.imag * h.imag
                 channel[H_OBSERVED_EFFICIENCY, i, k] = efficiency(population[P_SNR, i, k], power)
 
-    @njit(types.void(types.int64[::1], _f8_3, types.boolean, _f8_1, _c16_3, _f8_3), **JIT)
-    def reset_rows(rows, normals, fading, clock, gains, counts):
+    @njit(types.void(types.int64[::1], _f8_3, _constants, _f8_1, _c16_3, _f8_3), **JIT)
+    def reset_rows(rows, normals, constants, clock, gains, counts):
         """Restart systems ``rows``: clock 0, counts 0, every slot of the gain ring h = the fading model's start
-        gain: CN(0, 1) from the N(0, 1) pairs ``normals`` (2, len(rows), K) (``complex_gain``, as
+        gain: mu + sigma CN(0, 1) from the N(0, 1) pairs ``normals`` (2, len(rows), K) (``complex_gain``, as
         ``JakesFading.initial_gains``), or 1 without fading (``NoFading``)."""
+        c = constants[0]
+        fading, mu, sigma = c.fading != 0, c.fading_line_of_sight, c.fading_scatter
         num_users = gains.shape[2]
         for j in range(rows.size):
             i = rows[j]
             clock[i] = 0.0
             for k in range(num_users):
-                h = complex_gain(normals[0, j, k], normals[1, j, k]) if fading else 1.0 + 0.0j
+                h = mu + sigma * complex_gain(normals[0, j, k], normals[1, j, k]) if fading else 1.0 + 0.0j
                 for slot in range(gains.shape[0]):
                     gains[slot, i, k] = h
                 for row in range(counts.shape[0]):
@@ -330,12 +332,13 @@ with jit_cache():
             per_env[E_CLOCK, i] = clock[i]
             if c.fading:
                 rho = fading_correlation(c.doppler_hz, round_latency)
+                mu, sigma = c.fading_line_of_sight, c.fading_scatter  # h - mu is the Gauss-Markov part (5.2a)
                 for k in range(num_users):
-                    innovation = complex_gain(normals[block, 0, i, k], normals[block, 1, i, k])
-                    gains[following, i, k] = gauss_markov_step(gains[newest, i, k], rho, innovation)
+                    innovation = sigma * complex_gain(normals[block, 0, i, k], normals[block, 1, i, k])
+                    gains[following, i, k] = mu + gauss_markov_step(gains[newest, i, k] - mu, rho, innovation)
         newest = following if c.fading else newest
         if restarts.size:
-            reset_rows(restarts, restart_normals, c.fading != 0, clock, gains, counts)
+            reset_rows(restarts, restart_normals, constants, clock, gains, counts)
             for j in range(restarts.size):  # they ignored the action: no round, no reward, not truncated
                 i = restarts[j]
                 for row in range(rounds.shape[0]):

@@ -38,6 +38,7 @@ import numpy as np
 from numba import njit, vectorize
 from numpy.typing import NDArray
 
+from multispin_env._checks import register_class
 from multispin_env._numba import JIT, jit_cache
 from multispin_env.scenarios import AcceptanceProfile
 from multispin_env.traces import AcceptanceTrace, load_trace, token_rate
@@ -197,10 +198,7 @@ ACCEPTANCE_PROCESSES: dict[str, type[AcceptanceProcess]] = {}
 
 def register_acceptance_process(cls: type[AcceptanceProcess]) -> type[AcceptanceProcess]:
     """Class decorator: make ``cls`` selectable as ``acceptance_process=cls.name``."""
-    if not cls.name:
-        raise ValueError(f"{cls.__name__} needs a non-empty class attribute name")
-    ACCEPTANCE_PROCESSES[cls.name] = cls
-    return cls
+    return register_class(ACCEPTANCE_PROCESSES, cls)
 
 
 @register_acceptance_process

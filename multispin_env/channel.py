@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import llvmlite.binding as llvm
 import numpy as np
@@ -15,6 +15,7 @@ from numba import njit, types, vectorize
 from numba.extending import get_cython_function_address
 from numpy.typing import ArrayLike, NDArray
 
+from multispin_env._checks import Choice, register_class
 from multispin_env._numba import JIT, jit_cache
 from multispin_env.model import RoundParams
 
@@ -96,20 +97,31 @@ with jit_cache():
 
 class FadingModel:
     """Small-scale fading of every user's complex gain h (docs/model.md section 5.2): the channel component of the
-    round, chosen by the ``fading`` setting (:func:`make_fading_model`).
+    round, chosen by name by the ``fading`` setting (:data:`FADING_MODELS`, :func:`register_fading_model`).
 
     Its public methods are what the rest of the package needs: the start gains of an episode
     (:meth:`initial_gains`), the lag correlation over a round (:meth:`correlation`), one step of the gain
     (:meth:`step`), and the channel's conditional law given a delayed, noisy estimate (:meth:`predict`, what a
     predictive controller plans with). The compiled round runs the same step through the ufuncs
     :func:`fading_correlation` and :func:`gauss_markov_step` (numba cannot call a Python method from a kernel,
-    and a first-class function argument costs ~30 us per kernel call); ``kernel_code`` tells it which.
+    and a first-class function argument costs ~30 us per kernel call); ``kernel_code``, ``line_of_sight`` and
+    ``scatter`` tell it which step and with what constants (docs/model.md section 9.1).
+
+    :param doppler_hz: f_D, the maximum Doppler shift, Hz (the scenario's; unused by a model that does not evolve)
     """
 
-    #: the model's name in reports
-    name: str = ""
-    #: which fading step the compiled round runs: 0 none (h = 1), 1 Gauss-Markov with Jakes correlation
-    kernel_code: int = 0
+    #: the name the ``fading`` setting selects it by
+    name: ClassVar[str] = ""
+    #: which fading step the compiled round runs: 0 none (h = 1, the population's mean channel), 1 Gauss-Markov
+    #: with Jakes correlation around the mean ``line_of_sight`` with scattered amplitude ``scatter`` (eq. (5.2a))
+    kernel_code: ClassVar[int] = 0
+    #: mu, the constant (line-of-sight) part of h, real (kernel code 1)
+    line_of_sight: ClassVar[float] = 0.0
+    #: sigma, the scattered part's std: h - mu ~ CN(0, sigma^2) (kernel code 1; mu^2 + sigma^2 = 1 keeps E|h|^2 = 1)
+    scatter: ClassVar[float] = 1.0
+
+    def __init__(self, doppler_hz: float = 0.0) -> None:
+        self.doppler_hz = float(doppler_hz)
 
     @property
     def evolves(self) -> bool:
@@ -121,7 +133,7 @@ class FadingModel:
         raise NotImplementedError
 
     def correlation(self, interval_s: ArrayLike) -> FloatArray:
-        """rho = E[h(t + dt) h(t)*] for lags ``interval_s`` (s)."""
+        """rho = E[(h(t + dt) - mu) (h(t) - mu)*] / sigma^2 for lags ``interval_s`` (s)."""
         raise NotImplementedError
 
     def step(self, gain: ArrayLike, interval_s: ArrayLike, innovation: ArrayLike) -> NDArray[np.complex128]:
@@ -138,8 +150,20 @@ class FadingModel:
         raise NotImplementedError
 
 
+#: Fading models by name (:func:`register_fading_model` adds one).
+FADING_MODELS: dict[str, type[FadingModel]] = {}
+#: The ``fading`` setting's bool spellings: True is Rayleigh/Jakes fading, False none.
+FADING_ALIASES: dict[bool, str] = {True: "jakes", False: "none"}
+
+
+def register_fading_model(cls: type[FadingModel]) -> type[FadingModel]:
+    """Class decorator: make ``cls`` selectable as ``fading=cls.name`` (docs/model.md section 9.1)."""
+    return register_class(FADING_MODELS, cls)
+
+
+@register_fading_model
 class NoFading(FadingModel):
-    """``fading=False``: h = 1 in every round (the population's mean channel)."""
+    """``fading="none"`` (or False): h = 1 in every round (the population's mean channel)."""
 
     name = "none"
 
@@ -161,9 +185,14 @@ class NoFading(FadingModel):
         return np.ones(shape, dtype=np.complex128), np.zeros(shape)
 
 
+@register_fading_model
 class JakesFading(FadingModel):
-    """``fading=True``: Rayleigh fading h ~ CN(0, 1), first-order Gauss-Markov from round to round with the
-    Jakes correlation rho = J0(2 pi f_D dt) over the round latency dt (docs/model.md section 5.2).
+    """``fading="jakes"`` (or True): Rayleigh fading h ~ CN(0, 1), first-order Gauss-Markov from round to round
+    with the Jakes correlation rho = J0(2 pi f_D dt) over the round latency dt (docs/model.md section 5.2).
+
+    The methods hold for any mean ``line_of_sight`` mu and scatter sigma (h - mu Gauss-Markov with variance
+    sigma^2, eqs. (5.2a)-(5.2b)): a subclass that sets those two class attributes is another model the compiled
+    round runs unchanged, e.g. Rician fading (docs/model.md section 9.1).
 
     :param doppler_hz: f_D, the maximum Doppler shift, Hz
     """
@@ -171,40 +200,44 @@ class JakesFading(FadingModel):
     name = "jakes"
     kernel_code = 1
 
-    def __init__(self, doppler_hz: float) -> None:
-        self.doppler_hz = float(doppler_hz)
-
     def initial_gains(self, normals: FloatArray) -> NDArray[np.complex128]:
-        return complex_normal(np.asarray(normals, dtype=np.float64))
+        return self.line_of_sight + self.scatter * complex_normal(np.asarray(normals, dtype=np.float64))
 
     def correlation(self, interval_s: ArrayLike) -> FloatArray:
         return fading_correlation(self.doppler_hz, np.asarray(interval_s, dtype=np.float64))
 
     def step(self, gain: ArrayLike, interval_s: ArrayLike, innovation: ArrayLike) -> NDArray[np.complex128]:
-        return gauss_markov_step(
-            np.asarray(gain, dtype=np.complex128),
+        mu = self.line_of_sight
+        scattered = gauss_markov_step(
+            np.asarray(gain, dtype=np.complex128) - mu,
             self.correlation(interval_s),
-            np.asarray(innovation, dtype=np.complex128),
+            self.scatter * np.asarray(innovation, dtype=np.complex128),
         )
+        return mu + scattered
 
     def predict(
         self, estimate: ArrayLike, intervals_s: ArrayLike, noise_std: float = 0.0
     ) -> tuple[NDArray[np.complex128], FloatArray]:
-        # h = r h' + sqrt(1 - r^2) w with r = prod of the rounds' rho (unit-power Gauss-Markov), and
-        # h_hat = h' + n: E[h' | h_hat] = h_hat / (1 + s^2), Var = s^2 / (1 + s^2) (eq. (5.2b)).
+        # h - mu = r (h' - mu) + sqrt(1 - r^2) sigma w with r = prod of the rounds' rho, and h_hat = h' + n:
+        # E[h' - mu | h_hat] = g (h_hat - mu), Var = sigma^2 (1 - g), g = sigma^2 / (sigma^2 + s^2) (eq. (5.2b)).
         estimate = np.asarray(estimate, dtype=np.complex128)
         intervals = np.asarray(intervals_s, dtype=np.float64)
         lag = np.prod(self.correlation(intervals), axis=-1) if intervals.ndim and intervals.shape[-1] else 1.0
-        shrink = 1.0 / (1.0 + noise_std * noise_std)
-        mean = np.asarray(lag * shrink * estimate, dtype=np.complex128)  # already complex128: no copy
-        variance = np.broadcast_to(1.0 - lag * lag * shrink, estimate.shape).astype(np.float64)
+        mu, power = self.line_of_sight, self.scatter * self.scatter
+        shrink = power / (power + noise_std * noise_std)
+        mean = np.asarray(mu + lag * shrink * (estimate - mu), dtype=np.complex128)  # already complex128: no copy
+        variance = np.broadcast_to(power * (1.0 - lag * lag * shrink), estimate.shape).astype(np.float64)
         return mean, variance
 
 
-def make_fading_model(fading: bool, doppler_hz: float) -> FadingModel:
-    """The fading component of a config: :class:`JakesFading` at ``doppler_hz`` (Hz) if ``fading``, else
-    :class:`NoFading`."""
-    return JakesFading(doppler_hz) if fading else NoFading()
+def make_fading_model(fading: str | bool, doppler_hz: float) -> FadingModel:
+    """The fading model named ``fading`` (a name of :data:`FADING_MODELS`, or True/False for "jakes"/"none"; the
+    ``fading`` setting's check) at Doppler ``doppler_hz`` (Hz)."""
+    return FADING_MODELS[fading_setting("fading", fading)](doppler_hz)
+
+
+#: The check of the ``fading`` setting: a registered name or a bool alias, normalised to the name.
+fading_setting = Choice(lambda: FADING_MODELS, FADING_ALIASES)
 
 
 def payload_bits(model: str = "top-k", vocab_size: int = 32000, prob_bits: int = 16, top_k: int = 1024) -> int:

@@ -16,8 +16,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from multispin_env._checks import IntegerRange, RealRange, flag_setting, short_repr
+from multispin_env._checks import Choice, IntegerRange, RealRange, flag_setting, short_repr
 from multispin_env.acceptance import ACCEPTANCE_PROCESSES, MIXTURE_SCOPES
+from multispin_env.channel import fading_setting
 from multispin_env.model import MAX_DRAFT, MAX_USERS
 from multispin_env.requests import REQUEST_LENGTHS
 from multispin_env.scenarios import ACCEPTANCE_PROFILES, AcceptanceProfile, Scenario, get_scenario
@@ -84,21 +85,8 @@ def _scenario_check(name: str) -> Check:
     return OptionalSetting(next(spec.metadata["check"] for spec in dataclasses.fields(Scenario) if spec.name == name))
 
 
-@dataclasses.dataclass(frozen=True)
-class Choice:
-    """The check of a setting that names one of ``choices()`` (read when checked: registries can grow)."""
-
-    choices: Callable[[], Mapping[str, Any]]
-
-    def __call__(self, name: str, value: Any) -> str:
-        names = self.choices()
-        if not isinstance(value, str) or value not in names:
-            raise ValueError(f"{name} must be one of {sorted(names)}, got {short_repr(value)}")
-        return value
-
-
-def _choice(choices: Callable[[], Mapping[str, Any]]) -> Check:
-    return Choice(choices)
+def _choice(choices: Callable[[], Mapping[str, Any]], aliases: Mapping[bool, str] | None = None) -> Check:
+    return Choice(choices, dict(aliases or {}))
 
 
 def _scenario(name: str, value: Any) -> str | Scenario:
@@ -177,11 +165,12 @@ class EnvConfig:
         _real(0.0, 1e6),
         "tokens per joule traded off in the reward: reward = scale (sum_k n_k - weight sum_k E_k) (section 5.7)",
     )
-    fading: bool = _setting(
-        True,
-        _flag(),
-        "Rayleigh block fading evolving by Gauss-Markov steps, rho = "
-        "J0(2 pi f_D T); False: |h|^2 = 1 every round (shadowing fixed)",
+    fading: str = _setting(
+        "jakes",
+        fading_setting,
+        "the fading model, a name of multispin_env.channel.FADING_MODELS: jakes (Rayleigh, Gauss-Markov steps, "
+        "rho = J0(2 pi f_D T)), none (|h|^2 = 1 every round, shadowing fixed) or a registered model; "
+        "True/False: jakes/none",
     )
     csi_delay: int = _setting(0, _integer(0, MAX_CSI_DELAY), "rounds by which the observed channel lags the true one")
     csi_noise_std: float = _setting(0.0, _real(0.0, 10.0), "std of the CN(0, std^2) error added to the observed h")

@@ -350,6 +350,8 @@ class MultiSpinCore:
             "upload_deadline": np.inf if deadline is None else deadline,
             "transmit_power_w": dbm_to_watts(self.scenario.tx_power_dbm),
             "fading": self.fading.kernel_code,
+            "fading_line_of_sight": self.fading.line_of_sight,
+            "fading_scatter": self.fading.scatter,
             "arrivals": self.arrivals,
         }
         record = np.zeros(1, dtype=CONSTANTS)
@@ -488,7 +490,7 @@ class MultiSpinCore:
         self._kernels.reset_rows(
             index.astype(np.int64, copy=False),
             self._start_normals(count, rng),
-            self.fading.evolves,
+            self._constants,
             self.clock,
             self._gains,
             self._counts,

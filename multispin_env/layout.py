@@ -92,6 +92,8 @@ CONSTANT_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("max_draft", "f8", "L_max, tokens"),
     ("length_entries", "i8", "action entries of the lengths: 1 (homogeneous) or K"),
     ("fading", "i8", "the fading model's kernel_code: 1 Gauss-Markov (Jakes); 0 none, |h|^2 = 1"),
+    ("fading_line_of_sight", "f8", "mu of the Gauss-Markov fading, the constant part of h (section 5.2)"),
+    ("fading_scatter", "f8", "sigma of the Gauss-Markov fading, the std of h - mu (section 5.2)"),
     ("observed_is_true", "i8", "1: the observed channel is the true one (no CSI delay or noise)"),
     ("arrivals", "i8", "1: requests arrive (section 5.8): idle users play no part, tokens count to the request end"),
 )

@@ -26,6 +26,7 @@ from multispin_env.channel import (
     rayleigh_gains,
     spectral_efficiency,
 )
+from multispin_env.layout import CONSTANTS
 
 
 def test_payload_bits_follow_the_formula() -> None:
@@ -199,10 +200,14 @@ def test_the_compiled_restart_draws_the_models_start_gains() -> None:
     gains = np.zeros((slots, n, k), dtype=np.complex128)
     rows = np.array([1, 3])
     for model in (JakesFading(10.0), NoFading()):
+        constants = np.zeros(1, dtype=CONSTANTS)
+        constants["fading"] = model.kernel_code
+        constants["fading_line_of_sight"] = model.line_of_sight
+        constants["fading_scatter"] = model.scatter
         _kernels().reset_rows(
             rows,
             normals if model.evolves else np.zeros((2, 0, 0)),
-            model.kernel_code != 0,
+            constants,
             np.ones(n),
             gains,
             np.ones((4, n, k)),

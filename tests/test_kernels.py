@@ -54,7 +54,7 @@ def settings_of(core: MultiSpinCore, draft_time_high: float) -> Settings:
         prior=config.acceptance_prior,
         prior_weight=config.acceptance_prior_weight,
         doppler_hz=scenario.doppler_hz,
-        fading=config.fading,
+        fading=config.fading == "jakes",  # the oracle knows Rayleigh fading (True) or none
         payload_bits=float(scenario.payload_bits),
         bandwidth_hz=scenario.bandwidth_hz,
         max_draft=scenario.max_draft,
@@ -97,7 +97,7 @@ def round_draws(core: MultiSpinCore, rng: np.random.Generator) -> tuple[dict[str
     block = core._next_block(rng)
     draws = {
         "exponential": core._exponential_block[block].copy(),
-        "normals": core._normal_block[block].copy() if core.config.fading else None,
+        "normals": core._normal_block[block].copy() if core.fading.evolves else None,
         "jitter": core._jitter_block[block].copy() if core.config.draft_time_jitter > 0.0 else None,
     }
     return draws, rng
