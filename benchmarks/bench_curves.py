@@ -51,7 +51,7 @@ def iid_model(params: RoundParams) -> RoundParams:
 
 
 def solve_with_iid_model(params: RoundParams) -> Allocation:
-    """P-het planned as if acceptance were i.i.d. at the reported rate (the pre-issue-11 planner)."""
+    """P-het planned as if acceptance were i.i.d. at the reported rate (how the planners worked before they took the acceptance process's survival curve)."""
     return solve_heterogeneous(iid_model(params))
 
 
