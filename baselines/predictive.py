@@ -98,6 +98,11 @@ class PredictivePolicy:
         self.draw_candidates = draw_candidates
         self.seed = int(seed)
         core = unwrapped.core
+        if core.fading.line_of_sight != 0.0:  # docs/model.md 7.2: the law given |h_hat| needs zero-mean fading
+            raise ValueError(
+                f"{name} plans for zero-mean fading: the observation shows |h_hat| only, not its phase against the "
+                f"line-of-sight part of fading={unwrapped.config.fading!r}"
+            )
         self._core = core
         self._unwrapped = unwrapped
         self.num_envs: int | None = unwrapped.num_envs if isinstance(unwrapped, VectorEnv) else None

@@ -30,7 +30,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import multispin_env  # noqa: F401  (registers the environments)
-from agents.cli import check_env_id, store_dict_or_words
+from agents.cli import check_env_id, int_at_least, store_dict_or_words
+from agents.evaluation import evaluation_seeds
 from agents.wrappers import stochastic_round
 from baselines.policies import make_policy
 
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python benchmarks/bench_policy_noise.py", description=__doc__.splitlines()[0])
     p.add_argument("--env", default="MultiSpinSuite/IIDStatic-v0")
     p.add_argument("--env-kwargs", nargs="+", default={}, metavar="K:V", action=store_dict_or_words())
-    p.add_argument("--episodes", type=int, default=8, help="episodes per cell (seeds 10000..)")
+    p.add_argument("--episodes", type=int_at_least(1), default=8, help="episodes per cell (seeds 10000..)")
     p.add_argument(
         "--sigmas",
         type=float,
@@ -125,8 +126,6 @@ def main(argv: list[str] | None = None) -> int:
         "--agent", default=None, metavar="RUN", help="also compare this saved agent's allocation with the oracle's"
     )
     args = p.parse_args(argv)
-    if args.episodes < 1:
-        p.error(f"--episodes must be >= 1, got {args.episodes}")
     if any(s < 0 for s in args.sigmas):
         p.error(f"--sigmas must be >= 0, got {args.sigmas}")
     check_env_id(args.env)
@@ -134,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     obs, _ = env.reset(seed=10_000)
     lengths, shares = env.unwrapped.decode_action(make_policy("het-opt-oracle", env).predict(obs)[0])
     moved = (lengths == lengths.min()).astype(np.float64)
-    seeds = [10_000 + i for i in range(args.episodes)]
+    seeds = evaluation_seeds(10_000, args.episodes)
     if args.agent is not None:
         compare_allocations(env, args.agent, seeds)
     rng = np.random.default_rng(args.seed)

@@ -39,7 +39,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.cli import check_env_id, store_dict_or_words
+from agents.cli import check_env_id, int_at_least, store_dict_or_words
 
 
 class _TimedStepReset:
@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--num-threads", type=int, default=1)
     p.add_argument(
         "--eval-episodes",
-        type=int,
+        type=int_at_least(0),
         default=10,
         help="episodes on which the trained agent is scored against the oracle (0: not scored)",
     )
@@ -347,8 +347,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--json", default=None, help="also write the result here")
     args = p.parse_args(argv)
-    if args.eval_episodes < 0:
-        p.error(f"--eval-episodes must be >= 0, got {args.eval_episodes}")
     if args.compare:
         result = compare(args)
     else:

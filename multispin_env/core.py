@@ -88,6 +88,7 @@ BoolArray = NDArray[np.bool_]
 __all__ = [
     "MultiSpinCore",
     "RoundOutcome",
+    "check_state_size",
     "MAX_STATE_BYTES",
     "PROCESS_STATE_ROWS",
     "ARRIVAL_ROUND_KEYS",
@@ -168,6 +169,18 @@ def state_bytes(config: EnvConfig, num_envs: int, population: Population | None 
     else:
         shared += populations
     return n * (k * user_bytes + env_bytes) + shared
+
+
+def check_state_size(config: EnvConfig, num_envs: int, population: Population | None = None) -> None:
+    """ValueError (one line) unless :func:`state_bytes` of the batch is within :data:`MAX_STATE_BYTES`; checked
+    before anything is allocated."""
+    needed = state_bytes(config, num_envs, population)
+    if needed > MAX_STATE_BYTES:
+        raise ValueError(
+            f"num_envs = {num_envs:,} systems of {config.scenario.num_users} users would hold "
+            f"{needed / 2**30:.2f} GiB of state, more than the limit of 1 GiB: use fewer envs or "
+            "users, a shorter max_draft, csi_delay or max_queued_requests"
+        )
 
 
 def _kernels() -> ModuleType:
@@ -251,13 +264,7 @@ class MultiSpinCore:
             if config.resample_population
             else scenario.sample_population(np.random.default_rng(config.population_seed))
         )
-        needed = state_bytes(config, num_envs, fixed)
-        if needed > MAX_STATE_BYTES:
-            raise ValueError(
-                f"num_envs = {num_envs:,} systems of {scenario.num_users} users would hold "
-                f"{needed / 2**30:.2f} GiB of state, more than the limit of 1 GiB: use fewer envs or "
-                "users, a shorter max_draft, csi_delay or max_queued_requests"
-            )
+        check_state_size(config, num_envs, fixed)
         self.config = config
         self.scenario = scenario
         self.num_envs = n = int(num_envs)

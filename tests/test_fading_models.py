@@ -136,3 +136,14 @@ def test_gym_make_with_a_registered_model_passes_the_env_checker(rician: type) -
     env = gym.make(HET, fading="rician")
     check_env(env.unwrapped)
     env.close()
+
+
+def test_het_opt_predictive_refuses_a_line_of_sight_model(rician: type) -> None:
+    """Its law of the round's channel given the estimate needs zero-mean fading (docs/model.md 7.2): the
+    observation shows |h_hat| only, not its phase against the line-of-sight part."""
+    from baselines.predictive import PredictivePolicy
+
+    with pytest.raises(ValueError, match=r"^het-opt-predictive plans for zero-mean fading: .*'rician'") as caught:
+        PredictivePolicy(gym.make(HET, fading="rician", csi_delay=1))
+    assert "\n" not in str(caught.value)
+    PredictivePolicy(gym.make(HET, fading="jakes", csi_delay=1))  # the zero-mean model is planned for

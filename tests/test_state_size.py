@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import multispin_env  # noqa: F401  (registers the ids)
-from multispin_env.core import MAX_STATE_BYTES, PROCESS_STATE_ROWS, _population_bytes, state_bytes
+from multispin_env.core import MAX_STATE_BYTES, PROCESS_STATE_ROWS, _population_bytes, check_state_size, state_bytes
 from multispin_env.requests import request_state_bytes
 from multispin_env.scenarios import Population
 
@@ -125,12 +125,16 @@ def test_too_many_envs_get_the_guards_error_not_a_memory_error():
     ],
 )
 def test_the_limit_is_the_largest_allowed_count(settings):
-    """The largest batch the guard accepts counts at most 1 GiB; one more system is refused."""
+    """The guard accepts the largest batch whose count is at most 1 GiB and refuses one more system (counted with
+    the fixed population the env samples, as the guard counts it)."""
     config = gym.make(HET, **settings).unwrapped.config
+    fixed = config.scenario.sample_population(np.random.default_rng(config.population_seed))
     low, high = 1, 2**40
     while low < high:  # the largest num_envs whose count fits
         mid = (low + high + 1) // 2
-        low, high = (mid, high) if state_bytes(config, mid) <= MAX_STATE_BYTES else (low, mid - 1)
+        low, high = (mid, high) if state_bytes(config, mid, fixed) <= MAX_STATE_BYTES else (low, mid - 1)
+    check_state_size(config, low, fixed)  # accepted (checked without building a ~1 GiB batch)
+    with pytest.raises(ValueError, match="1 GiB"):
+        check_state_size(config, low + 1, fixed)
     with pytest.raises(ValueError, match="1 GiB"):
         gym.make_vec(HET, num_envs=low + 1, **settings)
-    assert state_bytes(config, low) <= MAX_STATE_BYTES < state_bytes(config, low + 1)
