@@ -90,12 +90,12 @@ class PredictivePolicy:
         self,
         env: Any,
         draws: int = 64,
-        quantiles: tuple[float, ...] = (0.1, 0.25, 0.5),
-        draw_candidates: int = 4,
+        quantiles: tuple[float, ...] = (0.1,),
+        draw_candidates: int = 0,
         seed: int = 0,
         name: str = "het-opt-predictive",
-        observed: bool = True,
-        mmse: bool = True,
+        observed: bool = False,
+        mmse: bool = False,
     ) -> None:
         unwrapped = getattr(env, "unwrapped", env)
         if unwrapped.config.homogeneous:

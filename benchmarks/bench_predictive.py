@@ -4,9 +4,9 @@ Usage: ``python benchmarks/bench_predictive.py [--sets SPEC ...] [--tasks TASK .
 
 A candidate set (docs/model.md section 7.2) is written as ``+``-joined parts: ``observed`` (the P-het plan for
 the observed channel), ``mmse`` (for the MMSE power), ``q<level>`` (for that quantile of each user's drawn
-|h|^2, e.g. ``q0.1``) and ``draws<n>`` (for the first n draws); e.g. ``observed+mmse+q0.1`` or ``q0.1``. Each set
-is the :class:`baselines.predictive.PredictivePolicy` with those constructor arguments (the others at their
-defaults); the set the constructor plays by default is marked.
+|h|^2, e.g. ``q0.1``) and ``draws<n>`` (for the first n draws); e.g. ``observed+mmse+q0.1`` or ``q0.1``; a part
+``m<M>`` sets the number of draws M (default 64). Each set is the :class:`baselines.predictive.PredictivePolicy`
+with those constructor arguments (the others at their defaults); the set the constructor plays by default is marked.
 
 Scores: every set plays one episode per seed on each task (default: the suite tasks whose channel information is
 stale or noisy, on their evaluation seeds 1000-1009; ``--episodes N`` plays seeds 1000..1000+N-1 instead):
@@ -65,8 +65,8 @@ RATIO_GOAL = POLICY_TARGETS["het-opt-predictive"][1] / POLICY_TARGETS["het-opt-o
 
 
 def candidate_arguments(spec: str) -> dict[str, Any]:
-    """PredictivePolicy's candidate arguments for ``spec`` (module docstring), all four of them; ValueError naming
-    the part that is not one."""
+    """PredictivePolicy's candidate arguments for ``spec`` (module docstring): all four of them, and ``draws`` if
+    given; ValueError naming the part that is not one."""
     arguments: dict[str, Any] = {"observed": False, "mmse": False, "quantiles": [], "draw_candidates": 0}
     for part in spec.split("+"):
         if part in ("observed", "mmse"):
@@ -78,8 +78,10 @@ def candidate_arguments(spec: str) -> dict[str, Any]:
                 raise ValueError(f"candidate set {spec!r}: {part!r} is not q<level>, e.g. q0.1") from None
         elif part.startswith("draws") and part[5:].isdigit():
             arguments["draw_candidates"] = int(part[5:])
+        elif part.startswith("m") and part[1:].isdigit():
+            arguments["draws"] = int(part[1:])
         else:
-            raise ValueError(f"candidate set {spec!r}: {part!r} is not observed, mmse, q<level> or draws<n>")
+            raise ValueError(f"candidate set {spec!r}: {part!r} is not observed, mmse, q<level>, draws<n> or m<M>")
     arguments["quantiles"] = tuple(arguments["quantiles"])
     return arguments
 

@@ -246,17 +246,18 @@ def test_batched_planner_plays_the_per_system_plan_on_every_sub_env(settings) ->
     assert idle > 50 if "arrival_rate" in settings else idle == 0  # idle users were planned around
 
 
-#: Candidate sets other than the default (docs/model.md section 7.2): constructor arguments.
-CANDIDATE_SETS = [
-    dict(quantiles=(0.1,), draw_candidates=0, observed=False, mmse=False),
-    dict(quantiles=(0.1,), draw_candidates=0, mmse=False),
-    dict(quantiles=(), draw_candidates=0, observed=False),
-    dict(quantiles=(), draw_candidates=2, observed=False, mmse=False),
-    dict(quantiles=(0.5, 0.05), draw_candidates=1, observed=False, draws=16),
-]
+#: Candidate sets other than the default (docs/model.md section 7.2): constructor arguments, all four given.
+NINE = dict(quantiles=(0.1, 0.25, 0.5), draw_candidates=4, observed=True, mmse=True)
+CANDIDATE_SETS = {
+    "nine": NINE,
+    "observed-q10": dict(quantiles=(0.1,), draw_candidates=0, observed=True, mmse=False),
+    "mmse": dict(quantiles=(), draw_candidates=0, observed=False, mmse=True),
+    "two-draws": dict(quantiles=(), draw_candidates=2, observed=False, mmse=False),
+    "mixed": dict(quantiles=(0.5, 0.05), draw_candidates=1, observed=False, mmse=True, draws=16),
+}
 
 
-@pytest.mark.parametrize("candidates", CANDIDATE_SETS, ids=["q10", "observed-q10", "mmse", "two-draws", "mixed"])
+@pytest.mark.parametrize("candidates", CANDIDATE_SETS.values(), ids=CANDIDATE_SETS.keys())
 @pytest.mark.parametrize(
     "settings",
     [dict(csi_delay=3, csi_noise_std=0.2, upload_deadline=0.02), dict(csi_delay=2, arrival_rate=0.3, horizon=3.0)],
@@ -287,22 +288,23 @@ def test_every_candidate_set_plays_the_per_system_plan(settings, candidates) -> 
 
 def test_the_candidate_sets_plan_differently() -> None:
     """The arguments change the plan: on stale CSI the observed candidate alone is het-opt-adaptive's plan, and the
-    10% quantile alone and the nine candidates each play other allocations than it and than each other."""
+    default (the 10% quantile alone) and the nine candidates each play other allocations than it and than each
+    other."""
     env = gym.make(HET, csi_delay=1)
     plays = {
         name: np.array(_actions(env, PredictivePolicy(env, **arguments), 3, 30))
         for name, arguments in {
-            "nine": dict(quantiles=(0.1, 0.25, 0.5), draw_candidates=4, observed=True, mmse=True),
-            "q10": CANDIDATE_SETS[0],
-            "observed": dict(quantiles=(), draw_candidates=0, mmse=False),
+            "nine": NINE,
+            "default": {},
+            "observed": dict(quantiles=(), draw_candidates=0, observed=True, mmse=False),
         }.items()
     }
     np.testing.assert_array_equal(
         plays["observed"], np.array(_actions(env, make_policy("het-opt-adaptive", env), 3, 30))
     )
-    assert not np.array_equal(plays["q10"], plays["observed"])
+    assert not np.array_equal(plays["default"], plays["observed"])
     assert not np.array_equal(plays["nine"], plays["observed"])
-    assert not np.array_equal(plays["q10"], plays["nine"])
+    assert not np.array_equal(plays["default"], plays["nine"])
 
 
 @pytest.mark.parametrize(
@@ -332,7 +334,7 @@ def test_bad_candidate_settings_are_one_line_errors(arguments, message) -> None:
     assert "\n" not in str(caught.value)
 
 
-@pytest.mark.parametrize("candidates", [{}, CANDIDATE_SETS[0]], ids=["default", "q10"])
+@pytest.mark.parametrize("candidates", [{}, NINE], ids=["default", "nine"])
 def test_single_env_plays_the_per_system_plan(candidates) -> None:
     """On a single env (the compiled planner with N = 1) the same check as on the vector env."""
     env = gym.make(HET, csi_delay=2, csi_noise_std=0.1, horizon=1.0)
