@@ -40,9 +40,9 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 from scipy.special import roots_jacobi
 
-from multispin_env._checks import register_class
+from multispin_env._checks import integer_setting, real_setting, register_class, short_repr
 from multispin_env._numba import JIT, jit_cache
-from multispin_env.model import token_table
+from multispin_env.model import MAX_DRAFT, token_table
 from multispin_env.scenarios import AcceptanceProfile
 from multispin_env.traces import AcceptanceTrace, load_trace, token_rate
 
@@ -157,7 +157,11 @@ def request_rounds(rates: ArrayLike, max_draft: int, mean_tokens: float, length:
     R <= :data:`EXACT_FIXED_TOKENS`; beyond, the renewal theorem's u(R) = (R + E[n^2] / (2 mu) - 1 / 2) / mu,
     mu = E[n] (relative error at most L / R, exponentially small unless r is within ~1 / R of 0 or 1).
     """
+    max_draft = integer_setting("max_draft", max_draft, 0, MAX_DRAFT)
+    mean_tokens = real_setting("mean_tokens", mean_tokens, 1.0, 1e12)
     rate = np.asarray(rates, dtype=np.float64)
+    if not np.all((rate >= 0.0) & (rate < 1.0)):  # also NaN
+        raise ValueError(f"rates must lie in [0, 1), got {short_repr(rates)}")
     powers, steps = _token_law(rate, max_draft)
     if length == "geometric":
         # 1 - (1 - 1/m)^j for j = 1..L_max + 1, without the cancellation of 1 - x^j for m ~ 1e12
@@ -192,7 +196,10 @@ def beta_quadrature(mean: float, concentration: float, nodes: int) -> tuple[Floa
     alpha = max(concentration * mean, 1e-12)
     beta = max(concentration * (1.0 - mean), 1e-12)
     if alpha + beta <= 1000.0:
-        x, w = roots_jacobi(nodes, beta - 1.0, alpha - 1.0)  # weight (1 - x)^(beta-1) (1 + x)^(alpha-1), r = (1+x)/2
+        # weight (1 - x)^(beta-1) (1 + x)^(alpha-1), r = (1 + x) / 2; scipy evaluates both branches of a where()
+        # that divides by 0 at kappa = 1 and keeps the finite one
+        with np.errstate(invalid="ignore", divide="ignore"):
+            x, w = roots_jacobi(nodes, beta - 1.0, alpha - 1.0)
         return (x + 1.0) / 2.0, w / w.sum()
     law = stats.beta(alpha, beta)
     low, high = law.ppf(5e-15), law.isf(5e-15)
@@ -474,9 +481,10 @@ class RequestRates(AcceptanceProcess):
         sums 1 + sum_{i<=L} S(i) are the long-run tokens per round at every L, so the solvers' objective (eq. (4),
         (5)) is the long-run goodput of every allocation played in every round.
 
-        With geometric request lengths E[n | L] is concave in L and S a survival curve. With fixed lengths it need
-        not be (a request's rounds jump with ceil(R / (L + 1)) when most drafts are accepted): S is then the
-        increments of its least concave majorant, clipped at 0 (exact at the majorant's vertices)."""
+        For long geometric requests E[n | L] is concave in L and S a survival curve. For short requests with rates
+        near 0 and 1, or fixed lengths (a request's rounds jump with ceil(R / (L + 1)) when most drafts are
+        accepted), it need not be: S is then the increments of its least concave majorant, clipped at 0 (exact at
+        the majorant's vertices)."""
         return _concave_increments(self.round_tokens(base_rate))
 
     def mean_rate(self, base_rate: FloatArray) -> FloatArray:

@@ -8,9 +8,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import multispin_env  # noqa: F401  (registers the ids)
-from multispin_env.acceptance import beta_quadrature, request_rounds
+from multispin_env.acceptance import MixtureAcceptance, beta_quadrature, request_rounds
+from multispin_env.model import RoundParams
 
 #: Draft lengths of the six users in the two runs of a case: together every L = 1..10 (users are independent).
 RUN_LENGTHS = ((1, 2, 3, 4, 5, 6), (5, 6, 7, 8, 9, 10))
@@ -153,3 +156,53 @@ def test_beta_quadrature_gives_the_beta_moments(mean, concentration):
     r, w = beta_quadrature(mean, concentration, 50)
     moments = np.cumprod((concentration * mean + np.arange(20)) / (concentration + np.arange(20)))
     np.testing.assert_allclose([(w * r**i).sum() for i in range(1, 21)], moments, rtol=1e-9, atol=1e-15)
+
+
+@pytest.mark.parametrize(
+    "rates, max_draft, mean_tokens, length, match",
+    [
+        (0.5, 4, 0.5, "geometric", "mean_tokens"),
+        (0.5, 4, float("nan"), "fixed", "mean_tokens"),
+        (1.0, 4, 10.0, "geometric", "rates"),
+        (float("nan"), 4, 10.0, "geometric", "rates"),
+        (0.5, -1, 10.0, "geometric", "max_draft"),
+        (0.5, 4, 10.0, "uniform", "request_length"),
+    ],
+)
+def test_request_rounds_refuses_bad_input(rates, max_draft, mean_tokens, length, match):
+    with pytest.raises(ValueError, match=match):
+        request_rounds(np.array(rates), max_draft, mean_tokens, length)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    mean=st.floats(0.001, 0.999),
+    concentration=st.floats(1e-3, 1e4),
+    mean_tokens=st.sampled_from([1.0, 1.5, 3.0, 7.0, 20.0, 100.0, 1e6]),
+    length=st.sampled_from(["geometric", "fixed"]),
+    max_draft=st.integers(1, 24),
+)
+def test_static_curve_is_a_survival_curve_above_the_long_run_tokens(
+    mean, concentration, mean_tokens, length, max_draft
+):
+    """The static curve of eq. (5.1e) is a valid survival curve (RoundParams accepts it) whose partial sums are the
+    least concave majorant of the long-run tokens per round: >= them, equal at their maximum, and equal everywhere
+    where they are concave (always for long geometric requests)."""
+    process = MixtureAcceptance(
+        1,
+        1,
+        max_draft,
+        mixture_concentration=concentration,
+        mixture_scope="request",
+        mean_request_tokens=mean_tokens,
+        request_length=length,
+    )
+    base = np.array([mean])
+    curve = process.mean_survival(base)
+    RoundParams(None, [0.01], [0.001], max_draft=max_draft, survival=curve)
+    tokens = process.round_tokens(base)[0]
+    sums = np.concatenate([[1.0], 1.0 + np.cumsum(curve[0])])
+    assert np.all(sums >= tokens - 1e-9)
+    assert sums.max() == pytest.approx(tokens.max(), rel=1e-9)
+    if np.all(np.diff(tokens, 2) <= 1e-12) or (length == "geometric" and mean_tokens >= 100.0):
+        np.testing.assert_allclose(sums, tokens, rtol=1e-9)
