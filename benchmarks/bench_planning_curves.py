@@ -11,7 +11,9 @@ het-opt-adaptive play ``MultiSpin-Heterogeneous-v0`` (fading off, the scenario's
   the curve the process gives the running estimate (a_hat^i);
 - ``before``: static the request-weighted mix E_p[r^i] of the request rates (what a round would see if every
   request lasted the same number of rounds); adaptive for the mixture the Beta-mixture curve of mean a_hat (the
-  scope "round" curve), for tasks unchanged (a_hat^i).
+  scope "round" curve), for tasks unchanged (a_hat^i);
+- ``episode`` (static only): :func:`baselines.information.episode_static_solver`, the curve of the episode's
+  rounds (eq. (5.1f)) for the round count of the planned allocation.
 
 Goodput = tokens / simulated clock of each episode, mean over episodes, with the paired change; per horizon, since a
 short episode starts with fresh requests and is less length-biased than the long run. Prints a markdown table.
@@ -37,6 +39,7 @@ import gymnasium as gym
 
 import multispin_env  # noqa: F401  (registers the environments)
 from agents.cli import int_at_least
+from baselines.information import episode_static_solver
 from baselines.policies import AnalyticPolicy
 from baselines.solvers import Allocation, solve_heterogeneous
 from multispin_env.acceptance import make_acceptance_process
@@ -112,15 +115,19 @@ def main(argv: list[str] | None = None) -> int:
         "standard error over episodes\n"
     )
     print("| process | horizon (s) | policy | goodput, now (tok/s) | goodput, before (tok/s) | change | better / worse "
-          "(paired) | mean L, now | mean L, before |")  # fmt: skip
-    print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
+          "(paired) | mean L, now | mean L, before | goodput, episode plan (tok/s) | episode vs now | mean L, "
+          "episode |")  # fmt: skip
+    print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for case, settings in CASES.items():
         for horizon in horizons:
             env = gym.make("MultiSpin-Heterogeneous-v0", fading=False, horizon=horizon, **settings)
             try:
                 for level in ("static", "adaptive"):
                     results = {}
-                    for variant, solver in (("now", solve_heterogeneous), ("before", before_solver(env, level))):
+                    variants = [("now", solve_heterogeneous), ("before", before_solver(env, level))]
+                    if level == "static":
+                        variants.append(("episode", episode_static_solver(env, solve_heterogeneous)))
+                    for variant, solver in variants:
                         policy = AnalyticPolicy(env, solver, level, name=f"het-opt-{level}-{variant}")
                         results[variant] = np.array([episode(env, policy, seed) for seed in range(args.episodes)])
                     now, before = results["now"], results["before"]
@@ -128,11 +135,18 @@ def main(argv: list[str] | None = None) -> int:
                     def cell(values: np.ndarray) -> str:
                         return f"{values.mean():.2f} +- {values.std(ddof=1) / np.sqrt(values.size):.2f}"
 
+                    episode_cells = "- | - | -"
+                    if "episode" in results:
+                        plan = results["episode"]
+                        episode_cells = (
+                            f"{cell(plan[:, 0])} | {plan[:, 0].mean() / now[:, 0].mean() - 1.0:+.2%} | "
+                            f"{plan[:, 1].mean():.2f}"
+                        )
                     print(
                         f"| {case} | {horizon:g} | het-opt-{level} | {cell(now[:, 0])} | {cell(before[:, 0])} | "
                         f"{now[:, 0].mean() / before[:, 0].mean() - 1.0:+.2%} | "
                         f"{int(np.sum(now[:, 0] > before[:, 0]))} / {int(np.sum(now[:, 0] < before[:, 0]))} | "
-                        f"{now[:, 1].mean():.2f} | {before[:, 1].mean():.2f} |",
+                        f"{now[:, 1].mean():.2f} | {before[:, 1].mean():.2f} | {episode_cells} |",
                         flush=True,
                     )
             finally:

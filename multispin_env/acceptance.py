@@ -133,6 +133,11 @@ def sample_prefixes(cumulative_hazard: FloatArray, draft_lengths: FloatArray, ex
 EXACT_FIXED_TOKENS = 1 << 14
 
 
+#: Rounds of an episode that :meth:`RequestRates.episode_tokens` follows exactly; later ones count at the long-run
+#: value (the rate chain has then forgotten the episode's start unless a request lasts ~1e4 rounds).
+EPISODE_EXACT_ROUNDS = 10_000
+
+
 def _token_law(rates: FloatArray, max_draft: int) -> tuple[FloatArray, FloatArray]:
     """P(n = j | r, L) of a round's tokens n = min(A, L) + 1: ``powers`` r^0..r^L_max (..., L_max + 1) and ``steps``
     r^(j-1) (1 - r) for j = 1..L_max (..., L_max): P(n = j) = steps[j - 1] for j <= L, P(n = L + 1) = r^L."""
@@ -486,6 +491,37 @@ class RequestRates(AcceptanceProcess):
         accepted), it need not be: S is then the increments of its least concave majorant, clipped at 0 (exact at
         the majorant's vertices)."""
         return _concave_increments(self.round_tokens(base_rate))
+
+    def episode_tokens(self, base_rate: FloatArray, rounds: int) -> FloatArray:
+        """Mean tokens per round over the first ``rounds`` rounds of an episode of always-busy users (each starts a
+        fresh request at the reset, section 5.8) drafting L tokens every round, L = 0..L_max, shape
+        (..., K, L_max + 1) (eq. (5.1f)). Geometric request lengths only: they are memoryless, so the rate of the
+        round is a Markov chain (each round the request ends with probability 1 / E[N | r, L] and a new rate is
+        drawn from p). Rounds beyond :data:`EPISODE_EXACT_ROUNDS` count at the long-run value of eq. (5.1d)."""
+        if self.request_length != "geometric":
+            raise ValueError(
+                f"episode_tokens needs request_length='geometric' (memoryless requests), got {self.request_length!r}"
+            )
+        rounds = integer_setting("rounds", rounds, 1)
+        base = np.asarray(base_rate, dtype=np.float64)
+        rates, probabilities = self.request_rate_law(base)
+        ends = np.swapaxes(1.0 / request_rounds(rates, self.max_draft, self.mean_request_tokens, "geometric"), -1, -2)
+        per_rate = np.cumsum(rates[..., None, :] ** np.arange(self.max_draft + 1)[:, None], axis=-2)  # (..., L+1, M)
+        fresh = np.broadcast_to(probabilities[..., None, :], ends.shape)
+        state = fresh.copy()  # the law of the rate in the round, per L
+        total = np.zeros(ends.shape[:-1])
+        exact = min(rounds, EPISODE_EXACT_ROUNDS)
+        for _ in range(exact):
+            total += np.sum(state * per_rate, axis=-1)
+            state = state * (1.0 - ends) + fresh * np.sum(state * ends, axis=-1, keepdims=True)
+        if rounds > exact:
+            total += (rounds - exact) * self.round_tokens(base)
+        return total / rounds
+
+    def episode_survival(self, base_rate: FloatArray, rounds: int) -> FloatArray:
+        """The static planning curve for episodes of ``rounds`` rounds: the increments of :meth:`episode_tokens`
+        (their least concave majorant where they are not concave), as :meth:`mean_survival` is for the long run."""
+        return _concave_increments(self.episode_tokens(base_rate, rounds))
 
     def mean_rate(self, base_rate: FloatArray) -> FloatArray:
         """The mean rate per request, E_p[r] (not per round: rounds at low rates are more frequent, see
