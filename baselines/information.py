@@ -18,6 +18,7 @@ With request arrivals (docs/model.md section 5.8) a policy plans for the users t
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -25,6 +26,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from baselines.solvers import Allocation
+from multispin_env.acceptance import RequestRates
 from multispin_env.core import MultiSpinCore
 from multispin_env.model import RoundParams, verification_times
 
@@ -32,6 +34,7 @@ __all__ = [
     "INFORMATION_LEVELS",
     "active_users",
     "adaptive_params",
+    "episode_static_solver",
     "observation_starts_episode",
     "oracle_batch",
     "oracle_params",
@@ -99,6 +102,48 @@ def static_params(env: Any, index: int = 0) -> RoundParams:
         core.mean_upload_time[i],
         core.process.mean_survival(base),
     )
+
+
+#: Solves at most of :func:`episode_static_solver`'s fixed point (it stops earlier when the round count repeats).
+EPISODE_PLAN_SOLVES = 8
+
+
+def episode_static_solver(env: Any, solver: Callable[[RoundParams], Allocation]) -> Callable[[RoundParams], Allocation]:
+    """``solver`` planning a static allocation for the env's episodes instead of the long run (docs/model.md
+    sections 5.1 and 7.1): under per-request rates (tasks, mixture with scope "request") with geometric request
+    lengths and always-busy users, the static curve becomes the episode curve
+    :meth:`~multispin_env.acceptance.RequestRates.episode_survival` for M = ceil(horizon / T) rounds, T the planned
+    allocation's latency, found by a fixed point from the long-run plan (at most :data:`EPISODE_PLAN_SOLVES` solves,
+    stopping when M repeats). For any other env ``solver`` itself. Use with the static level, e.g.
+    ``AnalyticPolicy(env, episode_static_solver(env, solve_heterogeneous), "static")``.
+
+    :param env: the MultiSpin env (single or vector) the policy plays
+    :param solver: RoundParams -> Allocation, e.g. :func:`baselines.solvers.solve_heterogeneous`
+    """
+    core = _unwrapped(env).core
+    process = core.process
+    if not (isinstance(process, RequestRates) and process.per_request) or core.arrivals:
+        return solver
+    if process.request_length != "geometric":
+        return solver
+    horizon = core.config.horizon
+
+    def solve(params: RoundParams) -> Allocation:
+        allocation = solver(params)
+        seen: set[int] = set()
+        for _ in range(EPISODE_PLAN_SOLVES - 1):
+            rounds = max(1, math.ceil(horizon / allocation.latency))
+            if rounds in seen:
+                break
+            seen.add(rounds)
+            # params.acceptance is the process's mean_rate of the population: the base rate itself for the
+            # mixture, unused by the tasks mix
+            curve = process.episode_survival(params.acceptance, rounds)
+            allocation = solver(dataclasses.replace(params, survival=curve))
+        return allocation
+
+    solve.__name__ = f"episode_{getattr(solver, '__name__', 'solver')}"
+    return solve
 
 
 def adaptive_params(env: Any, observation: ArrayLike) -> RoundParams:

@@ -36,10 +36,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from numba import njit, vectorize
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
+from scipy import stats
+from scipy.special import roots_jacobi
 
-from multispin_env._checks import register_class
+from multispin_env._checks import integer_setting, real_setting, register_class, short_repr
 from multispin_env._numba import JIT, jit_cache
+from multispin_env.model import MAX_DRAFT, token_table
 from multispin_env.scenarios import AcceptanceProfile
 from multispin_env.traces import AcceptanceTrace, load_trace, token_rate
 
@@ -54,6 +57,7 @@ __all__ = [
     "AcceptanceProcess",
     "IIDAcceptance",
     "PositionalAcceptance",
+    "RequestRates",
     "MarkovAcceptance",
     "TaskAcceptance",
     "MixtureAcceptance",
@@ -64,6 +68,8 @@ __all__ = [
     "sample_prefixes",
     "make_acceptance_process",
     "register_acceptance_process",
+    "beta_quadrature",
+    "request_rounds",
 ]
 
 with jit_cache():
@@ -94,6 +100,24 @@ with jit_cache():
             for k in range(out.shape[1]):
                 out[i, k] = accepted_prefix(cumulative_hazard, i, k, draft_lengths[i, k], exponential[i, k])
 
+    @njit(**JIT)  # compiled on first use (planning with fixed request lengths)
+    def _fixed_request_rounds(rates, max_draft, tokens, out):
+        """E[rounds of a request of ``tokens`` tokens | rate r, draft length L] into ``out`` (M, max_draft + 1), by
+        the renewal recursion u(s) = 1 + sum_j P(n = j) u(s - j), u(s <= 0) = 0 (docs/model.md eq. (5.1b)), in O(1)
+        per step: with G(s) = sum_{j=1..L} r^(j-1) u(s - j), u(s) = 1 + (1 - r) G(s) + r^L u(s - L - 1)."""
+        u = np.zeros(tokens + 1)
+        for m in range(rates.size):
+            r = rates[m]
+            for length in range(max_draft + 1):
+                top = r**length  # P(n = L + 1): the whole draft accepted
+                g = 0.0
+                for s in range(1, tokens + 1):
+                    g_tail = u[s - length - 1] if s - length - 1 >= 1 else 0.0
+                    u[s] = 1.0 + (1.0 - r) * g + top * g_tail
+                    # G(s + 1) = u(s) + r G(s) - r^L u(s - L)
+                    g = u[s] + r * g - (top * u[s - length] if s - length >= 1 else 0.0)
+                out[m, length] = u[tokens]
+
 
 def sample_prefixes(cumulative_hazard: FloatArray, draft_lengths: FloatArray, exponential: FloatArray) -> FloatArray:
     """:func:`accepted_prefix` of every user (n, K), as the compiled round samples them, as floats."""
@@ -102,6 +126,112 @@ def sample_prefixes(cumulative_hazard: FloatArray, draft_lengths: FloatArray, ex
     out = np.empty(lengths.shape)
     _sample_prefixes(np.ascontiguousarray(cumulative_hazard, dtype=np.float64), lengths, draws, out)
     return out
+
+
+#: Fixed request lengths up to this many tokens get the exact renewal recursion; longer ones the renewal theorem's
+#: asymptote (docs/model.md eq. (5.1b)).
+EXACT_FIXED_TOKENS = 1 << 14
+
+
+#: Rounds of an episode that :meth:`RequestRates.episode_tokens` follows exactly; later ones count at the long-run
+#: value (the rate chain has then forgotten the episode's start unless a request lasts ~1e4 rounds).
+EPISODE_EXACT_ROUNDS = 10_000
+
+
+def _token_law(rates: FloatArray, max_draft: int) -> tuple[FloatArray, FloatArray]:
+    """P(n = j | r, L) of a round's tokens n = min(A, L) + 1: ``powers`` r^0..r^L_max (..., L_max + 1) and ``steps``
+    r^(j-1) (1 - r) for j = 1..L_max (..., L_max): P(n = j) = steps[j - 1] for j <= L, P(n = L + 1) = r^L."""
+    powers = rates[..., None] ** np.arange(max_draft + 1)
+    return powers, powers[..., :-1] * (1.0 - rates[..., None])
+
+
+def request_rounds(rates: ArrayLike, max_draft: int, mean_tokens: float, length: str) -> FloatArray:
+    """E[rounds a request lasts | its rate r] for a user drafting L tokens every round, L = 0..L_max
+    (docs/model.md eq. (5.1a), (5.1b)): shape (*rates.shape, L_max + 1).
+
+    :param rates: per-token acceptance rates r in [0, 1) of the request (its rate holds for the whole request)
+    :param max_draft: L_max, tokens
+    :param mean_tokens: m, the mean request length in tokens (``mean_request_tokens``, >= 1)
+    :param length: the length distribution (``request_length``, :data:`~multispin_env.requests.REQUEST_LENGTHS`)
+
+    A round gives n = min(A, L) + 1 tokens, P(n = j) = r^(j-1) (1 - r) for j <= L and r^L for j = L + 1, and the
+    request ends in the first round whose tokens reach its length (section 5.8). Geometric lengths
+    (P(R > s) = (1 - 1/m)^s) are memoryless, so each round ends the request with probability
+    q = 1 - E[(1 - 1/m)^n] and the rounds are geometric of mean 1 / q. A fixed length R = ceil(m) gives the
+    renewal recursion u(s) = 1 + sum_j P(n = j) u(s - j), u(s <= 0) = 0, solved exactly for
+    R <= :data:`EXACT_FIXED_TOKENS`; beyond, the renewal theorem's u(R) = (R + E[n^2] / (2 mu) - 1 / 2) / mu,
+    mu = E[n] (relative error at most L / R, exponentially small unless r is within ~1 / R of 0 or 1).
+    """
+    max_draft = integer_setting("max_draft", max_draft, 0, MAX_DRAFT)
+    mean_tokens = real_setting("mean_tokens", mean_tokens, 1.0, 1e12)
+    rate = np.asarray(rates, dtype=np.float64)
+    if not np.all((rate >= 0.0) & (rate < 1.0)):  # also NaN
+        raise ValueError(f"rates must lie in [0, 1), got {short_repr(rates)}")
+    powers, steps = _token_law(rate, max_draft)
+    if length == "geometric":
+        # 1 - (1 - 1/m)^j for j = 1..L_max + 1, without the cancellation of 1 - x^j for m ~ 1e12
+        with np.errstate(divide="ignore"):  # m = 1: log(0) = -inf, so every round ends the request
+            reach = -np.expm1(np.arange(1, max_draft + 2) * np.log1p(-1.0 / mean_tokens))
+        below = np.concatenate([np.zeros((*rate.shape, 1)), np.cumsum(steps * reach[:-1], axis=-1)], axis=-1)
+        return 1.0 / (below + powers * reach)  # q_L = sum_{j<=L} P(n=j) reach_j + r^L reach_{L+1}
+    if length != "fixed":
+        raise ValueError(f"request_length must be 'geometric' or 'fixed', got {length!r}")
+    tokens = int(np.ceil(mean_tokens))
+    if tokens <= EXACT_FIXED_TOKENS:
+        flat = np.ascontiguousarray(rate.reshape(-1))
+        out = np.empty((flat.size, max_draft + 1))
+        _fixed_request_rounds(flat, max_draft, tokens, out)
+        return out.reshape(*rate.shape, max_draft + 1)
+    j = np.arange(1, max_draft + 2, dtype=np.float64)
+    first, second = (
+        np.concatenate([np.zeros((*rate.shape, 1)), np.cumsum(steps * j[:-1] ** p, axis=-1)], axis=-1) + powers * j**p
+        for p in (1, 2)
+    )  # E[n | L] and E[n^2 | L]
+    return (tokens + second / (2.0 * first) - 0.5) / first
+
+
+def beta_quadrature(mean: float, concentration: float, nodes: int) -> tuple[FloatArray, FloatArray]:
+    """Nodes r and weights (summing to 1) of a ``nodes``-point quadrature for E[g(r)], r ~ Beta(kappa a, kappa (1 - a))
+    with a = ``mean``, kappa = ``concentration``: exact for polynomials g of degree < 2 ``nodes``.
+
+    Gauss-Jacobi (the Beta density is its weight, so endpoint singularities for kappa a < 1 are exact); for
+    kappa > 1000, where the Jacobi weights overflow, Gauss-Legendre on the central 1 - 1e-14 of the law with the
+    density as weight (the law is then within a few standard deviations <= 0.016 of a, and smooth there).
+    """
+    alpha = max(concentration * mean, 1e-12)
+    beta = max(concentration * (1.0 - mean), 1e-12)
+    if alpha + beta <= 1000.0:
+        # weight (1 - x)^(beta-1) (1 + x)^(alpha-1), r = (1 + x) / 2; scipy evaluates both branches of a where()
+        # that divides by 0 at kappa = 1 and keeps the finite one
+        with np.errstate(invalid="ignore", divide="ignore"):
+            x, w = roots_jacobi(nodes, beta - 1.0, alpha - 1.0)
+        return (x + 1.0) / 2.0, w / w.sum()
+    law = stats.beta(alpha, beta)
+    low, high = law.ppf(5e-15), law.isf(5e-15)
+    x, w = np.polynomial.legendre.leggauss(nodes)
+    r = low + (high - low) * (x + 1.0) / 2.0
+    w = w * np.exp(law.logpdf(r) - law.logpdf(alpha / (alpha + beta)))
+    return r, w / w.sum()
+
+
+def _concave_increments(values: FloatArray) -> FloatArray:
+    """The increments (..., n) of the least concave majorant of ``values`` (..., n + 1) at 0..n, clipped at 0: equal
+    to ``np.diff(values)`` where that is non-increasing."""
+    increments = np.diff(values, axis=-1)
+    if np.all(np.diff(increments, axis=-1) <= 1e-12):
+        return np.maximum(increments, 0.0)
+    out = np.empty_like(increments)
+    flat_in, flat_out = values.reshape(-1, values.shape[-1]), out.reshape(-1, increments.shape[-1])
+    for row, y in enumerate(flat_in):
+        hull = [0]  # upper hull by the monotone chain over x = 0..n
+        for x in range(1, y.size):
+            while len(hull) >= 2 and (y[hull[-1]] - y[hull[-2]]) * (x - hull[-2]) <= (y[x] - y[hull[-2]]) * (
+                hull[-1] - hull[-2]
+            ):
+                hull.pop()
+            hull.append(x)
+        flat_out[row] = np.diff(np.interp(np.arange(y.size), hull, y[hull]))
+    return np.maximum(out, 0.0)
 
 
 class AcceptanceProcess:
@@ -183,8 +313,27 @@ class AcceptanceProcess:
 
     def mean_survival(self, base_rate: FloatArray) -> FloatArray:
         """The long-run (nominal) acceptance curve P(A_k >= i), i = 1..L_max, given the population's
-        ``base_rate`` (..., K): what a static policy plans with. i.i.d. in the positions: a^i."""
+        ``base_rate`` (..., K): what a static policy plans with. i.i.d. in the positions: a^i.
+
+        Its partial sums 1 + sum_{i<=L} are the long-run tokens per round of a user drafting L tokens every round
+        (eq. (4)); for a process whose rates hold for whole requests that is not the per-round curve of any one L
+        (see :meth:`round_survival`)."""
         return self.survival_from_rate(self.mean_rate(base_rate))
+
+    def round_tokens(self, base_rate: FloatArray) -> FloatArray:
+        """Long-run tokens per round E[n_k] of a user drafting L tokens every round, L = 0..L_max, shape
+        (..., K, L_max + 1): 1 + sum_{i<=L} of :meth:`mean_survival` (eq. (4))."""
+        return token_table(self.mean_survival(base_rate))
+
+    def round_survival(self, base_rate: FloatArray, draft_length: ArrayLike) -> FloatArray:
+        """The long-run per-round curve P(A_k >= i), i = 1..L_max, that the rounds of a user drafting
+        ``draft_length`` (..., K) tokens in every round show, given the population's ``base_rate`` (..., K); shape
+        (..., K, L_max). The share of rounds in each state of the process does not depend on the draft length here,
+        so it is :meth:`mean_survival` whatever the length."""
+        curve = self.mean_survival(base_rate)
+        return np.broadcast_to(
+            curve, (*np.broadcast_shapes(np.shape(base_rate), np.shape(draft_length)), self.max_draft)
+        ).copy()
 
     def survival_from_rate(self, rate: FloatArray) -> FloatArray:
         """The curve P(A_k >= i) this process's shape implies for a position-1 rate ``rate`` (..., K), e.g. an
@@ -286,23 +435,132 @@ class MarkovAcceptance(AcceptanceProcess):
         return 0.5 * (self.survival_from_rate(base) + self.survival_from_rate(base * self.hard_factor))
 
 
+class RequestRates(AcceptanceProcess):
+    """Base of the processes whose rate is drawn per request and holds for the whole request (tasks, mixture with
+    scope "request"): their long-run curves are length-biased (docs/model.md section 5.1, eq. (5.1a)-(5.1e)).
+
+    :param mean_request_tokens: m, the mean request length, tokens (section 5.8)
+    :param request_length: the length distribution, "geometric" or "fixed"
+
+    A request at rate r lasts E[N | r, L] rounds (:func:`request_rounds`), so a user drafting L tokens every round
+    spends a share p(r) E[N | r, L] / sum p E[N | ., L] of its rounds at rate r (renewal-reward over its
+    requests, p the law of a request's rate): low rates, whose requests last more rounds, weigh more than their
+    share of requests. The subclass gives p as nodes and weights (:meth:`request_rate_law`).
+    """
+
+    def __init__(
+        self, num_envs: int, num_users: int, max_draft: int, *, mean_request_tokens: float, request_length: str
+    ) -> None:
+        super().__init__(num_envs, num_users, max_draft)
+        self.mean_request_tokens = float(mean_request_tokens)
+        self.request_length = request_length
+
+    def request_rate_law(self, base_rate: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """The law of a new request's rate for users of population rate ``base_rate`` (..., K): nodes r and
+        probabilities p, each (..., K, M), p summing to 1 over the last axis."""
+        raise NotImplementedError
+
+    def _round_shares(self, base_rate: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """(rates (..., K, M), shares of rounds (..., K, L_max + 1, M)): eq. (5.1c), for every L = 0..L_max."""
+        rates, probabilities = self.request_rate_law(np.asarray(base_rate, dtype=np.float64))
+        rounds = request_rounds(rates, self.max_draft, self.mean_request_tokens, self.request_length)
+        shares = np.swapaxes(probabilities[..., None] * rounds, -1, -2)
+        return rates, shares / shares.sum(axis=-1, keepdims=True)
+
+    def round_tokens(self, base_rate: FloatArray) -> FloatArray:
+        """Long-run tokens per round E[n_k] of a user drafting L tokens every round, L = 0..L_max, shape
+        (..., K, L_max + 1) (eq. (5.1d)): total tokens over total rounds, sum_r share_L(r) (1 + sum_{i<=L} r^i)."""
+        rates, shares = self._round_shares(base_rate)
+        per_rate = np.cumsum(rates[..., None, :] ** np.arange(self.max_draft + 1)[:, None], axis=-2)  # (..., L+1, M)
+        return np.sum(shares * per_rate, axis=-1)
+
+    def round_survival(self, base_rate: FloatArray, draft_length: ArrayLike) -> FloatArray:
+        """sum_r share_L(r) r^i (eq. (5.1c)) at each user's L = ``draft_length``."""
+        rates, shares = self._round_shares(base_rate)
+        length = np.broadcast_to(np.asarray(draft_length, dtype=np.intp), shares.shape[:-2])
+        at_length = np.take_along_axis(shares, length[..., None, None], axis=-2)[..., 0, :]  # (..., K, M)
+        return np.sum(at_length[..., None, :] * rates[..., None, :] ** self.positions[:, None], axis=-1)
+
+    def mean_survival(self, base_rate: FloatArray) -> FloatArray:
+        """The static planning curve S(i) = E[n | i] - E[n | i - 1] of :meth:`round_tokens` (eq. (5.1e)): its partial
+        sums 1 + sum_{i<=L} S(i) are the long-run tokens per round at every L, so the solvers' objective (eq. (4),
+        (5)) is the long-run goodput of every allocation played in every round.
+
+        For long geometric requests E[n | L] is concave in L and S a survival curve. For short requests with rates
+        near 0 and 1, or fixed lengths (a request's rounds jump with ceil(R / (L + 1)) when most drafts are
+        accepted), it need not be: S is then the increments of its least concave majorant, clipped at 0 (exact at
+        the majorant's vertices)."""
+        return _concave_increments(self.round_tokens(base_rate))
+
+    def episode_tokens(self, base_rate: FloatArray, rounds: int) -> FloatArray:
+        """Mean tokens per round over the first ``rounds`` rounds of an episode of always-busy users (each starts a
+        fresh request at the reset, section 5.8) drafting L tokens every round, L = 0..L_max, shape
+        (..., K, L_max + 1) (eq. (5.1f)). Geometric request lengths only: they are memoryless, so the rate of the
+        round is a Markov chain (each round the request ends with probability 1 / E[N | r, L] and a new rate is
+        drawn from p). Rounds beyond :data:`EPISODE_EXACT_ROUNDS` count at the long-run value of eq. (5.1d)."""
+        if self.request_length != "geometric":
+            raise ValueError(
+                f"episode_tokens needs request_length='geometric' (memoryless requests), got {self.request_length!r}"
+            )
+        rounds = integer_setting("rounds", rounds, 1)
+        base = np.asarray(base_rate, dtype=np.float64)
+        rates, probabilities = self.request_rate_law(base)
+        ends = np.swapaxes(1.0 / request_rounds(rates, self.max_draft, self.mean_request_tokens, "geometric"), -1, -2)
+        per_rate = np.cumsum(rates[..., None, :] ** np.arange(self.max_draft + 1)[:, None], axis=-2)  # (..., L+1, M)
+        fresh = np.broadcast_to(probabilities[..., None, :], ends.shape)
+        state = fresh.copy()  # the law of the rate in the round, per L
+        total = np.zeros(ends.shape[:-1])
+        exact = min(rounds, EPISODE_EXACT_ROUNDS)
+        for _ in range(exact):
+            total += np.sum(state * per_rate, axis=-1)
+            state = state * (1.0 - ends) + fresh * np.sum(state * ends, axis=-1, keepdims=True)
+        if rounds > exact:
+            total += (rounds - exact) * self.round_tokens(base)
+        return total / rounds
+
+    def episode_survival(self, base_rate: FloatArray, rounds: int) -> FloatArray:
+        """The static planning curve for episodes of ``rounds`` rounds: the increments of :meth:`episode_tokens`
+        (their least concave majorant where they are not concave), as :meth:`mean_survival` is for the long run."""
+        return _concave_increments(self.episode_tokens(base_rate, rounds))
+
+    def mean_rate(self, base_rate: FloatArray) -> FloatArray:
+        """The mean rate per request, E_p[r] (not per round: rounds at low rates are more frequent, see
+        :meth:`round_survival`)."""
+        rates, probabilities = self.request_rate_law(np.asarray(base_rate, dtype=np.float64))
+        return np.sum(rates * probabilities, axis=-1)
+
+
 @register_acceptance_process
-class TaskAcceptance(AcceptanceProcess):
+class TaskAcceptance(RequestRates):
     """Requests of random length, each of a task drawn from an acceptance profile (docs/model.md section 5.1).
 
     :param task_profile: the task mix: task rates and request frequencies
+    :param mean_request_tokens: m, the mean request length, tokens (the static curve's length bias)
+    :param request_length: the length distribution, "geometric" or "fixed"
 
     Each request of a user (:mod:`multispin_env.requests`: lengths of mean ``mean_request_tokens``, back to back
     or arriving) draws a task, hence the user's rate, when it starts. The population's rate is not used: each
-    user's rate is the current task's. :meth:`mean_rate` is the request-weighted mean rate of the profile.
+    user's rate is the current task's. :meth:`mean_rate` is the request-weighted mean rate of the profile; the
+    share of rounds in each task is length-biased (:class:`RequestRates`).
     """
 
     name = "tasks"
-    parameters = ("task_profile",)
+    parameters = ("task_profile", "mean_request_tokens", "request_length")
     evolves = True
 
-    def __init__(self, num_envs: int, num_users: int, max_draft: int, *, task_profile: AcceptanceProfile) -> None:
-        super().__init__(num_envs, num_users, max_draft)
+    def __init__(
+        self,
+        num_envs: int,
+        num_users: int,
+        max_draft: int,
+        *,
+        task_profile: AcceptanceProfile,
+        mean_request_tokens: float,
+        request_length: str,
+    ) -> None:
+        super().__init__(
+            num_envs, num_users, max_draft, mean_request_tokens=mean_request_tokens, request_length=request_length
+        )
         self.profile = task_profile
         self.task_rates = task_profile.rate_array()
         self._task_cdf = np.cumsum(task_profile.probabilities())
@@ -325,15 +583,13 @@ class TaskAcceptance(AcceptanceProcess):
         sel = slice(None) if rows is None else rows
         self.base_rate[sel] = base_rate[sel]
 
-    def mean_rate(self, base_rate: FloatArray) -> FloatArray:
-        mean = float(self.profile.probabilities() @ self.task_rates)
-        return np.full(np.shape(base_rate), mean)
-
-    def mean_survival(self, base_rate: FloatArray) -> FloatArray:
-        """The task mix's curve sum_j p_j a_j^i (tasks hold for whole requests, not single tokens)."""
-        curves = self.survival_from_rate(self.task_rates)  # (tasks, L_max)
-        mix = self.profile.probabilities() @ curves
-        return np.broadcast_to(mix, (*np.shape(base_rate), self.max_draft)).copy()
+    def request_rate_law(self, base_rate: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """The task mix: task rates a_j with request frequencies p_j, the same for every user."""
+        shape = (*np.shape(base_rate), self.task_rates.size)
+        return (
+            np.broadcast_to(self.task_rates, shape).copy(),
+            np.broadcast_to(self.profile.probabilities(), shape).copy(),
+        )
 
 
 #: When the mixture process draws a new rate: every round, or with every new request.
@@ -341,7 +597,7 @@ MIXTURE_SCOPES = ("round", "request")
 
 
 @register_acceptance_process
-class MixtureAcceptance(AcceptanceProcess):
+class MixtureAcceptance(RequestRates):
     """Rates of varying difficulty: each user's rate is drawn from Beta(kappa a_k, kappa (1 - a_k)) around the
     population's a_k, anew every round or with every request (docs/model.md section 5.1).
 
@@ -349,20 +605,35 @@ class MixtureAcceptance(AcceptanceProcess):
     :param mixture_scope: "round" (a new rate every round) or "request" (one rate per request,
         :mod:`multispin_env.requests`)
 
+    :param mean_request_tokens: m, the mean request length, tokens (scope "request": the static curve's length bias)
+    :param request_length: the length distribution, "geometric" or "fixed"
+
     Within a round the rate r holds for every position, so the round's curve is r^i; averaged over the Beta
     it is E[r^i] = prod_{j<i} (kappa a + j) / (kappa + j): the unconditional acceptance falls along the draft
-    more slowly than a^i, i.e. the conditional rate rises, as measured (docs/model.md section 5.1). That
-    curve is what static and adaptive policies plan with.
+    more slowly than a^i, i.e. the conditional rate rises, as measured (docs/model.md section 5.1). With scope
+    "round" that curve is what static and adaptive policies plan with. With scope "request" the rounds are
+    length-biased (:class:`RequestRates`): static policies plan with the long-run curve of eq. (5.1e), adaptive
+    ones with a_hat^i (the estimate follows the current request's rate, which holds for every round of it).
     """
 
     name = "mixture"
-    parameters = ("mixture_concentration", "mixture_scope")
+    parameters = ("mixture_concentration", "mixture_scope", "mean_request_tokens", "request_length")
     evolves = True
 
     def __init__(
-        self, num_envs: int, num_users: int, max_draft: int, *, mixture_concentration: float, mixture_scope: str
+        self,
+        num_envs: int,
+        num_users: int,
+        max_draft: int,
+        *,
+        mixture_concentration: float,
+        mixture_scope: str,
+        mean_request_tokens: float,
+        request_length: str,
     ) -> None:
-        super().__init__(num_envs, num_users, max_draft)
+        super().__init__(
+            num_envs, num_users, max_draft, mean_request_tokens=mean_request_tokens, request_length=request_length
+        )
         self.concentration = float(mixture_concentration)
         self.scope = mixture_scope
 
@@ -394,8 +665,45 @@ class MixtureAcceptance(AcceptanceProcess):
         if self.scope == "round":
             self._draw(np.ones(self.rate.shape, dtype=bool), rng)
 
+    def request_rate_law(self, base_rate: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Beta(kappa a_k, kappa (1 - a_k)) as quadrature nodes and weights (:func:`beta_quadrature`, exact for
+        polynomials of degree < 2 (L_max + 40))."""
+        base = np.asarray(base_rate, dtype=np.float64)
+        nodes = self.max_draft + 40
+        rates = np.empty((*base.shape, nodes))
+        weights = np.empty((*base.shape, nodes))
+        values, inverse = np.unique(base, return_inverse=True)
+        for index, value in enumerate(values):
+            where = inverse.reshape(base.shape) == index
+            rates[where], weights[where] = beta_quadrature(float(value), self.concentration, nodes)
+        return rates, weights
+
+    def mean_rate(self, base_rate: FloatArray) -> FloatArray:
+        """a_k, per round (scope "round") or per request (scope "request")."""
+        return AcceptanceProcess.mean_rate(self, base_rate)
+
+    def mean_survival(self, base_rate: FloatArray) -> FloatArray:
+        """Scope "round": E[r^i]; scope "request": the length-biased planning curve of eq. (5.1e)."""
+        if self.scope == "round":
+            return AcceptanceProcess.mean_survival(self, base_rate)
+        return super().mean_survival(base_rate)
+
+    def round_survival(self, base_rate: FloatArray, draft_length: ArrayLike) -> FloatArray:
+        """Scope "round": E[r^i] at every L; scope "request": eq. (5.1c)."""
+        if self.scope == "round":
+            return AcceptanceProcess.round_survival(self, base_rate, draft_length)
+        return super().round_survival(base_rate, draft_length)
+
+    def round_tokens(self, base_rate: FloatArray) -> FloatArray:
+        if self.scope == "round":
+            return AcceptanceProcess.round_tokens(self, base_rate)
+        return super().round_tokens(base_rate)
+
     def survival_from_rate(self, rate: FloatArray) -> FloatArray:
-        """E[r^i] = prod_{j<i} (kappa a + j) / (kappa + j) for Beta rates of mean ``rate`` (..., K)."""
+        """Scope "round": E[r^i] = prod_{j<i} (kappa a + j) / (kappa + j) for Beta rates of mean ``rate`` (..., K);
+        scope "request": rate^i (a request's rate holds for all its rounds, and ``rate`` estimates it)."""
+        if self.scope == "request":
+            return AcceptanceProcess.survival_from_rate(self, rate)
         mean = np.asarray(rate, dtype=np.float64)[..., None]
         steps = np.arange(self.max_draft, dtype=np.float64)
         ratios: FloatArray = (self.concentration * mean + steps) / (self.concentration + steps)

@@ -143,7 +143,9 @@ def test_markov_sample_uses_the_current_regime():
 
 def test_tasks_requests_and_task_mix():
     n, k, mean_tokens = 500, 4, 20.0
-    process = TaskAcceptance(n, k, MAX_DRAFT, task_profile=PROFILE)
+    process = TaskAcceptance(
+        n, k, MAX_DRAFT, task_profile=PROFILE, mean_request_tokens=100.0, request_length="geometric"
+    )
     requests = _busy_requests(process, mean_tokens)
     rng = np.random.default_rng(6)
     _reset(process, requests, np.full((n, k), 0.5), rng)
@@ -214,26 +216,31 @@ def test_unknown_process_name():
     ],
 )
 def test_nominal_curve_is_the_long_run_average_of_the_current_curve(name, params):
-    """mean_survival (static policies) is the time average of survival() (the oracle's curve); survival_from_rate
-    (adaptive policies) reproduces the current curve from the current position-1 rate for i.i.d.-shaped and
-    positional processes."""
+    """round_survival is the time average of survival() (the oracle's curve) over rounds whose tokens are the
+    sampled prefixes' (a request at a low rate lasts more rounds); mean_survival (static policies) is it whatever
+    the length for processes whose rates do not follow requests; survival_from_rate (adaptive policies) reproduces
+    the current curve from the current position-1 rate for i.i.d.-shaped and positional processes."""
     n, k = 400, 3
     mean_tokens = params.pop("mean_request_tokens", None)
-    process = _process(name, n, k, **params)
+    process = _process(name, n, k, **params, **({} if mean_tokens is None else {"mean_request_tokens": mean_tokens}))
     requests = _busy_requests(process, mean_tokens) if process.per_request else None
     rng = np.random.default_rng(11)
     base = rng.uniform(0.5, 0.9, (n, k))
     _reset(process, requests, base, rng)
     total = np.zeros((n, k, MAX_DRAFT))
-    rounds = 200
+    rounds = 300
+    lengths = np.full((n, k), float(MAX_DRAFT))
     for _ in range(rounds):
         total += process.survival()
         if name in ("iid", "positional"):
             np.testing.assert_allclose(process.survival_from_rate(process.rate), process.survival(), rtol=1e-12)
-        _advance(process, requests, np.full((n, k), 3.0), rng)
+        tokens = process.sample(lengths, rng.standard_exponential((n, k))) + 1.0
+        _advance(process, requests, tokens, rng)
     average = total.mean(axis=0) / rounds  # over systems and rounds, per user
-    nominal = process.mean_survival(base).mean(axis=0)
-    np.testing.assert_allclose(average, nominal, atol=0.02)
+    long_run = process.round_survival(base, MAX_DRAFT).mean(axis=0)
+    np.testing.assert_allclose(average, long_run, atol=0.02)
+    if not process.per_request:
+        np.testing.assert_allclose(process.mean_survival(base), process.round_survival(base, 3), rtol=1e-12)
 
 
 def test_the_vllm_drafter_preset_matches_the_measured_acceptance_by_position():
