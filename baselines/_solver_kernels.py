@@ -897,7 +897,7 @@ with jit_cache(__file__) as _cache:
             return hg, htau, hlat, st
         return g, tau, lat, st
 
-    @njit(**_OPTS)
+    @njit(**_OPTS, inline="always")
     def _solve_system(
         kind, t_raw, c_raw, tab, objective, weighted, lm, ptok, psec, downlink, deadline, base, out_len, out_share
     ):

@@ -6,7 +6,8 @@
   the curve the process's shape implies for the running acceptance estimate;
 - ``oracle``: the true acceptance curve and channel of the round about to be played.
 
-Every level also carries the scenario's verification profile (eq. (2')) and the upload deadline (eq. (1')).
+Every level also carries the scenario's verification profile (eq. (2')) and the upload deadline (eq. (1')), and the
+users' objective weights when the builder is given them (eq. (5w); None: unweighted).
 
 Each builder takes a MultiSpin env (single or vector, wrapped or not) and, for the vector env, the index of
 the sub-env; ``adaptive_params`` takes one observation.

@@ -12,12 +12,17 @@ import itertools
 import gymnasium as gym
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from test_solvers import FIELDS, extreme_params
 from test_solvers_realism import MAX_GAP, _instance
 
 from baselines.information import oracle_params, solve_for_active
 from baselines.policies import make_policy
 from baselines.solvers import (
     PackedSystems,
+    _equal_finish_shares,
+    _make_allocation,
     equal_bandwidth_fixed,
     solve_batch,
     solve_heterogeneous,
@@ -278,3 +283,47 @@ def test_a_heavier_weight_buys_a_user_more_tokens() -> None:
     plain, weighted = rates
     assert weighted[0] > plain[0] * 1.05
     assert weighted.sum() < plain.sum()
+
+
+@st.composite
+def extreme_weighted_params(draw: st.DrawFn) -> RoundParams:
+    """test_solvers.py's systems over the whole valid range, with weights anywhere in [0, MAX_WEIGHT]."""
+    params = draw(extreme_params())
+    weight = st.one_of(
+        st.floats(-323.0, 9.0).map(lambda e: 10.0**e).filter(lambda x: 0.0 < x <= MAX_WEIGHT),
+        st.sampled_from([0.0, 5e-324, 1.0, MAX_WEIGHT]),
+    )
+    weights = draw(st.lists(weight, min_size=params.num_users, max_size=params.num_users).filter(any))
+    return dataclasses.replace(params, weights=weights)
+
+
+@given(extreme_weighted_params())
+def test_weighted_solvers_over_the_whole_valid_range(params: RoundParams) -> None:
+    """Any valid weighted system: P-hom and P-het give finite results (or a ValueError naming the settings), P-het
+    at least P-hom's objective and the exhaustive optimum's (each length vector with its equal-finish shares,
+    computed the solvers' overflow-safe way; rounds that leave the float range skipped)."""
+    results = {}
+    for solve in (solve_homogeneous, solve_heterogeneous):
+        try:
+            results[solve] = alloc = solve(params)
+        except ValueError as exc:
+            assert any(field in str(exc) for field in FIELDS), exc
+            continue
+        assert alloc.objective is not None
+        assert np.isfinite([alloc.objective, alloc.goodput, alloc.latency]).all() and alloc.objective >= 0.0
+    if solve_heterogeneous not in results:
+        return
+    het = results[solve_heterogeneous].objective
+    assert het is not None
+    if solve_homogeneous in results:
+        assert het >= results[solve_homogeneous].objective * (1 - 1e-9)  # type: ignore[operator]
+    best = 0.0
+    for row in itertools.product(range(params.max_draft + 1), repeat=params.num_users):
+        lengths = np.array(row, dtype=np.int64)
+        try:
+            candidate = _make_allocation(params, lengths, _equal_finish_shares(params, lengths))
+        except ValueError:
+            continue
+        assert candidate.objective is not None
+        best = max(best, candidate.objective)
+    assert het >= best * (1 - MAX_GAP)
