@@ -172,7 +172,8 @@ with jit_cache(__file__) as _cache:
         G(L) = sum_k E[n_k](L) / (L s* + T_ver(K (L + 1)) + T_dl) over the lengths whose sync time L s* meets
         the deadline (eq. (1')); s* is the root of sum_k c_k / (s - t_k) = 1. Drafting pays only if s* < base,
         and s* >= max_k (t_k + c_k): when that already reaches base, L* = 0 exactly and s* = inf (this also
-        keeps a user with a ~1e308 s time out of all arithmetic).
+        keeps a user with a ~1e308 s time out of all arithmetic). With a weighted table (rows w_k E[n_k](L),
+        eq. (5w)) G is the weighted objective and the same holds: sum_k w_k E[n_k](L) <= (L + 1) sum_k w_k.
         """
         k_n = t_raw.size
         for k in range(k_n):
@@ -181,7 +182,10 @@ with jit_cache(__file__) as _cache:
         for k in range(k_n):
             unit = max(unit, t_raw[k], c_raw[k])
         if not unit < base:
-            return 0, float(k_n), math.inf
+            server = 0.0  # G(0) * base: the server-only tokens (K unweighted)
+            for k in range(k_n):
+                server += table[k, 0]
+            return 0, server, math.inf
         t = np.empty(k_n)
         c = np.empty(k_n)
         _scale(t_raw, c_raw, unit, t, c)
@@ -307,14 +311,31 @@ with jit_cache(__file__) as _cache:
 
     @njit(**_OPTS)
     def _greedy_at(
-        tau, level, kappa, t, c, inv_c, gain, rest, lm, taken, popped, heap_keys, heap_users, out_best, out_next
+        tau,
+        level,
+        kappa,
+        t,
+        c,
+        inv_c,
+        gain,
+        server,
+        rest,
+        lm,
+        taken,
+        popped,
+        heap_keys,
+        heap_users,
+        out_best,
+        out_next,
     ):
         """Lagrangian lengths at the fixed sync time ``tau`` into ``out_best`` and ``out_next``.
 
         At fixed tau user k's l-th token costs the share increment w_k(tau, l) - w_k(tau, l-1),
         w_k(tau, l) = l c_k / (tau - l t_k), which is c_k tau / (g_l g_{l-1}) with g_l = tau - l t_k, and
         yields P(A_k >= l) - level * kappa tokens (Dinkelbach; kappa one slope of T_ver, the prefix's own
-        ratio uses the exact T_ver). Yields fall and costs rise with l, so the increments taken in order of
+        ratio uses the exact T_ver); ``gain`` holds the (weighted, eq. (5w)) increments and ``server`` the tokens
+        of server-only decoding, sum_k table[k, 0] (K unweighted). Yields fall and costs rise with l, so the
+        increments taken in order of
         yield per share (a K-way merge of the users' falling ratios, keys of :func:`_ratio_key`) give the
         Lagrangian solution for every multiplier. Kept: the prefix with the best fixed-tau ratio among those
         fitting the budget (``out_best``) and that prefix plus the next increment (``out_next``); per user
@@ -335,7 +356,7 @@ with jit_cache(__file__) as _cache:
                 size = _heap_push(heap_keys, heap_users, size, key, k)
         # Walk the merged order while the budget holds; track the best ratio prefix.
         cum_cost = 0.0
-        cum_tokens = float(k_n)
+        cum_tokens = server
         count = 0
         best_count = 0
         best_tokens = 0.0
@@ -566,12 +587,15 @@ with jit_cache(__file__) as _cache:
         k_n = t_raw.size
         hom_shares = np.zeros(k_n)
         # In units of base. A user drafting any token makes tau >= t_k + c_k (full band), so G <= sum_j
-        # N(a_j, L_max) / (t_k + c_k + 1): it beats server-only decoding (G = K) only if t_k + c_k < reach.
+        # N_j(L_max) / (t_k + c_k + 1): it beats server-only decoding (G = sum_j N_j(0), K unweighted) only if
+        # t_k + c_k < reach (the table's rows may be weighted, eq. (5w): the same bound).
         # Users beyond get finite stand-in times just past the bound (L_k = 0 in the optimum, no overflow).
         reach = 0.0
+        server = 0.0
         for k in range(k_n):
             reach += table[k, lm]
-        reach = reach / k_n - 1.0
+            server += table[k, 0]
+        reach = reach / server - 1.0
         t = np.empty(k_n)
         c = np.empty(k_n)
         _scale(t_raw, c_raw, base, t, c)
@@ -607,7 +631,7 @@ with jit_cache(__file__) as _cache:
         work = np.empty(k_n)
         offset = np.empty(k_n)
 
-        level = max(hom_value, k_n / rest[0])
+        level = max(hom_value, server / rest[0])
         # Any L with G(L) >= level has l t_k + l c_k <= tau(L) <= the bound below (section 3), within the deadline
         # and tau <= tau(L_max, ..., L_max) = L_max s*.
         # Every per-token slope of rest is at least slopes[0], so tau <= N(L) / level - rest(sum L) <=
@@ -697,6 +721,7 @@ with jit_cache(__file__) as _cache:
                         c,
                         inv_c,
                         gain,
+                        server,
                         rest,
                         lm,
                         taken,
@@ -872,6 +897,31 @@ with jit_cache(__file__) as _cache:
             return hg, htau, hlat, st
         return g, tau, lat, st
 
+    @njit(**_OPTS, inline="always")
+    def _solve_system(
+        kind, t_raw, c_raw, tab, objective, weighted, lm, ptok, psec, downlink, deadline, base, out_len, out_share
+    ):
+        """P-hom or P-het of one system (``base`` = T_ver(K) + T_dl finite) maximising the objective of the token
+        table ``objective`` (``tab`` itself, or its rows scaled by the user weights: eq. (5w)); lengths and shares
+        into ``out_len``, ``out_share``. Returns (goodput tokens/s with ``tab``, objective / latency, sync time s,
+        latency s, status); ``weighted`` False: ``objective`` is ``tab`` and the two values are one."""
+        if kind == HOM:
+            rest = _rest_latency(t_raw.size, lm, ptok, psec, downlink, base)
+            best, _, _ = _hom_core(t_raw, c_raw, objective, lm, base, rest, deadline / base, out_share)
+            out_len[:] = best
+            value, tau, lat, st = _hom_outcome(best, out_share, t_raw, c_raw, objective, ptok, psec, downlink)
+            if not weighted or st != OK:
+                return value, value, tau, lat, st
+            g, _, _, st = _hom_outcome(best, out_share, t_raw, c_raw, tab, ptok, psec, downlink)
+            return g, value, tau, lat, st
+        value, tau, lat, st = _het_system(
+            t_raw, c_raw, objective, lm, ptok, psec, downlink, deadline, base, out_len, out_share
+        )
+        if not weighted or st != OK:
+            return value, value, tau, lat, st
+        g, _, _, st = _outcome(out_len, out_share, t_raw, c_raw, tab, ptok, psec, downlink, deadline)
+        return g, value, tau, lat, st
+
     @njit(**_OPTS)
     def solve_packed(
         kind,
@@ -885,9 +935,11 @@ with jit_cache(__file__) as _cache:
         profile_seconds,
         downlink,
         deadline,
+        weights,
         lengths,
         shares,
         goodput,
+        objective,
         sync,
         total,
         status,
@@ -900,9 +952,17 @@ with jit_cache(__file__) as _cache:
         :param max_draft: L_max per system, (N,)
         :param profile_start: (N + 1,) into ``profile_tokens`` / ``profile_seconds`` (eq. (2') profiles)
         :param downlink: T_dl per system, s; ``deadline``: upload deadline per system, s (inf: none)
-        :param lengths: out, L_k (U,); ``shares``: out, b_k (U,); ``goodput``, ``sync``, ``total``: out,
-            tokens/s, s, s (N,); ``status``: out, OK or the reason the round left the float64 range (N,)
+        :param weights: w_k >= 0 of the objective sum_k w_k E[n_k] / T, eq. (5w), (U,); empty: all 1. Each system
+            is solved with its weights divided by their largest (only ratios matter; equal weights give the
+            unweighted solve exactly); a system whose weights are all 0 gains nothing from drafting: L_k = 0
+        :param lengths: out, L_k (U,); ``shares``: out, b_k (U,); ``goodput``, ``objective``, ``sync``, ``total``:
+            out, tokens/s (eq. (5)), weighted tokens/s (eq. (5w)), s, s (N,); ``status``: out, OK or the reason the
+            round left the float64 range (N,)
         """
+        width = 0
+        for i in range(user_start.size - 1):
+            width = max(width, user_start[i + 1] - user_start[i])
+        scaled = np.empty((width if weights.size > 0 else 0, table.shape[1]))
         for i in range(user_start.size - 1):
             lo, hi = user_start[i], user_start[i + 1]
             t_raw, c_raw, tab = draft_time[lo:hi], upload_time[lo:hi], table[lo:hi]
@@ -918,17 +978,64 @@ with jit_cache(__file__) as _cache:
                 continue
             out_len = lengths[lo:hi]
             out_share = shares[lo:hi]
-            if kind == HOM:
-                rest = _rest_latency(k_n, lm, ptok, psec, downlink[i], base)
-                best, _, _ = _hom_core(t_raw, c_raw, tab, lm, base, rest, deadline[i] / base, out_share)
-                out_len[:] = best
+            largest = 1.0  # the weight the objective is divided by
+            uniform = True
+            if weights.size > 0:
+                largest = 0.0
+                for k in range(lo, hi):
+                    largest = max(largest, weights[k])
+                for k in range(lo, hi):
+                    uniform = uniform and weights[k] == largest
+            if largest == 0.0:  # every weight 0: any allocation scores 0; the shortest drafts are all 0
+                out_len[:] = 0
+                out_share[:] = 0.0
                 goodput[i], sync[i], total[i], status[i] = _hom_outcome(
-                    best, out_share, t_raw, c_raw, tab, ptok, psec, downlink[i]
+                    0, out_share, t_raw, c_raw, tab, ptok, psec, downlink[i]
                 )
+                objective[i] = 0.0
                 continue
-            goodput[i], sync[i], total[i], status[i] = _het_system(
-                t_raw, c_raw, tab, lm, ptok, psec, downlink[i], deadline[i], base, out_len, out_share
-            )
+            if uniform:  # w / largest = 1 exactly: the unweighted problem
+                g, value, sync[i], total[i], st = _solve_system(
+                    kind,
+                    t_raw,
+                    c_raw,
+                    tab,
+                    tab,
+                    False,
+                    lm,
+                    ptok,
+                    psec,
+                    downlink[i],
+                    deadline[i],
+                    base,
+                    out_len,
+                    out_share,
+                )
+            else:
+                obj = scaled[:k_n, : lm + 1]
+                for k in range(k_n):
+                    ratio = weights[lo + k] / largest
+                    for l in range(lm + 1):
+                        obj[k, l] = tab[k, l] * ratio
+                g, value, sync[i], total[i], st = _solve_system(
+                    kind,
+                    t_raw,
+                    c_raw,
+                    tab,
+                    obj,
+                    True,
+                    lm,
+                    ptok,
+                    psec,
+                    downlink[i],
+                    deadline[i],
+                    base,
+                    out_len,
+                    out_share,
+                )
+            goodput[i] = g
+            objective[i] = value * largest
+            status[i] = st if st != OK or math.isfinite(objective[i]) else GOODPUT_OVERFLOW
 
     @njit(**_OPTS)
     def predictive_packed(

@@ -6,7 +6,8 @@
   the curve the process's shape implies for the running acceptance estimate;
 - ``oracle``: the true acceptance curve and channel of the round about to be played.
 
-Every level also carries the scenario's verification profile (eq. (2')) and the upload deadline (eq. (1')).
+Every level also carries the scenario's verification profile (eq. (2')) and the upload deadline (eq. (1')), and the
+users' objective weights when the builder is given them (eq. (5w); None: unweighted).
 
 Each builder takes a MultiSpin env (single or vector, wrapped or not) and, for the vector env, the index of
 the sub-env; ``adaptive_params`` takes one observation.
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from baselines.solvers import Allocation
+from baselines.solvers import Allocation, equal_bandwidth_fixed
 from multispin_env.acceptance import RequestRates
 from multispin_env.core import MultiSpinCore
 from multispin_env.model import RoundParams, verification_times
@@ -57,10 +58,20 @@ def _unwrapped(env: Any) -> Any:
 
 
 def _system(
-    core: MultiSpinCore, acceptance: ArrayLike, draft_time: ArrayLike, upload_time: ArrayLike, survival: ArrayLike
+    core: MultiSpinCore,
+    acceptance: ArrayLike,
+    draft_time: ArrayLike,
+    upload_time: ArrayLike,
+    survival: ArrayLike,
+    weights: ArrayLike | None = None,
 ) -> RoundParams:
     return core.scenario.system_params(
-        acceptance, draft_time, upload_time, survival=survival, upload_deadline=core.config.upload_deadline
+        acceptance,
+        draft_time,
+        upload_time,
+        survival=survival,
+        upload_deadline=core.config.upload_deadline,
+        weights=weights,
     )
 
 
@@ -70,26 +81,29 @@ def _index(core: MultiSpinCore, index: int) -> int:
     return int(index)
 
 
-def oracle_params(env: Any, index: int = 0) -> RoundParams:
+def oracle_params(env: Any, index: int = 0, weights: ArrayLike | None = None) -> RoundParams:
     """The true system of sub-env ``index``'s round about to be played: current acceptance rates (the rate of
-    draft position 1 for ``positional``), nominal draft times and the upload times of the true channel."""
+    draft position 1 for ``positional``), nominal draft times and the upload times of the true channel;
+    ``weights``: the users' objective weights (eq. (5w); None: unweighted), as for every level."""
     core = _unwrapped(env).core
     i = _index(core, index)
-    return _system(core, core.process.rate[i], core.draft_time[i], core.upload_time[i], core.process.survival()[i])
+    return _system(
+        core, core.process.rate[i], core.draft_time[i], core.upload_time[i], core.process.survival()[i], weights
+    )
 
 
-def oracle_batch(env: Any) -> tuple[RoundParams, FloatArray, FloatArray, FloatArray]:
+def oracle_batch(env: Any, weights: ArrayLike | None = None) -> tuple[RoundParams, FloatArray, FloatArray, FloatArray]:
     """:func:`oracle_params` of every sub-env at once, as arrays: (the system of sub-env 0, whose K, L_max,
     verification profile, downlink time and deadline all sub-envs share; t_k s/token (N, K); c_k of the true
     channel s/token (N, K); the true survival curves (N, K, L_max)) -- for the batched solvers
     (:meth:`baselines.solvers.PackedSystems.uniform`)."""
     core = _unwrapped(env).core
     survival = core.process.survival()
-    template = _system(core, core.process.rate[0], core.draft_time[0], core.upload_time[0], survival[0])
+    template = _system(core, core.process.rate[0], core.draft_time[0], core.upload_time[0], survival[0], weights)
     return template, core.draft_time, core.upload_time, survival
 
 
-def static_params(env: Any, index: int = 0) -> RoundParams:
+def static_params(env: Any, index: int = 0, weights: ArrayLike | None = None) -> RoundParams:
     """The mean system of sub-env ``index``'s population: mean channel (|h|^2 = 1) and the acceptance
     process's long-run mean rates. With ``fading=False`` and i.i.d. acceptance it is the simulated system."""
     core = _unwrapped(env).core
@@ -101,6 +115,7 @@ def static_params(env: Any, index: int = 0) -> RoundParams:
         core.draft_time[i],
         core.mean_upload_time[i],
         core.process.mean_survival(base),
+        weights,
     )
 
 
@@ -146,7 +161,7 @@ def episode_static_solver(env: Any, solver: Callable[[RoundParams], Allocation])
     return solve
 
 
-def adaptive_params(env: Any, observation: ArrayLike) -> RoundParams:
+def adaptive_params(env: Any, observation: ArrayLike, weights: ArrayLike | None = None) -> RoundParams:
     """The system as one observation shows it: estimated acceptance a_hat_k and upload times c_k of the
     observed channel, nominal draft times."""
     unwrapped = _unwrapped(env)
@@ -161,17 +176,21 @@ def adaptive_params(env: Any, observation: ArrayLike) -> RoundParams:
         unwrapped.draft_time_from_observation(obs),
         unwrapped.upload_time_from_observation(obs),
         unwrapped.core.process.survival_from_rate(estimate),
+        weights,
     )
 
 
-def round_params_for(env: Any, information: str, observation: ArrayLike, index: int = 0) -> RoundParams:
-    """The RoundParams of the information level ``information`` for sub-env ``index`` with ``observation``."""
+def round_params_for(
+    env: Any, information: str, observation: ArrayLike, index: int = 0, weights: ArrayLike | None = None
+) -> RoundParams:
+    """The RoundParams of the information level ``information`` for sub-env ``index`` with ``observation``, with
+    the users' objective ``weights`` (eq. (5w); None: unweighted)."""
     if information == "oracle":
-        return oracle_params(env, index)
+        return oracle_params(env, index, weights)
     if information == "adaptive":
-        return adaptive_params(env, observation)
+        return adaptive_params(env, observation, weights)
     if information == "static":
-        return static_params(env, index)
+        return static_params(env, index, weights)
     raise ValueError(f"information must be one of {INFORMATION_LEVELS}, got {information!r}")
 
 
@@ -202,7 +221,9 @@ def solve_for_active(
 ) -> Allocation:
     """``solver``'s allocation for the active users of ``params`` (all users if ``active`` is None): it solves
     the system of the active users alone (an idle user adds nothing to the round, section 5.8) and gives the
-    idle users L_k = 0 and b_k = 0; nobody active: nobody drafts (goodput 0, latency of an empty batch)."""
+    idle users L_k = 0 and b_k = 0; nobody active: nobody drafts (goodput 0, latency of an empty batch). With
+    user weights (eq. (5w)) the active users keep theirs; when those are all 0 nothing can be gained and nobody
+    drafts (objective 0)."""
     if active is None or active.all():
         return solver(params)
     lengths = np.zeros(params.num_users, dtype=np.int64)
@@ -210,14 +231,22 @@ def solve_for_active(
     if not active.any():
         empty = float(verification_times(0.0, params.verify_profile_points)) + params.downlink_time  # eq. (2'), (3)
         return Allocation(lengths, shares, 0.0, 0.0, empty)
+    weights = None if params.weights is None else params.weights[active]
+    idle_weights = weights is not None and not np.any(weights > 0.0)
     sub = dataclasses.replace(
         params,
         acceptance=params.acceptance[active],
         draft_time=params.draft_time[active],
         upload_time=params.upload_time[active],
         survival=params.survival[active] if params.survival is not None else None,
+        weights=None if idle_weights else weights,
     )
+    if idle_weights:  # every allocation's objective is 0: the shortest drafts (server-only decoding)
+        server_only = equal_bandwidth_fixed(sub, 0)
+        return Allocation(lengths, shares, server_only.goodput, server_only.sync_time, server_only.latency, 0.0)
     allocation = solver(sub)
     lengths[active] = allocation.draft_lengths
     shares[active] = allocation.bandwidth
-    return Allocation(lengths, shares, allocation.goodput, allocation.sync_time, allocation.latency)
+    return Allocation(
+        lengths, shares, allocation.goodput, allocation.sync_time, allocation.latency, allocation.objective
+    )

@@ -25,7 +25,7 @@ from baselines.information import INFORMATION_LEVELS, active_users, oracle_batch
 from baselines.predictive import PredictivePolicy
 from baselines.protocol import Policy
 from baselines.solvers import SOLVERS, Allocation, PackedSystems, solve_batch, solve_packed
-from multispin_env.model import RoundParams
+from multispin_env.model import FloatArray, RoundParams, user_weights
 
 Solver = Callable[[RoundParams], Allocation]
 
@@ -58,13 +58,22 @@ class AnalyticPolicy:
     :param solver: RoundParams -> Allocation
     :param information: ``static``, ``adaptive`` or ``oracle`` (:mod:`baselines.information`)
     :param name: the policy's name in reports
+    :param weights: w_k per user (K,), the user weights of the objective sum_k w_k E[n_k] / T that the solver
+        maximises (docs/model.md eq. (5w)), checked by :func:`multispin_env.model.user_weights`; None: all 1
 
     Bound to a vector env of N sub-envs, :meth:`predict` takes the batch of N observations and returns N
     actions (sub-env i planned with its own state). Bound to a single env it takes one observation; an
     ``adaptive`` policy also takes a batch of observations (each is all it needs).
     """
 
-    def __init__(self, env: Any, solver: Solver, information: str = "static", name: str | None = None) -> None:
+    def __init__(
+        self,
+        env: Any,
+        solver: Solver,
+        information: str = "static",
+        name: str | None = None,
+        weights: Any = None,
+    ) -> None:
         if information not in INFORMATION_LEVELS:
             raise ValueError(f"information must be one of {INFORMATION_LEVELS}, got {information!r}")
         self.env = env
@@ -75,6 +84,8 @@ class AnalyticPolicy:
         #: Number of sub-envs of a vector env (None for a single env).
         self.num_envs: int | None = unwrapped.num_envs if isinstance(unwrapped, VectorEnv) else None
         self._observation_size = unwrapped.core.observation_size
+        #: The users' objective weights (checked), or None (unweighted).
+        self.weights: FloatArray | None = None if weights is None else user_weights(weights, unwrapped.core.num_users)
         # static solutions by (sub-env, the active users' flags with arrivals: docs/model.md section 5.8)
         self._static_actions: dict[tuple[int, bytes], np.ndarray] = {}
         self.last_allocation: Allocation | None = None
@@ -89,7 +100,7 @@ class AnalyticPolicy:
         self._static_actions.clear()
 
     def _act(self, obs: np.ndarray, index: int) -> np.ndarray:
-        params = round_params_for(self.env, self.information, obs, index)
+        params = round_params_for(self.env, self.information, obs, index, self.weights)
         allocation = solve_for_active(self.solver, params, active_users(self.env, obs))
         self.last_allocation = allocation
         return self.env.unwrapped.encode_action(allocation.draft_lengths, allocation.bandwidth)
@@ -119,11 +130,14 @@ class AnalyticPolicy:
         k = self.env.unwrapped.core.num_users
         problem = SOLVERS[batch_solver].packed
         if self.information == "oracle" and problem is not None:
-            result = solve_packed(problem, PackedSystems.uniform(*oracle_batch(self.env)))
+            result = solve_packed(problem, PackedSystems.uniform(*oracle_batch(self.env, self.weights)))
             if result.status.any():  # a round beyond the float64 range: the per-system path names the settings
                 solve_batch(
                     batch_solver,
-                    [round_params_for(self.env, "oracle", obs[i], int(i)) for i in np.flatnonzero(result.status)],
+                    [
+                        round_params_for(self.env, "oracle", obs[i], int(i), self.weights)
+                        for i in np.flatnonzero(result.status)
+                    ],
                 )
             lengths, shares = result.draft_lengths.reshape(-1, k), result.bandwidth.reshape(-1, k)
             self.last_allocation = Allocation(
@@ -132,9 +146,10 @@ class AnalyticPolicy:
                 float(result.goodput[-1]),
                 float(result.sync_time[-1]),
                 float(result.latency[-1]),
+                None if result.objective is None else float(result.objective[-1]),
             )
         else:
-            systems = [round_params_for(self.env, self.information, obs[i], i) for i in todo]
+            systems = [round_params_for(self.env, self.information, obs[i], i, self.weights) for i in todo]
             allocations = solve_batch(batch_solver, systems)
             lengths = np.stack([allocation.draft_lengths for allocation in allocations])
             shares = np.stack([allocation.bandwidth for allocation in allocations])
@@ -189,17 +204,22 @@ def policies_for(env: Any) -> tuple[str, ...]:
     return ANALYTIC_POLICIES
 
 
-def make_policy(name: str, env: Any) -> Policy:
+def make_policy(name: str, env: Any, weights: Any = None) -> Policy:
     """Build the analytic policy ``name`` (one of :data:`ANALYTIC_POLICIES`) bound to ``env``.
 
     :param name: the policy's name (:func:`policies_for` lists those ``env`` can express)
     :param env: the MultiSpin env (single, possibly wrapped, or vector) the policy acts on
+    :param weights: w_k per user (K,) for the ``hom-opt-*`` and ``het-opt-*`` policies: their solver maximises
+        sum_k w_k E[n_k] / T (docs/model.md eq. (5w); checked by :func:`multispin_env.model.user_weights`);
+        None: the goodput. The other policies take none (ValueError)
     """
     if name not in ANALYTIC_POLICIES:
         raise ValueError(f"unknown analytic policy {name!r}; known: {list(ANALYTIC_POLICIES)}")
     if name not in policies_for(env):
         raise ValueError(f"policy {name!r} needs per-user draft lengths; {getattr(env, 'spec', None) or env} has one")
+    solver_name, level = _POLICY_SOLVER.get(name, (name, ""))
+    if weights is not None and not (solver_name in SOLVERS and SOLVERS[solver_name].per_information_level):
+        raise ValueError(f"weights: policy {name!r} takes none (the hom-opt-* and het-opt-* policies do)")
     if name in _STATEFUL_POLICIES:
         return _STATEFUL_POLICIES[name](env)
-    solver_name, level = _POLICY_SOLVER[name]
-    return AnalyticPolicy(env, SOLVERS[solver_name].solve, level, name=name)
+    return AnalyticPolicy(env, SOLVERS[solver_name].solve, level, name=name, weights=weights)

@@ -42,6 +42,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from multispin_env.model import (
+    MAX_WEIGHT,
     FloatArray,
     RoundParams,
     _survival,
@@ -79,6 +80,8 @@ class Allocation:
     :param goodput: G, expected sum token goodput of this allocation, eq. (5), tokens/s
     :param sync_time: tau, end of the upload phase, eq. (1), s (0 when nobody drafts)
     :param latency: T = tau + T_ver + T_dl, expected round latency, eq. (3), s
+    :param objective: sum_k w_k E[n_k] / T, the weighted goodput of eq. (5w) that P-hom and P-het maximise for the
+        system's weights (``RoundParams.weights``), weighted tokens/s; None (the default): the goodput (no weights)
     """
 
     draft_lengths: IntArray
@@ -86,8 +89,11 @@ class Allocation:
     goodput: float
     sync_time: float
     latency: float
+    objective: float | None = None
 
     def __post_init__(self) -> None:
+        if self.objective is None:
+            object.__setattr__(self, "objective", self.goodput)
         # Frozen result: hold read-only copies of the arrays.
         for name in ("draft_lengths", "bandwidth"):
             arr = np.array(getattr(self, name))
@@ -179,7 +185,20 @@ def _make_allocation(params: RoundParams, lengths: IntArray, shares: FloatArray)
         params.deadline,
     )
     _check_status(params, status, lengths, tau, latency)
-    return Allocation(draft_lengths=lengths, bandwidth=shares, goodput=goodput, sync_time=tau, latency=latency)
+    objective = None
+    if params.weights is not None:  # eq. (5w) of the same allocation
+        objective, *_ = kernels._outcome(
+            lengths,
+            shares,
+            params.draft_time,
+            params.upload_time,
+            params.token_table * params.weights[:, None],
+            profile_tokens,
+            profile_seconds,
+            params.downlink_time,
+            params.deadline,
+        )
+    return Allocation(lengths, shares, goodput, tau, latency, objective)
 
 
 def _equal_finish_shares(params: RoundParams, lengths: IntArray) -> FloatArray:
@@ -221,6 +240,8 @@ class PackedSystems:
         ``profile_start[i]:profile_start[i + 1]`` of ``profile_tokens`` (tokens) and ``profile_seconds`` (s)
     :param downlink_time: T_dl per system, s, (N,)
     :param deadline: upload deadline per system, s (inf: none), (N,)
+    :param weights: w_k of the objective sum_k w_k E[n_k] / T (eq. (5w)), each in [0, MAX_WEIGHT], (U,); a system
+        whose weights are all 0 gets L_k = 0; None: every weight 1 (the goodput, eq. (5))
     :param check: validate the layout and values (ValueError); :meth:`of` skips it for validated RoundParams
     """
 
@@ -234,6 +255,7 @@ class PackedSystems:
     profile_seconds: FloatArray
     downlink_time: FloatArray
     deadline: FloatArray
+    weights: FloatArray | None = None
     #: Check the layout and values (False only for packs built from validated RoundParams by :meth:`of`).
     check: InitVar[bool] = True
 
@@ -299,6 +321,16 @@ class PackedSystems:
             raise ValueError("PackedSystems: times, tables and profiles must be finite (deadline: inf for none)")
         if np.any(self.draft_time <= 0.0) or np.any(self.upload_time <= 0.0) or np.any(self.deadline <= 0.0):
             raise ValueError("PackedSystems: draft_time, upload_time and deadline must be > 0 s")
+        if self.weights is not None:
+            weights = np.asarray(self.weights)
+            if weights.dtype.kind not in "iuf" or weights.shape != (users,):
+                raise ValueError(
+                    f"PackedSystems.weights must hold one real number per user ({users}), got {weights.shape}"
+                )
+            weights = np.ascontiguousarray(weights, dtype=np.float64)
+            if not np.all((weights >= 0.0) & (weights <= MAX_WEIGHT)):  # NaN fails too
+                raise ValueError(f"PackedSystems.weights must be finite and in [0, {MAX_WEIGHT:g}]")
+            set_(self, "weights", weights)
 
     @classmethod
     def of(cls, systems: Sequence[RoundParams]) -> PackedSystems:
@@ -321,6 +353,9 @@ class PackedSystems:
             profile_seconds=np.concatenate([ps for _, ps in profiles]),
             downlink_time=np.array([p.downlink_time for p in systems], dtype=np.float64),
             deadline=np.array([p.deadline for p in systems], dtype=np.float64),
+            weights=None
+            if all(p.weights is None for p in systems)
+            else np.concatenate([np.ones(p.num_users) if p.weights is None else p.weights for p in systems]),
             check=False,
         )
 
@@ -333,8 +368,8 @@ class PackedSystems:
         survival: ArrayLike,
         active: ArrayLike | None = None,
     ) -> PackedSystems:
-        """N systems that share ``template``'s K, L_max, verification profile, downlink time and deadline and
-        differ in their users (e.g. the sub-envs of a vector env), packed without building N RoundParams.
+        """N systems that share ``template``'s K, L_max, verification profile, downlink time, deadline and user
+        weights and differ in their users (e.g. the sub-envs of a vector env), packed without building N RoundParams.
 
         :param draft_time: t_k, s/token, (N, K), > 0
         :param upload_time: c_k, s/token, (N, K), > 0
@@ -369,6 +404,7 @@ class PackedSystems:
             profile_seconds=np.tile(seconds, n),
             downlink_time=np.full(n, template.downlink_time),
             deadline=np.full(n, template.deadline),
+            weights=None if template.weights is None else np.broadcast_to(template.weights, t.shape)[users],
         )
 
 
@@ -382,6 +418,8 @@ class BatchResult:
     :param sync_time: tau per system, eq. (1), s, (N,)
     :param latency: T per system, eq. (3), s, (N,)
     :param status: 0, or why system i's round leaves the float64 range (N,); see :func:`_check_status`
+    :param objective: sum_k w_k E[n_k] / T per system, the weighted goodput of eq. (5w) the solvers maximise,
+        weighted tokens/s (N,) (the goodput for systems without weights); None where not computed
     """
 
     draft_lengths: IntArray
@@ -390,6 +428,7 @@ class BatchResult:
     sync_time: FloatArray
     latency: FloatArray
     status: IntArray
+    objective: FloatArray | None = None
 
 
 def solve_packed(problem: str, packed: PackedSystems) -> BatchResult:
@@ -410,7 +449,9 @@ def solve_packed(problem: str, packed: PackedSystems) -> BatchResult:
         np.zeros(n),
         np.zeros(n),
         np.zeros(n, dtype=np.int64),
+        np.zeros(n),
     )
+    assert result.objective is not None  # set just above
     kernels.solve_packed(
         kernels.HOM if problem == "hom" else kernels.HET,
         packed.user_start,
@@ -423,14 +464,19 @@ def solve_packed(problem: str, packed: PackedSystems) -> BatchResult:
         packed.profile_seconds,
         packed.downlink_time,
         packed.deadline,
+        _NO_WEIGHTS if packed.weights is None else packed.weights,
         result.draft_lengths,
         result.bandwidth,
         result.goodput,
+        result.objective,
         result.sync_time,
         result.latency,
         result.status,
     )
     return result
+
+
+_NO_WEIGHTS = np.zeros(0)  # the compiled solver's "every weight 1"
 
 
 def _check_status(params: RoundParams, status: int, lengths: IntArray, tau: float, latency: float) -> None:
@@ -449,6 +495,7 @@ def _check_status(params: RoundParams, status: int, lengths: IntArray, tau: floa
 
 def _solve_many(problem: str, systems: list[RoundParams]) -> list[Allocation]:
     result = solve_packed(problem, PackedSystems.of(systems))
+    assert result.objective is not None  # solve_packed computes it
     allocations = []
     start = 0
     for i, params in enumerate(systems):
@@ -457,7 +504,16 @@ def _solve_many(problem: str, systems: list[RoundParams]) -> list[Allocation]:
         tau, latency = float(result.sync_time[i]), float(result.latency[i])
         if result.status[i]:
             _check_status(params, int(result.status[i]), lengths, tau, latency)
-        allocations.append(Allocation(lengths, result.bandwidth[start:stop], float(result.goodput[i]), tau, latency))
+        allocations.append(
+            Allocation(
+                lengths,
+                result.bandwidth[start:stop],
+                float(result.goodput[i]),
+                tau,
+                latency,
+                float(result.objective[i]),
+            )
+        )
         start = stop
     return allocations
 
@@ -470,6 +526,7 @@ def solve_homogeneous(params: RoundParams) -> Allocation:
     The exact integer optimum of G(L) = sum_k E[n_k | L] / (L s* + T_ver(K (L + 1)) + T_dl) over L in
     0..L_max (among the L whose sync time meets the deadline, eq. (1')) is taken by evaluating every L.
     L = 0 (server-only decoding) is allowed; its bandwidth is all zeros. Ties go to the shorter draft.
+    With user weights (``params.weights``) it maximises sum_k w_k E[n_k | L] / T (eq. (5w)) the same way.
     Drafting pays only if s* < T_ver(K) + T_dl, and s* >= max_k (t_k + c_k): when that already reaches it,
     L* = 0 without computing the root. The compiled batched solver (:func:`solve_batch`) with one system.
 
@@ -495,6 +552,9 @@ def solve_heterogeneous(params: RoundParams) -> Allocation:
     3. an exact-evaluation local search (any single-user change, pairwise
        +-1 moves) from up to 8 good candidates with distinct sync times,
        steepest ascent until no move improves G.
+
+    With user weights (``params.weights``) every step maximises sum_k w_k E[n_k] / T (eq. (5w)) instead: the
+    token table's rows are scaled by w_k / max_j w_j (docs/heterogeneous_solver.md, "Weighted goodput").
 
     Every candidate is scored with the exact goodput of eq. (5). The result is
     never worse than P-hom and is a local optimum of the moves above; it

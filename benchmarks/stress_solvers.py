@@ -4,9 +4,12 @@ Two families: ``realism`` (default), the instances of ``tests/test_solvers_reali
 acceptance curves in three shapes, verification knees and measured-looking profiles, deadlines binding about half
 the time), drawn from seeds the test does not use; ``sweep``, the i.i.d. systems that exercise the sync-time sweep
 of docs/heterogeneous_solver.md section 3, in turn pole-heavy (K = 5, L_max = 6, t_k in {4, 8, 10, 12, 20} ms,
-c_k 0.01-1 ms), base-like (K = 6, L_max = 4) and wide-range (K = 4, L_max = 10). Prints how many instances missed
-the exhaustive optimum by more than the test's tolerance and the worst relative gaps.
-Usage: ``python benchmarks/stress_solvers.py [--family realism|sweep] [--instances 2000]``.
+c_k 0.01-1 ms), base-like (K = 6, L_max = 4) and wide-range (K = 4, L_max = 10). ``--weighted`` gives every
+instance random user weights (those of ``tests/test_solvers_weighted.py``: log-uniform, integer priorities, some
+users at 0, or equal) and checks the weighted objective sum_k w_k E[n_k] / T (docs/model.md eq. (5w)) against
+exhaustive search of it. Prints how many instances missed the exhaustive optimum by more than the test's tolerance
+and the worst relative gaps.
+Usage: ``python benchmarks/stress_solvers.py [--family realism|sweep] [--instances 2000] [--weighted]``.
 """
 
 from __future__ import annotations
@@ -20,8 +23,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the instance generator of the test
 sys.path.insert(0, str(ROOT))
 
+import dataclasses  # noqa: E402
+
 import numpy as np  # noqa: E402
 from test_solvers_realism import MAX_GAP, _exhaustive, _instance  # noqa: E402
+from test_solvers_weighted import exhaustive_weighted, random_weights  # noqa: E402
 
 from baselines.solvers import solve_heterogeneous, solve_homogeneous  # noqa: E402
 from multispin_env.model import RoundParams  # noqa: E402
@@ -57,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--instances", type=int, default=2000, help="random instances (default 2000)")
     parser.add_argument("--first-seed", type=int, default=10_000, help="seed of the first instance (default 10000)")
     parser.add_argument("--family", choices=sorted(FAMILIES), default="realism", help="instance family")
+    parser.add_argument("--weighted", action="store_true", help="random user weights; check the weighted objective")
     args = parser.parse_args(argv)
     make = FAMILIES[args.family]
     worst_het = worst_hom = 0.0
@@ -64,13 +71,21 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     for seed in range(args.first_seed, args.first_seed + args.instances):
         params = make(seed)
-        best_het, best_hom = _exhaustive(params)
-        gap_het = (best_het - solve_heterogeneous(params).goodput) / best_het
-        gap_hom = (best_hom - solve_homogeneous(params).goodput) / best_hom
+        if args.weighted:
+            weights = random_weights(np.random.default_rng([31, seed]), params.num_users)
+            params = dataclasses.replace(params, weights=weights)
+            best_het, best_hom = exhaustive_weighted(params)
+            het, hom = solve_heterogeneous(params).objective, solve_homogeneous(params).objective
+        else:
+            best_het, best_hom = _exhaustive(params)
+            het, hom = solve_heterogeneous(params).goodput, solve_homogeneous(params).goodput
+        assert het is not None and hom is not None
+        gap_het = (best_het - het) / best_het
+        gap_hom = (best_hom - hom) / best_hom
         worst_het, worst_hom = max(worst_het, gap_het), max(worst_hom, gap_hom)
         misses += gap_het > MAX_GAP or gap_hom > MAX_GAP
     print(
-        f"{args.instances} instances (seeds {args.first_seed}..{args.first_seed + args.instances - 1}): "
+        f"{args.instances} {'weighted ' if args.weighted else ''}{args.family} instances (seeds {args.first_seed}..{args.first_seed + args.instances - 1}): "
         f"{misses} missed by more than {MAX_GAP:g}; worst gap P-het {worst_het:.2e}, P-hom {worst_hom:.2e}; "
         f"{time.perf_counter() - start:.0f} s"
     )

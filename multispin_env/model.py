@@ -40,6 +40,9 @@ __all__ = [
     "latency",
     "round_latency",
     "expected_goodput",
+    "expected_weighted_goodput",
+    "MAX_WEIGHT",
+    "user_weights",
     "allocation_outcome",
     "expected_user_tokens",
     "token_table",
@@ -54,6 +57,9 @@ __all__ = [
 MAX_USERS = 4096
 #: Largest draft length L_max, tokens (the acceptance tables have L_max entries per user).
 MAX_DRAFT = 256
+#: Largest user weight w_k of the weighted objective (section 3): weights are relative priorities, so only their
+#: ratios matter; the cap keeps sum_k w_k E[n_k] / T within float64 for any round whose goodput is.
+MAX_WEIGHT = 1e9
 #: The equal-finish root's tolerance (relative step) and iteration cap (:func:`equal_finish_time`; the solvers too).
 ROOT_RTOL = 1e-14
 ROOT_MAX_ITER = 200
@@ -310,6 +316,21 @@ def _float_vector(name: str, value: Any) -> FloatArray:
     return arr
 
 
+def user_weights(value: Any, num_users: int) -> FloatArray:
+    """``value`` as the users' weights w_k of the weighted objective (docs/model.md eq. (5w)): a read-only float64
+    vector of ``num_users`` entries, each finite in [0, MAX_WEIGHT], not all 0; ValueError naming ``weights``
+    otherwise. The one check of the setting (RoundParams and the policies that take weights call it)."""
+    weights = _float_vector("weights", value)
+    if weights.size != num_users:
+        raise ValueError(f"weights must have one entry per user ({num_users}), got {weights.size}")
+    if np.any((weights < 0.0) | (weights > MAX_WEIGHT)):
+        i = int(np.argmax((weights < 0.0) | (weights > MAX_WEIGHT)))
+        raise ValueError(f"weights[{i}] is {weights[i]}: weights must lie in [0, {MAX_WEIGHT:g}]")
+    if not np.any(weights > 0.0):
+        raise ValueError("weights must not all be 0 (the objective would be 0 for every allocation)")
+    return weights
+
+
 @dataclass(frozen=True, init=False)
 class RoundParams:
     """Everything that fixes the expected goodput of one Multi-SPIN system (docs/model.md sections 2-3).
@@ -327,6 +348,9 @@ class RoundParams:
         upload would end later is dropped (one token, eq. (1')); None: no deadline
     :param survival: P(A_k >= i) for i = 1..L_max, shape (K, L_max), non-increasing in i, in [0, 1]; the
         acceptance curve of any process (section 5.1); None: the i.i.d. curve a_k^i
+    :param weights: w_k, user k's weight in the solvers' objective sum_k w_k E[n_k] / T, eq. (5w): dimensionless,
+        each in [0, MAX_WEIGHT], not all 0, shape (K,); only their ratios matter; None: all 1, the goodput of
+        eq. (5)
     """
 
     # The fields hold the checked values (the constructor takes array-likes and None where documented above).
@@ -341,6 +365,7 @@ class RoundParams:
     verify_profile: Any
     upload_deadline: float | None
     survival: FloatArray  # given, or the i.i.d. curve a_k^i
+    weights: FloatArray | None  # checked (K,), or None: unweighted
     num_users: int = field(init=False)
     #: (tokens, seconds) of the verification profile, eq. (2').
     verify_profile_points: tuple[FloatArray, FloatArray] = field(init=False, repr=False, compare=False)
@@ -360,6 +385,7 @@ class RoundParams:
         verify_profile: Any = None,
         upload_deadline: float | None = None,
         survival: ArrayLike | None = None,
+        weights: ArrayLike | None = None,
     ) -> None:
         # Written by hand rather than by dataclass: the arguments are array-likes, the fields checked arrays.
         draft = _float_vector("draft_time", draft_time)
@@ -412,6 +438,7 @@ class RoundParams:
         set_(self, "num_users", int(k))
         curves.setflags(write=False)
         set_(self, "survival", curves)
+        set_(self, "weights", None if weights is None else user_weights(weights, int(k)))
         table = token_table(curves)
         table.setflags(write=False)
         set_(self, "token_table", table)
@@ -490,11 +517,16 @@ def validate_allocation(
 
 
 def _allocation_outcome(
-    params: RoundParams, lengths: FloatArray, shares: FloatArray | None, upload_time: FloatArray | None = None
+    params: RoundParams,
+    lengths: FloatArray,
+    shares: FloatArray | None,
+    upload_time: FloatArray | None = None,
+    weighted: bool = False,
 ) -> tuple[FloatArray, FloatArray]:
     """Expected tokens and latency of an allocation, eq. (1')-(4): users whose upload would end after the
     deadline are dropped (one token each, counted in the batch as L_k = 0) and the sync time is the deadline.
-    ``upload_time`` (c_k with leading axes broadcasting against the allocation) replaces ``params.upload_time``."""
+    ``upload_time`` (c_k with leading axes broadcasting against the allocation) replaces ``params.upload_time``;
+    ``weighted``: the tokens are sum_k w_k E[n_k] with ``params.weights`` (eq. (5w); unweighted without them)."""
     upload = params.upload_time if upload_time is None else upload_time
     if shares is None:
         shares, _ = optimal_bandwidth(params.draft_time, upload, lengths)
@@ -502,7 +534,8 @@ def _allocation_outcome(
     dropped = finish > params.deadline
     kept = np.where(dropped, 0.0, lengths)
     tau = np.where(dropped.any(axis=-1), params.deadline, np.where(dropped, 0.0, finish).max(axis=-1))
-    tokens = expected_user_tokens(params, kept).sum(axis=-1)
+    per_user = expected_user_tokens(params, kept)
+    tokens = (per_user * params.weights if weighted and params.weights is not None else per_user).sum(axis=-1)
     return tokens, latency(tau, verify_time(kept, params), params.downlink_time)
 
 
@@ -524,6 +557,20 @@ def expected_goodput(params: RoundParams, draft_lengths: ArrayLike, bandwidth: A
     """
     lengths, shares = validate_allocation(params, draft_lengths, bandwidth)
     tokens, total = _allocation_outcome(params, lengths, shares)
+    return tokens / total
+
+
+def expected_weighted_goodput(
+    params: RoundParams, draft_lengths: ArrayLike, bandwidth: ArrayLike | None = None
+) -> FloatArray:
+    """The solvers' objective, eq. (5w): sum_k w_k E[n_k | L_k] / T with the weights of ``params`` (tokens/s
+    weighted; :func:`expected_goodput` when ``params.weights`` is None), the deadline applied as in eq. (1').
+
+    ``bandwidth=None`` uses the optimal shares for the lengths (they do not depend on the weights: section 3).
+    Leading batch axes of ``draft_lengths``/``bandwidth`` give a batch of values.
+    """
+    lengths, shares = validate_allocation(params, draft_lengths, bandwidth)
+    tokens, total = _allocation_outcome(params, lengths, shares, weighted=True)
     return tokens / total
 
 

@@ -510,9 +510,11 @@ class Scenario:
         *,
         survival: ArrayLike | None = None,
         upload_deadline: float | None = None,
+        weights: ArrayLike | None = None,
     ) -> RoundParams:
         """RoundParams of users with these rates (or acceptance curves ``survival``), t_k and c_k (s/token) on
-        this scenario's server: its T0, kappa, knee or profile, L_max and T_dl, and ``upload_deadline`` (s)."""
+        this scenario's server: its T0, kappa, knee or profile, L_max and T_dl, ``upload_deadline`` (s) and the
+        users' objective ``weights`` (eq. (5w); None: unweighted)."""
         return RoundParams(
             acceptance=acceptance,
             survival=survival,
@@ -525,6 +527,7 @@ class Scenario:
             verify_knee_tokens=self.verify_knee_tokens,
             verify_profile=self.verify_table,
             upload_deadline=upload_deadline,
+            weights=weights,
         )
 
 
