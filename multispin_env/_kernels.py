@@ -14,7 +14,7 @@ Conventions: a batch of n systems of K users. The state is packed into C-contigu
 :mod:`multispin_env.layout` (numba namedtuples): ``state`` (:class:`~multispin_env.layout.SystemState`),
 ``blocks`` (:class:`~multispin_env.layout.RandomBlocks`), ``fixed``
 (:class:`~multispin_env.layout.RoundConstants`), ``restarts`` (:class:`~multispin_env.layout.Restarts`) and
-``out`` (:class:`~multispin_env.layout.RoundBuffers`). Randomness comes only from the env's numpy Generator,
+``out`` (:class:`~multispin_env.layout.RoundBuffers`); docs/model.md section 8.5. Randomness comes only from the env's numpy Generator,
 drawn by the core in blocks (Exp(1) for the accepted prefixes, N(0, 1) pairs for the fading, log-normal
 drafting-time factors); the round reads its variates at the blocks' ``next_round`` and advances it.
 
