@@ -398,9 +398,9 @@ with jit_cache():
             update_channel(state, fixed, np.empty((0, 0), dtype=np.complex128))
 
     @njit(inline="always")
-    def _put(out, i, j, value, scale):
-        """Observation entry ``j`` of system i: the raw ``value`` times its scale, clipped into [0, its high]."""
-        out[i, j] = _clip(value * scale[0, j], scale[1, j])
+    def _put(out, i, j, value, scale, high):
+        """Observation entry ``j`` of system i: the raw ``value`` times ``scale[j]``, clipped into [0, ``high[j]``]."""
+        out[i, j] = _clip(value * scale[j], high[j])
 
     @njit(types.void(_state, _fixed, types.float32[:, ::1]), **JIT)
     def observe(state, fixed, out):
@@ -414,25 +414,31 @@ with jit_cache():
         """
         c = fixed.constants[0]
         at = fixed.observation_offsets
-        scale = fixed.observation_scale
+        scale, high = fixed.observation_scale[0], fixed.observation_scale[1]
         population, counts, channel, clock, requests = (
             state.population, state.counts, state.channel, state.clock, state.requests
         )  # fmt: skip
         num_users = population.shape[2]
-        for i in range(clock.size):
+        for i in range(clock.size):  # field by field: each loop over the users vectorises
             for k in range(num_users):
-                _put(out, i, at.spectral_efficiency + k, channel[H_OBSERVED_EFFICIENCY, i, k], scale)
-                _put(out, i, at.draft_time + k, population[P_DRAFT_TIME, i, k], scale)
+                _put(out, i, at.spectral_efficiency + k, channel[H_OBSERVED_EFFICIENCY, i, k], scale, high)
+            for k in range(num_users):
+                _put(out, i, at.draft_time + k, population[P_DRAFT_TIME, i, k], scale, high)
+            for k in range(num_users):
                 estimate = acceptance_estimate(
                     counts[C_SUCCESSES, i, k], counts[C_FAILURES, i, k], c.acceptance_prior, c.acceptance_prior_weight
                 )
-                _put(out, i, at.acceptance + k, estimate, scale)
-                _put(out, i, at.last_draft_lengths + k, counts[C_LAST_DRAFT_LENGTHS, i, k], scale)
-                _put(out, i, at.last_tokens + k, counts[C_LAST_TOKENS, i, k], scale)
-                if c.arrivals:
-                    _put(out, i, at.active + k, requests[Q_ACTIVE, i, k], scale)
-                    _put(out, i, at.remaining + k, requests[Q_REMAINING, i, k], scale)
-            _put(out, i, at.time_left, c.horizon - clock[i], scale)
+                _put(out, i, at.acceptance + k, estimate, scale, high)
+            for k in range(num_users):
+                _put(out, i, at.last_draft_lengths + k, counts[C_LAST_DRAFT_LENGTHS, i, k], scale, high)
+            for k in range(num_users):
+                _put(out, i, at.last_tokens + k, counts[C_LAST_TOKENS, i, k], scale, high)
+            _put(out, i, at.time_left, c.horizon - clock[i], scale, high)
+            if c.arrivals:
+                for k in range(num_users):
+                    _put(out, i, at.active + k, requests[Q_ACTIVE, i, k], scale, high)
+                for k in range(num_users):
+                    _put(out, i, at.remaining + k, requests[Q_REMAINING, i, k], scale, high)
 
     @njit(types.int64(_f8_2, _state, _blocks, _fixed, _restarts, _buffers, types.boolean), **JIT)
     def step(actions, state, blocks, fixed, restarts, out, finish):
