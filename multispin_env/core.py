@@ -15,7 +15,8 @@ Steps 1-4 run in one call of the compiled step (:mod:`multispin_env._kernels`, w
 single env's step takes the same path); this class owns the state it works on (packed in the records of
 :mod:`multispin_env.layout`), draws the random variates from the env's numpy Generator and hands the outcome
 back; :meth:`MultiSpinCore.report` assembles the observation and the info dict of every env kind. Per round
-the draws come in this order: the blocks of :meth:`MultiSpinCore._next_block` when used up, the acceptance process's own draws, the requests' draws (arrivals, new requests' lengths and tasks:
+the draws come in this order: the blocks of :meth:`MultiSpinCore._next_block` when used up, the acceptance
+process's own draws, the requests' draws (arrivals, new requests' lengths and tasks:
 :mod:`multispin_env.requests`), restarts, CSI estimation noise; a seed gives one trajectory.
 """
 
