@@ -636,13 +636,18 @@ class MultiSpinCore:
             reset_rows = None
         finish = reset_rows is None and self._finish_in_kernel
         n, k = self.num_envs, self.num_users
-        out = RoundBuffers(
-            np.empty((ROUND_ROWS, n, k)),
-            np.empty((ENV_ROWS, n)),
-            np.empty(n, dtype=bool),
-            np.empty((INT_ROWS, n, k), dtype=np.int64),
-            # The observations come out of the same kernel call when nothing is drawn after the round.
-            np.empty((n if finish else 0, self.observation_size), dtype=np.float32),
+        # tuple.__new__: the record without its generated __new__'s argument binding (a quarter of a microsecond a
+        # step, ~2% of the single env's); the fields in RoundBuffers' order.
+        out: RoundBuffers = tuple.__new__(
+            RoundBuffers,
+            (
+                np.empty((ROUND_ROWS, n, k)),
+                np.empty((ENV_ROWS, n)),
+                np.empty(n, dtype=bool),
+                np.empty((INT_ROWS, n, k), dtype=np.int64),
+                # The observations come out of the same kernel call when nothing is drawn after the round.
+                np.empty((n if finish else 0, self.observation_size), dtype=np.float32),
+            ),
         )
         if decoded is not None:
             out.rounds[R_DRAFT_LENGTHS], out.rounds[R_BANDWIDTH] = decoded
