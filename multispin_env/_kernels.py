@@ -10,22 +10,31 @@ whatever its size, while one kernel call costs about as much as one numpy call.
 
 Conventions: a batch of n systems of K users. The state is packed into C-contiguous float64 arrays
 (rows, n, K) whose rows are named in :mod:`multispin_env.layout`; the complex gains h are a ring buffer
-(csi_delay + 1, n, K) of the current and past rounds. Randomness comes only from the env's numpy Generator,
-drawn by the core in blocks and passed in with the round's index in them (Exp(1) for the accepted prefixes,
-N(0, 1) pairs for the fading, log-normal drafting-time factors).
+(csi_delay + 1, n, K) of the current and past rounds. The functions take these arrays grouped in the records of
+:mod:`multispin_env.layout` (numba namedtuples): ``state`` (:class:`~multispin_env.layout.SystemState`),
+``blocks`` (:class:`~multispin_env.layout.RandomBlocks`), ``fixed``
+(:class:`~multispin_env.layout.RoundConstants`), ``restarts`` (:class:`~multispin_env.layout.Restarts`) and
+``out`` (:class:`~multispin_env.layout.RoundBuffers`); docs/model.md section 8.5. Randomness comes only from the env's numpy Generator,
+drawn by the core in blocks (Exp(1) for the accepted prefixes, N(0, 1) pairs for the fading, log-normal
+drafting-time factors); the round reads its variates at the blocks' ``next_round`` and advances it.
 
 Every function is compiled with explicit signatures when this module is first imported (about 10 s), or loaded
-from the package's numba cache (:mod:`multispin_env._numba`), which follows every source they depend on.
+from the package's numba cache (:mod:`multispin_env._numba`), which follows every source they depend on. The
+core calls them through :data:`COMPILED`, their machine code without numba's dispatch (see
+:func:`multispin_env._numba.compiled`): numba types a namedtuple argument in Python, about 1 us a record per
+call, which would cost the single env's step a third of its time.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 from numba import from_dtype, njit, types
 
-from multispin_env._numba import JIT, jit_cache
+from multispin_env._numba import JIT, compiled, jit_cache
 from multispin_env.acceptance import acceptance_estimate, accepted_prefix
 from multispin_env.channel import complex_gain, efficiency, fading_correlation, gauss_markov_step, upload_time_per_token
 from multispin_env.layout import (
@@ -42,6 +51,9 @@ from multispin_env.layout import (
     H_EFFICIENCY,
     H_OBSERVED_EFFICIENCY,
     H_UPLOAD_TIME,
+    I_ACCEPTED,
+    I_DRAFT_LENGTHS,
+    I_TOKENS,
     P_DRAFT_POWER,
     P_DRAFT_TIME,
     P_MEAN_EFFICIENCY,
@@ -55,13 +67,21 @@ from multispin_env.layout import (
     R_DROPPED,
     R_ENERGY,
     R_TOKENS,
+    ObservationOffsets,
+    RandomBlocks,
+    Restarts,
+    RoundBuffers,
+    RoundConstants,
+    SystemState,
 )
 from multispin_env.model import device_energy, finish_time, latency, upload_end, verification_time
 
 __all__ = [
+    "COMPILED",
+    "Compiled",
     "decode",
     "play_round",
-    "step_actions",
+    "step",
     "update_channel",
     "observe",
     "reset_rows",
@@ -77,14 +97,45 @@ _f8_3 = types.float64[:, :, ::1]
 _f8_4 = types.float64[:, :, :, ::1]
 _c16_2 = types.complex128[:, ::1]
 _c16_3 = types.complex128[:, :, ::1]
-_constants = types.Array(from_dtype(CONSTANTS), 1, "C")
+_i8_1 = types.int64[::1]
+
+
+def _record(cls: Any, **fields: types.Type) -> types.Type:
+    """The numba type of a record of :mod:`multispin_env.layout` with these field types, in the class's order
+    (what ``numba.typeof`` gives an instance; KeyError if a field is missing)."""
+    return types.BaseTuple.from_types([fields[name] for name in cls._fields], cls)
+
+
+_state = _record(
+    SystemState,
+    population=_f8_3,
+    counts=_f8_3,
+    channel=_f8_3,
+    gains=_c16_3,
+    newest=_i8_1,
+    clock=_f8_1,
+    requests=_f8_3,
+    cumulative_hazard=_f8_3,
+)
+_blocks = _record(RandomBlocks, exponential=_f8_3, normals=_f8_4, jitter=_f8_3, next_round=_i8_1)
+_restarts = _record(Restarts, rows=_i8_1, normals=_f8_3)
+_fixed = _record(
+    RoundConstants,
+    constants=types.Array(from_dtype(CONSTANTS), 1, "C"),
+    verify_tokens=_f8_1,
+    verify_seconds=_f8_1,
+    observation_scale=_f8_2,
+    observation_offsets=_record(ObservationOffsets, **dict.fromkeys(ObservationOffsets._fields, types.int64)),
+)
+_buffers = _record(
+    RoundBuffers,
+    rounds=_f8_3,
+    per_env=_f8_2,
+    truncated=types.boolean[::1],
+    counts=types.int64[:, :, ::1],
+    observation=types.float32[:, ::1],
+)
 _generator = types.NumPyRandomGeneratorType("NumPyRandomGeneratorType")
-# population, counts, channel, gains, newest, clock, requests (empty without arrivals)
-_state = (_f8_3, _f8_3, _f8_3, _c16_3, types.int64, _f8_1, _f8_3)
-# cumulative hazard (n, K, L_max), Exp(1), N(0, 1) pairs, jitter factors, round index in the blocks
-_draws = (_f8_3, _f8_3, _f8_4, _f8_3, types.int64)
-# the verification profile of eq. (2'): tokens, seconds
-_profile = (_f8_1, _f8_1)
 
 with jit_cache():
 
@@ -149,29 +200,30 @@ with jit_cache():
             draft_lengths[i, k] *= live
             bandwidth[i, k] *= live * factor
 
-    @njit(types.boolean(_f8_2, _constants, _f8_3), **JIT)
-    def decode(actions, constants, out):
-        """Decode actions (n, A) into ``out[R_DRAFT_LENGTHS]`` = L_k and ``out[R_BANDWIDTH]`` = b_k (n, K);
+    @njit(types.boolean(_f8_2, _fixed, _f8_3), **JIT)
+    def decode(actions, fixed, rounds):
+        """Decode actions (n, A) into ``rounds[R_DRAFT_LENGTHS]`` = L_k and ``rounds[R_BANDWIDTH]`` = b_k (n, K);
         clips first. False (nothing written) if an entry is NaN or inf.
         """
-        c = constants[0]
+        c = fixed.constants[0]
         flat = actions.ravel()
         if not _all_finite(flat):
             return False
         for i in range(actions.shape[0]):
-            _decode_row(flat, i * actions.shape[1], i, c.max_draft * 0.5, c.length_entries, out)
+            _decode_row(flat, i * actions.shape[1], i, c.max_draft * 0.5, c.length_entries, rounds)
         return True
 
-    @njit(types.void(_f8_3, _f8_3, _c16_3, types.int64, _constants, _c16_2), **JIT)
-    def update_channel(population, channel, gains, newest, constants, noise):
+    @njit(types.void(_state, _fixed, _c16_2), **JIT)
+    def update_channel(state, fixed, noise):
         """True channel of the round about to be played and its observed estimate (docs/model.md section 4).
 
-        Writes ``channel``: e_k = log2(1 + SNR |h|^2) (floored) and c_k = D / (W e_k) (s/token) of the current
-        gain ``gains[newest]`` (the population's mean channel, |h|^2 = 1, without fading), and e_k of the
+        Writes ``state.channel``: e_k = log2(1 + SNR |h|^2) (floored) and c_k = D / (W e_k) (s/token) of the
+        current gain ``gains[newest]`` (the population's mean channel, |h|^2 = 1, without fading), and e_k of the
         observed estimate h_hat: the oldest gain of the ring (the CSI delay) plus ``noise`` (CN(0, std^2)
         estimation error (n, K); an empty array for none).
         """
-        c = constants[0]
+        c = fixed.constants[0]
+        population, channel, gains, newest = state.population, state.channel, state.gains, state.newest[0]
         n, num_users = channel.shape[1], channel.shape[2]
         payload_bits, bandwidth_hz = c.payload_bits, c.bandwidth_hz
         if c.fading:
@@ -201,13 +253,15 @@ with jit_cache():
                 power = h.real * h.real + h.imag * h.imag
                 channel[H_OBSERVED_EFFICIENCY, i, k] = efficiency(population[P_SNR, i, k], power)
 
-    @njit(types.void(types.int64[::1], _f8_3, _constants, _f8_1, _c16_3, _f8_3), **JIT)
-    def reset_rows(rows, normals, constants, clock, gains, counts):
-        """Restart systems ``rows``: clock 0, counts 0, every slot of the gain ring h = the fading model's start
-        gain: mu + sigma CN(0, 1) from the N(0, 1) pairs ``normals`` (2, len(rows), K) (``complex_gain``, as
-        ``JakesFading.initial_gains``), or 1 without fading (``NoFading``)."""
-        c = constants[0]
+    @njit(types.void(_state, _fixed, _restarts), **JIT)
+    def reset_rows(state, fixed, restarts):
+        """Restart the systems ``restarts.rows``: clock 0, counts 0, every slot of the gain ring h = the fading
+        model's start gain: mu + sigma CN(0, 1) from the N(0, 1) pairs ``restarts.normals`` (2, len(rows), K)
+        (``complex_gain``, as ``JakesFading.initial_gains``), or 1 without fading (``NoFading``)."""
+        c = fixed.constants[0]
         fading, mu, sigma = c.fading != 0, c.fading_line_of_sight, c.fading_scatter
+        rows, normals = restarts.rows, restarts.normals
+        clock, gains, counts = state.clock, state.gains, state.counts
         num_users = gains.shape[2]
         for j in range(rows.size):
             i = rows[j]
@@ -219,61 +273,51 @@ with jit_cache():
                 for row in range(counts.shape[0]):
                     counts[row, i, k] = 0.0
 
-    @njit(
-        types.void(
-            _f8_2,
-            _f8_2,
-            *_state,
-            *_draws,
-            types.int64[::1],
-            _f8_3,
-            _constants,
-            *_profile,
-            types.boolean,
-            _f8_3,
-            _f8_2,
-            types.boolean[::1],
-        ),
-        **JIT,
-    )
-    def play_round(
-        draft_lengths, bandwidth, population, counts, channel, gains, newest, clock, requests,
-        cumulative_hazard, exponential, normals, jitter, block, restarts, restart_normals, constants,
-        verify_tokens, verify_seconds, channel_update, rounds, per_env, truncated,
-    ):  # fmt: skip
-        """One round of every system with decoded lengths L_k (tokens) and shares b_k (n, K).
+    @njit(types.void(_state, _blocks, _fixed, _restarts, _buffers, types.boolean), **JIT)
+    def play_round(state, blocks, fixed, restarts, out, channel_update):
+        """One round of every system with the decoded lengths L_k (tokens) and shares b_k (n, K) in
+        ``out.rounds`` rows R_DRAFT_LENGTHS and R_BANDWIDTH, and the variates at ``blocks.next_round``.
 
-        - upload ends u_k = finish_time(L_k, t_k, c_k, b_k) (eq. 1), t_k times the factor ``jitter[block]``
+        - upload ends u_k = finish_time(L_k, t_k, c_k, b_k) (eq. 1), t_k times the factor ``blocks.jitter``
           = exp(sigma z - sigma^2 / 2) when sigma > 0 (section 5.3); users with u_k > deadline are dropped
           (eq. 1'): A_k = 0, one token, counted in the batch as L_k = 0; tau = the deadline if anyone was
           dropped, else max_k u_k; T_ver (eq. 2') of the batch's N = sum_k (L_k + 1) tokens over the profile
-          ``verify_tokens``/``verify_seconds``; T = tau + T_ver + T_dl (eq. 3);
-        - accepted prefixes A_k from E = ``exponential[block]`` and the process's ``cumulative_hazard``
+          ``fixed.verify_tokens``/``fixed.verify_seconds``; T = tau + T_ver + T_dl (eq. 3);
+        - accepted prefixes A_k from E = ``blocks.exponential`` and the process's ``state.cumulative_hazard``
           (section 5.1), tokens n_k = A_k + 1 (eq. 4); energy E_k (section 5.7);
           reward = reward_scale (sum_k n_k - energy_weight sum_k E_k);
         - discounted counts S = lambda S + A, F = lambda F + [A < L] of the users not dropped (section 5.4);
           last lengths/tokens; clock += T; truncated = clock >= horizon;
         - fading (section 4): h' = rho h + sqrt(1 - rho^2) w, rho = J0(2 pi f_D T), w = (z1 + i z2) / sqrt 2
-          from ``normals[block]``, written into the next slot of the ring ``gains`` (the caller advances
-          ``newest``);
-        - arrivals (constant ``arrivals``, section 5.8): a user whose ``requests`` row Q_ACTIVE is 0 is idle: L_k = 0,
-          no band (the active users' shares rescaled), no token in the batch, n_k = 0, counts untouched; an
-          active user's n_k is capped at its request's remaining tokens Q_REMAINING (the surplus is not counted);
-        - then :func:`reset_rows` of the systems ``restarts`` with ``restart_normals`` (when no other draw comes
-          between; else empty arrays and the caller restarts them); their round is zeroed (every row of
-          ``rounds``, ``per_env`` but the clock) and not truncated, as they ignored the action;
+          from ``blocks.normals``, written into the next slot of the ring ``state.gains``, which becomes the
+          newest (``state.newest``);
+        - arrivals (constant ``arrivals``, section 5.8): a user whose ``state.requests`` row Q_ACTIVE is 0 is
+          idle: L_k = 0, no band (the active users' shares rescaled), no token in the batch, n_k = 0, counts
+          untouched; an active user's n_k is capped at its request's remaining tokens Q_REMAINING (the surplus is
+          not counted);
+        - ``blocks.next_round`` advances by one;
+        - then :func:`reset_rows` of ``restarts`` (when no other draw comes between; else empty and the caller
+          restarts them); their round is zeroed (every row of ``out.rounds``, ``out.per_env`` but the clock) and
+          not truncated, as they ignored the action;
         - ``channel_update``: then :func:`update_channel` without estimation noise.
 
-        Outputs: ``rounds`` (ROUND_ROWS, n, K) rows R_ACCEPTED, R_TOKENS, R_DROPPED, R_ENERGY (the others
-        untouched); ``per_env`` (5, n) rows E_SYNC_TIME, E_VERIFY_TIME, E_LATENCY (s), E_REWARD, E_CLOCK (s);
-        ``truncated`` (n,).
+        Outputs: ``out.rounds`` (ROUND_ROWS, n, K) rows R_ACCEPTED, R_TOKENS, R_DROPPED, R_ENERGY (the others
+        untouched); ``out.per_env`` (ENV_ROWS, n) rows E_SYNC_TIME, E_VERIFY_TIME, E_LATENCY (s), E_REWARD,
+        E_CLOCK (s); ``out.truncated`` (n,).
         """
-        c = constants[0]
+        c = fixed.constants[0]
+        population, counts, channel, gains = state.population, state.counts, state.channel, state.gains
+        clock, requests, cumulative_hazard = state.clock, state.requests, state.cumulative_hazard
+        rounds, per_env, truncated = out.rounds, out.per_env, out.truncated
+        draft_lengths, bandwidth = rounds[R_DRAFT_LENGTHS], rounds[R_BANDWIDTH]
+        block = blocks.next_round[0]
+        exponential, normals, jitter = blocks.exponential[block], blocks.normals[block], blocks.jitter[block]
         jittered = c.draft_time_jitter > 0.0
         deadline = c.upload_deadline
         forgetting = c.acceptance_forgetting
         arrivals = c.arrivals != 0
         n, num_users = draft_lengths.shape
+        newest = state.newest[0]
         following = (newest + 1) % gains.shape[0]
         for i in range(n):
             if arrivals:
@@ -285,7 +329,7 @@ with jit_cache():
                 length = draft_lengths[i, k]
                 draft_time = population[P_DRAFT_TIME, i, k]
                 if jittered:
-                    draft_time = draft_time * jitter[block, i, k]
+                    draft_time = draft_time * jitter[i, k]
                 finish = finish_time(length, draft_time, channel[H_UPLOAD_TIME, i, k], bandwidth[i, k])
                 dropped = finish > deadline
                 any_dropped |= dropped
@@ -300,14 +344,14 @@ with jit_cache():
                 batch_tokens += requests[Q_ACTIVE, i, k] if arrivals else 1.0  # the target's token
             if any_dropped:
                 sync = deadline
-            verify = verification_time(batch_tokens, verify_tokens, verify_seconds)
+            verify = verification_time(batch_tokens, fixed.verify_tokens, fixed.verify_seconds)
             round_latency = latency(sync, verify, c.downlink_time)
             token_sum = 0.0
             energy_sum = 0.0
             for k in range(num_users):
                 length = draft_lengths[i, k]
                 kept = rounds[R_DROPPED, i, k] == 0.0
-                accepted = accepted_prefix(cumulative_hazard, i, k, length, exponential[block, i, k]) if kept else 0.0
+                accepted = accepted_prefix(cumulative_hazard, i, k, length, exponential[i, k]) if kept else 0.0
                 tokens = accepted + 1.0
                 factor = forgetting
                 if arrivals:  # idle: nothing; active: up to the request's end
@@ -334,13 +378,16 @@ with jit_cache():
                 rho = fading_correlation(c.doppler_hz, round_latency)
                 mu, sigma = c.fading_line_of_sight, c.fading_scatter  # h - mu is the Gauss-Markov part (5.2a)
                 for k in range(num_users):
-                    innovation = sigma * complex_gain(normals[block, 0, i, k], normals[block, 1, i, k])
+                    innovation = sigma * complex_gain(normals[0, i, k], normals[1, i, k])
                     gains[following, i, k] = mu + gauss_markov_step(gains[newest, i, k] - mu, rho, innovation)
-        newest = following if c.fading else newest
-        if restarts.size:
-            reset_rows(restarts, restart_normals, constants, clock, gains, counts)
-            for j in range(restarts.size):  # they ignored the action: no round, no reward, not truncated
-                i = restarts[j]
+        if c.fading:
+            state.newest[0] = following
+        blocks.next_round[0] = block + 1
+        rows = restarts.rows
+        if rows.size:
+            reset_rows(state, fixed, restarts)
+            for j in range(rows.size):  # they ignored the action: no round, no reward, not truncated
+                i = rows[j]
                 for row in range(rounds.shape[0]):
                     for k in range(num_users):
                         rounds[row, i, k] = 0.0
@@ -348,99 +395,77 @@ with jit_cache():
                     per_env[row, i] = 0.0
                 truncated[i] = False
         if channel_update:
-            update_channel(population, channel, gains, newest, constants, np.empty((0, 0), dtype=np.complex128))
+            update_channel(state, fixed, np.empty((0, 0), dtype=np.complex128))
 
-    @njit(types.void(_f8_3, _f8_3, _f8_3, _f8_1, _f8_3, _constants, _f8_2, types.float32[:, ::1]), **JIT)
-    def observe(population, counts, channel, clock, requests, constants, observation_scale, out):
-        """float32 observations (n, 5K + 1, or 7K + 1 with arrivals): each raw field times its scale
-        ``observation_scale[0]``, clipped into [0, ``observation_scale[1]``] (docs/model.md section 5.5).
+    @njit(inline="always")
+    def _put(out, i, j, value, scale, high):
+        """Observation entry ``j`` of system i: the raw ``value`` times ``scale[j]``, clipped into [0, ``high[j]``]."""
+        out[i, j] = _clip(value * scale[j], high[j])
+
+    @njit(types.void(_state, _fixed, types.float32[:, ::1]), **JIT)
+    def observe(state, fixed, out):
+        """float32 observations (n, S) into ``out``: each raw field times its scale ``fixed.observation_scale[0]``,
+        clipped into [0, ``fixed.observation_scale[1]``] (docs/model.md section 5.5), at the offsets of the
+        observation layout (``fixed.observation_offsets``).
 
         Fields (K entries each, then one): observed e_k (bit/s/Hz), nominal t_k (s/token), the acceptance
         estimate a_hat, last L_k, last n_k; horizon - clock (s); with arrivals then the active flag and the
         tokens left in the request (K each, section 5.8).
         """
-        c = constants[0]
-        n = clock.size
+        c = fixed.constants[0]
+        at = fixed.observation_offsets
+        scale, high = fixed.observation_scale[0], fixed.observation_scale[1]
+        population, counts, channel, clock, requests = (
+            state.population, state.counts, state.channel, state.clock, state.requests
+        )  # fmt: skip
         num_users = population.shape[2]
-        scale = observation_scale[0]
-        high = observation_scale[1]
-        for i in range(n):
+        for i in range(clock.size):  # field by field: each loop over the users vectorises
             for k in range(num_users):
-                out[i, k] = _clip(channel[H_OBSERVED_EFFICIENCY, i, k] * scale[k], high[k])
+                _put(out, i, at.spectral_efficiency + k, channel[H_OBSERVED_EFFICIENCY, i, k], scale, high)
             for k in range(num_users):
-                j = num_users + k
-                out[i, j] = _clip(population[P_DRAFT_TIME, i, k] * scale[j], high[j])
+                _put(out, i, at.draft_time + k, population[P_DRAFT_TIME, i, k], scale, high)
             for k in range(num_users):
-                j = 2 * num_users + k
                 estimate = acceptance_estimate(
                     counts[C_SUCCESSES, i, k], counts[C_FAILURES, i, k], c.acceptance_prior, c.acceptance_prior_weight
                 )
-                out[i, j] = _clip(estimate * scale[j], high[j])
+                _put(out, i, at.acceptance + k, estimate, scale, high)
             for k in range(num_users):
-                j = 3 * num_users + k
-                out[i, j] = _clip(counts[C_LAST_DRAFT_LENGTHS, i, k] * scale[j], high[j])
+                _put(out, i, at.last_draft_lengths + k, counts[C_LAST_DRAFT_LENGTHS, i, k], scale, high)
             for k in range(num_users):
-                j = 4 * num_users + k
-                out[i, j] = _clip(counts[C_LAST_TOKENS, i, k] * scale[j], high[j])
-            j = 5 * num_users
-            out[i, j] = _clip((c.horizon - clock[i]) * scale[j], high[j])
+                _put(out, i, at.last_tokens + k, counts[C_LAST_TOKENS, i, k], scale, high)
+            _put(out, i, at.time_left, c.horizon - clock[i], scale, high)
             if c.arrivals:
                 for k in range(num_users):
-                    j = 5 * num_users + 1 + k
-                    out[i, j] = _clip(requests[Q_ACTIVE, i, k] * scale[j], high[j])
+                    _put(out, i, at.active + k, requests[Q_ACTIVE, i, k], scale, high)
                 for k in range(num_users):
-                    j = 6 * num_users + 1 + k
-                    out[i, j] = _clip(requests[Q_REMAINING, i, k] * scale[j], high[j])
+                    _put(out, i, at.remaining + k, requests[Q_REMAINING, i, k], scale, high)
 
-    @njit(
-        types.int64(
-            _f8_2,
-            *_state,
-            *_draws,
-            types.int64[::1],
-            _f8_3,
-            _constants,
-            *_profile,
-            types.boolean,
-            _f8_2,
-            _f8_3,
-            _f8_2,
-            types.boolean[::1],
-            types.int64[:, :, ::1],
-            types.float32[:, ::1],
-        ),
-        **JIT,
-    )
-    def step_actions(
-        actions, population, counts, channel, gains, newest, clock, requests,
-        cumulative_hazard, exponential, normals, jitter, block, restarts, restart_normals, constants,
-        verify_tokens, verify_seconds, finish, observation_scale, rounds, per_env, truncated, info, out,
-    ):  # fmt: skip
-        """The env's step in one call (single env: a batch of one): raw actions (n, A) clipped and decoded by
-        :func:`decode` into ``rounds`` rows R_DRAFT_LENGTHS and R_BANDWIDTH, the round played by
-        :func:`play_round` (with the restarts), ``info`` (3, n, K) filled with tokens n_k, accepted A_k and
-        lengths L_k as int64 and, when ``finish`` (no later draw: no CSI estimation noise, no Python restart, no
-        arrivals), the channel updated and the observations written into ``out`` (n, S).
+    @njit(types.int64(_f8_2, _state, _blocks, _fixed, _restarts, _buffers, types.boolean), **JIT)
+    def step(actions, state, blocks, fixed, restarts, out, finish):
+        """The env's step in one call, for a batch of any size (the single env is a batch of one).
+
+        Raw actions (n, A) are clipped and decoded by :func:`decode` into ``out.rounds`` rows R_DRAFT_LENGTHS and
+        R_BANDWIDTH; empty actions (0, A) mean those rows hold the lengths and shares already. Then the round is
+        played by :func:`play_round` (with the ``restarts``), ``out.counts`` filled with n_k, A_k and L_k as int64
+        and, when ``finish`` (no later draw: no CSI estimation noise, no Python restart, no arrivals), the
+        channel updated and the observations written into ``out.observation`` (n, S).
 
         Returns -1 (nothing changed) if an action entry is NaN or inf, else the number of truncated systems.
         """
-        if not decode(actions, constants, rounds):  # rows R_DRAFT_LENGTHS and R_BANDWIDTH
+        if actions.shape[0] and not decode(actions, fixed, out.rounds):  # rows R_DRAFT_LENGTHS and R_BANDWIDTH
             return -1
-        play_round(
-            rounds[R_DRAFT_LENGTHS], rounds[R_BANDWIDTH], population, counts, channel, gains, newest, clock, requests,
-            cumulative_hazard, exponential, normals, jitter, block, restarts, restart_normals, constants,
-            verify_tokens, verify_seconds, finish, rounds, per_env, truncated,
-        )  # fmt: skip
+        play_round(state, blocks, fixed, restarts, out, finish)
+        rounds, ints, truncated = out.rounds, out.counts, out.truncated
         n, num_users = rounds.shape[1], rounds.shape[2]
         ended = 0
         for i in range(n):
             for k in range(num_users):
-                info[0, i, k] = np.int64(rounds[R_TOKENS, i, k])
-                info[1, i, k] = np.int64(rounds[R_ACCEPTED, i, k])
-                info[2, i, k] = np.int64(rounds[R_DRAFT_LENGTHS, i, k])
+                ints[I_TOKENS, i, k] = np.int64(rounds[R_TOKENS, i, k])
+                ints[I_ACCEPTED, i, k] = np.int64(rounds[R_ACCEPTED, i, k])
+                ints[I_DRAFT_LENGTHS, i, k] = np.int64(rounds[R_DRAFT_LENGTHS, i, k])
             ended += truncated[i]
         if finish:
-            observe(population, counts, channel, clock, requests, constants, observation_scale, out)
+            observe(state, fixed, out.observation)
         return ended
 
     @njit(types.void(_generator, _f8_1), **JIT)
@@ -458,3 +483,21 @@ with jit_cache():
         on the same bit generator), about twice as fast."""
         for j in range(out.size):
             out[j] = rng.standard_normal()
+
+
+class Compiled(NamedTuple):
+    """The machine code of the functions the core calls (:func:`multispin_env._numba.compiled`): no type
+    dispatch, so the caller must pass exactly the types of the signature (the core builds every record with
+    them; tests/test_kernel_records.py checks it)."""
+
+    decode: Callable[..., bool]
+    update_channel: Callable[..., None]
+    reset_rows: Callable[..., None]
+    observe: Callable[..., None]
+    step: Callable[..., int]
+    standard_exponential: Callable[..., None]
+    standard_normal: Callable[..., None]
+
+
+#: The core's entry points into this module.
+COMPILED = Compiled(*(compiled(globals()[name]) for name in Compiled._fields))

@@ -24,13 +24,22 @@ import shutil
 import stat
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
 import numba
 
-__all__ = ["JIT", "JitOptions", "JIT_SOURCES", "CACHE_DIR", "cache_candidates", "choose_cache_dir", "jit_cache"]
+__all__ = [
+    "JIT",
+    "JitOptions",
+    "JIT_SOURCES",
+    "CACHE_DIR",
+    "cache_candidates",
+    "choose_cache_dir",
+    "compiled",
+    "jit_cache",
+]
 
 #: The modules whose source the compiled code depends on (their hash names the cache directory).
 JIT_SOURCES = ("_numba.py", "layout.py", "model.py", "channel.py", "acceptance.py", "_kernels.py")
@@ -205,3 +214,19 @@ def jit_cache(source: str | os.PathLike[str] | None = None) -> Iterator[bool]:
         yield directory is not None
     finally:
         config.CACHE_DIR = previous
+
+
+def compiled(function: Any) -> Callable[..., Any]:
+    """The machine code of a function compiled for one explicit signature (``Dispatcher.get_overload``): a call
+    skips numba's dispatch, which types every argument to pick a signature. That typing is cheap for an array
+    but runs in Python for a namedtuple (about 1 us per record and call, see the records of
+    :mod:`multispin_env.layout`). Without it nothing checks the arguments: the caller must pass exactly the
+    signature's types (a wrong dtype or layout would be read as the signature's).
+
+    :param function: a ``numba.njit`` dispatcher with exactly one signature
+    """
+    signatures = function.signatures
+    if len(signatures) != 1:
+        raise ValueError(f"{function.__name__} must have one compiled signature, has {len(signatures)}")
+    entry: Callable[..., Any] = function.get_overload(signatures[0])
+    return entry

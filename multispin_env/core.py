@@ -11,10 +11,12 @@ section 2) per :meth:`MultiSpinCore.step`. :class:`~multispin_env.envs.MultiSpin
 4. the clock advances by T, the acceptance estimate and the acceptance process are updated and the
    channel takes one Gauss-Markov step over T (section 4), giving the channel of the next round.
 
-Steps 1-4 run in the kernels of :mod:`multispin_env._kernels`; this class owns the state they work on (packed
-as :mod:`multispin_env.layout` says), draws the random variates from the env's numpy Generator and hands the
-outcome back. Per round the draws come in this order: the blocks of :meth:`MultiSpinCore._next_block` when
-used up, the acceptance process's own draws, the requests' draws (arrivals, new requests' lengths and tasks:
+Steps 1-4 run in one call of the compiled step (:mod:`multispin_env._kernels`, whatever the batch size: the
+single env's step takes the same path); this class owns the state it works on (packed in the records of
+:mod:`multispin_env.layout`), draws the random variates from the env's numpy Generator and hands the outcome
+back; :meth:`MultiSpinCore.report` assembles the observation and the info dict of every env kind. Per round
+the draws come in this order: the blocks of :meth:`MultiSpinCore._next_block` when used up, the acceptance
+process's own draws, the requests' draws (arrivals, new requests' lengths and tasks:
 :mod:`multispin_env.requests`), restarts, CSI estimation noise; a seed gives one trajectory.
 """
 
@@ -24,7 +26,7 @@ import dataclasses
 import importlib
 import sys
 from types import ModuleType
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -48,6 +50,7 @@ from multispin_env.layout import (
     CHANNEL_ROWS,
     CONSTANTS,
     COUNT_ROWS,
+    E_CLOCK,
     E_LATENCY,
     E_REWARD,
     E_SYNC_TIME,
@@ -56,6 +59,10 @@ from multispin_env.layout import (
     H_EFFICIENCY,
     H_OBSERVED_EFFICIENCY,
     H_UPLOAD_TIME,
+    I_ACCEPTED,
+    I_DRAFT_LENGTHS,
+    I_TOKENS,
+    INT_ROWS,
     P_DRAFT_POWER,
     P_DRAFT_TIME,
     P_MEAN_EFFICIENCY,
@@ -70,6 +77,11 @@ from multispin_env.layout import (
     R_TOKENS,
     REQUEST_ROWS,
     ROUND_ROWS,
+    RandomBlocks,
+    Restarts,
+    RoundBuffers,
+    RoundConstants,
+    SystemState,
 )
 from multispin_env.requests import Requests, request_state_bytes
 from multispin_env.scenarios import Population
@@ -78,6 +90,7 @@ from multispin_env.spaces import (
     nonfinite_error,
     observation_bounds,
     observation_layout,
+    observation_offsets,
     observation_scale,
 )
 
@@ -150,7 +163,7 @@ def state_bytes(config: EnvConfig, num_envs: int, population: Population | None 
         + 2 * (config.csi_delay + 1)  # the complex gain ring
         + _block_rounds(n, k) * block_kinds
         + ROUND_ROWS
-        + 3
+        + INT_ROWS
     )  # the last round: its rows and the int64 n_k, A_k, L_k
     user_bytes = 8 * user_rows + request_state_bytes(config.max_queued_requests if arrivals else None)
     observation_size = max(where.stop for where in observation_layout(k, arrivals).values())
@@ -163,6 +176,7 @@ def state_bytes(config: EnvConfig, num_envs: int, population: Population | None 
         + 16 * observation_size
         + CONSTANTS.itemsize  # positions, observation scales
         + 16 * len(scenario.verify_profile_points[0])
+        + 16  # the gain ring's newest slot and the blocks' next_round (int64 each)
     )
     if config.resample_population:
         env_bytes += populations
@@ -188,58 +202,82 @@ def _kernels() -> ModuleType:
     return importlib.import_module("multispin_env._kernels")
 
 
-class RoundOutcome(NamedTuple):
-    """What one round produced, arrays over envs (and users on the last axis)."""
+class RoundOutcome:
+    """What one round produced: row views of the compiled step's outputs (a
+    :class:`~multispin_env.layout.RoundBuffers`, new arrays each round), arrays over envs (users on the last axis).
+    """
 
-    draft_lengths: FloatArray  # (n, K), tokens
-    bandwidth: FloatArray  # (n, K), shares
-    accepted: FloatArray  # (n, K), A_k
-    tokens: FloatArray  # (n, K), n_k = A_k + 1
-    sync_time: FloatArray  # (n,), s, eq. (1)
-    verify_time: FloatArray  # (n,), s, eq. (2)
-    latency: FloatArray  # (n,), s, eq. (3)
-    reward: FloatArray  # (n,), reward_scale * (sum_k n_k - energy_weight * sum_k E_k)
-    truncated: BoolArray  # (n,), clock >= horizon
-    dropped: FloatArray  # (n, K), 1.0 where the upload missed the deadline (eq. 1')
-    energy: FloatArray  # (n, K), J (section 5.7)
-    #: (3, n, K) int64 n_k, A_k, L_k when the kernel wrote them (raw-action steps), else None
-    counts: IntArray | None = None
-    #: (n, S) float32 observations after the round when the kernel wrote them (nothing drawn after it), else None
-    observation: NDArray[np.float32] | None = None
+    __slots__ = ("buffers",)
 
-    @classmethod
-    def from_rows(
-        cls,
-        rounds: FloatArray,
-        per_env: FloatArray,
-        truncated: BoolArray,
-        counts: IntArray | None = None,
-        observation: NDArray[np.float32] | None = None,
-    ) -> RoundOutcome:
-        """The outcome whose fields are row views of the kernel's round rows (R_*, (rows, n, K)) and per-env rows
-        (E_*, (rows, n)): no copy."""
-        return cls(
-            rounds[R_DRAFT_LENGTHS],
-            rounds[R_BANDWIDTH],
-            rounds[R_ACCEPTED],
-            rounds[R_TOKENS],
-            per_env[E_SYNC_TIME],
-            per_env[E_VERIFY_TIME],
-            per_env[E_LATENCY],
-            per_env[E_REWARD],
-            truncated,
-            rounds[R_DROPPED],
-            rounds[R_ENERGY],
-            counts,
-            observation,
-        )
+    def __init__(self, buffers: RoundBuffers) -> None:
+        self.buffers = buffers
 
+    @property
+    def draft_lengths(self) -> FloatArray:
+        """(n, K) L_k, tokens."""
+        return self.buffers.rounds[R_DRAFT_LENGTHS]
 
-def _buffer(rows: NDArray[Any]) -> NDArray[Any]:
-    """The layout buffer (round rows or per-env rows) that a :class:`RoundOutcome` field is a row view of."""
-    if rows.base is None:
-        raise ValueError("a RoundOutcome's fields must be row views of the kernel's round buffers")
-    return rows.base
+    @property
+    def bandwidth(self) -> FloatArray:
+        """(n, K) shares b_k."""
+        return self.buffers.rounds[R_BANDWIDTH]
+
+    @property
+    def accepted(self) -> FloatArray:
+        """(n, K) A_k, tokens."""
+        return self.buffers.rounds[R_ACCEPTED]
+
+    @property
+    def tokens(self) -> FloatArray:
+        """(n, K) n_k = A_k + 1 (eq. 4), tokens."""
+        return self.buffers.rounds[R_TOKENS]
+
+    @property
+    def dropped(self) -> FloatArray:
+        """(n, K) 1.0 where the upload missed the deadline (eq. 1')."""
+        return self.buffers.rounds[R_DROPPED]
+
+    @property
+    def energy(self) -> FloatArray:
+        """(n, K) device energy E_k, J (section 5.7)."""
+        return self.buffers.rounds[R_ENERGY]
+
+    @property
+    def sync_time(self) -> FloatArray:
+        """(n,) tau, s (eq. 1)."""
+        return self.buffers.per_env[E_SYNC_TIME]
+
+    @property
+    def verify_time(self) -> FloatArray:
+        """(n,) T_ver, s (eq. 2)."""
+        return self.buffers.per_env[E_VERIFY_TIME]
+
+    @property
+    def latency(self) -> FloatArray:
+        """(n,) T, s (eq. 3)."""
+        return self.buffers.per_env[E_LATENCY]
+
+    @property
+    def reward(self) -> FloatArray:
+        """(n,) reward_scale (sum_k n_k - energy_weight sum_k E_k)."""
+        return self.buffers.per_env[E_REWARD]
+
+    @property
+    def truncated(self) -> BoolArray:
+        """(n,) clock >= horizon."""
+        return self.buffers.truncated
+
+    @property
+    def counts(self) -> IntArray:
+        """(INT_ROWS, n, K) int64 n_k, A_k, L_k (rows I_TOKENS, I_ACCEPTED, I_DRAFT_LENGTHS)."""
+        return self.buffers.counts
+
+    @property
+    def observation(self) -> NDArray[np.float32] | None:
+        """(n, S) float32 observations after the round when the step wrote them (nothing drawn after it), else
+        None."""
+        observation = self.buffers.observation
+        return observation if observation.shape[0] else None
 
 
 class MultiSpinCore:
@@ -274,6 +312,7 @@ class MultiSpinCore:
         #: Action entries that encode draft lengths (1 common length, or one per user).
         self.length_entries = 1 if config.homogeneous else k
         self.action_size = self.length_entries + k
+        self._actions_shape = (n, self.action_size)
         #: Whether requests arrive (``arrival_rate`` set; docs/model.md section 5.8).
         self.arrivals = config.arrival_rate is not None
         self.observation_size = max(where.stop for where in observation_layout(k, self.arrivals).values())
@@ -295,13 +334,14 @@ class MultiSpinCore:
             )
         self._request_state = self.requests.state if self.requests is not None else np.zeros((REQUEST_ROWS, 0, 0))
 
-        # Packed state (never rebound: the public attributes are views of it).
+        # Packed state (never rebound: the public attributes are views of it, the records hold it).
         self._population = np.ones((POPULATION_ROWS, n, k))
         self._counts = np.zeros((COUNT_ROWS, n, k))
         self._channel = np.empty((CHANNEL_ROWS, n, k))
-        # Complex gains h of this round and the csi_delay rounds before: a ring buffer, newest at _newest.
+        # Complex gains h of this round and the csi_delay rounds before: a ring buffer, the current one in the slot
+        # _newest[0] (the compiled round advances it).
         self._gains = np.ones((config.csi_delay + 1, n, k), dtype=np.complex128)
-        self._newest = 0
+        self._newest = np.zeros(1, dtype=np.int64)
         self.clock = np.zeros(n)
         self._link_views()
         self.populations: list[Population] = []
@@ -312,27 +352,47 @@ class MultiSpinCore:
         self._channel[H_UPLOAD_TIME] = self.mean_upload_time
         self._channel[H_EFFICIENCY] = self._population[P_MEAN_EFFICIENCY]
         self._channel[H_OBSERVED_EFFICIENCY] = self._population[P_MEAN_EFFICIENCY]
-        self._last_round: RoundOutcome | tuple[FloatArray, FloatArray, BoolArray] | None = None
+        self._last_round: RoundBuffers | None = None
         self._process_ready = False  # True after a full reset
+        # The process's arrays are updated in place (docs/model.md section 9), so the record can hold them.
+        self._state = SystemState(
+            self._population,
+            self._counts,
+            self._channel,
+            self._gains,
+            self._newest,
+            self.clock,
+            self._request_state,
+            self.process.cumulative_hazard,
+        )
 
         # Random variates of a round come from blocks of `_block_rounds` rounds (fewer, larger RNG calls: each
-        # costs ~1 us): Exp(1) (the acceptance samples) and N(0, 1) (fading innovations, drafting-time jitter),
-        # drawn in this order when a block is used up; a full reset discards the unused rest.
-        self._block_rounds = _block_rounds(n, k)
-        self._block_index = self._block_rounds
-        self._exponential_block = np.zeros((0, n, k))
-        self._normal_block = np.zeros((self._block_rounds, 2, 0, 0))  # (rounds, 2, n, k) with fading
-        self._jitter_block = np.zeros((self._block_rounds, 0, 0))  # (rounds, n, k) with jitter
+        # costs ~1 us), refilled in place: Exp(1) (the acceptance samples) and N(0, 1) (fading innovations,
+        # drafting-time jitter), drawn in this order when a block is used up; a full reset discards the unused
+        # rest. The compiled round reads its variates at the blocks' next_round and advances it.
+        self._block_rounds = rounds = _block_rounds(n, k)
+        per_user = (n, k)
+        self._exponential_block = np.zeros((rounds, *per_user))
+        self._normal_block = np.zeros((rounds, 2, *(per_user if self.fading.evolves else (0, 0))))
+        self._jitter_block = np.zeros((rounds, *(per_user if config.draft_time_jitter > 0.0 else (0, 0))))
+        self._blocks = RandomBlocks(
+            self._exponential_block, self._normal_block, self._jitter_block, np.full(1, rounds, dtype=np.int64)
+        )
 
         scale = observation_scale(
             k, self.max_draft, config.horizon, config.mean_request_tokens if self.arrivals else None
         )
-        self._observation_scale = np.ascontiguousarray(np.stack((scale, self.observation_bounds()[1])))
-        self._constants = self.kernel_constants()
-        self._verify_profile = tuple(np.ascontiguousarray(a) for a in scenario.verify_profile_points)
+        tokens, seconds = (np.ascontiguousarray(a, dtype=np.float64) for a in scenario.verify_profile_points)
+        self._fixed = RoundConstants(
+            self.kernel_constants(),
+            tokens,
+            seconds,
+            np.ascontiguousarray(np.stack((scale, self.observation_bounds()[1]))),
+            observation_offsets(k, self.arrivals),
+        )
         self._no_noise = np.zeros((0, 0), dtype=np.complex128)
-        self._no_normals = np.zeros((2, 0, 0))
-        self._no_rows = np.zeros(0, dtype=np.int64)
+        self._no_actions = np.zeros((0, self.action_size))  # the step's "lengths and shares already decoded"
+        self._no_restarts = Restarts(np.zeros(0, dtype=np.int64), np.zeros((2, 0, 0)))
         # Restarts within the round's kernel call when no draw would come between the round's and theirs (and
         # the acceptance process needs no reset, see _reset_rows).
         self._restart_in_kernel = not (
@@ -341,10 +401,10 @@ class MultiSpinCore:
             or config.csi_noise_std > 0.0
             or self.requests is not None
         )
-        # The single-env step updates the channel and observes in its kernel unless the estimate needs noise or
-        # the observation shows requests (they arrive and start after the round).
+        # The step updates the channel and observes in its kernel unless the estimate needs noise or the
+        # observation shows requests (they arrive and start after the round).
         self._finish_in_kernel = config.csi_noise_std == 0.0 and not self.arrivals
-        self._kernels = _kernels()
+        self._compiled = _kernels().COMPILED
 
     def kernel_constants(self) -> NDArray[np.void]:
         """The record of :data:`~multispin_env.layout.CONSTANTS` the kernels read, filled by name from the
@@ -379,21 +439,22 @@ class MultiSpinCore:
         self.spectral_efficiency = self._channel[H_EFFICIENCY]  # e_k of the current channel, bit/s/Hz
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickle/deepcopy support: the kernels module is re-imported, the views re-linked on unpickling."""
+        """Pickle/deepcopy support: the compiled functions are looked up again, the views re-linked on
+        unpickling (the records and the attributes share their arrays in the copy as in the original)."""
         state = self.__dict__.copy()
-        state["_kernels"] = None
+        state["_compiled"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._link_views()
-        self._kernels = _kernels()
+        self._compiled = _kernels().COMPILED
 
     # ------------------------------------------------------------------ state
     @property
     def gain(self) -> NDArray[np.complex128]:
         """Complex fading gains h (n, K) of the round about to be played (a view of the gain ring buffer)."""
-        return self._gains[self._newest]
+        return self._gains[self._newest[0]]
 
     @property
     def successes(self) -> FloatArray:
@@ -423,13 +484,7 @@ class MultiSpinCore:
     @property
     def last_outcome(self) -> RoundOutcome | None:
         """The last round's :class:`RoundOutcome` (None after a reset)."""
-        last = self._last_round
-        if last is None or isinstance(last, RoundOutcome):
-            return last
-        rounds, per_env, truncated = last  # the single-env kernel step's buffers
-        outcome = RoundOutcome.from_rows(rounds, per_env, truncated)
-        self._last_round = outcome
-        return outcome
+        return None if self._last_round is None else RoundOutcome(self._last_round)
 
     def observation_bounds(self) -> tuple[FloatArray, FloatArray]:
         """Low and high of one observation (the Box of the single observation space)."""
@@ -469,9 +524,9 @@ class MultiSpinCore:
     # ------------------------------------------------------------------ reset
     def reset(self, rng: np.random.Generator) -> None:
         """Start new episodes in every env, drawing from ``rng``."""
-        self._block_index = self._block_rounds
+        self._blocks.next_round[0] = self._block_rounds  # the unused rest of the blocks is discarded
         self._gains[...] = 1.0
-        self._newest = 0
+        self._newest[0] = 0
         self._last_round = None
         self._process_ready = False
         self._reset_rows(np.arange(self.num_envs), rng)
@@ -483,25 +538,20 @@ class MultiSpinCore:
         self._reset_rows(np.flatnonzero(rows), rng)
         self._update_channel(rng)
 
-    def _start_normals(self, count: int, rng: np.random.Generator) -> FloatArray:
-        """N(0, 1) pairs (2, count, K) of ``count`` new episodes' start gains, drawn only when the fading model's
-        start gains are random (the kernel turns them into gains as the model's ``initial_gains`` does)."""
+    def _restarts(self, index: NDArray[np.intp], rng: np.random.Generator) -> Restarts:
+        """The :class:`~multispin_env.layout.Restarts` of the envs ``index``: their rows and the N(0, 1) pairs
+        (2, count, K) of their start gains, drawn only when the fading model's start gains are random (the kernel
+        turns them into gains as the model's ``initial_gains`` does)."""
         # numpy's own call: a kernel taking the Generator costs ~7 us to unbox it, more than a few rows' draws.
-        return rng.standard_normal((2, count, self.num_users)) if self.fading.evolves else self._no_normals
+        shape = (2, index.size, self.num_users)
+        normals = rng.standard_normal(shape) if self.fading.evolves else self._no_restarts.normals
+        return Restarts(index.astype(np.int64, copy=False), normals)
 
     def _reset_rows(self, index: NDArray[np.intp], rng: np.random.Generator) -> None:
         """New episodes in the envs ``index``: population (if resampled), clock, counts, channel, acceptance."""
-        count = index.size
         if self.config.resample_population:
-            self._set_populations(index, [self.scenario.sample_population(rng) for _ in range(count)])
-        self._kernels.reset_rows(
-            index.astype(np.int64, copy=False),
-            self._start_normals(count, rng),
-            self._constants,
-            self.clock,
-            self._gains,
-            self._counts,
-        )
+            self._set_populations(index, [self.scenario.sample_population(rng) for _ in range(index.size)])
+        self._compiled.reset_rows(self._state, self._fixed, self._restarts(index, rng))
         # A process that does not evolve, reset to the same (fixed) population's rates, would not change.
         if self.process.evolves or self.config.resample_population or not self._process_ready:
             rows = np.zeros(self.num_envs, dtype=bool)
@@ -513,11 +563,26 @@ class MultiSpinCore:
             self.requests.reset(rows, rng)
 
     # ----------------------------------------------------------------- action
+    def _checked_actions(self, actions: FloatArray) -> FloatArray:
+        """``actions`` if they are what the compiled step reads, a C-contiguous float64 array (num_envs,
+        action_size); ValueError otherwise (the step is called without numba's type checks)."""
+        if actions.dtype != np.float64 or actions.shape != self._actions_shape or not actions.flags.c_contiguous:
+            raise ValueError(
+                f"actions must be a C-contiguous float64 array of shape {self._actions_shape}, got "
+                f"{actions.dtype} {actions.shape}"
+            )
+        return actions
+
     def decode(self, actions: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Draft lengths and shares (n, K) of a batch of raw float64 actions (n, action_size), clipped into
         [-1, 1] (docs/model.md section 8.1); ValueError if an entry is NaN or inf."""
-        out = np.empty((2, actions.shape[0], self.num_users))
-        if not self._kernels.decode(actions, self._constants, out):
+        if actions.dtype != np.float64 or actions.ndim != 2 or actions.shape[1] != self.action_size:
+            raise ValueError(
+                f"actions must be a float64 array (n, {self.action_size}), got {actions.dtype} {actions.shape}"
+            )
+        actions = np.ascontiguousarray(actions)
+        out = np.empty((2, actions.shape[0], self.num_users))  # the rows R_DRAFT_LENGTHS and R_BANDWIDTH
+        if not self._compiled.decode(actions, self._fixed, out):
             raise nonfinite_error(actions)
         return out[R_DRAFT_LENGTHS], out[R_BANDWIDTH]
 
@@ -529,187 +594,111 @@ class MultiSpinCore:
         rng: np.random.Generator,
         reset_rows: BoolArray | None = None,
     ) -> RoundOutcome:
-        """Play one round with decoded lengths/shares (n, K); returns the outcome and advances the state.
+        """Play one round with decoded lengths/shares (num_envs, K); returns the outcome and advances the state.
 
         ``reset_rows`` (boolean mask over envs) start new episodes in those envs instead: they ignore the action
         (their round in the outcome is zero and not truncated) and share one channel update with the others.
         The outcome's arrays are not shared with the state.
         """
-        n, k = draft_lengths.shape
-        rounds = np.empty((ROUND_ROWS, n, k))
-        rounds[R_DRAFT_LENGTHS] = draft_lengths
-        rounds[R_BANDWIDTH] = bandwidth
-        return self._play(rounds, rng, reset_rows, None)
+        return RoundOutcome(self._play(self._no_actions, rng, reset_rows, (draft_lengths, bandwidth)))
 
     def step_actions(
         self, actions: FloatArray, rng: np.random.Generator, reset_rows: BoolArray | None = None
     ) -> RoundOutcome:
-        """:meth:`decode` and :meth:`step` in one kernel call: raw float64 actions (n, action_size), clipped
-        into [-1, 1]; ValueError (state and generator untouched) if an entry is NaN or inf."""
-        # The kernel rejects a NaN/inf action before it changes anything, but a block refill or the restarts'
-        # start gains would be drawn before it runs: check first whenever something is drawn first.
-        if reset_rows is not None or self._block_index == self._block_rounds:
-            check_finite(actions)
-        return self._play(np.empty((ROUND_ROWS, actions.shape[0], self.num_users)), rng, reset_rows, actions)
+        """:meth:`decode` and :meth:`step` in one kernel call: raw actions, a C-contiguous float64 array
+        (num_envs, action_size), clipped into [-1, 1]; ValueError (state and generator untouched) if an entry is
+        NaN or inf."""
+        return RoundOutcome(self._play(self._checked_actions(actions), rng, reset_rows, None))
 
     def _play(
-        self, rounds: FloatArray, rng: np.random.Generator, reset_rows: BoolArray | None, actions: FloatArray | None
-    ) -> RoundOutcome:
-        """The round of :meth:`step` (lengths and shares already in ``rounds``) or of :meth:`step_actions`
-        (raw ``actions``, decoded by the kernel into ``rounds``); returns the outcome (also kept as
-        ``_last_round``)."""
-        n, k = rounds.shape[1:]
-        block = self._next_block(rng)
-        per_env = np.empty((ENV_ROWS, n))
-        truncated = np.empty(n, dtype=bool)
-        restarts, restart_normals = self._no_rows, self._no_normals
+        self,
+        actions: FloatArray,
+        rng: np.random.Generator,
+        reset_rows: BoolArray | None,
+        decoded: tuple[FloatArray, FloatArray] | None,
+        given: FloatArray | None = None,
+    ) -> RoundBuffers:
+        """The round of :meth:`step` (``decoded`` lengths and shares, empty ``actions``), :meth:`step_actions`
+        and :meth:`step_single` (raw ``actions``, decoded by the kernel): one call of the compiled step, the
+        draws that follow the round, the restarts; returns the round's outputs (also kept for
+        ``last_outcome``). ``given``: the actions as the caller gave them, if not ``actions`` (a NaN/inf entry is
+        named by its index in them)."""
+        # The kernel rejects a NaN/inf action before it changes anything, but a block refill or the restarts'
+        # start gains would be drawn before it runs: check first whenever something is drawn first.
+        used_up = self._blocks.next_round[0] == self._block_rounds
+        if reset_rows is not None or used_up:
+            check_finite(actions if given is None else given)
+        if used_up:
+            self._next_block(rng)
+        restarts = self._no_restarts
         if reset_rows is not None and self._restart_in_kernel and self._process_ready:  # no draw comes between
-            restarts = reset_rows.nonzero()[0]
-            restart_normals = self._start_normals(restarts.size, rng)  # as in _reset_rows
+            restarts = self._restarts(reset_rows.nonzero()[0], rng)  # as in _reset_rows
             reset_rows = None
-        channel_update = reset_rows is None and self._finish_in_kernel
-        state = (
-            self._population,
-            self._counts,
-            self._channel,
-            self._gains,
-            self._newest,
-            self.clock,
-            self._request_state,
-            self.process.cumulative_hazard,
-            self._exponential_block,
-            self._normal_block,
-            self._jitter_block,
-            block,
-            restarts,
-            restart_normals,
-            self._constants,
-            *self._verify_profile,
-            channel_update,
+        finish = reset_rows is None and self._finish_in_kernel
+        n, k = self.num_envs, self.num_users
+        # tuple.__new__: the record without its generated __new__'s argument binding (a quarter of a microsecond a
+        # step, ~2% of the single env's); the fields in RoundBuffers' order.
+        out: RoundBuffers = tuple.__new__(
+            RoundBuffers,
+            (
+                np.empty((ROUND_ROWS, n, k)),
+                np.empty((ENV_ROWS, n)),
+                np.empty(n, dtype=bool),
+                np.empty((INT_ROWS, n, k), dtype=np.int64),
+                # The observations come out of the same kernel call when nothing is drawn after the round.
+                np.empty((n if finish else 0, self.observation_size), dtype=np.float32),
+            ),
         )
-        ints = observation = None
-        if actions is None:
-            self._kernels.play_round(rounds[R_DRAFT_LENGTHS], rounds[R_BANDWIDTH], *state, rounds, per_env, truncated)
-        else:
-            ints = np.empty((3, n, k), dtype=np.int64)
-            # The observations come out of the same kernel call when nothing is drawn after the round.
-            observation = np.empty((n if channel_update else 0, self.observation_size), dtype=np.float32)
-            if (
-                self._kernels.step_actions(
-                    actions,
-                    *state[:-1],
-                    channel_update,
-                    self._observation_scale,
-                    rounds,
-                    per_env,
-                    truncated,
-                    ints,
-                    observation,
-                )
-                < 0
-            ):
-                raise nonfinite_error(actions)
-        self._block_index = block + 1
-        if self.fading.evolves:
-            self._newest = (self._newest + 1) % self._gains.shape[0]
-        # Rows by index: unpacking an array (``*per_env[:4]``) costs ~3x as much per row.
-        outcome = RoundOutcome.from_rows(
-            rounds,
-            per_env,
-            truncated,
-            ints,
-            observation if channel_update else None,
-        )
-        self._last_round = outcome
+        if decoded is not None:
+            out.rounds[R_DRAFT_LENGTHS], out.rounds[R_BANDWIDTH] = decoded
+        if self._compiled.step(actions, self._state, self._blocks, self._fixed, restarts, out, finish) < 0:
+            raise nonfinite_error(actions if given is None else given)
+        self._last_round = out
         if self.process.evolves:
-            self.process.advance(outcome.tokens, rng)
+            self.process.advance(out.rounds[R_TOKENS], rng)
         if self.requests is not None:
-            self.requests.advance(outcome.tokens, outcome.latency, self.clock, rng)
+            self.requests.advance(out.rounds[R_TOKENS], out.per_env[E_LATENCY], self.clock, rng)
         if reset_rows is not None:
             rows = np.flatnonzero(reset_rows)
             self._reset_rows(rows, rng)
-            self.discard(outcome, rows)
-        if not channel_update:
+            self._discard(out, rows)
+        if not finish:
             self._update_channel(rng)
-        return outcome
+        return out
 
     def step_single(
         self, action: FloatArray, rng: np.random.Generator
     ) -> tuple[NDArray[np.float32], float, bool, dict[str, Any]]:
-        """The single env's step (batch of one): one raw float64 action (action_size,), checked, clipped,
-        decoded and played in one kernel call. Returns (observation (S,), reward, truncated, info) with the
-        single env's info (new arrays). ValueError (state and generator untouched) if an entry is NaN or inf.
+        """The single env's step, the path of :meth:`step_actions` and :meth:`report` for a batch of one raw
+        action (action_size,) and its row. Returns (observation (S,), reward, truncated, info), the info of one
+        system (per-user arrays (K,), floats). ValueError (state and generator untouched) if an entry is NaN or
+        inf.
         """
-        if self._block_index == self._block_rounds:  # the block refill draws before the kernel's check
-            check_finite(action)
-        block = self._next_block(rng)
-        k = self.num_users
-        rounds = np.empty((ROUND_ROWS, 1, k))
-        per_env = np.empty((ENV_ROWS, 1))
-        truncated = np.empty(1, dtype=bool)
-        ints = np.empty((3, 1, k), dtype=np.int64)
-        obs = np.empty((1, self.observation_size), dtype=np.float32)
-        status = self._kernels.step_actions(
-            action.reshape(1, -1), self._population, self._counts, self._channel, self._gains, self._newest,
-            self.clock, self._request_state, self.process.cumulative_hazard, self._exponential_block,
-            self._normal_block, self._jitter_block, block, self._no_rows, self._no_normals, self._constants,
-            *self._verify_profile, self._finish_in_kernel, self._observation_scale, rounds, per_env, truncated, ints,
-            obs,
-        )  # fmt: skip
-        if status < 0:
-            raise nonfinite_error(action)
-        self._block_index = block + 1
-        if self.fading.evolves:
-            self._newest = (self._newest + 1) % self._gains.shape[0]
-        self._last_round = (rounds, per_env, truncated)
-        if self.process.evolves:
-            self.process.advance(rounds[R_TOKENS], rng)
-        if self.requests is not None:
-            self.requests.advance(rounds[R_TOKENS], per_env[E_LATENCY], self.clock, rng)
-        if not self._finish_in_kernel:  # the estimate's noise is drawn after the process's draws
-            self._update_channel(rng)
-            obs = self.observation()
-        sync, verify, latency, reward, clock = per_env[:, 0].tolist()
-        tokens, accepted, lengths = ints[:, 0]
-        info = {
-            "tokens": tokens,
-            "accepted": accepted,
-            "draft_lengths": lengths,
-            "bandwidth": rounds[R_BANDWIDTH, 0],
-            "dropped": rounds[R_DROPPED, 0].astype(bool),  # the kernel writes 0.0 or 1.0 (a cast is 3x a compare)
-            "energy": rounds[R_ENERGY, 0],
-            "latency": latency,
-            "sync_time": sync,
-            "verify_time": verify,
-            "clock": clock,
-            "acceptance": self.process.rate[0].copy(),
-            "spectral_efficiency": self.spectral_efficiency[0].copy(),
-        }
-        if self.arrivals:
-            info.update({key: value[0] for key, value in self.arrival_info().items()})
-        return obs[0], reward, status > 0, info
+        out = self._play(self._checked_actions(action.reshape(1, -1)), rng, None, None, action)
+        observation, info = self._report(out, 0)
+        return observation, out.per_env.item(E_REWARD, 0), out.truncated.item(0), info
 
     def _next_block(self, rng: np.random.Generator) -> int:
-        """Index of this round's variates in the blocks, refilling them when used up (the caller stores
-        index + 1 in ``_block_index`` once the round is played)."""
-        if self._block_index < self._block_rounds:
-            return self._block_index
-        shape = (self._block_rounds, self.num_envs, self.num_users)
-        self._exponential_block = np.empty(shape)  # = rng.standard_exponential(shape), drawn by a kernel
-        self._kernels.standard_exponential(rng, self._exponential_block.reshape(-1))
+        """Index of this round's variates in the blocks (the round advances it), refilling them in place when
+        used up."""
+        next_round = self._blocks.next_round
+        if next_round[0] < self._block_rounds:
+            return int(next_round[0])
+        self._compiled.standard_exponential(rng, self._exponential_block.reshape(-1))  # = rng.standard_exponential
         if self.fading.evolves:
-            self._normal_block = self._standard_normal(rng, (self._block_rounds, 2, self.num_envs, self.num_users))
+            self._compiled.standard_normal(rng, self._normal_block.reshape(-1))  # = rng.standard_normal
         sigma = self.config.draft_time_jitter
         if sigma > 0.0:  # log-normal factors exp(sigma z - sigma^2 / 2) of the draft times (section 5.3)
-            self._jitter_block = np.exp(sigma * self._standard_normal(rng, shape) - 0.5 * sigma * sigma)
-        self._block_index = 0
+            jitter = self._jitter_block
+            self._compiled.standard_normal(rng, jitter.reshape(-1))
+            np.exp(sigma * jitter - 0.5 * sigma * sigma, out=jitter)
+        next_round[0] = 0
         return 0
 
-    def _standard_normal(self, rng: np.random.Generator, shape: tuple[int, ...]) -> FloatArray:
-        """``rng.standard_normal(shape)``: the identical values, drawn twice as fast by a kernel."""
-        out = np.empty(shape)
-        self._kernels.standard_normal(rng, out.reshape(-1))
-        return out
+    @property
+    def _block_index(self) -> int:
+        """The next round's index in the blocks of variates (``_block_rounds``: used up)."""
+        return int(self._blocks.next_round[0])
 
     # ---------------------------------------------------------------- channel
     def _update_channel(self, rng: np.random.Generator) -> None:
@@ -719,89 +708,90 @@ class MultiSpinCore:
         """
         std = self.config.csi_noise_std
         noise = std * rayleigh_gains(rng, (self.num_envs, self.num_users)) if std > 0.0 else self._no_noise
-        self._kernels.update_channel(self._population, self._channel, self._gains, self._newest, self._constants, noise)
+        self._compiled.update_channel(self._state, self._fixed, noise)
 
     # ------------------------------------------------------------ observation
     def observation(self) -> NDArray[np.float32]:
         """The float32 observations (n, observation_size), a new array (docs/model.md section 5.5)."""
         out = np.empty((self.num_envs, self.observation_size), dtype=np.float32)
-        self._kernels.observe(
-            self._population,
-            self._counts,
-            self._channel,
-            self.clock,
-            self._request_state,
-            self._constants,
-            self._observation_scale,
-            out,
-        )
+        self._compiled.observe(self._state, self._fixed, out)
         return out
 
     @staticmethod
-    def discard(outcome: RoundOutcome, rows: NDArray[np.intp]) -> None:
-        """Zero the round of the systems ``rows`` in ``outcome`` (its per-user rows, times, reward) and clear their
-        truncation: the sub-envs that ignored the action and started a new episode instead (what the kernel
-        does itself when it restarts them). Two writes into the round's buffers rather than one per field."""
-        rounds, per_env = _buffer(outcome.tokens), _buffer(outcome.sync_time)
+    def _discard(out: RoundBuffers, rows: NDArray[np.intp]) -> None:
+        """Zero the round of the systems ``rows`` in ``out`` (its per-user rows, times, reward, counts) and
+        clear their truncation: the sub-envs that ignored the action and started a new episode instead (what
+        the kernel does itself when it restarts them)."""
         for row in rows:  # a few rows a step: basic indexing is cheaper than fancy indexing here
-            rounds[:, row] = 0.0  # L, b, A, n, dropped, energy (the layout's round rows)
-            per_env[:4, row] = 0.0  # tau, T_ver, T, reward
-            if outcome.counts is not None:
-                outcome.counts[:, row] = 0
-        outcome.truncated[rows] = False
+            out.rounds[:, row] = 0.0  # L, b, A, n, dropped, energy (the layout's round rows)
+            out.per_env[:E_CLOCK, row] = 0.0  # tau, T_ver, T, reward
+            out.counts[:, row] = 0
+        out.truncated[rows] = False
 
-    def report(self, outcome: RoundOutcome) -> tuple[NDArray[np.float32], dict[str, Any]]:
-        """The observations (n, observation_size) and the per-round info arrays (rows = envs) after the round
-        ``outcome`` of :meth:`step`/:meth:`step_actions`; every array is new (the outcome's own arrays are new
-        each round, the state's are copied)."""
-        if outcome.counts is not None:  # rows by index (unpacking the array costs ~3x as much)
-            counts = outcome.counts
-            tokens, accepted, draft_lengths = counts[0], counts[1], counts[2]
-        else:
-            rounds = _buffer(outcome.tokens)  # the round's buffer in layout rows; the outcome's per-user rows view it
-            counts = rounds[: R_TOKENS + 1].astype(np.int64)  # one cast of the leading rows (b_k's is unused)
-            tokens, accepted, draft_lengths = counts[R_TOKENS], counts[R_ACCEPTED], counts[R_DRAFT_LENGTHS]
+    def report(self, outcome: RoundOutcome, row: int | None = None) -> tuple[NDArray[np.float32], dict[str, Any]]:
+        """The observation and the info dict after the round ``outcome`` of :meth:`step`/:meth:`step_actions`
+        (docs/model.md section 8): of every env (arrays with envs on the first axis: the vector env's), or with
+        ``row`` of that env alone (per-user arrays (K,) and floats: the single env's). Every array is new (the
+        outcome's own arrays are new each round, the state's are copied)."""
+        return self._report(outcome.buffers, row)
+
+    def _report(self, out: RoundBuffers, row: int | None) -> tuple[NDArray[np.float32], dict[str, Any]]:
+        """:meth:`report` of the round's outputs ``out`` (the one place where the info dict is assembled)."""
+        rounds, counts = out.rounds, out.counts
+        # A row of every per-user array, and the times as floats (one tolist: cheaper than a float() each).
+        at, times = (slice(None), out.per_env) if row is None else (row, out.per_env[:, row].tolist())
         info = {
-            "tokens": tokens,
-            "accepted": accepted,
-            "draft_lengths": draft_lengths,
-            "bandwidth": outcome.bandwidth,
-            "dropped": outcome.dropped.astype(bool),  # 0.0 or 1.0 (a cast costs a third of a compare)
-            "energy": outcome.energy,
-            "latency": outcome.latency,
-            "sync_time": outcome.sync_time,
-            "verify_time": outcome.verify_time,
-            "clock": self.clock.copy(),
-            "acceptance": self.process.rate.copy(),
-            "spectral_efficiency": self.spectral_efficiency.copy(),
+            "tokens": counts[I_TOKENS, at],
+            "accepted": counts[I_ACCEPTED, at],
+            "draft_lengths": counts[I_DRAFT_LENGTHS, at],
+            "bandwidth": rounds[R_BANDWIDTH, at],
+            "dropped": rounds[R_DROPPED, at].astype(bool),  # 0.0 or 1.0 (a cast costs a third of a compare)
+            "energy": rounds[R_ENERGY, at],
+            "latency": times[E_LATENCY],
+            "sync_time": times[E_SYNC_TIME],
+            "verify_time": times[E_VERIFY_TIME],
         }
+        self._state_entries(info, row)
         if self.arrivals:
-            info.update(self.arrival_info())
-        return self.observation() if outcome.observation is None else outcome.observation, info
+            arrivals = self.arrival_info(row)
+            info.update({key: arrivals[key] for key in ARRIVAL_ROUND_KEYS})
+        observation = out.observation if out.observation.shape[0] else self.observation()
+        return (observation if row is None else observation[row]), info
 
-    def arrival_info(self) -> dict[str, Any]:
+    def arrival_info(self, row: int | None = None) -> dict[str, Any]:
         """With arrivals: the info keys :data:`ARRIVAL_ROUND_KEYS` (of the last round) and
-        :data:`ARRIVAL_STATE_KEYS` (of the current state), new arrays (n, K)."""
+        :data:`ARRIVAL_STATE_KEYS` (of the current state), new arrays (n, K), or (K,) of the env ``row``."""
         requests = self.requests
         if requests is None:
             raise ValueError("arrival info needs request arrivals (arrivals=True)")
+        at = slice(None) if row is None else row
         return {
-            "completed": requests.completed.copy(),
-            "completion_time": requests.completion_time.copy(),
-            "blocked": requests.blocked.copy(),
-            "active": requests.active,
-            "remaining": requests.remaining.astype(np.int64),
-            "queued": requests.waiting.astype(np.int64),
+            "completed": requests.completed[at].copy(),
+            "completion_time": requests.completion_time[at].copy(),
+            "blocked": requests.blocked[at].copy(),
+            "active": requests.active[at],
+            "remaining": requests.remaining[at].astype(np.int64),
+            "queued": requests.waiting[at].astype(np.int64),
         }
 
-    def state_info(self) -> dict[str, Any]:
-        """Info after a reset: the clock and the true state of the first round."""
-        info = {
-            "clock": self.clock.copy(),
-            "acceptance": self.process.rate.copy(),
-            "spectral_efficiency": self.spectral_efficiency.copy(),
-        }
-        if self.arrivals:
-            arrival_info = self.arrival_info()
-            info.update({key: arrival_info[key] for key in ARRIVAL_STATE_KEYS})
+    def state_info(self, row: int | None = None) -> dict[str, Any]:
+        """The info keys of the current state (after a reset, and in every round's :meth:`report`): the clock (s)
+        and the true state of the round about to be played, new arrays over envs, or of the env ``row`` alone
+        (a float clock, per-user arrays (K,))."""
+        info: dict[str, Any] = {}
+        self._state_entries(info, row)
         return info
+
+    def _state_entries(self, info: dict[str, Any], row: int | None) -> None:
+        """Write the keys of :meth:`state_info` into ``info`` (of every env, or of the env ``row``)."""
+        if row is None:
+            info["clock"] = self.clock.copy()
+            info["acceptance"] = self.process.rate.copy()
+            info["spectral_efficiency"] = self.spectral_efficiency.copy()
+        else:
+            info["clock"] = self.clock.item(row)
+            info["acceptance"] = self.process.rate[row].copy()
+            info["spectral_efficiency"] = self.spectral_efficiency[row].copy()
+        if self.arrivals:
+            arrivals = self.arrival_info(row)
+            info.update({key: arrivals[key] for key in ARRIVAL_STATE_KEYS})

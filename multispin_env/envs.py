@@ -118,9 +118,7 @@ class MultiSpinEnv(MultiSpinEnvAPI, gym.Env[NDArray[np.float32], NDArray[np.floa
         super().reset(seed=seed)
         core = self._core
         core.reset(self.np_random)
-        info = {key: value[0] for key, value in core.state_info().items()}
-        info["clock"] = float(info["clock"])
-        return core.observation()[0], info
+        return core.observation()[0], core.state_info(0)
 
     def step(self, action: NDArray[np.float32]) -> tuple[NDArray[np.float32], float, bool, bool, dict[str, Any]]:
         raw = real_array(action, self._action_shape)

@@ -16,6 +16,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from multispin_env._checks import first_nonfinite
 from multispin_env.channel import DEVICE_CLASSES, upload_time_per_token
+from multispin_env.layout import ARRIVAL_OBSERVATION_FIELDS, OBSERVATION_FIELDS, ObservationOffsets
 from multispin_env.scenarios import Scenario
 
 if TYPE_CHECKING:
@@ -38,6 +39,7 @@ __all__ = [
     "real_array",
     "observation_bounds",
     "observation_layout",
+    "observation_offsets",
     "observation_scale",
     "check_finite",
     "nonfinite_error",
@@ -52,20 +54,6 @@ DRAFT_TIME_SCALE = 0.01
 #: Acceptance estimates are clipped into [ACCEPTANCE_EPS, 1 - ACCEPTANCE_EPS] when recovered for a solver.
 ACCEPTANCE_EPS = 1e-6
 
-#: The observation's fields in order: (name, entries per system: "K" or 1, meaning).
-OBSERVATION_FIELDS: tuple[tuple[str, str | int, str], ...] = (
-    ("spectral_efficiency", "K", "observed e_k = log2(1 + SNR_k |h_k|^2) / 10 bit/s/Hz of the channel estimate"),
-    ("draft_time", "K", "nominal t_k / 10 ms"),
-    ("acceptance", "K", "running acceptance estimate a_hat_k in (0, 1)"),
-    ("last_draft_lengths", "K", "L_k / L_max of the last round (0 after reset)"),
-    ("last_tokens", "K", "n_k / (L_max + 1) of the last round (0 after reset)"),
-    ("time_left", 1, "max(0, 1 - clock / horizon)"),
-)
-#: Fields appended when requests arrive (``arrival_rate`` set, docs/model.md section 5.8).
-ARRIVAL_OBSERVATION_FIELDS: tuple[tuple[str, str | int, str], ...] = (
-    ("active", "K", "1 if the user has a request in progress, else 0"),
-    ("remaining", "K", "tokens left in the user's request / mean_request_tokens, clipped at REMAINING_OBS_MAX"),
-)
 #: Largest observable remaining-tokens entry (requests 10 times longer than the mean read as 10).
 REMAINING_OBS_MAX = 10.0
 
@@ -79,6 +67,14 @@ def observation_layout(num_users: int, arrivals: bool = False) -> dict[str, slic
         layout[name] = slice(start, start + size)
         start += size
     return layout
+
+
+def observation_offsets(num_users: int, arrivals: bool = False) -> Any:
+    """The :data:`~multispin_env.layout.ObservationOffsets` of :func:`observation_layout`: each field's first
+    entry, -1 for the arrival fields without ``arrivals`` (the compiled observation writes each field there)."""
+    layout = observation_layout(num_users, arrivals)
+    names: tuple[str, ...] = ObservationOffsets._fields
+    return ObservationOffsets(*(layout[name].start if name in layout else -1 for name in names))
 
 
 def observation_scale(

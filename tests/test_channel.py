@@ -26,7 +26,17 @@ from multispin_env.channel import (
     rayleigh_gains,
     spectral_efficiency,
 )
-from multispin_env.layout import CONSTANTS
+from multispin_env.layout import (
+    CHANNEL_ROWS,
+    CONSTANTS,
+    COUNT_ROWS,
+    POPULATION_ROWS,
+    REQUEST_ROWS,
+    Restarts,
+    RoundConstants,
+    SystemState,
+)
+from multispin_env.spaces import observation_offsets
 
 
 def test_payload_bits_follow_the_formula() -> None:
@@ -204,13 +214,19 @@ def test_the_compiled_restart_draws_the_models_start_gains() -> None:
         constants["fading"] = model.kernel_code
         constants["fading_line_of_sight"] = model.line_of_sight
         constants["fading_scatter"] = model.scatter
-        _kernels().reset_rows(
-            rows,
-            normals if model.evolves else np.zeros((2, 0, 0)),
-            constants,
-            np.ones(n),
+        state = SystemState(
+            np.ones((POPULATION_ROWS, n, k)),
+            np.ones((COUNT_ROWS, n, k)),
+            np.ones((CHANNEL_ROWS, n, k)),
             gains,
-            np.ones((4, n, k)),
+            np.zeros(1, dtype=np.int64),
+            np.ones(n),
+            np.zeros((REQUEST_ROWS, 0, 0)),
+            np.zeros((n, k, 1)),
         )
+        fixed = RoundConstants(constants, np.zeros(1), np.zeros(1), np.zeros((2, 1)), observation_offsets(k))
+        restarts = Restarts(rows, normals if model.evolves else np.zeros((2, 0, 0)))
+        _kernels().reset_rows(state, fixed, restarts)  # through numba's dispatch: the records' types are checked
+        assert np.all(state.clock[rows] == 0.0) and np.all(state.counts[:, rows] == 0.0)
         for slot in range(slots):
             np.testing.assert_array_equal(gains[slot, rows], model.initial_gains(normals))
