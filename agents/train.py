@@ -59,7 +59,7 @@ from agents.cli import (
 )
 from agents.runs import TRUST_NOTE, load_run_file, read_yaml, resolve_agent, vecnormalize_for
 from agents.search import CONVERTERS, SAMPLERS
-from agents.wrappers import EpisodeGoodputReward, deterministic_rounding
+from agents.wrappers import EpisodeGoodputReward, for_evaluation
 
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
 
@@ -157,7 +157,7 @@ class MultiSpinExperimentManager(ExperimentManager):
             else:
                 env = make_vec_env(make, n_envs=n_envs, seed=self.seed, vec_env_cls=DummyVecEnv)
             if self.vec_env_wrapper is not None:
-                env = deterministic_rounding(self.vec_env_wrapper(env))  # trials are ranked as evaluated: rint
+                env = for_evaluation(self.vec_env_wrapper(env))  # trials are ranked as evaluated: rint
             return self._maybe_normalize(env, eval_env=True)
         if not self.batched:
             return super().create_envs(n_envs, eval_env=False, no_log=no_log)

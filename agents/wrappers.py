@@ -1,5 +1,5 @@
-"""Training-side wrappers: VecHorizonTermination and VecStochasticRounding (rl-zoo3 ``vec_env_wrapper`` key) and
-the search-time EpisodeGoodputReward.
+"""Training-side wrappers: VecHorizonTermination, VecStochasticRounding and VecRateReward (rl-zoo3
+``vec_env_wrapper`` key) and the search-time EpisodeGoodputReward.
 
 Why :class:`VecHorizonTermination`: the MultiSpin envs reward the tokens of
 each round and truncate the episode when the simulated clock passes
@@ -152,11 +152,81 @@ class VecStochasticRounding(VecEnvWrapper):
         return self.venv.step_wait()
 
 
-def deterministic_rounding(venv: VecEnv) -> VecEnv:
-    """Turn off every :class:`VecStochasticRounding` in a VecEnv wrapper stack (for evaluation); returns ``venv``."""
+class VecRateReward(VecEnvWrapper):
+    """Each round's reward minus the running goodput times the round's latency: r - rho T (tokens, s).
+
+    Why: goodput is a ratio, tokens per second. Without this wrapper the only trace of a round's latency in the
+    return is the rounds that no longer fit into the horizon, which the critic has to learn (V ~ goodput x time
+    left, :class:`VecHorizonTermination`): a delayed, noisy signal, and seeds stalled at ~90% of the oracle on the
+    static system (docs/training.md). A policy that maximises E[n - rho T] per round with rho the best goodput
+    maximises goodput (Dinkelbach's method for ratio objectives; the average-reward form of a semi-Markov
+    decision process, where each decision takes the time T), so with rho estimated as the policy improves every
+    round's advantage prices its own latency at once.
+
+    rho is a running estimate of the policy's goodput: exponentially weighted sums of reward and latency over all
+    sub-envs and steps, rho = sum r / sum T (reward units per second), shared by the sub-envs. The objective does
+    not depend on rho: a round is priced for its latency within the horizon (the part of the last round after the
+    horizon is free, as :class:`VecHorizonTermination` pro-rates its tokens), so the priced latencies of an
+    episode add up to its horizon and every episode's undiscounted return moves by the same rho x horizon,
+    whatever the system and the policy. What changes is the credit of each round: its own latency is charged at
+    once instead of through the rounds that later no longer fit. Training only: :func:`for_evaluation` turns it
+    off, and the goodput evaluation reads ``info``, never the reward.
+
+    :param venv: SB3 VecEnv of MultiSpin envs (their infos carry ``latency`` and ``clock``, s)
+    :param rate_decay: weight of the newest step in the running sums, in (0, 1] (0.01: about the last 100 steps)
+    :param horizon: simulated seconds per episode (default: read from the envs' ``config``)
+    """
+
+    def __init__(self, venv: VecEnv, rate_decay: float = 0.01, horizon: float | None = None) -> None:
+        super().__init__(venv)
+        if horizon is None:
+            horizon = float(venv.get_attr("config", [0])[0].horizon)
+        self.horizon = float(horizon)
+        if isinstance(rate_decay, bool) or not isinstance(rate_decay, (int, float)) or not 0.0 < rate_decay <= 1.0:
+            raise ValueError(f"VecRateReward rate_decay must be a number in (0, 1], got {rate_decay!r}")
+        self.rate_decay = float(rate_decay)
+        #: Running sums of reward and latency (s) per step over all sub-envs; None before the first step.
+        self.reward_sum: float | None = None
+        self.latency_sum = 0.0
+        #: The last step's priced latencies (s, per sub-env): the part of each round within the horizon.
+        self.priced_latency = np.zeros(venv.num_envs)
+        #: False passes the rewards through unchanged (evaluation envs, see :func:`for_evaluation`).
+        self.enabled = True
+
+    @property
+    def rate(self) -> float:
+        """The current estimate rho of the policy's goodput, reward units per second (0 before any step)."""
+        return 0.0 if self.reward_sum is None or self.latency_sum <= 0.0 else self.reward_sum / self.latency_sum
+
+    def reset(self) -> Any:
+        return self.venv.reset()
+
+    def step_wait(self) -> Any:
+        obs, rewards, dones, infos = self.venv.step_wait()
+        if not self.enabled:
+            return obs, rewards, dones, infos
+        latency = np.array([float(info.get("latency", 0.0)) for info in infos])
+        clock = np.array([float(info.get("clock", 0.0)) for info in infos])
+        latency = self.priced_latency = np.clip(self.horizon - (clock - latency), 0.0, latency)
+        reward_sum, latency_sum = float(np.sum(rewards)), float(np.sum(latency))
+        if self.reward_sum is None:
+            self.reward_sum, self.latency_sum = reward_sum, latency_sum
+        else:
+            self.reward_sum += self.rate_decay * (reward_sum - self.reward_sum)
+            self.latency_sum += self.rate_decay * (latency_sum - self.latency_sum)
+        return obs, (rewards - self.rate * latency).astype(np.float32), dones, infos
+
+
+#: The wrappers that only shape training (turned off by :func:`for_evaluation`).
+TRAINING_ONLY = (VecStochasticRounding, VecRateReward)
+
+
+def for_evaluation(venv: VecEnv) -> VecEnv:
+    """Turn off every training-only wrapper (:data:`TRAINING_ONLY`: stochastic rounding, rate reward) in a VecEnv
+    wrapper stack, so that it is played and rewarded as evaluated; returns ``venv``."""
     layer: Any = venv
     while layer is not None:
-        if isinstance(layer, VecStochasticRounding):
+        if isinstance(layer, TRAINING_ONLY):
             layer.enabled = False
         layer = getattr(layer, "venv", None)
     return venv

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
+from numpy.typing import NDArray
 
 __all__ = [
     "Choice",
@@ -124,6 +125,12 @@ class RealRange:
 
     def __call__(self, name: str, value: Any) -> float:
         return real_setting(name, value, self.low, self.high, low_open=self.low_open, high_open=self.high_open)
+
+    def holds(self, values: NDArray[np.float64]) -> NDArray[np.bool_]:
+        """Elementwise: whether each of ``values`` is finite and in the interval (the check of a whole table)."""
+        low = values > self.low if self.low_open else values >= self.low
+        high = values < self.high if self.high_open else values <= self.high
+        return np.isfinite(values) & low & high
 
     def __str__(self) -> str:
         return interval(self.low, self.high, self.low_open, self.high_open)

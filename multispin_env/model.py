@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit, vectorize
 from numpy.typing import ArrayLike, NDArray
 
-from multispin_env._checks import first_nonfinite, integer_setting, real_setting, short_repr
+from multispin_env._checks import RealRange, first_nonfinite, integer_setting, real_setting, short_repr
 from multispin_env._numba import JIT, jit_cache
 
 FloatArray = NDArray[np.float64]
@@ -245,6 +245,49 @@ def sync_time(
     return finish_time(draft_lengths, draft_time, upload_time, bandwidth).max(axis=-1)
 
 
+#: Batch tokens of a point of a verification profile, tokens; consecutive points are at least one token apart,
+#: so that the slope of eq. (2'), and T_ver at the largest batch K (L_max + 1), stay finite.
+VERIFY_PROFILE_TOKENS = RealRange(0.0, 1e7)
+#: Verification time of a point of a verification profile, s (the bound of T0 in RoundParams).
+VERIFY_PROFILE_SECONDS = RealRange(0.0, 1e9, low_open=True)
+
+
+def check_verify_profile(table: NDArray[np.float64], name: str = "verify_profile") -> None:
+    """The one rule of a measured verification profile (eq. (2')), for the env settings and RoundParams alike: a
+    ValueError naming the first bad point (never the whole table, which may have 10^5 points) unless ``table`` is
+    (>= 2, 2) finite (tokens, seconds) points, tokens in :data:`VERIFY_PROFILE_TOKENS` increasing by at least 1
+    from point to point, seconds in :data:`VERIFY_PROFILE_SECONDS` and non-decreasing.
+
+    :param table: the points, float64 (P, 2): tokens, s
+    :param name: the setting named in the message
+    """
+    if table.ndim != 2 or table.shape[1] != 2 or table.shape[0] < 2:
+        raise ValueError(f"{name} must be >= 2 finite (tokens, seconds) pairs, got shape {table.shape}")
+
+    def where(i: int) -> str:
+        return f"{name}[{i}] = {tuple(table[i].tolist())}"
+
+    finite = np.asarray(np.isfinite(table).all(axis=1), dtype=np.bool_)
+    tokens, seconds = table[:, 0], table[:, 1]
+    inside = VERIFY_PROFILE_TOKENS.holds(tokens) & VERIFY_PROFILE_SECONDS.holds(seconds)
+    rising = np.concatenate([[True], np.diff(tokens) >= 1.0])
+    steady = np.concatenate([[True], np.diff(seconds) >= 0.0])
+    bad = np.flatnonzero(~(inside & rising & steady))
+    if not bad.size:
+        return
+    i = int(bad[0])
+    if not finite[i]:
+        raise ValueError(f"{where(i)} is not finite")
+    if not inside[i]:
+        raise ValueError(
+            f"{name} must have tokens in {VERIFY_PROFILE_TOKENS} and seconds in {VERIFY_PROFILE_SECONDS}: {where(i)}"
+        )
+    after = f"{where(i)} after {tuple(table[i - 1].tolist())}"
+    if not rising[i]:
+        raise ValueError(f"{name} tokens must increase by at least 1 from point to point: {after}")
+    raise ValueError(f"{name} seconds must not decrease: {after}")
+
+
 def verification_profile(
     verify_base: float, verify_per_token: float, knee_tokens: float = 0.0, profile: ArrayLike | None = None
 ) -> tuple[FloatArray, FloatArray]:
@@ -253,29 +296,13 @@ def verification_profile(
     :param verify_base: T0, s (used without ``profile``)
     :param verify_per_token: kappa, s/token (used without ``profile``)
     :param knee_tokens: batch tokens verified in T0 before the time grows (0: the paper's affine eq. (2))
-    :param profile: a measured table of (tokens, seconds) points, >= 2, tokens increasing, seconds
-        non-decreasing; replaces the three numbers above
+    :param profile: a measured table of (tokens, seconds) points, checked by :func:`check_verify_profile`;
+        replaces the three numbers above
     """
     if profile is not None:
         table = np.array(profile, dtype=np.float64)
-        # The messages name the first offending point, never the whole table (a profile may have 10^5 points).
-        if table.ndim != 2 or table.shape[1] != 2 or table.shape[0] < 2:
-            raise ValueError(f"verify_profile must be >= 2 finite (tokens, seconds) pairs, got shape {table.shape}")
-        if not np.all(np.isfinite(table)):
-            i = int(np.argmax(~np.isfinite(table).all(axis=1)))
-            raise ValueError(f"verify_profile[{i}] = {tuple(table[i].tolist())} is not finite")
-        tokens, seconds = table[:, 0].copy(), table[:, 1].copy()
-        bad = np.flatnonzero(
-            np.concatenate([[tokens[0] < 0 or seconds[0] <= 0], (np.diff(tokens) <= 0) | (np.diff(seconds) < 0)])
-        )
-        if bad.size:
-            i = int(bad[0])
-            raise ValueError(
-                "verify_profile must have increasing tokens >= 0 and non-decreasing seconds > 0: "
-                f"verify_profile[{i}] = {tuple(table[i].tolist())}"
-                + (f" after {tuple(table[i - 1].tolist())}" if i else "")
-            )
-        return tokens, seconds
+        check_verify_profile(table)
+        return table[:, 0].copy(), table[:, 1].copy()
     if knee_tokens > 0.0:
         return np.array([0.0, knee_tokens, knee_tokens + 1.0]), np.array(
             [verify_base, verify_base, verify_base + verify_per_token]

@@ -28,7 +28,15 @@ from multispin_env.channel import (
     spectral_efficiency,
     upload_time_per_token,
 )
-from multispin_env.model import MAX_DRAFT, MAX_USERS, RoundParams, verification_profile
+from multispin_env.model import (
+    MAX_DRAFT,
+    MAX_USERS,
+    VERIFY_PROFILE_SECONDS,
+    VERIFY_PROFILE_TOKENS,
+    RoundParams,
+    check_verify_profile,
+    verification_profile,
+)
 
 FloatArray = NDArray[np.float64]
 
@@ -243,11 +251,6 @@ VERIFY_PROFILES: dict[str, VerifyProfile] = {
 }
 
 
-#: Batch tokens of a point of a verification profile, tokens; consecutive points are at least one token apart,
-#: so that the slope of eq. (2'), and T_ver at the largest batch K (L_max + 1), stay finite.
-VERIFY_PROFILE_TOKENS = RealRange(0.0, 1e7)
-#: Verification time of a point of a verification profile, s (the bound of T0 in RoundParams).
-VERIFY_PROFILE_SECONDS = RealRange(0.0, 1e9, low_open=True)
 #: Weight of a device class in ``device_mix`` (finite weights whose sum stays finite).
 DEVICE_WEIGHT = RealRange(0.0, 1e12)
 
@@ -271,41 +274,22 @@ def verify_profile_setting(name: str, value: Any) -> str | tuple[tuple[float, fl
         raise ValueError(f"{name} must be a profile name or (tokens, seconds) pairs, got {short_repr(value)}") from exc
     if len(points) < 2:
         raise ValueError(f"{name} must have at least 2 (tokens, seconds) points, got {len(points)}")
-    table: list[tuple[float, float]] = []
     for i, point in enumerate(points):
         try:
             pair = () if isinstance(point, (str, bytes)) else tuple(point)
         except TypeError:
             pair = ()
-        where = f"{name}[{i}] = {short_repr(pair if len(pair) == 2 else point)}"
         if len(pair) != 2 or not (is_real(pair[0]) and is_real(pair[1])):
+            where = f"{name}[{i}] = {short_repr(pair if len(pair) == 2 else point)}"
             raise ValueError(f"{name} must be a profile name or (tokens, seconds) pairs of real numbers: {where}")
-        try:
-            tokens = VERIFY_PROFILE_TOKENS(f"{name} tokens", pair[0])
-            seconds = VERIFY_PROFILE_SECONDS(f"{name} seconds", pair[1])
-        except ValueError as exc:
-            if all(_finite(x) for x in pair):
-                raise ValueError(
-                    f"{name} must have tokens in {VERIFY_PROFILE_TOKENS} and seconds in "
-                    f"{VERIFY_PROFILE_SECONDS}: {where}"
-                ) from exc
-            raise ValueError(f"{where} is not finite") from exc
-        if table and tokens < table[-1][0] + 1.0:
-            raise ValueError(
-                f"{name} tokens must increase by at least 1 from point to point: {where} after {table[-1]}"
-            )
-        if table and seconds < table[-1][1]:
-            raise ValueError(f"{name} seconds must not decrease: {where} after {table[-1]}")
-        table.append((tokens, seconds))
-    return tuple(table)
-
-
-def _finite(number: Any) -> bool:
-    """math.isfinite, with ints too large for a float counted as finite (they are; isfinite raises on them)."""
     try:
-        return math.isfinite(number)
-    except OverflowError:
-        return True
+        table = np.array([tuple(point) for point in points], dtype=np.float64)
+    except OverflowError:  # an int beyond float's range: out of VERIFY_PROFILE_TOKENS/SECONDS either way
+        raise ValueError(
+            f"{name} must have tokens in {VERIFY_PROFILE_TOKENS} and seconds in {VERIFY_PROFILE_SECONDS}"
+        ) from None
+    check_verify_profile(table, name)  # the model's one rule (eq. (2')), shared with RoundParams
+    return tuple((float(t), float(sec)) for t, sec in table)
 
 
 def device_mix_setting(name: str, value: Any) -> dict[str, float]:

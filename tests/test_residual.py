@@ -15,7 +15,7 @@ from agents.evaluation import evaluate
 from agents.residual import ResidualMlpPolicy, ResidualPolicy, VecResidual, compose
 from agents.runs import read_yaml
 from agents.vec_env import make_batched_vec_env
-from agents.wrappers import VecStochasticRounding, deterministic_rounding, stochastic_round
+from agents.wrappers import VecStochasticRounding, for_evaluation, stochastic_round
 from baselines.policies import make_policy
 
 TASK = "MultiSpinSuite/IIDStatic-v0"
@@ -57,8 +57,8 @@ def test_vec_stochastic_rounding_plays_a_neighbouring_length_without_bias_and_is
     assert np.array_equal(played, again)  # seeded
 
 
-def test_deterministic_rounding_turns_the_wrapper_off_for_evaluation() -> None:
-    venv = deterministic_rounding(VecStochasticRounding(make_batched_vec_env(TASK, 2, SHORT)))
+def test_for_evaluation_turns_the_wrapper_off_for_evaluation() -> None:
+    venv = for_evaluation(VecStochasticRounding(make_batched_vec_env(TASK, 2, SHORT)))
     venv.seed(0)
     venv.reset()
     # (0.13 + 1) L_max / 2 is 5.65 at L_max = 10: stochastic rounding would play 6 in 65 % of the users' rounds.

@@ -60,6 +60,30 @@ def test_a_verify_profile_of_strings_or_bools_is_rejected(profile: list) -> None
         Scenario(verify_profile=profile)
 
 
+@pytest.mark.parametrize(
+    ("profile", "message"),
+    [
+        (((1.0, 0.03), (1.0 + 1e-9, 0.04)), "tokens must increase by at least 1"),
+        (((1.0, 0.04), (2.0, 0.03)), "seconds must not decrease"),
+        (((1.0, 0.0), (2.0, 0.03)), "must have tokens in"),
+        (((1.0, 0.03), (2.0, math.inf)), "is not finite"),
+    ],
+)
+def test_round_params_and_the_env_setting_share_one_verify_profile_rule(profile: object, message: str) -> None:
+    """The same table is refused with the same line by the env setting and by the solvers' RoundParams."""
+    from multispin_env.model import RoundParams
+
+    lines = []
+    for build in (
+        lambda: EnvConfig(verify_profile=profile),
+        lambda: RoundParams(draft_time=[0.01], upload_time=[0.001], acceptance=[0.7], verify_profile=profile),
+    ):
+        with pytest.raises(ValueError, match=message) as caught:
+            build()
+        lines.append(str(caught.value))
+    assert lines[0] == lines[1] and lines[0].startswith("verify_profile")
+
+
 def test_a_bad_point_of_a_long_verify_profile_is_named_in_a_short_line() -> None:
     table = [(float(i), 0.01 + 1e-6 * i) for i in range(100_001)]
     table[77_777] = (table[77_777][0], math.nan)

@@ -9,6 +9,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+from cli_helpers import console_error
 
 import multispin_env  # noqa: F401  (registers the ids)
 from multispin_env.acceptance import TraceAcceptance, make_acceptance_process
@@ -362,27 +363,11 @@ def test_the_command_rejects_bad_input_in_one_line(recorder, tmp_path):
 def test_the_console_script_reports_bad_input_without_a_traceback(recorder, tmp_path, monkeypatch, capsys):
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("hello\n")
-    monkeypatch.setattr(
-        "sys.argv",
-        [
-            "multispin-record-trace",
-            "--target",
-            str(tmp_path / "no-model"),
-            "--draft",
-            str(tmp_path / "no-model"),
-            "--prompts",
-            str(prompts),
-            "-o",
-            str(tmp_path / "o.jsonl"),
-        ],
-    )
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(SystemExit) as raised:
-        recorder.console_main()
-    assert raised.value.code == 2
-    message = capsys.readouterr().err
-    assert message.startswith("multispin-record-trace: error: --target") and "is not a folder" in message
-    assert message.count("\n") == 1
+    missing = str(tmp_path / "no-model")
+    argv = ["--target", missing, "--draft", missing, "--prompts", str(prompts), "-o", str(tmp_path / "o.jsonl")]
+    line = console_error("multispin-record-trace", argv, capsys, monkeypatch, "--target")
+    assert "is not a folder" in line
 
 
 @pytest.mark.slow
