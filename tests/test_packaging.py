@@ -73,12 +73,14 @@ def test_listing_has_one_line_per_id_and_preset(capsys: pytest.CaptureFixture[st
     assert list_main([]) == 0
     lines = capsys.readouterr().out.splitlines()
     from baselines.policies import ANALYTIC_POLICIES
-    from multispin_env.suite import TASKS
+    from multispin_env.suite import RETIRED, TASK_SPECS
 
-    assert len(lines) == 4 + len(ENV_IDS) + len(TASKS) + len(ANALYTIC_POLICIES) + len(SCENARIOS)
+    assert len(lines) == 4 + len(ENV_IDS) + len(TASK_SPECS) + len(ANALYTIC_POLICIES) + len(SCENARIOS)
     assert "het-opt-predictive" in ANALYTIC_POLICIES and "bandit-ucb" in ANALYTIC_POLICIES
-    for name in [*ENV_IDS, *TASKS, *ANALYTIC_POLICIES, *SCENARIOS]:
+    for name in [*ENV_IDS, *TASK_SPECS, *ANALYTIC_POLICIES, *SCENARIOS]:
         assert sum(line.split()[0] == name for line in lines if line.startswith("  ")) == 1, name
+    retired = [line for line in lines if line.split()[1:2] == ["retired:"]]
+    assert sorted(line.split()[0] for line in retired) == sorted(RETIRED)  # the suite's tasks are not flagged
     kinds = {line.split()[0]: line for line in lines if line.startswith("  MultiSpin-")}
     assert "P-hom" in kinds["MultiSpin-Homogeneous-v0"] and "P-het" in kinds["MultiSpin-Heterogeneous-v0"]
 
