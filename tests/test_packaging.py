@@ -110,7 +110,10 @@ def test_the_site_has_a_page_for_every_registered_id_and_no_other() -> None:
         assert env_id in readme and env_id in pages["envs/index.md"]()
 
 
-@pytest.mark.parametrize("env_id", [*ENV_IDS, "MultiSpinSuite/StaleCSI1-v0", "MultiSpinSuite/ArrivalsHeavy-v0"])
+@pytest.mark.parametrize(
+    "env_id",
+    [*ENV_IDS, "MultiSpinSuite/StaleCSI1-v1", "MultiSpinSuite/StaleCSI1-v0", "MultiSpinSuite/ArrivalsHeavy-v1"],
+)
 def test_every_id_page_is_generated_from_the_docstrings_with_every_section(env_id: str) -> None:
     page = _gen_pages().env_page(env_id)
     for section in (
@@ -138,4 +141,8 @@ def test_every_id_page_is_generated_from_the_docstrings_with_every_section(env_i
         assert "## Task" in page and "(../MultiSpin-Heterogeneous-v0.md)" in page
         for key in task(env_id).settings:
             assert f"`{key}=" in page, key
+        # a retired version says so and links the suite's version
+        assert ("**Retired**" in page) == bool(task(env_id).retired)
+        if task(env_id).retired:
+            assert "(../MultiSpinSuite/StaleCSI1-v1.md)" in page
     assert env.spec.max_episode_steps is None and env.spec.reward_threshold is None  # episodes end on simulated time
