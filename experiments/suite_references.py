@@ -5,7 +5,7 @@ mean request completion time in s for the arrival tasks) of server-only decoding
 het-opt-oracle on the task's evaluation seeds; :func:`multispin_env.suite.normalized_score` maps them to 0 and
 100. Deterministic given the seeds. An existing output file keeps the tasks not recomputed. Usage::
 
-    python -m experiments.suite_references                 # the suite's tasks, writes the package's JSON (~10 min)
+    python -m experiments.suite_references                 # the suite's tasks, writes the package's JSON (a few minutes)
     python -m experiments.suite_references --tasks MultiSpinSuite/IIDStatic-v0 -o /tmp/refs.json
     python -m experiments.suite_references --correlation  # the fading tasks' channel correlation (docs/suite.md)
 """
