@@ -109,7 +109,7 @@ def test_shipped_references_reproduce(env_id: str) -> None:
 
 @pytest.mark.slow
 def test_shipped_arrival_references_reproduce() -> None:
-    """An arrival task's references (mean completion times, ~35 s to recompute) reproduce."""
+    """An arrival task's references (mean completion times over 30 episodes, ~1 min to recompute) reproduce."""
     env_id = "MultiSpinSuite/ArrivalsHeavy-v1"
     low, high = suite.reference_values(env_id)
     fresh = references(env_id)
