@@ -10,9 +10,10 @@ estimate (docs/model.md section 7.2):
   observation's ``time_left`` shows;
 - the MMSE prediction of h and its error (the fading model's ``predict``, eq. (5.2b)), hence the Rician law
   of |h|^2 that M channel draws sample;
-- candidates: the P-het solution for the observed channel (het-opt-adaptive's plan), for the MMSE channel
-  power, for quantiles of the drawn powers and for some single draws; the candidate with the best sample-average
-  goodput, eq. (10), over the M draws is played (the deadline of eq. (1') applied per draw).
+- candidates (the constructor chooses which): the P-het solution for the observed channel (het-opt-adaptive's
+  plan), for the MMSE channel power, for quantiles of the drawn powers and for some single draws; the candidate
+  with the best sample-average goodput, eq. (10), over the M draws is played (the deadline of eq. (1') applied per
+  draw). A single candidate is played without scoring.
 
 The candidates' channels are built here for all sub-envs of a vector env at once, and one compiled call
 (:func:`baselines._solver_kernels.predictive_packed`) solves P-het for every candidate of every sub-env and scores
@@ -35,6 +36,7 @@ from numpy.typing import NDArray
 
 from baselines.information import active_users, adaptive_params, observation_starts_episode
 from baselines.solvers import Allocation, BatchResult, PackedSystems, _check_status
+from multispin_env._checks import flag_setting, integer_setting, is_real, short_repr
 from multispin_env.channel import snr_linear
 
 __all__ = ["PredictivePolicy", "sample_fading_power"]
@@ -50,6 +52,15 @@ def sample_fading_power(mean: FloatArray, variance: FloatArray | float, normals:
     return (mean + scale * normals[0]) ** 2 + (scale * normals[1]) ** 2
 
 
+def _quantiles(value: Any) -> tuple[float, ...]:
+    """The ``quantiles`` setting as a tuple of distinct levels in (0, 1), in the order given; ValueError otherwise."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list)):
+        raise ValueError(f"quantiles must be a tuple of distinct numbers in (0, 1), got {short_repr(value)}")
+    if not all(is_real(q) and 0.0 < float(q) < 1.0 for q in value) or len(set(value)) != len(value):
+        raise ValueError(f"quantiles must be a tuple of distinct numbers in (0, 1), got {short_repr(value)}")
+    return tuple(float(q) for q in value)
+
+
 def _seeded(rng: np.random.Generator | None) -> np.random.Generator:
     """A sub-env's episode generator, seeded when its episode started (before it is planned for)."""
     if rng is None:
@@ -62,40 +73,46 @@ class PredictivePolicy:
 
     :param env: a single env (possibly wrapped) or a vector env of N sub-envs (one state each)
     :param draws: M, channel draws of the sample average, eq. (10)
-    :param quantiles: per-user quantiles of the drawn |h|^2 planned with as candidates
-    :param draw_candidates: how many of the draws are planned with as candidates
+    :param quantiles: levels in (0, 1), distinct: per-user quantiles of the drawn |h|^2 planned with as candidates
+    :param draw_candidates: how many of the draws (0..``draws``) are planned with as candidates
     :param seed: seed of the draws; each episode's generator is seeded from it and the episode's first
         observation, so an episode's draws do not depend on the episodes played before (nor on the other sub-envs)
     :param name: the policy's name in reports
+    :param observed: whether the observed channel (het-opt-adaptive's plan) is a candidate
+    :param mmse: whether the MMSE channel power E|h|^2 is a candidate
+
+    With uncertain CSI each sub-env solves P-het once per candidate and round (:attr:`candidates` solves, at least
+    one); the candidates are tried in the order observed, MMSE, quantiles, draws (ties go to the earlier). With
+    perfect CSI the observed channel is the round's and is planned with alone, whatever the set.
     """
 
     def __init__(
         self,
         env: Any,
         draws: int = 64,
-        quantiles: tuple[float, ...] = (0.1, 0.25, 0.5),
-        draw_candidates: int = 4,
+        quantiles: tuple[float, ...] = (0.1,),
+        draw_candidates: int = 0,
         seed: int = 0,
         name: str = "het-opt-predictive",
+        observed: bool = False,
+        mmse: bool = False,
     ) -> None:
         unwrapped = getattr(env, "unwrapped", env)
         if unwrapped.config.homogeneous:
             raise ValueError(f"{name} needs per-user draft lengths (MultiSpin-Heterogeneous-v0)")
-        if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
-            raise ValueError(f"draws must be a positive integer, got {draws!r}")
-        if (
-            isinstance(draw_candidates, bool)
-            or not isinstance(draw_candidates, int)
-            or not 0 <= draw_candidates <= draws
-        ):
-            raise ValueError(f"draw_candidates must be an integer in 0..draws ({draws}), got {draw_candidates!r}")
-        if not all(0.0 < q < 1.0 for q in quantiles):
-            raise ValueError(f"quantiles must lie in (0, 1), got {quantiles!r}")
+        self.draws = integer_setting("draws", draws, 1)
+        self.draw_candidates = integer_setting("draw_candidates", draw_candidates, 0, self.draws)
+        self.quantiles = _quantiles(quantiles)
+        self.observed = flag_setting("observed", observed)
+        self.mmse = flag_setting("mmse", mmse)
+        #: Candidates planned for per sub-env and round with uncertain CSI (section 7.2): P-het solves.
+        self.candidates = int(self.observed) + int(self.mmse) + len(self.quantiles) + self.draw_candidates
+        if self.candidates == 0:
+            raise ValueError(
+                "no candidates: keep observed or mmse, or give quantiles or draw_candidates > 0 (section 7.2)"
+            )
         self.env = env
         self.name = name
-        self.draws = draws
-        self.quantiles = tuple(float(q) for q in quantiles)
-        self.draw_candidates = draw_candidates
         self.seed = int(seed)
         core = unwrapped.core
         if core.fading.line_of_sight != 0.0:  # docs/model.md 7.2: the law given |h_hat| needs zero-mean fading
@@ -152,8 +169,8 @@ class PredictivePolicy:
         self, obs: FloatArray, observed_upload: FloatArray
     ) -> tuple[FloatArray, NDArray[np.int64], FloatArray]:
         """The candidate channels of every sub-env and the channel draws they are scored on: c_k of candidate j
-        (N, C, K) (candidate 0: the observed channel; a sub-env uses its first ``count`` candidates), count (N,),
-        and c_k of draw m (N, M, K) (s/token)."""
+        (N, C, K) (a sub-env uses its first ``count`` candidates; with perfect CSI candidate 0 alone, the observed
+        channel), count (N,), and c_k of draw m (N, M, K) (s/token; M = 1, unread, for a single candidate)."""
         core = self._core
         n, k = observed_upload.shape
         if not core.fading.evolves:  # the channel is the population's mean channel, whatever the estimate shows
@@ -173,25 +190,26 @@ class PredictivePolicy:
         mu, error = core.fading.predict(np.sqrt(np.maximum(observed, 0.0)), intervals[:, None, :], self._noise_std)
         mean, variance = np.abs(mu), np.maximum(error.max(axis=1, initial=0.0), 0.0)
         uncertain = variance > 0.0  # perfect CSI: the observed channel is the round's, planned with alone
-        count = np.where(uncertain, 2 + len(self.quantiles) + self.draw_candidates, 1)
+        count = np.where(uncertain, self.candidates, 1)
         upload = np.empty((n, int(count.max()), k))
         upload[:, 0] = observed_upload
-        draws = np.ones((n, self.draws, k))
+        # One candidate is played without scoring (predictive_packed): its draws serve its quantile only.
+        draws = np.ones((n, self.draws if self.candidates > 1 else 1, k))
         some = np.flatnonzero(uncertain)
         if some.size:
-            normals = np.stack([_seeded(self._rngs[i]).standard_normal((2, self.draws, k)) for i in some], axis=1)
-            power = sample_fading_power(mean[some, None, :], variance[some, None, None], normals)
+            normals = np.empty((some.size, 2, self.draws, k))
+            for row, i in enumerate(some):
+                _seeded(self._rngs[i]).standard_normal((2, self.draws, k), out=normals[row])
+            power = sample_fading_power(mean[some, None, :], variance[some, None, None], np.moveaxis(normals, 1, 0))
             snr_db = core.snr_db[some, None, :]
-            draws[some] = core.scenario.upload_time(snr_db, power)
-            planning = np.concatenate(
-                [
-                    (mean[some] ** 2 + variance[some, None])[:, None],
-                    np.moveaxis(np.quantile(power, self.quantiles, axis=1), 0, 1),
-                    power[:, : self.draw_candidates],
-                ],
-                axis=1,
-            )
-            upload[some, 1:] = core.scenario.upload_time(snr_db, planning)
+            if self.candidates > 1:
+                draws[some] = core.scenario.upload_time(snr_db, power)
+            planning = [
+                *([(mean[some] ** 2 + variance[some, None])[:, None]] if self.mmse else []),
+                *([np.moveaxis(np.quantile(power, self.quantiles, axis=1), 0, 1)] if self.quantiles else []),
+                power[:, : self.draw_candidates],
+            ]
+            upload[some, int(self.observed) :] = core.scenario.upload_time(snr_db, np.concatenate(planning, axis=1))
         return upload, count, draws
 
     def _plan(self, obs: FloatArray) -> tuple[NDArray[np.int64], FloatArray]:

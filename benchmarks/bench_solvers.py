@@ -24,7 +24,9 @@ import argparse
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -71,11 +73,13 @@ def median_per_system(call: Callable[[], object], systems: int, repeats: int, cl
     return float(np.median(samples))
 
 
-def policy_env_steps(name: str, settings: dict[str, object], steps: int, clock: Callable[[], float]) -> float:
-    """env-steps/s of the analytic policy ``name`` (predict + step) on a VECTOR_ENVS-env vector env of the default
-    task with ``settings``."""
+def policy_env_steps(
+    make: Callable[[Any], Any], settings: dict[str, object], steps: int, clock: Callable[[], float]
+) -> float:
+    """env-steps/s of the analytic policy ``make(envs)`` (predict + step) on a VECTOR_ENVS-env vector env of the
+    default task with ``settings``."""
     envs = gym.make_vec("MultiSpin-Heterogeneous-v0", num_envs=VECTOR_ENVS, **settings)
-    policy = make_policy(name, envs)
+    policy = make(envs)
     obs, _ = envs.reset(seed=0)
     policy.reset()
     obs, *_ = envs.step(policy.predict(obs)[0])  # warm-up
@@ -137,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     rates = {}
     for name, (settings, _) in POLICY_TARGETS.items():
-        rates[name] = policy_env_steps(name, settings, 2 if args.quick else 10, clock)
+        rates[name] = policy_env_steps(partial(make_policy, name), settings, 2 if args.quick else 10, clock)
         where = f" with {settings}" if settings else ""
         print(f"{name} on a {VECTOR_ENVS}-env gym.make_vec env{where} (policy + step): {rates[name]:,.0f} env-steps/s")
 

@@ -141,10 +141,12 @@ class _Reference:
     draws by allocation_outcome; the draws from a generator seeded as the policy's (seed and the episode's first
     observation, one (2, M, K) call per round with uncertain CSI). The test oracle of the compiled planner."""
 
-    def __init__(self, env, n: int, seed: int = 0, draws: int = 64, quantiles=(0.1, 0.25, 0.5), draw_candidates=4):
+    def __init__(self, env, n: int, policy: PredictivePolicy) -> None:
+        """For ``n`` sub-envs of ``env``, with ``policy``'s seed, draws and candidate set (not its code)."""
         self.env, self.unwrapped = env, env.unwrapped
         self.core = self.unwrapped.core
-        self.seed, self.draws, self.quantiles, self.draw_candidates = seed, draws, quantiles, draw_candidates
+        self.seed, self.draws, self.quantiles = policy.seed, policy.draws, policy.quantiles
+        self.draw_candidates, self.observed, self.mmse = policy.draw_candidates, policy.observed, policy.mmse
         self.delay = self.unwrapped.config.csi_delay
         self.noise = self.unwrapped.config.csi_noise_std
         self.horizon = self.unwrapped.config.horizon
@@ -187,8 +189,12 @@ class _Reference:
         if not active.any():
             return adaptive_plan.draft_lengths, adaptive_plan.bandwidth
         upload = core.scenario.upload_time(core.snr_db[i], power)
-        planning = [mean * mean + variance, *np.quantile(power, self.quantiles, axis=0), *power[: self.draw_candidates]]
-        plans = [adaptive_plan] + [solve(core.scenario.upload_time(core.snr_db[i], p)) for p in planning]
+        planning = [mean * mean + variance] if self.mmse else []
+        planning += [*np.quantile(power, self.quantiles, axis=0), *power[: self.draw_candidates]]
+        plans = [adaptive_plan] if self.observed else []
+        plans += [solve(core.scenario.upload_time(core.snr_db[i], p)) for p in planning]
+        if len(plans) == 1:  # one candidate: played, not scored
+            return plans[0].draft_lengths, plans[0].bandwidth
         sub = dataclasses.replace(
             adaptive,
             acceptance=adaptive.acceptance[active],
@@ -221,7 +227,7 @@ def test_batched_planner_plays_the_per_system_plan_on_every_sub_env(settings) ->
     n = 12
     envs = gym.make_vec(HET, num_envs=n, horizon=settings.pop("horizon", 1.0), **settings)
     policy = PredictivePolicy(envs, seed=3)
-    reference = _Reference(envs, n, seed=3)
+    reference = _Reference(envs, n, policy)
     obs, _ = envs.reset(seed=5)
     starts = np.ones(n, bool)
     idle = 0
@@ -240,10 +246,100 @@ def test_batched_planner_plays_the_per_system_plan_on_every_sub_env(settings) ->
     assert idle > 50 if "arrival_rate" in settings else idle == 0  # idle users were planned around
 
 
-def test_single_env_plays_the_per_system_plan() -> None:
+#: Candidate sets other than the default (docs/model.md section 7.2): constructor arguments, all four given.
+NINE = dict(quantiles=(0.1, 0.25, 0.5), draw_candidates=4, observed=True, mmse=True)
+CANDIDATE_SETS = {
+    "nine": NINE,
+    "observed-q10": dict(quantiles=(0.1,), draw_candidates=0, observed=True, mmse=False),
+    "mmse": dict(quantiles=(), draw_candidates=0, observed=False, mmse=True),
+    "two-draws": dict(quantiles=(), draw_candidates=2, observed=False, mmse=False),
+    "mixed": dict(quantiles=(0.5, 0.05), draw_candidates=1, observed=False, mmse=True, draws=16),
+}
+
+
+@pytest.mark.parametrize("candidates", CANDIDATE_SETS.values(), ids=CANDIDATE_SETS.keys())
+@pytest.mark.parametrize(
+    "settings",
+    [dict(csi_delay=3, csi_noise_std=0.2, upload_deadline=0.02), dict(csi_delay=2, arrival_rate=0.3, horizon=3.0)],
+    ids=["stale-noisy-deadline", "arrivals"],
+)
+def test_every_candidate_set_plays_the_per_system_plan(settings, candidates) -> None:
+    """Each candidate set the constructor offers, against the per-sub-env algorithm with the same set; rounds with
+    perfect CSI (the first of an episode with csi_delay and no noise) play het-opt-adaptive's plan whatever the set."""
+    n = 8
+    envs = gym.make_vec(HET, num_envs=n, horizon=settings.pop("horizon", 1.0), **settings)
+    policy = PredictivePolicy(envs, seed=4, **candidates)
+    reference = _Reference(envs, n, policy)
+    assert (
+        policy.candidates == reference.observed + reference.mmse + len(reference.quantiles) + reference.draw_candidates
+    )
+    obs, _ = envs.reset(seed=6)
+    starts = np.ones(n, bool)
+    for step in range(20):
+        actions, _ = policy.predict(obs, episode_start=starts)
+        expected = []
+        for i in range(n):
+            reference.observe(i, obs[i], bool(starts[i]))
+            expected.append(envs.unwrapped.encode_action(*reference.plan(i, obs[i])))
+        np.testing.assert_array_equal(actions, np.stack(expected), err_msg=f"step {step}")
+        obs, _, terminated, truncated, _ = envs.step(actions if step % 3 else envs.action_space.sample())
+        starts = terminated | truncated
+
+
+def test_the_candidate_sets_plan_differently() -> None:
+    """The arguments change the plan: on stale CSI the observed candidate alone is het-opt-adaptive's plan, and the
+    default (the 10% quantile alone) and the nine candidates each play other allocations than it and than each
+    other."""
+    env = gym.make(HET, csi_delay=1)
+    plays = {
+        name: np.array(_actions(env, PredictivePolicy(env, **arguments), 3, 30))
+        for name, arguments in {
+            "nine": NINE,
+            "default": {},
+            "observed": dict(quantiles=(), draw_candidates=0, observed=True, mmse=False),
+        }.items()
+    }
+    np.testing.assert_array_equal(
+        plays["observed"], np.array(_actions(env, make_policy("het-opt-adaptive", env), 3, 30))
+    )
+    assert not np.array_equal(plays["default"], plays["observed"])
+    assert not np.array_equal(plays["nine"], plays["observed"])
+    assert not np.array_equal(plays["default"], plays["nine"])
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (dict(draws=0), r"^draws must be an integer >= 1, got 0$"),
+        (dict(draws=True), r"^draws must be an integer >= 1, got True$"),
+        (dict(draw_candidates=65), r"^draw_candidates must be an integer in \[0, 64\], got 65$"),
+        (dict(draw_candidates=1.0), r"^draw_candidates must be an integer in \[0, 64\], got 1.0$"),
+        (dict(quantiles=0.1), r"^quantiles must be a tuple of distinct numbers in \(0, 1\), got 0.1$"),
+        (dict(quantiles="0.1"), r"^quantiles must be a tuple .*, got '0.1'$"),
+        (dict(quantiles=(0.1, 1.0)), r"^quantiles must be a tuple .*, got \(0.1, 1.0\)$"),
+        (dict(quantiles=(0.1, 0.1)), r"^quantiles must be a tuple of distinct .*, got \(0.1, 0.1\)$"),
+        (dict(quantiles=(float("nan"),)), r"^quantiles must be a tuple .*, got \(nan,\)$"),
+        (dict(quantiles=(True,)), r"^quantiles must be a tuple .*, got \(True,\)$"),
+        (dict(observed="yes"), r"^observed must be True or False, got 'yes'$"),
+        (dict(mmse=None), r"^mmse must be True or False, got None$"),
+        (
+            dict(observed=False, mmse=False, quantiles=(), draw_candidates=0),
+            r"^no candidates: keep observed or mmse, or give quantiles or draw_candidates > 0",
+        ),
+    ],
+)
+def test_bad_candidate_settings_are_one_line_errors(arguments, message) -> None:
+    with pytest.raises(ValueError, match=message) as caught:
+        PredictivePolicy(gym.make(HET, csi_delay=1), **arguments)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("candidates", [{}, NINE], ids=["default", "nine"])
+def test_single_env_plays_the_per_system_plan(candidates) -> None:
     """On a single env (the compiled planner with N = 1) the same check as on the vector env."""
     env = gym.make(HET, csi_delay=2, csi_noise_std=0.1, horizon=1.0)
-    policy, reference = PredictivePolicy(env, seed=2), _Reference(env, 1, seed=2)
+    policy = PredictivePolicy(env, seed=2, **candidates)
+    reference = _Reference(env, 1, policy)
     obs, _ = env.reset(seed=9)
     start, rounds = True, 0
     while rounds < 25:
