@@ -184,7 +184,8 @@ def listing() -> list[str]:
         lines.append(f"  {env_id:<30} {kind}")
     lines.append("benchmark tasks (docs/suite.md; multispin_env.suite.normalized_score):")
     for env_id, spec in TASK_SPECS.items():
-        text = spec.tests if len(spec.tests) <= 90 else spec.tests[:87] + "..."
+        text = f"retired: {spec.retired}" if spec.retired else spec.tests
+        text = text if len(text) <= 90 else text[:87] + "..."
         lines.append(f"  {env_id:<38} {text}")
     from baselines.policies import ANALYTIC_POLICIES
 

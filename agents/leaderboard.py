@@ -93,10 +93,11 @@ def agent_command(agent: str) -> list[str]:
 
 
 def short(task: str) -> str:
-    """A suite task's name: ``MultiSpinSuite/IIDStatic-v0`` -> ``IIDStatic``."""
+    """A suite task's label (:attr:`multispin_env.suite.Task.label`): ``MultiSpinSuite/IIDStatic-v0`` ->
+    ``IIDStatic``, ``MultiSpinSuite/LargeK-v1`` -> ``LargeK-v1``."""
     from multispin_env.suite import task as suite_task
 
-    return suite_task(task).name
+    return suite_task(task).label
 
 
 @dataclass(frozen=True)
@@ -255,6 +256,8 @@ def _finished(job: Job, out: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
     result = json.loads(path.read_text())
+    if result.get("task") != job.task:
+        return None  # written for another task (version) of the same label by an older release
     if job.kind == "agent":
         model = Path(result.get("model", ""))
         if not model.is_file() or model.stat().st_mtime != result.get("model_mtime"):
@@ -490,13 +493,30 @@ def aggregate(
 
 
 def goal_checks(agg: dict[str, Any], results: Sequence[dict[str, Any]], tasks: Sequence[str]) -> list[dict[str, Any]]:
-    """The issue's goals, as measured: per task, best learned IQM >= best non-oracle analytic score; on the i.i.d.
-    static task, every seed of the plain agent at >= 97% of het-opt-oracle's goodput."""
-    from multispin_env.suite import reference_goodputs
+    """The goals, as measured: per task, a sound scale (references at least ``MIN_REFERENCE_SPAN`` apart, no
+    analytic controller above ``MAX_ANALYTIC_SCORE``: :mod:`multispin_env.suite`) and best learned IQM >= best
+    non-oracle analytic score; on the i.i.d. static task, every seed of the plain agent at >= 97% of
+    het-opt-oracle's goodput."""
+    from multispin_env.suite import MAX_ANALYTIC_SCORE, MIN_REFERENCE_SPAN, reference_goodputs, reference_span
 
     checks = []
     for task in tasks:
         rows = [r for r in agg["board"] if r["task"] == task]
+        controllers = [r for r in rows if r["kind"] == "analytic"]
+        if controllers:  # the scale's soundness (docs/suite.md)
+            top = max(controllers, key=lambda r: r["score"])
+            span = reference_span(task)
+            checks.append(
+                {
+                    "goal": f"references >= {MIN_REFERENCE_SPAN:.0%} apart, no analytic controller above "
+                    f"{MAX_ANALYTIC_SCORE:g}",
+                    "task": short(task),
+                    "met": span >= MIN_REFERENCE_SPAN and top["score"] <= MAX_ANALYTIC_SCORE,
+                    "reference_span": span,
+                    "top_analytic": top["entry"],
+                    "top_analytic_score": top["score"],
+                }
+            )
         learned = [r for r in rows if r["kind"] == "agent"]
         analytic = [r for r in rows if r["kind"] == "analytic" and "oracle" not in r["entry"]]
         if not learned or not analytic:
@@ -625,6 +645,11 @@ def entry_order(agg: dict[str, Any]) -> list[str]:
 
 
 def _check_detail(check: dict[str, Any]) -> str:
+    if "reference_span" in check:
+        return (
+            f" (references {100 * check['reference_span']:.1f}% apart; top analytic {check['top_analytic']} "
+            f"{check['top_analytic_score']:.1f})"
+        )
     if "learned" in check:
         return (
             f" ({check['learned']} {check['learned_score']:.1f} vs {check['analytic']} {check['analytic_score']:.1f})"
@@ -800,7 +825,13 @@ def build_parser(prog: str = "multispin-leaderboard") -> OneLineParser:
         default=5,
         help="--train: validation episodes per evaluation (every tenth of the budget) for the best model; 0: none",
     )
-    p.add_argument("--tasks", nargs="+", default=None, metavar="TASK", help="suite tasks, by id or name (default: all)")
+    p.add_argument(
+        "--tasks",
+        nargs="+",
+        default=None,
+        metavar="TASK",
+        help="suite tasks, by id or name; a retired version by its id or name-vN, e.g. LargeK-v0 (default: the suite's)",
+    )
     p.add_argument(
         "--baselines",
         nargs="*",
@@ -823,12 +854,13 @@ def check_args(args: argparse.Namespace) -> None:
 
     if args.tasks is None:
         args.tasks = list(TASKS)
-    else:
-        by_name = {TASK_SPECS[t].name: t for t in TASKS}
-        bad = [t for t in args.tasks if t not in TASKS and t not in by_name]
+    else:  # a suite task by id, name or name-vN; a retired version by its id or name-vN
+        by_name = {t.split("/", 1)[1]: t for t in TASK_SPECS} | {TASK_SPECS[t].name: t for t in TASKS}
+        bad = [t for t in args.tasks if t not in TASK_SPECS and t not in by_name]
         if bad:
-            raise UserError(f"unknown task(s) {', '.join(bad)}; the tasks are {', '.join(by_name)}")
-        args.tasks = [t if t in TASKS else by_name[t] for t in args.tasks]
+            names = ", ".join(TASK_SPECS[t].name for t in TASKS)
+            raise UserError(f"unknown task(s) {', '.join(bad)}; the tasks are {names}")
+        args.tasks = [t if t in TASK_SPECS else by_name[t] for t in args.tasks]
     known = agent_names()
     bad = [a for a in args.agents or [] if a not in known]
     if bad:

@@ -116,7 +116,7 @@ class MultiSpinExperimentManager(ExperimentManager):
             shutil.rmtree(folder, ignore_errors=True)
 
     def read_hyperparameters(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        # A suite task (MultiSpinSuite/...-v0) without an entry of its own uses the entry of the id it is
+        # A suite task (MultiSpinSuite/...-vN) without an entry of its own uses the entry of the id it is
         # registered on (same env classes), not rl-zoo3's untuned "default".
         real = self.env_name
         key = hyperparams_key(self.config, real.gym_id)

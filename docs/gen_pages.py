@@ -155,7 +155,7 @@ def env_page(env_id: str) -> str:
         "",
     ]
     if "/" in env_id:
-        from multispin_env.suite import METRICS, task
+        from multispin_env.suite import METRICS, TASKS, task
 
         t = task(env_id)
         base = base_id(env_id)
@@ -166,6 +166,15 @@ def env_page(env_id: str) -> str:
             f"A benchmark task ([suite]({'../' * depth}suite.md)): [{base}]({link(base, env_id)}) with "
             f"fixed settings. Tests: {t.tests}.",
             "",
+        ]
+        if t.retired:
+            current = next(i for i in TASKS if task(i).name == t.name)
+            head += [
+                f"**Retired**: not in the suite, kept registered so that results measured on it reproduce; "
+                f"replaced by [{current}]({link(current, env_id)}) because {t.retired}.",
+                "",
+            ]
+        head += [
             f"- settings: {settings}",
             f"- metric: `{t.metric}`, {METRICS[t.metric]}",
             f"- evaluation seeds: {t.eval_seeds[0]}-{t.eval_seeds[-1]} (one episode each), scored by "

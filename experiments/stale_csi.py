@@ -41,7 +41,8 @@ class Setting:
 
 
 #: The fading setting of docs/results/result2-fading (where PPO beats het-opt-adaptive), then the suite's fading
-#: tasks with current, stale and noisy CSI and fast fading.
+#: tasks with current, stale and noisy CSI and fast fading as docs/baselines.md measured them (the stale-CSI ones
+#: at version 0, Doppler 10 Hz, retired since; ``--settings MultiSpinSuite/StaleCSI1-v1`` runs the suite's).
 SETTINGS: dict[str, Setting] = {
     s.label: s
     for s in (

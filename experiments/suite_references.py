@@ -1,12 +1,13 @@
 """Recompute the reference goodputs of the benchmark suite (``multispin_env/suite_references.json``).
 
-For every task of :data:`multispin_env.suite.TASKS`: the task's metric (mean episode goodput in tokens/s, or the
+For every registered task (:data:`multispin_env.suite.TASK_SPECS`: the suite's and the retired versions): the task's metric (mean episode goodput in tokens/s, or the
 mean request completion time in s for the arrival tasks) of server-only decoding (every L_k = 0) and of
 het-opt-oracle on the task's evaluation seeds; :func:`multispin_env.suite.normalized_score` maps them to 0 and
 100. Deterministic given the seeds. An existing output file keeps the tasks not recomputed. Usage::
 
-    python -m experiments.suite_references                 # all tasks, writes the package's JSON (~3 min)
+    python -m experiments.suite_references                 # the suite's tasks, writes the package's JSON (a few minutes)
     python -m experiments.suite_references --tasks MultiSpinSuite/IIDStatic-v0 -o /tmp/refs.json
+    python -m experiments.suite_references --correlation  # the fading tasks' channel correlation (docs/suite.md)
 """
 
 from __future__ import annotations
@@ -57,9 +58,48 @@ def references(env_id: str) -> dict[str, float]:
     return {"server-only": suite_metric(server, spec.metric), "het-opt-oracle": suite_metric(oracle, spec.metric)}
 
 
+def channel_correlation(env_id: str, policy: str = "het-opt-oracle") -> tuple[float, float]:
+    """(one-round, over-the-delay) mean correlation of a fading task's channel under ``policy``'s rounds, on the
+    task's evaluation seeds: the mean over rounds of rho = J0(2 pi f_D T) of the round's latency T (eq. (5.2a)),
+    and the mean over rounds of r = the product of the last ``csi_delay`` rounds' rho, the correlation between
+    the observed and the current gain (eq. (5.2b); r = rho without a delay). Round lengths depend on the policy,
+    hence so do both."""
+    from baselines.policies import make_policy
+
+    spec = suite.task(env_id)
+    env = gym.make(env_id)
+    unwrapped = env.unwrapped
+    assert isinstance(unwrapped, MultiSpinEnvAPI)
+    core = unwrapped.core
+    if not core.fading.evolves:
+        raise ValueError(f"{env_id} has a static channel: no fading correlation")
+    delay = max(core.config.csi_delay, 1)
+    agent = make_policy(policy, env)
+    one_round, over_delay = [], []
+    for seed in spec.eval_seeds:
+        observation, _ = env.reset(seed=seed)
+        agent.reset()
+        latencies, done = [], False
+        while not done:
+            action, _ = agent.predict(observation)
+            observation, _, terminated, truncated, info = env.step(action)
+            latencies.append(info["latency"])
+            done = terminated or truncated
+        rho = np.asarray(core.fading.correlation(np.asarray(latencies)), dtype=np.float64)
+        one_round.append(rho)
+        windows = np.lib.stride_tricks.sliding_window_view(rho, delay) if rho.size >= delay else rho[:0, None]
+        over_delay.append(windows.prod(axis=1))
+    return float(np.concatenate(one_round).mean()), float(np.concatenate(over_delay).mean())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.suite_references", description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", nargs="+", default=list(suite.TASKS), help="task ids (default: all)")
+    parser.add_argument("--tasks", nargs="+", default=list(suite.TASKS), help="task ids (default: the suite's)")
+    parser.add_argument(
+        "--correlation",
+        action="store_true",
+        help="print the fading tasks' channel correlation under het-opt-oracle's rounds instead (writes nothing)",
+    )
     parser.add_argument(
         "-o",
         "--out",
@@ -70,6 +110,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = [t for t in args.tasks if t not in suite.TASK_SPECS]
     if unknown:
         parser.error(f"unknown task(s) {unknown}; the tasks are {list(suite.TASKS)}")
+    if args.correlation:
+        for env_id in args.tasks:
+            unwrapped = gym.make(env_id).unwrapped
+            if isinstance(unwrapped, MultiSpinEnvAPI) and not unwrapped.core.fading.evolves:
+                continue  # a static channel
+            one_round, over_delay = channel_correlation(env_id)
+            print(f"{env_id:38s} one-round correlation {one_round:6.3f}  over the CSI delay {over_delay:6.3f}")
+        return 0
     out = Path(args.out)
     table: dict[str, dict[str, float]] = json.loads(out.read_text())["tasks"] if out.is_file() else {}
     for env_id in args.tasks:
@@ -80,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{env_id:38s} server-only {table[env_id]['server-only']:8.2f}  het-opt-oracle "
             f"{table[env_id]['het-opt-oracle']:8.2f} {unit}  ({time.perf_counter() - start:.1f} s)"
         )
-    table = {env_id: table[env_id] for env_id in suite.TASKS if env_id in table}  # report order
+    table = {env_id: table[env_id] for env_id in suite.TASK_SPECS if env_id in table}  # the suite's, then retired
     out.write_text(
         json.dumps(
             {"command": "python -m experiments.suite_references", "seeds": "each task's eval_seeds", "tasks": table},

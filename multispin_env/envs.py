@@ -198,7 +198,7 @@ class MultiSpinHeterogeneousEnv(MultiSpinEnv):
     The controls are every user's draft length and bandwidth share (the heterogeneous problem P-het); the objective
     is the sum token goodput, tokens per second. The analytic optimum of the round is
     `baselines.solvers.solve_heterogeneous`; `baselines.policies` plays it at static, adaptive and oracle
-    information. The benchmark tasks `MultiSpinSuite/<Name>-v0` are this id with fixed settings (docs/suite.md).
+    information. The benchmark tasks `MultiSpinSuite/<Name>-v<N>` are this id with fixed settings (docs/suite.md).
 
     ## Action space
 

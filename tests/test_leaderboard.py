@@ -176,6 +176,33 @@ def test_tiny_leaderboard_trains_evaluates_writes_and_resumes(
     assert {r["seed"]: r["goodputs"] for r in again["runs"]} == {0: retrained["goodputs"], 1: seed1["goodputs"]}
 
 
+def test_task_versions_resolve_keep_their_own_results_and_check_the_scale(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A suite task by name is its current version, a retired one by name-vN; each has its own job files (a
+    result stored for another version under the same file is redone), and the scale goal is checked per task."""
+    out = tmp_path / "board"
+    argv = ["--runs", str(tmp_path / "none"), "-o", str(out), "--tasks", "LargeK", "LargeK-v0", "--reps", "100"]
+    argv += ["--baselines", "equal-fixed", "het-opt-static", "--no-plots"]
+    assert main(argv) == 0
+    data = json.loads((out / "leaderboard.json").read_text())
+    assert {r["task"] for r in data["runs"]} == {"MultiSpinSuite/LargeK-v1", "MultiSpinSuite/LargeK-v0"}
+    assert (out / "jobs" / "LargeK-v1" / "het-opt-static.json").is_file()
+    assert (out / "jobs" / "LargeK" / "het-opt-static.json").is_file()
+    scale = {g["task"]: g for g in data["goals"] if "reference_span" in g}
+    assert scale["LargeK-v1"]["met"] and scale["LargeK-v1"]["top_analytic"] == "het-opt-static"
+    assert not scale["LargeK"]["met"] and scale["LargeK"]["reference_span"] < 0.1  # the retired version's scale
+    printed = capsys.readouterr().out
+    assert "- met: LargeK-v1: references >= 10% apart" in printed and "- MISSED: LargeK: references" in printed
+
+    stale = out / "jobs" / "LargeK-v1" / "equal-fixed.json"
+    fresh = json.loads(stale.read_text())
+    stale.write_text(json.dumps(dict(fresh, task="MultiSpinSuite/LargeK-v0", score=1e9)))
+    assert main(argv) == 0
+    assert "3 of 4 results kept" in capsys.readouterr().out
+    assert json.loads(stale.read_text())["score"] == pytest.approx(fresh["score"])
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

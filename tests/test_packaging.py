@@ -73,12 +73,14 @@ def test_listing_has_one_line_per_id_and_preset(capsys: pytest.CaptureFixture[st
     assert list_main([]) == 0
     lines = capsys.readouterr().out.splitlines()
     from baselines.policies import ANALYTIC_POLICIES
-    from multispin_env.suite import TASKS
+    from multispin_env.suite import RETIRED, TASK_SPECS
 
-    assert len(lines) == 4 + len(ENV_IDS) + len(TASKS) + len(ANALYTIC_POLICIES) + len(SCENARIOS)
+    assert len(lines) == 4 + len(ENV_IDS) + len(TASK_SPECS) + len(ANALYTIC_POLICIES) + len(SCENARIOS)
     assert "het-opt-predictive" in ANALYTIC_POLICIES and "bandit-ucb" in ANALYTIC_POLICIES
-    for name in [*ENV_IDS, *TASKS, *ANALYTIC_POLICIES, *SCENARIOS]:
+    for name in [*ENV_IDS, *TASK_SPECS, *ANALYTIC_POLICIES, *SCENARIOS]:
         assert sum(line.split()[0] == name for line in lines if line.startswith("  ")) == 1, name
+    retired = [line for line in lines if line.split()[1:2] == ["retired:"]]
+    assert sorted(line.split()[0] for line in retired) == sorted(RETIRED)  # the suite's tasks are not flagged
     kinds = {line.split()[0]: line for line in lines if line.startswith("  MultiSpin-")}
     assert "P-hom" in kinds["MultiSpin-Homogeneous-v0"] and "P-het" in kinds["MultiSpin-Heterogeneous-v0"]
 
@@ -108,7 +110,10 @@ def test_the_site_has_a_page_for_every_registered_id_and_no_other() -> None:
         assert env_id in readme and env_id in pages["envs/index.md"]()
 
 
-@pytest.mark.parametrize("env_id", [*ENV_IDS, "MultiSpinSuite/StaleCSI1-v0", "MultiSpinSuite/ArrivalsHeavy-v0"])
+@pytest.mark.parametrize(
+    "env_id",
+    [*ENV_IDS, "MultiSpinSuite/StaleCSI1-v1", "MultiSpinSuite/StaleCSI1-v0", "MultiSpinSuite/ArrivalsHeavy-v1"],
+)
 def test_every_id_page_is_generated_from_the_docstrings_with_every_section(env_id: str) -> None:
     page = _gen_pages().env_page(env_id)
     for section in (
@@ -136,4 +141,8 @@ def test_every_id_page_is_generated_from_the_docstrings_with_every_section(env_i
         assert "## Task" in page and "(../MultiSpin-Heterogeneous-v0.md)" in page
         for key in task(env_id).settings:
             assert f"`{key}=" in page, key
+        # a retired version says so and links the suite's version
+        assert ("**Retired**" in page) == bool(task(env_id).retired)
+        if task(env_id).retired:
+            assert "(../MultiSpinSuite/StaleCSI1-v1.md)" in page
     assert env.spec.max_episode_steps is None and env.spec.reward_threshold is None  # episodes end on simulated time

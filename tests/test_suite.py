@@ -12,7 +12,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import multispin_env  # noqa: F401  (registers the ids)
-from experiments.suite_references import references
+from experiments.suite_references import channel_correlation, references
 from multispin_env import suite
 from multispin_env.config import EnvConfig
 
@@ -23,7 +23,8 @@ def test_at_least_ten_tasks_each_registered_documented_and_with_references() -> 
     assert len(suite.TASKS) >= 10 and len(set(suite.TASKS)) == len(suite.TASKS)
     docs = DOCS.read_text()
     shipped = json.loads(Path(suite.__file__).with_name("suite_references.json").read_text())["tasks"]
-    for env_id in suite.TASKS:
+    assert list(shipped) == list(suite.TASK_SPECS)  # every registered task, the suite's first
+    for env_id in suite.TASK_SPECS:
         spec = gym.spec(env_id)
         assert spec.kwargs == dict(suite.task(env_id).settings)
         assert f"`{env_id}`" in docs and suite.task(env_id).tests in docs
@@ -34,6 +35,52 @@ def test_at_least_ten_tasks_each_registered_documented_and_with_references() -> 
             assert high > low > 0
         else:  # completion time: the oracle completes requests sooner
             assert low > high > 0
+
+
+def test_the_suite_holds_current_versions_and_the_retired_ones_stay_registered() -> None:
+    """One id per task name in the suite, at its newest version; every retired id is an earlier version of a
+    suite task, registered (Gymnasium flags it out of date), with the reason in docs/suite.md; labels unique."""
+    names = [suite.task(t).name for t in suite.TASKS]
+    assert len(set(names)) == len(names)
+    assert set(suite.RETIRED).isdisjoint(suite.TASKS) and set(suite.TASK_SPECS) == {*suite.TASKS, *suite.RETIRED}
+    newest = {suite.task(t).name: suite.task(t).version for t in suite.TASKS}
+    docs = DOCS.read_text()
+    for env_id in suite.RETIRED:
+        old = suite.task(env_id)
+        assert old.retired and old.version < newest[old.name], env_id
+        assert env_id in gym.registry and gym.spec(env_id).version == old.version
+        assert old.retired in docs
+    for env_id in suite.TASKS:
+        assert not suite.task(env_id).retired and env_id.endswith(f"-v{suite.task(env_id).version}")
+    labels = [spec.label for spec in suite.TASK_SPECS.values()]
+    assert len(set(labels)) == len(labels)
+
+
+@pytest.mark.parametrize("env_id", suite.TASKS)
+def test_every_suite_task_has_references_far_enough_apart(env_id: str) -> None:
+    """The scale standard on the shipped references (which reproduce: below): at least 10% of the larger apart."""
+    low, high = suite.reference_values(env_id)
+    assert suite.reference_span(env_id) == pytest.approx(abs(high - low) / max(low, high))
+    assert suite.reference_span(env_id) >= suite.MIN_REFERENCE_SPAN
+
+
+def test_stale_csi_tasks_carry_channel_information() -> None:
+    """Under het-opt-oracle's rounds, the observed and the current gain of the stale-CSI tasks are correlated by at
+    least 0.5 (eq. (5.2b)); the retired versions' (Doppler 10 Hz) were not."""
+    measured = {
+        f"{name}-v{v}": channel_correlation(f"MultiSpinSuite/{name}-v{v}")
+        for name in ("StaleCSI1", "StaleCSI3")
+        for v in (0, 1)
+    }
+    for label in ("StaleCSI1-v1", "StaleCSI3-v1"):
+        one_round, over_delay = measured[label]
+        assert one_round >= 0.5 and over_delay >= 0.5, label
+    assert measured["StaleCSI1-v1"][0] == measured["StaleCSI1-v1"][1]  # one round of delay
+    assert measured["StaleCSI3-v1"][1] < measured["StaleCSI3-v1"][0]  # three rounds: a product of three J0
+    for label in ("StaleCSI1-v0", "StaleCSI3-v0"):
+        assert abs(measured[label][1]) < 0.3, label
+    with pytest.raises(ValueError, match="static channel"):
+        channel_correlation("MultiSpinSuite/IIDStatic-v0")
 
 
 @pytest.mark.parametrize("env_id", suite.TASKS)
@@ -49,7 +96,9 @@ def test_every_task_passes_the_gymnasium_checker(env_id: str) -> None:
     check_env(env.unwrapped, skip_render_check=True)
 
 
-@pytest.mark.parametrize("env_id", ["MultiSpinSuite/Markov-v0", "MultiSpinSuite/TightDeadline-v0"])
+@pytest.mark.parametrize(
+    "env_id", ["MultiSpinSuite/Markov-v0", "MultiSpinSuite/TightDeadline-v0", "MultiSpinSuite/LargeK-v1"]
+)
 def test_shipped_references_reproduce(env_id: str) -> None:
     """The command's numbers for two tasks (deterministic given the seeds) equal the shipped ones."""
     low, high = suite.reference_goodputs(env_id)
@@ -60,8 +109,8 @@ def test_shipped_references_reproduce(env_id: str) -> None:
 
 @pytest.mark.slow
 def test_shipped_arrival_references_reproduce() -> None:
-    """An arrival task's references (mean completion times, ~35 s to recompute) reproduce."""
-    env_id = "MultiSpinSuite/ArrivalsHeavy-v0"
+    """An arrival task's references (mean completion times over 30 episodes, ~1 min to recompute) reproduce."""
+    env_id = "MultiSpinSuite/ArrivalsHeavy-v1"
     low, high = suite.reference_values(env_id)
     fresh = references(env_id)
     assert fresh["server-only"] == pytest.approx(low, rel=1e-12)
@@ -69,7 +118,9 @@ def test_shipped_arrival_references_reproduce() -> None:
 
 
 def test_arrival_tasks_have_the_arrival_observation() -> None:
-    for env_id in ("MultiSpinSuite/ArrivalsLight-v0", "MultiSpinSuite/ArrivalsHeavy-v0"):
+    arrival_tasks = [t for t in suite.TASKS if gym.spec(t).kwargs.get("arrival_rate") is not None]
+    assert len(arrival_tasks) == 2
+    for env_id in arrival_tasks:
         env = gym.make(env_id)
         k = env.unwrapped.num_users
         assert env.observation_space.shape == (7 * k + 1,) and suite.task(env_id).metric == "completion_mean"
@@ -86,7 +137,7 @@ def test_normalized_score_maps_server_only_to_0_and_the_oracle_to_100() -> None:
 
 
 def test_task_ids_work_for_vector_envs() -> None:
-    envs = gym.make_vec("MultiSpinSuite/LargeK-v0", num_envs=2)
+    envs = gym.make_vec("MultiSpinSuite/LargeK-v1", num_envs=2)
     obs, _ = envs.reset(seed=0)
     assert obs.shape == (2, 5 * 32 + 1) and envs.unwrapped.num_users == 32
     _, reward, *_ = envs.step(envs.action_space.sample())
