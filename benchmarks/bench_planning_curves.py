@@ -36,6 +36,7 @@ except ModuleNotFoundError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import gymnasium as gym
+from bench_curves import episode  # the same episode loop (goodput, mean draft length)
 
 import multispin_env  # noqa: F401  (registers the environments)
 from agents.cli import int_at_least
@@ -75,21 +76,6 @@ def before_solver(env: Any, level: str) -> Any:
         )
 
     return adaptive
-
-
-def episode(env: Any, policy: AnalyticPolicy, seed: int) -> tuple[float, float]:
-    """Play one episode; returns (goodput tokens/s = tokens / clock, mean draft length per user and round)."""
-    obs, _ = env.reset(seed=seed)
-    policy.reset()
-    tokens, lengths, rounds = 0.0, 0.0, 0
-    while True:
-        action, _ = policy.predict(obs)
-        obs, _, terminated, truncated, info = env.step(action)
-        tokens += float(np.sum(info["tokens"]))
-        lengths += float(np.mean(info["draft_lengths"]))
-        rounds += 1
-        if terminated or truncated:
-            return tokens / float(info["clock"]), lengths / rounds
 
 
 def main(argv: list[str] | None = None) -> int:
