@@ -67,9 +67,10 @@ def test_the_tracked_files_hold_no_internal_provenance() -> None:
 @pytest.mark.parametrize(
     ("text", "bad"),
     [
-        ("fixed in Issue 12, section 3", True),
-        ("see issue #7", True),
-        ("the pre-issue-11 planner", True),
+        # Built here so that this file itself holds no such reference: the tracked-files test reads it too.
+        ("fixed in " + "Issue" + " 12, section 3", True),
+        ("see " + "issue" + " #7", True),
+        ("the pre-" + "issue" + "-11 planner", True),
         ("(#42) reworded", True),
         ('"model": "/work/lb/runs/ppo/best_model.zip"', True),
         ("measured on this 2-core machine", True),
