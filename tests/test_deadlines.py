@@ -247,3 +247,13 @@ def test_the_benchmark_reports_the_deadline_columns(tmp_path: Any) -> None:
         assert set(DEADLINE_COLUMNS) <= set(line)
         assert float(line["deadline_share"]) == pytest.approx(summary["deadline_share"])
         assert summary["deadline_met"] + summary["deadline_missed"] > 0
+
+
+@pytest.mark.slow
+def test_shipped_deadline_references_reproduce() -> None:
+    """The deadline task's references (shares of 30 episodes, a few minutes to recompute) reproduce."""
+    from experiments.suite_references import references
+
+    low, high = suite.reference_values(TASK)
+    fresh = references(TASK)
+    assert fresh == {"server-only": low, suite.task(TASK).reference: high}
