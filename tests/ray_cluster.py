@@ -1,4 +1,4 @@
-"""A two-node Ray cluster on this machine for the cluster tests: ``ray start --head`` plus a second node started
+"""A two-node Ray cluster on the local host for the cluster tests: ``ray start --head`` plus a second node started
 with ``ray start --address``, each with its own ports and temp dir, stopped again whatever the test did.
 
 Both nodes run ``ray start --block`` as children of the test process, each in a session of its own, so stopping the

@@ -1,4 +1,4 @@
-"""A real two-node Ray cluster on this machine (tests/ray_cluster.py): ``multispin-rllib --address`` trains an RLlib
+"""A real two-node Ray cluster on the local host (tests/ray_cluster.py): ``multispin-rllib --address`` trains an RLlib
 iteration with an env runner on each node, ``multispin-sweep --ray`` and ``multispin-leaderboard --ray`` run their
 jobs as Ray tasks on both nodes, and a leaderboard job whose worker dies is run again. Slow and needs ray: ``make
 test-rllib`` (part of ``make test-slow``) runs it in .venv-rllib."""
