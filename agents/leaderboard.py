@@ -2,6 +2,7 @@
 
     multispin-leaderboard --runs runs/leaderboard -o results/leaderboard --jobs 2                # evaluate saved agents
     multispin-leaderboard --train --timesteps 300000 --agents ppo ppo_residual --seeds 0 1 2 3 4  # train, then evaluate
+    multispin-leaderboard --ray HEAD_IP:6379 --train --timesteps 300000  # the jobs as Ray tasks on a cluster
 
 Entries and tasks come from their registries: the tasks are :data:`multispin_env.suite.TASKS`, the analytic
 controllers every policy of :func:`baselines.policies.policies_for` valid on the task, the agents the files of

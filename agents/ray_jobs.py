@@ -23,13 +23,20 @@ Item = TypeVar("Item")
 @contextmanager
 def ray_session(address: str) -> Iterator[None]:
     """Join the Ray cluster at ``address`` (``host:port``, ``ray://host:port``, ``auto``; :data:`LOCAL`: start a
-    local Ray) for the duration of the block; the worker output stays in the nodes' logs."""
+    local Ray) for the duration of the block; the worker output stays in the nodes' logs. A cluster that does not
+    let the driver in (no Ray at that address, another authentication token) is an :class:`agents.cli.UserError`."""
     import ray
 
-    if address == LOCAL:
-        ray.init(include_dashboard=False, log_to_driver=False)
-    else:
-        ray.init(address=address, log_to_driver=False)
+    from agents.cli import UserError
+
+    try:
+        if address == LOCAL:
+            ray.init(include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(address=address, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"could not connect to Ray at {address!r}: {first}") from exc
     try:
         yield
     finally:

@@ -145,7 +145,10 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
             require_ray(args.ray)
         except UserError as exc:
             p.error(str(exc))
-        results = run_ray(command, values, log_dir, args.ray, args.cpus_per_run)
+        try:
+            results = run_ray(command, values, log_dir, args.ray, args.cpus_per_run)
+        except UserError as exc:
+            p.error(str(exc))
     else:
         results = run_local(command, values, log_dir, args.jobs)
     for value, (code, seconds) in zip(values, results, strict=True):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -52,16 +53,27 @@ HEAD_PORTS = ("--port", "--ray-client-server-port", "--dashboard-port")
 OBJECT_STORE = 100 * 1024 * 1024
 
 
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct TCP ports that are free now (bound together, then released)."""
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
+#: Ports the cluster's services take, drawn from here: above Ray's worker ports (10002-19999) and below the usual
+#: range of ephemeral ports (32768 up), which any outgoing connection on the machine may take meanwhile.
+PORT_RANGE = (20000, 32000)
+
+
+def free_ports(n: int, rng: random.Random | None = None) -> list[int]:
+    """``n`` distinct TCP ports of :data:`PORT_RANGE` that are free now (each bound on every interface, as Ray
+    binds them, then released)."""
+    rng = rng or random.Random()
+    ports: list[int] = []
+    while len(ports) < n:
+        port = rng.randrange(*PORT_RANGE)
+        if port in ports:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("", port))
+            except OSError:
+                continue
+        ports.append(port)
+    return ports
 
 
 @dataclass
@@ -125,27 +137,12 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     process.wait(timeout=STOP_TIMEOUT)
 
 
-@contextlib.contextmanager
-def two_node_cluster(cpus_per_node: int = 1) -> Iterator[RayCluster]:
-    """Start a head and a second node (``cpus_per_node`` CPUs each; the second also has the custom resource
-    ``node2``), wait until both are up, yield the cluster and stop both nodes on the way out.
-
-    The nodes import this checkout (``PYTHONPATH``: the repository and ``tests/``, so tasks defined in test modules
-    run there too). Raises TimeoutError when a node is not up within :data:`START_TIMEOUT` seconds.
-    """
+def _commands(root: Path, cpus_per_node: int) -> tuple[str, list[str], list[str]]:
+    """The cluster's address and the ``ray start`` commands of its head and second node, on newly drawn ports."""
     ray_bin = str(Path(sys.executable).with_name("ray"))
-    # Short paths: Ray's Unix sockets live under the temp dir and a socket path has at most 107 characters.
-    root = Path(tempfile.mkdtemp(prefix="rc", dir="/tmp"))
-    head_ports, node_ports = free_ports(len(HEAD_PORTS) + len(NODE_PORTS)), free_ports(len(NODE_PORTS))
+    ports = free_ports(len(HEAD_PORTS) + 2 * len(NODE_PORTS))
+    head_ports, node_ports = ports[: -len(NODE_PORTS)], ports[-len(NODE_PORTS) :]
     address = f"127.0.0.1:{head_ports[0]}"
-    path = os.pathsep.join([str(REPO), str(TESTS), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    env = {
-        **os.environ,
-        "PYTHONPATH": path,
-        "RAY_AUTH_MODE": "token",
-        "RAY_AUTH_TOKEN": secrets.token_hex(32),
-        "RAY_USAGE_STATS_ENABLED": "0",
-    }
     common = [
         "--block",
         "--disable-usage-stats",
@@ -171,19 +168,51 @@ def two_node_cluster(cpus_per_node: int = 1) -> Iterator[RayCluster]:
         *(f"{flag}={port}" for flag, port in zip(NODE_PORTS, node_ports, strict=True)),
         *common,
     ]
-    cluster = RayCluster(address, env, [root / "head", root / "node2"])
+    return address, head, node
+
+
+@contextlib.contextmanager
+def two_node_cluster(cpus_per_node: int = 1) -> Iterator[RayCluster]:
+    """Start a head and a second node (``cpus_per_node`` CPUs each; the second also has the custom resource
+    ``node2``), wait until both are up, yield the cluster and stop both nodes on the way out.
+
+    The nodes import this checkout (``PYTHONPATH``: the repository and ``tests/``, so tasks defined in test modules
+    run there too). A ``ray start`` that exits while starting (a port taken in the meantime) is tried once more on
+    other ports. Raises TimeoutError when a node is not up within :data:`START_TIMEOUT` seconds.
+    """
+    # Short paths: Ray's Unix sockets live under the temp dir and a socket path has at most 107 characters.
+    root = Path(tempfile.mkdtemp(prefix="rc", dir="/tmp"))
+    path = os.pathsep.join([str(REPO), str(TESTS), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env = {
+        **os.environ,
+        "PYTHONPATH": path,
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": secrets.token_hex(32),
+        "RAY_USAGE_STATS_ENABLED": "0",
+    }
+    processes: list[subprocess.Popen[bytes]] = []
     try:
-        for name, argv in (("head", head), ("node2", node)):
-            log = root / f"{name}.log"
-            with log.open("wb") as sink:
-                process = subprocess.Popen(
-                    argv, env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=root, start_new_session=True
-                )
-            cluster.processes.append(process)
-            _wait_started(process, log, START_TIMEOUT)
-        yield cluster
+        for attempt in (1, 2):
+            address, head, node = _commands(root, cpus_per_node)
+            try:
+                for name, argv in (("head", head), ("node2", node)):
+                    log = root / f"{name}-{attempt}.log"
+                    with log.open("wb") as sink:
+                        process = subprocess.Popen(
+                            argv, env=env, stdout=sink, stderr=subprocess.STDOUT, cwd=root, start_new_session=True
+                        )
+                    processes.append(process)
+                    _wait_started(process, log, START_TIMEOUT)
+                break
+            except RuntimeError:
+                if attempt == 2:
+                    raise
+                for process in reversed(processes):
+                    _stop(process)
+                processes.clear()
+        yield RayCluster(address, env, [root / "head", root / "node2"], processes)
     finally:
-        for process in reversed(cluster.processes):
+        for process in reversed(processes):
             _stop(process)
         shutil.rmtree(root, ignore_errors=True)
 

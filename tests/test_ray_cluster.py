@@ -137,3 +137,24 @@ def test_a_leaderboard_job_whose_worker_dies_is_run_again(cluster: RayCluster, t
     assert (tmp_path / "retries0" / "died-equal-fixed").is_file() and not job.result_path(
         tmp_path / "retries0"
     ).exists()
+
+
+def test_a_cluster_that_rejects_the_driver_is_a_one_line_error(cluster: RayCluster, tmp_path: Path) -> None:
+    from cli_helpers import assert_one_line_error
+
+    env = {**cluster.env, "RAY_AUTH_TOKEN": "0" * 64}  # the port answers, the token is not the cluster's
+    argv = ["--ray", cluster.address, "-o", str(tmp_path / "out"), *BOARD]
+    proc = subprocess.run(
+        [sys.executable, "-m", "agents.leaderboard", *argv],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT,
+        check=False,
+    )
+    err = "\n".join(line for line in proc.stderr.splitlines() if ": error: " in line or "Traceback" in line)
+    assert_one_line_error(
+        proc.returncode, err, "python -m agents.leaderboard", f"could not connect to Ray at '{cluster.address}'"
+    )
+    assert not (tmp_path / "out" / "jobs").exists()
