@@ -21,6 +21,10 @@ With request arrivals (docs/model.md section 5.8; ``info["completed"]`` present)
   percentile);
 - Jain's fairness index of the users' token rates x_k = tokens_k / clock, (sum x_k)^2 / (K sum x_k^2)
   (1: equal rates, 1/K: one user gets everything).
+
+Every episode also has the users' geometric-mean throughput exp((1/K) sum_k log x_k), x_k = max(tokens_k, 1) /
+clock (tokens/s): proportional fairness's objective sum_k log x_k on the scale of a throughput (the suite's
+Fairness metric, docs/suite.md); a user without a token counts as one, so the logarithm stays finite.
 """
 
 from __future__ import annotations
@@ -80,6 +84,8 @@ class EpisodeMetrics:
     :param completion_times: with arrivals, the completion time (s) of every request completed in the episode;
         None without arrivals
     :param fairness: Jain's index of the users' token rates (1/K..1)
+    :param throughput_geomean: the users' geometric-mean throughput exp((1/K) sum_k log(max(tokens_k, 1) /
+        clock)), tokens/s
     """
 
     seed: int
@@ -92,6 +98,7 @@ class EpisodeMetrics:
     episode_return: float
     completion_times: list[float] | None = None
     fairness: float = math.nan
+    throughput_geomean: float = math.nan
 
 
 def t_critical(n: int, confidence: float = 0.95) -> float:
@@ -261,7 +268,16 @@ def run_episode(
         fairness=jain_fairness(np.asarray(user_tokens) / clock)
         if completion_times is not None and clock > 0
         else math.nan,
+        throughput_geomean=geometric_mean_throughput(np.asarray(user_tokens, dtype=np.float64), clock),
     )
+
+
+def geometric_mean_throughput(user_tokens: NDArray[np.float64], clock: float) -> float:
+    """exp((1/K) sum_k log x_k), x_k = max(tokens_k, 1) / clock: the users' geometric-mean throughput, tokens/s
+    (nan before any round)."""
+    if clock <= 0 or np.ndim(user_tokens) == 0:
+        return math.nan
+    return float(np.exp(np.mean(np.log(np.maximum(user_tokens, 1.0) / clock))))
 
 
 def evaluate(
@@ -296,11 +312,14 @@ def oracle_name(names: Sequence[str]) -> str | None:
 
 def suite_metric(result: EvaluationResult, name: str) -> float:
     """The suite metric ``name`` (:data:`multispin_env.suite.METRICS`) of an evaluation on a task's seeds: the mean
-    episode goodput (tokens/s) or the mean completion time of the completed requests (s)."""
+    episode goodput (tokens/s), the mean completion time of the completed requests (s) or the mean geometric-mean
+    user throughput (tokens/s)."""
     from multispin_env import suite
 
     if name == "goodput":
         return float(result.goodputs.mean())
     if name == "completion_mean":
         return result.completion_summary()["completion_mean"]
+    if name == "throughput_geomean":
+        return float(np.mean([e.throughput_geomean for e in result.episodes]))
     raise ValueError(f"metric must be one of {sorted(suite.METRICS)}, got {name!r}")

@@ -27,6 +27,7 @@ instead of the saved observation space. The observation fields the model was tra
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from functools import partial
 from typing import Any
@@ -39,6 +40,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
+from multispin_env.layout import ENERGY_OBSERVATION_FIELDS, THROUGHPUT_OBSERVATION_FIELDS
 from multispin_env.spaces import ARRIVAL_OBSERVATION_FIELDS, OBSERVATION_FIELDS, observation_layout
 
 __all__ = [
@@ -56,7 +58,14 @@ POLICY_NAME = f"{__name__}.UserSetPolicy"
 #: Field names of the observation without / with request arrivals, in order (docs/model.md section 8.1).
 _BASE_FIELDS = tuple(name for name, _, _ in OBSERVATION_FIELDS)
 _ARRIVAL_FIELDS = _BASE_FIELDS + tuple(name for name, _, _ in ARRIVAL_OBSERVATION_FIELDS)
-_PER_USER = {name for name, entries, _ in OBSERVATION_FIELDS + ARRIVAL_OBSERVATION_FIELDS if entries == "K"}
+_OPTIONAL_GROUPS = (ARRIVAL_OBSERVATION_FIELDS, ENERGY_OBSERVATION_FIELDS, THROUGHPUT_OBSERVATION_FIELDS)
+#: Every observation layout the settings can give (docs/model.md section 5.5): the base fields, then any of the
+#: optional groups in order (arrivals, energy budget, running throughput).
+_LAYOUTS: tuple[tuple[str, ...], ...] = tuple(
+    _BASE_FIELDS + tuple(name for group, on in zip(_OPTIONAL_GROUPS, flags, strict=True) if on for name, _, _ in group)
+    for flags in itertools.product((False, True), repeat=len(_OPTIONAL_GROUPS))
+)
+_PER_USER = {name for name, entries, _ in OBSERVATION_FIELDS + sum(_OPTIONAL_GROUPS, ()) if entries == "K"}
 
 
 def env_layout(env: Any) -> tuple[tuple[str, ...], bool]:
@@ -135,10 +144,11 @@ class UserSetPolicy(ActorCriticPolicy):
                 )
             observation_fields = fitting[0]
         self.observation_fields = tuple(str(f) for f in observation_fields)
-        if self.observation_fields not in (_BASE_FIELDS, _ARRIVAL_FIELDS):
+        if self.observation_fields not in _LAYOUTS:
             raise ValueError(
-                f"UserSetPolicy observation_fields must be {list(_BASE_FIELDS)} or "
-                f"{list(_ARRIVAL_FIELDS)}, got {list(self.observation_fields)}"
+                f"UserSetPolicy observation_fields must be {list(_BASE_FIELDS)}, optionally followed by "
+                f"{[[name for name, _, _ in group] for group in _OPTIONAL_GROUPS]} (any of them, in this order), "
+                f"got {list(self.observation_fields)}"
             )
         users = _users_for(self.observation_fields, size)
         if users is None:
@@ -203,7 +213,8 @@ class UserSetPolicy(ActorCriticPolicy):
                     f"UserSetPolicy: an observation of {size} entries does not fit the fields "
                     f"{describe_fields(self.observation_fields)} it was trained with"
                 )
-            layout = observation_layout(users, "active" in self.observation_fields)
+            fields = self.observation_fields
+            layout = observation_layout(users, "active" in fields, "energy_left" in fields, "throughput" in fields)
             user_rows = [np.arange(s.start, s.stop) for f, s in layout.items() if f in _PER_USER]
             global_entries = [s.start for f, s in layout.items() if f not in _PER_USER]
             self._indices[size] = (

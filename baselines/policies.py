@@ -40,14 +40,30 @@ _POLICY_SOLVER: dict[str, tuple[str, str]] = {
     },
 }
 
+
+def _energy_price_policy(env: Any) -> Policy:
+    from baselines.foresight import EnergyPricePolicy  # it builds on AnalyticPolicy, defined here
+
+    return EnergyPricePolicy(env)
+
+
+def _proportional_fair_policy(env: Any) -> Policy:
+    from baselines.foresight import ProportionalFairPolicy
+
+    return ProportionalFairPolicy(env)
+
+
 #: Policies with a state of their own (per-user lengths: the heterogeneous env only): name -> class(env).
 _STATEFUL_POLICIES: dict[str, Callable[[Any], Policy]] = {
     "het-opt-predictive": PredictivePolicy,
     "bandit-ucb": BanditPolicy,
+    "het-opt-energy": _energy_price_policy,
+    "het-opt-pf": _proportional_fair_policy,
 }
 
 #: Every analytic policy name: the equal-share baselines, hom-opt / het-opt at each information level,
-#: het-opt-predictive (:mod:`baselines.predictive`) and bandit-ucb (:mod:`baselines.bandit`).
+#: het-opt-predictive (:mod:`baselines.predictive`), bandit-ucb (:mod:`baselines.bandit`), and het-opt-energy and
+#: het-opt-pf (:mod:`baselines.foresight`).
 ANALYTIC_POLICIES: tuple[str, ...] = (*_POLICY_SOLVER, *_STATEFUL_POLICIES)
 
 

@@ -262,6 +262,17 @@ class EnvConfig:
         "True: a new population at each reset; False: one population from population_seed for every reset and sub-env",
     )
     population_seed: int = _setting(0, _integer(0, 2**63 - 1), "seed of the fixed population")
+    energy_budget: float | None = _setting(
+        None,
+        _optional(_real(0.0, 1e12, low_open=True)),
+        "B, joules per device per episode (docs/model.md section 5.7, eq. (5.7a)): a device whose remaining budget "
+        "cannot pay a round's draft and upload energy drafts nothing in it; None: unlimited",
+    )
+    observe_throughput: bool = _setting(
+        False,
+        _flag(),
+        "True: the observation shows each user's running throughput (docs/model.md section 5.9)",
+    )
 
     task_profile: AcceptanceProfile = field(init=False, repr=False, compare=False)
 

@@ -43,6 +43,8 @@ from multispin_env.channel import (
 )
 from multispin_env.config import EnvConfig
 from multispin_env.layout import (
+    C_ENERGY_SPENT,
+    C_EPISODE_TOKENS,
     C_FAILURES,
     C_LAST_DRAFT_LENGTHS,
     C_LAST_TOKENS,
@@ -83,6 +85,7 @@ from multispin_env.layout import (
     RoundConstants,
     SystemState,
 )
+from multispin_env.model import verification_times
 from multispin_env.requests import Requests, request_state_bytes
 from multispin_env.scenarios import Population
 from multispin_env.spaces import (
@@ -166,7 +169,7 @@ def state_bytes(config: EnvConfig, num_envs: int, population: Population | None 
         + INT_ROWS
     )  # the last round: its rows and the int64 n_k, A_k, L_k
     user_bytes = 8 * user_rows + request_state_bytes(config.max_queued_requests if arrivals else None)
-    observation_size = max(where.stop for where in observation_layout(k, arrivals).values())
+    observation_size = max(where.stop for where in _observation_layout(config, k).values())
     if population is None:
         population = scenario.sample_population(np.random.default_rng(config.population_seed))
     populations = _population_bytes(population)
@@ -183,6 +186,13 @@ def state_bytes(config: EnvConfig, num_envs: int, population: Population | None 
     else:
         shared += populations
     return n * (k * user_bytes + env_bytes) + shared
+
+
+def _observation_layout(config: EnvConfig, num_users: int) -> dict[str, slice]:
+    """The observation layout the settings give (:func:`multispin_env.spaces.observation_layout`)."""
+    return observation_layout(
+        num_users, config.arrival_rate is not None, config.energy_budget is not None, config.observe_throughput
+    )
 
 
 def check_state_size(config: EnvConfig, num_envs: int, population: Population | None = None) -> None:
@@ -287,7 +297,7 @@ class MultiSpinCore:
     :param num_envs: number of systems (batch rows)
 
     Public state (rows = envs, read-only views of the packed arrays): ``clock`` (s), ``gain`` (the complex
-    fading h), ``draft_time`` t_k and ``upload_time`` c_k (s/token), ``spectral_efficiency`` e_k (bit/s/Hz)
+    fading h), ``draft_time`` t_k and ``upload_time`` c_k (s/token), ``draft_power`` P_draft,k (W), ``spectral_efficiency`` e_k (bit/s/Hz)
     of the round about to be played, ``mean_upload_time`` (s/token, |h|^2 = 1), ``base_acceptance``, the
     acceptance ``process``, the discounted acceptance counts and the last round's lengths and tokens. The
     outputs of the methods never alias the state.
@@ -315,7 +325,9 @@ class MultiSpinCore:
         self._actions_shape = (n, self.action_size)
         #: Whether requests arrive (``arrival_rate`` set; docs/model.md section 5.8).
         self.arrivals = config.arrival_rate is not None
-        self.observation_size = max(where.stop for where in observation_layout(k, self.arrivals).values())
+        #: The observation's fields (docs/model.md section 5.5): slices on its last axis.
+        self.observation_layout = _observation_layout(config, k)
+        self.observation_size = max(where.stop for where in self.observation_layout.values())
         self._observed_is_true = config.csi_delay == 0 and config.csi_noise_std == 0.0
 
         self.process: AcceptanceProcess = make_acceptance_process(config, n)
@@ -380,7 +392,12 @@ class MultiSpinCore:
         )
 
         scale = observation_scale(
-            k, self.max_draft, config.horizon, config.mean_request_tokens if self.arrivals else None
+            k,
+            self.max_draft,
+            config.horizon,
+            config.mean_request_tokens if self.arrivals else None,
+            config.energy_budget,
+            self.server_round_time() if config.observe_throughput else None,
         )
         tokens, seconds = (np.ascontiguousarray(a, dtype=np.float64) for a in scenario.verify_profile_points)
         self._fixed = RoundConstants(
@@ -388,7 +405,7 @@ class MultiSpinCore:
             tokens,
             seconds,
             np.ascontiguousarray(np.stack((scale, self.observation_bounds()[1]))),
-            observation_offsets(k, self.arrivals),
+            observation_offsets(k, self.arrivals, config.energy_budget is not None, config.observe_throughput),
         )
         self._no_noise = np.zeros((0, 0), dtype=np.complex128)
         self._no_actions = np.zeros((0, self.action_size))  # the step's "lengths and shares already decoded"
@@ -420,6 +437,7 @@ class MultiSpinCore:
             "fading_line_of_sight": self.fading.line_of_sight,
             "fading_scatter": self.fading.scatter,
             "arrivals": self.arrivals,
+            "energy_budget": np.inf if self.config.energy_budget is None else self.config.energy_budget,
         }
         record = np.zeros(1, dtype=CONSTANTS)
         for name in CONSTANTS.names or ():  # a structured dtype: never None
@@ -434,6 +452,7 @@ class MultiSpinCore:
     def _link_views(self) -> None:
         """The per-field views of the packed arrays (never rebound)."""
         self.draft_time = self._population[P_DRAFT_TIME]  # nominal t_k, s/token
+        self.draft_power = self._population[P_DRAFT_POWER]  # P_draft,k, W (section 5.7)
         self.mean_upload_time = self._population[P_MEAN_UPLOAD_TIME]  # c_k of the mean channel, s/token
         self.upload_time = self._channel[H_UPLOAD_TIME]  # c_k of the current channel, s/token
         self.spectral_efficiency = self._channel[H_EFFICIENCY]  # e_k of the current channel, bit/s/Hz
@@ -488,7 +507,44 @@ class MultiSpinCore:
 
     def observation_bounds(self) -> tuple[FloatArray, FloatArray]:
         """Low and high of one observation (the Box of the single observation space)."""
-        return observation_bounds(self.num_users, self.scenario, self.draft_time, self.arrivals)
+        return observation_bounds(
+            self.num_users,
+            self.scenario,
+            self.draft_time,
+            self.arrivals,
+            self.config.energy_budget is not None,
+            self.config.observe_throughput,
+        )
+
+    def server_round_time(self) -> float:
+        """T_ver(K) + T_dl, s: the round of server-only decoding with every user in the batch (eq. (2'), (3));
+        the unit of the observed running throughput (section 5.9: x_k times it is tokens per such round)."""
+        tokens, seconds = self.scenario.verify_profile_points
+        return float(verification_times(float(self.num_users), (tokens, seconds))) + self.scenario.downlink_time
+
+    @property
+    def energy_spent(self) -> FloatArray:
+        """Device energy E_k summed over the episode's rounds so far (n, K), J (section 5.7)."""
+        return self._counts[C_ENERGY_SPENT]
+
+    @property
+    def energy_left(self) -> FloatArray:
+        """The remaining energy budget B - spent (n, K), J (section 5.7, eq. (5.7a)); inf without a budget. A new
+        array."""
+        budget = self.config.energy_budget
+        return np.maximum((np.inf if budget is None else budget) - self.energy_spent, 0.0)
+
+    @property
+    def episode_tokens(self) -> FloatArray:
+        """Counted tokens n_k summed over the episode's rounds so far (n, K)."""
+        return self._counts[C_EPISODE_TOKENS]
+
+    @property
+    def throughput(self) -> FloatArray:
+        """The running throughput x_k = episode tokens / clock (n, K), tokens/s (section 5.9); 0 before the first
+        round. A new array."""
+        clock = self.clock[:, None]
+        return np.divide(self.episode_tokens, clock, out=np.zeros_like(self.episode_tokens), where=clock > 0.0)
 
     def acceptance_estimate(self) -> FloatArray:
         """a_hat = (S + w0 a0) / (S + F + w0) (n, K), the estimate the observation shows (section 5.4)."""
@@ -795,3 +851,8 @@ class MultiSpinCore:
         if self.arrivals:
             arrivals = self.arrival_info(row)
             info.update({key: arrivals[key] for key in ARRIVAL_STATE_KEYS})
+        at = slice(None) if row is None else row
+        if self.config.energy_budget is not None:
+            info["energy_left"] = self.energy_left[at]
+        if self.config.observe_throughput:
+            info["throughput"] = self.throughput[at]

@@ -16,7 +16,13 @@ from numpy.typing import ArrayLike, NDArray
 
 from multispin_env._checks import first_nonfinite
 from multispin_env.channel import DEVICE_CLASSES, upload_time_per_token
-from multispin_env.layout import ARRIVAL_OBSERVATION_FIELDS, OBSERVATION_FIELDS, ObservationOffsets
+from multispin_env.layout import (
+    ARRIVAL_OBSERVATION_FIELDS,
+    ENERGY_OBSERVATION_FIELDS,
+    OBSERVATION_FIELDS,
+    THROUGHPUT_OBSERVATION_FIELDS,
+    ObservationOffsets,
+)
 from multispin_env.scenarios import Scenario
 
 if TYPE_CHECKING:
@@ -58,30 +64,48 @@ ACCEPTANCE_EPS = 1e-6
 REMAINING_OBS_MAX = 10.0
 
 
-def observation_layout(num_users: int, arrivals: bool = False) -> dict[str, slice]:
-    """Slices of each field of :data:`OBSERVATION_FIELDS` (then :data:`ARRIVAL_OBSERVATION_FIELDS` if
-    ``arrivals``) on the observation's last axis (user order)."""
+def observation_layout(
+    num_users: int, arrivals: bool = False, energy_budget: bool = False, throughput: bool = False
+) -> dict[str, slice]:
+    """Slices of each field of :data:`OBSERVATION_FIELDS`, then :data:`ARRIVAL_OBSERVATION_FIELDS` if
+    ``arrivals``, ``ENERGY_OBSERVATION_FIELDS`` if ``energy_budget`` and ``THROUGHPUT_OBSERVATION_FIELDS`` if
+    ``throughput``, on the observation's last axis (user order)."""
+    fields = (
+        OBSERVATION_FIELDS
+        + (ARRIVAL_OBSERVATION_FIELDS if arrivals else ())
+        + (ENERGY_OBSERVATION_FIELDS if energy_budget else ())
+        + (THROUGHPUT_OBSERVATION_FIELDS if throughput else ())
+    )
     layout, start = {}, 0
-    for name, entries, _ in OBSERVATION_FIELDS + (ARRIVAL_OBSERVATION_FIELDS if arrivals else ()):
+    for name, entries, _ in fields:
         size = num_users if entries == "K" else int(entries)
         layout[name] = slice(start, start + size)
         start += size
     return layout
 
 
-def observation_offsets(num_users: int, arrivals: bool = False) -> Any:
+def observation_offsets(
+    num_users: int, arrivals: bool = False, energy_budget: bool = False, throughput: bool = False
+) -> Any:
     """The :data:`~multispin_env.layout.ObservationOffsets` of :func:`observation_layout`: each field's first
-    entry, -1 for the arrival fields without ``arrivals`` (the compiled observation writes each field there)."""
-    layout = observation_layout(num_users, arrivals)
+    entry, -1 for an optional field the observation does not have (the compiled observation writes each field
+    there)."""
+    layout = observation_layout(num_users, arrivals, energy_budget, throughput)
     names: tuple[str, ...] = ObservationOffsets._fields
     return ObservationOffsets(*(layout[name].start if name in layout else -1 for name in names))
 
 
 def observation_scale(
-    num_users: int, max_draft: int, horizon: float, mean_request_tokens: float | None = None
+    num_users: int,
+    max_draft: int,
+    horizon: float,
+    mean_request_tokens: float | None = None,
+    energy_budget: float | None = None,
+    server_round: float | None = None,
 ) -> FloatArray:
     """Factor of each observation entry: raw value (bit/s/Hz, s/token, -, tokens, tokens, s; with arrivals
-    (``mean_request_tokens`` given) then -, tokens) times it."""
+    (``mean_request_tokens`` given) then -, tokens; with an ``energy_budget`` (J) the remaining budget, J; with
+    ``server_round`` = T_ver(K) + T_dl (s) the running throughput, tokens/s) times it."""
     per_field = {
         "spectral_efficiency": 1.0 / CHANNEL_SCALE,
         "draft_time": 1.0 / DRAFT_TIME_SCALE,
@@ -91,8 +115,12 @@ def observation_scale(
         "time_left": 1.0 / horizon,
         "active": 1.0,
         "remaining": 1.0 / (mean_request_tokens or 1.0),
+        "energy_left": 1.0 / (energy_budget or 1.0),
+        "throughput": server_round or 1.0,
     }
-    layout = observation_layout(num_users, mean_request_tokens is not None)
+    layout = observation_layout(
+        num_users, mean_request_tokens is not None, energy_budget is not None, server_round is not None
+    )
     scale = np.empty(max(where.stop for where in layout.values()))
     for name, where in layout.items():
         scale[where] = per_field[name]
@@ -100,15 +128,22 @@ def observation_scale(
 
 
 def observation_bounds(
-    num_users: int, scenario: Scenario, draft_time: FloatArray, arrivals: bool = False
+    num_users: int,
+    scenario: Scenario,
+    draft_time: FloatArray,
+    arrivals: bool = False,
+    energy_budget: bool = False,
+    throughput: bool = False,
 ) -> tuple[FloatArray, FloatArray]:
     """Low and high of one observation (the Box of the single observation space); ``draft_time`` (n, K) the
     populations' t_k in s/token, so that a slowest device outside the scenario's classes is covered."""
-    layout = observation_layout(num_users, arrivals)
+    layout = observation_layout(num_users, arrivals, energy_budget, throughput)
     size = max(where.stop for where in layout.values())
     low, high = np.zeros(size), np.ones(size)
     if arrivals:
         high[layout["remaining"]] = REMAINING_OBS_MAX
+    if throughput:  # at most L_max + 1 tokens per round of at least T_ver(K) + T_dl, about (section 5.9)
+        high[layout["throughput"]] = scenario.max_draft + 1
     high[layout["spectral_efficiency"]] = CHANNEL_OBS_MAX
     classes = [name for name, weight in scenario.device_mix.items() if weight > 0]
     slowest = max([DEVICE_CLASSES[name] for name in classes] + [float(np.max(draft_time))])
@@ -230,9 +265,9 @@ class MultiSpinEnvAPI(CoreAccess):
 
     @property
     def observation_layout(self) -> dict[str, slice]:
-        """Slices of the observation fields (:data:`OBSERVATION_FIELDS`, then with arrivals
-        :data:`ARRIVAL_OBSERVATION_FIELDS`) on the last axis."""
-        return observation_layout(self._core.num_users, self._core.arrivals)
+        """Slices of the observation fields (:data:`OBSERVATION_FIELDS`, then the optional fields the env's
+        settings turn on: :func:`observation_layout`) on the last axis."""
+        return dict(self._core.observation_layout)
 
     def decode_action(self, action: ArrayLike) -> tuple[NDArray[np.int64], FloatArray]:
         """(draft_lengths, bandwidth) an action decodes to (docs/model.md section 8.1); leading axes kept.
