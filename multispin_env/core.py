@@ -297,8 +297,8 @@ class MultiSpinCore:
     :param num_envs: number of systems (batch rows)
 
     Public state (rows = envs, read-only views of the packed arrays): ``clock`` (s), ``gain`` (the complex
-    fading h), ``draft_time`` t_k and ``upload_time`` c_k (s/token), ``draft_power`` P_draft,k (W), ``spectral_efficiency`` e_k (bit/s/Hz)
-    of the round about to be played, ``mean_upload_time`` (s/token, |h|^2 = 1), ``base_acceptance``, the
+    fading h), ``draft_time`` t_k and ``upload_time`` c_k (s/token), ``draft_power`` P_draft,k (W),
+    ``spectral_efficiency`` e_k (bit/s/Hz) of the round about to be played, ``mean_upload_time`` (s/token, |h|^2 = 1), ``base_acceptance``, the
     acceptance ``process``, the discounted acceptance counts and the last round's lengths and tokens. The
     outputs of the methods never alias the state.
     """
@@ -325,6 +325,17 @@ class MultiSpinCore:
         self._actions_shape = (n, self.action_size)
         #: Whether requests arrive (``arrival_rate`` set; docs/model.md section 5.8).
         self.arrivals = config.arrival_rate is not None
+        #: Info keys of the state beyond clock, acceptance and spectral efficiency that the settings add (docs/model.md
+        #: section 5.6; the arrival keys are :data:`ARRIVAL_STATE_KEYS`): the remaining energy budget, the running
+        #: throughput.
+        self.optional_state_keys: tuple[str, ...] = tuple(
+            key
+            for key, on in (
+                ("energy_left", config.energy_budget is not None),
+                ("throughput", config.observe_throughput),
+            )
+            if on
+        )
         #: The observation's fields (docs/model.md section 5.5): slices on its last axis.
         self.observation_layout = _observation_layout(config, k)
         self.observation_size = max(where.stop for where in self.observation_layout.values())

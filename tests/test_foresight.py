@@ -119,6 +119,20 @@ def test_without_the_settings_nothing_changes_in_the_interface() -> None:
     assert list(both.unwrapped.observation_layout)[-2:] == ["energy_left", "throughput"]
 
 
+@pytest.mark.parametrize("mode", ["NEXT_STEP", "SAME_STEP"])
+def test_the_vector_env_reports_and_masks_the_new_keys_every_step(mode: str) -> None:
+    envs = gym.make_vec(HET, num_envs=3, energy_budget=1.0, observe_throughput=True, horizon=0.4, autoreset_mode=mode)
+    _, info = envs.reset(seed=0)
+    for _ in range(10):
+        *_, info = envs.step(envs.action_space.sample())
+        for key in ("energy_left", "throughput"):
+            assert info[key].shape == (3, envs.num_users) and info[f"_{key}"].all(), key
+            if "final_info" in info:
+                assert key in info["final_info"]
+    np.testing.assert_allclose(info["energy_left"], envs.core.energy_left)
+    np.testing.assert_allclose(info["throughput"], envs.core.throughput)
+
+
 @pytest.mark.parametrize("value", [0, 0.0, -1.0, float("nan"), float("inf"), "5", True, 1e13])
 def test_bad_energy_budget_is_a_one_line_error_naming_it(value: Any) -> None:
     with pytest.raises(ValueError, match="energy_budget") as error:
