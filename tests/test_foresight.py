@@ -271,3 +271,35 @@ def test_geometric_mean_throughput_counts_a_user_without_tokens_as_one() -> None
     assert all(
         0.0 < v <= e.goodput / env.unwrapped.num_users + 1e-9 for v, e in zip(values, result.episodes, strict=True)
     )
+
+
+def test_the_user_set_policy_reads_the_new_per_user_fields_at_any_k() -> None:
+    """The budget and throughput fields are per-user rows of the user-set policy: it acts at another K, and
+    permuting the users permutes its action (lengths and shares alike)."""
+    import torch as th
+
+    from agents.userset import UserSetPolicy, with_env_layout
+
+    settings = dict(energy_budget=3.0, observe_throughput=True)
+    env = gym.make(HET, **settings)
+    th.manual_seed(0)
+    policy = UserSetPolicy(env.observation_space, env.action_space, lambda _: 1e-3, **with_env_layout({}, env))
+    with th.no_grad():
+        for p in policy.parameters():
+            p.normal_(0.0, 0.3)
+    other = gym.make(HET, num_users=4, **settings)
+    obs, _ = other.reset(seed=0)
+    other.step(other.action_space.sample())
+    obs, *_ = other.step(other.action_space.sample())
+    action, _ = policy.predict(obs, deterministic=True)
+    assert action.shape == (8,)
+    layout = other.unwrapped.observation_layout
+    perm = np.array([2, 0, 3, 1])
+    permuted = obs.copy()
+    for where in layout.values():
+        if where.stop - where.start == 4:
+            permuted[where] = obs[where][perm]
+    moved, _ = policy.predict(permuted, deterministic=True)
+    np.testing.assert_allclose(moved[:4], action[:4][perm], atol=1e-6)
+    np.testing.assert_allclose(moved[4:], action[4:][perm], atol=1e-6)
+    assert {"energy_left", "throughput"} <= set(policy.observation_fields)
