@@ -24,6 +24,10 @@ With request arrivals (docs/model.md section 5.8; ``info["completed"]`` present)
 
 With request deadlines (docs/model.md eq. (9d); ``info["deadline_met"]`` present) also the requests that met and
 missed their completion-time target, and the share met / (met + missed) pooled over episodes.
+
+Every episode also has the users' geometric-mean throughput exp((1/K) sum_k log x_k), x_k = max(tokens_k, 1) /
+clock (tokens/s): proportional fairness's objective sum_k log x_k on the scale of a throughput (the suite's
+Fairness metric, docs/suite.md); a user without a token counts as one, so the logarithm stays finite.
 """
 
 from __future__ import annotations
@@ -86,6 +90,8 @@ class EpisodeMetrics:
     :param deadline_met: with request deadlines, the requests that met their target (eq. (9d)); None without
     :param deadline_missed: with request deadlines, the requests that missed it (undecided ones at the episode's
         end count in neither); None without
+    :param throughput_geomean: the users' geometric-mean throughput exp((1/K) sum_k log(max(tokens_k, 1) /
+        clock)), tokens/s
     """
 
     seed: int
@@ -100,6 +106,7 @@ class EpisodeMetrics:
     fairness: float = math.nan
     deadline_met: int | None = None
     deadline_missed: int | None = None
+    throughput_geomean: float = math.nan
 
 
 def t_critical(n: int, confidence: float = 0.95) -> float:
@@ -293,7 +300,16 @@ def run_episode(
         else math.nan,
         deadline_met=met if deadlines else None,
         deadline_missed=missed if deadlines else None,
+        throughput_geomean=geometric_mean_throughput(np.asarray(user_tokens, dtype=np.float64), clock),
     )
+
+
+def geometric_mean_throughput(user_tokens: NDArray[np.float64], clock: float) -> float:
+    """exp((1/K) sum_k log x_k), x_k = max(tokens_k, 1) / clock: the users' geometric-mean throughput, tokens/s
+    (nan before any round)."""
+    if clock <= 0 or np.ndim(user_tokens) == 0:
+        return math.nan
+    return float(np.exp(np.mean(np.log(np.maximum(user_tokens, 1.0) / clock))))
 
 
 def evaluate(
@@ -328,8 +344,8 @@ def oracle_name(names: Sequence[str]) -> str | None:
 
 def suite_metric(result: EvaluationResult, name: str) -> float:
     """The suite metric ``name`` (:data:`multispin_env.suite.METRICS`) of an evaluation on a task's seeds: the mean
-    episode goodput (tokens/s), the mean completion time of the completed requests (s) or the share of the decided
-    requests that met their completion-time target."""
+    episode goodput (tokens/s), the mean completion time of the completed requests (s), the share of the decided
+    requests that met their completion-time target or the mean geometric-mean user throughput (tokens/s)."""
     from multispin_env import suite
 
     if name == "goodput":
@@ -338,4 +354,6 @@ def suite_metric(result: EvaluationResult, name: str) -> float:
         return result.completion_summary()["completion_mean"]
     if name == "deadline_share":
         return result.deadline_summary()["deadline_share"]
+    if name == "throughput_geomean":
+        return float(np.mean([e.throughput_geomean for e in result.episodes]))
     raise ValueError(f"metric must be one of {sorted(suite.METRICS)}, got {name!r}")

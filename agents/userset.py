@@ -28,6 +28,7 @@ instead of the saved observation space. The observation fields the model was tra
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from functools import partial
 from typing import Any
@@ -40,6 +41,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
+from multispin_env.layout import ENERGY_OBSERVATION_FIELDS, THROUGHPUT_OBSERVATION_FIELDS
 from multispin_env.spaces import (
     ARRIVAL_OBSERVATION_FIELDS,
     DEADLINE_OBSERVATION_FIELDS,
@@ -59,17 +61,22 @@ __all__ = [
 
 #: The policy's dotted name (rl-zoo3's ``policy:`` key).
 POLICY_NAME = f"{__name__}.UserSetPolicy"
-#: Field names of the observation without / with request arrivals, in order (docs/model.md section 8.1), and with
-#: request deadlines (eq. (9d)).
+#: Field names of the observation's fixed part, in order (docs/model.md section 8.1).
 _BASE_FIELDS = tuple(name for name, _, _ in OBSERVATION_FIELDS)
-_ARRIVAL_FIELDS = _BASE_FIELDS + tuple(name for name, _, _ in ARRIVAL_OBSERVATION_FIELDS)
-_DEADLINE_FIELDS = _ARRIVAL_FIELDS + tuple(name for name, _, _ in DEADLINE_OBSERVATION_FIELDS)
-_LAYOUTS = (_BASE_FIELDS, _ARRIVAL_FIELDS, _DEADLINE_FIELDS)
-_PER_USER = {
-    name
-    for name, entries, _ in OBSERVATION_FIELDS + ARRIVAL_OBSERVATION_FIELDS + DEADLINE_OBSERVATION_FIELDS
-    if entries == "K"
-}
+_OPTIONAL_GROUPS = (
+    ARRIVAL_OBSERVATION_FIELDS,
+    DEADLINE_OBSERVATION_FIELDS,
+    ENERGY_OBSERVATION_FIELDS,
+    THROUGHPUT_OBSERVATION_FIELDS,
+)
+#: Every observation layout the settings can give (docs/model.md section 5.5): the base fields, then any of the
+#: optional groups in order (arrivals, deadlines, energy budget, running throughput); deadlines need arrivals.
+_LAYOUTS: tuple[tuple[str, ...], ...] = tuple(
+    _BASE_FIELDS + tuple(name for group, on in zip(_OPTIONAL_GROUPS, flags, strict=True) if on for name, _, _ in group)
+    for flags in itertools.product((False, True), repeat=len(_OPTIONAL_GROUPS))
+    if flags[0] or not flags[1]
+)
+_PER_USER = {name for name, entries, _ in OBSERVATION_FIELDS + sum(_OPTIONAL_GROUPS, ()) if entries == "K"}
 
 
 def env_layout(env: Any) -> tuple[tuple[str, ...], bool]:
@@ -141,6 +148,11 @@ class UserSetPolicy(ActorCriticPolicy):
         size = int(observation_space.shape[0])
         if observation_fields is None:
             fitting = [f for f in _LAYOUTS if _users_for(f, size) is not None]
+            # Several layouts can give the same size (e.g. 6 fields of 5 users and 5 fields of 6): the action's
+            # size (2K heterogeneous, K + 1 homogeneous) tells them apart where it fits only one.
+            acting = [f for f in fitting if int(action_space.shape[0]) in _action_sizes(_users_for(f, size))]
+            if len(acting) == 1:
+                fitting = acting
             if len(fitting) != 1:
                 raise ValueError(
                     f"UserSetPolicy cannot tell the observation fields from {size} entries; pass "
@@ -150,8 +162,9 @@ class UserSetPolicy(ActorCriticPolicy):
         self.observation_fields = tuple(str(f) for f in observation_fields)
         if self.observation_fields not in _LAYOUTS:
             raise ValueError(
-                f"UserSetPolicy observation_fields must be one of {[list(f) for f in _LAYOUTS]}, got "
-                f"{list(self.observation_fields)}"
+                f"UserSetPolicy observation_fields must be {list(_BASE_FIELDS)}, optionally followed by "
+                f"{[[name for name, _, _ in group] for group in _OPTIONAL_GROUPS]} (any of them, in this order), "
+                f"got {list(self.observation_fields)}"
             )
         users = _users_for(self.observation_fields, size)
         if users is None:
@@ -216,7 +229,10 @@ class UserSetPolicy(ActorCriticPolicy):
                     f"UserSetPolicy: an observation of {size} entries does not fit the fields "
                     f"{describe_fields(self.observation_fields)} it was trained with"
                 )
-            layout = observation_layout(users, "active" in self.observation_fields, "slack" in self.observation_fields)
+            fields = self.observation_fields
+            layout = observation_layout(
+                users, "active" in fields, "slack" in fields, "energy_left" in fields, "throughput" in fields
+            )
             user_rows = [np.arange(s.start, s.stop) for f, s in layout.items() if f in _PER_USER]
             global_entries = [s.start for f, s in layout.items() if f not in _PER_USER]
             self._indices[size] = (
@@ -282,6 +298,11 @@ class UserSetPolicy(ActorCriticPolicy):
         low, high = float(np.min(box.low)), float(np.max(box.high))
         out = np.clip(actions.cpu().numpy(), low, high)
         return (out[0] if obs.ndim == 1 else out), state
+
+
+def _action_sizes(users: int | None) -> tuple[int, ...]:
+    """The action sizes of ``users`` users: heterogeneous (2K) and homogeneous (K + 1)."""
+    return () if users is None else (2 * users, users + 1)
 
 
 def _users_for(fields: Sequence[str], size: int) -> int | None:

@@ -43,18 +43,33 @@ _POLICY_SOLVER: dict[str, tuple[str, str]] = {
     },
 }
 
+
+def _energy_price_policy(env: Any) -> Policy:
+    from baselines.foresight import EnergyPricePolicy  # it builds on AnalyticPolicy, defined here
+
+    return EnergyPricePolicy(env)
+
+
+def _proportional_fair_policy(env: Any) -> Policy:
+    from baselines.foresight import ProportionalFairPolicy
+
+    return ProportionalFairPolicy(env)
+
+
 #: Policies with a state of their own (per-user lengths: the heterogeneous env only): name -> class(env).
 _STATEFUL_POLICIES: dict[str, Callable[[Any], Policy]] = {
     "het-opt-predictive": PredictivePolicy,
     "bandit-ucb": BanditPolicy,
+    "het-opt-energy": _energy_price_policy,
+    "het-opt-pf": _proportional_fair_policy,
 }
 
 #: The urgency-weighted P-het policies (envs with request deadlines only): name -> information level.
 _URGENCY_POLICIES: dict[str, str] = {"het-opt-urgency-adaptive": "adaptive", "het-opt-urgency-oracle": "oracle"}
 
 #: Every analytic policy name: the equal-share baselines, hom-opt / het-opt at each information level,
-#: het-opt-predictive (:mod:`baselines.predictive`), bandit-ucb (:mod:`baselines.bandit`) and the urgency-weighted
-#: het-opt policies (:class:`UrgencyPolicy`).
+#: het-opt-predictive (:mod:`baselines.predictive`), bandit-ucb (:mod:`baselines.bandit`), het-opt-energy and
+#: het-opt-pf (:mod:`baselines.foresight`) and the urgency-weighted het-opt policies (:class:`UrgencyPolicy`).
 ANALYTIC_POLICIES: tuple[str, ...] = (*_POLICY_SOLVER, *_STATEFUL_POLICIES, *_URGENCY_POLICIES)
 
 #: Largest urgency weight of :func:`urgency_weights` (a user whose request needs 10 times the reference rate or more).

@@ -1,9 +1,10 @@
 """Recompute the reference goodputs of the benchmark suite (``multispin_env/suite_references.json``).
 
-For every registered task (:data:`multispin_env.suite.TASK_SPECS`: the suite's and the retired versions): the task's metric (mean episode goodput in tokens/s, or the
-mean request completion time in s for the arrival tasks) of server-only decoding (every L_k = 0) and of
-het-opt-oracle (or the task's own ``reference`` policy: the deadline task's urgency-weighted oracle) on the
-task's evaluation seeds; :func:`multispin_env.suite.normalized_score` maps them to 0 and 100. Deterministic given the seeds. An existing output file keeps the tasks not recomputed. Usage::
+For every registered task (:data:`multispin_env.suite.TASK_SPECS`: the suite's and the retired versions): the task's metric (mean episode goodput in tokens/s, the
+mean request completion time in s for the arrival tasks, the share of requests that met their
+target for the deadline task, the geometric-mean user throughput in tokens/s for Fairness) of server-only decoding (every L_k = 0) and of the task's reference controller (het-opt-oracle unless
+the task names another, ``Task.reference``) on the task's evaluation seeds; :func:`multispin_env.suite.normalized_score` maps them to 0 and
+100. Deterministic given the seeds. An existing output file keeps the tasks not recomputed. Usage::
 
     python -m experiments.suite_references                 # the suite's tasks, writes the package's JSON (a few minutes)
     python -m experiments.suite_references --tasks MultiSpinSuite/IIDStatic-v0 -o /tmp/refs.json
@@ -49,8 +50,8 @@ class ServerOnly:
 
 
 def references(env_id: str) -> dict[str, float]:
-    """{"server-only": v0, reference: v100} of task ``env_id``'s metric (tokens/s, s or a share), the reference
-    the task's 100-reference policy (het-opt-oracle unless the task names another)."""
+    """{"server-only": v0, <the task's reference controller>: v100} of task ``env_id``'s metric (tokens/s, s or a
+    share); the reference is het-opt-oracle unless the task names another (``Task.reference``)."""
     spec = suite.task(env_id)
     env = gym.make(env_id)
     seeds = list(spec.eval_seeds)

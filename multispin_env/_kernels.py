@@ -38,6 +38,8 @@ from multispin_env._numba import JIT, compiled, jit_cache
 from multispin_env.acceptance import acceptance_estimate, accepted_prefix
 from multispin_env.channel import complex_gain, efficiency, fading_correlation, gauss_markov_step, upload_time_per_token
 from multispin_env.layout import (
+    C_ENERGY_SPENT,
+    C_EPISODE_TOKENS,
     C_FAILURES,
     C_LAST_DRAFT_LENGTHS,
     C_LAST_TOKENS,
@@ -201,6 +203,42 @@ with jit_cache():
             draft_lengths[i, k] *= live
             bandwidth[i, k] *= live * factor
 
+    @njit(**JIT, inline="always")
+    def _drained_users_out(draft_lengths, bandwidth, population, channel, counts, jitter, c, i):
+        """Energy budget (docs/model.md section 5.7, eq. (5.7a)): a user of system i whose round, played with the
+        decoded lengths and shares, would cost more device energy E_k than its remaining budget B - spent drafts
+        nothing (L_k = 0, no band); the other users' shares are rescaled to sum to what all summed to before (as
+        :func:`_idle_users_out`), so a drained user's band goes to the others in proportion. Their uploads end
+        no later, so their energy does not grow: they can still pay."""
+        num_users = draft_lengths.shape[1]
+        total = 0.0
+        kept_sum = 0.0
+        any_drained = False
+        for k in range(num_users):
+            length = draft_lengths[i, k]
+            total += bandwidth[i, k]
+            if length > 0.0:
+                draft_time = population[P_DRAFT_TIME, i, k]
+                if jitter.size:
+                    draft_time = draft_time * jitter[i, k]
+                finish = finish_time(length, draft_time, channel[H_UPLOAD_TIME, i, k], bandwidth[i, k])
+                energy = device_energy(
+                    length,
+                    draft_time,
+                    upload_end(finish, c.upload_deadline),
+                    population[P_DRAFT_POWER, i, k],
+                    c.transmit_power_w,
+                )
+                if energy > c.energy_budget - counts[C_ENERGY_SPENT, i, k]:
+                    draft_lengths[i, k] = 0.0
+                    bandwidth[i, k] = 0.0
+                    any_drained = True
+            kept_sum += bandwidth[i, k]
+        if any_drained:
+            factor = total / kept_sum if kept_sum > 0.0 else 0.0
+            for k in range(num_users):
+                bandwidth[i, k] *= factor
+
     @njit(types.boolean(_f8_2, _fixed, _f8_3), **JIT)
     def decode(actions, fixed, rounds):
         """Decode actions (n, A) into ``rounds[R_DRAFT_LENGTHS]`` = L_k and ``rounds[R_BANDWIDTH]`` = b_k (n, K);
@@ -285,7 +323,10 @@ with jit_cache():
           dropped, else max_k u_k; T_ver (eq. 2') of the batch's N = sum_k (L_k + 1) tokens over the profile
           ``fixed.verify_tokens``/``fixed.verify_seconds``; T = tau + T_ver + T_dl (eq. 3);
         - accepted prefixes A_k from E = ``blocks.exponential`` and the process's ``state.cumulative_hazard``
-          (section 5.1), tokens n_k = A_k + 1 (eq. 4); energy E_k (section 5.7);
+          (section 5.1), tokens n_k = A_k + 1 (eq. 4); energy E_k (section 5.7), added to the episode's energy
+          and the tokens to its tokens (``state.counts`` rows C_ENERGY_SPENT, C_EPISODE_TOKENS);
+        - energy budget (constant ``energy_budget`` finite, section 5.7, eq. (5.7a)): first, a user whose round
+          would cost more than its remaining budget drafts nothing (:func:`_drained_users_out`);
           reward = reward_scale (sum_k n_k - energy_weight sum_k E_k);
         - discounted counts S = lambda S + A, F = lambda F + [A < L] of the users not dropped (section 5.4);
           last lengths/tokens; clock += T; truncated = clock >= horizon;
@@ -320,9 +361,12 @@ with jit_cache():
         n, num_users = draft_lengths.shape
         newest = state.newest[0]
         following = (newest + 1) % gains.shape[0]
+        budgeted = c.energy_budget < math.inf
         for i in range(n):
             if arrivals:
                 _idle_users_out(draft_lengths, bandwidth, requests, i)
+            if budgeted:
+                _drained_users_out(draft_lengths, bandwidth, population, channel, counts, jitter, c, i)
             sync = 0.0
             batch_tokens = 0.0
             any_dropped = False
@@ -366,6 +410,8 @@ with jit_cache():
                 counts[C_FAILURES, i, k] = counts[C_FAILURES, i, k] * factor + np.float64(accepted < observed)
                 counts[C_LAST_DRAFT_LENGTHS, i, k] = length
                 counts[C_LAST_TOKENS, i, k] = tokens
+                counts[C_ENERGY_SPENT, i, k] += rounds[R_ENERGY, i, k]
+                counts[C_EPISODE_TOKENS, i, k] += tokens
                 rounds[R_ACCEPTED, i, k] = accepted
                 rounds[R_TOKENS, i, k] = tokens
             clock[i] += round_latency
@@ -411,7 +457,9 @@ with jit_cache():
 
         Fields (K entries each, then one): observed e_k (bit/s/Hz), nominal t_k (s/token), the acceptance
         estimate a_hat, last L_k, last n_k; horizon - clock (s); with arrivals then the active flag and the
-        tokens left in the request (K each, section 5.8); with deadlines then the slack (K, eq. (9d)).
+        tokens left in the request (K each, section 5.8); with deadlines then the slack (K, eq. (9d)); with an
+        energy budget the remaining budget (J); with ``observe_throughput`` the running throughput (tokens/s,
+        section 5.9).
         """
         c = fixed.constants[0]
         at = fixed.observation_offsets
@@ -444,6 +492,14 @@ with jit_cache():
                 for k in range(num_users):
                     slack = (requests[Q_DUE, i, k] - clock[i]) * requests[Q_ACTIVE, i, k]
                     _put(out, i, at.slack + k, slack, scale, high)
+            if at.energy_left >= 0:  # the remaining budget (section 5.7), J
+                for k in range(num_users):
+                    _put(out, i, at.energy_left + k, c.energy_budget - counts[C_ENERGY_SPENT, i, k], scale, high)
+            if at.throughput >= 0:  # the running throughput x_k = tokens / clock (section 5.9), tokens/s
+                elapsed = clock[i]
+                for k in range(num_users):
+                    rate = counts[C_EPISODE_TOKENS, i, k] / elapsed if elapsed > 0.0 else 0.0
+                    _put(out, i, at.throughput + k, rate, scale, high)
 
     @njit(types.int64(_f8_2, _state, _blocks, _fixed, _restarts, _buffers, types.boolean), **JIT)
     def step(actions, state, blocks, fixed, restarts, out, finish):

@@ -273,6 +273,17 @@ class EnvConfig:
         _real(0.0, 1e9),
         "seconds added to every request's completion-time target (eq. (9d)); needs request_deadline_per_token",
     )
+    energy_budget: float | None = _setting(
+        None,
+        _optional(_real(0.0, 1e12, low_open=True)),
+        "B, joules per device per episode (docs/model.md section 5.7, eq. (5.7a)): a device whose remaining budget "
+        "cannot pay a round's draft and upload energy drafts nothing in it; None: unlimited",
+    )
+    observe_throughput: bool = _setting(
+        False,
+        _flag(),
+        "True: the observation shows each user's running throughput (docs/model.md section 5.9)",
+    )
 
     task_profile: AcceptanceProfile = field(init=False, repr=False, compare=False)
 

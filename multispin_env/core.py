@@ -43,6 +43,8 @@ from multispin_env.channel import (
 )
 from multispin_env.config import EnvConfig
 from multispin_env.layout import (
+    C_ENERGY_SPENT,
+    C_EPISODE_TOKENS,
     C_FAILURES,
     C_LAST_DRAFT_LENGTHS,
     C_LAST_TOKENS,
@@ -83,6 +85,7 @@ from multispin_env.layout import (
     RoundConstants,
     SystemState,
 )
+from multispin_env.model import verification_times
 from multispin_env.requests import Requests, request_state_bytes
 from multispin_env.scenarios import Population
 from multispin_env.spaces import (
@@ -175,7 +178,7 @@ def state_bytes(config: EnvConfig, num_envs: int, population: Population | None 
         + INT_ROWS
     )  # the last round: its rows and the int64 n_k, A_k, L_k
     user_bytes = 8 * user_rows + request_state_bytes(config.max_queued_requests if arrivals else None, deadlines)
-    observation_size = max(where.stop for where in observation_layout(k, arrivals, deadlines).values())
+    observation_size = max(where.stop for where in _observation_layout(config, k).values())
     if population is None:
         population = scenario.sample_population(np.random.default_rng(config.population_seed))
     populations = _population_bytes(population)
@@ -192,6 +195,17 @@ def state_bytes(config: EnvConfig, num_envs: int, population: Population | None 
     else:
         shared += populations
     return n * (k * user_bytes + env_bytes) + shared
+
+
+def _observation_layout(config: EnvConfig, num_users: int) -> dict[str, slice]:
+    """The observation layout the settings give (:func:`multispin_env.spaces.observation_layout`)."""
+    return observation_layout(
+        num_users,
+        config.arrival_rate is not None,
+        config.request_deadline_per_token is not None,
+        config.energy_budget is not None,
+        config.observe_throughput,
+    )
 
 
 def check_state_size(config: EnvConfig, num_envs: int, population: Population | None = None) -> None:
@@ -296,8 +310,8 @@ class MultiSpinCore:
     :param num_envs: number of systems (batch rows)
 
     Public state (rows = envs, read-only views of the packed arrays): ``clock`` (s), ``gain`` (the complex
-    fading h), ``draft_time`` t_k and ``upload_time`` c_k (s/token), ``spectral_efficiency`` e_k (bit/s/Hz)
-    of the round about to be played, ``mean_upload_time`` (s/token, |h|^2 = 1), ``base_acceptance``, the
+    fading h), ``draft_time`` t_k and ``upload_time`` c_k (s/token), ``draft_power`` P_draft,k (W),
+    ``spectral_efficiency`` e_k (bit/s/Hz) of the round about to be played, ``mean_upload_time`` (s/token, |h|^2 = 1), ``base_acceptance``, the
     acceptance ``process``, the discounted acceptance counts and the last round's lengths and tokens. The
     outputs of the methods never alias the state.
     """
@@ -326,9 +340,20 @@ class MultiSpinCore:
         self.arrivals = config.arrival_rate is not None
         #: Whether requests have completion-time targets (``request_deadline_per_token`` set; eq. (9d)).
         self.deadlines = config.request_deadline_per_token is not None
-        self.observation_size = max(
-            where.stop for where in observation_layout(k, self.arrivals, self.deadlines).values()
+        #: Info keys of the state beyond clock, acceptance and spectral efficiency that the settings add (docs/model.md
+        #: section 5.6; the arrival keys are :data:`ARRIVAL_STATE_KEYS`): the remaining energy budget, the running
+        #: throughput.
+        self.optional_state_keys: tuple[str, ...] = tuple(
+            key
+            for key, on in (
+                ("energy_left", config.energy_budget is not None),
+                ("throughput", config.observe_throughput),
+            )
+            if on
         )
+        #: The observation's fields (docs/model.md section 5.5): slices on its last axis.
+        self.observation_layout = _observation_layout(config, k)
+        self.observation_size = max(where.stop for where in self.observation_layout.values())
         self._observed_is_true = config.csi_delay == 0 and config.csi_noise_std == 0.0
 
         self.process: AcceptanceProcess = make_acceptance_process(config, n)
@@ -401,6 +426,8 @@ class MultiSpinCore:
             config.horizon,
             config.mean_request_tokens if self.arrivals else None,
             self.mean_target if self.deadlines else None,
+            config.energy_budget,
+            self.server_round_time() if config.observe_throughput else None,
         )
         tokens, seconds = (np.ascontiguousarray(a, dtype=np.float64) for a in scenario.verify_profile_points)
         self._fixed = RoundConstants(
@@ -408,7 +435,9 @@ class MultiSpinCore:
             tokens,
             seconds,
             np.ascontiguousarray(np.stack((scale, self.observation_bounds()[1]))),
-            observation_offsets(k, self.arrivals, self.deadlines),
+            observation_offsets(
+                k, self.arrivals, self.deadlines, config.energy_budget is not None, config.observe_throughput
+            ),
         )
         self._no_noise = np.zeros((0, 0), dtype=np.complex128)
         self._no_actions = np.zeros((0, self.action_size))  # the step's "lengths and shares already decoded"
@@ -440,6 +469,7 @@ class MultiSpinCore:
             "fading_line_of_sight": self.fading.line_of_sight,
             "fading_scatter": self.fading.scatter,
             "arrivals": self.arrivals,
+            "energy_budget": np.inf if self.config.energy_budget is None else self.config.energy_budget,
         }
         record = np.zeros(1, dtype=CONSTANTS)
         for name in CONSTANTS.names or ():  # a structured dtype: never None
@@ -454,6 +484,7 @@ class MultiSpinCore:
     def _link_views(self) -> None:
         """The per-field views of the packed arrays (never rebound)."""
         self.draft_time = self._population[P_DRAFT_TIME]  # nominal t_k, s/token
+        self.draft_power = self._population[P_DRAFT_POWER]  # P_draft,k, W (section 5.7)
         self.mean_upload_time = self._population[P_MEAN_UPLOAD_TIME]  # c_k of the mean channel, s/token
         self.upload_time = self._channel[H_UPLOAD_TIME]  # c_k of the current channel, s/token
         self.spectral_efficiency = self._channel[H_EFFICIENCY]  # e_k of the current channel, bit/s/Hz
@@ -508,7 +539,15 @@ class MultiSpinCore:
 
     def observation_bounds(self) -> tuple[FloatArray, FloatArray]:
         """Low and high of one observation (the Box of the single observation space)."""
-        return observation_bounds(self.num_users, self.scenario, self.draft_time, self.arrivals, self.deadlines)
+        return observation_bounds(
+            self.num_users,
+            self.scenario,
+            self.draft_time,
+            self.arrivals,
+            self.deadlines,
+            self.config.energy_budget is not None,
+            self.config.observe_throughput,
+        )
 
     @property
     def mean_target(self) -> float:
@@ -518,6 +557,36 @@ class MultiSpinCore:
         if per_token is None:
             return float("nan")
         return self.config.request_deadline_base + per_token * self.config.mean_request_tokens
+
+    def server_round_time(self) -> float:
+        """T_ver(K) + T_dl, s: the round of server-only decoding with every user in the batch (eq. (2'), (3));
+        the unit of the observed running throughput (section 5.9: x_k times it is tokens per such round)."""
+        tokens, seconds = self.scenario.verify_profile_points
+        return float(verification_times(float(self.num_users), (tokens, seconds))) + self.scenario.downlink_time
+
+    @property
+    def energy_spent(self) -> FloatArray:
+        """Device energy E_k summed over the episode's rounds so far (n, K), J (section 5.7)."""
+        return self._counts[C_ENERGY_SPENT]
+
+    @property
+    def energy_left(self) -> FloatArray:
+        """The remaining energy budget B - spent (n, K), J (section 5.7, eq. (5.7a)); inf without a budget. A new
+        array."""
+        budget = self.config.energy_budget
+        return np.maximum((np.inf if budget is None else budget) - self.energy_spent, 0.0)
+
+    @property
+    def episode_tokens(self) -> FloatArray:
+        """Counted tokens n_k summed over the episode's rounds so far (n, K)."""
+        return self._counts[C_EPISODE_TOKENS]
+
+    @property
+    def throughput(self) -> FloatArray:
+        """The running throughput x_k = episode tokens / clock (n, K), tokens/s (section 5.9); 0 before the first
+        round. A new array."""
+        clock = self.clock[:, None]
+        return np.divide(self.episode_tokens, clock, out=np.zeros_like(self.episode_tokens), where=clock > 0.0)
 
     def acceptance_estimate(self) -> FloatArray:
         """a_hat = (S + w0 a0) / (S + F + w0) (n, K), the estimate the observation shows (section 5.4)."""
@@ -833,3 +902,8 @@ class MultiSpinCore:
             info.update({key: arrivals[key] for key in ARRIVAL_STATE_KEYS})
             if self.deadlines:
                 info.update({key: arrivals[key] for key in DEADLINE_STATE_KEYS})
+        at = slice(None) if row is None else row
+        if self.config.energy_budget is not None:
+            info["energy_left"] = self.energy_left[at]
+        if self.config.observe_throughput:
+            info["throughput"] = self.throughput[at]

@@ -32,6 +32,8 @@ __all__ = [
     "C_FAILURES",
     "C_LAST_DRAFT_LENGTHS",
     "C_LAST_TOKENS",
+    "C_ENERGY_SPENT",
+    "C_EPISODE_TOKENS",
     "COUNT_ROWS",
     "H_UPLOAD_TIME",
     "H_EFFICIENCY",
@@ -66,6 +68,9 @@ __all__ = [
     "OBSERVATION_FIELDS",
     "ARRIVAL_OBSERVATION_FIELDS",
     "DEADLINE_OBSERVATION_FIELDS",
+    "ENERGY_OBSERVATION_FIELDS",
+    "THROUGHPUT_OBSERVATION_FIELDS",
+    "OPTIONAL_OBSERVATION_FIELDS",
     "ObservationOffsets",
     "SystemState",
     "RandomBlocks",
@@ -79,9 +84,10 @@ __all__ = [
 P_DRAFT_TIME, P_SNR, P_MEAN_UPLOAD_TIME, P_MEAN_EFFICIENCY, P_DRAFT_POWER = range(5)
 POPULATION_ROWS = 5
 #: ``counts``: discounted accepted draft tokens S and first rejections F (docs/model.md section 5.4); the last
-#: round's L_k and n_k.
-C_SUCCESSES, C_FAILURES, C_LAST_DRAFT_LENGTHS, C_LAST_TOKENS = range(4)
-COUNT_ROWS = 4
+#: round's L_k and n_k; the episode's device energy so far (J, section 5.7) and its counted tokens so far (the
+#: numerator of the running throughput, section 5.9). A reset zeroes every row.
+C_SUCCESSES, C_FAILURES, C_LAST_DRAFT_LENGTHS, C_LAST_TOKENS, C_ENERGY_SPENT, C_EPISODE_TOKENS = range(6)
+COUNT_ROWS = 6
 #: ``channel``: c_k (s/token) and e_k (bit/s/Hz) of the true channel of the round about to be played, and e_k of
 #: its observed estimate.
 H_UPLOAD_TIME, H_EFFICIENCY, H_OBSERVED_EFFICIENCY = range(3)
@@ -125,6 +131,7 @@ CONSTANT_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("fading_scatter", "f8", "sigma of the Gauss-Markov fading, the std of h - mu (section 5.2)"),
     ("observed_is_true", "i8", "1: the observed channel is the true one (no CSI delay or noise)"),
     ("arrivals", "i8", "1: requests arrive (section 5.8): idle users play no part, tokens count to the request end"),
+    ("energy_budget", "f8", "B, J per device per episode (section 5.7, eq. (5.7a)); inf: unlimited"),
 )
 
 #: The record type of those constants (a record array of length 1 is passed to the kernels).
@@ -144,7 +151,7 @@ ARRIVAL_OBSERVATION_FIELDS: tuple[tuple[str, str | int, str], ...] = (
     ("active", "K", "1 if the user has a request in progress, else 0"),
     ("remaining", "K", "tokens left in the user's request / mean_request_tokens, clipped at REMAINING_OBS_MAX"),
 )
-#: Fields appended after those when requests have completion-time targets (``request_deadline_per_token`` set,
+#: Field appended after those when requests have completion-time targets (``request_deadline_per_token`` set,
 #: docs/model.md eq. (9d)).
 DEADLINE_OBSERVATION_FIELDS: tuple[tuple[str, str | int, str], ...] = (
     (
@@ -154,18 +161,29 @@ DEADLINE_OBSERVATION_FIELDS: tuple[tuple[str, str | int, str], ...] = (
         "overdue)",
     ),
 )
+#: Field appended when devices have an energy budget (``energy_budget`` set, docs/model.md section 5.7).
+ENERGY_OBSERVATION_FIELDS: tuple[tuple[str, str | int, str], ...] = (
+    ("energy_left", "K", "the device's remaining energy budget / energy_budget, in [0, 1]"),
+)
+#: Field appended when the running throughput is observed (``observe_throughput``, docs/model.md section 5.9).
+THROUGHPUT_OBSERVATION_FIELDS: tuple[tuple[str, str | int, str], ...] = (
+    ("throughput", "K", "the user's running throughput x_k (tokens/s) times T_ver(K) + T_dl, clipped at L_max + 1"),
+)
+#: Every optional field group, in observation order after :data:`OBSERVATION_FIELDS`.
+OPTIONAL_OBSERVATION_FIELDS = (
+    ARRIVAL_OBSERVATION_FIELDS + DEADLINE_OBSERVATION_FIELDS + ENERGY_OBSERVATION_FIELDS + THROUGHPUT_OBSERVATION_FIELDS
+)
 
 # ------------------------------------------------------------------------------------------------ Records
 # The arguments of the compiled functions, grouped (each at most 8 arguments). Every array is C-contiguous;
 # n systems of K users. The numba types of the fields are in multispin_env/_kernels.py (the signatures).
 
 #: Where each observation field starts on the observation's last axis (an entry index), one field per name of
-#: :data:`OBSERVATION_FIELDS`, :data:`ARRIVAL_OBSERVATION_FIELDS` then :data:`DEADLINE_OBSERVATION_FIELDS`; -1 for a
-#: field the observation does not have (no arrivals, no deadlines). Built from :func:`multispin_env.spaces.observation_layout`, never written by hand.
+#: :data:`OBSERVATION_FIELDS` then :data:`OPTIONAL_OBSERVATION_FIELDS`; -1 for a field the observation does not
+#: have (no arrivals, no deadlines, no energy budget, the throughput not observed). Built from :func:`multispin_env.spaces.observation_layout`, never written by hand.
 # mypy reads only literal field lists: the names come from the lists above, so the record is typed Any.
 ObservationOffsets: Any = namedtuple(  # type: ignore[misc]
-    "ObservationOffsets",
-    [name for name, _, _ in OBSERVATION_FIELDS + ARRIVAL_OBSERVATION_FIELDS + DEADLINE_OBSERVATION_FIELDS],
+    "ObservationOffsets", [name for name, _, _ in OBSERVATION_FIELDS + OPTIONAL_OBSERVATION_FIELDS]
 )
 
 
@@ -174,7 +192,7 @@ class SystemState(NamedTuple):
 
     #: (POPULATION_ROWS, n, K): the P_* rows (t_k s/token, linear SNR, c_k s/token, e_k bit/s/Hz, W)
     population: NDArray[np.float64]
-    #: (COUNT_ROWS, n, K): the C_* rows (S, F, last L_k and n_k)
+    #: (COUNT_ROWS, n, K): the C_* rows (S, F, last L_k and n_k, energy J and tokens of the episode so far)
     counts: NDArray[np.float64]
     #: (CHANNEL_ROWS, n, K): the H_* rows (c_k s/token, e_k and observed e_k bit/s/Hz)
     channel: NDArray[np.float64]

@@ -19,7 +19,9 @@ from multispin_env.channel import DEVICE_CLASSES, upload_time_per_token
 from multispin_env.layout import (
     ARRIVAL_OBSERVATION_FIELDS,
     DEADLINE_OBSERVATION_FIELDS,
+    ENERGY_OBSERVATION_FIELDS,
     OBSERVATION_FIELDS,
+    THROUGHPUT_OBSERVATION_FIELDS,
     ObservationOffsets,
 )
 from multispin_env.scenarios import Scenario
@@ -67,16 +69,25 @@ REMAINING_OBS_MAX = 10.0
 SLACK_OBS_MAX = 10.0
 
 
-def observation_layout(num_users: int, arrivals: bool = False, deadlines: bool = False) -> dict[str, slice]:
-    """Slices of each field of :data:`OBSERVATION_FIELDS` (then :data:`ARRIVAL_OBSERVATION_FIELDS` if
-    ``arrivals``, then :data:`DEADLINE_OBSERVATION_FIELDS` if ``deadlines``) on the observation's last axis (user
+def observation_layout(
+    num_users: int,
+    arrivals: bool = False,
+    deadlines: bool = False,
+    energy_budget: bool = False,
+    throughput: bool = False,
+) -> dict[str, slice]:
+    """Slices of each field of :data:`OBSERVATION_FIELDS`, then :data:`ARRIVAL_OBSERVATION_FIELDS` if
+    ``arrivals``, ``DEADLINE_OBSERVATION_FIELDS`` if ``deadlines``, ``ENERGY_OBSERVATION_FIELDS`` if
+    ``energy_budget`` and ``THROUGHPUT_OBSERVATION_FIELDS`` if ``throughput``, on the observation's last axis (user
     order)."""
-    layout, start = {}, 0
     fields = (
         OBSERVATION_FIELDS
         + (ARRIVAL_OBSERVATION_FIELDS if arrivals else ())
         + (DEADLINE_OBSERVATION_FIELDS if deadlines else ())
+        + (ENERGY_OBSERVATION_FIELDS if energy_budget else ())
+        + (THROUGHPUT_OBSERVATION_FIELDS if throughput else ())
     )
+    layout, start = {}, 0
     for name, entries, _ in fields:
         size = num_users if entries == "K" else int(entries)
         layout[name] = slice(start, start + size)
@@ -84,11 +95,17 @@ def observation_layout(num_users: int, arrivals: bool = False, deadlines: bool =
     return layout
 
 
-def observation_offsets(num_users: int, arrivals: bool = False, deadlines: bool = False) -> Any:
+def observation_offsets(
+    num_users: int,
+    arrivals: bool = False,
+    deadlines: bool = False,
+    energy_budget: bool = False,
+    throughput: bool = False,
+) -> Any:
     """The :data:`~multispin_env.layout.ObservationOffsets` of :func:`observation_layout`: each field's first
-    entry, -1 for the arrival fields without ``arrivals`` and the deadline fields without ``deadlines`` (the
-    compiled observation writes each field there)."""
-    layout = observation_layout(num_users, arrivals, deadlines)
+    entry, -1 for an optional field the observation does not have (the compiled observation writes each field
+    there)."""
+    layout = observation_layout(num_users, arrivals, deadlines, energy_budget, throughput)
     names: tuple[str, ...] = ObservationOffsets._fields
     return ObservationOffsets(*(layout[name].start if name in layout else -1 for name in names))
 
@@ -99,10 +116,13 @@ def observation_scale(
     horizon: float,
     mean_request_tokens: float | None = None,
     mean_target: float | None = None,
+    energy_budget: float | None = None,
+    server_round: float | None = None,
 ) -> FloatArray:
     """Factor of each observation entry: raw value (bit/s/Hz, s/token, -, tokens, tokens, s; with arrivals
     (``mean_request_tokens`` given) then -, tokens; with deadlines (``mean_target``, the mean request's target in
-    s, eq. (9d)) then s) times it."""
+    s, eq. (9d)) the slack, s; with an ``energy_budget`` (J) the remaining budget, J; with ``server_round`` =
+    T_ver(K) + T_dl (s) the running throughput, tokens/s) times it."""
     per_field = {
         "spectral_efficiency": 1.0 / CHANNEL_SCALE,
         "draft_time": 1.0 / DRAFT_TIME_SCALE,
@@ -113,8 +133,16 @@ def observation_scale(
         "active": 1.0,
         "remaining": 1.0 / (mean_request_tokens or 1.0),
         "slack": 1.0 / (mean_target or 1.0),
+        "energy_left": 1.0 / (energy_budget or 1.0),
+        "throughput": server_round or 1.0,
     }
-    layout = observation_layout(num_users, mean_request_tokens is not None, mean_target is not None)
+    layout = observation_layout(
+        num_users,
+        mean_request_tokens is not None,
+        mean_target is not None,
+        energy_budget is not None,
+        server_round is not None,
+    )
     scale = np.empty(max(where.stop for where in layout.values()))
     for name, where in layout.items():
         scale[where] = per_field[name]
@@ -122,17 +150,25 @@ def observation_scale(
 
 
 def observation_bounds(
-    num_users: int, scenario: Scenario, draft_time: FloatArray, arrivals: bool = False, deadlines: bool = False
+    num_users: int,
+    scenario: Scenario,
+    draft_time: FloatArray,
+    arrivals: bool = False,
+    deadlines: bool = False,
+    energy_budget: bool = False,
+    throughput: bool = False,
 ) -> tuple[FloatArray, FloatArray]:
     """Low and high of one observation (the Box of the single observation space); ``draft_time`` (n, K) the
     populations' t_k in s/token, so that a slowest device outside the scenario's classes is covered."""
-    layout = observation_layout(num_users, arrivals, deadlines)
+    layout = observation_layout(num_users, arrivals, deadlines, energy_budget, throughput)
     size = max(where.stop for where in layout.values())
     low, high = np.zeros(size), np.ones(size)
     if arrivals:
         high[layout["remaining"]] = REMAINING_OBS_MAX
     if deadlines:
         high[layout["slack"]] = SLACK_OBS_MAX
+    if throughput:  # at most L_max + 1 tokens per round of at least T_ver(K) + T_dl, about (section 5.9)
+        high[layout["throughput"]] = scenario.max_draft + 1
     high[layout["spectral_efficiency"]] = CHANNEL_OBS_MAX
     classes = [name for name, weight in scenario.device_mix.items() if weight > 0]
     slowest = max([DEVICE_CLASSES[name] for name in classes] + [float(np.max(draft_time))])
@@ -254,9 +290,9 @@ class MultiSpinEnvAPI(CoreAccess):
 
     @property
     def observation_layout(self) -> dict[str, slice]:
-        """Slices of the observation fields (:data:`OBSERVATION_FIELDS`, then with arrivals
-        :data:`ARRIVAL_OBSERVATION_FIELDS`, then with deadlines :data:`DEADLINE_OBSERVATION_FIELDS`) on the last axis."""
-        return observation_layout(self._core.num_users, self._core.arrivals, self._core.deadlines)
+        """Slices of the observation fields (:data:`OBSERVATION_FIELDS`, then the optional fields the env's
+        settings turn on: :func:`observation_layout`) on the last axis."""
+        return dict(self._core.observation_layout)
 
     def decode_action(self, action: ArrayLike) -> tuple[NDArray[np.int64], FloatArray]:
         """(draft_lengths, bandwidth) an action decodes to (docs/model.md section 8.1); leading axes kept.

@@ -8,7 +8,8 @@ earlier one stays registered (:data:`RETIRED`, with its references) so that resu
 reproduce, but leaves the suite.
 
 :func:`normalized_score` maps a task's metric on its evaluation seeds to 100 (v - v_server) / (v_oracle - v_server):
-0 = server-only decoding (every L_k = 0), 100 = het-opt-oracle, both measured on the task's evaluation seeds. The
+0 = server-only decoding (every L_k = 0), 100 = het-opt-oracle (or the task's own reference controller, the best
+full-information controller for its metric: ``Task.reference``), both measured on the task's evaluation seeds. The
 metric (:data:`METRICS`) is the episode-mean goodput (tokens/s), or for the request-arrival tasks the mean request
 completion time (s; lower is better, the formula is the same). The reference goodputs ship in ``suite_references.json``; they are
 recomputed by ``python -m experiments.suite_references`` (the env package cannot run the analytic policies
@@ -58,6 +59,9 @@ METRICS: Mapping[str, str] = {
     "deadline_share": "share of the decided requests that met their completion-time target, met / (met + missed) "
     "pooled over the evaluation episodes (higher is better; a request still in the system at the episode's end "
     "with its target ahead is undecided; docs/model.md eq. (9d))",
+    "throughput_geomean": "proportional fairness: mean over the evaluation episodes of the users' geometric-mean "
+    "throughput exp((1/K) sum_k log x_k), x_k = user k's episode tokens (at least 1) / the episode's time, tokens/s "
+    "(higher is better; docs/suite.md)",
 }
 
 
@@ -73,8 +77,8 @@ class Task:
     :param version: the id's version (``-v<version>``); a change of a task's dynamics, seeds or metric is a new
         version (docs/suite.md)
     :param retired: why a later version replaced this one, empty for a task of the suite (:data:`TASKS`)
-    :param reference: the analytic policy whose value is the task's 100-reference (the best full-information
-        controller for its metric, docs/suite.md)
+    :param reference: the analytic controller (a name of ``baselines.policies.ANALYTIC_POLICIES``) whose value on
+        the evaluation seeds is the task's 100: the best full-information controller for its metric
     """
 
     name: str
@@ -116,6 +120,10 @@ _SLOW_FADING = {"doppler_hz": 1.0}
 # 0.2 requests/s per user, each with a target of 0.06 s per token (3 s), which het-opt-oracle misses about half the
 # time.
 _DEADLINES = dict(_ARRIVALS_V1, arrival_rate=0.2, request_deadline_per_token=0.06)
+# The energy budget of EnergyBudget (docs/suite.md): 8 J per device per 10 s episode. Unconstrained, het-opt-oracle
+# spends 5.2 J (low-end devices), 8.3 J (mid) and 13.3 J (high-end) of the fixed population's devices in an episode
+# of the static channel, so its high-end devices run dry at ~60% of the episode and its mid device near the end.
+_ENERGY_BUDGET_J = 8.0
 #: The current tasks by id, in report order (every task: base scenario, its fixed population, 10 s episodes,
 #: i.i.d. acceptance unless stated, the default 0.5 s upload deadline).
 _CURRENT: tuple[Task, ...] = (
@@ -209,6 +217,21 @@ _CURRENT: tuple[Task, ...] = (
         eval_seeds=_ARRIVAL_SEEDS,
         metric="deadline_share",
     ),
+    Task(
+        "EnergyBudget",
+        "an energy budget of 8 J per device per 10 s episode (eq. (5.7a)), static channel: greedy control drains "
+        "the fast devices early, a price on energy spreads their drafting over the episode",
+        dict(_STATIC, energy_budget=_ENERGY_BUDGET_J),
+        reference="het-opt-energy",
+    ),
+    Task(
+        "Fairness",
+        "proportional fairness (the users' geometric-mean throughput) in the strongly heterogeneous scenario, "
+        "static channel, running throughputs observed: max-sum control leaves the weak users at one token a round",
+        dict(_STATIC, scenario="strong-heterogeneity", population_seed=1, observe_throughput=True),
+        metric="throughput_geomean",
+        reference="het-opt-pf",
+    ),
 )
 #: Earlier versions of tasks, still registered so that results measured on them can be reproduced and scored,
 #: but not in the suite (:data:`TASKS`); ``retired`` says why each was replaced (docs/suite.md).
@@ -279,14 +302,14 @@ def _references() -> dict[str, dict[str, float]]:
 
 
 def reference_goodputs(env_id: str) -> tuple[float, float]:
-    """(server-only, het-opt-oracle) mean episode goodput, tokens/s, on the task's evaluation seeds (for a task
-    of another metric: its values, see :func:`reference_values`)."""
+    """(server-only, the task's reference controller) mean episode goodput, tokens/s, on the task's evaluation
+    seeds (for a task of another metric: its values, see :func:`reference_values`)."""
     return reference_values(env_id)
 
 
 def reference_values(env_id: str) -> tuple[float, float]:
-    """(server-only, the task's 100-reference: het-opt-oracle unless its ``reference`` names another policy)
-    values of the task's metric (:data:`METRICS`) on its evaluation seeds."""
+    """(server-only, the task's reference controller, :attr:`Task.reference`) values of the task's metric
+    (:data:`METRICS`) on its evaluation seeds."""
     spec = task(env_id)
     references = _references()
     if env_id not in references or spec.reference not in references[env_id]:
@@ -303,9 +326,10 @@ def reference_span(env_id: str) -> float:
 
 
 def normalized_score(env_id: str, value: float) -> float:
-    """100 (value - server-only) / (reference - server-only) on task ``env_id`` (the reference: het-opt-oracle,
-    or the task's ``reference`` policy); ``value`` the task's metric (:data:`METRICS`) on its evaluation seeds:
-    the mean episode goodput in tokens/s, for the arrival tasks the mean request completion time in s, for the
-    deadline task the share of requests that met their target."""
+    """100 (value - server-only) / (reference - server-only) on task ``env_id`` (the reference controller is
+    het-opt-oracle unless the task names another, :attr:`Task.reference`); ``value`` the task's metric
+    (:data:`METRICS`) on its evaluation seeds: the mean episode goodput in tokens/s, for the arrival tasks the
+    mean request completion time in s, for the deadline task the share of requests that met their
+    target, for Fairness the mean geometric-mean user throughput in tokens/s."""
     low, high = reference_values(env_id)
     return 100.0 * (float(value) - low) / (high - low)

@@ -118,7 +118,11 @@ class MultiSpinVectorEnv(MultiSpinEnvAPI, VectorEnv[NDArray[np.float32], NDArray
         #: Info keys of the round played and of the state (with arrivals, also docs/model.md section 5.8's).
         self._round_keys = ROUND_INFO_KEYS + (ARRIVAL_ROUND_KEYS if arrivals else ())
         self._round_masks = tuple(f"_{key}" for key in self._round_keys)
-        self._state_masks = _STATE_MASKS + tuple(f"_{key}" for key in ARRIVAL_STATE_KEYS if arrivals)
+        self._state_masks = (
+            _STATE_MASKS
+            + tuple(f"_{key}" for key in ARRIVAL_STATE_KEYS if arrivals)
+            + tuple(f"_{key}" for key in self._core.optional_state_keys)
+        )
 
     @classmethod
     def default_config(cls) -> dict[str, Any]:

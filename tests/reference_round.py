@@ -256,3 +256,39 @@ def observation(
     if s.mean_request_tokens is not None:
         fields += [active.astype(np.float64), np.clip(remaining / s.mean_request_tokens, 0.0, 10.0)]
     return np.concatenate(fields, axis=1).astype(np.float32)
+
+
+def device_energy(
+    s: Settings,
+    lengths: FloatArray,
+    draft_time: FloatArray,
+    upload_time: FloatArray,
+    shares: FloatArray,
+    draft_power: FloatArray,
+) -> FloatArray:
+    """Section 5.7: E_k = P_draft,k L_k t_k + P_tx max(0, min(u_k, U) - L_k t_k), u_k = L_k t_k + L_k c_k / b_k
+    (0 for L_k = 0), J."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        finish = np.where(lengths > 0, lengths * draft_time + lengths * upload_time / shares, 0.0)
+    drafting_time = lengths * draft_time
+    return draft_power * drafting_time + s.transmit_power_w * np.maximum(
+        np.minimum(finish, s.upload_deadline) - drafting_time, 0.0
+    )
+
+
+def drained_users_out(
+    s: Settings,
+    lengths: FloatArray,
+    shares: FloatArray,
+    draft_time: FloatArray,
+    upload_time: FloatArray,
+    draft_power: FloatArray,
+    energy_left: FloatArray,
+) -> tuple[FloatArray, FloatArray]:
+    """Eq. (5.7a): a user whose E_k under the decoded allocation exceeds its remaining budget drafts nothing and
+    gets no band; the others' shares are scaled to sum to what all summed to before."""
+    drained = device_energy(s, lengths, draft_time, upload_time, shares, draft_power) > energy_left
+    kept = np.where(drained, 0.0, shares)
+    kept_sum = kept.sum(axis=1, keepdims=True)
+    scale = np.where(kept_sum > 0.0, shares.sum(axis=1, keepdims=True) / np.where(kept_sum > 0.0, kept_sum, 1.0), 0.0)
+    return np.where(drained, 0.0, lengths), kept * scale

@@ -147,11 +147,14 @@ def test_layout_errors_are_one_line_value_errors() -> None:
     env = gym.make(HET)
     box = gym.spaces.Box(0, 1, (36,))  # 5 fields x 7 users + 1 = 7 fields x 5 users + 1
     with pytest.raises(ValueError, match="cannot tell the observation fields from 36"):
-        UserSetPolicy(box, gym.spaces.Box(-1, 1, (14,)), lambda _: 1e-3)
+        UserSetPolicy(box, gym.spaces.Box(-1, 1, (12,)), lambda _: 1e-3)  # an action of neither K
+    # The action's size tells them apart: 14 entries are 7 heterogeneous users, so the 6 base fields.
+    assert len(UserSetPolicy(box, gym.spaces.Box(-1, 1, (14,)), lambda _: 1e-3).observation_fields) == 6
     with pytest.raises(ValueError, match="observation_fields must be"):
         UserSetPolicy(env.observation_space, env.action_space, lambda _: 1e-3, observation_fields=("time_left",))
+    fields = tuple(env.unwrapped.observation_layout)
     with pytest.raises(ValueError, match="action of 9 entries does not fit 6 users"):
-        UserSetPolicy(env.observation_space, gym.spaces.Box(-1, 1, (9,)), lambda _: 1e-3)
+        UserSetPolicy(env.observation_space, gym.spaces.Box(-1, 1, (9,)), lambda _: 1e-3, observation_fields=fields)
     with pytest.raises(ValueError, match="hidden must be an integer >= 1"):
         UserSetPolicy(env.observation_space, env.action_space, lambda _: 1e-3, hidden=0)
     policy, _ = _policy(HET)
