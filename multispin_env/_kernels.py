@@ -18,8 +18,9 @@ Conventions: a batch of n systems of K users. The state is packed into C-contigu
 drawn by the core in blocks (Exp(1) for the accepted prefixes, N(0, 1) pairs for the fading, log-normal
 drafting-time factors); the round reads its variates at the blocks' ``next_round`` and advances it.
 
-Every function is compiled with explicit signatures when this module is first imported (about 10 s), or loaded
-from the package's numba cache (:mod:`multispin_env._numba`), which follows every source they depend on. The
+Every function the core calls is compiled with explicit signatures when this module is first imported (about
+10 s, docs/speed.md; :func:`play_round` and the small helpers are inlined into their callers), or loaded from
+the package's numba cache (:mod:`multispin_env._numba`), which follows every source they depend on. The
 core calls them through :data:`COMPILED`, their machine code without numba's dispatch (see
 :func:`multispin_env._numba.compiled`): numba types a namedtuple argument in Python, about 1 us a record per
 call, which would cost the single env's step a third of its time.
@@ -312,7 +313,9 @@ with jit_cache():
                 for row in range(counts.shape[0]):
                     counts[row, i, k] = 0.0
 
-    @njit(types.void(_state, _blocks, _fixed, _restarts, _buffers, types.boolean), **JIT)
+    # Inlined into step, its one caller: compiled on its own it would get a Python entry wrapper for its five
+    # records and its machine code would be optimised and generated twice (alone, then again inside step).
+    @njit(**JIT, inline="always")
     def play_round(state, blocks, fixed, restarts, out, channel_update):
         """One round of every system with the decoded lengths L_k (tokens) and shares b_k (n, K) in
         ``out.rounds`` rows R_DRAFT_LENGTHS and R_BANDWIDTH, and the variates at ``blocks.next_round``.
@@ -441,10 +444,10 @@ with jit_cache():
                 for row in range(E_CLOCK):
                     per_env[row, i] = 0.0
                 truncated[i] = False
-        if channel_update:
-            update_channel(state, fixed, np.empty((0, 0), dtype=np.complex128))
+        if channel_update:  # no estimation noise: an empty (0, K) view (np.empty would compile numpy's allocator)
+            update_channel(state, fixed, gains[0, :0])
 
-    @njit(inline="always")
+    @njit(**JIT, inline="always")
     def _put(out, i, j, value, scale, high):
         """Observation entry ``j`` of system i: the raw ``value`` times ``scale[j]``, clipped into [0, ``high[j]``]."""
         out[i, j] = _clip(value * scale[j], high[j])

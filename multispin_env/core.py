@@ -614,8 +614,9 @@ class MultiSpinCore:
         self._population[P_DRAFT_TIME, index] = [p.draft_time for p in populations]
         self._population[P_DRAFT_POWER, index] = [p.draft_power for p in populations]
         self._population[P_MEAN_EFFICIENCY, index] = mean_efficiency
+        # payload_bits as a float: the ufunc's float64 loop, the one the kernels use (an int would compile another)
         self._population[P_MEAN_UPLOAD_TIME, index] = upload_time_per_token(
-            self.scenario.payload_bits, self.scenario.bandwidth_hz, mean_efficiency
+            float(self.scenario.payload_bits), self.scenario.bandwidth_hz, mean_efficiency
         )
         self.base_acceptance[index] = [p.acceptance for p in populations]
 

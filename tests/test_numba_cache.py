@@ -9,6 +9,7 @@ import subprocess
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -124,3 +125,72 @@ def test_import_with_nothing_writable_compiles_without_a_cache(tmp_path: Path) -
     assert lines[0] == "None False 1"
     assert "compiled in every process" in lines[1]
     assert float(lines[2]) > 0
+
+
+def _package_functions() -> dict[str, tuple[Any, bool]]:
+    """Every numba function of the package's compiled modules and the solvers', by qualified name: its
+    dispatcher and whether it is a vectorize ufunc (a DUFunc, whose dispatcher this is)."""
+    import numba
+
+    from baselines import _solver_kernels
+    from multispin_env import _kernels, acceptance, channel, model
+
+    found: dict[str, tuple[Any, bool]] = {}
+    for module in (model, channel, acceptance, _kernels, _solver_kernels):
+        for name, value in vars(module).items():
+            if isinstance(value, numba.np.ufunc.dufunc.DUFunc):
+                found[f"{module.__name__}.{name}"] = (value._dispatcher, True)
+            elif isinstance(value, numba.core.dispatcher.Dispatcher):
+                found[f"{module.__name__}.{name}"] = (value, False)
+    return found
+
+
+def test_every_compiled_function_is_cached_with_the_package_options() -> None:
+    """A function decorated without ``_numba.JIT`` would be compiled in every process (no cache) or with other
+    options; each is decorated inside ``jit_cache``, so its cache is in the package's directory."""
+    import numba
+
+    functions = _package_functions()
+    expected = {
+        "multispin_env._kernels.step",
+        "multispin_env.model.finish_time",
+        "baselines._solver_kernels._greedy_at",
+    }
+    assert expected <= set(functions)
+    assert jit.JIT["cache"] and jit.CACHE_DIR is not None  # the test session has a writable cache
+    for name, (function, ufunc) in functions.items():
+        cache = function.cache if ufunc else function._cache  # numba's NullCache when it is not cached
+        assert isinstance(cache, numba.core.caching.FunctionCache), f"{name} is not cached"
+        assert Path(cache._cache_path).is_relative_to(jit.CACHE_DIR), f"{name} is cached in {cache._cache_path}"
+        if not ufunc:  # vectorize takes only the cache option
+            options = function.targetoptions
+            assert options.get("error_model") == jit.JIT["error_model"], name
+
+
+_RUN_ENVS = """
+import gymnasium as gym
+import multispin_env
+for env_id in ("MultiSpin-Heterogeneous-v0", "MultiSpin-Homogeneous-v0"):
+    for env in (gym.make(env_id), gym.make_vec(env_id, num_envs=3)):
+        env.reset(seed=0)
+        env.step(env.action_space.sample())
+"""
+
+
+def test_a_second_process_loads_every_kernel_from_the_cache() -> None:
+    """After this process ran the envs (compiling into the cache what it lacked), a new process running them
+    compiles nothing (a cache load does not call numba's compiler): no function is left uncached and no cache
+    key changes between processes."""
+    exec(_RUN_ENVS, {})  # this process: compiles (or loads) what the envs call
+    code = (
+        "import numba.core.compiler as compiler\n"
+        "compiled = []\n"
+        "compile_extra = compiler.compile_extra\n"
+        "def counting(typingctx, targetctx, func, *args, **kwargs):\n"
+        "    compiled.append(func.__qualname__)\n"
+        "    return compile_extra(typingctx, targetctx, func, *args, **kwargs)\n"
+        "compiler.compile_extra = counting\n" + _RUN_ENVS + "print(compiled)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == "[]", out.stdout
