@@ -58,7 +58,7 @@ def test_horizon_termination_pro_rates_the_last_round() -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--env", "CartPole-v1"], "--env must be one of"),
+        (["--env", "CartPole-v1"], "--env must be multiagent or a MultiSpin id"),
         (["--env-kwargs", "num_users:0"], "bad env setting: num_users"),
         (["--env", "multiagent", "--env-kwargs", "homogeneous:True"], "homogeneous is not a setting"),
         (["--env-kwargs", "fading"], "key:value"),
