@@ -19,7 +19,8 @@ pro-rated (``--no-horizon-termination`` keeps RLlib's truncation bootstrap), so 
 
 Output dir (``-o``, default ``logs/rllib/<env>_<n>``): ``run.json`` (arguments, env settings, per-iteration
 summaries), ``checkpoint/`` (the latest, ``Algorithm.save_to_path``), ``checkpoints/iter_NNNNNN`` every
-``--save-freq`` iterations, and TensorBoard event files in ``tb/`` (``tensorboard --logdir DIR/tb``).
+``--save-freq`` iterations, and TensorBoard event files in ``tb/`` (``tensorboard --logdir DIR/tb``). Ctrl-C
+(SIGINT) saves ``checkpoint/`` of the last finished iteration (``run.json``: ``"interrupted": true``) before exiting.
 
 :class:`RLlibPolicy` (``load_policy(run_dir)``) wraps a trained module in SB3's ``predict`` so it can be evaluated
 with :func:`agents.evaluation.evaluate` next to SB3 agents and the analytic baselines on the same seeds; a shared
@@ -423,7 +424,15 @@ def train(args: argparse.Namespace) -> Path:
     try:
         algo = config.build_algo()
         for iteration in range(1, args.iterations + 1):
-            summary = _summary(algo.train())
+            try:
+                result = algo.train()
+            except KeyboardInterrupt:  # keep what was trained: the last finished iteration's module
+                if record["iterations"]:
+                    algo.save_to_path(str((out / "checkpoint").resolve()))
+                    record["wall_s"] = time.perf_counter() - start
+                    record["interrupted"] = True
+                raise
+            summary = _summary(result)
             summary["wall_s"] = time.perf_counter() - start
             record["iterations"].append(summary)
             step = int(summary["env_steps"]) if math.isfinite(summary["env_steps"]) else iteration
