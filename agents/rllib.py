@@ -12,10 +12,14 @@ installs it into its own venv ``.venv-rllib``). On a cluster every node needs mu
 ``shared``: parameter sharing). The envs are registered for Ray's workers with ``ray.tune.registry.register_env``
 (Gymnasium's registry is per process; the creators import multispin_env in the worker).
 
-Training uses the SB3 PPO hyperparameters of ``agents/hyperparams/ppo.yml`` for the heterogeneous id (1024 env
-steps per iteration, minibatches of 256, 10 epochs, lr 1e-3, gamma 0.999, GAE lambda 0.5, clip 0.2, 64x64 tanh
-MLPs) and, like its ``VecHorizonTermination``, treats the end of the horizon as a termination with the last round
-pro-rated (``--no-horizon-termination`` keeps RLlib's truncation bootstrap), so the return is goodput x horizon.
+Training is set up as SB3's PPO with ``agents/hyperparams/ppo.yml`` for the heterogeneous id (docs/multiagent.md
+has the side-by-side table): 1024 env steps per iteration, minibatches of 256, 10 epochs, lr 1e-3, gamma 0.999,
+GAE lambda 0.5, clip 0.2, value-loss weight 0.5, gradient norm clipped at 0.5, SB3's ``MlpPolicy`` as
+:class:`agents.rllib_module.SB3PPOModule` (64x64 tanh actor and critic, free log-std from -1, orthogonal init),
+and ``ppo.yml``'s env-side transformations (:data:`TRAINING_TRANSFORMS`): the end of the horizon as a termination
+with the last round pro-rated (so the return is goodput x horizon), unbiased stochastic rounding of the draft
+lengths, the rate reward and reward normalisation, each reusing the SB3 wrappers' formulas. With ``--env
+multiagent`` the critic is centralised by default (``--critic central``: MAPPO, :class:`ParallelTraining`).
 
 Output dir (``-o``, default ``logs/rllib/<env>_<n>``): ``run.json`` (arguments, env settings, per-iteration
 summaries), ``checkpoint/`` (the latest, ``Algorithm.save_to_path``), ``checkpoints/iter_NNNNNN`` every

@@ -104,9 +104,9 @@ def main(argv: list[str] | None = None) -> int:
 
     env = gym.make(args.env, **parse_env_kwargs(args.env_kwargs))
     env.reset(seed=args.seed)
-    num_users = int(env.unwrapped.num_users)
-    max_draft = int(env.unwrapped.max_draft)
-    core = env.unwrapped.core
+    num_users = int(env.get_wrapper_attr("num_users"))
+    max_draft = int(env.get_wrapper_attr("max_draft"))
+    core = env.get_wrapper_attr("core")
     params = oracle_params(env)
     systems = [oracle_params(env, weights=np.eye(num_users)[k]) for k in range(num_users)]
     best = solve_heterogeneous(params)

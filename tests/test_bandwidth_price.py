@@ -34,7 +34,7 @@ def test_shares_are_the_multiagent_env_s_split() -> None:
 def test_best_responses_end_at_an_equilibrium(price: float) -> None:
     env = gym.make("MultiSpin-Heterogeneous-v0", **SMALL)
     env.reset(seed=1)
-    core = env.unwrapped.core
+    core = env.get_wrapper_attr("core")
     systems = [oracle_params(env, weights=np.eye(3)[k]) for k in range(3)]
     bids = np.array([0.25, 0.5, 0.75, 1.0])
     eq = equilibrium(core, systems, price, bids, max_draft=4)
