@@ -450,6 +450,7 @@ def train(args: argparse.Namespace) -> Path:
             )
             if args.save_freq and iteration % args.save_freq == 0:
                 algo.save_to_path(str((out / "checkpoints" / f"iter_{iteration:06d}").resolve()))
+                (out / "run.json").write_text(json.dumps(record, indent=1, default=str))  # a killed run keeps it
         algo.save_to_path(str((out / "checkpoint").resolve()))
         record["wall_s"] = time.perf_counter() - start
         algo.stop()

@@ -49,6 +49,16 @@ def compare_groups(results: dict[str, Any], meta: dict[str, dict], oracle: np.nd
     return out
 
 
+def unique_name(name: str, taken: dict[str, Any]) -> str:
+    """``name``, or ``name`` with the first free suffix ``-2``, ``-3`` ... (run folders of the same name, e.g.
+    rl-zoo3's ``<env>_1`` under different log folders, stay separate rows)."""
+    candidate, n = name, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{name}-{n}"
+    return candidate
+
+
 def sb3_wall_time(run: str | Path) -> float | None:
     """Training wall time (s) of an SB3 run folder: the end of its last episode in SB3's ``monitor.csv`` (column
     ``t``, seconds since the start of training)."""
@@ -81,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     results = evaluate_analytic(env, seeds, baselines)
     meta: dict[str, dict] = {name: {"kind": "analytic"} for name in results}
     for run in args.rllib:
-        policy = load_policy(run, name=f"rllib:{Path(run).name}")
+        policy = load_policy(run, name=unique_name(f"rllib:{Path(run).name}", results))
         record = json.loads((Path(run) / "run.json").read_text())
         last = record["iterations"][-1] if record["iterations"] else {}
         results[policy.name] = evaluate(env, policy, seeds, name=policy.name)
@@ -96,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         from agents.benchmark import load_agent_policy
 
         for run in args.sb3:
-            name = f"sb3:{Path(run).name}"
+            name = unique_name(f"sb3:{Path(run).name}", results)
             results[name] = evaluate(env, load_agent_policy(run, env, name), seeds, name=name)
             meta[name] = {"kind": "sb3", "wall_s": sb3_wall_time(run)}
 
