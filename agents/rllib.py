@@ -12,14 +12,19 @@ installs it into its own venv ``.venv-rllib``). On a cluster every node needs mu
 ``shared``: parameter sharing). The envs are registered for Ray's workers with ``ray.tune.registry.register_env``
 (Gymnasium's registry is per process; the creators import multispin_env in the worker).
 
-Training uses the SB3 PPO hyperparameters of ``agents/hyperparams/ppo.yml`` for the heterogeneous id (1024 env
-steps per iteration, minibatches of 256, 10 epochs, lr 1e-3, gamma 0.999, GAE lambda 0.5, clip 0.2, 64x64 tanh
-MLPs) and, like its ``VecHorizonTermination``, treats the end of the horizon as a termination with the last round
-pro-rated (``--no-horizon-termination`` keeps RLlib's truncation bootstrap), so the return is goodput x horizon.
+Training is set up as SB3's PPO with ``agents/hyperparams/ppo.yml`` for the heterogeneous id (docs/multiagent.md
+has the side-by-side table): 1024 env steps per iteration, minibatches of 256, 10 epochs, lr 1e-3, gamma 0.999,
+GAE lambda 0.5, clip 0.2, value-loss weight 0.5, gradient norm clipped at 0.5, SB3's ``MlpPolicy`` as
+:class:`agents.rllib_module.SB3PPOModule` (64x64 tanh actor and critic, free log-std from -1, orthogonal init),
+and ``ppo.yml``'s env-side transformations (:data:`TRAINING_TRANSFORMS`): the end of the horizon as a termination
+with the last round pro-rated (so the return is goodput x horizon), unbiased stochastic rounding of the draft
+lengths, the rate reward and reward normalisation, each reusing the SB3 wrappers' formulas. With ``--env
+multiagent`` the critic is centralised by default (``--critic central``: MAPPO, :class:`ParallelTraining`).
 
 Output dir (``-o``, default ``logs/rllib/<env>_<n>``): ``run.json`` (arguments, env settings, per-iteration
 summaries), ``checkpoint/`` (the latest, ``Algorithm.save_to_path``), ``checkpoints/iter_NNNNNN`` every
-``--save-freq`` iterations, and TensorBoard event files in ``tb/`` (``tensorboard --logdir DIR/tb``).
+``--save-freq`` iterations, and TensorBoard event files in ``tb/`` (``tensorboard --logdir DIR/tb``). Ctrl-C
+(SIGINT) saves ``checkpoint/`` of the last finished iteration (``run.json``: ``"interrupted": true``) before exiting.
 
 :class:`RLlibPolicy` (``load_policy(run_dir)``) wraps a trained module in SB3's ``predict`` so it can be evaluated
 with :func:`agents.evaluation.evaluate` next to SB3 agents and the analytic baselines on the same seeds; a shared
@@ -44,7 +49,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from agents.cli import OneLineParser, UserError, check_output_folder, int_at_least
+from agents.cli import OneLineParser, UserError, check_output_folder, int_at_least, multispin_ids
+from agents.wrappers import RunningRate, pro_rata, round_length_entries
 
 __all__ = [
     "MULTIAGENT",
@@ -58,7 +64,6 @@ __all__ = [
 
 #: ``--env`` value of the per-user multi-agent env.
 MULTIAGENT = "multiagent"
-SINGLE_IDS = ("MultiSpin-Heterogeneous-v0", "MultiSpin-Homogeneous-v0")
 RAY_SINGLE_ENV = "multispin-single"
 RAY_MULTI_ENV = "multispin-multiagent"
 SHARED_MODULE = "shared"
@@ -70,6 +75,13 @@ class RLlibError(ValueError):
 
 
 # ----------------------------------------------------------------------------- envs
+#: The training-side env transformations of ``agents/hyperparams/ppo.yml`` (env_config keys, all on by default):
+#: the horizon end as a termination, stochastic rounding of the draft lengths, the rate reward, and SB3's
+#: VecNormalize reward normalisation (gymnasium's NormalizeReward: the same running-variance estimate of the
+#: discounted return, per env). Evaluation plays the bare env (:func:`load_policy`).
+TRAINING_TRANSFORMS = ("horizon_termination", "stochastic_rounding", "rate_reward", "normalize_reward")
+
+
 class HorizonTermination(gym.Wrapper):
     """The end of the simulated horizon as a termination, the last round's reward pro-rated to the part of its
     latency before the horizon (the Gymnasium twin of :class:`agents.wrappers.VecHorizonTermination`)."""
@@ -77,56 +89,158 @@ class HorizonTermination(gym.Wrapper):
     def step(self, action: Any) -> Any:
         obs, reward, terminated, truncated, info = self.env.step(action)
         if truncated:
-            reward = float(reward) * _pro_rata(info, self.env.get_wrapper_attr("config").horizon)
+            reward = float(reward) * pro_rata(info, self.env.get_wrapper_attr("config").horizon)
             terminated, truncated = True, False
         return obs, reward, terminated, truncated, info
 
 
-def _pro_rata(info: Mapping[str, Any], horizon: float) -> float:
-    latency = float(info.get("latency", 0.0))
-    if latency <= 0.0:
-        return 1.0
-    start = float(info["clock"]) - latency
-    return min(max((horizon - start) / latency, 0.0), 1.0)
+class StochasticRounding(gym.ActionWrapper):
+    """Unbiased stochastic rounding of the draft-length entries (the Gymnasium twin of
+    :class:`agents.wrappers.VecStochasticRounding`, the same :func:`agents.wrappers.round_length_entries`).
+
+    :param env: a MultiSpin single env (its action is K length entries, or 1 if homogeneous, then K shares)
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        assert env.action_space.shape is not None
+        self.length_entries = int(env.action_space.shape[-1]) - int(env.get_wrapper_attr("num_users"))
+        self.max_draft = int(env.get_wrapper_attr("max_draft"))
+        self.rng = np.random.default_rng()
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
+        if seed is not None:
+            self.rng = np.random.default_rng([int(seed), 0x5EED])
+        return self.env.reset(seed=seed, options=options)
+
+    def action(self, action: Any) -> Any:
+        return round_length_entries(action, self.length_entries, self.max_draft, self.rng).astype(np.float32)
+
+
+class RateReward(gym.Wrapper):
+    """The rate reward r - rho T of :class:`agents.wrappers.VecRateReward` (its :class:`~agents.wrappers.RunningRate`)
+    on one env: rho is this env's running goodput estimate.
+
+    :param env: a MultiSpin single env
+    :param rate_decay: weight of the newest round in the running sums, in (0, 1]
+    """
+
+    def __init__(self, env: gym.Env, rate_decay: float = 0.01) -> None:
+        super().__init__(env)
+        self.estimate = RunningRate(rate_decay, float(env.get_wrapper_attr("config").horizon))
+
+    def step(self, action: Any) -> Any:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return obs, float(self.estimate.price([reward], [info])[0]), terminated, truncated, info
 
 
 def make_single_env(env_config: Mapping[str, Any]) -> gym.Env:
-    """RLlib env creator of a registered id: ``{"env_id", "settings", "horizon_termination"}``."""
+    """RLlib env creator of a registered id: ``{"env_id", "settings", "gamma"}`` and the :data:`TRAINING_TRANSFORMS`
+    flags (each on unless set to False)."""
     import multispin_env  # noqa: F401  (registers the ids in this worker's Gymnasium registry)
 
     env = gym.make(env_config["env_id"], **dict(env_config.get("settings", {})))
-    return HorizonTermination(env) if env_config.get("horizon_termination", True) else env
+    if env_config.get("horizon_termination", True):
+        env = HorizonTermination(env)
+    if env_config.get("stochastic_rounding", True):
+        env = StochasticRounding(env)
+    if env_config.get("rate_reward", True):
+        env = RateReward(env)
+    if env_config.get("normalize_reward", True):
+        env = gym.wrappers.NormalizeReward(env, gamma=float(env_config.get("gamma", 0.99)))
+    return env
 
 
 def make_multi_env(env_config: Mapping[str, Any]) -> Any:
-    """RLlib env creator of the per-user env: ``{"settings", "reward_mode", "horizon_termination"}``."""
+    """RLlib env creator of the per-user env: ``{"settings", "reward_mode", "bandwidth_price", "gamma",
+    "centralised_critic"}`` and the :data:`TRAINING_TRANSFORMS` flags (see :class:`ParallelTraining`)."""
     from ray.rllib.env.wrappers.pettingzoo_env import ParallelPettingZooEnv
 
     from multispin_env.multiagent import parallel_env
 
-    env: Any = parallel_env(reward_mode=env_config.get("reward_mode", "shared"), **dict(env_config.get("settings", {})))
-    if env_config.get("horizon_termination", True):
-        env = _ParallelHorizonTermination(env)
-    return ParallelPettingZooEnv(env)
+    env = parallel_env(
+        reward_mode=env_config.get("reward_mode", "shared"),
+        bandwidth_price=env_config.get("bandwidth_price", 0.0),
+        **dict(env_config.get("settings", {})),
+    )
+    return ParallelPettingZooEnv(ParallelTraining(env, env_config))
 
 
-class _ParallelHorizonTermination:
-    """:class:`HorizonTermination` for the ParallelEnv (attribute access falls through to the env)."""
+class ParallelTraining:
+    """The :data:`TRAINING_TRANSFORMS` on the per-user ParallelEnv, each agent's reward treated as a single env's
+    (its own rate estimate and reward normaliser), plus the centralised critic's input: with
+    ``centralised_critic`` every agent's observation is its own 7 entries followed by ``state()`` (5K + 1), which
+    only the critic of :class:`agents.rllib_module.SB3PPOModule` reads. Attribute access falls through to the env.
 
-    def __init__(self, env: Any) -> None:
+    :param env: a :class:`multispin_env.multiagent.MultiSpinParallelEnv`
+    :param env_config: the flags (:func:`make_multi_env`)
+    """
+
+    def __init__(self, env: Any, env_config: Mapping[str, Any]) -> None:
+        from gymnasium.wrappers.utils import RunningMeanStd
+
         self.env = env
+        self.flags = {name: bool(env_config.get(name, True)) for name in TRAINING_TRANSFORMS}
+        self.centralised = bool(env_config.get("centralised_critic", False))
+        self.gamma = float(env_config.get("gamma", 0.99))
+        horizon = env.config.horizon
+        self.rates = {agent: RunningRate(0.01, horizon) for agent in env.possible_agents}
+        self.return_rms = {agent: RunningMeanStd(shape=()) for agent in env.possible_agents}
+        self.returns = dict.fromkeys(env.possible_agents, 0.0)
+        self.rng = np.random.default_rng()
+        self.max_draft = int(env.max_draft)
+        if self.centralised:
+            state = env.state_space
+            self.observation_spaces = {
+                agent: gym.spaces.Box(
+                    np.concatenate([space.low, state.low]), np.concatenate([space.high, state.high]), dtype=np.float32
+                )
+                for agent, space in env.observation_spaces.items()
+            }
+        else:
+            self.observation_spaces = env.observation_spaces
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.env, name)
 
-    def step(self, actions: Any) -> Any:
-        obs, rewards, terminations, truncations, infos = self.env.step(actions)
-        if any(truncations.values()):
+    def observation_space(self, agent: str) -> gym.spaces.Box:
+        return self.observation_spaces[agent]
+
+    def _observe(self, observations: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if not self.centralised:
+            return observations
+        state = self.env.state()
+        return {agent: np.concatenate([obs, state]) for agent, obs in observations.items()}
+
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
+        if seed is not None:
+            self.rng = np.random.default_rng([int(seed), 0x5EED])
+        self.returns = dict.fromkeys(self.returns, 0.0)
+        observations, infos = self.env.reset(seed=seed, options=options)
+        return self._observe(observations), infos
+
+    def step(self, actions: Mapping[str, Any]) -> Any:
+        if self.flags["stochastic_rounding"]:
+            actions = {
+                agent: round_length_entries(action, 1, self.max_draft, self.rng) for agent, action in actions.items()
+            }
+        observations, rewards, terminations, truncations, infos = self.env.step(actions)
+        ended = any(truncations.values())
+        if ended and self.flags["horizon_termination"]:
             horizon = self.env.config.horizon
-            rewards = {a: r * _pro_rata(infos[a], horizon) for a, r in rewards.items()}
+            rewards = {agent: r * pro_rata(infos[agent], horizon) for agent, r in rewards.items()}
             terminations = dict.fromkeys(terminations, True)
             truncations = dict.fromkeys(truncations, False)
-        return obs, rewards, terminations, truncations, infos
+        if self.flags["rate_reward"]:
+            rewards = {agent: float(self.rates[agent].price([r], [infos[agent]])[0]) for agent, r in rewards.items()}
+        if self.flags["normalize_reward"]:  # gymnasium's NormalizeReward, per agent
+            for agent, r in rewards.items():
+                self.returns[agent] = self.returns[agent] * self.gamma + r
+                self.return_rms[agent].update(np.array([self.returns[agent]]))
+                rewards[agent] = r / float(np.sqrt(self.return_rms[agent].var + 1e-8))
+                if ended:
+                    self.returns[agent] = 0.0
+        return self._observe(observations), rewards, terminations, truncations, infos
 
 
 def register_ray_envs() -> None:
@@ -155,16 +269,25 @@ def parse_env_kwargs(items: Sequence[str]) -> dict[str, Any]:
 def env_spec(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     """The Ray env name and its env_config; validates the settings here (one-line error) by building one env."""
     settings = parse_env_kwargs(args.env_kwargs)
-    config: dict[str, Any] = {"settings": settings, "horizon_termination": args.horizon_termination}
+    config: dict[str, Any] = {"settings": settings, "gamma": args.gamma}
+    config.update({name: getattr(args, name) for name in TRAINING_TRANSFORMS})
     try:
         if args.env == MULTIAGENT:
-            config["reward_mode"] = args.reward_mode
+            config.update(
+                reward_mode=args.reward_mode,
+                bandwidth_price=args.bandwidth_price,
+                centralised_critic=args.critic == "central",
+            )
+            if args.critic == "central" and args.module != "sb3":
+                raise RLlibError("--critic central needs --module sb3")
             from multispin_env.multiagent import parallel_env
 
-            parallel_env(reward_mode=args.reward_mode, **settings).close()
+            parallel_env(reward_mode=args.reward_mode, bandwidth_price=args.bandwidth_price, **settings).close()
             return RAY_MULTI_ENV, config
-        if args.env not in SINGLE_IDS:
-            raise RLlibError(f"--env must be one of {[*SINGLE_IDS, MULTIAGENT]}, got {args.env!r}")
+        if args.env not in multispin_ids():
+            raise RLlibError(
+                f"--env must be {MULTIAGENT} or a MultiSpin id ({', '.join(multispin_ids())}), got {args.env!r}"
+            )
         config["env_id"] = args.env
         make_single_env(config).close()
     except RLlibError:
@@ -215,21 +338,30 @@ def build_config(args: argparse.Namespace) -> Any:
             gamma=args.gamma,
             lambda_=args.gae_lambda,
             clip_param=0.2,
-            vf_clip_param=1e6,  # returns are tokens x reward_scale (tens): no value clipping, as SB3
+            vf_clip_param=1e6,  # no value clipping, as SB3
+            vf_loss_coeff=0.5,  # SB3's vf_coef
+            grad_clip=0.5,  # SB3's max_grad_norm
+            grad_clip_by="global_norm",
             entropy_coeff=0.0,
             kl_coeff=0.0,  # SB3's PPO has no KL penalty
         )
         .debugging(seed=args.seed, log_level="ERROR")
     )
-    model = dataclasses.asdict(
-        DefaultModelConfig(fcnet_hiddens=[64, 64], fcnet_activation="tanh", vf_share_layers=False)
-    )
-    module_spec = RLModuleSpec()
-    if args.log_std_init is not None:  # SB3's free, state-independent log-std (agents/rllib_module.py)
-        from agents.rllib_module import FreeStdPPOModule
+    model: dict[str, Any]
+    if args.module == "sb3":  # SB3's MlpPolicy (agents/rllib_module.py)
+        from agents.rllib_module import SB3PPOModule
 
-        model.update(free_log_std=True, log_std_init=args.log_std_init)
-        module_spec = RLModuleSpec(module_class=FreeStdPPOModule)
+        model = {"fcnet_hiddens": [64, 64], "log_std_init": args.log_std_init}
+        if env_config.get("centralised_critic"):  # the actor reads its own entries, the critic state()
+            from multispin_env.multiagent import AGENT_OBSERVATION_FIELDS
+
+            model["actor_inputs"] = len(AGENT_OBSERVATION_FIELDS)
+        module_spec = RLModuleSpec(module_class=SB3PPOModule)
+    else:  # RLlib's default module: the log-std is an output of the policy network
+        model = dataclasses.asdict(
+            DefaultModelConfig(fcnet_hiddens=[64, 64], fcnet_activation="tanh", vf_share_layers=False)
+        )
+        module_spec = RLModuleSpec()
     if env_name == RAY_MULTI_ENV:
         config = config.multi_agent(
             policies={SHARED_MODULE},
@@ -260,7 +392,7 @@ def _summary(result: Mapping[str, Any]) -> dict[str, float]:
 
 
 def next_run_dir(root: Path, env: str) -> Path:
-    name = "multiagent" if env == MULTIAGENT else env.split("-")[1].lower()
+    name = "multiagent" if env == MULTIAGENT else env.rpartition("/")[2].split("-")[-2].lower()
     n = 1
     while (root / f"{name}_{n}").exists():
         n += 1
@@ -296,7 +428,15 @@ def train(args: argparse.Namespace) -> Path:
     try:
         algo = config.build_algo()
         for iteration in range(1, args.iterations + 1):
-            summary = _summary(algo.train())
+            try:
+                result = algo.train()
+            except KeyboardInterrupt:  # keep what was trained: the last finished iteration's module
+                if record["iterations"]:
+                    algo.save_to_path(str((out / "checkpoint").resolve()))
+                    record["wall_s"] = time.perf_counter() - start
+                    record["interrupted"] = True
+                raise
+            summary = _summary(result)
             summary["wall_s"] = time.perf_counter() - start
             record["iterations"].append(summary)
             step = int(summary["env_steps"]) if math.isfinite(summary["env_steps"]) else iteration
@@ -310,6 +450,7 @@ def train(args: argparse.Namespace) -> Path:
             )
             if args.save_freq and iteration % args.save_freq == 0:
                 algo.save_to_path(str((out / "checkpoints" / f"iter_{iteration:06d}").resolve()))
+                (out / "run.json").write_text(json.dumps(record, indent=1, default=str))  # a killed run keeps it
         algo.save_to_path(str((out / "checkpoint").resolve()))
         record["wall_s"] = time.perf_counter() - start
         algo.stop()
@@ -347,7 +488,9 @@ class RLlibPolicy:
     :param num_users: K (needed with ``per_user``)
     :param name: the policy's name in reports
 
-    Deterministic actions are the Gaussian's mean, stochastic ones a sample; both clipped into [-1, 1].
+    Deterministic actions are the Gaussian's mean, stochastic ones a sample; both clipped into [-1, 1]. A
+    centralised-critic (MAPPO) module gets each user's observation padded with zeros where its critic reads the
+    env's state: its actor does not read them.
     """
 
     def __init__(self, module: Any, per_user: bool = False, num_users: int | None = None, name: str = "rllib"):
@@ -364,6 +507,9 @@ class RLlibPolicy:
     def _act(self, batch: np.ndarray, deterministic: bool) -> np.ndarray:
         import torch
 
+        inputs = int(self.module.observation_space.shape[0])
+        if batch.shape[-1] < inputs:  # a centralised-critic module: its actor reads only the leading entries
+            batch = np.pad(batch, [(0, 0)] * (batch.ndim - 1) + [(0, inputs - batch.shape[-1])])
         with torch.no_grad():
             out = self.module.forward_inference({"obs": torch.as_tensor(batch, dtype=torch.float32)})
             dist = self.module.get_inference_action_dist_cls().from_logits(out["action_dist_inputs"])
@@ -426,7 +572,9 @@ _positive, _non_negative = int_at_least(1), int_at_least(0)
 
 def make_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="multispin-rllib", description="Train RLlib PPO on a MultiSpin env (single or per-user).")
-    p.add_argument("--env", default="MultiSpin-Heterogeneous-v0", help=f"{', '.join(SINGLE_IDS)} or {MULTIAGENT}")
+    p.add_argument(
+        "--env", default="MultiSpin-Heterogeneous-v0", help=f"a MultiSpin id (multispin-list) or {MULTIAGENT}"
+    )
     p.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY:VALUE", help="env settings, e.g. fading:False")
     p.add_argument("--reward-mode", choices=("shared", "selfish"), default="shared", help="multiagent only")
     p.add_argument("--address", default=None, help="Ray cluster address to join (default: start a local Ray)")
@@ -443,17 +591,40 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--gae-lambda", type=float, default=0.5)
     p.add_argument("--seed", type=_non_negative, default=0)
     p.add_argument(
-        "--log-std-init",
+        "--module",
+        choices=("sb3", "rllib"),
+        default="sb3",
+        help="sb3: SB3's MlpPolicy (free log-std, orthogonal init; agents/rllib_module.py); rllib: RLlib's default "
+        "PPO module (state-dependent log-std)",
+    )
+    p.add_argument("--log-std-init", type=float, default=-1.0, help="start of the sb3 module's free log-std")
+    p.add_argument(
+        "--critic",
+        choices=("central", "local"),
+        default="central",
+        help="multiagent: central: the critic values the env's state() (MAPPO); local: the agent's own observation",
+    )
+    p.add_argument(
+        "--bandwidth-price",
         type=float,
-        default=None,
-        help="free, state-independent log-std starting "
-        "here (SB3's; its ppo.yml uses -1); default: RLlib's state-dependent log-std",
+        default=0.0,
+        help="multiagent, selfish: tokens per unit of bid per second charged to each drafting user",
     )
     p.add_argument(
         "--no-horizon-termination",
         dest="horizon_termination",
         action="store_false",
         help="keep the truncation at the horizon (RLlib bootstraps the value there)",
+    )
+    p.add_argument(
+        "--no-stochastic-rounding",
+        dest="stochastic_rounding",
+        action="store_false",
+        help="play the env's deterministic rounding of the draft lengths in training",
+    )
+    p.add_argument("--no-rate-reward", dest="rate_reward", action="store_false", help="train on the env's reward")
+    p.add_argument(
+        "--no-normalize-reward", dest="normalize_reward", action="store_false", help="no reward normalisation"
     )
     p.add_argument(
         "--save-freq", type=_non_negative, default=0, help="also checkpoint every N iterations (0: only at the end)"

@@ -60,11 +60,22 @@ class VecHorizonTermination(VecEnvWrapper):
             if not info.get("TimeLimit.truncated", False):
                 continue
             info["TimeLimit.truncated"] = False  # SB3 then treats the step as terminal
-            latency = float(info.get("latency", 0.0))
-            if latency > 0 and "clock" in info:
-                start = float(info["clock"]) - latency
-                rewards[i] = rewards[i] * min(max((self.horizon - start) / latency, 0.0), 1.0)
+            if "clock" in info:
+                rewards[i] = rewards[i] * pro_rata(info, self.horizon)
         return obs, rewards, dones, infos
+
+
+def pro_rata(info: Any, horizon: float) -> float:
+    """The share of a round's latency that falls before the horizon, in [0, 1] (1 if the info has no latency).
+
+    :param info: a MultiSpin step info with the round's ``latency`` and the ``clock`` at its end (s)
+    :param horizon: simulated seconds per episode
+    """
+    latency = float(info.get("latency", 0.0))
+    if latency <= 0.0:
+        return 1.0
+    start = float(info["clock"]) - latency
+    return min(max((horizon - start) / latency, 0.0), 1.0)
 
 
 class EpisodeGoodputReward(gym.Wrapper):
@@ -109,6 +120,25 @@ def stochastic_round(x: NDArray[np.float64], rng: np.random.Generator) -> NDArra
     return low + (rng.random(np.shape(x)) < (x - low))
 
 
+def round_length_entries(
+    actions: NDArray[Any], length_entries: int, max_draft: int, rng: np.random.Generator
+) -> NDArray[np.float64]:
+    """A copy of ``actions`` (..., A) whose first ``length_entries`` entries (length entries a in [-1, 1], decoded
+    to (a + 1) L_max / 2 tokens) are moved to the entry of an integer length, floor or ceil, without bias
+    (:func:`stochastic_round`); the other entries pass through.
+
+    :param actions: actions of MultiSpin envs, one per row
+    :param length_entries: how many leading entries of an action are draft lengths
+    :param max_draft: L_max (tokens)
+    :param rng: the rounding's random stream
+    """
+    out = np.array(actions, dtype=np.float64, copy=True)
+    half = max_draft / 2.0
+    entries = np.clip(out[..., :length_entries], -1.0, 1.0)
+    out[..., :length_entries] = stochastic_round((entries + 1.0) * half, rng) / half - 1.0
+    return out
+
+
 class VecStochasticRounding(VecEnvWrapper):
     """Rounds the continuous draft-length entries of the actions stochastically (unbiased) before the env does.
 
@@ -138,12 +168,7 @@ class VecStochasticRounding(VecEnvWrapper):
 
     def round_actions(self, actions: NDArray[Any]) -> NDArray[np.float64]:
         """Actions (n, A) with each length entry moved to an integer length, chosen without bias."""
-        out = np.array(actions, dtype=np.float64, copy=True)
-        half = self.max_draft / 2.0
-        entries = np.clip(out[:, : self.length_entries], -1.0, 1.0)
-        lengths = stochastic_round((entries + 1.0) * half, self.rng)
-        out[:, : self.length_entries] = lengths / half - 1.0
-        return out
+        return round_length_entries(actions, self.length_entries, self.max_draft, self.rng)
 
     def step_async(self, actions: NDArray[Any]) -> None:
         self.venv.step_async(self.round_actions(actions) if self.enabled else actions)
@@ -181,22 +206,19 @@ class VecRateReward(VecEnvWrapper):
         super().__init__(venv)
         if horizon is None:
             horizon = float(venv.get_attr("config", [0])[0].horizon)
-        self.horizon = float(horizon)
-        if isinstance(rate_decay, bool) or not isinstance(rate_decay, (int, float)) or not 0.0 < rate_decay <= 1.0:
-            raise ValueError(f"VecRateReward rate_decay must be a number in (0, 1], got {rate_decay!r}")
-        self.rate_decay = float(rate_decay)
-        #: Running sums of reward and latency (s) per step over all sub-envs; None before the first step.
-        self.reward_sum: float | None = None
-        self.latency_sum = 0.0
-        #: The last step's priced latencies (s, per sub-env): the part of each round within the horizon.
-        self.priced_latency = np.zeros(venv.num_envs)
+        self.estimate = RunningRate(rate_decay, float(horizon))
         #: False passes the rewards through unchanged (evaluation envs, see :func:`for_evaluation`).
         self.enabled = True
 
     @property
     def rate(self) -> float:
         """The current estimate rho of the policy's goodput, reward units per second (0 before any step)."""
-        return 0.0 if self.reward_sum is None or self.latency_sum <= 0.0 else self.reward_sum / self.latency_sum
+        return self.estimate.rate
+
+    @property
+    def priced_latency(self) -> NDArray[np.float64]:
+        """The last step's priced latencies (s, per sub-env): the part of each round within the horizon."""
+        return self.estimate.priced_latency
 
     def reset(self) -> Any:
         return self.venv.reset()
@@ -205,6 +227,43 @@ class VecRateReward(VecEnvWrapper):
         obs, rewards, dones, infos = self.venv.step_wait()
         if not self.enabled:
             return obs, rewards, dones, infos
+        return obs, self.estimate.price(rewards, infos).astype(np.float32), dones, infos
+
+
+class RunningRate:
+    """The rate reward's formula, r - rho T, with rho a running estimate of the policy's goodput (the reasoning
+    is :class:`VecRateReward`'s; this class is shared by it and the RLlib env wrappers of :mod:`agents.rllib`).
+
+    rho = sum r / sum T over exponentially weighted sums of the rewards and priced latencies of all the rounds
+    passed to :meth:`price` (each call adds one step of any number of envs).
+
+    :param rate_decay: weight of the newest step in the running sums, in (0, 1] (0.01: about the last 100 steps)
+    :param horizon: simulated seconds per episode (s); the part of a round after it is not priced
+    """
+
+    def __init__(self, rate_decay: float, horizon: float) -> None:
+        if isinstance(rate_decay, bool) or not isinstance(rate_decay, (int, float)) or not 0.0 < rate_decay <= 1.0:
+            raise ValueError(f"VecRateReward rate_decay must be a number in (0, 1], got {rate_decay!r}")
+        self.rate_decay = float(rate_decay)
+        self.horizon = float(horizon)
+        #: Running sums of reward and latency (s) per step; None before the first step.
+        self.reward_sum: float | None = None
+        self.latency_sum = 0.0
+        #: The last step's priced latencies (s, per round): the part of each round within the horizon.
+        self.priced_latency = np.zeros(0)
+
+    @property
+    def rate(self) -> float:
+        """The current estimate rho of the policy's goodput, reward units per second (0 before any step)."""
+        return 0.0 if self.reward_sum is None or self.latency_sum <= 0.0 else self.reward_sum / self.latency_sum
+
+    def price(self, rewards: Any, infos: Any) -> NDArray[np.float64]:
+        """``rewards`` (n,) of one step of n rounds minus rho times each round's latency within the horizon.
+
+        :param rewards: the rounds' rewards (reward units)
+        :param infos: the rounds' step infos (``latency`` and ``clock``, s)
+        """
+        rewards = np.asarray(rewards, dtype=np.float64)
         latency = np.array([float(info.get("latency", 0.0)) for info in infos])
         clock = np.array([float(info.get("clock", 0.0)) for info in infos])
         latency = self.priced_latency = np.clip(self.horizon - (clock - latency), 0.0, latency)
@@ -214,7 +273,7 @@ class VecRateReward(VecEnvWrapper):
         else:
             self.reward_sum += self.rate_decay * (reward_sum - self.reward_sum)
             self.latency_sum += self.rate_decay * (latency_sum - self.latency_sum)
-        return obs, (rewards - self.rate * latency).astype(np.float32), dones, infos
+        return rewards - self.rate * latency
 
 
 #: The wrappers that only shape training (turned off by :func:`for_evaluation`).

@@ -63,6 +63,7 @@ __all__ = [
     "BatchResult",
     "equal_bandwidth_fixed",
     "equal_bandwidth_tuned",
+    "score_allocation",
 ]
 
 IntArray = NDArray[np.int64]
@@ -200,6 +201,17 @@ def _make_allocation(params: RoundParams, lengths: IntArray, shares: FloatArray)
             params.deadline,
         )
     return Allocation(lengths, shares, goodput, tau, latency, objective)
+
+
+def score_allocation(params: RoundParams, draft_lengths: ArrayLike, bandwidth: ArrayLike) -> Allocation:
+    """The expected performance (eq. (1)-(5), and (5w) with the system's weights) of given draft lengths L_k
+    (tokens, 0..L_max) and bandwidth shares b_k (fractions, used where L_k > 0), as the solvers score theirs.
+
+    :param params: the round's system
+    :param draft_lengths: L_k, shape (K,)
+    :param bandwidth: b_k, shape (K,), normalised by the caller over the drafting users
+    """
+    return _make_allocation(params, np.asarray(draft_lengths), np.asarray(bandwidth, dtype=np.float64))
 
 
 def _equal_finish_shares(params: RoundParams, lengths: IntArray) -> FloatArray:

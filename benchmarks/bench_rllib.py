@@ -8,17 +8,22 @@ Every policy plays ``MultiSpin-Heterogeneous-v0`` (or ``--env``) with the given 
 every user of the single env (:class:`agents.rllib.RLlibPolicy`), so centralised and decentralised policies see
 identical episodes. Reports goodput (tokens/s, 95% t-interval) and its share of het-opt-oracle (mean of the
 per-episode ratios, paired on seeds, 95% t-interval), plus the training env steps and wall time that RLlib's
-``run.json`` records. Needs ray[rllib] (run it with .venv-rllib/bin/python).
+``run.json`` (and SB3's ``monitor.csv``) record. Given RLlib and SB3 runs (e.g. 3 seeds each), it also prints
+each group's share of het-opt-oracle, RLlib's share / SB3's and the training wall-time ratio. Needs ray[rllib]
+and stable-baselines3 (run it with .venv-rllib/bin/python).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
+import numpy as np
 
 import multispin_env  # noqa: F401
 from agents.evaluation import evaluate, evaluate_analytic, evaluation_seeds, mean_ci
@@ -26,6 +31,46 @@ from agents.rllib import load_policy, parse_env_kwargs
 
 ORACLE = "het-opt-oracle"
 DEFAULT_BASELINES = (ORACLE, "het-opt-adaptive", "het-opt-static", "hom-opt-oracle", "equal-tuned")
+
+
+def compare_groups(results: dict[str, Any], meta: dict[str, dict], oracle: np.ndarray) -> dict[str, float]:
+    """RLlib's runs against SB3's: each group's share of the oracle (the mean over its runs of the per-run mean of
+    the per-episode ratios, every run on the same episodes), RLlib's share / SB3's, and the mean training wall
+    times and their ratio (nan where a run recorded none)."""
+    out: dict[str, float] = {}
+    for kind in ("rllib", "sb3"):
+        names = [name for name, info in meta.items() if info["kind"] == kind]
+        out[f"{kind}_runs"] = len(names)
+        out[f"{kind}_share"] = float(np.mean([np.mean(results[name].goodputs / oracle) for name in names]))
+        walls = [meta[name].get("wall_s") for name in names]
+        out[f"{kind}_wall_s"] = float(np.mean([w if w is not None else math.nan for w in walls]))
+    out["share_ratio"] = out["rllib_share"] / out["sb3_share"]
+    out["wall_ratio"] = out["rllib_wall_s"] / out["sb3_wall_s"]
+    return out
+
+
+def unique_name(name: str, taken: dict[str, Any]) -> str:
+    """``name``, or ``name`` with the first free suffix ``-2``, ``-3`` ... (run folders of the same name, e.g.
+    rl-zoo3's ``<env>_1`` under different log folders, stay separate rows)."""
+    candidate, n = name, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{name}-{n}"
+    return candidate
+
+
+def sb3_wall_time(run: str | Path) -> float | None:
+    """Training wall time (s) of an SB3 run folder: the end of its last episode in SB3's ``monitor.csv`` (column
+    ``t``, seconds since the start of training)."""
+    monitors = sorted(Path(run).glob("**/monitor.csv"))
+    if not monitors:
+        return None
+    import csv
+
+    with monitors[0].open() as handle:
+        next(handle)  # the JSON header line
+        times = [float(row["t"]) for row in csv.DictReader(handle)]
+    return max(times) if times else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     results = evaluate_analytic(env, seeds, baselines)
     meta: dict[str, dict] = {name: {"kind": "analytic"} for name in results}
     for run in args.rllib:
-        policy = load_policy(run, name=f"rllib:{Path(run).name}")
+        policy = load_policy(run, name=unique_name(f"rllib:{Path(run).name}", results))
         record = json.loads((Path(run) / "run.json").read_text())
         last = record["iterations"][-1] if record["iterations"] else {}
         results[policy.name] = evaluate(env, policy, seeds, name=policy.name)
@@ -61,9 +106,9 @@ def main(argv: list[str] | None = None) -> int:
         from agents.benchmark import load_agent_policy
 
         for run in args.sb3:
-            name = f"sb3:{Path(run).name}"
+            name = unique_name(f"sb3:{Path(run).name}", results)
             results[name] = evaluate(env, load_agent_policy(run, env, name), seeds, name=name)
-            meta[name] = {"kind": "sb3"}
+            meta[name] = {"kind": "sb3", "wall_s": sb3_wall_time(run)}
 
     oracle = results[ORACLE].goodputs
     rows = []
@@ -98,11 +143,22 @@ def main(argv: list[str] | None = None) -> int:
                 "goodputs": result.goodputs.tolist(),
             }
         )
+    parity = compare_groups(results, meta, oracle) if args.rllib and args.sb3 else None
+    if parity is not None:
+        print(
+            f"RLlib {100 * parity['rllib_share']:.1f}% of {ORACLE} ({parity['rllib_runs']} runs), SB3 "
+            f"{100 * parity['sb3_share']:.1f}% ({parity['sb3_runs']} runs): ratio RLlib / SB3 "
+            f"{parity['share_ratio']:.3f}; training wall time RLlib / SB3 {parity['wall_ratio']:.2f} "
+            f"({parity['rllib_wall_s']:.0f} s / {parity['sb3_wall_s']:.0f} s per run)"
+        )
     if args.output:
         out = Path(args.output)
         out.mkdir(parents=True, exist_ok=True)
         (out / "bench_rllib.json").write_text(
-            json.dumps({"env": args.env, "env_kwargs": args.env_kwargs, "seeds": seeds, "rows": rows}, indent=1)
+            json.dumps(
+                {"env": args.env, "env_kwargs": args.env_kwargs, "seeds": seeds, "rows": rows, "parity": parity},
+                indent=1,
+            )
         )
     return 0
 

@@ -44,12 +44,16 @@ scales, docs/model.md section 5.5) plus a shared summary:
 ``state()`` (``state_space``) is the single env's full observation (5K + 1 entries), for centralised critics.
 
 Reward (``reward_mode``): ``"shared"`` (default, cooperative users): every agent gets the round's total,
-``reward_scale * sum_j n_j`` (the single env's reward); ``"selfish"``: agent k gets its own tokens,
-``reward_scale * n_k``. Since episodes end at a fixed simulated time, an episode's return is proportional to the
-goodput of all users (shared) or of the agent's own user (selfish).
+``reward_scale * sum_j n_j`` (the single env's reward); ``"selfish"``: agent k gets its own tokens less what it
+pays for the band, ``reward_scale * (n_k - p w_k [L_k > 0] T)``, with p the ``bandwidth_price`` (tokens per unit
+of bid per second, default 0), w_k its bid and T the round's latency (s): a drafting user rents the band for the
+round at p per unit of bid per second (docs/multiagent.md, the mechanism experiment). Since episodes end at a
+fixed simulated time, an episode's return is proportional to the goodput of all users (shared) or of the agent's
+own user, less its payments (selfish).
 
-Info of agent k (every step): ``tokens`` n_k, ``accepted`` A_k, ``draft_length`` L_k, ``bandwidth`` b_k, and the
-round's ``latency`` and ``clock`` (s); ``goodput_tokens`` sum_j n_j of the round (for shared metrics).
+Info of agent k (every step): ``tokens`` n_k, ``accepted`` A_k, ``draft_length`` L_k, ``bandwidth`` b_k,
+``payment`` p w_k [L_k > 0] T (tokens, 0 unless selfish with a price), and the round's ``latency`` and ``clock``
+(s); ``goodput_tokens`` sum_j n_j of the round (for shared metrics).
 
 Seeding: ``reset(seed=s)`` seeds the episode's numpy Generator as the single env does, so with the same seed and
 the joint action the multi-agent env follows the heterogeneous single env's trajectory.
@@ -65,7 +69,7 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from numpy.typing import ArrayLike, NDArray
 
-from multispin_env._checks import short_repr
+from multispin_env._checks import real_setting, short_repr
 from multispin_env.config import EnvConfig, resolve_config
 from multispin_env.core import MultiSpinCore
 from multispin_env.rendering import render_ansi
@@ -97,6 +101,8 @@ class MultiSpinParallelEnv(CoreAccess, ParallelEnv):
     """One Multi-SPIN system with one agent per user; see the module docstring for spaces, rewards and info.
 
     :param reward_mode: ``"shared"`` (default) or ``"selfish"``
+    :param bandwidth_price: p >= 0, finite, tokens per unit of bid per second, charged to each drafting selfish
+        user for its bid w_k over the round's latency (0: free band); must be 0 with ``reward_mode="shared"``
     :param render_mode: None or ``"ansi"`` (the single env's text table of the last round)
     :param config: settings dict (keys of :func:`multispin_env.config.default_config` except ``homogeneous``);
         keyword arguments override it
@@ -107,6 +113,7 @@ class MultiSpinParallelEnv(CoreAccess, ParallelEnv):
     def __init__(
         self,
         reward_mode: str = "shared",
+        bandwidth_price: float = 0.0,
         render_mode: str | None = None,
         config: Mapping[str, Any] | None = None,
         **settings: Any,
@@ -118,6 +125,12 @@ class MultiSpinParallelEnv(CoreAccess, ParallelEnv):
         if "homogeneous" in settings or (isinstance(config, Mapping) and "homogeneous" in config):
             raise ValueError("homogeneous is not a setting of the multi-agent env: each user chooses its own length")
         self.reward_mode = reward_mode
+        #: p, tokens per unit of bid per second (docs/multiagent.md).
+        self.bandwidth_price = real_setting("bandwidth_price", bandwidth_price, 0.0)
+        if self.bandwidth_price > 0.0 and reward_mode != "selfish":
+            raise ValueError(
+                f"bandwidth_price is charged to selfish users: it needs reward_mode='selfish', got {reward_mode!r}"
+            )
         self.render_mode = render_mode
         self.config: EnvConfig = resolve_config(config, fixed={"homogeneous": False}, **settings)
         self._core = core = MultiSpinCore(self.config, 1)
@@ -219,16 +232,22 @@ class MultiSpinParallelEnv(CoreAccess, ParallelEnv):
         observations = self._observations()
         truncated = bool(outcome.truncated[0])
         clock = float(core.clock[0])
+        latency = float(outcome.latency[0])
+        # The bids w_k = (y_k + 1) / 2 of the drafting users, rented for the round (module docstring).
+        bids = (np.clip(joint[core.num_users :], -1.0, 1.0) + 1.0) / 2.0
+        payments = self.bandwidth_price * bids * (outcome.draft_lengths[0] > 0) * latency
         rewards, infos = {}, {}
         for agent in self.agents:
             i = self._index[agent]
-            rewards[agent] = scale * (total if self.reward_mode == "shared" else float(tokens[i]))
+            own = float(tokens[i]) - float(payments[i])
+            rewards[agent] = scale * (total if self.reward_mode == "shared" else own)
             infos[agent] = {
                 "tokens": int(tokens[i]),
                 "accepted": int(outcome.accepted[0, i]),
                 "draft_length": int(outcome.draft_lengths[0, i]),
                 "bandwidth": float(outcome.bandwidth[0, i]),
-                "latency": float(outcome.latency[0]),
+                "payment": float(payments[i]),
+                "latency": latency,
                 "clock": clock,
                 "goodput_tokens": int(total),
             }

@@ -78,7 +78,7 @@ CASES: dict[str, list[tuple[list[str], str]]] = {
     "multispin-rllib": [
         (["--iterations", "0"], "expected an integer >= 1"),
         (["--seed", "-1"], "expected an integer >= 0"),
-        (["--env", "CartPole-v1"], "--env must be one of"),
+        (["--env", "CartPole-v1"], "--env must be multiagent or a MultiSpin id"),
         (["--env-kwargs", "fading"], "key:value"),
         (["-o", "{file}"], "is a file, not a folder"),
     ],

@@ -164,3 +164,36 @@ def test_step_after_end_raises_and_render() -> None:
     assert isinstance(env.render(), str)
     with pytest.raises(ValueError, match="call reset"):
         env.step({})
+
+
+def test_bandwidth_price_charges_drafting_selfish_users_their_bid_times_latency() -> None:
+    price = 7.5
+    free, priced = (parallel_env(reward_mode="selfish", bandwidth_price=p, **SMALL) for p in (0.0, price))
+    free.reset(seed=3)
+    priced.reset(seed=3)
+    actions = free.encode_actions(np.array([3, 0, 5]), np.array([0.2, 0.3, 0.8]))
+    actions["user_0"][1] = 0.5  # bid w = 0.75, any scale: the band is split in proportion to the bids
+    _, free_rewards, _, _, free_infos = free.step(actions)
+    _, rewards, _, _, infos = priced.step(actions)
+    latency = infos["user_0"]["latency"]
+    bids = {agent: (float(a[1]) + 1.0) / 2.0 for agent, a in actions.items()}
+    scale = priced.config.reward_scale
+    for agent in priced.possible_agents:
+        drafting = infos[agent]["draft_length"] > 0
+        expected = price * bids[agent] * latency if drafting else 0.0
+        assert infos[agent]["payment"] == pytest.approx(expected)
+        assert free_infos[agent]["payment"] == 0.0
+        assert rewards[agent] == pytest.approx(free_rewards[agent] - scale * expected)
+    assert infos["user_1"]["draft_length"] == 0 and infos["user_1"]["payment"] == 0.0
+    assert infos["user_2"]["payment"] > 0.0
+
+
+@pytest.mark.parametrize("price", [-1.0, float("nan"), float("inf"), "cheap"])
+def test_bad_bandwidth_price(price: object) -> None:
+    with pytest.raises(ValueError, match=r"^bandwidth_price must be a finite number in \[0.0, inf\]"):
+        parallel_env(reward_mode="selfish", bandwidth_price=price)
+
+
+def test_bandwidth_price_needs_selfish_users() -> None:
+    with pytest.raises(ValueError, match="bandwidth_price is charged to selfish users"):
+        parallel_env(bandwidth_price=1.0)
