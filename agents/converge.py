@@ -15,9 +15,11 @@ when flat (``status: flat``) or when its budget reaches the cap (``status: cap``
 
 Each finished chunk writes ``chunk.json`` (its budget, start, wall and CPU seconds) after its model is saved; a
 killed run, started again, keeps its finished chunks and trains the unfinished one again from the last finished
-chunk's model. Each chunk restarts the hyperparameter file's learning-rate schedule (a warm restart), and the
-rate reward (:class:`agents.wrappers.VecRateReward`) re-estimates its running goodput within its first ~100
-steps; the scored model is the best validated one over all chunks, so a restart cannot lower it.
+chunk's model. A linearly annealed learning rate (``lin_X`` in the hyperparameter file) is trained at its
+constant initial value X instead (:func:`constant_learning_rate`): an anneal to 0 needs the budget in advance, and
+annealed within each chunk it would freeze the policy in the last 20% of every run and make it look flat. The rate
+reward (:class:`agents.wrappers.VecRateReward`) re-estimates its running goodput within a chunk's first ~100 steps;
+the scored model is the best validated one over all chunks, so a chunk that does worse cannot lower it.
 """
 
 from __future__ import annotations
@@ -44,6 +46,21 @@ DEFAULT_CAP_FACTOR = 16
 #: Trains one chunk: ``train_chunk(folder, budget, previous)`` trains ``budget`` env steps into ``folder``,
 #: continuing from the model file ``previous`` (None: from scratch).
 ChunkTrainer = Callable[[Path, int, "Path | None"], None]
+
+
+def constant_learning_rate(agent: str, env_id: str) -> float | None:
+    """The constant learning rate a run trained until flat uses: X when ``agent``'s hyperparameter file gives
+    ``env_id`` the linear schedule ``lin_X``, else None (the file's own rate, constant or not linear, is kept)."""
+    from agents.runs import read_yaml
+    from agents.train import HYPERPARAMS_DIR, hyperparams_key
+
+    path = HYPERPARAMS_DIR / f"{agent}.yml"
+    table = read_yaml(path)
+    entry = table.get(hyperparams_key(str(path), env_id)) or table.get("default") or {}
+    rate = entry.get("learning_rate")
+    if isinstance(rate, str) and rate.startswith("lin_"):
+        return float(rate[4:])
+    return None
 
 
 def flatness(

@@ -186,6 +186,11 @@ def _train(job: Job, folder: Path | None = None, timesteps: int | None = None, p
         *(validation if job.validation > 0 else ["--eval-freq", "-1"]),
         *(["-i", str(previous)] if previous is not None else []),
     ]
+    if job.until_flat:  # a linear anneal needs the budget in advance: its initial rate, constant (agents.converge)
+        from agents.converge import constant_learning_rate
+
+        rate = constant_learning_rate(job.entry, job.task)
+        argv += [] if rate is None else ["-params", f"learning_rate:{rate!r}"]
     with open(os.devnull, "w") as sink:  # rl-zoo3 prints its hyperparameters and SB3 tables
         saved, sys.stdout = sys.stdout, sink
         try:
@@ -211,7 +216,7 @@ def run_job(job: Job, out: Path) -> dict[str, Any]:
     result: dict[str, Any] = {"task": job.task, "entry": job.entry, "kind": job.kind, "seed": job.seed}
     result["commit"] = git_commit()
     if job.kind == "agent" and job.until_flat:
-        from agents.converge import train_until_flat
+        from agents.converge import constant_learning_rate, train_until_flat
 
         assert job.run is not None and job.timesteps is not None and job.max_timesteps is not None
         record = train_until_flat(
@@ -220,6 +225,7 @@ def run_job(job: Job, out: Path) -> dict[str, Any]:
             job.max_timesteps,
             lambda folder, budget, previous: _train(job, folder, budget, previous),
         )
+        record["learning_rate"] = constant_learning_rate(job.entry, job.task) or "the hyperparameter file's"
         chosen = Path(record["best_model" if job.model == "best" else "final_model"])
         result.update(
             model=str(chosen),

@@ -215,6 +215,10 @@ def test_task_versions_resolve_keep_their_own_results_and_check_the_scale(
         (["--timesteps", "100"], "needs --train"),
         (["--train", "--timesteps", "-1"], "argument --timesteps: expected an integer >= 1, got -1"),
         (["--baselines", "--tasks", "IIDStatic"], "nothing to evaluate"),
+        (["--until-flat"], "--until-flat and --max-timesteps need --train"),
+        (["--train", "--max-timesteps", "1000"], "--max-timesteps needs --until-flat"),
+        (["--train", "--until-flat", "--timesteps", "1000", "--max-timesteps", "999"], "is below the first chunk"),
+        (["--train", "--until-flat", "--validation", "0"], "--until-flat needs validation episodes"),
     ],
 )
 def test_cli_errors_are_one_line(
