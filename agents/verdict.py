@@ -1,6 +1,7 @@
 """``python -m agents.verdict OUT``: does the best learned agent beat the best analytic controller, per task?
 
-    python -m agents.verdict /work/leaderboard -o docs/verdict.md       # OUT: a leaderboard output folder
+    python -m agents.verdict OUT --export docs/leaderboard/v1 --runs RUNS    # copy the per-job results, paths relative
+    python -m agents.verdict docs/leaderboard/v1 -o docs/verdict.md --board  # the page, and the leaderboard files
 
 Reads the per-job result files of a leaderboard run (``OUT/jobs/*/*.json``, :mod:`agents.leaderboard`) and writes a
 Markdown page answering, per task of :data:`multispin_env.suite.TASKS`: the best learned agent (highest IQM over
@@ -11,6 +12,11 @@ the intervals overlap, and why a learned controller could differ (the task's ``e
 the goals, the compute (training CPU-hours summed from the runs' records) and the commits measured at. Runs that did
 not converge (trained until the cap, or not trained until flat) are marked; expected runs without a result are
 listed as missing, so the page says which tasks and agents it covers.
+
+``--board`` also writes the leaderboard's files (:func:`agents.leaderboard.write_outputs`: tables, JSON, plots)
+into the results folder from the same per-job results, so that a board assembled from several resumed commands
+is regenerated whole. ``--export DIR`` copies the per-job results into ``DIR/jobs`` with the paths of the models
+relative to ``--runs`` (results kept in a repository name no machine's folders), and stops.
 
 An outcome is ``learned`` (the learned CI lies wholly above the analytic score), ``analytic`` (wholly below) or
 ``tie`` (they overlap).
@@ -44,6 +50,55 @@ def load_results(out: Path) -> list[dict[str, Any]]:
         except (OSError, ValueError) as exc:
             raise UserError(f"cannot read {path}: {one_line(exc)}") from None
     return results
+
+
+def export(out: Path, runs: Path, dest: Path) -> int:
+    """Copy ``out/jobs/*/*.json`` into ``dest/jobs`` with every path under ``runs`` made relative to it; returns
+    the number of files copied."""
+    prefix = str(runs.resolve()) + "/"
+
+    def relative(value: Any) -> Any:
+        if isinstance(value, str):
+            return value.replace(prefix, "")
+        if isinstance(value, list):
+            return [relative(v) for v in value]
+        if isinstance(value, dict):
+            return {k: relative(v) for k, v in value.items()}
+        return value
+
+    results = load_results(out)
+    for path, result in zip(sorted((out / "jobs").glob("*/*.json")), results, strict=True):
+        target = dest / "jobs" / path.parent.name / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(relative(result), indent=1))
+    return len(results)
+
+
+def board(
+    results: Sequence[dict[str, Any]], out: Path, command: str, reps: int = 2000, plots: bool = True
+) -> list[Path]:
+    """The leaderboard's files (:func:`agents.leaderboard.write_outputs`) in ``out`` from per-job results, on the
+    tasks that have any."""
+    from agents.leaderboard import goal_checks, write_outputs
+    from multispin_env.suite import TASKS
+
+    tasks = [t for t in TASKS if any(r["task"] == t for r in results)]
+    results = [r for r in results if r["task"] in tasks]
+    agg = aggregate(results, tasks, reps=reps)
+    commits = _count(r.get("commit") or "unknown" for r in results)
+    meta = {
+        "commit": ", ".join(sorted(commits, key=lambda c: -commits[c])),
+        # Assembled from per-job results of several commands: the wall time is the jobs' training and evaluation
+        # time summed (one process), not a command's.
+        "wall_seconds": float(sum((r.get("train_seconds") or 0.0) + (r.get("eval_seconds") or 0.0) for r in results)),
+        "jobs": 1,
+        "command": command,
+        "tasks": tasks,
+        "train_seconds_total": float(sum(r.get("train_seconds") or 0.0 for r in results)),
+        "train_cpu_seconds_total": float(sum(r.get("cpu_seconds") or 0.0 for r in results)),
+        "eval_seconds_total": float(sum(r.get("eval_seconds") or 0.0 for r in results)),
+    }
+    return write_outputs(results, agg, goal_checks(agg, results, tasks), tasks, meta, out, plots=plots)
 
 
 def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
@@ -370,6 +425,15 @@ def build_parser(prog: str = "python -m agents.verdict") -> OneLineParser:
         default=list(DEFAULT_SEEDS),
         help=f"training seeds expected of every agent (default: {' '.join(map(str, DEFAULT_SEEDS))})",
     )
+    p.add_argument("--board", action="store_true", help="also write the leaderboard files into RESULTS")
+    p.add_argument("--no-plots", action="store_true", help="--board: skip the PNG plots")
+    p.add_argument(
+        "--export",
+        default=None,
+        metavar="DIR",
+        help="copy the per-job results into DIR/jobs with model paths relative to --runs, and stop",
+    )
+    p.add_argument("--runs", default=None, help="--export: the runs folder the model paths are made relative to")
     p.add_argument("--reps", type=int_at_least(100), default=2000, help="bootstrap resamples of the 95%% CIs")
     return p
 
@@ -383,12 +447,19 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m agents.verdic
         out = Path(args.results)
         if not out.is_dir():
             raise UserError(f"results folder {args.results!r} does not exist")
+        if args.export is not None:
+            if args.runs is None:
+                raise UserError("--export needs --runs (the folder the model paths are made relative to)")
+            check_output_folder(args.export, "--export")
+            print(f"copied {export(out, Path(args.runs), Path(args.export))} results into {Path(args.export) / 'jobs'}")
+            return 0
         if Path(args.output).is_dir():
             raise UserError(f"-o/--output {args.output!r} is a folder; name the page to write, e.g. docs/verdict.md")
         check_output_folder(Path(args.output).parent, "-o/--output")
         if args.json:
             check_output_folder(Path(args.json).parent, "--json")
-        data = verdict(load_results(out), list(TASKS), args.agents, args.seeds, args.reps)
+        results = load_results(out)
+        data = verdict(results, list(TASKS), args.agents, args.seeds, args.reps)
     except UserError as exc:
         print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
         return 2
@@ -399,8 +470,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m agents.verdic
     Path(args.output).write_text(page)
     if args.json:
         Path(args.json).write_text(json.dumps(data, indent=1, default=str))
+    written = board(results, out, command, args.reps, not args.no_plots) if args.board else []
     print(page)
-    print(f"wrote {args.output}" + (f", {args.json}" if args.json else ""))
+    print(f"wrote {', '.join(map(str, [args.output, *([args.json] if args.json else []), *written]))}")
     return 0
 
 
