@@ -2,12 +2,16 @@
 
     multispin-leaderboard --runs runs/leaderboard -o results/leaderboard --jobs 2                # evaluate saved agents
     multispin-leaderboard --train --timesteps 300000 --agents ppo ppo_residual --seeds 0 1 2 3 4  # train, then evaluate
+    multispin-leaderboard --train --until-flat --agents ppo_fast --tasks NoisyCSI  # train each run until flat
 
 Entries and tasks come from their registries: the tasks are :data:`multispin_env.suite.TASKS`, the analytic
 controllers every policy of :func:`baselines.policies.policies_for` valid on the task, the agents the files of
 ``agents/hyperparams`` (an agent is named by its file: ``ppo``, ``ppo_lstm``, ``ppo_residual`` = ``--algo ppo
 --agent residual``). Saved agents are found under ``--runs`` by their ``args.yml`` (task, seed, hyperparameter file);
 ``--train`` trains the missing (agent, task, seed) runs first, into ``RUNS/{agent}/{task}/seed{seed}``.
+With ``--until-flat`` each run trains in chunks of doubling budget until its validation curve is flat or the
+``--max-timesteps`` cap is reached (:mod:`agents.converge`); its result file records the budget, wall and CPU time,
+the criterion and whether it converged. ``python -m agents.verdict`` turns the results into docs/verdict.md.
 
 A learned agent is evaluated at its best model (``--model best``, the default): the goodput evaluation callback
 checkpoints the model with the best mean goodput on validation episodes during training (``--validation`` episodes
