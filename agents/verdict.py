@@ -136,6 +136,10 @@ def verdict(
     :param seeds: the training seeds expected of every agent
     :param reps: bootstrap resamples of the 95% CIs
     """
+    import gymnasium as gym
+
+    import multispin_env  # noqa: F401  (registers the ids)
+    from baselines.policies import policies_for
     from multispin_env.suite import EDGES, task
 
     results = [r for r in results if r["task"] in tasks]
@@ -146,6 +150,7 @@ def verdict(
     agg = aggregate(results, tasks, reps=reps) if results else {"board": [], "aggregate": {}}
     rows: list[dict[str, Any]] = []
     missing: list[dict[str, Any]] = []
+    missing_analytic: list[dict[str, Any]] = []
     for t in tasks:
         board = [r for r in agg["board"] if r["task"] == t]
         for agent in expected:
@@ -172,9 +177,19 @@ def verdict(
                 "seeds": len(runs),
                 "converged": sum(converged(r) is True for r in runs),
             }
+        valid = policies_for(gym.make(t))
+        unevaluated = [p for p in valid if p not in row["analytic_scores"]]
+        if unevaluated and (learned or analytic):
+            missing_analytic.append({"task": short(t), "controllers": unevaluated})
         if analytic:
             top = max(analytic, key=lambda r: (r["score"], r["entry"]))
-            row["analytic"] = {"entry": top["entry"], "score": top["score"], "ci95": [top["ci_low"], top["ci_high"]]}
+            row["analytic"] = {
+                "entry": top["entry"],
+                "score": top["score"],
+                "ci95": [top["ci_low"], top["ci_high"]],
+                "evaluated": len(valid) - len(unevaluated),
+                "controllers": len(valid),
+            }
         if learned and analytic:
             a, b = row["learned"], row["analytic"]
             row["difference"] = a["score"] - b["score"]
@@ -202,6 +217,7 @@ def verdict(
         "seeds": list(seeds),
         "over_tasks": over,
         "missing": missing,
+        "missing_analytic": missing_analytic,
         "unconverged": unconverged,
         "goals": _goals(rows, over),
         "compute": {
@@ -321,7 +337,7 @@ def markdown(v: dict[str, Any], command: str) -> str:
         + (
             f"{len(v['missing'])} (task, agent) pairs lack seeds (listed under [Missing runs](#missing-runs)); "
             if v["missing"]
-            else "No expected run is missing. "
+            else "No expected learned run is missing. "
         )
         + f"{len(v['unconverged'])} of {c['learned_runs']} learned runs did not converge "
         "([Runs that did not converge](#runs-that-did-not-converge)). A goal measured on part of the tasks or seeds is "
@@ -345,6 +361,8 @@ def markdown(v: dict[str, Any], command: str) -> str:
         seeds = f"{a['seeds']}/{n_seeds}" if a else ""
         conv = f"{a['converged']}/{a['seeds']}" if a else ""
         analytic = f"{b['entry']} {b['score']:.1f}" if b else "missing"
+        if b and b["evaluated"] < b["controllers"]:
+            analytic += f" (best of {b['evaluated']} of {b['controllers']} controllers evaluated)"
         diff = f"{r['difference']:+.1f}" if "difference" in r else ""
         lap = ("yes" if r["overlap"] else "no") if "overlap" in r else ""
         result = OUTCOME_TEXT[r["outcome"]] if "outcome" in r else "not compared"
@@ -401,6 +419,15 @@ def markdown(v: dict[str, Any], command: str) -> str:
     else:
         lines.append("None.")
     lines += ["", "## Missing runs", ""]
+    if v["missing_analytic"]:
+        lines += [
+            "Analytic controllers not evaluated (the task's best analytic entry is the best of those evaluated):",
+            "",
+            "| task | controllers not evaluated |",
+            "|---|---|",
+        ]
+        lines += [f"| {m['task']} | {', '.join(m['controllers'])} |" for m in v["missing_analytic"]]
+        lines.append("")
     if v["missing"]:
         lines += ["| task | agent | missing seeds |", "|---|---|---|"]
         lines += [f"| {m['task']} | {m['agent']} | {' '.join(map(str, m['seeds']))} |" for m in v["missing"]]

@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agents.verdict import main, outcome, overlap, verdict
+from baselines.policies import ANALYTIC_POLICIES
 from multispin_env.suite import EDGES, TASKS, reference_goodputs, task
 
 IID, NOISY, LIGHT = "MultiSpinSuite/IIDStatic-v0", "MultiSpinSuite/NoisyCSI-v0", "MultiSpinSuite/ArrivalsLight-v1"
@@ -85,6 +86,14 @@ def test_verdict_per_task_best_entries_outcomes_and_missing_runs() -> None:
     )  # IQM of 80-84: 81, 82, 83
     assert light["outcome"] == "learned" and light["edge"] == "foresight" == task(LIGHT).edge
     assert iid["why"] == EDGES["none"]
+    # Analytic controllers not evaluated are reported: the best analytic entry is the best of those evaluated.
+    assert iid["analytic"]["evaluated"] == 3 and iid["analytic"]["controllers"] == 10
+    assert {
+        "task": "NoisyCSI",
+        "controllers": [
+            c for c in ANALYTIC_POLICIES if c not in ("het-opt-oracle", "het-opt-adaptive", "het-opt-predictive")
+        ],
+    } in v["missing_analytic"]
     assert noisy["learned"]["converged"] == 4 and noisy["learned"]["seeds"] == 5
     # Tasks without learned results are not compared.
     assert all(
