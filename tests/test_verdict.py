@@ -143,7 +143,7 @@ def test_command_writes_the_page(tmp_path: Path, capsys: pytest.CaptureFixture[s
     page = tmp_path / "docs" / "verdict.md"
     assert main([str(out), "-o", str(page), "--json", str(tmp_path / "v.json"), "--reps", "100"]) == 0
     text = page.read_text()
-    assert "covers only the finished runs: 3 of 15 tasks" in text
+    assert f"covers only the finished runs: 3 of {len(TASKS)} tasks" in text
     assert "| NoisyCSI | weak | 4 |" in text and "| NoisyCSI | good | 3 | cap | 400,000 | 2.00% |" in text
     assert "| IIDStatic | good 99.2 [" in text and "analytic better" in text
     assert json.loads((tmp_path / "v.json").read_text())["over_tasks"]["learned"] == "good"
