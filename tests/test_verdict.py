@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 from cli_helpers import cli_error
@@ -14,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agents.verdict import main, outcome, overlap, verdict
-from baselines.policies import ANALYTIC_POLICIES
+from baselines.policies import policies_for
 from multispin_env.suite import EDGES, TASKS, reference_goodputs, task
 
 IID, NOISY, LIGHT = "MultiSpinSuite/IIDStatic-v0", "MultiSpinSuite/NoisyCSI-v0", "MultiSpinSuite/ArrivalsLight-v1"
@@ -87,11 +88,13 @@ def test_verdict_per_task_best_entries_outcomes_and_missing_runs() -> None:
     assert light["outcome"] == "learned" and light["edge"] == "foresight" == task(LIGHT).edge
     assert iid["why"] == EDGES["none"]
     # Analytic controllers not evaluated are reported: the best analytic entry is the best of those evaluated.
-    assert iid["analytic"]["evaluated"] == 3 and iid["analytic"]["controllers"] == 10
+    assert iid["analytic"]["evaluated"] == 3 and iid["analytic"]["controllers"] == len(policies_for(gym.make(IID)))
     assert {
         "task": "NoisyCSI",
         "controllers": [
-            c for c in ANALYTIC_POLICIES if c not in ("het-opt-oracle", "het-opt-adaptive", "het-opt-predictive")
+            c
+            for c in policies_for(gym.make(NOISY))
+            if c not in ("het-opt-oracle", "het-opt-adaptive", "het-opt-predictive")
         ],
     } in v["missing_analytic"]
     assert noisy["learned"]["converged"] == 4 and noisy["learned"]["seeds"] == 5
