@@ -853,8 +853,8 @@ def build_parser(prog: str = "multispin-leaderboard") -> OneLineParser:
         "--until-flat",
         action="store_true",
         help="--train each run in chunks (doubling its budget, each from the last chunk's model) until its validation "
-        f"goodput is flat: the last {FLAT_WINDOW:.0%} of its steps improve the best by less than {FLAT_TOLERANCE:.1%} "
-        f"(--timesteps: the first chunk, default {DEFAULT_FIRST_CHUNK:,})",
+        f"goodput is flat: the last {100 * FLAT_WINDOW:.0f}%% of its steps improve the best by less than "
+        f"{100 * FLAT_TOLERANCE:.1f}%% (--timesteps: the first chunk, default {DEFAULT_FIRST_CHUNK:,})",
     )
     p.add_argument(
         "--max-timesteps",
