@@ -3,12 +3,16 @@
     multispin-leaderboard --runs runs/leaderboard -o results/leaderboard --jobs 2                # evaluate saved agents
     multispin-leaderboard --train --timesteps 300000 --agents ppo ppo_residual --seeds 0 1 2 3 4  # train, then evaluate
     multispin-leaderboard --ray HEAD_IP:6379 --train --timesteps 300000  # the jobs as Ray tasks on a cluster
+    multispin-leaderboard --train --until-flat --agents ppo_fast --tasks NoisyCSI  # train each run until flat
 
 Entries and tasks come from their registries: the tasks are :data:`multispin_env.suite.TASKS`, the analytic
 controllers every policy of :func:`baselines.policies.policies_for` valid on the task, the agents the files of
 ``agents/hyperparams`` (an agent is named by its file: ``ppo``, ``ppo_lstm``, ``ppo_residual`` = ``--algo ppo
 --agent residual``). Saved agents are found under ``--runs`` by their ``args.yml`` (task, seed, hyperparameter file);
 ``--train`` trains the missing (agent, task, seed) runs first, into ``RUNS/{agent}/{task}/seed{seed}``.
+With ``--until-flat`` each run trains in chunks of doubling budget until its validation curve is flat or the
+``--max-timesteps`` cap is reached (:mod:`agents.converge`); its result file records the budget, wall and CPU time,
+the criterion and whether it converged. ``python -m agents.verdict`` turns the results into docs/verdict.md.
 
 A learned agent is evaluated at its best model (``--model best``, the default): the goodput evaluation callback
 checkpoints the model with the best mean goodput on validation episodes during training (``--validation`` episodes
@@ -59,6 +63,7 @@ from agents.cli import (
     one_line,
     positive_float,
 )
+from agents.converge import DEFAULT_CAP_FACTOR, DEFAULT_FIRST_CHUNK, FLAT_TOLERANCE, FLAT_WINDOW
 from agents.runs import TRUST_NOTE
 from agents.train import HYPERPARAMS_DIR, agent_names
 
@@ -80,6 +85,7 @@ RUN_COLUMNS = (
     "score",
     "eval_seconds",
     "train_seconds",
+    "cpu_seconds",
     "num_timesteps",
     "fps",
     "model",
@@ -123,6 +129,9 @@ class Job:
     :param timesteps: training budget, env steps (None: the hyperparameter file's)
     :param model: ``best`` (the run's best_model.zip when it has one) or ``final``
     :param validation: validation episodes of each evaluation during training (0: none)
+    :param until_flat: train in chunks until the validation curve is flat (:mod:`agents.converge`);
+        ``timesteps`` is then the first chunk
+    :param max_timesteps: ``until_flat``: the cap on the run's env steps
     """
 
     kind: str
@@ -134,6 +143,8 @@ class Job:
     timesteps: int | None = None
     model: str = "best"
     validation: int = 5
+    until_flat: bool = False
+    max_timesteps: int | None = None
 
     def result_path(self, out: Path) -> Path:
         name = self.entry if self.seed is None else f"{self.entry}_seed{self.seed}"
@@ -160,14 +171,17 @@ def _final_model(folder: Path, timesteps: int | None = None) -> Path | None:
     return None
 
 
-def _train(job: Job) -> None:
+def _train(job: Job, folder: Path | None = None, timesteps: int | None = None, previous: Path | None = None) -> None:
+    """Train ``job``'s run into ``folder`` (default ``job.run``) for ``timesteps`` env steps (default
+    ``job.timesteps``), from scratch or continuing from the model file ``previous`` (rl-zoo3's ``-i``)."""
     from agents.train import main as train_main
 
     assert job.run is not None and job.seed is not None
-    folder = Path(job.run)
+    folder = Path(job.run) if folder is None else folder
+    timesteps = job.timesteps if timesteps is None else timesteps
     if folder.exists():
         shutil.rmtree(folder)  # a killed training: start it again from scratch (same seed)
-    budget = job.timesteps or DEFAULT_BUDGET
+    budget = timesteps or DEFAULT_BUDGET
     # Validation for the best-model checkpoint: at the start, every tenth of the budget (>= 10k steps) and at the
     # end; no baselines.
     validation = ["--eval-freq", str(max(budget // 10, 10_000)), "--eval-episodes", str(job.validation), "--baselines"]
@@ -182,9 +196,15 @@ def _train(job: Job) -> None:
         "--verbose",
         "0",
         "-n",
-        str(job.timesteps if job.timesteps else -1),
+        str(timesteps if timesteps else -1),
         *(validation if job.validation > 0 else ["--eval-freq", "-1"]),
+        *(["-i", str(previous)] if previous is not None else []),
     ]
+    if job.until_flat:  # a linear anneal needs the budget in advance: its initial rate, constant (agents.converge)
+        from agents.converge import constant_learning_rate
+
+        rate = constant_learning_rate(job.entry, job.task)
+        argv += [] if rate is None else ["-params", f"learning_rate:{rate!r}"]
     with open(os.devnull, "w") as sink:  # rl-zoo3 prints its hyperparameters and SB3 tables
         saved, sys.stdout = sys.stdout, sink
         try:
@@ -208,7 +228,29 @@ def run_job(job: Job, out: Path) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     result: dict[str, Any] = {"task": job.task, "entry": job.entry, "kind": job.kind, "seed": job.seed}
-    if job.kind == "agent":
+    result["commit"] = git_commit()
+    if job.kind == "agent" and job.until_flat:
+        from agents.converge import constant_learning_rate, train_until_flat
+
+        assert job.run is not None and job.timesteps is not None and job.max_timesteps is not None
+        record = train_until_flat(
+            Path(job.run),
+            job.timesteps,
+            job.max_timesteps,
+            lambda folder, budget, previous: _train(job, folder, budget, previous),
+        )
+        record["learning_rate"] = constant_learning_rate(job.entry, job.task) or "the hyperparameter file's"
+        chosen = Path(record["best_model" if job.model == "best" else "final_model"])
+        result.update(
+            model=str(chosen),
+            model_mtime=chosen.stat().st_mtime,
+            train_seconds=record["wall_seconds"],
+            cpu_seconds=record["cpu_seconds"],
+            num_timesteps=record["budget"],
+            fps=record["budget"] / max(record["wall_seconds"], 1e-9),
+            convergence=record,
+        )
+    elif job.kind == "agent":
         assert job.run is not None
         if job.train and _final_model(Path(job.run), job.timesteps) is None:
             _train(job)
@@ -274,7 +316,13 @@ def _finished(job: Job, out: Path) -> dict[str, Any] | None:
             return None
         if not job.train and job.run is not None and Path(job.run).resolve() not in model.resolve().parents:
             return None
-        if job.train and job.timesteps is not None and result.get("planned_timesteps") != job.timesteps:
+        if job.until_flat:
+            record = result.get("convergence") or {}
+            if record.get("first_chunk") != job.timesteps:
+                return None  # trained with another first chunk, or not until flat
+            if record.get("status") == "cap" and record.get("cap") != job.max_timesteps:
+                return None  # capped, and the cap changed: continue from its chunks
+        elif job.train and job.timesteps is not None and result.get("planned_timesteps") != job.timesteps:
             return None  # trained with another budget: train again
         if (job.model == "best") != (model.name == "best_model.zip") and (model.parent / "best_model.zip").is_file():
             return None  # evaluated with the other --model choice
@@ -367,6 +415,8 @@ def plan(args: argparse.Namespace) -> list[Job]:
                             timesteps=args.timesteps,
                             model=args.model,
                             validation=args.validation,
+                            until_flat=args.until_flat,
+                            max_timesteps=args.max_timesteps,
                         )
                     )
     else:
@@ -843,6 +893,19 @@ def build_parser(prog: str = "multispin-leaderboard") -> OneLineParser:
         help="--train budget per run, env steps (default: the hyperparameter file's)",
     )
     p.add_argument(
+        "--until-flat",
+        action="store_true",
+        help="--train each run in chunks (doubling its budget, each from the last chunk's model) until its validation "
+        f"goodput is flat: the last {100 * FLAT_WINDOW:.0f}%% of its steps improve the best by less than "
+        f"{100 * FLAT_TOLERANCE:.1f}%% (--timesteps: the first chunk, default {DEFAULT_FIRST_CHUNK:,})",
+    )
+    p.add_argument(
+        "--max-timesteps",
+        type=int_at_least(1),
+        default=None,
+        help=f"--until-flat: cap on a run's env steps (default {DEFAULT_CAP_FACTOR} x the first chunk)",
+    )
+    p.add_argument(
         "--agents",
         nargs="+",
         default=None,
@@ -926,6 +989,19 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError(f"unknown analytic controller(s) {', '.join(bad)}; known: {', '.join(ANALYTIC_POLICIES)}")
     if args.timesteps is not None and not args.train:
         raise UserError("--timesteps needs --train")
+    if (args.until_flat or args.max_timesteps is not None) and not args.train:
+        raise UserError("--until-flat and --max-timesteps need --train")
+    if args.max_timesteps is not None and not args.until_flat:
+        raise UserError("--max-timesteps needs --until-flat")
+    if args.until_flat:
+        if args.validation == 0:
+            raise UserError("--until-flat needs validation episodes (--validation >= 1)")
+        args.timesteps = args.timesteps or DEFAULT_FIRST_CHUNK
+        args.max_timesteps = args.max_timesteps or DEFAULT_CAP_FACTOR * args.timesteps
+        if args.max_timesteps < args.timesteps:
+            raise UserError(
+                f"--max-timesteps {args.max_timesteps} is below the first chunk --timesteps {args.timesteps}"
+            )
     check_output_folder(args.output, "-o/--output")
     if args.train:  # trained into; otherwise only read
         check_output_folder(args.runs, "--runs")
@@ -981,6 +1057,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "multispin-leaderboard")
         "tasks": list(args.tasks),
         "timesteps": args.timesteps,
         "train_seconds_total": float(sum(r.get("train_seconds") or 0.0 for r in results)),
+        "train_cpu_seconds_total": float(sum(r.get("cpu_seconds") or 0.0 for r in results)),
         "eval_seconds_total": float(sum(r.get("eval_seconds") or 0.0 for r in results)),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "errors": errors,

@@ -27,6 +27,7 @@ from typing import Any
 
 __all__ = [
     "MAX_ANALYTIC_SCORE",
+    "EDGES",
     "METRICS",
     "MIN_REFERENCE_SPAN",
     "NAMESPACE",
@@ -64,6 +65,20 @@ METRICS: Mapping[str, str] = {
     "(higher is better; docs/suite.md)",
 }
 
+#: What a learned controller can have over the best non-oracle analytic controller on a task (docs/suite.md), by
+#: name: the why-column of the verdict (agents/verdict.py).
+EDGES: Mapping[str, str] = {
+    "none": "an analytic controller plans with the true model and everything the round's outcome depends on: a "
+    "learned controller can at best match it",
+    "information": "the non-oracle controllers lack something a learned controller can infer over rounds or learn "
+    "for the task's fixed population (the true acceptance rates, a hidden acceptance regime, the channel behind a "
+    "stale or noisy estimate)",
+    "foresight": "the metric spans rounds (request completion times, deadlines, an energy budget, fairness) while the controllers maximise each "
+    "round's goodput alone: planning across rounds pays",
+    "model mismatch": "the controllers plan with an approximate model of the round (an averaged acceptance curve, "
+    "the nominal draft times): a learned controller meets the real one",
+}
+
 
 @dataclass(frozen=True)
 class Task:
@@ -79,6 +94,8 @@ class Task:
     :param retired: why a later version replaced this one, empty for a task of the suite (:data:`TASKS`)
     :param reference: the analytic controller (a name of ``baselines.policies.ANALYTIC_POLICIES``) whose value on
         the evaluation seeds is the task's 100: the best full-information controller for its metric
+    :param edge: what a learned controller can have over the best non-oracle analytic controller, a key of
+        :data:`EDGES`
     """
 
     name: str
@@ -89,6 +106,11 @@ class Task:
     version: int = 0
     retired: str = ""
     reference: str = "het-opt-oracle"
+    edge: str = "none"
+
+    def __post_init__(self) -> None:
+        if self.edge not in EDGES:
+            raise ValueError(f"Task {self.name!r} edge must be one of {list(EDGES)}, got {self.edge!r}")
 
     @property
     def env_id(self) -> str:
@@ -137,42 +159,53 @@ _CURRENT: tuple[Task, ...] = (
         "acceptance drifting between easy and hard regimes (markov), static channel: tracking a hidden "
         "state from outcomes",
         dict(_STATIC, acceptance_process="markov"),
+        edge="information",
     ),
     Task(
         "Tasks",
         "acceptance changing with each request's task (tasks process), static channel",
         dict(_STATIC, acceptance_process="tasks"),
+        edge="model mismatch",
     ),
     Task(
         "Positional",
         "acceptance falling along the draft (positional): planning with the right curve",
         dict(_STATIC, acceptance_process="positional"),
     ),
-    Task("Fading", "Rayleigh fading with current channel information", {}),
+    Task("Fading", "Rayleigh fading with current channel information", {}, edge="information"),
     Task(
         "StaleCSI1",
         "slow Rayleigh fading (Doppler 1 Hz) with channel information one round old: predicting the channel "
         "from a correlated estimate",
         dict(_SLOW_FADING, csi_delay=1),
         version=1,
+        edge="information",
     ),
     Task(
         "StaleCSI3",
         "slow Rayleigh fading (Doppler 1 Hz) with channel information three rounds old",
         dict(_SLOW_FADING, csi_delay=3),
         version=1,
+        edge="information",
     ),
-    Task("NoisyCSI", "fading with a noisy channel estimate (CN(0, 0.3^2) error)", {"csi_noise_std": 0.3}),
+    Task(
+        "NoisyCSI",
+        "fading with a noisy channel estimate (CN(0, 0.3^2) error)",
+        {"csi_noise_std": 0.3},
+        edge="information",
+    ),
     Task(
         "HighMobility",
         "fast fading (Doppler 100 Hz): the channel of one round is unrelated to the last one's",
         {"doppler_hz": 100.0},
+        edge="information",
     ),
     Task(
         "Jitter",
         "draft times jittering from round to round (log-normal sigma 0.3), static channel",
         dict(_STATIC, draft_time_jitter=0.3),
         version=1,
+        edge="model mismatch",
     ),
     Task(
         "LargeK",
@@ -190,6 +223,7 @@ _CURRENT: tuple[Task, ...] = (
         "fading with a 0.02 s upload deadline (eq. (1')), below the unconstrained "
         "optimum's sync time: late uploads are dropped",
         {"upload_deadline": 0.02},
+        edge="information",
     ),
     Task(
         "ArrivalsLight",
@@ -199,6 +233,7 @@ _CURRENT: tuple[Task, ...] = (
         eval_seeds=_ARRIVAL_SEEDS,
         metric="completion_mean",
         version=1,
+        edge="foresight",
     ),
     Task(
         "ArrivalsHeavy",
@@ -208,6 +243,7 @@ _CURRENT: tuple[Task, ...] = (
         eval_seeds=_ARRIVAL_SEEDS,
         metric="completion_mean",
         version=1,
+        edge="foresight",
     ),
     Task(
         "Deadlines",
@@ -216,6 +252,7 @@ _CURRENT: tuple[Task, ...] = (
         _DEADLINES,
         eval_seeds=_ARRIVAL_SEEDS,
         metric="deadline_share",
+        edge="foresight",
     ),
     Task(
         "EnergyBudget",
@@ -223,6 +260,7 @@ _CURRENT: tuple[Task, ...] = (
         "the fast devices early, a price on energy spreads their drafting over the episode",
         dict(_STATIC, energy_budget=_ENERGY_BUDGET_J),
         reference="het-opt-energy",
+        edge="foresight",
     ),
     Task(
         "Fairness",
@@ -231,6 +269,7 @@ _CURRENT: tuple[Task, ...] = (
         dict(_STATIC, scenario="strong-heterogeneity", population_seed=1, observe_throughput=True),
         metric="throughput_geomean",
         reference="het-opt-pf",
+        edge="foresight",
     ),
 )
 #: Earlier versions of tasks, still registered so that results measured on them can be reproduced and scored,

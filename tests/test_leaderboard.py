@@ -218,6 +218,10 @@ def test_task_versions_resolve_keep_their_own_results_and_check_the_scale(
         (["--ray", "127.0.0.1:1"], "could not connect to Ray at '127.0.0.1:1'"),  # a closed port: at once
         (["--cpus-per-job", "0"], "argument --cpus-per-job: expected a number > 0, got 0"),
         (["--retries", "-1"], "argument --retries: expected an integer >= 0, got -1"),
+        (["--until-flat"], "--until-flat and --max-timesteps need --train"),
+        (["--train", "--max-timesteps", "1000"], "--max-timesteps needs --until-flat"),
+        (["--train", "--until-flat", "--timesteps", "1000", "--max-timesteps", "999"], "is below the first chunk"),
+        (["--train", "--until-flat", "--validation", "0"], "--until-flat needs validation episodes"),
     ],
 )
 def test_cli_errors_are_one_line(
@@ -297,3 +301,43 @@ def test_an_interrupted_training_is_not_taken_for_a_finished_one(tmp_path: Path,
     assert _final_model(tmp_path, 1000) == expected
     assert _final_model(tmp_path) == expected
     assert _final_model(tmp_path, 2000) is None
+
+
+@pytest.mark.slow
+def test_until_flat_trains_in_chunks_and_records_the_criterion(tmp_path: Path) -> None:
+    argv = [
+        "--train",
+        "--until-flat",
+        "--timesteps",
+        "2048",
+        "--max-timesteps",
+        "4096",
+        "--agents",
+        "ppo_userset",
+        "--tasks",
+        "IIDStatic",
+        "--seeds",
+        "0",
+        "--baselines",
+        "--validation",
+        "2",
+        "--runs",
+        str(tmp_path / "runs"),
+        "-o",
+        str(tmp_path / "out"),
+        "--reps",
+        "100",
+        "--no-plots",
+    ]
+    assert main(argv) == 0
+    result = json.loads((tmp_path / "out" / "jobs" / "IIDStatic" / "ppo_userset_seed0.json").read_text())
+    record = result["convergence"]
+    assert record["status"] in ("flat", "cap") and record["converged"] == (record["status"] == "flat")
+    assert record["budget"] == result["num_timesteps"] == sum(c["timesteps"] for c in record["chunks"])
+    assert result["cpu_seconds"] == pytest.approx(sum(c["cpu_seconds"] for c in record["chunks"]))
+    assert result["cpu_seconds"] > 0
+    if record["status"] == "cap":  # two chunks, the second continued from the first's model
+        assert [c["timesteps"] for c in record["chunks"]] == [2048, 2048]
+        args = (tmp_path / "runs" / "ppo_userset" / "IIDStatic" / "seed0" / "chunk1").rglob("args.yml")
+        assert "chunk0" in str(next(iter(args)).read_text())
+    assert Path(result["model"]).is_file() and result["model"].endswith("best_model.zip")

@@ -1,0 +1,183 @@
+"""Training until the validation curve is flat: chunks of growing budget, each continuing from the last.
+
+``multispin-leaderboard --train --until-flat`` trains each (agent, task, seed) run in chunks into
+``RUN/chunk{i}/``: chunk 0 from scratch with the first budget, every later chunk from the previous chunk's final
+model (with its VecNormalize statistics, rl-zoo3's ``-i``) for as many env steps as all chunks before it, so the
+run's budget doubles, up to a cap. After each chunk the run's validation curve (mean goodput on the validation
+episodes of the goodput evaluation callback, seeds 10000 + 1000 x training seed + i, the same in every chunk) is
+tested for flatness:
+
+    flat  <=>  (best_100 - best_80) / |best_80| < tolerance      (tolerance 0.005: 0.5%)
+
+with ``best_80`` the best validation goodput at or before 80% of the run's env steps so far and ``best_100`` the
+best over the whole run: the last 20% of training improved validation goodput by less than 0.5%. A run stops
+when flat (``status: flat``) or when its budget reaches the cap (``status: cap``, not converged).
+
+Each finished chunk writes ``chunk.json`` (its budget, start, wall and CPU seconds) after its model is saved; a
+killed run, started again, keeps its finished chunks and trains the unfinished one again from the last finished
+chunk's model. A linearly annealed learning rate (``lin_X`` in the hyperparameter file) is trained at its
+constant initial value X instead (:func:`constant_learning_rate`): an anneal to 0 needs the budget in advance, and
+annealed within each chunk it would freeze the policy in the last 20% of every run and make it look flat. The rate
+reward (:class:`agents.wrappers.VecRateReward`) re-estimates its running goodput within a chunk's first ~100 steps;
+the scored model is the best validated one over all chunks, so a chunk that does worse cannot lower it.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: Flatness tolerance: the last ``FLAT_WINDOW`` of training improves the best validation goodput by less than this
+#: share (0.5%).
+FLAT_TOLERANCE = 0.005
+#: The tail of the run (share of its env steps) whose improvement the criterion measures (the last 20%).
+FLAT_WINDOW = 0.2
+#: First chunk of a run, env steps, when ``--timesteps`` is not given.
+DEFAULT_FIRST_CHUNK = 100_000
+#: Cap on a run's env steps when ``--max-timesteps`` is not given: this many times the first chunk (4 doublings).
+DEFAULT_CAP_FACTOR = 16
+
+#: Trains one chunk: ``train_chunk(folder, budget, previous)`` trains ``budget`` env steps into ``folder``,
+#: continuing from the model file ``previous`` (None: from scratch).
+ChunkTrainer = Callable[[Path, int, "Path | None"], None]
+
+
+def constant_learning_rate(agent: str, env_id: str) -> float | None:
+    """The constant learning rate a run trained until flat uses: X when ``agent``'s hyperparameter file gives
+    ``env_id`` the linear schedule ``lin_X``, else None (the file's own rate, constant or not linear, is kept)."""
+    from agents.runs import read_yaml
+    from agents.train import HYPERPARAMS_DIR, hyperparams_key
+
+    path = HYPERPARAMS_DIR / f"{agent}.yml"
+    table = read_yaml(path)
+    entry = table.get(hyperparams_key(str(path), env_id)) or table.get("default") or {}
+    rate = entry.get("learning_rate")
+    if isinstance(rate, str) and rate.startswith("lin_"):
+        return float(rate[4:])
+    return None
+
+
+def flatness(
+    timesteps: np.ndarray, goodput: np.ndarray, total: int, tolerance: float = FLAT_TOLERANCE
+) -> dict[str, Any]:
+    """The flatness criterion of a validation curve.
+
+    :param timesteps: env steps of each validation point since the run's start (increasing, the first at 0)
+    :param goodput: mean validation goodput at each point, tokens/s
+    :param total: the run's env steps so far
+    :param tolerance: largest relative improvement of a flat curve (0.005 = 0.5%)
+    :returns: ``best_at_80`` and ``best_at_100`` (tokens/s), ``improvement`` (relative), ``flat`` (bool)
+    """
+    timesteps, goodput = np.asarray(timesteps, dtype=float), np.asarray(goodput, dtype=float)
+    if timesteps.shape != goodput.shape or timesteps.size == 0:
+        raise ValueError(
+            f"a validation curve needs matching non-empty steps and goodputs, got {timesteps.shape} and {goodput.shape}"
+        )
+    if not np.all(np.isfinite(goodput)):
+        raise ValueError("the validation curve has a non-finite goodput")
+    cut = (1.0 - FLAT_WINDOW) * total
+    early = goodput[timesteps <= cut]
+    best_all = float(goodput.max())
+    best_early = float(early.max()) if early.size else float("-inf")
+    # No validation point in the first 80% (a curve of one point): not flat.
+    improvement = (best_all - best_early) / max(abs(best_early), 1e-12) if early.size else float("inf")
+    return {
+        "best_at_80": best_early,
+        "best_at_100": best_all,
+        "improvement": improvement,
+        "flat": bool(improvement < tolerance),
+    }
+
+
+def chunk_curve(folder: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A chunk's validation curve from its ``evaluations.npz`` (steps since the chunk's start, mean goodput)."""
+    files = sorted(folder.rglob("evaluations.npz"))
+    if not files:
+        raise FileNotFoundError(f"no validation curve (evaluations.npz) under {folder}: train with validation episodes")
+    with np.load(files[0]) as data:
+        return np.asarray(data["timesteps"], dtype=float), np.asarray(data["goodput"], dtype=float).mean(axis=1)
+
+
+def _final_model(folder: Path) -> Path | None:
+    found = [p for p in folder.rglob("*.zip") if p.name != "best_model.zip" and not p.name.startswith("rl_model_")]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def train_until_flat(run: Path, first: int, cap: int, train_chunk: ChunkTrainer) -> dict[str, Any]:
+    """Train a run in chunks until flat or capped (module docstring); returns its convergence record.
+
+    :param run: the run's folder (chunks in ``run/chunk{i}``)
+    :param first: first chunk, env steps (>= 1)
+    :param cap: most env steps of the run (>= ``first``)
+    :param train_chunk: trains one chunk (:data:`ChunkTrainer`)
+    :returns: ``status`` (``flat`` or ``cap``), ``converged``, ``budget`` (env steps), ``wall_seconds`` and
+        ``cpu_seconds`` (summed over chunks), the criterion (:func:`flatness`), ``best_model`` (the best validated
+        model file of all chunks), ``final_model``, ``chunks`` (each chunk's record), ``first_chunk`` and ``cap``
+    """
+    if first < 1 or cap < first:
+        raise ValueError(f"train_until_flat needs 1 <= first chunk <= cap, got first {first} and cap {cap}")
+    chunks: list[dict[str, Any]] = []
+    steps: list[np.ndarray] = []
+    values: list[np.ndarray] = []
+    best: tuple[float, Path] | None = None
+    total, previous, i = 0, None, 0
+    while True:
+        folder = run / f"chunk{i}"
+        budget = min(first if i == 0 else total, cap - total)
+        record_file = folder / "chunk.json"
+        record = json.loads(record_file.read_text()) if record_file.is_file() else None
+        final = _final_model(folder) if record is not None else None
+        if record is None or final is None or record.get("timesteps") != budget or record.get("start") != total:
+            for stale in sorted(run.glob("chunk*")):  # this chunk and any later one: trained again
+                if stale.is_dir() and int(stale.name[5:] or -1) >= i:
+                    shutil.rmtree(stale)
+            wall, cpu = time.perf_counter(), time.process_time()
+            train_chunk(folder, budget, previous)
+            record = {
+                "chunk": i,
+                "start": total,
+                "timesteps": budget,
+                "wall_seconds": time.perf_counter() - wall,
+                "cpu_seconds": time.process_time() - cpu,
+            }
+            final = _final_model(folder)
+            if final is None:
+                raise RuntimeError(f"chunk {i} of {run} saved no final model")
+            tmp = record_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(record, indent=1))
+            tmp.replace(record_file)
+        t, g = chunk_curve(folder)
+        steps.append(t + total)
+        values.append(g)
+        candidate = folder.rglob("best_model.zip")
+        best_file = next(candidate, None) or final
+        if best is None or float(g.max()) > best[0]:
+            best = (float(g.max()), best_file)
+        total += budget
+        chunks.append(record)
+        criterion = flatness(np.concatenate(steps), np.concatenate(values), total)
+        status = "flat" if criterion["flat"] else "cap" if total >= cap else ""
+        if status:
+            break
+        previous, i = final, i + 1
+    assert best is not None
+    return {
+        "status": status,
+        "converged": status == "flat",
+        "budget": total,
+        "wall_seconds": float(sum(c["wall_seconds"] for c in chunks)),
+        "cpu_seconds": float(sum(c["cpu_seconds"] for c in chunks)),
+        "tolerance": FLAT_TOLERANCE,
+        **{k: v for k, v in criterion.items() if k != "flat"},
+        "best_model": str(best[1]),
+        "final_model": str(final),
+        "chunks": chunks,
+        "first_chunk": first,
+        "cap": cap,
+    }

@@ -1,0 +1,507 @@
+"""``python -m agents.verdict OUT``: does the best learned agent beat the best analytic controller, per task?
+
+    python -m agents.verdict OUT --export docs/leaderboard/v1 --runs RUNS    # copy the per-job results, paths relative
+    python -m agents.verdict docs/leaderboard/v1 -o docs/verdict.md --board  # the page, and the leaderboard files
+
+Reads the per-job result files of a leaderboard run (``OUT/jobs/*/*.json``, :mod:`agents.leaderboard`) and writes a
+Markdown page answering, per task of :data:`multispin_env.suite.TASKS`: the best learned agent (highest IQM over
+its training seeds, with its stratified-bootstrap 95% CI, rliable) against the best non-oracle analytic controller
+(its score on the task's evaluation seeds: deterministic, so its interval is the point), their difference, whether
+the intervals overlap, and why a learned controller could differ (the task's ``edge``,
+:data:`multispin_env.suite.EDGES`). Then the aggregate over the tasks both sides have (IQM over tasks with 95% CIs),
+the goals, the compute (training CPU-hours summed from the runs' records) and the commits measured at. Runs that did
+not converge (trained until the cap, or not trained until flat) are marked; expected runs without a result are
+listed as missing, so the page says which tasks and agents it covers.
+
+``--board`` also writes the leaderboard's files (:func:`agents.leaderboard.write_outputs`: tables, JSON, plots)
+into the results folder from the same per-job results, so that a board assembled from several resumed commands
+is regenerated whole. ``--export DIR`` copies the per-job results into ``DIR/jobs`` with the paths of the models
+relative to ``--runs`` (results kept in a repository name no machine's folders), and stops.
+
+An outcome is ``learned`` (the learned CI lies wholly above the analytic score), ``analytic`` (wholly below) or
+``tie`` (they overlap).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from agents.cli import HelpFormatter, OneLineParser, UserError, check_output_folder, int_at_least, one_line
+from agents.leaderboard import DEFAULT_SEEDS, aggregate, short
+
+#: The learners' goal: on these tasks the best learned IQM is at least this controller's score.
+PREDICTIVE_GOAL: tuple[tuple[str, ...], str] = (("NoisyCSI", "StaleCSI1", "Positional"), "het-opt-predictive")
+
+
+def load_results(out: Path) -> list[dict[str, Any]]:
+    """Every per-job result under ``out/jobs`` (a leaderboard output folder); UserError when there are none."""
+    files = sorted((out / "jobs").glob("*/*.json"))
+    if not files:
+        raise UserError(f"no per-job results under {out / 'jobs'} (run multispin-leaderboard -o {out} first)")
+    results = []
+    for path in files:
+        try:
+            results.append(json.loads(path.read_text()))
+        except (OSError, ValueError) as exc:
+            raise UserError(f"cannot read {path}: {one_line(exc)}") from None
+    return results
+
+
+def export(out: Path, runs: Path, dest: Path) -> int:
+    """Copy ``out/jobs/*/*.json`` into ``dest/jobs`` with every path under ``runs`` made relative to it; returns
+    the number of files copied."""
+    prefix = str(runs.resolve()) + "/"
+
+    def relative(value: Any) -> Any:
+        if isinstance(value, str):
+            return value.replace(prefix, "")
+        if isinstance(value, list):
+            return [relative(v) for v in value]
+        if isinstance(value, dict):
+            return {k: relative(v) for k, v in value.items()}
+        return value
+
+    results = load_results(out)
+    for path, result in zip(sorted((out / "jobs").glob("*/*.json")), results, strict=True):
+        target = dest / "jobs" / path.parent.name / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(relative(result), indent=1))
+    return len(results)
+
+
+def board(
+    results: Sequence[dict[str, Any]], out: Path, command: str, reps: int = 2000, plots: bool = True
+) -> list[Path]:
+    """The leaderboard's files (:func:`agents.leaderboard.write_outputs`) in ``out`` from per-job results, on the
+    tasks that have any."""
+    from agents.leaderboard import goal_checks, write_outputs
+    from multispin_env.suite import TASKS
+
+    tasks = [t for t in TASKS if any(r["task"] == t for r in results)]
+    results = [r for r in results if r["task"] in tasks]
+    agg = aggregate(results, tasks, reps=reps)
+    commits = _count(r.get("commit") or "unknown" for r in results)
+    meta = {
+        "commit": ", ".join(sorted(commits, key=lambda c: -commits[c])),
+        # Assembled from per-job results of several commands: the wall time is the jobs' training and evaluation
+        # time summed (one process), not a command's.
+        "wall_seconds": float(sum((r.get("train_seconds") or 0.0) + (r.get("eval_seconds") or 0.0) for r in results)),
+        "jobs": 1,
+        "command": command,
+        "tasks": tasks,
+        "train_seconds_total": float(sum(r.get("train_seconds") or 0.0 for r in results)),
+        "train_cpu_seconds_total": float(sum(r.get("cpu_seconds") or 0.0 for r in results)),
+        "eval_seconds_total": float(sum(r.get("eval_seconds") or 0.0 for r in results)),
+    }
+    return write_outputs(results, agg, goal_checks(agg, results, tasks), tasks, meta, out, plots=plots)
+
+
+def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """Whether two closed intervals (low, high) share a point."""
+    return a[0] <= b[1] and b[0] <= a[1]
+
+
+def outcome(learned: tuple[float, float], analytic: tuple[float, float]) -> str:
+    """``learned`` if the learned interval lies wholly above the analytic one, ``analytic`` if wholly below, else
+    ``tie``."""
+    if overlap(learned, analytic):
+        return "tie"
+    return "learned" if learned[0] > analytic[1] else "analytic"
+
+
+def converged(result: dict[str, Any]) -> bool | None:
+    """A learned run's convergence: True (flat), False (capped), None (not trained until flat)."""
+    record = result.get("convergence")
+    return None if not record else bool(record.get("converged"))
+
+
+def verdict(
+    results: Sequence[dict[str, Any]],
+    tasks: Sequence[str],
+    agents: Sequence[str] | None = None,
+    seeds: Sequence[int] = DEFAULT_SEEDS,
+    reps: int = 2000,
+) -> dict[str, Any]:
+    """The verdict as data: per task the best learned and best non-oracle analytic entry and their outcome, the
+    aggregate over the tasks both have, the missing runs, the unconverged runs, the goals and the compute.
+
+    :param results: per-job results (:func:`agents.leaderboard.run_job`)
+    :param tasks: task ids, in report order; results of other tasks are ignored
+    :param agents: the learned agents expected on every task (None: those with any result)
+    :param seeds: the training seeds expected of every agent
+    :param reps: bootstrap resamples of the 95% CIs
+    """
+    import gymnasium as gym
+
+    import multispin_env  # noqa: F401  (registers the ids)
+    from baselines.policies import policies_for
+    from multispin_env.suite import EDGES, task
+
+    results = [r for r in results if r["task"] in tasks]
+    learned_runs = [r for r in results if r["kind"] == "agent"]
+    expected = sorted({r["entry"] for r in learned_runs}) if agents is None else list(agents)
+    learned_runs = [r for r in learned_runs if r["entry"] in expected and int(r["seed"]) in seeds]
+    results = [r for r in results if r["kind"] == "analytic"] + learned_runs
+    agg = aggregate(results, tasks, reps=reps) if results else {"board": [], "aggregate": {}}
+    rows: list[dict[str, Any]] = []
+    missing: list[dict[str, Any]] = []
+    missing_analytic: list[dict[str, Any]] = []
+    for t in tasks:
+        board = [r for r in agg["board"] if r["task"] == t]
+        for agent in expected:
+            have = {int(r["seed"]) for r in learned_runs if r["task"] == t and r["entry"] == agent}
+            lacking = [s for s in seeds if s not in have]
+            if lacking:
+                missing.append({"task": short(t), "agent": agent, "seeds": lacking})
+        learned = [r for r in board if r["kind"] == "agent"]
+        analytic = [r for r in board if r["kind"] == "analytic" and "oracle" not in r["entry"]]
+        row: dict[str, Any] = {
+            "task": t,
+            "label": short(t),
+            "edge": task(t).edge,
+            "why": EDGES[task(t).edge],
+            "analytic_scores": {r["entry"]: r["score"] for r in board if r["kind"] == "analytic"},
+        }
+        if learned:
+            best = max(learned, key=lambda r: (r["score"], r["entry"]))
+            runs = [r for r in learned_runs if r["task"] == t and r["entry"] == best["entry"]]
+            row["learned"] = {
+                "entry": best["entry"],
+                "score": best["score"],
+                "ci95": [best["ci_low"], best["ci_high"]],
+                "seeds": len(runs),
+                "converged": sum(converged(r) is True for r in runs),
+            }
+        valid = policies_for(gym.make(t))
+        unevaluated = [p for p in valid if p not in row["analytic_scores"]]
+        if unevaluated and (learned or analytic):
+            missing_analytic.append({"task": short(t), "controllers": unevaluated})
+        if analytic:
+            top = max(analytic, key=lambda r: (r["score"], r["entry"]))
+            row["analytic"] = {
+                "entry": top["entry"],
+                "score": top["score"],
+                "ci95": [top["ci_low"], top["ci_high"]],
+                "evaluated": len(valid) - len(unevaluated),
+                "controllers": len(valid),
+            }
+        if learned and analytic:
+            a, b = row["learned"], row["analytic"]
+            row["difference"] = a["score"] - b["score"]
+            row["overlap"] = overlap(tuple(a["ci95"]), tuple(b["ci95"]))
+            row["outcome"] = outcome(tuple(a["ci95"]), tuple(b["ci95"]))
+        rows.append(row)
+    compared = [r["task"] for r in rows if "outcome" in r]
+    over = _over_tasks(results, compared, reps) if compared else {}
+    unconverged = [
+        {
+            "task": short(r["task"]),
+            "agent": r["entry"],
+            "seed": int(r["seed"]),
+            "status": (r.get("convergence") or {}).get("status", "not trained until flat"),
+            "budget": (r.get("convergence") or {}).get("budget", r.get("num_timesteps")),
+            "improvement": (r.get("convergence") or {}).get("improvement"),
+        }
+        for r in learned_runs
+        if converged(r) is not True
+    ]
+    cpu = [r.get("cpu_seconds") for r in learned_runs]
+    return {
+        "tasks": rows,
+        "agents": expected,
+        "seeds": list(seeds),
+        "over_tasks": over,
+        "missing": missing,
+        "missing_analytic": missing_analytic,
+        "unconverged": unconverged,
+        "goals": _goals(rows, over),
+        "compute": {
+            "train_cpu_hours": sum(c for c in cpu if c is not None) / 3600.0,
+            "train_wall_hours": sum(r.get("train_seconds") or 0.0 for r in learned_runs) / 3600.0,
+            "eval_wall_hours": sum(r.get("eval_seconds") or 0.0 for r in results) / 3600.0,
+            "runs_without_cpu_record": sum(c is None for c in cpu),
+            "learned_runs": len(learned_runs),
+        },
+        "commits": _count(r.get("commit") or "unknown" for r in results),
+    }
+
+
+def _count(values: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+    return counts
+
+
+def _over_tasks(results: Sequence[dict[str, Any]], tasks: Sequence[str], reps: int) -> dict[str, Any]:
+    """IQM over ``tasks`` (rliable, stratified bootstrap 95% CIs) of every entry with a result on all of them; the
+    best learned against the best non-oracle analytic."""
+    agg = aggregate([r for r in results if r["task"] in tasks], tasks, reps=reps)
+    labels = [short(t) for t in tasks]
+    full = {e: a for e, a in agg["aggregate"].items() if a["tasks"] == labels}
+    entries = {
+        e: {"kind": a["kind"], "iqm": a["IQM"]["value"], "ci95": a["IQM"]["ci95"], "runs_per_task": a["runs_per_task"]}
+        for e, a in full.items()
+    }
+    partial = sorted(e for e in agg["aggregate"] if e not in full)
+    learned = [e for e, a in entries.items() if a["kind"] == "agent"]
+    analytic = [e for e, a in entries.items() if a["kind"] == "analytic" and "oracle" not in e]
+    result: dict[str, Any] = {"tasks": labels, "entries": entries, "partial": partial}
+    if learned and analytic:
+        bl = max(learned, key=lambda e: (entries[e]["iqm"], e))
+        ba = max(analytic, key=lambda e: (entries[e]["iqm"], e))
+        li, ai = tuple(entries[bl]["ci95"]), tuple(entries[ba]["ci95"])
+        result.update(
+            learned=bl,
+            analytic=ba,
+            difference=entries[bl]["iqm"] - entries[ba]["iqm"],
+            overlap=overlap(li, ai),
+            outcome=outcome(li, ai),
+        )
+    return result
+
+
+def _goals(rows: Sequence[dict[str, Any]], over: dict[str, Any]) -> list[dict[str, Any]]:
+    goals = []
+    if "learned" in over:
+        goals.append(
+            {
+                "goal": "over tasks, the best learned IQM >= the best non-oracle analytic IQM",
+                "met": over["difference"] >= 0,
+                "detail": f"{over['learned']} {over['entries'][over['learned']]['iqm']:.1f} vs {over['analytic']} "
+                f"{over['entries'][over['analytic']]['iqm']:.1f} over {len(over['tasks'])} task(s)",
+            }
+        )
+    for row in rows:
+        if row["edge"] == "foresight" and "outcome" in row:
+            goals.append(
+                {
+                    "goal": f"{row['label']} (foresight): the best learned agent beats the best analytic controller "
+                    "with non-overlapping 95% CIs",
+                    "met": row["outcome"] == "learned",
+                    "detail": _versus(row),
+                }
+            )
+    names, rival = PREDICTIVE_GOAL
+    for row in rows:
+        score = row["analytic_scores"].get(rival)
+        if row["label"].split("-v")[0] in names and "learned" in row and score is not None:
+            best = row["learned"]
+            goals.append(
+                {
+                    "goal": f"{row['label']}: the best learned IQM >= {rival}'s score",
+                    "met": best["score"] >= score,
+                    "detail": f"{best['entry']} {best['score']:.1f} [{best['ci95'][0]:.1f}, {best['ci95'][1]:.1f}] "
+                    f"vs {rival} {score:.1f}",
+                }
+            )
+    return goals
+
+
+def _versus(row: dict[str, Any]) -> str:
+    a, b = row["learned"], row["analytic"]
+    return f"{a['entry']} {a['score']:.1f} [{a['ci95'][0]:.1f}, {a['ci95'][1]:.1f}] vs {b['entry']} {b['score']:.1f}"
+
+
+# -- the page -------------------------------------------------------------------------------------------------------
+OUTCOME_TEXT = {"learned": "learned better", "analytic": "analytic better", "tie": "tie (CIs overlap)"}
+
+
+def _ci(value: float, ci: Sequence[float]) -> str:
+    return f"{value:.1f} [{ci[0]:.1f}, {ci[1]:.1f}]"
+
+
+def markdown(v: dict[str, Any], command: str) -> str:
+    """The verdict page (docs/verdict.md) from :func:`verdict`'s data and the command that made it."""
+    from multispin_env.suite import EDGES
+
+    n_seeds = len(v["seeds"])
+    covered = [r["label"] for r in v["tasks"] if "outcome" in r]
+    absent = [r["label"] for r in v["tasks"] if "learned" not in r]
+    commits = ", ".join(f"`{c}` ({n} results)" for c, n in sorted(v["commits"].items(), key=lambda kv: -kv[1]))
+    c = v["compute"]
+    lines = [
+        "# Verdict: learned against analytic control",
+        "",
+        "Generated by `" + command + "` from the leaderboard's per-job results; do not edit by hand.",
+        "",
+        f"**Coverage.** This verdict covers only the finished runs: {len(covered)} of {len(v['tasks'])} tasks have "
+        f"learned results ({', '.join(covered) or 'none'}), with the agents {', '.join(v['agents']) or 'none'} "
+        f"expected on {n_seeds} seeds each ({', '.join(map(str, v['seeds']))}). "
+        + (f"Tasks without any learned result: {', '.join(absent)}. " if absent else "")
+        + (
+            f"{len(v['missing'])} (task, agent) pairs lack seeds (listed under [Missing runs](#missing-runs)); "
+            if v["missing"]
+            else "No expected learned run is missing. "
+        )
+        + f"{len(v['unconverged'])} of {c['learned_runs']} learned runs did not converge "
+        "([Runs that did not converge](#runs-that-did-not-converge)). A goal measured on part of the tasks or seeds is "
+        "reported for that part only.",
+        "",
+        "Normalized score: 0 = server-only, 100 = het-opt-oracle. Learned: the best agent's IQM over its training "
+        "seeds [stratified-bootstrap 95% CI] (rliable); analytic: the best non-oracle controller's score on the task's "
+        "evaluation seeds (deterministic, so its interval is the point). Outcome: *learned better* or *analytic "
+        "better* when the intervals do not overlap, else *tie*. Converged: the best agent's seeds whose validation "
+        "curve was flat (the last 20% of training improved the best validation goodput by less than 0.5%).",
+        "",
+        "## Per task",
+        "",
+        "| task | best learned (IQM [95% CI]) | seeds | converged | best analytic | difference | CIs overlap | outcome "
+        "| why (task's edge) |",
+        "|---|---|---:|---:|---|---:|---|---|---|",
+    ]
+    for r in v["tasks"]:
+        a, b = r.get("learned"), r.get("analytic")
+        learned = f"{a['entry']} {_ci(a['score'], a['ci95'])}" if a else "missing"
+        seeds = f"{a['seeds']}/{n_seeds}" if a else ""
+        conv = f"{a['converged']}/{a['seeds']}" if a else ""
+        analytic = f"{b['entry']} {b['score']:.1f}" if b else "missing"
+        if b and b["evaluated"] < b["controllers"]:
+            analytic += f" (best of {b['evaluated']} of {b['controllers']} controllers evaluated)"
+        diff = f"{r['difference']:+.1f}" if "difference" in r else ""
+        lap = ("yes" if r["overlap"] else "no") if "overlap" in r else ""
+        result = OUTCOME_TEXT[r["outcome"]] if "outcome" in r else "not compared"
+        lines.append(
+            f"| {r['label']} | {learned} | {seeds} | {conv} | {analytic} | {diff} | {lap} | {result} | {r['edge']} |"
+        )
+    lines += ["", "The why-column is each task's `edge` (`multispin_env.suite.EDGES`, [suite](suite.md)):", ""]
+    lines += [f"- *{name}*: {text}." for name, text in EDGES.items()]
+    o = v["over_tasks"]
+    lines += ["", "## Over tasks", ""]
+    if not o:
+        lines.append("No task has both learned and analytic results yet.")
+    else:
+        lines += [
+            f"IQM over the {len(o['tasks'])} compared task(s) ({', '.join(o['tasks'])}) with stratified-bootstrap 95% "
+            "CIs, for every entry with a result on all of them:",
+            "",
+            "| entry | kind | runs/task | IQM over tasks [95% CI] |",
+            "|---|---|---:|---|",
+        ]
+        for e, a in sorted(o["entries"].items(), key=lambda kv: -kv[1]["iqm"]):
+            lines.append(f"| {e} | {a['kind']} | {a['runs_per_task']} | {_ci(a['iqm'], a['ci95'])} |")
+        if "outcome" in o:
+            lines += [
+                "",
+                f"Best learned {o['learned']} against best non-oracle analytic {o['analytic']}: difference "
+                f"{o['difference']:+.1f}, CIs {'overlap' if o['overlap'] else 'do not overlap'}: "
+                f"{OUTCOME_TEXT[o['outcome']]}.",
+            ]
+        if o["partial"]:
+            lines += ["", f"Not on every compared task (left out): {', '.join(o['partial'])}."]
+    lines += ["", "## Goals", ""]
+    lines += [f"- {'met' if g['met'] else 'MISSED'}: {g['goal']} ({g['detail']})" for g in v["goals"]] or [
+        "No goal can be measured on these results yet."
+    ]
+    lines += [
+        "",
+        "## Compute",
+        "",
+        f"Training: {c['train_cpu_hours']:.2f} CPU-hours (process CPU time summed over the {c['learned_runs']} learned "
+        f"runs' chunks; {c['runs_without_cpu_record']} runs without a CPU record), {c['train_wall_hours']:.2f} wall "
+        f"hours summed over runs; evaluation {c['eval_wall_hours']:.2f} wall hours summed over jobs. Measured at "
+        f"commit(s) {commits}.",
+        "",
+        "## Runs that did not converge",
+        "",
+    ]
+    if v["unconverged"]:
+        lines += ["| task | agent | seed | status | env steps | last-20% improvement |", "|---|---|---:|---|---:|---:|"]
+        for u in v["unconverged"]:
+            imp = "" if u["improvement"] is None else f"{100 * u['improvement']:.2f}%"
+            budget = "" if u["budget"] is None else f"{int(u['budget']):,}"
+            lines.append(f"| {u['task']} | {u['agent']} | {u['seed']} | {u['status']} | {budget} | {imp} |")
+    else:
+        lines.append("None.")
+    lines += ["", "## Missing runs", ""]
+    if v["missing_analytic"]:
+        lines += [
+            "Analytic controllers not evaluated (the task's best analytic entry is the best of those evaluated):",
+            "",
+            "| task | controllers not evaluated |",
+            "|---|---|",
+        ]
+        lines += [f"| {m['task']} | {', '.join(m['controllers'])} |" for m in v["missing_analytic"]]
+        lines.append("")
+    if v["missing"]:
+        lines += ["| task | agent | missing seeds |", "|---|---|---|"]
+        lines += [f"| {m['task']} | {m['agent']} | {' '.join(map(str, m['seeds']))} |" for m in v["missing"]]
+    else:
+        lines.append("None.")
+    return "\n".join(lines) + "\n"
+
+
+# -- command line -----------------------------------------------------------------------------------------------------
+def build_parser(prog: str = "python -m agents.verdict") -> OneLineParser:
+    p = OneLineParser(prog=prog, description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
+    p.add_argument("results", help="a leaderboard output folder (its jobs/ holds the per-job results)")
+    p.add_argument("-o", "--output", default="docs/verdict.md", help="the page to write (Markdown)")
+    p.add_argument("--json", default=None, help="also write the verdict's data to this JSON file")
+    p.add_argument(
+        "--agents", nargs="+", default=None, metavar="AGENT", help="learned agents expected (default: those found)"
+    )
+    p.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int_at_least(0),
+        default=list(DEFAULT_SEEDS),
+        help=f"training seeds expected of every agent (default: {' '.join(map(str, DEFAULT_SEEDS))})",
+    )
+    p.add_argument("--board", action="store_true", help="also write the leaderboard files into RESULTS")
+    p.add_argument("--no-plots", action="store_true", help="--board: skip the PNG plots")
+    p.add_argument(
+        "--export",
+        default=None,
+        metavar="DIR",
+        help="copy the per-job results into DIR/jobs with model paths relative to --runs, and stop",
+    )
+    p.add_argument("--runs", default=None, help="--export: the runs folder the model paths are made relative to")
+    p.add_argument("--reps", type=int_at_least(100), default=2000, help="bootstrap resamples of the 95%% CIs")
+    return p
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "python -m agents.verdict") -> int:
+    """Command-line entry point; returns the exit status (0 ok, 2 user error)."""
+    from multispin_env.suite import TASKS
+
+    args = build_parser(prog).parse_args(argv)
+    try:
+        out = Path(args.results)
+        if not out.is_dir():
+            raise UserError(f"results folder {args.results!r} does not exist")
+        if args.export is not None:
+            if args.runs is None:
+                raise UserError("--export needs --runs (the folder the model paths are made relative to)")
+            check_output_folder(args.export, "--export")
+            print(f"copied {export(out, Path(args.runs), Path(args.export))} results into {Path(args.export) / 'jobs'}")
+            return 0
+        if Path(args.output).is_dir():
+            raise UserError(f"-o/--output {args.output!r} is a folder; name the page to write, e.g. docs/verdict.md")
+        check_output_folder(Path(args.output).parent, "-o/--output")
+        if args.json:
+            check_output_folder(Path(args.json).parent, "--json")
+        results = load_results(out)
+        data = verdict(results, list(TASKS), args.agents, args.seeds, args.reps)
+    except UserError as exc:
+        print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    command = " ".join([prog, *(argv if argv is not None else sys.argv[1:])])
+    data["command"], data["generated"] = command, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    page = markdown(data, command)
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(page)
+    if args.json:
+        Path(args.json).write_text(json.dumps(data, indent=1, default=str))
+    written = board(results, out, command, args.reps, not args.no_plots) if args.board else []
+    print(page)
+    print(f"wrote {', '.join(map(str, [args.output, *([args.json] if args.json else []), *written]))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Training until flat (agents/converge.py): the flatness criterion against its definition, the chunk schedule,
+the cap, the best model over chunks and resuming a killed run from its finished chunks (a fake chunk trainer
+writes what a training writes: the final model, the best model and the validation curve)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agents.converge import FLAT_TOLERANCE, FLAT_WINDOW, flatness, train_until_flat
+
+
+def test_flatness_is_the_best_so_far_at_80_against_100_percent() -> None:
+    steps = np.arange(0, 101, 10)
+    flat = np.r_[np.linspace(50, 100, 9), 100.3, 100.4]  # +0.4% after 80%: flat
+    assert flatness(steps, flat, 100)["flat"]
+    rising = np.r_[np.linspace(50, 100, 9), 100.3, 100.6]  # +0.6%: not flat
+    c = flatness(steps, rising, 100)
+    assert not c["flat"] and c["best_at_80"] == 100.0 and c["improvement"] == pytest.approx(0.006)
+    falling = np.r_[np.linspace(50, 100, 9), 90.0, 80.0]  # worse at the end: flat (the best does not improve)
+    assert flatness(steps, falling, 100)["improvement"] == 0.0
+    assert not flatness(np.array([100.0]), np.array([1.0]), 100)["flat"]  # no point within the first 80%
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(1.0, 200.0), min_size=2, max_size=30), st.integers(1, 10_000))
+def test_flatness_matches_its_definition(values: list[float], total: int) -> None:
+    steps = np.linspace(0, total, len(values))
+    c = flatness(steps, np.array(values), total)
+    early = [v for t, v in zip(steps, values, strict=True) if t <= (1 - FLAT_WINDOW) * total]
+    best80, best = max(early), max(values)
+    assert c["best_at_80"] == best80 and c["best_at_100"] == best
+    assert c["flat"] == ((best - best80) / best80 < FLAT_TOLERANCE)
+
+
+def test_flatness_refuses_bad_curves() -> None:
+    with pytest.raises(ValueError, match="matching non-empty"):
+        flatness(np.array([0, 1]), np.array([1.0]), 1)
+    with pytest.raises(ValueError, match="non-finite"):
+        flatness(np.array([0, 1]), np.array([1.0, np.nan]), 1)
+
+
+class FakeTrainer:
+    """Writes a chunk like a training: the validation curve goodput(t) = top (1 - exp(-t / scale)) of the run's
+    steps t at 11 points of the chunk, the final and best models; raises in chunk ``fail_at`` (a killed run)."""
+
+    def __init__(self, top: float = 100.0, scale: float = 300.0, fail_at: int | None = None) -> None:
+        self.top, self.scale, self.fail_at = top, scale, fail_at
+        self.calls: list[tuple[str, int, str | None]] = []
+
+    def __call__(self, folder: Path, budget: int, previous: Path | None) -> None:
+        start = 0 if previous is None else int(json.loads(previous.read_text())["end"])
+        index = int(folder.name[5:])
+        self.calls.append((folder.name, budget, None if previous is None else previous.parents[2].name))
+        run = folder / "ppo" / "Task_1"
+        run.mkdir(parents=True)
+        if index == self.fail_at:
+            (run / "Task.zip.partial").write_text("killed")
+            raise KeyboardInterrupt
+        t = np.linspace(0, budget, 11)
+        goodput = self.top * (1 - np.exp(-(start + t) / self.scale))
+        np.savez(run / "evaluations.npz", timesteps=t.astype(np.int64), goodput=np.repeat(goodput[:, None], 3, 1))
+        (run / "Task.zip").write_text(json.dumps({"end": start + budget}))
+        (run / "best_model.zip").write_text(json.dumps({"best": float(goodput.max())}))
+
+
+def test_chunks_double_until_flat_and_the_best_model_is_the_last_best(tmp_path: Path) -> None:
+    trainer = FakeTrainer()
+    record = train_until_flat(tmp_path / "run", 100, 100_000, trainer)
+    budgets = [b for _, b, _ in trainer.calls]
+    assert budgets[:4] == [100, 100, 200, 400]
+    assert [p for _, _, p in trainer.calls] == [None] + [f"chunk{i}" for i in range(len(budgets) - 1)]
+    assert record["status"] == "flat" and record["converged"] and record["budget"] == sum(budgets)
+    assert record["improvement"] < FLAT_TOLERANCE
+    # The criterion's own figures: exp saturation, best at 80% against the end.
+    total = record["budget"]
+    assert record["best_at_100"] == pytest.approx(100 * (1 - np.exp(-total / 300)))
+    assert record["chunks"][-1]["start"] + record["chunks"][-1]["timesteps"] == total
+    assert Path(record["best_model"]).parent.parent.parent.name == f"chunk{len(budgets) - 1}"
+    assert all(c["cpu_seconds"] >= 0 and c["wall_seconds"] >= 0 for c in record["chunks"])
+    # Run again: every chunk is kept, nothing trained.
+    again = FakeTrainer()
+    assert train_until_flat(tmp_path / "run", 100, 100_000, again)["budget"] == total and again.calls == []
+
+
+def test_the_cap_stops_a_run_that_still_improves(tmp_path: Path) -> None:
+    trainer = FakeTrainer(scale=1e6)  # still rising steeply at the cap
+    record = train_until_flat(tmp_path / "run", 100, 700, trainer)
+    assert [b for _, b, _ in trainer.calls] == [100, 100, 200, 300]  # the last chunk is cut to the cap
+    assert record["status"] == "cap" and not record["converged"] and record["budget"] == 700
+    assert record["improvement"] > FLAT_TOLERANCE
+
+
+def test_a_killed_run_resumes_from_its_last_finished_chunk(tmp_path: Path) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        train_until_flat(tmp_path / "run", 100, 100_000, FakeTrainer(fail_at=2))
+    assert (tmp_path / "run" / "chunk1" / "chunk.json").is_file()
+    assert not (tmp_path / "run" / "chunk2" / "chunk.json").exists()
+    resumed = FakeTrainer()
+    record = train_until_flat(tmp_path / "run", 100, 100_000, resumed)
+    assert resumed.calls[0] == ("chunk2", 200, "chunk1")  # from chunk 1's final model, chunk 2 trained again
+    assert record["status"] == "flat"
+    reference = train_until_flat(tmp_path / "fresh", 100, 100_000, FakeTrainer())
+    assert record["budget"] == reference["budget"] and record["best_at_100"] == reference["best_at_100"]
+
+
+def test_another_first_chunk_trains_again(tmp_path: Path) -> None:
+    train_until_flat(tmp_path / "run", 100, 100_000, FakeTrainer())
+    other = FakeTrainer()
+    record = train_until_flat(tmp_path / "run", 200, 100_000, other)
+    assert other.calls[0] == ("chunk0", 200, None) and record["first_chunk"] == 200
+    with pytest.raises(ValueError, match="first chunk <= cap"):
+        train_until_flat(tmp_path / "run", 200, 100, other)

@@ -1,0 +1,177 @@
+"""The verdict (agents/verdict.py) on small fake result files: interval overlap and outcomes, the best learned and
+best non-oracle analytic entry per task, missing and unconverged runs reported, the aggregate over tasks, the goals
+and the command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from cli_helpers import cli_error
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agents.verdict import main, outcome, overlap, verdict
+from baselines.policies import policies_for
+from multispin_env.suite import EDGES, TASKS, reference_goodputs, task
+
+IID, NOISY, LIGHT = "MultiSpinSuite/IIDStatic-v0", "MultiSpinSuite/NoisyCSI-v0", "MultiSpinSuite/ArrivalsLight-v1"
+
+
+def _result(t: str, entry: str, score: float, seed: int | None = None, **extra: object) -> dict:
+    low, high = reference_goodputs(t)
+    goodput = low + score / 100 * (high - low)
+    return {
+        "task": t,
+        "entry": entry,
+        "kind": "analytic" if seed is None else "agent",
+        "seed": seed,
+        "goodput": goodput,
+        "score": score,
+        **extra,
+    }
+
+
+def _flat(converged: bool = True, cpu: float = 360.0) -> dict:
+    return {
+        "cpu_seconds": cpu,
+        "train_seconds": 2 * cpu,
+        "convergence": {
+            "status": "flat" if converged else "cap",
+            "converged": converged,
+            "budget": 400_000,
+            "improvement": 0.001 if converged else 0.02,
+        },
+    }
+
+
+def _board() -> list[dict]:
+    results = []
+    for t in (IID, NOISY, LIGHT):
+        results += [_result(t, "het-opt-oracle", 100.0), _result(t, "het-opt-adaptive", 60.0)]
+    results += [_result(IID, "het-opt-static", 100.0), _result(NOISY, "het-opt-predictive", 67.5)]
+    results += [_result(LIGHT, "het-opt-static", 100.0)]
+    for seed in range(5):
+        results.append(_result(IID, "good", 99.0 + 0.1 * seed, seed, **_flat(), commit="abc1234"))
+        results.append(_result(IID, "weak", 50.0 + seed, seed, **_flat(), commit="abc1234"))
+        results.append(_result(NOISY, "good", 80.0 + seed, seed, **_flat(seed != 3), commit="abc1234"))
+        if seed != 4:  # one seed of "weak" missing on NoisyCSI
+            results.append(_result(NOISY, "weak", 60.0 + seed, seed, **_flat(), commit="abc1234"))
+        results.append(_result(LIGHT, "good", 120.0 + seed, seed, **_flat(), commit="abc1234"))
+    return results
+
+
+@given(st.floats(-100, 100), st.floats(0, 50), st.floats(-100, 100), st.floats(0, 50))
+def test_outcome_is_the_interval_order(a: float, wa: float, b: float, wb: float) -> None:
+    x, y = (a, a + wa), (b, b + wb)
+    assert overlap(x, y) == overlap(y, x) == (max(x[0], y[0]) <= min(x[1], y[1]))
+    assert outcome(x, y) == {"learned": "analytic", "analytic": "learned", "tie": "tie"}[outcome(y, x)]
+    assert (outcome(x, y) == "learned") == (x[0] > y[1])
+
+
+def test_verdict_per_task_best_entries_outcomes_and_missing_runs() -> None:
+    v = verdict(_board(), list(TASKS), seeds=range(5), reps=100)
+    rows = {r["label"]: r for r in v["tasks"]}
+    iid, noisy, light = rows["IIDStatic"], rows["NoisyCSI"], rows["ArrivalsLight-v1"]
+    # Best learned: the highest IQM; best analytic: the highest non-oracle score (oracle rows never chosen).
+    assert iid["learned"]["entry"] == "good" and iid["analytic"]["entry"] == "het-opt-static"
+    assert noisy["analytic"]["entry"] == "het-opt-predictive"
+    # IQM of 5 seeds: the mean of the middle three (scipy's 25% trimmed mean equals rliable's here).
+    assert iid["learned"]["score"] == pytest.approx(np.mean([99.1, 99.2, 99.3]))
+    assert iid["outcome"] == "analytic" and not iid["overlap"]  # CI within [99.0, 99.4] < 100
+    assert noisy["outcome"] == "learned" and noisy["difference"] == pytest.approx(
+        82.0 - 67.5
+    )  # IQM of 80-84: 81, 82, 83
+    assert light["outcome"] == "learned" and light["edge"] == "foresight" == task(LIGHT).edge
+    assert iid["why"] == EDGES["none"]
+    # Analytic controllers not evaluated are reported: the best analytic entry is the best of those evaluated.
+    assert iid["analytic"]["evaluated"] == 3 and iid["analytic"]["controllers"] == len(policies_for(gym.make(IID)))
+    assert {
+        "task": "NoisyCSI",
+        "controllers": [
+            c
+            for c in policies_for(gym.make(NOISY))
+            if c not in ("het-opt-oracle", "het-opt-adaptive", "het-opt-predictive")
+        ],
+    } in v["missing_analytic"]
+    assert noisy["learned"]["converged"] == 4 and noisy["learned"]["seeds"] == 5
+    # Tasks without learned results are not compared.
+    assert all(
+        "outcome" not in r for label, r in rows.items() if label not in ("IIDStatic", "NoisyCSI", "ArrivalsLight-v1")
+    )
+    # Missing: weak's seed 4 on NoisyCSI, weak on ArrivalsLight, both agents on the 12 tasks without results.
+    assert {"task": "NoisyCSI", "agent": "weak", "seeds": [4]} in v["missing"]
+    assert len(v["missing"]) == 2 + 2 * (len(TASKS) - 3)
+    assert v["unconverged"] == [
+        {"task": "NoisyCSI", "agent": "good", "seed": 3, "status": "cap", "budget": 400_000, "improvement": 0.02}
+    ]
+    assert v["compute"]["train_cpu_hours"] == pytest.approx(24 * 360 / 3600)  # 24 learned runs
+    assert v["commits"] == {"unknown": 9, "abc1234": 24}  # 9 analytic results without a commit
+
+
+def test_a_tie_when_the_learned_interval_covers_the_analytic_score() -> None:
+    results = [_result(IID, "het-opt-static", 100.0)]
+    results += [_result(IID, "a", s, i, **_flat()) for i, s in enumerate([95.0, 98.0, 101.0, 103.0, 99.0])]
+    row = verdict(results, [IID], reps=100)["tasks"][0]
+    assert row["learned"]["ci95"][0] < 100.0 < row["learned"]["ci95"][1]
+    assert row["overlap"] and row["outcome"] == "tie"
+
+
+def test_aggregate_and_goals() -> None:
+    v = verdict(_board(), list(TASKS), seeds=range(5), reps=100)
+    over = v["over_tasks"]
+    assert over["tasks"] == ["IIDStatic", "NoisyCSI", "ArrivalsLight-v1"]
+    # het-opt-predictive and weak lack a task (weak has 4 seeds on NoisyCSI but all tasks): only full coverage.
+    assert "het-opt-predictive" in over["partial"] and "het-opt-oracle" in over["entries"]
+    assert over["learned"] == "good" and over["analytic"] in ("het-opt-static", "het-opt-adaptive")
+    goals = {g["goal"]: g["met"] for g in v["goals"]}
+    assert goals[
+        "ArrivalsLight-v1 (foresight): the best learned agent beats the best analytic controller with "
+        "non-overlapping 95% CIs"
+    ]
+    assert goals["NoisyCSI: the best learned IQM >= het-opt-predictive's score"]
+    assert not any("Positional" in g for g in goals)  # not measured: no result there
+
+
+def test_command_writes_the_page(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "board"
+    for r in _board():
+        name = r["entry"] if r["seed"] is None else f"{r['entry']}_seed{r['seed']}"
+        path = out / "jobs" / task(r["task"]).label / f"{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(r))
+    page = tmp_path / "docs" / "verdict.md"
+    assert main([str(out), "-o", str(page), "--json", str(tmp_path / "v.json"), "--reps", "100"]) == 0
+    text = page.read_text()
+    assert f"covers only the finished runs: 3 of {len(TASKS)} tasks" in text
+    assert "| NoisyCSI | weak | 4 |" in text and "| NoisyCSI | good | 3 | cap | 400,000 | 2.00% |" in text
+    assert "| IIDStatic | good 99.2 [" in text and "analytic better" in text
+    assert json.loads((tmp_path / "v.json").read_text())["over_tasks"]["learned"] == "good"
+    # --board: the leaderboard files from the same results; --export: a copy with model paths relative to --runs.
+    assert main([str(out), "-o", str(page), "--board", "--no-plots", "--reps", "100"]) == 0
+    assert "| NoisyCSI |" in (out / "leaderboard.md").read_text() and (out / "runs.csv").is_file()
+    runs = tmp_path / "runs"
+    job = out / "jobs" / "IIDStatic" / "good_seed0.json"
+    model = str(runs / "good" / "IIDStatic" / "seed0" / "chunk1" / "best_model.zip")
+    job.write_text(json.dumps(dict(json.loads(job.read_text()), model=model, convergence={"best_model": model})))
+    assert main([str(out), "--export", str(tmp_path / "copy"), "--runs", str(runs)]) == 0
+    copied = json.loads((tmp_path / "copy" / "jobs" / "IIDStatic" / "good_seed0.json").read_text())
+    assert copied["model"] == copied["convergence"]["best_model"] == "good/IIDStatic/seed0/chunk1/best_model.zip"
+    assert len(list((tmp_path / "copy" / "jobs").glob("*/*.json"))) == len(_board())
+    capsys.readouterr()
+    cli_error(main, [str(tmp_path / "nope"), "-o", str(page)], capsys, "python -m agents.verdict", "does not exist")
+    cli_error(main, [str(tmp_path), "-o", str(page)], capsys, "python -m agents.verdict", "no per-job results")
+    cli_error(main, [str(out), "-o", str(tmp_path)], capsys, "python -m agents.verdict", "is a folder")
+    cli_error(main, [str(out), "--seeds", "-1"], capsys, "python -m agents.verdict", "expected an integer >= 0")
+    cli_error(main, [str(out), "--export", str(tmp_path / "c")], capsys, "python -m agents.verdict", "needs --runs")
+
+
+def test_a_task_edge_is_declared() -> None:
+    from multispin_env.suite import Task
+
+    assert all(task(t).edge in EDGES for t in TASKS)
+    with pytest.raises(ValueError, match="edge must be one of"):
+        Task("X", "a task", edge="luck")
