@@ -227,11 +227,11 @@ class UserSetPolicy(ActorCriticPolicy):
             user_rows = [np.arange(layout[f].start, layout[f].stop) for f in user_fields]
             global_entries = [s.start for f, s in layout.items() if f not in _PER_USER]
             ratio = 1.0 if self.reference_users is None else self.reference_users / users
-            scale = [ratio if f == "spectral_efficiency" else 1.0 for f in user_fields]
+            factors = [ratio if f == "spectral_efficiency" else 1.0 for f in user_fields]
             self._indices[size] = (
                 th.as_tensor(np.stack(user_rows, axis=1), device=obs.device),
                 th.as_tensor(global_entries, device=obs.device),
-                th.as_tensor(scale, dtype=th.float32, device=obs.device),
+                th.as_tensor(factors, dtype=th.float32, device=obs.device),
             )
         user_idx, global_idx, scale = self._indices[size]
         obs = obs.float()

@@ -66,16 +66,16 @@ def zero_shot(
     per K: goodputs (tokens/s), share of the oracle (paired mean and 95% half-width), mean draft lengths."""
     from agents.benchmark import load_agent_policy, make_env, paired_comparison
     from agents.evaluation import AgentPolicy, evaluate, evaluate_analytic, evaluation_seeds
-    from agents.userset import is_userset
+    from agents.userset import UserSetPolicy
 
-    rows = []
+    rows: list[dict[str, Any]] = []
     seeds = evaluation_seeds(seed, episodes)
     for k in users:
         env = make_env(env_id, {**env_kwargs, "num_users": k})
         agent = load_agent_policy(run, env)
-        if not (isinstance(agent, AgentPolicy) and is_userset(agent.model)):
+        policy = agent.model.policy if isinstance(agent, AgentPolicy) else None
+        if not isinstance(policy, UserSetPolicy):
             raise ValueError(f"--zero-shot: {run} is not a user-set model")
-        policy = agent.model.policy
         if reference_users is not None:
             policy.reference_users = reference_users or None
             policy._indices.clear()  # the cached scales were computed with the saved K_train
@@ -126,7 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     check_env_id(args.env)
     if args.zero_shot is not None:
         print(f"{args.zero_shot} on {args.env} {args.env_kwargs or ''}, {args.episodes} episodes from seed {args.seed}")
-        zero_shot(args.zero_shot, args.env, args.env_kwargs, args.users, args.episodes, args.seed, args.reference_users)
+        try:
+            zero_shot(
+                args.zero_shot, args.env, args.env_kwargs, args.users, args.episodes, args.seed, args.reference_users
+            )
+        except (OSError, ValueError) as exc:  # no such run; BenchmarkError (unloadable run, bad env kwargs)
+            p.error(str(exc))
         return 0
     import torch
 
