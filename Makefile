@@ -35,7 +35,8 @@ test-slow: setup $(TORCHRL_STAMP)
 	$(PY) -m pytest -n 2 -q -m slow
 	$(MAKE) test-rllib
 
-# Ray RLlib pins gymnasium==1.2.2, so its tests run in a venv of their own.
+# Ray RLlib pins gymnasium==1.2.2, so its tests run in a venv of their own; it also gets the training and
+# leaderboard extras, so that the leaderboard's jobs run as Ray tasks on the two-node cluster of tests/ray_cluster.py.
 RLLIB_VENV ?= .venv-rllib
 RLLIB_PY := $(RLLIB_VENV)/bin/python
 RLLIB_STAMP := $(RLLIB_VENV)/.installed-stamp
@@ -43,11 +44,12 @@ RLLIB_STAMP := $(RLLIB_VENV)/.installed-stamp
 $(RLLIB_STAMP): pyproject.toml constraints.txt
 	test -x $(RLLIB_PY) || $(PYTHON) -m venv $(RLLIB_VENV)
 	$(RLLIB_PY) -m pip install --quiet --upgrade pip
-	$(RLLIB_PY) -m pip install --quiet -c constraints.txt -e ".[dev,rllib,multiagent]"
+	$(RLLIB_PY) -m pip install --quiet -c constraints.txt -e ".[dev,rllib,multiagent,train,bench]"
 	touch $(RLLIB_STAMP)
 
 test-rllib: $(RLLIB_STAMP)
-	$(RLLIB_PY) -m pytest -q -o addopts="" tests/test_rllib.py tests/test_multiagent.py tests/test_sweep.py
+	$(RLLIB_PY) -m pytest -q -o addopts="" tests/test_rllib.py tests/test_multiagent.py tests/test_sweep.py \
+		tests/test_ray_cluster.py
 
 bench: setup
 	$(PY) benchmarks/bench_solvers.py

@@ -8,7 +8,9 @@ ratio to the oracle policy (mean over episodes of the per-episode ratio, paired
 on seeds, with its 95% interval), the mean draft length (tokens) and the
 bandwidth concentration (mean Herfindahl index, 1/K = equal split); with request
 arrivals (``--env-kwargs arrival_rate:0.5``) also the mean and 95th percentile
-request completion time (s) and Jain's fairness of the users' token rates. It writes
+request completion time (s) and Jain's fairness of the users' token rates, and with
+request deadlines (``request_deadline_per_token``) the requests that met and missed
+their target and the share met (column "met"; docs/model.md eq. (9d)). It writes
 
 - ``benchmark.csv`` and ``benchmark.json`` (the JSON adds per-episode values, the
   env config and, for every agent, paired goodput differences to every analytic policy);
@@ -67,6 +69,9 @@ CSV_COLUMNS: tuple[str, ...] = (
 #: Columns added when the env has request arrivals (docs/model.md section 5.8): requests completed, mean and
 #: 95th percentile of their completion time (s, pooled over episodes), mean Jain fairness of the users' token rates.
 ARRIVAL_COLUMNS: tuple[str, ...] = ("requests_completed", "completion_mean", "completion_p95", "fairness")
+#: Columns added when the requests have completion-time targets (docs/model.md eq. (9d)): requests that met and
+#: missed their target, and the share met / (met + missed), pooled over episodes.
+DEADLINE_COLUMNS: tuple[str, ...] = ("deadline_met", "deadline_missed", "deadline_share")
 
 
 class BenchmarkError(UserError):
@@ -123,6 +128,7 @@ class BenchmarkRow:
             "episodes": len(self.result.episodes),
             "eval_seconds": self.eval_seconds,
             **(self.result.completion_summary() if self.result.arrivals else {}),
+            **(self.result.deadline_summary() if self.result.deadlines else {}),
         }
 
 
@@ -310,9 +316,12 @@ def _progress(total: int, enabled: bool) -> Any:
 def format_table(rows: Sequence[BenchmarkRow]) -> str:
     """The summary as a fixed-width text table (goodput in tokens/s)."""
     arrivals = any(row.result.arrivals for row in rows)
+    deadlines = any(row.result.deadlines for row in rows)
     header = f"{'policy':<34} {'goodput (tok/s)':>20} {'of oracle':>16} {'mean L':>7} {'HHI':>6}"
     if arrivals:
         header += f" {'mean C (s)':>10} {'p95 C (s)':>10} {'Jain':>6}"
+    if deadlines:
+        header += f" {'met':>6}"
     lines = [header, "-" * len(header)]
     for row in rows:
         d = row.as_row()
@@ -325,6 +334,7 @@ def format_table(rows: Sequence[BenchmarkRow]) -> str:
             f"{d['policy']:<34} {d['goodput_mean']:>11.2f} +- {d['goodput_ci95']:>5.2f} {ratio:>16} "
             f"{d['mean_draft_length']:>7.2f} {d['bandwidth_hhi']:>6.3f}"
             + (f" {d['completion_mean']:>10.3f} {d['completion_p95']:>10.3f} {d['fairness']:>6.3f}" if arrivals else "")
+            + (f" {d['deadline_share']:>6.3f}" if deadlines else "")
         )
     return "\n".join(lines)
 
@@ -342,7 +352,9 @@ def write_outputs(
     csv_path = out_dir / "benchmark.csv"
     with csv_path.open("w", newline="") as f:
         arrivals = any(row.result.arrivals for row in rows)
-        writer = csv.DictWriter(f, fieldnames=list(CSV_COLUMNS + (ARRIVAL_COLUMNS if arrivals else ())))
+        deadlines = any(row.result.deadlines for row in rows)
+        columns = CSV_COLUMNS + (ARRIVAL_COLUMNS if arrivals else ()) + (DEADLINE_COLUMNS if deadlines else ())
+        writer = csv.DictWriter(f, fieldnames=list(columns))
         writer.writeheader()
         for row in rows:
             writer.writerow(row.as_row())

@@ -21,6 +21,9 @@ With request arrivals (docs/model.md section 5.8; ``info["completed"]`` present)
   percentile);
 - Jain's fairness index of the users' token rates x_k = tokens_k / clock, (sum x_k)^2 / (K sum x_k^2)
   (1: equal rates, 1/K: one user gets everything).
+
+With request deadlines (docs/model.md eq. (9d); ``info["deadline_met"]`` present) also the requests that met and
+missed their completion-time target, and the share met / (met + missed) pooled over episodes.
 """
 
 from __future__ import annotations
@@ -80,6 +83,9 @@ class EpisodeMetrics:
     :param completion_times: with arrivals, the completion time (s) of every request completed in the episode;
         None without arrivals
     :param fairness: Jain's index of the users' token rates (1/K..1)
+    :param deadline_met: with request deadlines, the requests that met their target (eq. (9d)); None without
+    :param deadline_missed: with request deadlines, the requests that missed it (undecided ones at the episode's
+        end count in neither); None without
     """
 
     seed: int
@@ -92,6 +98,8 @@ class EpisodeMetrics:
     episode_return: float
     completion_times: list[float] | None = None
     fairness: float = math.nan
+    deadline_met: int | None = None
+    deadline_missed: int | None = None
 
 
 def t_critical(n: int, confidence: float = 0.95) -> float:
@@ -166,9 +174,26 @@ class EvaluationResult:
             "fairness": float(np.mean([e.fairness for e in self.episodes])) if self.arrivals else math.nan,
         }
 
+    @property
+    def deadlines(self) -> bool:
+        """Whether the episodes had request deadlines (met and missed requests counted)."""
+        return any(e.deadline_met is not None for e in self.episodes)
+
+    def deadline_summary(self) -> dict[str, float]:
+        """Requests that met and missed their target (eq. (9d)) over all episodes and the share met / (met +
+        missed); nan without deadlines or with no decided request."""
+        met = float(sum(e.deadline_met or 0 for e in self.episodes))
+        missed = float(sum(e.deadline_missed or 0 for e in self.episodes))
+        if not self.deadlines:
+            return {"deadline_met": math.nan, "deadline_missed": math.nan, "deadline_share": math.nan}
+        share = met / (met + missed) if met + missed > 0 else math.nan
+        return {"deadline_met": met, "deadline_missed": missed, "deadline_share": share}
+
     def as_dict(self) -> dict[str, Any]:
         mean, half = self.goodput_ci()
         summary = self.completion_summary() if self.arrivals else {}
+        if self.deadlines:
+            summary.update(self.deadline_summary())
         return {
             "policy": self.name,
             "goodput_mean": mean,
@@ -228,6 +253,8 @@ def run_episode(
     state = None
     user_tokens: float | NDArray[np.float64] = 0.0  # summed per user (K,) once the first round is played
     completion_times: list[float] | None = [] if "active" in info else None  # arrivals: reset info has "active"
+    deadlines = "slack" in info  # request deadlines: the reset info has "slack"
+    met = missed = 0
     for _ in range(max_steps):
         action, state = policy.predict(obs, state=state, episode_start=episode_start, deterministic=deterministic)
         episode_start = np.zeros((1,), dtype=bool)
@@ -237,6 +264,9 @@ def run_episode(
         user_tokens = user_tokens + np.asarray(info["tokens"], dtype=np.float64)
         if completion_times is not None:
             completion_times += np.asarray(info["completion_time"])[np.asarray(info["completed"])].tolist()
+        if deadlines:
+            met += int(np.sum(info["deadline_met"]))
+            missed += int(np.sum(info["deadline_missed"]))
         clock = float(info["clock"])
         rounds += 1
         lengths, shares = applied_allocation(env, action, info)
@@ -261,6 +291,8 @@ def run_episode(
         fairness=jain_fairness(np.asarray(user_tokens) / clock)
         if completion_times is not None and clock > 0
         else math.nan,
+        deadline_met=met if deadlines else None,
+        deadline_missed=missed if deadlines else None,
     )
 
 
@@ -296,11 +328,14 @@ def oracle_name(names: Sequence[str]) -> str | None:
 
 def suite_metric(result: EvaluationResult, name: str) -> float:
     """The suite metric ``name`` (:data:`multispin_env.suite.METRICS`) of an evaluation on a task's seeds: the mean
-    episode goodput (tokens/s) or the mean completion time of the completed requests (s)."""
+    episode goodput (tokens/s), the mean completion time of the completed requests (s) or the share of the decided
+    requests that met their completion-time target."""
     from multispin_env import suite
 
     if name == "goodput":
         return float(result.goodputs.mean())
     if name == "completion_mean":
         return result.completion_summary()["completion_mean"]
+    if name == "deadline_share":
+        return result.deadline_summary()["deadline_share"]
     raise ValueError(f"metric must be one of {sorted(suite.METRICS)}, got {name!r}")

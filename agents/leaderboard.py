@@ -2,6 +2,7 @@
 
     multispin-leaderboard --runs runs/leaderboard -o results/leaderboard --jobs 2                # evaluate saved agents
     multispin-leaderboard --train --timesteps 300000 --agents ppo ppo_residual --seeds 0 1 2 3 4  # train, then evaluate
+    multispin-leaderboard --ray HEAD_IP:6379 --train --timesteps 300000  # the jobs as Ray tasks on a cluster
 
 Entries and tasks come from their registries: the tasks are :data:`multispin_env.suite.TASKS`, the analytic
 controllers every policy of :func:`baselines.policies.policies_for` valid on the task, the agents the files of
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import math
 import multiprocessing
@@ -39,7 +41,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +50,15 @@ from typing import Any
 import numpy as np
 
 from agents.benchmark import _json_safe, _pyplot
-from agents.cli import HelpFormatter, OneLineParser, UserError, check_output_folder, int_at_least, one_line
+from agents.cli import (
+    HelpFormatter,
+    OneLineParser,
+    UserError,
+    check_output_folder,
+    int_at_least,
+    one_line,
+    positive_float,
+)
 from agents.runs import TRUST_NOTE
 from agents.train import HYPERPARAMS_DIR, agent_names
 
@@ -271,6 +281,33 @@ def _finished(job: Job, out: Path) -> dict[str, Any] | None:
     return result
 
 
+@dataclass(frozen=True)
+class RayRunner:
+    """The jobs as Ray tasks on a cluster (``--ray ADDRESS``) instead of local processes: each reserves ``cpus``
+    CPUs, runs on whichever node has them, writes its result file like a local job and is run again when its worker
+    dies (:func:`agents.ray_jobs.as_tasks`). The output and runs folders must be on a filesystem every node sees.
+
+    :param address: the cluster (``host:port``, ``ray://host:port``, ``auto``; ``local``: a new local Ray)
+    :param cpus: Ray CPUs reserved per job
+    :param retries: runs again of a job whose worker died
+    :param job: what a task does with a job (:func:`run_job`)
+    """
+
+    address: str
+    cpus: float = 1.0
+    retries: int = 2
+    job: Callable[[Job, Path], dict[str, Any]] = run_job
+
+    def run(self, jobs: Sequence[Job], out: Path) -> Iterator[tuple[Job, dict[str, Any] | BaseException]]:
+        """Run ``jobs``; yields (job, result or exception) as they finish."""
+        from agents.ray_jobs import as_tasks, ray_session
+
+        # Absolute paths: a task runs in its worker's folder.
+        placed = [dataclasses.replace(j, run=str(Path(j.run).resolve())) if j.run else j for j in jobs]
+        with ray_session(self.address):
+            yield from as_tasks(self.job, placed, out.resolve(), cpus=self.cpus, retries=self.retries)
+
+
 # -- planning -------------------------------------------------------------------------------------------------------
 def saved_runs(
     runs: Path, tasks: Sequence[str], agents: Sequence[str] | None, seeds: Sequence[int] | None
@@ -340,9 +377,11 @@ def plan(args: argparse.Namespace) -> list[Job]:
     return jobs
 
 
-def run_jobs(jobs: Sequence[Job], out: Path, n_jobs: int, log: Any = print) -> tuple[list[dict[str, Any]], list[str]]:
-    """Run the unfinished jobs (trainings first: they are the long ones) on ``n_jobs`` processes; returns every
-    job's result and the error lines of the failed ones."""
+def run_jobs(
+    jobs: Sequence[Job], out: Path, n_jobs: int, log: Any = print, ray: RayRunner | None = None
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Run the unfinished jobs (trainings first: they are the long ones) on ``n_jobs`` processes, or as Ray tasks
+    with ``ray``; returns every job's result and the error lines of the failed ones."""
     results: list[dict[str, Any]] = []
     todo = []
     for job in jobs:
@@ -371,6 +410,10 @@ def run_jobs(jobs: Sequence[Job], out: Path, n_jobs: int, log: Any = print) -> t
         )
         log(f"[{n}/{len(todo)}] {what}: score {outcome['score']:.1f} ({measured}{extra})")
 
+    if ray is not None and todo:
+        for n, (placed, task_outcome) in enumerate(ray.run(todo, out), 1):
+            report(placed, task_outcome, n)
+        return results, errors
     if n_jobs <= 1 or len(todo) <= 1:
         for n, job in enumerate(todo, 1):
             try:
@@ -842,6 +885,17 @@ def build_parser(prog: str = "multispin-leaderboard") -> OneLineParser:
     p.add_argument(
         "--jobs", type=int_at_least(1), default=1, help="worker processes (one job each: a training or an evaluation)"
     )
+    p.add_argument(
+        "--ray",
+        default=None,
+        metavar="ADDRESS",
+        help="run the jobs as Ray tasks on this cluster instead of --jobs processes (local: a new local Ray); "
+        "--runs and -o must be on a filesystem every node sees",
+    )
+    p.add_argument("--cpus-per-job", type=positive_float, default=1.0, help="--ray: Ray CPUs reserved per job")
+    p.add_argument(
+        "--retries", type=int_at_least(0), default=2, help="--ray: runs again of a job whose worker process died"
+    )
     p.add_argument("--reps", type=int_at_least(100), default=2000, help="bootstrap resamples of the 95%% CIs")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     return p
@@ -879,6 +933,10 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError(f"--runs {args.runs!r} is a file, not a folder")
     if not args.train and not Path(args.runs).is_dir() and args.agents:
         raise UserError(f"--runs {args.runs!r} does not exist (train with --train)")
+    if args.ray is not None:
+        from agents.ray_jobs import require_ray
+
+        require_ray(args.ray)
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "multispin-leaderboard") -> int:
@@ -893,11 +951,13 @@ def main(argv: Sequence[str] | None = None, prog: str = "multispin-leaderboard")
             raise UserError(
                 "nothing to evaluate: no analytic controllers chosen and no saved agents found under --runs"
             )
+        where = f"{args.jobs} process(es)" if args.ray is None else f"Ray ({args.cpus_per_job:g} CPU per job)"
         print(
-            f"{len(jobs)} jobs ({sum(j.train for j in jobs)} with training) on {args.jobs} process(es); results in {out / 'jobs'}",
+            f"{len(jobs)} jobs ({sum(j.train for j in jobs)} with training) on {where}; results in {out / 'jobs'}",
             flush=True,
         )
-        results, errors = run_jobs(jobs, out, args.jobs, log=lambda line: print(line, flush=True))
+        ray = None if args.ray is None else RayRunner(args.ray, args.cpus_per_job, args.retries)
+        results, errors = run_jobs(jobs, out, args.jobs, log=lambda line: print(line, flush=True), ray=ray)
     except UserError as exc:
         print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
         return 2
@@ -938,7 +998,7 @@ def console_main() -> None:
     sys.exit(main())
 
 
-__all__ = ["DEFAULT_AGENTS", "Job", "aggregate", "goal_checks", "main", "plan", "run_job", "run_jobs"]
+__all__ = ["DEFAULT_AGENTS", "Job", "RayRunner", "aggregate", "goal_checks", "main", "plan", "run_job", "run_jobs"]
 
 if __name__ == "__main__":
     sys.exit(main(prog="python -m agents.leaderboard"))

@@ -33,8 +33,10 @@ from agents.cli import (
     check_output_folder,
     int_at_least,
     plain_value,
+    positive_float,
     program_name,
 )
+from agents.ray_jobs import require_ray
 
 __all__ = ["expand", "main", "run_local", "run_ray"]
 
@@ -63,22 +65,21 @@ def run_local(command: Sequence[str], values: Sequence[str], log_dir: Path, jobs
         return [f.result() for f in futures]
 
 
+def _run_value(value: str, command: Sequence[str], log_dir: str) -> tuple[int, float]:
+    """One run of the sweep: the command for ``value``, its output into ``log_dir/run_<value>.log``."""
+    return _run(expand(command, value), str(Path(log_dir) / f"run_{value}.log"))
+
+
 def run_ray(
     command: Sequence[str], values: Sequence[str], log_dir: Path, address: str, cpus: float
 ) -> list[tuple[int, float]]:
-    """Each run as a Ray task of ``cpus`` CPUs on the cluster at ``address`` (``local``: a new local Ray)."""
-    import ray
+    """Each run as a Ray task of ``cpus`` CPUs on the cluster at ``address`` (``local``: a new local Ray), run again
+    when its worker dies (:func:`agents.ray_jobs.as_tasks`); a run whose worker died every time counts as exit 1."""
+    from agents.ray_jobs import as_tasks, ray_session
 
-    if address == "local":
-        ray.init(include_dashboard=False, log_to_driver=False)
-    else:
-        ray.init(address=address, log_to_driver=False)
-    try:
-        task = ray.remote(num_cpus=cpus)(_run)
-        refs = [task.remote(expand(command, v), str((log_dir / f"run_{v}.log").resolve())) for v in values]
-        return list(ray.get(refs))
-    finally:
-        ray.shutdown()
+    with ray_session(address):
+        done = dict(as_tasks(_run_value, values, list(command), str(log_dir.resolve()), cpus=cpus))
+    return [(1, math.nan) if isinstance(done[v], BaseException) else done[v] for v in values]
 
 
 def _value(text: str) -> str:
@@ -87,16 +88,6 @@ def _value(text: str) -> str:
         return plain_value(text, "value")
     except UserError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 < value < math.inf:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
-    return value
 
 
 def build_parser(prog: str) -> OneLineParser:
@@ -118,7 +109,7 @@ def build_parser(prog: str) -> OneLineParser:
     )
     p.add_argument("--ray", default=None, metavar="ADDRESS", help="Ray cluster to run on (default: local processes)")
     p.add_argument("-j", "--jobs", type=int_at_least(1), default=2, help="local processes at once")
-    p.add_argument("--cpus-per-run", type=_positive, default=1.0, help="Ray CPUs per run (with --ray)")
+    p.add_argument("--cpus-per-run", type=positive_float, default=1.0, help="Ray CPUs per run (with --ray)")
     p.add_argument("--log-dir", default="logs/sweep", help="one log file per run")
     return p
 
@@ -151,17 +142,13 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     log_dir = Path(args.log_dir)
     if args.ray:
         try:
-            import ray  # noqa: F401
-        except ImportError:
-            p.error("--ray needs ray: pip install 'multispin-env[rllib]'")
-        if args.ray != "local":
-            from agents.rllib import RLlibError, check_address
-
-            try:
-                check_address(args.ray)
-            except RLlibError as exc:
-                p.error(str(exc))
-        results = run_ray(command, values, log_dir, args.ray, args.cpus_per_run)
+            require_ray(args.ray)
+        except UserError as exc:
+            p.error(str(exc))
+        try:
+            results = run_ray(command, values, log_dir, args.ray, args.cpus_per_run)
+        except UserError as exc:
+            p.error(str(exc))
     else:
         results = run_local(command, values, log_dir, args.jobs)
     for value, (code, seconds) in zip(values, results, strict=True):

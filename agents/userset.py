@@ -5,7 +5,8 @@
 (``agents/hyperparams/ppo_userset.yml``; ``train.py --algo ppo --agent userset``). Per observation:
 
 1. the observation is cut into users by :func:`multispin_env.spaces.observation_layout`: user k's row x_k holds
-   its entry of every per-user field (with the arrival fields when the env has arrivals), g the global fields
+   its entry of every per-user field (with the arrival fields when the env has arrivals, and the request's slack
+   when its requests have deadlines), g the global fields
    (``time_left``);
 2. a shared encoder maps [x_k, g] to h_k (the same weights for every user);
 3. the summary s = [mean_k h_k, max_k h_k, g] is permutation-invariant and does not depend on K's size; a
@@ -44,7 +45,12 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
-from multispin_env.spaces import ARRIVAL_OBSERVATION_FIELDS, OBSERVATION_FIELDS, observation_layout
+from multispin_env.spaces import (
+    ARRIVAL_OBSERVATION_FIELDS,
+    DEADLINE_OBSERVATION_FIELDS,
+    OBSERVATION_FIELDS,
+    observation_layout,
+)
 
 __all__ = [
     "POLICY_NAME",
@@ -58,10 +64,17 @@ __all__ = [
 
 #: The policy's dotted name (rl-zoo3's ``policy:`` key).
 POLICY_NAME = f"{__name__}.UserSetPolicy"
-#: Field names of the observation without / with request arrivals, in order (docs/model.md section 8.1).
+#: Field names of the observation without / with request arrivals, in order (docs/model.md section 8.1), and with
+#: request deadlines (eq. (9d)).
 _BASE_FIELDS = tuple(name for name, _, _ in OBSERVATION_FIELDS)
 _ARRIVAL_FIELDS = _BASE_FIELDS + tuple(name for name, _, _ in ARRIVAL_OBSERVATION_FIELDS)
-_PER_USER = {name for name, entries, _ in OBSERVATION_FIELDS + ARRIVAL_OBSERVATION_FIELDS if entries == "K"}
+_DEADLINE_FIELDS = _ARRIVAL_FIELDS + tuple(name for name, _, _ in DEADLINE_OBSERVATION_FIELDS)
+_LAYOUTS = (_BASE_FIELDS, _ARRIVAL_FIELDS, _DEADLINE_FIELDS)
+_PER_USER = {
+    name
+    for name, entries, _ in OBSERVATION_FIELDS + ARRIVAL_OBSERVATION_FIELDS + DEADLINE_OBSERVATION_FIELDS
+    if entries == "K"
+}
 
 
 def env_layout(env: Any) -> tuple[tuple[str, ...], bool]:
@@ -139,7 +152,7 @@ class UserSetPolicy(ActorCriticPolicy):
             raise ValueError(f"UserSetPolicy reference_users must be an integer >= 1 or None, got {reference_users!r}")
         size = int(observation_space.shape[0])
         if observation_fields is None:
-            fitting = [f for f in (_BASE_FIELDS, _ARRIVAL_FIELDS) if _users_for(f, size) is not None]
+            fitting = [f for f in _LAYOUTS if _users_for(f, size) is not None]
             if len(fitting) != 1:
                 raise ValueError(
                     f"UserSetPolicy cannot tell the observation fields from {size} entries; pass "
@@ -147,10 +160,10 @@ class UserSetPolicy(ActorCriticPolicy):
                 )
             observation_fields = fitting[0]
         self.observation_fields = tuple(str(f) for f in observation_fields)
-        if self.observation_fields not in (_BASE_FIELDS, _ARRIVAL_FIELDS):
+        if self.observation_fields not in _LAYOUTS:
             raise ValueError(
-                f"UserSetPolicy observation_fields must be {list(_BASE_FIELDS)} or "
-                f"{list(_ARRIVAL_FIELDS)}, got {list(self.observation_fields)}"
+                f"UserSetPolicy observation_fields must be one of {[list(f) for f in _LAYOUTS]}, got "
+                f"{list(self.observation_fields)}"
             )
         users = _users_for(self.observation_fields, size)
         if users is None:
@@ -222,7 +235,7 @@ class UserSetPolicy(ActorCriticPolicy):
                     f"UserSetPolicy: an observation of {size} entries does not fit the fields "
                     f"{describe_fields(self.observation_fields)} it was trained with"
                 )
-            layout = observation_layout(users, "active" in self.observation_fields)
+            layout = observation_layout(users, "active" in self.observation_fields, "slack" in self.observation_fields)
             user_fields = [f for f in layout if f in _PER_USER]
             user_rows = [np.arange(layout[f].start, layout[f].stop) for f in user_fields]
             global_entries = [s.start for f, s in layout.items() if f not in _PER_USER]

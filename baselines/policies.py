@@ -10,6 +10,9 @@ serves agents and baselines. Information levels of the optimising policies:
   observed channel and the running acceptance estimate);
 - ``oracle``: re-solved every round from the true acceptance and channel of
   the round about to be played (:func:`baselines.information.oracle_params`).
+
+With request deadlines (docs/model.md eq. (9d)) the ``het-opt-urgency-*`` policies solve P-het with urgency
+weights recomputed every round from the observation (:func:`urgency_weights`, docs/baselines.md).
 """
 
 from __future__ import annotations
@@ -46,9 +49,16 @@ _STATEFUL_POLICIES: dict[str, Callable[[Any], Policy]] = {
     "bandit-ucb": BanditPolicy,
 }
 
+#: The urgency-weighted P-het policies (envs with request deadlines only): name -> information level.
+_URGENCY_POLICIES: dict[str, str] = {"het-opt-urgency-adaptive": "adaptive", "het-opt-urgency-oracle": "oracle"}
+
 #: Every analytic policy name: the equal-share baselines, hom-opt / het-opt at each information level,
-#: het-opt-predictive (:mod:`baselines.predictive`) and bandit-ucb (:mod:`baselines.bandit`).
-ANALYTIC_POLICIES: tuple[str, ...] = (*_POLICY_SOLVER, *_STATEFUL_POLICIES)
+#: het-opt-predictive (:mod:`baselines.predictive`), bandit-ucb (:mod:`baselines.bandit`) and the urgency-weighted
+#: het-opt policies (:class:`UrgencyPolicy`).
+ANALYTIC_POLICIES: tuple[str, ...] = (*_POLICY_SOLVER, *_STATEFUL_POLICIES, *_URGENCY_POLICIES)
+
+#: Largest urgency weight of :func:`urgency_weights` (a user whose request needs 10 times the reference rate or more).
+URGENCY_MAX_WEIGHT = 10.0
 
 
 class AnalyticPolicy:
@@ -197,10 +207,58 @@ class AnalyticPolicy:
         return np.stack([self._act(row, 0) for row in obs]), state
 
 
+def urgency_weights(remaining: FloatArray, slack: FloatArray, reference_rate: float) -> FloatArray:
+    """The urgency weights w_k of the ``het-opt-urgency-*`` policies (docs/baselines.md, "Urgency weights").
+
+    w_k = clip(rho_k / rho_ref, 1, :data:`URGENCY_MAX_WEIGHT`) with rho_k = r_k / s_k the rate (tokens/s) at which
+    user k's current request must be served to meet its target (docs/model.md eq. (9d)), rho_ref the rate a request
+    of the mean length needs from its arrival; w_k = 1 where the slack is 0 (an overdue request, or an idle user).
+
+    :param remaining: r_k (K,), tokens left in each user's current request
+    :param slack: s_k (K,), s, time left to its target (>= 0; 0: overdue or idle)
+    :param reference_rate: rho_ref = mean_request_tokens / the mean request's target, tokens/s (> 0)
+    """
+    remaining = np.asarray(remaining, dtype=np.float64)
+    slack = np.asarray(slack, dtype=np.float64)
+    urgent = slack > 0.0
+    need = np.divide(remaining, reference_rate * slack, out=np.ones_like(remaining), where=urgent)
+    return np.clip(need, 1.0, URGENCY_MAX_WEIGHT)
+
+
+class UrgencyPolicy(AnalyticPolicy):
+    """P-het with urgency weights (:func:`urgency_weights`) recomputed every round from the observation's
+    ``remaining`` and ``slack`` fields, at the information level ``information`` (adaptive or oracle) for the
+    acceptance and the channel; the env must have request deadlines (docs/model.md eq. (9d)).
+
+    :param env: a heterogeneous MultiSpin env (single or vector) with ``request_deadline_per_token`` set
+    :param information: ``adaptive`` or ``oracle``
+    :param name: the policy's name in reports
+    """
+
+    def __init__(self, env: Any, information: str, name: str) -> None:
+        core = getattr(env, "unwrapped", env).core
+        if not core.deadlines:
+            raise ValueError(f"policy {name!r} needs request deadlines (set request_deadline_per_token)")
+        super().__init__(env, SOLVERS["het-opt"].solve, information, name=name)
+        #: rho_ref, tokens/s: a request of the mean length served from its arrival to its target.
+        self.reference_rate = core.config.mean_request_tokens / core.mean_target
+
+    def _act(self, obs: np.ndarray, index: int) -> np.ndarray:
+        unwrapped = self.env.unwrapped
+        core = unwrapped.core
+        remaining = unwrapped.observation_field(obs, "remaining") * core.config.mean_request_tokens
+        slack = unwrapped.observation_field(obs, "slack") * core.mean_target
+        self.weights = urgency_weights(remaining, slack, self.reference_rate)
+        return super()._act(obs, index)
+
+
 def policies_for(env: Any) -> tuple[str, ...]:
-    """The analytic policies that ``env`` can express (het-opt needs per-user lengths)."""
+    """The analytic policies that ``env`` can express (het-opt needs per-user lengths; the urgency-weighted ones
+    request deadlines)."""
     if env.unwrapped.config.homogeneous:
         return tuple(name for name in _POLICY_SOLVER if SOLVERS[_POLICY_SOLVER[name][0]].common_length)
+    if not env.unwrapped.core.deadlines:
+        return tuple(name for name in ANALYTIC_POLICIES if name not in _URGENCY_POLICIES)
     return ANALYTIC_POLICIES
 
 
@@ -215,6 +273,8 @@ def make_policy(name: str, env: Any, weights: Any = None) -> Policy:
     """
     if name not in ANALYTIC_POLICIES:
         raise ValueError(f"unknown analytic policy {name!r}; known: {list(ANALYTIC_POLICIES)}")
+    if name in _URGENCY_POLICIES and not env.unwrapped.config.homogeneous and not env.unwrapped.core.deadlines:
+        raise ValueError(f"policy {name!r} needs request deadlines (set request_deadline_per_token)")
     if name not in policies_for(env):
         raise ValueError(f"policy {name!r} needs per-user draft lengths; {getattr(env, 'spec', None) or env} has one")
     solver_name, level = _POLICY_SOLVER.get(name, (name, ""))
@@ -222,4 +282,6 @@ def make_policy(name: str, env: Any, weights: Any = None) -> Policy:
         raise ValueError(f"weights: policy {name!r} takes none (the hom-opt-* and het-opt-* policies do)")
     if name in _STATEFUL_POLICIES:
         return _STATEFUL_POLICIES[name](env)
+    if name in _URGENCY_POLICIES:
+        return UrgencyPolicy(env, _URGENCY_POLICIES[name], name)
     return AnalyticPolicy(env, SOLVERS[solver_name].solve, level, name=name, weights=weights)

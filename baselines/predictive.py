@@ -35,7 +35,7 @@ from gymnasium.vector import VectorEnv
 from numpy.typing import NDArray
 
 from baselines.information import active_users, adaptive_params, observation_starts_episode
-from baselines.solvers import Allocation, BatchResult, PackedSystems, _check_status
+from baselines.solvers import Allocation, BatchResult, PackedSystems, raise_for_status
 from multispin_env._checks import flag_setting, integer_setting, is_real, short_repr
 from multispin_env.channel import snr_linear
 
@@ -271,7 +271,7 @@ class PredictivePolicy:
             i = busy[row]
             users = slice(packed.user_start[row], packed.user_start[row + 1])
             params = adaptive_params(unwrapped, obs[i])
-            _check_status(
+            raise_for_status(
                 params,
                 int(result.status[row]),
                 result.draft_lengths[users],

@@ -58,6 +58,7 @@ __all__ = [
     "solve_heterogeneous",
     "solve_batch",
     "solve_packed",
+    "raise_for_status",
     "PackedSystems",
     "BatchResult",
     "equal_bandwidth_fixed",
@@ -184,7 +185,7 @@ def _make_allocation(params: RoundParams, lengths: IntArray, shares: FloatArray)
         params.downlink_time,
         params.deadline,
     )
-    _check_status(params, status, lengths, tau, latency)
+    raise_for_status(params, status, lengths, tau, latency)
     objective = None
     if params.weights is not None:  # eq. (5w) of the same allocation
         objective, *_ = kernels._outcome(
@@ -417,7 +418,7 @@ class BatchResult:
     :param goodput: G per system, eq. (5), tokens/s, (N,)
     :param sync_time: tau per system, eq. (1), s, (N,)
     :param latency: T per system, eq. (3), s, (N,)
-    :param status: 0, or why system i's round leaves the float64 range (N,); see :func:`_check_status`
+    :param status: 0, or why system i's round leaves the float64 range (N,); see :func:`raise_for_status`
     :param objective: sum_k w_k E[n_k] / T per system, the weighted goodput of eq. (5w) the solvers maximise,
         weighted tokens/s (N,) (the goodput for systems without weights); None where not computed
     """
@@ -479,8 +480,9 @@ def solve_packed(problem: str, packed: PackedSystems) -> BatchResult:
 _NO_WEIGHTS = np.zeros(0)  # the compiled solver's "every weight 1"
 
 
-def _check_status(params: RoundParams, status: int, lengths: IntArray, tau: float, latency: float) -> None:
-    """ValueError naming the settings for a system whose round left the float64 range (status != 0)."""
+def raise_for_status(params: RoundParams, status: int, lengths: IntArray, tau: float, latency: float) -> None:
+    """Raise a ValueError naming the settings for a system whose round left the float64 range (``status`` != 0, a
+    :class:`BatchResult` status); return for status 0. Shared by every caller of :func:`solve_packed`."""
     from baselines import _solver_kernels as kernels
 
     if status == kernels.BASE_OVERFLOW:
@@ -503,7 +505,7 @@ def _solve_many(problem: str, systems: list[RoundParams]) -> list[Allocation]:
         lengths = result.draft_lengths[start:stop]
         tau, latency = float(result.sync_time[i]), float(result.latency[i])
         if result.status[i]:
-            _check_status(params, int(result.status[i]), lengths, tau, latency)
+            raise_for_status(params, int(result.status[i]), lengths, tau, latency)
         allocations.append(
             Allocation(
                 lengths,

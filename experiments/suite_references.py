@@ -2,8 +2,8 @@
 
 For every registered task (:data:`multispin_env.suite.TASK_SPECS`: the suite's and the retired versions): the task's metric (mean episode goodput in tokens/s, or the
 mean request completion time in s for the arrival tasks) of server-only decoding (every L_k = 0) and of
-het-opt-oracle on the task's evaluation seeds; :func:`multispin_env.suite.normalized_score` maps them to 0 and
-100. Deterministic given the seeds. An existing output file keeps the tasks not recomputed. Usage::
+het-opt-oracle (or the task's own ``reference`` policy: the deadline task's urgency-weighted oracle) on the
+task's evaluation seeds; :func:`multispin_env.suite.normalized_score` maps them to 0 and 100. Deterministic given the seeds. An existing output file keeps the tasks not recomputed. Usage::
 
     python -m experiments.suite_references                 # the suite's tasks, writes the package's JSON (a few minutes)
     python -m experiments.suite_references --tasks MultiSpinSuite/IIDStatic-v0 -o /tmp/refs.json
@@ -49,13 +49,14 @@ class ServerOnly:
 
 
 def references(env_id: str) -> dict[str, float]:
-    """{"server-only": v0, "het-opt-oracle": v100} of task ``env_id``'s metric (tokens/s or s)."""
+    """{"server-only": v0, reference: v100} of task ``env_id``'s metric (tokens/s, s or a share), the reference
+    the task's 100-reference policy (het-opt-oracle unless the task names another)."""
     spec = suite.task(env_id)
     env = gym.make(env_id)
     seeds = list(spec.eval_seeds)
     server = evaluate(env, ServerOnly(env), seeds, name="server-only")
-    oracle = evaluate_analytic(env, seeds, ["het-opt-oracle"])["het-opt-oracle"]
-    return {"server-only": suite_metric(server, spec.metric), "het-opt-oracle": suite_metric(oracle, spec.metric)}
+    best = evaluate_analytic(env, seeds, [spec.reference])[spec.reference]
+    return {"server-only": suite_metric(server, spec.metric), spec.reference: suite_metric(best, spec.metric)}
 
 
 def channel_correlation(env_id: str, policy: str = "het-opt-oracle") -> tuple[float, float]:
@@ -123,10 +124,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     for env_id in args.tasks:
         start = time.perf_counter()
         table[env_id] = references(env_id)
-        unit = "tok/s" if suite.task(env_id).metric == "goodput" else "s"
+        spec = suite.task(env_id)
+        unit = {"goodput": "tok/s", "completion_mean": "s"}.get(spec.metric, "")
         print(
-            f"{env_id:38s} server-only {table[env_id]['server-only']:8.2f}  het-opt-oracle "
-            f"{table[env_id]['het-opt-oracle']:8.2f} {unit}  ({time.perf_counter() - start:.1f} s)"
+            f"{env_id:38s} server-only {table[env_id]['server-only']:8.3f}  {spec.reference} "
+            f"{table[env_id][spec.reference]:8.3f} {unit}  ({time.perf_counter() - start:.1f} s)"
         )
     table = {env_id: table[env_id] for env_id in suite.TASK_SPECS if env_id in table}  # the suite's, then retired
     out.write_text(

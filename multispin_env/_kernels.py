@@ -60,6 +60,7 @@ from multispin_env.layout import (
     P_MEAN_UPLOAD_TIME,
     P_SNR,
     Q_ACTIVE,
+    Q_DUE,
     Q_REMAINING,
     R_ACCEPTED,
     R_BANDWIDTH,
@@ -410,7 +411,7 @@ with jit_cache():
 
         Fields (K entries each, then one): observed e_k (bit/s/Hz), nominal t_k (s/token), the acceptance
         estimate a_hat, last L_k, last n_k; horizon - clock (s); with arrivals then the active flag and the
-        tokens left in the request (K each, section 5.8).
+        tokens left in the request (K each, section 5.8); with deadlines then the slack (K, eq. (9d)).
         """
         c = fixed.constants[0]
         at = fixed.observation_offsets
@@ -439,6 +440,10 @@ with jit_cache():
                     _put(out, i, at.active + k, requests[Q_ACTIVE, i, k], scale, high)
                 for k in range(num_users):
                     _put(out, i, at.remaining + k, requests[Q_REMAINING, i, k], scale, high)
+            if at.slack >= 0:  # request deadlines (eq. (9d)): the time left to the current request's target
+                for k in range(num_users):
+                    slack = (requests[Q_DUE, i, k] - clock[i]) * requests[Q_ACTIVE, i, k]
+                    _put(out, i, at.slack + k, slack, scale, high)
 
     @njit(types.int64(_f8_2, _state, _blocks, _fixed, _restarts, _buffers, types.boolean), **JIT)
     def step(actions, state, blocks, fixed, restarts, out, finish):

@@ -262,6 +262,17 @@ class EnvConfig:
         "True: a new population at each reset; False: one population from population_seed for every reset and sub-env",
     )
     population_seed: int = _setting(0, _integer(0, 2**63 - 1), "seed of the fixed population")
+    request_deadline_per_token: float | None = _setting(
+        None,
+        _optional(_real(1e-6, 1e6)),
+        "with arrivals, seconds per token of a request's length in its completion-time target D = base + "
+        "per_token * length (docs/model.md eq. (9d)); None: no targets",
+    )
+    request_deadline_base: float = _setting(
+        0.0,
+        _real(0.0, 1e9),
+        "seconds added to every request's completion-time target (eq. (9d)); needs request_deadline_per_token",
+    )
 
     task_profile: AcceptanceProfile = field(init=False, repr=False, compare=False)
 
@@ -275,6 +286,10 @@ class EnvConfig:
         except (TypeError, ValueError) as exc:
             names = ", ".join(["scenario", *overrides])
             raise ValueError(f"invalid scenario setting ({names}): {exc}") from exc
+        if self.request_deadline_per_token is not None and self.arrival_rate is None:
+            raise ValueError("request_deadline_per_token needs request arrivals (set arrival_rate)")
+        if self.request_deadline_base > 0.0 and self.request_deadline_per_token is None:
+            raise ValueError("request_deadline_base needs request_deadline_per_token (the targets are off without it)")
         if "trace_path" in ACCEPTANCE_PROCESSES[self.acceptance_process].parameters:  # read only when replayed
             try:
                 load_trace(self.trace_path)

@@ -106,6 +106,8 @@ __all__ = [
     "PROCESS_STATE_ROWS",
     "ARRIVAL_ROUND_KEYS",
     "ARRIVAL_STATE_KEYS",
+    "DEADLINE_ROUND_KEYS",
+    "DEADLINE_STATE_KEYS",
     "state_bytes",
 ]
 
@@ -116,6 +118,12 @@ ARRIVAL_ROUND_KEYS = ("completed", "completion_time", "blocked")
 #: Info keys of the current state that exist with arrivals: whether the user has a request for the round about
 #: to be played, the tokens left in it and the requests queued behind it.
 ARRIVAL_STATE_KEYS = ("active", "remaining", "queued")
+#: Info keys of the round just played that exist with request deadlines (docs/model.md eq. (9d)): per user, the
+#: requests that completed in it by their target and those whose target passed in it unmet (or were blocked).
+DEADLINE_ROUND_KEYS = ("deadline_met", "deadline_missed")
+#: Info keys of the current state that exist with request deadlines: the time left to the current request's target
+#: (s; negative: overdue; 0 for an idle user).
+DEADLINE_STATE_KEYS = ("slack",)
 
 #: Most bytes the arrays of one batch may hold (:func:`state_bytes`): 1 GiB.
 MAX_STATE_BYTES = 2**30
@@ -150,6 +158,7 @@ def state_bytes(config: EnvConfig, num_envs: int, population: Population | None 
     scenario = config.scenario
     n, k, max_draft = int(num_envs), scenario.num_users, scenario.max_draft
     arrivals = config.arrival_rate is not None
+    deadlines = config.request_deadline_per_token is not None
     fading = make_fading_model(config.fading, scenario.doppler_hz).evolves
     block_kinds = 1 + 2 * fading + (config.draft_time_jitter > 0.0)  # Exp(1); N(0, 1) pairs; jitter factors
     user_rows = (
@@ -165,8 +174,8 @@ def state_bytes(config: EnvConfig, num_envs: int, population: Population | None 
         + ROUND_ROWS
         + INT_ROWS
     )  # the last round: its rows and the int64 n_k, A_k, L_k
-    user_bytes = 8 * user_rows + request_state_bytes(config.max_queued_requests if arrivals else None)
-    observation_size = max(where.stop for where in observation_layout(k, arrivals).values())
+    user_bytes = 8 * user_rows + request_state_bytes(config.max_queued_requests if arrivals else None, deadlines)
+    observation_size = max(where.stop for where in observation_layout(k, arrivals, deadlines).values())
     if population is None:
         population = scenario.sample_population(np.random.default_rng(config.population_seed))
     populations = _population_bytes(population)
@@ -315,7 +324,11 @@ class MultiSpinCore:
         self._actions_shape = (n, self.action_size)
         #: Whether requests arrive (``arrival_rate`` set; docs/model.md section 5.8).
         self.arrivals = config.arrival_rate is not None
-        self.observation_size = max(where.stop for where in observation_layout(k, self.arrivals).values())
+        #: Whether requests have completion-time targets (``request_deadline_per_token`` set; eq. (9d)).
+        self.deadlines = config.request_deadline_per_token is not None
+        self.observation_size = max(
+            where.stop for where in observation_layout(k, self.arrivals, self.deadlines).values()
+        )
         self._observed_is_true = config.csi_delay == 0 and config.csi_noise_std == 0.0
 
         self.process: AcceptanceProcess = make_acceptance_process(config, n)
@@ -331,6 +344,9 @@ class MultiSpinCore:
                 length=config.request_length,
                 arrival_rate=config.arrival_rate,
                 max_queued=config.max_queued_requests if self.arrivals else None,
+                deadline=None
+                if config.request_deadline_per_token is None
+                else (config.request_deadline_per_token, config.request_deadline_base),
             )
         self._request_state = self.requests.state if self.requests is not None else np.zeros((REQUEST_ROWS, 0, 0))
 
@@ -380,7 +396,11 @@ class MultiSpinCore:
         )
 
         scale = observation_scale(
-            k, self.max_draft, config.horizon, config.mean_request_tokens if self.arrivals else None
+            k,
+            self.max_draft,
+            config.horizon,
+            config.mean_request_tokens if self.arrivals else None,
+            self.mean_target if self.deadlines else None,
         )
         tokens, seconds = (np.ascontiguousarray(a, dtype=np.float64) for a in scenario.verify_profile_points)
         self._fixed = RoundConstants(
@@ -388,7 +408,7 @@ class MultiSpinCore:
             tokens,
             seconds,
             np.ascontiguousarray(np.stack((scale, self.observation_bounds()[1]))),
-            observation_offsets(k, self.arrivals),
+            observation_offsets(k, self.arrivals, self.deadlines),
         )
         self._no_noise = np.zeros((0, 0), dtype=np.complex128)
         self._no_actions = np.zeros((0, self.action_size))  # the step's "lengths and shares already decoded"
@@ -488,7 +508,16 @@ class MultiSpinCore:
 
     def observation_bounds(self) -> tuple[FloatArray, FloatArray]:
         """Low and high of one observation (the Box of the single observation space)."""
-        return observation_bounds(self.num_users, self.scenario, self.draft_time, self.arrivals)
+        return observation_bounds(self.num_users, self.scenario, self.draft_time, self.arrivals, self.deadlines)
+
+    @property
+    def mean_target(self) -> float:
+        """The completion-time target of a request of the mean length, s: base + per_token * mean_request_tokens
+        (eq. (9d); the slack observation's unit); nan without deadlines."""
+        per_token = self.config.request_deadline_per_token
+        if per_token is None:
+            return float("nan")
+        return self.config.request_deadline_base + per_token * self.config.mean_request_tokens
 
     def acceptance_estimate(self) -> FloatArray:
         """a_hat = (S + w0 a0) / (S + F + w0) (n, K), the estimate the observation shows (section 5.4)."""
@@ -755,6 +784,8 @@ class MultiSpinCore:
         if self.arrivals:
             arrivals = self.arrival_info(row)
             info.update({key: arrivals[key] for key in ARRIVAL_ROUND_KEYS})
+            if self.deadlines:
+                info.update({key: arrivals[key] for key in DEADLINE_ROUND_KEYS})
         observation = out.observation if out.observation.shape[0] else self.observation()
         return (observation if row is None else observation[row]), info
 
@@ -765,7 +796,7 @@ class MultiSpinCore:
         if requests is None:
             raise ValueError("arrival info needs request arrivals (arrivals=True)")
         at = slice(None) if row is None else row
-        return {
+        info = {
             "completed": requests.completed[at].copy(),
             "completion_time": requests.completion_time[at].copy(),
             "blocked": requests.blocked[at].copy(),
@@ -773,6 +804,11 @@ class MultiSpinCore:
             "remaining": requests.remaining[at].astype(np.int64),
             "queued": requests.waiting[at].astype(np.int64),
         }
+        if self.deadlines:  # eq. (9d)
+            info["deadline_met"] = requests.met[at].copy()
+            info["deadline_missed"] = requests.missed[at].copy()
+            info["slack"] = requests.slack(self.clock)[at]
+        return info
 
     def state_info(self, row: int | None = None) -> dict[str, Any]:
         """The info keys of the current state (after a reset, and in every round's :meth:`report`): the clock (s)
@@ -795,3 +831,5 @@ class MultiSpinCore:
         if self.arrivals:
             arrivals = self.arrival_info(row)
             info.update({key: arrivals[key] for key in ARRIVAL_STATE_KEYS})
+            if self.deadlines:
+                info.update({key: arrivals[key] for key in DEADLINE_STATE_KEYS})

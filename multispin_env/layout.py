@@ -55,6 +55,7 @@ __all__ = [
     "Q_ARRIVAL",
     "Q_WAITING",
     "Q_HEAD",
+    "Q_DUE",
     "REQUEST_ROWS",
     "I_TOKENS",
     "I_ACCEPTED",
@@ -64,6 +65,7 @@ __all__ = [
     "CONSTANTS",
     "OBSERVATION_FIELDS",
     "ARRIVAL_OBSERVATION_FIELDS",
+    "DEADLINE_OBSERVATION_FIELDS",
     "ObservationOffsets",
     "SystemState",
     "RandomBlocks",
@@ -94,9 +96,10 @@ INT_ROWS = 3
 E_SYNC_TIME, E_VERIFY_TIME, E_LATENCY, E_REWARD, E_CLOCK = range(5)
 ENV_ROWS = 5
 #: ``requests`` (docs/model.md section 5.8): 1.0 while the user has a request in progress, the tokens left in
-#: it, its arrival time (s), the requests queued behind it and the ring-buffer slot of the oldest queued one.
-Q_ACTIVE, Q_REMAINING, Q_ARRIVAL, Q_WAITING, Q_HEAD = range(5)
-REQUEST_ROWS = 5
+#: it, its arrival time (s), the requests queued behind it and the ring-buffer slot of the oldest queued one; with
+#: request deadlines (eq. (9d)) the time (s, on the clock) by which it should complete.
+Q_ACTIVE, Q_REMAINING, Q_ARRIVAL, Q_WAITING, Q_HEAD, Q_DUE = range(6)
+REQUEST_ROWS = 6
 
 #: The constants of one batch that the compiled round reads: (name, numpy type, meaning). The core fills a
 #: record of :data:`CONSTANTS` from these names in one loop (``MultiSpinCore.kernel_constants``). The
@@ -141,17 +144,28 @@ ARRIVAL_OBSERVATION_FIELDS: tuple[tuple[str, str | int, str], ...] = (
     ("active", "K", "1 if the user has a request in progress, else 0"),
     ("remaining", "K", "tokens left in the user's request / mean_request_tokens, clipped at REMAINING_OBS_MAX"),
 )
+#: Fields appended after those when requests have completion-time targets (``request_deadline_per_token`` set,
+#: docs/model.md eq. (9d)).
+DEADLINE_OBSERVATION_FIELDS: tuple[tuple[str, str | int, str], ...] = (
+    (
+        "slack",
+        "K",
+        "time left to the current request's target / the mean target, clipped into [0, SLACK_OBS_MAX] (0: idle or "
+        "overdue)",
+    ),
+)
 
 # ------------------------------------------------------------------------------------------------ Records
 # The arguments of the compiled functions, grouped (each at most 8 arguments). Every array is C-contiguous;
 # n systems of K users. The numba types of the fields are in multispin_env/_kernels.py (the signatures).
 
 #: Where each observation field starts on the observation's last axis (an entry index), one field per name of
-#: :data:`OBSERVATION_FIELDS` then :data:`ARRIVAL_OBSERVATION_FIELDS`; -1 for a field the observation does not
-#: have (no arrivals). Built from :func:`multispin_env.spaces.observation_layout`, never written by hand.
+#: :data:`OBSERVATION_FIELDS`, :data:`ARRIVAL_OBSERVATION_FIELDS` then :data:`DEADLINE_OBSERVATION_FIELDS`; -1 for a
+#: field the observation does not have (no arrivals, no deadlines). Built from :func:`multispin_env.spaces.observation_layout`, never written by hand.
 # mypy reads only literal field lists: the names come from the lists above, so the record is typed Any.
 ObservationOffsets: Any = namedtuple(  # type: ignore[misc]
-    "ObservationOffsets", [name for name, _, _ in OBSERVATION_FIELDS + ARRIVAL_OBSERVATION_FIELDS]
+    "ObservationOffsets",
+    [name for name, _, _ in OBSERVATION_FIELDS + ARRIVAL_OBSERVATION_FIELDS + DEADLINE_OBSERVATION_FIELDS],
 )
 
 

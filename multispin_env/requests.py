@@ -15,6 +15,10 @@ request's task, the ``mixture`` process with scope "request" its rate).
   counted (the round caps n_k at the remaining length). Completion time = the end of the round that finishes it
   minus its arrival time. A user holds at most ``max_queued`` + 1 requests (its current one and those queued);
   a request arriving when it is full is blocked: dropped and counted in ``blocked`` (docs/model.md eq. (9')).
+- ``deadline`` (s per token, base s) with arrivals: each request gets a completion-time target D = base + per_token
+  * length (docs/model.md eq. (9d)); its length is drawn when it arrives (the target is known while it waits), and
+  each round counts per user the requests that met their target (completed by it) and those that missed it (its
+  due time passed during the round while the request was in the system, or it was blocked): ``met``, ``missed``.
 
 The state is packed in ``state`` (rows of :mod:`multispin_env.layout`, read by the compiled round) plus the
 queued arrival times, a ring buffer ``queue`` (n, K, capacity) that doubles when a user's queue outgrows it, up to
@@ -31,6 +35,7 @@ from numpy.typing import NDArray
 from multispin_env.layout import (
     Q_ACTIVE,
     Q_ARRIVAL,
+    Q_DUE,
     Q_HEAD,
     Q_REMAINING,
     Q_WAITING,
@@ -69,10 +74,12 @@ def queue_slots(max_queued: int) -> int:
     return max_queued + 1
 
 
-def request_state_bytes(max_queued: int | None) -> int:
+def request_state_bytes(max_queued: int | None, deadlines: bool = False) -> int:
     """The most bytes per user that the arrays of :class:`Requests` (``max_queued`` as given to it) ever hold: the
-    packed ``state`` rows, ``completion_time``, ``blocked``, ``completed`` and the ring at its largest."""
-    return 8 * (REQUEST_ROWS + 2 + queue_slots(max_queued or 0)) + 1
+    packed ``state`` rows, ``completion_time``, ``blocked``, ``completed`` and the ring at its largest; with
+    ``deadlines`` also ``met``, ``missed`` and the rings of the queued requests' due times and lengths."""
+    rings = 3 if deadlines else 1
+    return 8 * (REQUEST_ROWS + 2 + 2 * deadlines + rings * queue_slots(max_queued or 0)) + 1
 
 
 class Requests:
@@ -84,11 +91,15 @@ class Requests:
     :param arrival_rate: requests per second per user (Poisson), or None for always-busy users
     :param max_queued: requests a user can hold queued behind its current one (0..; the setting
         ``max_queued_requests``); later arrivals are blocked. Required with ``arrival_rate``.
+    :param deadline: (s per token, s): the completion-time target D = base + per_token * length of each request
+        (docs/model.md eq. (9d)), or None for none; needs ``arrival_rate``
 
     After each :meth:`advance` with arrivals: ``completed`` (n, K) marks the users whose request ended in the
     round (at most one each: a user serves one request at a time and a new one starts at the next round),
     ``completion_time`` (n, K) holds its completion time in s (0 elsewhere) and ``blocked`` (n, K, int64) the
-    requests that arrived in the round and were dropped because the user was full.
+    requests that arrived in the round and were dropped because the user was full. With ``deadline``: ``met``
+    (n, K, int64) the requests that completed in the round by their target, ``missed`` (n, K, int64) those whose
+    target passed in the round unmet (eq. (9d)); the state row Q_DUE holds the current request's due time (s).
     """
 
     def __init__(
@@ -101,9 +112,12 @@ class Requests:
         length: str,
         arrival_rate: float | None,
         max_queued: int | None = None,
+        deadline: tuple[float, float] | None = None,
     ) -> None:
         if arrival_rate is not None and max_queued is None:
             raise ValueError("max_queued is required with arrivals")
+        if deadline is not None and arrival_rate is None:
+            raise ValueError("request deadlines need arrivals")
         shape = (num_envs, num_users)
         self.process = process
         self.mean_tokens = float(mean_tokens)
@@ -116,6 +130,14 @@ class Requests:
         self.completed = np.zeros(shape, dtype=bool)
         self.completion_time = np.zeros(shape)
         self.blocked = np.zeros(shape, dtype=np.int64)
+        self.deadline = deadline
+        # With deadlines: the queued requests' due times (s) and lengths (tokens), rings beside ``queue``.
+        rings = self.queue.shape if deadline is not None else (*shape, 0)
+        self.queue_due = np.zeros(rings)
+        self.queue_tokens = np.zeros(rings)
+        counted = shape if deadline is not None else (num_envs, 0)
+        self.met = np.zeros(counted, dtype=np.int64)
+        self.missed = np.zeros(counted, dtype=np.int64)
 
     @property
     def active(self) -> BoolArray:
@@ -132,6 +154,13 @@ class Requests:
         """Requests queued behind the current one (n, K)."""
         return self.state[Q_WAITING]
 
+    def slack(self, clock: FloatArray) -> FloatArray:
+        """Time left to each user's current request's target at ``clock`` (n,) s: due - clock (n, K), s (negative:
+        overdue; 0 for an idle user or without deadlines)."""
+        if self.deadline is None:
+            return np.zeros(self.state.shape[1:])
+        return (self.state[Q_DUE] - clock[:, None]) * self.state[Q_ACTIVE]
+
     def in_system(self) -> FloatArray:
         """Requests in progress or queued per user (n, K): Little's N."""
         return self.state[Q_ACTIVE] + self.state[Q_WAITING]
@@ -143,6 +172,8 @@ class Requests:
         self.completed[rows] = False
         self.completion_time[rows] = 0.0
         self.blocked[rows] = 0
+        self.met[rows] = 0
+        self.missed[rows] = 0
         if self.arrival_rate is None:
             where = np.zeros(self.state.shape[1:], dtype=bool)
             where[rows] = True
@@ -150,12 +181,13 @@ class Requests:
             return
         self.state[:, rows] = 0.0
 
-    def _start(self, where: BoolArray, rng: np.random.Generator) -> None:
-        """New requests for the users ``where``: the process's draws (task, rate), then the lengths."""
+    def _start(self, where: BoolArray, rng: np.random.Generator, lengths: FloatArray | None = None) -> None:
+        """New requests for the users ``where``: the process's draws (task, rate), then the lengths (drawn here
+        unless given: with deadlines they were drawn at arrival)."""
         self.process.start_requests(where, rng)
-        self.state[Q_REMAINING][where] = request_lengths(
-            self.length, self.mean_tokens, int(np.count_nonzero(where)), rng
-        )
+        if lengths is None:
+            lengths = request_lengths(self.length, self.mean_tokens, int(np.count_nonzero(where)), rng)
+        self.state[Q_REMAINING][where] = lengths
         self.state[Q_ACTIVE][where] = 1.0
 
     # ------------------------------------------------------------------- step
@@ -173,16 +205,34 @@ class Requests:
         # Room during the round: the requests a user held while it ran (its current one still counts: it
         # completes at the round's end).
         room = queue_slots(self.max_queued) - (self.state[Q_ACTIVE] + self.state[Q_WAITING])
+        start = clock - latency
+        if self.deadline is not None:  # eq. (9d): met by the round's end, or the due time passes within the round
+            due = self.state[Q_DUE]
+            np.copyto(self.met, done & (clock[:, None] <= due))
+            np.copyto(self.missed, (self.state[Q_ACTIVE] > 0.0) & (due >= start[:, None]) & (due < clock[:, None]))
         np.copyto(self.completed, done)
         np.subtract(clock[:, None], self.state[Q_ARRIVAL], out=self.completion_time)
         self.completion_time[~done] = 0.0
         self.state[Q_ACTIVE][done] = 0.0
         remaining[done] = 0.0
         self._arrive(rate, latency, clock, room, rng)
+        if self.deadline is not None:
+            self._count_queued_misses(start, clock)
         starting = (self.state[Q_ACTIVE] == 0.0) & (self.state[Q_WAITING] > 0.0)
         if starting.any():
-            self._pop(starting)
-            self._start(starting, rng)
+            lengths = self._pop(starting)
+            self._start(starting, rng, lengths)
+
+    def _count_queued_misses(self, start: FloatArray, clock: FloatArray) -> None:
+        """Add to ``missed`` the queued requests (the round's arrivals included) whose due time lies in the round
+        [start, clock) (n,) s, and the blocked ones (they can never meet their target)."""
+        capacity = self.queue.shape[2]
+        position = (np.arange(capacity) - self.state[Q_HEAD][..., None]) % capacity  # 0: the oldest queued
+        queued = position < self.state[Q_WAITING][..., None]
+        due = self.queue_due
+        passing = queued & (due >= start[:, None, None]) & (due < clock[:, None, None])
+        self.missed += passing.sum(axis=2)
+        self.missed += self.blocked
 
     def _arrive(
         self, rate: float, latency: FloatArray, clock: FloatArray, room: FloatArray, rng: np.random.Generator
@@ -240,15 +290,26 @@ class Requests:
         capacity = self.queue.shape[2]
         slot = (self.state[Q_HEAD][env, user] + self.state[Q_WAITING][env, user] + rank).astype(np.intp) % capacity
         start = clock - latency
-        self.queue[env, user, slot] = start[env] + offsets * latency[env]
+        arrival = start[env] + offsets * latency[env]
+        self.queue[env, user, slot] = arrival
+        if self.deadline is not None:  # eq. (9d): the length is drawn at arrival, so the target is known
+            per_token, base = self.deadline
+            lengths = request_lengths(self.length, self.mean_tokens, total, rng)
+            self.queue_tokens[env, user, slot] = lengths
+            self.queue_due[env, user, slot] = arrival + base + per_token * lengths
 
-    def _pop(self, where: BoolArray) -> None:
-        """The oldest queued request of the users ``where`` becomes their current one (its arrival time)."""
+    def _pop(self, where: BoolArray) -> FloatArray | None:
+        """The oldest queued request of the users ``where`` becomes their current one (its arrival time; with
+        deadlines its due time); returns its length with deadlines (drawn at arrival), else None."""
         env, user = np.nonzero(where)
         head = self.state[Q_HEAD][env, user].astype(np.intp)
         self.state[Q_ARRIVAL][env, user] = self.queue[env, user, head]
         self.state[Q_HEAD][env, user] = (head + 1) % self.queue.shape[2]
         self.state[Q_WAITING][env, user] -= 1.0
+        if self.deadline is None:
+            return None
+        self.state[Q_DUE][env, user] = self.queue_due[env, user, head]
+        return self.queue_tokens[env, user, head]
 
     def _grow(self, needed: int) -> None:
         """A queue of at least ``needed`` slots per user (doubling, at most :func:`queue_slots`), the oldest queued
@@ -256,9 +317,16 @@ class Requests:
         capacity = self.queue.shape[2]
         new = min(1 << (needed - 1).bit_length(), queue_slots(self.max_queued))
         slots = (self.state[Q_HEAD].astype(np.intp)[..., None] + np.arange(capacity)) % capacity
-        grown = np.zeros((*self.queue.shape[:2], new))
-        grown[..., :capacity] = np.take_along_axis(self.queue, slots, axis=2)
-        self.queue = grown
+
+        def grow(ring: FloatArray) -> FloatArray:
+            grown = np.zeros((*ring.shape[:2], new))
+            grown[..., :capacity] = np.take_along_axis(ring, slots, axis=2)
+            return grown
+
+        self.queue = grow(self.queue)
+        if self.deadline is not None:
+            self.queue_due = grow(self.queue_due)
+            self.queue_tokens = grow(self.queue_tokens)
         self.state[Q_HEAD] = 0.0
 
 

@@ -16,7 +16,12 @@ from numpy.typing import ArrayLike, NDArray
 
 from multispin_env._checks import first_nonfinite
 from multispin_env.channel import DEVICE_CLASSES, upload_time_per_token
-from multispin_env.layout import ARRIVAL_OBSERVATION_FIELDS, OBSERVATION_FIELDS, ObservationOffsets
+from multispin_env.layout import (
+    ARRIVAL_OBSERVATION_FIELDS,
+    DEADLINE_OBSERVATION_FIELDS,
+    OBSERVATION_FIELDS,
+    ObservationOffsets,
+)
 from multispin_env.scenarios import Scenario
 
 if TYPE_CHECKING:
@@ -28,6 +33,8 @@ __all__ = [
     "ACCEPTANCE_EPS",
     "ARRIVAL_OBSERVATION_FIELDS",
     "REMAINING_OBS_MAX",
+    "DEADLINE_OBSERVATION_FIELDS",
+    "SLACK_OBS_MAX",
     "CHANNEL_OBS_MAX",
     "CHANNEL_SCALE",
     "DRAFT_TIME_SCALE",
@@ -56,32 +63,46 @@ ACCEPTANCE_EPS = 1e-6
 
 #: Largest observable remaining-tokens entry (requests 10 times longer than the mean read as 10).
 REMAINING_OBS_MAX = 10.0
+#: Largest observable slack entry (a target 10 mean targets away reads as 10).
+SLACK_OBS_MAX = 10.0
 
 
-def observation_layout(num_users: int, arrivals: bool = False) -> dict[str, slice]:
+def observation_layout(num_users: int, arrivals: bool = False, deadlines: bool = False) -> dict[str, slice]:
     """Slices of each field of :data:`OBSERVATION_FIELDS` (then :data:`ARRIVAL_OBSERVATION_FIELDS` if
-    ``arrivals``) on the observation's last axis (user order)."""
+    ``arrivals``, then :data:`DEADLINE_OBSERVATION_FIELDS` if ``deadlines``) on the observation's last axis (user
+    order)."""
     layout, start = {}, 0
-    for name, entries, _ in OBSERVATION_FIELDS + (ARRIVAL_OBSERVATION_FIELDS if arrivals else ()):
+    fields = (
+        OBSERVATION_FIELDS
+        + (ARRIVAL_OBSERVATION_FIELDS if arrivals else ())
+        + (DEADLINE_OBSERVATION_FIELDS if deadlines else ())
+    )
+    for name, entries, _ in fields:
         size = num_users if entries == "K" else int(entries)
         layout[name] = slice(start, start + size)
         start += size
     return layout
 
 
-def observation_offsets(num_users: int, arrivals: bool = False) -> Any:
+def observation_offsets(num_users: int, arrivals: bool = False, deadlines: bool = False) -> Any:
     """The :data:`~multispin_env.layout.ObservationOffsets` of :func:`observation_layout`: each field's first
-    entry, -1 for the arrival fields without ``arrivals`` (the compiled observation writes each field there)."""
-    layout = observation_layout(num_users, arrivals)
+    entry, -1 for the arrival fields without ``arrivals`` and the deadline fields without ``deadlines`` (the
+    compiled observation writes each field there)."""
+    layout = observation_layout(num_users, arrivals, deadlines)
     names: tuple[str, ...] = ObservationOffsets._fields
     return ObservationOffsets(*(layout[name].start if name in layout else -1 for name in names))
 
 
 def observation_scale(
-    num_users: int, max_draft: int, horizon: float, mean_request_tokens: float | None = None
+    num_users: int,
+    max_draft: int,
+    horizon: float,
+    mean_request_tokens: float | None = None,
+    mean_target: float | None = None,
 ) -> FloatArray:
     """Factor of each observation entry: raw value (bit/s/Hz, s/token, -, tokens, tokens, s; with arrivals
-    (``mean_request_tokens`` given) then -, tokens) times it."""
+    (``mean_request_tokens`` given) then -, tokens; with deadlines (``mean_target``, the mean request's target in
+    s, eq. (9d)) then s) times it."""
     per_field = {
         "spectral_efficiency": 1.0 / CHANNEL_SCALE,
         "draft_time": 1.0 / DRAFT_TIME_SCALE,
@@ -91,8 +112,9 @@ def observation_scale(
         "time_left": 1.0 / horizon,
         "active": 1.0,
         "remaining": 1.0 / (mean_request_tokens or 1.0),
+        "slack": 1.0 / (mean_target or 1.0),
     }
-    layout = observation_layout(num_users, mean_request_tokens is not None)
+    layout = observation_layout(num_users, mean_request_tokens is not None, mean_target is not None)
     scale = np.empty(max(where.stop for where in layout.values()))
     for name, where in layout.items():
         scale[where] = per_field[name]
@@ -100,15 +122,17 @@ def observation_scale(
 
 
 def observation_bounds(
-    num_users: int, scenario: Scenario, draft_time: FloatArray, arrivals: bool = False
+    num_users: int, scenario: Scenario, draft_time: FloatArray, arrivals: bool = False, deadlines: bool = False
 ) -> tuple[FloatArray, FloatArray]:
     """Low and high of one observation (the Box of the single observation space); ``draft_time`` (n, K) the
     populations' t_k in s/token, so that a slowest device outside the scenario's classes is covered."""
-    layout = observation_layout(num_users, arrivals)
+    layout = observation_layout(num_users, arrivals, deadlines)
     size = max(where.stop for where in layout.values())
     low, high = np.zeros(size), np.ones(size)
     if arrivals:
         high[layout["remaining"]] = REMAINING_OBS_MAX
+    if deadlines:
+        high[layout["slack"]] = SLACK_OBS_MAX
     high[layout["spectral_efficiency"]] = CHANNEL_OBS_MAX
     classes = [name for name, weight in scenario.device_mix.items() if weight > 0]
     slowest = max([DEVICE_CLASSES[name] for name in classes] + [float(np.max(draft_time))])
@@ -231,8 +255,8 @@ class MultiSpinEnvAPI(CoreAccess):
     @property
     def observation_layout(self) -> dict[str, slice]:
         """Slices of the observation fields (:data:`OBSERVATION_FIELDS`, then with arrivals
-        :data:`ARRIVAL_OBSERVATION_FIELDS`) on the last axis."""
-        return observation_layout(self._core.num_users, self._core.arrivals)
+        :data:`ARRIVAL_OBSERVATION_FIELDS`, then with deadlines :data:`DEADLINE_OBSERVATION_FIELDS`) on the last axis."""
+        return observation_layout(self._core.num_users, self._core.arrivals, self._core.deadlines)
 
     def decode_action(self, action: ArrayLike) -> tuple[NDArray[np.int64], FloatArray]:
         """(draft_lengths, bandwidth) an action decodes to (docs/model.md section 8.1); leading axes kept.

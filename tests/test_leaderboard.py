@@ -215,6 +215,9 @@ def test_task_versions_resolve_keep_their_own_results_and_check_the_scale(
         (["--timesteps", "100"], "needs --train"),
         (["--train", "--timesteps", "-1"], "argument --timesteps: expected an integer >= 1, got -1"),
         (["--baselines", "--tasks", "IIDStatic"], "nothing to evaluate"),
+        (["--ray", "127.0.0.1:1"], "could not connect to Ray at '127.0.0.1:1'"),  # a closed port: at once
+        (["--cpus-per-job", "0"], "argument --cpus-per-job: expected a number > 0, got 0"),
+        (["--retries", "-1"], "argument --retries: expected an integer >= 0, got -1"),
     ],
 )
 def test_cli_errors_are_one_line(

@@ -47,7 +47,7 @@ def test_protocol_rejects_an_object_without_reset_or_predict() -> None:
     assert not isinstance(ResetOnly(), Policy)
 
 
-@pytest.mark.parametrize("env_id", sorted(multispin_env.ENV_IDS))
+@pytest.mark.parametrize("env_id", [*sorted(multispin_env.ENV_IDS), "MultiSpinSuite/Deadlines-v0"])
 def test_every_analytic_policy_is_a_policy(env_id: str) -> None:
     env = gym.make(env_id, horizon=2.0)
     names = policies_for(env)
@@ -57,7 +57,9 @@ def test_every_analytic_policy_is_a_policy(env_id: str) -> None:
 
 
 def test_the_ids_cover_every_analytic_policy() -> None:
-    covered = {name for env_id in multispin_env.ENV_IDS for name in policies_for(gym.make(env_id))}
+    """The base ids and the deadline task (the urgency-weighted policies need request deadlines) cover them."""
+    ids = (*multispin_env.ENV_IDS, "MultiSpinSuite/Deadlines-v0")
+    covered = {name for env_id in ids for name in policies_for(gym.make(env_id))}
     assert covered == set(ANALYTIC_POLICIES)
 
 

@@ -50,6 +50,7 @@ CASES = [
         num_users=4, arrival_rate=1e5, max_queued_requests=3, acceptance_process="positional", resample_population=True
     ),
     dict(num_users=2, fading=False, acceptance_process="mixture", mixture_scope="request", max_draft=30),
+    dict(num_users=3, arrival_rate=1e5, max_queued_requests=5, request_deadline_per_token=0.01),
 ]
 
 

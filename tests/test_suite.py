@@ -28,11 +28,13 @@ def test_at_least_ten_tasks_each_registered_documented_and_with_references() -> 
         spec = gym.spec(env_id)
         assert spec.kwargs == dict(suite.task(env_id).settings)
         assert f"`{env_id}`" in docs and suite.task(env_id).tests in docs
-        assert set(shipped[env_id]) == {"server-only", "het-opt-oracle"}
+        assert set(shipped[env_id]) == {"server-only", suite.task(env_id).reference}
         low, high = suite.reference_values(env_id)
         assert suite.task(env_id).metric in suite.METRICS
         if suite.task(env_id).metric == "goodput":
             assert high > low > 0
+        elif suite.task(env_id).metric == "deadline_share":  # a share of requests: the reference meets more
+            assert 1 >= high > low >= 0
         else:  # completion time: the oracle completes requests sooner
             assert low > high > 0
 
@@ -90,8 +92,8 @@ def test_every_task_passes_the_gymnasium_checker(env_id: str) -> None:
         got = getattr(env.unwrapped.config, key, None)
         if key in ("num_users", "doppler_hz", "verify_knee_tokens"):
             got = getattr(env.unwrapped.config.scenario, key)
-        else:  # as the setting's check normalises it (fading=False is the model "none")
-            value = getattr(EnvConfig(**{key: value}), key)
+        else:  # as the setting's check normalises it (fading=False is the model "none"), with the task's others
+            value = getattr(EnvConfig(**suite.task(env_id).settings), key)
         assert got == value, key
     check_env(env.unwrapped, skip_render_check=True)
 
@@ -119,11 +121,14 @@ def test_shipped_arrival_references_reproduce() -> None:
 
 def test_arrival_tasks_have_the_arrival_observation() -> None:
     arrival_tasks = [t for t in suite.TASKS if gym.spec(t).kwargs.get("arrival_rate") is not None]
-    assert len(arrival_tasks) == 2
+    assert len(arrival_tasks) == 3
     for env_id in arrival_tasks:
         env = gym.make(env_id)
         k = env.unwrapped.num_users
-        assert env.observation_space.shape == (7 * k + 1,) and suite.task(env_id).metric == "completion_mean"
+        if gym.spec(env_id).kwargs.get("request_deadline_per_token") is None:
+            assert env.observation_space.shape == (7 * k + 1,) and suite.task(env_id).metric == "completion_mean"
+        else:  # the slack field too (docs/model.md eq. (9d))
+            assert env.observation_space.shape == (8 * k + 1,) and suite.task(env_id).metric == "deadline_share"
 
 
 def test_normalized_score_maps_server_only_to_0_and_the_oracle_to_100() -> None:

@@ -78,6 +78,8 @@ def test_failed_run_is_reported_and_others_finish(tmp_path: Path, capsys: pytest
         (["--seeds", "0", "--", "echo", "same"], "has no {seed} or {value}"),
         (["--seeds", "0", "-j", "0", "--", "echo", "{seed}"], "argument -j/--jobs: expected an integer >= 1, got 0"),
         (["--seeds", "a", "--", "echo", "{seed}"], "expected an integer, got 'a'"),
+        (["--seeds", "0", "--ray", "127.0.0.1:1", "--", "echo", "{seed}"], "could not connect to Ray at '127.0.0.1:1'"),
+        (["--seeds", "0", "--cpus-per-run", "nan", "--", "echo", "{seed}"], "expected a number > 0, got nan"),
     ],
 )
 def test_errors_are_one_line(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -59,7 +59,14 @@ def _observations(env: gym.Env, seed: int, rounds: int = 4) -> np.ndarray:
 
 
 @pytest.mark.parametrize(
-    ("env_id", "env_kwargs"), [(HET, {}), (HOM, {}), (HET, {"arrival_rate": 0.5}), (HET, {"num_users": 1})]
+    ("env_id", "env_kwargs"),
+    [
+        (HET, {}),
+        (HOM, {}),
+        (HET, {"arrival_rate": 0.5}),
+        (HET, {"arrival_rate": 0.5, "request_deadline_per_token": 0.05}),
+        (HET, {"num_users": 1}),
+    ],
 )
 @settings(max_examples=8, deadline=None)
 @given(seed=st.integers(0, 2**16))
