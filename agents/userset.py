@@ -21,7 +21,12 @@ The Gaussian's log-std has one entry per action kind (length, share), shared by 
 count does not depend on K. Permuting the users permutes the action entries and leaves the value unchanged.
 
 A model trained at one K runs at any other: :meth:`UserSetPolicy.predict` reads K from the observation's size
-instead of the saved observation space. The observation fields the model was trained with are a policy kwarg
+instead of the saved observation space. Mean and max pooling cannot tell K (a set and the same set twice pool
+alike), yet a user's band at the equal share is 1 / K: so that the policy sees how much slower its upload is at
+another K, each user's spectral-efficiency input is multiplied by K_train / K (``reference_users`` = K_train, set by
+``train.py`` from the training env), the spectral efficiency of the band share 1 / K in units of 1 / K_train
+(docs/model.md eq. (1): the upload time per token at the equal share is K D / (W e_k)). At K_train it is the
+observation itself. The observation fields the model was trained with are a policy kwarg
 (``observation_fields``, saved in the model; ``train.py`` sets them from the training env), and
 :func:`check_layout` refuses an env with other per-user fields.
 """
@@ -124,6 +129,8 @@ class UserSetPolicy(ActorCriticPolicy):
         tell the per-user from the global fields; None: inferred from the observation size (ValueError if both
         layouts, with and without arrivals, fit it)
     :param homogeneous: whether the env has one common length entry (None: read from the action size)
+    :param reference_users: K_train >= 1, the number of users the model is trained at: at K users each user's
+        spectral-efficiency input is scaled by K_train / K (the module docstring); None: never scaled
     """
 
     def __init__(
@@ -135,6 +142,7 @@ class UserSetPolicy(ActorCriticPolicy):
         hidden: int = 64,
         observation_fields: Sequence[str] | None = None,
         homogeneous: bool | None = None,
+        reference_users: int | None = None,
         **kwargs: Any,
     ) -> None:
         if not isinstance(observation_space, spaces.Box) or len(observation_space.shape) != 1:
@@ -145,6 +153,10 @@ class UserSetPolicy(ActorCriticPolicy):
             raise ValueError("UserSetPolicy does not support use_sde")
         if not (isinstance(hidden, int) and hidden >= 1):
             raise ValueError(f"UserSetPolicy hidden must be an integer >= 1, got {hidden!r}")
+        if reference_users is not None and not (
+            isinstance(reference_users, int) and not isinstance(reference_users, bool) and reference_users >= 1
+        ):
+            raise ValueError(f"UserSetPolicy reference_users must be an integer >= 1 or None, got {reference_users!r}")
         size = int(observation_space.shape[0])
         if observation_fields is None:
             fitting = [f for f in _LAYOUTS if _users_for(f, size) is not None]
@@ -182,12 +194,18 @@ class UserSetPolicy(ActorCriticPolicy):
             )
         self.homogeneous = bool(homogeneous)
         self.hidden = hidden
-        self._indices: dict[int, tuple[th.Tensor, th.Tensor]] = {}
+        self.reference_users = reference_users
+        self._indices: dict[int, tuple[th.Tensor, th.Tensor, th.Tensor]] = {}
         super().__init__(observation_space, action_space, lr_schedule, *args, **kwargs)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(hidden=self.hidden, observation_fields=self.observation_fields, homogeneous=self.homogeneous)
+        data.update(
+            hidden=self.hidden,
+            observation_fields=self.observation_fields,
+            homogeneous=self.homogeneous,
+            reference_users=self.reference_users,
+        )
         return data
 
     # -- networks --------------------------------------------------------------------------------------------
@@ -218,7 +236,8 @@ class UserSetPolicy(ActorCriticPolicy):
         )
 
     def _split(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor]:
-        """(B, N) observations -> per-user rows (B, K, F) and global entries (B, G), K from N."""
+        """(B, N) observations -> per-user rows (B, K, F) and global entries (B, G), K from N; the spectral
+        efficiency scaled by K_train / K (``reference_users``)."""
         if isinstance(obs, dict):
             raise ValueError("UserSetPolicy takes the flat MultiSpin observation, not a dict")
         size = int(obs.shape[-1])
@@ -233,15 +252,19 @@ class UserSetPolicy(ActorCriticPolicy):
             layout = observation_layout(
                 users, "active" in fields, "slack" in fields, "energy_left" in fields, "throughput" in fields
             )
-            user_rows = [np.arange(s.start, s.stop) for f, s in layout.items() if f in _PER_USER]
+            user_fields = [f for f in layout if f in _PER_USER]
+            user_rows = [np.arange(layout[f].start, layout[f].stop) for f in user_fields]
             global_entries = [s.start for f, s in layout.items() if f not in _PER_USER]
+            ratio = 1.0 if self.reference_users is None else self.reference_users / users
+            factors = [ratio if f == "spectral_efficiency" else 1.0 for f in user_fields]
             self._indices[size] = (
                 th.as_tensor(np.stack(user_rows, axis=1), device=obs.device),
                 th.as_tensor(global_entries, device=obs.device),
+                th.as_tensor(factors, dtype=th.float32, device=obs.device),
             )
-        user_idx, global_idx = self._indices[size]
+        user_idx, global_idx, scale = self._indices[size]
         obs = obs.float()
-        return obs[:, user_idx], obs[:, global_idx]
+        return obs[:, user_idx] * scale, obs[:, global_idx]
 
     def _mean(self, users: th.Tensor, glob: th.Tensor) -> th.Tensor:
         """The action mean (B, E + K): each user's head on its encoding and the pooled context."""
@@ -339,7 +362,8 @@ def names_userset(policy: Any) -> bool:
 
 def with_env_layout(policy_kwargs: dict[str, Any] | None, env: Any) -> dict[str, Any]:
     """The user-set policy's ``policy_kwargs`` with ``observation_fields`` and ``homogeneous`` read from ``env`` (a
-    MultiSpin env); ValueError if the kwargs already name another layout."""
+    MultiSpin env), and ``reference_users`` its number of users unless the kwargs give one (None: never scale);
+    ValueError if the kwargs already name another layout."""
     fields, homogeneous = env_layout(env)
     kwargs = dict(policy_kwargs or {})
     given = kwargs.get("observation_fields")
@@ -351,4 +375,5 @@ def with_env_layout(policy_kwargs: dict[str, Any] | None, env: Any) -> dict[str,
     if given is not None and bool(given) != homogeneous:
         raise ValueError(f"policy_kwargs homogeneous={given} does not fit the env (homogeneous={homogeneous})")
     kwargs.update(observation_fields=fields, homogeneous=homogeneous)
+    kwargs.setdefault("reference_users", int(env.unwrapped.num_users))
     return kwargs

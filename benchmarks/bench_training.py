@@ -5,11 +5,15 @@
     python benchmarks/bench_training.py --algo sac -n 5000   # any algorithm / budget
     python benchmarks/bench_training.py --env-kwargs acceptance_process:markov --json results/bench_training.json
     python benchmarks/bench_training.py --compare -n 150000 --env MultiSpinSuite/IIDStatic-v0   # docs/training.md
+    python benchmarks/bench_training.py --compare -n 150000 --fast-timesteps 750000 --env MultiSpinSuite/IIDStatic-v0
 
-``--compare`` trains agents/hyperparams/ppo.yml and ppo_fast.yml one after the other (same env, budget and
-seed) and prints, for each, rounds per CPU-second
+``--compare`` trains agents/hyperparams/ppo.yml and ppo_fast.yml one after the other (same env, seed and, unless
+``--fast-timesteps`` gives ppo_fast.yml its own, budget) and prints, for each, rounds per CPU-second
 (``time.process_time`` around ``model.learn``: shared cores inflate it far less than wall time) and
 the trained agent's share of the oracle's goodput on ``--eval-episodes`` seeded episodes, then the ratios.
+``--fast-timesteps`` compares at (about) equal CPU time instead of equal rounds: ppo_fast.yml trains that many
+rounds (e.g. 5x ``-n``) and the CPU-seconds of both runs are printed side by side, so that the comparison states
+which of the two used less.
 
 Two timers, nested, measure the share of ``model.learn`` wall time spent
 (a) in ``MultiSpinEnv.step``/``reset`` themselves (a gym wrapper directly around
@@ -39,7 +43,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agents.cli import check_env_id, int_at_least, store_dict_or_words
+from agents.cli import OneLineParser, check_env_id, int_at_least, store_dict_or_words
 
 
 class _TimedStepReset:
@@ -282,17 +286,19 @@ def print_profile(result: dict[str, Any]) -> None:
 
 
 def compare(args: argparse.Namespace) -> dict[str, Any]:
-    """``agents/hyperparams/ppo.yml`` and ``ppo_fast.yml`` trained one after the other with the same env, budget,
-    seed and ``-params`` overrides; returns both results and the ratios (fast / ppo.yml)."""
+    """``agents/hyperparams/ppo.yml`` and ``ppo_fast.yml`` trained one after the other with the same env, seed and
+    ``-params`` overrides, ppo.yml for ``args.n_timesteps`` rounds and ppo_fast.yml for ``args.fast_timesteps``
+    (None: the same); returns both results and the ratios (fast / ppo.yml)."""
     from agents.train import HYPERPARAMS_DIR
 
     runs = {}
+    budgets = {"ppo": args.n_timesteps, "ppo_fast": args.fast_timesteps or args.n_timesteps}
     for name in ("ppo", "ppo_fast"):
-        print(f"== agents/hyperparams/{name}.yml", flush=True)
+        print(f"== agents/hyperparams/{name}.yml, {budgets[name]} rounds", flush=True)
         runs[name] = profile(
             "ppo",
             args.env,
-            args.n_timesteps,
+            budgets[name],
             args.env_kwargs,
             dict(args.hyperparams),
             args.seed,
@@ -308,9 +314,13 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
         **runs,
         "steps_per_cpu_second_ratio": speed,
         "steps_per_second_ratio": cur["steps_per_second"] / ref["steps_per_second"],
+        "timesteps_ratio": cur["timesteps"] / ref["timesteps"],
+        "cpu_seconds_ratio": cur["learn_cpu_seconds"] / ref["learn_cpu_seconds"],
     }
     print(
-        f"ppo_fast / ppo: {speed:.2f}x steps per CPU-second, {out['steps_per_second_ratio']:.2f}x steps per wall second",
+        f"ppo_fast / ppo: {speed:.2f}x steps per CPU-second, {out['steps_per_second_ratio']:.2f}x steps per wall second; "
+        f"{out['timesteps_ratio']:.2f}x the rounds in {out['cpu_seconds_ratio']:.2f}x the CPU time "
+        f"({cur['learn_cpu_seconds']:.1f} against {ref['learn_cpu_seconds']:.1f} CPU-s)",
         end="",
     )
     if "share_of_oracle" in cur:
@@ -325,7 +335,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = OneLineParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--algo", default="ppo")
     p.add_argument("--env", default="MultiSpin-Heterogeneous-v0")
     p.add_argument("-n", "--n-timesteps", type=int, default=200_000)
@@ -345,8 +355,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="train agents/hyperparams/ppo.yml and ppo_fast.yml side by side (PPO; --algo is ignored)",
     )
+    p.add_argument(
+        "--fast-timesteps",
+        type=int_at_least(1),
+        default=None,
+        help="with --compare: rounds for ppo_fast.yml (default: -n, equal rounds); e.g. 5x -n for about equal CPU time",
+    )
     p.add_argument("--json", default=None, help="also write the result here")
     args = p.parse_args(argv)
+    if args.fast_timesteps is not None and not args.compare:
+        p.error("--fast-timesteps needs --compare")
     if args.compare:
         result = compare(args)
     else:

@@ -22,13 +22,17 @@ from multispin_env.spaces import observation_layout
 HET, HOM = "MultiSpin-Heterogeneous-v0", "MultiSpin-Homogeneous-v0"
 
 
-def _policy(env_id: str = HET, seed: int = 0, **env_kwargs: object) -> tuple[UserSetPolicy, gym.Env]:
-    """A user-set policy for ``env`` with random O(1) weights (not SB3's near-zero action layer)."""
+def _policy(
+    env_id: str = HET, seed: int = 0, reference_users: int | None = 0, **env_kwargs: object
+) -> tuple[UserSetPolicy, gym.Env]:
+    """A user-set policy for ``env`` with random O(1) weights (not SB3's near-zero action layer); K_train
+    ``reference_users`` (0: the env's K, as train.py sets it)."""
     env = gym.make(env_id, **env_kwargs)
     th.manual_seed(seed)
-    policy = UserSetPolicy(
-        env.observation_space, env.action_space, lambda _: 1e-3, **with_env_layout({"log_std_init": -1.0}, env)
+    kwargs: dict = (
+        {"log_std_init": -1.0} if reference_users == 0 else {"log_std_init": -1.0, "reference_users": reference_users}
     )
+    policy = UserSetPolicy(env.observation_space, env.action_space, lambda _: 1e-3, **with_env_layout(kwargs, env))
     with th.no_grad():
         for p in policy.parameters():
             p.normal_(0.0, 0.3)
@@ -94,7 +98,7 @@ def test_permuting_the_users_permutes_the_actions_and_keeps_the_value(env_id: st
 
 
 def test_the_parameter_count_does_not_depend_on_k_and_weights_move_between_k() -> None:
-    policies = {k: _policy(HET, 0, num_users=k)[0] for k in (2, 6, 32)}
+    policies = {k: _policy(HET, 0, reference_users=6, num_users=k)[0] for k in (2, 6, 32)}
     counts = {k: sum(p.numel() for p in pol.parameters()) for k, pol in policies.items()}
     assert len(set(counts.values())) == 1, counts
     assert policies[6].log_std.shape == (2,)  # one log-std per action kind (length, share)
@@ -104,6 +108,31 @@ def test_the_parameter_count_does_not_depend_on_k_and_weights_move_between_k() -
     np.testing.assert_array_equal(
         policies[32].predict(obs, deterministic=True)[0], policies[6].predict(obs, deterministic=True)[0]
     )
+
+
+def test_the_spectral_efficiency_input_is_scaled_by_k_train_over_k() -> None:
+    """At K users a model trained at K_train sees each user's spectral efficiency times K_train / K (the equal share's
+    rate in units of the training system's): the same as an unscaled model on an observation so scaled; at K_train
+    nothing changes."""
+    trained, _ = _policy(HET, 1, num_users=6)
+    assert trained.reference_users == 6  # with_env_layout: the training env's K
+    raw = {k: _policy(HET, 1, reference_users=None, num_users=k)[0] for k in (6, 24)}
+    for k, policy in raw.items():
+        policy.load_state_dict(trained.state_dict())
+        obs = _observations(gym.make(HET, num_users=k), k)
+        scaled = obs.copy()
+        where = observation_layout(k)["spectral_efficiency"]
+        scaled[:, where] *= 6 / k
+        if k == 6:
+            np.testing.assert_array_equal(
+                trained.predict(obs, deterministic=True)[0], policy.predict(obs, deterministic=True)[0]
+            )
+        else:
+            played = trained.predict(obs, deterministic=True)[0]
+            np.testing.assert_allclose(played, policy.predict(scaled, deterministic=True)[0], rtol=0, atol=1e-6)
+            assert np.abs(played - policy.predict(obs, deterministic=True)[0]).max() > 1e-3  # the scaling acts
+    with pytest.raises(ValueError, match="reference_users must be an integer >= 1 or None"):
+        _policy(HET, 0, reference_users=-2)
 
 
 def test_the_log_std_is_per_action_kind() -> None:
@@ -136,6 +165,7 @@ def test_sb3_checks_pass_and_ppo_trains_saves_and_loads(tmp_path: Path) -> None:
     model.save(tmp_path / "m.zip")
     loaded = PPO.load(tmp_path / "m.zip", device="cpu")
     assert isinstance(loaded.policy, UserSetPolicy) and loaded.policy.hidden == 16
+    assert loaded.policy.reference_users == env.unwrapped.num_users
     assert tuple(loaded.policy_kwargs["observation_fields"]) == tuple(env.unwrapped.observation_layout)
     np.testing.assert_array_equal(loaded.predict(obs, deterministic=True)[0], model.predict(obs, deterministic=True)[0])
     # SB3's own space check at load does not refuse another K for this policy's predict path.
@@ -281,3 +311,18 @@ def test_a_short_run_improves_and_runs_at_other_k(tmp_path: Path, capsys: pytest
     line = _one_error_line(capsys)
     assert "has observation shape (31,), the env gives (51,)" in line
     assert not list((tmp_path / "mlp").rglob("*.zip"))
+
+
+def test_bench_userset_zero_shot_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import importlib.util
+
+    from cli_helpers import cli_error
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_userset.py"
+    spec = importlib.util.spec_from_file_location("bench_userset", script)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    missing = tmp_path / "nothing"
+    cli_error(bench.main, ["--zero-shot", str(missing), "--users", "3"], capsys, None, "neither a model .zip")
+    cli_error(bench.main, ["--zero-shot", str(missing), "--reference-users", "-1"], capsys, None, "integer >= 0")
