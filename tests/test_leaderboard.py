@@ -12,13 +12,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from board_helpers import fake_result
 from cli_helpers import assert_one_line_error, cli_error
 from scipy.stats import trim_mean
 
 import multispin_env  # noqa: F401  (registers the ids)
 from agents.leaderboard import DEFAULT_AGENTS, PLAIN_GOAL, agent_command, agent_names, aggregate, goal_checks, main
 from agents.runs import resolve_agent
-from multispin_env.suite import TASK_SPECS, TASKS, normalized_score, reference_goodputs
+from multispin_env.suite import TASK_SPECS, TASKS, reference_goodputs
 
 REPO = Path(__file__).resolve().parents[1]
 TASK = "MultiSpinSuite/IIDStatic-v0"
@@ -33,17 +34,7 @@ def test_agents_are_the_hyperparameter_files() -> None:
     assert agent_command("ppo_lstm_x") == ["--algo", "ppo_lstm", "--agent", "x"]
 
 
-def _result(task: str, entry: str, score: float, seed: int | None = None) -> dict:
-    low, high = reference_goodputs(task)
-    goodput = low + score / 100 * (high - low)
-    return {
-        "task": task,
-        "entry": entry,
-        "kind": "analytic" if seed is None else "agent",
-        "seed": seed,
-        "goodput": goodput,
-        "score": normalized_score(task, goodput),
-    }
+_result = fake_result
 
 
 def test_aggregate_scores_iqm_with_bootstrap_cis_and_goal_checks() -> None:

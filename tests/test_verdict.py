@@ -10,29 +10,19 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+from board_helpers import fake_result
 from cli_helpers import cli_error
 from hypothesis import given
 from hypothesis import strategies as st
 
 from agents.verdict import main, outcome, overlap, verdict
 from baselines.policies import policies_for
-from multispin_env.suite import EDGES, TASKS, reference_goodputs, task
+from multispin_env.suite import EDGES, TASKS, task
 
 IID, NOISY, LIGHT = "MultiSpinSuite/IIDStatic-v0", "MultiSpinSuite/NoisyCSI-v0", "MultiSpinSuite/ArrivalsLight-v1"
 
 
-def _result(t: str, entry: str, score: float, seed: int | None = None, **extra: object) -> dict:
-    low, high = reference_goodputs(t)
-    goodput = low + score / 100 * (high - low)
-    return {
-        "task": t,
-        "entry": entry,
-        "kind": "analytic" if seed is None else "agent",
-        "seed": seed,
-        "goodput": goodput,
-        "score": score,
-        **extra,
-    }
+_result = fake_result
 
 
 def _flat(converged: bool = True, cpu: float = 360.0) -> dict:
