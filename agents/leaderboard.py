@@ -66,6 +66,7 @@ from agents.cli import (
 from agents.converge import DEFAULT_CAP_FACTOR, DEFAULT_FIRST_CHUNK, FLAT_TOLERANCE, FLAT_WINDOW
 from agents.runs import TRUST_NOTE
 from agents.train import HYPERPARAMS_DIR, agent_names
+from baselines.policies import ORACLE_POLICIES
 
 #: Agents trained by ``--train`` when ``--agents`` is not given (names of agents/hyperparams files).
 DEFAULT_AGENTS: tuple[str, ...] = ("ppo", "ppo_residual", "ppo_lstm")
@@ -611,7 +612,7 @@ def goal_checks(agg: dict[str, Any], results: Sequence[dict[str, Any]], tasks: S
                 }
             )
         learned = [r for r in rows if r["kind"] == "agent"]
-        analytic = [r for r in rows if r["kind"] == "analytic" and "oracle" not in r["entry"]]
+        analytic = [r for r in rows if r["kind"] == "analytic" and r["entry"] not in ORACLE_POLICIES]
         if not learned or not analytic:
             continue
         best_l, best_a = max(learned, key=lambda r: r["score"]), max(analytic, key=lambda r: r["score"])
@@ -692,7 +693,7 @@ def markdown(agg: dict[str, Any], checks: Sequence[dict[str, Any]], tasks: Seque
         present = [cells[(task, e)] for e in entries if (task, e) in cells]
         if not present:
             continue
-        rivals = [r for r in present if "oracle" not in r["entry"]]
+        rivals = [r for r in present if r["entry"] not in ORACLE_POLICIES]
         best = max(rivals, key=lambda r: r["score"])["entry"] if rivals else None
         row = []
         for e in entries:

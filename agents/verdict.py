@@ -33,6 +33,7 @@ from typing import Any
 
 from agents.cli import HelpFormatter, OneLineParser, UserError, check_output_folder, int_at_least, one_line
 from agents.leaderboard import DEFAULT_SEEDS, aggregate, short
+from baselines.policies import ORACLE_POLICIES
 
 #: The learners' goal: on these tasks the best learned IQM is at least this controller's score.
 PREDICTIVE_GOAL: tuple[tuple[str, ...], str] = (("NoisyCSI", "StaleCSI1", "Positional"), "het-opt-predictive")
@@ -159,7 +160,7 @@ def verdict(
             if lacking:
                 missing.append({"task": short(t), "agent": agent, "seeds": lacking})
         learned = [r for r in board if r["kind"] == "agent"]
-        analytic = [r for r in board if r["kind"] == "analytic" and "oracle" not in r["entry"]]
+        analytic = [r for r in board if r["kind"] == "analytic" and r["entry"] not in ORACLE_POLICIES]
         row: dict[str, Any] = {
             "task": t,
             "label": short(t),
@@ -250,7 +251,7 @@ def _over_tasks(results: Sequence[dict[str, Any]], tasks: Sequence[str], reps: i
     }
     partial = sorted(e for e in agg["aggregate"] if e not in full)
     learned = [e for e, a in entries.items() if a["kind"] == "agent"]
-    analytic = [e for e, a in entries.items() if a["kind"] == "analytic" and "oracle" not in e]
+    analytic = [e for e, a in entries.items() if a["kind"] == "analytic" and e not in ORACLE_POLICIES]
     result: dict[str, Any] = {"tasks": labels, "entries": entries, "partial": partial}
     if learned and analytic:
         bl = max(learned, key=lambda e: (entries[e]["iqm"], e))

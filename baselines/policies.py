@@ -72,6 +72,15 @@ _URGENCY_POLICIES: dict[str, str] = {"het-opt-urgency-adaptive": "adaptive", "he
 #: het-opt-pf (:mod:`baselines.foresight`) and the urgency-weighted het-opt policies (:class:`UrgencyPolicy`).
 ANALYTIC_POLICIES: tuple[str, ...] = (*_POLICY_SOLVER, *_STATEFUL_POLICIES, *_URGENCY_POLICIES)
 
+#: The analytic policies that plan with the true state of the round (the oracle information level, docs/model.md
+#: section 7.1): the ``*-oracle`` ones and het-opt-energy and het-opt-pf (:mod:`baselines.foresight`). A learned
+#: controller sees only the observation, so the leaderboard and the verdict compare it with the others.
+ORACLE_POLICIES: frozenset[str] = frozenset(
+    [name for name, (_, level) in _POLICY_SOLVER.items() if level == "oracle"]
+    + [name for name, level in _URGENCY_POLICIES.items() if level == "oracle"]
+    + ["het-opt-energy", "het-opt-pf"]
+)
+
 #: Largest urgency weight of :func:`urgency_weights` (a user whose request needs 10 times the reference rate or more).
 URGENCY_MAX_WEIGHT = 10.0
 

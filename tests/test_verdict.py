@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agents.verdict import main, outcome, overlap, verdict
-from baselines.policies import policies_for
+from baselines.policies import ORACLE_POLICIES, policies_for
 from multispin_env.suite import EDGES, TASKS, task
 
 IID, NOISY, LIGHT = "MultiSpinSuite/IIDStatic-v0", "MultiSpinSuite/NoisyCSI-v0", "MultiSpinSuite/ArrivalsLight-v1"
@@ -100,6 +100,17 @@ def test_verdict_per_task_best_entries_outcomes_and_missing_runs() -> None:
     ]
     assert v["compute"]["train_cpu_hours"] == pytest.approx(24 * 360 / 3600)  # 24 learned runs
     assert v["commits"] == {"unknown": 9, "abc1234": 24}  # 9 analytic results without a commit
+
+
+def test_full_information_controllers_are_never_the_analytic_rival() -> None:
+    """het-opt-energy and het-opt-pf plan with the true state (oracle level) under names without "oracle"."""
+    assert {"het-opt-energy", "het-opt-pf", "het-opt-oracle", "het-opt-urgency-oracle"} <= ORACLE_POLICIES
+    assert not {"het-opt-adaptive", "het-opt-predictive", "het-opt-urgency-adaptive"} & ORACLE_POLICIES
+    results = [_result(IID, "het-opt-energy", 100.0), _result(IID, "het-opt-pf", 100.0)]
+    results += [_result(IID, "het-opt-adaptive", 90.0)]
+    results += [_result(IID, "a", s, i, **_flat()) for i, s in enumerate([95.0, 95.5, 96.0, 96.5, 97.0])]
+    row = verdict(results, [IID], reps=100)["tasks"][0]
+    assert row["analytic"]["entry"] == "het-opt-adaptive" and row["outcome"] == "learned"
 
 
 def test_a_tie_when_the_learned_interval_covers_the_analytic_score() -> None:
