@@ -73,7 +73,9 @@ def test_rllib_trains_an_iteration_with_an_env_runner_on_each_node(cluster: RayC
 
 
 def test_sweep_runs_on_both_nodes(cluster: RayCluster, tmp_path: Path) -> None:
-    write = "import sys; open(sys.argv[1], 'w').write(sys.argv[2])"
+    # Each run holds its node's one CPU for a few seconds, so the two runs overlap and Ray must use both nodes (a
+    # run that ended at once would free the head's CPU for the other).
+    write = "import sys, time; time.sleep(5); open(sys.argv[1], 'w').write(sys.argv[2])"
     argv = ["--ray", cluster.address, "--seeds", "3", "4", "--log-dir", str(tmp_path / "logs"), "--"]
     argv += [sys.executable, "-c", write, str(tmp_path / "out_{seed}.txt"), "{seed}"]
     printed = run(cluster, "agents.sweep", argv).stdout
