@@ -153,10 +153,6 @@ class UserSetPolicy(ActorCriticPolicy):
             raise ValueError("UserSetPolicy does not support use_sde")
         if not (isinstance(hidden, int) and hidden >= 1):
             raise ValueError(f"UserSetPolicy hidden must be an integer >= 1, got {hidden!r}")
-        if reference_users is not None and not (
-            isinstance(reference_users, int) and not isinstance(reference_users, bool) and reference_users >= 1
-        ):
-            raise ValueError(f"UserSetPolicy reference_users must be an integer >= 1 or None, got {reference_users!r}")
         size = int(observation_space.shape[0])
         if observation_fields is None:
             fitting = [f for f in _LAYOUTS if _users_for(f, size) is not None]
@@ -194,9 +190,21 @@ class UserSetPolicy(ActorCriticPolicy):
             )
         self.homogeneous = bool(homogeneous)
         self.hidden = hidden
-        self.reference_users = reference_users
         self._indices: dict[int, tuple[th.Tensor, th.Tensor, th.Tensor]] = {}
+        self.reference_users = reference_users
         super().__init__(observation_space, action_space, lr_schedule, *args, **kwargs)
+
+    @property
+    def reference_users(self) -> int | None:
+        """K_train, the number of users the spectral-efficiency inputs are scaled to (None: no scaling)."""
+        return self._reference_users
+
+    @reference_users.setter
+    def reference_users(self, value: int | None) -> None:
+        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            raise ValueError(f"UserSetPolicy reference_users must be an integer >= 1 or None, got {value!r}")
+        self._reference_users = value
+        self._indices.clear()  # the cached per-K scales were computed with the previous K_train
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()

@@ -78,7 +78,6 @@ def zero_shot(
             raise ValueError(f"--zero-shot: {run} is not a user-set model")
         if reference_users is not None:
             policy.reference_users = reference_users or None
-            policy._indices.clear()  # the cached scales were computed with the saved K_train
         oracle = evaluate_analytic(env, seeds, ["het-opt-oracle"])["het-opt-oracle"]
         played = evaluate(env, agent, seeds, name="agent")
         env.close()
