@@ -43,6 +43,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from multispin_env.model import (
     MAX_WEIGHT,
+    WEIGHT_RANGE,
     FloatArray,
     RoundParams,
     _survival,
@@ -341,7 +342,7 @@ class PackedSystems:
                     f"PackedSystems.weights must hold one real number per user ({users}), got {weights.shape}"
                 )
             weights = np.ascontiguousarray(weights, dtype=np.float64)
-            if not np.all((weights >= 0.0) & (weights <= MAX_WEIGHT)):  # NaN fails too
+            if not np.all(WEIGHT_RANGE.holds(weights)):
                 raise ValueError(f"PackedSystems.weights must be finite and in [0, {MAX_WEIGHT:g}]")
             set_(self, "weights", weights)
 

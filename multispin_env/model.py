@@ -60,6 +60,8 @@ MAX_DRAFT = 256
 #: Largest user weight w_k of the weighted objective (section 3): weights are relative priorities, so only their
 #: ratios matter; the cap keeps sum_k w_k E[n_k] / T within float64 for any round whose goodput is.
 MAX_WEIGHT = 1e9
+#: The range of one user weight, [0, MAX_WEIGHT] and finite: the check of :func:`user_weights` and of packed systems.
+WEIGHT_RANGE = RealRange(0.0, MAX_WEIGHT)
 #: The equal-finish root's tolerance (relative step) and iteration cap (:func:`equal_finish_time`; the solvers too).
 ROOT_RTOL = 1e-14
 ROOT_MAX_ITER = 200
@@ -350,8 +352,9 @@ def user_weights(value: Any, num_users: int) -> FloatArray:
     weights = _float_vector("weights", value)
     if weights.size != num_users:
         raise ValueError(f"weights must have one entry per user ({num_users}), got {weights.size}")
-    if np.any((weights < 0.0) | (weights > MAX_WEIGHT)):
-        i = int(np.argmax((weights < 0.0) | (weights > MAX_WEIGHT)))
+    outside = ~WEIGHT_RANGE.holds(weights)
+    if np.any(outside):
+        i = int(np.argmax(outside))
         raise ValueError(f"weights[{i}] is {weights[i]}: weights must lie in [0, {MAX_WEIGHT:g}]")
     if not np.any(weights > 0.0):
         raise ValueError("weights must not all be 0 (the objective would be 0 for every allocation)")
