@@ -240,8 +240,13 @@ def test_a_short_run_improves_and_runs_at_other_k(tmp_path: Path, capsys: pytest
         "--eval-env-kwargs",
         "num_users:10",
         "fading:False",
+        # Few envs and small rollouts, so that 12,288 rounds make several updates (the YAML's 256 envs would make three).
         "-params",
+        "n_envs:8",
         "n_steps:64",
+        "batch_size:256",
+        "n_epochs:10",
+        "learning_rate:0.001",
     ]
     assert train_main(argv) == 0
     (run,) = (tmp_path / "ppo").glob(f"{HET}_*")
