@@ -64,7 +64,7 @@ from agents.cli import (
     positive_float,
 )
 from agents.converge import DEFAULT_CAP_FACTOR, DEFAULT_FIRST_CHUNK, FLAT_TOLERANCE, FLAT_WINDOW
-from agents.runs import TRUST_NOTE
+from agents.runs import TRUST_NOTE, final_model
 from agents.train import HYPERPARAMS_DIR, agent_names
 from baselines.policies import ORACLE_POLICIES
 
@@ -152,26 +152,6 @@ class Job:
         return out / "jobs" / short(self.task) / f"{name}.json"
 
 
-def _final_model(folder: Path, timesteps: int | None = None) -> Path | None:
-    """The final model of the newest run under a training log folder (None: no finished training, one that was
-    interrupted, or one with another budget than ``timesteps`` env steps when given)."""
-    from agents.runs import resolve_agent
-
-    for args_file in sorted(folder.rglob("*/args.yml"), key=lambda p: p.stat().st_mtime, reverse=True):
-        try:
-            info = resolve_agent(args_file.parent.parent)
-        except FileNotFoundError:
-            continue
-        record = info.training
-        if record.get("interrupted"):  # saved on Ctrl-C / SIGTERM: a final model, but not of the whole budget
-            return None
-        if timesteps is not None and record.get("planned_timesteps") != timesteps:
-            return None
-        if info.kind == "final":
-            return info.model_path
-    return None
-
-
 def _train(job: Job, folder: Path | None = None, timesteps: int | None = None, previous: Path | None = None) -> None:
     """Train ``job``'s run into ``folder`` (default ``job.run``) for ``timesteps`` env steps (default
     ``job.timesteps``), from scratch or continuing from the model file ``previous`` (rl-zoo3's ``-i``)."""
@@ -253,11 +233,11 @@ def run_job(job: Job, out: Path) -> dict[str, Any]:
         )
     elif job.kind == "agent":
         assert job.run is not None
-        if job.train and _final_model(Path(job.run), job.timesteps) is None:
+        if job.train and final_model(job.run, job.timesteps) is None:
             _train(job)
         from agents.runs import read_yaml, resolve_agent
 
-        model = _final_model(Path(job.run)) if job.train else resolve_agent(job.run).model_path
+        model = final_model(job.run) if job.train else resolve_agent(job.run).model_path
         if model is None:
             raise UserError(f"no final model under {job.run}")
         if job.model == "best" and (model.parent / "best_model.zip").is_file():
