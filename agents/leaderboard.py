@@ -806,18 +806,34 @@ def plot_rliable(agg: dict[str, Any], out: Path) -> list[Path]:
 
 
 def relative_to_runs(result: dict[str, Any], runs: Path) -> dict[str, Any]:
-    """``result`` with its model path relative to the runs folder (a model outside it keeps its path).
+    """``result`` with its model paths (the evaluated ``model``, and its convergence record's ``best_model`` and
+    ``final_model``) relative to the runs folder (a model outside it keeps its path).
 
     The written tables are copied into the docs and read elsewhere: a path relative to ``--runs`` names the run
     wherever the runs folder lies, an absolute one only on the machine that made it.
     """
-    model = result.get("model")
-    if not model:
-        return result
-    try:
-        return {**result, "model": Path(model).resolve().relative_to(runs.resolve()).as_posix()}
-    except ValueError:
-        return result
+
+    def relative(path: Any) -> Any:
+        try:
+            return Path(path).resolve().relative_to(runs.resolve()).as_posix() if path else path
+        except ValueError:
+            return path
+
+    result = {**result, "model": relative(result.get("model"))} if "model" in result else result
+    record = result.get("convergence")
+    if isinstance(record, dict):
+        result["convergence"] = {k: relative(v) if k in ("best_model", "final_model") else v for k, v in record.items()}
+    return result
+
+
+def compute_totals(results: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """The compute of ``results`` summed: ``train_seconds_total`` (training wall), ``train_cpu_seconds_total``
+    (training CPU, of the runs that recorded it) and ``eval_seconds_total`` (evaluation wall), seconds."""
+    return {
+        "train_seconds_total": float(sum(r.get("train_seconds") or 0.0 for r in results)),
+        "train_cpu_seconds_total": float(sum(r.get("cpu_seconds") or 0.0 for r in results)),
+        "eval_seconds_total": float(sum(r.get("eval_seconds") or 0.0 for r in results)),
+    }
 
 
 def write_outputs(
@@ -1037,9 +1053,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "multispin-leaderboard")
         "command": " ".join([prog, *(argv if argv is not None else sys.argv[1:])]),
         "tasks": list(args.tasks),
         "timesteps": args.timesteps,
-        "train_seconds_total": float(sum(r.get("train_seconds") or 0.0 for r in results)),
-        "train_cpu_seconds_total": float(sum(r.get("cpu_seconds") or 0.0 for r in results)),
-        "eval_seconds_total": float(sum(r.get("eval_seconds") or 0.0 for r in results)),
+        **compute_totals(results),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "errors": errors,
     }
