@@ -78,7 +78,15 @@ from multispin_env.layout import (
     RoundConstants,
     SystemState,
 )
-from multispin_env.model import device_energy, finish_time, latency, upload_end, verification_time
+from multispin_env.model import (
+    device_energy,
+    finish_time,
+    latency,
+    request_slack,
+    running_throughput,
+    upload_end,
+    verification_time,
+)
 
 __all__ = [
     "COMPILED",
@@ -493,15 +501,14 @@ with jit_cache():
                     _put(out, i, at.remaining + k, requests[Q_REMAINING, i, k], scale, high)
             if at.slack >= 0:  # request deadlines (eq. (9d)): the time left to the current request's target
                 for k in range(num_users):
-                    slack = (requests[Q_DUE, i, k] - clock[i]) * requests[Q_ACTIVE, i, k]
+                    slack = request_slack(requests[Q_DUE, i, k], clock[i], requests[Q_ACTIVE, i, k])
                     _put(out, i, at.slack + k, slack, scale, high)
             if at.energy_left >= 0:  # the remaining budget (section 5.7), J
                 for k in range(num_users):
                     _put(out, i, at.energy_left + k, c.energy_budget - counts[C_ENERGY_SPENT, i, k], scale, high)
-            if at.throughput >= 0:  # the running throughput x_k = tokens / clock (section 5.9), tokens/s
-                elapsed = clock[i]
+            if at.throughput >= 0:  # the running throughput x_k (eq. (5.9a)), tokens/s
                 for k in range(num_users):
-                    rate = counts[C_EPISODE_TOKENS, i, k] / elapsed if elapsed > 0.0 else 0.0
+                    rate = running_throughput(counts[C_EPISODE_TOKENS, i, k], clock[i])
                     _put(out, i, at.throughput + k, rate, scale, high)
 
     @njit(types.int64(_f8_2, _state, _blocks, _fixed, _restarts, _buffers, types.boolean), **JIT)

@@ -85,7 +85,7 @@ from multispin_env.layout import (
     RoundConstants,
     SystemState,
 )
-from multispin_env.model import verification_times
+from multispin_env.model import running_throughput, verification_times
 from multispin_env.requests import Requests, request_state_bytes
 from multispin_env.scenarios import Population
 from multispin_env.spaces import ObservationLayout, check_finite, nonfinite_error, observation_bounds, observation_scale
@@ -554,8 +554,7 @@ class MultiSpinCore:
     def throughput(self) -> FloatArray:
         """The running throughput x_k = episode tokens / clock (n, K), tokens/s (section 5.9); 0 before the first
         round. A new array."""
-        clock = self.clock[:, None]
-        return np.divide(self.episode_tokens, clock, out=np.zeros_like(self.episode_tokens), where=clock > 0.0)
+        return running_throughput(self.episode_tokens, self.clock[:, None])
 
     def acceptance_estimate(self) -> FloatArray:
         """a_hat = (S + w0 a0) / (S + F + w0) (n, K), the estimate the observation shows (section 5.4)."""
