@@ -479,7 +479,17 @@ class RequestRates(AcceptanceProcess):
         rates, shares = self._round_shares(base_rate)
         length = np.broadcast_to(np.asarray(draft_length, dtype=np.intp), shares.shape[:-2])
         at_length = np.take_along_axis(shares, length[..., None, None], axis=-2)[..., 0, :]  # (..., K, M)
-        return np.sum(at_length[..., None, :] * rates[..., None, :] ** self.positions[:, None], axis=-1)
+        return self._rate_mix(at_length, rates)
+
+    def request_survival(self, base_rate: FloatArray) -> FloatArray:
+        """E_p[r^i], i = 1..L_max (..., K, L_max): the curve of a new request, its rate r drawn from the request law
+        p. Request-weighted, not length-biased: not what the rounds show (that is :meth:`round_survival`)."""
+        rates, probabilities = self.request_rate_law(np.asarray(base_rate, dtype=np.float64))
+        return self._rate_mix(probabilities, rates)
+
+    def _rate_mix(self, weights: FloatArray, rates: FloatArray) -> FloatArray:
+        """sum_r weight(r) r^i over the rate nodes (last axis of both, (..., K, M)), i = 1..L_max: (..., K, L_max)."""
+        return np.sum(weights[..., None, :] * rates[..., None, :] ** self.positions[:, None], axis=-1)
 
     def mean_survival(self, base_rate: FloatArray) -> FloatArray:
         """The static planning curve S(i) = E[n | i] - E[n | i - 1] of :meth:`round_tokens` (eq. (5.1e)): its partial

@@ -34,7 +34,6 @@ from numpy.typing import NDArray
 from multispin_env.acceptance import AcceptanceProcess, acceptance_estimate, make_acceptance_process
 from multispin_env.channel import (
     FadingModel,
-    dbm_to_watts,
     efficiency,
     make_fading_model,
     rayleigh_gains,
@@ -441,7 +440,6 @@ class MultiSpinCore:
             "length_entries": self.length_entries,
             "observed_is_true": self._observed_is_true,
             "upload_deadline": np.inf if deadline is None else deadline,
-            "transmit_power_w": dbm_to_watts(self.scenario.tx_power_dbm),
             "fading": self.fading.kernel_code,
             "fading_line_of_sight": self.fading.line_of_sight,
             "fading_scatter": self.fading.scatter,
