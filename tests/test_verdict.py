@@ -157,10 +157,19 @@ def test_command_writes_the_page(tmp_path: Path, capsys: pytest.CaptureFixture[s
     runs = tmp_path / "runs"
     job = out / "jobs" / "IIDStatic" / "good_seed0.json"
     model = str(runs / "good" / "IIDStatic" / "seed0" / "chunk1" / "best_model.zip")
-    job.write_text(json.dumps(dict(json.loads(job.read_text()), model=model, convergence={"best_model": model})))
+    final, elsewhere = str(runs / "good" / "IIDStatic" / "seed0" / "chunk1" / "final.zip"), str(tmp_path / "m.zip")
+    convergence = {"best_model": model, "final_model": final, "status": "flat", "chunks": [{"chunk": 0}]}
+    job.write_text(json.dumps(dict(json.loads(job.read_text()), model=model, convergence=convergence)))
+    other = out / "jobs" / "IIDStatic" / "good_seed1.json"
+    other.write_text(json.dumps(dict(json.loads(other.read_text()), model=elsewhere)))
     assert main([str(out), "--export", str(tmp_path / "copy"), "--runs", str(runs)]) == 0
     copied = json.loads((tmp_path / "copy" / "jobs" / "IIDStatic" / "good_seed0.json").read_text())
     assert copied["model"] == copied["convergence"]["best_model"] == "good/IIDStatic/seed0/chunk1/best_model.zip"
+    assert copied["convergence"] == dict(
+        convergence, best_model=copied["model"], final_model="good/IIDStatic/seed0/chunk1/final.zip"
+    )
+    # A model outside --runs keeps its path.
+    assert json.loads((tmp_path / "copy" / "jobs" / "IIDStatic" / "good_seed1.json").read_text())["model"] == elsewhere
     assert len(list((tmp_path / "copy" / "jobs").glob("*/*.json"))) == len(_board())
     capsys.readouterr()
     cli_error(main, [str(tmp_path / "nope"), "-o", str(page)], capsys, "python -m agents.verdict", "does not exist")
