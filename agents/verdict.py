@@ -18,8 +18,8 @@ into the results folder from the same per-job results, so that a board assembled
 is regenerated whole. ``--export DIR`` copies the per-job results into ``DIR/jobs`` with the paths of the models
 relative to ``--runs`` (results kept in a repository name no machine's folders), and stops.
 
-An outcome is ``learned`` (the learned CI lies wholly above the analytic score), ``analytic`` (wholly below) or
-``tie`` (they overlap).
+An outcome is ``learned`` (the learned CI lies wholly above the analytic score, by more than :data:`MARGIN`
+points), ``analytic`` (wholly below, by more than :data:`MARGIN`) or ``tie`` (they overlap or lie closer).
 """
 
 from __future__ import annotations
@@ -95,12 +95,20 @@ def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
     return a[0] <= b[1] and b[0] <= a[1]
 
 
-def outcome(learned: tuple[float, float], analytic: tuple[float, float]) -> str:
-    """``learned`` if the learned interval lies wholly above the analytic one, ``analytic`` if wholly below, else
-    ``tie``."""
-    if overlap(learned, analytic):
-        return "tie"
-    return "learned" if learned[0] > analytic[1] else "analytic"
+#: Smallest gap (normalized-score points) between the two intervals that counts as a win: a residual agent whose
+#: seeds all keep nearly their controller's policy has an interval of width ~0, which would otherwise "beat" the
+#: controller by a few hundredths of a point -- less than the controller's own score moves between episode samples.
+MARGIN = 0.5
+
+
+def outcome(learned: tuple[float, float], analytic: tuple[float, float], margin: float = MARGIN) -> str:
+    """``learned`` if the learned interval lies wholly above the analytic one by more than ``margin`` (normalized
+    points), ``analytic`` if wholly below by more than ``margin``, else ``tie``."""
+    if learned[0] > analytic[1] + margin:
+        return "learned"
+    if learned[1] < analytic[0] - margin:
+        return "analytic"
+    return "tie"
 
 
 def converged(result: dict[str, Any]) -> bool | None:
@@ -293,7 +301,7 @@ def _versus(row: dict[str, Any]) -> str:
 
 
 # -- the page -------------------------------------------------------------------------------------------------------
-OUTCOME_TEXT = {"learned": "learned better", "analytic": "analytic better", "tie": "tie (CIs overlap)"}
+OUTCOME_TEXT = {"learned": "learned better", "analytic": "analytic better", "tie": "tie"}
 
 
 def _ci(value: float, ci: Sequence[float]) -> str:
@@ -330,7 +338,7 @@ def markdown(v: dict[str, Any], command: str) -> str:
         "Normalized score: 0 = server-only, 100 = het-opt-oracle. Learned: the best agent's IQM over its training "
         "seeds [stratified-bootstrap 95% CI] (rliable); analytic: the best non-oracle controller's score on the task's "
         "evaluation seeds (deterministic, so its interval is the point). Outcome: *learned better* or *analytic "
-        "better* when the intervals do not overlap, else *tie*. Converged: the best agent's seeds whose validation "
+        f"better* when the intervals are more than {MARGIN} points apart, else *tie*. Converged: the best agent's seeds whose validation "
         "curve was flat (the last 20% of training improved the best validation goodput by less than 0.5%).",
         "",
         "## Per task",

@@ -15,7 +15,7 @@ from cli_helpers import cli_error
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agents.verdict import main, outcome, overlap, verdict
+from agents.verdict import MARGIN, main, outcome, overlap, verdict
 from baselines.policies import ORACLE_POLICIES, policies_for
 from multispin_env.suite import EDGES, TASKS, task
 
@@ -59,7 +59,15 @@ def test_outcome_is_the_interval_order(a: float, wa: float, b: float, wb: float)
     x, y = (a, a + wa), (b, b + wb)
     assert overlap(x, y) == overlap(y, x) == (max(x[0], y[0]) <= min(x[1], y[1]))
     assert outcome(x, y) == {"learned": "analytic", "analytic": "learned", "tie": "tie"}[outcome(y, x)]
-    assert (outcome(x, y) == "learned") == (x[0] > y[1])
+    assert (outcome(x, y) == "learned") == (x[0] > y[1] + MARGIN)
+    assert (outcome(x, y, margin=0.0) == "tie") == overlap(x, y)
+
+
+def test_a_gap_under_the_margin_is_a_tie() -> None:
+    """Zero-width intervals a hundredth of a point apart (a residual agent that kept its controller) tie."""
+    assert outcome((89.02, 89.02), (89.0, 89.0)) == "tie"
+    assert outcome((89.0 + MARGIN + 0.01,) * 2, (89.0, 89.0)) == "learned"
+    assert outcome((89.0 - MARGIN - 0.01,) * 2, (89.0, 89.0)) == "analytic"
 
 
 def test_verdict_per_task_best_entries_outcomes_and_missing_runs() -> None:
