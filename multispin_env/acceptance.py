@@ -613,12 +613,10 @@ class MixtureAcceptance(AcceptanceProcess):
     """Rates of varying difficulty: each user's rate is drawn from Beta(kappa a_k, kappa (1 - a_k)) around the
     population's a_k, anew every round or with every request (docs/model.md section 5.1).
 
-    :param mixture_concentration: kappa = alpha + beta of the Beta distribution (> 0); large kappa is i.i.d.
-    :param mixture_scope: "round" (a new rate every round) or "request" (one rate per request,
-        :mod:`multispin_env.requests`)
-
-    :param mean_request_tokens: m, the mean request length, tokens (scope "request": the static curve's length bias)
-    :param request_length: the length distribution, "geometric" or "fixed"
+    Its settings (keywords, as :data:`parameters` names them): ``mixture_concentration`` kappa = alpha + beta of
+    the Beta distribution (> 0; large kappa is i.i.d.); ``mixture_scope`` "round" (a new rate every round) or
+    "request" (one rate per request, :mod:`multispin_env.requests`); ``mean_request_tokens`` m, the mean request
+    length, tokens, and ``request_length``, "geometric" or "fixed" (scope "request": the static curve's length bias).
 
     Within a round the rate r holds for every position, so the round's curve is r^i; averaged over the Beta
     it is E[r^i] = prod_{j<i} (kappa a + j) / (kappa + j): the unconditional acceptance falls along the draft
