@@ -299,8 +299,15 @@ TASK_REWARDS: Mapping[str, str] = {
     "(requests in the system at its start + half its arrivals) x its latency",
     "deadline_share": "the requests that met their target minus the running share met / decided times the requests "
     "decided (met or missed) in the round",
-    "throughput_geomean": "the round's increase of (1/K) sum_k log max(tokens_k, 1), tokens_k the user's counted "
-    "tokens of the episode so far",
+    "throughput_geomean": "(1/K) sum_k n_k / x_k, x_k the user's running throughput over all sub-envs and episodes "
+    "(or the round's increase of (1/K) sum_k log max(tokens_k, 1): FAIRNESS_REWARDS)",
+}
+
+
+#: The fairness rewards of :class:`VecTaskReward`.
+FAIRNESS_REWARDS: Mapping[str, str] = {
+    "log": "the round's increase of (1/K) sum_k log max(tokens_k, 1)",
+    "linear": "(1/K) sum_k n_k / x_k, x_k the users' running throughputs over all sub-envs and episodes",
 }
 
 
@@ -322,12 +329,20 @@ class VecTaskReward(VecRateReward):
       s the running share sum m / sum (m + x) (:class:`RunningRate` on decided requests): Dinkelbach's method for
       the pooled ratio met / (met + missed), as the rate reward is for tokens per second. Missing a target costs
       s, abandoning a request is not free.
-    - ``throughput_geomean``: the round's increase of (1/K) sum_k log max(tokens_k, 1), tokens_k user k's counted
-      tokens of the episode so far (docs/model.md eq. (5.9a) x t): an episode's rewards add up to the log of the
-      users' geometric-mean token count, log(geomean throughput x episode time), and each round's reward is about
-      sum_k n_k / (K tokens_k), the proportional-fairness weights 1 / x_k of het-opt-pf (eq. (7.4b)).
+    - ``throughput_geomean`` (``fairness="linear"``, the default): (1/K) sum_k n_k / x_k per round (s), x_k user
+      k's running throughput over all sub-envs and episodes (exponentially weighted tokens over seconds, at least
+      one token per horizon): an episode earns (1/K) sum_k tokens_k / x_k, the first-order expansion of the
+      metric's log, (1/K) sum_k log x_k, at the policy's own throughputs (an episode at exactly those earns its
+      duration). Its fixed point is the proportional-fair optimum: on a convex set of achievable throughputs, x*
+      maximises sum_k log x_k exactly when no x gives sum_k x_k / x*_k more than at x* -- the running-estimate
+      step the rate reward takes for goodput. The weights 1 / x_k are het-opt-pf's (eq. (7.4b)), but averaged
+      over episodes rather than the episode so far, so every round of an episode has the same scale.
+      ``fairness="log"``: the round's increase of (1/K) sum_k log max(tokens_k, 1), tokens_k user k's counted
+      tokens of the episode so far (docs/model.md eq. (5.9a) x t): an episode's rewards add up exactly to the log
+      of the users' geometric-mean token count, log(geomean throughput x episode time), but the early rounds earn
+      most (a token is worth 1 / tokens_k so far); PPO learned far less with it (docs/training.md).
 
-    The task rewards are in their own units (request-seconds, requests, nats), not scaled by ``reward_scale``
+    The task rewards are in their own units (request-seconds, requests, seconds or nats), not scaled by ``reward_scale``
     (VecNormalize's reward normalisation makes the scale irrelevant), and not pro-rated at the horizon: the metric
     counts the last round whole. Training only: :func:`for_evaluation` turns it off.
 
@@ -338,6 +353,7 @@ class VecTaskReward(VecRateReward):
     :param horizon: simulated seconds per episode (default: read from the envs' ``config``)
     :param price_goodput: on goodput, True prices the rounds' latencies (:class:`VecRateReward`), False passes the
         env's reward through unchanged (the agents that train without the rate reward: residual, recurrent)
+    :param fairness: the throughput_geomean reward, a key of :data:`FAIRNESS_REWARDS`
     """
 
     def __init__(
@@ -347,10 +363,18 @@ class VecTaskReward(VecRateReward):
         rate_decay: float = 0.01,
         horizon: float | None = None,
         price_goodput: bool = True,
+        fairness: str = "linear",
     ) -> None:
         super().__init__(venv, rate_decay=rate_decay, horizon=horizon)
         self.metric = task_metric(venv, metric)
         self.price_goodput = flag_setting("VecTaskReward price_goodput", price_goodput)
+        if fairness not in FAIRNESS_REWARDS:
+            raise ValueError(f"VecTaskReward fairness must be one of {list(FAIRNESS_REWARDS)}, got {fairness!r}")
+        self.fairness = fairness
+        #: Exponentially weighted sums of each user's tokens and of the rounds' latencies (s) over all sub-envs, for
+        #: the linearised fairness reward (None before the first step).
+        self.user_token_sum: NDArray[np.float64] | None = None
+        self.time_sum = 0.0
         #: Requests in the system (in progress or queued) at the start of each sub-env's next round.
         self.in_system = np.zeros(venv.num_envs)
         #: Each sub-env's counted tokens of the episode so far, per user (None before the first step).
@@ -391,9 +415,11 @@ class VecTaskReward(VecRateReward):
         return rewards
 
     def fairness_rewards(self, infos: Any, dones: NDArray[np.bool_]) -> NDArray[np.float64]:
-        """The step's increase of (1/K) sum_k log max(tokens_k, 1) per sub-env (nats); updates
-        :attr:`episode_tokens`."""
+        """The fairness reward of one step per sub-env: :meth:`linear_fairness_rewards` or (``fairness="log"``) the
+        step's increase of (1/K) sum_k log max(tokens_k, 1) (nats), updating :attr:`episode_tokens`."""
         tokens = np.array([np.asarray(info["tokens"], dtype=np.float64) for info in infos])
+        if self.fairness == "linear":
+            return self.linear_fairness_rewards(tokens, infos)
         if self.episode_tokens is None:
             self.episode_tokens = np.zeros_like(tokens)
         before = np.log(np.maximum(self.episode_tokens, 1.0)).mean(axis=1)
@@ -401,6 +427,26 @@ class VecTaskReward(VecRateReward):
         rewards = np.log(np.maximum(self.episode_tokens, 1.0)).mean(axis=1) - before
         self.episode_tokens[dones] = 0.0
         return rewards
+
+    @property
+    def user_rates(self) -> NDArray[np.float64]:
+        """The running throughputs x_k of the users over all sub-envs (tokens/s; at least one token per horizon)."""
+        if self.user_token_sum is None or self.time_sum <= 0.0:
+            return np.zeros(0)
+        return np.maximum(self.user_token_sum / self.time_sum, 1.0 / self.estimate.horizon)
+
+    def linear_fairness_rewards(self, tokens: NDArray[np.float64], infos: Any) -> NDArray[np.float64]:
+        """(1/K) sum_k n_k / x_k per sub-env (s), x_k the running throughputs (:attr:`user_rates`) after adding the
+        step, whose rounds' tokens (n, K) and infos (``latency``, s) are given."""
+        latency = np.array([float(info["latency"]) for info in infos])
+        step_tokens, step_time = tokens.sum(axis=0), float(latency.sum())
+        if self.user_token_sum is None:
+            self.user_token_sum, self.time_sum = step_tokens, step_time
+        else:
+            decay = self.estimate.rate_decay
+            self.user_token_sum = self.user_token_sum + decay * (step_tokens - self.user_token_sum)
+            self.time_sum += decay * (step_time - self.time_sum)
+        return np.asarray((tokens / self.user_rates).mean(axis=1), dtype=np.float64)
 
 
 def task_metric(venv: VecEnv, metric: str = "auto") -> str:

@@ -83,8 +83,8 @@ def _episodes(venv: VecEnv, steps: int, seed: int = 0) -> list[list[tuple[float,
 VARIANTS = [("batched", False), ("dummy", False), ("batched", True)]
 
 
-def _wrapped(env_id: str, kind: str, normalize: bool, n: int = 2) -> VecEnv:
-    venv: VecEnv = VecTaskReward(VecHorizonTermination(_vec(env_id, kind, n, SHORT[env_id])))
+def _wrapped(env_id: str, kind: str, normalize: bool, n: int = 2, **settings: Any) -> VecEnv:
+    venv: VecEnv = VecTaskReward(VecHorizonTermination(_vec(env_id, kind, n, SHORT[env_id])), **settings)
     return VecNormalize(venv, norm_obs=False, norm_reward=True) if normalize else venv
 
 
@@ -152,21 +152,52 @@ def test_deadline_rewards_match_the_evaluation_and_price_at_the_policys_share() 
 
 
 @pytest.mark.parametrize(("kind", "normalize"), VARIANTS)
-def test_fairness_rewards_add_up_to_the_log_geometric_mean_tokens(kind: str, normalize: bool) -> None:
-    episodes = _episodes(_wrapped(FAIRNESS, kind, normalize), 200)
+def test_log_fairness_rewards_add_up_to_the_log_geometric_mean_tokens(kind: str, normalize: bool) -> None:
+    episodes = _episodes(_wrapped(FAIRNESS, kind, normalize, fairness="log"), 200)
     assert len(episodes) >= 4
     for rounds in episodes:
         tokens = np.sum([info["tokens"] for _, info, _ in rounds], axis=0)
         assert sum(r for r, _, _ in rounds) == pytest.approx(np.mean(np.log(np.maximum(tokens, 1.0))), rel=1e-5)
 
 
-def test_fairness_rewards_match_the_evaluated_metric() -> None:
+def test_log_fairness_rewards_match_the_evaluated_metric() -> None:
     """An episode's rewards add up to log(geometric-mean throughput x episode time), from the evaluation loop."""
-    venv = VecTaskReward(DummyVecEnv([lambda: gym.make(FAIRNESS, **SHORT[FAIRNESS])]))
+    venv = VecTaskReward(DummyVecEnv([lambda: gym.make(FAIRNESS, **SHORT[FAIRNESS])]), fairness="log")
     rounds = _episodes(venv, 60, seed=4)[0]
     result = run_episode(gym.make(FAIRNESS, **SHORT[FAIRNESS]), ConstantPolicy(_action(venv)[0]), seed=4)
     assert len(rounds) == result.rounds
     assert sum(r for r, _, _ in rounds) == pytest.approx(math.log(result.throughput_geomean * result.clock), rel=1e-5)
+
+
+@pytest.mark.parametrize(("kind", "normalize"), VARIANTS)
+def test_linear_fairness_prices_each_users_tokens_at_its_running_throughput(kind: str, normalize: bool) -> None:
+    """Played with one fixed allocation, the running throughputs tend to each user's throughput under it (tokens over
+    seconds summed from the infos), and an episode then earns its duration on average: (1/K) sum_k tokens_k / x_k, the
+    first-order expansion of the metric's log at the policy's own throughputs."""
+    venv = _wrapped(FAIRNESS, kind, normalize, n=8)
+    task = venv.venv if isinstance(venv, VecNormalize) else venv
+    assert task.fairness == "linear"
+    venv.seed(2)
+    venv.reset()
+    action = _action(venv)
+    tokens, seconds = 0.0, 0.0
+    returns, started, clocks = np.zeros(8), np.zeros(8, dtype=int), []
+    for step in range(400):
+        _, normalized, dones, infos = venv.step(action)
+        rewards = venv.get_original_reward() if isinstance(venv, VecNormalize) else normalized
+        assert np.all(np.isfinite(normalized)) and np.all(rewards >= 0)
+        returns += rewards
+        if step >= 100:  # past the first episodes, once the estimate has settled
+            tokens = tokens + np.sum([info["tokens"] for info in infos], axis=0)
+            seconds += sum(float(info["latency"]) for info in infos)
+        for i in np.flatnonzero(dones):
+            if started[i] >= 100:
+                clocks.append((returns[i], float(infos[i]["clock"])))
+            returns[i], started[i] = 0.0, step + 1
+    np.testing.assert_allclose(task.user_rates, tokens / seconds, rtol=0.05)
+    assert len(clocks) >= 8
+    earned, clock = np.mean(clocks, axis=0)
+    assert earned == pytest.approx(clock, rel=0.03)  # episodes of 3 s vary by ~5% each
 
 
 def _time_in_system(rounds: list[tuple[float, dict[str, Any], float]]) -> tuple[float, list[float]]:
@@ -269,9 +300,17 @@ def test_an_explicit_metric_overrides_the_tasks() -> None:
     assert venv.metric == "throughput_geomean"
     venv.reset()
     _, rewards, _, infos = venv.step(_action(venv))
-    assert rewards[0] == pytest.approx(np.mean(np.log(np.maximum(infos[0]["tokens"], 1.0))), rel=1e-6)
+    # After one round the running throughputs are its own tokens over its latency: each user earns the latency.
+    assert np.all(infos[0]["tokens"] > 0)
+    assert rewards[0] == pytest.approx(infos[0]["latency"], rel=1e-6)
 
 
 def test_a_bad_price_goodput_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="price_goodput"):
         VecTaskReward(make_batched_vec_env(DEADLINES, 1), price_goodput="yes")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", ["geometric", None, 1])
+def test_a_bad_fairness_reward_is_a_value_error_naming_the_choices(bad: object) -> None:
+    with pytest.raises(ValueError, match="fairness must be one of \\['log', 'linear'\\]"):
+        VecTaskReward(make_batched_vec_env(FAIRNESS, 1), fairness=bad)  # type: ignore[arg-type]
