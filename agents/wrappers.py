@@ -328,7 +328,7 @@ class VecTaskReward(VecRateReward):
     - ``deadline_share``: m - s (m + x) per round, m and x the requests counted met and missed in it (eq. (9d)) and
       s the running share sum m / sum (m + x) (:class:`RunningRate` on decided requests): Dinkelbach's method for
       the pooled ratio met / (met + missed), as the rate reward is for tokens per second. Missing a target costs
-      s, abandoning a request is not free.
+      s, abandoning a request is not free. :attr:`rate` is s here.
     - ``throughput_geomean`` (``fairness="linear"``, the default): (1/K) sum_k n_k / x_k per round (s), x_k user
       k's running throughput over all sub-envs and episodes (exponentially weighted tokens over seconds, at least
       one token per horizon): an episode earns (1/K) sum_k tokens_k / x_k, the first-order expansion of the
@@ -368,7 +368,7 @@ class VecTaskReward(VecRateReward):
         super().__init__(venv, rate_decay=rate_decay, horizon=horizon)
         self.metric = task_metric(venv, metric)
         self.price_goodput = flag_setting("VecTaskReward price_goodput", price_goodput)
-        if fairness not in FAIRNESS_REWARDS:
+        if not isinstance(fairness, str) or fairness not in FAIRNESS_REWARDS:
             raise ValueError(f"VecTaskReward fairness must be one of {list(FAIRNESS_REWARDS)}, got {fairness!r}")
         self.fairness = fairness
         #: Exponentially weighted sums of each user's tokens and of the rounds' latencies (s) over all sub-envs, for
