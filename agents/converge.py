@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from agents.runs import final_model
+
 #: Flatness tolerance: the last ``FLAT_WINDOW`` of training improves the best validation goodput by less than this
 #: share (0.5%).
 FLAT_TOLERANCE = 0.005
@@ -104,11 +106,6 @@ def chunk_curve(folder: Path) -> tuple[np.ndarray, np.ndarray]:
         return np.asarray(data["timesteps"], dtype=float), np.asarray(data["goodput"], dtype=float).mean(axis=1)
 
 
-def _final_model(folder: Path) -> Path | None:
-    found = [p for p in folder.rglob("*.zip") if p.name != "best_model.zip" and not p.name.startswith("rl_model_")]
-    return max(found, key=lambda p: p.stat().st_mtime) if found else None
-
-
 def train_until_flat(run: Path, first: int, cap: int, train_chunk: ChunkTrainer) -> dict[str, Any]:
     """Train a run in chunks until flat or capped (module docstring); returns its convergence record.
 
@@ -132,8 +129,9 @@ def train_until_flat(run: Path, first: int, cap: int, train_chunk: ChunkTrainer)
         budget = min(first if i == 0 else total, cap - total)
         record_file = folder / "chunk.json"
         record = json.loads(record_file.read_text()) if record_file.is_file() else None
-        final = _final_model(folder) if record is not None else None
-        if record is None or final is None or record.get("timesteps") != budget or record.get("start") != total:
+        # A finished chunk: its record, and a final model of a training that planned this budget and was not interrupted.
+        final = final_model(folder, budget) if record is not None else None
+        if record is None or final is None or record.get("start") != total:
             for stale in sorted(run.glob("chunk*")):  # this chunk and any later one: trained again
                 if stale.is_dir() and int(stale.name[5:] or -1) >= i:
                     shutil.rmtree(stale)
@@ -146,7 +144,7 @@ def train_until_flat(run: Path, first: int, cap: int, train_chunk: ChunkTrainer)
                 "wall_seconds": time.perf_counter() - wall,
                 "cpu_seconds": time.process_time() - cpu,
             }
-            final = _final_model(folder)
+            final = final_model(folder, budget)
             if final is None:
                 raise RuntimeError(f"chunk {i} of {run} saved no final model")
             tmp = record_file.with_suffix(".tmp")

@@ -64,7 +64,7 @@ from agents.cli import (
     positive_float,
 )
 from agents.converge import DEFAULT_CAP_FACTOR, DEFAULT_FIRST_CHUNK, FLAT_TOLERANCE, FLAT_WINDOW
-from agents.runs import TRUST_NOTE
+from agents.runs import TRUST_NOTE, final_model
 from agents.train import HYPERPARAMS_DIR, agent_names
 from baselines.policies import ORACLE_POLICIES
 
@@ -152,26 +152,6 @@ class Job:
         return out / "jobs" / short(self.task) / f"{name}.json"
 
 
-def _final_model(folder: Path, timesteps: int | None = None) -> Path | None:
-    """The final model of the newest run under a training log folder (None: no finished training, one that was
-    interrupted, or one with another budget than ``timesteps`` env steps when given)."""
-    from agents.runs import resolve_agent
-
-    for args_file in sorted(folder.rglob("*/args.yml"), key=lambda p: p.stat().st_mtime, reverse=True):
-        try:
-            info = resolve_agent(args_file.parent.parent)
-        except FileNotFoundError:
-            continue
-        record = info.training
-        if record.get("interrupted"):  # saved on Ctrl-C / SIGTERM: a final model, but not of the whole budget
-            return None
-        if timesteps is not None and record.get("planned_timesteps") != timesteps:
-            return None
-        if info.kind == "final":
-            return info.model_path
-    return None
-
-
 def _train(job: Job, folder: Path | None = None, timesteps: int | None = None, previous: Path | None = None) -> None:
     """Train ``job``'s run into ``folder`` (default ``job.run``) for ``timesteps`` env steps (default
     ``job.timesteps``), from scratch or continuing from the model file ``previous`` (rl-zoo3's ``-i``)."""
@@ -253,11 +233,11 @@ def run_job(job: Job, out: Path) -> dict[str, Any]:
         )
     elif job.kind == "agent":
         assert job.run is not None
-        if job.train and _final_model(Path(job.run), job.timesteps) is None:
+        if job.train and final_model(job.run, job.timesteps) is None:
             _train(job)
         from agents.runs import read_yaml, resolve_agent
 
-        model = _final_model(Path(job.run)) if job.train else resolve_agent(job.run).model_path
+        model = final_model(job.run) if job.train else resolve_agent(job.run).model_path
         if model is None:
             raise UserError(f"no final model under {job.run}")
         if job.model == "best" and (model.parent / "best_model.zip").is_file():
@@ -826,18 +806,34 @@ def plot_rliable(agg: dict[str, Any], out: Path) -> list[Path]:
 
 
 def relative_to_runs(result: dict[str, Any], runs: Path) -> dict[str, Any]:
-    """``result`` with its model path relative to the runs folder (a model outside it keeps its path).
+    """``result`` with its model paths (the evaluated ``model``, and its convergence record's ``best_model`` and
+    ``final_model``) relative to the runs folder (a model outside it keeps its path).
 
     The written tables are copied into the docs and read elsewhere: a path relative to ``--runs`` names the run
     wherever the runs folder lies, an absolute one only on the machine that made it.
     """
-    model = result.get("model")
-    if not model:
-        return result
-    try:
-        return {**result, "model": Path(model).resolve().relative_to(runs.resolve()).as_posix()}
-    except ValueError:
-        return result
+
+    def relative(path: Any) -> Any:
+        try:
+            return Path(path).resolve().relative_to(runs.resolve()).as_posix() if path else path
+        except ValueError:
+            return path
+
+    result = {**result, "model": relative(result.get("model"))} if "model" in result else result
+    record = result.get("convergence")
+    if isinstance(record, dict):
+        result["convergence"] = {k: relative(v) if k in ("best_model", "final_model") else v for k, v in record.items()}
+    return result
+
+
+def compute_totals(results: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """The compute of ``results`` summed: ``train_seconds_total`` (training wall), ``train_cpu_seconds_total``
+    (training CPU, of the runs that recorded it) and ``eval_seconds_total`` (evaluation wall), seconds."""
+    return {
+        "train_seconds_total": float(sum(r.get("train_seconds") or 0.0 for r in results)),
+        "train_cpu_seconds_total": float(sum(r.get("cpu_seconds") or 0.0 for r in results)),
+        "eval_seconds_total": float(sum(r.get("eval_seconds") or 0.0 for r in results)),
+    }
 
 
 def write_outputs(
@@ -1057,9 +1053,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "multispin-leaderboard")
         "command": " ".join([prog, *(argv if argv is not None else sys.argv[1:])]),
         "tasks": list(args.tasks),
         "timesteps": args.timesteps,
-        "train_seconds_total": float(sum(r.get("train_seconds") or 0.0 for r in results)),
-        "train_cpu_seconds_total": float(sum(r.get("cpu_seconds") or 0.0 for r in results)),
-        "eval_seconds_total": float(sum(r.get("eval_seconds") or 0.0 for r in results)),
+        **compute_totals(results),
         "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
         "errors": errors,
     }

@@ -9,11 +9,12 @@ is its outcome and is not retried. Ray is imported only when these functions run
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-__all__ = ["LOCAL", "as_tasks", "ray_session", "require_ray"]
+__all__ = ["LOCAL", "as_tasks", "check_address", "ray_session", "require_ray"]
 
 #: The address that starts a new local Ray instead of joining a cluster (for trying a command out).
 LOCAL = "local"
@@ -76,18 +77,32 @@ def as_tasks(
             ray.cancel(ref, force=True)
 
 
+def check_address(address: str, timeout: float = 5.0) -> None:
+    """Fail fast (:class:`agents.cli.UserError`) if a ``host:port`` / ``ray://host:port`` Ray address does not accept
+    connections (``ray.init`` would retry for minutes); ``auto`` and addresses without a port are left to Ray.
+
+    :param timeout: seconds to wait for the connection
+    """
+    from agents.cli import UserError
+
+    if address == "auto":
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise UserError(f"could not connect to Ray at {address!r}: {exc.strerror or exc}") from None
+
+
 def require_ray(address: str) -> None:
     """Check that ``--ray ADDRESS`` can work: the cluster accepts connections (first, in seconds: ``ray.init`` would
     retry for minutes) and ray is installed; raises :class:`agents.cli.UserError` saying which is not the case."""
     from agents.cli import UserError
 
     if address != LOCAL:
-        from agents.rllib import RLlibError, check_address
-
-        try:
-            check_address(address)
-        except RLlibError as exc:
-            raise UserError(str(exc)) from None
+        check_address(address)
     try:
         import ray  # noqa: F401
     except ImportError:

@@ -39,7 +39,6 @@ import ast
 import dataclasses
 import json
 import math
-import socket
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -50,6 +49,7 @@ import gymnasium as gym
 import numpy as np
 
 from agents.cli import OneLineParser, UserError, check_output_folder, int_at_least, multispin_ids
+from agents.ray_jobs import check_address
 from agents.wrappers import RunningRate, pro_rata, round_length_entries
 
 __all__ = [
@@ -295,20 +295,6 @@ def env_spec(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
     except ValueError as exc:
         raise RLlibError(f"bad env setting: {exc}") from exc
     return RAY_SINGLE_ENV, config
-
-
-def check_address(address: str, timeout: float = 5.0) -> None:
-    """Fail fast (RLlibError) if a ``host:port`` / ``ray://host:port`` Ray address does not accept connections
-    (``ray.init`` would retry for minutes); ``auto`` and addresses without a port are left to Ray."""
-    if address == "auto":
-        return
-    host, sep, port = address.removeprefix("ray://").rpartition(":")
-    if not sep or not port.isdigit():
-        return
-    try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
-    except OSError as exc:
-        raise RLlibError(f"could not connect to Ray at {address!r}: {exc.strerror or exc}") from exc
 
 
 def build_config(args: argparse.Namespace) -> Any:

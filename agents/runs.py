@@ -200,3 +200,27 @@ def resolve_agent(path: str | Path) -> RunInfo:
         vec_env_wrapper=config.get("vec_env_wrapper"),
         training=training,
     )
+
+
+def final_model(folder: str | Path, timesteps: int | None = None) -> Path | None:
+    """The final model of the newest finished training under a log folder.
+
+    :param folder: a training's ``-f`` log folder (its runs in ``{algo}/{env}_{run}/``)
+    :param timesteps: the planned budget, env steps (None: any)
+    :returns: the newest run's final model; None when there is none, when that training was interrupted (its
+        ``training.yml`` says so: a final model, but not of the whole budget) or when it planned another budget than
+        ``timesteps``
+    """
+    for args_file in sorted(Path(folder).rglob("*/args.yml"), key=lambda p: p.stat().st_mtime, reverse=True):
+        try:
+            info = resolve_agent(args_file.parent.parent)
+        except FileNotFoundError:
+            continue
+        record = info.training
+        if record.get("interrupted"):  # saved on Ctrl-C / SIGTERM
+            return None
+        if timesteps is not None and record.get("planned_timesteps") != timesteps:
+            return None
+        if info.kind == "final":
+            return info.model_path
+    return None

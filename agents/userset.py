@@ -33,7 +33,6 @@ observation itself. The observation fields the model was trained with are a poli
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from functools import partial
 from typing import Any
@@ -51,7 +50,8 @@ from multispin_env.spaces import (
     ARRIVAL_OBSERVATION_FIELDS,
     DEADLINE_OBSERVATION_FIELDS,
     OBSERVATION_FIELDS,
-    observation_layout,
+    ObservationLayout,
+    observation_field_orders,
 )
 
 __all__ = [
@@ -74,13 +74,8 @@ _OPTIONAL_GROUPS = (
     ENERGY_OBSERVATION_FIELDS,
     THROUGHPUT_OBSERVATION_FIELDS,
 )
-#: Every observation layout the settings can give (docs/model.md section 5.5): the base fields, then any of the
-#: optional groups in order (arrivals, deadlines, energy budget, running throughput); deadlines need arrivals.
-_LAYOUTS: tuple[tuple[str, ...], ...] = tuple(
-    _BASE_FIELDS + tuple(name for group, on in zip(_OPTIONAL_GROUPS, flags, strict=True) if on for name, _, _ in group)
-    for flags in itertools.product((False, True), repeat=len(_OPTIONAL_GROUPS))
-    if flags[0] or not flags[1]
-)
+#: Every observation layout the settings can give (docs/model.md section 5.5), as field names in order.
+_LAYOUTS = observation_field_orders()
 _PER_USER = {name for name, entries, _ in OBSERVATION_FIELDS + sum(_OPTIONAL_GROUPS, ()) if entries == "K"}
 
 
@@ -257,9 +252,7 @@ class UserSetPolicy(ActorCriticPolicy):
                     f"{describe_fields(self.observation_fields)} it was trained with"
                 )
             fields = self.observation_fields
-            layout = observation_layout(
-                users, "active" in fields, "slack" in fields, "energy_left" in fields, "throughput" in fields
-            )
+            layout = ObservationLayout.of_fields(fields, users)
             user_fields = [f for f in layout if f in _PER_USER]
             user_rows = [np.arange(layout[f].start, layout[f].stop) for f in user_fields]
             global_entries = [s.start for f, s in layout.items() if f not in _PER_USER]

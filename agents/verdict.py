@@ -18,8 +18,8 @@ into the results folder from the same per-job results, so that a board assembled
 is regenerated whole. ``--export DIR`` copies the per-job results into ``DIR/jobs`` with the paths of the models
 relative to ``--runs`` (results kept in a repository name no machine's folders), and stops.
 
-An outcome is ``learned`` (the learned CI lies wholly above the analytic score), ``analytic`` (wholly below) or
-``tie`` (they overlap).
+An outcome is ``learned`` (the learned CI lies wholly above the analytic score, by more than :data:`MARGIN`
+points), ``analytic`` (wholly below, by more than :data:`MARGIN`) or ``tie`` (they overlap or lie closer).
 """
 
 from __future__ import annotations
@@ -27,12 +27,13 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from agents.cli import HelpFormatter, OneLineParser, UserError, check_output_folder, int_at_least, one_line
-from agents.leaderboard import DEFAULT_SEEDS, aggregate, short
+from agents.leaderboard import DEFAULT_SEEDS, aggregate, compute_totals, relative_to_runs, short
 from baselines.policies import ORACLE_POLICIES
 
 #: The learners' goal: on these tasks the best learned IQM is at least this controller's score.
@@ -54,24 +55,13 @@ def load_results(out: Path) -> list[dict[str, Any]]:
 
 
 def export(out: Path, runs: Path, dest: Path) -> int:
-    """Copy ``out/jobs/*/*.json`` into ``dest/jobs`` with every path under ``runs`` made relative to it; returns
-    the number of files copied."""
-    prefix = str(runs.resolve()) + "/"
-
-    def relative(value: Any) -> Any:
-        if isinstance(value, str):
-            return value.replace(prefix, "")
-        if isinstance(value, list):
-            return [relative(v) for v in value]
-        if isinstance(value, dict):
-            return {k: relative(v) for k, v in value.items()}
-        return value
-
+    """Copy ``out/jobs/*/*.json`` into ``dest/jobs`` with their model paths under ``runs`` made relative to it
+    (:func:`agents.leaderboard.relative_to_runs`); returns the number of files copied."""
     results = load_results(out)
     for path, result in zip(sorted((out / "jobs").glob("*/*.json")), results, strict=True):
         target = dest / "jobs" / path.parent.name / path.name
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(relative(result), indent=1))
+        target.write_text(json.dumps(relative_to_runs(result, runs), indent=1))
     return len(results)
 
 
@@ -86,7 +76,7 @@ def board(
     tasks = [t for t in TASKS if any(r["task"] == t for r in results)]
     results = [r for r in results if r["task"] in tasks]
     agg = aggregate(results, tasks, reps=reps)
-    commits = _count(r.get("commit") or "unknown" for r in results)
+    commits = Counter(r.get("commit") or "unknown" for r in results)
     meta = {
         "commit": ", ".join(sorted(commits, key=lambda c: -commits[c])),
         # Assembled from per-job results of several commands: the wall time is the jobs' training and evaluation
@@ -95,9 +85,7 @@ def board(
         "jobs": 1,
         "command": command,
         "tasks": tasks,
-        "train_seconds_total": float(sum(r.get("train_seconds") or 0.0 for r in results)),
-        "train_cpu_seconds_total": float(sum(r.get("cpu_seconds") or 0.0 for r in results)),
-        "eval_seconds_total": float(sum(r.get("eval_seconds") or 0.0 for r in results)),
+        **compute_totals(results),
     }
     return write_outputs(results, agg, goal_checks(agg, results, tasks), tasks, meta, out, plots=plots)
 
@@ -107,12 +95,20 @@ def overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
     return a[0] <= b[1] and b[0] <= a[1]
 
 
-def outcome(learned: tuple[float, float], analytic: tuple[float, float]) -> str:
-    """``learned`` if the learned interval lies wholly above the analytic one, ``analytic`` if wholly below, else
-    ``tie``."""
-    if overlap(learned, analytic):
-        return "tie"
-    return "learned" if learned[0] > analytic[1] else "analytic"
+#: Smallest gap (normalized-score points) between the two intervals that counts as a win: a residual agent whose
+#: seeds all keep nearly their controller's policy has an interval of width ~0, which would otherwise "beat" the
+#: controller by a few hundredths of a point -- less than the controller's own score moves between episode samples.
+MARGIN = 0.5
+
+
+def outcome(learned: tuple[float, float], analytic: tuple[float, float], margin: float = MARGIN) -> str:
+    """``learned`` if the learned interval lies wholly above the analytic one by more than ``margin`` (normalized
+    points), ``analytic`` if wholly below by more than ``margin``, else ``tie``."""
+    if learned[0] > analytic[1] + margin:
+        return "learned"
+    if learned[1] < analytic[0] - margin:
+        return "analytic"
+    return "tie"
 
 
 def converged(result: dict[str, Any]) -> bool | None:
@@ -212,6 +208,8 @@ def verdict(
         if converged(r) is not True
     ]
     cpu = [r.get("cpu_seconds") for r in learned_runs]
+    # Analytic results record no training: the training totals are the learned runs'.
+    totals = compute_totals(results)
     return {
         "tasks": rows,
         "agents": expected,
@@ -222,21 +220,14 @@ def verdict(
         "unconverged": unconverged,
         "goals": _goals(rows, over),
         "compute": {
-            "train_cpu_hours": sum(c for c in cpu if c is not None) / 3600.0,
-            "train_wall_hours": sum(r.get("train_seconds") or 0.0 for r in learned_runs) / 3600.0,
-            "eval_wall_hours": sum(r.get("eval_seconds") or 0.0 for r in results) / 3600.0,
+            "train_cpu_hours": totals["train_cpu_seconds_total"] / 3600.0,
+            "train_wall_hours": totals["train_seconds_total"] / 3600.0,
+            "eval_wall_hours": totals["eval_seconds_total"] / 3600.0,
             "runs_without_cpu_record": sum(c is None for c in cpu),
             "learned_runs": len(learned_runs),
         },
-        "commits": _count(r.get("commit") or "unknown" for r in results),
+        "commits": dict(Counter(r.get("commit") or "unknown" for r in results)),
     }
-
-
-def _count(values: Any) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for v in values:
-        counts[v] = counts.get(v, 0) + 1
-    return counts
 
 
 def _over_tasks(results: Sequence[dict[str, Any]], tasks: Sequence[str], reps: int) -> dict[str, Any]:
@@ -310,7 +301,7 @@ def _versus(row: dict[str, Any]) -> str:
 
 
 # -- the page -------------------------------------------------------------------------------------------------------
-OUTCOME_TEXT = {"learned": "learned better", "analytic": "analytic better", "tie": "tie (CIs overlap)"}
+OUTCOME_TEXT = {"learned": "learned better", "analytic": "analytic better", "tie": "tie"}
 
 
 def _ci(value: float, ci: Sequence[float]) -> str:
@@ -347,7 +338,7 @@ def markdown(v: dict[str, Any], command: str) -> str:
         "Normalized score: 0 = server-only, 100 = het-opt-oracle. Learned: the best agent's IQM over its training "
         "seeds [stratified-bootstrap 95% CI] (rliable); analytic: the best non-oracle controller's score on the task's "
         "evaluation seeds (deterministic, so its interval is the point). Outcome: *learned better* or *analytic "
-        "better* when the intervals do not overlap, else *tie*. Converged: the best agent's seeds whose validation "
+        f"better* when the intervals are more than {MARGIN} points apart, else *tie*. Converged: the best agent's seeds whose validation "
         "curve was flat (the last 20% of training improved the best validation goodput by less than 0.5%).",
         "",
         "## Per task",

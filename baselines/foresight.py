@@ -24,7 +24,6 @@ import numpy as np
 from baselines.information import active_users, oracle_params, solve_for_active
 from baselines.policies import AnalyticPolicy
 from baselines.solvers import SOLVERS
-from multispin_env.channel import dbm_to_watts
 from multispin_env.config import SETTINGS
 from multispin_env.model import FloatArray, device_energy, finish_time, upload_end
 
@@ -40,10 +39,11 @@ __all__ = [
 
 #: The validation seeds lambda is tuned on (disjoint from the suite's evaluation seeds, 1000 and up).
 ENERGY_PRICE_SEEDS: tuple[int, ...] = (0, 1)
-#: The prices :func:`tune_energy_price` tries besides 0, tokens per joule: 12 per decade from 0.1 to 30 (a drafted
+#: The prices :func:`tune_energy_price` tries besides 0, tokens per joule: 16 log-spaced from 0.1 to 30 (a drafted
 #: token costs ~0.03-0.05 J in the base scenario and gains at most 1 token: at ~30 tokens per joule no draft pays).
 ENERGY_PRICES: tuple[float, ...] = tuple(float(x) for x in np.round(np.logspace(-1.0, np.log10(30.0), 16), 4))
-#: Tuned prices by the repr of the settings and the seeds (tuning costs ~100 episodes; a process asks once).
+#: Tuned prices by the repr of the settings and the seeds (tuning plays every price on every seed: 17 x 2 = 34
+#: episodes with the defaults; a process asks once).
 _TUNED: dict[str, float] = {}
 
 
@@ -121,8 +121,9 @@ class EnergyPricePolicy(AnalyticPolicy):
         """e_k = P_draft,k t_k + P_tx c_k (K,), J per drafted token of sub-env ``index``'s round about to be
         played (its nominal draft times and true channel, as the oracle level's plan)."""
         core = self.env.unwrapped.core
-        transmit = dbm_to_watts(core.scenario.tx_power_dbm)
-        return core.draft_power[index] * core.draft_time[index] + transmit * core.upload_time[index]
+        return (
+            core.draft_power[index] * core.draft_time[index] + core.scenario.transmit_power_w * core.upload_time[index]
+        )
 
     def _act(self, obs: np.ndarray, index: int) -> np.ndarray:
         core = self.env.unwrapped.core
@@ -131,7 +132,7 @@ class EnergyPricePolicy(AnalyticPolicy):
         survival = energy_price_survival(params.survival, cost, self.price)
         left = core.energy_left[index]
         deadline = np.inf if params.upload_deadline is None else params.upload_deadline
-        transmit = dbm_to_watts(core.scenario.tx_power_dbm)
+        transmit = core.scenario.transmit_power_w
         positions = np.arange(1, params.max_draft + 1)
         cap = np.full(params.num_users, params.max_draft)
         active = active_users(self.env, obs)

@@ -58,8 +58,7 @@ def before_solver(env: Any, level: str) -> Any:
     docstring)."""
     process = env.unwrapped.core.process
     if level == "static":
-        rates, probabilities = process.request_rate_law(env.unwrapped.core.base_acceptance[0])
-        mix = np.sum(probabilities[..., None, :] * rates[..., None, :] ** process.positions[:, None], axis=-1)
+        mix = process.request_survival(env.unwrapped.core.base_acceptance[0])
 
         def static(params: RoundParams) -> Allocation:
             return solve_heterogeneous(dataclasses.replace(params, survival=mix))

@@ -40,7 +40,6 @@ import numpy as np
 
 from baselines.solvers import Allocation, solve_heterogeneous, solve_homogeneous
 from experiments import findings
-from multispin_env.channel import dbm_to_watts
 from multispin_env.model import (
     RoundParams,
     device_energy,
@@ -343,7 +342,7 @@ def energy_rows(cfg: RealismConfig) -> list[dict[str, Any]]:
     power down), ``pareto_all_methods`` those that no point of either method with the same K dominates."""
     rows: list[dict[str, Any]] = []
     base = get_scenario("base")
-    tx_power_w = dbm_to_watts(base.tx_power_dbm)
+    tx_power_w = base.transmit_power_w
     for k, count in ((base.num_users, cfg.populations), (cfg.energy_users, cfg.energy_populations)):
         scenario = base.replace(num_users=k)
         pops = _populations(cfg, 1, scenario, count)  # K = 6: the knee sweep's populations

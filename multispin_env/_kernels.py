@@ -78,7 +78,15 @@ from multispin_env.layout import (
     RoundConstants,
     SystemState,
 )
-from multispin_env.model import device_energy, finish_time, latency, upload_end, verification_time
+from multispin_env.model import (
+    device_energy,
+    finish_time,
+    latency,
+    request_slack,
+    running_throughput,
+    upload_end,
+    verification_time,
+)
 
 __all__ = [
     "COMPILED",
@@ -188,6 +196,29 @@ with jit_cache():
             out[R_BANDWIDTH, i, k] /= total
 
     @njit(**JIT, inline="always")
+    def _band_to_kept(bandwidth, i, total, kept_sum):
+        """After users of system i were taken out of the round (their shares set to 0), the kept users' shares
+        (summing to ``kept_sum``) rescaled to sum to ``total``, what all summed to before: a taken-out user's band
+        goes to the others in proportion to their shares (none kept: every share 0)."""
+        factor = total / kept_sum if kept_sum > 0.0 else 0.0
+        for k in range(bandwidth.shape[1]):
+            bandwidth[i, k] *= factor
+
+    @njit(**JIT, inline="always")
+    def _drafting_time(population, jitter, i, k):
+        """User k of system i's draft time this round, s/token: its nominal t_k times its log-normal jitter factor
+        (section 5.3; ``jitter`` is (0, 0) without jitter)."""
+        draft_time = population[P_DRAFT_TIME, i, k]
+        return draft_time * jitter[i, k] if jitter.size else draft_time
+
+    @njit(**JIT, inline="always")
+    def _user_upload(length, draft_time, upload_time, share, deadline, draft_power, transmit_power):
+        """(finish s, upload end s, device energy J) of a user's round: eq. (1), eq. (1') and section 5.7."""
+        finish = finish_time(length, draft_time, upload_time, share)
+        stop = upload_end(finish, deadline)
+        return finish, stop, device_energy(length, draft_time, stop, draft_power, transmit_power)
+
+    @njit(**JIT, inline="always")
     def _idle_users_out(draft_lengths, bandwidth, requests, i):
         """Arrivals (docs/model.md section 5.8): users of system i without a request draft nothing (L_k = 0) and
         get no band; the active users' shares b_k are rescaled to sum to what they summed to before plus the
@@ -198,19 +229,18 @@ with jit_cache():
         for k in range(num_users):
             total += bandwidth[i, k]
             active_sum += bandwidth[i, k] * requests[Q_ACTIVE, i, k]
-        factor = total / active_sum if active_sum > 0.0 else 0.0
         for k in range(num_users):
             live = requests[Q_ACTIVE, i, k]
             draft_lengths[i, k] *= live
-            bandwidth[i, k] *= live * factor
+            bandwidth[i, k] *= live
+        _band_to_kept(bandwidth, i, total, active_sum)
 
     @njit(**JIT, inline="always")
     def _drained_users_out(draft_lengths, bandwidth, population, channel, counts, jitter, c, i):
         """Energy budget (docs/model.md section 5.7, eq. (5.7a)): a user of system i whose round, played with the
         decoded lengths and shares, would cost more device energy E_k than its remaining budget B - spent drafts
-        nothing (L_k = 0, no band); the other users' shares are rescaled to sum to what all summed to before (as
-        :func:`_idle_users_out`), so a drained user's band goes to the others in proportion. Their uploads end
-        no later, so their energy does not grow: they can still pay."""
+        nothing (L_k = 0, no band); the band goes to the other drafting users (:func:`_band_to_kept`). Their
+        uploads end no later, so their energy does not grow: they can still pay."""
         num_users = draft_lengths.shape[1]
         total = 0.0
         kept_sum = 0.0
@@ -219,14 +249,12 @@ with jit_cache():
             length = draft_lengths[i, k]
             total += bandwidth[i, k]
             if length > 0.0:
-                draft_time = population[P_DRAFT_TIME, i, k]
-                if jitter.size:
-                    draft_time = draft_time * jitter[i, k]
-                finish = finish_time(length, draft_time, channel[H_UPLOAD_TIME, i, k], bandwidth[i, k])
-                energy = device_energy(
+                _, _, energy = _user_upload(
                     length,
-                    draft_time,
-                    upload_end(finish, c.upload_deadline),
+                    _drafting_time(population, jitter, i, k),
+                    channel[H_UPLOAD_TIME, i, k],
+                    bandwidth[i, k],
+                    c.upload_deadline,
                     population[P_DRAFT_POWER, i, k],
                     c.transmit_power_w,
                 )
@@ -235,10 +263,8 @@ with jit_cache():
                     bandwidth[i, k] = 0.0
                     any_drained = True
             kept_sum += bandwidth[i, k]
-        if any_drained:
-            factor = total / kept_sum if kept_sum > 0.0 else 0.0
-            for k in range(num_users):
-                bandwidth[i, k] *= factor
+        if any_drained:  # else every share stays as it is (total / kept_sum need not be exactly 1)
+            _band_to_kept(bandwidth, i, total, kept_sum)
 
     @njit(types.boolean(_f8_2, _fixed, _f8_3), **JIT)
     def decode(actions, fixed, rounds):
@@ -357,7 +383,6 @@ with jit_cache():
         draft_lengths, bandwidth = rounds[R_DRAFT_LENGTHS], rounds[R_BANDWIDTH]
         block = blocks.next_round[0]
         exponential, normals, jitter = blocks.exponential[block], blocks.normals[block], blocks.jitter[block]
-        jittered = c.draft_time_jitter > 0.0
         deadline = c.upload_deadline
         forgetting = c.acceptance_forgetting
         arrivals = c.arrivals != 0
@@ -375,17 +400,19 @@ with jit_cache():
             any_dropped = False
             for k in range(num_users):
                 length = draft_lengths[i, k]
-                draft_time = population[P_DRAFT_TIME, i, k]
-                if jittered:
-                    draft_time = draft_time * jitter[i, k]
-                finish = finish_time(length, draft_time, channel[H_UPLOAD_TIME, i, k], bandwidth[i, k])
+                finish, _, energy = _user_upload(
+                    length,
+                    _drafting_time(population, jitter, i, k),
+                    channel[H_UPLOAD_TIME, i, k],
+                    bandwidth[i, k],
+                    deadline,
+                    population[P_DRAFT_POWER, i, k],
+                    c.transmit_power_w,
+                )
                 dropped = finish > deadline
                 any_dropped |= dropped
-                stop = upload_end(finish, deadline)
                 rounds[R_DROPPED, i, k] = np.float64(dropped)
-                rounds[R_ENERGY, i, k] = device_energy(
-                    length, draft_time, stop, population[P_DRAFT_POWER, i, k], c.transmit_power_w
-                )
+                rounds[R_ENERGY, i, k] = energy
                 if not dropped:
                     sync = max(sync, finish)
                     batch_tokens += length
@@ -493,15 +520,14 @@ with jit_cache():
                     _put(out, i, at.remaining + k, requests[Q_REMAINING, i, k], scale, high)
             if at.slack >= 0:  # request deadlines (eq. (9d)): the time left to the current request's target
                 for k in range(num_users):
-                    slack = (requests[Q_DUE, i, k] - clock[i]) * requests[Q_ACTIVE, i, k]
+                    slack = request_slack(requests[Q_DUE, i, k], clock[i], requests[Q_ACTIVE, i, k])
                     _put(out, i, at.slack + k, slack, scale, high)
             if at.energy_left >= 0:  # the remaining budget (section 5.7), J
                 for k in range(num_users):
                     _put(out, i, at.energy_left + k, c.energy_budget - counts[C_ENERGY_SPENT, i, k], scale, high)
-            if at.throughput >= 0:  # the running throughput x_k = tokens / clock (section 5.9), tokens/s
-                elapsed = clock[i]
+            if at.throughput >= 0:  # the running throughput x_k (eq. (5.9a)), tokens/s
                 for k in range(num_users):
-                    rate = counts[C_EPISODE_TOKENS, i, k] / elapsed if elapsed > 0.0 else 0.0
+                    rate = running_throughput(counts[C_EPISODE_TOKENS, i, k], clock[i])
                     _put(out, i, at.throughput + k, rate, scale, high)
 
     @njit(types.int64(_f8_2, _state, _blocks, _fixed, _restarts, _buffers, types.boolean), **JIT)

@@ -61,6 +61,8 @@ __all__ = [
     "MarkovAcceptance",
     "TaskAcceptance",
     "MixtureAcceptance",
+    "RequestMixture",
+    "RoundMixture",
     "TraceAcceptance",
     "MIXTURE_SCOPES",
     "accepted_prefix",
@@ -479,7 +481,17 @@ class RequestRates(AcceptanceProcess):
         rates, shares = self._round_shares(base_rate)
         length = np.broadcast_to(np.asarray(draft_length, dtype=np.intp), shares.shape[:-2])
         at_length = np.take_along_axis(shares, length[..., None, None], axis=-2)[..., 0, :]  # (..., K, M)
-        return np.sum(at_length[..., None, :] * rates[..., None, :] ** self.positions[:, None], axis=-1)
+        return self._rate_mix(at_length, rates)
+
+    def request_survival(self, base_rate: FloatArray) -> FloatArray:
+        """E_p[r^i], i = 1..L_max (..., K, L_max): the curve of a new request, its rate r drawn from the request law
+        p. Request-weighted, not length-biased: not what the rounds show (that is :meth:`round_survival`)."""
+        rates, probabilities = self.request_rate_law(np.asarray(base_rate, dtype=np.float64))
+        return self._rate_mix(probabilities, rates)
+
+    def _rate_mix(self, weights: FloatArray, rates: FloatArray) -> FloatArray:
+        """sum_r weight(r) r^i over the rate nodes (last axis of both, (..., K, M)), i = 1..L_max: (..., K, L_max)."""
+        return np.sum(weights[..., None, :] * rates[..., None, :] ** self.positions[:, None], axis=-1)
 
     def mean_survival(self, base_rate: FloatArray) -> FloatArray:
         """The static planning curve S(i) = E[n | i] - E[n | i - 1] of :meth:`round_tokens` (eq. (5.1e)): its partial
@@ -597,49 +609,38 @@ MIXTURE_SCOPES = ("round", "request")
 
 
 @register_acceptance_process
-class MixtureAcceptance(RequestRates):
+class MixtureAcceptance(AcceptanceProcess):
     """Rates of varying difficulty: each user's rate is drawn from Beta(kappa a_k, kappa (1 - a_k)) around the
     population's a_k, anew every round or with every request (docs/model.md section 5.1).
 
-    :param mixture_concentration: kappa = alpha + beta of the Beta distribution (> 0); large kappa is i.i.d.
-    :param mixture_scope: "round" (a new rate every round) or "request" (one rate per request,
-        :mod:`multispin_env.requests`)
-
-    :param mean_request_tokens: m, the mean request length, tokens (scope "request": the static curve's length bias)
-    :param request_length: the length distribution, "geometric" or "fixed"
+    Its settings (keywords, as :data:`parameters` names them): ``mixture_concentration`` kappa = alpha + beta of
+    the Beta distribution (> 0; large kappa is i.i.d.); ``mixture_scope`` "round" (a new rate every round) or
+    "request" (one rate per request, :mod:`multispin_env.requests`); ``mean_request_tokens`` m, the mean request
+    length, tokens, and ``request_length``, "geometric" or "fixed" (scope "request": the static curve's length bias).
 
     Within a round the rate r holds for every position, so the round's curve is r^i; averaged over the Beta
     it is E[r^i] = prod_{j<i} (kappa a + j) / (kappa + j): the unconditional acceptance falls along the draft
-    more slowly than a^i, i.e. the conditional rate rises, as measured (docs/model.md section 5.1). With scope
-    "round" that curve is what static and adaptive policies plan with. With scope "request" the rounds are
-    length-biased (:class:`RequestRates`): static policies plan with the long-run curve of eq. (5.1e), adaptive
-    ones with a_hat^i (the estimate follows the current request's rate, which holds for every round of it).
+    more slowly than a^i, i.e. the conditional rate rises, as measured (docs/model.md section 5.1).
+
+    Constructing it gives the process of the scope: :class:`RoundMixture` (the rounds' curve is E[r^i], what static
+    and adaptive policies plan with) or :class:`RequestMixture` (the rounds are length-biased, :class:`RequestRates`).
     """
 
     name = "mixture"
     parameters = ("mixture_concentration", "mixture_scope", "mean_request_tokens", "request_length")
     evolves = True
+    #: kappa of the Beta law
+    concentration: float
+    #: "round" or "request"
+    scope: str
 
-    def __init__(
-        self,
-        num_envs: int,
-        num_users: int,
-        max_draft: int,
-        *,
-        mixture_concentration: float,
-        mixture_scope: str,
-        mean_request_tokens: float,
-        request_length: str,
-    ) -> None:
-        super().__init__(
-            num_envs, num_users, max_draft, mean_request_tokens=mean_request_tokens, request_length=request_length
-        )
-        self.concentration = float(mixture_concentration)
-        self.scope = mixture_scope
-
-    @property
-    def per_request(self) -> bool:
-        return self.scope == "request"
+    def __new__(cls, *args: Any, **settings: Any) -> MixtureAcceptance:
+        if cls is MixtureAcceptance:
+            scope = settings.get("mixture_scope")
+            if scope not in MIXTURE_SCOPES:
+                raise ValueError(f"mixture_scope must be one of {list(MIXTURE_SCOPES)}, got {scope!r}")
+            cls = RequestMixture if scope == "request" else RoundMixture
+        return super().__new__(cls)
 
     def _draw(self, where: BoolArray, rng: np.random.Generator) -> None:
         mean = self.base_rate[where]
@@ -650,20 +651,80 @@ class MixtureAcceptance(RequestRates):
         )
         self.set_rates(where, np.clip(rate, 1e-12, 1.0 - 1e-12))  # a Beta draw can round to 0 or 1
 
-    def start_requests(self, where: BoolArray, rng: np.random.Generator) -> None:
-        if self.scope == "request":
-            self._draw(where, rng)
+    def mean_rate(self, base_rate: FloatArray) -> FloatArray:
+        """a_k, the Beta law's mean: per round (scope "round") or per request (scope "request")."""
+        return AcceptanceProcess.mean_rate(self, base_rate)
+
+
+class RoundMixture(MixtureAcceptance):
+    """:class:`MixtureAcceptance` of scope "round": a new rate every round, so every round's curve is E[r^i]."""
+
+    def __init__(
+        self,
+        num_envs: int,
+        num_users: int,
+        max_draft: int,
+        *,
+        mixture_concentration: float,
+        mixture_scope: str = "round",
+        mean_request_tokens: float | None = None,
+        request_length: str | None = None,
+    ) -> None:
+        # The request settings shape only the per-request scope's curves: unused here.
+        super().__init__(num_envs, num_users, max_draft)
+        self.concentration = float(mixture_concentration)
+        self.scope = "round"
 
     def reset(self, rows: BoolArray | None, base_rate: FloatArray, rng: np.random.Generator) -> None:
-        """Scope "round": a rate for the first round; scope "request": the rates come with the requests."""
+        """The base rates and a rate for the first round."""
         sel = slice(None) if rows is None else rows
         self.base_rate[sel] = base_rate[sel]
-        if self.scope == "round":
-            self._draw(self._user_mask(rows), rng)
+        self._draw(self._user_mask(rows), rng)
 
     def advance(self, tokens: FloatArray, rng: np.random.Generator) -> None:
-        if self.scope == "round":
-            self._draw(np.ones(self.rate.shape, dtype=bool), rng)
+        self._draw(np.ones(self.rate.shape, dtype=bool), rng)
+
+    def survival_from_rate(self, rate: FloatArray) -> FloatArray:
+        """E[r^i] = prod_{j<i} (kappa a + j) / (kappa + j) for Beta rates of mean ``rate`` (..., K)."""
+        mean = np.asarray(rate, dtype=np.float64)[..., None]
+        steps = np.arange(self.max_draft, dtype=np.float64)
+        ratios: FloatArray = (self.concentration * mean + steps) / (self.concentration + steps)
+        return ratios.cumprod(axis=-1)
+
+
+class RequestMixture(MixtureAcceptance, RequestRates):
+    """:class:`MixtureAcceptance` of scope "request": one rate per request, held for all its rounds. Static policies
+    plan with the long-run curve of eq. (5.1e), adaptive ones with a_hat^i (the estimate follows the current
+    request's rate, which holds for every round of it)."""
+
+    def __init__(
+        self,
+        num_envs: int,
+        num_users: int,
+        max_draft: int,
+        *,
+        mixture_concentration: float,
+        mixture_scope: str = "request",
+        mean_request_tokens: float,
+        request_length: str,
+    ) -> None:
+        super().__init__(
+            num_envs, num_users, max_draft, mean_request_tokens=mean_request_tokens, request_length=request_length
+        )
+        self.concentration = float(mixture_concentration)
+        self.scope = "request"
+
+    @property
+    def per_request(self) -> bool:
+        return True
+
+    def start_requests(self, where: BoolArray, rng: np.random.Generator) -> None:
+        self._draw(where, rng)
+
+    def reset(self, rows: BoolArray | None, base_rate: FloatArray, rng: np.random.Generator) -> None:
+        """The base rates only: the rates come with the requests."""
+        sel = slice(None) if rows is None else rows
+        self.base_rate[sel] = base_rate[sel]
 
     def request_rate_law(self, base_rate: FloatArray) -> tuple[FloatArray, FloatArray]:
         """Beta(kappa a_k, kappa (1 - a_k)) as quadrature nodes and weights (:func:`beta_quadrature`, exact for
@@ -677,37 +738,6 @@ class MixtureAcceptance(RequestRates):
             where = inverse.reshape(base.shape) == index
             rates[where], weights[where] = beta_quadrature(float(value), self.concentration, nodes)
         return rates, weights
-
-    def mean_rate(self, base_rate: FloatArray) -> FloatArray:
-        """a_k, per round (scope "round") or per request (scope "request")."""
-        return AcceptanceProcess.mean_rate(self, base_rate)
-
-    def mean_survival(self, base_rate: FloatArray) -> FloatArray:
-        """Scope "round": E[r^i]; scope "request": the length-biased planning curve of eq. (5.1e)."""
-        if self.scope == "round":
-            return AcceptanceProcess.mean_survival(self, base_rate)
-        return super().mean_survival(base_rate)
-
-    def round_survival(self, base_rate: FloatArray, draft_length: ArrayLike) -> FloatArray:
-        """Scope "round": E[r^i] at every L; scope "request": eq. (5.1c)."""
-        if self.scope == "round":
-            return AcceptanceProcess.round_survival(self, base_rate, draft_length)
-        return super().round_survival(base_rate, draft_length)
-
-    def round_tokens(self, base_rate: FloatArray) -> FloatArray:
-        if self.scope == "round":
-            return AcceptanceProcess.round_tokens(self, base_rate)
-        return super().round_tokens(base_rate)
-
-    def survival_from_rate(self, rate: FloatArray) -> FloatArray:
-        """Scope "round": E[r^i] = prod_{j<i} (kappa a + j) / (kappa + j) for Beta rates of mean ``rate`` (..., K);
-        scope "request": rate^i (a request's rate holds for all its rounds, and ``rate`` estimates it)."""
-        if self.scope == "request":
-            return AcceptanceProcess.survival_from_rate(self, rate)
-        mean = np.asarray(rate, dtype=np.float64)[..., None]
-        steps = np.arange(self.max_draft, dtype=np.float64)
-        ratios: FloatArray = (self.concentration * mean + steps) / (self.concentration + steps)
-        return ratios.cumprod(axis=-1)
 
 
 @register_acceptance_process

@@ -34,7 +34,6 @@ from numpy.typing import NDArray
 from multispin_env.acceptance import AcceptanceProcess, acceptance_estimate, make_acceptance_process
 from multispin_env.channel import (
     FadingModel,
-    dbm_to_watts,
     efficiency,
     make_fading_model,
     rayleigh_gains,
@@ -85,17 +84,10 @@ from multispin_env.layout import (
     RoundConstants,
     SystemState,
 )
-from multispin_env.model import verification_times
+from multispin_env.model import running_throughput, verification_times
 from multispin_env.requests import Requests, request_state_bytes
 from multispin_env.scenarios import Population
-from multispin_env.spaces import (
-    check_finite,
-    nonfinite_error,
-    observation_bounds,
-    observation_layout,
-    observation_offsets,
-    observation_scale,
-)
+from multispin_env.spaces import ObservationLayout, check_finite, nonfinite_error, observation_bounds, observation_scale
 
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
@@ -160,8 +152,7 @@ def state_bytes(config: EnvConfig, num_envs: int, population: Population | None 
     """
     scenario = config.scenario
     n, k, max_draft = int(num_envs), scenario.num_users, scenario.max_draft
-    arrivals = config.arrival_rate is not None
-    deadlines = config.request_deadline_per_token is not None
+    layout = ObservationLayout.of_config(config, k)
     fading = make_fading_model(config.fading, scenario.doppler_hz).evolves
     block_kinds = 1 + 2 * fading + (config.draft_time_jitter > 0.0)  # Exp(1); N(0, 1) pairs; jitter factors
     user_rows = (
@@ -177,8 +168,10 @@ def state_bytes(config: EnvConfig, num_envs: int, population: Population | None 
         + ROUND_ROWS
         + INT_ROWS
     )  # the last round: its rows and the int64 n_k, A_k, L_k
-    user_bytes = 8 * user_rows + request_state_bytes(config.max_queued_requests if arrivals else None, deadlines)
-    observation_size = max(where.stop for where in _observation_layout(config, k).values())
+    user_bytes = 8 * user_rows + request_state_bytes(
+        config.max_queued_requests if layout.arrivals else None, layout.deadlines
+    )
+    observation_size = layout.size
     if population is None:
         population = scenario.sample_population(np.random.default_rng(config.population_seed))
     populations = _population_bytes(population)
@@ -195,17 +188,6 @@ def state_bytes(config: EnvConfig, num_envs: int, population: Population | None 
     else:
         shared += populations
     return n * (k * user_bytes + env_bytes) + shared
-
-
-def _observation_layout(config: EnvConfig, num_users: int) -> dict[str, slice]:
-    """The observation layout the settings give (:func:`multispin_env.spaces.observation_layout`)."""
-    return observation_layout(
-        num_users,
-        config.arrival_rate is not None,
-        config.request_deadline_per_token is not None,
-        config.energy_budget is not None,
-        config.observe_throughput,
-    )
 
 
 def check_state_size(config: EnvConfig, num_envs: int, population: Population | None = None) -> None:
@@ -336,24 +318,20 @@ class MultiSpinCore:
         self.length_entries = 1 if config.homogeneous else k
         self.action_size = self.length_entries + k
         self._actions_shape = (n, self.action_size)
+        #: The observation's fields (docs/model.md section 5.5): slices on its last axis, and the optional groups
+        #: the settings turn on (arrivals, deadlines, energy budget, running throughput).
+        self.observation_layout = layout = ObservationLayout.of_config(config, k)
+        self.observation_size = layout.size
         #: Whether requests arrive (``arrival_rate`` set; docs/model.md section 5.8).
-        self.arrivals = config.arrival_rate is not None
+        self.arrivals = layout.arrivals
         #: Whether requests have completion-time targets (``request_deadline_per_token`` set; eq. (9d)).
-        self.deadlines = config.request_deadline_per_token is not None
+        self.deadlines = layout.deadlines
         #: Info keys of the state beyond clock, acceptance and spectral efficiency that the settings add (docs/model.md
         #: section 5.6; the arrival keys are :data:`ARRIVAL_STATE_KEYS`): the remaining energy budget, the running
         #: throughput.
         self.optional_state_keys: tuple[str, ...] = tuple(
-            key
-            for key, on in (
-                ("energy_left", config.energy_budget is not None),
-                ("throughput", config.observe_throughput),
-            )
-            if on
+            key for key, on in (("energy_left", layout.energy_budget), ("throughput", layout.throughput)) if on
         )
-        #: The observation's fields (docs/model.md section 5.5): slices on its last axis.
-        self.observation_layout = _observation_layout(config, k)
-        self.observation_size = max(where.stop for where in self.observation_layout.values())
         self._observed_is_true = config.csi_delay == 0 and config.csi_noise_std == 0.0
 
         self.process: AcceptanceProcess = make_acceptance_process(config, n)
@@ -421,13 +399,13 @@ class MultiSpinCore:
         )
 
         scale = observation_scale(
-            k,
+            layout,
             self.max_draft,
             config.horizon,
-            config.mean_request_tokens if self.arrivals else None,
-            self.mean_target if self.deadlines else None,
+            config.mean_request_tokens if layout.arrivals else None,
+            self.mean_target if layout.deadlines else None,
             config.energy_budget,
-            self.server_round_time() if config.observe_throughput else None,
+            self.server_round_time() if layout.throughput else None,
         )
         tokens, seconds = (np.ascontiguousarray(a, dtype=np.float64) for a in scenario.verify_profile_points)
         self._fixed = RoundConstants(
@@ -435,9 +413,7 @@ class MultiSpinCore:
             tokens,
             seconds,
             np.ascontiguousarray(np.stack((scale, self.observation_bounds()[1]))),
-            observation_offsets(
-                k, self.arrivals, self.deadlines, config.energy_budget is not None, config.observe_throughput
-            ),
+            layout.offsets,
         )
         self._no_noise = np.zeros((0, 0), dtype=np.complex128)
         self._no_actions = np.zeros((0, self.action_size))  # the step's "lengths and shares already decoded"
@@ -464,7 +440,6 @@ class MultiSpinCore:
             "length_entries": self.length_entries,
             "observed_is_true": self._observed_is_true,
             "upload_deadline": np.inf if deadline is None else deadline,
-            "transmit_power_w": dbm_to_watts(self.scenario.tx_power_dbm),
             "fading": self.fading.kernel_code,
             "fading_line_of_sight": self.fading.line_of_sight,
             "fading_scatter": self.fading.scatter,
@@ -539,15 +514,7 @@ class MultiSpinCore:
 
     def observation_bounds(self) -> tuple[FloatArray, FloatArray]:
         """Low and high of one observation (the Box of the single observation space)."""
-        return observation_bounds(
-            self.num_users,
-            self.scenario,
-            self.draft_time,
-            self.arrivals,
-            self.deadlines,
-            self.config.energy_budget is not None,
-            self.config.observe_throughput,
-        )
+        return observation_bounds(self.observation_layout, self.scenario, self.draft_time)
 
     @property
     def mean_target(self) -> float:
@@ -585,8 +552,7 @@ class MultiSpinCore:
     def throughput(self) -> FloatArray:
         """The running throughput x_k = episode tokens / clock (n, K), tokens/s (section 5.9); 0 before the first
         round. A new array."""
-        clock = self.clock[:, None]
-        return np.divide(self.episode_tokens, clock, out=np.zeros_like(self.episode_tokens), where=clock > 0.0)
+        return running_throughput(self.episode_tokens, self.clock[:, None])
 
     def acceptance_estimate(self) -> FloatArray:
         """a_hat = (S + w0 a0) / (S + F + w0) (n, K), the estimate the observation shows (section 5.4)."""
@@ -904,7 +870,5 @@ class MultiSpinCore:
             if self.deadlines:
                 info.update({key: arrivals[key] for key in DEADLINE_STATE_KEYS})
         at = slice(None) if row is None else row
-        if self.config.energy_budget is not None:
-            info["energy_left"] = self.energy_left[at]
-        if self.config.observe_throughput:
-            info["throughput"] = self.throughput[at]
+        for key in self.optional_state_keys:  # energy_left, throughput: the properties of those names
+            info[key] = getattr(self, key)[at]

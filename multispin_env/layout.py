@@ -180,7 +180,8 @@ OPTIONAL_OBSERVATION_FIELDS = (
 
 #: Where each observation field starts on the observation's last axis (an entry index), one field per name of
 #: :data:`OBSERVATION_FIELDS` then :data:`OPTIONAL_OBSERVATION_FIELDS`; -1 for a field the observation does not
-#: have (no arrivals, no deadlines, no energy budget, the throughput not observed). Built from :func:`multispin_env.spaces.observation_layout`, never written by hand.
+#: have (no arrivals, no deadlines, no energy budget, the throughput not observed). Built by
+#: :attr:`multispin_env.spaces.ObservationLayout.offsets`, never written by hand.
 # mypy reads only literal field lists: the names come from the lists above, so the record is typed Any.
 ObservationOffsets: Any = namedtuple(  # type: ignore[misc]
     "ObservationOffsets", [name for name, _, _ in OBSERVATION_FIELDS + OPTIONAL_OBSERVATION_FIELDS]

@@ -38,7 +38,9 @@ __all__ = [
     "verification_time",
     "verify_time",
     "latency",
+    "request_slack",
     "round_latency",
+    "running_throughput",
     "expected_goodput",
     "expected_weighted_goodput",
     "MAX_WEIGHT",
@@ -136,6 +138,22 @@ with jit_cache():
     def latency(sync, verify, downlink):
         """Round latency, eq. (3): T = tau + T_ver + T_dl, seconds."""
         return sync + verify + downlink
+
+    @vectorize(cache=JIT["cache"])
+    def request_slack(due, clock, active):
+        """Time left to a user's current request's target, s (eq. (9d)): D_due - t with ``due`` = D_due and
+        ``clock`` = t in s, times ``active`` (1.0 with a request in progress, 0.0 idle: no slack); negative when
+        overdue."""
+        return (due - clock) * active
+
+    @vectorize(cache=JIT["cache"])
+    def running_throughput(episode_tokens, clock):
+        """A user's running throughput, eq. (5.9a): x_k(t) = (n_k summed over the episode so far) / t, tokens/s;
+        0 at t = 0."""
+        # Numba evaluates every lane of a vectorised loop: a division by t chosen by a branch is done at t = 0 too
+        # (0 / 0 raises numpy's invalid-value flag), so the 0 at t = 0 is a product with the condition.
+        rate = episode_tokens / (clock if clock > 0.0 else 1.0)
+        return rate * (clock > 0.0)
 
 
 def equal_finish_time(

@@ -73,7 +73,7 @@ from multispin_env._checks import real_setting, short_repr
 from multispin_env.config import EnvConfig, resolve_config
 from multispin_env.core import MultiSpinCore
 from multispin_env.rendering import render_ansi
-from multispin_env.spaces import CoreAccess, encode_action, nonfinite_error, observation_layout
+from multispin_env.spaces import CoreAccess, encode_action, nonfinite_error
 
 try:
     from pettingzoo import ParallelEnv
@@ -138,7 +138,7 @@ class MultiSpinParallelEnv(CoreAccess, ParallelEnv):
         self.possible_agents = [f"user_{i}" for i in range(k)]
         self.agents: list[str] = []
         self._index = {agent: i for i, agent in enumerate(self.possible_agents)}
-        self._layout = observation_layout(k)
+        self._layout = core.observation_layout
 
         low, high = core.observation_bounds()
         self.state_space = spaces.Box(low.astype(np.float32), high.astype(np.float32), dtype=np.float32)

@@ -41,6 +41,7 @@ from multispin_env.layout import (
     Q_WAITING,
     REQUEST_ROWS,
 )
+from multispin_env.model import request_slack
 
 if TYPE_CHECKING:
     from multispin_env.acceptance import AcceptanceProcess
@@ -159,7 +160,7 @@ class Requests:
         overdue; 0 for an idle user or without deadlines)."""
         if self.deadline is None:
             return np.zeros(self.state.shape[1:])
-        return (self.state[Q_DUE] - clock[:, None]) * self.state[Q_ACTIVE]
+        return request_slack(self.state[Q_DUE], clock[:, None], self.state[Q_ACTIVE])
 
     def in_system(self) -> FloatArray:
         """Requests in progress or queued per user (n, K): Little's N."""

@@ -21,6 +21,7 @@ from multispin_env._checks import IntegerRange, RealRange, is_real, real_setting
 from multispin_env.channel import (
     DEVICE_CLASSES,
     PAYLOAD_MODELS,
+    dbm_to_watts,
     draft_powers_of,
     draft_times_of,
     mean_snr_db,
@@ -445,6 +446,11 @@ class Scenario:
     def verify_profile_points(self) -> tuple[FloatArray, FloatArray]:
         """The verification time model as (tokens, seconds) points, eq. (2')."""
         return verification_profile(self.verify_base, self.verify_per_token, self.verify_knee_tokens, self.verify_table)
+
+    @property
+    def transmit_power_w(self) -> float:
+        """P_tx, W: ``tx_power_dbm`` in watts (the device's power while it uploads, section 5.7)."""
+        return float(dbm_to_watts(self.tx_power_dbm))
 
     @property
     def payload_bits(self) -> int:

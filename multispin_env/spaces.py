@@ -8,7 +8,10 @@ units and to translate allocations into actions.
 
 from __future__ import annotations
 
+import itertools
 import reprlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,6 +30,7 @@ from multispin_env.layout import (
 from multispin_env.scenarios import Scenario
 
 if TYPE_CHECKING:
+    from multispin_env.config import EnvConfig
     from multispin_env.core import MultiSpinCore
 
 FloatArray = NDArray[np.float64]
@@ -47,8 +51,9 @@ __all__ = [
     "encode_action",
     "real_array",
     "observation_bounds",
+    "ObservationLayout",
+    "observation_field_orders",
     "observation_layout",
-    "observation_offsets",
     "observation_scale",
     "check_finite",
     "nonfinite_error",
@@ -69,49 +74,128 @@ REMAINING_OBS_MAX = 10.0
 SLACK_OBS_MAX = 10.0
 
 
+@dataclass(frozen=True)
+class ObservationLayout(Mapping[str, slice]):
+    """The observation's fields (docs/model.md section 5.5) as settings turn them on: a read-only mapping of each
+    field's name to its slice on the observation's last axis (user order), in observation order.
+
+    The fields are :data:`OBSERVATION_FIELDS`, then :data:`ARRIVAL_OBSERVATION_FIELDS` if ``arrivals``,
+    :data:`DEADLINE_OBSERVATION_FIELDS` if ``deadlines`` (which need arrivals), :data:`ENERGY_OBSERVATION_FIELDS` if
+    ``energy_budget`` and :data:`THROUGHPUT_OBSERVATION_FIELDS` if ``throughput``. This is the one place that
+    order, and which switches an env's settings turn on (:meth:`of_config`), are derived.
+
+    :param num_users: K, users (>= 1)
+    :param arrivals: requests arrive (``arrival_rate`` set, section 5.8)
+    :param deadlines: requests have completion-time targets (``request_deadline_per_token`` set, eq. (9d))
+    :param energy_budget: devices have an energy budget (``energy_budget`` set, section 5.7)
+    :param throughput: the running throughput is observed (``observe_throughput``, section 5.9)
+    """
+
+    num_users: int
+    arrivals: bool = False
+    deadlines: bool = False
+    energy_budget: bool = False
+    throughput: bool = False
+    _slices: dict[str, slice] = field(init=False, repr=False, compare=False, default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.num_users, (int, np.integer)) and self.num_users >= 1):
+            raise ValueError(f"an observation layout needs num_users >= 1, got {self.num_users!r}")
+        if self.deadlines and not self.arrivals:
+            raise ValueError("an observation with deadlines (slack) needs the arrival fields (arrivals=True)")
+        start = 0
+        for name, entries, _ in self.fields:
+            size = self.num_users if entries == "K" else int(entries)
+            self._slices[name] = slice(start, start + size)
+            start += size
+
+    @classmethod
+    def of_config(cls, config: EnvConfig, num_users: int) -> ObservationLayout:
+        """The layout an env's settings give (``num_users`` users)."""
+        return cls(
+            num_users,
+            arrivals=config.arrival_rate is not None,
+            deadlines=config.request_deadline_per_token is not None,
+            energy_budget=config.energy_budget is not None,
+            throughput=config.observe_throughput,
+        )
+
+    @classmethod
+    def of_fields(cls, names: Sequence[str], num_users: int) -> ObservationLayout:
+        """The layout of ``num_users`` users whose fields are ``names`` in order; ValueError when no settings give
+        those fields (:func:`observation_field_orders` lists the orders that exist)."""
+        for layout in _every_layout(num_users):
+            if layout.names == tuple(names):
+                return layout
+        raise ValueError(f"no observation has the fields {list(names)}")
+
+    @property
+    def fields(self) -> tuple[tuple[str, str | int, str], ...]:
+        """(name, entries per system: "K" or 1, meaning) of each field, in order."""
+        return (
+            OBSERVATION_FIELDS
+            + (ARRIVAL_OBSERVATION_FIELDS if self.arrivals else ())
+            + (DEADLINE_OBSERVATION_FIELDS if self.deadlines else ())
+            + (ENERGY_OBSERVATION_FIELDS if self.energy_budget else ())
+            + (THROUGHPUT_OBSERVATION_FIELDS if self.throughput else ())
+        )
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The field names, in order."""
+        return tuple(self._slices)
+
+    @property
+    def size(self) -> int:
+        """Entries of one observation."""
+        return max(where.stop for where in self._slices.values())
+
+    @property
+    def offsets(self) -> Any:
+        """The :data:`~multispin_env.layout.ObservationOffsets` of this layout: each field's first entry, -1 for an
+        optional field the observation does not have (the compiled observation writes each field there)."""
+        names: tuple[str, ...] = ObservationOffsets._fields
+        return ObservationOffsets(*(self._slices[name].start if name in self._slices else -1 for name in names))
+
+    def __getitem__(self, name: str) -> slice:
+        return self._slices[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._slices)
+
+    def __len__(self) -> int:
+        return len(self._slices)
+
+
+def _every_layout(num_users: int) -> list[ObservationLayout]:
+    """Every layout of ``num_users`` users that some settings give (the switches' combinations that are valid)."""
+    layouts = []
+    for switches in itertools.product((False, True), repeat=4):
+        try:
+            layouts.append(ObservationLayout(num_users, *switches))
+        except ValueError:  # a combination no settings give (deadlines without arrivals)
+            continue
+    return layouts
+
+
+def observation_field_orders() -> tuple[tuple[str, ...], ...]:
+    """The field names of every observation layout the settings can give, in order (for any number of users)."""
+    return tuple(layout.names for layout in _every_layout(1))
+
+
 def observation_layout(
     num_users: int,
     arrivals: bool = False,
     deadlines: bool = False,
     energy_budget: bool = False,
     throughput: bool = False,
-) -> dict[str, slice]:
-    """Slices of each field of :data:`OBSERVATION_FIELDS`, then :data:`ARRIVAL_OBSERVATION_FIELDS` if
-    ``arrivals``, ``DEADLINE_OBSERVATION_FIELDS`` if ``deadlines``, ``ENERGY_OBSERVATION_FIELDS`` if
-    ``energy_budget`` and ``THROUGHPUT_OBSERVATION_FIELDS`` if ``throughput``, on the observation's last axis (user
-    order)."""
-    fields = (
-        OBSERVATION_FIELDS
-        + (ARRIVAL_OBSERVATION_FIELDS if arrivals else ())
-        + (DEADLINE_OBSERVATION_FIELDS if deadlines else ())
-        + (ENERGY_OBSERVATION_FIELDS if energy_budget else ())
-        + (THROUGHPUT_OBSERVATION_FIELDS if throughput else ())
-    )
-    layout, start = {}, 0
-    for name, entries, _ in fields:
-        size = num_users if entries == "K" else int(entries)
-        layout[name] = slice(start, start + size)
-        start += size
-    return layout
-
-
-def observation_offsets(
-    num_users: int,
-    arrivals: bool = False,
-    deadlines: bool = False,
-    energy_budget: bool = False,
-    throughput: bool = False,
-) -> Any:
-    """The :data:`~multispin_env.layout.ObservationOffsets` of :func:`observation_layout`: each field's first
-    entry, -1 for an optional field the observation does not have (the compiled observation writes each field
-    there)."""
-    layout = observation_layout(num_users, arrivals, deadlines, energy_budget, throughput)
-    names: tuple[str, ...] = ObservationOffsets._fields
-    return ObservationOffsets(*(layout[name].start if name in layout else -1 for name in names))
+) -> ObservationLayout:
+    """The :class:`ObservationLayout` of these switches (a mapping of each field's name to its slice)."""
+    return ObservationLayout(num_users, arrivals, deadlines, energy_budget, throughput)
 
 
 def observation_scale(
-    num_users: int,
+    layout: ObservationLayout,
     max_draft: int,
     horizon: float,
     mean_request_tokens: float | None = None,
@@ -119,10 +203,20 @@ def observation_scale(
     energy_budget: float | None = None,
     server_round: float | None = None,
 ) -> FloatArray:
-    """Factor of each observation entry: raw value (bit/s/Hz, s/token, -, tokens, tokens, s; with arrivals
-    (``mean_request_tokens`` given) then -, tokens; with deadlines (``mean_target``, the mean request's target in
-    s, eq. (9d)) the slack, s; with an ``energy_budget`` (J) the remaining budget, J; with ``server_round`` =
-    T_ver(K) + T_dl (s) the running throughput, tokens/s) times it."""
+    """Factor of each observation entry of ``layout``: raw value (bit/s/Hz, s/token, -, tokens, tokens, s; with
+    arrivals then -, tokens (per ``mean_request_tokens``); with deadlines the slack, s (per ``mean_target``, the mean
+    request's target in s, eq. (9d)); with an energy budget the remaining budget, J (per ``energy_budget``, J); with
+    the throughput the running throughput, tokens/s (times ``server_round`` = T_ver(K) + T_dl, s)) times it. The
+    unit of each optional field the layout has must be given."""
+    units = {
+        "remaining": mean_request_tokens,
+        "slack": mean_target,
+        "energy_left": energy_budget,
+        "throughput": server_round,
+    }
+    for name, unit in units.items():
+        if name in layout and unit is None:
+            raise ValueError(f"observation_scale: the layout has {name!r} but its unit is not given")
     per_field = {
         "spectral_efficiency": 1.0 / CHANNEL_SCALE,
         "draft_time": 1.0 / DRAFT_TIME_SCALE,
@@ -136,38 +230,23 @@ def observation_scale(
         "energy_left": 1.0 / (energy_budget or 1.0),
         "throughput": server_round or 1.0,
     }
-    layout = observation_layout(
-        num_users,
-        mean_request_tokens is not None,
-        mean_target is not None,
-        energy_budget is not None,
-        server_round is not None,
-    )
-    scale = np.empty(max(where.stop for where in layout.values()))
+    scale = np.empty(layout.size)
     for name, where in layout.items():
         scale[where] = per_field[name]
     return scale
 
 
 def observation_bounds(
-    num_users: int,
-    scenario: Scenario,
-    draft_time: FloatArray,
-    arrivals: bool = False,
-    deadlines: bool = False,
-    energy_budget: bool = False,
-    throughput: bool = False,
+    layout: ObservationLayout, scenario: Scenario, draft_time: FloatArray
 ) -> tuple[FloatArray, FloatArray]:
-    """Low and high of one observation (the Box of the single observation space); ``draft_time`` (n, K) the
-    populations' t_k in s/token, so that a slowest device outside the scenario's classes is covered."""
-    layout = observation_layout(num_users, arrivals, deadlines, energy_budget, throughput)
-    size = max(where.stop for where in layout.values())
-    low, high = np.zeros(size), np.ones(size)
-    if arrivals:
+    """Low and high of one observation of ``layout`` (the Box of the single observation space); ``draft_time``
+    (n, K) the populations' t_k in s/token, so that a slowest device outside the scenario's classes is covered."""
+    low, high = np.zeros(layout.size), np.ones(layout.size)
+    if layout.arrivals:
         high[layout["remaining"]] = REMAINING_OBS_MAX
-    if deadlines:
+    if layout.deadlines:
         high[layout["slack"]] = SLACK_OBS_MAX
-    if throughput:  # at most L_max + 1 tokens per round of at least T_ver(K) + T_dl, about (section 5.9)
+    if layout.throughput:  # at most L_max + 1 tokens per round of at least T_ver(K) + T_dl, about (section 5.9)
         high[layout["throughput"]] = scenario.max_draft + 1
     high[layout["spectral_efficiency"]] = CHANNEL_OBS_MAX
     classes = [name for name, weight in scenario.device_mix.items() if weight > 0]

@@ -9,7 +9,9 @@ from scipy import stats
 from multispin_env.acceptance import (
     ACCEPTANCE_PROCESSES,
     MarkovAcceptance,
+    MixtureAcceptance,
     PositionalAcceptance,
+    RequestRates,
     TaskAcceptance,
     make_acceptance_process,
 )
@@ -285,6 +287,30 @@ def test_mixture_per_request_keeps_a_rate_for_the_whole_request():
     same = remaining > 1.0  # requests that did not end this round keep their rate
     np.testing.assert_array_equal(process.rate[same], before[same])
     assert np.any(process.rate[~same] != before[~same]) or not np.any(~same)
+
+
+@pytest.mark.parametrize("scope", ["round", "request"])
+def test_the_mixture_is_the_process_of_its_scope_and_survives_a_pickle(scope):
+    """The mixture of scope "round" plans with E[r^i] at every L (no length bias); scope "request" is a
+    RequestRates (length-biased rounds, a_hat^i for the adaptive plan); either round-trips through pickle."""
+    import pickle
+
+    process = _process("mixture", 2, 3, mixture_scope=scope, mixture_concentration=4.0)
+    assert isinstance(process, MixtureAcceptance) and process.scope == scope
+    assert isinstance(process, RequestRates) == process.per_request == (scope == "request")
+    base = np.array([0.3, 0.6, 0.9])
+    steps = np.arange(MAX_DRAFT)
+    moments = np.cumprod((4.0 * base[:, None] + steps) / (4.0 + steps), axis=-1)
+    np.testing.assert_array_equal(process.mean_rate(base), base)
+    if scope == "round":
+        np.testing.assert_allclose(process.mean_survival(base), moments, rtol=1e-12)
+        np.testing.assert_allclose(process.round_survival(base, np.array([1, 4, 8])), moments, rtol=1e-12)
+    else:
+        np.testing.assert_allclose(process.request_survival(base), moments, rtol=1e-9)
+        np.testing.assert_array_equal(process.survival_from_rate(base), base[:, None] ** (steps + 1))
+    copy = pickle.loads(pickle.dumps(process))
+    assert type(copy) is type(process) and copy.concentration == 4.0
+    np.testing.assert_array_equal(copy.survival_from_rate(base), process.survival_from_rate(base))
 
 
 @pytest.mark.parametrize("key, value", [("mixture_concentration", 0.0), ("mixture_scope", "token")])

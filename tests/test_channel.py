@@ -36,7 +36,7 @@ from multispin_env.layout import (
     RoundConstants,
     SystemState,
 )
-from multispin_env.spaces import observation_offsets
+from multispin_env.spaces import observation_layout
 
 
 def test_payload_bits_follow_the_formula() -> None:
@@ -224,7 +224,7 @@ def test_the_compiled_restart_draws_the_models_start_gains() -> None:
             np.zeros((REQUEST_ROWS, 0, 0)),
             np.zeros((n, k, 1)),
         )
-        fixed = RoundConstants(constants, np.zeros(1), np.zeros(1), np.zeros((2, 1)), observation_offsets(k))
+        fixed = RoundConstants(constants, np.zeros(1), np.zeros(1), np.zeros((2, 1)), observation_layout(k).offsets)
         restarts = Restarts(rows, normals if model.evolves else np.zeros((2, 0, 0)))
         _kernels().reset_rows(state, fixed, restarts)  # through numba's dispatch: the records' types are checked
         assert np.all(state.clock[rows] == 0.0) and np.all(state.counts[:, rows] == 0.0)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -45,9 +46,26 @@ def test_flatness_refuses_bad_curves() -> None:
         flatness(np.array([0, 1]), np.array([1.0, np.nan]), 1)
 
 
+def write_run_files(run: Path, budget: int, interrupted: bool = False) -> None:
+    """What rl-zoo3 and agents.train write beside a run's model: ``{env}/args.yml`` and ``{env}/training.yml``."""
+    params = run / "Task"
+    params.mkdir(exist_ok=True)
+    (params / "args.yml").write_text(yaml.safe_dump({"algo": "ppo", "env": "Task", "seed": 1}))
+    (params / "training.yml").write_text(
+        yaml.safe_dump(
+            {
+                "planned_timesteps": budget,
+                "num_timesteps": budget // 2 if interrupted else budget,
+                "interrupted": interrupted,
+            }
+        )
+    )
+
+
 class FakeTrainer:
     """Writes a chunk like a training: the validation curve goodput(t) = top (1 - exp(-t / scale)) of the run's
-    steps t at 11 points of the chunk, the final and best models; raises in chunk ``fail_at`` (a killed run)."""
+    steps t at 11 points of the chunk, the final and best models and the run's args.yml and training.yml; in chunk
+    ``fail_at`` saves the model trained so far as interrupted and raises (a killed run)."""
 
     def __init__(self, top: float = 100.0, scale: float = 300.0, fail_at: int | None = None) -> None:
         self.top, self.scale, self.fail_at = top, scale, fail_at
@@ -60,13 +78,15 @@ class FakeTrainer:
         run = folder / "ppo" / "Task_1"
         run.mkdir(parents=True)
         if index == self.fail_at:
-            (run / "Task.zip.partial").write_text("killed")
+            (run / "Task.zip").write_text(json.dumps({"end": start + budget // 2}))
+            write_run_files(run, budget, interrupted=True)
             raise KeyboardInterrupt
         t = np.linspace(0, budget, 11)
         goodput = self.top * (1 - np.exp(-(start + t) / self.scale))
         np.savez(run / "evaluations.npz", timesteps=t.astype(np.int64), goodput=np.repeat(goodput[:, None], 3, 1))
         (run / "Task.zip").write_text(json.dumps({"end": start + budget}))
         (run / "best_model.zip").write_text(json.dumps({"best": float(goodput.max())}))
+        write_run_files(run, budget)
 
 
 def test_chunks_double_until_flat_and_the_best_model_is_the_last_best(tmp_path: Path) -> None:
@@ -116,3 +136,17 @@ def test_another_first_chunk_trains_again(tmp_path: Path) -> None:
     assert other.calls[0] == ("chunk0", 200, None) and record["first_chunk"] == 200
     with pytest.raises(ValueError, match="first chunk <= cap"):
         train_until_flat(tmp_path / "run", 200, 100, other)
+
+
+@pytest.mark.parametrize("change", ["interrupted", "budget"])
+def test_a_chunk_whose_training_was_interrupted_or_planned_another_budget_trains_again(
+    tmp_path: Path, change: str
+) -> None:
+    """A chunk with its chunk.json is kept only when its training.yml says it finished the chunk's budget."""
+    reference = train_until_flat(tmp_path / "run", 100, 100_000, FakeTrainer())
+    chunk1 = tmp_path / "run" / "chunk1" / "ppo" / "Task_1"
+    write_run_files(chunk1, 100 if change == "interrupted" else 300, interrupted=change == "interrupted")
+    again = FakeTrainer()
+    record = train_until_flat(tmp_path / "run", 100, 100_000, again)
+    assert again.calls[0] == ("chunk1", 100, "chunk0")
+    assert record["budget"] == reference["budget"] and record["best_at_100"] == reference["best_at_100"]

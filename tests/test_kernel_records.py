@@ -23,7 +23,7 @@ from multispin_env import _kernels
 from multispin_env.core import MultiSpinCore
 from multispin_env.layout import ObservationOffsets
 from multispin_env.multiagent import parallel_env
-from multispin_env.spaces import observation_layout, observation_offsets
+from multispin_env.spaces import ObservationLayout, observation_field_orders, observation_layout
 
 HET, HOM = "MultiSpin-Heterogeneous-v0", "MultiSpin-Homogeneous-v0"
 
@@ -107,6 +107,51 @@ def test_decoded_steps_pass_the_signatures_types() -> None:
     assert calls["step"] == 5
 
 
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"arrival_rate": 40.0},
+        {"arrival_rate": 40.0, "request_deadline_per_token": 0.05},
+        {"energy_budget": 50.0, "observe_throughput": True},
+        {"arrival_rate": 40.0, "request_deadline_per_token": 0.05, "energy_budget": 50.0, "observe_throughput": True},
+    ],
+)
+def test_one_layout_object_gives_the_fields_the_bounds_the_offsets_and_the_info(settings: dict[str, Any]) -> None:
+    """The env's layout is the settings' (ObservationLayout.of_config): contiguous fields filling the observation
+    space, its offsets the kernel's, recovered from its field names, and the info keys of its optional groups."""
+    env = gym.make(HET, **settings)
+    core = env.unwrapped.core
+    layout = core.observation_layout
+    assert layout == ObservationLayout.of_config(core.config, core.num_users)
+    assert layout.arrivals == ("arrival_rate" in settings) and layout.throughput == ("observe_throughput" in settings)
+    assert layout.deadlines == ("request_deadline_per_token" in settings)
+    assert layout.energy_budget == ("energy_budget" in settings)
+    stops = [0] + [where.stop for where in layout.values()]
+    assert [where.start for where in layout.values()] == stops[:-1] and layout.size == stops[-1]
+    assert env.observation_space.shape == (layout.size,) == (core.observation_size,)
+    assert core._fixed.observation_offsets == layout.offsets
+    assert all((offset == -1) == (name not in layout) for name, offset in layout.offsets._asdict().items())
+    assert ObservationLayout.of_fields(layout.names, core.num_users) == layout
+    assert layout.names in observation_field_orders()
+    _, info = env.reset(seed=0)
+    for key in ("energy_left", "throughput", "slack"):
+        assert (key in info) == (key in layout)
+
+
+def test_layouts_that_no_settings_give_are_refused() -> None:
+    with pytest.raises(ValueError, match="needs the arrival fields"):
+        ObservationLayout(3, deadlines=True)
+    with pytest.raises(ValueError, match="num_users >= 1"):
+        ObservationLayout(0)
+    with pytest.raises(ValueError, match="no observation has the fields"):
+        ObservationLayout.of_fields(["draft_time", "spectral_efficiency"], 3)
+    # Arrivals and deadlines: 3 valid combinations; energy budget and throughput: 4.
+    orders = observation_field_orders()
+    assert len(set(orders)) == len(orders) == 12
+    assert all("slack" not in names or "active" in names for names in orders)
+
+
 @pytest.mark.parametrize("arrivals", [False, True])
 def test_the_kernel_writes_each_field_where_the_layout_puts_it(arrivals: bool) -> None:
     """Observe with the fields in reversed order: every field moves with its offset (nothing is hand-placed)."""
@@ -117,7 +162,7 @@ def test_the_kernel_writes_each_field_where_the_layout_puts_it(arrivals: bool) -
         envs.step(envs.action_space.sample())
     core = envs.unwrapped.core
     layout = observation_layout(core.num_users, arrivals)
-    assert observation_offsets(core.num_users, arrivals) == ObservationOffsets(
+    assert layout == core.observation_layout and core._fixed.observation_offsets == ObservationOffsets(
         *(layout[name].start if name in layout else -1 for name in ObservationOffsets._fields)
     )
     reversed_layout, start = {}, 0

@@ -274,7 +274,7 @@ def test_an_interrupted_training_is_not_taken_for_a_finished_one(tmp_path: Path,
     """--train trains again a run whose training.yml says it was interrupted (its final model is not the budget's)."""
     import yaml
 
-    from agents.leaderboard import _final_model
+    from agents.runs import final_model
 
     task = "MultiSpinSuite/IIDStatic-v0"
     run = tmp_path / "ppo" / "MultiSpinSuite-IIDStatic-v0_1"
@@ -289,9 +289,9 @@ def test_an_interrupted_training_is_not_taken_for_a_finished_one(tmp_path: Path,
         )
     )
     expected = None if interrupted else run / "MultiSpinSuite-IIDStatic-v0.zip"
-    assert _final_model(tmp_path, 1000) == expected
-    assert _final_model(tmp_path) == expected
-    assert _final_model(tmp_path, 2000) is None
+    assert final_model(tmp_path, 1000) == expected
+    assert final_model(tmp_path) == expected
+    assert final_model(tmp_path, 2000) is None
 
 
 @pytest.mark.slow

@@ -253,3 +253,16 @@ def test_extremes_stay_finite(k: int, acceptance: float) -> None:
     assert math.isfinite(s_star) and s_star > params.draft_time.max()
     # Homogeneous identity (docs/model.md section 3): tau(L, ..., L) = L s*.
     assert float(tau[0]) == pytest.approx(10 * s_star, rel=1e-12)
+
+
+def test_running_throughput_and_slack_are_their_formulas() -> None:
+    """eq. (5.9a) x = tokens / t (0 at t = 0, without numpy's invalid-value flag) and eq. (9d)'s slack
+    (D_due - t for an active user, 0 idle): the functions the observation kernel and the info both call."""
+    from multispin_env.model import request_slack, running_throughput
+
+    with np.errstate(all="raise"):  # 32 entries: the vectorised loop's lanes, not only its scalar tail
+        rate = running_throughput(np.tile([0.0, 6.0, 0.0, 3.0], 8), np.tile([0.0, 0.0, 1.5, 1.5], 8))
+    np.testing.assert_array_equal(rate, np.tile([0.0, 0.0, 0.0, 2.0], 8))
+    assert running_throughput(7.0, 2.0) == 3.5
+    slack = request_slack(np.array([4.0, 4.0, 1.0]), 2.5, np.array([1.0, 0.0, 1.0]))
+    np.testing.assert_array_equal(slack, [1.5, 0.0, -1.5])

@@ -87,12 +87,9 @@ def test_listing_has_one_line_per_id_and_preset(capsys: pytest.CaptureFixture[st
 
 def _gen_pages():
     """docs/gen_pages.py, the generator of the site's env pages (loaded as a module: docs/ is no package)."""
-    import importlib.util
+    from cli_helpers import load_script
 
-    spec = importlib.util.spec_from_file_location("gen_pages", REPO / "docs" / "gen_pages.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPO / "docs" / "gen_pages.py")
 
 
 def test_the_site_has_a_page_for_every_registered_id_and_no_other() -> None:

@@ -85,8 +85,7 @@ def test_the_per_request_mix_is_not_what_the_rounds_show(runs):
     were length-biased) is more than 0.02 high at position 3 with L = 10."""
     run = runs[1]
     process = run["process"]
-    rates, probabilities = process.request_rate_law(run["base"])
-    per_request = np.sum(probabilities[..., None, :] * rates[..., None, :] ** process.positions[:, None], axis=-1)
+    per_request = process.request_survival(run["base"])
     assert run["lengths"][5] == 10 and per_request[5, 2] - _measured(run, 5)[2] > 0.02
 
 
@@ -262,3 +261,20 @@ def test_episode_plan_reaches_a_fixed_point_and_equals_the_long_run_plan_for_lon
     )
     iid = gym.make("MultiSpin-Heterogeneous-v0", fading=False)
     assert episode_static_solver(iid, solve_heterogeneous) is solve_heterogeneous
+
+
+def test_request_survival_is_the_request_weighted_beta_moments():
+    """A new request's curve E_p[r^i] of the Beta mixture: prod_{j<i} (kappa a + j) / (kappa + j) (section 5.1)."""
+    kappa, base = 9.745, np.array([0.3, 0.8])
+    process = MixtureAcceptance(
+        1,
+        2,
+        8,
+        mixture_concentration=kappa,
+        mixture_scope="request",
+        mean_request_tokens=100.0,
+        request_length="geometric",
+    )
+    steps = np.arange(8)
+    moments = np.cumprod((kappa * base[:, None] + steps) / (kappa + steps), axis=-1)
+    np.testing.assert_allclose(process.request_survival(base), moments, rtol=1e-9)

@@ -240,8 +240,13 @@ def test_a_short_run_improves_and_runs_at_other_k(tmp_path: Path, capsys: pytest
         "--eval-env-kwargs",
         "num_users:10",
         "fading:False",
+        # Few envs and small rollouts, so that 12,288 rounds make several updates (the YAML's 256 envs would make three).
         "-params",
+        "n_envs:8",
         "n_steps:64",
+        "batch_size:256",
+        "n_epochs:10",
+        "learning_rate:0.001",
     ]
     assert train_main(argv) == 0
     (run,) = (tmp_path / "ppo").glob(f"{HET}_*")
@@ -314,15 +319,9 @@ def test_a_short_run_improves_and_runs_at_other_k(tmp_path: Path, capsys: pytest
 
 
 def test_bench_userset_zero_shot_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    import importlib.util
+    from cli_helpers import cli_error, load_script
 
-    from cli_helpers import cli_error
-
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_userset.py"
-    spec = importlib.util.spec_from_file_location("bench_userset", script)
-    assert spec is not None and spec.loader is not None
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script(Path(__file__).resolve().parents[1] / "benchmarks" / "bench_userset.py")
     missing = tmp_path / "nothing"
     cli_error(bench.main, ["--zero-shot", str(missing), "--users", "3"], capsys, None, "neither a model .zip")
     cli_error(bench.main, ["--zero-shot", str(missing), "--reference-users", "-1"], capsys, None, "integer >= 0")

@@ -15,7 +15,7 @@ from cli_helpers import cli_error
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agents.verdict import main, outcome, overlap, verdict
+from agents.verdict import MARGIN, main, outcome, overlap, verdict
 from baselines.policies import ORACLE_POLICIES, policies_for
 from multispin_env.suite import EDGES, TASKS, task
 
@@ -59,7 +59,15 @@ def test_outcome_is_the_interval_order(a: float, wa: float, b: float, wb: float)
     x, y = (a, a + wa), (b, b + wb)
     assert overlap(x, y) == overlap(y, x) == (max(x[0], y[0]) <= min(x[1], y[1]))
     assert outcome(x, y) == {"learned": "analytic", "analytic": "learned", "tie": "tie"}[outcome(y, x)]
-    assert (outcome(x, y) == "learned") == (x[0] > y[1])
+    assert (outcome(x, y) == "learned") == (x[0] > y[1] + MARGIN)
+    assert (outcome(x, y, margin=0.0) == "tie") == overlap(x, y)
+
+
+def test_a_gap_under_the_margin_is_a_tie() -> None:
+    """Zero-width intervals a hundredth of a point apart (a residual agent that kept its controller) tie."""
+    assert outcome((89.02, 89.02), (89.0, 89.0)) == "tie"
+    assert outcome((89.0 + MARGIN + 0.01,) * 2, (89.0, 89.0)) == "learned"
+    assert outcome((89.0 - MARGIN - 0.01,) * 2, (89.0, 89.0)) == "analytic"
 
 
 def test_verdict_per_task_best_entries_outcomes_and_missing_runs() -> None:
@@ -157,10 +165,19 @@ def test_command_writes_the_page(tmp_path: Path, capsys: pytest.CaptureFixture[s
     runs = tmp_path / "runs"
     job = out / "jobs" / "IIDStatic" / "good_seed0.json"
     model = str(runs / "good" / "IIDStatic" / "seed0" / "chunk1" / "best_model.zip")
-    job.write_text(json.dumps(dict(json.loads(job.read_text()), model=model, convergence={"best_model": model})))
+    final, elsewhere = str(runs / "good" / "IIDStatic" / "seed0" / "chunk1" / "final.zip"), str(tmp_path / "m.zip")
+    convergence = {"best_model": model, "final_model": final, "status": "flat", "chunks": [{"chunk": 0}]}
+    job.write_text(json.dumps(dict(json.loads(job.read_text()), model=model, convergence=convergence)))
+    other = out / "jobs" / "IIDStatic" / "good_seed1.json"
+    other.write_text(json.dumps(dict(json.loads(other.read_text()), model=elsewhere)))
     assert main([str(out), "--export", str(tmp_path / "copy"), "--runs", str(runs)]) == 0
     copied = json.loads((tmp_path / "copy" / "jobs" / "IIDStatic" / "good_seed0.json").read_text())
     assert copied["model"] == copied["convergence"]["best_model"] == "good/IIDStatic/seed0/chunk1/best_model.zip"
+    assert copied["convergence"] == dict(
+        convergence, best_model=copied["model"], final_model="good/IIDStatic/seed0/chunk1/final.zip"
+    )
+    # A model outside --runs keeps its path.
+    assert json.loads((tmp_path / "copy" / "jobs" / "IIDStatic" / "good_seed1.json").read_text())["model"] == elsewhere
     assert len(list((tmp_path / "copy" / "jobs").glob("*/*.json"))) == len(_board())
     capsys.readouterr()
     cli_error(main, [str(tmp_path / "nope"), "-o", str(page)], capsys, "python -m agents.verdict", "does not exist")
