@@ -1,4 +1,4 @@
-"""Training-side wrappers: VecHorizonTermination, VecStochasticRounding and VecRateReward (rl-zoo3
+"""Training-side wrappers: VecHorizonTermination, VecStochasticRounding, VecRateReward and VecTaskReward (rl-zoo3
 ``vec_env_wrapper`` key) and the search-time EpisodeGoodputReward.
 
 Why :class:`VecHorizonTermination`: the MultiSpin envs reward the tokens of
@@ -29,12 +29,15 @@ unwrapped env (:mod:`agents.evaluation`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from numpy.typing import NDArray
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
+
+from multispin_env._checks import flag_setting
 
 
 class VecHorizonTermination(VecEnvWrapper):
@@ -263,10 +266,21 @@ class RunningRate:
         :param rewards: the rounds' rewards (reward units)
         :param infos: the rounds' step infos (``latency`` and ``clock``, s)
         """
-        rewards = np.asarray(rewards, dtype=np.float64)
         latency = np.array([float(info.get("latency", 0.0)) for info in infos])
         clock = np.array([float(info.get("clock", 0.0)) for info in infos])
         latency = self.priced_latency = np.clip(self.horizon - (clock - latency), 0.0, latency)
+        return self.price_amounts(rewards, latency)
+
+    def price_amounts(self, rewards: Any, amounts: Any) -> NDArray[np.float64]:
+        """``rewards`` (n,) minus rho times ``amounts`` (n,), after adding both to the running sums: the ratio
+        sum r / sum a priced by Dinkelbach's method whatever the amount is (a round's latency for the rate reward,
+        its decided requests for the deadline reward of :class:`VecTaskReward`).
+
+        :param rewards: one step's numerators (reward units)
+        :param amounts: the same step's denominators (s for the rate reward)
+        """
+        rewards = np.asarray(rewards, dtype=np.float64)
+        latency = np.asarray(amounts, dtype=np.float64)
         reward_sum, latency_sum = float(np.sum(rewards)), float(np.sum(latency))
         if self.reward_sum is None:
             self.reward_sum, self.latency_sum = reward_sum, latency_sum
@@ -274,6 +288,191 @@ class RunningRate:
             self.reward_sum += self.rate_decay * (reward_sum - self.reward_sum)
             self.latency_sum += self.rate_decay * (latency_sum - self.latency_sum)
         return rewards - self.rate * latency
+
+
+#: What a round earns under :class:`VecTaskReward`, by suite metric (``multispin_env.suite.METRICS``; the reasoning
+#: is docs/training.md, "Training on the task's metric"). Every metric has one.
+TASK_REWARDS: Mapping[str, str] = {
+    "goodput": "the env's reward (scaled tokens) minus the running goodput times the round's latency (the rate "
+    "reward of VecRateReward)",
+    "completion_mean": "minus the request-seconds the round adds to the requests in the system (Little's law): "
+    "(requests in the system at its start + half its arrivals) x its latency",
+    "deadline_share": "the requests that met their target minus the running share met / decided times the requests "
+    "decided (met or missed) in the round",
+    "throughput_geomean": "(1/K) sum_k n_k / x_k, x_k the user's running throughput over all sub-envs and episodes "
+    "(or the round's increase of (1/K) sum_k log max(tokens_k, 1): FAIRNESS_REWARDS)",
+}
+
+
+#: The fairness rewards of :class:`VecTaskReward`.
+FAIRNESS_REWARDS: Mapping[str, str] = {
+    "log": "the round's increase of (1/K) sum_k log max(tokens_k, 1)",
+    "linear": "(1/K) sum_k n_k / x_k, x_k the users' running throughputs over all sub-envs and episodes",
+}
+
+
+class VecTaskReward(VecRateReward):
+    """The training reward of a suite task's own metric (``multispin_env.suite.METRICS``): an episode's rewards add
+    up to the metric's numerator, or to the standard surrogate of it (docs/training.md, "Training on the task's
+    metric"; :data:`TASK_REWARDS`), computed from the step infos the env already returns.
+
+    - ``goodput``: exactly :class:`VecRateReward` (the rewards bit for bit);
+    - ``completion_mean``: -(h + a / 2) T per round, h the requests in the system (in progress or queued) at the
+      round's start, a the round's kept arrivals, T its latency (s). The arrivals of a round are uniform over it
+      (docs/model.md eq. (6)) and wait at least until the next round, so (h + a / 2) T is the expected
+      request-seconds the round adds given its counts, and an episode's rewards add up, in expectation, to minus
+      the time its requests spend in the system: the completed ones' completion times (eq. (9)) plus the
+      unfinished ones' time so far. By Little's law that is the arrivals times the mean time in the system; the
+      arrivals do not depend on the controller, so minimising it minimises the mean completion time, and a
+      request left waiting keeps costing (the metric alone would not count it).
+    - ``deadline_share``: m - s (m + x) per round, m and x the requests counted met and missed in it (eq. (9d)) and
+      s the running share sum m / sum (m + x) (:class:`RunningRate` on decided requests): Dinkelbach's method for
+      the pooled ratio met / (met + missed), as the rate reward is for tokens per second. Missing a target costs
+      s, abandoning a request is not free. :attr:`rate` is s here.
+    - ``throughput_geomean`` (``fairness="linear"``, the default): (1/K) sum_k n_k / x_k per round (s), x_k user
+      k's running throughput over all sub-envs and episodes (exponentially weighted tokens over seconds, at least
+      one token per horizon): an episode earns (1/K) sum_k tokens_k / x_k, the first-order expansion of the
+      metric's log, (1/K) sum_k log x_k, at the policy's own throughputs (an episode at exactly those earns its
+      duration). Its fixed point is the proportional-fair optimum: on a convex set of achievable throughputs, x*
+      maximises sum_k log x_k exactly when no x gives sum_k x_k / x*_k more than at x* -- the running-estimate
+      step the rate reward takes for goodput. The weights 1 / x_k are het-opt-pf's (eq. (7.4b)), but averaged
+      over episodes rather than the episode so far, so every round of an episode has the same scale.
+      ``fairness="log"``: the round's increase of (1/K) sum_k log max(tokens_k, 1), tokens_k user k's counted
+      tokens of the episode so far (docs/model.md eq. (5.9a) x t): an episode's rewards add up exactly to the log
+      of the users' geometric-mean token count, log(geomean throughput x episode time), but the early rounds earn
+      most (a token is worth 1 / tokens_k so far); PPO learned far less with it (docs/training.md).
+
+    The task rewards are in their own units (request-seconds, requests, seconds or nats), not scaled by ``reward_scale``
+    (VecNormalize's reward normalisation makes the scale irrelevant), and not pro-rated at the horizon: the metric
+    counts the last round whole. Training only: :func:`for_evaluation` turns it off.
+
+    :param venv: SB3 VecEnv of MultiSpin envs
+    :param metric: ``"auto"`` (the task's metric when the envs' id is a suite task, ``multispin_env.suite.task(id)
+        .metric``, else goodput) or a key of :data:`TASK_REWARDS`
+    :param rate_decay: weight of the newest step in the running goodput or share, in (0, 1]
+    :param horizon: simulated seconds per episode (default: read from the envs' ``config``)
+    :param price_goodput: on goodput, True prices the rounds' latencies (:class:`VecRateReward`), False passes the
+        env's reward through unchanged (an agent that trains without the rate reward: ppo_lstm.yml)
+    :param fairness: the throughput_geomean reward, a key of :data:`FAIRNESS_REWARDS`
+    """
+
+    def __init__(
+        self,
+        venv: VecEnv,
+        metric: str = "auto",
+        rate_decay: float = 0.01,
+        horizon: float | None = None,
+        price_goodput: bool = True,
+        fairness: str = "linear",
+    ) -> None:
+        super().__init__(venv, rate_decay=rate_decay, horizon=horizon)
+        self.metric = task_metric(venv, metric)
+        self.price_goodput = flag_setting("VecTaskReward price_goodput", price_goodput)
+        if not isinstance(fairness, str) or fairness not in FAIRNESS_REWARDS:
+            raise ValueError(f"VecTaskReward fairness must be one of {list(FAIRNESS_REWARDS)}, got {fairness!r}")
+        self.fairness = fairness
+        #: Exponentially weighted sums of each user's tokens and of the rounds' latencies (s) over all sub-envs, for
+        #: the linearised fairness reward (None before the first step).
+        self.user_token_sum: NDArray[np.float64] | None = None
+        self.time_sum = 0.0
+        #: Requests in the system (in progress or queued) at the start of each sub-env's next round.
+        self.in_system = np.zeros(venv.num_envs)
+        #: Each sub-env's counted tokens of the episode so far, per user (None before the first step).
+        self.episode_tokens: NDArray[np.float64] | None = None
+
+    def reset(self) -> Any:
+        self.in_system = np.zeros(self.num_envs)  # every episode starts with no request (docs/model.md 5.8)
+        self.episode_tokens = None
+        return self.venv.reset()
+
+    def step_wait(self) -> Any:
+        if self.metric == "goodput":
+            return super().step_wait() if self.price_goodput else self.venv.step_wait()
+        obs, rewards, dones, infos = self.venv.step_wait()
+        if not self.enabled:
+            return obs, rewards, dones, infos
+        dones = np.asarray(dones, dtype=bool)
+        if self.metric == "completion_mean":
+            shaped = self.completion_rewards(infos, dones)
+        elif self.metric == "deadline_share":
+            met = np.array([float(np.sum(info["deadline_met"])) for info in infos])
+            missed = np.array([float(np.sum(info["deadline_missed"])) for info in infos])
+            shaped = self.estimate.price_amounts(met, met + missed)
+        else:
+            shaped = self.fairness_rewards(infos, dones)
+        return obs, shaped.astype(np.float32), dones, infos
+
+    def completion_rewards(self, infos: Any, dones: NDArray[np.bool_]) -> NDArray[np.float64]:
+        """-(h + a / 2) T of one step (request-seconds, per sub-env); updates :attr:`in_system`."""
+        latency = np.array([float(info["latency"]) for info in infos])
+        after = np.array([float(np.sum(info["active"]) + np.sum(info["queued"])) for info in infos])
+        completed = np.array([float(np.sum(info["completed"])) for info in infos])
+        # Requests leave only at round ends and a round's arrivals wait for the next one (docs/model.md 5.8), so
+        # the kept arrivals are what the count gained beyond the completions.
+        arrivals = after - self.in_system + completed
+        rewards = -(self.in_system + 0.5 * arrivals) * latency
+        self.in_system = np.where(dones, 0.0, after)
+        return rewards
+
+    def fairness_rewards(self, infos: Any, dones: NDArray[np.bool_]) -> NDArray[np.float64]:
+        """The fairness reward of one step per sub-env: :meth:`linear_fairness_rewards` or (``fairness="log"``) the
+        step's increase of (1/K) sum_k log max(tokens_k, 1) (nats), updating :attr:`episode_tokens`."""
+        tokens = np.array([np.asarray(info["tokens"], dtype=np.float64) for info in infos])
+        if self.fairness == "linear":
+            return self.linear_fairness_rewards(tokens, infos)
+        if self.episode_tokens is None:
+            self.episode_tokens = np.zeros_like(tokens)
+        before = np.log(np.maximum(self.episode_tokens, 1.0)).mean(axis=1)
+        self.episode_tokens += tokens
+        rewards = np.log(np.maximum(self.episode_tokens, 1.0)).mean(axis=1) - before
+        self.episode_tokens[dones] = 0.0
+        return rewards
+
+    @property
+    def user_rates(self) -> NDArray[np.float64]:
+        """The running throughputs x_k of the users over all sub-envs (tokens/s; at least one token per horizon)."""
+        if self.user_token_sum is None or self.time_sum <= 0.0:
+            return np.zeros(0)
+        return np.maximum(self.user_token_sum / self.time_sum, 1.0 / self.estimate.horizon)
+
+    def linear_fairness_rewards(self, tokens: NDArray[np.float64], infos: Any) -> NDArray[np.float64]:
+        """(1/K) sum_k n_k / x_k per sub-env (s), x_k the running throughputs (:attr:`user_rates`) after adding the
+        step, whose rounds' tokens (n, K) and infos (``latency``, s) are given."""
+        latency = np.array([float(info["latency"]) for info in infos])
+        step_tokens, step_time = tokens.sum(axis=0), float(latency.sum())
+        if self.user_token_sum is None:
+            self.user_token_sum, self.time_sum = step_tokens, step_time
+        else:
+            decay = self.estimate.rate_decay
+            self.user_token_sum = self.user_token_sum + decay * (step_tokens - self.user_token_sum)
+            self.time_sum += decay * (step_time - self.time_sum)
+        return np.asarray((tokens / self.user_rates).mean(axis=1), dtype=np.float64)
+
+
+def task_metric(venv: VecEnv, metric: str = "auto") -> str:
+    """The metric whose reward :class:`VecTaskReward` pays on ``venv``: ``metric`` itself (a key of
+    :data:`TASK_REWARDS`), or for ``"auto"`` the metric of the envs' suite task (goodput for any other id).
+    ValueError for an unknown name, or for a metric the envs cannot report (no arrivals, no deadlines)."""
+    from multispin_env import suite
+
+    if metric == "auto":
+        try:
+            spec = venv.get_attr("spec", [0])[0]
+        except AttributeError:
+            spec = None
+        env_id = getattr(spec, "id", None)
+        metric = suite.TASK_SPECS[env_id].metric if env_id in suite.TASK_SPECS else "goodput"
+    if not isinstance(metric, str) or metric not in TASK_REWARDS:
+        raise ValueError(f"VecTaskReward metric must be 'auto' or one of {list(TASK_REWARDS)}, got {metric!r}")
+    config = venv.get_attr("config", [0])[0]
+    if metric in ("completion_mean", "deadline_share") and config.arrival_rate is None:
+        raise ValueError(f"VecTaskReward metric {metric!r} needs request arrivals (arrival_rate), the env has none")
+    if metric == "deadline_share" and config.request_deadline_per_token is None:
+        raise ValueError(
+            "VecTaskReward metric 'deadline_share' needs request deadlines (request_deadline_per_token), the env "
+            "has none"
+        )
+    return metric
 
 
 #: The wrappers that only shape training (turned off by :func:`for_evaluation`).
