@@ -75,6 +75,13 @@ DEFAULT_SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4)
 DEFAULT_BUDGET = 1_000_000
 #: The goal "plain agent >= 97% of the oracle's goodput on every seed" is checked on this task with this agent.
 PLAIN_GOAL = ("MultiSpinSuite/IIDStatic-v0", "ppo", 0.97)
+#: How a job's progress line shows a task's metric value (every key of ``multispin_env.suite.METRICS``).
+METRIC_LABELS: dict[str, str] = {
+    "goodput": "{:.1f} tokens/s",
+    "completion_mean": "mean completion {:.2f} s",
+    "deadline_share": "deadline share {:.3f}",
+    "throughput_geomean": "geometric-mean throughput {:.2f} tokens/s",
+}
 RUN_COLUMNS = (
     "task",
     "entry",
@@ -434,11 +441,10 @@ def run_jobs(
             return
         results.append(outcome)
         extra = f", trained {outcome['train_seconds']:.0f} s" if job.train and outcome.get("train_seconds") else ""
-        measured = (
-            f"{outcome['goodput']:.1f} tokens/s"
-            if outcome.get("metric", "goodput") == "goodput"
-            else f"mean completion {outcome['value']:.2f} s, {outcome['goodput']:.1f} tokens/s"
-        )
+        metric = outcome.get("metric", "goodput")
+        measured = METRIC_LABELS["goodput"].format(outcome["goodput"])
+        if metric != "goodput":
+            measured = f"{METRIC_LABELS[metric].format(outcome['value'])}, {measured}"
         log(f"[{n}/{len(todo)}] {what}: score {outcome['score']:.1f} ({measured}{extra})")
 
     if ray is not None and todo:

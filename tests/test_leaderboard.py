@@ -17,12 +17,28 @@ from cli_helpers import assert_one_line_error, cli_error
 from scipy.stats import trim_mean
 
 import multispin_env  # noqa: F401  (registers the ids)
-from agents.leaderboard import DEFAULT_AGENTS, PLAIN_GOAL, agent_command, agent_names, aggregate, goal_checks, main
+from agents.leaderboard import (
+    DEFAULT_AGENTS,
+    METRIC_LABELS,
+    PLAIN_GOAL,
+    agent_command,
+    agent_names,
+    aggregate,
+    goal_checks,
+    main,
+)
 from agents.runs import resolve_agent
-from multispin_env.suite import TASK_SPECS, TASKS, reference_goodputs
+from multispin_env.suite import METRICS, TASK_SPECS, TASKS, reference_goodputs
 
 REPO = Path(__file__).resolve().parents[1]
 TASK = "MultiSpinSuite/IIDStatic-v0"
+
+
+def test_every_metric_has_a_progress_label() -> None:
+    """The progress line names each task's metric (Fairness was printed as a mean completion time)."""
+    assert set(METRIC_LABELS) == set(METRICS)
+    assert METRIC_LABELS["throughput_geomean"].format(22.09) == "geometric-mean throughput 22.09 tokens/s"
+    assert all(label.format(1.0) for label in METRIC_LABELS.values())
 
 
 def test_agents_are_the_hyperparameter_files() -> None:
