@@ -26,6 +26,7 @@ import contextlib
 import functools
 import importlib.util
 import os
+import pickle
 import shutil
 import signal
 import sys
@@ -33,6 +34,7 @@ import time
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, NoReturn
 
 import gymnasium as gym
@@ -43,6 +45,7 @@ from rl_zoo3.utils import ALGOS, EnvironmentName
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import CheckpointCallback, ProgressBarCallback
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.running_mean_std import RunningMeanStd
 from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecMonitor, VecNormalize
 
@@ -62,6 +65,25 @@ from agents.search import CONVERTERS, SAMPLERS
 from agents.wrappers import EpisodeGoodputReward, for_evaluation
 
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
+
+
+def _load_vecnormalize(path: Path, env: VecEnv) -> VecNormalize:
+    """``VecNormalize.load(path, env)``; statistics saved at another observation size (a user-set model continued at
+    another K) are kept for the reward only: observation normalisation must be off (a per-entry statistic has no
+    meaning at another K)."""
+    with open(path, "rb") as file:
+        stats: VecNormalize = pickle.load(file)
+    size = env.observation_space.shape
+    if stats.observation_space.shape != size:
+        if stats.norm_obs:
+            raise UserError(
+                f"{path} normalises observations of shape {stats.observation_space.shape}, the env gives {size} "
+                "(train user-set agents with norm_obs=False to continue them at another K)"
+            )
+        stats.obs_rms = RunningMeanStd(shape=size or ())  # type: ignore[assignment]  # a Box: one statistic
+        stats.observation_space, stats.action_space = env.observation_space, env.action_space  # pickled with the old K
+    stats.set_venv(env)
+    return stats
 
 
 def agent_names() -> tuple[str, ...]:
@@ -179,28 +201,61 @@ class MultiSpinExperimentManager(ExperimentManager):
         stats = vecnormalize_for(self.trained_agent, str(self.env_name))
         if stats is None:
             return super()._maybe_normalize(env, eval_env)
-        if stats.name == "vecnormalize.pkl":  # rl-zoo3 loads {env}/vecnormalize.pkl
+        if stats.name == "vecnormalize.pkl" and not self._saved_userset():  # rl-zoo3 loads {env}/vecnormalize.pkl
             return load_run_file(stats, lambda: super(MultiSpinExperimentManager, self)._maybe_normalize(env, eval_env))
         print(f"Loading VecNormalize statistics {stats}")
-        env = load_run_file(stats, lambda: VecNormalize.load(str(stats), env))
+        env = load_run_file(stats, lambda: _load_vecnormalize(stats, env))
         if eval_env:
             env.training, env.norm_reward = False, False
         return env
 
-    def _check_spaces(self, env: VecEnv) -> None:
+    def _saved(self) -> dict[str, Any]:
+        """The saved data of the model training continues from (``-i``)."""
         data, _, _ = load_run_file(
             self.trained_agent, lambda: load_from_zip_file(self.trained_agent, load_data=True, device="cpu")
         )
+        return data or {}
+
+    def _saved_userset(self) -> bool:
+        """Whether the model training continues from is a user-set model (it may continue at another K)."""
+        from agents.userset import names_userset
+
+        return names_userset(self._saved().get("policy_class"))
+
+    def _check_spaces(self, env: VecEnv) -> None:
+        data = self._saved()
+        if self._saved_userset():  # the same weights play any K: only the per-user fields must match
+            from agents.userset import check_layout
+
+            kwargs = data.get("policy_kwargs") or {}
+            saved = SimpleNamespace(
+                observation_fields=tuple(kwargs.get("observation_fields") or ()),
+                homogeneous=bool(kwargs.get("homogeneous")),
+            )
+            probe = gym.make(self.env_name.gym_id, **self.env_kwargs)
+            try:
+                check_layout(saved, probe, str(self.trained_agent))
+            except ValueError as error:
+                raise UserError(str(error)) from None
+            finally:
+                probe.close()
+            return
         for what, space in (("observation", env.observation_space), ("action", env.action_space)):
-            saved = (data or {}).get(f"{what}_space")
-            if saved is not None and saved.shape != space.shape:
+            saved_space = data.get(f"{what}_space")
+            if saved_space is not None and saved_space.shape != space.shape:
                 raise UserError(
-                    f"{self.trained_agent} has {what} shape {saved.shape}, {self.env_name.gym_id} with these env kwargs "
-                    f"has {space.shape} (continue with the env kwargs it was trained with)"
+                    f"{self.trained_agent} has {what} shape {saved_space.shape}, {self.env_name.gym_id} with these "
+                    f"env kwargs has {space.shape} (continue with the env kwargs it was trained with; only user-set "
+                    "models continue at another number of users)"
                 )
 
     def _load_pretrained_agent(self, hyperparams: dict[str, Any], env: VecEnv) -> BaseAlgorithm:
         print(f"Loading pretrained agent {self.trained_agent}")
+        if self._saved_userset():  # built for this env's K: its weights do not depend on K (agents/userset.py)
+            hyperparams = dict(
+                hyperparams,
+                custom_objects={"observation_space": env.observation_space, "action_space": env.action_space},
+            )
         return super()._load_pretrained_agent(hyperparams, env)
 
     # -- callbacks ---------------------------------------------------------------------------------------

@@ -316,6 +316,52 @@ def test_a_short_run_improves_and_runs_at_other_k(tmp_path: Path, capsys: pytest
     line = _one_error_line(capsys)
     assert "has observation shape (31,), the env gives (51,)" in line
     assert not list((tmp_path / "mlp").rglob("*.zip"))
+    # The user-set model continues training at another K (its weights do not depend on K) ...
+    from stable_baselines3 import PPO
+
+    more = ["-n", "512", "--seed", "1", "--eval-freq", "-1", "--verbose", "0", "-params", "n_envs:8", "n_steps:64"]
+    more += ["batch_size:256", "n_epochs:1", "learning_rate:0.001"]  # constant: one annealed rollout ends at rate 0
+    model = str(run / f"{HET}.zip")
+    ten = ["--env-kwargs", "num_users:10", "fading:False"]
+    assert (
+        train_main(
+            ["--algo", "ppo", "--agent", "userset", "--env", HET, "-f", str(tmp_path / "k10"), "-i", model, *ten, *more]
+        )
+        == 0
+    )
+    (continued,) = (tmp_path / "k10" / "ppo").glob(f"{HET}_*")
+    before, after = PPO.load(model, device="cpu"), PPO.load(continued / f"{HET}.zip", device="cpu")
+    assert after.observation_space.shape == (51,) and after.action_space.shape == (20,)
+    assert after.policy.reference_users == 6  # still scaled to the K it learnt at
+    assert before.policy.state_dict().keys() == after.policy.state_dict().keys()
+    assert any(
+        not th.equal(a, b)
+        for a, b in zip(before.policy.state_dict().values(), after.policy.state_dict().values(), strict=True)
+    )
+    # ... but not on an env with other per-user fields: one line naming both layouts, nothing trained.
+    arrivals = ["--env-kwargs", "arrival_rate:0.5", "fading:False"]
+    assert (
+        train_main(
+            [
+                "--algo",
+                "ppo",
+                "--agent",
+                "userset",
+                "--env",
+                HET,
+                "-f",
+                str(tmp_path / "arr"),
+                "-i",
+                model,
+                *arrivals,
+                *more,
+            ]
+        )
+        == 2
+    )
+    line = _one_error_line(capsys)
+    assert "trained on the observation fields" in line and "active, remaining" in line
+    assert not list((tmp_path / "arr").rglob("*.zip"))
 
 
 def test_bench_userset_zero_shot_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
