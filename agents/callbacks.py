@@ -4,7 +4,9 @@ At the start of training every analytic policy valid for the env is evaluated
 once on the evaluation seeds (they do not learn, so once is enough); then every
 ``eval_freq`` calls the agent is evaluated on the same seeds and the same env
 config (paired seeds, :mod:`agents.evaluation`). The model with the best mean
-goodput is saved as ``best_model.zip`` (with ``{env}/vecnormalize_best.pkl``).
+goodput is saved as ``best_model.zip`` (with ``{env}/vecnormalize_best.pkl``); on a suite task of another
+metric (``multispin_env.suite.Task.metric``: completion time, deadline share, fairness) the best on that metric,
+so that the model a task is scored with is the one its own metric picks.
 ``evaluations.npz`` holds SB3's keys and ours:
 
 ==================== ============== ====================================================
@@ -14,6 +16,7 @@ timesteps            (E,)           env steps at each evaluation (SB3's)
 results              (E, N)         episode returns (scaled tokens; SB3's)
 ep_lengths           (E, N)         rounds per episode (SB3's)
 goodput              (E, N)         agent's per-episode goodput, tokens/s
+selection            (E,)           the value that picks the best model (higher is better)
 mean_draft_length    (E,)           agent's mean L_k, tokens
 bandwidth_hhi        (E,)           agent's mean Herfindahl index of the shares
 wall_time            (E,)           s since training started
@@ -41,8 +44,16 @@ from gymnasium.spaces import flatdim
 from stable_baselines3.common.callbacks import EvalCallback
 from stable_baselines3.common.vec_env import DummyVecEnv, unwrap_vec_wrapper
 
-from agents.evaluation import AgentPolicy, EvaluationResult, evaluate, evaluate_analytic, oracle_name
+from agents.evaluation import (
+    AgentPolicy,
+    EvaluationResult,
+    evaluate,
+    evaluate_analytic,
+    oracle_name,
+    suite_metric,
+)
 from agents.residual import ResidualPolicy, VecResidual
+from agents.wrappers import check_metric_name, task_metric
 from baselines.protocol import Policy
 
 #: First evaluation seed (+ 1000 * the training seed), away from the training envs' seeds.
@@ -82,6 +93,16 @@ def check_agent_fits(
             )
 
 
+def selection_value(result: EvaluationResult, metric: str) -> float:
+    """An evaluation's value on ``metric`` (:func:`agents.evaluation.suite_metric`), negated where lower is better
+    (``multispin_env.suite.LOWER_IS_BETTER``), so that the best model has the largest; NaN when the metric is
+    undefined (no request completed or decided yet)."""
+    from multispin_env import suite
+
+    value = suite_metric(result, metric)
+    return -value if metric in suite.LOWER_IS_BETTER else value
+
+
 class _NoEnvYet(DummyVecEnv):
     """Placeholder: EvalCallback wants a VecEnv at construction, rl-zoo3 builds YAML callbacks without one."""
 
@@ -92,13 +113,16 @@ class _NoEnvYet(DummyVecEnv):
 class GoodputEvalCallback(EvalCallback):
     """Periodic goodput evaluation of the agent against the analytic policies (same env config, same seeds).
 
-    "Reward" in SB3's sense (``last_mean_reward``, ``best_mean_reward``) is the mean goodput here, tokens/s.
+    "Reward" in SB3's sense (``last_mean_reward``, ``best_mean_reward``) is the selection value here: the mean
+    goodput (tokens/s), or the selection metric's value, negated where lower is better (:func:`selection_value`).
 
     :param baselines: analytic policies evaluated once (None: all valid for the env; ``[]``: none)
     :param n_eval_episodes: episodes per evaluation, one per seed
     :param eval_freq: evaluate every ``eval_freq`` callback calls (= env steps / n_envs)
     :param first_seed: seed of the first evaluation episode (None: 10000 + 1000 * training seed)
     :param verbose: 1 prints each evaluation
+    :param metric: what picks ``best_model.zip``: ``"auto"`` (the env's suite task's metric, goodput for any other
+        id) or a key of ``multispin_env.suite.METRICS`` (:func:`agents.wrappers.task_metric`)
     """
 
     def __init__(
@@ -108,8 +132,13 @@ class GoodputEvalCallback(EvalCallback):
         eval_freq: int = 10_000,
         first_seed: int | None = None,
         verbose: int = 1,
+        metric: str = "auto",
     ) -> None:
         super().__init__(_NoEnvYet(), n_eval_episodes=n_eval_episodes, eval_freq=eval_freq, verbose=verbose)
+        self.requested_metric = check_metric_name(metric, "GoodputEvalCallback metric")
+        #: The metric that picks the best model (resolved from the evaluation env's id when training starts).
+        self.metric = "goodput" if metric == "auto" else metric
+        self.selection: list[float] = []
         self.baseline_names = None if baselines is None else tuple(baselines)
         self.first_seed = first_seed
         self.single_env: gym.Env | None = None
@@ -139,6 +168,10 @@ class GoodputEvalCallback(EvalCallback):
         self.log_path = str(Path(log_path) / "evaluations") if log_path is not None else None
         self.best_model_save_path = str(log_path) if log_path is not None else None
         self.params_path = Path(params_path) if params_path is not None else None
+        self._resolve_metric()
+
+    def _resolve_metric(self) -> None:
+        self.metric = task_metric(self.eval_env, self.requested_metric, "GoodputEvalCallback metric")
 
     def check_agent(self, model: Any) -> None:
         """ValueError (one line) unless ``model`` can play the evaluation env (:func:`check_agent_fits`)."""
@@ -166,6 +199,7 @@ class GoodputEvalCallback(EvalCallback):
             self.single_env = single_env
             self.eval_env = DummyVecEnv([lambda: single_env])
             self.eval_freq = max(self.eval_freq // self.training_env.num_envs, 1)
+        self._resolve_metric()
         self.check_agent(self.model)
         # Not EvalCallback's: it warns that the (placeholder) eval VecEnv differs from the training env.
         if self.callback_on_new_best is not None:
@@ -220,8 +254,12 @@ class GoodputEvalCallback(EvalCallback):
         self.evaluations_length.append([e.rounds for e in result.episodes])
         self.wall_time.append(time.perf_counter() - self._t0)
         mean, half = result.goodput_ci()
-        self.last_mean_reward = mean
+        value = selection_value(result, self.metric)
+        self.selection.append(value)
+        self.last_mean_reward = value
         self.logger.record("eval/goodput", mean)
+        if self.metric != "goodput":
+            self.logger.record(f"eval/{self.metric}", suite_metric(result, self.metric))
         self.logger.record("eval/mean_reward", float(np.mean(self.evaluations_results[-1])))
         self.logger.record("eval/mean_ep_length", float(np.mean(self.evaluations_length[-1])))
         self.logger.record("eval/mean_draft_length", result.mean_draft_length)
@@ -233,12 +271,14 @@ class GoodputEvalCallback(EvalCallback):
             self.logger.record("eval/goodput_share_of_oracle", share)
         if self.verbose:
             extra = f" ({100 * share:.1f}% of {self.oracle})" if share is not None else ""
+            if self.metric != "goodput":
+                extra += f", {self.metric} {suite_metric(result, self.metric):.4g}"
             print(f"eval at {self.num_timesteps} steps: goodput {mean:.2f} +- {half:.2f} tokens/s{extra}")
         self.logger.dump(self.num_timesteps)
         self._save()
         continue_training = True
-        if mean > self.best_mean_reward:
-            self.best_mean_reward = mean
+        if value > self.best_mean_reward:  # NaN (no request decided yet) is never a new best
+            self.best_mean_reward = value
             self._save_best()
             if self.callback_on_new_best is not None:
                 continue_training = self.callback_on_new_best.on_step()
@@ -256,6 +296,8 @@ class GoodputEvalCallback(EvalCallback):
             "results": np.array(self.evaluations_results),
             "ep_lengths": np.array(self.evaluations_length, dtype=np.int64),
             "goodput": np.array([r.goodputs for r in self.history]),
+            "selection": np.array(self.selection),
+            "selection_metric": np.array(self.metric),
             "mean_draft_length": np.array([r.mean_draft_length for r in self.history]),
             "bandwidth_hhi": np.array([r.bandwidth_hhi for r in self.history]),
             "wall_time": np.array(self.wall_time),

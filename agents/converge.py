@@ -19,7 +19,8 @@ chunk's model. A linearly annealed learning rate (``lin_X`` in the hyperparamete
 constant initial value X instead (:func:`constant_learning_rate`): an anneal to 0 needs the budget in advance, and
 annealed within each chunk it would freeze the policy in the last 20% of every run and make it look flat. The rate
 reward (:class:`agents.wrappers.VecRateReward`) re-estimates its running goodput within a chunk's first ~100 steps;
-the scored model is the best validated one over all chunks, so a chunk that does worse cannot lower it.
+the scored model is the best validated one over all chunks, so a chunk that does worse cannot lower it ("best" by
+the evaluation callback's selection value: goodput, or on a suite task of another metric that metric).
 """
 
 from __future__ import annotations
@@ -99,11 +100,27 @@ def flatness(
 
 def chunk_curve(folder: Path) -> tuple[np.ndarray, np.ndarray]:
     """A chunk's validation curve from its ``evaluations.npz`` (steps since the chunk's start, mean goodput)."""
+    steps, goodput, _ = _chunk_evaluations(folder)
+    return steps, goodput
+
+
+def chunk_selection(folder: Path) -> float:
+    """The best selection value of a chunk's evaluations (:class:`agents.callbacks.GoodputEvalCallback`: the mean
+    goodput, or the task's metric signed so that higher is better; the goodput for files that predate it); -inf
+    when every value is undefined (NaN)."""
+    _, _, selection = _chunk_evaluations(folder)
+    finite = selection[~np.isnan(selection)]
+    return float(finite.max()) if finite.size else float("-inf")
+
+
+def _chunk_evaluations(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     files = sorted(folder.rglob("evaluations.npz"))
     if not files:
         raise FileNotFoundError(f"no validation curve (evaluations.npz) under {folder}: train with validation episodes")
     with np.load(files[0]) as data:
-        return np.asarray(data["timesteps"], dtype=float), np.asarray(data["goodput"], dtype=float).mean(axis=1)
+        goodput = np.asarray(data["goodput"], dtype=float).mean(axis=1)
+        selection = np.asarray(data["selection"], dtype=float) if "selection" in data else goodput
+        return np.asarray(data["timesteps"], dtype=float), goodput, selection
 
 
 def train_until_flat(run: Path, first: int, cap: int, train_chunk: ChunkTrainer) -> dict[str, Any]:
@@ -155,8 +172,9 @@ def train_until_flat(run: Path, first: int, cap: int, train_chunk: ChunkTrainer)
         values.append(g)
         candidate = folder.rglob("best_model.zip")
         best_file = next(candidate, None) or final
-        if best is None or float(g.max()) > best[0]:
-            best = (float(g.max()), best_file)
+        value = chunk_selection(folder)
+        if best is None or value > best[0]:
+            best = (value, best_file)
         total += budget
         chunks.append(record)
         criterion = flatness(np.concatenate(steps), np.concatenate(values), total)

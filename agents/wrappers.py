@@ -449,28 +449,34 @@ class VecTaskReward(VecRateReward):
         return np.asarray((tokens / self.user_rates).mean(axis=1), dtype=np.float64)
 
 
-def task_metric(venv: VecEnv, metric: str = "auto") -> str:
-    """The metric whose reward :class:`VecTaskReward` pays on ``venv``: ``metric`` itself (a key of
-    :data:`TASK_REWARDS`), or for ``"auto"`` the metric of the envs' suite task (goodput for any other id).
-    ValueError for an unknown name, or for a metric the envs cannot report (no arrivals, no deadlines)."""
+def check_metric_name(metric: str, what: str = "VecTaskReward metric") -> str:
+    """``metric`` itself if it is ``"auto"`` or a key of :data:`TASK_REWARDS` (= ``multispin_env.suite.METRICS``),
+    else ValueError naming ``what``."""
+    if not isinstance(metric, str) or (metric != "auto" and metric not in TASK_REWARDS):
+        raise ValueError(f"{what} must be 'auto' or one of {list(TASK_REWARDS)}, got {metric!r}")
+    return metric
+
+
+def task_metric(venv: VecEnv, metric: str = "auto", what: str = "VecTaskReward metric") -> str:
+    """The metric of a suite task on ``venv``: ``metric`` itself (a key of :data:`TASK_REWARDS`), or for ``"auto"``
+    the metric of the envs' suite task (goodput for any other id). What :class:`VecTaskReward` pays and what the
+    evaluation callback picks its best model by. ValueError (naming ``what``) for an unknown name, or for a metric
+    the envs cannot report (no arrivals, no deadlines)."""
     from multispin_env import suite
 
-    if metric == "auto":
+    if check_metric_name(metric, what) == "auto":
         try:
             spec = venv.get_attr("spec", [0])[0]
         except AttributeError:
             spec = None
         env_id = getattr(spec, "id", None)
         metric = suite.TASK_SPECS[env_id].metric if env_id in suite.TASK_SPECS else "goodput"
-    if not isinstance(metric, str) or metric not in TASK_REWARDS:
-        raise ValueError(f"VecTaskReward metric must be 'auto' or one of {list(TASK_REWARDS)}, got {metric!r}")
     config = venv.get_attr("config", [0])[0]
     if metric in ("completion_mean", "deadline_share") and config.arrival_rate is None:
-        raise ValueError(f"VecTaskReward metric {metric!r} needs request arrivals (arrival_rate), the env has none")
+        raise ValueError(f"{what} {metric!r} needs request arrivals (arrival_rate), the env has none")
     if metric == "deadline_share" and config.request_deadline_per_token is None:
         raise ValueError(
-            "VecTaskReward metric 'deadline_share' needs request deadlines (request_deadline_per_token), the env "
-            "has none"
+            f"{what} 'deadline_share' needs request deadlines (request_deadline_per_token), the env has none"
         )
     return metric
 

@@ -28,6 +28,7 @@ from typing import Any
 __all__ = [
     "MAX_ANALYTIC_SCORE",
     "EDGES",
+    "LOWER_IS_BETTER",
     "METRICS",
     "MIN_REFERENCE_SPAN",
     "NAMESPACE",
@@ -64,6 +65,9 @@ METRICS: Mapping[str, str] = {
     "throughput exp((1/K) sum_k log x_k), x_k = user k's episode tokens (at least 1) / the episode's time, tokens/s "
     "(higher is better; docs/suite.md)",
 }
+
+#: The metrics of :data:`METRICS` where a lower value is better.
+LOWER_IS_BETTER: frozenset[str] = frozenset({"completion_mean"})
 
 #: What a learned controller can have over the best non-oracle analytic controller on a task (docs/suite.md), by
 #: name: the why-column of the verdict (agents/verdict.py).

@@ -67,8 +67,16 @@ class FakeTrainer:
     steps t at 11 points of the chunk, the final and best models and the run's args.yml and training.yml; in chunk
     ``fail_at`` saves the model trained so far as interrupted and raises (a killed run)."""
 
-    def __init__(self, top: float = 100.0, scale: float = 300.0, fail_at: int | None = None) -> None:
+    def __init__(
+        self,
+        top: float = 100.0,
+        scale: float = 300.0,
+        fail_at: int | None = None,
+        selection: dict[int, float] | None = None,
+    ) -> None:
         self.top, self.scale, self.fail_at = top, scale, fail_at
+        #: chunk index -> the selection value of all its evaluations (the callback's "selection"; None: not written)
+        self.selection = selection
         self.calls: list[tuple[str, int, str | None]] = []
 
     def __call__(self, folder: Path, budget: int, previous: Path | None) -> None:
@@ -83,7 +91,10 @@ class FakeTrainer:
             raise KeyboardInterrupt
         t = np.linspace(0, budget, 11)
         goodput = self.top * (1 - np.exp(-(start + t) / self.scale))
-        np.savez(run / "evaluations.npz", timesteps=t.astype(np.int64), goodput=np.repeat(goodput[:, None], 3, 1))
+        extra = {} if self.selection is None else {"selection": np.full(t.size, self.selection.get(index, np.nan))}
+        np.savez(
+            run / "evaluations.npz", timesteps=t.astype(np.int64), goodput=np.repeat(goodput[:, None], 3, 1), **extra
+        )
         (run / "Task.zip").write_text(json.dumps({"end": start + budget}))
         (run / "best_model.zip").write_text(json.dumps({"best": float(goodput.max())}))
         write_run_files(run, budget)
@@ -106,6 +117,15 @@ def test_chunks_double_until_flat_and_the_best_model_is_the_last_best(tmp_path: 
     # Run again: every chunk is kept, nothing trained.
     again = FakeTrainer()
     assert train_until_flat(tmp_path / "run", 100, 100_000, again)["budget"] == total and again.calls == []
+
+
+def test_the_best_model_is_picked_by_the_selection_value_and_flatness_by_goodput(tmp_path: Path) -> None:
+    # A task of another metric: its value peaks in chunk 1 while the goodput still rises; chunk 0's is undefined.
+    trainer = FakeTrainer(selection={0: np.nan, 1: 0.9, 2: 0.4, 3: 0.5, 4: 0.5, 5: 0.5, 6: 0.5})
+    record = train_until_flat(tmp_path / "run", 100, 100_000, trainer)
+    assert Path(record["best_model"]).parent.parent.parent.name == "chunk1"
+    plain = train_until_flat(tmp_path / "plain", 100, 100_000, FakeTrainer())
+    assert record["budget"] == plain["budget"] and record["improvement"] == plain["improvement"]
 
 
 def test_the_cap_stops_a_run_that_still_improves(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import yaml
@@ -62,7 +63,7 @@ QUIET = ["--verbose", "0"]
 
 
 def runs(log: Path, algo: str, env_id: str = ENV) -> list[Path]:
-    return sorted((log / algo).glob(f"{env_id}_*"), key=lambda p: int(p.name.rsplit("_", 1)[1]))
+    return sorted((log / algo).glob(f"{env_id.replace('/', '-')}_*"), key=lambda p: int(p.name.rsplit("_", 1)[1]))
 
 
 def train(log: Path, algo: str = "ppo", steps: int = 256, *extra: str, env_id: str = ENV, horizon: float = 1.0) -> Path:
@@ -158,11 +159,42 @@ def test_run_layout_goodput_evaluation_and_honest_records(tmp_path: Path) -> Non
     data = np.load(run / "evaluations.npz")
     assert list(data["timesteps"]) == [0, 128, 256]  # at the start, every 128 steps
     assert data["goodput"].shape == (3, 2) and data["results"].shape == (3, 2) and np.all(data["goodput"] > 0)
+    # On a goodput env the best model is picked by the mean goodput.
+    assert str(data["selection_metric"]) == "goodput" and np.array_equal(data["selection"], data["goodput"].mean(1))
     assert list(data["baseline_names"]) == ["equal-fixed", "het-opt-static"]
     assert data["baseline_goodput"].shape == (2, 2) and list(data["seeds"]) == [11_000, 11_001]
     # Two runs in the same folder get consecutive numbers (rl-zoo3's rule).
     assert train_main([*argv, "--eval-freq", "-1"]) == 0
     assert [p.name for p in runs(log, "ppo")] == [f"{ENV}_1", f"{ENV}_2"]
+
+
+def test_a_task_of_another_metric_picks_its_best_model_by_that_metric(tmp_path: Path) -> None:
+    from agents.benchmark import load_agent_policy
+    from agents.callbacks import selection_value
+    from agents.evaluation import evaluate, suite_metric
+
+    task = "MultiSpinSuite/Deadlines-v0"
+    run = train(tmp_path, "ppo", 256, "--eval-freq", "128", "--eval-episodes", "2", env_id=task, horizon=8.0)
+    data = np.load(run / "evaluations.npz")
+    assert str(data["selection_metric"]) == "deadline_share" and data["selection"].shape == (3,)
+    shares = data["selection"][~np.isnan(data["selection"])]
+    assert shares.size and np.all((shares >= 0) & (shares <= 1))
+    # The saved best model plays the validation episodes at the best deadline share, whatever its goodput.
+    env = gym.make(task, horizon=8.0)
+    result = evaluate(env, load_agent_policy(run / "best_model.zip", env), [int(s) for s in data["seeds"]])
+    assert suite_metric(result, "deadline_share") == pytest.approx(shares.max())
+    # Lower is better for the completion time: the selection value is its negative.
+    assert selection_value(result, "completion_mean") == -suite_metric(result, "completion_mean")
+
+
+def test_a_selection_metric_the_env_cannot_report_is_refused(tmp_path: Path) -> None:
+    from agents.callbacks import GoodputEvalCallback
+
+    with pytest.raises(ValueError, match="GoodputEvalCallback metric must be 'auto' or one of"):
+        GoodputEvalCallback(metric="tokens")
+    callback = GoodputEvalCallback(metric="deadline_share")
+    with pytest.raises(ValueError, match="GoodputEvalCallback metric 'deadline_share' needs request arrivals"):
+        callback.configure(gym.make(ENV), 10, 2, 0, None, None)
 
 
 def test_batched_vector_env_is_the_default_and_monitored(tmp_path: Path) -> None:
