@@ -2,7 +2,10 @@
 
 :class:`UserSetPolicy` is an SB3 ``ActorCriticPolicy`` for the MultiSpin envs' flat observation and action
 (docs/model.md sections 8.1-8.2), named in rl-zoo3's YAML as ``policy: agents.userset.UserSetPolicy``
-(``agents/hyperparams/ppo_userset.yml``; ``train.py --algo ppo --agent userset``). Per observation:
+(``agents/hyperparams/ppo_userset.yml``; ``train.py --algo ppo --agent userset``). :class:`RecurrentUserSetPolicy`
+is the same network with an LSTM over the pooled context, for sb3-contrib's RecurrentPPO
+(``agents/hyperparams/ppo_lstm_userset.yml``; ``train.py --algo ppo_lstm --agent userset``); both derive from
+:class:`UserSetBase`, which holds the layout, the networks below and ``predict`` at any K. Per observation:
 
 1. the observation is cut into users by :func:`multispin_env.spaces.observation_layout`: user k's row x_k holds
    its entry of every per-user field (with the arrival fields when the env has arrivals, and the request's slack
@@ -20,7 +23,7 @@
 The Gaussian's log-std has one entry per action kind (length, share), shared by the users, so the parameter
 count does not depend on K. Permuting the users permutes the action entries and leaves the value unchanged.
 
-A model trained at one K runs at any other: :meth:`UserSetPolicy.predict` reads K from the observation's size
+A model trained at one K runs at any other: ``predict`` (of either policy) reads K from the observation's size
 instead of the saved observation space. Mean and max pooling cannot tell K (a set and the same set twice pool
 alike), yet a user's band at the equal share is 1 / K: so that the policy sees how much slower its upload is at
 another K, each user's spectral-efficiency input is multiplied by K_train / K (``reference_users`` = K_train, set by
@@ -35,11 +38,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
+from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
+from sb3_contrib.common.recurrent.type_aliases import RNNStates
 from stable_baselines3.common.distributions import DiagGaussianDistribution
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
@@ -56,6 +61,8 @@ from multispin_env.spaces import (
 
 __all__ = [
     "POLICY_NAME",
+    "RecurrentUserSetPolicy",
+    "UserSetBase",
     "UserSetPolicy",
     "check_layout",
     "env_layout",
@@ -64,6 +71,8 @@ __all__ = [
     "with_env_layout",
 ]
 
+#: An LSTM's (hidden, cell) state, each (layers, batch, lstm_hidden_size); sb3-contrib's RNNStates holds two.
+_State = tuple[th.Tensor, ...]
 #: The policy's dotted name (rl-zoo3's ``policy:`` key).
 POLICY_NAME = f"{__name__}.UserSetPolicy"
 #: Field names of the observation's fixed part, in order (docs/model.md section 8.1).
@@ -113,8 +122,10 @@ class _SetNet(nn.Module):
         return h, self.context(summary)
 
 
-class UserSetPolicy(ActorCriticPolicy):
-    """Permutation-equivariant actor-critic for the MultiSpin envs (see the module docstring).
+class UserSetBase(ActorCriticPolicy):
+    """What both user-set policies share (see the module docstring): the layout of the observation, the per-user
+    encoders, pooled contexts and heads, the per-kind log-std, and ``predict`` at any K. :class:`UserSetPolicy`
+    (PPO) and :class:`RecurrentUserSetPolicy` (RecurrentPPO) add how the context is formed and SB3's interface.
 
     Takes ActorCriticPolicy's arguments (``log_std_init``, ``ortho_init``, ``optimizer_class``...); ``net_arch``,
     ``use_sde`` and a custom features extractor do not apply. Its own:
@@ -140,14 +151,15 @@ class UserSetPolicy(ActorCriticPolicy):
         reference_users: int | None = None,
         **kwargs: Any,
     ) -> None:
+        name = type(self).__name__
         if not isinstance(observation_space, spaces.Box) or len(observation_space.shape) != 1:
-            raise ValueError(f"UserSetPolicy needs a flat Box observation, got {observation_space}")
+            raise ValueError(f"{name} needs a flat Box observation, got {observation_space}")
         if not isinstance(action_space, spaces.Box) or len(action_space.shape) != 1:
-            raise ValueError(f"UserSetPolicy needs a flat Box action, got {action_space}")
+            raise ValueError(f"{name} needs a flat Box action, got {action_space}")
         if kwargs.get("use_sde"):
-            raise ValueError("UserSetPolicy does not support use_sde")
+            raise ValueError(f"{name} does not support use_sde")
         if not (isinstance(hidden, int) and hidden >= 1):
-            raise ValueError(f"UserSetPolicy hidden must be an integer >= 1, got {hidden!r}")
+            raise ValueError(f"{name} hidden must be an integer >= 1, got {hidden!r}")
         size = int(observation_space.shape[0])
         if observation_fields is None:
             fitting = [f for f in _LAYOUTS if _users_for(f, size) is not None]
@@ -158,21 +170,21 @@ class UserSetPolicy(ActorCriticPolicy):
                 fitting = acting
             if len(fitting) != 1:
                 raise ValueError(
-                    f"UserSetPolicy cannot tell the observation fields from {size} entries; pass "
+                    f"{name} cannot tell the observation fields from {size} entries; pass "
                     "observation_fields (train.py sets them from the env)"
                 )
             observation_fields = fitting[0]
         self.observation_fields = tuple(str(f) for f in observation_fields)
         if self.observation_fields not in _LAYOUTS:
             raise ValueError(
-                f"UserSetPolicy observation_fields must be {list(_BASE_FIELDS)}, optionally followed by "
+                f"{name} observation_fields must be {list(_BASE_FIELDS)}, optionally followed by "
                 f"{[[name for name, _, _ in group] for group in _OPTIONAL_GROUPS]} (any of them, in this order), "
                 f"got {list(self.observation_fields)}"
             )
         users = _users_for(self.observation_fields, size)
         if users is None:
             raise ValueError(
-                f"UserSetPolicy: an observation of {size} entries does not fit the fields "
+                f"{name}: an observation of {size} entries does not fit the fields "
                 f"{describe_fields(self.observation_fields)}"
             )
         length_entries = int(action_space.shape[0]) - users
@@ -180,14 +192,16 @@ class UserSetPolicy(ActorCriticPolicy):
             homogeneous = length_entries == 1 and users > 1
         if length_entries != (1 if homogeneous else users):
             raise ValueError(
-                f"UserSetPolicy: action of {action_space.shape[0]} entries does not fit {users} users "
+                f"{name}: action of {action_space.shape[0]} entries does not fit {users} users "
                 f"({'homogeneous' if homogeneous else 'heterogeneous'})"
             )
         self.homogeneous = bool(homogeneous)
         self.hidden = hidden
         self._indices: dict[int, tuple[th.Tensor, th.Tensor, th.Tensor]] = {}
         self.reference_users = reference_users
-        super().__init__(observation_space, action_space, lr_schedule, *args, **kwargs)
+        # ActorCriticPolicy's set-up (which calls _build), not RecurrentActorCriticPolicy's: that one builds LSTMs over
+        # the flat observation (a size fixed by K) and replaces ``critic``; the recurrent policy builds its own.
+        ActorCriticPolicy.__init__(self, observation_space, action_space, lr_schedule, *args, **kwargs)
 
     @property
     def reference_users(self) -> int | None:
@@ -197,7 +211,7 @@ class UserSetPolicy(ActorCriticPolicy):
     @reference_users.setter
     def reference_users(self, value: int | None) -> None:
         if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-            raise ValueError(f"UserSetPolicy reference_users must be an integer >= 1 or None, got {value!r}")
+            raise ValueError(f"{type(self).__name__} reference_users must be an integer >= 1 or None, got {value!r}")
         self._reference_users = value
         self._indices.clear()  # the cached per-K scales were computed with the previous K_train
 
@@ -212,16 +226,19 @@ class UserSetPolicy(ActorCriticPolicy):
         return data
 
     # -- networks --------------------------------------------------------------------------------------------
-    def _build(self, lr_schedule: Schedule) -> None:
+    def _build_set_networks(self, actor_extra: int = 0, critic_extra: int = 0) -> None:
+        """The encoders, pooled contexts, heads and log-std (module docstring steps 2-5); the heads read the context
+        with ``actor_extra`` / ``critic_extra`` more entries (the recurrent policy's LSTM outputs; 0: none)."""
         n_user = sum(f in _PER_USER for f in self.observation_fields)
         n_global = len(self.observation_fields) - n_user  # every global field has one entry
         hidden = self.hidden
         self.actor = _SetNet(n_user, n_global, hidden)
         self.critic = _SetNet(n_user, n_global, hidden)
-        user_head = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.Tanh(), nn.Linear(hidden, 2))
-        self.common_length = nn.Linear(hidden, 1)  # homogeneous env only: the common length entry
+        user_head = nn.Sequential(nn.Linear(2 * hidden + actor_extra, hidden), nn.Tanh(), nn.Linear(hidden, 2))
+        # homogeneous env only: the common length entry
+        self.common_length = nn.Linear(hidden + actor_extra, 1)
         # Not SB3's value_net (a Linear on the MLP extractor's latent): this head reads the pooled critic summary.
-        value_head = nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh(), nn.Linear(hidden, 1))
+        value_head = nn.Sequential(nn.Linear(hidden + critic_extra, hidden), nn.Tanh(), nn.Linear(hidden, 1))
         self.user_head, self.value_head = user_head, value_head
         # One log-std per action kind (length, share), shared by the users.
         self.log_std = nn.Parameter(th.full((2,), float(self.log_std_init)), requires_grad=True)
@@ -231,6 +248,8 @@ class UserSetPolicy(ActorCriticPolicy):
                 module.apply(partial(self.init_weights, gain=float(np.sqrt(2))))
             for module, gain in ((user_head[2], 0.01), (self.common_length, 0.01), (value_head[2], 1.0)):
                 module.apply(partial(self.init_weights, gain=gain))
+
+    def _build_optimizer(self, lr_schedule: Schedule) -> None:
         # SB3 types optimizer_class as type[Optimizer], whose own __init__ has no lr; its _build makes the same call.
         self.optimizer = self.optimizer_class(
             self.parameters(),
@@ -241,14 +260,15 @@ class UserSetPolicy(ActorCriticPolicy):
     def _split(self, obs: PyTorchObs) -> tuple[th.Tensor, th.Tensor]:
         """(B, N) observations -> per-user rows (B, K, F) and global entries (B, G), K from N; the spectral
         efficiency scaled by K_train / K (``reference_users``)."""
+        name = type(self).__name__
         if isinstance(obs, dict):
-            raise ValueError("UserSetPolicy takes the flat MultiSpin observation, not a dict")
+            raise ValueError(f"{name} takes the flat MultiSpin observation, not a dict")
         size = int(obs.shape[-1])
         if size not in self._indices:
             users = _users_for(self.observation_fields, size)
             if users is None:
                 raise ValueError(
-                    f"UserSetPolicy: an observation of {size} entries does not fit the fields "
+                    f"{name}: an observation of {size} entries does not fit the fields "
                     f"{describe_fields(self.observation_fields)} it was trained with"
                 )
             fields = self.observation_fields
@@ -267,21 +287,52 @@ class UserSetPolicy(ActorCriticPolicy):
         obs = obs.float()
         return obs[:, user_idx] * scale, obs[:, global_idx]
 
-    def _mean(self, users: th.Tensor, glob: th.Tensor) -> th.Tensor:
-        """The action mean (B, E + K): each user's head on its encoding and the pooled context."""
-        h, c = self.actor(users, glob)
-        out = self.user_head(th.cat([h, c.unsqueeze(1).expand_as(h)], dim=-1))  # (B, K, 2)
-        lengths = self.common_length(c) if self.homogeneous else out[..., 0]
+    def _head(self, h: th.Tensor, context: th.Tensor) -> th.Tensor:
+        """The action mean (B, E + K): the shared head on each user's encoding h (B, K, H) and the context (B, C)."""
+        out = self.user_head(th.cat([h, context.unsqueeze(1).expand(-1, h.shape[1], -1)], dim=-1))  # (B, K, 2)
+        lengths = self.common_length(context) if self.homogeneous else out[..., 0]
         return th.cat([lengths, out[..., 1]], dim=-1)
-
-    def _value(self, users: th.Tensor, glob: th.Tensor) -> th.Tensor:
-        """The value (B, 1), from the critic's pooled summary."""
-        return self.value_head(self.critic(users, glob)[1])
 
     def _distribution(self, mean: th.Tensor) -> DiagGaussianDistribution:
         users = mean.shape[-1] - (1 if self.homogeneous else mean.shape[-1] // 2)
         log_std = th.cat([self.log_std[:1].expand(mean.shape[-1] - users), self.log_std[1:].expand(users)])
         return DiagGaussianDistribution(int(mean.shape[-1])).proba_distribution(mean, log_std)
+
+    def _observation_batch(self, observation: Any) -> tuple[th.Tensor, bool]:
+        """``predict``'s observation, one (N,) or a batch (B, N) of any number of users, as a (B, N) tensor, and
+        whether it was one."""
+        name = type(self).__name__
+        if isinstance(observation, dict):
+            raise ValueError(f"{name} takes the flat MultiSpin observation, not a dict")
+        obs = np.asarray(observation, dtype=np.float32)
+        if obs.ndim not in (1, 2):
+            raise ValueError(f"{name}: observation must be (N,) or (batch, N), got shape {obs.shape}")
+        return th.as_tensor(obs.reshape(-1, obs.shape[-1]), device=self.device), obs.ndim == 1
+
+    def _to_actions(self, actions: th.Tensor, one: bool) -> np.ndarray:
+        """``predict``'s actions: clipped to the action box, (E + K,) for one observation."""
+        box = self.action_space
+        assert isinstance(box, spaces.Box)  # checked in __init__
+        low, high = float(np.min(box.low)), float(np.max(box.high))
+        out = np.clip(actions.cpu().numpy(), low, high)
+        return out[0] if one else out
+
+
+class UserSetPolicy(UserSetBase):
+    """Permutation-equivariant actor-critic for the MultiSpin envs, for PPO (see the module docstring and
+    :class:`UserSetBase` for the arguments)."""
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        self._build_set_networks()
+        self._build_optimizer(lr_schedule)
+
+    def _mean(self, users: th.Tensor, glob: th.Tensor) -> th.Tensor:
+        """The action mean (B, E + K): each user's head on its encoding and the pooled context."""
+        return self._head(*self.actor(users, glob))
+
+    def _value(self, users: th.Tensor, glob: th.Tensor) -> th.Tensor:
+        """The value (B, 1), from the critic's pooled summary."""
+        return self.value_head(self.critic(users, glob)[1])
 
     # -- SB3's interface -----------------------------------------------------------------------------------
     def forward(self, obs: PyTorchObs, deterministic: bool = False) -> tuple[th.Tensor, th.Tensor, th.Tensor]:
@@ -309,19 +360,187 @@ class UserSetPolicy(ActorCriticPolicy):
     ) -> tuple[np.ndarray, Any]:
         """SB3's ``predict`` for one observation (N,) or a batch (B, N) of any number of users (not only the
         trained K): the saved observation and action spaces give the layout, not the size."""
-        if isinstance(observation, dict):
-            raise ValueError("UserSetPolicy takes the flat MultiSpin observation, not a dict")
-        obs = np.asarray(observation, dtype=np.float32)
-        if obs.ndim not in (1, 2):
-            raise ValueError(f"UserSetPolicy: observation must be (N,) or (batch, N), got shape {obs.shape}")
+        obs, one = self._observation_batch(observation)
         self.set_training_mode(False)
         with th.no_grad():
-            actions = self._predict(th.as_tensor(obs.reshape(-1, obs.shape[-1]), device=self.device), deterministic)
-        box = self.action_space
-        assert isinstance(box, spaces.Box)  # checked in __init__
-        low, high = float(np.min(box.low)), float(np.max(box.high))
-        out = np.clip(actions.cpu().numpy(), low, high)
-        return (out[0] if obs.ndim == 1 else out), state
+            actions = self._predict(obs, deterministic)
+        return self._to_actions(actions, one), state
+
+
+# The ignore: ``critic`` is the user-set critic (a _SetNet), not RecurrentActorCriticPolicy's optional Linear.
+class RecurrentUserSetPolicy(UserSetBase, RecurrentActorCriticPolicy):  # type: ignore[misc]
+    """The user-set policy with memory, for sb3-contrib's RecurrentPPO (``policy:
+    agents.userset.RecurrentUserSetPolicy``, ``agents/hyperparams/ppo_lstm_userset.yml``).
+
+    What recurs does not depend on K: the actor's LSTM runs over its pooled context c (module docstring step 3, a
+    function of the permutation-invariant summary), one step per round, and its output z joins the context every
+    user's head reads: user k's head maps [h_k, c, z] to its entries (the homogeneous length entry comes from [c, z]).
+    The critic's LSTM does the same over the critic's context, and the value reads [c_v, z_v]. The LSTM state is
+    (layers, envs, ``lstm_hidden_size``) at any K, so a model trained at one K carries it at another; permuting the
+    users permutes the actions and leaves the value and the state unchanged.
+
+    Takes :class:`UserSetBase`'s arguments and RecurrentActorCriticPolicy's LSTM settings:
+
+    :param lstm_hidden_size: width of each LSTM layer (>= 1)
+    :param n_lstm_layers: LSTM layers (>= 1)
+    :param shared_lstm: the critic reads the actor's LSTM output (without gradient) instead of its own LSTM
+    :param enable_critic_lstm: the critic has its own LSTM (False with ``shared_lstm``; both False: the value reads
+        the critic's context alone)
+    :param lstm_kwargs: further ``torch.nn.LSTM`` arguments
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Schedule,
+        *args: Any,
+        lstm_hidden_size: int = 64,
+        n_lstm_layers: int = 1,
+        shared_lstm: bool = False,
+        enable_critic_lstm: bool = True,
+        lstm_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        for what, value in (("lstm_hidden_size", lstm_hidden_size), ("n_lstm_layers", n_lstm_layers)):
+            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+                raise ValueError(f"RecurrentUserSetPolicy {what} must be an integer >= 1, got {value!r}")
+        if shared_lstm and enable_critic_lstm:
+            raise ValueError(
+                "RecurrentUserSetPolicy: shared_lstm and enable_critic_lstm exclude each other (set one False)"
+            )
+        # Read by _build (called from the base __init__) and by RecurrentPPO (lstm_actor's sizes, the state shape).
+        self.lstm_output_dim = lstm_hidden_size
+        self.lstm_hidden_state_shape = (n_lstm_layers, 1, lstm_hidden_size)
+        self.n_lstm_layers = n_lstm_layers
+        self.shared_lstm = bool(shared_lstm)
+        self.enable_critic_lstm = bool(enable_critic_lstm)
+        self.lstm_kwargs = dict(lstm_kwargs or {})
+        super().__init__(observation_space, action_space, lr_schedule, *args, **kwargs)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(
+            lstm_hidden_size=self.lstm_output_dim,
+            n_lstm_layers=self.n_lstm_layers,
+            shared_lstm=self.shared_lstm,
+            enable_critic_lstm=self.enable_critic_lstm,
+            lstm_kwargs=self.lstm_kwargs,
+        )
+        return data
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        width = self.lstm_output_dim
+        self._build_set_networks(width, width if self.shared_lstm or self.enable_critic_lstm else 0)
+
+        def lstm() -> nn.LSTM:  # over the pooled context (width hidden): its input does not depend on K
+            return nn.LSTM(self.hidden, width, num_layers=self.n_lstm_layers, **self.lstm_kwargs)
+
+        self.lstm_actor = lstm()
+        self.lstm_critic = lstm() if self.enable_critic_lstm else None
+        self._build_optimizer(lr_schedule)
+
+    def _sequence(
+        self, x: th.Tensor, states: _State, episode_starts: th.Tensor, lstm: nn.LSTM
+    ) -> tuple[th.Tensor, _State]:
+        """RecurrentActorCriticPolicy's pass of ``lstm`` over x (B, hidden), the state reset where an episode starts;
+        its output (B, lstm_hidden_size) and next state (its annotation says a tensor; it is (hidden, cell))."""
+        out, next_states = self._process_sequence(x, (states[0], states[1]), episode_starts, lstm)
+        return out, cast(_State, next_states)
+
+    def _actor(
+        self, users: th.Tensor, glob: th.Tensor, states: _State, episode_starts: th.Tensor
+    ) -> tuple[DiagGaussianDistribution, th.Tensor, _State]:
+        """The action distribution, the actor's LSTM output z (B, lstm_hidden_size) and its next state."""
+        h, c = self.actor(users, glob)
+        z, states = self._sequence(c, states, episode_starts, self.lstm_actor)
+        return self._distribution(self._head(h, th.cat([c, z], dim=-1))), z, states
+
+    def _critic(
+        self,
+        users: th.Tensor,
+        glob: th.Tensor,
+        states: _State,
+        episode_starts: th.Tensor,
+        actor_z: th.Tensor | None = None,
+    ) -> tuple[th.Tensor, _State]:
+        """The value (B, 1) and the critic's next LSTM state (``states`` itself without a critic LSTM); with
+        ``shared_lstm`` the value reads the actor's LSTM output ``actor_z`` (run here from ``states`` if None)."""
+        c = self.critic(users, glob)[1]
+        if self.lstm_critic is not None:
+            z, states = self._sequence(c, states, episode_starts, self.lstm_critic)
+            c = th.cat([c, z], dim=-1)
+        elif self.shared_lstm:
+            if actor_z is None:
+                actor_z, states = self._sequence(self.actor(users, glob)[1], states, episode_starts, self.lstm_actor)
+            c = th.cat([c, actor_z.detach()], dim=-1)  # as RecurrentActorCriticPolicy: no value gradient into it
+            states = (states[0].detach(), states[1].detach())
+        return self.value_head(c), states
+
+    # -- sb3-contrib's interface ---------------------------------------------------------------------------
+    def forward(  # type: ignore[override]
+        self, obs: th.Tensor, lstm_states: RNNStates, episode_starts: th.Tensor, deterministic: bool = False
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor, RNNStates]:
+        users, glob = self._split(obs)
+        distribution, z, pi_states = self._actor(users, glob, lstm_states.pi, episode_starts)
+        actions = distribution.get_actions(deterministic=deterministic)
+        critic_states = pi_states if self.shared_lstm else lstm_states.vf
+        values, vf_states = self._critic(users, glob, critic_states, episode_starts, z)
+        if self.lstm_critic is None and not self.shared_lstm:
+            vf_states = pi_states  # RecurrentActorCriticPolicy's convention without a critic LSTM
+        return actions, values, distribution.log_prob(actions), RNNStates(pi_states, vf_states)
+
+    def evaluate_actions(  # type: ignore[override]
+        self, obs: th.Tensor, actions: th.Tensor, lstm_states: RNNStates, episode_starts: th.Tensor
+    ) -> tuple[th.Tensor, th.Tensor, th.Tensor | None]:
+        users, glob = self._split(obs)
+        distribution, z, _ = self._actor(users, glob, lstm_states.pi, episode_starts)
+        values, _ = self._critic(users, glob, lstm_states.vf, episode_starts, z)
+        return values, distribution.log_prob(actions), distribution.entropy()
+
+    def get_distribution(  # type: ignore[override]
+        self, obs: th.Tensor, lstm_states: _State, episode_starts: th.Tensor
+    ) -> tuple[DiagGaussianDistribution, tuple[th.Tensor, ...]]:
+        distribution, _, states = self._actor(*self._split(obs), lstm_states, episode_starts)
+        return distribution, states
+
+    def predict_values(  # type: ignore[override]
+        self, obs: th.Tensor, lstm_states: _State, episode_starts: th.Tensor
+    ) -> th.Tensor:
+        return self._critic(*self._split(obs), lstm_states, episode_starts)[0]
+
+    def predict(
+        self,
+        observation: Any,
+        state: tuple[np.ndarray, ...] | None = None,
+        episode_start: Any = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
+        """RecurrentPPO's ``predict`` for one observation (N,) or a batch (B, N) of any number of users, with the
+        actor's LSTM state (hidden, cell), each (layers, B, ``lstm_hidden_size``) (None: zeros, a new episode), and
+        ``episode_start`` (B,) (True: forget the state first; None: all False)."""
+        obs, one = self._observation_batch(observation)
+        n = int(obs.shape[0])
+        shape = (self.n_lstm_layers, n, self.lstm_output_dim)
+        if state is None:
+            state = (np.zeros(shape, np.float32), np.zeros(shape, np.float32))
+        if len(state) != 2 or any(np.shape(s) != shape for s in state):
+            raise ValueError(
+                f"RecurrentUserSetPolicy: state must be (hidden, cell), each of shape {shape} for {n} observation(s), "
+                f"got shapes {[np.shape(s) for s in state]}"
+            )
+        starts = np.zeros(n, np.float32) if episode_start is None else np.asarray(episode_start, np.float32).reshape(-1)
+        if starts.shape != (n,):
+            raise ValueError(f"RecurrentUserSetPolicy: episode_start must have {n} entries, got {starts.size}")
+        self.set_training_mode(False)
+        with th.no_grad():
+            states: _State = (
+                th.as_tensor(np.asarray(state[0]), dtype=th.float32, device=self.device),
+                th.as_tensor(np.asarray(state[1]), dtype=th.float32, device=self.device),
+            )
+            distribution, _, states = self._actor(*self._split(obs), states, th.as_tensor(starts, device=self.device))
+            actions = distribution.get_actions(deterministic=deterministic)
+        return self._to_actions(actions, one), (states[0].cpu().numpy(), states[1].cpu().numpy())
 
 
 def _action_sizes(users: int | None) -> tuple[int, ...]:
@@ -337,8 +556,8 @@ def _users_for(fields: Sequence[str], size: int) -> int | None:
 
 
 def is_userset(model: Any) -> bool:
-    """Whether an SB3 model (or policy) is a user-set model (runs at any K)."""
-    return isinstance(getattr(model, "policy", model), UserSetPolicy)
+    """Whether an SB3 model (or policy) is a user-set model (runs at any K; recurrent or not)."""
+    return isinstance(getattr(model, "policy", model), UserSetBase)
 
 
 def check_layout(model: Any, env: Any, what: str = "the model") -> None:
@@ -357,8 +576,11 @@ def check_layout(model: Any, env: Any, what: str = "the model") -> None:
 
 
 def names_userset(policy: Any) -> bool:
-    """Whether an SB3 ``policy`` argument (class or name) is :class:`UserSetPolicy` (or a subclass)."""
-    return policy == POLICY_NAME or (isinstance(policy, type) and issubclass(policy, UserSetPolicy))
+    """Whether an SB3 ``policy`` argument (class or dotted name) is a user-set policy (:class:`UserSetBase`'s
+    subclasses: :class:`UserSetPolicy`, :class:`RecurrentUserSetPolicy`)."""
+    if isinstance(policy, str) and policy.startswith(f"{__name__}."):
+        policy = globals().get(policy[len(__name__) + 1 :])
+    return isinstance(policy, type) and issubclass(policy, UserSetBase)
 
 
 def with_env_layout(policy_kwargs: dict[str, Any] | None, env: Any) -> dict[str, Any]:

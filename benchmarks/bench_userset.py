@@ -66,7 +66,7 @@ def zero_shot(
     per K: goodputs (tokens/s), share of the oracle (paired mean and 95% half-width), mean draft lengths."""
     from agents.benchmark import load_agent_policy, make_env, paired_comparison
     from agents.evaluation import AgentPolicy, evaluate, evaluate_analytic, evaluation_seeds
-    from agents.userset import UserSetPolicy
+    from agents.userset import is_userset
 
     rows: list[dict[str, Any]] = []
     seeds = evaluation_seeds(seed, episodes)
@@ -74,7 +74,7 @@ def zero_shot(
         env = make_env(env_id, {**env_kwargs, "num_users": k})
         agent = load_agent_policy(run, env)
         policy = agent.model.policy if isinstance(agent, AgentPolicy) else None
-        if not isinstance(policy, UserSetPolicy):
+        if policy is None or not is_userset(policy):
             raise ValueError(f"--zero-shot: {run} is not a user-set model")
         if reference_users is not None:
             policy.reference_users = reference_users or None

@@ -1,9 +1,11 @@
-"""The user-set policy (agents/userset.py): permutation equivariance, a parameter count independent of K, SB3's
+"""The user-set policies (agents/userset.py): permutation equivariance, a parameter count independent of K, SB3's
 checks, a short training run that improves, the same weights at other K (benchmark and evaluation callback), and
-one-line errors for a model on an env it cannot play."""
+one-line errors for a model on an env it cannot play; the same for the recurrent policy (RecurrentPPO), with its
+LSTM state carried over rounds."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import gymnasium as gym
@@ -12,11 +14,20 @@ import pytest
 import torch as th
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sb3_contrib.common.recurrent.type_aliases import RNNStates
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_checker import check_env
 
 import multispin_env  # noqa: F401  (registers the ids)
-from agents.userset import UserSetPolicy, check_layout, with_env_layout
+from agents.runs import read_yaml
+from agents.userset import (
+    RecurrentUserSetPolicy,
+    UserSetPolicy,
+    check_layout,
+    is_userset,
+    names_userset,
+    with_env_layout,
+)
 from multispin_env.spaces import observation_layout
 
 HET, HOM = "MultiSpin-Heterogeneous-v0", "MultiSpin-Homogeneous-v0"
@@ -371,3 +382,222 @@ def test_bench_userset_zero_shot_errors_are_one_line(tmp_path: Path, capsys: pyt
     missing = tmp_path / "nothing"
     cli_error(bench.main, ["--zero-shot", str(missing), "--users", "3"], capsys, None, "neither a model .zip")
     cli_error(bench.main, ["--zero-shot", str(missing), "--reference-users", "-1"], capsys, None, "integer >= 0")
+
+
+# -- the recurrent user-set policy (RecurrentPPO) -------------------------------------------------------------------
+
+
+def _recurrent(
+    env_id: str = HET, seed: int = 0, policy_kwargs: dict | None = None, **env_kwargs: object
+) -> tuple[RecurrentUserSetPolicy, gym.Env]:
+    """A recurrent user-set policy for ``env`` with random O(1) weights (LSTMs included), K_train the env's K."""
+    env = gym.make(env_id, **env_kwargs)
+    th.manual_seed(seed)
+    kwargs = {"hidden": 16, "lstm_hidden_size": 8, "log_std_init": -1.0, **(policy_kwargs or {})}
+    policy = RecurrentUserSetPolicy(
+        env.observation_space, env.action_space, lambda _: 1e-3, **with_env_layout(kwargs, env)
+    )
+    with th.no_grad():
+        for p in policy.parameters():
+            p.normal_(0.0, 0.3)
+    return policy, env
+
+
+def _play(policy: RecurrentUserSetPolicy, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, list]:
+    """Action means and values of one episode's observations (T, N), the LSTM states carried from round to round
+    (forward, one env); the states after each round."""
+    shape = (policy.n_lstm_layers, 1, policy.lstm_output_dim)
+    states = RNNStates((th.zeros(shape), th.zeros(shape)), (th.zeros(shape), th.zeros(shape)))
+    means, values, seen = [], [], []
+    with th.no_grad():
+        for t, row in enumerate(obs):
+            start = th.tensor([1.0 if t == 0 else 0.0])
+            action, value, _, states = policy(th.as_tensor(row[None]), states, start, deterministic=True)
+            means.append(action[0].numpy())
+            values.append(value[0].numpy())
+            seen.append(states)
+    return np.stack(means), np.stack(values), seen
+
+
+@pytest.mark.parametrize(
+    ("env_id", "env_kwargs", "policy_kwargs"),
+    [
+        (HET, {}, {}),
+        (HOM, {}, {}),
+        (HET, {"arrival_rate": 0.5}, {}),
+        (HET, {}, {"shared_lstm": True, "enable_critic_lstm": False}),
+        (HET, {}, {"enable_critic_lstm": False}),
+    ],
+)
+@settings(max_examples=5, deadline=None)
+@given(seed=st.integers(0, 2**16))
+def test_recurrent_permuting_the_users_permutes_the_actions_and_keeps_the_value_and_state(
+    env_id: str, env_kwargs: dict, policy_kwargs: dict, seed: int
+) -> None:
+    """Over an episode of 6 rounds, the LSTM state carried along: the permuted observations give the permuted
+    actions, the same values and the same LSTM states; and the state acts (the same observation, another state:
+    other actions)."""
+    policy, env = _recurrent(env_id, seed % 5, policy_kwargs, **env_kwargs)
+    k = env.unwrapped.num_users
+    obs = _observations(env, seed, rounds=6)
+    perm = np.random.default_rng(seed).permutation(k)
+    means, values, states = _play(policy, obs)
+    moved, moved_values, moved_states = _play(policy, _permute(obs, perm, env.unwrapped.observation_layout, k))
+    lengths = 1 if env_id == HOM else k
+    expected = np.concatenate(
+        [means[:, :lengths][:, perm] if lengths == k else means[:, :lengths], means[:, lengths:][:, perm]], axis=1
+    )
+    np.testing.assert_allclose(moved, expected, rtol=0, atol=1e-5)  # float32 roundoff of the pooled sums
+    np.testing.assert_allclose(moved_values, values, rtol=0, atol=1e-5)
+    for mine, theirs in zip(states, moved_states, strict=True):
+        for a, b in zip((*mine.pi, *mine.vf), (*theirs.pi, *theirs.vf), strict=True):
+            np.testing.assert_allclose(b.numpy(), a.numpy(), rtol=0, atol=1e-5)
+    assert np.abs(states[-1].pi[0].numpy()).max() > 0.05  # a non-trivial state was carried
+    fresh, _, _ = _play(policy, obs[-1:])  # the last observation from a zero state
+    assert np.abs(fresh[0] - means[-1]).max() > 1e-3  # the carried state changes the actions
+
+
+def test_recurrent_runs_at_other_k_with_a_state_of_one_shape() -> None:
+    """Built at K = 6, the same policy predicts at K = 3 and 10 (and 6) with an LSTM state whose shape does not depend on
+    K; predict's state carries across rounds and episode_start resets it; its actions are forward's means, clipped."""
+    policy, _ = _recurrent(HET, 2, num_users=6)
+    shape = (1, 1, 8)
+    for k in (3, 10, 6):
+        env = gym.make(HET, num_users=k)
+        obs = _observations(env, k, rounds=4)
+        state, start = None, np.ones(1, bool)
+        for row in obs:
+            action, state = policy.predict(row, state=state, episode_start=start, deterministic=True)
+            start = np.zeros(1, bool)
+            assert action.shape == env.action_space.shape and env.action_space.contains(action)
+            assert all(s.shape == shape for s in state)
+        means, _, _ = _play(policy, obs)
+        np.testing.assert_allclose(action, np.clip(means[-1], -1, 1), rtol=0, atol=1e-6)
+        # A new episode forgets the state: episode_start=True gives the zero-state action.
+        again, _ = policy.predict(obs[0], state=state, episode_start=np.ones(1, bool), deterministic=True)
+        first, _ = policy.predict(obs[0], deterministic=True)
+        np.testing.assert_array_equal(again, first)
+        # A batch of two envs: one state column each.
+        batch, states = policy.predict(obs[:2], deterministic=True)
+        assert batch.shape == (2, 2 * k) and states[0].shape == (1, 2, 8)
+    assert sum(p.numel() for p in policy.parameters()) == sum(
+        p.numel() for p in _recurrent(HET, 2, num_users=32)[0].parameters()
+    )
+
+
+def test_recurrent_ppo_trains_saves_and_loads(tmp_path: Path) -> None:
+    from sb3_contrib import RecurrentPPO
+
+    env = gym.make(HET, horizon=1.0)
+    model = RecurrentPPO(
+        RecurrentUserSetPolicy,
+        env,
+        n_steps=32,
+        batch_size=32,
+        n_epochs=2,
+        seed=0,
+        device="cpu",
+        policy_kwargs=with_env_layout({"hidden": 16, "lstm_hidden_size": 8, "log_std_init": -1.0}, env),
+    )
+    before = [p.detach().clone() for p in model.policy.lstm_actor.parameters()]
+    model.learn(64)
+    assert any(not th.equal(a, b) for a, b in zip(before, model.policy.lstm_actor.parameters(), strict=True))
+    assert is_userset(model) and names_userset("agents.userset.RecurrentUserSetPolicy")
+    assert not names_userset("MlpLstmPolicy") and not names_userset(f"agents.userset.{names_userset.__name__}")
+    model.save(tmp_path / "m.zip")
+    loaded = RecurrentPPO.load(tmp_path / "m.zip", device="cpu")
+    assert isinstance(loaded.policy, RecurrentUserSetPolicy) and loaded.policy.lstm_output_dim == 8
+    assert loaded.policy.reference_users == 6 and loaded.policy.hidden == 16
+    for k in (6, 10):
+        obs = _observations(gym.make(HET, num_users=k), 5)
+        state, other = None, None
+        for row in obs:
+            mine, state = model.predict(row, state=state, deterministic=True)
+            theirs, other = loaded.predict(row, state=other, deterministic=True)
+            np.testing.assert_array_equal(theirs, mine)
+            np.testing.assert_array_equal(other[0], state[0])
+
+
+def test_recurrent_errors_are_one_line_value_errors() -> None:
+    env = gym.make(HET)
+    make = lambda **kw: RecurrentUserSetPolicy(  # noqa: E731
+        env.observation_space, env.action_space, lambda _: 1e-3, **with_env_layout(kw, env)
+    )
+    with pytest.raises(ValueError, match="lstm_hidden_size must be an integer >= 1, got 0"):
+        make(lstm_hidden_size=0)
+    with pytest.raises(ValueError, match="n_lstm_layers must be an integer >= 1"):
+        make(n_lstm_layers=1.5)
+    with pytest.raises(ValueError, match="shared_lstm and enable_critic_lstm exclude each other"):
+        make(shared_lstm=True)
+    with pytest.raises(ValueError, match="RecurrentUserSetPolicy hidden must be an integer >= 1"):
+        make(hidden=0)
+    policy, _ = _recurrent(HET)
+    with pytest.raises(ValueError, match=r"state must be \(hidden, cell\), each of shape \(1, 1, 8\)"):
+        policy.predict(env.reset(seed=0)[0], state=(np.zeros((1, 1, 4)), np.zeros((1, 1, 4))))
+    with pytest.raises(ValueError, match="episode_start must have 1 entries, got 2"):
+        policy.predict(env.reset(seed=0)[0], episode_start=np.zeros(2))
+    with pytest.raises(ValueError, match="RecurrentUserSetPolicy: an observation of 33 entries does not fit"):
+        policy.predict(np.zeros(33, np.float32))
+    for bad in (gym.make(HET, arrival_rate=0.5), gym.make(HOM)):
+        with pytest.raises(ValueError) as info:
+            check_layout(policy, bad)
+        assert "\n" not in str(info.value) and "trained on" in str(info.value)
+
+
+def test_train_ppo_lstm_userset_end_to_end_and_benchmark_at_another_k(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """train.py --algo ppo_lstm --agent userset reads ppo_lstm_userset.yml, evaluates at K = 10 while training at 6;
+    agents.benchmark plays the saved model at K = 10 and refuses another layout in one line; the leaderboard names
+    the agent ppo_lstm_userset."""
+    from agents.benchmark import main as bench_main
+    from agents.leaderboard import agent_command
+    from agents.train import main as train_main
+
+    assert agent_command("ppo_lstm_userset") == ["--algo", "ppo_lstm", "--agent", "userset"]
+    argv = [
+        "--algo",
+        "ppo_lstm",
+        "--agent",
+        "userset",
+        "--env",
+        HET,
+        "-n",
+        "4096",
+        "--seed",
+        "0",
+        "-f",
+        str(tmp_path),
+        "--eval-freq",
+        "4096",
+        "--eval-episodes",
+        "1",
+        "--baselines",
+        "het-opt-oracle",
+        "--verbose",
+        "0",
+        # Episodes of 1 s (simulated) instead of 10: the evaluations and the benchmark play round by round.
+        "--env-kwargs",
+        "horizon:1.0",
+        "--eval-env-kwargs",
+        "num_users:10",
+        "horizon:1.0",
+    ]
+    assert train_main(argv) == 0
+    (run,) = (tmp_path / "ppo_lstm").glob(f"{HET}_*")
+    assert read_yaml(run / HET / "config.yml")["policy"] == "agents.userset.RecurrentUserSetPolicy"
+    data = np.load(run / "evaluations.npz")
+    assert data["goodput"].shape == (2, 1) and np.all(data["goodput"] > 0)  # at K = 10, before and after training
+    capsys.readouterr()
+    out = tmp_path / "b10"
+    argv = ["--agents", str(run), "--env-kwargs", "num_users:10", "horizon:1.0", "--episodes", "2"]
+    assert bench_main([*argv, "--policies", "het-opt-oracle", "--no-plots", "-q", "-o", str(out)]) == 0
+    report = json.loads((out / "benchmark.json").read_text())
+    assert report["env_kwargs"] == {"horizon": 1.0, "num_users": 10}
+    oracle, agent = report["policies"]
+    assert oracle["policy"] == "het-opt-oracle" and agent["kind"] != "analytic"
+    assert float(agent["goodput_mean"]) > 0 and len(agent["episodes_detail"]) == 2
+    argv = ["--agents", str(run), "--env-kwargs", "arrival_rate:0.5", "--episodes", "1", "--no-plots"]
+    assert bench_main([*argv, "-o", str(tmp_path / "bad")]) == 2
+    line = _one_error_line(capsys)
+    assert "trained on the observation fields" in line and "active, remaining" in line
