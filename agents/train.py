@@ -152,11 +152,14 @@ class MultiSpinExperimentManager(ExperimentManager):
 
     def _preprocess_hyperparams(self, hyperparams: dict[str, Any]) -> Any:
         out = super()._preprocess_hyperparams(hyperparams)
-        from agents.userset import names_userset, with_env_layout
+        from agents.userset import names_userset, search_policy_kwargs, with_env_layout
 
         if names_userset(out[0].get("policy")):  # it learns which entries are per-user fields from the env
+            kwargs = out[0].get("policy_kwargs")
+            if self.storage and self.study_name and self.trial_id:  # a search trial's kwargs (--trial-id)
+                kwargs = search_policy_kwargs(kwargs)
             probe = gym.make(self.env_name.gym_id, **self.env_kwargs)
-            out[0]["policy_kwargs"] = with_env_layout(out[0].get("policy_kwargs"), probe)
+            out[0]["policy_kwargs"] = with_env_layout(kwargs, probe)
             probe.close()
         if self.optimize_hyperparameters:
             # Trials are ranked by rl-zoo3's own evaluation on goodput-reward envs (create_envs); the
@@ -333,6 +336,16 @@ class MultiSpinExperimentManager(ExperimentManager):
     # -- hyperparameter search -----------------------------------------------------------------------------
     def hyperparameters_optimization(self) -> None:
         sampler = SAMPLERS.get(self.algo)
+        from agents.userset import names_userset, search_policy_kwargs
+
+        if sampler is not None and names_userset(self._hyperparams.get("policy")):
+            # rl-zoo3 replaces the policy kwargs by the trial's: keep the env layout, search the shared width.
+            sample, base = sampler, self._hyperparams.get("policy_kwargs")
+
+            def sampler(trial: Any, n_actions: int, n_envs: int, additional_args: dict[str, Any]) -> dict[str, Any]:
+                params = sample(trial, n_actions, n_envs, additional_args)
+                return {**params, "policy_kwargs": search_policy_kwargs(params.get("policy_kwargs"), base)}
+
         table = zoo_exp_manager.HYPERPARAMS_SAMPLER
         original = table.get(self.algo)
         if sampler is not None:

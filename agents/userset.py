@@ -68,6 +68,7 @@ __all__ = [
     "env_layout",
     "is_userset",
     "names_userset",
+    "search_policy_kwargs",
     "with_env_layout",
 ]
 
@@ -581,6 +582,26 @@ def names_userset(policy: Any) -> bool:
     if isinstance(policy, str) and policy.startswith(f"{__name__}."):
         policy = globals().get(policy[len(__name__) + 1 :])
     return isinstance(policy, type) and issubclass(policy, UserSetBase)
+
+
+def search_policy_kwargs(sampled: dict[str, Any] | None, base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A hyperparameter-search trial's ``policy_kwargs`` (:mod:`agents.search`: ``net_arch``, ``log_std_init``,
+    ``lstm_hidden_size``) made for a user-set policy, which has no ``net_arch``: the sampled width becomes ``hidden``
+    (the width of its shared per-user networks), the rest is kept, and the env layout and K_train of ``base`` (the
+    training's own kwargs, :func:`with_env_layout`) are kept, since a trial's kwargs replace them whole.
+
+    :param sampled: the trial's policy kwargs
+    :param base: the kwargs the training would use without the search (None: none to keep)
+    """
+    kwargs = dict(sampled or {})
+    arch = kwargs.pop("net_arch", None)
+    widths = arch.get("pi") if isinstance(arch, dict) else arch
+    if widths:
+        kwargs["hidden"] = int(widths[0])
+    for key in ("observation_fields", "homogeneous", "reference_users"):
+        if base and key in base:
+            kwargs[key] = base[key]
+    return kwargs
 
 
 def with_env_layout(policy_kwargs: dict[str, Any] | None, env: Any) -> dict[str, Any]:

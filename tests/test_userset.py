@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -601,3 +602,51 @@ def test_train_ppo_lstm_userset_end_to_end_and_benchmark_at_another_k(
     assert bench_main([*argv, "-o", str(tmp_path / "bad")]) == 2
     line = _one_error_line(capsys)
     assert "trained on the observation fields" in line and "active, remaining" in line
+
+
+def test_a_hyperparameter_search_keeps_the_layout_and_searches_the_shared_width(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--optimize replaces the policy kwargs by the trial's: a user-set policy still gets the env layout and K_train,
+    and the sampled width as its ``hidden``; so does a training from a trial (--trial-id)."""
+    import optuna
+
+    from agents.train import main as train_main
+    from agents.userset import UserSetPolicy, search_policy_kwargs
+
+    assert search_policy_kwargs(
+        {"net_arch": {"pi": [32, 32], "vf": [32, 32]}, "log_std_init": -1.0, "lstm_hidden_size": 16},
+        {"hidden": 64, "observation_fields": ("a",), "homogeneous": False, "reference_users": 6},
+    ) == {
+        "hidden": 32,
+        "log_std_init": -1.0,
+        "lstm_hidden_size": 16,
+        "observation_fields": ("a",),
+        "homogeneous": False,
+        "reference_users": 6,
+    }
+    built: list[tuple[int, tuple[str, ...], int | None]] = []
+    init = UserSetPolicy.__init__
+
+    def record(self: UserSetPolicy, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        built.append((self.hidden, self.observation_fields, self.reference_users))
+
+    monkeypatch.setattr(UserSetPolicy, "__init__", record)
+    storage = tmp_path / "study.log"
+    study = ["--storage", str(storage), "--study-name", "s"]
+    common = ["--algo", "ppo", "--agent", "userset", "--env", HET, "--seed", "0", "--verbose", "0"]
+    common += ["--env-kwargs", "horizon:1.0", "fading:False"]
+    argv = [*common, "-n", "256", "-f", str(tmp_path / "opt"), "--optimize", "--n-trials", "2"]
+    argv += ["--n-startup-trials", "2", "--n-evaluations", "1", "--eval-episodes", "1", "--no-optim-plots"]
+    assert train_main([*argv, *study, "-params", "n_envs:2"]) == 0
+    trials = optuna.load_study(
+        study_name="s", storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(storage)))
+    ).trials
+    fields = tuple(observation_layout(6))
+    assert [b[0] for b in built] == [t.params["net_width"] for t in trials]
+    assert all(b[1] == fields and b[2] == 6 for b in built)
+    built.clear()
+    run = ["-n", "64", "-f", str(tmp_path / "run"), "--eval-freq", "-1", "--trial-id", "1", "-params", "n_envs:2"]
+    assert train_main([*common, *study, *run]) == 0
+    assert built == [(trials[1].params["net_width"], fields, 6)]
