@@ -15,7 +15,8 @@ With ``--until-flat`` each run trains in chunks of doubling budget until its val
 the criterion and whether it converged. ``python -m agents.verdict`` turns the results into docs/verdict.md.
 
 A learned agent is evaluated at its best model (``--model best``, the default): the goodput evaluation callback
-checkpoints the model with the best mean goodput on validation episodes during training (``--validation`` episodes
+checkpoints the model with the best mean goodput (on a task of another metric: the best value of that metric) on
+validation episodes during training (``--validation`` episodes
 at the start, every tenth of the budget and at the end; seeds 10000 + 1000 x training seed + i, disjoint from the task's evaluation seeds), so a
 residual agent that drifts below its controller keeps its starting point. ``--model final`` takes the last model.
 

@@ -1,7 +1,7 @@
 """Saved runs in rl-zoo3's layout: which model file to load, its algorithm, env and VecNormalize statistics.
 
 A run folder ``logs/{algo}/{env}_{run}/`` holds ``{env}.zip`` (the final model),
-``best_model.zip`` (best evaluation goodput), ``rl_model_{steps}_steps.zip``
+``best_model.zip`` (best evaluation goodput, or the task's metric), ``rl_model_{steps}_steps.zip``
 checkpoints (``--save-freq``, each with ``rl_model_vecnormalize_{steps}_steps.pkl``)
 and ``{env}/{args,config,training}.yml``. rl-zoo3 writes those YAML files with Python tags
 (OrderedDict); :func:`read_yaml` reads them without running code.
