@@ -204,7 +204,7 @@ class MultiSpinExperimentManager(ExperimentManager):
         stats = vecnormalize_for(self.trained_agent, str(self.env_name))
         if stats is None:
             return super()._maybe_normalize(env, eval_env)
-        if stats.name == "vecnormalize.pkl" and not self._saved_userset():  # rl-zoo3 loads {env}/vecnormalize.pkl
+        if stats.name == "vecnormalize.pkl" and not self._saved_userset:  # rl-zoo3 loads {env}/vecnormalize.pkl
             return load_run_file(stats, lambda: super(MultiSpinExperimentManager, self)._maybe_normalize(env, eval_env))
         print(f"Loading VecNormalize statistics {stats}")
         env = load_run_file(stats, lambda: _load_vecnormalize(stats, env))
@@ -212,22 +212,24 @@ class MultiSpinExperimentManager(ExperimentManager):
             env.training, env.norm_reward = False, False
         return env
 
+    @functools.cached_property
     def _saved(self) -> dict[str, Any]:
-        """The saved data of the model training continues from (``-i``)."""
+        """The saved data of the model training continues from (``-i``; read once)."""
         data, _, _ = load_run_file(
             self.trained_agent, lambda: load_from_zip_file(self.trained_agent, load_data=True, device="cpu")
         )
         return data or {}
 
+    @functools.cached_property
     def _saved_userset(self) -> bool:
         """Whether the model training continues from is a user-set model (it may continue at another K)."""
         from agents.userset import names_userset
 
-        return names_userset(self._saved().get("policy_class"))
+        return names_userset(self._saved.get("policy_class"))
 
     def _check_spaces(self, env: VecEnv) -> None:
-        data = self._saved()
-        if self._saved_userset():  # the same weights play any K: only the per-user fields must match
+        data = self._saved
+        if self._saved_userset:  # the same weights play any K: only the per-user fields must match
             from agents.userset import check_layout
 
             kwargs = data.get("policy_kwargs") or {}
@@ -254,7 +256,7 @@ class MultiSpinExperimentManager(ExperimentManager):
 
     def _load_pretrained_agent(self, hyperparams: dict[str, Any], env: VecEnv) -> BaseAlgorithm:
         print(f"Loading pretrained agent {self.trained_agent}")
-        if self._saved_userset():  # built for this env's K: its weights do not depend on K (agents/userset.py)
+        if self._saved_userset:  # built for this env's K: its weights do not depend on K (agents/userset.py)
             hyperparams = dict(
                 hyperparams,
                 custom_objects={"observation_space": env.observation_space, "action_space": env.action_space},

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from agents.cli import HelpFormatter, OneLineParser, UserError, check_output_folder, int_at_least, one_line
+from agents.converge import FLAT_TOLERANCE, FLAT_WINDOW
 from agents.leaderboard import DEFAULT_SEEDS, aggregate, compute_totals, relative_to_runs, short
 from baselines.policies import ORACLE_POLICIES
 
@@ -339,7 +340,8 @@ def markdown(v: dict[str, Any], command: str) -> str:
         "seeds [stratified-bootstrap 95% CI] (rliable); analytic: the best non-oracle controller's score on the task's "
         "evaluation seeds (deterministic, so its interval is the point). Outcome: *learned better* or *analytic "
         f"better* when the intervals are more than {MARGIN} points apart, else *tie*. Converged: the best agent's seeds whose validation "
-        "curve was flat (the last 20% of training improved the best validation goodput by less than 0.5%).",
+        f"curve was flat (the last {100 * FLAT_WINDOW:g}% of training improved the best validation goodput by less than "
+        f"{100 * FLAT_TOLERANCE:g}%).",
         "",
         "## Per task",
         "",

@@ -290,6 +290,12 @@ class RunningRate:
         return rewards - self.rate * latency
 
 
+#: The fairness rewards of :class:`VecTaskReward`.
+FAIRNESS_REWARDS: Mapping[str, str] = {
+    "log": "the round's increase of (1/K) sum_k log max(tokens_k, 1)",
+    "linear": "(1/K) sum_k n_k / x_k, x_k the users' running throughputs over all sub-envs and episodes",
+}
+
 #: What a round earns under :class:`VecTaskReward`, by suite metric (``multispin_env.suite.METRICS``; the reasoning
 #: is docs/training.md, "Training on the task's metric"). Every metric has one.
 TASK_REWARDS: Mapping[str, str] = {
@@ -299,15 +305,7 @@ TASK_REWARDS: Mapping[str, str] = {
     "(requests in the system at its start + half its arrivals) x its latency",
     "deadline_share": "the requests that met their target minus the running share met / decided times the requests "
     "decided (met or missed) in the round",
-    "throughput_geomean": "(1/K) sum_k n_k / x_k, x_k the user's running throughput over all sub-envs and episodes "
-    "(or the round's increase of (1/K) sum_k log max(tokens_k, 1): FAIRNESS_REWARDS)",
-}
-
-
-#: The fairness rewards of :class:`VecTaskReward`.
-FAIRNESS_REWARDS: Mapping[str, str] = {
-    "log": "the round's increase of (1/K) sum_k log max(tokens_k, 1)",
-    "linear": "(1/K) sum_k n_k / x_k, x_k the users' running throughputs over all sub-envs and episodes",
+    "throughput_geomean": f"{FAIRNESS_REWARDS['linear']} (or, fairness='log', {FAIRNESS_REWARDS['log']})",
 }
 
 
