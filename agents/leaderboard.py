@@ -26,6 +26,9 @@ server-only, 100 = het-opt-oracle). Learned agents are aggregated
 over their training seeds with rliable: the interquartile mean (IQM) per task and over tasks with stratified
 bootstrap 95% CIs, and performance profiles. Each (task, entry, seed) job writes its result to
 ``OUT/jobs/...json`` as it finishes; a killed run, started again, keeps the finished results (and finished trainings).
+Ctrl-C or ``kill`` (SIGTERM) stops the command and its ``--jobs`` processes: each running training saves its model
+(as train.py does), the queued jobs are dropped and the command exits 130 / 143; on Linux the job processes also
+stop when the command is killed outright (SIGKILL).
 
 Outputs in ``OUT``: ``leaderboard.csv`` (one row per task and entry), ``runs.csv`` (one row per evaluated run),
 ``leaderboard.json`` (all of it, the aggregates, the goal checks, the commit and the wall time), ``leaderboard.md``,
@@ -43,6 +46,7 @@ import math
 import multiprocessing
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -66,7 +70,7 @@ from agents.cli import (
 )
 from agents.converge import DEFAULT_CAP_FACTOR, DEFAULT_FIRST_CHUNK, FLAT_TOLERANCE, FLAT_WINDOW
 from agents.runs import TRUST_NOTE, final_model
-from agents.train import HYPERPARAMS_DIR, agent_names
+from agents.train import HYPERPARAMS_DIR, Interrupts, agent_names
 from baselines.policies import ORACLE_POLICIES
 
 #: Agents trained by ``--train`` when ``--agents`` is not given (names of agents/hyperparams files).
@@ -160,6 +164,17 @@ class Job:
         return out / "jobs" / short(self.task) / f"{name}.json"
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """A job's training was stopped by SIGINT or SIGTERM (and saved its model): the leaderboard stops as a whole.
+
+    :param status: the training command's exit status, 130 (SIGINT) or 143 (SIGTERM)
+    """
+
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
 def _train(job: Job, folder: Path | None = None, timesteps: int | None = None, previous: Path | None = None) -> None:
     """Train ``job``'s run into ``folder`` (default ``job.run``) for ``timesteps`` env steps (default
     ``job.timesteps``), from scratch or continuing from the model file ``previous`` (rl-zoo3's ``-i``)."""
@@ -201,7 +216,7 @@ def _train(job: Job, folder: Path | None = None, timesteps: int | None = None, p
         finally:
             sys.stdout = saved
     if status in (130, 143):  # the training was interrupted (and saved): stop the leaderboard as a whole
-        raise KeyboardInterrupt
+        raise TrainingInterrupted(status)
     if status != 0:
         raise UserError(f"training {job.entry} on {job.task} (seed {job.seed}) failed with status {status}")
 
@@ -461,16 +476,55 @@ def run_jobs(
             report(job, outcome, n)
         return results, errors
     # spawn: no forked copies of torch / numba thread pools.
-    with ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures: dict[Future[dict[str, Any]], Job] = {pool.submit(run_job, job, out): job for job in todo}
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(n_jobs, context, initializer=_stop_with_parent, initargs=(os.getpid(),)) as pool:
+        futures: dict[Future[dict[str, Any]], Job] = {pool.submit(_worker_job, job, out): job for job in todo}
         try:
             for n, future in enumerate(as_completed(futures), 1):
                 failure = future.exception()
+                if isinstance(failure, KeyboardInterrupt):  # a worker's training was stopped: stop them all
+                    raise failure
                 report(futures[future], failure if failure is not None else future.result(), n)
         except KeyboardInterrupt:
-            pool.shutdown(wait=False, cancel_futures=True)
+            # The signal may have reached this process alone (``kill PID``): pass it on, so that every worker's
+            # training saves its model and stops (train.py), and wait for them; the queued jobs are dropped.
+            for worker in multiprocessing.active_children():
+                worker.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
             raise
     return results, errors
+
+
+#: In a job process: the leaderboard's process id (:func:`_stop_with_parent`).
+_PARENT: int | None = None
+
+
+def _stop_with_parent(parent: int) -> None:
+    """Initializer of the job processes: on Linux the kernel sends a worker SIGTERM when the leaderboard process
+    dies, even by SIGKILL, so that no orphaned worker trains on (its training saves and stops as on ``kill``, then
+    :func:`_worker_job` ends the process).
+
+    :param parent: the leaderboard's process id (a worker whose parent is already gone stops at once)
+    """
+    global _PARENT
+    _PARENT = parent
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1  # <linux/prctl.h>
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _worker_job(job: Job, out: Path) -> dict[str, Any]:
+    """:func:`run_job` in a job process, which exits once the job is over if the leaderboard is gone (nobody would
+    read its result, and the pool's queues would keep it waiting for the next job forever)."""
+    try:
+        return run_job(job, out)
+    finally:
+        if _PARENT is not None and os.getppid() != _PARENT:
+            os._exit(128 + signal.SIGTERM)
 
 
 # -- aggregation --------------------------------------------------------------------------------------------------
@@ -1020,8 +1074,10 @@ def check_args(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "multispin-leaderboard") -> int:
-    """Command-line entry point; returns the exit status (0 ok, 1 some jobs failed, 2 user error, 130 interrupted)."""
+    """Command-line entry point; returns the exit status (0 ok, 1 some jobs failed, 2 user error, 130 / 143 interrupted
+    by SIGINT / SIGTERM)."""
     args = build_parser(prog).parse_args(argv)
+    interrupts = Interrupts()
     start, commit = time.perf_counter(), git_commit()  # the code the jobs run, before anything is edited meanwhile
     out = Path(args.output)
     try:
@@ -1037,16 +1093,18 @@ def main(argv: Sequence[str] | None = None, prog: str = "multispin-leaderboard")
             flush=True,
         )
         ray = None if args.ray is None else RayRunner(args.ray, args.cpus_per_job, args.retries)
-        results, errors = run_jobs(jobs, out, args.jobs, log=lambda line: print(line, flush=True), ray=ray)
+        # SIGTERM as Ctrl-C: the running trainings save their models and the command exits 143 (130 for SIGINT).
+        with interrupts.installed():
+            results, errors = run_jobs(jobs, out, args.jobs, log=lambda line: print(line, flush=True), ray=ray)
     except UserError as exc:
         print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print(
             f"{prog}: interrupted; finished results are kept in {out / 'jobs'} (run the same command to resume)",
             file=sys.stderr,
         )
-        return 130
+        return getattr(exc, "status", None) or interrupts.exit_status or 130
     if not results:
         print(f"{prog}: error: every job failed: {errors[0]}", file=sys.stderr)
         return 1

@@ -390,9 +390,11 @@ def hyperparams_key(config: str, env_id: str) -> str:
 class Interrupts:
     """SIGINT (Ctrl-C) and SIGTERM (``kill``, a job scheduler) during a training command.
 
-    The first signal decides the exit status (128 + its number: 130, 143). Until training ends a signal raises
+    The first signal decides the exit status (128 + its number: 130, 143). Until training ends it raises
     KeyboardInterrupt, which rl-zoo3 catches to save the model; once :attr:`defer` is set (training over) it is
-    only recorded, so the files being written are written whole.
+    only recorded, so the files being written are written whole. A later signal is only recorded too: it must not
+    cut the first one's save short (a Ctrl-C reaches a leaderboard's workers both from the terminal and from the
+    leaderboard, which forwards it).
     """
 
     def __init__(self) -> None:
@@ -400,9 +402,10 @@ class Interrupts:
         self.defer = False
 
     def handle(self, signum: int, frame: Any) -> None:
-        if self.signum is None:
+        first = self.signum is None
+        if first:
             self.signum = signum
-        if not self.defer:
+        if first and not self.defer:
             raise KeyboardInterrupt
 
     @property

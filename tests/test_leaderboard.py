@@ -3,15 +3,19 @@ goal checks, the output files and one-line CLI errors."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from board_helpers import fake_result
 from cli_helpers import assert_one_line_error, cli_error
 from scipy.stats import trim_mean
@@ -348,3 +352,44 @@ def test_until_flat_trains_in_chunks_and_records_the_criterion(tmp_path: Path) -
         args = (tmp_path / "runs" / "ppo_userset" / "IIDStatic" / "seed0" / "chunk1").rglob("args.yml")
         assert "chunk0" in str(next(iter(args)).read_text())
     assert Path(result["model"]).is_file() and result["model"].endswith("best_model.zip")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+def test_killing_the_leaderboard_stops_its_job_processes_which_save(tmp_path: Path, signum: int) -> None:
+    """``kill`` (SIGTERM) of the command alone reaches its --jobs processes, whose trainings save and stop, and the
+    command exits 143; killed outright (SIGKILL), its processes still stop and save (Linux: parent-death signal)."""
+    runs = tmp_path / "runs"
+    argv = ["--train", "--agents", "ppo", "--tasks", "IIDStatic", "Markov", "--seeds", "0", "--jobs", "2"]
+    argv += ["--timesteps", "50000000", "--validation", "0", "--runs", str(runs), "-o", str(tmp_path / "board")]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "agents.leaderboard", *argv, "--no-plots"],
+        cwd=REPO,
+        start_new_session=True,  # its own process group: the test signals the command alone, then checks the group
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while len(list(runs.rglob("args.yml"))) < 2:  # both trainings set up (rl-zoo3 writes args.yml first)
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
+            time.sleep(0.5)
+        time.sleep(5.0)  # into the training loops
+        proc.send_signal(signum)
+        status = proc.wait(timeout=120)
+        assert status == (143 if signum == signal.SIGTERM else -signal.SIGKILL), proc.stderr.read()
+        deadline = time.monotonic() + 120
+        while True:  # no process of the command's group is left
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                break
+            assert time.monotonic() < deadline, "a job process outlived the leaderboard"
+            time.sleep(0.5)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    summaries = [yaml.safe_load(p.read_text()) for p in runs.rglob("training.yml")]
+    assert len(summaries) == 2
+    assert all(s["interrupted"] and s["signal"] == "SIGTERM" and s["num_timesteps"] > 0 for s in summaries)
