@@ -72,7 +72,8 @@ def check_agent_fits(
     from agents.userset import check_layout, is_userset
 
     if is_userset(model) and not extra_observation:
-        check_layout(model, env, what)
+        policy = getattr(model, "policy", model)
+        check_layout(policy.observation_fields, policy.homogeneous, env, what)
         size = env.observation_space.shape
         if vec_normalize is not None and vec_normalize.norm_obs and vec_normalize.observation_space.shape != size:
             raise ValueError(
@@ -136,8 +137,9 @@ class GoodputEvalCallback(EvalCallback):
     ) -> None:
         super().__init__(_NoEnvYet(), n_eval_episodes=n_eval_episodes, eval_freq=eval_freq, verbose=verbose)
         self.requested_metric = check_metric_name(metric, "GoodputEvalCallback metric")
-        #: The metric that picks the best model (resolved from the evaluation env's id when training starts).
-        self.metric = "goodput" if metric == "auto" else metric
+        #: The metric that picks the best model: as requested until the evaluation env is known, then resolved
+        #: from its id ("auto": the suite task's metric) by ``configure`` or, in plain rl-zoo3, ``_init_callback``.
+        self.metric = self.requested_metric
         self.selection: list[float] = []
         self.baseline_names = None if baselines is None else tuple(baselines)
         self.first_seed = first_seed

@@ -34,7 +34,6 @@ import time
 import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, NoReturn
 
 import gymnasium as gym
@@ -233,13 +232,10 @@ class MultiSpinExperimentManager(ExperimentManager):
             from agents.userset import check_layout
 
             kwargs = data.get("policy_kwargs") or {}
-            saved = SimpleNamespace(
-                observation_fields=tuple(kwargs.get("observation_fields") or ()),
-                homogeneous=bool(kwargs.get("homogeneous")),
-            )
+            fields, homogeneous = kwargs.get("observation_fields") or (), bool(kwargs.get("homogeneous"))
             probe = gym.make(self.env_name.gym_id, **self.env_kwargs)
             try:
-                check_layout(saved, probe, str(self.trained_agent))
+                check_layout(fields, homogeneous, probe, str(self.trained_agent))
             except ValueError as error:
                 raise UserError(str(error)) from None
             finally:

@@ -561,19 +561,22 @@ def is_userset(model: Any) -> bool:
     return isinstance(getattr(model, "policy", model), UserSetBase)
 
 
-def check_layout(model: Any, env: Any, what: str = "the model") -> None:
-    """ValueError (one line, naming both layouts) unless the user-set ``model`` was trained with ``env``'s
-    observation fields and action kind (any K)."""
-    policy = getattr(model, "policy", model)
-    fields, homogeneous = env_layout(env)
-    if tuple(fields) != policy.observation_fields:
+def check_layout(observation_fields: Sequence[str], homogeneous: bool, env: Any, what: str = "the model") -> None:
+    """ValueError (one line, naming both layouts) unless a user-set model trained with these observation fields
+    and action kind (its ``policy_kwargs``, saved with it) can play ``env`` (at any K).
+
+    :param observation_fields: the model's per-user and global observation fields (``policy.observation_fields``)
+    :param homogeneous: whether the model was trained on a homogeneous env (one length entry)
+    """
+    fields, env_homogeneous = env_layout(env)
+    if tuple(fields) != tuple(observation_fields):
         raise ValueError(
-            f"{what} was trained on the observation fields {describe_fields(policy.observation_fields)}, "
+            f"{what} was trained on the observation fields {describe_fields(tuple(observation_fields))}, "
             f"the env has {describe_fields(fields)} (request arrivals on in one and off in the other?)"
         )
-    if homogeneous != policy.homogeneous:
+    if env_homogeneous != homogeneous:
         kind = {True: "homogeneous (one length entry)", False: "heterogeneous (one length per user)"}
-        raise ValueError(f"{what} was trained on a {kind[policy.homogeneous]} env, the env is {kind[homogeneous]}")
+        raise ValueError(f"{what} was trained on a {kind[homogeneous]} env, the env is {kind[env_homogeneous]}")
 
 
 def names_userset(policy: Any) -> bool:

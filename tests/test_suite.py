@@ -66,6 +66,14 @@ def test_every_suite_task_has_references_far_enough_apart(env_id: str) -> None:
     assert suite.reference_span(env_id) >= suite.MIN_REFERENCE_SPAN
 
 
+@pytest.mark.parametrize("env_id", suite.TASK_SPECS)
+def test_the_score_and_the_model_selection_agree_on_which_way_is_better(env_id: str) -> None:
+    """Two places know a metric's direction: LOWER_IS_BETTER (model selection, agents/callbacks.py) and the order of
+    the task's references (normalized_score rises from server-only to the reference). They must agree."""
+    low, high = suite.reference_values(env_id)
+    assert (high < low) == (suite.task(env_id).metric in suite.LOWER_IS_BETTER), (low, high)
+
+
 def test_stale_csi_tasks_carry_channel_information() -> None:
     """Under het-opt-oracle's rounds, the observed and the current gain of the stale-CSI tasks are correlated by at
     least 0.5 (eq. (5.2b)); the retired versions' (Doppler 10 Hz) were not."""

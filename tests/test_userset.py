@@ -208,9 +208,9 @@ def test_layout_errors_are_one_line_value_errors() -> None:
     with pytest.raises(
         ValueError, match=r"trained on the observation fields per-user \[.*last_tokens\].*active, remaining"
     ):
-        check_layout(policy, arrivals)
+        check_layout(policy.observation_fields, policy.homogeneous, arrivals)
     with pytest.raises(ValueError, match=r"heterogeneous .* the env is homogeneous"):
-        check_layout(policy, gym.make(HOM))
+        check_layout(policy.observation_fields, policy.homogeneous, gym.make(HOM))
     assert list(observation_layout(6)) == list(policy.observation_fields)
 
 
@@ -541,7 +541,7 @@ def test_recurrent_errors_are_one_line_value_errors() -> None:
         policy.predict(np.zeros(33, np.float32))
     for bad in (gym.make(HET, arrival_rate=0.5), gym.make(HOM)):
         with pytest.raises(ValueError) as info:
-            check_layout(policy, bad)
+            check_layout(policy.observation_fields, policy.homogeneous, bad)
         assert "\n" not in str(info.value) and "trained on" in str(info.value)
 
 
