@@ -11,7 +11,10 @@ tested for flatness:
 
 with ``best_80`` the best validation goodput at or before 80% of the run's env steps so far and ``best_100`` the
 best over the whole run: the last 20% of training improved validation goodput by less than 0.5%. A run stops
-when flat (``status: flat``) or when its budget reaches the cap (``status: cap``, not converged).
+when flat (``status: flat``) or when its budget reaches the cap (``status: cap``, not converged). A minimum budget
+(``--min-timesteps``) holds the verdict back until the run has trained that long: a run that starts at a good
+policy, as a residual agent does (its controller's), is flat from its first chunk whether or not it could improve
+with more training, and the criterion alone cannot tell "does not move yet" from "converged".
 
 Each finished chunk writes ``chunk.json`` (its budget, start, wall and CPU seconds) after its model is saved; a
 killed run, started again, keeps its finished chunks and trains the unfinished one again from the last finished
@@ -123,19 +126,24 @@ def _chunk_evaluations(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray
         return np.asarray(data["timesteps"], dtype=float), goodput, selection
 
 
-def train_until_flat(run: Path, first: int, cap: int, train_chunk: ChunkTrainer) -> dict[str, Any]:
+def train_until_flat(run: Path, first: int, cap: int, train_chunk: ChunkTrainer, minimum: int = 0) -> dict[str, Any]:
     """Train a run in chunks until flat or capped (module docstring); returns its convergence record.
 
     :param run: the run's folder (chunks in ``run/chunk{i}``)
     :param first: first chunk, env steps (>= 1)
     :param cap: most env steps of the run (>= ``first``)
     :param train_chunk: trains one chunk (:data:`ChunkTrainer`)
+    :param minimum: env steps the run trains before it may be called flat (0 ... ``cap``; the budget doubles, so
+        the run may train up to twice this)
     :returns: ``status`` (``flat`` or ``cap``), ``converged``, ``budget`` (env steps), ``wall_seconds`` and
         ``cpu_seconds`` (summed over chunks), the criterion (:func:`flatness`), ``best_model`` (the best validated
-        model file of all chunks), ``final_model``, ``chunks`` (each chunk's record), ``first_chunk`` and ``cap``
+        model file of all chunks), ``final_model``, ``chunks`` (each chunk's record), ``first_chunk``, ``cap`` and
+        ``min_budget``
     """
     if first < 1 or cap < first:
         raise ValueError(f"train_until_flat needs 1 <= first chunk <= cap, got first {first} and cap {cap}")
+    if not 0 <= minimum <= cap:
+        raise ValueError(f"train_until_flat needs 0 <= minimum budget <= cap, got minimum {minimum} and cap {cap}")
     chunks: list[dict[str, Any]] = []
     steps: list[np.ndarray] = []
     values: list[np.ndarray] = []
@@ -178,7 +186,7 @@ def train_until_flat(run: Path, first: int, cap: int, train_chunk: ChunkTrainer)
         total += budget
         chunks.append(record)
         criterion = flatness(np.concatenate(steps), np.concatenate(values), total)
-        status = "flat" if criterion["flat"] else "cap" if total >= cap else ""
+        status = "flat" if criterion["flat"] and total >= minimum else "cap" if total >= cap else ""
         if status:
             break
         previous, i = final, i + 1
@@ -196,4 +204,5 @@ def train_until_flat(run: Path, first: int, cap: int, train_chunk: ChunkTrainer)
         "chunks": chunks,
         "first_chunk": first,
         "cap": cap,
+        "min_budget": minimum,
     }

@@ -145,6 +145,7 @@ class Job:
     :param until_flat: train in chunks until the validation curve is flat (:mod:`agents.converge`);
         ``timesteps`` is then the first chunk
     :param max_timesteps: ``until_flat``: the cap on the run's env steps
+    :param min_timesteps: ``until_flat``: env steps a run trains before it may be called flat
     """
 
     kind: str
@@ -158,6 +159,7 @@ class Job:
     validation: int = 5
     until_flat: bool = False
     max_timesteps: int | None = None
+    min_timesteps: int = 0
 
     def result_path(self, out: Path) -> Path:
         name = self.entry if self.seed is None else f"{self.entry}_seed{self.seed}"
@@ -242,6 +244,7 @@ def run_job(job: Job, out: Path) -> dict[str, Any]:
             job.timesteps,
             job.max_timesteps,
             lambda folder, budget, previous: _train(job, folder, budget, previous),
+            job.min_timesteps,
         )
         record["learning_rate"] = constant_learning_rate(job.entry, job.task) or "the hyperparameter file's"
         chosen = Path(record["best_model" if job.model == "best" else "final_model"])
@@ -326,6 +329,8 @@ def _finished(job: Job, out: Path) -> dict[str, Any] | None:
                 return None  # trained with another first chunk, or not until flat
             if record.get("status") == "cap" and record.get("cap") != job.max_timesteps:
                 return None  # capped, and the cap changed: continue from its chunks
+            if record.get("status") == "flat" and record.get("budget", 0) < job.min_timesteps:
+                return None  # flat before the minimum budget now asked for: continue from its chunks
         elif job.train and job.timesteps is not None and result.get("planned_timesteps") != job.timesteps:
             return None  # trained with another budget: train again
         if (job.model == "best") != (model.name == "best_model.zip") and (model.parent / "best_model.zip").is_file():
@@ -421,6 +426,7 @@ def plan(args: argparse.Namespace) -> list[Job]:
                             validation=args.validation,
                             until_flat=args.until_flat,
                             max_timesteps=args.max_timesteps,
+                            min_timesteps=args.min_timesteps or 0,
                         )
                     )
     else:
@@ -964,6 +970,13 @@ def build_parser(prog: str = "multispin-leaderboard") -> OneLineParser:
         help=f"--until-flat: cap on a run's env steps (default {DEFAULT_CAP_FACTOR} x the first chunk)",
     )
     p.add_argument(
+        "--min-timesteps",
+        type=int_at_least(1),
+        default=None,
+        help="--until-flat: env steps a run trains before it may be called flat (default: none; for agents that "
+        "start at a good policy, such as the residual ones, whose first chunk is flat whether or not they improve)",
+    )
+    p.add_argument(
         "--agents",
         nargs="+",
         default=None,
@@ -1047,10 +1060,11 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError(f"unknown analytic controller(s) {', '.join(bad)}; known: {', '.join(ANALYTIC_POLICIES)}")
     if args.timesteps is not None and not args.train:
         raise UserError("--timesteps needs --train")
-    if (args.until_flat or args.max_timesteps is not None) and not args.train:
-        raise UserError("--until-flat and --max-timesteps need --train")
-    if args.max_timesteps is not None and not args.until_flat:
-        raise UserError("--max-timesteps needs --until-flat")
+    if (args.until_flat or args.max_timesteps is not None or args.min_timesteps is not None) and not args.train:
+        raise UserError("--until-flat, --max-timesteps and --min-timesteps need --train")
+    for given, name in ((args.max_timesteps, "--max-timesteps"), (args.min_timesteps, "--min-timesteps")):
+        if given is not None and not args.until_flat:
+            raise UserError(f"{name} needs --until-flat")
     if args.until_flat:
         if args.validation == 0:
             raise UserError("--until-flat needs validation episodes (--validation >= 1)")
@@ -1059,6 +1073,10 @@ def check_args(args: argparse.Namespace) -> None:
         if args.max_timesteps < args.timesteps:
             raise UserError(
                 f"--max-timesteps {args.max_timesteps} is below the first chunk --timesteps {args.timesteps}"
+            )
+        if args.min_timesteps is not None and args.min_timesteps > args.max_timesteps:
+            raise UserError(
+                f"--min-timesteps {args.min_timesteps} is above the cap --max-timesteps {args.max_timesteps}"
             )
     check_output_folder(args.output, "-o/--output")
     if args.train:  # trained into; otherwise only read

@@ -136,6 +136,22 @@ def test_the_cap_stops_a_run_that_still_improves(tmp_path: Path) -> None:
     assert record["improvement"] > FLAT_TOLERANCE
 
 
+def test_a_minimum_budget_holds_the_verdict_back(tmp_path: Path) -> None:
+    """A run flat from its first chunks (a curve saturated early, as a residual agent's that starts at its controller)
+    trains on to the minimum budget; then the criterion decides as before."""
+    plain = train_until_flat(tmp_path / "plain", 100, 100_000, FakeTrainer(scale=10.0))
+    assert plain["status"] == "flat" and plain["budget"] == 100 and plain["min_budget"] == 0
+    trainer = FakeTrainer(scale=10.0)
+    record = train_until_flat(tmp_path / "run", 100, 100_000, trainer, minimum=1000)
+    assert [b for _, b, _ in trainer.calls] == [100, 100, 200, 400, 800]  # 800 < 1000 < 1600 steps
+    assert record["status"] == "flat" and record["converged"] and record["budget"] == 1600
+    assert record["min_budget"] == 1000
+    capped = train_until_flat(tmp_path / "capped", 100, 700, FakeTrainer(scale=10.0), minimum=700)
+    assert capped["budget"] == 700 and capped["status"] == "flat"  # the minimum reached at the cap: flat
+    with pytest.raises(ValueError, match="minimum budget <= cap"):
+        train_until_flat(tmp_path / "bad", 100, 700, FakeTrainer(), minimum=701)
+
+
 def test_a_killed_run_resumes_from_its_last_finished_chunk(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
         train_until_flat(tmp_path / "run", 100, 100_000, FakeTrainer(fail_at=2))

@@ -229,8 +229,11 @@ def test_task_versions_resolve_keep_their_own_results_and_check_the_scale(
         (["--ray", "127.0.0.1:1"], "could not connect to Ray at '127.0.0.1:1'"),  # a closed port: at once
         (["--cpus-per-job", "0"], "argument --cpus-per-job: expected a number > 0, got 0"),
         (["--retries", "-1"], "argument --retries: expected an integer >= 0, got -1"),
-        (["--until-flat"], "--until-flat and --max-timesteps need --train"),
+        (["--until-flat"], "--until-flat, --max-timesteps and --min-timesteps need --train"),
         (["--train", "--max-timesteps", "1000"], "--max-timesteps needs --until-flat"),
+        (["--train", "--min-timesteps", "1000"], "--min-timesteps needs --until-flat"),
+        (["--train", "--until-flat", "--min-timesteps", "0"], "argument --min-timesteps: expected an integer >= 1"),
+        (["--train", "--until-flat", "--timesteps", "10", "--min-timesteps", "200"], "is above the cap"),
         (["--train", "--until-flat", "--timesteps", "1000", "--max-timesteps", "999"], "is below the first chunk"),
         (["--train", "--until-flat", "--validation", "0"], "--until-flat needs validation episodes"),
     ],
