@@ -37,7 +37,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 from numba import njit, vectorize
 from numpy.typing import ArrayLike, NDArray
-from scipy import stats
 from scipy.special import roots_jacobi
 
 from multispin_env._checks import integer_setting, real_setting, register_class, short_repr
@@ -208,6 +207,8 @@ def beta_quadrature(mean: float, concentration: float, nodes: int) -> tuple[Floa
         with np.errstate(invalid="ignore", divide="ignore"):
             x, w = roots_jacobi(nodes, beta - 1.0, alpha - 1.0)
         return (x + 1.0) / 2.0, w / w.sum()
+    from scipy import stats  # here, not at import: scipy.stats takes about 1.5 s to import, every env would pay it
+
     law = stats.beta(alpha, beta)
     low, high = law.ppf(5e-15), law.isf(5e-15)
     x, w = np.polynomial.legendre.leggauss(nodes)
