@@ -18,7 +18,8 @@ GAE lambda 0.5, clip 0.2, value-loss weight 0.5, gradient norm clipped at 0.5, S
 :class:`agents.rllib_module.SB3PPOModule` (64x64 tanh actor and critic, free log-std from -1, orthogonal init),
 and ``ppo.yml``'s env-side transformations (:data:`TRAINING_TRANSFORMS`): the end of the horizon as a termination
 with the last round pro-rated (so the return is goodput x horizon), unbiased stochastic rounding of the draft
-lengths, the rate reward and reward normalisation, each reusing the SB3 wrappers' formulas. With ``--env
+lengths, the task reward (the rate reward; on a suite task of another metric that metric's reward, as
+``VecTaskReward``) and reward normalisation, each reusing the SB3 wrappers' formulas. With ``--env
 multiagent`` the critic is centralised by default (``--critic central``: MAPPO, :class:`ParallelTraining`).
 
 Output dir (``-o``, default ``logs/rllib/<env>_<n>``): ``run.json`` (arguments, env settings, per-iteration
@@ -50,7 +51,7 @@ import numpy as np
 
 from agents.cli import OneLineParser, UserError, check_output_folder, int_at_least, multispin_ids
 from agents.ray_jobs import check_address
-from agents.wrappers import RunningRate, pro_rata, round_length_entries
+from agents.wrappers import RunningRate, TaskRewards, pro_rata, round_length_entries, task_metric
 
 __all__ = [
     "MULTIAGENT",
@@ -76,9 +77,11 @@ class RLlibError(ValueError):
 
 # ----------------------------------------------------------------------------- envs
 #: The training-side env transformations of ``agents/hyperparams/ppo.yml`` (env_config keys, all on by default):
-#: the horizon end as a termination, stochastic rounding of the draft lengths, the rate reward, and SB3's
-#: VecNormalize reward normalisation (gymnasium's NormalizeReward: the same running-variance estimate of the
-#: discounted return, per env). Evaluation plays the bare env (:func:`load_policy`).
+#: the horizon end as a termination, stochastic rounding of the draft lengths, the rate reward (``rate_reward``: on
+#: the single env :class:`TaskReward`, which on a suite task of another metric pays that metric's reward; on the
+#: per-user env each agent's rate reward), and SB3's VecNormalize reward normalisation (gymnasium's
+#: NormalizeReward: the same running-variance estimate of the discounted return, per env). Evaluation plays the
+#: bare env (:func:`load_policy`).
 TRAINING_TRANSFORMS = ("horizon_termination", "stochastic_rounding", "rate_reward", "normalize_reward")
 
 
@@ -117,21 +120,36 @@ class StochasticRounding(gym.ActionWrapper):
         return round_length_entries(action, self.length_entries, self.max_draft, self.rng).astype(np.float32)
 
 
-class RateReward(gym.Wrapper):
-    """The rate reward r - rho T of :class:`agents.wrappers.VecRateReward` (its :class:`~agents.wrappers.RunningRate`)
-    on one env: rho is this env's running goodput estimate.
+class TaskReward(gym.Wrapper):
+    """The training reward of :class:`agents.wrappers.VecTaskReward` on one env (its formulas,
+    :class:`~agents.wrappers.TaskRewards`, with this env's running estimates): the rate reward r - rho T on goodput
+    tasks and any id outside the suite, on a suite task of another metric that metric's reward (request-seconds,
+    deadline share, proportional fairness; docs/training.md).
 
     :param env: a MultiSpin single env
     :param rate_decay: weight of the newest round in the running sums, in (0, 1]
+    :param metric: ``"auto"`` (the env's suite task's metric) or a key of :data:`agents.wrappers.TASK_REWARDS`
     """
 
-    def __init__(self, env: gym.Env, rate_decay: float = 0.01) -> None:
+    def __init__(self, env: gym.Env, rate_decay: float = 0.01, metric: str = "auto") -> None:
         super().__init__(env)
-        self.estimate = RunningRate(rate_decay, float(env.get_wrapper_attr("config").horizon))
+        self.metric = task_metric(env, metric, "TaskReward metric")
+        estimate = RunningRate(rate_decay, float(env.get_wrapper_attr("config").horizon))
+        self.rewards = TaskRewards(self.metric, 1, estimate)
+
+    @property
+    def estimate(self) -> RunningRate:
+        """The running goodput (or deadline share) the reward prices with."""
+        return self.rewards.estimate
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:
+        self.rewards.new_episodes()
+        return self.env.reset(seed=seed, options=options)
 
     def step(self, action: Any) -> Any:
         obs, reward, terminated, truncated, info = self.env.step(action)
-        return obs, float(self.estimate.price([reward], [info])[0]), terminated, truncated, info
+        shaped = self.rewards([reward], [info], np.array([terminated or truncated]))
+        return obs, float(shaped[0]), terminated, truncated, info
 
 
 def make_single_env(env_config: Mapping[str, Any]) -> gym.Env:
@@ -145,7 +163,7 @@ def make_single_env(env_config: Mapping[str, Any]) -> gym.Env:
     if env_config.get("stochastic_rounding", True):
         env = StochasticRounding(env)
     if env_config.get("rate_reward", True):
-        env = RateReward(env)
+        env = TaskReward(env)
     if env_config.get("normalize_reward", True):
         env = gym.wrappers.NormalizeReward(env, gamma=float(env_config.get("gamma", 0.99)))
     return env
@@ -608,7 +626,13 @@ def make_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="play the env's deterministic rounding of the draft lengths in training",
     )
-    p.add_argument("--no-rate-reward", dest="rate_reward", action="store_false", help="train on the env's reward")
+    p.add_argument(
+        "--no-rate-reward",
+        dest="rate_reward",
+        action="store_false",
+        help="train on the env's reward (default: the rate reward, or on a suite task of another metric that "
+        "metric's training reward, as VecTaskReward)",
+    )
     p.add_argument(
         "--no-normalize-reward", dest="normalize_reward", action="store_false", help="no reward normalisation"
     )

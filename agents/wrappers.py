@@ -344,6 +344,8 @@ class VecTaskReward(VecRateReward):
     (VecNormalize's reward normalisation makes the scale irrelevant), and not pro-rated at the horizon: the metric
     counts the last round whole. Training only: :func:`for_evaluation` turns it off.
 
+    The formulas are :class:`TaskRewards`' (shared with the RLlib env wrapper of :mod:`agents.rllib`).
+
     :param venv: SB3 VecEnv of MultiSpin envs
     :param metric: ``"auto"`` (the task's metric when the envs' id is a suite task, ``multispin_env.suite.task(id)
         .metric``, else goodput) or a key of :data:`TASK_REWARDS`
@@ -365,43 +367,91 @@ class VecTaskReward(VecRateReward):
     ) -> None:
         super().__init__(venv, rate_decay=rate_decay, horizon=horizon)
         self.metric = task_metric(venv, metric)
+        #: The rewards' formulas and running state; its :class:`RunningRate` is this wrapper's :attr:`estimate`.
+        self.rewards = TaskRewards(self.metric, venv.num_envs, self.estimate, price_goodput, fairness)
+
+    @property
+    def price_goodput(self) -> bool:
+        """On goodput: True prices the rounds' latencies, False passes the env's reward through."""
+        return self.rewards.price_goodput
+
+    @property
+    def fairness(self) -> str:
+        """The throughput_geomean reward, a key of :data:`FAIRNESS_REWARDS`."""
+        return self.rewards.fairness
+
+    @property
+    def user_rates(self) -> NDArray[np.float64]:
+        """The running throughputs x_k of the users over all sub-envs (tokens/s; :attr:`TaskRewards.user_rates`)."""
+        return self.rewards.user_rates
+
+    def reset(self) -> Any:
+        self.rewards.new_episodes()
+        return self.venv.reset()
+
+    def step_wait(self) -> Any:
+        obs, rewards, dones, infos = self.venv.step_wait()
+        if not self.enabled or (self.metric == "goodput" and not self.price_goodput):
+            return obs, rewards, dones, infos
+        return obs, self.rewards(rewards, infos, np.asarray(dones, dtype=bool)).astype(np.float32), dones, infos
+
+
+class TaskRewards:
+    """The formulas of :class:`VecTaskReward` for one step of n envs, with their running state: what the SB3 wrapper
+    and the RLlib env wrapper (:mod:`agents.rllib`, n = 1) both call.
+
+    :param metric: a key of :data:`TASK_REWARDS` (resolved: :func:`task_metric`)
+    :param num_envs: envs per step, n
+    :param estimate: the running goodput or share (:class:`RunningRate`; its horizon is the episode's, s)
+    :param price_goodput: on goodput, True prices the rounds' latencies (the rate reward), False passes the env's
+        reward through unchanged
+    :param fairness: the throughput_geomean reward, a key of :data:`FAIRNESS_REWARDS`
+    """
+
+    def __init__(
+        self, metric: str, num_envs: int, estimate: RunningRate, price_goodput: bool = True, fairness: str = "linear"
+    ) -> None:
+        if metric not in TASK_REWARDS:
+            raise ValueError(f"TaskRewards metric must be one of {list(TASK_REWARDS)}, got {metric!r}")
+        self.metric = metric
+        self.estimate = estimate
         self.price_goodput = flag_setting("VecTaskReward price_goodput", price_goodput)
         if not isinstance(fairness, str) or fairness not in FAIRNESS_REWARDS:
             raise ValueError(f"VecTaskReward fairness must be one of {list(FAIRNESS_REWARDS)}, got {fairness!r}")
         self.fairness = fairness
-        #: Exponentially weighted sums of each user's tokens and of the rounds' latencies (s) over all sub-envs, for
+        #: Exponentially weighted sums of each user's tokens and of the rounds' latencies (s) over all envs, for
         #: the linearised fairness reward (None before the first step).
         self.user_token_sum: NDArray[np.float64] | None = None
         self.time_sum = 0.0
-        #: Requests in the system (in progress or queued) at the start of each sub-env's next round.
-        self.in_system = np.zeros(venv.num_envs)
-        #: Each sub-env's counted tokens of the episode so far, per user (None before the first step).
+        #: Requests in the system (in progress or queued) at the start of each env's next round.
+        self.in_system = np.zeros(num_envs)
+        #: Each env's counted tokens of the episode so far, per user (None before the first step).
         self.episode_tokens: NDArray[np.float64] | None = None
 
-    def reset(self) -> Any:
-        self.in_system = np.zeros(self.num_envs)  # every episode starts with no request (docs/model.md 5.8)
+    def new_episodes(self) -> None:
+        """Every env starts a new episode (an env reset): no request in the system, no token counted."""
+        self.in_system = np.zeros_like(self.in_system)  # every episode starts with no request (docs/model.md 5.8)
         self.episode_tokens = None
-        return self.venv.reset()
 
-    def step_wait(self) -> Any:
+    def __call__(self, rewards: Any, infos: Any, dones: NDArray[np.bool_]) -> NDArray[np.float64]:
+        """The step's training rewards (n,), in the metric's units (:data:`TASK_REWARDS`).
+
+        :param rewards: the env's rewards (n,)
+        :param infos: the step infos (n,)
+        :param dones: which envs' episodes ended with this step (their state restarts)
+        """
         if self.metric == "goodput":
-            return super().step_wait() if self.price_goodput else self.venv.step_wait()
-        obs, rewards, dones, infos = self.venv.step_wait()
-        if not self.enabled:
-            return obs, rewards, dones, infos
-        dones = np.asarray(dones, dtype=bool)
+            return self.estimate.price(rewards, infos) if self.price_goodput else np.asarray(rewards, np.float64)
         if self.metric == "completion_mean":
-            shaped = self.completion_rewards(infos, dones)
-        elif self.metric == "deadline_share":
+            return self.completion_rewards(infos, dones)
+        if self.metric == "deadline_share":
             met = np.array([float(np.sum(info["deadline_met"])) for info in infos])
             missed = np.array([float(np.sum(info["deadline_missed"])) for info in infos])
-            shaped = self.estimate.price_amounts(met, met + missed)
-        else:
-            shaped = self.fairness_rewards(infos, dones)
-        return obs, shaped.astype(np.float32), dones, infos
+            return self.estimate.price_amounts(met, met + missed)
+        return self.fairness_rewards(infos, dones)
 
     def completion_rewards(self, infos: Any, dones: NDArray[np.bool_]) -> NDArray[np.float64]:
-        """-(h + a / 2) T of one step (request-seconds, per sub-env); updates :attr:`in_system`."""
+        """-(h + a / 2) T of one step (request-seconds, per env); updates :attr:`in_system`."""
         latency = np.array([float(info["latency"]) for info in infos])
         after = np.array([float(np.sum(info["active"]) + np.sum(info["queued"])) for info in infos])
         completed = np.array([float(np.sum(info["completed"])) for info in infos])
@@ -428,7 +478,7 @@ class VecTaskReward(VecRateReward):
 
     @property
     def user_rates(self) -> NDArray[np.float64]:
-        """The running throughputs x_k of the users over all sub-envs (tokens/s; at least one token per horizon)."""
+        """The running throughputs x_k of the users over all envs (tokens/s; at least one token per horizon)."""
         if self.user_token_sum is None or self.time_sum <= 0.0:
             return np.zeros(0)
         return np.maximum(self.user_token_sum / self.time_sum, 1.0 / self.estimate.horizon)
@@ -455,21 +505,21 @@ def check_metric_name(metric: str, what: str = "VecTaskReward metric") -> str:
     return metric
 
 
-def task_metric(venv: VecEnv, metric: str = "auto", what: str = "VecTaskReward metric") -> str:
-    """The metric of a suite task on ``venv``: ``metric`` itself (a key of :data:`TASK_REWARDS`), or for ``"auto"``
-    the metric of the envs' suite task (goodput for any other id). What :class:`VecTaskReward` pays and what the
-    evaluation callback picks its best model by. ValueError (naming ``what``) for an unknown name, or for a metric
-    the envs cannot report (no arrivals, no deadlines)."""
+def task_metric(venv: VecEnv | gym.Env, metric: str = "auto", what: str = "VecTaskReward metric") -> str:
+    """The metric of a suite task on ``venv`` (an SB3 VecEnv or a single env): ``metric`` itself (a key of
+    :data:`TASK_REWARDS`), or for ``"auto"`` the metric of the envs' suite task (goodput for any other id). What
+    :class:`VecTaskReward` pays and what the evaluation callback picks its best model by. ValueError (naming
+    ``what``) for an unknown name, or for a metric the envs cannot report (no arrivals, no deadlines)."""
     from multispin_env import suite
 
     if check_metric_name(metric, what) == "auto":
         try:
-            spec = venv.get_attr("spec", [0])[0]
+            spec = venv.get_attr("spec", [0])[0] if isinstance(venv, VecEnv) else venv.spec
         except AttributeError:
             spec = None
         env_id = getattr(spec, "id", None)
         metric = suite.TASK_SPECS[env_id].metric if env_id in suite.TASK_SPECS else "goodput"
-    config = venv.get_attr("config", [0])[0]
+    config = venv.get_attr("config", [0])[0] if isinstance(venv, VecEnv) else venv.get_wrapper_attr("config")
     if metric in ("completion_mean", "deadline_share") and config.arrival_rate is None:
         raise ValueError(f"{what} {metric!r} needs request arrivals (arrival_rate), the env has none")
     if metric == "deadline_share" and config.request_deadline_per_token is None:

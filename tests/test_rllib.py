@@ -14,6 +14,7 @@ from cli_helpers import cli_error
 import multispin_env  # noqa: F401
 from agents.evaluation import evaluate, evaluate_analytic
 from agents.rllib import HorizonTermination, main, make_single_env, per_user_observations
+from multispin_env import suite
 
 
 def test_per_user_observations_match_the_multiagent_env() -> None:
@@ -73,7 +74,7 @@ def test_single_env_stack_is_ppo_yml_s_and_the_rate_reward_is_vec_rate_reward_s(
     while isinstance(layer, gym.Wrapper):
         layers.append(type(layer).__name__)
         layer = layer.env
-    assert layers[:3] == ["NormalizeReward", "RateReward", "HorizonTermination"]
+    assert layers[:3] == ["NormalizeReward", "TaskReward", "HorizonTermination"]
     assert env.get_wrapper_attr("gamma") == 0.9
     shaped = env.env  # the rate reward, under the normaliser
     venv = VecRateReward(VecHorizonTermination(make_batched_vec_env("MultiSpin-Heterogeneous-v0", 1, settings)))
@@ -89,6 +90,40 @@ def test_single_env_stack_is_ppo_yml_s_and_the_rate_reward_is_vec_rate_reward_s(
         if terminated:
             break
     assert terminated and shaped.estimate.rate > 0
+
+
+@pytest.mark.parametrize(
+    ("env_id", "horizon"),
+    [
+        ("MultiSpinSuite/ArrivalsHeavy-v1", 15.0),
+        ("MultiSpinSuite/Deadlines-v0", 15.0),
+        ("MultiSpinSuite/Fairness-v0", 3.0),
+    ],
+)
+def test_on_a_task_of_another_metric_the_reward_is_vec_task_reward_s(env_id: str, horizon: float) -> None:
+    """The single env's training reward on a suite task of another metric is VecTaskReward's (the same TaskRewards):
+    the same rewards, step by step, over an episode with the same seed and actions."""
+    from agents.vec_env import make_batched_vec_env
+    from agents.wrappers import VecHorizonTermination, VecTaskReward
+
+    flags = {"stochastic_rounding": False, "normalize_reward": False}
+    env = make_single_env({"env_id": env_id, "settings": {"horizon": horizon}, **flags})
+    venv = VecTaskReward(VecHorizonTermination(make_batched_vec_env(env_id, 1, {"horizon": horizon})))
+    assert env.get_wrapper_attr("metric") == venv.metric == suite.task(env_id).metric != "goodput"
+    venv.seed(3)
+    venv.reset()
+    env.reset(seed=3)
+    rng = np.random.default_rng(2)
+    rewards = []
+    for _ in range(2000):
+        action = rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
+        _, reward, terminated, _, _ = env.step(action)
+        _, vec_rewards, _, _ = venv.step(action[None])
+        assert reward == pytest.approx(float(vec_rewards[0]), rel=1e-5, abs=1e-6)
+        rewards.append(reward)
+        if terminated:
+            break
+    assert terminated and np.count_nonzero(rewards) > 0
 
 
 def test_stochastic_rounding_plays_integer_lengths_with_the_chosen_mean() -> None:
