@@ -503,17 +503,22 @@ def run_jobs(
 
 #: In a job process: the leaderboard's process id (:func:`_stop_with_parent`).
 _PARENT: int | None = None
+#: In a job process: whether a job is running, and whether a signal asked the process to stop.
+_RUNNING = False
+_STOPPING = False
 
 
 def _stop_with_parent(parent: int) -> None:
-    """Initializer of the job processes: on Linux the kernel sends a worker SIGTERM when the leaderboard process
-    dies, even by SIGKILL, so that no orphaned worker trains on (its training saves and stops as on ``kill``, then
-    :func:`_worker_job` ends the process).
+    """Initializer of the job processes: SIGINT and SIGTERM stop the process's work (:func:`_on_signal`), and on
+    Linux the kernel sends a worker SIGTERM when the leaderboard process dies, even by SIGKILL, so that no orphaned
+    worker trains on (its training saves and stops as on ``kill``, then :func:`_worker_job` ends the process).
 
     :param parent: the leaderboard's process id (a worker whose parent is already gone stops at once)
     """
     global _PARENT
     _PARENT = parent
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _on_signal)
     if sys.platform.startswith("linux"):
         import ctypes
 
@@ -523,12 +528,30 @@ def _stop_with_parent(parent: int) -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+def _on_signal(signum: int, frame: Any) -> None:
+    """A job process's SIGINT / SIGTERM outside a training (which handles its own, agents/train.py): no further job
+    starts here, and a running one (an evaluation) stops; an idle process waits for the pool's shutdown."""
+    global _STOPPING
+    _STOPPING = True
+    if _RUNNING:
+        raise TrainingInterrupted(128 + signum)
+
+
 def _worker_job(job: Job, out: Path) -> dict[str, Any]:
-    """:func:`run_job` in a job process, which exits once the job is over if the leaderboard is gone (nobody would
-    read its result, and the pool's queues would keep it waiting for the next job forever)."""
+    """:func:`run_job` in a job process. After a signal no job starts (the pool hands a worker one job beyond those
+    running, which ``cancel_futures`` cannot take back), and the process exits once its job is over if the
+    leaderboard is gone (nobody would read its result, and the pool's queues would keep it waiting forever)."""
+    global _RUNNING, _STOPPING
+    if _STOPPING:
+        raise TrainingInterrupted(128 + signal.SIGTERM)
+    _RUNNING = True
     try:
         return run_job(job, out)
+    except KeyboardInterrupt:
+        _STOPPING = True
+        raise
     finally:
+        _RUNNING = False
         if _PARENT is not None and os.getppid() != _PARENT:
             os._exit(128 + signal.SIGTERM)
 

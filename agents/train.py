@@ -388,20 +388,27 @@ class Interrupts:
 
     The first signal decides the exit status (128 + its number: 130, 143). Until training ends it raises
     KeyboardInterrupt, which rl-zoo3 catches to save the model; once :attr:`defer` is set (training over) it is
-    only recorded, so the files being written are written whole. A later signal is only recorded too: it must not
-    cut the first one's save short (a Ctrl-C reaches a leaderboard's workers both from the terminal and from the
-    leaderboard, which forwards it).
+    only recorded, so the files being written are written whole. A repeat within :attr:`REPEAT_WINDOW` seconds of
+    the first signal is ignored: it is the same interrupt delivered twice (a Ctrl-C reaches a leaderboard's workers
+    both from the terminal and from the leaderboard, which forwards it) and must not cut the first one's save
+    short; a later one raises again, for a user who insists.
     """
+
+    #: Seconds after the first signal during which another one counts as the same interrupt.
+    REPEAT_WINDOW = 2.0
 
     def __init__(self) -> None:
         self.signum: int | None = None
+        self.first_at = 0.0
         self.defer = False
 
     def handle(self, signum: int, frame: Any) -> None:
-        first = self.signum is None
-        if first:
-            self.signum = signum
-        if first and not self.defer:
+        now = time.monotonic()
+        if self.signum is None:
+            self.signum, self.first_at = signum, now
+        elif now - self.first_at < self.REPEAT_WINDOW:
+            return
+        if not self.defer:
             raise KeyboardInterrupt
 
     @property
@@ -580,7 +587,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "train.py") -> int:
     except UserError as exc:
         print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # before training started (nothing to save) or during a second signal
+    except KeyboardInterrupt:  # before training started (nothing to save) or a repeated signal while saving
         print(f"{prog}: interrupted", file=sys.stderr)
         return interrupts.exit_status or 130
     finally:

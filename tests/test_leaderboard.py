@@ -357,42 +357,54 @@ def test_until_flat_trains_in_chunks_and_records_the_criterion(tmp_path: Path) -
     assert Path(result["model"]).is_file() and result["model"].endswith("best_model.zip")
 
 
+def _live_group_members(pgid: int) -> list[int]:
+    """Processes of process group ``pgid`` that are not zombies (an orphan's zombie lingers until reaped)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "pid (comm)": state, ppid, pgrp, ...
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                members.append(int(stat.parent.name))
+    return members
+
+
 @pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc; the parent-death signal is Linux's")
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
 def test_killing_the_leaderboard_stops_its_job_processes_which_save(tmp_path: Path, signum: int) -> None:
-    """``kill`` (SIGTERM) of the command alone reaches its --jobs processes, whose trainings save and stop, and the
-    command exits 143; killed outright (SIGKILL), its processes still stop and save (Linux: parent-death signal)."""
-    runs = tmp_path / "runs"
-    argv = ["--train", "--agents", "ppo", "--tasks", "IIDStatic", "Markov", "--seeds", "0", "--jobs", "2"]
+    """``kill`` (SIGTERM) of the command alone reaches its --jobs processes, whose trainings save and stop, no queued
+    job starts, and the command exits 143; killed outright (SIGKILL), its processes still stop and save (Linux:
+    parent-death signal). Four trainings on two processes: two run, two wait."""
+    runs, log = tmp_path / "runs", tmp_path / "stderr.txt"
+    argv = ["--train", "--agents", "ppo", "--tasks", "IIDStatic", "Markov", "--seeds", "0", "1", "--jobs", "2"]
     argv += ["--timesteps", "50000000", "--validation", "0", "--runs", str(runs), "-o", str(tmp_path / "board")]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "agents.leaderboard", *argv, "--no-plots"],
-        cwd=REPO,
-        start_new_session=True,  # its own process group: the test signals the command alone, then checks the group
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "agents.leaderboard", *argv, "--no-plots"],
+            cwd=REPO,
+            start_new_session=True,  # its own process group: the test signals the command alone, then checks the group
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
     try:
         deadline = time.monotonic() + 240
-        while len(list(runs.rglob("args.yml"))) < 2:  # both trainings set up (rl-zoo3 writes args.yml first)
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
+
+        def training() -> int:  # runs whose monitor has a finished episode: their learning loop is running
+            return sum(len(m.read_text().splitlines()) > 2 for m in runs.rglob("monitor.csv"))
+
+        while training() < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.5)
-        time.sleep(5.0)  # into the training loops
         proc.send_signal(signum)
         status = proc.wait(timeout=120)
-        assert status == (143 if signum == signal.SIGTERM else -signal.SIGKILL), proc.stderr.read()
+        assert status == (143 if signum == signal.SIGTERM else -signal.SIGKILL), log.read_text()[-3000:]
         deadline = time.monotonic() + 120
-        while True:  # no process of the command's group is left
-            try:
-                os.killpg(proc.pid, 0)
-            except ProcessLookupError:
-                break
-            assert time.monotonic() < deadline, "a job process outlived the leaderboard"
+        while _live_group_members(proc.pid):  # no process of the command's group is left
+            assert time.monotonic() < deadline, f"job processes outlived the leaderboard: {log.read_text()[-3000:]}"
             time.sleep(0.5)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
     summaries = [yaml.safe_load(p.read_text()) for p in runs.rglob("training.yml")]
-    assert len(summaries) == 2
+    assert len(summaries) == 2 and len(list(runs.rglob("args.yml"))) == 2  # the queued trainings never started
     assert all(s["interrupted"] and s["signal"] == "SIGTERM" and s["num_timesteps"] > 0 for s in summaries)
