@@ -12,7 +12,8 @@ tested for flatness:
 with ``best_80`` the best validation goodput at or before 80% of the run's env steps so far and ``best_100`` the
 best over the whole run: the last 20% of training improved validation goodput by less than 0.5%. A run stops
 when flat (``status: flat``) or when its budget reaches the cap (``status: cap``, not converged). A minimum budget
-(``--min-timesteps``) holds the verdict back until the run has trained that long: a run that starts at a good
+(``--min-timesteps``) holds the verdict back until the run has trained that long (finished chunks trained beyond
+it with a larger minimum are kept, and the run judged after them): a run that starts at a good
 policy, as a residual agent does (its controller's), is flat from its first chunk whether or not it could improve
 with more training, and the criterion alone cannot tell "does not move yet" from "converged".
 
@@ -126,6 +127,12 @@ def _chunk_evaluations(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray
         return np.asarray(data["timesteps"], dtype=float), goodput, selection
 
 
+def _finished_chunk(folder: Path, start: int) -> bool:
+    """Whether ``folder`` holds a finished chunk that starts at env step ``start`` (its ``chunk.json``)."""
+    record_file = folder / "chunk.json"
+    return record_file.is_file() and json.loads(record_file.read_text()).get("start") == start
+
+
 def train_until_flat(run: Path, first: int, cap: int, train_chunk: ChunkTrainer, minimum: int = 0) -> dict[str, Any]:
     """Train a run in chunks until flat or capped (module docstring); returns its convergence record.
 
@@ -133,8 +140,9 @@ def train_until_flat(run: Path, first: int, cap: int, train_chunk: ChunkTrainer,
     :param first: first chunk, env steps (>= 1)
     :param cap: most env steps of the run (>= ``first``)
     :param train_chunk: trains one chunk (:data:`ChunkTrainer`)
-    :param minimum: env steps the run trains before it may be called flat (0 ... ``cap``; the budget doubles, so
-        the run may train up to twice this)
+    :param minimum: env steps the run trains before it may be called flat (0 ... ``cap``); a run not flat then
+        trains on to the cap. Finished chunks beyond the point where the run is flat (trained with a larger minimum)
+        are kept: the run is judged after the last of them.
     :returns: ``status`` (``flat`` or ``cap``), ``converged``, ``budget`` (env steps), ``wall_seconds`` and
         ``cpu_seconds`` (summed over chunks), the criterion (:func:`flatness`), ``best_model`` (the best validated
         model file of all chunks), ``final_model``, ``chunks`` (each chunk's record), ``first_chunk``, ``cap`` and
@@ -187,6 +195,8 @@ def train_until_flat(run: Path, first: int, cap: int, train_chunk: ChunkTrainer,
         chunks.append(record)
         criterion = flatness(np.concatenate(steps), np.concatenate(values), total)
         status = "flat" if criterion["flat"] and total >= minimum else "cap" if total >= cap else ""
+        if status == "flat" and _finished_chunk(run / f"chunk{i + 1}", total):
+            status = ""  # trained on earlier (a larger minimum then): keep those chunks, judge after them
         if status:
             break
         previous, i = final, i + 1

@@ -1092,14 +1092,16 @@ def check_args(args: argparse.Namespace) -> None:
         if args.validation == 0:
             raise UserError("--until-flat needs validation episodes (--validation >= 1)")
         args.timesteps = args.timesteps or DEFAULT_FIRST_CHUNK
+        cap_given = args.max_timesteps is not None
         args.max_timesteps = args.max_timesteps or DEFAULT_CAP_FACTOR * args.timesteps
         if args.max_timesteps < args.timesteps:
             raise UserError(
                 f"--max-timesteps {args.max_timesteps} is below the first chunk --timesteps {args.timesteps}"
             )
         if args.min_timesteps is not None and args.min_timesteps > args.max_timesteps:
+            default = "" if cap_given else f" (default {DEFAULT_CAP_FACTOR} x --timesteps)"
             raise UserError(
-                f"--min-timesteps {args.min_timesteps} is above the cap --max-timesteps {args.max_timesteps}"
+                f"--min-timesteps {args.min_timesteps} is above the cap --max-timesteps {args.max_timesteps}{default}"
             )
     check_output_folder(args.output, "-o/--output")
     if args.train:  # trained into; otherwise only read

@@ -133,9 +133,13 @@ class TaskReward(gym.Wrapper):
 
     def __init__(self, env: gym.Env, rate_decay: float = 0.01, metric: str = "auto") -> None:
         super().__init__(env)
-        self.metric = task_metric(env, metric, "TaskReward metric")
         estimate = RunningRate(rate_decay, float(env.get_wrapper_attr("config").horizon))
-        self.rewards = TaskRewards(self.metric, 1, estimate)
+        self.rewards = TaskRewards(task_metric(env, metric, "TaskReward metric"), 1, estimate)
+
+    @property
+    def metric(self) -> str:
+        """The metric the rewards are for (a key of :data:`agents.wrappers.TASK_REWARDS`)."""
+        return self.rewards.metric
 
     @property
     def estimate(self) -> RunningRate:

@@ -366,9 +366,13 @@ class VecTaskReward(VecRateReward):
         fairness: str = "linear",
     ) -> None:
         super().__init__(venv, rate_decay=rate_decay, horizon=horizon)
-        self.metric = task_metric(venv, metric)
         #: The rewards' formulas and running state; its :class:`RunningRate` is this wrapper's :attr:`estimate`.
-        self.rewards = TaskRewards(self.metric, venv.num_envs, self.estimate, price_goodput, fairness)
+        self.rewards = TaskRewards(task_metric(venv, metric), venv.num_envs, self.estimate, price_goodput, fairness)
+
+    @property
+    def metric(self) -> str:
+        """The metric the rewards are for (a key of :data:`TASK_REWARDS`)."""
+        return self.rewards.metric
 
     @property
     def price_goodput(self) -> bool:
@@ -391,7 +395,7 @@ class VecTaskReward(VecRateReward):
 
     def step_wait(self) -> Any:
         obs, rewards, dones, infos = self.venv.step_wait()
-        if not self.enabled or (self.metric == "goodput" and not self.price_goodput):
+        if not self.enabled:
             return obs, rewards, dones, infos
         return obs, self.rewards(rewards, infos, np.asarray(dones, dtype=bool)).astype(np.float32), dones, infos
 

@@ -207,7 +207,7 @@ def beta_quadrature(mean: float, concentration: float, nodes: int) -> tuple[Floa
         with np.errstate(invalid="ignore", divide="ignore"):
             x, w = roots_jacobi(nodes, beta - 1.0, alpha - 1.0)
         return (x + 1.0) / 2.0, w / w.sum()
-    from scipy import stats  # here, not at import: scipy.stats takes about 1.5 s to import, every env would pay it
+    from scipy import stats  # here, not at import: scipy.stats is slow to import, and every env would pay for it
 
     law = stats.beta(alpha, beta)
     low, high = law.ppf(5e-15), law.isf(5e-15)

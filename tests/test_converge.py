@@ -152,6 +152,24 @@ def test_a_minimum_budget_holds_the_verdict_back(tmp_path: Path) -> None:
         train_until_flat(tmp_path / "bad", 100, 700, FakeTrainer(), minimum=701)
 
 
+def test_a_larger_minimum_trains_on_from_the_chunks_and_a_smaller_one_keeps_them(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    first = train_until_flat(run, 100, 100_000, FakeTrainer(scale=10.0))
+    assert first["budget"] == 100
+    more = FakeTrainer(scale=10.0)
+    record = train_until_flat(run, 100, 100_000, more, minimum=1000)
+    assert [(name, b) for name, b, _ in more.calls] == [
+        ("chunk1", 100),
+        ("chunk2", 200),
+        ("chunk3", 400),
+        ("chunk4", 800),
+    ]
+    assert more.calls[0][2] == "chunk0" and record["budget"] == 1600  # continued from chunk 0, which was kept
+    again = FakeTrainer(scale=10.0)
+    kept = train_until_flat(run, 100, 100_000, again, minimum=0)  # flat at chunk 0, but chunks 1-4 are finished
+    assert again.calls == [] and kept["budget"] == 1600 and kept["status"] == "flat" and kept["min_budget"] == 0
+
+
 def test_a_killed_run_resumes_from_its_last_finished_chunk(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
         train_until_flat(tmp_path / "run", 100, 100_000, FakeTrainer(fail_at=2))

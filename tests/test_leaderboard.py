@@ -233,7 +233,14 @@ def test_task_versions_resolve_keep_their_own_results_and_check_the_scale(
         (["--train", "--max-timesteps", "1000"], "--max-timesteps needs --until-flat"),
         (["--train", "--min-timesteps", "1000"], "--min-timesteps needs --until-flat"),
         (["--train", "--until-flat", "--min-timesteps", "0"], "argument --min-timesteps: expected an integer >= 1"),
-        (["--train", "--until-flat", "--timesteps", "10", "--min-timesteps", "200"], "is above the cap"),
+        (
+            ["--train", "--until-flat", "--timesteps", "10", "--min-timesteps", "200"],
+            "cap --max-timesteps 160 (default",
+        ),
+        (
+            ["--train", "--until-flat", "--timesteps", "10", "--max-timesteps", "150", "--min-timesteps", "200"],
+            "the cap --max-timesteps 150",
+        ),
         (["--train", "--until-flat", "--timesteps", "1000", "--max-timesteps", "999"], "is below the first chunk"),
         (["--train", "--until-flat", "--validation", "0"], "--until-flat needs validation episodes"),
     ],
@@ -315,6 +322,32 @@ def test_an_interrupted_training_is_not_taken_for_a_finished_one(tmp_path: Path,
     assert final_model(tmp_path, 1000) == expected
     assert final_model(tmp_path) == expected
     assert final_model(tmp_path, 2000) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "budget", "cap", "minimum", "kept"),
+    [
+        ("flat", 100, 1600, 0, True),
+        ("flat", 100, 1600, 800, False),  # flat below the minimum now asked for: trains on from its chunks
+        ("flat", 1600, 1600, 800, True),
+        ("cap", 1600, 1600, 800, True),
+        ("cap", 1600, 3200, 0, False),  # capped, and the cap changed
+    ],
+)
+def test_a_stored_until_flat_result_is_kept_only_for_the_same_schedule(
+    tmp_path: Path, status: str, budget: int, cap: int, minimum: int, kept: bool
+) -> None:
+    from agents.leaderboard import Job, _finished
+
+    model = tmp_path / "runs" / "best_model.zip"
+    model.parent.mkdir()
+    model.write_bytes(b"model")
+    job = Job("agent", TASK, "ppo", 0, str(tmp_path / "runs"), True, 100, "best", 5, True, cap, minimum)
+    record = {"status": status, "budget": budget, "first_chunk": 100, "cap": 1600, "min_budget": 0}
+    result = {"task": TASK, "model": str(model), "model_mtime": model.stat().st_mtime, "convergence": record}
+    job.result_path(tmp_path / "out").parent.mkdir(parents=True)
+    job.result_path(tmp_path / "out").write_text(json.dumps(result))
+    assert (_finished(job, tmp_path / "out") is not None) == kept
 
 
 @pytest.mark.slow

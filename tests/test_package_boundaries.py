@@ -56,3 +56,19 @@ def test_the_boundary_check_sees_a_forbidden_import() -> None:
     code = "import json, sys, baselines.solvers\nprint(json.dumps(sorted(sys.modules)))\n"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert any(_forbidden(name) for name in json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def test_making_and_playing_an_env_does_not_import_the_heavy_modules() -> None:
+    """Every process that makes an env pays its imports: scipy.stats alone takes about a second, and only a rare
+    quadrature branch of the acceptance model needs it (imported there); torch belongs to the agents."""
+    code = (
+        "import json, sys, gymnasium as gym, multispin_env\n"
+        "env = gym.make('MultiSpin-Heterogeneous-v0')\n"
+        "env.reset(seed=0)\n"
+        "env.step(env.action_space.sample())\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    loaded = set(json.loads(out.stdout.strip().splitlines()[-1]))
+    assert "multispin_env._kernels" in loaded  # the probe did make and play the env
+    assert loaded.isdisjoint({"scipy.stats", "torch"}), sorted(loaded & {"scipy.stats", "torch"})

@@ -102,28 +102,34 @@ def test_single_env_stack_is_ppo_yml_s_and_the_rate_reward_is_vec_rate_reward_s(
 )
 def test_on_a_task_of_another_metric_the_reward_is_vec_task_reward_s(env_id: str, horizon: float) -> None:
     """The single env's training reward on a suite task of another metric is VecTaskReward's (the same TaskRewards):
-    the same rewards, step by step, over an episode with the same seed and actions."""
-    from agents.vec_env import make_batched_vec_env
+    the same rewards, step by step, over two episodes with the same seed and actions (the second after the
+    VecEnv's automatic reset and the env's own reset: the running state carries over, the episode's restarts)."""
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
     from agents.wrappers import VecHorizonTermination, VecTaskReward
 
     flags = {"stochastic_rounding": False, "normalize_reward": False}
     env = make_single_env({"env_id": env_id, "settings": {"horizon": horizon}, **flags})
-    venv = VecTaskReward(VecHorizonTermination(make_batched_vec_env(env_id, 1, {"horizon": horizon})))
+    venv = VecTaskReward(VecHorizonTermination(DummyVecEnv([lambda: gym.make(env_id, horizon=horizon)])))
     assert env.get_wrapper_attr("metric") == venv.metric == suite.task(env_id).metric != "goodput"
     venv.seed(3)
     venv.reset()
     env.reset(seed=3)
     rng = np.random.default_rng(2)
-    rewards = []
-    for _ in range(2000):
+    rewards, episodes = [], 0
+    for _ in range(4000):
         action = rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
         _, reward, terminated, _, _ = env.step(action)
-        _, vec_rewards, _, _ = venv.step(action[None])
+        _, vec_rewards, dones, _ = venv.step(action[None])
         assert reward == pytest.approx(float(vec_rewards[0]), rel=1e-5, abs=1e-6)
+        assert terminated == bool(dones[0])
         rewards.append(reward)
         if terminated:
-            break
-    assert terminated and np.count_nonzero(rewards) > 0
+            episodes += 1
+            if episodes == 2:
+                break
+            env.reset()  # as DummyVecEnv resets its env: no seed, the env's generator continues
+    assert episodes == 2 and np.count_nonzero(rewards) > 0
 
 
 def test_stochastic_rounding_plays_integer_lengths_with_the_chosen_mean() -> None:
