@@ -69,17 +69,12 @@ def check_agent_fits(
     :param extra_observation: entries the agent observes beyond the env's observation (a residual agent's
         controller action, agents/residual.py)
     """
-    from agents.userset import check_layout, is_userset
+    from agents.userset import check_layout, check_normalisation, is_userset
 
     if is_userset(model) and not extra_observation:
         policy = getattr(model, "policy", model)
         check_layout(policy.observation_fields, policy.homogeneous, env, what)
-        size = env.observation_space.shape
-        if vec_normalize is not None and vec_normalize.norm_obs and vec_normalize.observation_space.shape != size:
-            raise ValueError(
-                f"{what} normalises observations of shape {vec_normalize.observation_space.shape}, "
-                f"the env gives {size} (train user-set agents with norm_obs=False to run them at any K)"
-            )
+        check_normalisation(vec_normalize, env.observation_space.shape, what)
         return
     expected = {
         "observation": (flatdim(env.observation_space) + extra_observation,),  # 1-D Box: its size

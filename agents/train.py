@@ -70,15 +70,16 @@ def _load_vecnormalize(path: Path, env: VecEnv) -> VecNormalize:
     """``VecNormalize.load(path, env)``; statistics saved at another observation size (a user-set model continued at
     another K) are kept for the reward only: observation normalisation must be off (a per-entry statistic has no
     meaning at another K)."""
+    from agents.userset import check_normalisation
+
     with open(path, "rb") as file:
         stats: VecNormalize = pickle.load(file)
     size = env.observation_space.shape
     if stats.observation_space.shape != size:
-        if stats.norm_obs:
-            raise UserError(
-                f"{path} normalises observations of shape {stats.observation_space.shape}, the env gives {size} "
-                "(train user-set agents with norm_obs=False to continue them at another K)"
-            )
+        try:
+            check_normalisation(stats, size, str(path))
+        except ValueError as error:
+            raise UserError(str(error)) from None
         stats.obs_rms = RunningMeanStd(shape=size or ())  # type: ignore[assignment]  # a Box: one statistic
         stats.observation_space, stats.action_space = env.observation_space, env.action_space  # pickled with the old K
     stats.set_venv(env)

@@ -50,6 +50,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
+from multispin_env._checks import flag_setting, integer_setting
 from multispin_env.layout import ENERGY_OBSERVATION_FIELDS, THROUGHPUT_OBSERVATION_FIELDS
 from multispin_env.spaces import (
     ARRIVAL_OBSERVATION_FIELDS,
@@ -159,8 +160,7 @@ class UserSetBase(ActorCriticPolicy):
             raise ValueError(f"{name} needs a flat Box action, got {action_space}")
         if kwargs.get("use_sde"):
             raise ValueError(f"{name} does not support use_sde")
-        if not (isinstance(hidden, int) and hidden >= 1):
-            raise ValueError(f"{name} hidden must be an integer >= 1, got {hidden!r}")
+        integer_setting(f"{name} hidden", hidden, 1)
         size = int(observation_space.shape[0])
         if observation_fields is None:
             fitting = [f for f in _LAYOUTS if _users_for(f, size) is not None]
@@ -211,8 +211,8 @@ class UserSetBase(ActorCriticPolicy):
 
     @reference_users.setter
     def reference_users(self, value: int | None) -> None:
-        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-            raise ValueError(f"{type(self).__name__} reference_users must be an integer >= 1 or None, got {value!r}")
+        if value is not None:
+            value = integer_setting(f"{type(self).__name__} reference_users (or None)", value, 1)
         self._reference_users = value
         self._indices.clear()  # the cached per-K scales were computed with the previous K_train
 
@@ -403,9 +403,10 @@ class RecurrentUserSetPolicy(UserSetBase, RecurrentActorCriticPolicy):  # type: 
         lstm_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        for what, value in (("lstm_hidden_size", lstm_hidden_size), ("n_lstm_layers", n_lstm_layers)):
-            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
-                raise ValueError(f"RecurrentUserSetPolicy {what} must be an integer >= 1, got {value!r}")
+        lstm_hidden_size = integer_setting("RecurrentUserSetPolicy lstm_hidden_size", lstm_hidden_size, 1)
+        n_lstm_layers = integer_setting("RecurrentUserSetPolicy n_lstm_layers", n_lstm_layers, 1)
+        shared_lstm = flag_setting("RecurrentUserSetPolicy shared_lstm", shared_lstm)
+        enable_critic_lstm = flag_setting("RecurrentUserSetPolicy enable_critic_lstm", enable_critic_lstm)
         if shared_lstm and enable_critic_lstm:
             raise ValueError(
                 "RecurrentUserSetPolicy: shared_lstm and enable_critic_lstm exclude each other (set one False)"
@@ -414,8 +415,8 @@ class RecurrentUserSetPolicy(UserSetBase, RecurrentActorCriticPolicy):  # type: 
         self.lstm_output_dim = lstm_hidden_size
         self.lstm_hidden_state_shape = (n_lstm_layers, 1, lstm_hidden_size)
         self.n_lstm_layers = n_lstm_layers
-        self.shared_lstm = bool(shared_lstm)
-        self.enable_critic_lstm = bool(enable_critic_lstm)
+        self.shared_lstm = shared_lstm
+        self.enable_critic_lstm = enable_critic_lstm
         self.lstm_kwargs = dict(lstm_kwargs or {})
         super().__init__(observation_space, action_space, lr_schedule, *args, **kwargs)
 
@@ -559,6 +560,18 @@ def _users_for(fields: Sequence[str], size: int) -> int | None:
 def is_userset(model: Any) -> bool:
     """Whether an SB3 model (or policy) is a user-set model (runs at any K; recurrent or not)."""
     return isinstance(getattr(model, "policy", model), UserSetBase)
+
+
+def check_normalisation(vec_normalize: Any, size: tuple[int, ...] | None, what: str = "the model") -> None:
+    """ValueError (one line) unless a user-set model's VecNormalize statistics (None: none) serve observations of
+    shape ``size``: statistics of another K are per entry and mean nothing there, so observation normalisation must be
+    off (the reward statistics do not depend on K)."""
+    saved = None if vec_normalize is None else vec_normalize.observation_space.shape
+    if vec_normalize is not None and vec_normalize.norm_obs and saved != size:
+        raise ValueError(
+            f"{what} normalises observations of shape {saved}, the env gives {size} (train user-set agents with "
+            "norm_obs=False to run them at any K)"
+        )
 
 
 def check_layout(observation_fields: Sequence[str], homogeneous: bool, env: Any, what: str = "the model") -> None:

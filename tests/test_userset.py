@@ -143,7 +143,7 @@ def test_the_spectral_efficiency_input_is_scaled_by_k_train_over_k() -> None:
             played = trained.predict(obs, deterministic=True)[0]
             np.testing.assert_allclose(played, policy.predict(scaled, deterministic=True)[0], rtol=0, atol=1e-6)
             assert np.abs(played - policy.predict(obs, deterministic=True)[0]).max() > 1e-3  # the scaling acts
-    with pytest.raises(ValueError, match="reference_users must be an integer >= 1 or None"):
+    with pytest.raises(ValueError, match=r"reference_users \(or None\) must be an integer >= 1"):
         _policy(HET, 0, reference_users=-2)
 
 
@@ -212,6 +212,23 @@ def test_layout_errors_are_one_line_value_errors() -> None:
     with pytest.raises(ValueError, match=r"heterogeneous .* the env is homogeneous"):
         check_layout(policy.observation_fields, policy.homogeneous, gym.make(HOM))
     assert list(observation_layout(6)) == list(policy.observation_fields)
+    with pytest.raises(ValueError, match="hidden must be an integer >= 1, got True"):
+        UserSetPolicy(env.observation_space, env.action_space, lambda _: 1e-3, hidden=True)
+    # Normalisation statistics of K = 6 serve K = 10 only when they do not normalise observations.
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    from agents.userset import check_normalisation
+
+    k10 = gym.make(HET, num_users=10).observation_space.shape
+    for norm_obs in (True, False):
+        stats = VecNormalize(DummyVecEnv([lambda: gym.make(HET)]), norm_obs=norm_obs)
+        check_normalisation(stats, env.observation_space.shape)  # its own K: fine either way
+        if norm_obs:
+            with pytest.raises(ValueError, match=r"normalises observations of shape \(31,\), the env gives \(51,\)"):
+                check_normalisation(stats, k10, "the model")
+        else:
+            check_normalisation(stats, k10)
+    check_normalisation(None, k10)
 
 
 def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
@@ -528,6 +545,8 @@ def test_recurrent_errors_are_one_line_value_errors() -> None:
         make(lstm_hidden_size=0)
     with pytest.raises(ValueError, match="n_lstm_layers must be an integer >= 1"):
         make(n_lstm_layers=1.5)
+    with pytest.raises(ValueError, match="shared_lstm must be True or False, got 'yes'"):
+        make(shared_lstm="yes")
     with pytest.raises(ValueError, match="shared_lstm and enable_critic_lstm exclude each other"):
         make(shared_lstm=True)
     with pytest.raises(ValueError, match="RecurrentUserSetPolicy hidden must be an integer >= 1"):
