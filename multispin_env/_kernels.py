@@ -82,6 +82,7 @@ from multispin_env.model import (
     device_energy,
     finish_time,
     latency,
+    remaining_energy,
     request_slack,
     running_throughput,
     upload_end,
@@ -238,9 +239,9 @@ with jit_cache():
     @njit(**JIT, inline="always")
     def _drained_users_out(draft_lengths, bandwidth, population, channel, counts, jitter, c, i):
         """Energy budget (docs/model.md section 5.7, eq. (5.7a)): a user of system i whose round, played with the
-        decoded lengths and shares, would cost more device energy E_k than its remaining budget B - spent drafts
-        nothing (L_k = 0, no band); the band goes to the other drafting users (:func:`_band_to_kept`). Their
-        uploads end no later, so their energy does not grow: they can still pay."""
+        decoded lengths and shares, would cost more device energy E_k than its remaining budget B_k
+        (``remaining_energy``) drafts nothing (L_k = 0, no band); the band goes to the other drafting users
+        (:func:`_band_to_kept`). Their uploads end no later, so their energy does not grow: they can still pay."""
         num_users = draft_lengths.shape[1]
         total = 0.0
         kept_sum = 0.0
@@ -258,7 +259,7 @@ with jit_cache():
                     population[P_DRAFT_POWER, i, k],
                     c.transmit_power_w,
                 )
-                if energy > c.energy_budget - counts[C_ENERGY_SPENT, i, k]:
+                if energy > remaining_energy(c.energy_budget, counts[C_ENERGY_SPENT, i, k]):
                     draft_lengths[i, k] = 0.0
                     bandwidth[i, k] = 0.0
                     any_drained = True
@@ -524,7 +525,8 @@ with jit_cache():
                     _put(out, i, at.slack + k, slack, scale, high)
             if at.energy_left >= 0:  # the remaining budget (section 5.7), J
                 for k in range(num_users):
-                    _put(out, i, at.energy_left + k, c.energy_budget - counts[C_ENERGY_SPENT, i, k], scale, high)
+                    left = remaining_energy(c.energy_budget, counts[C_ENERGY_SPENT, i, k])
+                    _put(out, i, at.energy_left + k, left, scale, high)
             if at.throughput >= 0:  # the running throughput x_k (eq. (5.9a)), tokens/s
                 for k in range(num_users):
                     rate = running_throughput(counts[C_EPISODE_TOKENS, i, k], clock[i])

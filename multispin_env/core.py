@@ -84,7 +84,7 @@ from multispin_env.layout import (
     RoundConstants,
     SystemState,
 )
-from multispin_env.model import running_throughput, verification_times
+from multispin_env.model import remaining_energy, running_throughput, verification_times
 from multispin_env.requests import Requests, request_state_bytes
 from multispin_env.scenarios import Population
 from multispin_env.spaces import ObservationLayout, check_finite, nonfinite_error, observation_bounds, observation_scale
@@ -538,10 +538,10 @@ class MultiSpinCore:
 
     @property
     def energy_left(self) -> FloatArray:
-        """The remaining energy budget B - spent (n, K), J (section 5.7, eq. (5.7a)); inf without a budget. A new
+        """The remaining energy budget B_k (n, K), J (section 5.7, eq. (5.7a)); inf without a budget. A new
         array."""
         budget = self.config.energy_budget
-        return np.maximum((np.inf if budget is None else budget) - self.energy_spent, 0.0)
+        return remaining_energy(np.inf if budget is None else budget, self.energy_spent)
 
     @property
     def episode_tokens(self) -> FloatArray:

@@ -128,6 +128,12 @@ with jit_cache():
         return min(finish, deadline)
 
     @vectorize(cache=JIT["cache"])
+    def remaining_energy(budget, spent):
+        """A device's remaining energy budget B_k of eq. (5.7a), J: ``budget`` B less the energy ``spent`` over the
+        episode so far, at least 0 (inf without a budget, B = inf)."""
+        return max(budget - spent, 0.0)
+
+    @vectorize(cache=JIT["cache"])
     def device_energy(draft_length, draft_time, stop, draft_power, transmit_power):
         """Energy of user k in one round, J (docs/model.md section 5.7): P_draft L_k t_k drafting plus
         P_tx (stop - L_k t_k) transmitting until its upload ends or is cut at the deadline (``stop``)."""

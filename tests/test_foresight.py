@@ -26,7 +26,7 @@ from baselines.foresight import (
 )
 from baselines.policies import make_policy
 from baselines.solvers import solve_heterogeneous
-from multispin_env.model import RoundParams, round_latency, token_table
+from multispin_env.model import RoundParams, remaining_energy, round_latency, token_table
 
 HET = "MultiSpin-Heterogeneous-v0"
 
@@ -131,6 +131,13 @@ def test_the_vector_env_reports_and_masks_the_new_keys_every_step(mode: str) -> 
                 assert key in info["final_info"]
     np.testing.assert_allclose(info["energy_left"], envs.core.energy_left)
     np.testing.assert_allclose(info["throughput"], envs.core.throughput)
+
+
+def test_the_remaining_budget_is_the_budget_less_the_energy_spent_and_never_negative() -> None:
+    """B_k of eq. (5.7a), the one formula behind the kernel's drain check and observation and the core's property."""
+    budget = np.array([5.0, 5.0, 5.0, np.inf])
+    spent = np.array([0.0, 2.0, 7.0, 3.0])
+    np.testing.assert_array_equal(remaining_energy(budget, spent), [5.0, 3.0, 0.0, np.inf])
 
 
 @pytest.mark.parametrize("value", [0, 0.0, -1.0, float("nan"), float("inf"), "5", True, 1e13])
