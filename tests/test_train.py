@@ -228,18 +228,18 @@ def test_algorithms_train_on_our_ids_and_the_benchmark_loads_them(tmp_path: Path
 
 
 def test_a_suite_task_entry_changes_only_what_it_names() -> None:
-    """ppo_fast.yml's EnergyBudget entry merges the default entry (YAML ``<<``) and sets only the GAE lambda; another
-    suite task falls back to the entry of the id it is registered on."""
+    """ppo_fast.yml's EnergyBudget and Fairness entries merge the default entry (YAML ``<<``) and set only the GAE
+    lambda; another suite task falls back to the entry of the id it is registered on."""
     from agents.train import hyperparams_key
 
     path = "agents/hyperparams/ppo_fast.yml"
     table = read_yaml(path)
-    task = "MultiSpinSuite/EnergyBudget-v0"
-    assert hyperparams_key(path, task) == task
-    assert hyperparams_key(path, "MultiSpinSuite/Fairness-v0") == "MultiSpin-Heterogeneous-v0"
-    changed = {key for key in table["default"] if table[task][key] != table["default"][key]}
-    assert changed == {"gae_lambda"} and set(table[task]) == set(table["default"])
-    assert table[task]["gae_lambda"] == 0.95 and table["default"]["gae_lambda"] == 0.5
+    assert hyperparams_key(path, "MultiSpinSuite/Deadlines-v0") == "MultiSpin-Heterogeneous-v0"
+    for task in ("MultiSpinSuite/EnergyBudget-v0", "MultiSpinSuite/Fairness-v0"):
+        assert hyperparams_key(path, task) == task
+        changed = {key for key in table["default"] if table[task][key] != table["default"][key]}
+        assert changed == {"gae_lambda"} and set(table[task]) == set(table["default"])
+        assert table[task]["gae_lambda"] == 0.95 and table["default"]["gae_lambda"] == 0.5
 
 
 def test_fast_variant_trains_with_its_own_file(tmp_path: Path) -> None:
