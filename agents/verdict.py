@@ -316,7 +316,9 @@ def markdown(v: dict[str, Any], command: str) -> str:
     n_seeds = len(v["seeds"])
     covered = [r["label"] for r in v["tasks"] if "outcome" in r]
     absent = [r["label"] for r in v["tasks"] if "learned" not in r]
-    commits = ", ".join(f"`{c}` ({n} results)" for c, n in sorted(v["commits"].items(), key=lambda kv: -kv[1]))
+    commits = ", ".join(
+        f"`{c}` ({n} result{'' if n == 1 else 's'})" for c, n in sorted(v["commits"].items(), key=lambda kv: -kv[1])
+    )
     c = v["compute"]
     lines = [
         "# Verdict: learned against analytic control",
