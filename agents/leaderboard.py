@@ -50,6 +50,7 @@ import signal
 import subprocess
 import sys
 import time
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -569,7 +570,33 @@ def aggregate(
 
     # arch (under rliable) warns that its RandomState argument is deprecated; rliable passes one.
     warnings.filterwarnings("ignore", message="random_state is deprecated", category=FutureWarning)
-    rng = np.random.RandomState(seed)
+
+    def rng(*keys: str) -> np.random.RandomState:
+        """One bootstrap stream per interval: a row's CI depends on its own scores only, not on which other rows
+        the board holds. rliable's stratified bootstrap draws its resampling indices from numpy's global
+        generator (the ``random_state`` it passes on is not used for them), so that generator is seeded too;
+        its state is restored when the aggregate is done."""
+        stream = zlib.crc32("/".join((str(seed), *keys)).encode())
+        np.random.seed(stream)  # noqa: NPY002  (rliable draws from the legacy global generator)
+        return np.random.RandomState(stream)
+
+    saved = np.random.get_state()  # noqa: NPY002
+    try:
+        return _aggregate(results, tasks, reps, rng, rly, metrics)
+    finally:
+        np.random.set_state(saved)  # noqa: NPY002
+
+
+def _aggregate(
+    results: Sequence[dict[str, Any]],
+    tasks: Sequence[str],
+    reps: int,
+    rng: Callable[..., np.random.RandomState],
+    rly: Any,
+    metrics: Any,
+) -> dict[str, Any]:
+    """:func:`aggregate` with the bootstrap streams ``rng(*keys)`` and rliable's ``library`` and ``metrics``."""
+
     by: dict[tuple[str, str], list[dict[str, Any]]] = {}
     kinds: dict[str, str] = {}
     for r in results:
@@ -589,7 +616,10 @@ def aggregate(
         }
         if kinds[entry] == "agent":
             point, interval = rly.get_interval_estimates(
-                {entry: scores[:, None]}, lambda x: np.array([metrics.aggregate_iqm(x)]), reps=reps, random_state=rng
+                {entry: scores[:, None]},
+                lambda x: np.array([metrics.aggregate_iqm(x)]),
+                reps=reps,
+                random_state=rng(task, entry),
             )
             row.update(
                 score=float(point[entry][0]),
@@ -632,7 +662,10 @@ def aggregate(
     over: dict[str, Any] = {}
     profiles: dict[str, Any] = {}
     if matrices:
-        point, interval = rly.get_interval_estimates(matrices, four, reps=reps, random_state=rng)
+        point, interval = {}, {}
+        for entry, matrix in matrices.items():
+            estimate = rly.get_interval_estimates({entry: matrix}, four, reps=reps, random_state=rng(entry))
+            point[entry], interval[entry] = estimate[0][entry], estimate[1][entry]
         for entry in matrices:
             over[entry] = {
                 "kind": kinds[entry],
@@ -648,6 +681,7 @@ def aggregate(
             }
         low = min(0.0, 10.0 * math.floor(min(float(m.min()) for m in matrices.values()) / 10.0))
         taus = np.linspace(low, 110.0, 111)  # down to the lowest score: scores below server-only (< 0) happen
+        rng("profiles")  # the profiles' bootstrap draws from numpy's global generator only
         dist, dist_ci = rly.create_performance_profile(matrices, taus, reps=min(reps, 2000))
         profiles = {
             "tau": taus.tolist(),

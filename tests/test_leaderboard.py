@@ -93,6 +93,27 @@ def test_aggregate_scores_iqm_with_bootstrap_cis_and_goal_checks() -> None:
     assert plain["met"] == all(s >= 0.97 for s in shares)
 
 
+def test_a_rows_bootstrap_interval_depends_on_its_own_scores_only() -> None:
+    """Regenerating a board after one task's runs changed leaves every other row's interval as it was."""
+    tasks = list(TASKS[:3])
+    rng = np.random.default_rng(1)
+    results = [_result(t, "ppo", s, seed) for t in tasks for seed, s in enumerate(rng.normal(90.0, 5.0, 5))]
+    changed = [r if r["task"] != tasks[0] else {**r, "score": r["score"] + 7.0} for r in results]
+    before, after = (
+        {(r["task"], r["entry"]): (r["ci_low"], r["ci_high"]) for r in aggregate(rows, tasks, reps=300)["board"]}
+        for rows in (results, changed)
+    )
+    assert all(before[key] == after[key] for key in before if key[0] != tasks[0])
+    assert before[(tasks[0], "ppo")] != after[(tasks[0], "ppo")]
+    # The same results give the same board, and numpy's global generator (rliable's) is left as it was.
+    np.random.seed(3)  # noqa: NPY002
+    expected = np.random.rand()  # noqa: NPY002
+    np.random.seed(3)  # noqa: NPY002
+    again = aggregate(results, tasks, reps=300)
+    assert np.random.rand() == expected  # noqa: NPY002
+    assert again == aggregate(results, tasks, reps=300)
+
+
 def test_tiny_leaderboard_trains_evaluates_writes_and_resumes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
