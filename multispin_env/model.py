@@ -38,6 +38,7 @@ __all__ = [
     "verification_time",
     "verify_time",
     "latency",
+    "remaining_energy",
     "request_slack",
     "round_latency",
     "running_throughput",

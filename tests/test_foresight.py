@@ -134,7 +134,8 @@ def test_the_vector_env_reports_and_masks_the_new_keys_every_step(mode: str) -> 
 
 
 def test_the_remaining_budget_is_the_budget_less_the_energy_spent_and_never_negative() -> None:
-    """B_k of eq. (5.7a), the one formula behind the kernel's drain check and observation and the core's property."""
+    """B_k of eq. (5.7a): the budget less the energy spent, never negative, inf without a budget (the kernel's drain
+    check and observation use it; the numpy reference test above checks both against B - spent)."""
     budget = np.array([5.0, 5.0, 5.0, np.inf])
     spent = np.array([0.0, 2.0, 7.0, 3.0])
     np.testing.assert_array_equal(remaining_energy(budget, spent), [5.0, 3.0, 0.0, np.inf])

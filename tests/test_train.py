@@ -230,9 +230,10 @@ def test_algorithms_train_on_our_ids_and_the_benchmark_loads_them(tmp_path: Path
 def test_a_suite_task_entry_changes_only_what_it_names() -> None:
     """ppo_fast.yml's EnergyBudget and Fairness entries merge the default entry (YAML ``<<``) and set only the GAE
     lambda; another suite task falls back to the entry of the id it is registered on."""
+    from agents.converge import constant_learning_rate
     from agents.train import hyperparams_key
 
-    path = "agents/hyperparams/ppo_fast.yml"
+    path = str(REPO / "agents" / "hyperparams" / "ppo_fast.yml")
     table = read_yaml(path)
     assert hyperparams_key(path, "MultiSpinSuite/Deadlines-v0") == "MultiSpin-Heterogeneous-v0"
     for task in ("MultiSpinSuite/EnergyBudget-v0", "MultiSpinSuite/Fairness-v0"):
@@ -240,6 +241,7 @@ def test_a_suite_task_entry_changes_only_what_it_names() -> None:
         changed = {key for key in table["default"] if table[task][key] != table["default"][key]}
         assert changed == {"gae_lambda"} and set(table[task]) == set(table["default"])
         assert table[task]["gae_lambda"] == 0.95 and table["default"]["gae_lambda"] == 0.5
+        assert constant_learning_rate("ppo_fast", task) == 1e-3  # until flat: the merged entry's rate, held
 
 
 def test_fast_variant_trains_with_its_own_file(tmp_path: Path) -> None:
