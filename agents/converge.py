@@ -17,9 +17,10 @@ it with a larger minimum are kept, and the run judged after them): a run that st
 policy, as a residual agent does (its controller's), is flat from its first chunk whether or not it could improve
 with more training, and the criterion alone cannot tell "does not move yet" from "converged".
 
-Each finished chunk writes ``chunk.json`` (its budget, start, wall and CPU seconds) after its model is saved; a
-killed run, started again, keeps its finished chunks and trains the unfinished one again from the last finished
-chunk's model. A linearly annealed learning rate (``lin_X`` in the hyperparameter file) is trained at its
+Each finished chunk writes ``chunk.json`` (its budget, start, wall and CPU seconds and a hash of the
+hyperparameter entry it was trained with) after its model is saved; a killed run, started again, keeps its finished
+chunks and trains the unfinished one again from the last finished chunk's model. A chunk trained with another entry
+(the file was edited since) is trained again, with every chunk after it. A linearly annealed learning rate (``lin_X`` in the hyperparameter file) is trained at its
 constant initial value X instead (:func:`constant_learning_rate`): an anneal to 0 needs the budget in advance, and
 annealed within each chunk it would freeze the policy in the last 20% of every run and make it look flat. The rate
 reward (:class:`agents.wrappers.VecRateReward`) re-estimates its running goodput within a chunk's first ~100 steps;
@@ -29,6 +30,7 @@ the evaluation callback's selection value: goodput, or on a suite task of anothe
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import time
@@ -55,16 +57,29 @@ DEFAULT_CAP_FACTOR = 16
 ChunkTrainer = Callable[[Path, int, "Path | None"], None]
 
 
-def constant_learning_rate(agent: str, env_id: str) -> float | None:
-    """The constant learning rate a run trained until flat uses: X when ``agent``'s hyperparameter file gives
-    ``env_id`` the linear schedule ``lin_X``, else None (the file's own rate, constant or not linear, is kept)."""
+def hyperparameters(agent: str, env_id: str) -> dict[str, Any]:
+    """The entry of ``agent``'s hyperparameter file that trains ``env_id`` (its own, the id it is registered on, or
+    ``default``: :func:`agents.train.hyperparams_key`)."""
     from agents.runs import read_yaml
     from agents.train import HYPERPARAMS_DIR, hyperparams_key
 
     path = HYPERPARAMS_DIR / f"{agent}.yml"
     table = read_yaml(path)
-    entry = table.get(hyperparams_key(str(path), env_id)) or table.get("default") or {}
-    rate = entry.get("learning_rate")
+    entry: dict[str, Any] = table.get(hyperparams_key(str(path), env_id)) or table.get("default") or {}
+    return entry
+
+
+def hyperparameters_fingerprint(agent: str, env_id: str) -> str:
+    """A hash of the entry that trains ``env_id`` (:func:`hyperparameters`): a finished chunk or run trained with
+    another entry (the file was edited since) is not continued or kept, but trained again."""
+    text = json.dumps(hyperparameters(agent, env_id), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def constant_learning_rate(agent: str, env_id: str) -> float | None:
+    """The constant learning rate a run trained until flat uses: X when ``agent``'s hyperparameter file gives
+    ``env_id`` the linear schedule ``lin_X``, else None (the file's own rate, constant or not linear, is kept)."""
+    rate = hyperparameters(agent, env_id).get("learning_rate")
     if isinstance(rate, str) and rate.startswith("lin_"):
         return float(rate[4:])
     return None
@@ -133,7 +148,9 @@ def _finished_chunk(folder: Path, start: int) -> bool:
     return record_file.is_file() and json.loads(record_file.read_text()).get("start") == start
 
 
-def train_until_flat(run: Path, first: int, cap: int, train_chunk: ChunkTrainer, minimum: int = 0) -> dict[str, Any]:
+def train_until_flat(
+    run: Path, first: int, cap: int, train_chunk: ChunkTrainer, minimum: int = 0, fingerprint: str | None = None
+) -> dict[str, Any]:
     """Train a run in chunks until flat or capped (module docstring); returns its convergence record.
 
     :param run: the run's folder (chunks in ``run/chunk{i}``)
@@ -143,6 +160,9 @@ def train_until_flat(run: Path, first: int, cap: int, train_chunk: ChunkTrainer,
     :param minimum: env steps the run trains before it may be called flat (0 ... ``cap``); a run not flat then
         trains on to the cap. Finished chunks beyond the point where the run is flat (trained with a larger minimum)
         are kept: the run is judged after the last of them.
+    :param fingerprint: what the chunks are trained with (:func:`hyperparameters_fingerprint`), recorded in each
+        chunk's ``chunk.json``; a finished chunk recorded with another one is trained again, and every chunk after
+        it (a chunk without a record of it, from before fingerprints were kept, is kept)
     :returns: ``status`` (``flat`` or ``cap``), ``converged``, ``budget`` (env steps), ``wall_seconds`` and
         ``cpu_seconds`` (summed over chunks), the criterion (:func:`flatness`), ``best_model`` (the best validated
         model file of all chunks), ``final_model``, ``chunks`` (each chunk's record), ``first_chunk``, ``cap`` and
@@ -164,7 +184,8 @@ def train_until_flat(run: Path, first: int, cap: int, train_chunk: ChunkTrainer,
         record = json.loads(record_file.read_text()) if record_file.is_file() else None
         # A finished chunk: its record, and a final model of a training that planned this budget and was not interrupted.
         final = final_model(folder, budget) if record is not None else None
-        if record is None or final is None or record.get("start") != total:
+        stale_settings = record is not None and record.get("hyperparameters", fingerprint) != fingerprint
+        if record is None or final is None or record.get("start") != total or stale_settings:
             for stale in sorted(run.glob("chunk*")):  # this chunk and any later one: trained again
                 if stale.is_dir() and int(stale.name[5:] or -1) >= i:
                     shutil.rmtree(stale)
@@ -177,6 +198,8 @@ def train_until_flat(run: Path, first: int, cap: int, train_chunk: ChunkTrainer,
                 "wall_seconds": time.perf_counter() - wall,
                 "cpu_seconds": time.process_time() - cpu,
             }
+            if fingerprint is not None:
+                record["hyperparameters"] = fingerprint
             final = final_model(folder, budget)
             if final is None:
                 raise RuntimeError(f"chunk {i} of {run} saved no final model")
@@ -215,4 +238,5 @@ def train_until_flat(run: Path, first: int, cap: int, train_chunk: ChunkTrainer,
         "first_chunk": first,
         "cap": cap,
         "min_budget": minimum,
+        "hyperparameters": fingerprint,
     }

@@ -237,7 +237,7 @@ def run_job(job: Job, out: Path) -> dict[str, Any]:
     result: dict[str, Any] = {"task": job.task, "entry": job.entry, "kind": job.kind, "seed": job.seed}
     result["commit"] = git_commit()
     if job.kind == "agent" and job.until_flat:
-        from agents.converge import constant_learning_rate, train_until_flat
+        from agents.converge import constant_learning_rate, hyperparameters_fingerprint, train_until_flat
 
         assert job.run is not None and job.timesteps is not None and job.max_timesteps is not None
         record = train_until_flat(
@@ -246,6 +246,7 @@ def run_job(job: Job, out: Path) -> dict[str, Any]:
             job.max_timesteps,
             lambda folder, budget, previous: _train(job, folder, budget, previous),
             job.min_timesteps,
+            hyperparameters_fingerprint(job.entry, job.task),
         )
         record["learning_rate"] = constant_learning_rate(job.entry, job.task) or "the hyperparameter file's"
         chosen = Path(record["best_model" if job.model == "best" else "final_model"])
@@ -332,6 +333,11 @@ def _finished(job: Job, out: Path) -> dict[str, Any] | None:
                 return None  # capped, and the cap changed: continue from its chunks
             if record.get("status") == "flat" and record.get("budget", 0) < job.min_timesteps:
                 return None  # flat before the minimum budget now asked for: continue from its chunks
+            from agents.converge import hyperparameters_fingerprint
+
+            kept = record.get("hyperparameters")  # None: recorded before fingerprints were kept
+            if kept is not None and kept != hyperparameters_fingerprint(job.entry, job.task):
+                return None  # the agent's hyperparameter entry changed since: train again
         elif job.train and job.timesteps is not None and result.get("planned_timesteps") != job.timesteps:
             return None  # trained with another budget: train again
         if (job.model == "best") != (model.name == "best_model.zip") and (model.parent / "best_model.zip").is_file():

@@ -183,6 +183,36 @@ def test_a_killed_run_resumes_from_its_last_finished_chunk(tmp_path: Path) -> No
     assert record["budget"] == reference["budget"] and record["best_at_100"] == reference["best_at_100"]
 
 
+def test_chunks_trained_with_another_hyperparameter_entry_train_again(tmp_path: Path) -> None:
+    """A chunk records the entry's fingerprint: the same one keeps every chunk, another one trains the run again from
+    chunk 0; chunks recorded before fingerprints were kept (none in their chunk.json) are kept."""
+    first = train_until_flat(tmp_path / "run", 100, 100_000, FakeTrainer(), fingerprint="a")
+    assert first["hyperparameters"] == "a" and all(c["hyperparameters"] == "a" for c in first["chunks"])
+    same = FakeTrainer()
+    assert train_until_flat(tmp_path / "run", 100, 100_000, same, fingerprint="a")["budget"] == first["budget"]
+    assert same.calls == []
+    other = FakeTrainer()
+    record = train_until_flat(tmp_path / "run", 100, 100_000, other, fingerprint="b")
+    assert other.calls[0] == ("chunk0", 100, None) and len(other.calls) == len(first["chunks"])
+    assert all(c["hyperparameters"] == "b" for c in record["chunks"])
+    train_until_flat(tmp_path / "old", 100, 100_000, FakeTrainer())  # no fingerprint recorded
+    kept = FakeTrainer()
+    train_until_flat(tmp_path / "old", 100, 100_000, kept, fingerprint="c")
+    assert kept.calls == []
+
+
+def test_the_fingerprint_follows_the_entry_a_task_trains_with() -> None:
+    from agents.converge import hyperparameters, hyperparameters_fingerprint
+
+    assert hyperparameters("ppo_fast", "MultiSpinSuite/EnergyBudget-v0")["gae_lambda"] == 0.95
+    energy, deadlines, base = (
+        hyperparameters_fingerprint("ppo_fast", task)
+        for task in ("MultiSpinSuite/EnergyBudget-v0", "MultiSpinSuite/Deadlines-v0", "MultiSpin-Heterogeneous-v0")
+    )
+    assert deadlines == base != energy  # Deadlines trains with the base id's entry
+    assert hyperparameters_fingerprint("ppo", "MultiSpin-Heterogeneous-v0") != base
+
+
 def test_another_first_chunk_trains_again(tmp_path: Path) -> None:
     train_until_flat(tmp_path / "run", 100, 100_000, FakeTrainer())
     other = FakeTrainer()

@@ -346,18 +346,21 @@ def test_an_interrupted_training_is_not_taken_for_a_finished_one(tmp_path: Path,
 
 
 @pytest.mark.parametrize(
-    ("status", "budget", "cap", "minimum", "kept"),
+    ("status", "budget", "cap", "minimum", "kept", "settings"),
     [
-        ("flat", 100, 1600, 0, True),
-        ("flat", 100, 1600, 800, False),  # flat below the minimum now asked for: trains on from its chunks
-        ("flat", 1600, 1600, 800, True),
-        ("cap", 1600, 1600, 800, True),
-        ("cap", 1600, 3200, 0, False),  # capped, and the cap changed
+        ("flat", 100, 1600, 0, True, "current"),
+        ("flat", 100, 1600, 0, False, "other"),  # the agent's hyperparameter entry changed since: trains again
+        ("flat", 100, 1600, 0, True, None),  # recorded before fingerprints were kept
+        ("flat", 100, 1600, 800, False, "current"),  # flat below the minimum now asked for: trains on from its chunks
+        ("flat", 1600, 1600, 800, True, "current"),
+        ("cap", 1600, 1600, 800, True, "current"),
+        ("cap", 1600, 3200, 0, False, "current"),  # capped, and the cap changed
     ],
 )
 def test_a_stored_until_flat_result_is_kept_only_for_the_same_schedule(
-    tmp_path: Path, status: str, budget: int, cap: int, minimum: int, kept: bool
+    tmp_path: Path, status: str, budget: int, cap: int, minimum: int, kept: bool, settings: str | None
 ) -> None:
+    from agents.converge import hyperparameters_fingerprint
     from agents.leaderboard import Job, _finished
 
     model = tmp_path / "runs" / "best_model.zip"
@@ -365,6 +368,8 @@ def test_a_stored_until_flat_result_is_kept_only_for_the_same_schedule(
     model.write_bytes(b"model")
     job = Job("agent", TASK, "ppo", 0, str(tmp_path / "runs"), True, 100, "best", 5, True, cap, minimum)
     record = {"status": status, "budget": budget, "first_chunk": 100, "cap": 1600, "min_budget": 0}
+    if settings is not None:
+        record["hyperparameters"] = hyperparameters_fingerprint("ppo", TASK) if settings == "current" else "0" * 16
     result = {"task": TASK, "model": str(model), "model_mtime": model.stat().st_mtime, "convergence": record}
     job.result_path(tmp_path / "out").parent.mkdir(parents=True)
     job.result_path(tmp_path / "out").write_text(json.dumps(result))
