@@ -8,6 +8,7 @@ import pickle
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -185,6 +186,33 @@ def test_a_task_of_another_metric_picks_its_best_model_by_that_metric(tmp_path: 
     assert suite_metric(result, "deadline_share") == pytest.approx(shares.max())
     # Lower is better for the completion time: the selection value is its negative.
     assert selection_value(result, "completion_mean") == -suite_metric(result, "completion_mean")
+
+
+def test_the_best_model_is_the_best_by_the_metric_when_goodput_ranks_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The callback's evaluations are replaced by made-up results whose goodput and geometric-mean throughput rank
+    the three evaluations differently: on Fairness the saved best model is the one of the best geometric mean."""
+    from stable_baselines3 import PPO
+
+    import agents.callbacks
+    from agents.evaluation import EpisodeMetrics, EvaluationResult
+
+    made_up = iter([(100.0, 10.0), (50.0, 20.0), (120.0, 5.0)])  # (goodput, geometric-mean throughput)
+    real = agents.callbacks.evaluate
+
+    def evaluate(env: Any, policy: Any, seeds: Any, name: str = "") -> EvaluationResult:
+        if name != "agent":  # the baselines' evaluations stay real
+            return real(env, policy, seeds, name=name)
+        goodput, geomean = next(made_up)
+        episode = EpisodeMetrics(0, goodput, goodput, 1.0, 1, 1.0, 1.0, 0.0, throughput_geomean=geomean)
+        return EvaluationResult(name, [episode])
+
+    monkeypatch.setattr(agents.callbacks, "evaluate", evaluate)
+    run = train(tmp_path, "ppo", 256, "--eval-freq", "128", "--eval-episodes", "1", env_id="MultiSpinSuite/Fairness-v0")
+    data = np.load(run / "evaluations.npz")
+    assert str(data["selection_metric"]) == "throughput_geomean" and data["selection"].tolist() == [10.0, 20.0, 5.0]
+    assert PPO.load(run / "best_model.zip").num_timesteps == int(data["timesteps"][1])  # not [2], the best goodput
 
 
 def test_a_selection_metric_the_env_cannot_report_is_refused(tmp_path: Path) -> None:
