@@ -162,7 +162,7 @@ def train_until_flat(
         are kept: the run is judged after the last of them.
     :param fingerprint: what the chunks are trained with (:func:`hyperparameters_fingerprint`), recorded in each
         chunk's ``chunk.json``; a finished chunk recorded with another one is trained again, and every chunk after
-        it (a chunk without a record of it, from before fingerprints were kept, is kept)
+        it (a chunk without a record of it, from before fingerprints were kept, is kept; None checks nothing)
     :returns: ``status`` (``flat`` or ``cap``), ``converged``, ``budget`` (env steps), ``wall_seconds`` and
         ``cpu_seconds`` (summed over chunks), the criterion (:func:`flatness`), ``best_model`` (the best validated
         model file of all chunks), ``final_model``, ``chunks`` (each chunk's record), ``first_chunk``, ``cap`` and
@@ -184,7 +184,9 @@ def train_until_flat(
         record = json.loads(record_file.read_text()) if record_file.is_file() else None
         # A finished chunk: its record, and a final model of a training that planned this budget and was not interrupted.
         final = final_model(folder, budget) if record is not None else None
-        stale_settings = record is not None and record.get("hyperparameters", fingerprint) != fingerprint
+        stale_settings = (
+            fingerprint is not None and record is not None and record.get("hyperparameters", fingerprint) != fingerprint
+        )
         if record is None or final is None or record.get("start") != total or stale_settings:
             for stale in sorted(run.glob("chunk*")):  # this chunk and any later one: trained again
                 if stale.is_dir() and int(stale.name[5:] or -1) >= i:

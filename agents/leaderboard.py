@@ -574,9 +574,6 @@ def aggregate(
     from rliable import library as rly
     from rliable import metrics
 
-    # arch (under rliable) warns that its RandomState argument is deprecated; rliable passes one.
-    warnings.filterwarnings("ignore", message="random_state is deprecated", category=FutureWarning)
-
     def rng(*keys: str) -> np.random.RandomState:
         """One bootstrap stream per interval: a row's CI depends on its own scores only, not on which other rows
         the board holds. rliable's stratified bootstrap draws its resampling indices from numpy's global
@@ -588,7 +585,10 @@ def aggregate(
 
     saved = np.random.get_state()  # noqa: NPY002
     try:
-        return _aggregate(results, tasks, reps, rng, rly, metrics)
+        with warnings.catch_warnings():
+            # arch (under rliable) warns that its RandomState argument is deprecated; rliable passes one.
+            warnings.filterwarnings("ignore", message="random_state is deprecated", category=FutureWarning)
+            return _aggregate(results, tasks, reps, rng, rly, metrics)
     finally:
         np.random.set_state(saved)  # noqa: NPY002
 

@@ -3,8 +3,8 @@
     python -m experiments.energy_use --policies het-opt-static het-opt-energy --agents RUN [RUN ...]
 
 Plays each analytic policy and each saved agent (a run folder or .zip, as ``agents.benchmark --agents``) on the
-task's evaluation seeds (``--episodes`` of them) and prints, averaged over the episodes: the share of each device's
-budget B left at half the episode's time and at its end, the share of the episode's tokens produced in its last
+task's evaluation seeds (``--episodes`` of them) and prints, averaged over the episodes and the devices: the share
+of the budget B left at half the episode's time and at its end, the share of the episode's tokens produced in its last
 20% of time, and the share of the rounds of that last 20% in which some device had less than 2% of its budget left
 (it can then hardly draft). A controller that rations the budget keeps more of it for the end.
 """

@@ -195,6 +195,9 @@ def test_chunks_trained_with_another_hyperparameter_entry_train_again(tmp_path: 
     record = train_until_flat(tmp_path / "run", 100, 100_000, other, fingerprint="b")
     assert other.calls[0] == ("chunk0", 100, None) and len(other.calls) == len(first["chunks"])
     assert all(c["hyperparameters"] == "b" for c in record["chunks"])
+    unchecked = FakeTrainer()  # no fingerprint given: the stamped chunks are kept
+    train_until_flat(tmp_path / "run", 100, 100_000, unchecked)
+    assert unchecked.calls == []
     train_until_flat(tmp_path / "old", 100, 100_000, FakeTrainer())  # no fingerprint recorded
     kept = FakeTrainer()
     train_until_flat(tmp_path / "old", 100, 100_000, kept, fingerprint="c")
