@@ -33,7 +33,7 @@ Fairness metric, docs/suite.md); a user without a token counts as one, so the lo
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -242,12 +242,28 @@ def jain_fairness(rates: NDArray[np.float64]) -> float:
     return float(np.sum(x)) ** 2 / (x.size * squares) if squares > 0 else 1.0
 
 
+def play_episode(
+    env: gym.Env, policy: Policy, seed: int, deterministic: bool = True, max_steps: int = 1_000_000
+) -> Iterator[tuple[Any, float, dict[str, Any]]]:
+    """Play one episode of ``policy`` on ``env`` from ``env.reset(seed=seed)``: yields each round's (action, reward,
+    info), the policy's recurrent state carried between rounds, until the episode ends (or ``max_steps`` rounds)."""
+    obs, _ = env.reset(seed=int(seed))
+    policy.reset()
+    episode_start = np.ones((1,), dtype=bool)
+    state = None
+    for _ in range(max_steps):
+        action, state = policy.predict(obs, state=state, episode_start=episode_start, deterministic=deterministic)
+        episode_start = np.zeros((1,), dtype=bool)
+        obs, reward, terminated, truncated, info = env.step(action)
+        yield action, float(reward), info
+        if terminated or truncated:
+            return
+
+
 def run_episode(
     env: gym.Env, policy: Policy, seed: int, deterministic: bool = True, max_steps: int = 1_000_000
 ) -> EpisodeMetrics:
-    """Play one episode of ``policy`` on ``env`` from ``env.reset(seed=seed)`` and measure it."""
-    obs, info = env.reset(seed=int(seed))
-    policy.reset()
+    """Play one episode of ``policy`` on ``env`` from ``env.reset(seed=seed)`` (:func:`play_episode`) and measure it."""
     tokens = 0.0
     ret = 0.0
     clock = 0.0
@@ -256,21 +272,18 @@ def run_episode(
     length_count = 0
     hhi_sum = 0.0
     hhi_count = 0
-    episode_start = np.ones((1,), dtype=bool)
-    state = None
     user_tokens: float | NDArray[np.float64] = 0.0  # summed per user (K,) once the first round is played
-    completion_times: list[float] | None = [] if "active" in info else None  # arrivals: reset info has "active"
-    deadlines = "slack" in info  # request deadlines: the reset info has "slack"
+    completion_times: list[float] | None = None  # with arrivals (a round's info has "completed"): a list
+    deadlines = False  # request deadlines: a round's info has "deadline_met"
     met = missed = 0
-    for _ in range(max_steps):
-        action, state = policy.predict(obs, state=state, episode_start=episode_start, deterministic=deterministic)
-        episode_start = np.zeros((1,), dtype=bool)
-        obs, reward, terminated, truncated, info = env.step(action)
-        ret += float(reward)
+    for action, reward, info in play_episode(env, policy, seed, deterministic, max_steps):
+        ret += reward
         tokens += float(np.sum(info["tokens"]))
         user_tokens = user_tokens + np.asarray(info["tokens"], dtype=np.float64)
-        if completion_times is not None:
+        if "completed" in info:
+            completion_times = [] if completion_times is None else completion_times
             completion_times += np.asarray(info["completion_time"])[np.asarray(info["completed"])].tolist()
+        deadlines = "deadline_met" in info
         if deadlines:
             met += int(np.sum(info["deadline_met"]))
             missed += int(np.sum(info["deadline_missed"]))
@@ -283,8 +296,6 @@ def run_episode(
         if not math.isnan(hhi):
             hhi_sum += hhi
             hhi_count += 1
-        if terminated or truncated:
-            break
     return EpisodeMetrics(
         seed=int(seed),
         goodput=tokens / clock if clock > 0 else 0.0,

@@ -20,6 +20,7 @@ import numpy as np
 
 import multispin_env  # noqa: F401  (registers the ids)
 from agents.cli import OneLineParser
+from agents.evaluation import play_episode
 from baselines.policies import ANALYTIC_POLICIES, make_policy
 from baselines.protocol import Policy
 from multispin_env import suite
@@ -52,16 +53,8 @@ def episode_use(env: gym.Env, policy: Policy, seed: int) -> EnergyUse:
     budget = unwrapped.core.config.energy_budget
     if budget is None:
         raise ValueError(f"{unwrapped.spec.id if unwrapped.spec else 'the env'} has no energy budget")
-    obs, _ = env.reset(seed=int(seed))
-    policy.reset()
-    state, start = None, np.ones((1,), dtype=bool)
     clock, left, tokens = [], [], []
-    done = False
-    while not done:
-        action, state = policy.predict(obs, state=state, episode_start=start, deterministic=True)
-        start = np.zeros((1,), dtype=bool)
-        obs, _, terminated, truncated, info = env.step(action)
-        done = terminated or truncated
+    for _, _, info in play_episode(env, policy, seed):
         clock.append(info["clock"])
         left.append(np.asarray(info["energy_left"]) / budget)
         tokens.append(float(np.sum(info["tokens"])))

@@ -16,8 +16,9 @@ SEEDS = suite.task(TASK).eval_seeds[:2]
 
 
 def test_the_shares_are_the_episode_s_own() -> None:
-    """Replayed by hand: the budget left at the end is the info's energy_left / B after the last round, and the late
-    tokens are those of the rounds that end after 80% of the episode's time."""
+    """Replayed by hand: the budget left at half time and at the end is the info's energy_left / B after the first
+    round ending at half the episode's time and after the last round, and the late tokens are those of the rounds
+    that end after 80% of the episode's time."""
     env = gym.make(TASK)
     budget = env.unwrapped.core.config.energy_budget
     use = episode_use(env, make_policy("het-opt-static", env), SEEDS[0])
@@ -31,6 +32,8 @@ def test_the_shares_are_the_episode_s_own() -> None:
         rounds.append((info["clock"], float(np.sum(info["tokens"])), info["energy_left"].copy()))
     end = rounds[-1][0]
     assert use.left_at_end == pytest.approx(float(np.mean(rounds[-1][2])) / budget)
+    at_half = next(left for c, _, left in rounds if c >= 0.5 * end)  # the first round ending at half time or later
+    assert use.left_at_half == pytest.approx(float(np.mean(at_half)) / budget)
     late = sum(t for c, t, _ in rounds if c > 0.8 * end) / sum(t for _, t, _ in rounds)
     assert use.late_tokens == pytest.approx(late)
     assert 0.0 <= use.left_at_end <= use.left_at_half <= 1.0 and 0.0 <= use.late_drained <= 1.0
