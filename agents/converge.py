@@ -149,7 +149,12 @@ def _finished_chunk(folder: Path, start: int) -> bool:
 
 
 def train_until_flat(
-    run: Path, first: int, cap: int, train_chunk: ChunkTrainer, minimum: int = 0, fingerprint: str | None = None
+    run: Path,
+    first: int,
+    cap: int,
+    train_chunk: ChunkTrainer,
+    minimum: int = 0,
+    fingerprint: str | Callable[[], str] | None = None,
 ) -> dict[str, Any]:
     """Train a run in chunks until flat or capped (module docstring); returns its convergence record.
 
@@ -162,7 +167,9 @@ def train_until_flat(
         are kept: the run is judged after the last of them.
     :param fingerprint: what the chunks are trained with (:func:`hyperparameters_fingerprint`), recorded in each
         chunk's ``chunk.json``; a finished chunk recorded with another one is trained again, and every chunk after
-        it (a chunk without a record of it, from before fingerprints were kept, is kept; None checks nothing)
+        it (a chunk without a record of it, from before fingerprints were kept, is kept; None checks nothing). A
+        callable is read again before each chunk, as the training reads the hyperparameter file again: when it
+        changes during the run (the file was edited), the run trains again from chunk 0 with the entry as it is now
     :returns: ``status`` (``flat`` or ``cap``), ``converged``, ``budget`` (env steps), ``wall_seconds`` and
         ``cpu_seconds`` (summed over chunks), the criterion (:func:`flatness`), ``best_model`` (the best validated
         model file of all chunks), ``final_model``, ``chunks`` (each chunk's record), ``first_chunk``, ``cap`` and
@@ -177,7 +184,13 @@ def train_until_flat(
     values: list[np.ndarray] = []
     best: tuple[float, Path] | None = None
     total, previous, i = 0, None, 0
+    kept: str | None = None  # the fingerprint the chunks so far were checked against
     while True:
+        current = fingerprint() if callable(fingerprint) else fingerprint
+        if i > 0 and current != kept:
+            # Edited since the earlier chunks trained: one run is trained with one entry, so start it again.
+            chunks, steps, values, best, total, previous, i = [], [], [], None, 0, None, 0
+        kept = current
         folder = run / f"chunk{i}"
         budget = min(first if i == 0 else total, cap - total)
         record_file = folder / "chunk.json"
@@ -185,7 +198,7 @@ def train_until_flat(
         # A finished chunk: its record, and a final model of a training that planned this budget and was not interrupted.
         final = final_model(folder, budget) if record is not None else None
         stale_settings = (
-            fingerprint is not None and record is not None and record.get("hyperparameters", fingerprint) != fingerprint
+            current is not None and record is not None and record.get("hyperparameters", current) != current
         )
         if record is None or final is None or record.get("start") != total or stale_settings:
             for stale in sorted(run.glob("chunk*")):  # this chunk and any later one: trained again
@@ -200,8 +213,8 @@ def train_until_flat(
                 "wall_seconds": time.perf_counter() - wall,
                 "cpu_seconds": time.process_time() - cpu,
             }
-            if fingerprint is not None:
-                record["hyperparameters"] = fingerprint
+            if current is not None:
+                record["hyperparameters"] = current
             final = final_model(folder, budget)
             if final is None:
                 raise RuntimeError(f"chunk {i} of {run} saved no final model")
@@ -240,5 +253,5 @@ def train_until_flat(
         "first_chunk": first,
         "cap": cap,
         "min_budget": minimum,
-        "hyperparameters": fingerprint,
+        "hyperparameters": current,
     }

@@ -246,7 +246,7 @@ def run_job(job: Job, out: Path) -> dict[str, Any]:
             job.max_timesteps,
             lambda folder, budget, previous: _train(job, folder, budget, previous),
             job.min_timesteps,
-            hyperparameters_fingerprint(job.entry, job.task),
+            lambda: hyperparameters_fingerprint(job.entry, job.task),  # read per chunk, as each chunk's training does
         )
         record["learning_rate"] = constant_learning_rate(job.entry, job.task) or "the hyperparameter file's"
         chosen = Path(record["best_model" if job.model == "best" else "final_model"])

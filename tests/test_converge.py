@@ -204,6 +204,28 @@ def test_chunks_trained_with_another_hyperparameter_entry_train_again(tmp_path: 
     assert kept.calls == []
 
 
+def test_an_entry_edited_during_the_run_trains_the_run_again_from_chunk_0(tmp_path: Path) -> None:
+    """The fingerprint is read before every chunk (each chunk's training reads the file again): after an edit between
+    chunks, no chunk of the old entry is continued or kept, and every chunk of the result carries the new one."""
+    reference = train_until_flat(tmp_path / "fresh", 100, 100_000, FakeTrainer(), fingerprint="b")
+    reads: list[str] = []
+
+    def entry() -> str:  # edited after the first chunk trained
+        reads.append("a" if len(reads) < 1 else "b")
+        return reads[-1]
+
+    trainer = FakeTrainer()
+    record = train_until_flat(tmp_path / "run", 100, 100_000, trainer, fingerprint=entry)
+    assert trainer.calls[0] == ("chunk0", 100, None) and trainer.calls[1] == ("chunk0", 100, None)  # started again
+    assert len(trainer.calls) == 1 + len(reference["chunks"])
+    assert record["hyperparameters"] == "b" and all(c["hyperparameters"] == "b" for c in record["chunks"])
+    assert record["budget"] == reference["budget"] and record["best_at_100"] == reference["best_at_100"]
+    stamped = [
+        json.loads(p.read_text())["hyperparameters"] for p in sorted((tmp_path / "run").glob("chunk*/chunk.json"))
+    ]
+    assert stamped == ["b"] * len(reference["chunks"])
+
+
 def test_the_fingerprint_follows_the_entry_a_task_trains_with() -> None:
     from agents.converge import hyperparameters, hyperparameters_fingerprint
 
