@@ -54,6 +54,8 @@ DEFAULT_CAP_FACTOR = 16
 
 #: Trains one chunk: ``train_chunk(folder, budget, previous)`` trains ``budget`` env steps into ``folder``,
 #: continuing from the model file ``previous`` (None: from scratch).
+#: Restarts of a run whose hyperparameter entry changed while it trained before it stops with an error.
+MAX_RESTARTS = 3
 ChunkTrainer = Callable[[Path, int, "Path | None"], None]
 
 
@@ -185,10 +187,17 @@ def train_until_flat(
     best: tuple[float, Path] | None = None
     total, previous, i = 0, None, 0
     kept: str | None = None  # the fingerprint the chunks so far were checked against
+    restarts = 0
     while True:
         current = fingerprint() if callable(fingerprint) else fingerprint
         if i > 0 and current != kept:
             # Edited since the earlier chunks trained: one run is trained with one entry, so start it again.
+            restarts += 1
+            if restarts > MAX_RESTARTS:
+                raise RuntimeError(
+                    f"the hyperparameter entry of {run} changed {restarts} times while it trained: stopped (finish "
+                    "editing the file, then run the same command again)"
+                )
             chunks, steps, values, best, total, previous, i = [], [], [], None, 0, None, 0
         kept = current
         folder = run / f"chunk{i}"

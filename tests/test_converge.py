@@ -209,12 +209,13 @@ def test_an_entry_edited_during_the_run_trains_the_run_again_from_chunk_0(tmp_pa
     chunks, no chunk of the old entry is continued or kept, and every chunk of the result carries the new one."""
     reference = train_until_flat(tmp_path / "fresh", 100, 100_000, FakeTrainer(), fingerprint="b")
     reads: list[str] = []
+    trainer = FakeTrainer(top=200.0)  # the old entry's chunk learns another curve: none of it may be kept
 
     def entry() -> str:  # edited after the first chunk trained
         reads.append("a" if len(reads) < 1 else "b")
+        trainer.top = 200.0 if reads[-1] == "a" else 100.0
         return reads[-1]
 
-    trainer = FakeTrainer()
     record = train_until_flat(tmp_path / "run", 100, 100_000, trainer, fingerprint=entry)
     assert trainer.calls[0] == ("chunk0", 100, None) and trainer.calls[1] == ("chunk0", 100, None)  # started again
     assert len(trainer.calls) == 1 + len(reference["chunks"])
@@ -224,6 +225,15 @@ def test_an_entry_edited_during_the_run_trains_the_run_again_from_chunk_0(tmp_pa
         json.loads(p.read_text())["hyperparameters"] for p in sorted((tmp_path / "run").glob("chunk*/chunk.json"))
     ]
     assert stamped == ["b"] * len(reference["chunks"])
+    assert record["best_model"] == str(tmp_path / "run" / Path(reference["best_model"]).relative_to(tmp_path / "fresh"))
+
+
+def test_an_entry_that_keeps_changing_stops_the_run(tmp_path: Path) -> None:
+    from agents.converge import MAX_RESTARTS
+
+    reads = iter(range(10_000))
+    with pytest.raises(RuntimeError, match=f"changed {MAX_RESTARTS + 1} times while it trained"):
+        train_until_flat(tmp_path / "run", 100, 100_000, FakeTrainer(), fingerprint=lambda: str(next(reads)))
 
 
 def test_the_fingerprint_follows_the_entry_a_task_trains_with() -> None:
