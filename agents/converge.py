@@ -52,10 +52,10 @@ DEFAULT_FIRST_CHUNK = 100_000
 #: Cap on a run's env steps when ``--max-timesteps`` is not given: this many times the first chunk (4 doublings).
 DEFAULT_CAP_FACTOR = 16
 
-#: Trains one chunk: ``train_chunk(folder, budget, previous)`` trains ``budget`` env steps into ``folder``,
-#: continuing from the model file ``previous`` (None: from scratch).
 #: Restarts of a run whose hyperparameter entry changed while it trained before it stops with an error.
 MAX_RESTARTS = 3
+#: Trains one chunk: ``train_chunk(folder, budget, previous)`` trains ``budget`` env steps into ``folder``,
+#: continuing from the model file ``previous`` (None: from scratch).
 ChunkTrainer = Callable[[Path, int, "Path | None"], None]
 
 
@@ -171,7 +171,8 @@ def train_until_flat(
         chunk's ``chunk.json``; a finished chunk recorded with another one is trained again, and every chunk after
         it (a chunk without a record of it, from before fingerprints were kept, is kept; None checks nothing). A
         callable is read again before each chunk, as the training reads the hyperparameter file again: when it
-        changes during the run (the file was edited), the run trains again from chunk 0 with the entry as it is now
+        changes during the run (the file was edited), the run trains again from chunk 0 with the entry as it is now;
+        RuntimeError after more than :data:`MAX_RESTARTS` such restarts
     :returns: ``status`` (``flat`` or ``cap``), ``converged``, ``budget`` (env steps), ``wall_seconds`` and
         ``cpu_seconds`` (summed over chunks), the criterion (:func:`flatness`), ``best_model`` (the best validated
         model file of all chunks), ``final_model``, ``chunks`` (each chunk's record), ``first_chunk``, ``cap`` and
