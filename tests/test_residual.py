@@ -3,6 +3,7 @@ residual / recurrent agents trained and evaluated on a suite task through train.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import gymnasium as gym
@@ -281,3 +282,24 @@ def test_residual_and_recurrent_agents_train_and_evaluate_on_a_suite_task(
         assert policy.controller.name == "het-opt-predictive"
     first, again = (evaluate(env, load_agent_policy(run, env), [3, 4]) for _ in range(2))
     assert first.episodes == again.episodes and first.goodputs.min() > 0  # deterministic evaluation
+
+
+def test_predictive_residual_yaml_is_the_residual_yaml_with_another_base() -> None:
+    """ppo_residual_predictive.yml repeats ppo_residual.yml's entries (YAML cannot include another file): every
+    entry of the latter must be the former's with the base het-opt-predictive instead of het-opt-adaptive."""
+    import yaml
+
+    from agents.train import HYPERPARAMS_DIR
+
+    adaptive = yaml.safe_load((HYPERPARAMS_DIR / "ppo_residual.yml").read_text())
+    predictive = yaml.safe_load((HYPERPARAMS_DIR / "ppo_residual_predictive.yml").read_text())
+
+    def residual_kwargs(entry: dict) -> dict:
+        (kwargs,) = [w["agents.residual.VecResidual"] for w in entry["vec_env_wrapper"] if isinstance(w, dict)]
+        return kwargs
+
+    for env_id, entry in adaptive.items():
+        entry = copy.deepcopy(entry)  # the YAML aliases (*residual) are one object
+        assert residual_kwargs(entry)["base"] == "het-opt-adaptive"
+        residual_kwargs(entry)["base"] = "het-opt-predictive"
+        assert predictive[env_id] == entry, env_id
