@@ -144,10 +144,20 @@ def _chunk_evaluations(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray
         return np.asarray(data["timesteps"], dtype=float), goodput, selection
 
 
-def _finished_chunk(folder: Path, start: int) -> bool:
-    """Whether ``folder`` holds a finished chunk that starts at env step ``start`` (its ``chunk.json``)."""
+def _kept_chunk(folder: Path, start: int, budget: int, fingerprint: str | None) -> dict[str, Any] | None:
+    """The record (``chunk.json``) of a finished chunk in ``folder`` that a run may keep: it starts at env step
+    ``start``, its training planned ``budget`` steps and was not interrupted (:func:`agents.runs.final_model`),
+    and it was trained with ``fingerprint`` (None, or a record from before fingerprints were kept: not checked).
+    None: the chunk must be trained (again)."""
     record_file = folder / "chunk.json"
-    return record_file.is_file() and json.loads(record_file.read_text()).get("start") == start
+    if not record_file.is_file():
+        return None
+    record: dict[str, Any] = json.loads(record_file.read_text())
+    if record.get("start") != start or final_model(folder, budget) is None:
+        return None
+    if fingerprint is not None and record.get("hyperparameters", fingerprint) != fingerprint:
+        return None
+    return record
 
 
 def train_until_flat(
@@ -203,14 +213,8 @@ def train_until_flat(
         kept = current
         folder = run / f"chunk{i}"
         budget = min(first if i == 0 else total, cap - total)
-        record_file = folder / "chunk.json"
-        record = json.loads(record_file.read_text()) if record_file.is_file() else None
-        # A finished chunk: its record, and a final model of a training that planned this budget and was not interrupted.
-        final = final_model(folder, budget) if record is not None else None
-        stale_settings = (
-            current is not None and record is not None and record.get("hyperparameters", current) != current
-        )
-        if record is None or final is None or record.get("start") != total or stale_settings:
+        record = _kept_chunk(folder, total, budget, current)
+        if record is None:
             for stale in sorted(run.glob("chunk*")):  # this chunk and any later one: trained again
                 if stale.is_dir() and int(stale.name[5:] or -1) >= i:
                     shutil.rmtree(stale)
@@ -225,12 +229,13 @@ def train_until_flat(
             }
             if current is not None:
                 record["hyperparameters"] = current
-            final = final_model(folder, budget)
-            if final is None:
-                raise RuntimeError(f"chunk {i} of {run} saved no final model")
-            tmp = record_file.with_suffix(".tmp")
+        final = final_model(folder, budget)  # a kept chunk has one (_kept_chunk)
+        if final is None:
+            raise RuntimeError(f"chunk {i} of {run} saved no final model")
+        if not (folder / "chunk.json").is_file():  # trained just now: recorded once its final model is there
+            tmp = folder / "chunk.tmp"
             tmp.write_text(json.dumps(record, indent=1))
-            tmp.replace(record_file)
+            tmp.replace(folder / "chunk.json")
         t, g = chunk_curve(folder)
         steps.append(t + total)
         values.append(g)
@@ -243,7 +248,8 @@ def train_until_flat(
         chunks.append(record)
         criterion = flatness(np.concatenate(steps), np.concatenate(values), total)
         status = "flat" if criterion["flat"] and total >= minimum else "cap" if total >= cap else ""
-        if status == "flat" and _finished_chunk(run / f"chunk{i + 1}", total):
+        following = min(total, cap - total)
+        if status == "flat" and _kept_chunk(run / f"chunk{i + 1}", total, following, current) is not None:
             status = ""  # trained on earlier (a larger minimum then): keep those chunks, judge after them
         if status:
             break

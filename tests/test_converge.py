@@ -170,6 +170,22 @@ def test_a_larger_minimum_trains_on_from_the_chunks_and_a_smaller_one_keeps_them
     assert again.calls == [] and kept["budget"] == 1600 and kept["status"] == "flat" and kept["min_budget"] == 0
 
 
+def test_finished_chunks_past_the_flat_point_are_kept_only_when_they_may_be(tmp_path: Path) -> None:
+    """A run flat at chunk 0 judges after the later finished chunks only if they could be kept: trained with this
+    entry and not interrupted; else it stops at chunk 0 instead of training them again."""
+    for edit in ("fingerprint", "interrupted"):
+        run = tmp_path / edit
+        train_until_flat(run, 100, 100_000, FakeTrainer(scale=10.0), minimum=1000, fingerprint="a")
+        record_file = run / "chunk1" / "chunk.json"
+        if edit == "fingerprint":
+            record_file.write_text(json.dumps({**json.loads(record_file.read_text()), "hyperparameters": "b"}))
+        else:
+            write_run_files(run / "chunk1" / "ppo" / "Task_1", 100, interrupted=True)
+        trainer = FakeTrainer(scale=10.0)
+        record = train_until_flat(run, 100, 100_000, trainer, fingerprint="a")
+        assert trainer.calls == [] and record["budget"] == 100 and record["status"] == "flat", edit
+
+
 def test_a_killed_run_resumes_from_its_last_finished_chunk(tmp_path: Path) -> None:
     with pytest.raises(KeyboardInterrupt):
         train_until_flat(tmp_path / "run", 100, 100_000, FakeTrainer(fail_at=2))
