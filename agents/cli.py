@@ -109,6 +109,17 @@ def plain_value(text: str, what: str) -> str:
     return text
 
 
+def check_no_repeats(values: Sequence[Any], flag: str, why: str) -> None:
+    """Raise :class:`UserError` if a value of ``flag`` is given twice.
+
+    :param values: the flag's values (after resolving aliases, e.g. a task's name and its id)
+    :param why: what a repeat would do, for the message
+    """
+    repeated = sorted({str(v) for v in values if list(values).count(v) > 1})
+    if repeated:
+        raise UserError(f"{flag} repeats {', '.join(repeated)}: {why}")
+
+
 def int_at_least(low: int) -> Any:
     """An argparse ``type``: an integer >= ``low``, else a one-line error naming the value."""
 

@@ -30,22 +30,34 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m agents.demo")
     from agents.train import main as train_main
 
     p = OneLineParser(prog=prog, description=DESCRIPTION, formatter_class=HelpFormatter)
-    p.add_argument("-n", "--n-timesteps", type=int_at_least(1), default=800_000, help="PPO training env steps (rounds)")
-    p.add_argument("--episodes", type=int_at_least(1), default=20, help="benchmark episodes per policy")
+    p.add_argument(
+        "-n",
+        "--n-timesteps",
+        type=int_at_least(1),
+        default=None,
+        help="PPO training env steps (rounds; default 800,000)",
+    )
+    p.add_argument("--episodes", type=int_at_least(1), default=None, help="benchmark episodes per policy (default 20)")
     p.add_argument(
         "--seed", type=int_at_least(0), default=0, help="training seed; benchmark seeds are seed..seed+episodes-1"
     )
     p.add_argument("-o", "--output", default="results", help="results folder")
     p.add_argument("-f", "--log-folder", default="logs", help="training log folder")
-    p.add_argument("--quick", action="store_true", help="a smoke run: 20,000 steps and 5 episodes (about a minute)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run: 20,000 steps and 5 episodes (about a minute) unless -n / --episodes are given",
+    )
     args = p.parse_args(argv)
     try:  # both folders before the training: a bad -o must not cost the training
         check_output_folder(args.output, "-o/--output")
         check_output_folder(args.log_folder, "-f/--log-folder")
     except UserError as exc:
         p.error(str(exc))
-    if args.quick:
-        args.n_timesteps, args.episodes = 20_000, 5
+    # --quick changes the defaults only: an explicit -n or --episodes is what the user asked for.
+    quick_steps, quick_episodes = (20_000, 5) if args.quick else (800_000, 20)
+    args.n_timesteps = quick_steps if args.n_timesteps is None else args.n_timesteps
+    args.episodes = quick_episodes if args.episodes is None else args.episodes
     start = time.perf_counter()
 
     print(f"[1/2] training PPO on {DEMO_ENV} for {args.n_timesteps} steps", flush=True)

@@ -64,6 +64,7 @@ from agents.cli import (
     HelpFormatter,
     OneLineParser,
     UserError,
+    check_no_repeats,
     check_output_folder,
     int_at_least,
     one_line,
@@ -1112,6 +1113,10 @@ def check_args(args: argparse.Namespace) -> None:
             names = ", ".join(TASK_SPECS[t].name for t in TASKS)
             raise UserError(f"unknown task(s) {', '.join(bad)}; the tasks are {names}")
         args.tasks = [t if t in TASK_SPECS else by_name[t] for t in args.tasks]
+    why = "one job would run twice (two trainings into one folder)"
+    check_no_repeats(args.tasks, "--tasks", why)
+    check_no_repeats(args.agents or [], "--agents", why)
+    check_no_repeats(args.seeds or [], "--seeds", why)
     known = agent_names()
     bad = [a for a in args.agents or [] if a not in known]
     if bad:

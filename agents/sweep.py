@@ -30,6 +30,7 @@ from agents.cli import (
     HelpFormatter,
     OneLineParser,
     UserError,
+    check_no_repeats,
     check_output_folder,
     int_at_least,
     plain_value,
@@ -131,8 +132,12 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     if not command:
         p.error("the command after -- is empty")
     values = [str(v) for v in (args.seeds if args.seeds is not None else args.values)]
-    if len(set(values)) < len(values):
-        p.error(f"values repeat ({' '.join(values)}): two runs would write the same log file")
+    try:
+        check_no_repeats(
+            values, "--seeds" if args.seeds is not None else "--values", "two runs would write one log file"
+        )
+    except UserError as exc:
+        p.error(str(exc))
     if not any("{seed}" in part or "{value}" in part for part in command):
         p.error("the command has no {seed} or {value}: every run would be the same")
     try:

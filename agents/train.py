@@ -509,6 +509,9 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError(f"--eval-episodes must be >= 1 (or --eval-freq -1: no evaluation), got {args.eval_episodes}")
     if args.n_eval_envs < 1:
         raise UserError(f"--n-eval-envs must be >= 1, got {args.n_eval_envs}")
+    if args.optimize_hyperparameters and args.n_evaluations is not None and args.n_evaluations < 1:
+        # rl-zoo3 divides the budget by it (0: ZeroDivisionError; negative: an evaluation every step)
+        raise UserError(f"--n-evaluations must be >= 1, got {args.n_evaluations}")
     from stable_baselines3.common.utils import get_device
 
     try:

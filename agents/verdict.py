@@ -32,9 +32,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agents.cli import HelpFormatter, OneLineParser, UserError, check_output_folder, int_at_least, one_line
+from agents.cli import (
+    HelpFormatter,
+    OneLineParser,
+    UserError,
+    check_no_repeats,
+    check_output_folder,
+    int_at_least,
+    one_line,
+)
 from agents.converge import FLAT_TOLERANCE, FLAT_WINDOW
 from agents.leaderboard import DEFAULT_SEEDS, aggregate, compute_totals, relative_to_runs, short
+from agents.train import agent_names
 from baselines.policies import ORACLE_POLICIES
 
 #: The learners' goal: on these tasks the best learned IQM is at least this controller's score.
@@ -480,7 +489,15 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m agents.verdic
             raise UserError(f"-o/--output {args.output!r} is a folder; name the page to write, e.g. docs/verdict.md")
         check_output_folder(Path(args.output).parent, "-o/--output")
         if args.json:
+            if Path(args.json).is_dir():
+                raise UserError(f"--json {args.json!r} is a folder; name the file to write")
             check_output_folder(Path(args.json).parent, "--json")
+        check_no_repeats(args.seeds, "--seeds", "a seed would count twice")
+        check_no_repeats(args.agents or [], "--agents", "an agent would count twice")
+        known = agent_names()
+        bad = [a for a in args.agents or [] if a not in known]
+        if bad:
+            raise UserError(f"unknown agent(s) {', '.join(bad)}; agents (agents/hyperparams): {', '.join(known)}")
         results = load_results(out)
         data = verdict(results, list(TASKS), args.agents, args.seeds, args.reps)
     except UserError as exc:

@@ -179,10 +179,13 @@ def test_demo_end_to_end_on_a_tiny_budget(tmp_path: Path, capsys: pytest.Capture
     from agents.demo import main as demo_main
 
     out = tmp_path / "results"
-    assert demo_main(["-n", "256", "--episodes", "2", "-o", str(out), "-f", str(tmp_path / "logs")]) == 0
+    # --quick sets the defaults only: the explicit budget and episodes are used.
+    assert demo_main(["--quick", "-n", "256", "--episodes", "2", "-o", str(out), "-f", str(tmp_path / "logs")]) == 0
     for name in ("benchmark.csv", "benchmark.json", "goodput.png", "training_curve.png"):
         assert (out / name).is_file(), name
+    assert all(len(row["episodes_detail"]) == 2 for row in json.loads((out / "benchmark.json").read_text())["policies"])
     printed = capsys.readouterr().out
+    assert "for 256 steps" in printed
     assert "het-opt-oracle" in printed and "ppo" in printed and "demo finished" in printed
 
 

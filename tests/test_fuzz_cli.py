@@ -32,6 +32,7 @@ CASES: dict[str, list[tuple[list[str], str]]] = {
         (["-conf", "{badyaml}"], "is not valid YAML"),
         (["-conf", "no_such_module_xyz"], "neither a .yml/.py file nor an importable module"),
         (["--n-eval-envs", "0"], "--n-eval-envs must be >= 1"),
+        (["--optimize", "--n-evaluations", "0"], "--n-evaluations must be >= 1"),
         (["-i", "{corrupt_zip}"], "cannot load"),
         (["-n", "0"], "-n/--n-timesteps"),
         (["--env", "Nope-v0"], "is not a registered env id"),

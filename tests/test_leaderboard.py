@@ -240,6 +240,9 @@ def test_task_versions_resolve_keep_their_own_results_and_check_the_scale(
     [
         (["--tasks", "Nope"], "unknown task(s) Nope; the tasks are IIDStatic"),
         (["--agents", "dqn"], "unknown agent(s) dqn"),
+        (["--tasks", "IIDStatic", "MultiSpinSuite/IIDStatic-v0"], "--tasks repeats MultiSpinSuite/IIDStatic-v0"),
+        (["--agents", "ppo", "ppo"], "--agents repeats ppo"),
+        (["--seeds", "0", "1", "0"], "--seeds repeats 0"),
         (["--baselines", "het-opt-magic"], "unknown analytic controller(s) het-opt-magic"),
         (["--jobs", "0"], "argument --jobs: expected an integer >= 1, got 0"),
         (["--validation", "-1"], "argument --validation: expected an integer >= 0, got -1"),

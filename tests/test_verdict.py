@@ -183,6 +183,16 @@ def test_command_writes_the_page(tmp_path: Path, capsys: pytest.CaptureFixture[s
     cli_error(main, [str(tmp_path / "nope"), "-o", str(page)], capsys, "python -m agents.verdict", "does not exist")
     cli_error(main, [str(tmp_path), "-o", str(page)], capsys, "python -m agents.verdict", "no per-job results")
     cli_error(main, [str(out), "-o", str(tmp_path)], capsys, "python -m agents.verdict", "is a folder")
+    # Nothing is written when --json names a folder, an agent is unknown or a value repeats.
+    written = page.read_text()
+    for argv, message in (
+        (["--json", str(tmp_path)], "--json"),
+        (["--agents", "ppo_resdual"], "unknown agent(s) ppo_resdual"),
+        (["--agents", "ppo", "ppo"], "--agents repeats ppo"),
+        (["--seeds", "0", "0"], "--seeds repeats 0"),
+    ):
+        cli_error(main, [str(out), "-o", str(page), *argv], capsys, "python -m agents.verdict", message)
+        assert page.read_text() == written
     cli_error(main, [str(out), "--seeds", "-1"], capsys, "python -m agents.verdict", "expected an integer >= 0")
     cli_error(main, [str(out), "--export", str(tmp_path / "c")], capsys, "python -m agents.verdict", "needs --runs")
 
