@@ -22,7 +22,7 @@ residual agent that drifts below its controller keeps its starting point. ``--mo
 
 Every entry is evaluated on the task's evaluation seeds (one episode each) and its task metric (goodput, or the mean
 request completion time on the arrival tasks) scored with :func:`multispin_env.suite.normalized_score` (0 =
-server-only, 100 = het-opt-oracle). Learned agents are aggregated
+server-only, 100 = the task's reference controller, :data:`multispin_env.suite.SCORE_SCALE`). Learned agents are aggregated
 over their training seeds with rliable: the interquartile mean (IQM) per task and over tasks with stratified
 bootstrap 95% CIs, and performance profiles. Each (task, entry, seed) job writes its result to
 ``OUT/jobs/...json`` as it finishes; a killed run, started again, keeps the finished results (and finished trainings).
@@ -787,13 +787,15 @@ def _fmt(row: dict[str, Any]) -> str:
 
 def markdown(agg: dict[str, Any], checks: Sequence[dict[str, Any]], tasks: Sequence[str], meta: dict[str, Any]) -> str:
     """The leaderboard as Markdown: scores per task (best non-oracle entry in bold), aggregates, goal checks."""
+    from multispin_env.suite import SCORE_SCALE
+
     entries = entry_order(agg)
     cells = {(r["task"], r["entry"]): r for r in agg["board"]}
     lines = [
         (
             f"Measured at commit `{meta['commit']}`: {meta['wall_seconds'] / 60:.1f} min wall on {meta['jobs']} process(es) "
             f"(training {meta['train_seconds_total'] / 60:.1f} min, evaluation {meta['eval_seconds_total'] / 60:.1f} min summed "
-            "over jobs, resumed runs included). Normalized score: 0 = server-only, 100 = het-opt-oracle; learned agents: IQM "
+            f"over jobs, resumed runs included). Normalized score: {SCORE_SCALE}; learned agents: IQM "
             "over training seeds [stratified-bootstrap 95% CI]."
         ),
         "",
@@ -865,6 +867,8 @@ def _check_detail(check: dict[str, Any]) -> str:
 
 def plot_board(agg: dict[str, Any], tasks: Sequence[str], path: Path) -> Path:
     """Heat map of the normalized score per task (rows) and entry (columns; learned agents: IQM)."""
+    from multispin_env.suite import SCORE_SCALE
+
     plt = _pyplot()
     entries = entry_order(agg)
     rows = [t for t in tasks if any(r["task"] == t for r in agg["board"])]
@@ -888,9 +892,7 @@ def plot_board(agg: dict[str, Any], tasks: Sequence[str], path: Path) -> Path:
     )
     ax.set_yticks(range(len(rows)), [short(t) for t in rows], fontsize=8)
     fig.colorbar(image, ax=ax, label="normalized score")
-    ax.set_title(
-        "normalized score per task (0 = server-only, 100 = het-opt-oracle; * learned: IQM over seeds)", fontsize=8
-    )
+    ax.set_title(f"normalized score per task ({SCORE_SCALE};\n* learned: IQM over seeds)", fontsize=8)
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path

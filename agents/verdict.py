@@ -320,7 +320,7 @@ def _ci(value: float, ci: Sequence[float]) -> str:
 
 def markdown(v: dict[str, Any], command: str) -> str:
     """The verdict page (docs/verdict.md) from :func:`verdict`'s data and the command that made it."""
-    from multispin_env.suite import EDGES
+    from multispin_env.suite import EDGES, SCORE_SCALE
 
     n_seeds = len(v["seeds"])
     covered = [r["label"] for r in v["tasks"] if "outcome" in r]
@@ -347,7 +347,7 @@ def markdown(v: dict[str, Any], command: str) -> str:
         "([Runs that did not converge](#runs-that-did-not-converge)). A goal measured on part of the tasks or seeds is "
         "reported for that part only.",
         "",
-        "Normalized score: 0 = server-only, 100 = het-opt-oracle. Learned: the best agent's IQM over its training "
+        f"Normalized score: {SCORE_SCALE}. Learned: the best agent's IQM over its training "
         "seeds [stratified-bootstrap 95% CI] (rliable); analytic: the best non-oracle controller's score on the task's "
         "evaluation seeds (deterministic, so its interval is the point). Outcome: *learned better* or *analytic "
         f"better* when the intervals are more than {MARGIN} points apart, else *tie*. Converged: the best agent's seeds whose validation "

@@ -33,6 +33,7 @@ __all__ = [
     "MIN_REFERENCE_SPAN",
     "NAMESPACE",
     "RETIRED",
+    "SCORE_SCALE",
     "TASKS",
     "TASK_SPECS",
     "Task",
@@ -330,6 +331,15 @@ TASK_SPECS: dict[str, Task] = {spec.env_id: spec for spec in (*_CURRENT, *_RETIR
 TASKS: tuple[str, ...] = tuple(spec.env_id for spec in _CURRENT)
 #: The retired task ids (registered, with their references, but not in the suite).
 RETIRED: tuple[str, ...] = tuple(spec.env_id for spec in _RETIRED)
+
+
+def _score_scale() -> str:
+    others = [f"{t.reference} on {t.name}" for t in map(TASK_SPECS.get, TASKS) if t and t.reference != "het-opt-oracle"]
+    return "0 = server-only, 100 = het-opt-oracle" + (f" ({'; '.join(others)})" if others else "")
+
+
+#: The normalized score's scale in words, for generated pages and plots (with the tasks that have another reference).
+SCORE_SCALE = _score_scale()
 
 
 def task(env_id: str) -> Task:

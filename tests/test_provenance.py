@@ -26,6 +26,7 @@ RULES = {
         r"\b(?:on this (?:\d-core )?machine|idle machine|idle \d-core|other (?:sessions'|jobs)|load average of the)\b",
         re.IGNORECASE,
     ),
+    "a reference to a brief users cannot see": re.compile(r"\bthe brief(?:'s)?\b", re.IGNORECASE),
 }
 
 

@@ -57,7 +57,7 @@ def _wide_scalars(rng: np.random.Generator) -> dict[str, float]:
 
 
 def make_instance(rng: np.random.Generator, family: str, k: int, max_draft: int) -> RoundParams:
-    """One system of a named family; all families together span the extremes of the brief."""
+    """One system of a named family; all families together span the extremes of the model's parameter ranges."""
     t = _log_uniform(rng, 1e-4, 0.1, k)
     c = _log_uniform(rng, 1e-7, 10.0, k)
     scalars = _wide_scalars(rng)

@@ -162,3 +162,9 @@ def test_task_ids_work_for_vector_envs() -> None:
     assert obs.shape == (2, 5 * 32 + 1) and envs.unwrapped.num_users == 32
     _, reward, *_ = envs.step(envs.action_space.sample())
     assert np.all(reward > 0)
+
+
+def test_the_score_scale_names_every_task_with_its_own_reference() -> None:
+    others = [suite.task(t) for t in suite.TASKS if suite.task(t).reference != "het-opt-oracle"]
+    assert others and all(f"{t.reference} on {t.name}" in suite.SCORE_SCALE for t in others)
+    assert suite.SCORE_SCALE.startswith("0 = server-only, 100 = het-opt-oracle")
