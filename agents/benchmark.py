@@ -52,8 +52,9 @@ from agents.cli import (
 from agents.evaluation import EvaluationResult, evaluate, evaluation_seeds, mean_ci, oracle_name
 from agents.runs import TRUST_NOTE, load_run_file, resolve_agent
 from baselines.protocol import Policy
+from multispin_env.registration import DEFAULT_ENV_ID
 
-DEFAULT_ENV = "MultiSpin-Heterogeneous-v0"
+DEFAULT_ENV = DEFAULT_ENV_ID
 CSV_COLUMNS: tuple[str, ...] = (
     "policy",
     "kind",

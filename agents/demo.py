@@ -20,8 +20,9 @@ from pathlib import Path
 
 from agents import benchmark
 from agents.cli import HelpFormatter, OneLineParser, UserError, check_output_folder, int_at_least
+from multispin_env.registration import DEFAULT_ENV_ID
 
-DEMO_ENV = "MultiSpin-Heterogeneous-v0"
+DEMO_ENV = DEFAULT_ENV_ID
 DESCRIPTION = """Train PPO briefly on MultiSpin-Heterogeneous-v0, benchmark it against every analytic policy
 on the same seeds, and write benchmark.csv/.json, goodput.png and training_curve.png."""
 

@@ -52,6 +52,7 @@ import numpy as np
 from agents.cli import OneLineParser, UserError, check_output_folder, int_at_least, multispin_ids
 from agents.ray_jobs import check_address
 from agents.wrappers import RunningRate, TaskRewards, pro_rata, round_length_entries, task_metric
+from multispin_env.registration import DEFAULT_ENV_ID
 
 __all__ = [
     "MULTIAGENT",
@@ -570,7 +571,7 @@ def load_policy(run_dir: str | Path, name: str | None = None) -> RLlibPolicy:
 def eval_env_id(run_dir: str | Path) -> tuple[str, dict[str, Any]]:
     """The single env id and settings a run's policy is evaluated on (the heterogeneous id for per-user runs)."""
     meta = json.loads((Path(run_dir) / "run.json").read_text())
-    env_id = meta["env_config"].get("env_id", "MultiSpin-Heterogeneous-v0")
+    env_id = meta["env_config"].get("env_id", DEFAULT_ENV_ID)
     return env_id, dict(meta["env_config"]["settings"])
 
 
@@ -580,9 +581,7 @@ _positive, _non_negative = int_at_least(1), int_at_least(0)
 
 def make_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="multispin-rllib", description="Train RLlib PPO on a MultiSpin env (single or per-user).")
-    p.add_argument(
-        "--env", default="MultiSpin-Heterogeneous-v0", help=f"a MultiSpin id (multispin-list) or {MULTIAGENT}"
-    )
+    p.add_argument("--env", default=DEFAULT_ENV_ID, help=f"a MultiSpin id (multispin-list) or {MULTIAGENT}")
     p.add_argument("--env-kwargs", nargs="*", default=[], metavar="KEY:VALUE", help="env settings, e.g. fading:False")
     p.add_argument("--reward-mode", choices=("shared", "selfish"), default="shared", help="multiagent only")
     p.add_argument("--address", default=None, help="Ray cluster address to join (default: start a local Ray)")

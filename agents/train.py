@@ -62,6 +62,7 @@ from agents.cli import (
 from agents.runs import TRUST_NOTE, load_run_file, read_yaml, resolve_agent, vecnormalize_for
 from agents.search import CONVERTERS, SAMPLERS
 from agents.wrappers import EpisodeGoodputReward, for_evaluation
+from multispin_env.registration import DEFAULT_ENV_ID
 
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
 
@@ -467,9 +468,7 @@ def zoo_parser(prog: str = "train.py") -> argparse.ArgumentParser:
     vec_env.help = (
         "VecEnv type: batched (the id's compiled, batched vector env, one process; default), dummy or subproc (SB3)"
     )
-    parser.set_defaults(
-        env="MultiSpin-Heterogeneous-v0", vec_env="batched", num_threads=1, eval_freq=10_000, eval_episodes=10
-    )
+    parser.set_defaults(env=DEFAULT_ENV_ID, vec_env="batched", num_threads=1, eval_freq=10_000, eval_episodes=10)
     parser._option_string_actions[
         "--env"
     ].help = "environment id (MultiSpin-Heterogeneous-v0 or MultiSpin-Homogeneous-v0)"

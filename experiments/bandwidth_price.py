@@ -31,6 +31,7 @@ from agents.cli import OneLineParser
 from agents.rllib import parse_env_kwargs
 from baselines.information import oracle_params
 from baselines.solvers import score_allocation, solve_heterogeneous
+from multispin_env.registration import DEFAULT_ENV_ID
 
 
 def shares_of(core: Any, lengths: np.ndarray, bids: np.ndarray) -> np.ndarray:
@@ -93,7 +94,7 @@ def equilibrium(
 def main(argv: list[str] | None = None) -> int:
     p = OneLineParser(prog="bandwidth_price", description=__doc__.splitlines()[0])
     p.add_argument("--prices", type=float, nargs="+", default=[0.0, 1.0, 2.0, 5.0, 10.0, 20.0, 40.0])
-    p.add_argument("--env", default="MultiSpin-Heterogeneous-v0")
+    p.add_argument("--env", default=DEFAULT_ENV_ID)
     p.add_argument("--env-kwargs", nargs="*", default=["fading:False"], metavar="KEY:VALUE")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--bids", type=int, default=20, help="bid grid: w in 1/N, 2/N, ..., 1")

@@ -26,6 +26,7 @@ import numpy as np
 
 import multispin_env  # noqa: F401  (registers the ids)
 from agents.evaluation import evaluate, evaluate_analytic, suite_metric
+from agents.leaderboard import METRIC_LABELS
 from multispin_env import suite
 from multispin_env.spaces import MultiSpinEnvAPI
 
@@ -126,10 +127,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         start = time.perf_counter()
         table[env_id] = references(env_id)
         spec = suite.task(env_id)
-        unit = {"goodput": "tok/s", "completion_mean": "s"}.get(spec.metric, "")
+        label = METRIC_LABELS[spec.metric]
         print(
-            f"{env_id:38s} server-only {table[env_id]['server-only']:8.3f}  {spec.reference} "
-            f"{table[env_id][spec.reference]:8.3f} {unit}  ({time.perf_counter() - start:.1f} s)"
+            f"{env_id:38s} server-only {label.format(table[env_id]['server-only'])}, {spec.reference} "
+            f"{label.format(table[env_id][spec.reference])}  ({time.perf_counter() - start:.1f} s)"
         )
     table = {env_id: table[env_id] for env_id in suite.TASK_SPECS if env_id in table}  # the suite's, then retired
     out.write_text(

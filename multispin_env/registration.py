@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import gymnasium as gym
 
-__all__ = ["ENV_IDS", "register_envs"]
+__all__ = ["DEFAULT_ENV_ID", "ENV_IDS", "register_envs"]
 
 #: Registered ids and the settings each fixes (its env classes reject them as keyword arguments).
 ENV_IDS: dict[str, dict[str, bool]] = {
     "MultiSpin-Homogeneous-v0": {"homogeneous": True},
     "MultiSpin-Heterogeneous-v0": {"homogeneous": False},
 }
+#: The id the command-line tools use when none is given (the paper's system with per-user draft lengths).
+DEFAULT_ENV_ID = "MultiSpin-Heterogeneous-v0"
 
 
 def register_envs() -> None:
