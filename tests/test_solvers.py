@@ -866,6 +866,23 @@ def _scalar_seconds(zero: bool) -> st.SearchStrategy[float]:
     return st.one_of(exponents, st.sampled_from([5e-324, 2.2250738585072014e-308, 1.0, 1e9] + ([0.0] if zero else [])))
 
 
+def independent_objective(params: RoundParams, lengths: np.ndarray, shares: np.ndarray) -> float:
+    """sum_k w_k E[n_k] / T of given lengths and shares by eq. (1)-(5) (weights: all ones when None), written here
+    without the solvers' or the model's functions; nan when the round leaves the float range."""
+    drafting = lengths > 0
+    with np.errstate(all="ignore"):
+        sync = max(
+            float(np.max(lengths * (params.draft_time + params.upload_time / np.where(drafting, shares, 1.0)))), 0.0
+        )
+        latency = (
+            sync + params.verify_base + params.verify_per_token * float((lengths + 1).sum()) + params.downlink_time
+        )
+        a = params.acceptance
+        weights = np.ones(params.num_users) if params.weights is None else params.weights
+        value = float((weights * (1.0 - a ** (lengths + 1)) / (1.0 - a)).sum()) / latency
+    return value if np.isfinite(value) and 0.0 < latency < np.inf else float("nan")
+
+
 @st.composite
 def extreme_params(draw: st.DrawFn) -> RoundParams:
     k = draw(st.integers(1, 3))
@@ -906,6 +923,9 @@ def test_solvers_over_the_whole_valid_range(params: RoundParams) -> None:
         assert alloc.goodput >= 0.0 and alloc.latency > 0.0
         if spec.common_length:
             assert np.all(lengths == lengths[0])
+        reported = independent_objective(params, lengths, shares)
+        if np.isfinite(reported):
+            assert alloc.goodput == pytest.approx(reported, rel=1e-9), name
     if "het-opt" in results:
         for name, alloc in results.items():
             assert results["het-opt"].goodput >= alloc.goodput * (1 - 1e-9), name

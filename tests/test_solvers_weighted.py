@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_solvers import FIELDS, extreme_params
+from test_solvers import FIELDS, extreme_params, independent_objective
 from test_solvers_realism import MAX_GAP, _instance
 
 from baselines.information import oracle_params, solve_for_active
@@ -311,6 +311,9 @@ def test_weighted_solvers_over_the_whole_valid_range(params: RoundParams) -> Non
             continue
         assert alloc.objective is not None
         assert np.isfinite([alloc.objective, alloc.goodput, alloc.latency]).all() and alloc.objective >= 0.0
+        reported = independent_objective(params, alloc.draft_lengths, alloc.bandwidth)
+        if np.isfinite(reported):  # the objective of its lengths and shares, computed independently
+            assert alloc.objective == pytest.approx(reported, rel=1e-9)
     if solve_heterogeneous not in results:
         return
     het = results[solve_heterogeneous].objective
