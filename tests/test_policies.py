@@ -9,7 +9,7 @@ import pytest
 import multispin_env  # noqa: F401  (registers the ids)
 from baselines.information import adaptive_params, oracle_params, static_params
 from baselines.policies import ANALYTIC_POLICIES, INFORMATION_LEVELS, make_policy, policies_for
-from baselines.solvers import solve_heterogeneous, solve_homogeneous
+from baselines.solvers import equal_bandwidth_tuned, solve_heterogeneous, solve_homogeneous
 
 HET = "MultiSpin-Heterogeneous-v0"
 HOM = "MultiSpin-Homogeneous-v0"
@@ -130,11 +130,12 @@ def test_policies_act_on_vector_envs_one_action_per_sub_env(name: str) -> None:
         assert actions.shape == envs.action_space.shape
         for i in range(3):  # the action of sub-env i is the solver's plan for sub-env i's own information
             lengths, _ = envs.unwrapped.decode_action(actions[i])
-            if name != "het-opt-adaptive" and name != "equal-tuned":
-                from baselines.information import oracle_params, static_params
-
-                params = (static_params if name.endswith("static") else oracle_params)(envs, i)
-                np.testing.assert_array_equal(lengths, solve_heterogeneous(params).draft_lengths)
+            if name == "het-opt-adaptive":
+                params = adaptive_params(envs, obs[i])
+            else:  # equal-tuned plans with the static information
+                params = (oracle_params if name == "het-opt-oracle" else static_params)(envs, i)
+            solve = equal_bandwidth_tuned if name == "equal-tuned" else solve_heterogeneous
+            np.testing.assert_array_equal(lengths, solve(params).draft_lengths)
         obs, *_ = envs.step(actions)
     assert len({tuple(envs.unwrapped.decode_action(a)[0]) for a in actions}) > 1  # populations differ
 
