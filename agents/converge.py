@@ -3,14 +3,17 @@
 ``multispin-leaderboard --train --until-flat`` trains each (agent, task, seed) run in chunks into
 ``RUN/chunk{i}/``: chunk 0 from scratch with the first budget, every later chunk from the previous chunk's final
 model (with its VecNormalize statistics, rl-zoo3's ``-i``) for as many env steps as all chunks before it, so the
-run's budget doubles, up to a cap. After each chunk the run's validation curve (mean goodput on the validation
-episodes of the goodput evaluation callback, seeds 10000 + 1000 x training seed + i, the same in every chunk) is
-tested for flatness:
+run's budget doubles, up to a cap. After each chunk the run's validation curve (the evaluation callback's value on
+its validation episodes, seeds 10000 + 1000 x training seed + i, the same in every chunk: the mean goodput, or on a
+suite task of another metric that metric, signed so that higher is better; :func:`chunk_curve`) is tested for
+flatness:
 
     flat  <=>  (best_100 - best_80) / |best_80| < tolerance      (tolerance 0.005: 0.5%)
 
-with ``best_80`` the best validation goodput at or before 80% of the run's env steps so far and ``best_100`` the
-best over the whole run: the last 20% of training improved validation goodput by less than 0.5%. A run stops
+with ``best_80`` the best validation value at or before 80% of the run's env steps so far and ``best_100`` the
+best over the whole run: the last 20% of training improved the validation value by less than 0.5%. (Judged on the
+task's metric, not on goodput: on Fairness a run's goodput can be flat while its geometric-mean throughput still
+rises.) A run stops
 when flat (``status: flat``) or when its budget reaches the cap (``status: cap``, not converged). A minimum budget
 (``--min-timesteps``) holds the verdict back until the run has trained that long (finished chunks trained beyond
 it with a larger minimum are kept, and the run judged after them): a run that starts at a good
@@ -42,7 +45,7 @@ import numpy as np
 
 from agents.runs import final_model
 
-#: Flatness tolerance: the last ``FLAT_WINDOW`` of training improves the best validation goodput by less than this
+#: Flatness tolerance: the last ``FLAT_WINDOW`` of training improves the best validation value by less than this
 #: share (0.5%).
 FLAT_TOLERANCE = 0.005
 #: The tail of the run (share of its env steps) whose improvement the criterion measures (the last 20%).
@@ -88,29 +91,32 @@ def constant_learning_rate(agent: str, env_id: str) -> float | None:
 
 
 def flatness(
-    timesteps: np.ndarray, goodput: np.ndarray, total: int, tolerance: float = FLAT_TOLERANCE
+    timesteps: np.ndarray, values: np.ndarray, total: int, tolerance: float = FLAT_TOLERANCE
 ) -> dict[str, Any]:
     """The flatness criterion of a validation curve.
 
     :param timesteps: env steps of each validation point since the run's start (increasing, the first at 0)
-    :param goodput: mean validation goodput at each point, tokens/s
+    :param values: the validation value at each point, higher is better (:func:`chunk_curve`: the mean goodput,
+        tokens/s, or the task's metric signed so); -inf where it is undefined (e.g. no request decided yet)
     :param total: the run's env steps so far
     :param tolerance: largest relative improvement of a flat curve (0.005 = 0.5%)
-    :returns: ``best_at_80`` and ``best_at_100`` (tokens/s), ``improvement`` (relative), ``flat`` (bool)
+    :returns: ``best_at_80`` and ``best_at_100`` (the values' unit), ``improvement`` (relative; inf while the first
+        80% has no defined value), ``flat`` (bool)
     """
-    timesteps, goodput = np.asarray(timesteps, dtype=float), np.asarray(goodput, dtype=float)
-    if timesteps.shape != goodput.shape or timesteps.size == 0:
+    timesteps, values = np.asarray(timesteps, dtype=float), np.asarray(values, dtype=float)
+    if timesteps.shape != values.shape or timesteps.size == 0:
         raise ValueError(
-            f"a validation curve needs matching non-empty steps and goodputs, got {timesteps.shape} and {goodput.shape}"
+            f"a validation curve needs matching non-empty steps and values, got {timesteps.shape} and {values.shape}"
         )
-    if not np.all(np.isfinite(goodput)):
-        raise ValueError("the validation curve has a non-finite goodput")
+    if np.isnan(values).any() or (values == np.inf).any():
+        raise ValueError("the validation curve has a NaN or +inf value")
     cut = (1.0 - FLAT_WINDOW) * total
-    early = goodput[timesteps <= cut]
-    best_all = float(goodput.max())
+    early = values[timesteps <= cut]
+    best_all = float(values.max())
     best_early = float(early.max()) if early.size else float("-inf")
-    # No validation point in the first 80% (a curve of one point): not flat.
-    improvement = (best_all - best_early) / max(abs(best_early), 1e-12) if early.size else float("inf")
+    # No defined validation point in the first 80% (a curve of one point, or undefined values): not flat.
+    defined = np.isfinite(best_early)
+    improvement = (best_all - best_early) / max(abs(best_early), 1e-12) if defined else float("inf")
     return {
         "best_at_80": best_early,
         "best_at_100": best_all,
@@ -120,28 +126,26 @@ def flatness(
 
 
 def chunk_curve(folder: Path) -> tuple[np.ndarray, np.ndarray]:
-    """A chunk's validation curve from its ``evaluations.npz`` (steps since the chunk's start, mean goodput)."""
-    steps, goodput, _ = _chunk_evaluations(folder)
-    return steps, goodput
-
-
-def chunk_selection(folder: Path) -> float:
-    """The best selection value of a chunk's evaluations (:class:`agents.callbacks.GoodputEvalCallback`: the mean
-    goodput, or the task's metric signed so that higher is better; the goodput for files that predate it); -inf
-    when every value is undefined (NaN)."""
-    _, _, selection = _chunk_evaluations(folder)
-    finite = selection[~np.isnan(selection)]
-    return float(finite.max()) if finite.size else float("-inf")
-
-
-def _chunk_evaluations(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A chunk's validation curve from its ``evaluations.npz``: steps since the chunk's start, and the evaluation
+    callback's selection value at each (:class:`agents.callbacks.GoodputEvalCallback`: the mean goodput, or on a
+    suite task of another metric that metric signed so that higher is better, which the runs are trained and
+    scored on; the goodput for files that predate it), -inf where undefined (NaN)."""
     files = sorted(folder.rglob("evaluations.npz"))
     if not files:
         raise FileNotFoundError(f"no validation curve (evaluations.npz) under {folder}: train with validation episodes")
     with np.load(files[0]) as data:
-        goodput = np.asarray(data["goodput"], dtype=float).mean(axis=1)
-        selection = np.asarray(data["selection"], dtype=float) if "selection" in data else goodput
-        return np.asarray(data["timesteps"], dtype=float), goodput, selection
+        steps = np.asarray(data["timesteps"], dtype=float)
+        if "selection" in data:
+            selection = np.asarray(data["selection"], dtype=float)
+        else:
+            selection = np.asarray(data["goodput"], dtype=float).mean(axis=1)
+    return steps, np.where(np.isnan(selection), -np.inf, selection)
+
+
+def chunk_selection(folder: Path) -> float:
+    """The best selection value of a chunk's evaluations (:func:`chunk_curve`); -inf when every value is
+    undefined."""
+    return float(chunk_curve(folder)[1].max())
 
 
 def _kept_chunk(folder: Path, start: int, budget: int, fingerprint: str | None) -> dict[str, Any] | None:

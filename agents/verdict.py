@@ -351,7 +351,7 @@ def markdown(v: dict[str, Any], command: str) -> str:
         "seeds [stratified-bootstrap 95% CI] (rliable); analytic: the best non-oracle controller's score on the task's "
         "evaluation seeds (deterministic, so its interval is the point). Outcome: *learned better* or *analytic "
         f"better* when the intervals are more than {MARGIN} points apart, else *tie*. Converged: the best agent's seeds whose validation "
-        f"curve was flat (the last {100 * FLAT_WINDOW:g}% of training improved the best validation goodput by less than "
+        f"curve was flat (the last {100 * FLAT_WINDOW:g}% of training improved the best validation value, goodput or the task's metric, by less than "
         f"{100 * FLAT_TOLERANCE:g}%).",
         "",
         "## Per task",

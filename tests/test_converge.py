@@ -42,8 +42,12 @@ def test_flatness_matches_its_definition(values: list[float], total: int) -> Non
 def test_flatness_refuses_bad_curves() -> None:
     with pytest.raises(ValueError, match="matching non-empty"):
         flatness(np.array([0, 1]), np.array([1.0]), 1)
-    with pytest.raises(ValueError, match="non-finite"):
-        flatness(np.array([0, 1]), np.array([1.0, np.nan]), 1)
+    for bad in (np.nan, np.inf):
+        with pytest.raises(ValueError, match="NaN or"):
+            flatness(np.array([0, 1]), np.array([1.0, bad]), 1)
+    # Undefined values (-inf: e.g. no request decided yet) in the first 80%: not flat, whatever comes after.
+    undefined = flatness(np.arange(0, 101, 10), np.r_[np.full(9, -np.inf), 1.0, 1.0], 100)
+    assert not undefined["flat"] and undefined["improvement"] == np.inf
 
 
 def write_run_files(run: Path, budget: int, interrupted: bool = False) -> None:
@@ -119,13 +123,17 @@ def test_chunks_double_until_flat_and_the_best_model_is_the_last_best(tmp_path: 
     assert train_until_flat(tmp_path / "run", 100, 100_000, again)["budget"] == total and again.calls == []
 
 
-def test_the_best_model_is_picked_by_the_selection_value_and_flatness_by_goodput(tmp_path: Path) -> None:
-    # A task of another metric: its value peaks in chunk 1 while the goodput still rises; chunk 0's is undefined.
+def test_the_best_model_and_flatness_follow_the_selection_value(tmp_path: Path) -> None:
+    """A task of another metric: the callback's selection value (that metric) picks the best model and is the curve
+    judged flat, not the goodput. Here the goodput still rises while the metric peaks in chunk 1 and then stays:
+    the run is flat on the metric long before the goodput would be; chunk 0's value is undefined."""
     trainer = FakeTrainer(selection={0: np.nan, 1: 0.9, 2: 0.4, 3: 0.5, 4: 0.5, 5: 0.5, 6: 0.5})
     record = train_until_flat(tmp_path / "run", 100, 100_000, trainer)
     assert Path(record["best_model"]).parent.parent.parent.name == "chunk1"
-    plain = train_until_flat(tmp_path / "plain", 100, 100_000, FakeTrainer())
-    assert record["budget"] == plain["budget"] and record["improvement"] == plain["improvement"]
+    assert record["best_at_100"] == 0.9 and record["status"] == "flat"
+    plain = train_until_flat(tmp_path / "plain", 100, 100_000, FakeTrainer())  # no selection: the goodput
+    assert record["budget"] < plain["budget"]
+    assert plain["best_at_100"] == pytest.approx(100 * (1 - np.exp(-plain["budget"] / 300)))
 
 
 def test_the_cap_stops_a_run_that_still_improves(tmp_path: Path) -> None:
