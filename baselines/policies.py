@@ -300,7 +300,9 @@ def make_policy(name: str, env: Any, weights: Any = None) -> Policy:
     if name in _URGENCY_POLICIES and not env.unwrapped.config.homogeneous and not env.unwrapped.core.deadlines:
         raise ValueError(f"policy {name!r} needs request deadlines (set request_deadline_per_token)")
     if name not in policies_for(env):
-        raise ValueError(f"policy {name!r} needs per-user draft lengths; {getattr(env, 'spec', None) or env} has one")
+        spec = getattr(env, "spec", None)
+        which = f"{spec.id} has" if spec is not None else "this env has"
+        raise ValueError(f"policy {name!r} needs per-user draft lengths; {which} one common length")
     solver_name, level = _POLICY_SOLVER.get(name, (name, ""))
     if weights is not None and not (solver_name in SOLVERS and SOLVERS[solver_name].per_information_level):
         raise ValueError(f"weights: policy {name!r} takes none (the hom-opt-* and het-opt-* policies do)")
