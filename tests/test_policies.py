@@ -53,7 +53,7 @@ def test_every_valid_policy_acts_with_valid_actions(env_id: str) -> None:
 
 def test_heterogeneous_policies_are_refused_on_the_homogeneous_id() -> None:
     env = gym.make(HOM)
-    with pytest.raises(ValueError, match="per-user draft lengths; MultiSpin-Homogeneous-v0 has one common length$"):
+    with pytest.raises(ValueError, match=r"per-user draft lengths; MultiSpin-Homogeneous-v0 has one common length$"):
         make_policy("het-opt-oracle", env)
     with pytest.raises(ValueError, match="unknown analytic policy"):
         make_policy("greedy", env)
