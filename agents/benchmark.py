@@ -54,7 +54,6 @@ from agents.runs import TRUST_NOTE, load_run_file, resolve_agent
 from baselines.protocol import Policy
 from multispin_env.registration import DEFAULT_ENV_ID
 
-DEFAULT_ENV = DEFAULT_ENV_ID
 CSV_COLUMNS: tuple[str, ...] = (
     "policy",
     "kind",
@@ -501,7 +500,7 @@ def plot_training_curves(runs: Sequence[tuple[str, Path]], path: Path) -> Path:
 
 def build_parser(prog: str = "python -m agents.benchmark") -> OneLineParser:
     p = OneLineParser(prog=prog, description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
-    p.add_argument("--env", default=None, help=f"env id (default: the first agent's, else {DEFAULT_ENV})")
+    p.add_argument("--env", default=None, help=f"env id (default: the first agent's, else {DEFAULT_ENV_ID})")
     p.add_argument(
         "--env-kwargs",
         nargs="+",
@@ -563,7 +562,7 @@ def _main(args: argparse.Namespace) -> tuple[list[BenchmarkRow], Path, list[Path
         env_id = env_id or info.env_id
         if env_kwargs is None:
             env_kwargs = info.env_kwargs
-    env_id = env_id or DEFAULT_ENV
+    env_id = env_id or DEFAULT_ENV_ID
     env_kwargs = env_kwargs or {}
     loaded = {label: describe_agent(path) for label, path in agents}
     probe = make_env(env_id, env_kwargs)

@@ -3,7 +3,7 @@
     python -m agents.demo            # 800k rounds of PPO, then 20 benchmark episodes per policy
     python -m agents.demo --quick    # a smoke run: 20k rounds, 5 episodes (the agent is still poor)
 
-Steps: (1) ``train.py --algo ppo --env MultiSpin-Heterogeneous-v0 -P`` with the tuned
+Steps: (1) ``train.py --algo ppo --env MultiSpin-Heterogeneous-v0 -P`` (the default id) with the tuned
 hyperparameters of ``agents/hyperparams/ppo.yml`` and a reduced budget, evaluating the
 agent against the analytic policies during training; (2) the benchmark on the trained
 agent: every analytic policy and the agent on the same seeds; (3)
@@ -22,8 +22,9 @@ from agents import benchmark
 from agents.cli import HelpFormatter, OneLineParser, UserError, check_output_folder, int_at_least
 from multispin_env.registration import DEFAULT_ENV_ID
 
-DEMO_ENV = DEFAULT_ENV_ID
-DESCRIPTION = """Train PPO briefly on MultiSpin-Heterogeneous-v0, benchmark it against every analytic policy
+#: (training rounds, benchmark episodes per policy) of the demo and of ``--quick``.
+BUDGET, QUICK_BUDGET = (800_000, 20), (20_000, 5)
+DESCRIPTION = f"""Train PPO briefly on {DEFAULT_ENV_ID}, benchmark it against every analytic policy
 on the same seeds, and write benchmark.csv/.json, goodput.png and training_curve.png."""
 
 
@@ -36,9 +37,14 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m agents.demo")
         "--n-timesteps",
         type=int_at_least(1),
         default=None,
-        help="PPO training env steps (rounds; default 800,000)",
+        help=f"PPO training env steps, rounds (default: {BUDGET[0]:,}; --quick: {QUICK_BUDGET[0]:,})",
     )
-    p.add_argument("--episodes", type=int_at_least(1), default=None, help="benchmark episodes per policy (default 20)")
+    p.add_argument(
+        "--episodes",
+        type=int_at_least(1),
+        default=None,
+        help=f"benchmark episodes per policy (default: {BUDGET[1]}; --quick: {QUICK_BUDGET[1]})",
+    )
     p.add_argument(
         "--seed", type=int_at_least(0), default=0, help="training seed; benchmark seeds are seed..seed+episodes-1"
     )
@@ -47,7 +53,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m agents.demo")
     p.add_argument(
         "--quick",
         action="store_true",
-        help="a smoke run: 20,000 steps and 5 episodes (about a minute) unless -n / --episodes are given",
+        help=f"a smoke run: {QUICK_BUDGET[0]:,} steps and {QUICK_BUDGET[1]} episodes (about a minute) unless -n / "
+        "--episodes are given",
     )
     args = p.parse_args(argv)
     try:  # both folders before the training: a bad -o must not cost the training
@@ -56,18 +63,18 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m agents.demo")
     except UserError as exc:
         p.error(str(exc))
     # --quick changes the defaults only: an explicit -n or --episodes is what the user asked for.
-    quick_steps, quick_episodes = (20_000, 5) if args.quick else (800_000, 20)
-    args.n_timesteps = quick_steps if args.n_timesteps is None else args.n_timesteps
-    args.episodes = quick_episodes if args.episodes is None else args.episodes
+    steps, episodes = QUICK_BUDGET if args.quick else BUDGET
+    args.n_timesteps = steps if args.n_timesteps is None else args.n_timesteps
+    args.episodes = episodes if args.episodes is None else args.episodes
     start = time.perf_counter()
 
-    print(f"[1/2] training PPO on {DEMO_ENV} for {args.n_timesteps} steps", flush=True)
+    print(f"[1/2] training PPO on {DEFAULT_ENV_ID} for {args.n_timesteps} steps", flush=True)
     status = train_main(
         [
             "--algo",
             "ppo",
             "--env",
-            DEMO_ENV,
+            DEFAULT_ENV_ID,
             "-n",
             str(args.n_timesteps),
             "--seed",
@@ -88,7 +95,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m agents.demo")
     )
     if status:
         return status
-    runs = sorted(Path(args.log_folder, "ppo").glob(f"{DEMO_ENV}_*"), key=lambda q: int(q.name.rsplit("_", 1)[1]))
+    runs = sorted(Path(args.log_folder, "ppo").glob(f"{DEFAULT_ENV_ID}_*"), key=lambda q: int(q.name.rsplit("_", 1)[1]))
     run_dir = runs[-1]
     print(f"      saved {run_dir} ({time.perf_counter() - start:.0f} s)", flush=True)
 

@@ -272,7 +272,7 @@ def test_help_texts(capsys: pytest.CaptureFixture[str]) -> None:
         text = " ".join(capsys.readouterr().out.split())
         assert "``" not in text and "(default: None)" not in text
         assert all(option.count("default") <= 1 for option in text.split(" --")), text
-        assert "(default: 20)" in text  # --episodes
+        assert "(default: 20" in text  # --episodes (the demo adds its --quick value)
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage"])
