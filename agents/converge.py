@@ -125,43 +125,38 @@ def flatness(
     }
 
 
-def chunk_curve(folder: Path) -> tuple[np.ndarray, np.ndarray]:
-    """A chunk's validation curve from its ``evaluations.npz``: steps since the chunk's start, and the evaluation
+def chunk_curve(folder: Path) -> tuple[np.ndarray, np.ndarray, str]:
+    """A chunk's validation curve from its ``evaluations.npz``: steps since the chunk's start, the evaluation
     callback's selection value at each (:class:`agents.callbacks.GoodputEvalCallback`: the mean goodput, or on a
     suite task of another metric that metric signed so that higher is better, which the runs are trained and
-    scored on; the goodput for files that predate it), -inf where undefined (NaN)."""
+    scored on; -inf where undefined), and the name of that value (``goodput`` for files that predate it)."""
     files = sorted(folder.rglob("evaluations.npz"))
     if not files:
         raise FileNotFoundError(f"no validation curve (evaluations.npz) under {folder}: train with validation episodes")
     with np.load(files[0]) as data:
         steps = np.asarray(data["timesteps"], dtype=float)
         if "selection" in data:
-            selection = np.asarray(data["selection"], dtype=float)
+            selection, metric = np.asarray(data["selection"], dtype=float), str(data["selection_metric"])
         else:
-            selection = np.asarray(data["goodput"], dtype=float).mean(axis=1)
-    return steps, np.where(np.isnan(selection), -np.inf, selection)
+            selection, metric = np.asarray(data["goodput"], dtype=float).mean(axis=1), "goodput"
+    return steps, np.where(np.isnan(selection), -np.inf, selection), metric
 
 
-def chunk_selection(folder: Path) -> float:
-    """The best selection value of a chunk's evaluations (:func:`chunk_curve`); -inf when every value is
-    undefined."""
-    return float(chunk_curve(folder)[1].max())
-
-
-def _kept_chunk(folder: Path, start: int, budget: int, fingerprint: str | None) -> dict[str, Any] | None:
-    """The record (``chunk.json``) of a finished chunk in ``folder`` that a run may keep: it starts at env step
-    ``start``, its training planned ``budget`` steps and was not interrupted (:func:`agents.runs.final_model`),
-    and it was trained with ``fingerprint`` (None, or a record from before fingerprints were kept: not checked).
-    None: the chunk must be trained (again)."""
+def _kept_chunk(folder: Path, start: int, budget: int, fingerprint: str | None) -> tuple[dict[str, Any], Path] | None:
+    """The record (``chunk.json``) and final model of a finished chunk in ``folder`` that a run may keep: it starts
+    at env step ``start``, its training planned ``budget`` steps and was not interrupted
+    (:func:`agents.runs.final_model`), and it was trained with ``fingerprint`` (None, or a record from before
+    fingerprints were kept: not checked). None: the chunk must be trained (again)."""
     record_file = folder / "chunk.json"
     if not record_file.is_file():
         return None
     record: dict[str, Any] = json.loads(record_file.read_text())
-    if record.get("start") != start or final_model(folder, budget) is None:
+    final = final_model(folder, budget)
+    if record.get("start") != start or final is None:
         return None
     if fingerprint is not None and record.get("hyperparameters", fingerprint) != fingerprint:
         return None
-    return record
+    return record, final
 
 
 def train_until_flat(
@@ -189,8 +184,8 @@ def train_until_flat(
         RuntimeError after more than :data:`MAX_RESTARTS` such restarts
     :returns: ``status`` (``flat`` or ``cap``), ``converged``, ``budget`` (env steps), ``wall_seconds`` and
         ``cpu_seconds`` (summed over chunks), the criterion (:func:`flatness`), ``best_model`` (the best validated
-        model file of all chunks), ``final_model``, ``chunks`` (each chunk's record), ``first_chunk``, ``cap`` and
-        ``min_budget``
+        model file of all chunks), ``final_model``, ``chunks`` (each chunk's record), ``first_chunk``, ``cap``,
+        ``min_budget`` and ``judged_on`` (the validation value's name, :func:`chunk_curve`)
     """
     if first < 1 or cap < first:
         raise ValueError(f"train_until_flat needs 1 <= first chunk <= cap, got first {first} and cap {cap}")
@@ -217,8 +212,10 @@ def train_until_flat(
         kept = current
         folder = run / f"chunk{i}"
         budget = min(first if i == 0 else total, cap - total)
-        record = _kept_chunk(folder, total, budget, current)
-        if record is None:
+        kept_chunk = _kept_chunk(folder, total, budget, current)
+        if kept_chunk is not None:
+            record, final = kept_chunk
+        else:
             for stale in sorted(run.glob("chunk*")):  # this chunk and any later one: trained again
                 if stale.is_dir() and int(stale.name[5:] or -1) >= i:
                     shutil.rmtree(stale)
@@ -233,21 +230,19 @@ def train_until_flat(
             }
             if current is not None:
                 record["hyperparameters"] = current
-        final = final_model(folder, budget)  # a kept chunk has one (_kept_chunk)
-        if final is None:
-            raise RuntimeError(f"chunk {i} of {run} saved no final model")
-        if not (folder / "chunk.json").is_file():  # trained just now: recorded once its final model is there
-            tmp = folder / "chunk.tmp"
+            trained = final_model(folder, budget)
+            if trained is None:
+                raise RuntimeError(f"chunk {i} of {run} saved no final model")
+            final = trained
+            tmp = folder / "chunk.tmp"  # recorded once its final model is there
             tmp.write_text(json.dumps(record, indent=1))
             tmp.replace(folder / "chunk.json")
-        t, g = chunk_curve(folder)
+        t, g, judged_on = chunk_curve(folder)
         steps.append(t + total)
         values.append(g)
-        candidate = folder.rglob("best_model.zip")
-        best_file = next(candidate, None) or final
-        value = chunk_selection(folder)
-        if best is None or value > best[0]:
-            best = (value, best_file)
+        best_file = next(folder.rglob("best_model.zip"), None) or final
+        if best is None or g.max() > best[0]:
+            best = (float(g.max()), best_file)
         total += budget
         chunks.append(record)
         criterion = flatness(np.concatenate(steps), np.concatenate(values), total)
@@ -274,4 +269,5 @@ def train_until_flat(
         "cap": cap,
         "min_budget": minimum,
         "hyperparameters": current,
+        "judged_on": judged_on,
     }

@@ -334,6 +334,10 @@ def _finished(job: Job, out: Path) -> dict[str, Any] | None:
                 return None  # capped, and the cap changed: continue from its chunks
             if record.get("status") == "flat" and record.get("budget", 0) < job.min_timesteps:
                 return None  # flat before the minimum budget now asked for: continue from its chunks
+            from multispin_env.suite import task as suite_task
+
+            if record.get("judged_on", "goodput") != suite_task(job.task).metric:
+                return None  # judged on goodput, before the task's metric was the curve: judged again from its chunks
             from agents.converge import hyperparameters_fingerprint
 
             kept = record.get("hyperparameters")  # None: recorded before fingerprints were kept
@@ -1101,6 +1105,16 @@ def build_parser(prog: str = "multispin-leaderboard") -> OneLineParser:
     return p
 
 
+def check_agents(agents: Sequence[str], why: str) -> None:
+    """Agent names given on a command line: each a hyperparameter file's (:func:`agents.train.agent_names`), none
+    twice (``why``: what a repeat would do); raises :class:`UserError`."""
+    check_no_repeats(agents, "--agents", why)
+    known = agent_names()
+    bad = [a for a in agents if a not in known]
+    if bad:
+        raise UserError(f"unknown agent(s) {', '.join(bad)}; agents (agents/hyperparams): {', '.join(known)}")
+
+
 def check_args(args: argparse.Namespace) -> None:
     """Resolve task names and check the command line; raises :class:`UserError`."""
     from baselines.policies import ANALYTIC_POLICIES
@@ -1117,12 +1131,9 @@ def check_args(args: argparse.Namespace) -> None:
         args.tasks = [t if t in TASK_SPECS else by_name[t] for t in args.tasks]
     why = "one job would run twice (two trainings into one folder)"
     check_no_repeats(args.tasks, "--tasks", why)
-    check_no_repeats(args.agents or [], "--agents", why)
     check_no_repeats(args.seeds or [], "--seeds", why)
-    known = agent_names()
-    bad = [a for a in args.agents or [] if a not in known]
-    if bad:
-        raise UserError(f"unknown agent(s) {', '.join(bad)}; agents (agents/hyperparams): {', '.join(known)}")
+    check_no_repeats(args.baselines or [], "--baselines", why)
+    check_agents(args.agents or [], why)
     for agent in args.agents or (DEFAULT_AGENTS if args.train else ()):
         agent_command(agent)
     bad = [b for b in args.baselines or [] if b not in ANALYTIC_POLICIES]

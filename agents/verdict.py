@@ -42,8 +42,7 @@ from agents.cli import (
     one_line,
 )
 from agents.converge import FLAT_TOLERANCE, FLAT_WINDOW
-from agents.leaderboard import DEFAULT_SEEDS, aggregate, compute_totals, relative_to_runs, short
-from agents.train import agent_names
+from agents.leaderboard import DEFAULT_SEEDS, aggregate, check_agents, compute_totals, relative_to_runs, short
 from baselines.policies import ORACLE_POLICIES
 
 #: The learners' goal: on these tasks the best learned IQM is at least this controller's score.
@@ -493,11 +492,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m agents.verdic
                 raise UserError(f"--json {args.json!r} is a folder; name the file to write")
             check_output_folder(Path(args.json).parent, "--json")
         check_no_repeats(args.seeds, "--seeds", "a seed would count twice")
-        check_no_repeats(args.agents or [], "--agents", "an agent would count twice")
-        known = agent_names()
-        bad = [a for a in args.agents or [] if a not in known]
-        if bad:
-            raise UserError(f"unknown agent(s) {', '.join(bad)}; agents (agents/hyperparams): {', '.join(known)}")
+        check_agents(args.agents or [], "an agent would count twice")
         results = load_results(out)
         data = verdict(results, list(TASKS), args.agents, args.seeds, args.reps)
     except UserError as exc:

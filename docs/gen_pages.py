@@ -178,7 +178,7 @@ def env_page(env_id: str) -> str:
             f"- settings: {settings}",
             f"- metric: `{t.metric}`, {METRICS[t.metric]}",
             f"- evaluation seeds: {t.eval_seeds[0]}-{t.eval_seeds[-1]} (one episode each), scored by "
-            f"`multispin_env.suite.normalized_score` (0 = server-only decoding, 100 = het-opt-oracle)",
+            f"`multispin_env.suite.normalized_score` (0 = server-only decoding, 100 = {t.reference})",
             "",
         ]
     for name in SECTIONS:

@@ -29,14 +29,16 @@ def test_flatness_is_the_best_so_far_at_80_against_100_percent() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.floats(1.0, 200.0), min_size=2, max_size=30), st.integers(1, 10_000))
+@given(
+    st.lists(st.floats(-200.0, 200.0).filter(lambda v: abs(v) >= 1.0), min_size=2, max_size=30), st.integers(1, 10_000)
+)
 def test_flatness_matches_its_definition(values: list[float], total: int) -> None:
     steps = np.linspace(0, total, len(values))
     c = flatness(steps, np.array(values), total)
     early = [v for t, v in zip(steps, values, strict=True) if t <= (1 - FLAT_WINDOW) * total]
     best80, best = max(early), max(values)
     assert c["best_at_80"] == best80 and c["best_at_100"] == best
-    assert c["flat"] == ((best - best80) / best80 < FLAT_TOLERANCE)
+    assert c["flat"] == ((best - best80) / abs(best80) < FLAT_TOLERANCE)  # negative: a completion time, signed
 
 
 def test_flatness_refuses_bad_curves() -> None:
@@ -95,7 +97,14 @@ class FakeTrainer:
             raise KeyboardInterrupt
         t = np.linspace(0, budget, 11)
         goodput = self.top * (1 - np.exp(-(start + t) / self.scale))
-        extra = {} if self.selection is None else {"selection": np.full(t.size, self.selection.get(index, np.nan))}
+        extra = (
+            {}
+            if self.selection is None
+            else {
+                "selection": np.full(t.size, self.selection.get(index, np.nan)),
+                "selection_metric": np.array("throughput_geomean"),
+            }
+        )
         np.savez(
             run / "evaluations.npz", timesteps=t.astype(np.int64), goodput=np.repeat(goodput[:, None], 3, 1), **extra
         )
@@ -133,6 +142,7 @@ def test_the_best_model_and_flatness_follow_the_selection_value(tmp_path: Path) 
     assert record["best_at_100"] == 0.9 and record["status"] == "flat"
     plain = train_until_flat(tmp_path / "plain", 100, 100_000, FakeTrainer())  # no selection: the goodput
     assert record["budget"] < plain["budget"]
+    assert (record["judged_on"], plain["judged_on"]) == ("throughput_geomean", "goodput")
     assert plain["best_at_100"] == pytest.approx(100 * (1 - np.exp(-plain["budget"] / 300)))
 
 

@@ -243,6 +243,7 @@ def test_task_versions_resolve_keep_their_own_results_and_check_the_scale(
         (["--tasks", "IIDStatic", "MultiSpinSuite/IIDStatic-v0"], "--tasks repeats MultiSpinSuite/IIDStatic-v0"),
         (["--agents", "ppo", "ppo"], "--agents repeats ppo"),
         (["--seeds", "0", "1", "0"], "--seeds repeats 0"),
+        (["--baselines", "het-opt-oracle", "het-opt-oracle"], "--baselines repeats het-opt-oracle"),
         (["--baselines", "het-opt-magic"], "unknown analytic controller(s) het-opt-magic"),
         (["--jobs", "0"], "argument --jobs: expected an integer >= 1, got 0"),
         (["--validation", "-1"], "argument --validation: expected an integer >= 0, got -1"),
@@ -374,6 +375,32 @@ def test_a_stored_until_flat_result_is_kept_only_for_the_same_schedule(
     if settings is not None:
         record["hyperparameters"] = hyperparameters_fingerprint("ppo", TASK) if settings == "current" else "0" * 16
     result = {"task": TASK, "model": str(model), "model_mtime": model.stat().st_mtime, "convergence": record}
+    job.result_path(tmp_path / "out").parent.mkdir(parents=True)
+    job.result_path(tmp_path / "out").write_text(json.dumps(result))
+    assert (_finished(job, tmp_path / "out") is not None) == kept
+
+
+@pytest.mark.parametrize(
+    ("task", "judged_on", "kept"),
+    [
+        (TASK, None, True),  # a goodput task: judged on goodput, as before
+        ("MultiSpinSuite/Fairness-v0", None, False),  # judged on goodput before the metric was the curve: judged again
+        ("MultiSpinSuite/Fairness-v0", "throughput_geomean", True),
+    ],
+)
+def test_a_stored_until_flat_result_was_judged_on_the_tasks_metric(
+    tmp_path: Path, task: str, judged_on: str | None, kept: bool
+) -> None:
+    from agents.leaderboard import Job, _finished
+
+    model = tmp_path / "runs" / "best_model.zip"
+    model.parent.mkdir()
+    model.write_bytes(b"model")
+    job = Job("agent", task, "ppo", 0, str(tmp_path / "runs"), True, 100, "best", 5, True, 1600, 0)
+    record = {"status": "flat", "budget": 1600, "first_chunk": 100, "cap": 1600, "min_budget": 0}
+    if judged_on is not None:
+        record["judged_on"] = judged_on
+    result = {"task": task, "model": str(model), "model_mtime": model.stat().st_mtime, "convergence": record}
     job.result_path(tmp_path / "out").parent.mkdir(parents=True)
     job.result_path(tmp_path / "out").write_text(json.dumps(result))
     assert (_finished(job, tmp_path / "out") is not None) == kept

@@ -879,7 +879,9 @@ def independent_objective(params: RoundParams, lengths: np.ndarray, shares: np.n
         )
         a = params.acceptance
         weights = np.ones(params.num_users) if params.weights is None else params.weights
-        value = float((weights * (1.0 - a ** (lengths + 1)) / (1.0 - a)).sum()) / latency
+        # E[n_k] = sum_{i=0}^{L_k} a_k^i, summed term by term: (1 - a^(L+1)) / (1 - a) cancels near a = 1
+        tokens = [sum(float(a_k) ** i for i in range(int(l_k) + 1)) for a_k, l_k in zip(a, lengths, strict=True)]
+        value = float(np.dot(weights, tokens)) / latency
     return value if np.isfinite(value) and 0.0 < latency < np.inf else float("nan")
 
 
