@@ -74,6 +74,7 @@ from agents.converge import DEFAULT_CAP_FACTOR, DEFAULT_FIRST_CHUNK, FLAT_TOLERA
 from agents.runs import TRUST_NOTE, final_model
 from agents.train import HYPERPARAMS_DIR, Interrupts, agent_names
 from baselines.policies import ORACLE_POLICIES
+from multispin_env.suite import METRIC_LABELS
 
 #: Agents trained by ``--train`` when ``--agents`` is not given (names of agents/hyperparams files).
 DEFAULT_AGENTS: tuple[str, ...] = ("ppo", "ppo_residual", "ppo_lstm")
@@ -82,13 +83,6 @@ DEFAULT_SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4)
 DEFAULT_BUDGET = 1_000_000
 #: The goal "plain agent >= 97% of the oracle's goodput on every seed" is checked on this task with this agent.
 PLAIN_GOAL = ("MultiSpinSuite/IIDStatic-v0", "ppo", 0.97)
-#: How a job's progress line shows a task's metric value (every key of ``multispin_env.suite.METRICS``).
-METRIC_LABELS: dict[str, str] = {
-    "goodput": "{:.1f} tokens/s",
-    "completion_mean": "mean completion {:.2f} s",
-    "deadline_share": "deadline share {:.3f}",
-    "throughput_geomean": "geometric-mean throughput {:.2f} tokens/s",
-}
 RUN_COLUMNS = (
     "task",
     "entry",

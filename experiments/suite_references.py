@@ -26,7 +26,6 @@ import numpy as np
 
 import multispin_env  # noqa: F401  (registers the ids)
 from agents.evaluation import evaluate, evaluate_analytic, suite_metric
-from agents.leaderboard import METRIC_LABELS
 from multispin_env import suite
 from multispin_env.spaces import MultiSpinEnvAPI
 
@@ -127,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         start = time.perf_counter()
         table[env_id] = references(env_id)
         spec = suite.task(env_id)
-        label = METRIC_LABELS[spec.metric]
+        label = suite.METRIC_LABELS[spec.metric]
         print(
             f"{env_id:38s} server-only {label.format(table[env_id]['server-only'])}, {spec.reference} "
             f"{label.format(table[env_id][spec.reference])}  ({time.perf_counter() - start:.1f} s)"

@@ -30,6 +30,7 @@ __all__ = [
     "EDGES",
     "LOWER_IS_BETTER",
     "METRICS",
+    "METRIC_LABELS",
     "MIN_REFERENCE_SPAN",
     "NAMESPACE",
     "RETIRED",
@@ -331,6 +332,15 @@ TASK_SPECS: dict[str, Task] = {spec.env_id: spec for spec in (*_CURRENT, *_RETIR
 TASKS: tuple[str, ...] = tuple(spec.env_id for spec in _CURRENT)
 #: The retired task ids (registered, with their references, but not in the suite).
 RETIRED: tuple[str, ...] = tuple(spec.env_id for spec in _RETIRED)
+
+
+#: How a value of each metric of :data:`METRICS` is printed (its unit; the leaderboard's progress lines, the references).
+METRIC_LABELS: dict[str, str] = {
+    "goodput": "{:.1f} tokens/s",
+    "completion_mean": "mean completion {:.2f} s",
+    "deadline_share": "deadline share {:.3f}",
+    "throughput_geomean": "geometric-mean throughput {:.2f} tokens/s",
+}
 
 
 def _score_scale() -> str:

@@ -23,7 +23,6 @@ from scipy.stats import trim_mean
 import multispin_env  # noqa: F401  (registers the ids)
 from agents.leaderboard import (
     DEFAULT_AGENTS,
-    METRIC_LABELS,
     PLAIN_GOAL,
     agent_command,
     agent_names,
@@ -32,7 +31,7 @@ from agents.leaderboard import (
     main,
 )
 from agents.runs import resolve_agent
-from multispin_env.suite import METRICS, TASK_SPECS, TASKS, reference_goodputs
+from multispin_env.suite import METRIC_LABELS, METRICS, TASK_SPECS, TASKS, reference_goodputs
 
 REPO = Path(__file__).resolve().parents[1]
 TASK = "MultiSpinSuite/IIDStatic-v0"
