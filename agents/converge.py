@@ -191,6 +191,11 @@ def train_until_flat(
         raise ValueError(f"train_until_flat needs 1 <= first chunk <= cap, got first {first} and cap {cap}")
     if not 0 <= minimum <= cap:
         raise ValueError(f"train_until_flat needs 0 <= minimum budget <= cap, got minimum {minimum} and cap {cap}")
+
+    def chunk_budget(index: int, start: int) -> int:
+        """Chunk ``index``'s env steps when it starts at env step ``start``: the first chunk, then doubling, cut at the cap."""
+        return min(first if index == 0 else start, cap - start)
+
     chunks: list[dict[str, Any]] = []
     steps: list[np.ndarray] = []
     values: list[np.ndarray] = []
@@ -211,7 +216,7 @@ def train_until_flat(
             chunks, steps, values, best, total, previous, i = [], [], [], None, 0, None, 0
         kept = current
         folder = run / f"chunk{i}"
-        budget = min(first if i == 0 else total, cap - total)
+        budget = chunk_budget(i, total)
         kept_chunk = _kept_chunk(folder, total, budget, current)
         if kept_chunk is not None:
             record, final = kept_chunk
@@ -247,8 +252,7 @@ def train_until_flat(
         chunks.append(record)
         criterion = flatness(np.concatenate(steps), np.concatenate(values), total)
         status = "flat" if criterion["flat"] and total >= minimum else "cap" if total >= cap else ""
-        following = min(total, cap - total)
-        if status == "flat" and _kept_chunk(run / f"chunk{i + 1}", total, following, current) is not None:
+        if status == "flat" and _kept_chunk(run / f"chunk{i + 1}", total, chunk_budget(i + 1, total), current):
             status = ""  # trained on earlier (a larger minimum then): keep those chunks, judge after them
         if status:
             break
