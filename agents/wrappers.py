@@ -352,7 +352,7 @@ class VecTaskReward(VecRateReward):
     :param rate_decay: weight of the newest step in the running goodput or share, in (0, 1]
     :param horizon: simulated seconds per episode (default: read from the envs' ``config``)
     :param price_goodput: on goodput, True prices the rounds' latencies (:class:`VecRateReward`), False passes the
-        env's reward through unchanged (an agent that trains without the rate reward: ppo_lstm.yml)
+        env's reward through unchanged (to train on the env's own reward)
     :param fairness: the throughput_geomean reward, a key of :data:`FAIRNESS_REWARDS`
     """
 
