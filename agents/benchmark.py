@@ -50,7 +50,7 @@ from agents.cli import (
     store_dict_or_words,
 )
 from agents.evaluation import EvaluationResult, evaluate, evaluation_seeds, mean_ci, oracle_name
-from agents.runs import TRUST_NOTE, load_run_file, resolve_agent
+from agents.runs import TRUST_NOTE, load_run_file, resolve_agent, write_atomic
 from baselines.protocol import Policy
 from multispin_env.registration import DEFAULT_ENV_ID
 
@@ -372,7 +372,7 @@ def write_outputs(
             for row in rows
         ],
     }
-    json_path.write_text(json.dumps(_json_safe(payload), indent=2))
+    write_atomic(json_path, json.dumps(_json_safe(payload), indent=2))
     written.append(json_path)
     if plots:
         written.append(plot_goodput(rows, out_dir / "goodput.png", title=meta.get("title", "")))

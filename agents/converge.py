@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.runs import final_model
+from agents.runs import final_model, write_atomic
 
 #: Flatness tolerance: the last ``FLAT_WINDOW`` of training improves the best validation value by less than this
 #: share (0.5%).
@@ -239,9 +239,7 @@ def train_until_flat(
             if trained is None:
                 raise RuntimeError(f"chunk {i} of {run} saved no final model")
             final = trained
-            tmp = folder / "chunk.tmp"  # recorded once its final model is there
-            tmp.write_text(json.dumps(record, indent=1))
-            tmp.replace(folder / "chunk.json")
+            write_atomic(folder / "chunk.json", json.dumps(record, indent=1))  # recorded once its final model is there
         t, g, judged_on = chunk_curve(folder)
         steps.append(t + total)
         values.append(g)

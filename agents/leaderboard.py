@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import io
 import json
 import math
 import multiprocessing
@@ -71,7 +72,7 @@ from agents.cli import (
     positive_float,
 )
 from agents.converge import DEFAULT_CAP_FACTOR, DEFAULT_FIRST_CHUNK, FLAT_TOLERANCE, FLAT_WINDOW
-from agents.runs import TRUST_NOTE, final_model
+from agents.runs import TRUST_NOTE, final_model, write_atomic
 from agents.train import HYPERPARAMS_DIR, Interrupts, agent_names
 from baselines.policies import ORACLE_POLICIES
 from multispin_env.suite import METRIC_LABELS
@@ -300,9 +301,7 @@ def run_job(job: Job, out: Path) -> dict[str, Any]:
     )
     path = job.result_path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    tmp.replace(path)
+    write_atomic(path, json.dumps(result, indent=1))
     return result
 
 
@@ -984,10 +983,11 @@ def write_outputs(
         results = [relative_to_runs(r, runs) for r in results]
     ordered = sorted(results, key=lambda r: (tasks.index(r["task"]), r["kind"], r["entry"], r["seed"] or 0))
     for path, columns, rows in ((written[0], RUN_COLUMNS, ordered), (written[1], BOARD_COLUMNS, agg["board"])):
-        with path.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(rows)
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=list(columns), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        write_atomic(path, text.getvalue())
     payload = {
         **meta,
         "board": agg["board"],
@@ -996,8 +996,8 @@ def write_outputs(
         "goals": checks,
         "runs": ordered,
     }
-    written[2].write_text(json.dumps(_json_safe(payload), indent=1, default=str))  # NaN/inf -> null: valid JSON
-    written[3].write_text(markdown(agg, checks, tasks, meta))
+    write_atomic(written[2], json.dumps(_json_safe(payload), indent=1, default=str))  # NaN/inf -> null: valid JSON
+    write_atomic(written[3], markdown(agg, checks, tasks, meta))
     if plots:
         written.append(plot_board(agg, tasks, out / "leaderboard.png"))
         written += plot_rliable(agg, out)

@@ -51,6 +51,7 @@ import numpy as np
 
 from agents.cli import OneLineParser, UserError, check_output_folder, int_at_least, multispin_ids
 from agents.ray_jobs import check_address
+from agents.runs import write_atomic
 from agents.wrappers import RunningRate, TaskRewards, pro_rata, round_length_entries, task_metric
 from multispin_env.registration import DEFAULT_ENV_ID
 
@@ -459,13 +460,13 @@ def train(args: argparse.Namespace) -> Path:
             )
             if args.save_freq and iteration % args.save_freq == 0:
                 algo.save_to_path(str((out / "checkpoints" / f"iter_{iteration:06d}").resolve()))
-                (out / "run.json").write_text(json.dumps(record, indent=1, default=str))  # a killed run keeps it
+                write_atomic(out / "run.json", json.dumps(record, indent=1, default=str))  # a killed run keeps it
         algo.save_to_path(str((out / "checkpoint").resolve()))
         record["wall_s"] = time.perf_counter() - start
         algo.stop()
     finally:
         writer.close()
-        (out / "run.json").write_text(json.dumps(record, indent=1, default=str))
+        write_atomic(out / "run.json", json.dumps(record, indent=1, default=str))
         ray.shutdown()
     print(f"saved {out / 'checkpoint'} ({record.get('wall_s', math.nan):.1f} s)")
     return out

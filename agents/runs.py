@@ -13,6 +13,7 @@ trust (docs/runs.md). :func:`load_run_file` turns a truncated or corrupt file in
 
 from __future__ import annotations
 
+import os
 import re
 import zipfile
 from collections.abc import Callable
@@ -52,6 +53,24 @@ def load_run_file(path: str | Path, load: Callable[[], T]) -> T:
             "a truncated or corrupt zip file" if isinstance(exc, zipfile.BadZipFile) else f"{type(exc).__name__}: {exc}"
         )
         raise RunFileError(f"cannot load {path}: {' '.join(what.split())[:300]}") from None
+
+
+def write_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file beside it and one rename: a reader, or a run killed
+    mid-write, finds the old file or the new one, never a part of either (what a run saves is not lost to a kill).
+
+    :param path: the file to (re)write; its folder must exist
+    :param text: its whole new content
+    :return: ``path``
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # hidden, and one per process: no two writers share it
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 _CHECKPOINT = re.compile(r"rl_model_(\d+)_steps\.zip$")

@@ -59,7 +59,7 @@ from agents.cli import (
     one_line,
     store_dict_or_words,
 )
-from agents.runs import TRUST_NOTE, load_run_file, read_yaml, resolve_agent, vecnormalize_for
+from agents.runs import TRUST_NOTE, load_run_file, read_yaml, resolve_agent, vecnormalize_for, write_atomic
 from agents.search import CONVERTERS, SAMPLERS
 from agents.wrappers import EpisodeGoodputReward, for_evaluation
 from multispin_env.registration import DEFAULT_ENV_ID
@@ -331,7 +331,7 @@ class MultiSpinExperimentManager(ExperimentManager):
                 share = cb.share_of_oracle(cb.history[-1])
                 if share is not None:
                     summary["final_share_of_oracle"] = share
-        Path(self.params_path, "training.yml").write_text(yaml.safe_dump(summary, sort_keys=True))
+        write_atomic(Path(self.params_path, "training.yml"), yaml.safe_dump(summary, sort_keys=True))
 
     # -- hyperparameter search -----------------------------------------------------------------------------
     def hyperparameters_optimization(self) -> None:

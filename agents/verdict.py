@@ -43,6 +43,7 @@ from agents.cli import (
 )
 from agents.converge import FLAT_TOLERANCE, FLAT_WINDOW
 from agents.leaderboard import DEFAULT_SEEDS, aggregate, check_agents, compute_totals, relative_to_runs, short
+from agents.runs import write_atomic
 from baselines.policies import ORACLE_POLICIES
 
 #: The learners' goal: on these tasks the best learned IQM is at least this controller's score.
@@ -70,7 +71,7 @@ def export(out: Path, runs: Path, dest: Path) -> int:
     for path, result in zip(sorted((out / "jobs").glob("*/*.json")), results, strict=True):
         target = dest / "jobs" / path.parent.name / path.name
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(relative_to_runs(result, runs), indent=1))
+        write_atomic(target, json.dumps(relative_to_runs(result, runs), indent=1))
     return len(results)
 
 
@@ -502,9 +503,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m agents.verdic
     data["command"], data["generated"] = command, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     page = markdown(data, command)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(page)
+    write_atomic(args.output, page)
     if args.json:
-        Path(args.json).write_text(json.dumps(data, indent=1, default=str))
+        write_atomic(args.json, json.dumps(data, indent=1, default=str))
     written = board(results, out, command, args.reps, not args.no_plots) if args.board else []
     print(page)
     print(f"wrote {', '.join(map(str, [args.output, *([args.json] if args.json else []), *written]))}")

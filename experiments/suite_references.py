@@ -26,6 +26,7 @@ import numpy as np
 
 import multispin_env  # noqa: F401  (registers the ids)
 from agents.evaluation import evaluate, evaluate_analytic, suite_metric
+from agents.runs import write_atomic
 from multispin_env import suite
 from multispin_env.spaces import MultiSpinEnvAPI
 
@@ -132,13 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{label.format(table[env_id][spec.reference])}  ({time.perf_counter() - start:.1f} s)"
         )
     table = {env_id: table[env_id] for env_id in suite.TASK_SPECS if env_id in table}  # the suite's, then retired
-    out.write_text(
-        json.dumps(
-            {"command": "python -m experiments.suite_references", "seeds": "each task's eval_seeds", "tasks": table},
-            indent=1,
-        )
-        + "\n"
-    )
+    record = {"command": "python -m experiments.suite_references", "seeds": "each task's eval_seeds", "tasks": table}
+    write_atomic(out, json.dumps(record, indent=1) + "\n")  # the package's references: never half written
     print(f"wrote {args.out}")
     return 0
 

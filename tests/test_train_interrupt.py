@@ -9,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 from cli_helpers import launch
 
@@ -82,3 +83,23 @@ def test_sigint_and_sigterm_save_the_run_and_exit_130_143(tmp_path: Path) -> Non
         assert 0 < summary["num_timesteps"] == model.num_timesteps < summary["planned_timesteps"]
         assert info.training["interrupted"] is True
         assert "training interrupted at" in describe_agent(run)
+
+
+def test_write_atomic_replaces_whole_files_and_a_failed_write_keeps_the_old_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agents import runs
+
+    path = tmp_path / "training.yml"
+    assert runs.write_atomic(path, "a: 1\n") == path and path.read_text() == "a: 1\n"
+    runs.write_atomic(path, "b: 2\n")
+    assert path.read_text() == "b: 2\n"
+
+    def killed_mid_rename(src: object, dst: object) -> None:  # a kill between the write and the rename
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs.os, "replace", killed_mid_rename)
+    with pytest.raises(KeyboardInterrupt):
+        runs.write_atomic(path, "c: 3\n" * 1000)
+    assert path.read_text() == "b: 2\n"  # the old file, whole
+    assert [p.name for p in tmp_path.iterdir()] == ["training.yml"]  # no temporary file left behind
