@@ -1112,17 +1112,15 @@ def check_agents(agents: Sequence[str], why: str) -> None:
 def check_args(args: argparse.Namespace) -> None:
     """Resolve task names and check the command line; raises :class:`UserError`."""
     from baselines.policies import ANALYTIC_POLICIES
-    from multispin_env.suite import TASK_SPECS, TASKS
+    from multispin_env.suite import TASKS, resolve_tasks
 
     if args.tasks is None:
         args.tasks = list(TASKS)
     else:  # a suite task by id, name or name-vN; a retired version by its id or name-vN
-        by_name = {t.split("/", 1)[1]: t for t in TASK_SPECS} | {TASK_SPECS[t].name: t for t in TASKS}
-        bad = [t for t in args.tasks if t not in TASK_SPECS and t not in by_name]
-        if bad:
-            names = ", ".join(TASK_SPECS[t].name for t in TASKS)
-            raise UserError(f"unknown task(s) {', '.join(bad)}; the tasks are {names}")
-        args.tasks = [t if t in TASK_SPECS else by_name[t] for t in args.tasks]
+        try:
+            args.tasks = resolve_tasks(args.tasks)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
     why = "one job would run twice (two trainings into one folder)"
     check_no_repeats(args.tasks, "--tasks", why)
     check_no_repeats(args.seeds or [], "--seeds", why)

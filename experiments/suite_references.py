@@ -97,7 +97,9 @@ def channel_correlation(env_id: str, policy: str = "het-opt-oracle") -> tuple[fl
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m experiments.suite_references", description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", nargs="+", default=list(suite.TASKS), help="task ids (default: the suite's)")
+    parser.add_argument(
+        "--tasks", nargs="+", default=list(suite.TASKS), help="task ids or names (default: the suite's)"
+    )
     parser.add_argument(
         "--correlation",
         action="store_true",
@@ -110,9 +112,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="output JSON (default: the package's %(default)s)",
     )
     args = parser.parse_args(argv)
-    unknown = [t for t in args.tasks if t not in suite.TASK_SPECS]
-    if unknown:
-        parser.error(f"unknown task(s) {unknown}; the tasks are {list(suite.TASKS)}")
+    try:
+        args.tasks = suite.resolve_tasks(args.tasks)
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.correlation:
         for env_id in args.tasks:
             unwrapped = gym.make(env_id).unwrapped

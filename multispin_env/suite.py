@@ -19,7 +19,7 @@ itself: it does not import the controllers).
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -357,6 +357,17 @@ def task(env_id: str) -> Task:
     if env_id not in TASK_SPECS:
         raise ValueError(f"unknown task {env_id!r}; the tasks are {list(TASKS)}")
     return TASK_SPECS[env_id]
+
+
+def resolve_tasks(names: Sequence[str]) -> list[str]:
+    """The task ids of ``names``, each a task's id, name (``ArrivalsHeavy``: the suite's version) or name and version
+    (``ArrivalsHeavy-v0``: a retired version too); ValueError naming every unknown one and listing the tasks."""
+    by_name = {t.split("/", 1)[1]: t for t in TASK_SPECS} | {TASK_SPECS[t].name: t for t in TASKS}
+    bad = [name for name in names if name not in TASK_SPECS and name not in by_name]
+    if bad:
+        known = ", ".join(TASK_SPECS[t].name for t in TASKS)
+        raise ValueError(f"unknown task(s) {', '.join(bad)}; the tasks are {known}")
+    return [name if name in TASK_SPECS else by_name[name] for name in names]
 
 
 @lru_cache(maxsize=1)

@@ -168,3 +168,14 @@ def test_the_score_scale_names_every_task_with_its_own_reference() -> None:
     others = [suite.task(t) for t in suite.TASKS if suite.task(t).reference != "het-opt-oracle"]
     assert others and all(f"{t.reference} on {t.name}" in suite.SCORE_SCALE for t in others)
     assert suite.SCORE_SCALE.startswith("0 = server-only, 100 = het-opt-oracle")
+
+
+def test_resolve_tasks_takes_ids_names_and_retired_versions_and_names_every_unknown_one() -> None:
+    current = suite.TASKS[0]
+    name = suite.task(current).name
+    retired = next(iter(suite.RETIRED))
+    assert suite.resolve_tasks([current, name, retired.split("/", 1)[1]]) == [current, current, retired]
+    assert suite.resolve_tasks([]) == []
+    with pytest.raises(ValueError, match=r"unknown task\(s\) Nope, Nada; the tasks are IIDStatic, ") as err:
+        suite.resolve_tasks(["Nope", name, "Nada"])
+    assert "\n" not in str(err.value)
