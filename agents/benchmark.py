@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import math
 import sys
@@ -350,14 +351,15 @@ def write_outputs(
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     csv_path = out_dir / "benchmark.csv"
-    with csv_path.open("w", newline="") as f:
-        arrivals = any(row.result.arrivals for row in rows)
-        deadlines = any(row.result.deadlines for row in rows)
-        columns = CSV_COLUMNS + (ARRIVAL_COLUMNS if arrivals else ()) + (DEADLINE_COLUMNS if deadlines else ())
-        writer = csv.DictWriter(f, fieldnames=list(columns))
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(row.as_row())
+    arrivals = any(row.result.arrivals for row in rows)
+    deadlines = any(row.result.deadlines for row in rows)
+    columns = CSV_COLUMNS + (ARRIVAL_COLUMNS if arrivals else ()) + (DEADLINE_COLUMNS if deadlines else ())
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=list(columns))
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row.as_row())
+    write_atomic(csv_path, text.getvalue())
     written.append(csv_path)
     json_path = out_dir / "benchmark.json"
     payload = {

@@ -33,6 +33,7 @@ under plain ``python -m rl_zoo3.train`` the callback builds its env from the tra
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,6 +54,7 @@ from agents.evaluation import (
     suite_metric,
 )
 from agents.residual import ResidualPolicy, VecResidual
+from agents.runs import write_atomic
 from agents.wrappers import check_metric_name, task_metric
 from baselines.protocol import Policy
 
@@ -306,7 +308,9 @@ class GoodputEvalCallback(EvalCallback):
             "baseline_draft_length": np.array([self.baseline_results[n].mean_draft_length for n in names]),
             "baseline_hhi": np.array([self.baseline_results[n].bandwidth_hhi for n in names]),
         }
-        np.savez(f"{self.log_path}.npz", **data)
+        buffer = io.BytesIO()
+        np.savez(buffer, **data)
+        write_atomic(f"{self.log_path}.npz", buffer.getvalue())  # read back by until-flat: never half written
 
     def _save_best(self) -> None:
         if self.best_model_save_path is None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,19 +56,24 @@ def load_run_file(path: str | Path, load: Callable[[], T]) -> T:
         raise RunFileError(f"cannot load {path}: {' '.join(what.split())[:300]}") from None
 
 
-def write_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file beside it and one rename: a reader, or a run killed
-    mid-write, finds the old file or the new one, never a part of either (what a run saves is not lost to a kill).
+def write_atomic(path: str | Path, content: str | bytes) -> Path:
+    """Write ``content`` to ``path`` through a temporary file beside it and one rename: a reader, or a run killed
+    mid-write, finds the old file or the new one, never a part of either (what a run saves is not lost to a kill;
+    a power loss is another matter: nothing is synced to disk).
 
-    :param path: the file to (re)write; its folder must exist
-    :param text: its whole new content
+    :param path: the file to (re)write (through a symlink: its target); its folder must exist
+    :param content: its whole new content: text (written as UTF-8, line ends as given) or bytes
     :return: ``path``
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # hidden, and one per process: no two writers share it
+    target = Path(os.path.realpath(path))  # a symlink stays one: its target is replaced
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")  # hidden, one per process: no two writers share it
+    data = content.encode("utf-8") if isinstance(content, str) else content
     try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
+        tmp.write_bytes(data)
+        if target.exists():  # keep a rewritten file's permissions, as writing it in place would
+            os.chmod(tmp, stat.S_IMODE(target.stat().st_mode))
+        os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
     return path

@@ -505,6 +505,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m agents.verdic
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     write_atomic(args.output, page)
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         write_atomic(args.json, json.dumps(data, indent=1, default=str))
     written = board(results, out, command, args.reps, not args.no_plots) if args.board else []
     print(page)

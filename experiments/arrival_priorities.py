@@ -12,7 +12,7 @@ docs/model.md eq. (5w)), with the oracle's acceptance and channel, for two prior
 - ``backlog``: longest backlog first, w_k = (B_k / m)^p, B_k = r_k + m q_k the tokens user k still has to be served,
   q_k its queued requests (from the env's request state: known to the server, not in the observation).
 
-Weights are clipped into [1/10, 10]; p = 0 is het-opt-oracle itself. Each row is evaluated on the task's
+Weights are clipped into [1/10, 10] (the urgency policies' cap); p = 0 is het-opt-oracle itself. Each row is evaluated on the task's
 evaluation seeds: the mean completion time (s; lower is better), its normalized score (100 = het-opt-oracle), the
 goodput, and the per-episode difference of the mean completion time from het-opt-oracle's with its 95% interval
 (the same seeds; a negative difference is faster).
@@ -21,6 +21,7 @@ goodput, and the per-episode difference of the mean completion time from het-opt
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,17 +31,24 @@ import gymnasium as gym
 import numpy as np
 
 import multispin_env  # noqa: F401  (registers the ids)
-from agents.cli import OneLineParser
-from agents.evaluation import EvaluationResult, evaluate, suite_metric
+from agents.cli import OneLineParser, UserError, check_output_folder
+from agents.evaluation import EvaluationResult, evaluate, mean_ci, suite_metric
 from agents.runs import write_atomic
-from baselines.policies import AnalyticPolicy, make_policy
+from baselines.policies import URGENCY_MAX_WEIGHT, AnalyticPolicy, make_policy
 from baselines.solvers import SOLVERS
 from multispin_env import suite
 
 #: The priority rules: name -> what the weight grows with.
 RULES = ("srpt", "backlog")
-#: Weights are clipped into [1 / MAX_WEIGHT, MAX_WEIGHT] (a user 10 times more urgent than another at most).
-MAX_WEIGHT = 10.0
+#: Weights are clipped into [1 / MAX_WEIGHT, MAX_WEIGHT]: the urgency-weighted policies' cap.
+MAX_WEIGHT = URGENCY_MAX_WEIGHT
+
+
+def check_power(power: float) -> float:
+    """``power`` if it is a finite number >= 0 (a negative one would turn the rule around), else ValueError."""
+    if not 0.0 <= float(power) < math.inf:
+        raise ValueError(f"power must be a finite number >= 0, got {power}")
+    return float(power)
 
 
 class PriorityPolicy(AnalyticPolicy):
@@ -55,11 +63,12 @@ class PriorityPolicy(AnalyticPolicy):
     def __init__(self, env: Any, rule: str, power: float) -> None:
         if rule not in RULES:
             raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
-        core = env.unwrapped.core
-        if core.requests is None:
-            raise ValueError("the priority policies need request arrivals (arrival_rate set)")
+        self.power = check_power(power)
+        unwrapped = env.unwrapped
+        if unwrapped.config.homogeneous or unwrapped.core.requests is None:
+            raise ValueError("the priority policies need a heterogeneous env with request arrivals (arrival_rate set)")
         super().__init__(env, SOLVERS["het-opt"].solve, "oracle", name=f"{rule} p={power:g}")
-        self.rule, self.power = rule, float(power)
+        self.rule = rule
 
     def _act(self, obs: np.ndarray, index: int) -> np.ndarray:
         unwrapped = self.env.unwrapped
@@ -95,7 +104,7 @@ def compare(
     ]:
         value = suite_metric(result, "completion_mean")
         difference = episode_means(result) - base
-        half = 1.96 * np.nanstd(difference, ddof=1) / np.sqrt(np.sum(np.isfinite(difference)))
+        mean, half = mean_ci(difference[np.isfinite(difference)])  # the t-interval over episodes
         rows.append(
             {
                 "task": env_id,
@@ -103,8 +112,8 @@ def compare(
                 "completion_mean": value,
                 "score": suite.normalized_score(env_id, value),
                 "goodput": float(result.goodputs.mean()),
-                "difference": float(np.nanmean(difference)),
-                "difference_ci": float(half) if name != "het-opt-oracle" else 0.0,
+                "difference": mean,
+                "difference_ci": half if name != "het-opt-oracle" else 0.0,
             }
         )
     return rows
@@ -124,6 +133,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     for env_id in ids:
         if suite.task(env_id).metric != "completion_mean":
             parser.error(f"{env_id} is not an arrival task (its metric is {suite.task(env_id).metric})")
+    try:
+        for power in args.powers:
+            check_power(power)
+        if args.json:
+            check_output_folder(Path(args.json).parent, "--json")
+    except (ValueError, UserError) as exc:
+        parser.error(str(exc))
     rows = [row for env_id in ids for row in compare(env_id, args.rules, args.powers)]
     print(f"{'task':32s} {'policy':16s} {'completion (s)':>14s} {'score':>7s} {'goodput':>8s}  vs het-opt-oracle (s)")
     for row in rows:
@@ -133,6 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{row['goodput']:8.2f}  {versus}"
         )
     if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         write_atomic(Path(args.json), json.dumps(rows, indent=1))
     return 0
 

@@ -362,6 +362,8 @@ def task(env_id: str) -> Task:
 def resolve_tasks(names: Sequence[str]) -> list[str]:
     """The task ids of ``names``, each a task's id, name (``ArrivalsHeavy``: the suite's version) or name and version
     (``ArrivalsHeavy-v0``: a retired version too); ValueError naming every unknown one and listing the tasks."""
+    if isinstance(names, str):
+        raise TypeError("resolve_tasks takes a sequence of task names, not one string")
     by_name = {t.split("/", 1)[1]: t for t in TASK_SPECS} | {TASK_SPECS[t].name: t for t in TASKS}
     bad = [name for name in names if name not in TASK_SPECS and name not in by_name]
     if bad:

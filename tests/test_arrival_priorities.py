@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -42,13 +44,17 @@ def test_power_zero_plays_het_opt_oracle_and_the_weights_follow_the_rule(rule: s
     assert checked > 0  # some rounds had requests in service
 
 
-def test_the_comparison_rows_and_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_comparison_rows_and_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "file.txt").write_text("")
     rows = compare(TASK, ["srpt"], [0.0], seeds=[1000, 1001])
     assert [r["policy"] for r in rows] == ["het-opt-oracle", "srpt p=0"]
     assert rows[1]["completion_mean"] == rows[0]["completion_mean"] and rows[1]["difference"] == 0.0
     for argv, message in [
         (["--tasks", "Nope"], "unknown task(s) Nope"),
         (["--tasks", "IIDStatic"], "is not an arrival task"),
+        (["--powers", "nan"], "power must be a finite number >= 0, got nan"),
+        (["--powers", "1", "-0.5"], "power must be a finite number >= 0, got -0.5"),
+        (["--json", str(tmp_path / "file.txt" / "rows.json")], "--json"),  # its folder is a file: refused first
     ]:
         with pytest.raises(SystemExit) as exit_info:
             main(argv)
@@ -60,5 +66,8 @@ def test_the_comparison_rows_and_the_command_line(capsys: pytest.CaptureFixture[
 def test_bad_settings_are_value_errors() -> None:
     with pytest.raises(ValueError, match="rule must be one of"):
         PriorityPolicy(gym.make(TASK), "fifo", 1.0)
-    with pytest.raises(ValueError, match="need request arrivals"):
+    with pytest.raises(ValueError, match="need a heterogeneous env with request arrivals"):
         PriorityPolicy(gym.make("MultiSpin-Heterogeneous-v0"), "srpt", 1.0)
+    for power in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="power must be a finite number >= 0"):
+            PriorityPolicy(gym.make(TASK), "srpt", power)

@@ -179,3 +179,5 @@ def test_resolve_tasks_takes_ids_names_and_retired_versions_and_names_every_unkn
     with pytest.raises(ValueError, match=r"unknown task\(s\) Nope, Nada; the tasks are IIDStatic, ") as err:
         suite.resolve_tasks(["Nope", name, "Nada"])
     assert "\n" not in str(err.value)
+    with pytest.raises(TypeError, match="not one string"):
+        suite.resolve_tasks(name)

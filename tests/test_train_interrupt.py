@@ -91,9 +91,16 @@ def test_write_atomic_replaces_whole_files_and_a_failed_write_keeps_the_old_one(
     from agents import runs
 
     path = tmp_path / "training.yml"
-    assert runs.write_atomic(path, "a: 1\n") == path and path.read_text() == "a: 1\n"
-    runs.write_atomic(path, "b: 2\n")
-    assert path.read_text() == "b: 2\n"
+    assert runs.write_atomic(path, "a: 1\r\n") == path and path.read_bytes() == b"a: 1\r\n"  # line ends as given
+    path.chmod(0o600)
+    runs.write_atomic(str(path), "b: \u00e9\n")
+    assert path.read_text(encoding="utf-8") == "b: \u00e9\n" and path.stat().st_mode & 0o777 == 0o600  # mode kept
+    link = tmp_path / "link.npz"
+    link.symlink_to(tmp_path / "data.npz")
+    runs.write_atomic(link, b"\x00\x01")
+    assert link.is_symlink() and (tmp_path / "data.npz").read_bytes() == b"\x00\x01"  # written through the link
+    link.unlink()
+    (tmp_path / "data.npz").unlink()
 
     def killed_mid_rename(src: object, dst: object) -> None:  # a kill between the write and the rename
         raise KeyboardInterrupt
@@ -101,5 +108,5 @@ def test_write_atomic_replaces_whole_files_and_a_failed_write_keeps_the_old_one(
     monkeypatch.setattr(runs.os, "replace", killed_mid_rename)
     with pytest.raises(KeyboardInterrupt):
         runs.write_atomic(path, "c: 3\n" * 1000)
-    assert path.read_text() == "b: 2\n"  # the old file, whole
+    assert path.read_text(encoding="utf-8") == "b: \u00e9\n"  # the old file, whole
     assert [p.name for p in tmp_path.iterdir()] == ["training.yml"]  # no temporary file left behind
