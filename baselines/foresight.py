@@ -1,7 +1,9 @@
 """Analytic controllers for the tasks whose objective spans the episode (docs/model.md section 7.4).
 
-Both plan every round with het-opt at the oracle information level (the true acceptance curve and channel of the
-round about to be played) and change only what the solver is asked to maximise:
+Both plan every round with het-opt and change only what the solver is asked to maximise; ``het-opt-energy`` and
+``het-opt-pf`` plan at the oracle information level (the true acceptance curve and channel of the round about to
+be played), ``het-opt-energy-static`` and ``het-opt-pf-static`` with the population's mean system (the static
+level, :func:`baselines.information.static_params`: no oracle information):
 
 - ``het-opt-energy`` (:class:`EnergyPricePolicy`): a Lagrangian price lambda (tokens per joule) on each device's
   energy, so that a budget per device (``energy_budget``, eq. (5.7a)) lasts the episode. Each drafted token of
@@ -21,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from baselines.information import active_users, oracle_params, solve_for_active
+from baselines.information import active_users, round_params_for, solve_for_active
 from baselines.policies import AnalyticPolicy
 from baselines.solvers import SOLVERS
 from multispin_env.config import SETTINGS
@@ -30,8 +32,10 @@ from multispin_env.model import FloatArray, device_energy, finish_time, upload_e
 __all__ = [
     "ENERGY_PRICES",
     "ENERGY_PRICE_SEEDS",
+    "FORESIGHT_LEVELS",
     "EnergyPricePolicy",
     "ProportionalFairPolicy",
+    "foresight_name",
     "energy_price_survival",
     "pf_weights",
     "tune_energy_price",
@@ -71,15 +75,32 @@ def pf_weights(episode_tokens: FloatArray) -> FloatArray:
     return 1.0 / np.maximum(np.asarray(episode_tokens, dtype=np.float64), 1.0)
 
 
+def foresight_name(base: str, information: str) -> str:
+    """The policy name of foresight controller ``base`` at ``information``: ``base`` at the oracle level (the
+    tasks' 100-references keep their names), ``base-static`` at the static level."""
+    if information not in FORESIGHT_LEVELS:
+        raise ValueError(f"information must be one of {FORESIGHT_LEVELS}, got {information!r}")
+    return base if information == "oracle" else f"{base}-{information}"
+
+
+#: The information levels the foresight controllers plan at.
+FORESIGHT_LEVELS: tuple[str, ...] = ("oracle", "static")
+
+
 class ProportionalFairPolicy(AnalyticPolicy):
-    """het-opt at the oracle level maximising the weighted goodput with w_k = 1 / x_k (eq. (7.4b)) every round.
+    """het-opt maximising the weighted goodput with w_k = 1 / x_k (eq. (7.4b)) every round.
 
     :param env: a heterogeneous MultiSpin env (single or vector)
+    :param information: ``oracle`` (``het-opt-pf``) or ``static`` (``het-opt-pf-static``)
     """
 
-    def __init__(self, env: Any) -> None:
-        super().__init__(env, SOLVERS["het-opt"].solve, "oracle", name="het-opt-pf")
+    def __init__(self, env: Any, information: str = "oracle") -> None:
+        name = foresight_name("het-opt-pf", information)
+        super().__init__(env, SOLVERS["het-opt"].solve, information, name=name)
         self._batch_solver = None  # each sub-env has its own weights
+
+    def _act_cached(self, obs: np.ndarray, index: int, restart: bool) -> np.ndarray:
+        return self._act(obs, index)  # the weights change every round: no static plan to keep
 
     def _act(self, obs: np.ndarray, index: int) -> np.ndarray:
         core = self.env.unwrapped.core
@@ -88,23 +109,28 @@ class ProportionalFairPolicy(AnalyticPolicy):
 
 
 class EnergyPricePolicy(AnalyticPolicy):
-    """het-opt at the oracle level maximising sum_k (E[n_k] - lambda_k e_k L_k) / T (eq. (7.4a)) every round.
+    """het-opt maximising sum_k (E[n_k] - lambda_k e_k L_k) / T (eq. (7.4a)) every round.
 
     The plan stays within every device's remaining budget: a user whose planned round (its lengths and shares, its
-    nominal draft time and true channel) costs more than it has left is capped one token shorter and the round
-    re-planned, so the env never drains it (eq. (5.7a)). Without an energy budget lambda = 0 and this is het-opt-oracle.
+    nominal draft time and the channel of the information level) costs more than it has left is capped one token
+    shorter and the round re-planned, so that at the oracle level the env never drains it (eq. (5.7a)). Without an
+    energy budget lambda = 0 and this is het-opt-oracle (het-opt-static at the static level).
 
     :param env: a heterogeneous MultiSpin env (single or vector)
     :param price: lambda_k per device (K,) or one for all, tokens per joule (>= 0); None:
-        :func:`tune_energy_price` on :data:`ENERGY_PRICE_SEEDS` (0 without a budget)
+        :func:`tune_energy_price` on :data:`ENERGY_PRICE_SEEDS` (0 without a budget), at this information level
+    :param information: ``oracle`` (``het-opt-energy``) or ``static`` (``het-opt-energy-static``)
     """
 
-    def __init__(self, env: Any, price: Any = None) -> None:
-        super().__init__(env, SOLVERS["het-opt"].solve, "oracle", name="het-opt-energy")
+    def __init__(self, env: Any, price: Any = None, information: str = "oracle") -> None:
+        name = foresight_name("het-opt-energy", information)
+        super().__init__(env, SOLVERS["het-opt"].solve, information, name=name)
         self._batch_solver = None  # plans with its own token table
         core = self.env.unwrapped.core
         if price is None:
-            price = 0.0 if core.config.energy_budget is None else tune_energy_price(core.config)
+            price = (
+                0.0 if core.config.energy_budget is None else tune_energy_price(core.config, information=information)
+            )
         k = core.num_users
         values = np.asarray(price) if not isinstance(price, (str, bool)) else np.asarray(np.nan)
         if values.dtype.kind not in "iuf" or values.shape not in ((), (k,)):
@@ -117,18 +143,21 @@ class EnergyPricePolicy(AnalyticPolicy):
         #: Rounds in which some user's draft was capped by its budget (since construction).
         self.dry_rounds = 0
 
-    def energy_per_token(self, index: int) -> FloatArray:
+    def energy_per_token(self, index: int, upload_time: FloatArray | None = None) -> FloatArray:
         """e_k = P_draft,k t_k + P_tx c_k (K,), J per drafted token of sub-env ``index``'s round about to be
-        played (its nominal draft times and true channel, as the oracle level's plan)."""
+        played: its nominal draft times and upload times c_k, s/token (default: the true channel's, as the oracle
+        level's plan)."""
         core = self.env.unwrapped.core
-        return (
-            core.draft_power[index] * core.draft_time[index] + core.scenario.transmit_power_w * core.upload_time[index]
-        )
+        upload = core.upload_time[index] if upload_time is None else upload_time
+        return core.draft_power[index] * core.draft_time[index] + core.scenario.transmit_power_w * upload
+
+    def _act_cached(self, obs: np.ndarray, index: int, restart: bool) -> np.ndarray:
+        return self._act(obs, index)  # the remaining budgets change every round: no static plan to keep
 
     def _act(self, obs: np.ndarray, index: int) -> np.ndarray:
         core = self.env.unwrapped.core
-        params = oracle_params(self.env, index)
-        cost = self.energy_per_token(index)
+        params = round_params_for(self.env, self.information, obs, index)
+        cost = self.energy_per_token(index, params.upload_time)
         survival = energy_price_survival(params.survival, cost, self.price)
         left = core.energy_left[index]
         deadline = np.inf if params.upload_deadline is None else params.upload_deadline
@@ -153,13 +182,13 @@ class EnergyPricePolicy(AnalyticPolicy):
         return self.env.unwrapped.encode_action(lengths, shares)
 
 
-def _validation_goodput(config: Any, price: float, seeds: Sequence[int]) -> float:
-    """Mean episode goodput (tokens/s) of :class:`EnergyPricePolicy` at the price ``price`` on ``seeds`` (a single
-    heterogeneous env of ``config``'s settings, the budget on)."""
+def _validation_goodput(config: Any, price: float, seeds: Sequence[int], information: str = "oracle") -> float:
+    """Mean episode goodput (tokens/s) of :class:`EnergyPricePolicy` at the price ``price`` and ``information``
+    level on ``seeds`` (a single heterogeneous env of ``config``'s settings, the budget on)."""
     from multispin_env.envs import MultiSpinHeterogeneousEnv
 
     env = MultiSpinHeterogeneousEnv(config={name: getattr(config, name) for name in SETTINGS if name != "homogeneous"})
-    policy = EnergyPricePolicy(env, price)
+    policy = EnergyPricePolicy(env, price, information)
     goodputs = []
     for seed in seeds:
         obs, _ = env.reset(seed=int(seed))
@@ -175,7 +204,7 @@ def _validation_goodput(config: Any, price: float, seeds: Sequence[int]) -> floa
     return float(np.mean(goodputs))
 
 
-def tune_energy_price(config: Any, seeds: Sequence[int] = ENERGY_PRICE_SEEDS) -> float:
+def tune_energy_price(config: Any, seeds: Sequence[int] = ENERGY_PRICE_SEEDS, information: str = "oracle") -> float:
     """lambda of eq. (7.4a), tokens per joule: of 0 and :data:`ENERGY_PRICES`, the price with the highest mean
     goodput on the validation episodes ``seeds`` with the budget on (ties: the lowest price).
 
@@ -186,12 +215,13 @@ def tune_energy_price(config: Any, seeds: Sequence[int] = ENERGY_PRICE_SEEDS) ->
 
     :param config: the env's validated settings (:class:`multispin_env.config.EnvConfig`) with an energy budget
     :param seeds: reset seeds of the validation episodes
+    :param information: the level the policy plans at (``oracle`` or ``static``): the price is tuned for it
     """
     if config.energy_budget is None:
         raise ValueError("tune_energy_price needs an env with an energy_budget")
-    key = f"{config!r} {tuple(seeds)}"
+    key = f"{config!r} {tuple(seeds)} {information}"
     if key not in _TUNED:
         prices = (0.0, *ENERGY_PRICES)
-        goodputs = [_validation_goodput(config, price, seeds) for price in prices]
+        goodputs = [_validation_goodput(config, price, seeds, information) for price in prices]
         _TUNED[key] = float(prices[int(np.argmax(goodputs))])
     return _TUNED[key]

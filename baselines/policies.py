@@ -44,24 +44,32 @@ _POLICY_SOLVER: dict[str, tuple[str, str]] = {
 }
 
 
-def _energy_price_policy(env: Any) -> Policy:
-    from baselines.foresight import EnergyPricePolicy  # it builds on AnalyticPolicy, defined here
+def _energy_price_policy(information: str) -> Callable[[Any], Policy]:
+    def make(env: Any) -> Policy:
+        from baselines.foresight import EnergyPricePolicy  # it builds on AnalyticPolicy, defined here
 
-    return EnergyPricePolicy(env)
+        return EnergyPricePolicy(env, information=information)
+
+    return make
 
 
-def _proportional_fair_policy(env: Any) -> Policy:
-    from baselines.foresight import ProportionalFairPolicy
+def _proportional_fair_policy(information: str) -> Callable[[Any], Policy]:
+    def make(env: Any) -> Policy:
+        from baselines.foresight import ProportionalFairPolicy
 
-    return ProportionalFairPolicy(env)
+        return ProportionalFairPolicy(env, information)
+
+    return make
 
 
 #: Policies with a state of their own (per-user lengths: the heterogeneous env only): name -> class(env).
 _STATEFUL_POLICIES: dict[str, Callable[[Any], Policy]] = {
     "het-opt-predictive": PredictivePolicy,
     "bandit-ucb": BanditPolicy,
-    "het-opt-energy": _energy_price_policy,
-    "het-opt-pf": _proportional_fair_policy,
+    "het-opt-energy": _energy_price_policy("oracle"),
+    "het-opt-pf": _proportional_fair_policy("oracle"),
+    "het-opt-energy-static": _energy_price_policy("static"),
+    "het-opt-pf-static": _proportional_fair_policy("static"),
 }
 
 #: The urgency-weighted P-het policies (envs with request deadlines only): name -> information level.

@@ -311,3 +311,32 @@ def test_the_user_set_policy_reads_the_new_per_user_fields_at_any_k() -> None:
     np.testing.assert_allclose(moved[:4], action[:4][perm], atol=1e-6)
     np.testing.assert_allclose(moved[4:], action[4:][perm], atol=1e-6)
     assert {"energy_left", "throughput"} <= set(policy.observation_fields)
+
+
+@pytest.mark.parametrize("base", ["het-opt-energy", "het-opt-pf"])
+def test_the_static_level_foresight_controllers_plan_with_the_mean_system(base: str) -> None:
+    """``*-static``: the same rule planned with the population's mean system. On a static channel with i.i.d.
+    acceptance that is the simulated system, so they play their oracle twins' actions; with fading they plan with
+    the mean channel (|h|^2 = 1), as het-opt-static does, and differ from the oracle's."""
+    for settings, same in ((dict(fading=False), True), (dict(fading=True), False)):
+        env = gym.make(HET, energy_budget=3.0, horizon=2.0, **settings)
+        static, oracle = make_policy(f"{base}-static", env), make_policy(base, env)
+        assert static.name == f"{base}-static" and static.information == "static" and oracle.information == "oracle"
+        if base == "het-opt-energy":  # tuned at its own level: the same price here (the same plans without fading)
+            assert (np.all(static.price == oracle.price)) if same else np.all(static.price >= 0)
+        obs, _ = env.reset(seed=5)
+        for policy in (static, oracle):
+            policy.reset()
+        differ = 0
+        for _ in range(12):
+            action, _ = static.predict(obs)
+            other, _ = oracle.predict(obs)
+            differ += int(not np.array_equal(action, other))
+            obs, _, terminated, truncated, _ = env.step(action)
+            if terminated or truncated:
+                break
+        assert (differ == 0) if same else (differ > 0), differ
+    with pytest.raises(ValueError, match="information must be one of"):
+        ProportionalFairPolicy(gym.make(HET), "adaptive")
+    with pytest.raises(ValueError, match="information must be one of"):
+        EnergyPricePolicy(gym.make(HET), information="psychic")
