@@ -212,7 +212,7 @@ class GoodputEvalCallback(EvalCallback):
             if self.verbose:
                 for name, res in self.baseline_results.items():
                     mean, half = res.goodput_ci()
-                    print(f"baseline {name:<18} goodput {mean:8.2f} +- {half:.2f} tokens/s")
+                    print(f"baseline {name:<22} goodput {mean:8.2f} +- {half:.2f} tokens/s")
         if self.num_timesteps == 0:
             self._evaluate()
 

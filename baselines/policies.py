@@ -62,7 +62,7 @@ def _proportional_fair_policy(information: str) -> Callable[[Any], Policy]:
     return make
 
 
-#: Policies with a state of their own (per-user lengths: the heterogeneous env only): name -> class(env).
+#: Policies with a state of their own (per-user lengths: the heterogeneous env only): name -> a factory of env.
 _STATEFUL_POLICIES: dict[str, Callable[[Any], Policy]] = {
     "het-opt-predictive": PredictivePolicy,
     "bandit-ucb": BanditPolicy,
@@ -77,7 +77,8 @@ _URGENCY_POLICIES: dict[str, str] = {"het-opt-urgency-adaptive": "adaptive", "he
 
 #: Every analytic policy name: the equal-share baselines, hom-opt / het-opt at each information level,
 #: het-opt-predictive (:mod:`baselines.predictive`), bandit-ucb (:mod:`baselines.bandit`), het-opt-energy and
-#: het-opt-pf (:mod:`baselines.foresight`) and the urgency-weighted het-opt policies (:class:`UrgencyPolicy`).
+#: het-opt-pf with their ``-static`` versions (:mod:`baselines.foresight`) and the urgency-weighted het-opt policies
+#: (:class:`UrgencyPolicy`).
 ANALYTIC_POLICIES: tuple[str, ...] = (*_POLICY_SOLVER, *_STATEFUL_POLICIES, *_URGENCY_POLICIES)
 
 #: The analytic policies that plan with the true state of the round (the oracle information level, docs/model.md

@@ -79,8 +79,8 @@ EDGES: Mapping[str, str] = {
     "information": "the non-oracle controllers lack something a learned controller can infer over rounds or learn "
     "for the task's fixed population (the true acceptance rates, a hidden acceptance regime, the channel behind a "
     "stale or noisy estimate)",
-    "foresight": "the metric spans rounds (request completion times, deadlines, an energy budget, fairness) while the controllers maximise each "
-    "round's goodput alone: planning across rounds pays",
+    "foresight": "the metric spans rounds (request completion times, deadlines, an energy budget, fairness) while the controllers plan each "
+    "round on its own (its goodput, or a price or weights of the state so far): planning across rounds pays",
     "model mismatch": "the controllers plan with an approximate model of the round (an averaged acceptance curve, "
     "the nominal draft times): a learned controller meets the real one",
 }
