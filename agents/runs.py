@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import stat
+import threading
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -67,7 +68,8 @@ def write_atomic(path: str | Path, content: str | bytes) -> Path:
     """
     path = Path(path)
     target = Path(os.path.realpath(path))  # a symlink stays one: its target is replaced
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")  # hidden, one per process: no two writers share it
+    # Hidden, and one per process and thread: no two writers share it.
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     data = content.encode("utf-8") if isinstance(content, str) else content
     try:
         tmp.write_bytes(data)
