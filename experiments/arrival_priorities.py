@@ -121,7 +121,8 @@ def compare(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = OneLineParser(prog="python -m experiments.arrival_priorities", description=__doc__.split("\n")[0])
-    parser.add_argument("--tasks", nargs="+", default=["ArrivalsLight", "ArrivalsHeavy"], help="arrival tasks")
+    arrival_tasks = [suite.task(t).name for t in suite.TASKS if suite.task(t).metric == "completion_mean"]
+    parser.add_argument("--tasks", nargs="+", default=arrival_tasks, help="arrival tasks (default: the suite's)")
     parser.add_argument("--rules", nargs="+", default=list(RULES), choices=RULES)
     parser.add_argument("--powers", nargs="+", type=float, default=[0.5, 1.0, 2.0], help="exponents p of the weights")
     parser.add_argument("--json", help="also write the rows here")
