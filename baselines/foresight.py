@@ -75,16 +75,16 @@ def pf_weights(episode_tokens: FloatArray) -> FloatArray:
     return 1.0 / np.maximum(np.asarray(episode_tokens, dtype=np.float64), 1.0)
 
 
+#: The information levels the foresight controllers plan at.
+FORESIGHT_LEVELS: tuple[str, ...] = ("oracle", "static")
+
+
 def foresight_name(base: str, information: str) -> str:
     """The policy name of foresight controller ``base`` at ``information``: ``base`` at the oracle level (the
     tasks' 100-references keep their names), ``base-static`` at the static level."""
     if information not in FORESIGHT_LEVELS:
         raise ValueError(f"information must be one of {FORESIGHT_LEVELS}, got {information!r}")
     return base if information == "oracle" else f"{base}-{information}"
-
-
-#: The information levels the foresight controllers plan at.
-FORESIGHT_LEVELS: tuple[str, ...] = ("oracle", "static")
 
 
 class ProportionalFairPolicy(AnalyticPolicy):
@@ -94,13 +94,12 @@ class ProportionalFairPolicy(AnalyticPolicy):
     :param information: ``oracle`` (``het-opt-pf``) or ``static`` (``het-opt-pf-static``)
     """
 
+    replans_every_round = True  # the weights follow the episode's tokens
+
     def __init__(self, env: Any, information: str = "oracle") -> None:
         name = foresight_name("het-opt-pf", information)
         super().__init__(env, SOLVERS["het-opt"].solve, information, name=name)
         self._batch_solver = None  # each sub-env has its own weights
-
-    def _act_cached(self, obs: np.ndarray, index: int, restart: bool) -> np.ndarray:
-        return self._act(obs, index)  # the weights change every round: no static plan to keep
 
     def _act(self, obs: np.ndarray, index: int) -> np.ndarray:
         core = self.env.unwrapped.core
@@ -121,6 +120,8 @@ class EnergyPricePolicy(AnalyticPolicy):
         :func:`tune_energy_price` on :data:`ENERGY_PRICE_SEEDS` (0 without a budget), at this information level
     :param information: ``oracle`` (``het-opt-energy``) or ``static`` (``het-opt-energy-static``)
     """
+
+    replans_every_round = True  # the plan follows the remaining budgets
 
     def __init__(self, env: Any, price: Any = None, information: str = "oracle") -> None:
         name = foresight_name("het-opt-energy", information)
@@ -150,9 +151,6 @@ class EnergyPricePolicy(AnalyticPolicy):
         core = self.env.unwrapped.core
         upload = core.upload_time[index] if upload_time is None else upload_time
         return core.draft_power[index] * core.draft_time[index] + core.scenario.transmit_power_w * upload
-
-    def _act_cached(self, obs: np.ndarray, index: int, restart: bool) -> np.ndarray:
-        return self._act(obs, index)  # the remaining budgets change every round: no static plan to keep
 
     def _act(self, obs: np.ndarray, index: int) -> np.ndarray:
         core = self.env.unwrapped.core

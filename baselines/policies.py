@@ -148,8 +148,12 @@ class AnalyticPolicy:
         self.last_allocation = allocation
         return self.env.unwrapped.encode_action(allocation.draft_lengths, allocation.bandwidth)
 
+    #: True for a policy whose objective changes every round (weights or prices of the episode so far): even at the
+    #: static level it plans each round, and keeps no static plan.
+    replans_every_round = False
+
     def _act_cached(self, obs: np.ndarray, index: int, restart: bool) -> np.ndarray:
-        if self.information != "static":
+        if self.information != "static" or self.replans_every_round:
             return self._act(obs, index)
         active = active_users(self.env, obs)
         key = (index, b"" if active is None else active.tobytes())
