@@ -158,7 +158,7 @@ class BanditPolicy:
         """Credit sub-env ``index``'s last round to its learner (or start an episode) from its observation."""
         api = self._api
         time_left = float(api.time_left_from_observation(obs))
-        tokens = np.rint(api.observation_field(obs, "last_tokens") * (self._max_draft + 1))
+        tokens = np.rint(api.observation_value(obs, "last_tokens"))
         episode = self.episodes[index]
         if start or episode is None or observation_starts_episode(api, obs):
             words = np.frombuffer(np.asarray(obs, dtype=np.float32).tobytes(), dtype=np.uint32)
@@ -166,7 +166,7 @@ class BanditPolicy:
             episode = _Episode(UCBLengths(self._num_users, self._max_draft, self.exploration, rng), time_left)
             self.episodes[index] = episode
         else:
-            played = np.rint(api.observation_field(obs, "last_draft_lengths") * self._max_draft).astype(np.int64)
+            played = np.rint(api.observation_value(obs, "last_draft_lengths")).astype(np.int64)
             elapsed = episode.time_left - time_left
             # time_left is clipped at 0 in the episode's last observation: that round's latency is unknown.
             if time_left > 0.0 and elapsed > 0.0 and episode.context is not None:

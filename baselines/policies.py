@@ -282,9 +282,8 @@ class UrgencyPolicy(AnalyticPolicy):
 
     def _act(self, obs: np.ndarray, index: int) -> np.ndarray:
         unwrapped = self.env.unwrapped
-        core = unwrapped.core
-        remaining = unwrapped.observation_field(obs, "remaining") * core.config.mean_request_tokens
-        slack = unwrapped.observation_field(obs, "slack") * core.mean_target
+        remaining = unwrapped.observation_value(obs, "remaining")
+        slack = unwrapped.observation_value(obs, "slack")
         self.weights = urgency_weights(remaining, slack, self.reference_rate)
         return super()._act(obs, index)
 

@@ -74,7 +74,7 @@ class PriorityPolicy(AnalyticPolicy):
         unwrapped = self.env.unwrapped
         core = unwrapped.core
         mean = core.config.mean_request_tokens
-        remaining = np.maximum(unwrapped.observation_field(obs, "remaining") * mean, 1.0)  # idle users: weight moot
+        remaining = np.maximum(unwrapped.observation_value(obs, "remaining"), 1.0)  # idle users: weight moot
         if self.rule == "srpt":
             weight = (mean / remaining) ** self.power
         else:

@@ -415,6 +415,9 @@ class MultiSpinCore:
             np.ascontiguousarray(np.stack((scale, self.observation_bounds()[1]))),
             layout.offsets,
         )
+        #: Factor of each observation entry (raw value in its unit times it, :func:`observation_scale`): the
+        #: kernel's encoding, read back by the API's decoding (MultiSpinEnvAPI.observation_value).
+        self.observation_scale: FloatArray = self._fixed.observation_scale[0]
         self._no_noise = np.zeros((0, 0), dtype=np.complex128)
         self._no_actions = np.zeros((0, self.action_size))  # the step's "lengths and shares already decoded"
         self._no_restarts = Restarts(np.zeros(0, dtype=np.int64), np.zeros((2, 0, 0)))

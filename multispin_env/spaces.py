@@ -404,7 +404,19 @@ class MultiSpinEnvAPI(CoreAccess):
         size = self._core.observation_size
         if obs.ndim == 0 or obs.shape[-1] != size:
             raise ValueError(f"observation must have {size} entries on the last axis, got shape {obs.shape}")
-        return obs[..., self.observation_layout[name]]
+        return obs[..., self._field_slice(name)]
+
+    def _field_slice(self, name: str) -> slice:
+        """Where field ``name`` is on the last axis; an unknown name is a ValueError listing the env's fields."""
+        layout = self._core.observation_layout
+        if name not in layout:
+            raise ValueError(f"no observation field {name!r}; this env's fields: {', '.join(layout)}")
+        return layout[name]
+
+    def observation_value(self, observation: ArrayLike, name: str) -> FloatArray:
+        """Field ``name`` of one or a batch of observations in its unit (the inverse of :func:`observation_scale`:
+        bit/s/Hz, s/token, tokens, s, J or tokens/s; for ``time_left`` the seconds left, not the fraction)."""
+        return self.observation_field(observation, name) / self._core.observation_scale[self._field_slice(name)]
 
     def spectral_efficiency_from_observation(self, observation: ArrayLike) -> FloatArray:
         """Observed e_k in bit/s/Hz."""

@@ -625,3 +625,41 @@ def test_rgb_render_labels_do_not_overlap_and_say_when_no_round_was_played():
     assert frame.ndim == 3 and frame.shape[2] == 3
     figure = render_figure(env.unwrapped.core)
     assert not any(a.texts for a in figure.axes) and len(figure.axes[0].patches) == 2 * env.unwrapped.num_users
+
+
+def test_observation_value_decodes_every_field_in_its_unit():
+    """observation_value inverts the env's own encoding: each field equals the raw quantity the info reports (the
+    clipped ones below their caps), for an env with every optional field on."""
+    env = make(
+        HET,
+        arrival_rate=4.0,
+        mean_request_tokens=8.0,
+        request_deadline_per_token=0.05,
+        energy_budget=2.0,
+        observe_throughput=True,
+        horizon=3.0,
+    )
+    assert set(env.observation_layout) >= {"remaining", "slack", "energy_left", "throughput"}
+    value = env.observation_value
+    obs, info = env.reset(seed=4)
+    assert value(obs, "time_left") == pytest.approx(3.0)
+    np.testing.assert_allclose(value(obs, "spectral_efficiency"), info["spectral_efficiency"], rtol=1e-6)
+    np.testing.assert_allclose(value(obs, "draft_time"), env.core.draft_time[0], rtol=1e-6)
+    tokens = np.zeros(env.num_users)
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        action = env.action_space.sample() if rng.random() < 0.5 else constant_policy(env, 3)
+        obs, _, _, truncated, info = env.step(action)
+        tokens += info["tokens"]
+        np.testing.assert_allclose(value(obs, "last_tokens"), info["tokens"], rtol=1e-6)
+        np.testing.assert_allclose(value(obs, "last_draft_lengths"), info["draft_lengths"], rtol=1e-6)
+        assert value(obs, "time_left") == pytest.approx(max(3.0 - info["clock"], 0.0), rel=1e-6, abs=1e-6)
+        np.testing.assert_allclose(value(obs, "energy_left"), info["energy_left"], rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(value(obs, "remaining"), np.minimum(info["remaining"], 80.0), rtol=1e-6)
+        slack = np.clip(info["slack"], 0.0, 10.0 * env.core.mean_target)
+        np.testing.assert_allclose(value(obs, "slack"), slack, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(value(obs, "throughput"), tokens / info["clock"], rtol=1e-5)
+        if truncated:
+            break
+    with pytest.raises(ValueError, match="no observation field 'no_such_field'; this env's fields: spectral_eff"):
+        value(obs, "no_such_field")
