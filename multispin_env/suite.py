@@ -10,8 +10,10 @@ reproduce, but leaves the suite.
 :func:`normalized_score` maps a task's metric on its evaluation seeds to 100 (v - v_server) / (v_oracle - v_server):
 0 = server-only decoding (every L_k = 0), 100 = het-opt-oracle (or the task's own reference controller, the best
 full-information controller for its metric: ``Task.reference``), both measured on the task's evaluation seeds. The
-metric (:data:`METRICS`) is the episode-mean goodput (tokens/s), or for the request-arrival tasks the mean request
-completion time (s; lower is better, the formula is the same). The reference goodputs ship in ``suite_references.json``; they are
+metric (:data:`METRICS`, ``Task.metric``) is the episode-mean goodput (tokens/s); for the request-arrival tasks the
+mean request completion time (s; lower is better, the formula is the same); for Deadlines the share of requests that
+meet their completion-time target; for Fairness the users' geometric-mean throughput (tokens/s, the exponential of
+the mean log throughput). The reference values ship in ``suite_references.json``; they are
 recomputed by ``python -m experiments.suite_references`` (the env package cannot run the analytic policies
 itself: it does not import the controllers).
 """

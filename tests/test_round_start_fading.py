@@ -1,6 +1,7 @@
 """What the fading gives at round starts (docs/model.md section 4.2): a round's latency depends on its channel, so
-the gains seen at round starts after the first have E|h|^2 > 1; with a latency that does not depend on the channel
-(no fading of the upload: the same latency every round) they keep E|h|^2 = 1."""
+the gains seen at round starts after the first have E|h|^2 != 1 (above 1 at the low Doppler tested here, where the
+one-round correlation falls with the round's length); with a latency that does not depend on the channel (no fading
+of the upload: the same latency every round) they keep E|h|^2 = 1."""
 
 from __future__ import annotations
 
