@@ -118,6 +118,24 @@ def agent_command(agent: str) -> list[str]:
     raise UserError(f"cannot tell the algorithm of agent {agent!r} (name a file of {HYPERPARAMS_DIR})")
 
 
+#: Score points within which two scores count as equal: the same episodes summed in another order (e.g. a residual
+#: agent that plays its controller) differ by ~1e-14.
+SCORE_TIE = 1e-9
+
+
+def best_row(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The row of ``rows`` (board rows with ``entry`` and ``score``) with the highest score. Rows within
+    :data:`SCORE_TIE` of it tie; of those, the analytic controller first in ``baselines.policies.ANALYTIC_POLICIES``
+    (the plainer one: het-opt-static before het-opt-energy-static, which plays its actions on a static task), then
+    the first entry by name, so that the board and the verdict name the same one."""
+    from baselines.policies import ANALYTIC_POLICIES
+
+    top = max(r["score"] for r in rows)
+    rank = {name: i for i, name in enumerate(ANALYTIC_POLICIES)}
+    tied = [r for r in rows if r["score"] >= top - SCORE_TIE]
+    return min(tied, key=lambda r: (rank.get(r["entry"], len(rank)), r["entry"]))
+
+
 def short(task: str) -> str:
     """A suite task's label (:attr:`multispin_env.suite.Task.label`): ``MultiSpinSuite/IIDStatic-v0`` ->
     ``IIDStatic``, ``MultiSpinSuite/LargeK-v1`` -> ``LargeK-v1``."""
@@ -400,18 +418,24 @@ def saved_runs(
     return jobs
 
 
-def plan(args: argparse.Namespace) -> list[Job]:
-    """All jobs of the command line: analytic controllers, then agent runs (to train or found)."""
+def analytic_jobs(tasks: Sequence[str], baselines: Sequence[str] | None) -> list[Job]:
+    """One job per task and analytic controller valid for it (``baselines``: the chosen ones; None: every one)."""
     import gymnasium as gym
 
     import multispin_env  # noqa: F401
     from baselines.policies import policies_for
 
     jobs: list[Job] = []
-    for task in args.tasks:
+    for task in tasks:
         valid = policies_for(gym.make(task))
-        chosen = valid if args.baselines is None else [b for b in args.baselines if b in valid]
+        chosen = valid if baselines is None else [b for b in baselines if b in valid]
         jobs += [Job("analytic", task, name) for name in chosen]
+    return jobs
+
+
+def plan(args: argparse.Namespace) -> list[Job]:
+    """All jobs of the command line: analytic controllers, then agent runs (to train or found)."""
+    jobs = analytic_jobs(args.tasks, args.baselines)
     runs = Path(args.runs)
     if args.train:
         for agent in args.agents or DEFAULT_AGENTS:
@@ -706,7 +730,7 @@ def goal_checks(agg: dict[str, Any], results: Sequence[dict[str, Any]], tasks: S
         rows = [r for r in agg["board"] if r["task"] == task]
         controllers = [r for r in rows if r["kind"] == "analytic"]
         if controllers:  # the scale's soundness (docs/suite.md)
-            top = max(controllers, key=lambda r: r["score"])
+            top = best_row(controllers)
             span = reference_span(task)
             checks.append(
                 {
@@ -723,12 +747,12 @@ def goal_checks(agg: dict[str, Any], results: Sequence[dict[str, Any]], tasks: S
         analytic = [r for r in rows if r["kind"] == "analytic" and r["entry"] not in ORACLE_POLICIES]
         if not learned or not analytic:
             continue
-        best_l, best_a = max(learned, key=lambda r: r["score"]), max(analytic, key=lambda r: r["score"])
+        best_l, best_a = best_row(learned), best_row(analytic)
         checks.append(
             {
                 "goal": "best learned IQM >= best non-oracle analytic",
                 "task": short(task),
-                "met": best_l["score"] >= best_a["score"],
+                "met": best_l["score"] >= best_a["score"] - SCORE_TIE,
                 "learned": best_l["entry"],
                 "learned_score": best_l["score"],
                 "analytic": best_a["entry"],
@@ -804,7 +828,7 @@ def markdown(agg: dict[str, Any], checks: Sequence[dict[str, Any]], tasks: Seque
         if not present:
             continue
         rivals = [r for r in present if r["entry"] not in ORACLE_POLICIES]
-        best = max(rivals, key=lambda r: r["score"])["entry"] if rivals else None
+        best = best_row(rivals)["entry"] if rivals else None
         row = []
         for e in entries:
             cell = cells.get((task, e))
@@ -1096,7 +1120,60 @@ def build_parser(prog: str = "multispin-leaderboard") -> OneLineParser:
     )
     p.add_argument("--reps", type=int_at_least(100), default=2000, help="bootstrap resamples of the 95%% CIs")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument(
+        "--plan",
+        default=None,
+        metavar="FILE",
+        help="train and evaluate a board's plan (groups of agents, tasks and until-flat schedules: agents.board_plan; "
+        "--tasks/--agents/--baselines filter it), then write the whole board and its verdict page OUT/verdict.md",
+    )
     return p
+
+
+def plan_file_jobs(args: argparse.Namespace, prog: str) -> tuple[list[Job], list[str], list[int]]:
+    """The jobs of ``--plan``: every group's training runs (until flat, on its schedule) and every analytic
+    controller on the plan's tasks; returns them, the plan's agents and its seeds. Sets ``args.tasks`` and
+    ``args.agents`` to the plan's (after the command line's filters)."""
+    from agents.board_plan import check_no_overlap, read_plan
+    from multispin_env.suite import TASKS, resolve_tasks
+
+    for given, flag in (
+        (args.train, "--train"),
+        (args.until_flat, "--until-flat"),
+        (args.timesteps is not None, "--timesteps"),
+        (args.min_timesteps is not None, "--min-timesteps"),
+        (args.max_timesteps is not None, "--max-timesteps"),
+        (args.seeds is not None, "--seeds"),
+    ):
+        if given:
+            raise UserError(f"--plan sets {flag} (per group of the plan file); drop it")
+    board = read_plan(args.plan)
+    try:
+        only_tasks = None if args.tasks is None else set(resolve_tasks(args.tasks))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    check_agents(args.agents or [], "one job would run twice")
+    shared = ["--runs", args.runs, "-o", args.output, "--model", args.model, "--validation", str(args.validation)]
+    seeds = [str(s) for s in board.seeds]
+    jobs: list[Job] = []
+    groups: list[tuple[list[str], list[str]]] = []
+    for i, argv in enumerate(board.groups, start=1):
+        parser = build_parser(f"{prog} --plan {args.plan}: group {i}")
+        group = parser.parse_args([*argv, "--train", "--until-flat", "--seeds", *seeds, "--baselines", *shared])
+        try:
+            check_args(group)
+        except UserError as exc:
+            raise UserError(f"--plan {args.plan}: group {i}: {one_line(exc)}") from None
+        group.tasks = [t for t in group.tasks if only_tasks is None or t in only_tasks]
+        group.agents = [a for a in group.agents if args.agents is None or a in args.agents]
+        groups.append((group.agents, group.tasks))
+        if group.tasks and group.agents:
+            jobs += plan(group)
+    check_no_overlap(groups)
+    used = {t for _, tasks in groups for t in tasks}
+    args.tasks = [t for t in [*TASKS, *sorted(used - set(TASKS))] if t in used]
+    args.agents = list(dict.fromkeys(a for agents, tasks in groups if tasks for a in agents))
+    return analytic_jobs(args.tasks, args.baselines) + jobs, args.agents, list(board.seeds)
 
 
 def check_agents(agents: Sequence[str], why: str) -> None:
@@ -1173,9 +1250,20 @@ def main(argv: Sequence[str] | None = None, prog: str = "multispin-leaderboard")
     interrupts = Interrupts()
     start, commit = time.perf_counter(), git_commit()  # the code the jobs run, before anything is edited meanwhile
     out = Path(args.output)
+    board: tuple[list[str], list[int]] | None = None  # --plan: the agents and seeds its verdict expects
     try:
-        check_args(args)
-        jobs = plan(args)
+        if args.plan is not None:
+            jobs, agents, seeds = plan_file_jobs(args, prog)
+            board = (agents, seeds)
+            check_output_folder(args.output, "-o/--output")
+            check_output_folder(args.runs, "--runs")
+            if args.ray is not None:
+                from agents.ray_jobs import require_ray
+
+                require_ray(args.ray)
+        else:
+            check_args(args)
+            jobs = plan(args)
         if not jobs:
             raise UserError(
                 "nothing to evaluate: no analytic controllers chosen and no saved agents found under --runs"
@@ -1201,6 +1289,25 @@ def main(argv: Sequence[str] | None = None, prog: str = "multispin-leaderboard")
     if not results:
         print(f"{prog}: error: every job failed: {errors[0]}", file=sys.stderr)
         return 1
+    command = " ".join([prog, *(argv if argv is not None else sys.argv[1:])])
+    if board is not None:  # the whole board (every result under -o, earlier commands' too) and its verdict
+        from agents.verdict import load_results, write_verdict
+
+        agents, seeds = board
+        written = write_verdict(
+            load_results(out),
+            out / "verdict.md",
+            command,
+            agents,
+            seeds,
+            args.reps,
+            board_folder=out,
+            plots=not args.no_plots,
+        )
+        print(f"wrote {', '.join(str(p) for p in written)}")
+        for line in errors:
+            print(f"{prog}: job failed: {line}", file=sys.stderr)
+        return 1 if errors else 0
     agg = aggregate(results, args.tasks, reps=args.reps)
     checks = goal_checks(agg, results, args.tasks)
     meta = {
@@ -1208,7 +1315,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "multispin-leaderboard")
         "wall_seconds": time.perf_counter() - start,
         "jobs": args.jobs,
         "cpus": os.cpu_count(),
-        "command": " ".join([prog, *(argv if argv is not None else sys.argv[1:])]),
+        "command": command,
         "tasks": list(args.tasks),
         "timesteps": args.timesteps,
         **compute_totals(results),

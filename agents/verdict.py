@@ -42,7 +42,7 @@ from agents.cli import (
     one_line,
 )
 from agents.converge import FLAT_TOLERANCE, FLAT_WINDOW
-from agents.leaderboard import DEFAULT_SEEDS, aggregate, check_agents, compute_totals, relative_to_runs, short
+from agents.leaderboard import DEFAULT_SEEDS, aggregate, best_row, check_agents, compute_totals, relative_to_runs, short
 from agents.runs import write_atomic
 from baselines.policies import ORACLE_POLICIES
 
@@ -175,7 +175,7 @@ def verdict(
             "analytic_scores": {r["entry"]: r["score"] for r in board if r["kind"] == "analytic"},
         }
         if learned:
-            best = max(learned, key=lambda r: (r["score"], r["entry"]))
+            best = best_row(learned)
             runs = [r for r in learned_runs if r["task"] == t and r["entry"] == best["entry"]]
             row["learned"] = {
                 "entry": best["entry"],
@@ -189,7 +189,7 @@ def verdict(
         if unevaluated and (learned or analytic):
             missing_analytic.append({"task": short(t), "controllers": unevaluated})
         if analytic:
-            top = max(analytic, key=lambda r: (r["score"], r["entry"]))
+            top = best_row(analytic)
             row["analytic"] = {
                 "entry": top["entry"],
                 "score": top["score"],
@@ -472,8 +472,6 @@ def build_parser(prog: str = "python -m agents.verdict") -> OneLineParser:
 
 def main(argv: Sequence[str] | None = None, prog: str = "python -m agents.verdict") -> int:
     """Command-line entry point; returns the exit status (0 ok, 2 user error)."""
-    from multispin_env.suite import TASKS
-
     args = build_parser(prog).parse_args(argv)
     try:
         out = Path(args.results)
@@ -495,22 +493,62 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m agents.verdic
         check_no_repeats(args.seeds, "--seeds", "a seed would count twice")
         check_agents(args.agents or [], "an agent would count twice")
         results = load_results(out)
-        data = verdict(results, list(TASKS), args.agents, args.seeds, args.reps)
     except UserError as exc:
         print(f"{prog}: error: {one_line(exc)}", file=sys.stderr)
         return 2
     command = " ".join([prog, *(argv if argv is not None else sys.argv[1:])])
-    data["command"], data["generated"] = command, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    page = markdown(data, command)
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(args.output, page)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(args.json, json.dumps(data, indent=1, default=str))
-    written = board(results, out, command, args.reps, not args.no_plots) if args.board else []
-    print(page)
-    print(f"wrote {', '.join(map(str, [args.output, *([args.json] if args.json else []), *written]))}")
+    written = write_verdict(
+        results,
+        args.output,
+        command,
+        args.agents,
+        args.seeds,
+        args.reps,
+        args.json,
+        out if args.board else None,
+        plots=not args.no_plots,
+    )
+    print(f"wrote {', '.join(map(str, written))}")
     return 0
+
+
+def write_verdict(
+    results: Sequence[dict[str, Any]],
+    page: str | Path,
+    command: str,
+    agents: Sequence[str] | None,
+    seeds: Sequence[int],
+    reps: int,
+    json_path: str | Path | None = None,
+    board_folder: Path | None = None,
+    plots: bool = True,
+) -> list[Path]:
+    """Write the verdict page (and its data as JSON, and the leaderboard's files into ``board_folder``), print the
+    page and return the files written.
+
+    :param results: per-job results
+    :param page: the Markdown page to write
+    :param command: the command that made it (stated on the page)
+    :param agents: the learned agents expected on every task (None: those with any result)
+    :param seeds: the training seeds expected of every agent
+    :param reps: bootstrap resamples of the 95% CIs
+    """
+    from multispin_env.suite import TASKS
+
+    data = verdict(results, list(TASKS), agents, seeds, reps)
+    data["command"], data["generated"] = command, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    text = markdown(data, command)
+    written = [Path(page)]
+    Path(page).parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(page, text)
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(json_path, json.dumps(data, indent=1, default=str))
+        written.append(Path(json_path))
+    if board_folder is not None:
+        written += board(results, board_folder, command, reps, plots)
+    print(text)
+    return written
 
 
 if __name__ == "__main__":
