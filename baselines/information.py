@@ -35,6 +35,7 @@ __all__ = [
     "INFORMATION_LEVELS",
     "active_users",
     "adaptive_params",
+    "episode_start_flags",
     "episode_static_solver",
     "observation_starts_episode",
     "oracle_batch",
@@ -161,23 +162,38 @@ def episode_static_solver(env: Any, solver: Callable[[RoundParams], Allocation])
     return solve
 
 
-def adaptive_params(env: Any, observation: ArrayLike, weights: ArrayLike | None = None) -> RoundParams:
+def adaptive_params(
+    env: Any, observation: ArrayLike, weights: ArrayLike | None = None, survival: ArrayLike | None = None
+) -> RoundParams:
     """The system as one observation shows it: estimated acceptance a_hat_k and upload times c_k of the
-    observed channel, nominal draft times."""
+    observed channel, nominal draft times; ``survival`` (K, L_max): plan with these acceptance curves instead of
+    the ones a_hat implies (the mean rate then S_k(1); e.g. :mod:`baselines.rate_posterior`'s)."""
     unwrapped = _unwrapped(env)
     obs = np.asarray(observation, dtype=np.float64)
     size = unwrapped.core.observation_size
     if obs.shape != (size,):
         raise ValueError(f"expected one observation of shape ({size},), got {obs.shape}")
-    estimate = unwrapped.acceptance_from_observation(obs)
+    if survival is None:
+        estimate = unwrapped.acceptance_from_observation(obs)
+        curve = unwrapped.core.process.survival_from_rate(estimate)
+    else:
+        curve = np.asarray(survival, dtype=np.float64)
+        estimate = curve[..., 0]
     return _system(
         unwrapped.core,
         estimate,
         unwrapped.draft_time_from_observation(obs),
         unwrapped.upload_time_from_observation(obs),
-        unwrapped.core.process.survival_from_rate(estimate),
+        curve,
         weights,
     )
+
+
+def episode_start_flags(episode_start: ArrayLike | None, rows: int) -> NDArray[np.bool_]:
+    """SB3's ``episode_start`` for ``rows`` observations as one flag per row (None: no row starts; a single
+    flag or a mismatched size: any flag marks every row)."""
+    starts = np.zeros(rows, bool) if episode_start is None else np.asarray(episode_start, bool)
+    return np.broadcast_to(starts.reshape(-1) if starts.size == rows else np.any(starts), (rows,))
 
 
 def round_params_for(

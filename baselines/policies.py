@@ -62,9 +62,16 @@ def _proportional_fair_policy(information: str) -> Callable[[Any], Policy]:
     return make
 
 
+def _rate_posterior_policy(env: Any) -> Policy:
+    from baselines.rate_posterior import RatePosteriorPolicy  # it builds on AnalyticPolicy, defined here
+
+    return RatePosteriorPolicy(env)
+
+
 #: Policies with a state of their own (per-user lengths: the heterogeneous env only): name -> a factory of env.
 _STATEFUL_POLICIES: dict[str, Callable[[Any], Policy]] = {
     "het-opt-predictive": PredictivePolicy,
+    "het-opt-posterior": _rate_posterior_policy,
     "bandit-ucb": BanditPolicy,
     "het-opt-energy": _energy_price_policy("oracle"),
     "het-opt-pf": _proportional_fair_policy("oracle"),
@@ -142,8 +149,13 @@ class AnalyticPolicy:
         """Forget the cached static solutions (call after ``env.reset()``: the population may have changed)."""
         self._static_actions.clear()
 
+    def round_params(self, obs: np.ndarray, index: int) -> RoundParams:
+        """The system sub-env ``index`` plans with for its observation ``obs`` (a hook: the policy's information
+        level, :func:`baselines.information.round_params_for`, with its weights)."""
+        return round_params_for(self.env, self.information, obs, index, self.weights)
+
     def _act(self, obs: np.ndarray, index: int) -> np.ndarray:
-        params = round_params_for(self.env, self.information, obs, index, self.weights)
+        params = self.round_params(obs, index)
         allocation = solve_for_active(self.solver, params, active_users(self.env, obs))
         self.last_allocation = allocation
         return self.env.unwrapped.encode_action(allocation.draft_lengths, allocation.bandwidth)
@@ -196,7 +208,7 @@ class AnalyticPolicy:
                 None if result.objective is None else float(result.objective[-1]),
             )
         else:
-            systems = [round_params_for(self.env, self.information, obs[i], i, self.weights) for i in todo]
+            systems = [self.round_params(obs[i], i) for i in todo]
             allocations = solve_batch(batch_solver, systems)
             lengths = np.stack([allocation.draft_lengths for allocation in allocations])
             shares = np.stack([allocation.bandwidth for allocation in allocations])
@@ -291,11 +303,15 @@ class UrgencyPolicy(AnalyticPolicy):
 def policies_for(env: Any) -> tuple[str, ...]:
     """The analytic policies that ``env`` can express (het-opt needs per-user lengths; the urgency-weighted ones
     request deadlines)."""
+    from baselines.rate_posterior import posterior_applies
+
     if env.unwrapped.config.homogeneous:
         return tuple(name for name in _POLICY_SOLVER if SOLVERS[_POLICY_SOLVER[name][0]].common_length)
-    if not env.unwrapped.core.deadlines:
-        return tuple(name for name in ANALYTIC_POLICIES if name not in _URGENCY_POLICIES)
-    return ANALYTIC_POLICIES
+    core = env.unwrapped.core
+    left_out = set() if core.deadlines else set(_URGENCY_POLICIES)
+    if posterior_applies(core) is not None:
+        left_out.add("het-opt-posterior")
+    return tuple(name for name in ANALYTIC_POLICIES if name not in left_out)
 
 
 def make_policy(name: str, env: Any, weights: Any = None) -> Policy:
@@ -311,6 +327,12 @@ def make_policy(name: str, env: Any, weights: Any = None) -> Policy:
         raise ValueError(f"unknown analytic policy {name!r}; known: {list(ANALYTIC_POLICIES)}")
     if name in _URGENCY_POLICIES and not env.unwrapped.config.homogeneous and not env.unwrapped.core.deadlines:
         raise ValueError(f"policy {name!r} needs request deadlines (set request_deadline_per_token)")
+    if name == "het-opt-posterior" and not env.unwrapped.config.homogeneous:
+        from baselines.rate_posterior import posterior_applies
+
+        why = posterior_applies(env.unwrapped.core)
+        if why is not None:
+            raise ValueError(f"policy {name!r} cannot play this env: {why}")
     if name not in policies_for(env):
         spec = getattr(env, "spec", None)
         which = f"{spec.id} has" if spec is not None else "this env has"
