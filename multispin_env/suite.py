@@ -79,8 +79,8 @@ EDGES: Mapping[str, str] = {
     "none": "an analytic controller plans with the true model and everything the round's outcome depends on: a "
     "learned controller can at best match it",
     "information": "the non-oracle controllers lack something a learned controller can infer over rounds or learn "
-    "for the task's fixed population (the true acceptance rates, a hidden acceptance regime, the channel behind a "
-    "stale or noisy estimate)",
+    "for the task's fixed population (a hidden acceptance regime or request rate, which het-opt-posterior filters "
+    "but does not probe; the channel behind a stale or noisy estimate)",
     "foresight": "the metric spans rounds (request completion times, deadlines, an energy budget, fairness) while the controllers plan each "
     "round on its own (its goodput, or a price or weights of the state so far): planning across rounds pays",
     "model mismatch": "the controllers plan with an approximate model of the round (an averaged acceptance curve, "
@@ -173,14 +173,14 @@ _CURRENT: tuple[Task, ...] = (
         "Tasks",
         "acceptance changing with each request's task (tasks process), static channel",
         dict(_STATIC, acceptance_process="tasks"),
-        edge="model mismatch",
+        edge="information",
     ),
     Task(
         "Positional",
         "acceptance falling along the draft (positional): planning with the right curve",
         dict(_STATIC, acceptance_process="positional"),
     ),
-    Task("Fading", "Rayleigh fading with current channel information", {}, edge="information"),
+    Task("Fading", "Rayleigh fading with current channel information", {}),
     Task(
         "StaleCSI1",
         "slow Rayleigh fading (Doppler 1 Hz) with channel information one round old: predicting the channel "
@@ -206,7 +206,6 @@ _CURRENT: tuple[Task, ...] = (
         "HighMobility",
         "fast fading (Doppler 100 Hz): the channel of one round is unrelated to the last one's",
         {"doppler_hz": 100.0},
-        edge="information",
     ),
     Task(
         "Jitter",
@@ -231,7 +230,6 @@ _CURRENT: tuple[Task, ...] = (
         "fading with a 0.02 s upload deadline (eq. (1')), below the unconstrained "
         "optimum's sync time: late uploads are dropped",
         {"upload_deadline": 0.02},
-        edge="information",
     ),
     Task(
         "ArrivalsLight",

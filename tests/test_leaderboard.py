@@ -96,11 +96,12 @@ def test_aggregate_scores_iqm_with_bootstrap_cis_and_goal_checks() -> None:
 
 
 def test_ties_within_float_noise_name_the_plainer_controller_and_meet_the_goal() -> None:
-    """Scores 2e-14 apart are one score: the board, its goals and the verdict name the controller first in the
+    """Scores 2e-14 apart (or 1e-6: float32 channel observations) are one score: the board, its goals and the verdict name the controller first in the
     registry (het-opt-static, not het-opt-energy-static which plays its actions), and a learned agent level with it
     meets ">=" (the board said MISSED for 98.30391009213265 against 98.30391009213267)."""
     rows = [
         {"entry": "het-opt-energy-static", "score": 100.0 + 2e-14},
+        {"entry": "het-opt-posterior", "score": 100.0 + 1e-6},
         {"entry": "het-opt-static", "score": 100.0},
         {"entry": "het-opt-adaptive", "score": 99.0},
     ]
