@@ -24,9 +24,18 @@ import numpy as np
 from gymnasium.vector import VectorEnv
 
 from baselines.bandit import BanditPolicy
-from baselines.information import INFORMATION_LEVELS, active_users, oracle_batch, round_params_for, solve_for_active
+from baselines.information import (
+    INFORMATION_LEVELS,
+    active_users,
+    adaptive_params,
+    episode_start_flags,
+    oracle_batch,
+    round_params_for,
+    solve_for_active,
+)
 from baselines.predictive import PredictivePolicy
 from baselines.protocol import Policy
+from baselines.rate_posterior import RatePosterior, check_posterior, posterior_applies
 from baselines.solvers import SOLVERS, Allocation, PackedSystems, solve_batch, solve_packed
 from multispin_env.model import FloatArray, RoundParams, user_weights
 
@@ -62,22 +71,22 @@ def _proportional_fair_policy(information: str) -> Callable[[Any], Policy]:
     return make
 
 
-def _rate_posterior_policy(env: Any) -> Policy:
-    from baselines.rate_posterior import RatePosteriorPolicy  # it builds on AnalyticPolicy, defined here
-
-    return RatePosteriorPolicy(env)
-
-
 #: Policies with a state of their own (per-user lengths: the heterogeneous env only): name -> a factory of env.
 _STATEFUL_POLICIES: dict[str, Callable[[Any], Policy]] = {
     "het-opt-predictive": PredictivePolicy,
-    "het-opt-posterior": _rate_posterior_policy,
+    "het-opt-posterior": lambda env: RatePosteriorPolicy(env),
+    "het-opt-predictive-posterior": lambda env: PredictivePolicy(
+        env, acceptance="posterior", name="het-opt-predictive-posterior"
+    ),
     "bandit-ucb": BanditPolicy,
     "het-opt-energy": _energy_price_policy("oracle"),
     "het-opt-pf": _proportional_fair_policy("oracle"),
     "het-opt-energy-static": _energy_price_policy("static"),
     "het-opt-pf-static": _proportional_fair_policy("static"),
 }
+
+#: The policies that plan with the rate posterior (:mod:`baselines.rate_posterior`): offered where it applies.
+_POSTERIOR_POLICIES = ("het-opt-posterior", "het-opt-predictive-posterior")
 
 #: The urgency-weighted P-het policies (envs with request deadlines only): name -> information level.
 _URGENCY_POLICIES: dict[str, str] = {"het-opt-urgency-adaptive": "adaptive", "het-opt-urgency-oracle": "oracle"}
@@ -300,17 +309,66 @@ class UrgencyPolicy(AnalyticPolicy):
         return super()._act(obs, index)
 
 
+class RatePosteriorPolicy(AnalyticPolicy):
+    """het-opt-posterior (:mod:`baselines.rate_posterior`, docs/model.md section 7.5), SB3-like ``predict``, bound to a heterogeneous MultiSpin env (single, or
+    vector: one posterior per sub-env).
+
+    :param env: the env the policy plays
+    :param name: the policy's name in reports
+    """
+
+    replans_every_round = True
+
+    def __init__(self, env: Any, name: str = "het-opt-posterior") -> None:
+        unwrapped = getattr(env, "unwrapped", env)
+        check_posterior(unwrapped, name)
+        super().__init__(env, SOLVERS["het-opt"].solve, "adaptive", name=name)
+        #: The rate posterior of every sub-env (eq. (7.5a)-(7.5b)).
+        self.filter = RatePosterior(env)
+        self._size = unwrapped.core.observation_size
+
+    def reset(self) -> None:
+        """Forget every sub-env's posterior (the next observation starts an episode)."""
+        super().reset()
+        self.filter.reset()
+
+    def survival(self, index: int = 0) -> FloatArray:
+        """The curves (K, L_max) sub-env ``index`` plans its next round with (eq. (7.5b))."""
+        return np.einsum("km,kmi->ki", self.filter.posterior[index], self.filter.curves[index, ..., 1:])
+
+    def round_params(self, obs: np.ndarray, index: int) -> RoundParams:
+        return adaptive_params(self.env, obs, self.weights, survival=self.survival(index))
+
+    def predict(
+        self,
+        observation: np.ndarray,
+        state: Any = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = True,
+    ) -> tuple[np.ndarray, Any]:
+        """Action(s) for the observation(s), SB3 style (``state`` is passed through); ``episode_start`` (one flag
+        per observation) marks new episodes. One observation per sub-env: the posterior is kept per sub-env."""
+        obs = np.asarray(observation, dtype=np.float64)
+        expected = (self._size,) if self.num_envs is None else (self.num_envs, self._size)
+        if obs.shape != expected:
+            raise ValueError(
+                f"{self.name}: expected observations of shape {expected} (one per sub-env; a posterior is kept "
+                f"per sub-env), got {obs.shape}"
+            )
+        rows = obs.reshape(-1, self._size)
+        self.filter.observe(rows, episode_start_flags(episode_start, len(rows)))
+        return super().predict(observation, state, episode_start, deterministic)
+
+
 def policies_for(env: Any) -> tuple[str, ...]:
     """The analytic policies that ``env`` can express (het-opt needs per-user lengths; the urgency-weighted ones
     request deadlines)."""
-    from baselines.rate_posterior import posterior_applies
-
     if env.unwrapped.config.homogeneous:
         return tuple(name for name in _POLICY_SOLVER if SOLVERS[_POLICY_SOLVER[name][0]].common_length)
     core = env.unwrapped.core
     left_out = set() if core.deadlines else set(_URGENCY_POLICIES)
     if posterior_applies(core) is not None:
-        left_out.add("het-opt-posterior")
+        left_out.update(_POSTERIOR_POLICIES)
     return tuple(name for name in ANALYTIC_POLICIES if name not in left_out)
 
 
@@ -327,9 +385,7 @@ def make_policy(name: str, env: Any, weights: Any = None) -> Policy:
         raise ValueError(f"unknown analytic policy {name!r}; known: {list(ANALYTIC_POLICIES)}")
     if name in _URGENCY_POLICIES and not env.unwrapped.config.homogeneous and not env.unwrapped.core.deadlines:
         raise ValueError(f"policy {name!r} needs request deadlines (set request_deadline_per_token)")
-    if name == "het-opt-posterior" and not env.unwrapped.config.homogeneous:
-        from baselines.rate_posterior import posterior_applies
-
+    if name in _POSTERIOR_POLICIES and not env.unwrapped.config.homogeneous:
         why = posterior_applies(env.unwrapped.core)
         if why is not None:
             raise ValueError(f"policy {name!r} cannot play this env: {why}")

@@ -35,11 +35,15 @@ from gymnasium.vector import VectorEnv
 from numpy.typing import NDArray
 
 from baselines.information import active_users, adaptive_params, episode_start_flags, observation_starts_episode
+from baselines.rate_posterior import RatePosterior, check_posterior
 from baselines.solvers import Allocation, BatchResult, PackedSystems, raise_for_status
 from multispin_env._checks import flag_setting, integer_setting, is_real, short_repr
 from multispin_env.channel import snr_linear
 
-__all__ = ["PredictivePolicy", "sample_fading_power"]
+__all__ = ["ACCEPTANCE_PLANS", "PredictivePolicy", "sample_fading_power"]
+
+#: What het-opt-predictive's acceptance curves can come from (its ``acceptance`` argument).
+ACCEPTANCE_PLANS = ("estimate", "posterior")
 
 FloatArray = NDArray[np.float64]
 
@@ -80,6 +84,8 @@ class PredictivePolicy:
     :param name: the policy's name in reports
     :param observed: whether the observed channel (het-opt-adaptive's plan) is a candidate
     :param mmse: whether the MMSE channel power E|h|^2 is a candidate
+    :param acceptance: the acceptance curves planned with: ``estimate``, a_hat's (as het-opt-adaptive), or
+        ``posterior``, the rate posterior of het-opt-posterior (docs/model.md section 7.5)
 
     With uncertain CSI each sub-env solves P-het once per candidate and round (:attr:`candidates` solves, at least
     one); the candidates are tried in the order observed, MMSE, quantiles, draws (ties go to the earlier). With
@@ -96,10 +102,19 @@ class PredictivePolicy:
         name: str = "het-opt-predictive",
         observed: bool = False,
         mmse: bool = False,
+        acceptance: str = "estimate",
     ) -> None:
         unwrapped = getattr(env, "unwrapped", env)
         if unwrapped.config.homogeneous:
             raise ValueError(f"{name} needs per-user draft lengths (MultiSpin-Heterogeneous-v0)")
+        if acceptance not in ACCEPTANCE_PLANS:
+            raise ValueError(f"acceptance must be one of {list(ACCEPTANCE_PLANS)}, got {acceptance!r}")
+        #: The acceptance curves it plans with: None for a_hat's (as het-opt-adaptive), else the rate posterior of
+        #: het-opt-posterior (docs/model.md section 7.5).
+        self.rates: RatePosterior | None = None
+        if acceptance == "posterior":
+            check_posterior(unwrapped, name)
+            self.rates = RatePosterior(env)
         self.draws = integer_setting("draws", draws, 1)
         self.draw_candidates = integer_setting("draw_candidates", draw_candidates, 0, self.draws)
         self.quantiles = _quantiles(quantiles)
@@ -139,6 +154,8 @@ class PredictivePolicy:
     def reset(self) -> None:
         """Forget every sub-env's history (the next observation starts an episode)."""
         self._rngs = [None] * len(self._rngs)
+        if self.rates is not None:
+            self.rates.reset()
 
     def latency_history(self, index: int) -> FloatArray:
         """The latencies (s) of sub-env ``index``'s rounds the policy remembers, oldest first (at most
@@ -154,6 +171,8 @@ class PredictivePolicy:
         # The observation shows an episode start even when the caller's episode_start flag is missing (e.g. a
         # vector env's NEXT_STEP reset step).
         new = starts | np.array([rng is None for rng in self._rngs]) | observation_starts_episode(self._unwrapped, obs)
+        if self.rates is not None:
+            self.rates.observe(obs, new)
         going = ~new
         self._history[going] = np.roll(self._history[going], -1, axis=1)
         self._history[going, -1] = np.maximum(clock[going] - self._clock[going], 0.0)
@@ -233,7 +252,9 @@ class PredictivePolicy:
             template,
             draft_time[busy],
             observed_upload[busy],
-            self._core.process.survival_from_rate(estimate[busy]),
+            self._core.process.survival_from_rate(estimate[busy])
+            if self.rates is None
+            else self.rates.survival()[busy],
             mask,
         )
         m = len(busy)

@@ -1,4 +1,4 @@
-"""``het-opt-posterior``: P-het planned with the posterior of each user's acceptance rate (docs/model.md section 7.5).
+"""The rate posterior of ``het-opt-posterior`` (:class:`baselines.policies.RatePosteriorPolicy`; docs/model.md section 7.5).
 
 het-opt-adaptive plans with the running estimate a_hat and the curve a_hat^i; het-opt-static with the process's
 long-run curve of the population's rates. This policy combines the two: it knows what the static level knows (each
@@ -32,9 +32,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from baselines.information import adaptive_params, episode_start_flags, observation_starts_episode
-from baselines.policies import AnalyticPolicy
-from baselines.solvers import SOLVERS
+from baselines.information import observation_starts_episode
 from multispin_env.acceptance import (
     IIDAcceptance,
     MarkovAcceptance,
@@ -43,9 +41,8 @@ from multispin_env.acceptance import (
     RoundMixture,
     beta_quadrature,
 )
-from multispin_env.model import RoundParams
 
-__all__ = ["RatePosteriorPolicy", "posterior_applies"]
+__all__ = ["RatePosterior", "check_posterior", "posterior_applies"]
 
 FloatArray = NDArray[np.float64]
 
@@ -60,27 +57,18 @@ def posterior_applies(core: Any) -> str | None:
     return None
 
 
-class RatePosteriorPolicy(AnalyticPolicy):
-    """het-opt-posterior (module docstring), SB3-like ``predict``, bound to a heterogeneous MultiSpin env (single, or
-    vector: one posterior per sub-env).
+class RatePosterior:
+    """The filter of eq. (7.5a)-(7.5b) for the N sub-envs of an env (one for a single env): each user's posterior
+    over its hidden acceptance state, updated from each round's observation.
 
-    :param env: the env the policy plays
-    :param name: the policy's name in reports
+    :param env: the heterogeneous MultiSpin env (single or vector) whose observations it reads
     """
 
-    replans_every_round = True
-
-    def __init__(self, env: Any, name: str = "het-opt-posterior") -> None:
+    def __init__(self, env: Any) -> None:
         unwrapped = getattr(env, "unwrapped", env)
-        if unwrapped.config.homogeneous:
-            raise ValueError(f"{name} needs per-user draft lengths (MultiSpin-Heterogeneous-v0)")
-        why = posterior_applies(unwrapped.core)
-        if why is not None:
-            raise ValueError(f"{name}: {why}")
-        super().__init__(env, SOLVERS["het-opt"].solve, "adaptive", name=name)
         self._unwrapped = unwrapped
         self._core = core = unwrapped.core
-        n, k, max_draft = self.num_envs or 1, core.num_users, core.max_draft
+        n, k, max_draft = core.num_envs, core.num_users, core.max_draft
         self._positions = np.arange(1, max_draft + 1, dtype=np.float64)
         nodes = self._nodes(core.base_acceptance[:1])[1].shape[-1]
         #: Per sub-env, user and node: the node's curve with S(0) = 1 (N, K, M, L_max + 1), its prior weight and
@@ -92,10 +80,8 @@ class RatePosteriorPolicy(AnalyticPolicy):
 
     def reset(self) -> None:
         """Forget every sub-env's posterior (the next observation starts an episode)."""
-        super().reset()
         self._started[:] = False
 
-    # ------------------------------------------------------------------ the process's hidden state
     def _nodes(self, base: FloatArray) -> tuple[FloatArray, FloatArray]:
         """(curves S_j(i), i = 1..L_max (R, K, M, L_max); prior weights (R, K, M)) of the hidden state for users of
         population rates ``base`` (R, K)."""
@@ -129,8 +115,9 @@ class RatePosteriorPolicy(AnalyticPolicy):
             return (1.0 - ends) * posterior + ends * prior
         return posterior
 
-    def _observe(self, rows: FloatArray, starts: NDArray[np.bool_]) -> None:
-        """Update every sub-env's posterior with the round its observation (rows (N, size)) shows."""
+    def observe(self, rows: FloatArray, starts: NDArray[np.bool_]) -> None:
+        """Update every sub-env's posterior with the round its observation (rows (N, size)) shows; ``starts`` (N,)
+        flags new episodes (an observation that shows one starts one too)."""
         unwrapped = self._unwrapped
         new = starts | ~self._started | observation_starts_episode(unwrapped, rows)
         if new.any():
@@ -155,31 +142,16 @@ class RatePosteriorPolicy(AnalyticPolicy):
             self.posterior[going] = self._move(updated, self.prior[going], tokens)
         self._started |= new
 
-    def survival(self, index: int = 0) -> FloatArray:
-        """S_k(i) = sum_j pi_kj S_j(i), i = 1..L_max (K, L_max): the curve sub-env ``index`` plans its next round
-        with (eq. (7.5b))."""
-        return np.einsum("km,kmi->ki", self.posterior[index], self.curves[index, ..., 1:])
+    def survival(self) -> FloatArray:
+        """S_k(i) = sum_j pi_kj S_j(i), i = 1..L_max, of every sub-env (N, K, L_max): the curves of the next round
+        (eq. (7.5b))."""
+        return np.einsum("nkm,nkmi->nki", self.posterior, self.curves[..., 1:])
 
-    def round_params(self, obs: np.ndarray, index: int) -> RoundParams:
-        return adaptive_params(self.env, obs, self.weights, survival=self.survival(index))
 
-    def predict(
-        self,
-        observation: np.ndarray,
-        state: Any = None,
-        episode_start: np.ndarray | None = None,
-        deterministic: bool = True,
-    ) -> tuple[np.ndarray, Any]:
-        """Action(s) for the observation(s), SB3 style (``state`` is passed through); ``episode_start`` (one flag
-        per observation) marks new episodes. One observation per sub-env: the posterior is kept per sub-env."""
-        obs = np.asarray(observation, dtype=np.float64)
-        size = self._core.observation_size
-        expected = (size,) if self.num_envs is None else (self.num_envs, size)
-        if obs.shape != expected:
-            raise ValueError(
-                f"{self.name}: expected observations of shape {expected} (one per sub-env; a posterior is kept "
-                f"per sub-env), got {obs.shape}"
-            )
-        rows = obs.reshape(-1, size)
-        self._observe(rows, episode_start_flags(episode_start, len(rows)))
-        return super().predict(observation, state, episode_start, deterministic)
+def check_posterior(unwrapped: Any, name: str) -> None:
+    """Raise ValueError (one line naming ``name`` and why) unless the rate posterior can play the env."""
+    if unwrapped.config.homogeneous:
+        raise ValueError(f"{name} needs per-user draft lengths (MultiSpin-Heterogeneous-v0)")
+    why = posterior_applies(unwrapped.core)
+    if why is not None:
+        raise ValueError(f"{name}: {why}")

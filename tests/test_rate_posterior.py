@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 import multispin_env  # noqa: F401  (registers the ids)
-from baselines.policies import make_policy, policies_for
-from baselines.rate_posterior import RatePosteriorPolicy
+from baselines.policies import RatePosteriorPolicy, make_policy, policies_for
 
 HET = "MultiSpin-Heterogeneous-v0"
 
@@ -99,11 +98,11 @@ def test_the_filter_is_the_forward_algorithm(process: str) -> None:
                 return stay**tokens * pi + (1 - stay**tokens) * prior
 
         want = _reference_posterior(nodes, prior, played[k], move)
-        np.testing.assert_allclose(policy.posterior[0, k], want, rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(policy.filter.posterior[0, k], want, rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(policy.survival()[k], want @ nodes[:, None] ** np.arange(1, core.max_draft + 1))
     env.reset(seed=4)
     policy.predict(env.reset(seed=4)[0], episode_start=np.array([True]))
-    np.testing.assert_allclose(policy.posterior, policy.prior)  # a new episode starts from the law
+    np.testing.assert_allclose(policy.filter.posterior, policy.filter.prior)  # a new episode starts from the law
 
 
 def test_with_known_iid_rates_it_plays_the_oracle() -> None:
@@ -131,3 +130,34 @@ def test_where_it_is_not_offered_it_says_why() -> None:
     assert "het-opt-posterior" in policies_for(gym.make(HET, arrival_rate=1.0))  # i.i.d.: no boundaries to read
     with pytest.raises(ValueError, match="expected observations of shape"):
         make_policy("het-opt-posterior", gym.make(HET)).predict(np.zeros((2, 3)))
+
+
+def test_predictive_with_the_posterior_plans_with_its_curves() -> None:
+    """het-opt-predictive-posterior: het-opt-predictive's channel law with het-opt-posterior's acceptance curves. With
+    current CSI it plays het-opt-posterior's plan; with stale CSI its filter holds the same posterior."""
+    for settings, same_plan in (
+        (dict(acceptance_process="markov"), True),
+        (dict(acceptance_process="markov", csi_delay=2), False),
+    ):
+        env = gym.make(HET, horizon=3.0, **settings)
+        both = make_policy("het-opt-predictive-posterior", env)
+        alone = make_policy("het-opt-posterior", env)
+        assert both.rates is not None
+        obs, _ = env.reset(seed=2)
+        for step in range(25):
+            start = np.array([step == 0])
+            action, _ = both.predict(obs, episode_start=start)
+            reference, _ = alone.predict(obs, episode_start=start)
+            np.testing.assert_allclose(both.rates.survival()[0], alone.survival(), rtol=1e-12)
+            if same_plan:
+                lengths, shares = env.unwrapped.decode_action(action)
+                want_lengths, want_shares = env.unwrapped.decode_action(reference)
+                np.testing.assert_array_equal(lengths, want_lengths)
+                np.testing.assert_allclose(shares, want_shares, rtol=1e-6, atol=1e-9)
+            obs, _, terminated, truncated, _ = env.step(action)
+            if terminated or truncated:
+                break
+    with pytest.raises(ValueError, match="acceptance must be one of"):
+        from baselines.predictive import PredictivePolicy
+
+        PredictivePolicy(gym.make(HET), acceptance="truth")
