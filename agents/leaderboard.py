@@ -1154,6 +1154,7 @@ def plan_file_jobs(args: argparse.Namespace, prog: str) -> tuple[list[Job], list
     except ValueError as exc:
         raise UserError(str(exc)) from None
     check_agents(args.agents or [], "one job would run twice")
+    check_baselines(args.baselines, "one job would run twice")
     shared = ["--runs", args.runs, "-o", args.output, "--model", args.model, "--validation", str(args.validation)]
     seeds = [str(s) for s in board.seeds]
     jobs: list[Job] = []
@@ -1187,9 +1188,19 @@ def check_agents(agents: Sequence[str], why: str) -> None:
         raise UserError(f"unknown agent(s) {', '.join(bad)}; agents (agents/hyperparams): {', '.join(known)}")
 
 
+def check_baselines(baselines: Sequence[str] | None, why: str) -> None:
+    """``--baselines`` names: each an analytic controller's, none twice (``why``: what a repeat would do); raises
+    :class:`UserError`."""
+    from baselines.policies import ANALYTIC_POLICIES
+
+    check_no_repeats(baselines or [], "--baselines", why)
+    bad = [b for b in baselines or [] if b not in ANALYTIC_POLICIES]
+    if bad:
+        raise UserError(f"unknown analytic controller(s) {', '.join(bad)}; known: {', '.join(ANALYTIC_POLICIES)}")
+
+
 def check_args(args: argparse.Namespace) -> None:
     """Resolve task names and check the command line; raises :class:`UserError`."""
-    from baselines.policies import ANALYTIC_POLICIES
     from multispin_env.suite import TASKS, resolve_tasks
 
     if args.tasks is None:
@@ -1202,13 +1213,10 @@ def check_args(args: argparse.Namespace) -> None:
     why = "one job would run twice (two trainings into one folder)"
     check_no_repeats(args.tasks, "--tasks", why)
     check_no_repeats(args.seeds or [], "--seeds", why)
-    check_no_repeats(args.baselines or [], "--baselines", why)
+    check_baselines(args.baselines, why)
     check_agents(args.agents or [], why)
     for agent in args.agents or (DEFAULT_AGENTS if args.train else ()):
         agent_command(agent)
-    bad = [b for b in args.baselines or [] if b not in ANALYTIC_POLICIES]
-    if bad:
-        raise UserError(f"unknown analytic controller(s) {', '.join(bad)}; known: {', '.join(ANALYTIC_POLICIES)}")
     if args.timesteps is not None and not args.train:
         raise UserError("--timesteps needs --train")
     if (args.until_flat or args.max_timesteps is not None or args.min_timesteps is not None) and not args.train:

@@ -334,7 +334,7 @@ class RatePosteriorPolicy(AnalyticPolicy):
 
     def survival(self, index: int = 0) -> FloatArray:
         """The curves (K, L_max) sub-env ``index`` plans its next round with (eq. (7.5b))."""
-        return np.einsum("km,kmi->ki", self.filter.posterior[index], self.filter.curves[index, ..., 1:])
+        return self.filter.survival()[index]
 
     def round_params(self, obs: np.ndarray, index: int) -> RoundParams:
         return adaptive_params(self.env, obs, self.weights, survival=self.survival(index))

@@ -656,6 +656,20 @@ class MixtureAcceptance(AcceptanceProcess):
         """a_k, the Beta law's mean: per round (scope "round") or per request (scope "request")."""
         return AcceptanceProcess.mean_rate(self, base_rate)
 
+    def rate_law(self, base_rate: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Beta(kappa a_k, kappa (1 - a_k)) for users of population rate ``base_rate`` (..., K) as quadrature nodes
+        and weights, each (..., K, L_max + 40) (:func:`beta_quadrature`, exact for polynomials of degree
+        < 2 (L_max + 40), so for every r^i the curves use)."""
+        base = np.asarray(base_rate, dtype=np.float64)
+        nodes = self.max_draft + 40
+        rates = np.empty((*base.shape, nodes))
+        weights = np.empty((*base.shape, nodes))
+        values, inverse = np.unique(base, return_inverse=True)
+        for index, value in enumerate(values):
+            where = inverse.reshape(base.shape) == index
+            rates[where], weights[where] = beta_quadrature(float(value), self.concentration, nodes)
+        return rates, weights
+
 
 class RoundMixture(MixtureAcceptance):
     """:class:`MixtureAcceptance` of scope "round": a new rate every round, so every round's curve is E[r^i]."""
@@ -728,17 +742,8 @@ class RequestMixture(MixtureAcceptance, RequestRates):
         self.base_rate[sel] = base_rate[sel]
 
     def request_rate_law(self, base_rate: FloatArray) -> tuple[FloatArray, FloatArray]:
-        """Beta(kappa a_k, kappa (1 - a_k)) as quadrature nodes and weights (:func:`beta_quadrature`, exact for
-        polynomials of degree < 2 (L_max + 40))."""
-        base = np.asarray(base_rate, dtype=np.float64)
-        nodes = self.max_draft + 40
-        rates = np.empty((*base.shape, nodes))
-        weights = np.empty((*base.shape, nodes))
-        values, inverse = np.unique(base, return_inverse=True)
-        for index, value in enumerate(values):
-            where = inverse.reshape(base.shape) == index
-            rates[where], weights[where] = beta_quadrature(float(value), self.concentration, nodes)
-        return rates, weights
+        """The Beta law of a request's rate (:meth:`MixtureAcceptance.rate_law`)."""
+        return self.rate_law(base_rate)
 
 
 @register_acceptance_process

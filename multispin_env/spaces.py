@@ -420,7 +420,7 @@ class MultiSpinEnvAPI(CoreAccess):
 
     def spectral_efficiency_from_observation(self, observation: ArrayLike) -> FloatArray:
         """Observed e_k in bit/s/Hz."""
-        return self.observation_field(observation, "spectral_efficiency") * CHANNEL_SCALE
+        return self.observation_value(observation, "spectral_efficiency")
 
     def upload_time_from_observation(self, observation: ArrayLike) -> FloatArray:
         """Estimated c_k = D / (W e_k) in s/token from the observed channel entry."""
@@ -431,7 +431,7 @@ class MultiSpinEnvAPI(CoreAccess):
 
     def draft_time_from_observation(self, observation: ArrayLike) -> FloatArray:
         """Nominal t_k in s/token."""
-        return self.observation_field(observation, "draft_time") * DRAFT_TIME_SCALE
+        return self.observation_value(observation, "draft_time")
 
     def acceptance_from_observation(self, observation: ArrayLike) -> FloatArray:
         """The running acceptance estimate a_hat_k, clipped into [1e-6, 1 - 1e-6] (valid for RoundParams)."""

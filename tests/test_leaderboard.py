@@ -582,6 +582,12 @@ def test_the_v1_plan_trains_every_agent_on_every_task_once_on_its_schedule() -> 
         ("groups: [{agents: [ppo]}]\n", ["--seeds", "1"], "--plan sets --seeds"),
         ("groups: [{agents: [ppo], tasks: Nope}]\n", [], "unknown task(s) Nope"),
         ("[1, 2]\n", [], "expected a YAML mapping"),
+        (
+            "groups: [{agents: [ppo]}]\n",
+            ["--baselines", "het-opt-posteror"],
+            "unknown analytic controller(s) het-opt-posteror",
+        ),
+        ("groups: [{agents: [ppo]}]\n", ["--baselines", "het-opt-static", "het-opt-static"], "--baselines"),
     ],
 )
 def test_plan_errors_are_one_line(

@@ -21,6 +21,10 @@ HET = "MultiSpin-Heterogeneous-v0"
         dict(acceptance_process="tasks"),
         dict(acceptance_process="markov"),
         dict(scenario="vllm-drafter", acceptance_process="mixture", mixture_scope="request"),
+        dict(acceptance_process="tasks", request_length="fixed", mean_request_tokens=30.0),
+        # with arrivals a round that ends its request is cut at the request's last token
+        dict(acceptance_process="tasks", arrival_rate=2.0, mean_request_tokens=12.0, request_length="fixed"),
+        dict(acceptance_process="markov", arrival_rate=2.0, mean_request_tokens=6.0),
     ],
 )
 def test_the_planned_curve_is_the_survival_the_rounds_show(settings: dict) -> None:
@@ -28,7 +32,7 @@ def test_the_planned_curve_is_the_survival_the_rounds_show(settings: dict) -> No
     share of those rounds whose draft was accepted to position i: within 0.01 where the position is drafted often,
     within four standard errors elsewhere (a_hat^i is 0.028-0.060 high at positions 5-6, docs/model.md 5.1)."""
     n, rounds = 64, 250
-    envs = gym.make_vec(HET, num_envs=n, horizon=1e6, fading=False, **settings)
+    envs = gym.make_vec(HET, num_envs=n, **{"horizon": 1e6, "fading": False, **settings})
     policy = make_policy("het-opt-posterior", envs)
     obs, _ = envs.reset(seed=0)
     positions = np.arange(1, envs.unwrapped.max_draft + 1)
@@ -39,11 +43,12 @@ def test_the_planned_curve_is_the_survival_the_rounds_show(settings: dict) -> No
         start[:] = False
         curve = np.stack([policy.survival(i) for i in range(n)])  # (N, K, L_max): this round's plan
         obs, _, _, _, info = envs.step(actions)
-        drafted = info["draft_lengths"][..., None] >= positions
+        # a dropped upload (eq. (1')) was never verified: no acceptance outcome to compare with
+        drafted = (info["draft_lengths"] * ~info["dropped"])[..., None] >= positions
         planned += (curve * drafted).sum(axis=(0, 1))
-        accepted += ((info["accepted"][..., None] >= positions) & drafted).sum(axis=(0, 1))
+        accepted += ((info["accepted"][..., None] >= positions) & drafted).sum(axis=(0, 1))  # before any cut
         drafted_count += drafted.sum(axis=(0, 1))
-    assert drafted_count[2] >= 10_000  # the policy drafts beyond a few tokens
+    assert drafted_count[2] >= 1_000  # the policy drafts beyond a few tokens
     for i in np.flatnonzero(drafted_count >= 300):
         share = accepted[i] / drafted_count[i]
         error = math.sqrt(max(share * (1 - share), 0.01) / drafted_count[i])
@@ -66,7 +71,8 @@ def _reference_posterior(nodes: np.ndarray, prior: np.ndarray, rounds, move) -> 
 
 @pytest.mark.parametrize("process", ["markov", "tasks"])
 def test_the_filter_is_the_forward_algorithm(process: str) -> None:
-    env = gym.make(HET, fading=False, acceptance_process=process, horizon=1e6)
+    # no upload deadline: with one, rounds that reach it and show one token are skipped (the calibration test)
+    env = gym.make(HET, fading=False, acceptance_process=process, horizon=1e6, upload_deadline=None)
     core = env.unwrapped.core
     policy = RatePosteriorPolicy(env)
     obs, _ = env.reset(seed=3)
@@ -123,11 +129,11 @@ def test_with_known_iid_rates_it_plays_the_oracle() -> None:
 
 
 def test_where_it_is_not_offered_it_says_why() -> None:
-    env = gym.make(HET, acceptance_process="tasks", arrival_rate=1.0)
-    assert "het-opt-posterior" not in policies_for(env)
-    with pytest.raises(ValueError, match=r"cannot play this env: its per-request acceptance rates change at request"):
+    env = gym.make(HET, acceptance_process="trace", trace_path=None)
+    assert not {"het-opt-posterior", "het-opt-predictive-posterior"} & set(policies_for(env))
+    with pytest.raises(ValueError, match=r"cannot play this env: acceptance_process 'trace' has no finite hidden"):
         make_policy("het-opt-posterior", env)
-    assert "het-opt-posterior" in policies_for(gym.make(HET, arrival_rate=1.0))  # i.i.d.: no boundaries to read
+    assert "het-opt-posterior" in policies_for(gym.make(HET, acceptance_process="tasks", arrival_rate=1.0))
     with pytest.raises(ValueError, match="expected observations of shape"):
         make_policy("het-opt-posterior", gym.make(HET)).predict(np.zeros((2, 3)))
 
