@@ -19,12 +19,13 @@ episode (a Bayes filter, exact for every env it is offered for):
   episode's start), and with arrivals when the observation's ``remaining`` shows the request ended;
 - the round is planned with the posterior's curve S_k(i) = sum_j pi_kj S_j(i) (eq. (7.5b)).
 
-With an upload deadline (eq. (1')) a dropped upload shows one token, as a rejection at the first position does. A
-drop can happen only in a round that lasted at least the deadline (the server then waited for it); in such a round
-a drafting user with one token gives no evidence (skipped). The filter is exact while no round reaches the deadline
-(every suite task but TightDeadline, whose acceptance is i.i.d.: one node, nothing to filter); where most rounds
-reach it, skipping those rejections makes it optimistic (measured: 0.07 high at position 1 with markov acceptance,
-fading and a 0.02 s deadline). Not offered for traces.
+With an upload deadline U (eq. (1')) a dropped upload shows one token, as a rejection at the first position does. A
+drop can happen only in a round that lasted at least U + T_ver(1) + T_dl (the server waited until U, then verified
+at least the dropped user's token); in such a round, its latency read from the observation's time left, a drafting
+user with one token gives no evidence (skipped). The filter is exact while no round lasts that long (every suite
+task; TightDeadline's acceptance is i.i.d. anyway: one node, nothing to filter); where most rounds do, skipping those
+rejections makes it optimistic. With a horizon so long that the float32 time left cannot resolve a round (beyond
+about 1e6 s) every one-token round counts as one that can have dropped. Not offered for traces.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from multispin_env.acceptance import (
     RequestRates,
     RoundMixture,
 )
+from multispin_env.model import verification_times
 
 __all__ = ["RatePosterior", "check_posterior", "posterior_applies"]
 
@@ -88,7 +90,12 @@ class RatePosterior:
         self._left = np.full((n, k), self._request_tokens)
         #: The clock at the last observation, s (a round's latency says whether an upload could have been dropped).
         self._clock = np.zeros(n)
-        self._deadline = core.config.upload_deadline
+        #: The shortest round that can have dropped an upload, s: the server waited until the deadline U (eq. (1')),
+        #: then verified at least the dropped user's one token and sent it down (eq. (2'), (3)); None: no deadline.
+        self._drop_latency: float | None = None
+        if core.config.upload_deadline is not None:
+            verify_one = float(verification_times(1.0, core.scenario.verify_profile_points))
+            self._drop_latency = core.config.upload_deadline + verify_one + core.scenario.downlink_time
 
     def reset(self) -> None:
         """Forget every sub-env's posterior (the next observation starts an episode)."""
@@ -163,10 +170,10 @@ class RatePosterior:
             # P(A = a | node) = S(a) - S(a + 1) for a < L; S(L) for a = L or a round cut at its request's end
             likelihood = np.where(((accepted < lengths) & ~finished)[..., None], at - after[..., 0], at)
             drafted = (lengths >= 1) & (tokens >= 1)
-            if self._deadline is not None:  # a drop needs a round of at least the deadline; then 1 token is moot
+            if self._drop_latency is not None:  # a round that can have dropped an upload: one token is moot
                 latency = clock[going] - self._clock[going]
                 resolution = self._core.config.horizon * 2.0**-22  # of a clock read from float32 time left
-                drafted &= ~((latency >= self._deadline - resolution)[:, None] & (tokens == 1.0))
+                drafted &= ~((latency >= self._drop_latency - resolution)[:, None] & (tokens == 1.0))
             drafted = drafted[..., None]
             weighted = np.where(drafted, self.posterior[going] * likelihood, self.posterior[going])
             total = weighted.sum(axis=-1, keepdims=True)

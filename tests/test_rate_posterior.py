@@ -25,6 +25,8 @@ HET = "MultiSpin-Heterogeneous-v0"
         # with arrivals a round that ends its request is cut at the request's last token
         dict(acceptance_process="tasks", arrival_rate=2.0, mean_request_tokens=12.0, request_length="fixed"),
         dict(acceptance_process="markov", arrival_rate=2.0, mean_request_tokens=6.0),
+        # a deadline above U + T_ver(1) + T_dl of every round but close to them: nothing may be skipped
+        dict(acceptance_process="markov", upload_deadline=0.08, horizon=300.0),
     ],
 )
 def test_the_planned_curve_is_the_survival_the_rounds_show(settings: dict) -> None:
