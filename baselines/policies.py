@@ -310,8 +310,8 @@ class UrgencyPolicy(AnalyticPolicy):
 
 
 class RatePosteriorPolicy(AnalyticPolicy):
-    """het-opt-posterior (:mod:`baselines.rate_posterior`, docs/model.md section 7.5), SB3-like ``predict``, bound to a heterogeneous MultiSpin env (single, or
-    vector: one posterior per sub-env).
+    """het-opt-posterior (:mod:`baselines.rate_posterior`, docs/model.md section 7.5), SB3-like ``predict``, bound to
+    a heterogeneous MultiSpin env (single, or vector: one posterior per sub-env).
 
     :param env: the env the policy plays
     :param name: the policy's name in reports
@@ -326,6 +326,8 @@ class RatePosteriorPolicy(AnalyticPolicy):
         #: The rate posterior of every sub-env (eq. (7.5a)-(7.5b)).
         self.filter = RatePosterior(env)
         self._size = unwrapped.core.observation_size
+        # every sub-env's curves for its next round, computed once per predict (the plans read them per sub-env)
+        self._curves = self.filter.survival()
 
     def reset(self) -> None:
         """Forget every sub-env's posterior (the next observation starts an episode)."""
@@ -334,7 +336,7 @@ class RatePosteriorPolicy(AnalyticPolicy):
 
     def survival(self, index: int = 0) -> FloatArray:
         """The curves (K, L_max) sub-env ``index`` plans its next round with (eq. (7.5b))."""
-        return self.filter.survival()[index]
+        return self._curves[index]
 
     def round_params(self, obs: np.ndarray, index: int) -> RoundParams:
         return adaptive_params(self.env, obs, self.weights, survival=self.survival(index))
@@ -357,12 +359,13 @@ class RatePosteriorPolicy(AnalyticPolicy):
             )
         rows = obs.reshape(-1, self._size)
         self.filter.observe(rows, episode_start_flags(episode_start, len(rows)))
+        self._curves = self.filter.survival()
         return super().predict(observation, state, episode_start, deterministic)
 
 
 def policies_for(env: Any) -> tuple[str, ...]:
     """The analytic policies that ``env`` can express (het-opt needs per-user lengths; the urgency-weighted ones
-    request deadlines)."""
+    request deadlines; the rate-posterior ones an acceptance process with a finite hidden state)."""
     if env.unwrapped.config.homogeneous:
         return tuple(name for name in _POLICY_SOLVER if SOLVERS[_POLICY_SOLVER[name][0]].common_length)
     core = env.unwrapped.core
