@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from baselines.information import active_users, round_params_for, solve_for_active
+from baselines.information import active_users, solve_for_active
 from baselines.policies import AnalyticPolicy
 from baselines.solvers import SOLVERS
 from multispin_env.config import SETTINGS
@@ -154,7 +154,7 @@ class EnergyPricePolicy(AnalyticPolicy):
 
     def _act(self, obs: np.ndarray, index: int) -> np.ndarray:
         core = self.env.unwrapped.core
-        params = round_params_for(self.env, self.information, obs, index)
+        params = self.round_params(obs, index)
         cost = self.energy_per_token(index, params.upload_time)
         survival = energy_price_survival(params.survival, cost, self.price)
         left = core.energy_left[index]

@@ -35,7 +35,6 @@ __all__ = [
     "INFORMATION_LEVELS",
     "active_users",
     "adaptive_params",
-    "episode_start_flags",
     "episode_static_solver",
     "observation_starts_episode",
     "oracle_batch",
@@ -187,13 +186,6 @@ def adaptive_params(
         curve,
         weights,
     )
-
-
-def episode_start_flags(episode_start: ArrayLike | None, rows: int) -> NDArray[np.bool_]:
-    """SB3's ``episode_start`` for ``rows`` observations as one flag per row (None: no row starts; a single
-    flag or a mismatched size: any flag marks every row)."""
-    starts = np.zeros(rows, bool) if episode_start is None else np.asarray(episode_start, bool)
-    return np.broadcast_to(starts.reshape(-1) if starts.size == rows else np.any(starts), (rows,))
 
 
 def round_params_for(

@@ -28,7 +28,6 @@ from baselines.information import (
     INFORMATION_LEVELS,
     active_users,
     adaptive_params,
-    episode_start_flags,
     oracle_batch,
     round_params_for,
     solve_for_active,
@@ -169,6 +168,14 @@ class AnalyticPolicy:
         self.last_allocation = allocation
         return self.env.unwrapped.encode_action(allocation.draft_lengths, allocation.bandwidth)
 
+    #: True for a policy that keeps a state per sub-env across rounds (read from each round's outcome in
+    #: :meth:`_observe_round`): bound to a single env it takes one observation at a time, never a batch.
+    keeps_state = False
+
+    def _observe_round(self, rows: np.ndarray, starts: np.ndarray) -> None:
+        """A hook before planning: the observations (N, size) of every sub-env (one row for a single env) and their
+        episode-start flags (N,). The plain policies keep no state across rounds."""
+
     #: True for a policy whose objective changes every round (weights or prices of the episode so far): even at the
     #: static level it plans each round, and keeps no static plan.
     replans_every_round = False
@@ -252,12 +259,14 @@ class AnalyticPolicy:
                     f"observations of shape ({self.num_envs}, {size}), got {obs.shape}"
                 )
             starts = np.broadcast_to(starts, (self.num_envs,))
+            self._observe_round(obs, starts)
             if self._batch_solver is not None:
                 return self._act_batch(obs, starts), state
             return np.stack([self._act_cached(obs[i], i, bool(starts[i])) for i in range(self.num_envs)]), state
         if obs.ndim == 1:
+            self._observe_round(obs[None], np.array([np.any(starts)]))
             return self._act_cached(obs, 0, bool(np.any(starts))), state
-        if self.information != "adaptive" or obs.ndim != 2:
+        if self.information != "adaptive" or self.keeps_state or obs.ndim != 2:
             raise ValueError(
                 f"{self.name}: bound to a single env, expected one observation of shape ({size},), "
                 f"got {obs.shape}; bind the policy to a vector env to act on a batch"
@@ -318,6 +327,7 @@ class RatePosteriorPolicy(AnalyticPolicy):
     """
 
     replans_every_round = True
+    keeps_state = True
 
     def __init__(self, env: Any, name: str = "het-opt-posterior") -> None:
         unwrapped = getattr(env, "unwrapped", env)
@@ -325,7 +335,6 @@ class RatePosteriorPolicy(AnalyticPolicy):
         super().__init__(env, SOLVERS["het-opt"].solve, "adaptive", name=name)
         #: The rate posterior of every sub-env (eq. (7.5a)-(7.5b)).
         self.filter = RatePosterior(env)
-        self._size = unwrapped.core.observation_size
         # every sub-env's curves for its next round, computed once per predict (the plans read them per sub-env)
         self._curves = self.filter.survival()
 
@@ -341,26 +350,9 @@ class RatePosteriorPolicy(AnalyticPolicy):
     def round_params(self, obs: np.ndarray, index: int) -> RoundParams:
         return adaptive_params(self.env, obs, self.weights, survival=self.survival(index))
 
-    def predict(
-        self,
-        observation: np.ndarray,
-        state: Any = None,
-        episode_start: np.ndarray | None = None,
-        deterministic: bool = True,
-    ) -> tuple[np.ndarray, Any]:
-        """Action(s) for the observation(s), SB3 style (``state`` is passed through); ``episode_start`` (one flag
-        per observation) marks new episodes. One observation per sub-env: the posterior is kept per sub-env."""
-        obs = np.asarray(observation, dtype=np.float64)
-        expected = (self._size,) if self.num_envs is None else (self.num_envs, self._size)
-        if obs.shape != expected:
-            raise ValueError(
-                f"{self.name}: expected observations of shape {expected} (one per sub-env; a posterior is kept "
-                f"per sub-env), got {obs.shape}"
-            )
-        rows = obs.reshape(-1, self._size)
-        self.filter.observe(rows, episode_start_flags(episode_start, len(rows)))
+    def _observe_round(self, rows: np.ndarray, starts: np.ndarray) -> None:
+        self.filter.observe(rows, starts)
         self._curves = self.filter.survival()
-        return super().predict(observation, state, episode_start, deterministic)
 
 
 def policies_for(env: Any) -> tuple[str, ...]:

@@ -136,8 +136,11 @@ def test_where_it_is_not_offered_it_says_why() -> None:
     with pytest.raises(ValueError, match=r"cannot play this env: acceptance_process 'trace' has no finite hidden"):
         make_policy("het-opt-posterior", env)
     assert "het-opt-posterior" in policies_for(gym.make(HET, acceptance_process="tasks", arrival_rate=1.0))
-    with pytest.raises(ValueError, match="expected observations of shape"):
-        make_policy("het-opt-posterior", gym.make(HET)).predict(np.zeros((2, 3)))
+    single = make_policy("het-opt-posterior", gym.make(HET))
+    with pytest.raises(ValueError, match="observation must have 31 entries on the last axis"):
+        single.predict(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="bind the policy to a vector env to act on a batch"):
+        single.predict(np.zeros((2, 31)))  # one posterior per sub-env: a batch needs a vector env
 
 
 def test_predictive_with_the_posterior_plans_with_its_curves() -> None:
