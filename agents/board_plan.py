@@ -4,7 +4,7 @@ A board whose agents need different schedules (a residual agent is flat after it
 from scratch is held to millions of rounds on the tasks whose metric spans the episode) is one plan file, run by one
 command (``multispin-leaderboard --plan FILE``, docs/leaderboard.md)::
 
-    seeds: [0, 1, 2, 3, 4]          # training seeds of every group
+    seeds: [0, 1, 2, 3, 4]          # training seeds of every group (default: DEFAULT_SEEDS)
     groups:
       - agents: [ppo_fast]
         tasks: [EnergyBudget, Fairness]  # suite names or ids; omitted: every task of the suite
@@ -68,7 +68,9 @@ def read_plan(path: str | Path) -> BoardPlan:
     unknown = [k for k in data if k not in PLAN_KEYS]
     if unknown:
         raise UserError(f"--plan {path}: unknown key(s) {', '.join(map(str, unknown))}; keys: {', '.join(PLAN_KEYS)}")
-    seeds = _values(data.get("seeds", [0, 1, 2, 3, 4]), f"--plan {path}: seeds")
+    from agents.leaderboard import DEFAULT_SEEDS
+
+    seeds = _values(data.get("seeds", list(DEFAULT_SEEDS)), f"--plan {path}: seeds")
     if not all(s.isdigit() for s in seeds):
         raise UserError(f"--plan {path}: seeds must be integers >= 0, got {', '.join(seeds)}")
     groups = data.get("groups")
