@@ -546,7 +546,8 @@ def test_the_v1_plan_trains_every_agent_on_every_task_once_on_its_schedule() -> 
     jobs, agents, seeds = plan_file_jobs(args, "multispin-leaderboard")
     trained = [j for j in jobs if j.train]
     assert seeds == [0, 1, 2, 3, 4] and args.tasks == list(TASKS)
-    assert set(agents) == {"ppo_fast", "ppo_userset", "ppo_residual", "ppo_residual_predictive", "ppo", "ppo_lstm"}
+    residual = {"ppo_residual", "ppo_residual_predictive", "ppo_residual_posterior"}
+    assert set(agents) == {"ppo_fast", "ppo_userset", "ppo", "ppo_lstm"} | residual
     keys = [(j.entry, j.task, j.seed) for j in trained]
     assert len(keys) == len(set(keys)) == len(agents) * len(TASKS) * 5
     assert all(j.until_flat and j.max_timesteps >= j.timesteps for j in trained)
@@ -554,7 +555,9 @@ def test_the_v1_plan_trains_every_agent_on_every_task_once_on_its_schedule() -> 
     assert schedule[("ppo_residual", "Markov")] == (100_000, 0, 1_600_000)
     assert schedule[("ppo_fast", "EnergyBudget")] == (400_000, 3_200_000, 6_400_000)
     assert schedule[("ppo_fast", "IIDStatic")] == (400_000, 0, 3_200_000)
-    assert schedule[("ppo_residual_predictive", "StaleCSI1-v1")] == (2_000_000, 2_000_000, 4_000_000)
+    for agent in ("ppo_residual_predictive", "ppo_residual_posterior"):
+        assert schedule[(agent, "StaleCSI1-v1")] == (2_000_000, 2_000_000, 4_000_000)
+        assert schedule[(agent, "Markov")] == (100_000, 0, 1_600_000)
     analytic = {(j.task, j.entry) for j in jobs if j.kind == "analytic"}
     assert ("MultiSpinSuite/Fairness-v0", "het-opt-pf-static") in analytic and len(analytic) == len(jobs) - len(trained)
     filtered = _plan_args("--plan", str(V1_PLAN), "--tasks", "Fairness", "--agents", "ppo_lstm")

@@ -165,24 +165,26 @@ def test_residual_policy_network_starts_at_the_controller_and_loads_trained_weig
     np.testing.assert_allclose(loaded.predict(obs, deterministic=True)[0], 0.25)
 
 
+# A controller that keeps per-env state across rounds (the rate posterior) on a task whose hidden acceptance regime
+# it filters: the wrapper must feed it every round and every episode start as the controller alone sees them.
+BASES = [("het-opt-adaptive", TASK), ("het-opt-predictive-posterior", "MultiSpinSuite/Markov-v0")]
+
+
+@pytest.mark.parametrize(("base", "task"), BASES)
 @pytest.mark.parametrize("batched", [True, False])
-def test_zero_correction_replays_the_controller(batched: bool) -> None:
+def test_zero_correction_replays_the_controller(batched: bool, base: str, task: str) -> None:
     n, steps = 3, 60
 
     def make() -> gym.Env:
-        return gym.make(TASK, **SHORT)
+        return gym.make(task, **SHORT)
 
     # Reference: the controller on the same kind of vector env with the same seed (bound to the batch, or one
     # controller per sub-env of a DummyVecEnv).
-    ref = make_batched_vec_env(TASK, n, SHORT) if batched else DummyVecEnv([make] * n)
+    ref = make_batched_vec_env(task, n, SHORT) if batched else DummyVecEnv([make] * n)
     ref.seed(7)
-    controllers = (
-        [make_policy("het-opt-adaptive", ref.venv)]
-        if batched
-        else [make_policy("het-opt-adaptive", e) for e in ref.envs]
-    )
+    controllers = [make_policy(base, ref.venv)] if batched else [make_policy(base, e) for e in ref.envs]
     obs = ref.reset()
-    residual = VecResidual(make_batched_vec_env(TASK, n, SHORT) if batched else DummyVecEnv([make] * n))
+    residual = VecResidual(make_batched_vec_env(task, n, SHORT) if batched else DummyVecEnv([make] * n), base=base)
     residual.seed(7)
     aug = residual.reset()
     size = obs.shape[1]
@@ -213,11 +215,12 @@ class _ZeroAgent:
         self.size = size
 
 
-def test_residual_policy_with_zero_correction_has_the_controllers_goodput() -> None:
-    env = gym.make(TASK, **SHORT)
+@pytest.mark.parametrize(("base", "task"), BASES)
+def test_residual_policy_with_zero_correction_has_the_controllers_goodput(base: str, task: str) -> None:
+    env = gym.make(task, **SHORT)
     seeds = [1000, 1001, 1002]
-    controller = evaluate(env, make_policy("het-opt-adaptive", env), seeds)
-    residual = evaluate(env, ResidualPolicy(_ZeroAgent(env.action_space.shape[0]), env), seeds)
+    controller = evaluate(env, make_policy(base, env), seeds)
+    residual = evaluate(env, ResidualPolicy(_ZeroAgent(env.action_space.shape[0]), env, base=base), seeds)
     assert controller.episodes == residual.episodes  # same trajectory: same tokens, clock, rounds, lengths
 
 
@@ -233,7 +236,10 @@ def test_bad_residual_settings_are_one_line_errors() -> None:
         VecResidual(venv, base="het-opt-magic")
 
 
-@pytest.mark.parametrize(("algo", "agent"), [("ppo", "residual"), ("ppo_lstm", None), ("ppo", "residual_predictive")])
+@pytest.mark.parametrize(
+    ("algo", "agent"),
+    [("ppo", "residual"), ("ppo_lstm", None), ("ppo", "residual_predictive"), ("ppo", "residual_posterior")],
+)
 def test_residual_and_recurrent_agents_train_and_evaluate_on_a_suite_task(
     tmp_path: Path, algo: str, agent: str | None
 ) -> None:
@@ -278,28 +284,40 @@ def test_residual_and_recurrent_agents_train_and_evaluate_on_a_suite_task(
     env = gym.make(TASK, horizon=1.0)
     policy = load_agent_policy(run, env)
     assert isinstance(policy, ResidualPolicy) == (agent is not None)
-    if agent == "residual_predictive":
-        assert policy.controller.name == "het-opt-predictive"
+    bases = {"residual": "het-opt-adaptive", "residual_predictive": "het-opt-predictive"}
+    bases["residual_posterior"] = "het-opt-predictive-posterior"
+    if agent is not None:
+        assert policy.controller.name == bases[agent]
     first, again = (evaluate(env, load_agent_policy(run, env), [3, 4]) for _ in range(2))
     assert first.episodes == again.episodes and first.goodputs.min() > 0  # deterministic evaluation
 
 
-def test_predictive_residual_yaml_is_the_residual_yaml_with_another_base() -> None:
-    """ppo_residual_predictive.yml repeats ppo_residual.yml's entries (YAML cannot include another file): every
-    entry of the latter must be the former's with the base het-opt-predictive instead of het-opt-adaptive."""
+@pytest.mark.parametrize(
+    ("agent", "base", "like"),
+    [
+        ("residual_predictive", "het-opt-predictive", "residual"),
+        ("residual_posterior", "het-opt-predictive-posterior", "residual_predictive"),
+    ],
+)
+def test_residual_yamls_are_one_yaml_with_another_base(agent: str, base: str, like: str) -> None:
+    """The residual agents' files repeat one another's entries (YAML cannot include another file):
+    ppo_residual_predictive.yml is ppo_residual.yml with the base het-opt-predictive (and entries of its own for the
+    stale-CSI tasks); ppo_residual_posterior.yml is ppo_residual_predictive.yml, every entry, with the base
+    het-opt-predictive-posterior."""
     import yaml
 
     from agents.train import HYPERPARAMS_DIR
 
-    adaptive = yaml.safe_load((HYPERPARAMS_DIR / "ppo_residual.yml").read_text())
-    predictive = yaml.safe_load((HYPERPARAMS_DIR / "ppo_residual_predictive.yml").read_text())
+    reference = yaml.safe_load((HYPERPARAMS_DIR / f"ppo_{like}.yml").read_text())
+    variant = yaml.safe_load((HYPERPARAMS_DIR / f"ppo_{agent}.yml").read_text())
 
     def residual_kwargs(entry: dict) -> dict:
         (kwargs,) = [w["agents.residual.VecResidual"] for w in entry["vec_env_wrapper"] if isinstance(w, dict)]
         return kwargs
 
-    for env_id, entry in adaptive.items():
+    assert like == "residual" or set(variant) == set(reference)
+    for env_id, entry in reference.items():
         entry = copy.deepcopy(entry)  # the YAML aliases (*residual) are one object
-        assert residual_kwargs(entry)["base"] == "het-opt-adaptive"
-        residual_kwargs(entry)["base"] = "het-opt-predictive"
-        assert predictive[env_id] == entry, env_id
+        assert residual_kwargs(variant[env_id])["base"] == base
+        residual_kwargs(entry)["base"] = base
+        assert variant[env_id] == entry, env_id
