@@ -1178,6 +1178,12 @@ def plan_file_jobs(args: argparse.Namespace, prog: str) -> tuple[list[Job], list
     return analytic_jobs(args.tasks, args.baselines) + jobs, args.agents, list(board.seeds)
 
 
+def plan_expects(path: str | Path, prog: str) -> tuple[list[str], list[int]]:
+    """The agents (in the plan's order) and the seeds the plan file ``path`` trains: what its verdict expects."""
+    _, agents, seeds = plan_file_jobs(build_parser(prog).parse_args(["--plan", str(path), "--baselines"]), prog)
+    return agents, seeds
+
+
 def check_agents(agents: Sequence[str], why: str) -> None:
     """Agent names given on a command line: each a hyperparameter file's (:func:`agents.train.agent_names`), none
     twice (``why``: what a repeat would do); raises :class:`UserError`."""

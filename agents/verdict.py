@@ -1,7 +1,8 @@
 """``python -m agents.verdict OUT``: does the best learned agent beat the best analytic controller, per task?
 
     python -m agents.verdict OUT --export docs/leaderboard/v1 --runs RUNS    # copy the per-job results, paths relative
-    python -m agents.verdict docs/leaderboard/v1 -o docs/verdict.md --board  # the page, and the leaderboard files
+    python -m agents.verdict docs/leaderboard/v1 -o docs/verdict.md --board --plan docs/leaderboard/v1/plan.yml
+    # the page, and the leaderboard files; expecting every agent and seed of the plan
 
 Reads the per-job result files of a leaderboard run (``OUT/jobs/*/*.json``, :mod:`agents.leaderboard`) and writes a
 Markdown page answering, per task of :data:`multispin_env.suite.TASKS`: the best learned agent (highest IQM over
@@ -11,7 +12,8 @@ the intervals overlap, and why a learned controller could differ (the task's ``e
 :data:`multispin_env.suite.EDGES`). Then the aggregate over the tasks both sides have (IQM over tasks with 95% CIs),
 the goals, the compute (training CPU-hours summed from the runs' records) and the commits measured at. Runs that did
 not converge (trained until the cap, or not trained until flat) are marked; expected runs without a result are
-listed as missing, so the page says which tasks and agents it covers.
+listed as missing, so the page says which tasks and agents it covers (``--plan``: the agents and seeds of a board's
+plan file, :mod:`agents.board_plan`; else ``--agents``/``--seeds``).
 
 ``--board`` also writes the leaderboard's files (:func:`agents.leaderboard.write_outputs`: tables, JSON, plots)
 into the results folder from the same per-job results, so that a board assembled from several resumed commands
@@ -42,7 +44,16 @@ from agents.cli import (
     one_line,
 )
 from agents.converge import FLAT_TOLERANCE, FLAT_WINDOW
-from agents.leaderboard import DEFAULT_SEEDS, aggregate, best_row, check_agents, compute_totals, relative_to_runs, short
+from agents.leaderboard import (
+    DEFAULT_SEEDS,
+    aggregate,
+    best_row,
+    check_agents,
+    compute_totals,
+    plan_expects,
+    relative_to_runs,
+    short,
+)
 from agents.runs import write_atomic
 from baselines.policies import ORACLE_POLICIES
 
@@ -448,14 +459,24 @@ def build_parser(prog: str = "python -m agents.verdict") -> OneLineParser:
     p.add_argument("-o", "--output", default="docs/verdict.md", help="the page to write (Markdown)")
     p.add_argument("--json", default=None, help="also write the verdict's data to this JSON file")
     p.add_argument(
-        "--agents", nargs="+", default=None, metavar="AGENT", help="learned agents expected (default: those found)"
+        "--agents",
+        nargs="+",
+        default=None,
+        metavar="AGENT",
+        help="learned agents expected (default: --plan's, else those found)",
     )
     p.add_argument(
         "--seeds",
         nargs="+",
         type=int_at_least(0),
-        default=list(DEFAULT_SEEDS),
-        help=f"training seeds expected of every agent (default: {' '.join(map(str, DEFAULT_SEEDS))})",
+        default=None,
+        help=f"training seeds expected of every agent (default: --plan's, else {' '.join(map(str, DEFAULT_SEEDS))})",
+    )
+    p.add_argument(
+        "--plan",
+        default=None,
+        metavar="FILE",
+        help="a board's plan file (multispin-leaderboard --plan): expect its agents and seeds",
     )
     p.add_argument("--board", action="store_true", help="also write the leaderboard files into RESULTS")
     p.add_argument("--no-plots", action="store_true", help="--board: skip the PNG plots")
@@ -490,6 +511,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m agents.verdic
             if Path(args.json).is_dir():
                 raise UserError(f"--json {args.json!r} is a folder; name the file to write")
             check_output_folder(Path(args.json).parent, "--json")
+        if args.plan is not None:
+            for given, flag in ((args.agents, "--agents"), (args.seeds, "--seeds")):
+                if given is not None:
+                    raise UserError(f"--plan sets {flag} (the plan's); drop it")
+            args.agents, args.seeds = plan_expects(args.plan, f"{prog} --plan")
+        args.seeds = list(DEFAULT_SEEDS) if args.seeds is None else args.seeds
         check_no_repeats(args.seeds, "--seeds", "a seed would count twice")
         check_agents(args.agents or [], "an agent would count twice")
         results = load_results(out)

@@ -194,6 +194,24 @@ def test_command_writes_the_page(tmp_path: Path, capsys: pytest.CaptureFixture[s
         cli_error(main, [str(out), "-o", str(page), *argv], capsys, "python -m agents.verdict", message)
         assert page.read_text() == written
     cli_error(main, [str(out), "--seeds", "-1"], capsys, "python -m agents.verdict", "expected an integer >= 0")
+    # --plan: the agents and seeds the plan file trains are the ones expected (here missing: nothing trained them).
+    plan = tmp_path / "plan.yml"
+    plan.write_text("seeds: [0, 3]\ngroups:\n  - agents: [ppo_fast]\n    tasks: [IIDStatic]\n    timesteps: 1000\n")
+    assert main([str(out), "-o", str(page), "--plan", str(plan), "--reps", "100"]) == 0
+    assert "| IIDStatic | ppo_fast | 0 3 |" in page.read_text() and "ppo_fast expected on 2 seeds" in page.read_text()
+    written = page.read_text()
+    for argv, message in (
+        (["--agents", "ppo"], "--plan sets --agents"),
+        (["--seeds", "0"], "--plan sets --seeds"),
+    ):
+        cli_error(
+            main, [str(out), "-o", str(page), "--plan", str(plan), *argv], capsys, "python -m agents.verdict", message
+        )
+        assert page.read_text() == written
+    plan.write_text("groups: []\n")
+    cli_error(
+        main, [str(out), "-o", str(page), "--plan", str(plan)], capsys, "python -m agents.verdict", "non-empty list"
+    )
     cli_error(main, [str(out), "--export", str(tmp_path / "c")], capsys, "python -m agents.verdict", "needs --runs")
 
 
