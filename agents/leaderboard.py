@@ -1178,10 +1178,11 @@ def plan_file_jobs(args: argparse.Namespace, prog: str) -> tuple[list[Job], list
     return analytic_jobs(args.tasks, args.baselines) + jobs, args.agents, list(board.seeds)
 
 
-def plan_expects(path: str | Path, prog: str) -> tuple[list[str], list[int]]:
-    """The agents (in the plan's order) and the seeds the plan file ``path`` trains: what its verdict expects."""
-    _, agents, seeds = plan_file_jobs(build_parser(prog).parse_args(["--plan", str(path), "--baselines"]), prog)
-    return agents, seeds
+def plan_expects(path: str | Path, prog: str) -> tuple[list[str], list[int], set[tuple[str, str]]]:
+    """What the verdict of the plan file ``path`` expects: the agents it trains (in the plan's order), its seeds
+    and the (task id, agent) pairs it trains them on."""
+    jobs, agents, seeds = plan_file_jobs(build_parser(prog).parse_args(["--plan", str(path), "--baselines"]), prog)
+    return agents, seeds, {(j.task, j.entry) for j in jobs if j.train}
 
 
 def check_agents(agents: Sequence[str], why: str) -> None:
@@ -1265,11 +1266,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "multispin-leaderboard")
     interrupts = Interrupts()
     start, commit = time.perf_counter(), git_commit()  # the code the jobs run, before anything is edited meanwhile
     out = Path(args.output)
-    board: tuple[list[str], list[int]] | None = None  # --plan: the agents and seeds its verdict expects
+    # --plan: what its verdict expects (the whole plan's runs, whatever part of it this command runs)
+    board: tuple[list[str], list[int], set[tuple[str, str]]] | None = None
     try:
         if args.plan is not None:
-            jobs, agents, seeds = plan_file_jobs(args, prog)
-            board = (agents, seeds)
+            jobs, _, _ = plan_file_jobs(args, prog)
+            board = plan_expects(args.plan, prog)
             check_output_folder(args.output, "-o/--output")
             check_output_folder(args.runs, "--runs")
             if args.ray is not None:
@@ -1308,7 +1310,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "multispin-leaderboard")
     if board is not None:  # the whole board (every result under -o, earlier commands' too) and its verdict
         from agents.verdict import load_results, write_verdict
 
-        agents, seeds = board
+        agents, seeds, pairs = board
         written = write_verdict(
             load_results(out),
             out / "verdict.md",
@@ -1318,6 +1320,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "multispin-leaderboard")
             args.reps,
             board_folder=out,
             plots=not args.no_plots,
+            pairs=pairs,
         )
         print(f"wrote {', '.join(str(p) for p in written)}")
         for line in errors:

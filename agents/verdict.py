@@ -30,7 +30,7 @@ import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +144,7 @@ def verdict(
     agents: Sequence[str] | None = None,
     seeds: Sequence[int] = DEFAULT_SEEDS,
     reps: int = 2000,
+    pairs: Collection[tuple[str, str]] | None = None,
 ) -> dict[str, Any]:
     """The verdict as data: per task the best learned and best non-oracle analytic entry and their outcome, the
     aggregate over the tasks both have, the missing runs, the unconverged runs, the goals and the compute.
@@ -153,6 +154,7 @@ def verdict(
     :param agents: the learned agents expected on every task (None: those with any result)
     :param seeds: the training seeds expected of every agent
     :param reps: bootstrap resamples of the 95% CIs
+    :param pairs: (task id, agent) pairs: an agent is expected only on these tasks (None: on every task)
     """
     import gymnasium as gym
 
@@ -172,6 +174,8 @@ def verdict(
     for t in tasks:
         board = [r for r in agg["board"] if r["task"] == t]
         for agent in expected:
+            if pairs is not None and (t, agent) not in pairs:
+                continue
             have = {int(r["seed"]) for r in learned_runs if r["task"] == t and r["entry"] == agent}
             lacking = [s for s in seeds if s not in have]
             if lacking:
@@ -499,6 +503,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m agents.verdic
         if not out.is_dir():
             raise UserError(f"results folder {args.results!r} does not exist")
         if args.export is not None:
+            if args.plan is not None:
+                raise UserError("--export copies the results and stops; --plan does not apply to it")
             if args.runs is None:
                 raise UserError("--export needs --runs (the folder the model paths are made relative to)")
             check_output_folder(args.export, "--export")
@@ -511,11 +517,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m agents.verdic
             if Path(args.json).is_dir():
                 raise UserError(f"--json {args.json!r} is a folder; name the file to write")
             check_output_folder(Path(args.json).parent, "--json")
+        pairs = None
         if args.plan is not None:
             for given, flag in ((args.agents, "--agents"), (args.seeds, "--seeds")):
                 if given is not None:
                     raise UserError(f"--plan sets {flag} (the plan's); drop it")
-            args.agents, args.seeds = plan_expects(args.plan, f"{prog} --plan")
+            args.agents, args.seeds, pairs = plan_expects(args.plan, prog)
         args.seeds = list(DEFAULT_SEEDS) if args.seeds is None else args.seeds
         check_no_repeats(args.seeds, "--seeds", "a seed would count twice")
         check_agents(args.agents or [], "an agent would count twice")
@@ -534,6 +541,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m agents.verdic
         args.json,
         out if args.board else None,
         plots=not args.no_plots,
+        pairs=pairs,
     )
     print(f"wrote {', '.join(map(str, written))}")
     return 0
@@ -549,6 +557,7 @@ def write_verdict(
     json_path: str | Path | None = None,
     board_folder: Path | None = None,
     plots: bool = True,
+    pairs: Collection[tuple[str, str]] | None = None,
 ) -> list[Path]:
     """Write the verdict page (and its data as JSON, and the leaderboard's files into ``board_folder``), print the
     page and return the files written.
@@ -559,10 +568,11 @@ def write_verdict(
     :param agents: the learned agents expected on every task (None: those with any result)
     :param seeds: the training seeds expected of every agent
     :param reps: bootstrap resamples of the 95% CIs
+    :param pairs: (task id, agent) pairs: an agent is expected only on these tasks (None: on every task)
     """
     from multispin_env.suite import TASKS
 
-    data = verdict(results, list(TASKS), agents, seeds, reps)
+    data = verdict(results, list(TASKS), agents, seeds, reps, pairs)
     data["command"], data["generated"] = command, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     text = markdown(data, command)
     written = [Path(page)]

@@ -34,6 +34,7 @@ from agents.leaderboard import (
     short,
 )
 from agents.runs import resolve_agent
+from agents.verdict import main as verdict_main
 from multispin_env.suite import METRIC_LABELS, METRICS, TASK_SPECS, TASKS, reference_goodputs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -624,8 +625,12 @@ def test_a_plan_trains_its_groups_and_writes_the_board_and_its_verdict(tmp_path:
     )
     argv = ["--plan", str(path), "--baselines", "het-opt-static", "--validation", "2", "--reps", "100", "--no-plots"]
     argv += ["--runs", str(tmp_path / "runs"), "-o", str(tmp_path / "out")]
-    assert main(argv) == 0
     out = tmp_path / "out"
+    # Part of the plan (a sitting's share): its verdict still expects the whole plan, and only the plan's pairs.
+    assert main([*argv, "--tasks", "Knee"]) == 0
+    page = (out / "verdict.md").read_text()
+    assert "| IIDStatic | ppo_userset | 0 |" in page and "1 (task, agent) pairs lack seeds" in page
+    assert main(argv) == 0
     first = json.loads((out / "jobs" / "IIDStatic" / "ppo_userset_seed0.json").read_text())["convergence"]
     second = json.loads((out / "jobs" / "Knee" / "ppo_userset_seed0.json").read_text())["convergence"]
     assert (first["first_chunk"], first["cap"]) == (2048, 2048) and (second["first_chunk"], second["cap"]) == (
@@ -634,6 +639,10 @@ def test_a_plan_trains_its_groups_and_writes_the_board_and_its_verdict(tmp_path:
     )
     page = (out / "verdict.md").read_text()
     assert f"--plan {path}" in page and "| IIDStatic | ppo_userset" in page and "| Knee | ppo_userset" in page
+    # The verdict's own command with the same plan writes the same page (but for the command it names).
+    again = tmp_path / "verdict.md"
+    assert verdict_main([str(out), "-o", str(again), "--plan", str(path), "--reps", "100"]) == 0
+    assert again.read_text().split("\n")[3:] == page.split("\n")[3:] and "| IIDStatic | ppo_userset | 0 |" not in page
     assert (out / "leaderboard.md").is_file() and "het-opt-static" in (out / "leaderboard.md").read_text()
     stamps = {p: p.stat().st_mtime for p in (out / "jobs").rglob("*.json")}
     assert main(argv) == 0

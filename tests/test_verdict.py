@@ -208,6 +208,13 @@ def test_command_writes_the_page(tmp_path: Path, capsys: pytest.CaptureFixture[s
             main, [str(out), "-o", str(page), "--plan", str(plan), *argv], capsys, "python -m agents.verdict", message
         )
         assert page.read_text() == written
+    cli_error(
+        main,
+        [str(out), "--export", str(tmp_path / "c"), "--runs", str(tmp_path), "--plan", str(plan)],
+        capsys,
+        "python -m agents.verdict",
+        "--plan does not apply",
+    )
     plan.write_text("groups: []\n")
     cli_error(
         main, [str(out), "-o", str(page), "--plan", str(plan)], capsys, "python -m agents.verdict", "non-empty list"
