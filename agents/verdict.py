@@ -199,6 +199,7 @@ def verdict(
                 "seeds": len(runs),
                 "converged": sum(converged(r) is True for r in runs),
             }
+            row["learned"].update(_against_controller(best["entry"], t, best["score"], row["analytic_scores"]))
         valid = policies_for(gym.make(t))
         unevaluated = [p for p in valid if p not in row["analytic_scores"]]
         if unevaluated and (learned or analytic):
@@ -220,6 +221,16 @@ def verdict(
         rows.append(row)
     compared = [r["task"] for r in rows if "outcome" in r]
     over = _over_tasks(results, compared, reps) if compared else {}
+    if "learned" in over:  # a residual agent: how far its scores are from its controller's, task by task
+        scores = {(r["task"], r["entry"]): r["score"] for r in agg["board"]}
+        gaps = [
+            _against_controller(over["learned"], r["task"], scores[r["task"], over["learned"]], r["analytic_scores"])
+            for r in rows
+            if r["task"] in compared
+        ]
+        if all(gaps):
+            over["controllers"] = sorted({g["controller"] for g in gaps})
+            over["controller_gaps"] = [min(g["over_controller"] for g in gaps), max(g["over_controller"] for g in gaps)]
     unconverged = [
         {
             "task": short(r["task"]),
@@ -253,6 +264,17 @@ def verdict(
         },
         "commits": dict(Counter(r.get("commit") or "unknown" for r in results)),
     }
+
+
+def _against_controller(agent: str, task_id: str, score: float, analytic_scores: dict[str, float]) -> dict[str, Any]:
+    """For a residual agent (:func:`agents.residual.residual_base`) whose controller was evaluated on the task: that
+    controller and the agent's score minus the controller's; else empty (an agent that learns from scratch)."""
+    from agents.residual import residual_base
+
+    base = residual_base(agent, task_id)
+    if base is None or base not in analytic_scores:
+        return {}
+    return {"controller": base, "over_controller": score - analytic_scores[base]}
 
 
 def _over_tasks(results: Sequence[dict[str, Any]], tasks: Sequence[str], reps: int) -> dict[str, Any]:
@@ -371,9 +393,9 @@ def markdown(v: dict[str, Any], command: str) -> str:
         "",
         "## Per task",
         "",
-        "| task | best learned (IQM [95% CI]) | seeds | converged | best analytic | difference | CIs overlap | outcome "
-        "| why (task's edge) |",
-        "|---|---|---:|---:|---|---:|---|---|---|",
+        "| task | best learned (IQM [95% CI]) | seeds | converged | residual over its controller | best analytic "
+        "| difference | CIs overlap | outcome | why (task's edge) |",
+        "|---|---|---:|---:|---|---|---:|---|---|---|",
     ]
     for r in v["tasks"]:
         a, b = r.get("learned"), r.get("analytic")
@@ -383,13 +405,22 @@ def markdown(v: dict[str, Any], command: str) -> str:
         analytic = f"{b['entry']} {b['score']:.1f}" if b else "missing"
         if b and b["evaluated"] < b["controllers"]:
             analytic += f" (best of {b['evaluated']} of {b['controllers']} controllers evaluated)"
+        residual = f"{a['over_controller']:+.1f} ({a['controller']})" if a and "controller" in a else ""
         diff = f"{r['difference']:+.1f}" if "difference" in r else ""
         lap = ("yes" if r["overlap"] else "no") if "overlap" in r else ""
         result = OUTCOME_TEXT[r["outcome"]] if "outcome" in r else "not compared"
         lines.append(
-            f"| {r['label']} | {learned} | {seeds} | {conv} | {analytic} | {diff} | {lap} | {result} | {r['edge']} |"
+            f"| {r['label']} | {learned} | {seeds} | {conv} | {residual} | {analytic} | {diff} | {lap} | {result} "
+            f"| {r['edge']} |"
         )
-    lines += ["", "The why-column is each task's `edge` (`multispin_env.suite.EDGES`, [suite](suite.md)):", ""]
+    lines += [
+        "",
+        "Residual over its controller: for a residual agent (a learned correction to an analytic controller, "
+        "`agents.residual`), its IQM minus that controller's score on the task: how much the learning added.",
+        "",
+        "The why-column is each task's `edge` (`multispin_env.suite.EDGES`, [suite](suite.md)):",
+        "",
+    ]
     lines += [f"- *{name}*: {text}." for name, text in EDGES.items()]
     o = v["over_tasks"]
     lines += ["", "## Over tasks", ""]
@@ -411,6 +442,14 @@ def markdown(v: dict[str, Any], command: str) -> str:
                 f"Best learned {o['learned']} against best non-oracle analytic {o['analytic']}: difference "
                 f"{o['difference']:+.1f}, CIs {'overlap' if o['overlap'] else 'do not overlap'}: "
                 f"{OUTCOME_TEXT[o['outcome']]}.",
+            ]
+        if "controller_gaps" in o:
+            low, high = o["controller_gaps"]
+            lines += [
+                "",
+                f"{o['learned']} is a residual agent over {', '.join(o['controllers'])}: on each compared task its IQM "
+                f"is {low:+.1f} to {high:+.1f} points from its controller's score, so its standing over tasks is its "
+                "controller's, moved by that much learning.",
             ]
         if o["partial"]:
             lines += ["", f"Not on every compared task (left out): {', '.join(o['partial'])}."]

@@ -129,6 +129,37 @@ def test_a_tie_when_the_learned_interval_covers_the_analytic_score() -> None:
     assert row["overlap"] and row["outcome"] == "tie"
 
 
+def test_a_residual_agent_is_measured_against_its_own_controller(tmp_path: Path) -> None:
+    """A residual agent's row says how far it moved from the controller its hyperparameter file corrects (read
+    through agents.residual.residual_base), and over tasks the page says its standing is its controller's."""
+    results = [_result(t, "het-opt-static", 100.0) for t in (IID, NOISY)]
+    results += [_result(t, "het-opt-adaptive", 90.0) for t in (IID, NOISY)]
+    for seed in range(5):
+        results.append(_result(IID, "ppo_residual", 90.2, seed, **_flat()))
+        results.append(_result(NOISY, "ppo_residual", 89.5, seed, **_flat()))
+        results.append(_result(IID, "ppo", 95.0 + seed, seed, **_flat()))
+    v = verdict(results, [IID, NOISY], reps=100)
+    iid, noisy = v["tasks"]
+    assert iid["learned"]["entry"] == "ppo" and "controller" not in iid["learned"]  # learns from scratch
+    assert noisy["learned"]["entry"] == "ppo_residual" and noisy["learned"]["controller"] == "het-opt-adaptive"
+    assert noisy["learned"]["over_controller"] == pytest.approx(-0.5)
+    over = v["over_tasks"]
+    assert over["learned"] == "ppo_residual" and over["controllers"] == ["het-opt-adaptive"]  # ppo: not on NoisyCSI
+    assert over["controller_gaps"] == pytest.approx([-0.5, 0.2])
+    out = tmp_path / "board"
+    for r in results:
+        name = r["entry"] if r["seed"] is None else f"{r['entry']}_seed{r['seed']}"
+        path = out / "jobs" / task(r["task"]).label / f"{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(r))
+    assert main([str(out), "-o", str(tmp_path / "v.md"), "--reps", "100"]) == 0
+    page = (tmp_path / "v.md").read_text()
+    assert "| NoisyCSI | ppo_residual 89.5 [89.5, 89.5] | 5/5 | 5/5 | -0.5 (het-opt-adaptive) |" in page
+    assert (
+        "ppo_residual is a residual agent over het-opt-adaptive: on each compared task its IQM is -0.5 to +0.2" in page
+    )
+
+
 def test_aggregate_and_goals() -> None:
     v = verdict(_board(), list(TASKS), seeds=range(5), reps=100)
     over = v["over_tasks"]
