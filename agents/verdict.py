@@ -351,6 +351,11 @@ def _versus(row: dict[str, Any]) -> str:
 OUTCOME_TEXT = {"learned": "learned better", "analytic": "analytic better", "tie": "tie"}
 
 
+def _signed(difference: float) -> str:
+    """A score difference to 0.1 with its sign; one that rounds to 0 is +0.0 (not -0.0 for a -1e-14)."""
+    return f"{round(difference, 1) + 0.0:+.1f}"
+
+
 def _ci(value: float, ci: Sequence[float]) -> str:
     return f"{value:.1f} [{ci[0]:.1f}, {ci[1]:.1f}]"
 
@@ -405,8 +410,8 @@ def markdown(v: dict[str, Any], command: str) -> str:
         analytic = f"{b['entry']} {b['score']:.1f}" if b else "missing"
         if b and b["evaluated"] < b["controllers"]:
             analytic += f" (best of {b['evaluated']} of {b['controllers']} controllers evaluated)"
-        residual = f"{a['over_controller']:+.1f} ({a['controller']})" if a and "controller" in a else ""
-        diff = f"{r['difference']:+.1f}" if "difference" in r else ""
+        residual = f"{_signed(a['over_controller'])} ({a['controller']})" if a and "controller" in a else ""
+        diff = _signed(r["difference"]) if "difference" in r else ""
         lap = ("yes" if r["overlap"] else "no") if "overlap" in r else ""
         result = OUTCOME_TEXT[r["outcome"]] if "outcome" in r else "not compared"
         lines.append(
@@ -440,7 +445,7 @@ def markdown(v: dict[str, Any], command: str) -> str:
             lines += [
                 "",
                 f"Best learned {o['learned']} against best non-oracle analytic {o['analytic']}: difference "
-                f"{o['difference']:+.1f}, CIs {'overlap' if o['overlap'] else 'do not overlap'}: "
+                f"{_signed(o['difference'])}, CIs {'overlap' if o['overlap'] else 'do not overlap'}: "
                 f"{OUTCOME_TEXT[o['outcome']]}.",
             ]
         if "controller_gaps" in o:
@@ -448,7 +453,7 @@ def markdown(v: dict[str, Any], command: str) -> str:
             lines += [
                 "",
                 f"{o['learned']} is a residual agent over {', '.join(o['controllers'])}: on each compared task its IQM "
-                f"is {low:+.1f} to {high:+.1f} points from its controller's score, so its standing over tasks is its "
+                f"is {_signed(low)} to {_signed(high)} points from its controller's score, so its standing over tasks is its "
                 "controller's, moved by that much learning.",
             ]
         if o["partial"]:

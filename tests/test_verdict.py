@@ -129,6 +129,13 @@ def test_a_tie_when_the_learned_interval_covers_the_analytic_score() -> None:
     assert row["overlap"] and row["outcome"] == "tie"
 
 
+def test_a_difference_that_rounds_to_zero_prints_without_a_minus_sign() -> None:
+    """A residual agent that plays its controller differs by ~1e-14 (episodes summed in another order)."""
+    from agents.verdict import _signed
+
+    assert [_signed(x) for x in (-1e-14, 0.0, 0.04, -0.26, 12.71)] == ["+0.0", "+0.0", "+0.0", "-0.3", "+12.7"]
+
+
 def test_a_residual_agent_is_measured_against_its_own_controller(tmp_path: Path) -> None:
     """A residual agent's row says how far it moved from the controller its hyperparameter file corrects (read
     through agents.residual.residual_base), and over tasks the page says its standing is its controller's."""
