@@ -524,7 +524,7 @@ def build_parser(prog: str = "python -m agents.verdict") -> OneLineParser:
         "--plan",
         default=None,
         metavar="FILE",
-        help="a board's plan file (multispin-leaderboard --plan): expect its agents and seeds",
+        help="a board's plan file (multispin-leaderboard --plan): expect the runs it trains (agents, tasks, seeds)",
     )
     p.add_argument("--board", action="store_true", help="also write the leaderboard files into RESULTS")
     p.add_argument("--no-plots", action="store_true", help="--board: skip the PNG plots")
