@@ -313,7 +313,8 @@ def _goals(rows: Sequence[dict[str, Any]], over: dict[str, Any]) -> list[dict[st
                 "goal": "over tasks, the best learned IQM >= the best non-oracle analytic IQM",
                 "met": over["difference"] >= 0,
                 "detail": f"{over['learned']} {over['entries'][over['learned']]['iqm']:.1f} vs {over['analytic']} "
-                f"{over['entries'][over['analytic']]['iqm']:.1f} over {len(over['tasks'])} task(s)",
+                f"{over['entries'][over['analytic']]['iqm']:.1f} over {len(over['tasks'])} task(s); difference "
+                f"{over['difference']:+.2f}",
             }
         )
     for row in rows:
@@ -434,7 +435,8 @@ def markdown(v: dict[str, Any], command: str) -> str:
     else:
         lines += [
             f"IQM over the {len(o['tasks'])} compared task(s) ({', '.join(o['tasks'])}) with stratified-bootstrap 95% "
-            "CIs, for every entry with a result on all of them:",
+            "CIs, for every entry with a result on all of them (a controller's score, deterministic, counts once per "
+            "training seed of the agents, so that every entry's IQM trims the same share of its scores):",
             "",
             "| entry | kind | runs/task | IQM over tasks [95% CI] |",
             "|---|---|---:|---|",

@@ -96,6 +96,21 @@ def test_aggregate_scores_iqm_with_bootstrap_cis_and_goal_checks() -> None:
     assert plain["met"] == all(s >= 0.97 for s in shares)
 
 
+def test_a_controller_and_an_agent_with_the_same_scores_have_the_same_iqm_over_tasks() -> None:
+    """A deterministic controller's score counts once per seed of the agents: with one score per task the IQM
+    over 6 tasks would keep 4 of 6 scores (37.5 here) while an agent's 5 seeds keep 16 of 30 (34.375)."""
+    tasks = list(TASKS[:6])
+    levels = [0.0, 10.0, 20.0, 30.0, 90.0, 100.0]
+    results = [_result(t, "het-opt-adaptive", s) for t, s in zip(tasks, levels, strict=True)]
+    results += [_result(t, "ppo", s, seed) for t, s in zip(tasks, levels, strict=True) for seed in range(5)]
+    over = aggregate(results, tasks, reps=200)["aggregate"]
+    assert over["ppo"]["IQM"]["value"] == pytest.approx(34.375)
+    assert over["het-opt-adaptive"]["IQM"]["value"] == pytest.approx(34.375)
+    assert over["het-opt-adaptive"]["IQM"]["ci95"] == pytest.approx([34.375, 34.375])  # deterministic: a point
+    assert over["het-opt-adaptive"]["runs_per_task"] == 1 and over["ppo"]["runs_per_task"] == 5
+    assert over["het-opt-adaptive"]["Mean"]["value"] == pytest.approx(np.mean(levels))
+
+
 def test_ties_within_float_noise_name_the_plainer_controller_and_meet_the_goal() -> None:
     """Scores 2e-14 apart (or 1e-6: float32 channel observations) are one score: the board, its goals and the verdict name the controller first in the
     registry (het-opt-static, not het-opt-energy-static which plays its actions), and a learned agent level with it
