@@ -678,8 +678,10 @@ def _aggregate(
         covered[entry] = have
     runs = {entry: int(m.shape[0]) for entry, m in matrices.items()}
     # A deterministic controller's one score per task counts once per seed of the agents: the IQM trims 25% of the
-    # scores at each end, so over 18 tasks 1 score per task keeps 10 of 18 while 5 keep 46 of 90, and the same
-    # scores would have another IQM as a controller's than as an agent's (97.6 against 97.9 on the v1 board).
+    # scores at each end, rounded down, so over 18 tasks 1 score per task keeps 10 of 18 while 5 keep 46 of 90, and
+    # the same scores would have another IQM as a controller's than as an agent's (het-opt-predictive-posterior's
+    # scores on the v1 board: 97.6 once per task, 97.9 once per seed). The IQMs compare exactly between entries with
+    # as many runs per task; an agent with fewer seeds than the most (a missing run) keeps a slightly other share.
     seeds_per_task = max((n for entry, n in runs.items() if kinds[entry] == "agent"), default=1)
     for entry in matrices:
         if kinds[entry] != "agent":

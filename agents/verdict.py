@@ -12,8 +12,8 @@ the intervals overlap, and why a learned controller could differ (the task's ``e
 :data:`multispin_env.suite.EDGES`). Then the aggregate over the tasks both sides have (IQM over tasks with 95% CIs),
 the goals, the compute (training CPU-hours summed from the runs' records) and the commits measured at. Runs that did
 not converge (trained until the cap, or not trained until flat) are marked; expected runs without a result are
-listed as missing, so the page says which tasks and agents it covers (``--plan``: the agents and seeds of a board's
-plan file, :mod:`agents.board_plan`; else ``--agents``/``--seeds``).
+listed as missing, so the page says which tasks and agents it covers (``--plan``: the agents, tasks and seeds of a
+board's plan file, :mod:`agents.board_plan`; else ``--agents``/``--seeds``, every agent on every task).
 
 ``--board`` also writes the leaderboard's files (:func:`agents.leaderboard.write_outputs`: tables, JSON, plots)
 into the results folder from the same per-job results, so that a board assembled from several resumed commands
@@ -46,6 +46,7 @@ from agents.cli import (
 from agents.converge import FLAT_TOLERANCE, FLAT_WINDOW
 from agents.leaderboard import (
     DEFAULT_SEEDS,
+    SCORE_TIE,
     aggregate,
     best_row,
     check_agents,
@@ -311,10 +312,10 @@ def _goals(rows: Sequence[dict[str, Any]], over: dict[str, Any]) -> list[dict[st
         goals.append(
             {
                 "goal": "over tasks, the best learned IQM >= the best non-oracle analytic IQM",
-                "met": over["difference"] >= 0,
+                "met": over["difference"] >= -SCORE_TIE,
                 "detail": f"{over['learned']} {over['entries'][over['learned']]['iqm']:.1f} vs {over['analytic']} "
                 f"{over['entries'][over['analytic']]['iqm']:.1f} over {len(over['tasks'])} task(s); difference "
-                f"{over['difference']:+.2f}",
+                f"{round(over['difference'], 2) + 0.0:+.2f}",
             }
         )
     for row in rows:
@@ -335,7 +336,7 @@ def _goals(rows: Sequence[dict[str, Any]], over: dict[str, Any]) -> list[dict[st
             goals.append(
                 {
                     "goal": f"{row['label']}: the best learned IQM >= {rival}'s score",
-                    "met": best["score"] >= score,
+                    "met": best["score"] >= score - SCORE_TIE,
                     "detail": f"{best['entry']} {best['score']:.1f} [{best['ci95'][0]:.1f}, {best['ci95'][1]:.1f}] "
                     f"vs {rival} {score:.1f}",
                 }
@@ -455,8 +456,8 @@ def markdown(v: dict[str, Any], command: str) -> str:
             lines += [
                 "",
                 f"{o['learned']} is a residual agent over {', '.join(o['controllers'])}: on each compared task its IQM "
-                f"is {_signed(low)} to {_signed(high)} points from its controller's score, so its standing over tasks is its "
-                "controller's, moved by that much learning.",
+                f"is {_signed(low)} to {_signed(high)} points from its controller's score (the column residual over "
+                "its controller, above).",
             ]
         if o["partial"]:
             lines += ["", f"Not on every compared task (left out): {', '.join(o['partial'])}."]

@@ -136,6 +136,16 @@ def test_a_difference_that_rounds_to_zero_prints_without_a_minus_sign() -> None:
     assert [_signed(x) for x in (-1e-14, 0.0, 0.04, -0.26, 12.71)] == ["+0.0", "+0.0", "+0.0", "-0.3", "+12.7"]
 
 
+def test_an_agent_level_with_its_controller_meets_the_over_tasks_goal() -> None:
+    """Scores 1e-13 below the controller's (the same episodes summed in another order) are level: ">=" is met."""
+    results = [_result(t, "het-opt-adaptive", s) for t, s in ((IID, 90.0), (NOISY, 60.0))]
+    results += [
+        _result(t, "ppo_residual", s - 1e-13, seed) for t, s in ((IID, 90.0), (NOISY, 60.0)) for seed in range(5)
+    ]
+    (goal,) = [g for g in verdict(results, [IID, NOISY], reps=100)["goals"] if g["goal"].startswith("over tasks")]
+    assert goal["met"] and goal["detail"].endswith("difference +0.00")
+
+
 def test_a_residual_agent_is_measured_against_its_own_controller(tmp_path: Path) -> None:
     """A residual agent's row says how far it moved from the controller its hyperparameter file corrects (read
     through agents.residual.residual_base), and over tasks the page says its standing is its controller's."""
