@@ -305,6 +305,9 @@ def run_job(job: Job, out: Path) -> dict[str, Any]:
         from agents.benchmark import load_agent_policy
 
         policy = load_agent_policy(result["model"], env, job.entry)
+        controller = getattr(policy, "controller", None)  # a residual agent: the controller its run corrected
+        if controller is not None:
+            result["controller"] = controller.name
     evaluation = evaluate(env, policy, task(job.task).eval_seeds, name=job.entry)
     env.close()
     # The score is of the task's metric: goodput, or the mean completion time on the arrival tasks.

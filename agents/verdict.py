@@ -200,7 +200,7 @@ def verdict(
                 "seeds": len(runs),
                 "converged": sum(converged(r) is True for r in runs),
             }
-            row["learned"].update(_against_controller(best["entry"], t, best["score"], row["analytic_scores"]))
+            row["learned"].update(_against_controller(runs, t, best["score"], row["analytic_scores"]))
         valid = policies_for(gym.make(t))
         unevaluated = [p for p in valid if p not in row["analytic_scores"]]
         if unevaluated and (learned or analytic):
@@ -225,7 +225,12 @@ def verdict(
     if "learned" in over:  # a residual agent: how far its scores are from its controller's, task by task
         scores = {(r["task"], r["entry"]): r["score"] for r in agg["board"]}
         gaps = [
-            _against_controller(over["learned"], r["task"], scores[r["task"], over["learned"]], r["analytic_scores"])
+            _against_controller(
+                [x for x in learned_runs if x["task"] == r["task"] and x["entry"] == over["learned"]],
+                r["task"],
+                scores[r["task"], over["learned"]],
+                r["analytic_scores"],
+            )
             for r in rows
             if r["task"] in compared
         ]
@@ -267,12 +272,19 @@ def verdict(
     }
 
 
-def _against_controller(agent: str, task_id: str, score: float, analytic_scores: dict[str, float]) -> dict[str, Any]:
-    """For a residual agent (:func:`agents.residual.residual_base`) whose controller was evaluated on the task: that
-    controller and the agent's score minus the controller's; else empty (an agent that learns from scratch)."""
+def _against_controller(
+    runs: Sequence[dict[str, Any]], task_id: str, score: float, analytic_scores: dict[str, float]
+) -> dict[str, Any]:
+    """For the runs of a residual agent on a task whose controller was evaluated there: that controller and the
+    agent's score minus the controller's; else empty (an agent that learns from scratch). The controller is the one
+    the runs' results name (the run's own configuration), else the agent's hyperparameter file's
+    (:func:`agents.residual.residual_base`: results from before the leaderboard recorded it)."""
     from agents.residual import residual_base
 
-    base = residual_base(agent, task_id)
+    named = {r["controller"] for r in runs if r.get("controller")}
+    if len(named) > 1:  # seeds trained over different controllers: no one controller to compare with
+        return {}
+    base = named.pop() if named else residual_base(runs[0]["entry"], task_id) if runs else None
     if base is None or base not in analytic_scores:
         return {}
     return {"controller": base, "over_controller": score - analytic_scores[base]}

@@ -288,6 +288,11 @@ def test_residual_and_recurrent_agents_train_and_evaluate_on_a_suite_task(
     bases["residual_posterior"] = "het-opt-predictive-posterior"
     if agent is not None:
         assert policy.controller.name == bases[agent]
+    if agent == "residual_posterior":  # the leaderboard records the controller the run corrected
+        from agents.leaderboard import Job, run_job
+
+        result = run_job(Job("agent", TASK, f"ppo_{agent}", 1, run=str(run)), tmp_path / "board")
+        assert result["controller"] == bases[agent] and result["kind"] == "agent"
     first, again = (evaluate(env, load_agent_policy(run, env), [3, 4]) for _ in range(2))
     assert first.episodes == again.episodes and first.goodputs.min() > 0  # deterministic evaluation
 

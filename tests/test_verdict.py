@@ -163,6 +163,10 @@ def test_a_residual_agent_is_measured_against_its_own_controller(tmp_path: Path)
     over = v["over_tasks"]
     assert over["learned"] == "ppo_residual" and over["controllers"] == ["het-opt-adaptive"]  # ppo: not on NoisyCSI
     assert over["controller_gaps"] == pytest.approx([-0.5, 0.2])
+    # A result that names its controller (the leaderboard records the run's own) is compared with that one.
+    named = [dict(r, controller="het-opt-static") if r["entry"] == "ppo_residual" else r for r in results]
+    noisy_named = verdict(named, [IID, NOISY], reps=100)["tasks"][1]["learned"]
+    assert noisy_named["controller"] == "het-opt-static" and noisy_named["over_controller"] == pytest.approx(-10.5)
     out = tmp_path / "board"
     for r in results:
         name = r["entry"] if r["seed"] is None else f"{r['entry']}_seed{r['seed']}"
