@@ -296,15 +296,12 @@ def residual_base(agent: str, env_id: str) -> str | None:
     """The analytic controller the residual agent ``agent`` corrects on ``env_id``: the ``base`` of the
     :class:`VecResidual` wrapper in the entry of ``agents/hyperparams/{agent}.yml`` that trains ``env_id``; None if
     that entry trains no residual agent (or there is no such file)."""
-    from agents.runs import read_yaml
-    from agents.train import HYPERPARAMS_DIR, hyperparams_key
+    from agents.converge import hyperparameters
+    from agents.train import HYPERPARAMS_DIR
 
-    path = HYPERPARAMS_DIR / f"{agent}.yml"
-    if not path.is_file():
+    if not (HYPERPARAMS_DIR / f"{agent}.yml").is_file():
         return None
-    table = read_yaml(path)
-    entry = table.get(hyperparams_key(str(path), env_id), table.get("default")) or {}
-    settings = residual_settings(entry.get("vec_env_wrapper", []))
+    settings = residual_settings(hyperparameters(agent, env_id).get("vec_env_wrapper", []))
     return None if settings is None else str(settings.get("base", DEFAULT_BASE))
 
 

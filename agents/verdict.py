@@ -327,7 +327,7 @@ def _goals(rows: Sequence[dict[str, Any]], over: dict[str, Any]) -> list[dict[st
                 "met": over["difference"] >= -SCORE_TIE,
                 "detail": f"{over['learned']} {over['entries'][over['learned']]['iqm']:.1f} vs {over['analytic']} "
                 f"{over['entries'][over['analytic']]['iqm']:.1f} over {len(over['tasks'])} task(s); difference "
-                f"{round(over['difference'], 2) + 0.0:+.2f}",
+                f"{_signed(over['difference'], 2)}",
             }
         )
     for row in rows:
@@ -365,9 +365,10 @@ def _versus(row: dict[str, Any]) -> str:
 OUTCOME_TEXT = {"learned": "learned better", "analytic": "analytic better", "tie": "tie"}
 
 
-def _signed(difference: float) -> str:
-    """A score difference to 0.1 with its sign; one that rounds to 0 is +0.0 (not -0.0 for a -1e-14)."""
-    return f"{round(difference, 1) + 0.0:+.1f}"
+def _signed(difference: float, digits: int = 1) -> str:
+    """A score difference to ``digits`` decimals with its sign; one that rounds to 0 is +0.0 (not -0.0 for a
+    -1e-14)."""
+    return f"{round(difference, digits) + 0.0:+.{digits}f}"
 
 
 def _ci(value: float, ci: Sequence[float]) -> str:
