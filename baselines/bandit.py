@@ -28,6 +28,7 @@ from gymnasium.vector import VectorEnv
 from numpy.typing import NDArray
 
 from baselines.information import observation_starts_episode
+from baselines.protocol import episode_starts
 from baselines.solvers import Allocation
 from multispin_env.model import optimal_bandwidth
 
@@ -188,8 +189,7 @@ class BanditPolicy:
                 f"is kept per sub-env), got {obs.shape}"
             )
         rows = obs.reshape(-1, self._size)
-        flags = np.zeros(len(rows), bool) if episode_start is None else np.asarray(episode_start, bool).reshape(-1)
-        starts = np.broadcast_to(flags if flags.size == len(rows) else flags.any(), (len(rows),))
+        starts = episode_starts(episode_start, len(rows), self.name)
         actions = []
         for i, row in enumerate(rows):
             episode = self._observe(i, row, bool(starts[i]))

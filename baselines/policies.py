@@ -33,7 +33,7 @@ from baselines.information import (
     solve_for_active,
 )
 from baselines.predictive import PredictivePolicy
-from baselines.protocol import Policy
+from baselines.protocol import Policy, episode_starts
 from baselines.rate_posterior import RatePosterior, check_posterior, posterior_applies
 from baselines.solvers import SOLVERS, Allocation, PackedSystems, solve_batch, solve_packed
 from multispin_env.model import FloatArray, RoundParams, user_weights
@@ -251,21 +251,21 @@ class AnalyticPolicy:
         size = self._observation_size
         if obs.ndim == 0 or obs.shape[-1] != size:
             raise ValueError(f"{self.name}: observation must have {size} entries on the last axis, got {obs.shape}")
-        starts = np.zeros(obs.shape[:-1], dtype=bool) if episode_start is None else np.asarray(episode_start, bool)
         if self.num_envs is not None:
             if obs.shape != (self.num_envs, size):
                 raise ValueError(
                     f"{self.name}: bound to a vector env of {self.num_envs} sub-envs, expected "
                     f"observations of shape ({self.num_envs}, {size}), got {obs.shape}"
                 )
-            starts = np.broadcast_to(starts, (self.num_envs,))
+            starts = episode_starts(episode_start, self.num_envs, self.name)
             self._observe_round(obs, starts)
             if self._batch_solver is not None:
                 return self._act_batch(obs, starts), state
             return np.stack([self._act_cached(obs[i], i, bool(starts[i])) for i in range(self.num_envs)]), state
         if obs.ndim == 1:
-            self._observe_round(obs[None], np.array([np.any(starts)]))
-            return self._act_cached(obs, 0, bool(np.any(starts))), state
+            starts = episode_starts(episode_start, 1, self.name)
+            self._observe_round(obs[None], starts)
+            return self._act_cached(obs, 0, bool(starts[0])), state
         if self.information != "adaptive" or self.keeps_state or obs.ndim != 2:
             raise ValueError(
                 f"{self.name}: bound to a single env, expected one observation of shape ({size},), "

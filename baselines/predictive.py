@@ -35,6 +35,7 @@ from gymnasium.vector import VectorEnv
 from numpy.typing import NDArray
 
 from baselines.information import active_users, adaptive_params, observation_starts_episode
+from baselines.protocol import episode_starts
 from baselines.rate_posterior import RatePosterior, check_posterior
 from baselines.solvers import Allocation, BatchResult, PackedSystems, raise_for_status
 from multispin_env._checks import flag_setting, integer_setting, is_real, short_repr
@@ -327,8 +328,7 @@ class PredictivePolicy:
                 f"is kept per sub-env), got {obs.shape}"
             )
         rows = obs.reshape(-1, size)
-        starts = np.zeros(len(rows), bool) if episode_start is None else np.asarray(episode_start, bool)
-        starts = np.broadcast_to(starts.reshape(-1) if starts.size == len(rows) else np.any(starts), (len(rows),))
+        starts = episode_starts(episode_start, len(rows), self.name)
         self._observe(rows, starts)
         lengths, shares = self._plan(rows)
         actions = self._unwrapped.encode_action(lengths, shares)

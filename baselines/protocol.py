@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Policy"]
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["Policy", "episode_starts"]
 
 
 @runtime_checkable
@@ -35,3 +38,23 @@ class Policy(Protocol):
         :returns: ``(action, state)``
         """
         ...
+
+
+def episode_starts(episode_start: Any, rows: int, name: str) -> NDArray[np.bool_]:
+    """The ``episode_start`` argument of :meth:`Policy.predict` as one flag per observation row.
+
+    :param episode_start: None (no episode starts), one flag (for every row: a single env's ``[True]``) or one
+        flag per row (SB3's ``episode_starts`` of a vector env)
+    :param rows: the number of observations in the call
+    :param name: the policy, for the error message
+    :raises ValueError: any other number of flags (a flag array of another vector env would mark the wrong
+        episodes)
+    """
+    if episode_start is None:
+        return np.zeros(rows, dtype=bool)
+    flags = np.asarray(episode_start, dtype=bool).reshape(-1)
+    if flags.size == 1:
+        return np.full(rows, bool(flags[0]))
+    if flags.size != rows:
+        raise ValueError(f"{name}: episode_start must have one flag per observation ({rows}), got {flags.size}")
+    return flags

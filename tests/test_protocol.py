@@ -90,3 +90,30 @@ def test_agent_wrappers_are_policies() -> None:
     rllib = RLlibPolicy(module=None, per_user=True, num_users=env.unwrapped.num_users)
     assert isinstance(rllib, Policy)
     assert _protocol_parameters(RLlibPolicy.predict) == PREDICT
+
+
+def test_episode_start_is_one_flag_or_one_per_observation() -> None:
+    """Every analytic controller on a vector env reads ``episode_start`` alike (baselines.protocol.episode_starts):
+    one flag per sub-env, or one flag for all; another count is a one-line ValueError (it would mark the wrong
+    episodes)."""
+    envs = gym.make_vec("MultiSpin-Heterogeneous-v0", num_envs=3, horizon=2.0)
+    obs, _ = envs.reset(seed=0)
+    for name in policies_for(envs):
+        for flags in (None, np.ones(3, bool), np.array([True]), True):
+            policy = make_policy(name, envs)
+            actions, _ = policy.predict(obs, episode_start=flags)
+            assert np.shape(actions) == envs.action_space.shape
+        with pytest.raises(
+            ValueError, match=rf"^{name}: episode_start must have one flag per observation \(3\), got 2$"
+        ):
+            make_policy(name, envs).predict(obs, episode_start=np.ones(2, bool))
+
+
+def test_episode_starts_counts_flags_per_row() -> None:
+    from baselines.protocol import episode_starts
+
+    np.testing.assert_array_equal(episode_starts(None, 2, "p"), [False, False])
+    np.testing.assert_array_equal(episode_starts([True], 3, "p"), [True, True, True])
+    np.testing.assert_array_equal(episode_starts(np.array([[1], [0]]), 2, "p"), [True, False])
+    with pytest.raises(ValueError, match="p: episode_start must have one flag per observation"):
+        episode_starts(np.zeros(3), 2, "p")
