@@ -365,14 +365,19 @@ def _versus(row: dict[str, Any]) -> str:
 OUTCOME_TEXT = {"learned": "learned better", "analytic": "analytic better", "tie": "tie"}
 
 
-def _signed(difference: float, digits: int = 1) -> str:
-    """A score difference to ``digits`` decimals with its sign; one that rounds to 0 is +0.0 (not -0.0 for a
+def _fixed(value: float, digits: int = 1, sign: str = "") -> str:
+    """``value`` to ``digits`` decimals (``sign="+"``: with its sign); one that rounds to 0 is 0.0 (not -0.0 for a
     -1e-14)."""
-    return f"{round(difference, digits) + 0.0:+.{digits}f}"
+    return f"{round(value, digits) + 0.0:{sign}.{digits}f}"
+
+
+def _signed(difference: float, digits: int = 1) -> str:
+    """A score difference to ``digits`` decimals with its sign (+0.0 where it rounds to 0)."""
+    return _fixed(difference, digits, "+")
 
 
 def _ci(value: float, ci: Sequence[float]) -> str:
-    return f"{value:.1f} [{ci[0]:.1f}, {ci[1]:.1f}]"
+    return f"{_fixed(value)} [{_fixed(ci[0])}, {_fixed(ci[1])}]"
 
 
 def markdown(v: dict[str, Any], command: str) -> str:

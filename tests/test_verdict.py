@@ -131,9 +131,10 @@ def test_a_tie_when_the_learned_interval_covers_the_analytic_score() -> None:
 
 def test_a_difference_that_rounds_to_zero_prints_without_a_minus_sign() -> None:
     """A residual agent that plays its controller differs by ~1e-14 (episodes summed in another order)."""
-    from agents.verdict import _signed
+    from agents.verdict import _ci, _signed
 
     assert [_signed(x) for x in (-1e-14, 0.0, 0.04, -0.26, 12.71)] == ["+0.0", "+0.0", "+0.0", "-0.3", "+12.7"]
+    assert _ci(-0.04, (-0.3, 0.02)) == "0.0 [-0.3, 0.0]"  # an interval's ends too
 
 
 def test_an_agent_level_with_its_controller_meets_the_over_tasks_goal() -> None:
