@@ -591,10 +591,19 @@ def _worker_job(job: Job, out: Path) -> dict[str, Any]:
 
 # -- aggregation --------------------------------------------------------------------------------------------------
 def aggregate(
-    results: Sequence[dict[str, Any]], tasks: Sequence[str], reps: int = 2000, seed: int = 0
+    results: Sequence[dict[str, Any]],
+    tasks: Sequence[str],
+    reps: int = 2000,
+    seed: int = 0,
+    controller_runs: int | None = None,
 ) -> dict[str, Any]:
     """Scores per task and entry (learned agents: IQM over seeds with a stratified-bootstrap 95% CI) and, per agent,
-    the rliable aggregates over tasks (IQM, median, mean, optimality gap with 95% CIs) and performance profiles."""
+    the rliable aggregates over tasks (IQM, median, mean, optimality gap with 95% CIs) and performance profiles.
+
+    :param controller_runs: how many times a deterministic controller's score counts per task over tasks (compare it
+        with an agent of that many runs per task: the IQM's trim depends on the count); None: as many as the agent
+        with the most runs per task (1 without agents). Recorded as the aggregate's ``controller_runs``.
+    """
     import warnings
 
     from rliable import library as rly
@@ -614,7 +623,7 @@ def aggregate(
         with warnings.catch_warnings():
             # arch (under rliable) warns that its RandomState argument is deprecated; rliable passes one.
             warnings.filterwarnings("ignore", message="random_state is deprecated", category=FutureWarning)
-            return _aggregate(results, tasks, reps, rng, rly, metrics)
+            return _aggregate(results, tasks, reps, rng, rly, metrics, controller_runs)
     finally:
         np.random.set_state(saved)  # noqa: NPY002
 
@@ -626,6 +635,7 @@ def _aggregate(
     rng: Callable[..., np.random.RandomState],
     rly: Any,
     metrics: Any,
+    controller_runs: int | None,
 ) -> dict[str, Any]:
     """:func:`aggregate` with the bootstrap streams ``rng(*keys)`` and rliable's ``library`` and ``metrics``."""
 
@@ -684,8 +694,11 @@ def _aggregate(
     # scores at each end, rounded down, so over 18 tasks 1 score per task keeps 10 of 18 while 5 keep 46 of 90, and
     # the same scores would have another IQM as a controller's than as an agent's (het-opt-predictive-posterior's
     # scores on the v1 board: 97.6 once per task, 97.9 once per seed). The IQMs compare exactly between entries with
-    # as many runs per task; an agent with fewer seeds than the most (a missing run) keeps a slightly other share.
-    seeds_per_task = max((n for entry, n in runs.items() if kinds[entry] == "agent"), default=1)
+    # as many runs per task: an agent with fewer seeds (a missing run) is compared with controllers counted as often
+    # (controller_runs; agents.verdict does so for the best learned agent).
+    if controller_runs is not None and controller_runs < 1:
+        raise ValueError(f"controller_runs must be >= 1, got {controller_runs}")
+    seeds_per_task = controller_runs or max((n for entry, n in runs.items() if kinds[entry] == "agent"), default=1)
     for entry in matrices:
         if kinds[entry] != "agent":
             matrices[entry] = np.repeat(matrices[entry], seeds_per_task, axis=0)
@@ -729,7 +742,13 @@ def _aggregate(
             "tau": taus.tolist(),
             **{e: {"fraction": dist[e].tolist(), "ci95": np.asarray(dist_ci[e]).tolist()} for e in matrices},
         }
-    return {"board": board, "aggregate": over, "profiles": profiles, "metrics": list(names)}
+    return {
+        "board": board,
+        "aggregate": over,
+        "profiles": profiles,
+        "metrics": list(names),
+        "controller_runs": seeds_per_task,
+    }
 
 
 def goal_checks(agg: dict[str, Any], results: Sequence[dict[str, Any]], tasks: Sequence[str]) -> list[dict[str, Any]]:

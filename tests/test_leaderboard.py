@@ -111,6 +111,27 @@ def test_a_controller_and_an_agent_with_the_same_scores_have_the_same_iqm_over_t
     assert over["het-opt-adaptive"]["Mean"]["value"] == pytest.approx(np.mean(levels))
 
 
+def test_controller_runs_sets_how_often_a_controller_counts_over_tasks() -> None:
+    """The IQM's trim depends on the count: controllers counted 4 times per task (the seeds of an agent with a
+    missing run) have the IQM of an agent with those scores, whatever another agent's seeds; 5 times they do not."""
+    tasks = list(TASKS[:6])
+    levels = [0.0, 10.0, 20.0, 30.0, 90.0, 100.0]
+    results = [_result(t, "het-opt-adaptive", s) for t, s in zip(tasks, levels, strict=True)]
+    results += [_result(t, "ppo", s, seed) for t, s in zip(tasks, levels, strict=True) for seed in range(4)]
+    results += [_result(tasks[0], "ppo_fast", 0.0, seed) for seed in range(5)]  # another agent, 5 seeds, one task
+    agg = aggregate(results, tasks, reps=100)
+    assert agg["controller_runs"] == 5 and agg["aggregate"]["ppo"]["runs_per_task"] == 4
+    assert agg["aggregate"]["het-opt-adaptive"]["IQM"]["value"] != pytest.approx(
+        agg["aggregate"]["ppo"]["IQM"]["value"]
+    )
+    four = aggregate(results, tasks, reps=100, controller_runs=4)
+    assert four["controller_runs"] == 4
+    assert four["aggregate"]["het-opt-adaptive"]["IQM"]["value"] == pytest.approx(100 / 3)
+    assert four["aggregate"]["ppo"]["IQM"]["value"] == pytest.approx(100 / 3)
+    with pytest.raises(ValueError, match="controller_runs must be >= 1, got 0"):
+        aggregate(results, tasks, reps=10, controller_runs=0)
+
+
 def test_ties_within_float_noise_name_the_plainer_controller_and_meet_the_goal() -> None:
     """Scores 2e-14 apart (or 1e-6: float32 channel observations) are one score: the board, its goals and the verdict name the controller first in the
     registry (het-opt-static, not het-opt-energy-static which plays its actions), and a learned agent level with it
