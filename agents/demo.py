@@ -8,7 +8,7 @@ hyperparameters of ``agents/hyperparams/ppo.yml`` and a reduced budget, evaluati
 agent against the analytic policies during training; (2) the benchmark on the trained
 agent: every analytic policy and the agent on the same seeds; (3)
 ``results/benchmark.{csv,json}``, ``results/goodput.png``, ``results/training_curve.png``
-and the table printed. Times and expected numbers are in the README ("Quick start").
+and the table printed. Times and expected numbers are in docs/getting-started.md ("Quick start").
 """
 
 from __future__ import annotations

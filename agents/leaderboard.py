@@ -845,9 +845,16 @@ def markdown(agg: dict[str, Any], checks: Sequence[dict[str, Any]], tasks: Seque
 
     entries = entry_order(agg)
     cells = {(r["task"], r["entry"]): r for r in agg["board"]}
+    minutes = meta["wall_seconds"] / 60
+    # jobs None: a board assembled from the per-job results of several commands (agents.verdict --board)
+    took = (
+        f"{minutes:.1f} min of jobs summed"
+        if meta["jobs"] is None
+        else f"{minutes:.1f} min wall on {meta['jobs']} process(es)"
+    )
     lines = [
         (
-            f"Measured at commit `{meta['commit']}`: {meta['wall_seconds'] / 60:.1f} min wall on {meta['jobs']} process(es) "
+            f"Measured at commit `{meta['commit']}`: {took} "
             f"(training {meta['train_seconds_total'] / 60:.1f} min, evaluation {meta['eval_seconds_total'] / 60:.1f} min summed "
             f"over jobs, resumed runs included). Normalized score: {SCORE_SCALE}; learned agents: IQM "
             "over training seeds [stratified-bootstrap 95% CI]."

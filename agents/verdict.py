@@ -101,10 +101,10 @@ def board(
     commits = Counter(r.get("commit") or "unknown" for r in results)
     meta = {
         "commit": ", ".join(sorted(commits, key=lambda c: -commits[c])),
-        # Assembled from per-job results of several commands: the wall time is the jobs' training and evaluation
-        # time summed (one process), not a command's.
+        # Assembled from per-job results of several commands: the time is the jobs' training and evaluation time
+        # summed, not a command's wall time (jobs None says so).
         "wall_seconds": float(sum((r.get("train_seconds") or 0.0) + (r.get("eval_seconds") or 0.0) for r in results)),
-        "jobs": 1,
+        "jobs": None,
         "command": command,
         "tasks": tasks,
         **compute_totals(results),

@@ -239,6 +239,7 @@ def test_command_writes_the_page(tmp_path: Path, capsys: pytest.CaptureFixture[s
     # --board: the leaderboard files from the same results; --export: a copy with model paths relative to --runs.
     assert main([str(out), "-o", str(page), "--board", "--no-plots", "--reps", "100"]) == 0
     assert "| NoisyCSI |" in (out / "leaderboard.md").read_text() and (out / "runs.csv").is_file()
+    assert " min of jobs summed (training " in (out / "leaderboard.md").read_text()  # not one command's wall time
     runs = tmp_path / "runs"
     job = out / "jobs" / "IIDStatic" / "good_seed0.json"
     model = str(runs / "good" / "IIDStatic" / "seed0" / "chunk1" / "best_model.zip")
