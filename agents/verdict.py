@@ -505,6 +505,8 @@ def markdown(v: dict[str, Any], command: str) -> str:
     lines += [f"- {'met' if g['met'] else 'MISSED'}: {g['goal']} ({g['detail']})" for g in v["goals"]] or [
         "No goal can be measured on these results yet."
     ]
+    if any(not g["met"] for g in v["goals"]):
+        lines += ["", "Why a goal is missed, agent by agent: [leaderboard](leaderboard.md#the-verdict)."]
     lines += [
         "",
         "## Compute",

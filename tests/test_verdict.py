@@ -165,6 +165,16 @@ def test_over_tasks_counts_the_controllers_as_often_as_the_best_learned_agent() 
     assert over["difference"] == pytest.approx(0.0, abs=1e-9) and over["overlap"] and over["outcome"] == "tie"
 
 
+def test_a_missed_goal_points_to_the_reasons() -> None:
+    from agents.verdict import markdown
+
+    results = [_result(t, "het-opt-adaptive", 90.0) for t in (IID, NOISY)]
+    results += [_result(t, "ppo", 80.0 + seed, seed) for t in (IID, NOISY) for seed in range(5)]
+    page = markdown(verdict(results, [IID, NOISY], reps=50), "cmd")
+    assert "- MISSED: over tasks" in page
+    assert "Why a goal is missed, agent by agent: [leaderboard](leaderboard.md#the-verdict)." in page
+
+
 def test_intervals_level_to_within_score_tie_overlap() -> None:
     assert overlap((100.0 - 1e-13, 100.0 - 1e-13), (100.0, 100.0))
     assert overlap((1.0, 2.0), (2.0, 3.0))
@@ -235,6 +245,7 @@ def test_command_writes_the_page(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert f"covers only the finished runs: 3 of {len(TASKS)} tasks" in text
     assert "| NoisyCSI | weak | 4 |" in text and "| NoisyCSI | good | 3 | cap | 400,000 | 2.00% |" in text
     assert "| IIDStatic | good 99.2 [" in text and "analytic better" in text
+    assert "- MISSED: " not in text and "Why a goal is missed" not in text  # every goal met on this board
     assert json.loads((tmp_path / "v.json").read_text())["over_tasks"]["learned"] == "good"
     # --board: the leaderboard files from the same results; --export: a copy with model paths relative to --runs.
     assert main([str(out), "-o", str(page), "--board", "--no-plots", "--reps", "100"]) == 0
