@@ -53,6 +53,10 @@ def _values(value: Any, where: str) -> list[str]:
     items = value if isinstance(value, list) else [value]
     if not items or any(isinstance(v, (dict, list)) or v is None or isinstance(v, bool) for v in items):
         raise UserError(f"{where} must be a value or a non-empty list of values, got {value!r}")
+    # The values become option arguments: a text starting with '-' would be read as an option (-h, --agents ...).
+    option = next((v for v in items if isinstance(v, str) and v.startswith("-")), None)
+    if option is not None:
+        raise UserError(f"{where}: {option!r} is not a value (a name or number; it would be read as an option)")
     return [str(v) for v in items]
 
 
@@ -71,7 +75,7 @@ def read_plan(path: str | Path) -> BoardPlan:
     from agents.leaderboard import DEFAULT_SEEDS
 
     seeds = _values(data.get("seeds", list(DEFAULT_SEEDS)), f"--plan {path}: seeds")
-    if not all(s.isdigit() for s in seeds):
+    if not all(s.isascii() and s.isdigit() for s in seeds):
         raise UserError(f"--plan {path}: seeds must be integers >= 0, got {', '.join(seeds)}")
     groups = data.get("groups")
     if not isinstance(groups, list) or not groups:

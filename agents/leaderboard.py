@@ -182,6 +182,33 @@ class Job:
         return out / "jobs" / short(self.task) / f"{name}.json"
 
 
+def check_result(result: Any) -> dict[str, Any]:
+    """``result`` (a per-job result file's content) if it has what the board reads: a mapping with the suite
+    ``task`` id (current or retired), the ``entry`` name, its ``kind`` (``agent`` or ``analytic``), finite ``score``
+    and ``goodput`` numbers and, for an agent, its training ``seed``; ValueError naming the first thing wrong."""
+    from multispin_env._checks import is_real
+    from multispin_env.suite import TASK_SPECS
+
+    if not isinstance(result, dict):
+        raise ValueError(f"a result is a JSON object, got {type(result).__name__}")
+    missing = [k for k in ("task", "entry", "kind", "score", "goodput") if k not in result]
+    if missing:
+        raise ValueError(f"missing key(s) {', '.join(missing)}")
+    if result["task"] not in TASK_SPECS:
+        raise ValueError(f"unknown task {result['task']!r} (not a suite task id, current or retired)")
+    if not isinstance(result["entry"], str) or not result["entry"]:
+        raise ValueError(f"entry must be a name, got {result['entry']!r}")
+    if result["kind"] not in ("agent", "analytic"):
+        raise ValueError(f"kind must be 'agent' or 'analytic', got {result['kind']!r}")
+    for key in ("score", "goodput", "value"):
+        if key in result and not (is_real(result[key]) and math.isfinite(result[key])):
+            raise ValueError(f"{key} must be a finite number, got {result[key]!r}")
+    seed = result.get("seed")
+    if result["kind"] == "agent" and not (isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0):
+        raise ValueError(f"an agent's result needs its training seed (an integer >= 0), got {seed!r}")
+    return result
+
+
 class TrainingInterrupted(KeyboardInterrupt):
     """A job's training was stopped by SIGINT or SIGTERM (and saved its model): the leaderboard stops as a whole.
 
@@ -332,7 +359,10 @@ def _finished(job: Job, out: Path) -> dict[str, Any] | None:
     path = job.result_path(out)
     if not path.is_file():
         return None
-    result = json.loads(path.read_text())
+    try:
+        result = check_result(json.loads(path.read_text()))
+    except ValueError:  # unreadable (or not a result): the job runs again and writes it anew
+        return None
     if result.get("task") != job.task:
         return None  # written for another task (version) of the same label by an older release
     if job.kind == "agent":
@@ -1203,7 +1233,7 @@ def plan_file_jobs(args: argparse.Namespace, prog: str) -> tuple[list[Job], list
         parser = build_parser(f"{prog} --plan {args.plan}: group {i}")
         group = parser.parse_args([*argv, "--train", "--until-flat", "--seeds", *seeds, "--baselines", *shared])
         try:
-            check_args(group)
+            check_args(group, folders=False)
         except UserError as exc:
             raise UserError(f"--plan {args.plan}: group {i}: {one_line(exc)}") from None
         group.tasks = [t for t in group.tasks if only_tasks is None or t in only_tasks]
@@ -1246,8 +1276,12 @@ def check_baselines(baselines: Sequence[str] | None, why: str) -> None:
         raise UserError(f"unknown analytic controller(s) {', '.join(bad)}; known: {', '.join(ANALYTIC_POLICIES)}")
 
 
-def check_args(args: argparse.Namespace) -> None:
-    """Resolve task names and check the command line; raises :class:`UserError`."""
+def check_args(args: argparse.Namespace, folders: bool = True) -> None:
+    """Resolve task names and check the command line; raises :class:`UserError`.
+
+    :param folders: also check the output and runs folders and Ray (False: a ``--plan`` group, whose folders and
+        Ray the command line gives and :func:`main` checks once)
+    """
     from multispin_env.suite import TASKS, resolve_tasks
 
     if args.tasks is None:
@@ -1286,6 +1320,8 @@ def check_args(args: argparse.Namespace) -> None:
             raise UserError(
                 f"--min-timesteps {args.min_timesteps} is above the cap --max-timesteps {args.max_timesteps}{default}"
             )
+    if not folders:
+        return
     check_output_folder(args.output, "-o/--output")
     if args.train:  # trained into; otherwise only read
         check_output_folder(args.runs, "--runs")
@@ -1351,8 +1387,13 @@ def main(argv: Sequence[str] | None = None, prog: str = "multispin-leaderboard")
         from agents.verdict import load_results, write_verdict
 
         agents, seeds, pairs = board
+        try:
+            every = load_results(out)
+        except UserError as exc:  # a bad result file of another command under -o
+            print(f"{prog}: error: the verdict: {one_line(exc)}", file=sys.stderr)
+            return 2
         written = write_verdict(
-            load_results(out),
+            every,
             out / "verdict.md",
             command,
             agents,

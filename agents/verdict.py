@@ -50,6 +50,7 @@ from agents.leaderboard import (
     aggregate,
     best_row,
     check_agents,
+    check_result,
     compute_totals,
     plan_expects,
     relative_to_runs,
@@ -70,7 +71,7 @@ def load_results(out: Path) -> list[dict[str, Any]]:
     results = []
     for path in files:
         try:
-            results.append(json.loads(path.read_text()))
+            results.append(check_result(json.loads(path.read_text())))
         except (OSError, ValueError) as exc:
             raise UserError(f"cannot read {path}: {one_line(exc)}") from None
     return results
@@ -590,7 +591,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m agents.verdic
     try:
         out = Path(args.results)
         if not out.is_dir():
-            raise UserError(f"results folder {args.results!r} does not exist")
+            what = "is a file, not a folder" if out.exists() else "does not exist"
+            raise UserError(f"results folder {args.results!r} {what}")
+        if args.runs is not None and args.export is None:
+            raise UserError("--runs is read by --export only (the folder the model paths are made relative to)")
+        if args.no_plots and not args.board:
+            raise UserError("--no-plots applies to --board (the leaderboard's plots); the page has none")
         if args.export is not None:
             if args.plan is not None:
                 raise UserError("--export copies the results and stops; --plan does not apply to it")

@@ -439,7 +439,8 @@ def test_a_stored_until_flat_result_is_kept_only_for_the_same_schedule(
     record = {"status": status, "budget": budget, "first_chunk": 100, "cap": 1600, "min_budget": 0}
     if settings is not None:
         record["hyperparameters"] = hyperparameters_fingerprint("ppo", TASK) if settings == "current" else "0" * 16
-    result = {"task": TASK, "model": str(model), "model_mtime": model.stat().st_mtime, "convergence": record}
+    result = {**_result(TASK, "ppo", 50.0, 0), "model": str(model), "model_mtime": model.stat().st_mtime}
+    result["convergence"] = record
     job.result_path(tmp_path / "out").parent.mkdir(parents=True)
     job.result_path(tmp_path / "out").write_text(json.dumps(result))
     assert (_finished(job, tmp_path / "out") is not None) == kept
@@ -465,7 +466,8 @@ def test_a_stored_until_flat_result_was_judged_on_the_tasks_metric(
     record = {"status": "flat", "budget": 1600, "first_chunk": 100, "cap": 1600, "min_budget": 0}
     if judged_on is not None:
         record["judged_on"] = judged_on
-    result = {"task": task, "model": str(model), "model_mtime": model.stat().st_mtime, "convergence": record}
+    result = {**_result(task, "ppo", 50.0, 0), "model": str(model), "model_mtime": model.stat().st_mtime}
+    result["convergence"] = record
     job.result_path(tmp_path / "out").parent.mkdir(parents=True)
     job.result_path(tmp_path / "out").write_text(json.dumps(result))
     assert (_finished(job, tmp_path / "out") is not None) == kept
@@ -611,6 +613,10 @@ def test_the_v1_plan_trains_every_agent_on_every_task_once_on_its_schedule() -> 
         ("groups: [{tasks: [Knee]}]\n", [], "group 1: 'agents' is missing"),
         ("groups: [{agents: [ppo], chunk: 5}]\n", [], "group 1: unknown key(s) chunk"),
         ("seeds: [0, -1]\ngroups: [{agents: [ppo]}]\n", [], "seeds must be integers >= 0, got 0, -1"),
+        ("seeds: ['\u00b2']\ngroups: [{agents: [ppo]}]\n", [], "seeds must be integers >= 0, got \u00b2"),
+        # a value is never read as an option (-h printed the help and exited 0; --agents replaced the group's agents)
+        ("groups: [{agents: [ppo, -h]}]\n", [], "group 1: agents: '-h' is not a value"),
+        ("groups: [{agents: [ppo], tasks: [Knee, --agents, ppo_lstm]}]\n", [], "group 1: tasks: '--agents' is not"),
         ("groups: [{agents: [nope]}]\n", [], "group 1: unknown agent(s) nope"),
         (
             "groups: [{agents: [ppo], tasks: [Knee]}, {agents: [ppo, ppo_lstm], tasks: [Knee]}]\n",
@@ -638,6 +644,20 @@ def test_plan_errors_are_one_line(
     argv = ["--plan", str(path), *extra, "--runs", str(tmp_path / "runs"), "-o", str(tmp_path / "out")]
     cli_error(main, argv, capsys, "multispin-leaderboard", message)
     assert not (tmp_path / "runs").exists() and not (tmp_path / "out").exists()
+
+
+def test_a_plan_group_does_not_check_default_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The plan's groups are checked without folders: the command line's -o and --runs are checked once (a file
+    named like the default output folder in the working folder said "group 1: -o/--output 'results/leaderboard'")."""
+    from agents.leaderboard import plan_expects
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "results").write_text("a file where the default output folder would go")
+    agents, seeds, pairs = plan_expects(V1_PLAN, "prog")
+    assert "ppo" in agents and seeds == [0, 1, 2, 3, 4] and pairs
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]  # no probe folder left, nothing written
 
 
 def test_a_plan_value_of_the_wrong_type_names_the_group(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -175,6 +175,60 @@ def test_a_missed_goal_points_to_the_reasons() -> None:
     assert "Why a goal is missed, agent by agent: [leaderboard](leaderboard.md#the-verdict)." in page
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[1, 2]", "a result is a JSON object, got list"),
+        ("null", "a result is a JSON object, got NoneType"),
+        ('{"entry": "x", "kind": "analytic", "score": 1.0, "goodput": 1.0}', "missing key(s) task"),
+        (
+            '{"task": "MultiSpinSuite/NoSuch-v0", "entry": "x", "kind": "analytic", "score": 1.0, "goodput": 1.0}',
+            "unknown task 'MultiSpinSuite/NoSuch-v0'",
+        ),
+        (
+            '{"task": "MultiSpinSuite/Knee-v0", "entry": "x", "kind": "analytic", "score": "abc", "goodput": 1.0}',
+            "score must be a finite number, got 'abc'",
+        ),
+        (
+            '{"task": "MultiSpinSuite/Knee-v0", "entry": "x", "kind": "agent", "score": 1.0, "goodput": 1.0}',
+            "an agent's result needs its training seed",
+        ),
+        ('{"task": "MultiSpinSuite/Knee-v0", "entry": "x", "kind": "oops", "score": 1, "goodput": 1}', "kind must be"),
+    ],
+)
+def test_a_result_file_of_the_wrong_shape_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, message: str
+) -> None:
+    bad = tmp_path / "board" / "jobs" / "Knee" / "x.json"
+    bad.parent.mkdir(parents=True)
+    bad.write_text(content)
+    cli_error(
+        main, [str(tmp_path / "board"), "-o", str(tmp_path / "v.md")], capsys, "python -m agents.verdict", message
+    )
+    dest = tmp_path / "copy"
+    argv = [str(tmp_path / "board"), "--export", str(dest), "--runs", str(tmp_path)]
+    cli_error(main, argv, capsys, "python -m agents.verdict", message)
+    assert not dest.exists()  # checked before anything is copied
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--runs", "r"], "--runs is read by --export only"),
+        (["--no-plots"], "--no-plots applies to --board"),
+    ],
+)
+def test_an_option_that_would_be_ignored_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    argv = [str(tmp_path), "-o", str(tmp_path / "v.md"), *extra]
+    cli_error(main, argv, capsys, "python -m agents.verdict", message)
+    (tmp_path / "file").write_text("x")
+    cli_error(
+        main, [str(tmp_path / "file")], capsys, "python -m agents.verdict", "'" + str(tmp_path / "file") + "' is a file"
+    )
+
+
 def test_intervals_level_to_within_score_tie_overlap() -> None:
     assert overlap((100.0 - 1e-13, 100.0 - 1e-13), (100.0, 100.0))
     assert overlap((1.0, 2.0), (2.0, 3.0))
