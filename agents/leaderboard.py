@@ -184,28 +184,43 @@ class Job:
 
 def check_result(result: Any) -> dict[str, Any]:
     """``result`` (a per-job result file's content) if it has what the board reads: a mapping with the suite
-    ``task`` id (current or retired), the ``entry`` name, its ``kind`` (``agent`` or ``analytic``), finite ``score``
-    and ``goodput`` numbers and, for an agent, its training ``seed``; ValueError naming the first thing wrong."""
-    from multispin_env._checks import is_real
-    from multispin_env.suite import TASK_SPECS
+    ``task`` id (current or retired), the ``entry`` name, its ``kind`` (``agent`` or ``analytic``), ``score``,
+    ``goodput`` and ``value`` numbers (NaN where the task's metric is undefined: no request completed), for an agent
+    its training ``seed``, and where present numeric times, a known ``metric`` and a ``convergence`` mapping;
+    ValueError naming the first thing wrong."""
+    from multispin_env._checks import is_real, short_repr
+    from multispin_env.suite import METRIC_LABELS, TASK_SPECS
 
     if not isinstance(result, dict):
         raise ValueError(f"a result is a JSON object, got {type(result).__name__}")
     missing = [k for k in ("task", "entry", "kind", "score", "goodput") if k not in result]
     if missing:
         raise ValueError(f"missing key(s) {', '.join(missing)}")
-    if result["task"] not in TASK_SPECS:
+    if not isinstance(result["task"], str) or result["task"] not in TASK_SPECS:
         raise ValueError(f"unknown task {result['task']!r} (not a suite task id, current or retired)")
     if not isinstance(result["entry"], str) or not result["entry"]:
         raise ValueError(f"entry must be a name, got {result['entry']!r}")
     if result["kind"] not in ("agent", "analytic"):
         raise ValueError(f"kind must be 'agent' or 'analytic', got {result['kind']!r}")
-    for key in ("score", "goodput", "value"):
-        if key in result and not (is_real(result[key]) and math.isfinite(result[key])):
-            raise ValueError(f"{key} must be a finite number, got {result[key]!r}")
+    for key in ("score", "goodput", "value", "train_seconds", "cpu_seconds", "eval_seconds"):
+        value: Any = result.get(key)
+        if value is None and key not in ("score", "goodput"):
+            continue  # absent, or not recorded (a run without a CPU record)
+        if not is_real(value):
+            raise ValueError(f"{key} must be a number, got {short_repr(value)}")
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond float's range
+            number = math.inf
+        if math.isinf(number):
+            raise ValueError(f"{key} must be a number, got {short_repr(value)}")
     seed = result.get("seed")
     if result["kind"] == "agent" and not (isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0):
         raise ValueError(f"an agent's result needs its training seed (an integer >= 0), got {seed!r}")
+    if "metric" in result and result["metric"] not in METRIC_LABELS:
+        raise ValueError(f"unknown metric {result['metric']!r}; metrics: {', '.join(METRIC_LABELS)}")
+    if result.get("convergence") is not None and not isinstance(result["convergence"], dict):
+        raise ValueError(f"convergence must be a JSON object, got {type(result['convergence']).__name__}")
     return result
 
 
@@ -1335,6 +1350,21 @@ def check_args(args: argparse.Namespace, folders: bool = True) -> None:
         require_ray(args.ray)
 
 
+def check_other_results(out: Path, jobs: Sequence[Job]) -> None:
+    """Check the result files under ``out/jobs`` that ``jobs`` do not write (:func:`check_result`): ``--plan``'s
+    verdict reads them after the jobs, which may take hours. A job's own file is written anew if unreadable."""
+    own = {job.result_path(out) for job in jobs}
+    for path in sorted((out / "jobs").glob("*/*.json")):
+        if path in own:
+            continue
+        try:
+            check_result(json.loads(path.read_text()))
+        except (OSError, ValueError) as exc:
+            raise UserError(
+                f"cannot read {path} (a result of another command, for the verdict): {one_line(exc)}"
+            ) from None
+
+
 def main(argv: Sequence[str] | None = None, prog: str = "multispin-leaderboard") -> int:
     """Command-line entry point; returns the exit status (0 ok, 1 some jobs failed, 2 user error, 130 / 143 interrupted
     by SIGINT / SIGTERM)."""
@@ -1354,6 +1384,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "multispin-leaderboard")
                 from agents.ray_jobs import require_ray
 
                 require_ray(args.ray)
+            check_other_results(out, jobs)
         else:
             check_args(args)
             jobs = plan(args)
@@ -1389,7 +1420,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "multispin-leaderboard")
         agents, seeds, pairs = board
         try:
             every = load_results(out)
-        except UserError as exc:  # a bad result file of another command under -o
+        except UserError as exc:  # a result file under -o changed while the jobs ran (checked before them)
+            for line in errors:
+                print(f"{prog}: job failed: {line}", file=sys.stderr)
             print(f"{prog}: error: the verdict: {one_line(exc)}", file=sys.stderr)
             return 2
         written = write_verdict(

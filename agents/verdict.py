@@ -477,14 +477,20 @@ def markdown(v: dict[str, Any], command: str) -> str:
         lines += [
             f"IQM over the {len(o['tasks'])} compared task(s) ({', '.join(o['tasks'])}) with stratified-bootstrap 95% "
             "CIs, for every entry with a result on all of them (a controller's score, deterministic, counts "
-            f"{o['controller_runs']} time(s) per task, once per training seed of the best learned agent, so that the "
-            "compared IQMs trim the same share of their scores):",
+            f"{o['controller_runs']} time(s) per task, "
+            + (
+                "once per training seed of the best learned agent, so that the compared IQMs trim the same share of "
+                "their scores):"
+                if "learned" in o
+                else "as often as the agent with the most seeds has runs):"
+            ),
             "",
             "| entry | kind | runs/task | IQM over tasks [95% CI] |",
             "|---|---|---:|---|",
         ]
         for e, a in sorted(o["entries"].items(), key=lambda kv: -kv[1]["iqm"]):
-            lines.append(f"| {e} | {a['kind']} | {a['runs_per_task']} | {_ci(a['iqm'], a['ci95'])} |")
+            runs = f"1 (counted {o['controller_runs']})" if a["kind"] == "analytic" else str(a["runs_per_task"])
+            lines.append(f"| {e} | {a['kind']} | {runs} | {_ci(a['iqm'], a['ci95'])} |")
         if "outcome" in o:
             lines += [
                 "",
@@ -506,8 +512,8 @@ def markdown(v: dict[str, Any], command: str) -> str:
     lines += [f"- {'met' if g['met'] else 'MISSED'}: {g['goal']} ({g['detail']})" for g in v["goals"]] or [
         "No goal can be measured on these results yet."
     ]
-    if any(not g["met"] for g in v["goals"]):
-        lines += ["", "Why a goal is missed, agent by agent: [leaderboard](leaderboard.md#the-verdict)."]
+    if any(not g["met"] for g in v["goals"]):  # plain text: the page is also written outside docs/ (OUT/verdict.md)
+        lines += ["", 'Why a goal is missed, agent by agent: docs/leaderboard.md, section "The verdict".']
     lines += [
         "",
         "## Compute",
@@ -550,7 +556,7 @@ def markdown(v: dict[str, Any], command: str) -> str:
 def build_parser(prog: str = "python -m agents.verdict") -> OneLineParser:
     p = OneLineParser(prog=prog, description=__doc__.split("\n\n")[0], formatter_class=HelpFormatter)
     p.add_argument("results", help="a leaderboard output folder (its jobs/ holds the per-job results)")
-    p.add_argument("-o", "--output", default="docs/verdict.md", help="the page to write (Markdown)")
+    p.add_argument("-o", "--output", default=None, help="the page to write (Markdown; default docs/verdict.md)")
     p.add_argument("--json", default=None, help="also write the verdict's data to this JSON file")
     p.add_argument(
         "--agents",
@@ -598,13 +604,23 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m agents.verdic
         if args.no_plots and not args.board:
             raise UserError("--no-plots applies to --board (the leaderboard's plots); the page has none")
         if args.export is not None:
-            if args.plan is not None:
-                raise UserError("--export copies the results and stops; --plan does not apply to it")
+            given = {
+                "--plan": args.plan,
+                "-o/--output": args.output,
+                "--json": args.json,
+                "--board": args.board or None,
+                "--agents": args.agents,
+                "--seeds": args.seeds,
+            }
+            ignored = [flag for flag, value in given.items() if value is not None]
+            if ignored:
+                raise UserError(f"--export copies the results and stops; {', '.join(ignored)} do(es) not apply to it")
             if args.runs is None:
                 raise UserError("--export needs --runs (the folder the model paths are made relative to)")
             check_output_folder(args.export, "--export")
             print(f"copied {export(out, Path(args.runs), Path(args.export))} results into {Path(args.export) / 'jobs'}")
             return 0
+        args.output = args.output or "docs/verdict.md"
         if Path(args.output).is_dir():
             raise UserError(f"-o/--output {args.output!r} is a folder; name the page to write, e.g. docs/verdict.md")
         check_output_folder(Path(args.output).parent, "-o/--output")

@@ -7,6 +7,7 @@ import contextlib
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -658,6 +659,55 @@ def test_a_plan_group_does_not_check_default_folders(
     agents, seeds, pairs = plan_expects(V1_PLAN, "prog")
     assert "ppo" in agents and seeds == [0, 1, 2, 3, 4] and pairs
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]  # no probe folder left, nothing written
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"task": ["MultiSpinSuite/Knee-v0"]}, "unknown task ['MultiSpinSuite/Knee-v0']"),
+        ({"score": 10**400}, "score must be a number, got an integer of about 400 digits"),
+        ({"score": float("inf")}, "score must be a number, got inf"),
+        ({"train_seconds": "12"}, "train_seconds must be a number, got '12'"),
+        ({"metric": "speed"}, "unknown metric 'speed'"),
+        ({"convergence": [1]}, "convergence must be a JSON object, got list"),
+        ({"seed": True}, "an agent's result needs its training seed"),
+    ],
+)
+def test_check_result_names_what_the_board_cannot_read(change: dict, message: str) -> None:
+    from agents.leaderboard import check_result
+
+    good = _result(TASK, "ppo", 50.0, 0, train_seconds=12.0, convergence={"status": "flat"})
+    assert check_result(good) is good
+    assert check_result(dict(good, score=float("nan"), value=float("nan")))  # the metric undefined: kept
+    with pytest.raises(ValueError, match=re.escape(message)):
+        check_result(dict(good, **change))
+
+
+def test_a_stored_result_that_cannot_be_read_is_evaluated_again(tmp_path: Path) -> None:
+    from agents.leaderboard import Job, _finished
+
+    job = Job("analytic", TASK, "het-opt-static", None)
+    path = job.result_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(_result(TASK, "het-opt-static", 90.0)))
+    assert _finished(job, tmp_path) is not None
+    for broken in ('{"task": "MultiSpin', "[]", json.dumps(dict(_result(TASK, "het-opt-static", 90.0), score="x"))):
+        path.write_text(broken)
+        assert _finished(job, tmp_path) is None  # the job runs again and writes its result anew
+
+
+def test_a_plan_refuses_a_bad_result_of_another_command_before_training(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--plan's verdict reads every result under -o after the jobs: a bad one is refused before any job runs."""
+    plan = tmp_path / "plan.yml"
+    plan.write_text("groups: [{agents: [ppo], tasks: [Knee]}]\n")
+    bad = tmp_path / "out" / "jobs" / "Fading" / "het-opt-static.json"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("[]")
+    argv = ["--plan", str(plan), "--runs", str(tmp_path / "runs"), "-o", str(tmp_path / "out")]
+    cli_error(main, argv, capsys, "multispin-leaderboard", f"cannot read {bad} (a result of another command")
+    assert not (tmp_path / "runs").exists()
 
 
 def test_a_plan_value_of_the_wrong_type_names_the_group(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

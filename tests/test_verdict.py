@@ -172,7 +172,7 @@ def test_a_missed_goal_points_to_the_reasons() -> None:
     results += [_result(t, "ppo", 80.0 + seed, seed) for t in (IID, NOISY) for seed in range(5)]
     page = markdown(verdict(results, [IID, NOISY], reps=50), "cmd")
     assert "- MISSED: over tasks" in page
-    assert "Why a goal is missed, agent by agent: [leaderboard](leaderboard.md#the-verdict)." in page
+    assert 'Why a goal is missed, agent by agent: docs/leaderboard.md, section "The verdict".' in page
 
 
 @pytest.mark.parametrize(
@@ -187,7 +187,7 @@ def test_a_missed_goal_points_to_the_reasons() -> None:
         ),
         (
             '{"task": "MultiSpinSuite/Knee-v0", "entry": "x", "kind": "analytic", "score": "abc", "goodput": 1.0}',
-            "score must be a finite number, got 'abc'",
+            "score must be a number, got 'abc'",
         ),
         (
             '{"task": "MultiSpinSuite/Knee-v0", "entry": "x", "kind": "agent", "score": 1.0, "goodput": 1.0}',
@@ -356,8 +356,13 @@ def test_command_writes_the_page(tmp_path: Path, capsys: pytest.CaptureFixture[s
         [str(out), "--export", str(tmp_path / "c"), "--runs", str(tmp_path), "--plan", str(plan)],
         capsys,
         "python -m agents.verdict",
-        "--plan does not apply",
+        "--export copies the results and stops; --plan do(es) not apply to it",
     )
+    for extra in (["-o", "v.md"], ["--json", "v.json"], ["--board"], ["--agents", "ppo"], ["--seeds", "0"]):
+        argv = [str(out), "--export", str(tmp_path / "c"), "--runs", str(tmp_path), *extra]
+        message = f"--export copies the results and stops; {'-o/--output' if extra[0] == '-o' else extra[0]} do(es)"
+        cli_error(main, argv, capsys, "python -m agents.verdict", message)
+    assert not (tmp_path / "c").exists()
     plan.write_text("groups: []\n")
     cli_error(
         main, [str(out), "-o", str(page), "--plan", str(plan)], capsys, "python -m agents.verdict", "non-empty list"
