@@ -595,6 +595,9 @@ def test_the_v1_plan_trains_every_agent_on_every_task_once_on_its_schedule() -> 
     assert schedule[("ppo_residual", "Markov")] == (100_000, 0, 1_600_000)
     assert schedule[("ppo_fast", "EnergyBudget")] == (400_000, 3_200_000, 6_400_000)
     assert schedule[("ppo_fast", "IIDStatic")] == (400_000, 0, 3_200_000)
+    assert schedule[("ppo", "Knee")] == (100_000, 800_000, 1_600_000)
+    for agent in ("ppo", "ppo_userset", "ppo_lstm"):  # from scratch: 3.2M rounds at least where the metric spans rounds
+        assert schedule[(agent, "Fairness")][1:] == (3_200_000, 6_400_000)
     for agent in ("ppo_residual_predictive", "ppo_residual_posterior"):
         assert schedule[(agent, "StaleCSI1-v1")] == (2_000_000, 2_000_000, 4_000_000)
         assert schedule[(agent, "Markov")] == (100_000, 0, 1_600_000)
