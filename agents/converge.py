@@ -142,11 +142,14 @@ def chunk_curve(folder: Path) -> tuple[np.ndarray, np.ndarray, str]:
     return steps, np.where(np.isnan(selection), -np.inf, selection), metric
 
 
-def _kept_chunk(folder: Path, start: int, budget: int, fingerprint: str | None) -> tuple[dict[str, Any], Path] | None:
+def _kept_chunk(
+    folder: Path, start: int, budget: int, fingerprint: str | None, metric: str | None = None
+) -> tuple[dict[str, Any], Path] | None:
     """The record (``chunk.json``) and final model of a finished chunk in ``folder`` that a run may keep: it starts
     at env step ``start``, its training planned ``budget`` steps and was not interrupted
-    (:func:`agents.runs.final_model`), and it was trained with ``fingerprint`` (None, or a record from before
-    fingerprints were kept: not checked). None: the chunk must be trained (again)."""
+    (:func:`agents.runs.final_model`), it was trained with ``fingerprint`` (None, or a record from before
+    fingerprints were kept: not checked) and its validation curve is of ``metric`` (None: not checked). None: the
+    chunk must be trained (again)."""
     record_file = folder / "chunk.json"
     if not record_file.is_file():
         return None
@@ -154,6 +157,8 @@ def _kept_chunk(folder: Path, start: int, budget: int, fingerprint: str | None) 
     final = final_model(folder, budget)
     if record.get("start") != start or final is None:
         return None
+    if metric is not None and chunk_curve(folder)[2] != metric:
+        return None  # validated on goodput before the callback selected on the task's metric: its best model too
     if fingerprint is not None and record.get("hyperparameters", fingerprint) != fingerprint:
         return None
     return record, final
@@ -166,6 +171,7 @@ def train_until_flat(
     train_chunk: ChunkTrainer,
     minimum: int = 0,
     fingerprint: str | Callable[[], str] | None = None,
+    metric: str | None = None,
 ) -> dict[str, Any]:
     """Train a run in chunks until flat or capped (module docstring); returns its convergence record.
 
@@ -182,6 +188,8 @@ def train_until_flat(
         callable is read again before each chunk, as the training reads the hyperparameter file again: when it
         changes during the run (the file was edited), the run trains again from chunk 0 with the entry as it is now;
         RuntimeError after more than :data:`MAX_RESTARTS` such restarts
+    :param metric: the validation value the run is judged on (:func:`chunk_curve`: the task's metric); a finished
+        chunk validated on another one is trained again, and every chunk after it (None checks nothing)
     :returns: ``status`` (``flat`` or ``cap``), ``converged``, ``budget`` (env steps), ``wall_seconds`` and
         ``cpu_seconds`` (summed over chunks), the criterion (:func:`flatness`), ``best_model`` (the best validated
         model file of all chunks), ``final_model``, ``chunks`` (each chunk's record), ``first_chunk``, ``cap``,
@@ -217,7 +225,7 @@ def train_until_flat(
         kept = current
         folder = run / f"chunk{i}"
         budget = chunk_budget(i, total)
-        kept_chunk = _kept_chunk(folder, total, budget, current)
+        kept_chunk = _kept_chunk(folder, total, budget, current, metric)
         if kept_chunk is not None:
             record, final = kept_chunk
         else:
@@ -250,7 +258,7 @@ def train_until_flat(
         chunks.append(record)
         criterion = flatness(np.concatenate(steps), np.concatenate(values), total)
         status = "flat" if criterion["flat"] and total >= minimum else "cap" if total >= cap else ""
-        if status == "flat" and _kept_chunk(run / f"chunk{i + 1}", total, chunk_budget(i + 1, total), current):
+        if status == "flat" and _kept_chunk(run / f"chunk{i + 1}", total, chunk_budget(i + 1, total), current, metric):
             status = ""  # trained on earlier (a larger minimum then): keep those chunks, judge after them
         if status:
             break

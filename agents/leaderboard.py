@@ -56,7 +56,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -304,6 +304,7 @@ def run_job(job: Job, out: Path) -> dict[str, Any]:
             lambda folder, budget, previous: _train(job, folder, budget, previous),
             job.min_timesteps,
             lambda: hyperparameters_fingerprint(job.entry, job.task),  # read per chunk, as each chunk's training does
+            task(job.task).metric,  # chunks validated on goodput before the task's metric was the curve: again
         )
         record["learning_rate"] = constant_learning_rate(job.entry, job.task) or "the hyperparameter file's"
         chosen = Path(record["best_model" if job.model == "best" else "final_model"])
@@ -369,6 +370,35 @@ def run_job(job: Job, out: Path) -> dict[str, Any]:
     return result
 
 
+class Schedule(NamedTuple):
+    """A run's until-flat schedule (env steps): the first chunk, the minimum before it may be called flat, the cap."""
+
+    timesteps: int
+    min_timesteps: int
+    max_timesteps: int
+
+
+def off_schedule(result: dict[str, Any], schedule: Schedule) -> str | None:
+    """Why the agent's run of ``result`` was not trained until flat on ``schedule`` as things stand (None: it was): the
+    leaderboard continues such a run from its chunks or trains it again, and a plan's verdict leaves it out."""
+    from agents.converge import hyperparameters_fingerprint
+    from multispin_env.suite import task as suite_task
+
+    record = result.get("convergence") or {}
+    if record.get("first_chunk") != schedule.timesteps:
+        return "trained with another first chunk, or not until flat"
+    if record.get("status") == "cap" and record.get("cap") != schedule.max_timesteps:
+        return f"stopped at a cap of {record.get('cap')} env steps, not {schedule.max_timesteps}"
+    if record.get("status") == "flat" and record.get("budget", 0) < schedule.min_timesteps:
+        return f"judged flat at {record.get('budget')} env steps, before the minimum {schedule.min_timesteps}"
+    if record.get("judged_on", "goodput") != suite_task(result["task"]).metric:
+        return "judged on goodput, before the task's metric was the curve"
+    kept = record.get("hyperparameters")  # None: recorded before fingerprints were kept
+    if kept is not None and kept != hyperparameters_fingerprint(result["entry"], result["task"]):
+        return "trained with another hyperparameter entry than the agent's file has now"
+    return None
+
+
 def _finished(job: Job, out: Path) -> dict[str, Any] | None:
     """The stored result of ``job`` if it is still valid (an agent's: the same model file, unchanged)."""
     path = job.result_path(out)
@@ -387,22 +417,9 @@ def _finished(job: Job, out: Path) -> dict[str, Any] | None:
         if not job.train and job.run is not None and Path(job.run).resolve() not in model.resolve().parents:
             return None
         if job.until_flat:
-            record = result.get("convergence") or {}
-            if record.get("first_chunk") != job.timesteps:
-                return None  # trained with another first chunk, or not until flat
-            if record.get("status") == "cap" and record.get("cap") != job.max_timesteps:
-                return None  # capped, and the cap changed: continue from its chunks
-            if record.get("status") == "flat" and record.get("budget", 0) < job.min_timesteps:
-                return None  # flat before the minimum budget now asked for: continue from its chunks
-            from multispin_env.suite import task as suite_task
-
-            if record.get("judged_on", "goodput") != suite_task(job.task).metric:
-                return None  # judged on goodput, before the task's metric was the curve: judged again from its chunks
-            from agents.converge import hyperparameters_fingerprint
-
-            kept = record.get("hyperparameters")  # None: recorded before fingerprints were kept
-            if kept is not None and kept != hyperparameters_fingerprint(job.entry, job.task):
-                return None  # the agent's hyperparameter entry changed since: train again
+            schedule = Schedule(job.timesteps or 0, job.min_timesteps, job.max_timesteps or 0)
+            if off_schedule(result, schedule) is not None:
+                return None  # continued from its chunks, or trained again (the reasons: off_schedule)
         elif job.train and job.timesteps is not None and result.get("planned_timesteps") != job.timesteps:
             return None  # trained with another budget: train again
         if (job.model == "best") != (model.name == "best_model.zip") and (model.parent / "best_model.zip").is_file():
@@ -1263,11 +1280,14 @@ def plan_file_jobs(args: argparse.Namespace, prog: str) -> tuple[list[Job], list
     return analytic_jobs(args.tasks, args.baselines) + jobs, args.agents, list(board.seeds)
 
 
-def plan_expects(path: str | Path, prog: str) -> tuple[list[str], list[int], set[tuple[str, str]]]:
+def plan_expects(path: str | Path, prog: str) -> tuple[list[str], list[int], dict[tuple[str, str], Schedule]]:
     """What the verdict of the plan file ``path`` expects: the agents it trains (in the plan's order), its seeds
-    and the (task id, agent) pairs it trains them on."""
+    and the (task id, agent) pairs it trains them on, each with its until-flat schedule."""
     jobs, agents, seeds = plan_file_jobs(build_parser(prog).parse_args(["--plan", str(path), "--baselines"]), prog)
-    return agents, seeds, {(j.task, j.entry) for j in jobs if j.train}
+    pairs = {
+        (j.task, j.entry): Schedule(j.timesteps or 0, j.min_timesteps, j.max_timesteps or 0) for j in jobs if j.train
+    }
+    return agents, seeds, pairs
 
 
 def check_agents(agents: Sequence[str], why: str) -> None:
@@ -1373,7 +1393,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "multispin-leaderboard")
     start, commit = time.perf_counter(), git_commit()  # the code the jobs run, before anything is edited meanwhile
     out = Path(args.output)
     # --plan: what its verdict expects (the whole plan's runs, whatever part of it this command runs)
-    board: tuple[list[str], list[int], set[tuple[str, str]]] | None = None
+    board: tuple[list[str], list[int], dict[tuple[str, str], Schedule]] | None = None
     try:
         if args.plan is not None:
             jobs, _, _ = plan_file_jobs(args, prog)

@@ -13,7 +13,8 @@ the intervals overlap, and why a learned controller could differ (the task's ``e
 the goals, the compute (training CPU-hours summed from the runs' records) and the commits measured at. Runs that did
 not converge (trained until the cap, or not trained until flat) are marked; expected runs without a result are
 listed as missing, so the page says which tasks and agents it covers (``--plan``: the agents, tasks and seeds of a
-board's plan file, :mod:`agents.board_plan`; else ``--agents``/``--seeds``, every agent on every task).
+board's plan file, :mod:`agents.board_plan`, and runs not trained on its schedules are left out and listed; else
+``--agents``/``--seeds``, every agent on every task).
 
 ``--board`` also writes the leaderboard's files (:func:`agents.leaderboard.write_outputs`: tables, JSON, plots)
 into the results folder from the same per-job results, so that a board assembled from several resumed commands
@@ -30,7 +31,7 @@ import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,11 +48,13 @@ from agents.converge import FLAT_TOLERANCE, FLAT_WINDOW
 from agents.leaderboard import (
     DEFAULT_SEEDS,
     SCORE_TIE,
+    Schedule,
     aggregate,
     best_row,
     check_agents,
     check_result,
     compute_totals,
+    off_schedule,
     plan_expects,
     relative_to_runs,
     short,
@@ -147,7 +150,7 @@ def verdict(
     agents: Sequence[str] | None = None,
     seeds: Sequence[int] = DEFAULT_SEEDS,
     reps: int = 2000,
-    pairs: Collection[tuple[str, str]] | None = None,
+    pairs: Collection[tuple[str, str]] | Mapping[tuple[str, str], Schedule] | None = None,
 ) -> dict[str, Any]:
     """The verdict as data: per task the best learned and best non-oracle analytic entry and their outcome, the
     aggregate over the tasks both have, the missing runs, the unconverged runs, the goals and the compute.
@@ -157,7 +160,9 @@ def verdict(
     :param agents: the learned agents expected on every task (None: those with any result)
     :param seeds: the training seeds expected of every agent
     :param reps: bootstrap resamples of the 95% CIs
-    :param pairs: (task id, agent) pairs: an agent is expected only on these tasks (None: on every task)
+    :param pairs: (task id, agent) pairs: an agent is expected only on these tasks (None: on every task); a mapping
+        to each pair's until-flat schedule (a plan's, :func:`agents.leaderboard.plan_expects`) also leaves out the
+        runs not trained on it (:func:`agents.leaderboard.off_schedule`), listed as such
     """
     import gymnasium as gym
 
@@ -169,6 +174,17 @@ def verdict(
     learned_runs = [r for r in results if r["kind"] == "agent"]
     expected = sorted({r["entry"] for r in learned_runs}) if agents is None else list(agents)
     learned_runs = [r for r in learned_runs if r["entry"] in expected and int(r["seed"]) in seeds]
+    off: list[dict[str, Any]] = []  # runs not on the plan's schedule: left out, as the plan command would redo them
+    if isinstance(pairs, Mapping):
+        kept = []
+        for r in learned_runs:
+            schedule = pairs.get((r["task"], r["entry"]))
+            why = None if schedule is None else off_schedule(r, schedule)
+            if why is None:
+                kept.append(r)
+            else:
+                off.append({"task": short(r["task"]), "agent": r["entry"], "seed": int(r["seed"]), "why": why})
+        learned_runs = kept
     results = [r for r in results if r["kind"] == "analytic"] + learned_runs
     agg = aggregate(results, tasks, reps=reps) if results else {"board": [], "aggregate": {}}
     rows: list[dict[str, Any]] = []
@@ -260,6 +276,7 @@ def verdict(
         "seeds": list(seeds),
         "over_tasks": over,
         "missing": missing,
+        "off_schedule": off,
         "missing_analytic": missing_analytic,
         "unconverged": unconverged,
         "goals": _goals(rows, over),
@@ -423,7 +440,13 @@ def markdown(v: dict[str, Any], command: str) -> str:
         f"expected on {n_seeds} seeds each ({', '.join(map(str, v['seeds']))}). "
         + (f"Tasks without any learned result: {', '.join(absent)}. " if absent else "")
         + (
-            f"{len(v['missing'])} (task, agent) pairs lack seeds (listed under [Missing runs](#missing-runs)); "
+            f"{len(v['missing'])} (task, agent) pairs lack seeds (listed under [Missing runs](#missing-runs)"
+            + (
+                f"; {len(v['off_schedule'])} of the runs they lack have a result not trained on the plan's schedule"
+                if v["off_schedule"]
+                else ""
+            )
+            + "); "
             if v["missing"]
             else "No expected learned run is missing. "
         )
@@ -549,6 +572,16 @@ def markdown(v: dict[str, Any], command: str) -> str:
         lines += [f"| {m['task']} | {m['agent']} | {' '.join(map(str, m['seeds']))} |" for m in v["missing"]]
     else:
         lines.append("None.")
+    if v["off_schedule"]:
+        lines += [
+            "",
+            "Of those, runs with a result not trained on the plan's schedule (left out above; the plan command "
+            "continues each from its chunks or trains it again):",
+            "",
+            "| task | agent | seed | why |",
+            "|---|---|---:|---|",
+        ]
+        lines += [f"| {o['task']} | {o['agent']} | {o['seed']} | {o['why']} |" for o in v["off_schedule"]]
     return "\n".join(lines) + "\n"
 
 
@@ -668,7 +701,7 @@ def write_verdict(
     json_path: str | Path | None = None,
     board_folder: Path | None = None,
     plots: bool = True,
-    pairs: Collection[tuple[str, str]] | None = None,
+    pairs: Collection[tuple[str, str]] | Mapping[tuple[str, str], Schedule] | None = None,
 ) -> list[Path]:
     """Write the verdict page (and its data as JSON, and the leaderboard's files into ``board_folder``), print the
     page and return the files written.
@@ -679,7 +712,8 @@ def write_verdict(
     :param agents: the learned agents expected on every task (None: those with any result)
     :param seeds: the training seeds expected of every agent
     :param reps: bootstrap resamples of the 95% CIs
-    :param pairs: (task id, agent) pairs: an agent is expected only on these tasks (None: on every task)
+    :param pairs: (task id, agent) pairs: an agent is expected only on these tasks (None: on every task); with
+        their schedules, the runs not trained on them are left out of the verdict and the board (:func:`verdict`)
     """
     from multispin_env.suite import TASKS
 
@@ -693,8 +727,10 @@ def write_verdict(
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
         write_atomic(json_path, json.dumps(data, indent=1, default=str))
         written.append(Path(json_path))
-    if board_folder is not None:
-        written += board(results, board_folder, command, reps, plots)
+    if board_folder is not None:  # the board of the same runs: without those the verdict leaves out
+        off = {(o["task"], o["agent"], o["seed"]) for o in data["off_schedule"]}
+        kept = [r for r in results if (short(r["task"]), r["entry"], r.get("seed")) not in off]
+        written += board(kept, board_folder, command, reps, plots)
     print(text)
     return written
 

@@ -217,6 +217,23 @@ def test_a_killed_run_resumes_from_its_last_finished_chunk(tmp_path: Path) -> No
     assert record["budget"] == reference["budget"] and record["best_at_100"] == reference["best_at_100"]
 
 
+def test_chunks_validated_on_another_value_than_the_metric_train_again(tmp_path: Path) -> None:
+    """Chunks validated on goodput (before the callback selected on the task's metric) cannot be judged on the
+    metric: with ``metric`` given they train again from chunk 0, and the run is judged on the metric; chunks of that
+    metric are kept, and without ``metric`` nothing is checked."""
+    old = train_until_flat(tmp_path / "run", 100, 100_000, FakeTrainer())
+    assert old["judged_on"] == "goodput"
+    kept = FakeTrainer()
+    train_until_flat(tmp_path / "run", 100, 100_000, kept)  # no metric given: the goodput chunks are kept
+    assert kept.calls == []
+    again = FakeTrainer(selection={0: np.nan, 1: 0.9, 2: 0.4, 3: 0.5, 4: 0.5, 5: 0.5, 6: 0.5})
+    record = train_until_flat(tmp_path / "run", 100, 100_000, again, metric="throughput_geomean")
+    assert again.calls[0] == ("chunk0", 100, None) and record["judged_on"] == "throughput_geomean"
+    same = FakeTrainer()
+    train_until_flat(tmp_path / "run", 100, 100_000, same, metric="throughput_geomean")
+    assert same.calls == []
+
+
 def test_chunks_trained_with_another_hyperparameter_entry_train_again(tmp_path: Path) -> None:
     """A chunk records the entry's fingerprint: the same one keeps every chunk, another one trains the run again from
     chunk 0; chunks recorded before fingerprints were kept (none in their chunk.json) are kept."""

@@ -4,6 +4,7 @@ and the command line."""
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -227,6 +228,54 @@ def test_an_option_that_would_be_ignored_is_an_error(
     cli_error(
         main, [str(tmp_path / "file")], capsys, "python -m agents.verdict", "'" + str(tmp_path / "file") + "' is a file"
     )
+
+
+def test_a_plan_leaves_out_the_runs_not_on_its_schedule() -> None:
+    """With the plan's schedules (agents.leaderboard.plan_expects) a run judged flat before the plan's minimum, or
+    capped at another cap, is left out and listed with the reason; the pair lacks that seed."""
+    from agents.leaderboard import Schedule
+    from agents.verdict import markdown
+
+    def run(seed: int, status: str, budget: int, cap: int = 6_400_000) -> dict:
+        record = {"status": status, "converged": status == "flat", "budget": budget, "first_chunk": 100_000, "cap": cap}
+        return _result(IID, "ppo", 90.0 + seed, seed, convergence=record)
+
+    results = [_result(IID, "het-opt-static", 100.0)]
+    results += [run(0, "flat", 3_200_000), run(1, "flat", 800_000), run(2, "cap", 1_600_000, cap=1_600_000)]
+    results += [run(seed, "flat", 6_400_000) for seed in (3, 4)]
+    pairs = {(IID, "ppo"): Schedule(100_000, 3_200_000, 6_400_000)}
+    v = verdict(results, [IID], ["ppo"], range(5), reps=50, pairs=pairs)
+    assert [(o["seed"], o["why"]) for o in v["off_schedule"]] == [
+        (1, "judged flat at 800000 env steps, before the minimum 3200000"),
+        (2, "stopped at a cap of 1600000 env steps, not 6400000"),
+    ]
+    assert v["missing"] == [{"task": "IIDStatic", "agent": "ppo", "seeds": [1, 2]}]
+    assert v["tasks"][0]["learned"]["seeds"] == 3
+    page = markdown(v, "cmd")
+    assert (
+        "; 2 of the runs they lack have a result not trained on the plan's schedule)" in page
+        and "| IIDStatic | ppo | 2 | stopped at a cap" in page
+    )
+    # without schedules (a set of pairs, or none) every run counts
+    assert verdict(results, [IID], ["ppo"], range(5), reps=50, pairs=set(pairs))["off_schedule"] == []
+
+
+def test_the_board_written_with_a_plan_verdict_leaves_out_the_same_runs(tmp_path: Path) -> None:
+    from agents.leaderboard import Schedule
+    from agents.verdict import write_verdict
+
+    def run(seed: int, budget: int) -> dict:
+        record = {"status": "flat", "converged": True, "budget": budget, "first_chunk": 100_000, "cap": 6_400_000}
+        return _result(IID, "ppo", 90.0 + seed, seed, convergence=record)
+
+    results = [_result(IID, "het-opt-static", 100.0), run(0, 3_200_000), run(1, 800_000)]
+    pairs = {(IID, "ppo"): Schedule(100_000, 3_200_000, 6_400_000)}
+    write_verdict(
+        results, tmp_path / "v.md", "cmd", ["ppo"], [0, 1], 50, board_folder=tmp_path, plots=False, pairs=pairs
+    )
+    with open(tmp_path / "runs.csv") as file:
+        seeds = [row["seed"] for row in csv.DictReader(file) if row["entry"] == "ppo"]
+    assert seeds == ["0"]
 
 
 def test_intervals_level_to_within_score_tie_overlap() -> None:
