@@ -157,10 +157,10 @@ def _kept_chunk(
     final = final_model(folder, budget)
     if record.get("start") != start or final is None:
         return None
-    if metric is not None and chunk_curve(folder)[2] != metric:
-        return None  # validated on goodput before the callback selected on the task's metric: its best model too
     if fingerprint is not None and record.get("hyperparameters", fingerprint) != fingerprint:
         return None
+    if metric is not None and chunk_curve(folder)[2] != metric:
+        return None  # validated on goodput before the callback selected on the task's metric: its best model too
     return record, final
 
 
