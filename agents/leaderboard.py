@@ -181,6 +181,11 @@ class Job:
         name = self.entry if self.seed is None else f"{self.entry}_seed{self.seed}"
         return out / "jobs" / short(self.task) / f"{name}.json"
 
+    @property
+    def schedule(self) -> Schedule:
+        """The until-flat schedule of an ``until_flat`` job (unset budgets read as 0)."""
+        return Schedule(self.timesteps or 0, self.min_timesteps, self.max_timesteps or 0)
+
 
 def check_result(result: Any) -> dict[str, Any]:
     """``result`` (a per-job result file's content) if it has what the board reads: a mapping with the suite
@@ -189,7 +194,7 @@ def check_result(result: Any) -> dict[str, Any]:
     its training ``seed``, and where present numeric times, a known ``metric`` and a ``convergence`` mapping;
     ValueError naming the first thing wrong."""
     from multispin_env._checks import is_real, short_repr
-    from multispin_env.suite import METRIC_LABELS, TASK_SPECS
+    from multispin_env.suite import METRICS, TASK_SPECS
 
     if not isinstance(result, dict):
         raise ValueError(f"a result is a JSON object, got {type(result).__name__}")
@@ -217,8 +222,8 @@ def check_result(result: Any) -> dict[str, Any]:
     seed = result.get("seed")
     if result["kind"] == "agent" and not (isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0):
         raise ValueError(f"an agent's result needs its training seed (an integer >= 0), got {seed!r}")
-    if "metric" in result and result["metric"] not in METRIC_LABELS:
-        raise ValueError(f"unknown metric {result['metric']!r}; metrics: {', '.join(METRIC_LABELS)}")
+    if "metric" in result and result["metric"] not in METRICS:
+        raise ValueError(f"unknown metric {result['metric']!r}; metrics: {', '.join(METRICS)}")
     if result.get("convergence") is not None and not isinstance(result["convergence"], dict):
         raise ValueError(f"convergence must be a JSON object, got {type(result['convergence']).__name__}")
     return result
@@ -417,8 +422,7 @@ def _finished(job: Job, out: Path) -> dict[str, Any] | None:
         if not job.train and job.run is not None and Path(job.run).resolve() not in model.resolve().parents:
             return None
         if job.until_flat:
-            schedule = Schedule(job.timesteps or 0, job.min_timesteps, job.max_timesteps or 0)
-            if off_schedule(result, schedule) is not None:
+            if off_schedule(result, job.schedule) is not None:
                 return None  # continued from its chunks, or trained again (the reasons: off_schedule)
         elif job.train and job.timesteps is not None and result.get("planned_timesteps") != job.timesteps:
             return None  # trained with another budget: train again
@@ -1284,10 +1288,7 @@ def plan_expects(path: str | Path, prog: str) -> tuple[list[str], list[int], dic
     """What the verdict of the plan file ``path`` expects: the agents it trains (in the plan's order), its seeds
     and the (task id, agent) pairs it trains them on, each with its until-flat schedule."""
     jobs, agents, seeds = plan_file_jobs(build_parser(prog).parse_args(["--plan", str(path), "--baselines"]), prog)
-    pairs = {
-        (j.task, j.entry): Schedule(j.timesteps or 0, j.min_timesteps, j.max_timesteps or 0) for j in jobs if j.train
-    }
-    return agents, seeds, pairs
+    return agents, seeds, {(j.task, j.entry): j.schedule for j in jobs if j.train}
 
 
 def check_agents(agents: Sequence[str], why: str) -> None:
