@@ -74,10 +74,30 @@ def hyperparameters(agent: str, env_id: str) -> dict[str, Any]:
     return entry
 
 
+def task_reward_of(entry: dict[str, Any], env_id: str) -> int:
+    """The version of the task reward a hyperparameter ``entry`` trains ``env_id`` on
+    (:func:`agents.wrappers.task_reward_version`): that of its ``VecTaskReward`` wrapper's metric (``"auto"``: the
+    suite task's, goodput for any other id); 1 for an entry without that wrapper."""
+    from agents.wrappers import task_metric_of_id, task_reward_version
+
+    for wrapper in entry.get("vec_env_wrapper") or []:
+        name, kwargs = (wrapper, {}) if isinstance(wrapper, str) else next(iter(dict(wrapper).items()))
+        if name == "agents.wrappers.VecTaskReward":
+            kwargs = dict(kwargs or {})
+            metric = task_metric_of_id(env_id, str(kwargs.get("metric", "auto")))
+            return task_reward_version(metric, str(kwargs.get("fairness", "linear")))
+    return 1
+
+
 def hyperparameters_fingerprint(agent: str, env_id: str) -> str:
-    """A hash of the entry that trains ``env_id`` (:func:`hyperparameters`): a finished chunk or run trained with
-    another entry (the file was edited since) is not continued or kept, but trained again."""
-    text = json.dumps(hyperparameters(agent, env_id), sort_keys=True, default=str)
+    """A hash of the entry that trains ``env_id`` (:func:`hyperparameters`) and, from its version 2 on, of the task
+    reward's version (:func:`task_reward_of`): a finished chunk or run trained with another entry (the file was
+    edited since) or an older task reward is not continued or kept, but trained again."""
+    entry = hyperparameters(agent, env_id)
+    text = json.dumps(entry, sort_keys=True, default=str)
+    version = task_reward_of(entry, env_id)
+    if version > 1:  # version 1 hashes the entry alone, as every run trained before rewards had versions
+        text += f" task reward v{version}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

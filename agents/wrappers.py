@@ -293,7 +293,8 @@ class RunningRate:
 #: The fairness rewards of :class:`VecTaskReward`.
 FAIRNESS_REWARDS: Mapping[str, str] = {
     "log": "the round's increase of (1/K) sum_k log max(tokens_k, 1)",
-    "linear": "(1/K) sum_k n_k / x_k, x_k the users' running throughputs over all sub-envs and episodes",
+    "linear": "(1/K) sum_k n_k / x_k minus the round's latency, x_k the users' running throughputs over all "
+    "sub-envs and episodes",
 }
 
 #: What a round earns under :class:`VecTaskReward`, by suite metric (``multispin_env.suite.METRICS``; the reasoning
@@ -301,12 +302,34 @@ FAIRNESS_REWARDS: Mapping[str, str] = {
 TASK_REWARDS: Mapping[str, str] = {
     "goodput": "the env's reward (scaled tokens) minus the running goodput times the round's latency (the rate "
     "reward of VecRateReward)",
-    "completion_mean": "minus the request-seconds the round adds to the requests in the system (Little's law): "
-    "(requests in the system at its start + half its arrivals) x its latency",
+    "completion_mean": "minus the request-seconds the round adds to the requests in the system (Little's law), "
+    "(requests in the system at its start + half its arrivals) x its latency, plus the running mean number in the "
+    "system times its latency",
     "deadline_share": "the requests that met their target minus the running share met / decided times the requests "
     "decided (met or missed) in the round",
     "throughput_geomean": f"{FAIRNESS_REWARDS['linear']} (or, fairness='log', {FAIRNESS_REWARDS['log']})",
 }
+
+#: The version of each metric's training reward (:data:`TASK_REWARDS`; for ``throughput_geomean`` the default
+#: ``fairness="linear"``), raised whenever what a round earns changes: a run trained on an older version is not
+#: continued or kept but trained again (:func:`agents.converge.hyperparameters_fingerprint`). Version 2 of
+#: ``completion_mean`` and ``throughput_geomean`` prices each round's latency (docs/training.md section 9): unpriced,
+#: their rewards are negative (completion) or about the round's length (fairness) in every round, so a discount per
+#: round made fewer, longer or more, shorter rounds look better than the metric says.
+TASK_REWARD_VERSIONS: Mapping[str, int] = {
+    "goodput": 1,
+    "completion_mean": 2,
+    "deadline_share": 1,
+    "throughput_geomean": 2,
+}
+
+
+def task_reward_version(metric: str, fairness: str = "linear") -> int:
+    """The version of the training reward of ``metric`` (:data:`TASK_REWARD_VERSIONS`); ``fairness="log"``'s
+    reward of ``throughput_geomean`` has not changed (1)."""
+    if metric == "throughput_geomean" and fairness == "log":
+        return 1
+    return TASK_REWARD_VERSIONS[metric]
 
 
 class VecTaskReward(VecRateReward):
@@ -315,23 +338,29 @@ class VecTaskReward(VecRateReward):
     metric"; :data:`TASK_REWARDS`), computed from the step infos the env already returns.
 
     - ``goodput``: exactly :class:`VecRateReward` (the rewards bit for bit);
-    - ``completion_mean``: -(h + a / 2) T per round, h the requests in the system (in progress or queued) at the
-      round's start, a the round's kept arrivals, T its latency (s). The arrivals of a round are uniform over it
-      (docs/model.md eq. (6)) and wait at least until the next round, so (h + a / 2) T is the expected
-      request-seconds the round adds given its counts, and an episode's rewards add up, in expectation, to minus
+    - ``completion_mean``: -(h + a / 2 - m) T per round, h the requests in the system (in progress or queued) at
+      the round's start, a the round's kept arrivals, T its latency (s), m the running mean number of requests in
+      the system (:class:`RunningRate` of (h + a / 2) T over T; :attr:`rate` is m here). The arrivals of a round
+      are uniform over it (docs/model.md eq. (6)) and wait at least until the next round, so (h + a / 2) T is the
+      expected request-seconds the round adds given its counts, and an episode's costs add up, in expectation, to
       the time its requests spend in the system: the completed ones' completion times (eq. (9)) plus the
       unfinished ones' time so far. By Little's law that is the arrivals times the mean time in the system; the
       arrivals do not depend on the controller, so minimising it minimises the mean completion time, and a
-      request left waiting keeps costing (the metric alone would not count it).
+      request left waiting keeps costing (the metric alone would not count it). The price m T adds about m x the
+      horizon to every episode whatever the controller, and makes a round's reward about 0 at the policy's own
+      mean: unpriced, every reward is negative, and the discount per round would make many short rounds (whose
+      late costs are discounted more) look cheaper than fewer, longer ones at the same time in the system.
     - ``deadline_share``: m - s (m + x) per round, m and x the requests counted met and missed in it (eq. (9d)) and
       s the running share sum m / sum (m + x) (:class:`RunningRate` on decided requests): Dinkelbach's method for
       the pooled ratio met / (met + missed), as the rate reward is for tokens per second. Missing a target costs
       s, abandoning a request is not free. :attr:`rate` is s here.
-    - ``throughput_geomean`` (``fairness="linear"``, the default): (1/K) sum_k n_k / x_k per round (s), x_k user
-      k's running throughput over all sub-envs and episodes (exponentially weighted tokens over seconds, at least
-      one token per horizon): an episode earns (1/K) sum_k tokens_k / x_k, the first-order expansion of the
-      metric's log, (1/K) sum_k log x_k, at the policy's own throughputs (an episode at exactly those earns its
-      duration). Its fixed point is the proportional-fair optimum: on a convex set of achievable throughputs, x*
+    - ``throughput_geomean`` (``fairness="linear"``, the default): (1/K) sum_k n_k / x_k - T per round (s), x_k
+      user k's running throughput over all sub-envs and episodes (exponentially weighted tokens over seconds, at
+      least one token per horizon), T the round's latency: an episode earns (1/K) sum_k tokens_k / x_k - t, t its
+      clock, which is t times the first-order expansion at x of the metric's log, (1/K) sum_k log(tokens_k / t),
+      minus its value at x (an episode at exactly the throughputs x earns 0). The price T makes a round's reward
+      about 0 at the policy's own throughputs: unpriced, every round earns about its length, and the discount per
+      round would make fewer, longer rounds look better. Its fixed point is the proportional-fair optimum: on a convex set of achievable throughputs, x*
       maximises sum_k log x_k exactly when no x gives sum_k x_k / x*_k more than at x* -- the running-estimate
       step the rate reward takes for goodput. The weights 1 / x_k are het-opt-pf's (eq. (7.4b)), but averaged
       over episodes rather than the episode so far, so every round of an episode has the same scale.
@@ -455,16 +484,17 @@ class TaskRewards:
         return self.fairness_rewards(infos, dones)
 
     def completion_rewards(self, infos: Any, dones: NDArray[np.bool_]) -> NDArray[np.float64]:
-        """-(h + a / 2) T of one step (request-seconds, per env); updates :attr:`in_system`."""
+        """-(h + a / 2 - m) T of one step (request-seconds, per env), m the running mean number of requests in the
+        system (:attr:`estimate`'s rate, after adding the step); updates :attr:`in_system`."""
         latency = np.array([float(info["latency"]) for info in infos])
         after = np.array([float(np.sum(info["active"]) + np.sum(info["queued"])) for info in infos])
         completed = np.array([float(np.sum(info["completed"])) for info in infos])
         # Requests leave only at round ends and a round's arrivals wait for the next one (docs/model.md 5.8), so
         # the kept arrivals are what the count gained beyond the completions.
         arrivals = after - self.in_system + completed
-        rewards = -(self.in_system + 0.5 * arrivals) * latency
+        cost = (self.in_system + 0.5 * arrivals) * latency
         self.in_system = np.where(dones, 0.0, after)
-        return rewards
+        return -self.estimate.price_amounts(cost, latency)
 
     def fairness_rewards(self, infos: Any, dones: NDArray[np.bool_]) -> NDArray[np.float64]:
         """The fairness reward of one step per sub-env: :meth:`linear_fairness_rewards` or (``fairness="log"``) the
@@ -488,8 +518,8 @@ class TaskRewards:
         return np.maximum(self.user_token_sum / self.time_sum, 1.0 / self.estimate.horizon)
 
     def linear_fairness_rewards(self, tokens: NDArray[np.float64], infos: Any) -> NDArray[np.float64]:
-        """(1/K) sum_k n_k / x_k per sub-env (s), x_k the running throughputs (:attr:`user_rates`) after adding the
-        step, whose rounds' tokens (n, K) and infos (``latency``, s) are given."""
+        """(1/K) sum_k n_k / x_k - T per sub-env (s), x_k the running throughputs (:attr:`user_rates`) after adding
+        the step, whose rounds' tokens (n, K) and infos (``latency`` T, s) are given."""
         latency = np.array([float(info["latency"]) for info in infos])
         step_tokens, step_time = tokens.sum(axis=0), float(latency.sum())
         if self.user_token_sum is None:
@@ -498,7 +528,7 @@ class TaskRewards:
             decay = self.estimate.rate_decay
             self.user_token_sum = self.user_token_sum + decay * (step_tokens - self.user_token_sum)
             self.time_sum += decay * (step_time - self.time_sum)
-        return np.asarray((tokens / self.user_rates).mean(axis=1), dtype=np.float64)
+        return np.asarray((tokens / self.user_rates).mean(axis=1) - latency, dtype=np.float64)
 
 
 def check_metric_name(metric: str, what: str = "VecTaskReward metric") -> str:
@@ -509,20 +539,27 @@ def check_metric_name(metric: str, what: str = "VecTaskReward metric") -> str:
     return metric
 
 
+def task_metric_of_id(env_id: str | None, metric: str = "auto") -> str:
+    """``metric`` itself (a key of :data:`TASK_REWARDS`), or for ``"auto"`` the metric of the suite task ``env_id``
+    (goodput for any other id or None); ValueError for an unknown name."""
+    from multispin_env import suite
+
+    if check_metric_name(metric) != "auto":
+        return metric
+    return suite.TASK_SPECS[env_id].metric if env_id in suite.TASK_SPECS else "goodput"
+
+
 def task_metric(venv: VecEnv | gym.Env, metric: str = "auto", what: str = "VecTaskReward metric") -> str:
     """The metric of a suite task on ``venv`` (an SB3 VecEnv or a single env): ``metric`` itself (a key of
     :data:`TASK_REWARDS`), or for ``"auto"`` the metric of the envs' suite task (goodput for any other id). What
     :class:`VecTaskReward` pays and what the evaluation callback picks its best model by. ValueError (naming
     ``what``) for an unknown name, or for a metric the envs cannot report (no arrivals, no deadlines)."""
-    from multispin_env import suite
-
     if check_metric_name(metric, what) == "auto":
         try:
             spec = venv.get_attr("spec", [0])[0] if isinstance(venv, VecEnv) else venv.spec
         except AttributeError:
             spec = None
-        env_id = getattr(spec, "id", None)
-        metric = suite.TASK_SPECS[env_id].metric if env_id in suite.TASK_SPECS else "goodput"
+        metric = task_metric_of_id(getattr(spec, "id", None))
     config = venv.get_attr("config", [0])[0] if isinstance(venv, VecEnv) else venv.get_wrapper_attr("config")
     if metric in ("completion_mean", "deadline_share") and config.arrival_rate is None:
         raise ValueError(f"{what} {metric!r} needs request arrivals (arrival_rate), the env has none")

@@ -299,6 +299,38 @@ def test_the_fingerprint_follows_the_entry_a_task_trains_with() -> None:
     assert hyperparameters_fingerprint("ppo", "MultiSpin-Heterogeneous-v0") != base
 
 
+def test_the_fingerprint_follows_the_task_rewards_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    """From version 2 on, the version of the task reward an entry trains on is part of the fingerprint (a run
+    trained on an older reward trains again); at version 1 it is the entry's hash alone, so the runs of every other
+    reward keep their fingerprints."""
+    import agents.wrappers
+    from agents.converge import hyperparameters, hyperparameters_fingerprint, task_reward_of
+
+    arrivals, fairness, deadlines = (
+        "MultiSpinSuite/ArrivalsHeavy-v1",
+        "MultiSpinSuite/Fairness-v0",
+        "MultiSpinSuite/Deadlines-v0",
+    )
+    versions = dict(agents.wrappers.TASK_REWARD_VERSIONS)
+    assert [task_reward_of(hyperparameters("ppo_fast", t), t) for t in (arrivals, fairness, deadlines)] == [
+        versions["completion_mean"],
+        versions["throughput_geomean"],
+        versions["deadline_share"],
+    ]
+    entry = hyperparameters("ppo_fast", arrivals)
+    logged = {**entry, "vec_env_wrapper": [{"agents.wrappers.VecTaskReward": {"fairness": "log"}}]}
+    assert task_reward_of(logged, fairness) == 1  # the log fairness reward is unchanged
+    assert task_reward_of({**entry, "vec_env_wrapper": ["agents.wrappers.VecRateReward"]}, arrivals) == 1
+    explicit = {**entry, "vec_env_wrapper": [{"agents.wrappers.VecTaskReward": {"metric": "completion_mean"}}]}
+    assert task_reward_of(explicit, "MultiSpin-Heterogeneous-v0") == versions["completion_mean"]
+    now = {t: hyperparameters_fingerprint("ppo_fast", t) for t in (arrivals, fairness, deadlines)}
+    monkeypatch.setitem(agents.wrappers.TASK_REWARD_VERSIONS, "completion_mean", 1)
+    assert hyperparameters_fingerprint("ppo_fast", arrivals) != now[arrivals]
+    assert hyperparameters_fingerprint("ppo_fast", deadlines) == now[deadlines]  # another reward, unchanged
+    monkeypatch.setitem(agents.wrappers.TASK_REWARD_VERSIONS, "completion_mean", versions["completion_mean"] + 1)
+    assert len({hyperparameters_fingerprint("ppo_fast", arrivals), now[arrivals]}) == 2
+
+
 def test_another_first_chunk_trains_again(tmp_path: Path) -> None:
     train_until_flat(tmp_path / "run", 100, 100_000, FakeTrainer())
     other = FakeTrainer()
