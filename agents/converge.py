@@ -80,24 +80,38 @@ def task_reward_of(entry: dict[str, Any], env_id: str) -> int:
     suite task's, goodput for any other id); 1 for an entry without that wrapper."""
     from agents.wrappers import task_metric_of_id, task_reward_version
 
+    kwargs = _wrappers(entry).get("agents.wrappers.VecTaskReward")
+    if kwargs is None:
+        return 1
+    metric = task_metric_of_id(env_id, str(kwargs.get("metric", "auto")))
+    return task_reward_version(metric, str(kwargs.get("fairness", "linear")))
+
+
+def _wrappers(entry: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The ``vec_env_wrapper`` list of a hyperparameter entry as {dotted name: keyword arguments}."""
+    named = {}
     for wrapper in entry.get("vec_env_wrapper") or []:
         name, kwargs = (wrapper, {}) if isinstance(wrapper, str) else next(iter(dict(wrapper).items()))
-        if name == "agents.wrappers.VecTaskReward":
-            kwargs = dict(kwargs or {})
-            metric = task_metric_of_id(env_id, str(kwargs.get("metric", "auto")))
-            return task_reward_version(metric, str(kwargs.get("fairness", "linear")))
-    return 1
+        named[str(name)] = dict(kwargs or {})
+    return named
 
 
 def hyperparameters_fingerprint(agent: str, env_id: str) -> str:
-    """A hash of the entry that trains ``env_id`` (:func:`hyperparameters`) and, from its version 2 on, of the task
-    reward's version (:func:`task_reward_of`): a finished chunk or run trained with another entry (the file was
-    edited since) or an older task reward is not continued or kept, but trained again."""
+    """A hash of the entry that trains ``env_id`` (:func:`hyperparameters`) and of the versions, from 2 on, of what
+    its training wrappers do (the task reward's, :func:`task_reward_of`; the residual wrapper's,
+    :data:`agents.residual.VERSION`): a finished chunk or run trained with another entry (the file was edited since)
+    or an older version is not continued or kept, but trained again."""
+    from agents.residual import VERSION as RESIDUAL_VERSION
+    from agents.residual import WRAPPER_NAME as RESIDUAL_WRAPPER
+
     entry = hyperparameters(agent, env_id)
     text = json.dumps(entry, sort_keys=True, default=str)
+    # Version 1 adds nothing, so that the runs trained before the wrappers had versions keep their fingerprints.
     version = task_reward_of(entry, env_id)
-    if version > 1:  # version 1 hashes the entry alone, as every run trained before rewards had versions
+    if version > 1:
         text += f" task reward v{version}"
+    if RESIDUAL_WRAPPER in _wrappers(entry) and RESIDUAL_VERSION > 1:
+        text += f" residual v{RESIDUAL_VERSION}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

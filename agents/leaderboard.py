@@ -400,7 +400,7 @@ def off_schedule(result: dict[str, Any], schedule: Schedule) -> str | None:
         return "judged on goodput, before the task's metric was the curve"
     kept = record.get("hyperparameters")  # None: recorded before fingerprints were kept
     if kept is not None and kept != hyperparameters_fingerprint(result["entry"], result["task"]):
-        return "trained with another hyperparameter entry or task reward than the agent has now"
+        return "trained with another hyperparameter entry or training wrapper version than the agent has now"
     return None
 
 

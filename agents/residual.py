@@ -4,7 +4,8 @@ The agent starts at the analytic controller (a zero action plays it exactly) and
 The action has the env's shape, each entry in [-1, 1] (docs/model.md section 8.1 for the env's action):
 
 - length entry: the controller's length plus ``max_length_offset`` x entry tokens (a continuous length, rounded by
-  the env, or without bias by :class:`~agents.wrappers.VecStochasticRounding` during training);
+  the env, or without bias by :class:`~agents.wrappers.VecStochasticRounding` during training: :class:`VecResidual`
+  then draws that rounding itself, before it sizes the shares, so that they are sized for the length played);
 - share entry: the controller's bandwidth weight times ``max_share_factor ** entry`` (then renormalised, so the
   correction is multiplicative); a user the controller leaves idle that the correction makes draft starts from the
   smallest weight of the drafting users. With ``share_per_token`` the weight is per drafted token: a user whose
@@ -25,7 +26,7 @@ on a single env through the same two functions (:func:`augment`, :func:`compose`
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,7 @@ from numpy.typing import NDArray
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
 
-from agents.wrappers import length_entries
+from agents.wrappers import VecStochasticRounding, length_entries
 from baselines.protocol import Policy
 
 __all__ = [
@@ -53,6 +54,11 @@ __all__ = [
 DEFAULT_BASE = "het-opt-adaptive"
 #: Dotted name of :class:`VecResidual` as it appears in a run's config.yml.
 WRAPPER_NAME = f"{__name__}.VecResidual"
+#: The version of what :class:`VecResidual` plays for an action during training, raised whenever it changes: a run
+#: trained on an older version is trained again (:func:`agents.converge.hyperparameters_fingerprint`). Version 2
+#: draws the training's stochastic rounding before sizing the shares per token; version 1 sized them for the
+#: rounded-to-nearest length while the rounding below it played floor or ceil.
+VERSION = 2
 
 
 def augment(observation: NDArray[Any], base_action: NDArray[Any]) -> NDArray[np.float32]:
@@ -80,17 +86,22 @@ def compose(
     max_length_offset: float,
     max_share_factor: float,
     share_per_token: bool = False,
+    round_lengths: Callable[[NDArray[np.float64]], NDArray[np.float64]] | None = None,
 ) -> NDArray[np.float32]:
     """The env action(s) of the controller's action(s) ``base_action`` corrected by ``correction`` (same shape).
 
     A zero correction returns ``base_action`` bit for bit where the env reads it (length entries and the share
-    entries of drafting users; idle users' shares are ignored by the decoder).
+    entries of drafting users; idle users' shares are ignored by the decoder), unless ``round_lengths`` moves a
+    length.
 
     :param n_lengths: number of length entries at the start of the action
     :param max_draft: L_max, tokens
     :param max_length_offset: largest length correction, tokens
     :param max_share_factor: largest multiplicative weight correction (> 1)
     :param share_per_token: weights per drafted token (module docstring): a changed length scales the weight
+    :param round_lengths: the training's rounding of the composed length entries (..., ``n_lengths``) to the entries
+        of integer lengths (:meth:`agents.wrappers.VecStochasticRounding.round_actions`), applied before the weights
+        are sized, so that they are sized for the length played; None: the env's rounding to nearest
     """
     base = np.asarray(base_action, dtype=np.float64)
     delta = np.clip(np.asarray(correction, dtype=np.float64), -1.0, 1.0)
@@ -98,6 +109,8 @@ def compose(
     out[..., :n_lengths] = np.clip(
         base[..., :n_lengths] + delta[..., :n_lengths] * (2.0 * max_length_offset / max_draft), -1.0, 1.0
     )
+    if round_lengths is not None:
+        out[..., :n_lengths] = round_lengths(out[..., :n_lengths])
     weights = (np.clip(base[..., n_lengths:], -1.0, 1.0) + 1.0) * 0.5  # the decoder's w_k (docs/model.md 8.1)
     drafting = weights > 0.0
     if share_per_token:
@@ -193,7 +206,20 @@ class VecResidual(VecEnvWrapper):
         self._plan(obs, np.ones(self.num_envs, dtype=bool))
         return augment(obs, self._base_actions)
 
+    def _rounding(self) -> VecStochasticRounding | None:
+        """The training's stochastic rounding below this wrapper, when it is on (None: the env's rounding)."""
+        layer: Any = self.venv
+        while layer is not None:
+            if isinstance(layer, VecStochasticRounding):
+                return layer if layer.enabled else None
+            layer = getattr(layer, "venv", None)
+        return None
+
     def step_async(self, actions: NDArray[Any]) -> None:
+        # The rounding below would move the composed lengths after the shares were sized for their nearest
+        # integers (a share per token for 2 tokens playing 3): the same wrapper's draw is made here, first; it then
+        # leaves the integer lengths as they are (their float32 entries are within 1e-7 of the integers).
+        rounding = self._rounding()
         self.venv.step_async(
             compose(
                 self._base_actions,
@@ -203,6 +229,7 @@ class VecResidual(VecEnvWrapper):
                 self.max_length_offset,
                 self.max_share_factor,
                 self.share_per_token,
+                None if rounding is None else rounding.round_actions,
             )
         )
 

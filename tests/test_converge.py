@@ -331,6 +331,19 @@ def test_the_fingerprint_follows_the_task_rewards_version(monkeypatch: pytest.Mo
     assert len({hyperparameters_fingerprint("ppo_fast", arrivals), now[arrivals]}) == 2
 
 
+def test_the_fingerprint_follows_the_residual_wrappers_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A residual agent's fingerprint carries VecResidual's version from 2 on; an agent without the wrapper's does
+    not change with it."""
+    import agents.residual
+    from agents.converge import hyperparameters_fingerprint
+
+    task = "MultiSpinSuite/IIDStatic-v0"
+    now = {agent: hyperparameters_fingerprint(agent, task) for agent in ("ppo_residual", "ppo_fast")}
+    monkeypatch.setattr(agents.residual, "VERSION", 1)
+    assert hyperparameters_fingerprint("ppo_residual", task) != now["ppo_residual"]
+    assert hyperparameters_fingerprint("ppo_fast", task) == now["ppo_fast"]
+
+
 def test_another_first_chunk_trains_again(tmp_path: Path) -> None:
     train_until_flat(tmp_path / "run", 100, 100_000, FakeTrainer())
     other = FakeTrainer()

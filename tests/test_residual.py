@@ -9,7 +9,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
-from stable_baselines3.common.vec_env import DummyVecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
 
 import multispin_env  # noqa: F401  (registers the ids)
 from agents.evaluation import evaluate
@@ -56,6 +56,18 @@ def test_vec_stochastic_rounding_plays_a_neighbouring_length_without_bias_and_is
     assert np.all(np.abs(played.mean(axis=0) - x) <= 5 * sigma + 1e-12)
     again, _ = lengths_played(1)
     assert np.array_equal(played, again)  # seeded
+
+
+def test_an_integer_length_entry_keeps_its_length_under_stochastic_rounding() -> None:
+    """An action rounded already (VecResidual's draw, sent as float32 entries) is played as it is."""
+    from agents.wrappers import round_length_entries
+
+    for lmax in (4, 8, 10, 16):
+        lengths = np.arange(lmax + 1)
+        entries = np.tile((2.0 * lengths / lmax - 1.0).astype(np.float32), (200, 1))
+        again = round_length_entries(entries, lmax + 1, lmax, np.random.default_rng(0))
+        assert np.array_equal(np.rint((again + 1.0) * lmax / 2.0), np.tile(lengths, (200, 1)))
+        assert np.allclose(again, entries, atol=1e-6)
 
 
 def test_for_evaluation_turns_the_wrapper_off_for_evaluation() -> None:
@@ -140,6 +152,59 @@ def test_compose_per_token_is_exact_at_zero_and_moves_a_users_weight_with_its_le
             switched += 1
         np.testing.assert_allclose(new_b[user] / new_b[others], expected, rtol=1e-5)
     assert checked > 100 and switched > 5
+
+
+class _Recorder(VecEnvWrapper):
+    """Keeps the actions the env is sent."""
+
+    def __init__(self, venv: VecEnv) -> None:
+        super().__init__(venv)
+        self.actions: list[np.ndarray] = []
+
+    def reset(self) -> np.ndarray:
+        return self.venv.reset()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self.actions.append(np.array(actions))
+        self.venv.step_async(actions)
+
+    def step_wait(self):  # type: ignore[no-untyped-def]
+        return self.venv.step_wait()
+
+
+def test_in_training_the_shares_are_sized_for_the_length_played() -> None:
+    """Under the training's stochastic rounding a fractional length correction plays floor or ceil. VecResidual
+    draws that rounding before it sizes the shares per token, so whichever length is played, every drafting user's
+    weight per token keeps the controller's ratios (a length correction alone moves no user's upload time per
+    token); sized for the nearest integer instead, a user playing the other neighbour had the share of a length it
+    did not draft. The played lengths stay unbiased."""
+    recorder = _Recorder(make_batched_vec_env(TASK, 4, SHORT))
+    venv = VecResidual(VecStochasticRounding(recorder), share_per_token=True)
+    venv.seed(3)
+    venv.reset()
+    core = gym.make(TASK, **SHORT).unwrapped
+    k = core.num_users
+    correction = np.zeros((4, venv.action_space.shape[0]), np.float32)
+    correction[:, :k] = 0.15  # +0.3 token for every user (max_length_offset 2)
+    checked = moved = 0
+    offsets = []
+    for _ in range(150):
+        base_l, base_b = core.decode_action(venv._base_actions)
+        venv.step(correction)
+        new_l, new_b = core.decode_action(recorder.actions[-1])
+        for row in range(4):
+            users = np.flatnonzero((base_l[row] > 0) & (base_l[row] < core.max_draft) & (new_l[row] > 0))
+            offsets += list(new_l[row, users] - base_l[row, users])
+            if users.size < 2:
+                continue
+            moved += int(np.any(new_l[row, users] != base_l[row, users]))
+            per_token = new_b[row, users] / new_l[row, users]
+            controllers = base_b[row, users] / base_l[row, users]
+            np.testing.assert_allclose(per_token / per_token.max(), controllers / controllers.max(), rtol=1e-5)
+            checked += 1
+    assert checked > 300 and moved > 100
+    assert set(offsets) <= {0, 1}
+    assert abs(np.mean(offsets) - 0.3) < 0.05
 
 
 def test_residual_policy_network_starts_at_the_controller_and_loads_trained_weights(tmp_path: Path) -> None:
