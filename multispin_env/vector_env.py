@@ -42,7 +42,13 @@ from gymnasium.vector.utils import batch_space
 from numpy.typing import NDArray
 
 from multispin_env.config import EnvConfig, default_config, resolve_config
-from multispin_env.core import ARRIVAL_ROUND_KEYS, ARRIVAL_STATE_KEYS, MultiSpinCore
+from multispin_env.core import (
+    ARRIVAL_ROUND_KEYS,
+    ARRIVAL_STATE_KEYS,
+    DEADLINE_ROUND_KEYS,
+    DEADLINE_STATE_KEYS,
+    MultiSpinCore,
+)
 from multispin_env.registration import ENV_IDS
 from multispin_env.rendering import render_ansi, render_rgb
 from multispin_env.spaces import MultiSpinEnvAPI, checked_actions
@@ -114,13 +120,17 @@ class MultiSpinVectorEnv(MultiSpinEnvAPI, VectorEnv[NDArray[np.float32], NDArray
         self._actions_shape = (self.num_envs, self._core.action_size)
         self._prev_done = np.zeros(self.num_envs, dtype=bool)
         self._everyone = np.ones(self.num_envs, dtype=bool)  # the template of the all-True info masks
-        arrivals = self._core.arrivals
-        #: Info keys of the round played and of the state (with arrivals, also docs/model.md section 5.8's).
-        self._round_keys = ROUND_INFO_KEYS + (ARRIVAL_ROUND_KEYS if arrivals else ())
+        arrivals, deadlines = self._core.arrivals, self._core.arrivals and self._core.deadlines
+        #: Info keys of the round played and of the state (with arrivals, also docs/model.md section 5.8's; with
+        #: deadlines, section 5.8's deadline keys).
+        self._round_keys = (
+            ROUND_INFO_KEYS + (ARRIVAL_ROUND_KEYS if arrivals else ()) + (DEADLINE_ROUND_KEYS if deadlines else ())
+        )
         self._round_masks = tuple(f"_{key}" for key in self._round_keys)
         self._state_masks = (
             _STATE_MASKS
             + tuple(f"_{key}" for key in ARRIVAL_STATE_KEYS if arrivals)
+            + tuple(f"_{key}" for key in DEADLINE_STATE_KEYS if deadlines)
             + tuple(f"_{key}" for key in self._core.optional_state_keys)
         )
 

@@ -255,3 +255,27 @@ def test_reset_mask_validation(mask, message):
 def test_unknown_autoreset_mode():
     with pytest.raises(ValueError, match="autoreset_mode"):
         MultiSpinVectorEnv(num_envs=2, autoreset_mode="sometimes")
+
+
+@pytest.mark.parametrize("mode", ["NEXT_STEP", "SAME_STEP"])
+def test_the_deadline_keys_are_masked_and_zeroed_where_an_episode_restarts(mode: str) -> None:
+    """With deadlines, deadline_met and deadline_missed are round keys (zero and masked out for a sub-env restarted in
+    the step: its counts are in final_info) and slack a state key, masked like every other key (docs/model.md 8.3)."""
+    envs = gym.make_vec("MultiSpinSuite/Deadlines-v0", num_envs=2, autoreset_mode=mode, horizon=4.0, arrival_rate=1.0)
+    envs.reset(seed=3)
+    rng = np.random.default_rng(0)
+    restarts, final_decided = 0, 0
+    for _ in range(300):
+        *_, truncated, info = envs.step(rng.uniform(-1, 1, envs.action_space.shape).astype(np.float32))
+        for key in ("deadline_met", "deadline_missed", "slack"):
+            assert f"_{key}" in info and info[key].shape == (2, envs.num_users), key
+        assert info["_slack"].all()
+        played = info["_completed"]
+        for key in ("deadline_met", "deadline_missed"):
+            np.testing.assert_array_equal(info[f"_{key}"], played)
+            assert not info[key][~played].any()  # nothing counted twice with final_info
+        if mode == "SAME_STEP" and truncated.any():
+            restarts += 1
+            final = info["final_info"]
+            final_decided += int((final["deadline_met"] + final["deadline_missed"])[truncated].sum())
+    assert mode == "NEXT_STEP" or (restarts >= 2 and final_decided > 0)
