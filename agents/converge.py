@@ -89,30 +89,43 @@ def task_reward_of(entry: dict[str, Any], env_id: str) -> int:
 
 def _wrappers(entry: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The ``vec_env_wrapper`` list of a hyperparameter entry as {dotted name: keyword arguments}."""
+    wrappers = entry.get("vec_env_wrapper") or []
     named = {}
-    for wrapper in entry.get("vec_env_wrapper") or []:
+    # rl-zoo3 also takes one wrapper, a name or a {name: kwargs} mapping, instead of a list.
+    for wrapper in wrappers if isinstance(wrappers, list) else [wrappers]:
         name, kwargs = (wrapper, {}) if isinstance(wrapper, str) else next(iter(dict(wrapper).items()))
         named[str(name)] = dict(kwargs or {})
     return named
 
 
-def hyperparameters_fingerprint(agent: str, env_id: str) -> str:
-    """A hash of the entry that trains ``env_id`` (:func:`hyperparameters`) and of the versions, from 2 on, of what
-    its training wrappers do (the task reward's, :func:`task_reward_of`; the residual wrapper's,
-    :data:`agents.residual.VERSION`): a finished chunk or run trained with another entry (the file was edited since)
-    or an older version is not continued or kept, but trained again."""
+def wrapper_versions(entry: dict[str, Any], env_id: str) -> dict[str, int]:
+    """The versions above 1 of what the training wrappers of a hyperparameter ``entry`` do on ``env_id``: the task
+    reward's (``task-reward``, :func:`task_reward_of`) and the residual wrapper's (``residual``,
+    :data:`agents.residual.VERSION`); empty when every one is at version 1."""
     from agents.residual import VERSION as RESIDUAL_VERSION
     from agents.residual import WRAPPER_NAME as RESIDUAL_WRAPPER
 
+    versions = {"task-reward": task_reward_of(entry, env_id)}
+    if RESIDUAL_WRAPPER in _wrappers(entry):
+        versions["residual"] = RESIDUAL_VERSION
+    return {name: version for name, version in versions.items() if version > 1}
+
+
+def hyperparameters_fingerprint(agent: str, env_id: str) -> str:
+    """A hash of the entry that trains ``env_id`` (:func:`hyperparameters`; 16 hex digits) followed by the versions
+    above 1 of what its training wrappers do (:func:`wrapper_versions`, e.g. ``+task-reward2``): a finished chunk or
+    run trained with another entry (the file was edited since) or other versions is not continued or kept, but
+    trained again. A record without a fingerprint (from before they were kept) is of version 1 everywhere
+    (:func:`unrecorded_matches`)."""
     entry = hyperparameters(agent, env_id)
-    text = json.dumps(entry, sort_keys=True, default=str)
-    # Version 1 adds nothing, so that the runs trained before the wrappers had versions keep their fingerprints.
-    version = task_reward_of(entry, env_id)
-    if version > 1:
-        text += f" task reward v{version}"
-    if RESIDUAL_WRAPPER in _wrappers(entry) and RESIDUAL_VERSION > 1:
-        text += f" residual v{RESIDUAL_VERSION}"
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    digest = hashlib.sha256(json.dumps(entry, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return digest + "".join(f"+{name}{version}" for name, version in wrapper_versions(entry, env_id).items())
+
+
+def unrecorded_matches(fingerprint: str) -> bool:
+    """Whether a chunk or run recorded without a fingerprint (trained before they were kept, on version 1 of every
+    training wrapper) may be kept where ``fingerprint`` is current: when it names no version above 1."""
+    return "+" not in fingerprint
 
 
 def constant_learning_rate(agent: str, env_id: str) -> float | None:
@@ -182,8 +195,8 @@ def _kept_chunk(
     """The record (``chunk.json``) and final model of a finished chunk in ``folder`` that a run may keep: it starts
     at env step ``start``, its training planned ``budget`` steps and was not interrupted
     (:func:`agents.runs.final_model`), it was trained with ``fingerprint`` (None, or a record from before
-    fingerprints were kept: not checked) and its validation curve is of ``metric`` (None: not checked). None: the
-    chunk must be trained (again)."""
+    fingerprints were kept: kept while ``fingerprint`` names no version above 1, :func:`unrecorded_matches`) and its
+    validation curve is of ``metric`` (None: not checked). None: the chunk must be trained (again)."""
     record_file = folder / "chunk.json"
     if not record_file.is_file():
         return None
@@ -191,7 +204,8 @@ def _kept_chunk(
     final = final_model(folder, budget)
     if record.get("start") != start or final is None:
         return None
-    if fingerprint is not None and record.get("hyperparameters", fingerprint) != fingerprint:
+    recorded = record.get("hyperparameters")
+    if fingerprint is not None and (fingerprint != recorded if recorded else not unrecorded_matches(fingerprint)):
         return None
     if metric is not None and chunk_curve(folder)[2] != metric:
         return None  # validated on goodput before the callback selected on the task's metric: its best model too
@@ -218,7 +232,8 @@ def train_until_flat(
         are kept: the run is judged after the last of them.
     :param fingerprint: what the chunks are trained with (:func:`hyperparameters_fingerprint`), recorded in each
         chunk's ``chunk.json``; a finished chunk recorded with another one is trained again, and every chunk after
-        it (a chunk without a record of it, from before fingerprints were kept, is kept; None checks nothing). A
+        it (a chunk without a record of it, from before fingerprints were kept, is kept unless ``fingerprint`` names
+        a training wrapper's version above 1; None checks nothing). A
         callable is read again before each chunk, as the training reads the hyperparameter file again: when it
         changes during the run (the file was edited), the run trains again from chunk 0 with the entry as it is now;
         RuntimeError after more than :data:`MAX_RESTARTS` such restarts

@@ -435,7 +435,8 @@ class TaskRewards:
 
     :param metric: a key of :data:`TASK_REWARDS` (resolved: :func:`task_metric`)
     :param num_envs: envs per step, n
-    :param estimate: the running goodput or share (:class:`RunningRate`; its horizon is the episode's, s)
+    :param estimate: the running goodput, deadline share or mean number of requests in the system, by metric
+        (:class:`RunningRate`; its horizon is the episode's, s)
     :param price_goodput: on goodput, True prices the rounds' latencies (the rate reward), False passes the env's
         reward through unchanged
     :param fairness: the throughput_geomean reward, a key of :data:`FAIRNESS_REWARDS`

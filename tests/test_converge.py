@@ -255,6 +255,22 @@ def test_chunks_trained_with_another_hyperparameter_entry_train_again(tmp_path: 
     assert kept.calls == []
 
 
+def test_unrecorded_chunks_are_of_version_1_and_train_again_where_a_wrapper_is_newer(tmp_path: Path) -> None:
+    """A chunk recorded before fingerprints were kept was trained on version 1 of every training wrapper: kept under
+    a fingerprint that names no newer version, trained again under one that does (``+task-reward2``)."""
+    from agents.converge import hyperparameters_fingerprint, unrecorded_matches
+
+    train_until_flat(tmp_path / "old", 100, 100_000, FakeTrainer())  # no fingerprint recorded
+    newer = FakeTrainer()
+    record = train_until_flat(tmp_path / "old", 100, 100_000, newer, fingerprint="c+task-reward2")
+    assert newer.calls[0] == ("chunk0", 100, None) and all(
+        c["hyperparameters"] == "c+task-reward2" for c in record["chunks"]
+    )
+    assert unrecorded_matches(hyperparameters_fingerprint("ppo_fast", "MultiSpinSuite/IIDStatic-v0"))
+    assert not unrecorded_matches(hyperparameters_fingerprint("ppo_fast", "MultiSpinSuite/Fairness-v0"))
+    assert not unrecorded_matches(hyperparameters_fingerprint("ppo_residual", "MultiSpinSuite/IIDStatic-v0"))
+
+
 def test_an_entry_edited_during_the_run_trains_the_run_again_from_chunk_0(tmp_path: Path) -> None:
     """The fingerprint is read before every chunk (each chunk's training reads the file again): after an edit between
     chunks, no chunk of the old entry is continued or kept, and every chunk of the result carries the new one."""
@@ -365,3 +381,14 @@ def test_a_chunk_whose_training_was_interrupted_or_planned_another_budget_trains
     record = train_until_flat(tmp_path / "run", 100, 100_000, again)
     assert again.calls[0] == ("chunk1", 100, "chunk0")
     assert record["budget"] == reference["budget"] and record["best_at_100"] == reference["best_at_100"]
+
+
+def test_one_wrapper_without_a_list_is_read_as_rl_zoo3_reads_it() -> None:
+    """rl-zoo3 takes ``vec_env_wrapper`` as a list, one dotted name or one {name: kwargs} mapping."""
+    from agents.converge import task_reward_of
+    from agents.wrappers import TASK_REWARD_VERSIONS
+
+    task, metric = "MultiSpinSuite/Fairness-v0", "throughput_geomean"
+    assert task_reward_of({"vec_env_wrapper": "agents.wrappers.VecTaskReward"}, task) == TASK_REWARD_VERSIONS[metric]
+    assert task_reward_of({"vec_env_wrapper": {"agents.wrappers.VecTaskReward": {"fairness": "log"}}}, task) == 1
+    assert task_reward_of({"vec_env_wrapper": "agents.wrappers.VecHorizonTermination"}, task) == 1

@@ -421,6 +421,7 @@ def test_an_interrupted_training_is_not_taken_for_a_finished_one(tmp_path: Path,
         ("flat", 100, 1600, 0, True, "current"),
         ("flat", 100, 1600, 0, False, "other"),  # the agent's hyperparameter entry changed since: trains again
         ("flat", 100, 1600, 0, True, None),  # recorded before fingerprints were kept
+        ("flat", 100, 1600, 0, False, "unrecorded, residual"),  # ... on version 1 of the residual wrapper: trains again
         ("flat", 100, 1600, 800, False, "current"),  # flat below the minimum now asked for: trains on from its chunks
         ("flat", 1600, 1600, 800, True, "current"),
         ("cap", 1600, 1600, 800, True, "current"),
@@ -436,11 +437,12 @@ def test_a_stored_until_flat_result_is_kept_only_for_the_same_schedule(
     model = tmp_path / "runs" / "best_model.zip"
     model.parent.mkdir()
     model.write_bytes(b"model")
-    job = Job("agent", TASK, "ppo", 0, str(tmp_path / "runs"), True, 100, "best", 5, True, cap, minimum)
+    agent = "ppo_residual" if settings == "unrecorded, residual" else "ppo"
+    job = Job("agent", TASK, agent, 0, str(tmp_path / "runs"), True, 100, "best", 5, True, cap, minimum)
     record = {"status": status, "budget": budget, "first_chunk": 100, "cap": 1600, "min_budget": 0}
-    if settings is not None:
+    if settings in ("current", "other"):
         record["hyperparameters"] = hyperparameters_fingerprint("ppo", TASK) if settings == "current" else "0" * 16
-    result = {**_result(TASK, "ppo", 50.0, 0), "model": str(model), "model_mtime": model.stat().st_mtime}
+    result = {**_result(TASK, agent, 50.0, 0), "model": str(model), "model_mtime": model.stat().st_mtime}
     result["convergence"] = record
     job.result_path(tmp_path / "out").parent.mkdir(parents=True)
     job.result_path(tmp_path / "out").write_text(json.dumps(result))
@@ -458,6 +460,7 @@ def test_a_stored_until_flat_result_is_kept_only_for_the_same_schedule(
 def test_a_stored_until_flat_result_was_judged_on_the_tasks_metric(
     tmp_path: Path, task: str, judged_on: str | None, kept: bool
 ) -> None:
+    from agents.converge import hyperparameters_fingerprint
     from agents.leaderboard import Job, _finished
 
     model = tmp_path / "runs" / "best_model.zip"
@@ -465,6 +468,7 @@ def test_a_stored_until_flat_result_was_judged_on_the_tasks_metric(
     model.write_bytes(b"model")
     job = Job("agent", task, "ppo", 0, str(tmp_path / "runs"), True, 100, "best", 5, True, 1600, 0)
     record = {"status": "flat", "budget": 1600, "first_chunk": 100, "cap": 1600, "min_budget": 0}
+    record["hyperparameters"] = hyperparameters_fingerprint("ppo", task)
     if judged_on is not None:
         record["judged_on"] = judged_on
     result = {**_result(task, "ppo", 50.0, 0), "model": str(model), "model_mtime": model.stat().st_mtime}

@@ -257,8 +257,8 @@ def test_completion_rewards_add_up_to_minus_the_requests_time_in_the_system(kind
 def test_the_discount_per_round_keeps_the_completion_metrics_order(env_id: str) -> None:
     """What PPO maximises is the discounted return (gamma per round, the YAMLs' 0.999) under the running price of the
     policy it trains. On full episodes (60 s) of two controllers, server-only (one token per user per round, ~960
-    short rounds) and equal-tuned (~590 longer rounds, a lower mean completion time), priced at equal-tuned's own
-    mean number in the system, equal-tuned's discounted return is the higher, as its metric is. The unpriced cost
+    short rounds) and equal-tuned (~590 longer rounds, a lower mean completion time), priced where the running mean
+    number in the system settles on equal-tuned's rounds, equal-tuned's discounted return is the higher, as its metric is. The unpriced cost
     -(h + a / 2) T ranked them the other way on these seeds: every round's reward was negative, and the discount cut
     server-only's many late rounds more."""
     from agents.converge import hyperparameters
