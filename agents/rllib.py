@@ -145,7 +145,7 @@ class TaskReward(gym.Wrapper):
 
     @property
     def estimate(self) -> RunningRate:
-        """The running goodput (deadline share, or mean number of requests in the system) the reward prices with."""
+        """The running goodput (or deadline share) the reward prices with."""
         return self.rewards.estimate
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> Any:

@@ -302,9 +302,8 @@ FAIRNESS_REWARDS: Mapping[str, str] = {
 TASK_REWARDS: Mapping[str, str] = {
     "goodput": "the env's reward (scaled tokens) minus the running goodput times the round's latency (the rate "
     "reward of VecRateReward)",
-    "completion_mean": "minus the request-seconds the round adds to the requests in the system (Little's law), "
-    "(requests in the system at its start + half its arrivals) x its latency, plus the running mean number in the "
-    "system times its latency",
+    "completion_mean": "minus the request-seconds the round adds to the requests in the system (Little's law): "
+    "(requests in the system at its start + half its arrivals) x its latency",
     "deadline_share": "the requests that met their target minus the running share met / decided times the requests "
     "decided (met or missed) in the round",
     "throughput_geomean": f"{FAIRNESS_REWARDS['linear']} (or, fairness='log', {FAIRNESS_REWARDS['log']})",
@@ -313,12 +312,11 @@ TASK_REWARDS: Mapping[str, str] = {
 #: The version of each metric's training reward (:data:`TASK_REWARDS`; for ``throughput_geomean`` the default
 #: ``fairness="linear"``), raised whenever what a round earns changes: a run trained on an older version is not
 #: continued or kept but trained again (:func:`agents.converge.hyperparameters_fingerprint`). Version 2 of
-#: ``completion_mean`` and ``throughput_geomean`` prices each round's latency (docs/training.md section 9): unpriced,
-#: their rewards are negative (completion) or about the round's length (fairness) in every round, so a discount per
-#: round made fewer, longer or more, shorter rounds look better than the metric says.
+#: ``throughput_geomean`` prices each round's latency (docs/training.md section 9): unpriced, every round earned about
+#: its length, so a discount per round made fewer, longer rounds look better than the metric says.
 TASK_REWARD_VERSIONS: Mapping[str, int] = {
     "goodput": 1,
-    "completion_mean": 2,
+    "completion_mean": 1,
     "deadline_share": 1,
     "throughput_geomean": 2,
 }
@@ -338,18 +336,16 @@ class VecTaskReward(VecRateReward):
     metric"; :data:`TASK_REWARDS`), computed from the step infos the env already returns.
 
     - ``goodput``: exactly :class:`VecRateReward` (the rewards bit for bit);
-    - ``completion_mean``: -(h + a / 2 - m) T per round, h the requests in the system (in progress or queued) at
-      the round's start, a the round's kept arrivals, T its latency (s), m the running mean number of requests in
-      the system (:class:`RunningRate` of (h + a / 2) T over T; :attr:`rate` is m here). The arrivals of a round
-      are uniform over it (docs/model.md eq. (6)) and wait at least until the next round, so (h + a / 2) T is the
-      expected request-seconds the round adds given its counts, and an episode's costs add up, in expectation, to
+    - ``completion_mean``: -(h + a / 2) T per round, h the requests in the system (in progress or queued) at the
+      round's start, a the round's kept arrivals, T its latency (s). The arrivals of a round are uniform over it
+      (docs/model.md eq. (6)) and wait at least until the next round, so (h + a / 2) T is the expected
+      request-seconds the round adds given its counts, and an episode's rewards add up, in expectation, to minus
       the time its requests spend in the system: the completed ones' completion times (eq. (9)) plus the
       unfinished ones' time so far. By Little's law that is the arrivals times the mean time in the system; the
       arrivals do not depend on the controller, so minimising it minimises the mean completion time, and a
-      request left waiting keeps costing (the metric alone would not count it). The price m T adds about m x the
-      horizon to every episode whatever the controller, and makes a round's reward about 0 at the policy's own
-      mean: unpriced, every reward is negative, and the discount per round would make many short rounds (whose
-      late costs are discounted more) look cheaper than fewer, longer ones at the same time in the system.
+      request left waiting keeps costing (the metric alone would not count it). Every reward is negative, so the
+      discount per round cuts many short rounds' late costs more than fewer, longer rounds' (docs/training.md
+      section 9: priced at the running mean number in the system instead, PPO learned less).
     - ``deadline_share``: m - s (m + x) per round, m and x the requests counted met and missed in it (eq. (9d)) and
       s the running share sum m / sum (m + x) (:class:`RunningRate` on decided requests): Dinkelbach's method for
       the pooled ratio met / (met + missed), as the rate reward is for tokens per second. Missing a target costs
@@ -435,8 +431,8 @@ class TaskRewards:
 
     :param metric: a key of :data:`TASK_REWARDS` (resolved: :func:`task_metric`)
     :param num_envs: envs per step, n
-    :param estimate: the running goodput, deadline share or mean number of requests in the system, by metric
-        (:class:`RunningRate`; its horizon is the episode's, s)
+    :param estimate: the running goodput or deadline share, by metric (:class:`RunningRate`; its horizon is the
+        episode's, s)
     :param price_goodput: on goodput, True prices the rounds' latencies (the rate reward), False passes the env's
         reward through unchanged
     :param fairness: the throughput_geomean reward, a key of :data:`FAIRNESS_REWARDS`
@@ -485,17 +481,16 @@ class TaskRewards:
         return self.fairness_rewards(infos, dones)
 
     def completion_rewards(self, infos: Any, dones: NDArray[np.bool_]) -> NDArray[np.float64]:
-        """-(h + a / 2 - m) T of one step (request-seconds, per env), m the running mean number of requests in the
-        system (:attr:`estimate`'s rate, after adding the step); updates :attr:`in_system`."""
+        """-(h + a / 2) T of one step (request-seconds, per env); updates :attr:`in_system`."""
         latency = np.array([float(info["latency"]) for info in infos])
         after = np.array([float(np.sum(info["active"]) + np.sum(info["queued"])) for info in infos])
         completed = np.array([float(np.sum(info["completed"])) for info in infos])
         # Requests leave only at round ends and a round's arrivals wait for the next one (docs/model.md 5.8), so
         # the kept arrivals are what the count gained beyond the completions.
         arrivals = after - self.in_system + completed
-        cost = (self.in_system + 0.5 * arrivals) * latency
+        rewards = -(self.in_system + 0.5 * arrivals) * latency
         self.in_system = np.where(dones, 0.0, after)
-        return -self.estimate.price_amounts(cost, latency)
+        return rewards
 
     def fairness_rewards(self, infos: Any, dones: NDArray[np.bool_]) -> NDArray[np.float64]:
         """The fairness reward of one step per sub-env: :meth:`linear_fairness_rewards` or (``fairness="log"``) the

@@ -327,6 +327,7 @@ def test_the_fingerprint_follows_the_task_rewards_version(monkeypatch: pytest.Mo
         "MultiSpinSuite/Fairness-v0",
         "MultiSpinSuite/Deadlines-v0",
     )
+    monkeypatch.setitem(agents.wrappers.TASK_REWARD_VERSIONS, "completion_mean", 2)  # as if it had changed
     versions = dict(agents.wrappers.TASK_REWARD_VERSIONS)
     assert [task_reward_of(hyperparameters("ppo_fast", t), t) for t in (arrivals, fairness, deadlines)] == [
         versions["completion_mean"],
