@@ -122,10 +122,16 @@ def hyperparameters_fingerprint(agent: str, env_id: str) -> str:
     return digest + "".join(f"+{name}{version}" for name, version in wrapper_versions(entry, env_id).items())
 
 
+def named_versions(fingerprint: str) -> list[str]:
+    """The training wrappers' versions above 1 a fingerprint names (:func:`hyperparameters_fingerprint`), e.g.
+    ``["task-reward2"]``."""
+    return fingerprint.split("+")[1:]
+
+
 def unrecorded_matches(fingerprint: str) -> bool:
     """Whether a chunk or run recorded without a fingerprint (trained before they were kept, on version 1 of every
     training wrapper) may be kept where ``fingerprint`` is current: when it names no version above 1."""
-    return "+" not in fingerprint
+    return not named_versions(fingerprint)
 
 
 def constant_learning_rate(agent: str, env_id: str) -> float | None:

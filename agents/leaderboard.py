@@ -386,7 +386,7 @@ class Schedule(NamedTuple):
 def off_schedule(result: dict[str, Any], schedule: Schedule) -> str | None:
     """Why the agent's run of ``result`` was not trained until flat on ``schedule`` as things stand (None: it was): the
     leaderboard continues such a run from its chunks or trains it again, and a plan's verdict leaves it out."""
-    from agents.converge import hyperparameters_fingerprint, unrecorded_matches
+    from agents.converge import hyperparameters_fingerprint, named_versions, unrecorded_matches
     from multispin_env.suite import task as suite_task
 
     record = result.get("convergence") or {}
@@ -401,7 +401,7 @@ def off_schedule(result: dict[str, Any], schedule: Schedule) -> str | None:
     kept = record.get("hyperparameters")  # None: recorded before fingerprints were kept, every wrapper at version 1
     current = hyperparameters_fingerprint(result["entry"], result["task"])
     if kept is None and not unrecorded_matches(current):
-        return f"trained on version 1 of its training wrappers, before {', '.join(current.split('+')[1:])}"
+        return f"trained on version 1 of its training wrappers, before {', '.join(named_versions(current))}"
     if kept is not None and kept != current:
         return "trained with another hyperparameter entry or training wrapper version than the agent has now"
     return None

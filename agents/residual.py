@@ -34,7 +34,7 @@ import torch
 from gymnasium import spaces
 from numpy.typing import NDArray
 from stable_baselines3.common.policies import ActorCriticPolicy
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecEnvWrapper, unwrap_vec_wrapper
 
 from agents.wrappers import VecStochasticRounding, length_entries
 from baselines.protocol import Policy
@@ -206,20 +206,13 @@ class VecResidual(VecEnvWrapper):
         self._plan(obs, np.ones(self.num_envs, dtype=bool))
         return augment(obs, self._base_actions)
 
-    def _rounding(self) -> VecStochasticRounding | None:
-        """The training's stochastic rounding below this wrapper, when it is on (None: the env's rounding)."""
-        layer: Any = self.venv
-        while layer is not None:
-            if isinstance(layer, VecStochasticRounding):
-                return layer if layer.enabled else None
-            layer = getattr(layer, "venv", None)
-        return None
-
     def step_async(self, actions: NDArray[Any]) -> None:
         # The rounding below would move the composed lengths after the shares were sized for their nearest
         # integers (a share per token for 2 tokens playing 3): the same wrapper's draw is made here, first; it then
         # leaves the integer lengths as they are (their float32 entries are within 1e-7 of the integers).
-        rounding = self._rounding()
+        rounding = unwrap_vec_wrapper(self.venv, VecStochasticRounding)
+        if rounding is not None and not rounding.enabled:
+            rounding = None  # evaluation: the env's rounding to nearest
         self.venv.step_async(
             compose(
                 self._base_actions,
